@@ -1,0 +1,470 @@
+//! The command table: one declarative list (see `table.rs`) joined with Redis's command facts
+//! (see `facts.rs`), which drives arity checks, key extraction for routing, the split of
+//! multi-shard commands, COMMAND output and ACL categories.
+
+mod facts;
+pub mod spec;
+pub mod table;
+
+use bytes::Bytes;
+use shardis_resp::Reply;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use crate::error;
+use crate::shard::Ctx;
+pub use spec::{Arg, BeginSearch, CommandFacts, FindKeys, KeySpec};
+pub use table::ServerCmd;
+
+/// A command over one shard's keyspace. `args[0]` is the command name; arguments are views
+/// into the client's read buffer: copy what you store.
+pub type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
+
+/// Where a command runs.
+#[derive(Clone, Copy)]
+pub enum Exec {
+    /// On the shard that owns its keys (or on every shard, see [`Fanout`]).
+    Shard(ShardFn),
+    /// In the runtime: connection state, server state, or coordination across shards.
+    Server(ServerCmd),
+}
+
+/// How a command whose keys live on several shards is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fanout {
+    /// The keys are used together: across shards the runtime runs the command under the
+    /// shard lock over the keys' values gathered on one shard, then writes the results back.
+    Gather,
+    /// Every key (with its `step - 1` following arguments) is independent: run the command
+    /// on each shard over its own keys, then merge the replies.
+    Split(Merge),
+    /// No keys, but touches all data: run on every shard and merge.
+    AllShards(Merge),
+    /// No keys and no data: run on the client's own shard.
+    Local,
+}
+
+/// How per-shard replies are merged into one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// Every shard answered `+OK`: answer `+OK`.
+    Ok,
+    /// Add the integer replies (DEL, EXISTS, DBSIZE).
+    SumInt,
+    /// One reply element per key, put back in the request's key order (MGET).
+    ByKey,
+    /// Concatenate the arrays (KEYS).
+    Concat,
+}
+
+/// Command flags, from the facts, as a bit set for the hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const NO_MULTI: u32 = 1 << 11;
+    pub const ALLOW_BUSY: u32 = 1 << 12;
+    pub const SKIP_MONITOR: u32 = 1 << 13;
+    pub const SKIP_SLOWLOG: u32 = 1 << 14;
+    pub const MAY_REPLICATE: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    pub const MOVABLE_KEYS: u32 = 1 << 17;
+
+    fn from_names(names: &[&str]) -> Flags {
+        let mut bits = 0;
+        for name in names {
+            bits |= match *name {
+                "write" => Self::WRITE,
+                "readonly" => Self::READONLY,
+                "denyoom" => Self::DENYOOM,
+                "admin" => Self::ADMIN,
+                "pubsub" => Self::PUBSUB,
+                "noscript" => Self::NOSCRIPT,
+                "blocking" => Self::BLOCKING,
+                "loading" => Self::LOADING,
+                "stale" => Self::STALE,
+                "fast" => Self::FAST,
+                "no_auth" => Self::NO_AUTH,
+                "no_multi" => Self::NO_MULTI,
+                "allow_busy" => Self::ALLOW_BUSY,
+                "skip_monitor" => Self::SKIP_MONITOR,
+                "skip_slowlog" => Self::SKIP_SLOWLOG,
+                "may_replicate" => Self::MAY_REPLICATE,
+                "no_mandatory_keys" => Self::NO_MANDATORY_KEYS,
+                _ => 0,
+            };
+        }
+        Flags(bits)
+    }
+
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// ACL categories in Redis's own order (COMMAND INFO lists them in this order).
+pub const ACL_CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// One implemented command (or subcommand).
+pub struct Command {
+    /// Full name: `get`, or `client|list` for a subcommand.
+    pub name: String,
+    pub facts: &'static CommandFacts,
+    pub exec: Exec,
+    pub fanout: Fanout,
+    pub flags: Flags,
+    /// Explicit and implied ACL categories, in Redis's order.
+    pub acl_categories: Vec<&'static str>,
+    /// Subcommands, for containers (CLIENT, CONFIG, OBJECT…).
+    pub subcommands: Vec<Command>,
+    /// Redis's legacy (first, last, step) key range, for COMMAND INFO.
+    pub legacy_range: (i64, i64, i64),
+}
+
+impl Command {
+    /// True if the command may write.
+    pub fn is_write(&self) -> bool {
+        self.flags.has(Flags::WRITE)
+    }
+
+    /// Checks the argument count against the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let arity = self.facts.arity;
+        if arity >= 0 {
+            argc == arity as usize
+        } else {
+            argc >= (-arity) as usize
+        }
+    }
+
+    /// Appends the indexes of the key arguments of `args`. Returns false when the arguments
+    /// contradict the key specs (such as a key count larger than the arguments).
+    pub fn key_indexes(&self, args: &[Bytes], out: &mut Vec<usize>) -> bool {
+        for spec in self.facts.key_specs {
+            if spec.flags.contains(&"not_key") {
+                continue;
+            }
+            if !spec.find(args.len(), args, out) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The number of arguments that travel with each key when the command is split
+    /// (MSET's key and value: 2).
+    pub fn key_step(&self) -> usize {
+        match self.facts.key_specs.first().map(|s| s.find_keys) {
+            Some(FindKeys::Range { step, .. }) => step.max(1) as usize,
+            _ => 1,
+        }
+    }
+}
+
+/// Every implemented command, by lower-case name.
+pub struct Registry {
+    commands: Vec<Command>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+/// The command table. Built once from constant data and never modified: it is code-like data,
+/// not a shared map (every core reads the same immutable table).
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::build);
+
+/// Why a request could not be matched to a command.
+pub fn lookup(args: &[Bytes]) -> Result<&'static Command, Reply> {
+    REGISTRY.lookup(args)
+}
+
+impl Registry {
+    fn build() -> Registry {
+        let facts: HashMap<(Option<&str>, &str), &'static CommandFacts> = facts::FACTS
+            .iter()
+            .map(|f| ((f.container, f.name), f))
+            .collect();
+        let mut commands: Vec<Command> = Vec::new();
+        let mut by_name = HashMap::new();
+        for reg in table::TABLE
+            .iter()
+            .chain(table::FAMILIES.iter().flat_map(|f| f.iter()))
+        {
+            let (container, name) = match reg.name.split_once('|') {
+                Some((c, n)) => (Some(c), n),
+                None => (None, reg.name),
+            };
+            let Some(&f) = facts.get(&(container, name)) else {
+                // A registration without facts is a bug in table.rs, caught by a unit test.
+                continue;
+            };
+            let cmd = Command::new(reg.name.to_string(), f, reg.exec, reg.fanout);
+            match container {
+                None => {
+                    by_name.insert(f.name, commands.len());
+                    commands.push(cmd);
+                }
+                Some(parent) => {
+                    let idx = match by_name.get(parent) {
+                        Some(&i) => i,
+                        None => {
+                            let Some(&pf) = facts.get(&(None, parent)) else {
+                                continue;
+                            };
+                            by_name.insert(pf.name, commands.len());
+                            commands.push(Command::new(
+                                parent.to_string(),
+                                pf,
+                                Exec::Server(ServerCmd::Container),
+                                Fanout::Local,
+                            ));
+                            commands.len() - 1
+                        }
+                    };
+                    commands[idx].subcommands.push(cmd);
+                }
+            }
+        }
+        Registry { commands, by_name }
+    }
+
+    /// Every top-level command.
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+
+    /// The command with this (case-insensitive) name, subcommands as `container|sub`.
+    pub fn get(&self, name: &[u8]) -> Option<&Command> {
+        let lower = lowercase(name)?;
+        let lower = std::str::from_utf8(&lower.0[..lower.1]).ok()?;
+        match lower.split_once('|') {
+            None => self.by_name.get(lower).map(|&i| &self.commands[i]),
+            Some((c, sub)) => {
+                let parent = &self.commands[*self.by_name.get(c)?];
+                parent.subcommands.iter().find(|s| s.facts.name == sub)
+            }
+        }
+    }
+
+    /// Resolves a request to its command, checking subcommand and arity, with Redis's errors.
+    pub fn lookup(&self, args: &[Bytes]) -> Result<&Command, Reply> {
+        let Some(name) = args.first() else {
+            return Err(error::unknown_command(args));
+        };
+        let cmd = match lowercase(name) {
+            Some((buf, len)) => std::str::from_utf8(&buf[..len])
+                .ok()
+                .and_then(|n| self.by_name.get(n)),
+            None => None,
+        };
+        let Some(&idx) = cmd else {
+            return Err(error::unknown_command(args));
+        };
+        let cmd = &self.commands[idx];
+        if cmd.subcommands.is_empty() {
+            if !cmd.arity_ok(args.len()) {
+                return Err(error::wrong_arity(&cmd.name));
+            }
+            return Ok(cmd);
+        }
+        if args.len() < 2 {
+            return Err(error::wrong_arity(&cmd.name));
+        }
+        let sub = cmd
+            .subcommands
+            .iter()
+            .find(|s| args[1].eq_ignore_ascii_case(s.facts.name.as_bytes()));
+        match sub {
+            Some(sub) if sub.arity_ok(args.len()) => Ok(sub),
+            Some(sub) => Err(error::wrong_arity(&sub.name)),
+            None => Err(error::unknown_subcommand(&cmd.name, &args[1])),
+        }
+    }
+}
+
+/// Lower-cases a command name into a stack buffer; None if it is too long to be a command.
+fn lowercase(name: &[u8]) -> Option<([u8; 64], usize)> {
+    if name.len() > 64 {
+        return None;
+    }
+    let mut buf = [0u8; 64];
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some((buf, name.len()))
+}
+
+impl Command {
+    fn new(name: String, facts: &'static CommandFacts, exec: Exec, fanout: Fanout) -> Command {
+        let mut flags = Flags::from_names(facts.flags);
+        let movable = facts.key_specs.iter().any(|s| {
+            !matches!(s.begin_search, BeginSearch::Index(_))
+                || !matches!(s.find_keys, FindKeys::Range { .. })
+        });
+        if movable {
+            flags.0 |= Flags::MOVABLE_KEYS;
+        }
+        Command {
+            legacy_range: legacy_range(facts),
+            acl_categories: acl_categories(facts, flags),
+            name,
+            facts,
+            exec,
+            fanout,
+            flags,
+            subcommands: Vec::new(),
+        }
+    }
+}
+
+/// Explicit categories plus those Redis implies from the flags (`setImplicitACLCategories`).
+fn acl_categories(facts: &CommandFacts, flags: Flags) -> Vec<&'static str> {
+    let mut set: Vec<&str> = facts.acl_categories.to_vec();
+    if flags.has(Flags::WRITE) {
+        set.push("write");
+    }
+    if flags.has(Flags::READONLY) && !set.contains(&"scripting") {
+        set.push("read");
+    }
+    if flags.has(Flags::ADMIN) {
+        set.push("admin");
+        set.push("dangerous");
+    }
+    if flags.has(Flags::PUBSUB) {
+        set.push("pubsub");
+    }
+    if flags.has(Flags::FAST) {
+        set.push("fast");
+    }
+    if flags.has(Flags::BLOCKING) {
+        set.push("blocking");
+    }
+    if !set.contains(&"fast") {
+        set.push("slow");
+    }
+    ACL_CATEGORIES
+        .iter()
+        .copied()
+        .filter(|c| set.contains(c))
+        .collect()
+}
+
+/// Redis's legacy first/last/step: the union of the simple (index + range) key specs.
+fn legacy_range(facts: &CommandFacts) -> (i64, i64, i64) {
+    let mut first = 0i64;
+    let mut last = 0i64;
+    let mut step = 0i64;
+    for spec in facts.key_specs {
+        let (
+            BeginSearch::Index(pos),
+            FindKeys::Range {
+                last_key,
+                step: s,
+                limit,
+            },
+        ) = (spec.begin_search, spec.find_keys)
+        else {
+            continue;
+        };
+        if limit > 1 {
+            continue;
+        }
+        let pos = pos as i64;
+        let spec_last = if last_key < 0 {
+            last_key as i64
+        } else {
+            pos + last_key as i64
+        };
+        if first == 0 {
+            first = pos;
+            last = spec_last;
+            step = s as i64;
+        } else if pos == last + step.max(1) && (s as i64) == step && last >= 0 {
+            last = spec_last;
+        }
+    }
+    (first, last, step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<Bytes> {
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn every_registration_has_facts() {
+        for reg in table::TABLE
+            .iter()
+            .chain(table::FAMILIES.iter().flat_map(|f| f.iter()))
+        {
+            assert!(
+                REGISTRY.get(reg.name.as_bytes()).is_some(),
+                "no facts for {}",
+                reg.name
+            );
+        }
+    }
+
+    #[test]
+    fn lookup_checks_arity_and_case() {
+        assert!(lookup(&args(&["GeT", "k"])).is_ok());
+        assert_eq!(
+            lookup(&args(&["get"])).err(),
+            Some(Reply::err(
+                "ERR wrong number of arguments for 'get' command"
+            ))
+        );
+        let unknown = lookup(&args(&["nosuch", "a", "b"])).err();
+        assert_eq!(
+            unknown,
+            Some(Reply::error(
+                "ERR unknown command 'nosuch', with args beginning with: 'a' 'b' ".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn keys_follow_key_specs() {
+        let mut out = Vec::new();
+        let cmd = REGISTRY.get(b"mset").expect("mset");
+        assert!(cmd.key_indexes(&args(&["mset", "a", "1", "b", "2"]), &mut out));
+        assert_eq!(out, vec![1, 3]);
+        assert_eq!(cmd.key_step(), 2);
+    }
+}

@@ -1,0 +1,141 @@
+//! The list of implemented commands. Each command family declares its own registrations next
+//! to its code (`t_string::COMMANDS`…); this file joins them and declares the commands the
+//! runtime carries out itself. A command that is not here answers `-ERR unknown command` and
+//! is not listed by COMMAND.
+
+use super::{Exec, Fanout, Merge, ShardFn};
+
+/// One line of the table: a command name (`container|sub` for subcommands), where it runs and
+/// how it spreads over shards.
+pub struct Registration {
+    pub name: &'static str,
+    pub exec: Exec,
+    pub fanout: Fanout,
+}
+
+impl Registration {
+    /// A command over keys of one shard; across shards it gathers its keys (see [`Fanout::Gather`]).
+    pub const fn shard(name: &'static str, f: ShardFn) -> Registration {
+        Registration {
+            name,
+            exec: Exec::Shard(f),
+            fanout: Fanout::Gather,
+        }
+    }
+
+    /// A command whose keys are independent: split by shard, replies merged by `merge`.
+    pub const fn split(name: &'static str, f: ShardFn, merge: Merge) -> Registration {
+        Registration {
+            name,
+            exec: Exec::Shard(f),
+            fanout: Fanout::Split(merge),
+        }
+    }
+
+    /// A keyless command over all data: run on every shard, replies merged by `merge`.
+    pub const fn all_shards(name: &'static str, f: ShardFn, merge: Merge) -> Registration {
+        Registration {
+            name,
+            exec: Exec::Shard(f),
+            fanout: Fanout::AllShards(merge),
+        }
+    }
+
+    /// A keyless engine command that needs no data (runs on the client's own shard).
+    pub const fn local(name: &'static str, f: ShardFn) -> Registration {
+        Registration {
+            name,
+            exec: Exec::Shard(f),
+            fanout: Fanout::Local,
+        }
+    }
+
+    /// A command the runtime carries out.
+    pub const fn server(name: &'static str, cmd: ServerCmd) -> Registration {
+        Registration {
+            name,
+            exec: Exec::Server(cmd),
+            fanout: Fanout::Local,
+        }
+    }
+}
+
+/// Commands carried out by the runtime (connection state, server state, coordination).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerCmd {
+    /// A container (CLIENT, CONFIG…) whose subcommands are registered separately.
+    Container,
+    Ping,
+    Echo,
+    Quit,
+    Reset,
+    Hello,
+    Select,
+    ClientId,
+    ClientSetName,
+    ClientGetName,
+    ClientInfo,
+    ClientList,
+    ClientSetInfo,
+    ClientKill,
+    ClientHelp,
+    CommandAll,
+    CommandCount,
+    CommandInfo,
+    CommandDocs,
+    CommandList,
+    CommandGetKeys,
+    CommandHelp,
+    ConfigGet,
+    ConfigSet,
+    ConfigResetStat,
+    ConfigHelp,
+    Info,
+    Time,
+    Shutdown,
+    Scan,
+    RandomKey,
+    FunctionFlush,
+}
+
+/// Every registration, family by family.
+pub static TABLE: &[Registration] = &[
+    Registration::server("ping", ServerCmd::Ping),
+    Registration::server("echo", ServerCmd::Echo),
+    Registration::server("quit", ServerCmd::Quit),
+    Registration::server("reset", ServerCmd::Reset),
+    Registration::server("hello", ServerCmd::Hello),
+    Registration::server("select", ServerCmd::Select),
+    Registration::server("client|id", ServerCmd::ClientId),
+    Registration::server("client|setname", ServerCmd::ClientSetName),
+    Registration::server("client|getname", ServerCmd::ClientGetName),
+    Registration::server("client|info", ServerCmd::ClientInfo),
+    Registration::server("client|list", ServerCmd::ClientList),
+    Registration::server("client|setinfo", ServerCmd::ClientSetInfo),
+    Registration::server("client|kill", ServerCmd::ClientKill),
+    Registration::server("client|help", ServerCmd::ClientHelp),
+    Registration::server("command", ServerCmd::CommandAll),
+    Registration::server("command|count", ServerCmd::CommandCount),
+    Registration::server("command|info", ServerCmd::CommandInfo),
+    Registration::server("command|docs", ServerCmd::CommandDocs),
+    Registration::server("command|list", ServerCmd::CommandList),
+    Registration::server("command|getkeys", ServerCmd::CommandGetKeys),
+    Registration::server("command|help", ServerCmd::CommandHelp),
+    Registration::server("config|get", ServerCmd::ConfigGet),
+    Registration::server("config|set", ServerCmd::ConfigSet),
+    Registration::server("config|resetstat", ServerCmd::ConfigResetStat),
+    Registration::server("config|help", ServerCmd::ConfigHelp),
+    Registration::server("info", ServerCmd::Info),
+    Registration::server("time", ServerCmd::Time),
+    Registration::server("shutdown", ServerCmd::Shutdown),
+    Registration::server("scan", ServerCmd::Scan),
+    Registration::server("randomkey", ServerCmd::RandomKey),
+    Registration::server("function|flush", ServerCmd::FunctionFlush),
+];
+
+/// The families' own lists.
+pub static FAMILIES: &[&[Registration]] = &[
+    crate::t_server::COMMANDS,
+    crate::t_string::COMMANDS,
+    crate::t_keys::COMMANDS,
+];

@@ -1,0 +1,245 @@
+//! One shard: its databases, its tunables and counters, and the context a command runs in.
+//!
+//! A shard is owned by exactly one core; nothing here is shared or locked. The runtime sets
+//! the clock before each batch so that every command sees one fixed "now" (as Redis caches
+//! `mstime()` per command) and so that tests can drive time by hand.
+
+use bytes::Bytes;
+
+use crate::db::{Db, Entry};
+use crate::value::Value;
+
+/// Databases per shard (Redis's `databases`).
+pub const DEFAULT_DATABASES: usize = 16;
+
+/// Tunables the engine reads; the runtime maps CONFIG SET onto them.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub databases: usize,
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub set_max_listpack_entries: usize,
+    pub set_max_listpack_value: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+    /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
+    pub list_max_listpack_size: i64,
+    pub proto_max_bulk_len: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            databases: DEFAULT_DATABASES,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Counters reported by INFO stats; reset by CONFIG RESETSTAT.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub commands_processed: u64,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub dbs: Vec<Db>,
+    pub config: EngineConfig,
+    pub stats: Stats,
+    /// Writes since the last snapshot (Redis's `dirty`).
+    pub dirty: u64,
+    rng_state: u64,
+}
+
+impl Shard {
+    pub fn new(id: usize, config: EngineConfig) -> Self {
+        let dbs = (0..config.databases.max(1)).map(|_| Db::new()).collect();
+        Shard {
+            id,
+            dbs,
+            config,
+            stats: Stats::default(),
+            dirty: 0,
+            rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
+        }
+    }
+
+    /// A fast pseudo-random number (xorshift64*), for sampling and random replies.
+    pub fn rand(&mut self) -> u64 {
+        let mut x = self.rng_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng_state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Seeds the random source (the runtime seeds from the OS once).
+    pub fn seed(&mut self, seed: u64) {
+        self.rng_state = seed | 1;
+    }
+
+    /// Keys in database `db`.
+    pub fn db_len(&self, db: usize) -> usize {
+        self.dbs.get(db).map_or(0, Db::len)
+    }
+
+    /// One active expiry pass over every database (Redis's `activeExpireCycle`, fast
+    /// variant): sample 20 volatile keys per database and repeat while more than a quarter
+    /// were expired, up to `max_rounds`. Returns the number of keys deleted.
+    pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
+        let mut total = 0;
+        let mut state = self.rng_state;
+        let mut rand = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for db in &mut self.dbs {
+            for _ in 0..max_rounds {
+                let cycle = db.expire_sample(20, &mut rand, now_ms);
+                total += cycle.expired;
+                if cycle.sampled == 0 || cycle.expired * 4 <= cycle.sampled {
+                    break;
+                }
+            }
+        }
+        self.rng_state = rand();
+        self.stats.expired_keys += total as u64;
+        total
+    }
+}
+
+/// What a command runs with: the shard, the client's selected database, the fixed clock and
+/// the client's protocol.
+pub struct Ctx<'a> {
+    pub shard: &'a mut Shard,
+    pub db: usize,
+    pub now_ms: u64,
+    pub resp3: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(shard: &'a mut Shard, db: usize, now_ms: u64, resp3: bool) -> Self {
+        Ctx {
+            shard,
+            db,
+            now_ms,
+            resp3,
+        }
+    }
+
+    /// The selected database. The runtime only selects indexes that exist.
+    pub fn db(&mut self) -> &mut Db {
+        let n = self.shard.dbs.len();
+        &mut self.shard.dbs[self.db.min(n - 1)]
+    }
+
+    /// Seconds clock used for access times.
+    pub fn clock_secs(&self) -> u32 {
+        (self.now_ms / 1000) as u32
+    }
+
+    /// Looks a key up for reading, counting a hit or a miss, and updating its access time.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
+        let now = self.now_ms;
+        let clock = self.clock_secs();
+        let n = self.shard.dbs.len();
+        let db = &mut self.shard.dbs[self.db.min(n - 1)];
+        match db.get_mut(key, now) {
+            Some(e) => {
+                self.shard.stats.keyspace_hits += 1;
+                e.accessed = clock;
+                Some(&e.value)
+            }
+            None => {
+                self.shard.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing (no hit/miss accounting, as Redis's `lookupKeyWrite`).
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let now = self.now_ms;
+        let clock = self.clock_secs();
+        let e = self.db().get_mut(key, now)?;
+        e.accessed = clock;
+        Some(&mut e.value)
+    }
+
+    /// The live entry of `key`, value and expiry, without touching statistics.
+    pub fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        self.db().get_mut(key, now)
+    }
+
+    /// True if `key` exists (and has not expired).
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        self.db().contains(key, now)
+    }
+
+    /// Stores `value` at `key`, dropping any expiry, and counts a write.
+    pub fn set(&mut self, key: &[u8], value: Value) {
+        let clock = self.clock_secs();
+        self.db().set(key, value, clock);
+        self.shard.dirty += 1;
+    }
+
+    /// Stores `value` at `key`, keeping any expiry, and counts a write.
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
+        let clock = self.clock_secs();
+        self.db().set_keep_ttl(key, value, clock);
+        self.shard.dirty += 1;
+    }
+
+    /// Deletes `key`; true if it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        let db = self.db();
+        db.expire_if_needed(key, now);
+        let removed = db.remove(key).is_some();
+        if removed {
+            self.shard.dirty += 1;
+        }
+        removed
+    }
+
+    /// Deletes `key` when a command left its collection empty (Redis never keeps empty
+    /// collections).
+    pub fn delete_if_empty(&mut self, key: &[u8], empty: bool) {
+        if empty {
+            self.db().remove(key);
+        }
+    }
+
+    /// Counts `n` writes.
+    pub fn dirty(&mut self, n: u64) {
+        self.shard.dirty += n;
+    }
+
+    /// A pseudo-random number from the shard's source.
+    pub fn rand(&mut self) -> u64 {
+        self.shard.rand()
+    }
+
+    /// Copies a key name for storing.
+    pub fn key(key: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(key)
+    }
+}

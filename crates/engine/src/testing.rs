@@ -1,0 +1,75 @@
+//! Helpers for the engine's unit tests: run commands against a shard and compare replies.
+
+use bytes::Bytes;
+use shardis_resp::Reply;
+
+use crate::command::{self, Exec};
+use crate::shard::{Ctx, EngineConfig, Shard};
+
+/// A shard with a hand-driven clock.
+pub struct TestShard {
+    pub shard: Shard,
+    pub now_ms: u64,
+    pub db: usize,
+}
+
+impl TestShard {
+    pub fn new() -> Self {
+        TestShard {
+            shard: Shard::new(0, EngineConfig::default()),
+            now_ms: 1_700_000_000_000,
+            db: 0,
+        }
+    }
+
+    /// Runs one command through the table (arity checks included) and returns its reply.
+    pub fn run(&mut self, args: &[&str]) -> Reply {
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        self.run_bytes(&args)
+    }
+
+    pub fn run_bytes(&mut self, args: &[Bytes]) -> Reply {
+        let cmd = match command::lookup(args) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        match cmd.exec {
+            Exec::Shard(f) => f(
+                &mut Ctx::new(&mut self.shard, self.db, self.now_ms, false),
+                args,
+            ),
+            Exec::Server(_) => panic!("{} runs in the server", cmd.name),
+        }
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now_ms += ms;
+    }
+}
+
+pub fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+pub fn ok() -> Reply {
+    Reply::Ok
+}
+
+pub fn err(s: &str) -> Reply {
+    Reply::Error(s.to_string().into())
+}
+
+pub fn int(n: i64) -> Reply {
+    Reply::Int(n)
+}
+
+pub fn arr(items: Vec<Reply>) -> Reply {
+    Reply::Array(items)
+}
+
+pub fn bulks(items: &[&str]) -> Reply {
+    Reply::Array(items.iter().map(|s| bulk(s)).collect())
+}
