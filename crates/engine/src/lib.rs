@@ -13,6 +13,7 @@ pub mod dict;
 pub mod error;
 pub mod glob;
 pub mod num;
+pub mod scan;
 pub mod shard;
 pub mod t_hash;
 pub mod t_keys;

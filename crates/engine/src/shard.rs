@@ -61,6 +61,12 @@ pub struct Shard {
     pub stats: Stats,
     /// Writes since the last snapshot (Redis's `dirty`).
     pub dirty: u64,
+    /// Keys that clients are blocked on (BLPOP, BZPOPMIN…), maintained by the runtime: the
+    /// engine only needs to know whether a write is worth reporting.
+    pub blocked_keys: ahash::HashSet<(usize, Bytes)>,
+    /// Blocked-on keys that received data since the runtime last looked (Redis's
+    /// `signalKeyAsReady`): the runtime drains this after each command and serves waiters.
+    pub ready_keys: Vec<(usize, Bytes)>,
     rng_state: u64,
 }
 
@@ -73,6 +79,8 @@ impl Shard {
             config,
             stats: Stats::default(),
             dirty: 0,
+            blocked_keys: Default::default(),
+            ready_keys: Vec::new(),
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -199,6 +207,19 @@ impl<'a> Ctx<'a> {
         let clock = self.clock_secs();
         self.db().set(key, value, clock);
         self.shard.dirty += 1;
+        self.signal_ready(key);
+    }
+
+    /// Reports that `key` may now serve a client blocked on it (a push, or a key that
+    /// appeared by SET, RENAME, MOVE…). Cheap when nobody is blocked.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if self.shard.blocked_keys.is_empty() {
+            return;
+        }
+        let probe = (self.db, Bytes::copy_from_slice(key));
+        if self.shard.blocked_keys.contains(&probe) && !self.shard.ready_keys.contains(&probe) {
+            self.shard.ready_keys.push(probe);
+        }
     }
 
     /// Stores `value` at `key`, keeping any expiry, and counts a write.
@@ -206,6 +227,7 @@ impl<'a> Ctx<'a> {
         let clock = self.clock_secs();
         self.db().set_keep_ttl(key, value, clock);
         self.shard.dirty += 1;
+        self.signal_ready(key);
     }
 
     /// Deletes `key`; true if it existed.
