@@ -19,8 +19,6 @@ pub struct EngineConfig {
     pub hash_max_listpack_entries: usize,
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
-    pub set_max_listpack_entries: usize,
-    pub set_max_listpack_value: usize,
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
@@ -35,8 +33,6 @@ impl Default for EngineConfig {
             hash_max_listpack_entries: 128,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
-            set_max_listpack_entries: 128,
-            set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,

@@ -137,5 +137,11 @@ pub static TABLE: &[Registration] = &[
 pub static FAMILIES: &[&[Registration]] = &[
     crate::t_server::COMMANDS,
     crate::t_string::COMMANDS,
+    crate::t_bitops::COMMANDS,
     crate::t_keys::COMMANDS,
+    crate::t_hash::COMMANDS,
+    crate::t_list::COMMANDS,
+    crate::t_set::COMMANDS,
+    crate::t_zset::COMMANDS,
+    crate::t_sort::COMMANDS,
 ];

@@ -1,0 +1,5 @@
+//! SORT and SORT_RO (Redis's `sort.c`).
+
+use crate::command::table::Registration;
+
+pub static COMMANDS: &[Registration] = &[];
