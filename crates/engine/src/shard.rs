@@ -96,6 +96,24 @@ impl Shard {
         self.rng_state = seed | 1;
     }
 
+    /// Replaces (or with None, deletes) a key's whole entry: the write-back of a command that
+    /// ran on another shard over a copy of this key. Counts a write and wakes blocked clients.
+    pub fn import(&mut self, db: usize, key: Bytes, entry: Option<Entry>) {
+        let Some(d) = self.dbs.get_mut(db) else {
+            return;
+        };
+        match entry {
+            Some(entry) => d.insert_entry(key.clone(), entry),
+            None => {
+                d.remove(&key);
+            }
+        }
+        self.dirty += 1;
+        if self.blocked_keys.contains(&(db, key.clone())) {
+            self.ready_keys.push((db, key));
+        }
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)

@@ -3,6 +3,7 @@
 //! multi-shard commands, COMMAND output and ACL categories.
 
 mod facts;
+pub mod introspect;
 pub mod spec;
 pub mod table;
 

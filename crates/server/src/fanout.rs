@@ -1,0 +1,246 @@
+//! Commands whose keys live on several shards, and keyless commands over all data.
+//!
+//! - split: every key is independent (MGET, MSET, DEL…): each shard runs the command over its
+//!   own keys and the replies are merged.
+//! - all shards: the same command on every shard (DBSIZE, FLUSHALL, KEYS…), merged.
+//! - gather: the keys are used together (RENAME, SINTERSTORE, LMOVE…): their entries are copied
+//!   to a scratch shard here, the ordinary single-shard command runs there, and every key it
+//!   may have written goes back to its owner.
+//!
+//! These steps are the place the two-phase shard lock wraps to make them atomic.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use shardis_engine::db::Entry;
+use shardis_engine::{Command, Merge, Shard};
+use shardis_resp::Reply;
+
+use crate::route;
+use crate::runtime::{now_ms, Core, Request};
+
+/// Runs `requests[i]` on shard `shards[i]`, locally inline or by message, and returns the
+/// replies in the same order.
+async fn run_each(core: &Rc<Core>, jobs: Vec<(usize, Request)>) -> Vec<Reply> {
+    let mut replies: Vec<Option<Reply>> = (0..jobs.len()).map(|_| None).collect();
+    let mut waiting = Vec::new();
+    for (i, (shard, req)) in jobs.into_iter().enumerate() {
+        if shard == core.id {
+            replies[i] = Some(core.execute(&req));
+        } else {
+            waiting.push((i, core.send_batch(shard, vec![req]).await));
+        }
+    }
+    for (i, rx) in waiting {
+        replies[i] = rx.await.ok().and_then(|mut v| v.pop());
+    }
+    replies
+        .into_iter()
+        .map(|r| r.unwrap_or(Reply::err("ERR shard did not answer")))
+        .collect()
+}
+
+/// Splits a command whose keys are independent by shard and merges the replies.
+pub async fn split(
+    core: &Rc<Core>,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+    keys: &[usize],
+    db: usize,
+    resp3: bool,
+    merge: Merge,
+) -> Reply {
+    let step = cmd.key_step();
+    // For each shard: the ordinals (in `keys`) of its keys.
+    let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); core.shards];
+    for (ordinal, &i) in keys.iter().enumerate() {
+        by_shard[route::shard_of(&args[i], core.shards)].push(ordinal);
+    }
+    let mut jobs = Vec::new();
+    let mut owners = Vec::new();
+    for (shard, ordinals) in by_shard.iter().enumerate() {
+        if ordinals.is_empty() {
+            continue;
+        }
+        let mut sub = Vec::with_capacity(1 + ordinals.len() * step);
+        sub.push(args[0].clone());
+        for &o in ordinals {
+            let at = keys[o];
+            sub.extend(args[at..(at + step).min(args.len())].iter().cloned());
+        }
+        jobs.push((
+            shard,
+            Request {
+                cmd,
+                args: sub,
+                db,
+                resp3,
+            },
+        ));
+        owners.push(shard);
+    }
+    let replies = run_each(core, jobs).await;
+    if let Some(err) = replies.iter().find(|r| r.is_error()) {
+        return err.clone();
+    }
+    match merge {
+        Merge::ByKey => {
+            let mut out: Vec<Reply> = vec![Reply::Nil; keys.len()];
+            for (reply, shard) in replies.into_iter().zip(owners) {
+                if let Reply::Array(items) = reply {
+                    for (item, &ordinal) in items.into_iter().zip(&by_shard[shard]) {
+                        out[ordinal] = item;
+                    }
+                }
+            }
+            Reply::Array(out)
+        }
+        other => merge_all(replies, other),
+    }
+}
+
+/// Runs a keyless command on every shard and merges the replies.
+pub async fn all_shards(
+    core: &Rc<Core>,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+    merge: Merge,
+) -> Reply {
+    let jobs = (0..core.shards)
+        .map(|shard| {
+            (
+                shard,
+                Request {
+                    cmd,
+                    args: args.clone(),
+                    db,
+                    resp3,
+                },
+            )
+        })
+        .collect();
+    let replies = run_each(core, jobs).await;
+    if let Some(err) = replies.iter().find(|r| r.is_error()) {
+        return err.clone();
+    }
+    merge_all(replies, merge)
+}
+
+fn merge_all(replies: Vec<Reply>, merge: Merge) -> Reply {
+    match merge {
+        Merge::Ok => Reply::Ok,
+        Merge::SumInt => Reply::Int(
+            replies
+                .iter()
+                .map(|r| if let Reply::Int(n) = r { *n } else { 0 })
+                .sum(),
+        ),
+        Merge::Concat | Merge::ByKey => {
+            let mut out = Vec::new();
+            for r in replies {
+                match r {
+                    Reply::Array(items) | Reply::Set(items) => out.extend(items),
+                    other => out.push(other),
+                }
+            }
+            Reply::Array(out)
+        }
+    }
+}
+
+/// Runs a command whose keys are used together over copies of its keys' entries, then writes
+/// back every key the command may have changed.
+pub async fn gather(
+    core: &Rc<Core>,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+    keys: &[usize],
+    db: usize,
+    resp3: bool,
+) -> Reply {
+    let mut key_names: Vec<Bytes> = Vec::with_capacity(keys.len());
+    for &i in keys {
+        if !key_names.contains(&args[i]) {
+            key_names.push(args[i].clone());
+        }
+    }
+    let config = core.shard.borrow().config.clone();
+    let mut scratch = Shard::new(core.id, config);
+    // 1. Copy every key's live entry here.
+    for shard in 0..core.shards {
+        let mine: Vec<Bytes> = key_names
+            .iter()
+            .filter(|k| route::shard_of(k, core.shards) == shard)
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let entries = core
+            .run_on(shard, move |c| {
+                let now = now_ms();
+                let mut s = c.shard.borrow_mut();
+                mine.into_iter()
+                    .map(|k| (s.dbs.get_mut(db).and_then(|d| d.get(&k, now).cloned()), k))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+        for (entry, key) in entries {
+            if let (Some(entry), Some(d)) = (entry, scratch.dbs.get_mut(db)) {
+                d.insert_entry(key, entry);
+            }
+        }
+    }
+    // 2. Run the ordinary command on the scratch shard.
+    let reply = {
+        let Some(f) = (match cmd.exec {
+            shardis_engine::Exec::Shard(f) => Some(f),
+            _ => None,
+        }) else {
+            return Reply::err("ERR internal: not a shard command");
+        };
+        let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, now_ms(), resp3);
+        f(&mut ctx, &args)
+    };
+    if !cmd.is_write() {
+        return reply;
+    }
+    // 3. Write back what may have changed: every key the key specs allow the command to write.
+    let written = written_keys(cmd, &args);
+    for shard in 0..core.shards {
+        let updates: Vec<(Bytes, Option<Entry>)> = key_names
+            .iter()
+            .filter(|k| route::shard_of(k, core.shards) == shard && written.contains(k))
+            .map(|k| (k.clone(), scratch.dbs.get_mut(db).and_then(|d| d.remove(k))))
+            .collect();
+        if updates.is_empty() {
+            continue;
+        }
+        core.run_on(shard, move |c| {
+            let mut s = c.shard.borrow_mut();
+            for (key, entry) in updates {
+                s.import(db, key, entry);
+            }
+        })
+        .await;
+    }
+    reply
+}
+
+/// The keys of `args` that the command's key specs say it may write.
+fn written_keys(cmd: &Command, args: &[Bytes]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut idx = Vec::new();
+    for spec in cmd.facts.key_specs {
+        if spec.flags.contains(&"ro") || spec.flags.contains(&"not_key") {
+            continue;
+        }
+        idx.clear();
+        spec.find(args.len(), args, &mut idx);
+        out.extend(idx.iter().map(|&i| args[i].clone()));
+    }
+    out
+}

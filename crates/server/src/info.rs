@@ -1,0 +1,208 @@
+//! INFO: Redis's sections, summed over every core, plus a `shards` section.
+
+use std::fmt::Write;
+
+use bytes::Bytes;
+use shardis_resp::Reply;
+
+use crate::commands::REDIS_VERSION;
+use crate::conn::Session;
+use crate::runtime::CoreStats;
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "keyspace",
+    "shards",
+];
+
+/// What one core reports.
+struct CoreReport {
+    clients: usize,
+    stats: CoreStats,
+    keyspace_hits: u64,
+    keyspace_misses: u64,
+    expired_keys: u64,
+    dirty: u64,
+    /// (keys, volatile keys) per database.
+    dbs: Vec<(usize, usize)>,
+    allocated: isize,
+}
+
+pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    if wanted.iter().any(|w| w == "all" || w == "everything") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    let reports = s
+        .core
+        .broadcast(|core| {
+            let shard = core.shard.borrow();
+            CoreReport {
+                clients: core.clients.borrow().len(),
+                stats: core.stats.get(),
+                keyspace_hits: shard.stats.keyspace_hits,
+                keyspace_misses: shard.stats.keyspace_misses,
+                expired_keys: shard.stats.expired_keys,
+                dirty: shard.dirty,
+                dbs: shard
+                    .dbs
+                    .iter()
+                    .map(|d| (d.len(), d.volatile_len()))
+                    .collect(),
+                allocated: crate::alloc::allocated_here(),
+            }
+        })
+        .await;
+    let sum = |f: &dyn Fn(&CoreReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let config = s.core.config.borrow().clone();
+    let mut out = String::new();
+    let mut section = |name: &str, body: String| {
+        if wanted.iter().any(|w| w == name) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            let title = format!("{}{}", name[..1].to_ascii_uppercase(), &name[1..]);
+            let _ = write!(out, "# {title}\r\n{body}");
+        }
+    };
+    let uptime = s.core.started.elapsed().as_secs();
+    section(
+        "server",
+        format!(
+            "redis_version:{REDIS_VERSION}\r\nshardis_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            config.get("port"),
+            crate::runtime::now_ms() * 1000,
+            uptime / 86400,
+            config.get("hz"),
+            config.get("hz"),
+            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            config.file.clone().unwrap_or_default(),
+        ),
+    );
+    section(
+        "clients",
+        format!(
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            reports.iter().map(|r| r.clients).sum::<usize>(),
+            config.get("maxclients"),
+        ),
+    );
+    let used: isize = reports.iter().map(|r| r.allocated).sum();
+    let used = used.max(0) as u64;
+    let rss = rss_bytes();
+    section(
+        "memory",
+        format!(
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:libc\r\n",
+            human(used),
+            human(rss),
+            if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+        ),
+    );
+    section(
+        "persistence",
+        format!(
+            "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\n",
+            sum(&|r| r.dirty)
+        ),
+    );
+    section(
+        "stats",
+        format!(
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
+            sum(&|r| r.stats.connections_received),
+            sum(&|r| r.stats.commands_processed),
+            sum(&|r| r.stats.net_input_bytes),
+            sum(&|r| r.stats.net_output_bytes),
+            sum(&|r| r.stats.rejected_connections),
+            sum(&|r| r.expired_keys),
+            sum(&|r| r.keyspace_hits),
+            sum(&|r| r.keyspace_misses),
+        ),
+    );
+    section("replication", "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\n".to_string());
+    section("cpu", cpu_usage());
+    let mut keyspace = String::new();
+    let ndbs = reports.first().map_or(0, |r| r.dbs.len());
+    for db in 0..ndbs {
+        let keys: usize = reports.iter().map(|r| r.dbs[db].0).sum();
+        let expires: usize = reports.iter().map(|r| r.dbs[db].1).sum();
+        if keys > 0 {
+            let _ = write!(
+                keyspace,
+                "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n"
+            );
+        }
+    }
+    section("keyspace", keyspace);
+    let mut shards = format!("shards:{}\r\n", reports.len());
+    for (i, r) in reports.iter().enumerate() {
+        let keys: usize = r.dbs.iter().map(|d| d.0).sum();
+        let _ = write!(
+            shards,
+            "shard{i}:keys={keys},clients={},commands={}\r\n",
+            r.clients, r.stats.commands_processed
+        );
+    }
+    section("shards", shards);
+    Reply::Verbatim(Bytes::from(out))
+}
+
+fn human(n: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", units[i])
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn cpu_usage() -> String {
+    // SAFETY: getrusage fills a struct we own.
+    let mut me: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut children: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, &mut me);
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut children);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    format!(
+        "used_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:{:.6}\r\nused_cpu_user_children:{:.6}\r\n",
+        secs(me.ru_stime),
+        secs(me.ru_utime),
+        secs(children.ru_stime),
+        secs(children.ru_utime)
+    )
+}
