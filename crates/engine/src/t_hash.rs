@@ -407,10 +407,11 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     let pairs = &args[2..];
     let r = modify_hash(ctx, &args[1], |h, limits| {
-        Ok(pairs
-            .chunks_exact(2)
-            .filter(|p| h.set(&p[0], &p[1], limits))
-            .count())
+        let mut created = 0;
+        for p in pairs.chunks_exact(2) {
+            created += h.set(&p[0], &p[1], limits) as i64;
+        }
+        Ok(created)
     });
     let created = match r {
         Ok(n) => n,
@@ -422,7 +423,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         .get(1)
         .is_some_and(|c| c.eq_ignore_ascii_case(&b's'))
     {
-        Reply::Int(created as i64)
+        Reply::Int(created)
     } else {
         Reply::Ok
     }
@@ -1355,5 +1356,26 @@ mod tests {
             Some(vec![8u8; 100])
         );
         assert_eq!(lp.buf.len(), 2 + 1 + 100);
+    }
+
+    #[test]
+    fn value_stays_small() {
+        // Millions of small hashes: the value itself must not grow past a fat pointer and a count.
+        assert!(std::mem::size_of::<HashValue>() <= 24);
+        let mut h = HashValue::new();
+        let limits = ListpackLimits::from_config(&EngineConfig::default());
+        for i in 0..10 {
+            h.set(
+                format!("field:{i}").as_bytes(),
+                format!("value:{i}").as_bytes(),
+                limits,
+            );
+        }
+        // Ten 7-byte fields and values, one length byte each.
+        let Repr::Listpack(lp) = &h.repr else {
+            panic!()
+        };
+        assert_eq!(lp.buf.len(), 160);
+        assert_eq!(h.random_pair(3), Some((&b"field:3"[..], &b"value:3"[..])));
     }
 }
