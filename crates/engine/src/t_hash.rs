@@ -9,6 +9,8 @@
 
 use ahash::HashSet;
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
@@ -656,7 +658,7 @@ fn push_field(out: &mut Vec<Reply>, (k, v): (&[u8], &[u8]), with_values: bool, r
 fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool) -> Reply {
     let resp3 = ctx.resp3;
     // The hash stays borrowed from the shard while sampling, so draw from a local generator.
-    let mut rng = RandomSource::new(ctx.rand());
+    let mut rng = StdRng::seed_from_u64(ctx.rand());
     let h = match read_hash(ctx, key) {
         Ok(Some(h)) => h,
         Ok(None) => return Reply::Array(Vec::new()),
@@ -675,7 +677,7 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
             Repr::Table(_) => None,
         };
         for _ in 0..count.unsigned_abs() {
-            let r = rng.next();
+            let r = rng.next_u64();
             let pair = match &indexed {
                 Some(v) => v.get((r % v.len() as u64) as usize).copied(),
                 None => h.random_pair(r),
@@ -694,7 +696,7 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
         // Close to the whole hash: drop random pairs from a copy until `count` remain.
         let mut all: Vec<(&[u8], &[u8])> = h.iter().collect();
         while all.len() as u64 > count {
-            let i = (rng.next() % all.len() as u64) as usize;
+            let i = (rng.next_u64() % all.len() as u64) as usize;
             all.swap_remove(i);
         }
         all.into_iter()
@@ -703,7 +705,7 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
         // Much smaller than the hash: pick until enough distinct fields were seen.
         let mut seen: HashSet<&[u8]> = HashSet::default();
         while (seen.len() as u64) < count {
-            let Some(pair) = h.random_pair(rng.next()) else {
+            let Some(pair) = h.random_pair(rng.next_u64()) else {
                 break;
             };
             if seen.insert(pair.0) {
@@ -712,25 +714,6 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
         }
     }
     Reply::Array(out)
-}
-
-/// A local xorshift64* generator seeded from the shard's source, so that sampling can go on
-/// while the hash is borrowed from the shard.
-struct RandomSource(u64);
-
-impl RandomSource {
-    fn new(seed: u64) -> Self {
-        RandomSource(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
