@@ -198,6 +198,9 @@ impl SetValue {
     /// SADD's core: adds every member, returns how many were new. A batch of integers into
     /// an intset is merged in one pass instead of one shift per member.
     pub fn add_all<M: AsRef<[u8]>>(&mut self, members: &[M], max_intset: usize) -> usize {
+        if let [one] = members {
+            return self.insert(one.as_ref(), max_intset) as usize;
+        }
         if let Repr::Ints(s) = &mut self.repr {
             let ints: Option<Vec<i64>> =
                 members.iter().map(|m| num::parse_i64(m.as_ref())).collect();
