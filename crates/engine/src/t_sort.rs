@@ -28,7 +28,13 @@ pub static COMMANDS: &[Registration] = &[
 fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
     match value {
         Value::List(l) => Ok(l.items.iter().cloned().collect()),
-        Value::Set(s) => Ok(s.members.iter().map(|(m, _)| m.clone()).collect()),
+        Value::Set(s) => Ok(s
+            .iter()
+            .map(|m| {
+                let mut buf = [0u8; 20];
+                Bytes::copy_from_slice(m.as_bytes(&mut buf))
+            })
+            .collect()),
         Value::ZSet(z) => {
             let mut by_score: Vec<(&Bytes, f64)> = z.scores.iter().map(|(m, s)| (m, *s)).collect();
             by_score.sort_by(|a, b| {
@@ -349,11 +355,7 @@ mod tests {
     }
 
     fn set(t: &mut TestShard, key: &str, members: &[&str]) {
-        let mut d = Dict::new();
-        for m in members {
-            d.insert(Bytes::copy_from_slice(m.as_bytes()), ());
-        }
-        put(t, key, Value::Set(SetValue { members: d }));
+        put(t, key, Value::Set(SetValue::from_members(members, 512)));
     }
 
     fn zset(t: &mut TestShard, key: &str, members: &[(f64, &str)]) {
