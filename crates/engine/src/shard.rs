@@ -261,3 +261,31 @@ impl<'a> Ctx<'a> {
         Bytes::copy_from_slice(key)
     }
 }
+
+impl Ctx<'_> {
+    /// Looks a key up for reading without updating its access time, but counting a hit or a
+    /// miss (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT, SCAN's TYPE filter).
+    pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
+        let now = self.now_ms;
+        let n = self.shard.dbs.len();
+        let db = &mut self.shard.dbs[self.db.min(n - 1)];
+        match db.get(key, now) {
+            Some(e) => {
+                self.shard.stats.keyspace_hits += 1;
+                Some(e)
+            }
+            None => {
+                self.shard.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Like [`Ctx::lookup_write`], but gives the whole entry (value and expiry).
+    pub fn lookup_write_entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let clock = self.clock_secs();
+        let e = self.entry(key)?;
+        e.accessed = clock;
+        Some(e)
+    }
+}
