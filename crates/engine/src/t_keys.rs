@@ -463,3 +463,753 @@ fn help_reply(container: &str, lines: &[&'static str]) -> Reply {
     out.push(Reply::simple("    Prints this help."));
     Reply::Array(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    const NO_SUCH_KEY: &str = "ERR no such key";
+    const NOT_INT: &str = "ERR value is not an integer or out of range";
+
+    fn shard_with(keys: &[&str]) -> TestShard {
+        let mut t = TestShard::new();
+        for k in keys {
+            assert_eq!(t.run(&["set", k, "v"]), ok());
+        }
+        t
+    }
+
+    /// Puts an (empty-bodied) list at `key`, for type checks: Shardis' list commands are
+    /// another module's.
+    fn put_list(t: &mut TestShard, key: &str) {
+        let db = t.db;
+        t.shard.dbs[db].set(key.as_bytes(), Value::List(Default::default()), 0);
+    }
+
+    fn hits_misses(t: &TestShard) -> (u64, u64) {
+        (t.shard.stats.keyspace_hits, t.shard.stats.keyspace_misses)
+    }
+
+    #[test]
+    fn del_and_unlink_count_deleted_keys() {
+        let mut t = shard_with(&["a", "b", "c"]);
+        assert_eq!(t.run(&["del", "a", "b", "nosuch"]), int(2));
+        assert_eq!(t.run(&["unlink", "c", "c"]), int(1));
+        assert_eq!(t.run(&["exists", "a", "b", "c"]), int(0));
+        assert_eq!(
+            t.run(&["del"]),
+            err("ERR wrong number of arguments for 'del' command")
+        );
+    }
+
+    #[test]
+    fn del_of_an_expired_key_counts_nothing() {
+        let mut t = shard_with(&["k"]);
+        t.run(&["pexpire", "k", "100"]);
+        t.advance(100);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["del", "k"]), int(0));
+        assert_eq!(t.shard.dirty, dirty);
+        assert_eq!(t.shard.db_len(0), 0);
+    }
+
+    #[test]
+    fn binary_and_empty_keys() {
+        let mut t = TestShard::new();
+        let key = Bytes::from_static(b"a\x00\r\n\xff");
+        let val = Bytes::from_static(b"");
+        t.run_bytes(&[Bytes::from_static(b"set"), key.clone(), val]);
+        t.run(&["set", "", "empty"]);
+        assert_eq!(
+            t.run_bytes(&[Bytes::from_static(b"exists"), key.clone()]),
+            int(1)
+        );
+        assert_eq!(t.run(&["exists", ""]), int(1));
+        let new = Bytes::from_static(b"\x00");
+        assert_eq!(
+            t.run_bytes(&[Bytes::from_static(b"rename"), key.clone(), new.clone()]),
+            ok()
+        );
+        assert_eq!(
+            t.run_bytes(&[Bytes::from_static(b"get"), new.clone()]),
+            bulk("")
+        );
+        assert_eq!(t.run_bytes(&[Bytes::from_static(b"del"), key, new]), int(1));
+        assert_eq!(t.run(&["del", ""]), int(1));
+    }
+
+    #[test]
+    fn exists_counts_repeats_and_keyspace_reads() {
+        let mut t = shard_with(&["a"]);
+        assert_eq!(t.run(&["exists", "a", "a", "b"]), int(2));
+        assert_eq!(hits_misses(&t), (2, 1));
+        t.run(&["del", "a"]);
+        assert_eq!(t.run(&["exists", "a"]), int(0));
+    }
+
+    #[test]
+    fn exists_type_and_ttl_do_not_touch_but_touch_does() {
+        let mut t = shard_with(&["foo"]);
+        t.advance(3000);
+        t.run(&["exists", "foo"]);
+        t.run(&["type", "foo"]);
+        t.run(&["ttl", "foo"]);
+        t.run(&["pttl", "foo"]);
+        t.run(&["expiretime", "foo"]);
+        t.run(&["object", "encoding", "foo"]);
+        assert_eq!(t.run(&["object", "idletime", "foo"]), int(3));
+        assert_eq!(t.run(&["touch", "foo", "nosuch", "foo"]), int(2));
+        assert_eq!(t.run(&["object", "idletime", "foo"]), int(0));
+    }
+
+    #[test]
+    fn touch_counts_hits_and_misses() {
+        let mut t = shard_with(&["key1", "key2"]);
+        assert_eq!(t.run(&["touch", "key0", "key1", "key2", "key3"]), int(2));
+        assert_eq!(hits_misses(&t), (2, 2));
+    }
+
+    #[test]
+    fn type_names() {
+        let mut t = shard_with(&["s"]);
+        put_list(&mut t, "l");
+        assert_eq!(t.run(&["type", "s"]), Reply::simple("string"));
+        assert_eq!(t.run(&["type", "l"]), Reply::simple("list"));
+        assert_eq!(t.run(&["type", "nosuch"]), Reply::simple("none"));
+        assert_eq!(hits_misses(&t), (2, 1));
+        t.run(&["pexpire", "s", "1"]);
+        t.advance(1);
+        assert_eq!(t.run(&["type", "s"]), Reply::simple("none"));
+    }
+
+    #[test]
+    fn expire_sets_and_resets_the_ttl() {
+        let mut t = shard_with(&["x"]);
+        assert_eq!(t.run(&["expire", "x", "5"]), int(1));
+        assert_eq!(t.run(&["ttl", "x"]), int(5));
+        assert_eq!(t.run(&["pttl", "x"]), int(5000));
+        assert_eq!(t.run(&["expire", "x", "10"]), int(1));
+        assert_eq!(t.run(&["ttl", "x"]), int(10));
+        // TTL rounds to the nearest second.
+        t.advance(9_400);
+        assert_eq!(t.run(&["ttl", "x"]), int(1));
+        t.advance(200);
+        assert_eq!(t.run(&["ttl", "x"]), int(0));
+        assert_eq!(t.run(&["pttl", "x"]), int(400));
+        t.advance(400);
+        assert_eq!(t.run(&["get", "x"]), Reply::Nil);
+        assert_eq!(t.run(&["ttl", "x"]), int(-2));
+    }
+
+    #[test]
+    fn expire_writes_count_as_dirty_and_keep_the_value() {
+        let mut t = shard_with(&["x"]);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["pexpire", "x", "100"]), int(1));
+        assert_eq!(t.shard.dirty, dirty + 1);
+        assert_eq!(t.run(&["get", "x"]), bulk("v"));
+        assert_eq!(t.run(&["expire", "x", "100", "NX"]), int(0));
+        assert_eq!(t.shard.dirty, dirty + 1);
+    }
+
+    #[test]
+    fn every_expire_variant_computes_the_same_deadline() {
+        let mut t = shard_with(&["a", "b", "c", "d"]);
+        let now = t.now_ms;
+        let secs = (now / 1000 + 100).to_string();
+        let ms = (now + 100_000).to_string();
+        assert_eq!(t.run(&["expire", "a", "100"]), int(1));
+        assert_eq!(t.run(&["pexpire", "b", "100000"]), int(1));
+        assert_eq!(t.run(&["expireat", "c", &secs]), int(1));
+        assert_eq!(t.run(&["pexpireat", "d", &ms]), int(1));
+        for k in ["a", "b", "d"] {
+            assert_eq!(t.run(&["pexpiretime", k]), int(now as i64 + 100_000));
+            assert_eq!(
+                t.run(&["expiretime", k]),
+                int((now as i64 + 100_000) / 1000)
+            );
+        }
+        assert_eq!(t.run(&["expiretime", "c"]), int(now as i64 / 1000 + 100));
+        assert_eq!(
+            t.run(&["pexpiretime", "c"]),
+            int((now as i64 / 1000 + 100) * 1000)
+        );
+    }
+
+    #[test]
+    fn ttl_family_on_missing_and_persistent_keys() {
+        let mut t = shard_with(&["x"]);
+        for cmd in ["ttl", "pttl", "expiretime", "pexpiretime"] {
+            assert_eq!(t.run(&[cmd, "x"]), int(-1), "{cmd}");
+            assert_eq!(t.run(&[cmd, "nosuch"]), int(-2), "{cmd}");
+        }
+        assert_eq!(
+            t.run(&["ttl", "x", "y"]),
+            err("ERR wrong number of arguments for 'ttl' command")
+        );
+    }
+
+    #[test]
+    fn expiretime_rounds_to_the_nearest_second() {
+        let mut t = shard_with(&["x"]);
+        let at = (t.now_ms / 1000 + 100) * 1000 + 600;
+        t.run(&["pexpireat", "x", &at.to_string()]);
+        assert_eq!(t.run(&["expiretime", "x"]), int((at / 1000 + 1) as i64));
+    }
+
+    #[test]
+    fn expire_nx_xx() {
+        let mut t = shard_with(&["foo"]);
+        assert_eq!(t.run(&["expire", "foo", "200", "XX"]), int(0));
+        assert_eq!(t.run(&["ttl", "foo"]), int(-1));
+        assert_eq!(t.run(&["expire", "foo", "100", "nx"]), int(1));
+        assert_eq!(t.run(&["expire", "foo", "200", "NX"]), int(0));
+        assert_eq!(t.run(&["ttl", "foo"]), int(100));
+        assert_eq!(t.run(&["expire", "foo", "200", "xx"]), int(1));
+        assert_eq!(t.run(&["ttl", "foo"]), int(200));
+    }
+
+    #[test]
+    fn expire_gt_lt() {
+        let mut t = shard_with(&["foo"]);
+        // No expiry is infinite: never greater, always less.
+        assert_eq!(t.run(&["expire", "foo", "200", "GT"]), int(0));
+        assert_eq!(t.run(&["ttl", "foo"]), int(-1));
+        assert_eq!(t.run(&["expire", "foo", "100", "LT"]), int(1));
+        assert_eq!(t.run(&["expire", "foo", "200", "LT"]), int(0));
+        assert_eq!(t.run(&["expire", "foo", "100", "GT"]), int(0));
+        assert_eq!(t.run(&["expire", "foo", "200", "gt"]), int(1));
+        assert_eq!(t.run(&["ttl", "foo"]), int(200));
+        assert_eq!(t.run(&["expire", "foo", "50", "lt", "xx"]), int(1));
+        assert_eq!(t.run(&["ttl", "foo"]), int(50));
+        t.run(&["persist", "foo"]);
+        assert_eq!(t.run(&["expire", "foo", "200", "LT", "XX"]), int(0));
+        assert_eq!(t.run(&["ttl", "foo"]), int(-1));
+        // Repeating an option is allowed.
+        assert_eq!(t.run(&["expire", "foo", "200", "nx", "NX"]), int(1));
+    }
+
+    #[test]
+    fn expire_option_errors() {
+        let mut t = shard_with(&["foo"]);
+        let nx = "ERR NX and XX, GT or LT options at the same time are not compatible";
+        assert_eq!(t.run(&["expire", "foo", "200", "NX", "XX"]), err(nx));
+        assert_eq!(t.run(&["expire", "foo", "200", "NX", "GT"]), err(nx));
+        assert_eq!(t.run(&["pexpire", "foo", "200", "lt", "nx"]), err(nx));
+        assert_eq!(
+            t.run(&["expireat", "foo", "200", "LT", "GT"]),
+            err("ERR GT and LT options at the same time are not compatible")
+        );
+        assert_eq!(
+            t.run(&["expire", "foo", "200", "AB"]),
+            err("ERR Unsupported option AB")
+        );
+        assert_eq!(
+            t.run(&["expire", "foo", "200", "XX", "AB"]),
+            err("ERR Unsupported option AB")
+        );
+        assert_eq!(
+            t.run(&["pexpireat", "foo", "200", "a\r\nb"]),
+            err("ERR Unsupported option a  b")
+        );
+        // Options are checked before the time.
+        assert_eq!(
+            t.run(&["expire", "foo", "x", "AB"]),
+            err("ERR Unsupported option AB")
+        );
+        assert_eq!(t.run(&["expire", "foo", ""]), err(NOT_INT));
+        assert_eq!(t.run(&["expire", "foo", "1.5"]), err(NOT_INT));
+        assert_eq!(t.run(&["pexpire", "foo", " 1"]), err(NOT_INT));
+        assert_eq!(
+            t.run(&["expire", "foo"]),
+            err("ERR wrong number of arguments for 'expire' command")
+        );
+        assert_eq!(t.run(&["ttl", "foo"]), int(-1));
+    }
+
+    #[test]
+    fn expire_overflow_is_an_invalid_expire_time() {
+        let mut t = shard_with(&["foo"]);
+        let e = err("ERR invalid expire time in 'expire' command");
+        for n in [
+            "9223370399119966",
+            "9223372036854776",
+            "10000000000000000",
+            "18446744073709561",
+            "-9223372036854776",
+            "-9999999999999999",
+        ] {
+            assert_eq!(t.run(&["expire", "foo", n]), e, "{n}");
+        }
+        assert_eq!(
+            t.run(&["PEXPIRE", "foo", "9223372036854770000"]),
+            err("ERR invalid expire time in 'pexpire' command")
+        );
+        assert_eq!(
+            t.run(&["expireat", "foo", "9223372036854776"]),
+            err("ERR invalid expire time in 'expireat' command")
+        );
+        // The overflow is reported even for a missing key.
+        assert_eq!(t.run(&["expire", "nosuch", "9223372036854776"]), e);
+        assert_eq!(t.run(&["ttl", "foo"]), int(-1));
+    }
+
+    #[test]
+    fn far_future_and_past_deadlines() {
+        let mut t = shard_with(&["foo"]);
+        assert_eq!(t.run(&["pexpireat", "foo", "9223372036854770000"]), int(1));
+        assert_eq!(t.run(&["pexpiretime", "foo"]), int(9223372036854770000));
+        let far = 9223372036854770000 - t.now_ms as i64;
+        assert_eq!(t.run(&["ttl", "foo"]), int((far + 500) / 1000));
+        assert_eq!(t.run(&["pexpireat", "foo", "-9223372036854770000"]), int(1));
+        assert_eq!(t.run(&["ttl", "foo"]), int(-2));
+        t.run(&["set", "foo", "bar"]);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["expire", "foo", "-10", "LT"]), int(1));
+        assert_eq!(t.shard.dirty, dirty + 1);
+        assert_eq!(t.run(&["ttl", "foo"]), int(-2));
+        t.run(&["set", "foo", "bar"]);
+        assert_eq!(t.run(&["expire", "foo", "0"]), int(1));
+        assert_eq!(t.run(&["exists", "foo"]), int(0));
+        t.run(&["set", "foo", "bar"]);
+        let now = t.now_ms.to_string();
+        assert_eq!(t.run(&["pexpireat", "foo", &now]), int(1));
+        assert_eq!(t.run(&["exists", "foo"]), int(0));
+    }
+
+    #[test]
+    fn expire_on_missing_keys_is_zero() {
+        let mut t = TestShard::new();
+        for opt in ["NX", "XX", "GT", "LT"] {
+            assert_eq!(t.run(&["expire", "none", "100", opt]), int(0));
+        }
+        assert_eq!(t.run(&["pexpireat", "none", "1"]), int(0));
+    }
+
+    #[test]
+    fn expire_does_not_resurrect_an_expired_key() {
+        let mut t = shard_with(&["foo"]);
+        t.run(&["pexpire", "foo", "500"]);
+        t.advance(1000);
+        assert_eq!(t.run(&["expire", "foo", "10"]), int(0));
+        assert_eq!(t.run(&["exists", "foo"]), int(0));
+    }
+
+    #[test]
+    fn persist() {
+        let mut t = shard_with(&["x", "foo"]);
+        t.run(&["expire", "x", "50"]);
+        assert_eq!(t.run(&["ttl", "x"]), int(50));
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["persist", "x"]), int(1));
+        assert_eq!(t.shard.dirty, dirty + 1);
+        assert_eq!(t.run(&["ttl", "x"]), int(-1));
+        assert_eq!(t.run(&["get", "x"]), bulk("v"));
+        assert_eq!(t.run(&["persist", "x"]), int(0));
+        assert_eq!(t.run(&["persist", "foo"]), int(0));
+        assert_eq!(t.run(&["persist", "nokeyatall"]), int(0));
+        assert_eq!(t.shard.dirty, dirty + 1);
+        t.run(&["pexpire", "foo", "10"]);
+        t.advance(10);
+        assert_eq!(t.run(&["persist", "foo"]), int(0));
+        assert_eq!(t.shard.dbs[0].volatile_len(), 0);
+    }
+
+    #[test]
+    fn rename_basics() {
+        let mut t = TestShard::new();
+        t.run(&["set", "mykey", "hello"]);
+        assert_eq!(t.run(&["rename", "mykey", "mykey1"]), ok());
+        assert_eq!(t.run(&["rename", "mykey1", "mykey2"]), ok());
+        assert_eq!(t.run(&["get", "mykey2"]), bulk("hello"));
+        assert_eq!(t.run(&["exists", "mykey", "mykey1"]), int(0));
+        t.run(&["set", "mykey", "a"]);
+        t.run(&["set", "mykey2", "b"]);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["rename", "mykey2", "mykey"]), ok());
+        assert_eq!(t.shard.dirty, dirty + 1);
+        assert_eq!(t.run(&["get", "mykey"]), bulk("b"));
+        assert_eq!(t.run(&["exists", "mykey2"]), int(0));
+        assert_eq!(t.shard.db_len(0), 1);
+    }
+
+    #[test]
+    fn rename_errors_and_same_key() {
+        let mut t = TestShard::new();
+        assert_eq!(t.run(&["rename", "nokey", "foobar"]), err(NO_SUCH_KEY));
+        assert_eq!(t.run(&["renamenx", "nokey", "foobar"]), err(NO_SUCH_KEY));
+        assert_eq!(t.run(&["rename", "mykey", "mykey"]), err(NO_SUCH_KEY));
+        t.run(&["set", "mykey", "foo"]);
+        assert_eq!(t.run(&["rename", "mykey", "mykey"]), ok());
+        assert_eq!(t.run(&["renamenx", "mykey", "mykey"]), int(0));
+        assert_eq!(t.run(&["get", "mykey"]), bulk("foo"));
+        t.run(&["pexpire", "mykey", "5"]);
+        t.advance(5);
+        assert_eq!(t.run(&["rename", "mykey", "other"]), err(NO_SUCH_KEY));
+        assert_eq!(
+            t.run(&["rename", "a"]),
+            err("ERR wrong number of arguments for 'rename' command")
+        );
+    }
+
+    #[test]
+    fn rename_moves_the_ttl_and_drops_the_targets() {
+        let mut t = shard_with(&["mykey", "mykey2"]);
+        t.run(&["expire", "mykey", "100"]);
+        assert_eq!(t.run(&["rename", "mykey", "mykey2"]), ok());
+        assert_eq!(t.run(&["ttl", "mykey2"]), int(100));
+        t.run(&["set", "mykey", "foo"]);
+        t.run(&["expire", "mykey2", "100"]);
+        assert_eq!(t.run(&["rename", "mykey", "mykey2"]), ok());
+        assert_eq!(t.run(&["ttl", "mykey2"]), int(-1));
+        assert_eq!(t.shard.dbs[0].volatile_len(), 0);
+        // An expired destination is simply replaced.
+        t.run(&["set", "a", "1"]);
+        t.run(&["set", "b", "2"]);
+        t.run(&["pexpire", "b", "1"]);
+        t.advance(1);
+        assert_eq!(t.run(&["renamenx", "a", "b"]), int(1));
+        assert_eq!(t.run(&["get", "b"]), bulk("1"));
+    }
+
+    #[test]
+    fn renamenx() {
+        let mut t = TestShard::new();
+        t.run(&["set", "mykey", "foobar"]);
+        assert_eq!(t.run(&["renamenx", "mykey", "mykey2"]), int(1));
+        assert_eq!(t.run(&["get", "mykey2"]), bulk("foobar"));
+        assert_eq!(t.run(&["exists", "mykey"]), int(0));
+        t.run(&["set", "mykey", "foo"]);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["renamenx", "mykey", "mykey2"]), int(0));
+        assert_eq!(t.shard.dirty, dirty);
+        assert_eq!(t.run(&["get", "mykey"]), bulk("foo"));
+        assert_eq!(t.run(&["get", "mykey2"]), bulk("foobar"));
+    }
+
+    #[test]
+    fn rename_keeps_the_value_type() {
+        let mut t = TestShard::new();
+        put_list(&mut t, "l");
+        assert_eq!(t.run(&["rename", "l", "l2"]), ok());
+        assert_eq!(t.run(&["type", "l2"]), Reply::simple("list"));
+    }
+
+    #[test]
+    fn copy_within_and_across_databases() {
+        let mut t = TestShard::new();
+        t.run(&["set", "mykey", "foobar"]);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["copy", "mykey", "mynewkey"]), int(1));
+        assert_eq!(t.shard.dirty, dirty + 1);
+        assert_eq!(t.run(&["get", "mynewkey"]), bulk("foobar"));
+        assert_eq!(t.run(&["dbsize"]), int(2));
+        assert_eq!(t.run(&["copy", "mykey", "mynewkey", "DB", "10"]), int(1));
+        t.db = 10;
+        assert_eq!(t.run(&["get", "mynewkey"]), bulk("foobar"));
+        assert_eq!(t.run(&["dbsize"]), int(1));
+        // Copies are independent of their source.
+        t.run(&["set", "mynewkey", "hoge"]);
+        t.db = 0;
+        assert_eq!(t.run(&["get", "mykey"]), bulk("foobar"));
+        assert_eq!(t.run(&["get", "mynewkey"]), bulk("foobar"));
+        // Same name in another database is fine.
+        assert_eq!(t.run(&["copy", "mykey", "mykey", "db", "3"]), int(1));
+    }
+
+    #[test]
+    fn copy_replace() {
+        let mut t = TestShard::new();
+        t.run(&["set", "mykey2", "hello"]);
+        t.db = 10;
+        t.run(&["set", "mynewkey", "old"]);
+        t.db = 0;
+        assert_eq!(t.run(&["copy", "mykey2", "mynewkey", "DB", "10"]), int(0));
+        assert_eq!(
+            t.run(&["copy", "mykey2", "mynewkey", "db", "10", "replace"]),
+            int(1)
+        );
+        t.db = 10;
+        assert_eq!(t.run(&["get", "mynewkey"]), bulk("hello"));
+        t.db = 0;
+        t.run(&["set", "x", "1"]);
+        assert_eq!(t.run(&["copy", "mykey2", "x"]), int(0));
+        assert_eq!(t.run(&["copy", "mykey2", "x", "REPLACE"]), int(1));
+        assert_eq!(t.run(&["get", "x"]), bulk("hello"));
+    }
+
+    #[test]
+    fn copy_carries_the_expiry() {
+        let mut t = shard_with(&["mykey"]);
+        t.run(&["expire", "mykey", "100"]);
+        assert_eq!(t.run(&["copy", "mykey", "mynewkey", "REPLACE"]), int(1));
+        assert_eq!(t.run(&["ttl", "mynewkey"]), int(100));
+        t.run(&["persist", "mykey"]);
+        assert_eq!(t.run(&["copy", "mykey", "mynewkey", "REPLACE"]), int(1));
+        assert_eq!(t.run(&["ttl", "mynewkey"]), int(-1));
+        assert_eq!(t.shard.dbs[0].volatile_len(), 0);
+    }
+
+    #[test]
+    fn copy_errors() {
+        let mut t = shard_with(&["mykey"]);
+        assert_eq!(t.run(&["copy", "nosuch", "dst"]), int(0));
+        assert_eq!(
+            t.run(&["copy", "mykey", "mykey"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "mykey", "db", "0"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "DB", "notanumber"]),
+            err(NOT_INT)
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "DB", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "DB", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "DB", "2147483648"]),
+            err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "DB"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "foo"]),
+            err("ERR syntax error")
+        );
+        // Options are read in order: the bad index is seen before the bad option.
+        assert_eq!(
+            t.run(&["copy", "mykey", "new", "db", "99", "foo"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(t.run(&["exists", "new"]), int(0));
+    }
+
+    #[test]
+    fn copy_reads_its_source_as_a_lookup() {
+        let mut t = shard_with(&["a"]);
+        t.advance(5000);
+        t.run(&["copy", "a", "b"]);
+        t.run(&["copy", "nosuch", "b"]);
+        assert_eq!(hits_misses(&t), (1, 1));
+        assert_eq!(t.run(&["object", "idletime", "a"]), int(0));
+    }
+
+    #[test]
+    fn copy_of_other_types() {
+        let mut t = TestShard::new();
+        put_list(&mut t, "l");
+        assert_eq!(t.run(&["copy", "l", "l2"]), int(1));
+        assert_eq!(t.run(&["type", "l2"]), Reply::simple("list"));
+        assert_eq!(t.run(&["object", "refcount", "l2"]), int(1));
+    }
+
+    #[test]
+    fn move_between_databases() {
+        let mut t = TestShard::new();
+        t.db = 9;
+        t.run(&["set", "mykey", "foobar"]);
+        let dirty = t.shard.dirty;
+        assert_eq!(t.run(&["move", "mykey", "10"]), int(1));
+        assert_eq!(t.shard.dirty, dirty + 1);
+        assert_eq!(t.run(&["exists", "mykey"]), int(0));
+        assert_eq!(t.run(&["dbsize"]), int(0));
+        t.db = 10;
+        assert_eq!(t.run(&["get", "mykey"]), bulk("foobar"));
+        assert_eq!(t.run(&["dbsize"]), int(1));
+        t.db = 9;
+        t.run(&["set", "mykey", "hello"]);
+        assert_eq!(t.run(&["move", "mykey", "10"]), int(0));
+        assert_eq!(t.run(&["get", "mykey"]), bulk("hello"));
+        assert_eq!(t.run(&["move", "nosuch", "10"]), int(0));
+    }
+
+    #[test]
+    fn move_carries_the_expiry() {
+        let mut t = TestShard::new();
+        t.db = 9;
+        t.run(&["set", "mykey", "foo"]);
+        t.run(&["expire", "mykey", "100"]);
+        assert_eq!(t.run(&["move", "mykey", "10"]), int(1));
+        assert_eq!(t.run(&["ttl", "mykey"]), int(-2));
+        t.db = 10;
+        assert_eq!(t.run(&["ttl", "mykey"]), int(100));
+        assert_eq!(t.shard.dbs[9].volatile_len(), 0);
+        assert_eq!(t.shard.dbs[10].volatile_len(), 1);
+        t.run(&["set", "plain", "x"]);
+        assert_eq!(t.run(&["move", "plain", "9"]), int(1));
+        t.db = 9;
+        assert_eq!(t.run(&["ttl", "plain"]), int(-1));
+        // An expired key in the target does not block the move.
+        t.run(&["set", "k", "new"]);
+        t.db = 10;
+        t.run(&["set", "k", "old"]);
+        t.run(&["pexpire", "k", "1"]);
+        t.advance(1);
+        t.db = 9;
+        assert_eq!(t.run(&["move", "k", "10"]), int(1));
+    }
+
+    #[test]
+    fn move_errors() {
+        let mut t = shard_with(&["mykey"]);
+        assert_eq!(t.run(&["move", "mykey", "notanumber"]), err(NOT_INT));
+        assert_eq!(
+            t.run(&["move", "mykey", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            t.run(&["move", "mykey", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            t.run(&["move", "mykey", "-2147483649"]),
+            err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        );
+        assert_eq!(
+            t.run(&["move", "mykey", "0"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            t.run(&["move", "nosuch", "0"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            t.run(&["move", "mykey", "1", "2"]),
+            err("ERR wrong number of arguments for 'move' command")
+        );
+    }
+
+    #[test]
+    fn moved_renamed_and_copied_keys_wake_blocked_clients() {
+        let mut t = shard_with(&["a", "b", "c"]);
+        for (db, key) in [(0, "r"), (1, "b"), (2, "c2")] {
+            t.shard.blocked_keys.insert((db, Bytes::from(key)));
+        }
+        t.run(&["rename", "a", "r"]);
+        t.run(&["move", "b", "1"]);
+        t.run(&["copy", "c", "c2", "db", "2"]);
+        assert_eq!(
+            t.shard.ready_keys,
+            vec![
+                (0, Bytes::from("r")),
+                (1, Bytes::from("b")),
+                (2, Bytes::from("c2"))
+            ]
+        );
+    }
+
+    #[test]
+    fn object_encoding() {
+        let mut t = TestShard::new();
+        t.run(&["set", "i", "12345"]);
+        t.run(&["set", "e", "hello"]);
+        let long = "x".repeat(45);
+        t.run(&["set", "r", &long]);
+        put_list(&mut t, "l");
+        assert_eq!(t.run(&["object", "encoding", "i"]), bulk("int"));
+        assert_eq!(t.run(&["OBJECT", "ENCODING", "e"]), bulk("embstr"));
+        assert_eq!(t.run(&["object", "encoding", "r"]), bulk("raw"));
+        let list_enc = Value::List(Default::default()).encoding();
+        assert_eq!(t.run(&["object", "encoding", "l"]), bulk(list_enc));
+        assert_eq!(t.run(&["object", "encoding", "nosuch"]), Reply::Nil);
+        assert_eq!(hits_misses(&t), (4, 1));
+    }
+
+    #[test]
+    fn object_freq_needs_an_lfu_policy() {
+        let mut t = shard_with(&["k"]);
+        assert_eq!(t.run(&["object", "freq", "k"]), err(LFU_NOT_SELECTED));
+        assert_eq!(t.run(&["object", "freq", "nosuch"]), Reply::Nil);
+    }
+
+    #[test]
+    fn object_idletime() {
+        let mut t = shard_with(&["k"]);
+        assert_eq!(t.run(&["object", "idletime", "k"]), int(0));
+        t.advance(2500);
+        assert_eq!(t.run(&["object", "idletime", "k"]), int(2));
+        t.run(&["get", "k"]);
+        assert_eq!(t.run(&["object", "idletime", "k"]), int(0));
+        assert_eq!(t.run(&["object", "idletime", "nosuch"]), Reply::Nil);
+    }
+
+    #[test]
+    fn object_refcount() {
+        let mut t = TestShard::new();
+        for (v, rc) in [
+            ("0", SHARED_REFCOUNT),
+            ("1", SHARED_REFCOUNT),
+            ("9999", SHARED_REFCOUNT),
+            ("10000", 1),
+            ("-1", 1),
+            ("01", 1),
+            ("foo", 1),
+        ] {
+            t.run(&["set", "k", v]);
+            assert_eq!(t.run(&["object", "refcount", "k"]), int(rc), "{v}");
+        }
+        assert_eq!(SHARED_REFCOUNT, 2147483647);
+        put_list(&mut t, "l");
+        assert_eq!(t.run(&["object", "refcount", "l"]), int(1));
+        assert_eq!(t.run(&["object", "refcount", "nosuch"]), Reply::Nil);
+    }
+
+    #[test]
+    fn object_help_and_errors() {
+        let mut t = TestShard::new();
+        let Reply::Array(lines) = t.run(&["object", "help"]) else {
+            panic!("help is an array");
+        };
+        assert_eq!(lines.len(), 15);
+        assert_eq!(
+            lines[0],
+            Reply::simple("OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
+        );
+        assert_eq!(lines[1], Reply::simple("ENCODING <key>"));
+        assert_eq!(lines[13], Reply::simple("HELP"));
+        assert_eq!(lines[14], Reply::simple("    Prints this help."));
+        assert_eq!(
+            t.run(&["object", "foo", "k"]),
+            err("ERR unknown subcommand 'foo'. Try OBJECT HELP.")
+        );
+        assert_eq!(
+            t.run(&["object", "encoding"]),
+            err("ERR wrong number of arguments for 'object|encoding' command")
+        );
+        assert_eq!(
+            t.run(&["object", "help", "x"]),
+            err("ERR wrong number of arguments for 'object|help' command")
+        );
+        assert_eq!(
+            t.run(&["object"]),
+            err("ERR wrong number of arguments for 'object' command")
+        );
+    }
+
+    #[test]
+    fn int_parsing_for_db_indexes() {
+        assert_eq!(parse_int(b"7", None), Ok(7));
+        assert_eq!(parse_int(b"-2147483648", None), Ok(i32::MIN));
+        assert_eq!(parse_int(b"07", None), Err(Reply::err(NOT_INT)));
+        assert_eq!(parse_int(b"2147483648", None), Err(Reply::err(INT_RANGE)));
+        assert_eq!(
+            parse_int(b"2147483648", Some("ERR custom")),
+            Err(Reply::err("ERR custom"))
+        );
+        assert_eq!(
+            parse_int(b"x", Some("ERR custom")),
+            Err(Reply::err("ERR custom"))
+        );
+    }
+}
