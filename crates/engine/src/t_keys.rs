@@ -452,8 +452,9 @@ pub fn object_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Reply {
     )
 }
 
-/// A container's HELP reply in Redis's layout: a header line, the lines, then HELP itself.
-fn help_reply(container: &str, lines: &[&'static str]) -> Reply {
+/// A container's HELP reply in Redis's layout (`addReplyHelp`): a header line, the lines,
+/// then HELP itself.
+pub fn help_reply(container: &str, lines: &[&'static str]) -> Reply {
     let mut out = Vec::with_capacity(lines.len() + 3);
     out.push(Reply::Simple(
         format!("{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").into(),

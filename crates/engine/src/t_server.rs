@@ -143,7 +143,14 @@ pub fn random_key(ctx: &mut Ctx<'_>) -> Option<Bytes> {
     let now = ctx.now_ms;
     // The database is taken out so the shard's random source can be borrowed alongside it.
     let mut db = ctx.shard.dbs.get_mut(idx)?.take();
-    let key = db.random_key(&mut || ctx.shard.rand(), now);
+    // Db::random_key gives up after a run of expired keys; Redis goes on until it finds a
+    // live key or the database is empty. Every attempt reclaims what it met, so this ends.
+    let key = loop {
+        match db.random_key(&mut || ctx.shard.rand(), now) {
+            None if !db.is_empty() => continue,
+            found => break found,
+        }
+    };
     if let Some(slot) = ctx.shard.dbs.get_mut(idx) {
         *slot = db;
     }
@@ -470,5 +477,13 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(random_key(&mut ctx), Some(Bytes::from("live")));
         }
+        // Even when expired keys far outnumber the live one.
+        for i in 0..1000 {
+            t.run(&["set", &format!("dead:{i}"), "v"]);
+            t.run(&["pexpire", &format!("dead:{i}"), "1"]);
+        }
+        t.advance(1);
+        let mut ctx = Ctx::new(&mut t.shard, 0, t.now_ms, false);
+        assert_eq!(random_key(&mut ctx), Some(Bytes::from("live")));
     }
 }
