@@ -19,6 +19,13 @@ pub struct Entry {
     pub accessed: u32,
 }
 
+impl Entry {
+    /// True once the entry's expiry time has been reached (it may not be reclaimed yet).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at.is_some_and(|at| at.get() <= now_ms)
+    }
+}
+
 #[derive(Default)]
 pub struct Db {
     entries: Dict<Bytes, Entry>,
@@ -53,7 +60,7 @@ impl Db {
     }
 
     fn is_expired(entry: &Entry, now_ms: u64) -> bool {
-        entry.expire_at.is_some_and(|at| at.get() <= now_ms)
+        entry.is_expired(now_ms)
     }
 
     /// Removes `key` if it has expired; returns true if it did.

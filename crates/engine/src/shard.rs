@@ -178,30 +178,15 @@ impl<'a> Ctx<'a> {
 
     /// Looks a key up for reading, counting a hit or a miss, and updating its access time.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
-        let now = self.now_ms;
         let clock = self.clock_secs();
-        let n = self.shard.dbs.len();
-        let db = &mut self.shard.dbs[self.db.min(n - 1)];
-        match db.get_mut(key, now) {
-            Some(e) => {
-                self.shard.stats.keyspace_hits += 1;
-                e.accessed = clock;
-                Some(&e.value)
-            }
-            None => {
-                self.shard.stats.keyspace_misses += 1;
-                None
-            }
-        }
+        let e = self.lookup_counted(key)?;
+        e.accessed = clock;
+        Some(&e.value)
     }
 
     /// Looks a key up for writing (no hit/miss accounting, as Redis's `lookupKeyWrite`).
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Value> {
-        let now = self.now_ms;
-        let clock = self.clock_secs();
-        let e = self.db().get_mut(key, now)?;
-        e.accessed = clock;
-        Some(&mut e.value)
+        self.lookup_write_entry(key).map(|e| &mut e.value)
     }
 
     /// The live entry of `key`, value and expiry, without touching statistics.
@@ -277,5 +262,34 @@ impl<'a> Ctx<'a> {
     /// Copies a key name for storing.
     pub fn key(key: &[u8]) -> Bytes {
         Bytes::copy_from_slice(key)
+    }
+}
+
+impl Ctx<'_> {
+    /// Looks a key up for reading without updating its access time, but counting a hit or a
+    /// miss (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT, SCAN's TYPE filter).
+    pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.lookup_counted(key).map(|e| &*e)
+    }
+
+    /// The live entry of `key`, counting a keyspace hit or miss.
+    fn lookup_counted(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let n = self.shard.dbs.len();
+        let e = self.shard.dbs[self.db.min(n - 1)].get_mut(key, now);
+        if e.is_some() {
+            self.shard.stats.keyspace_hits += 1;
+        } else {
+            self.shard.stats.keyspace_misses += 1;
+        }
+        e
+    }
+
+    /// Like [`Ctx::lookup_write`], but gives the whole entry (value and expiry).
+    pub fn lookup_write_entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let clock = self.clock_secs();
+        let e = self.entry(key)?;
+        e.accessed = clock;
+        Some(e)
     }
 }
