@@ -543,7 +543,7 @@ async fn scan(s: &mut Session, args: &[Bytes]) -> Reply {
             .run_on(shard, move |core| {
                 let mut sh = core.shard.borrow_mut();
                 let mut ctx = shardis_engine::Ctx::new(&mut sh, db, now_ms(), false);
-                shardis_engine::t_keys::scan_step(&mut ctx, inner, &o)
+                shardis_engine::t_server::scan_step(&mut ctx, inner, &o)
             })
             .await
             .unwrap_or((0, Vec::new()));
@@ -578,7 +578,7 @@ async fn random_key(s: &mut Session) -> Reply {
             .run_on(shard, move |core| {
                 let mut sh = core.shard.borrow_mut();
                 let mut ctx = shardis_engine::Ctx::new(&mut sh, db, now_ms(), false);
-                shardis_engine::t_keys::random_key(&mut ctx)
+                shardis_engine::t_server::random_key(&mut ctx)
             })
             .await
             .flatten();
