@@ -540,7 +540,17 @@ mod tests {
 
     #[test]
     fn varints_round_trip_both_ways() {
-        for v in [0u64, 1, 127, 128, 300, 16383, 16384, u32::MAX as u64, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
             let mut buf = [0u8; 10];
             let n = put_varint(&mut buf, v);
             assert_eq!(n, varint_len(v));
@@ -577,7 +587,9 @@ mod tests {
         assert_eq!(Encoded::new(b"1234").entry_len(), 3);
         assert_eq!(Encoded::new(b"abcdefghij").entry_len(), 12);
         assert!(matches!(
-            Listpack::with(&Encoded::new(b"-7")).get(0).map(|e| e.value()),
+            Listpack::with(&Encoded::new(b"-7"))
+                .get(0)
+                .map(|e| e.value()),
             Some(Elem::Int(-7))
         ));
     }
