@@ -12,6 +12,7 @@ pub mod db;
 pub mod dict;
 pub mod error;
 pub mod glob;
+pub mod listpack;
 pub mod num;
 pub mod scan;
 pub mod shard;
