@@ -27,7 +27,7 @@ pub static COMMANDS: &[Registration] = &[
 /// are represented.
 fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
     match value {
-        Value::List(l) => Ok(l.items.iter().cloned().collect()),
+        Value::List(l) => Ok(l.iter().map(|item| item.to_bytes()).collect()),
         Value::Set(s) => Ok(s
             .iter()
             .map(|m| {
@@ -49,10 +49,8 @@ fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
 }
 
 /// The list value STORE writes.
-fn stored_list(items: Vec<Bytes>) -> Value {
-    Value::List(ListValue {
-        items: items.into(),
-    })
+fn stored_list(items: Vec<Bytes>, fill: i64) -> Value {
+    Value::List(ListValue::from_values(items, fill))
 }
 
 /// SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE dest]
@@ -318,7 +316,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             };
             let stored = items.len();
             if stored > 0 {
-                ctx.set(dest, stored_list(items));
+                let fill = ctx.shard.config.list_max_listpack_size;
+                ctx.set(dest, stored_list(items, fill));
                 // Redis counts one change per stored element; `set` counted one already.
                 ctx.dirty(stored as u64 - 1);
             } else {
@@ -344,14 +343,7 @@ mod tests {
     }
 
     fn list(t: &mut TestShard, key: &str, items: &[&str]) {
-        let items = items.iter().map(|s| Bytes::copy_from_slice(s.as_bytes()));
-        put(
-            t,
-            key,
-            Value::List(ListValue {
-                items: items.collect(),
-            }),
-        );
+        put(t, key, Value::List(ListValue::from_values(items, -2)));
     }
 
     fn set(t: &mut TestShard, key: &str, members: &[&str]) {
@@ -368,7 +360,7 @@ mod tests {
 
     fn stored(t: &mut TestShard, key: &str) -> Option<Vec<Bytes>> {
         match t.shard.dbs[0].peek(key.as_bytes()).map(|e| &e.value) {
-            Some(Value::List(l)) => Some(l.items.iter().cloned().collect()),
+            Some(Value::List(l)) => Some(l.iter().map(|item| item.to_bytes()).collect()),
             Some(other) => panic!("not a list: {other:?}"),
             None => None,
         }
