@@ -16,13 +16,14 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use shardis_engine::command::Flags;
 use shardis_engine::{Exec, Fanout};
 use shardis_resp::{encode, Limits, Reply, RequestParser};
 use tracing::debug;
 
 use crate::client::{Client, ClientHandle};
 use crate::runtime::{Core, Request};
-use crate::{commands, fanout, route};
+use crate::{blocking, commands, fanout, route};
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -37,6 +38,10 @@ enum Slot {
 pub struct Session {
     pub core: Rc<Core>,
     pub client: ClientHandle,
+    stream: TcpStream,
+    /// Bytes read and not yet parsed.
+    rbuf: BytesMut,
+    parser: RequestParser,
     /// Replies encoded so far for the current read.
     out: Vec<u8>,
     /// Replies after the first remote command of the read, in order.
@@ -81,34 +86,35 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     let mut session = Session {
         core: core.clone(),
         client,
+        stream,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        parser: RequestParser::new(),
         out: Vec::with_capacity(READ_CHUNK),
         slots: Vec::new(),
         queued: (0..shards).map(|_| Vec::new()).collect(),
         any_queued: false,
         key_indexes: Vec::with_capacity(8),
     };
-    if let Err(e) = session.run(&mut stream).await {
+    if let Err(e) = session.run().await {
         debug!(client = id, "connection closed: {e}");
     }
     core.clients.borrow_mut().remove(&id);
 }
 
 impl Session {
-    async fn run(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
-        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-        let mut parser = RequestParser::new();
+    async fn run(&mut self) -> std::io::Result<()> {
         loop {
-            let start = rbuf.len();
-            rbuf.resize(start + READ_CHUNK, 0);
-            let n = stream.read(&mut rbuf[start..]).await?;
-            rbuf.truncate(start + n);
+            let start = self.rbuf.len();
+            self.rbuf.resize(start + READ_CHUNK, 0);
+            let n = self.stream.read(&mut self.rbuf[start..]).await?;
+            self.rbuf.truncate(start + n);
             if n == 0 {
                 return Ok(());
             }
             self.core.bump(|s| s.net_input_bytes += n as u64);
             let limits = self.limits();
             loop {
-                match parser.next(&mut rbuf, &limits) {
+                match self.parser.next(&mut self.rbuf, &limits) {
                     Ok(Some(args)) => {
                         self.dispatch(args).await;
                         if self.client.borrow().closing {
@@ -126,19 +132,14 @@ impl Session {
             self.flush().await;
             {
                 let mut c = self.client.borrow_mut();
-                c.qbuf = rbuf.len();
+                c.qbuf = self.rbuf.len();
                 c.last_active = Instant::now();
             }
-            if !self.out.is_empty() {
-                stream.write_all(&self.out).await?;
-                self.core
-                    .bump(|s| s.net_output_bytes += self.out.len() as u64);
-                self.out.clear();
-            }
+            self.write_out().await?;
             if self.client.borrow().closing {
                 return Ok(());
             }
-            if rbuf.len()
+            if self.rbuf.len()
                 > self
                     .core
                     .config
@@ -148,6 +149,22 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// Writes the replies collected so far in one write.
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.core
+                .bump(|s| s.net_output_bytes += self.out.len() as u64);
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The socket and the unparsed input, for a blocked client that keeps reading.
+    pub fn io(&mut self) -> (&mut TcpStream, &mut BytesMut) {
+        (&mut self.stream, &mut self.rbuf)
     }
 
     fn limits(&self) -> Limits {
@@ -197,6 +214,18 @@ impl Session {
             self.flush().await;
             let reply = fanout::all_shards(&self.core, cmd, args, db, resp3, merge).await;
             return self.reply(reply);
+        }
+        if cmd.flags.has(Flags::BLOCKING) {
+            // Replies before the blocking command go out before it waits.
+            self.flush().await;
+            if self.write_out().await.is_err() {
+                self.client.borrow_mut().closing = true;
+                return;
+            }
+            if let Some(reply) = blocking::block(self, cmd, args, db, resp3).await {
+                self.reply(reply);
+            }
+            return;
         }
         self.key_indexes.clear();
         let keys_ok = cmd.key_indexes(&args, &mut self.key_indexes);

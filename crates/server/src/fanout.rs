@@ -220,10 +220,13 @@ pub async fn gather(
             continue;
         }
         core.run_on(shard, move |c| {
-            let mut s = c.shard.borrow_mut();
-            for (key, entry) in updates {
-                s.import(db, key, entry);
+            {
+                let mut s = c.shard.borrow_mut();
+                for (key, entry) in updates {
+                    s.import(db, key, entry);
+                }
             }
+            crate::blocking::serve_ready(c);
         })
         .await;
     }

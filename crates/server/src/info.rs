@@ -24,6 +24,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
 /// What one core reports.
 struct CoreReport {
     clients: usize,
+    blocked: usize,
     stats: CoreStats,
     keyspace_hits: u64,
     keyspace_misses: u64,
@@ -51,6 +52,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             let shard = core.shard.borrow();
             CoreReport {
                 clients: core.clients.borrow().len(),
+                blocked: core.blocked.borrow().len(),
                 stats: core.stats.get(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,
@@ -98,9 +100,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "clients",
         format!(
-            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
             reports.iter().map(|r| r.clients).sum::<usize>(),
             config.get("maxclients"),
+            reports.iter().map(|r| r.blocked).sum::<usize>(),
         ),
     );
     let used: isize = reports.iter().map(|r| r.allocated).sum();

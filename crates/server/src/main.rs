@@ -2,6 +2,7 @@
 //! shard per core.
 
 mod alloc;
+mod blocking;
 mod client;
 mod commands;
 mod config;

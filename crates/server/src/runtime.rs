@@ -17,6 +17,7 @@ use shardis_engine::{Command, Ctx, Exec, Shard};
 use shardis_resp::Reply;
 use tracing::{error, info, warn};
 
+use crate::blocking::{self, Blocked};
 use crate::client::ClientHandle;
 use crate::config::Config;
 use crate::probe;
@@ -77,6 +78,8 @@ pub struct Core {
     pub shard: RefCell<Shard>,
     pub config: RefCell<Config>,
     pub clients: RefCell<BTreeMap<u64, ClientHandle>>,
+    /// Clients blocked on this shard's keys.
+    pub blocked: RefCell<Blocked>,
     pub stats: Cell<CoreStats>,
     pub started: Instant,
     next_client: Cell<u64>,
@@ -97,7 +100,21 @@ impl Core {
         self.execute_with(req.cmd, &req.args, req.db, req.resp3)
     }
 
+    /// Runs a shard command, then serves the clients blocked on keys it filled.
     pub fn execute_with(&self, cmd: &Command, args: &[Bytes], db: usize, resp3: bool) -> Reply {
+        let reply = self.run_command(cmd, args, db, resp3);
+        if !self.shard.borrow().ready_keys.is_empty() {
+            blocking::serve_ready(self);
+        }
+        reply
+    }
+
+    /// Runs a shard command without serving blocked clients (used while serving them).
+    pub fn execute_unserved(&self, req: &Request) -> Reply {
+        self.run_command(req.cmd, &req.args, req.db, req.resp3)
+    }
+
+    fn run_command(&self, cmd: &Command, args: &[Bytes], db: usize, resp3: bool) -> Reply {
         let Exec::Shard(f) = cmd.exec else {
             return Reply::err("ERR internal: not a shard command");
         };
@@ -282,6 +299,7 @@ async fn core_main(
         shard: RefCell::new(shard),
         config: RefCell::new(config),
         clients: RefCell::new(BTreeMap::new()),
+        blocked: RefCell::new(Blocked::default()),
         stats: Cell::new(CoreStats::default()),
         started: Instant::now(),
         next_client: Cell::new(0),

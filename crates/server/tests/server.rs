@@ -53,12 +53,33 @@ fn pipelines_mixing_shards_keep_request_order() {
 fn multi_key_commands_span_shards() {
     each_layout(|s| {
         let mut c = s.conn();
-        let _: () = redis::cmd("MSET").arg(&["a", "1", "b", "2", "c", "3", "d", "4"]).query(&mut c).expect("mset");
-        let v: Vec<Option<String>> = redis::cmd("MGET").arg(&["d", "nosuch", "a", "c", "b"]).query(&mut c).expect("mget");
-        assert_eq!(v, vec![Some("4".into()), None, Some("1".into()), Some("3".into()), Some("2".into())]);
-        let n: i64 = redis::cmd("EXISTS").arg(&["a", "b", "a", "zz"]).query(&mut c).expect("exists");
+        let _: () = redis::cmd("MSET")
+            .arg(&["a", "1", "b", "2", "c", "3", "d", "4"])
+            .query(&mut c)
+            .expect("mset");
+        let v: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&["d", "nosuch", "a", "c", "b"])
+            .query(&mut c)
+            .expect("mget");
+        assert_eq!(
+            v,
+            vec![
+                Some("4".into()),
+                None,
+                Some("1".into()),
+                Some("3".into()),
+                Some("2".into())
+            ]
+        );
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&["a", "b", "a", "zz"])
+            .query(&mut c)
+            .expect("exists");
         assert_eq!(n, 3);
-        let n: i64 = redis::cmd("DEL").arg(&["a", "b", "zz"]).query(&mut c).expect("del");
+        let n: i64 = redis::cmd("DEL")
+            .arg(&["a", "b", "zz"])
+            .query(&mut c)
+            .expect("del");
         assert_eq!(n, 2);
         let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("dbsize");
         assert_eq!(n, 2);
@@ -88,8 +109,14 @@ fn select_isolates_databases_on_every_shard() {
         let _: () = redis::cmd("SELECT").arg(9).query(&mut c).expect("select");
         let v: Option<String> = c.get("x").expect("get");
         assert_eq!(v, None);
-        let err = redis::cmd("SELECT").arg(16).query::<()>(&mut c).expect_err("out of range");
-        assert!(err.to_string().contains("DB index is out of range"), "{err}");
+        let err = redis::cmd("SELECT")
+            .arg(16)
+            .query::<()>(&mut c)
+            .expect_err("out of range");
+        assert!(
+            err.to_string().contains("DB index is out of range"),
+            "{err}"
+        );
     });
 }
 
@@ -97,7 +124,11 @@ fn select_isolates_databases_on_every_shard() {
 fn unknown_commands_and_wrong_arity_get_redis_errors() {
     let s = Server::start(2, &[]);
     let mut raw = s.raw();
-    let got = roundtrip(&mut raw, b"*2\r\n$6\r\nNOSUCH\r\n$1\r\na\r\n*1\r\n$3\r\nGET\r\nPING\r\n", 1);
+    let got = roundtrip(
+        &mut raw,
+        b"*2\r\n$6\r\nNOSUCH\r\n$1\r\na\r\n*1\r\n$3\r\nGET\r\nPING\r\n",
+        1,
+    );
     let expected = b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n-ERR wrong number of arguments for 'get' command\r\n+PONG\r\n";
     let mut got = got;
     while got.len() < expected.len() {
@@ -107,7 +138,10 @@ fn unknown_commands_and_wrong_arity_get_redis_errors() {
         }
         got.extend(more);
     }
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
 }
 
 #[test]
@@ -115,7 +149,10 @@ fn protocol_errors_close_the_connection() {
     let s = Server::start(1, &[]);
     let mut raw = s.raw();
     let got = roundtrip(&mut raw, b"*1\r\n$-5\r\n", 100);
-    assert_eq!(String::from_utf8_lossy(&got), "-ERR Protocol error: invalid bulk length\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
     // The server keeps serving other clients.
     let mut c = s.conn();
     let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
@@ -135,24 +172,49 @@ fn hello_switches_protocol() {
     let s = Server::start(2, &[]);
     let mut raw = s.raw();
     let got = roundtrip(&mut raw, b"HELLO 3\r\n", 20);
-    assert!(got.starts_with(b"%7\r\n"), "{}", String::from_utf8_lossy(&got));
+    assert!(
+        got.starts_with(b"%7\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
     let mut raw = s.raw();
     let got = roundtrip(&mut raw, b"HELLO 4\r\n", 20);
-    assert_eq!(String::from_utf8_lossy(&got), "-NOPROTO unsupported protocol version\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "-NOPROTO unsupported protocol version\r\n"
+    );
 }
 
 #[test]
 fn client_commands_see_every_core() {
     let s = Server::start(2, &[]);
     let mut conns: Vec<redis::Connection> = (0..6).map(|_| s.conn()).collect();
-    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("me").query(&mut conns[0]).expect("setname");
-    let name: String = redis::cmd("CLIENT").arg("GETNAME").query(&mut conns[0]).expect("getname");
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("me")
+        .query(&mut conns[0])
+        .expect("setname");
+    let name: String = redis::cmd("CLIENT")
+        .arg("GETNAME")
+        .query(&mut conns[0])
+        .expect("getname");
     assert_eq!(name, "me");
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conns[1]).expect("list");
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut conns[1])
+        .expect("list");
     assert!(list.lines().count() >= 6, "{list}");
     assert!(list.contains("name=me"));
-    let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut conns[2]).expect("id");
-    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut conns[3]).expect("kill");
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query(&mut conns[2])
+        .expect("id");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut conns[3])
+        .expect("kill");
     assert_eq!(killed, 1);
     assert!(redis::cmd("PING").query::<String>(&mut conns[2]).is_err());
 }
@@ -161,11 +223,29 @@ fn client_commands_see_every_core() {
 fn config_get_set_apply_to_all_cores() {
     let s = Server::start(2, &[]);
     let mut c = s.conn();
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("hash-max-ziplist-entries").arg("7").query(&mut c).expect("set");
-    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("hash-max-listpack-entries").query(&mut c).expect("get");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hash-max-ziplist-entries")
+        .arg("7")
+        .query(&mut c)
+        .expect("set");
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("hash-max-listpack-entries")
+        .query(&mut c)
+        .expect("get");
     assert_eq!(v, vec!["hash-max-listpack-entries", "7"]);
-    let err = redis::cmd("CONFIG").arg("SET").arg("nosuch").arg("1").query::<()>(&mut c).expect_err("unknown");
-    assert!(err.to_string().contains("Unknown option or number of arguments for CONFIG SET - 'nosuch'"), "{err}");
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("nosuch")
+        .arg("1")
+        .query::<()>(&mut c)
+        .expect_err("unknown");
+    assert!(
+        err.to_string()
+            .contains("Unknown option or number of arguments for CONFIG SET - 'nosuch'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -173,12 +253,29 @@ fn info_and_command_introspection() {
     let s = Server::start(2, &[]);
     let mut c = s.conn();
     let info: String = redis::cmd("INFO").query(&mut c).expect("info");
-    for field in ["redis_version:", "connected_clients:", "used_memory:", "shards:2", "keyspace_hits:"] {
+    for field in [
+        "redis_version:",
+        "connected_clients:",
+        "used_memory:",
+        "shards:2",
+        "keyspace_hits:",
+    ] {
         assert!(info.contains(field), "missing {field}");
     }
-    let n: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).expect("count");
+    let n: i64 = redis::cmd("COMMAND")
+        .arg("COUNT")
+        .query(&mut c)
+        .expect("count");
     assert!(n > 10);
-    let keys: Vec<String> = redis::cmd("COMMAND").arg("GETKEYS").arg("MSET").arg("a").arg("1").arg("b").arg("2").query(&mut c).expect("getkeys");
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query(&mut c)
+        .expect("getkeys");
     assert_eq!(keys, vec!["a", "b"]);
 }
 

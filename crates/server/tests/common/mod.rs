@@ -13,7 +13,10 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 impl Server {
@@ -22,7 +25,14 @@ impl Server {
         for _ in 0..5 {
             let port = free_port();
             let mut child = Command::new(env!("CARGO_BIN_EXE_shardis-server"))
-                .args(["--port", &port.to_string(), "--shards", &shards.to_string(), "--loglevel", "warning"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--shards",
+                    &shards.to_string(),
+                    "--loglevel",
+                    "warning",
+                ])
                 .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -55,7 +65,8 @@ impl Server {
     /// A raw socket, for protocol-level tests.
     pub fn raw(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         s
     }
 
