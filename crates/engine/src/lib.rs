@@ -26,6 +26,7 @@ pub mod t_sort;
 pub mod t_string;
 pub mod t_zset;
 pub mod value;
+pub mod watch;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -63,6 +63,8 @@ pub struct Shard {
     /// Blocked-on keys that received data since the runtime last looked (Redis's
     /// `signalKeyAsReady`): the runtime drains this after each command and serves waiters.
     pub ready_keys: Vec<(usize, Bytes)>,
+    /// Keys under WATCH and their versions.
+    pub watched: crate::watch::WatchTable,
     rng_state: u64,
 }
 
@@ -77,6 +79,7 @@ impl Shard {
             dirty: 0,
             blocked_keys: Default::default(),
             ready_keys: Vec::new(),
+            watched: Default::default(),
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -109,6 +112,7 @@ impl Shard {
             }
         }
         self.dirty += 1;
+        self.watched.touch(db, &key);
         if self.blocked_keys.contains(&(db, key.clone())) {
             self.ready_keys.push((db, key));
         }
