@@ -863,7 +863,7 @@ mod tests {
                     let mut node = head.as_deref();
                     while let Some(n) = node {
                         assert_eq!(bucket_index(hash_of(&n.key), size), i);
-                        assert!(keys.insert(&n.key as *const K), "duplicate node");
+                        assert!(keys.insert(&n.key), "duplicate key");
                         count += 1;
                         node = n.next.as_deref();
                     }
@@ -873,8 +873,6 @@ mod tests {
             if !self.is_rehashing() {
                 assert_eq!(self.rehash_idx, 0);
             }
-            let distinct: HashSet<u64> = self.iter().map(|(k, _)| hash_of(k)).collect();
-            assert!(distinct.len() <= self.len());
         }
 
         fn finish_rehash(&mut self) {
@@ -1189,7 +1187,6 @@ mod tests {
         loop {
             let before = d.rehash_idx;
             let more = d.rehash(1);
-            d.check();
             if !more {
                 break;
             }
@@ -1197,6 +1194,7 @@ mod tests {
         }
         assert_eq!(d.bucket_count(), 1 << 15);
         assert_eq!(d.len(), 512);
+        d.check();
     }
 
     #[test]
@@ -1339,6 +1337,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
         #[test]
         fn behaves_like_hashmap(ops in prop::collection::vec(op(), 1..400)) {
             let mut d: Dict<u16, u32> = Dict::new();
