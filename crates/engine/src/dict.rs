@@ -415,9 +415,9 @@ impl<K, V> Dict<K, V> {
     /// `out` by reservoir sampling over the chains it meets. Returns how many slots it filled.
     fn sample_into<'a>(&'a self, rng: &mut SplitMix, out: &mut [Option<&'a Node<K, V>>]) -> usize {
         let count = out.len().min(self.len());
-        if count == 0 {
+        let Some(out) = out.get_mut(..count).filter(|o| !o.is_empty()) else {
             return 0;
-        }
+        };
         let tables = if self.is_rehashing() { 2 } else { 1 };
         let max_mask = self.ht[0].size().max(self.ht[1].size()).wrapping_sub(1);
         let mut i = (rng.next() as usize) & max_mask;
