@@ -25,7 +25,13 @@ impl WatchTable {
 
     /// Starts watching `key` in `db`; returns its current version.
     pub fn watch(&mut self, db: usize, key: &[u8]) -> u64 {
-        let slot = self.keys.entry((db, Bytes::copy_from_slice(key))).or_insert(Slot { version: 0, watchers: 0 });
+        let slot = self
+            .keys
+            .entry((db, Bytes::copy_from_slice(key)))
+            .or_insert(Slot {
+                version: 0,
+                watchers: 0,
+            });
         slot.watchers += 1;
         slot.version
     }
@@ -43,7 +49,9 @@ impl WatchTable {
 
     /// The current version of a watched key (None if nobody watches it).
     pub fn version(&self, db: usize, key: &[u8]) -> Option<u64> {
-        self.keys.get(&(db, Bytes::copy_from_slice(key))).map(|s| s.version)
+        self.keys
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .map(|s| s.version)
     }
 
     /// Records a modification of `key`.
@@ -58,7 +66,11 @@ impl WatchTable {
 
     /// The watched keys of `db`, for FLUSHDB / SWAPDB, which touch those that exist.
     pub fn keys_in(&self, db: usize) -> Vec<Bytes> {
-        self.keys.keys().filter(|(d, _)| *d == db).map(|(_, k)| k.clone()).collect()
+        self.keys
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 }
 
