@@ -15,6 +15,7 @@ pub mod glob;
 pub mod num;
 pub mod scan;
 pub mod shard;
+pub mod skiplist;
 pub mod t_bitops;
 pub mod t_hash;
 pub mod t_keys;
