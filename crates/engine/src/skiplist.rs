@@ -440,7 +440,9 @@ mod tests {
         assert_eq!(all, expected);
         for (rank, (s, m)) in expected.iter().enumerate() {
             assert_eq!(tree.rank(*s as f64, m), Some(rank));
-            let got = tree.get(rank).map(|it| (it.score as i64, it.member.to_vec()));
+            let got = tree
+                .get(rank)
+                .map(|it| (it.score as i64, it.member.to_vec()));
             assert_eq!(got.as_ref(), Some(&(*s, m.clone())));
         }
         assert!(tree.get(expected.len()).is_none());

@@ -871,13 +871,13 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr: bool) -> Reply {
         at += 1;
     }
     let pairs = args.len() - at;
-    if pairs == 0 || pairs % 2 != 0 {
+    if pairs == 0 || !pairs.is_multiple_of(2) {
         return error::syntax();
     }
     if flags.nx && flags.xx {
         return Reply::err("ERR XX and NX options at the same time are not compatible");
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
         return Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if flags.incr && pairs > 2 {
@@ -1149,13 +1149,16 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> Reply {
         .unwrap_or_else(|| Reply::Array(Vec::new()))
 }
 
+/// 2^63: the first double that does not fit a long long.
+const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
 /// Checks a blocking command's timeout as Redis does (seconds as a long double, turned into
 /// whole milliseconds rounded up); the runtime does the waiting.
 fn check_timeout(arg: &[u8]) -> Result<(), Reply> {
     let secs = num::parse_f64(arg).ok_or(Reply::err(error::TIMEOUT_NOT_FLOAT))?;
     let ms = (secs * 1000.0).ceil();
     // C's conversion of an out-of-range value to long long gives LLONG_MIN: negative.
-    if ms < 0.0 || ms >= 9.223_372_036_854_775_807e18 {
+    if !(0.0..I64_LIMIT).contains(&ms) {
         return Err(Reply::err(error::TIMEOUT_NEGATIVE));
     }
     Ok(())
