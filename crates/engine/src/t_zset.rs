@@ -1248,6 +1248,9 @@ pub fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 // ZRANDMEMBER
 // ---------------------------------------------------------------------------------------------
 
+/// The most samples ZRANDMEMBER returns for a negative count (a Shardis limit).
+const MAX_RANDOM_SAMPLES: i64 = 1 << 24;
+
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(count_arg) = args.get(2) else {
@@ -1275,6 +1278,11 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Some(_) => return error::syntax(),
     };
     if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        return Reply::err("ERR value is out of range");
+    }
+    // A negative count asks for that many samples whatever the set's size. Redis would try
+    // and exhaust memory on an absurd one; Shardis refuses instead of stalling the shard.
+    if count < -MAX_RANDOM_SAMPLES {
         return Reply::err("ERR value is out of range");
     }
     let resp3 = ctx.resp3;
@@ -1676,7 +1684,8 @@ pub fn zintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// A score as the small encoding stores it (Redis's `d2string`): integers plainly, anything
 /// else as `%.17g`.
 fn listpack_score_string(score: f64) -> String {
-    if score.fract() == 0.0 && score.abs() < 4.5e15 && score != 0.0 {
+    const HALF_RANGE: f64 = (i64::MAX / 2) as f64;
+    if score.fract() == 0.0 && score.abs() <= HALF_RANGE && score != 0.0 {
         format!("{}", score as i64)
     } else {
         num::format_g17(score)
@@ -2510,6 +2519,10 @@ mod tests {
             assert_eq!(t.run(&["zrandmember", "nokey", "5"]), empty());
             assert_eq!(t.run(&["zrandmember", "z", "0"]), empty());
             // Negative: repetitions allowed, exactly |count| answers.
+            assert_eq!(
+                t.run(&["zrandmember", "z", "-9223372036854775807"]),
+                err("ERR value is out of range")
+            );
             let r = t.run(&["zrandmember", "z", "-25"]);
             assert_eq!(members_of(&r).len(), 25);
             let r = t.run(&["zrandmember", "z", "-3", "withscores"]);
