@@ -502,6 +502,46 @@ mod tests {
         }
     }
 
+    /// Grows a tree three levels deep, then drains most of it in random order, so that inner
+    /// nodes merge too.
+    #[test]
+    fn deep_tree_grows_and_shrinks_like_the_model() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut tree = Tree::new();
+        let mut model = Model::new();
+        for _ in 0..12_000 {
+            let (s, m) = (next(1000) as i64, member(next(256) as u8));
+            if model.insert((s, m.clone()), ()).is_none() {
+                tree.insert(Item::new(s as f64, Arc::from(&m[..])));
+            }
+        }
+        check(&tree, &model);
+        while model.len() > 50 {
+            if next(2) == 0 {
+                let r = next(model.len() as u64) as usize;
+                let key = model.keys().nth(r).cloned();
+                let got = tree
+                    .remove_at(r)
+                    .map(|it| (it.score as i64, it.member.to_vec()));
+                assert_eq!(got, key);
+                if let Some(k) = key {
+                    model.remove(&k);
+                }
+            } else {
+                let (s, m) = (next(1000) as i64, member(next(256) as u8));
+                let expected = model.remove(&(s, m.clone())).is_some();
+                assert_eq!(tree.remove(s as f64, &m).is_some(), expected);
+            }
+        }
+        check(&tree, &model);
+    }
+
     #[test]
     fn sequential_inserts_fill_leaves_and_deletes_shrink() {
         let mut tree = Tree::new();
