@@ -7,11 +7,159 @@
 //! below a bound all take O(log n). Leaves are flat arrays, which keeps the per-item overhead
 //! low (one score and one shared pointer to the member, 24 bytes) and iteration cache-friendly.
 
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, Ordering as AtomicOrdering};
 
 /// A member's bytes, shared between the tree and the member → score map.
-pub type Member = Arc<[u8]>;
+///
+/// One allocation holding a reference count, the length and the bytes, behind a thin
+/// pointer: 8 bytes in each of the two structures and an 8-byte header, against 16 and 16
+/// for an `Arc<[u8]>`. With a million members that is tens of megabytes.
+pub struct Member {
+    ptr: NonNull<u8>,
+}
+
+/// Header: a 32-bit reference count and a 32-bit length; a length of `u32::MAX` means the
+/// real length follows as a 64-bit number.
+const SHORT_HEADER: usize = 8;
+const LONG_HEADER: usize = 16;
+/// Past this many references a clone copies the bytes instead (the count never overflows).
+const MAX_REFS: u32 = u32::MAX / 2;
+
+fn member_layout(header: usize, len: usize) -> Layout {
+    match header
+        .checked_add(len)
+        .and_then(|size| Layout::from_size_align(size, 8).ok())
+    {
+        Some(layout) => layout,
+        // Only a slice near the address-space size gets here, which cannot exist.
+        None => handle_alloc_error(Layout::new::<u64>()),
+    }
+}
+
+impl Member {
+    pub fn new(bytes: &[u8]) -> Member {
+        let short = u32::try_from(bytes.len()).ok().filter(|&l| l != u32::MAX);
+        let header = if short.is_some() {
+            SHORT_HEADER
+        } else {
+            LONG_HEADER
+        };
+        let layout = member_layout(header, bytes.len());
+        // SAFETY: the layout has a non-zero size (the header) and 8-byte alignment, so every
+        // header field below is written in bounds and aligned; the bytes fit after the header.
+        unsafe {
+            let p = alloc(layout);
+            if p.is_null() {
+                handle_alloc_error(layout);
+            }
+            p.cast::<AtomicU32>().write(AtomicU32::new(1));
+            p.add(4).cast::<u32>().write(short.unwrap_or(u32::MAX));
+            if short.is_none() {
+                p.add(8).cast::<u64>().write(bytes.len() as u64);
+            }
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(header), bytes.len());
+            Member {
+                ptr: NonNull::new_unchecked(p),
+            }
+        }
+    }
+
+    fn refs(&self) -> &AtomicU32 {
+        // SAFETY: the allocation starts with the count and lives as long as any reference.
+        unsafe { &*self.ptr.as_ptr().cast::<AtomicU32>() }
+    }
+
+    /// The header size and the length.
+    fn shape(&self) -> (usize, usize) {
+        // SAFETY: the header was written by `new` and is never modified afterwards.
+        unsafe {
+            let p = self.ptr.as_ptr();
+            match p.add(4).cast::<u32>().read() {
+                u32::MAX => (LONG_HEADER, p.add(8).cast::<u64>().read() as usize),
+                len => (SHORT_HEADER, len as usize),
+            }
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        let (header, len) = self.shape();
+        // SAFETY: `new` copied exactly `len` bytes right after the header; they are immutable.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(header), len) }
+    }
+}
+
+// SAFETY: the bytes are immutable after construction and the count is atomic, as in `Arc`.
+unsafe impl Send for Member {}
+unsafe impl Sync for Member {}
+
+impl Clone for Member {
+    fn clone(&self) -> Member {
+        let before = self.refs().fetch_add(1, AtomicOrdering::Relaxed);
+        if before >= MAX_REFS {
+            self.refs().fetch_sub(1, AtomicOrdering::Relaxed);
+            return Member::new(self.as_bytes());
+        }
+        Member { ptr: self.ptr }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if self.refs().fetch_sub(1, AtomicOrdering::Release) != 1 {
+            return;
+        }
+        // Pairs with the other owners' releases before freeing, as `Arc` does.
+        fence(AtomicOrdering::Acquire);
+        let (header, len) = self.shape();
+        // SAFETY: this was the last reference; the layout is the one `new` allocated with.
+        unsafe { dealloc(self.ptr.as_ptr(), member_layout(header, len)) }
+    }
+}
+
+impl std::ops::Deref for Member {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Borrow<[u8]> for Member {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl From<&[u8]> for Member {
+    fn from(bytes: &[u8]) -> Member {
+        Member::new(bytes)
+    }
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Member) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Member {}
+
+/// Hashes as the byte slice does, so maps keyed by `Member` can be probed with `&[u8]`.
+impl Hash for Member {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", bytes::Bytes::copy_from_slice(self.as_bytes()))
+    }
+}
 
 /// One element of a sorted set.
 #[derive(Debug, Clone)]
@@ -473,7 +621,7 @@ mod tests {
                 match op {
                     Op::Insert(s, m) => {
                         if model.insert((s, member(m)), ()).is_none() {
-                            tree.insert(Item::new(s as f64, Arc::from(&member(m)[..])));
+                            tree.insert(Item::new(s as f64, Member::from(&member(m)[..])));
                         }
                     }
                     Op::Remove(s, m) => {
@@ -518,7 +666,7 @@ mod tests {
         for _ in 0..12_000 {
             let (s, m) = (next(1000) as i64, member(next(256) as u8));
             if model.insert((s, m.clone()), ()).is_none() {
-                tree.insert(Item::new(s as f64, Arc::from(&m[..])));
+                tree.insert(Item::new(s as f64, Member::from(&m[..])));
             }
         }
         check(&tree, &model);
@@ -543,11 +691,37 @@ mod tests {
     }
 
     #[test]
+    fn members_share_bytes_and_free_them() {
+        let a = Member::from(&b"hello"[..]);
+        let b = a.clone();
+        assert_eq!(a.refs().load(AtomicOrdering::Relaxed), 2);
+        assert_eq!(&*b, b"hello");
+        drop(a);
+        assert_eq!(b.refs().load(AtomicOrdering::Relaxed), 1);
+        assert_eq!(b, Member::from(&b"hello"[..]));
+        let empty = Member::from(&b""[..]);
+        assert!(empty.is_empty());
+        let big = vec![7u8; 100_000];
+        assert_eq!(&*Member::from(&big[..]).clone(), &big[..]);
+        // Probing a map keyed by members with plain slices.
+        let mut map = std::collections::HashMap::new();
+        map.insert(b.clone(), 1);
+        assert_eq!(map.get(&b"hello"[..]), Some(&1));
+        // A saturated count makes clones copy.
+        b.refs().store(MAX_REFS, AtomicOrdering::Relaxed);
+        let c = b.clone();
+        assert_ne!(c.ptr, b.ptr);
+        assert_eq!(c.refs().load(AtomicOrdering::Relaxed), 1);
+        b.refs().store(2, AtomicOrdering::Relaxed);
+        drop(map);
+    }
+
+    #[test]
     fn sequential_inserts_fill_leaves_and_deletes_shrink() {
         let mut tree = Tree::new();
         let mut model = Model::new();
         for i in 0..20_000i64 {
-            tree.insert(Item::new(i as f64, Arc::from(&b"x"[..])));
+            tree.insert(Item::new(i as f64, Member::from(&b"x"[..])));
             model.insert((i, b"x".to_vec()), ());
         }
         check(&tree, &model);

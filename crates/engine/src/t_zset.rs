@@ -12,7 +12,6 @@
 
 use bytes::Bytes;
 use shardis_resp::Reply;
-use std::sync::Arc;
 
 use crate::command::table::Registration;
 use crate::dict::Dict;
@@ -226,7 +225,7 @@ impl ZSetValue {
             if limits.fits(items.len() + 1, member.len()) {
                 let at = items
                     .partition_point(|i| cmp_entries(i.score, &i.member, score, member).is_lt());
-                items.insert(at, Item::new(score, Arc::from(member)));
+                items.insert(at, Item::new(score, Member::from(member)));
                 return None;
             }
             self.convert_to_skiplist();
@@ -247,7 +246,7 @@ impl ZSetValue {
                 Some(old)
             }
             None => {
-                let member: Member = Arc::from(member);
+                let member: Member = Member::from(member);
                 large.scores.insert(member.clone(), score);
                 large.tree.insert(Item::new(score, member));
                 None
@@ -1516,7 +1515,7 @@ fn compute_setop(
     }
     let mut items: Vec<Item> = found
         .into_iter()
-        .map(|(m, s)| Item::new(s, Arc::from(m)))
+        .map(|(m, s)| Item::new(s, Member::from(m)))
         .collect();
     items.sort_by(|a, b| cmp_entries(a.score, &a.member, b.score, &b.member));
     SetOpResult::Items(items)
