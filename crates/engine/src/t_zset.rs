@@ -2112,6 +2112,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn score_ranges_with_infinities() {
+        for mut t in both() {
+            t.run(&[
+                "zadd", "z", "-inf", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "+inf",
+                "g",
+            ]);
+            for (cmd, min, max, expected) in [
+                ("zrangebyscore", "-inf", "2", &["a", "b", "c"][..]),
+                ("zrangebyscore", "4", "+inf", &["e", "f", "g"]),
+                ("zrevrangebyscore", "+inf", "4", &["g", "f", "e"]),
+                ("zrangebyscore", "(-inf", "(2", &["b"]),
+                ("zrangebyscore", "(4", "(+inf", &["f"]),
+                ("zrevrangebyscore", "(2", "(-inf", &["b"]),
+                ("zrevrangebyscore", "(+inf", "(4", &["f"]),
+                ("zrangebyscore", "2.4", "2.6", &[]),
+                ("zrangebyscore", "(2.4", "(2.6", &[]),
+                ("zrangebyscore", "2", "(2", &[]),
+            ] {
+                assert_eq!(
+                    t.run(&[cmd, "z", min, max]),
+                    bulks(expected),
+                    "{cmd} {min} {max}"
+                );
+            }
+            assert_eq!(
+                t.run(&[
+                    "zrevrangebyscore",
+                    "z",
+                    "5",
+                    "2",
+                    "limit",
+                    "2",
+                    "3",
+                    "withscores"
+                ]),
+                flat(&[("d", 3.0), ("c", 2.0)])
+            );
+        }
+    }
+
     fn lex(t: &mut TestShard) {
         t.run(&[
             "zadd", "l", "0", "alpha", "0", "bar", "0", "cool", "0", "down", "0", "elephant", "0",
