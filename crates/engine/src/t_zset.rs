@@ -11,6 +11,8 @@
 //! ranks first, then reads, removes or stores that span.
 
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
@@ -1285,19 +1287,18 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::err("ERR value is out of range");
     }
     let resp3 = ctx.resp3;
-    let mut seed = ctx.rand();
+    // The set stays borrowed while sampling, so the samples come from a generator seeded
+    // from the shard's source rather than from the shard itself.
+    let mut rng = StdRng::seed_from_u64(ctx.rand());
     let z = match read(ctx, &args[1]) {
         Ok(Some(z)) => z,
         Ok(None) => return Reply::Array(Vec::new()),
         Err(e) => return e,
     };
-    let mut rand = move || {
-        seed ^= seed >> 12;
-        seed ^= seed << 25;
-        seed ^= seed >> 27;
-        seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
     let size = z.len();
+    if size == 0 {
+        return Reply::Array(Vec::new());
+    }
     let wanted = count.unsigned_abs();
     let mut out = Vec::new();
     let emit = |rank: usize, out: &mut Vec<Reply>| {
@@ -1308,7 +1309,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if count < 0 || wanted == 1 {
         // With repetitions, in random order.
         for _ in 0..wanted {
-            emit((rand() % size as u64) as usize, &mut out);
+            emit(rng.gen_range(0..size), &mut out);
         }
     } else if wanted >= size as u64 {
         for rank in 0..size {
@@ -1321,7 +1322,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let ranks: Vec<usize> = if wanted * 3 > size {
             let mut all: Vec<usize> = (0..size).collect();
             for i in 0..wanted {
-                let j = i + (rand() % (size - i) as u64) as usize;
+                let j = rng.gen_range(i..size);
                 all.swap(i, j);
             }
             all.truncate(wanted);
@@ -1330,7 +1331,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             let mut seen = ahash::HashSet::default();
             let mut picked = Vec::with_capacity(wanted);
             while picked.len() < wanted {
-                let r = (rand() % size as u64) as usize;
+                let r = rng.gen_range(0..size);
                 if seen.insert(r) {
                     picked.push(r);
                 }
