@@ -16,6 +16,7 @@ pub mod listpack;
 pub mod num;
 pub mod scan;
 pub mod shard;
+pub mod skiplist;
 pub mod t_bitops;
 pub mod t_hash;
 pub mod t_keys;
