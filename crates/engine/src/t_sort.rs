@@ -36,13 +36,11 @@ fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
             })
             .collect()),
         Value::ZSet(z) => {
-            let mut by_score: Vec<(&Bytes, f64)> = z.scores.iter().map(|(m, s)| (m, *s)).collect();
-            by_score.sort_by(|a, b| {
-                a.1.partial_cmp(&b.1)
-                    .unwrap_or(Ordering::Equal)
-                    .then_with(|| a.0.cmp(b.0))
+            let mut members = Vec::with_capacity(z.len());
+            z.for_range(0, z.len(), &mut |item| {
+                members.push(Bytes::copy_from_slice(&item.member))
             });
-            Ok(by_score.into_iter().map(|(m, _)| m.clone()).collect())
+            Ok(members)
         }
         _ => Err(error::wrongtype()),
     }
@@ -331,7 +329,6 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dict::Dict;
     use crate::t_set::SetValue;
     use crate::t_zset::ZSetValue;
     use crate::testing::*;
@@ -351,11 +348,15 @@ mod tests {
     }
 
     fn zset(t: &mut TestShard, key: &str, members: &[(f64, &str)]) {
-        let mut d = Dict::new();
+        let mut z = ZSetValue::default();
+        let limits = crate::t_zset::Limits {
+            max_entries: 128,
+            max_value: 64,
+        };
         for (s, m) in members {
-            d.insert(Bytes::copy_from_slice(m.as_bytes()), *s);
+            z.insert(m.as_bytes(), *s, limits);
         }
-        put(t, key, Value::ZSet(ZSetValue { scores: d }));
+        put(t, key, Value::ZSet(z));
     }
 
     fn stored(t: &mut TestShard, key: &str) -> Option<Vec<Bytes>> {

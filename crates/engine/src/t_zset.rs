@@ -1393,7 +1393,8 @@ impl Aggregate {
 enum Source<'a> {
     Empty,
     ZSet(&'a ZSetValue),
-    Set(&'a SetValue),
+    /// A set, with its members spelled out (an intset stores numbers, not bytes).
+    Set(&'a SetValue, &'a [Bytes]),
 }
 
 impl<'a> Source<'a> {
@@ -1401,7 +1402,7 @@ impl<'a> Source<'a> {
         match self {
             Source::Empty => 0,
             Source::ZSet(z) => z.len(),
-            Source::Set(s) => s.members.len(),
+            Source::Set(_, members) => members.len(),
         }
     }
 
@@ -1409,7 +1410,7 @@ impl<'a> Source<'a> {
         match self {
             Source::Empty => None,
             Source::ZSet(z) => z.score(member),
-            Source::Set(s) => s.members.contains_key(member).then_some(1.0),
+            Source::Set(s, _) => s.contains(member).then_some(1.0),
         }
     }
 
@@ -1427,8 +1428,8 @@ impl<'a> Source<'a> {
                     }
                 }
             }
-            Source::Set(s) => {
-                for (m, _) in s.members.iter() {
+            Source::Set(_, members) => {
+                for m in members {
                     f(m, 1.0);
                 }
             }
@@ -1598,13 +1599,27 @@ fn setop_generic(
     }
     let result = {
         let db = &*ctx.db();
+        let set_members: Vec<Vec<Bytes>> = keys
+            .iter()
+            .map(|k| match db.peek(k).map(|e| &e.value) {
+                Some(Value::Set(s)) => s
+                    .iter()
+                    .map(|m| {
+                        let mut buf = [0u8; 20];
+                        Bytes::copy_from_slice(m.as_bytes(&mut buf))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         let mut inputs: Vec<(Source<'_>, f64)> = keys
             .iter()
             .zip(weights)
-            .map(|(k, w)| {
+            .zip(&set_members)
+            .map(|((k, w), members)| {
                 let src = match db.peek(k).map(|e| &e.value) {
                     Some(Value::ZSet(z)) => Source::ZSet(z),
-                    Some(Value::Set(s)) => Source::Set(s),
+                    Some(Value::Set(s)) => Source::Set(s, members),
                     _ => Source::Empty,
                 };
                 (src, w)
@@ -2696,10 +2711,7 @@ mod tests {
     #[test]
     fn set_operations_accept_sets_and_special_scores() {
         let mut t = TestShard::new();
-        let mut set = SetValue::default();
-        for m in ["a", "b", "x"] {
-            set.members.insert(Bytes::from(m), ());
-        }
+        let set = SetValue::from_members(&["a", "b", "x"], 512);
         t.shard.dbs[0].set(b"s", Value::Set(set), 0);
         t.run(&["zadd", "z", "10", "a", "20", "b", "30", "c"]);
         assert_eq!(
