@@ -2,6 +2,10 @@
 //!
 //! Knows nothing about commands or I/O: bytes in, argument vectors out; replies in, bytes out.
 
+mod encode;
+mod parse;
 mod reply;
 
+pub use encode::{encode, encode_request, format_double};
+pub use parse::{Limits, ProtocolError, RequestParser};
 pub use reply::Reply;
