@@ -356,7 +356,8 @@ mod tests {
         assert_eq!(format_double(5e-324), "4.9406564584124654e-324");
         assert_eq!(format_double(123456789.125), "123456789.125");
         assert_eq!(format_double(1e100), "1e+100");
-        assert_eq!(format_double(3.14159), "3.1415899999999999");
+        assert_eq!(format_double(2.71), "2.71");
+        assert_eq!(format_double(0.3), "0.29999999999999999");
         assert_eq!(format_double(-1.0e-5), "-1.0000000000000001e-05");
         assert_eq!(format_double(99999999999999999.0), "1e+17");
     }
