@@ -164,8 +164,7 @@ impl DoubleBuf {
     ///
     /// `%g` with precision P picks the digits of `%.{P-1}e` and, when the exponent X
     /// satisfies -4 <= X < P, prints those same digits in fixed notation; either way trailing
-    /// zeros of the fraction go. Rust's `{:.16e}` rounds exactly like glibc (correctly, ties
-    /// to even on the exact binary value), so only the layout is done here.
+    /// zeros of the fraction go.
     fn write_g17(&mut self, v: f64) {
         if v.is_nan() {
             return self.push(b"nan");
@@ -177,22 +176,7 @@ impl DoubleBuf {
         if v.is_infinite() {
             return self.push(b"inf");
         }
-        let mut sci = DoubleBuf::new();
-        // Cannot fail: at most 22 bytes ("d.dddddddddddddddde-308").
-        let _ = write!(sci, "{:.16e}", v);
-        let sci = sci.as_bytes();
-        let Some(e_pos) = sci.iter().position(|&c| c == b'e') else {
-            return;
-        };
-        let exp: i32 = std::str::from_utf8(&sci[e_pos + 1..])
-            .ok()
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        // The 17 significant digits, without the point.
-        let mut digits = [b'0'; 17];
-        digits[0] = sci[0];
-        let fraction = sci.get(2..e_pos).unwrap_or(&[]);
-        digits[1..1 + fraction.len().min(16)].copy_from_slice(&fraction[..fraction.len().min(16)]);
+        let (digits, exp) = exact_digits(v).unwrap_or_else(|| rounded_digits(v));
         let significant = digits.iter().rposition(|&c| c != b'0').map_or(1, |i| i + 1);
 
         if !(-4..17).contains(&exp) {
@@ -223,6 +207,68 @@ impl DoubleBuf {
             self.push(&digits[..significant]);
         }
     }
+}
+
+/// The 17 significant digits of `v` (positive, finite) and its decimal exponent, when its
+/// exact decimal expansion has at most 17 significant digits (integers below 10^17 and short
+/// binary fractions such as 1.5 or 0.125, the common scores): then `%.17g` does no rounding
+/// and the digits come from integer arithmetic, several times faster than formatting.
+fn exact_digits(v: f64) -> Option<([u8; 17], i32)> {
+    const LIMIT: u128 = 100_000_000_000_000_000; // 10^17
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        return None; // zero and subnormals: rare, left to the general path
+    }
+    let mut mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let mut exp2 = biased - 1075; // v = mantissa * 2^exp2
+    let shift = mantissa.trailing_zeros().min(exp2.unsigned_abs());
+    if exp2 < 0 {
+        mantissa >>= shift;
+        exp2 += shift as i32;
+    }
+    // v = value / 10^scale exactly: m * 2^-k = m * 5^k / 10^k.
+    let (value, scale) = if exp2 >= 64 {
+        return None;
+    } else if exp2 >= 0 {
+        // mantissa < 2^53, so the shift stays below 2^117.
+        (u128::from(mantissa) << exp2, 0)
+    } else {
+        let k = exp2.unsigned_abs();
+        if k > 27 {
+            return None;
+        }
+        (u128::from(mantissa) * 5u128.pow(k), k as i32)
+    };
+    if value >= LIMIT {
+        return None;
+    }
+    let mut text = itoa::Buffer::new();
+    let printed = text.format(value).as_bytes();
+    let mut digits = [b'0'; 17];
+    digits[..printed.len()].copy_from_slice(printed);
+    Some((digits, printed.len() as i32 - 1 - scale))
+}
+
+/// The 17 significant digits of `v` (positive, finite) rounded as glibc does (correctly,
+/// ties to even on the exact binary value, which is what Rust's `{:.16e}` does too) and
+/// its decimal exponent.
+fn rounded_digits(v: f64) -> ([u8; 17], i32) {
+    let mut sci = DoubleBuf::new();
+    // Cannot fail: at most 23 bytes ("d.dddddddddddddddde-308").
+    let _ = write!(sci, "{:.16e}", v);
+    let sci = sci.as_bytes();
+    let e_pos = sci.iter().position(|&c| c == b'e').unwrap_or(sci.len());
+    let exp = std::str::from_utf8(sci.get(e_pos + 1..).unwrap_or_default())
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    let mut digits = [b'0'; 17];
+    let mantissa = sci[..e_pos].iter().filter(|c| c.is_ascii_digit());
+    for (d, &c) in digits.iter_mut().zip(mantissa) {
+        *d = c;
+    }
+    (digits, exp)
 }
 
 #[cfg(test)]

@@ -381,7 +381,6 @@ fn split_args(line: &Bytes) -> Result<Vec<Bytes>, ProtocolError> {
 /// Reads the rest of a token from `s[i]`, an opening quote, appending its bytes to `token`;
 /// returns where the token ends.
 fn quoted_token(s: &[u8], mut i: usize, token: &mut Vec<u8>) -> Result<usize, ProtocolError> {
-    #[derive(PartialEq)]
     enum Quote {
         None,
         Double,

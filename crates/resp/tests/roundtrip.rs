@@ -95,6 +95,15 @@ proptest! {
     }
 
     #[test]
+    fn short_binary_fractions_and_integers_print_as_c_printf(
+        m in -(1i64 << 60)..(1i64 << 60),
+        k in -12i32..40,
+    ) {
+        let v = m as f64 * 2f64.powi(-k);
+        prop_assert_eq!(format_double(v), c_g17(v));
+    }
+
+    #[test]
     fn human_scale_doubles_print_as_c_printf(v in -1e20f64..1e20, scale in -30i32..30) {
         let v = v * 10f64.powi(scale);
         prop_assert_eq!(format_double(v), c_g17(v));
