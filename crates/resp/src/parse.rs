@@ -289,7 +289,15 @@ impl RequestParser {
     /// big" error. The search mirrors that so such input fails the same way.
     fn find(&mut self, buf: &[u8], needle: u8) -> Option<usize> {
         let from = self.scanned.min(buf.len());
-        match memchr::memchr2(needle, 0, &buf[from..]) {
+        // Header lines are a few bytes long: a plain loop finds their end before memchr's
+        // setup would pay off.
+        let head = &buf[from..buf.len().min(from + 16)];
+        let found = match head.iter().position(|&c| c == needle || c == 0) {
+            Some(i) => Some(i),
+            None if head.len() < 16 => None,
+            None => memchr::memchr2(needle, 0, &buf[from + 16..]).map(|i| i + 16),
+        };
+        match found {
             Some(i) if buf[from + i] == needle => {
                 self.scanned = from + i;
                 Some(from + i)
