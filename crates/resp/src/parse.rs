@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Size limits applied to requests, as Redis's configuration sets them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `proto-max-bulk-len`: the largest accepted bulk argument.
     pub max_bulk_len: usize,
@@ -213,7 +213,10 @@ impl RequestParser {
                         return Ok(None);
                     };
                     let count = match parse_i64(&buf[1..cr]) {
-                        Some(n) if n <= i32::MAX as i64 && n <= limits.max_multibulk_len as i64 => {
+                        Some(n)
+                            if n <= i64::from(i32::MAX)
+                                && (n <= 0 || n as u64 <= limits.max_multibulk_len as u64) =>
+                        {
                             n
                         }
                         _ => return Err(INVALID_MULTIBULK_LEN),
@@ -541,6 +544,13 @@ mod tests {
         };
         let (_, err, _) = parse_with(&mut RequestParser::new(), b"*3\r\n", &small);
         assert_eq!(err.as_deref(), Some(invalid));
+        let unlimited = Limits {
+            max_multibulk_len: usize::MAX,
+            ..Limits::default()
+        };
+        let (cmds, err, _) =
+            parse_with(&mut RequestParser::new(), b"*1\r\n$1\r\na\r\n", &unlimited);
+        assert_eq!((cmds, err), (vec![cmd(&["a"])], None));
     }
 
     #[test]
