@@ -243,6 +243,8 @@ fn exact_digits(v: f64) -> Option<([u8; 17], i32)> {
     if value >= LIMIT {
         return None;
     }
+    // Below 10^17, so it fits a u64, which formats much faster than a u128.
+    let value = u64::try_from(value).ok()?;
     let mut text = itoa::Buffer::new();
     let printed = text.format(value).as_bytes();
     let mut digits = [b'0'; 17];
