@@ -285,7 +285,7 @@ mod tests {
             seed
         };
         let mut rounds = 0;
-        while db.len() > 0 && rounds < 1000 {
+        while !db.is_empty() && rounds < 1000 {
             db.expire_sample(20, &mut rand, 11);
             rounds += 1;
         }

@@ -116,44 +116,9 @@ fn parse_strtod_extras(text: &str) -> Option<f64> {
     }
 }
 
-/// Formats a double as C's `%.17g` (Redis's reply format for doubles in RESP2).
-pub fn format_g17(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let sci = format!("{:.16e}", v); // 17 significant digits: d.dddddddddddddddde±x
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
-    };
-    if !(-4..17).contains(&exp) {
-        let m = trim_fraction(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", m, sign, exp.abs())
-    } else {
-        let decimals = (16 - exp).max(0) as usize;
-        let fixed = format!("{:.*}", decimals, v);
-        trim_fraction(&fixed).to_string()
-    }
-}
-
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
+/// Formats a double as C's `%.17g` (Redis's reply format for doubles); the encoder's
+/// implementation, so replies and stored strings agree.
+pub use shardis_resp::format_double as format_g17;
 
 /// Formats an INCRBYFLOAT / HINCRBYFLOAT result: the shortest decimal that reads back as the
 /// same double, never in exponent form (Redis prints these with `%.17Lf`-style humanized
@@ -757,19 +722,6 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad);
         }
-    }
-
-    #[test]
-    fn g17_matches_c() {
-        assert_eq!(format_g17(1.5), "1.5");
-        assert_eq!(format_g17(3.0), "3");
-        assert_eq!(format_g17(0.1), "0.10000000000000001");
-        assert_eq!(format_g17(1e17), "1e+17");
-        assert_eq!(format_g17(1e16), "10000000000000000");
-        assert_eq!(format_g17(0.0001), "0.0001");
-        assert_eq!(format_g17(0.00001), "1.0000000000000001e-05");
-        assert_eq!(format_g17(-2.5), "-2.5");
-        assert_eq!(format_g17(f64::INFINITY), "inf");
     }
 
     #[test]

@@ -6,6 +6,6 @@ mod encode;
 mod parse;
 mod reply;
 
-pub use encode::{encode, format_double};
+pub use encode::{encode, encode_request, format_double};
 pub use parse::{Limits, ProtocolError, RequestParser};
 pub use reply::Reply;

@@ -123,7 +123,8 @@ impl Session {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        self.reply(Reply::error(format!("ERR {}", e.message())));
+                        self.flush().await;
+                        e.write_reply(&mut self.out);
                         self.client.borrow_mut().closing = true;
                         break;
                     }

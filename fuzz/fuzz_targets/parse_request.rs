@@ -1,0 +1,48 @@
+//! Feeds arbitrary bytes, split at arbitrary points, to the request parser: it must never
+//! panic, must consume input only by whole commands, and every command must have arguments.
+//!
+//! Input layout: the first byte seeds the chunk sizes, the rest is the byte stream.
+
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use shardis_resp::{Limits, RequestParser};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    // Small limits so the "too big" paths are reachable with fuzzer-sized inputs.
+    let limits = if seed & 0x80 != 0 {
+        Limits {
+            max_bulk_len: 64,
+            max_multibulk_len: 16,
+            max_inline_len: 32,
+        }
+    } else {
+        Limits::default()
+    };
+    let mut parser = RequestParser::new();
+    parser.set_auth_required(seed & 0x40 != 0);
+    let mut buf = BytesMut::new();
+    let mut pos = 0;
+    let mut step = usize::from(seed & 0x3f) + 1;
+    while pos < stream.len() {
+        let end = (pos + step).min(stream.len());
+        buf.extend_from_slice(&stream[pos..end]);
+        pos = end;
+        // Vary the chunk size so splits fall everywhere.
+        step = step % 61 + 1;
+        loop {
+            match parser.next(&mut buf, &limits) {
+                Ok(Some(args)) => assert!(!args.is_empty()),
+                Ok(None) => break,
+                Err(e) => {
+                    assert!(e.message().starts_with("Protocol error: "));
+                    return;
+                }
+            }
+        }
+    }
+});
