@@ -118,6 +118,24 @@ impl Shard {
         }
     }
 
+    /// Before FLUSHDB / FLUSHALL / SWAPDB: a watched key of `db` changes if it is live there,
+    /// or (SWAPDB) live in the database swapped in (`other`). Keys already expired do not, as
+    /// in Redis.
+    pub fn touch_live_watched(&mut self, db: usize, other: Option<usize>, now_ms: u64) {
+        if self.watched.is_empty() {
+            return;
+        }
+        for key in self.watched.keys_in(db) {
+            let live_in = |d: Option<&Db>| {
+                d.and_then(|d| d.peek(&key))
+                    .is_some_and(|e| !e.is_expired(now_ms))
+            };
+            if live_in(self.dbs.get(db)) || live_in(other.and_then(|o| self.dbs.get(o))) {
+                self.watched.touch(db, &key);
+            }
+        }
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)

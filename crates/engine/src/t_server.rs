@@ -41,6 +41,8 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return error::syntax();
     }
     let n = ctx.db().len() as u64;
+    let now = ctx.now_ms;
+    ctx.shard.touch_live_watched(ctx.db, None, now);
     ctx.db().clear();
     ctx.dirty(n);
     Reply::Ok
@@ -52,6 +54,10 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return error::syntax();
     }
     let mut n = 0;
+    let now = ctx.now_ms;
+    for db in 0..ctx.shard.dbs.len() {
+        ctx.shard.touch_live_watched(db, None, now);
+    }
     for db in &mut ctx.shard.dbs {
         n += db.len() as u64;
         db.clear();
@@ -70,6 +76,9 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     if a != b {
+        let now = ctx.now_ms;
+        ctx.shard.touch_live_watched(a, Some(b), now);
+        ctx.shard.touch_live_watched(b, Some(a), now);
         ctx.shard.dbs.swap(a, b);
         let dbs = &ctx.shard.dbs;
         let ready: Vec<(usize, Bytes)> = ctx

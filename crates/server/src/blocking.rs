@@ -121,15 +121,17 @@ fn try_serve(core: &Core, waiter: &Waiter) -> Outcome {
         let mut shard = core.shard.borrow_mut();
         let db = waiter.request.db;
         waiter.keys.iter().any(|k| {
-            shard
-                .dbs
-                .get_mut(db)
-                .and_then(|d| d.get(k, now))
-                .is_some_and(|e| match e.value {
-                    Value::List(_) => !waiter.wants_zset,
-                    Value::ZSet(_) => waiter.wants_zset,
-                    _ => false,
-                })
+            // Keys a transaction holds are served when it releases them.
+            !core.key_locked(db, k)
+                && shard
+                    .dbs
+                    .get_mut(db)
+                    .and_then(|d| d.get(k, now))
+                    .is_some_and(|e| match e.value {
+                        Value::List(_) => !waiter.wants_zset,
+                        Value::ZSet(_) => waiter.wants_zset,
+                        _ => false,
+                    })
         })
     };
     if !ready {
@@ -290,7 +292,7 @@ pub async fn block(
     if push_to.is_some() {
         let mut idx = Vec::new();
         cmd.key_indexes(&args, &mut idx);
-        let reply = crate::fanout::gather(&s.core, cmd, args.clone(), &idx, db, resp3).await;
+        let reply = crate::fanout::gather(&s.core, cmd, args.clone(), &idx, db, resp3, None).await;
         if !is_null(&reply) {
             return Some(reply);
         }

@@ -52,12 +52,18 @@ pub async fn run(
             Reply::Ok
         }
         ServerCmd::Reset => {
+            crate::multi::reset(s).await;
             let mut c = s.client.borrow_mut();
             c.db = 0;
             c.resp3 = false;
             c.name = None;
             Reply::simple("RESET")
         }
+        ServerCmd::Multi => crate::multi::multi(s),
+        ServerCmd::Exec => crate::multi::exec(s).await,
+        ServerCmd::Discard => crate::multi::discard(s).await,
+        ServerCmd::Watch => crate::multi::watch(s, args).await,
+        ServerCmd::Unwatch => crate::multi::unwatch(s).await,
         ServerCmd::Hello => hello(s, args),
         ServerCmd::Select => select(s, &args[1]),
         ServerCmd::ClientId => Reply::Int(s.client.borrow().id as i64),

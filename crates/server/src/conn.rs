@@ -17,13 +17,14 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use shardis_engine::command::Flags;
-use shardis_engine::{Exec, Fanout};
+use shardis_engine::{Command, Exec, Fanout};
 use shardis_resp::{encode, Limits, Reply, RequestParser};
 use tracing::debug;
 
 use crate::client::{Client, ClientHandle};
 use crate::runtime::{Core, Request};
-use crate::{blocking, commands, fanout, route};
+use crate::txn::{TxId, WatchedKey};
+use crate::{blocking, commands, fanout, multi, route};
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -50,6 +51,23 @@ pub struct Session {
     queued: Vec<Vec<Request>>,
     any_queued: bool,
     key_indexes: Vec<usize>,
+    /// The transaction this connection is running (EXEC, or a multi-shard command): its
+    /// requests pass the locks it holds.
+    pub tx: Option<TxId>,
+    /// During EXEC: replies are collected here instead of being written.
+    pub collect: Option<Vec<Reply>>,
+    /// Between MULTI and EXEC.
+    pub multi: Option<MultiState>,
+    /// Keys under WATCH.
+    pub watched: Vec<WatchedKey>,
+}
+
+/// Commands queued by MULTI.
+#[derive(Default)]
+pub struct MultiState {
+    pub queued: Vec<(&'static Command, Vec<Bytes>)>,
+    /// A command failed to queue: EXEC answers EXECABORT.
+    pub failed: bool,
 }
 
 pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
@@ -94,10 +112,15 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
         queued: (0..shards).map(|_| Vec::new()).collect(),
         any_queued: false,
         key_indexes: Vec::with_capacity(8),
+        tx: None,
+        collect: None,
+        multi: None,
+        watched: Vec::new(),
     };
     if let Err(e) = session.run().await {
         debug!(client = id, "connection closed: {e}");
     }
+    multi::unwatch_all(&mut session).await;
     core.clients.borrow_mut().remove(&id);
 }
 
@@ -180,8 +203,18 @@ impl Session {
         if self.any_queued {
             self.slots.push(Slot::Done(reply));
         } else {
-            let resp3 = self.client.borrow().resp3;
-            encode(&reply, resp3, &mut self.out);
+            self.emit(reply);
+        }
+    }
+
+    /// Writes (or, during EXEC, collects) a reply whose turn has come.
+    fn emit(&mut self, reply: Reply) {
+        match &mut self.collect {
+            Some(replies) => replies.push(reply),
+            None => {
+                let resp3 = self.client.borrow().resp3;
+                encode(&reply, resp3, &mut self.out);
+            }
         }
     }
 
@@ -189,8 +222,22 @@ impl Session {
         self.core.bump(|s| s.commands_processed += 1);
         let cmd = match shardis_engine::lookup(&args) {
             Ok(cmd) => cmd,
-            Err(e) => return self.reply(e),
+            Err(e) => {
+                if let Some(m) = &mut self.multi {
+                    m.failed = true;
+                }
+                return self.reply(e);
+            }
         };
+        if self.multi.is_some() && !multi::runs_inside_multi(cmd) {
+            let reply = multi::queue(self, cmd, args);
+            return self.reply(reply);
+        }
+        self.dispatch_command(cmd, args).await;
+    }
+
+    /// Runs one command (also EXEC's queued commands).
+    pub async fn dispatch_command(&mut self, cmd: &'static Command, args: Vec<Bytes>) {
         match cmd.exec {
             Exec::Server(which) => {
                 if commands::needs_barrier(which) {
@@ -205,7 +252,7 @@ impl Session {
         }
     }
 
-    async fn dispatch_shard(&mut self, cmd: &'static shardis_engine::Command, args: Vec<Bytes>) {
+    async fn dispatch_shard(&mut self, cmd: &'static Command, args: Vec<Bytes>) {
         let (db, resp3) = {
             let c = self.client.borrow();
             (c.db, c.resp3)
@@ -213,10 +260,11 @@ impl Session {
         let shards = self.core.shards;
         if let Fanout::AllShards(merge) = cmd.fanout {
             self.flush().await;
-            let reply = fanout::all_shards(&self.core, cmd, args, db, resp3, merge).await;
+            let reply = fanout::all_shards(&self.core, cmd, args, db, resp3, merge, self.tx).await;
             return self.reply(reply);
         }
-        if cmd.flags.has(Flags::BLOCKING) {
+        // Inside EXEC a blocking command runs as its non-blocking form.
+        if cmd.flags.has(Flags::BLOCKING) && self.collect.is_none() {
             // Replies before the blocking command go out before it waits.
             self.flush().await;
             if self.write_out().await.is_err() {
@@ -248,6 +296,10 @@ impl Session {
         };
         match target {
             Some(shard) if shard == self.core.id => {
+                // Outside a transaction, wait while a lock holder claims these keys.
+                while self.tx.is_none() && self.core.lock_blocks(cmd, &args, db, None) {
+                    let _ = self.core.lock_released().await;
+                }
                 let reply = self.core.execute_with(cmd, &args, db, resp3);
                 self.reply(reply);
             }
@@ -266,9 +318,9 @@ impl Session {
                 let keys = std::mem::take(&mut self.key_indexes);
                 let reply = match cmd.fanout {
                     Fanout::Split(merge) => {
-                        fanout::split(&self.core, cmd, args, &keys, db, resp3, merge).await
+                        fanout::split(&self.core, cmd, args, &keys, db, resp3, merge, self.tx).await
                     }
-                    _ => fanout::gather(&self.core, cmd, args, &keys, db, resp3).await,
+                    _ => fanout::gather(&self.core, cmd, args, &keys, db, resp3, self.tx).await,
                 };
                 self.key_indexes = keys;
                 self.reply(reply);
@@ -287,23 +339,22 @@ impl Session {
         for shard in 0..self.queued.len() {
             if !self.queued[shard].is_empty() {
                 let requests = std::mem::take(&mut self.queued[shard]);
-                receivers.push((shard, self.core.send_batch(shard, requests).await));
+                receivers.push((shard, self.core.send_batch(shard, requests, self.tx).await));
             }
         }
         let mut replies: Vec<VecDeque<Reply>> =
             (0..self.queued.len()).map(|_| VecDeque::new()).collect();
         for (shard, rx) in receivers {
-            replies[shard] = rx.await.unwrap_or_default().into();
+            replies[shard] = rx.await.ok().flatten().unwrap_or_default().into();
         }
-        let resp3 = self.client.borrow().resp3;
-        for slot in self.slots.drain(..) {
+        for slot in std::mem::take(&mut self.slots) {
             let reply = match slot {
                 Slot::Done(r) => r,
                 Slot::Remote(shard) => replies[shard]
                     .pop_front()
                     .unwrap_or(Reply::err("ERR shard did not answer")),
             };
-            encode(&reply, resp3, &mut self.out);
+            self.emit(reply);
         }
     }
 }

@@ -18,29 +18,10 @@ use shardis_resp::Reply;
 
 use crate::route;
 use crate::runtime::{now_ms, Core, Request};
-
-/// Runs `requests[i]` on shard `shards[i]`, locally inline or by message, and returns the
-/// replies in the same order.
-async fn run_each(core: &Rc<Core>, jobs: Vec<(usize, Request)>) -> Vec<Reply> {
-    let mut replies: Vec<Option<Reply>> = (0..jobs.len()).map(|_| None).collect();
-    let mut waiting = Vec::new();
-    for (i, (shard, req)) in jobs.into_iter().enumerate() {
-        if shard == core.id {
-            replies[i] = Some(core.execute(&req));
-        } else {
-            waiting.push((i, core.send_batch(shard, vec![req]).await));
-        }
-    }
-    for (i, rx) in waiting {
-        replies[i] = rx.await.ok().and_then(|mut v| v.pop());
-    }
-    replies
-        .into_iter()
-        .map(|r| r.unwrap_or(Reply::err("ERR shard did not answer")))
-        .collect()
-}
+use crate::txn::{self, TxId};
 
 /// Splits a command whose keys are independent by shard and merges the replies.
+#[allow(clippy::too_many_arguments)]
 pub async fn split(
     core: &Rc<Core>,
     cmd: &'static Command,
@@ -49,6 +30,7 @@ pub async fn split(
     db: usize,
     resp3: bool,
     merge: Merge,
+    tx: Option<TxId>,
 ) -> Reply {
     let step = cmd.key_step();
     // For each shard: the ordinals (in `keys`) of its keys.
@@ -79,7 +61,13 @@ pub async fn split(
         ));
         owners.push(shard);
     }
-    let replies = run_each(core, jobs).await;
+    let replies = locked(
+        core,
+        tx,
+        || txn::plan_keys(core.shards, keys.iter().map(|&i| (db, &args[i][..]))),
+        |tx| txn::run_each(core, jobs, tx),
+    )
+    .await;
     if let Some(err) = replies.iter().find(|r| r.is_error()) {
         return err.clone();
     }
@@ -100,6 +88,7 @@ pub async fn split(
 }
 
 /// Runs a keyless command on every shard and merges the replies.
+#[allow(clippy::too_many_arguments)]
 pub async fn all_shards(
     core: &Rc<Core>,
     cmd: &'static Command,
@@ -107,6 +96,7 @@ pub async fn all_shards(
     db: usize,
     resp3: bool,
     merge: Merge,
+    tx: Option<TxId>,
 ) -> Reply {
     let jobs = (0..core.shards)
         .map(|shard| {
@@ -121,7 +111,13 @@ pub async fn all_shards(
             )
         })
         .collect();
-    let replies = run_each(core, jobs).await;
+    let replies = locked(
+        core,
+        tx,
+        || txn::plan_all(core.shards),
+        |tx| txn::run_each(core, jobs, tx),
+    )
+    .await;
     if let Some(err) = replies.iter().find(|r| r.is_error()) {
         return err.clone();
     }
@@ -152,6 +148,7 @@ fn merge_all(replies: Vec<Reply>, merge: Merge) -> Reply {
 
 /// Runs a command whose keys are used together over copies of its keys' entries, then writes
 /// back every key the command may have changed.
+#[allow(clippy::too_many_arguments)]
 pub async fn gather(
     core: &Rc<Core>,
     cmd: &'static Command,
@@ -159,6 +156,7 @@ pub async fn gather(
     keys: &[usize],
     db: usize,
     resp3: bool,
+    tx: Option<TxId>,
 ) -> Reply {
     let mut key_names: Vec<Bytes> = Vec::with_capacity(keys.len());
     for &i in keys {
@@ -166,6 +164,38 @@ pub async fn gather(
             key_names.push(args[i].clone());
         }
     }
+    let plan = || txn::plan_keys(core.shards, key_names.iter().map(|k| (db, &k[..])));
+    locked(core, tx, plan, |_| {
+        gather_locked(core, cmd, &args, &key_names, db, resp3)
+    })
+    .await
+}
+
+/// Runs `body` holding the locks of `plan` (taken here unless the caller's transaction `tx`
+/// already holds them).
+async fn locked<P, B, F, R>(core: &Rc<Core>, tx: Option<TxId>, plan: P, body: B) -> R
+where
+    P: FnOnce() -> Vec<(usize, txn::Intents)>,
+    B: FnOnce(Option<TxId>) -> F,
+    F: std::future::Future<Output = R>,
+{
+    if tx.is_some() {
+        return body(tx).await;
+    }
+    let held = txn::lock(core, plan()).await;
+    let result = body(Some(held.tx)).await;
+    txn::unlock(core, held).await;
+    result
+}
+
+async fn gather_locked(
+    core: &Rc<Core>,
+    cmd: &'static Command,
+    args: &[Bytes],
+    key_names: &[Bytes],
+    db: usize,
+    resp3: bool,
+) -> Reply {
     let config = core.shard.borrow().config.clone();
     let mut scratch = Shard::new(core.id, config);
     // 1. Copy every key's live entry here.
@@ -203,13 +233,13 @@ pub async fn gather(
             return Reply::err("ERR internal: not a shard command");
         };
         let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, now_ms(), resp3);
-        f(&mut ctx, &args)
+        f(&mut ctx, args)
     };
     if !cmd.is_write() {
         return reply;
     }
     // 3. Write back what may have changed: every key the key specs allow the command to write.
-    let written = written_keys(cmd, &args);
+    let written = written_keys(cmd, args);
     for shard in 0..core.shards {
         let updates: Vec<(Bytes, Option<Entry>)> = key_names
             .iter()

@@ -10,9 +10,11 @@ mod conn;
 mod fanout;
 mod info;
 mod logging;
+mod multi;
 mod probe;
 mod route;
 mod runtime;
+mod txn;
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;

@@ -21,6 +21,7 @@ use crate::blocking::{self, Blocked};
 use crate::client::ClientHandle;
 use crate::config::Config;
 use crate::probe;
+use crate::txn::{Batch, LockTable, TxId};
 
 /// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it and stops.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -51,12 +52,9 @@ pub type Task = Box<dyn FnOnce(&Rc<Core>) + Send>;
 
 /// A mesh message.
 pub enum Msg {
-    /// Commands for this shard, in order (one read of one connection): executed back to back,
-    /// so a batch is atomic on its shard.
-    Batch {
-        requests: Vec<Request>,
-        reply: oneshot::Sender<Vec<Reply>>,
-    },
+    /// Commands for this shard, in order (one read of one connection, or one transaction's
+    /// steps): executed back to back, so a batch is atomic on its shard.
+    Batch(Batch),
     /// Anything else: runs on the receiving core.
     Run(Task),
 }
@@ -80,6 +78,8 @@ pub struct Core {
     pub clients: RefCell<BTreeMap<u64, ClientHandle>>,
     /// Clients blocked on this shard's keys.
     pub blocked: RefCell<Blocked>,
+    /// This shard's lock (see `txn`).
+    pub lock: RefCell<LockTable>,
     pub stats: Cell<CoreStats>,
     pub started: Instant,
     next_client: Cell<u64>,
@@ -120,8 +120,12 @@ impl Core {
         };
         let mut shard = self.shard.borrow_mut();
         shard.stats.commands_processed += 1;
-        let mut ctx = Ctx::new(&mut shard, db, now_ms(), resp3);
-        f(&mut ctx, args)
+        let dirty = shard.dirty;
+        let reply = f(&mut Ctx::new(&mut shard, db, now_ms(), resp3), args);
+        if shard.dirty != dirty && !shard.watched.is_empty() {
+            touch_written_keys(&mut shard, cmd, args, db);
+        }
+        reply
     }
 
     /// A new client id, unique across cores (ids interleave: core i hands out i+1, i+1+N…).
@@ -137,28 +141,37 @@ impl Core {
         self.stats.set(s);
     }
 
-    /// Sends a batch of commands to another shard; the replies come back in order.
+    /// Sends a batch of commands to another shard, on behalf of transaction `tx` if any; the
+    /// replies come back in order.
     pub async fn send_batch(
         &self,
         shard: usize,
         requests: Vec<Request>,
-    ) -> oneshot::Receiver<Vec<Reply>> {
-        let (tx, rx) = oneshot::channel();
-        if self
-            .mesh
-            .send_to(
-                shard,
-                Msg::Batch {
-                    requests,
-                    reply: tx,
-                },
-            )
-            .await
-            .is_err()
-        {
+        tx: Option<TxId>,
+    ) -> oneshot::Receiver<Option<Vec<Reply>>> {
+        let (reply, rx) = oneshot::channel();
+        let batch = Batch {
+            requests: requests.into(),
+            done: Vec::new(),
+            reply,
+            tx,
+            atomic: false,
+            watch: Vec::new(),
+        };
+        self.send_to(shard, Msg::Batch(batch)).await;
+        rx
+    }
+
+    /// Sends a message to another core.
+    pub async fn send_to(&self, shard: usize, msg: Msg) {
+        if self.mesh.send_to(shard, msg).await.is_err() {
             warn!(shard, "mesh send failed");
         }
-        rx
+    }
+
+    /// Runs `task` on core `shard` without waiting for it.
+    pub async fn post(&self, shard: usize, task: Task) {
+        self.send_to(shard, Msg::Run(task)).await;
     }
 
     /// Runs `f` on core `shard` (directly when it is this core) and returns its result.
@@ -217,12 +230,22 @@ impl Core {
 
     fn handle(self: &Rc<Self>, msg: Msg) {
         match msg {
-            Msg::Batch { requests, reply } => {
-                let replies: Vec<Reply> = requests.iter().map(|r| self.execute(r)).collect();
-                let _ = reply.send(replies);
-            }
+            Msg::Batch(batch) => self.run_batch(batch),
             Msg::Run(task) => task(self),
         }
+    }
+}
+
+/// Marks the keys a write command may have changed as modified for WATCH.
+fn touch_written_keys(shard: &mut Shard, cmd: &Command, args: &[Bytes], db: usize) {
+    let mut idx = Vec::new();
+    for spec in cmd.facts.key_specs {
+        if !spec.flags.contains(&"ro") {
+            spec.find(args.len(), args, &mut idx);
+        }
+    }
+    for i in idx {
+        shard.watched.touch(db, &args[i]);
     }
 }
 
@@ -300,6 +323,7 @@ async fn core_main(
         config: RefCell::new(config),
         clients: RefCell::new(BTreeMap::new()),
         blocked: RefCell::new(Blocked::default()),
+        lock: RefCell::new(LockTable::default()),
         stats: Cell::new(CoreStats::default()),
         started: Instant::now(),
         next_client: Cell::new(0),

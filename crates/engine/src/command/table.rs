@@ -96,6 +96,11 @@ pub enum ServerCmd {
     Scan,
     RandomKey,
     FunctionFlush,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 /// Every registration, family by family.
@@ -131,6 +136,11 @@ pub static TABLE: &[Registration] = &[
     Registration::server("scan", ServerCmd::Scan),
     Registration::server("randomkey", ServerCmd::RandomKey),
     Registration::server("function|flush", ServerCmd::FunctionFlush),
+    Registration::server("multi", ServerCmd::Multi),
+    Registration::server("exec", ServerCmd::Exec),
+    Registration::server("discard", ServerCmd::Discard),
+    Registration::server("watch", ServerCmd::Watch),
+    Registration::server("unwatch", ServerCmd::Unwatch),
 ];
 
 /// The families' own lists.
