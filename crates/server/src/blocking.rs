@@ -420,11 +420,14 @@ async fn wait(
     }
 }
 
+/// A command and its arguments.
+type Invocation = (&'static Command, Vec<Bytes>);
+
+/// Where a moved element goes: the destination key and the push command's name.
+type Push = (Bytes, &'static [u8]);
+
 /// For a cross-shard BLMOVE / BRPOPLPUSH: the pop to wait for, and the push to do after.
-fn pop_then_push(
-    args: &[Bytes],
-    cmd: &Command,
-) -> Option<((&'static Command, Vec<Bytes>), (Bytes, &'static [u8]))> {
+fn pop_then_push(args: &[Bytes], cmd: &Command) -> Option<(Invocation, Push)> {
     let (from, to): (&[u8], &'static [u8]) = if cmd.name == "brpoplpush" {
         (b"RIGHT", b"LPUSH")
     } else {
@@ -454,7 +457,7 @@ fn pop_then_push(
 async fn finish_move(
     s: &mut Session,
     popped: Reply,
-    (dest, push): (Bytes, &'static [u8]),
+    (dest, push): Push,
     db: usize,
     resp3: bool,
 ) -> Reply {
