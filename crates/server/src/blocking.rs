@@ -345,8 +345,10 @@ pub async fn block(
             registered.push((shard, id));
         }
     }
-    drop(tx);
+    let timeout_reply = if cmd.name == "blmove" || cmd.name == "brpoplpush" { Reply::Nil } else { Reply::NilArray };
+    s.client.borrow_mut().unblock = Some(crate::client::Unblock { reply: tx, claim: claim.clone(), timeout_reply });
     let outcome = wait(s, &mut rx, timeout).await;
+    s.client.borrow_mut().unblock = None;
     // Leave nothing behind on any shard.
     for (shard, id) in registered {
         s.core.run_on(shard, move |core| unregister(core, id)).await;

@@ -27,6 +27,32 @@ pub struct Client {
     pub qbuf: usize,
     /// Set when the connection must close after its pending replies are written.
     pub closing: bool,
+    /// While blocked (BLPOP…): how CLIENT UNBLOCK ends the wait.
+    pub unblock: Option<Unblock>,
+}
+
+/// The handle CLIENT UNBLOCK uses: the blocked command's reply channel and claim flag.
+pub struct Unblock {
+    pub reply: futures_channel::mpsc::UnboundedSender<shardis_resp::Reply>,
+    pub claim: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What a timeout answers for this command.
+    pub timeout_reply: shardis_resp::Reply,
+}
+
+impl Unblock {
+    /// Ends the wait with the timeout reply or an error, unless a shard already served it.
+    pub fn unblock(&self, with_error: bool) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.claim.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return false;
+        }
+        let reply = if with_error {
+            shardis_resp::Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            self.timeout_reply.clone()
+        };
+        self.reply.unbounded_send(reply).is_ok()
+    }
 }
 
 /// The table entry other commands (CLIENT LIST/KILL) see.
@@ -50,6 +76,7 @@ impl Client {
             last_cmd: "NULL".into(),
             qbuf: 0,
             closing: false,
+            unblock: None,
         }
     }
 
@@ -61,7 +88,7 @@ impl Client {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -69,6 +96,7 @@ impl Client {
             text(&self.name),
             self.created.elapsed().as_secs(),
             self.last_active.elapsed().as_secs(),
+            if self.unblock.is_some() { "b" } else { "N" },
             self.db,
             self.qbuf,
             self.last_cmd,

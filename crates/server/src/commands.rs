@@ -79,6 +79,7 @@ pub async fn run(
         ServerCmd::ClientList => client_list(s, args).await,
         ServerCmd::ClientSetInfo => client_setinfo(s, args),
         ServerCmd::ClientKill => client_kill(s, args).await,
+        ServerCmd::ClientUnblock => client_unblock(s, args).await,
         ServerCmd::ClientHelp => help(
             "CLIENT",
             &[
@@ -98,6 +99,8 @@ pub async fn run(
                 "    Set client library name or version.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
             ],
         ),
         ServerCmd::CommandAll => Reply::Array(REGISTRY.commands().iter().map(introspect::info).collect()),
@@ -333,6 +336,27 @@ async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
         out.push('\n');
     }
     Reply::Verbatim(Bytes::from(out))
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]
+async fn client_unblock(s: &mut Session, args: &[Bytes]) -> Reply {
+    let Some(id) = num::parse_i64(&args[2]) else { return error::not_integer() };
+    let with_error = match args.get(3).map(|a| a.to_ascii_lowercase()) {
+        None => false,
+        Some(a) if a == b"timeout" => false,
+        Some(a) if a == b"error" => true,
+        Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let id = id as u64;
+    let done = s
+        .core
+        .broadcast(move |core| {
+            let clients = core.clients.borrow();
+            let client = clients.get(&id).map(|c| c.borrow());
+            client.and_then(|c| c.unblock.as_ref().map(|u| u.unblock(with_error))).unwrap_or(false)
+        })
+        .await;
+    Reply::Int(done.into_iter().any(|d| d) as i64)
 }
 
 /// Which clients a CLIENT KILL names.

@@ -22,6 +22,8 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
+    /// A byte count of which only 0 (no limit) is supported.
+    MemoryOff,
 }
 
 struct Param {
@@ -144,6 +146,9 @@ static PARAMS: &[Param] = &[
     ),
     p("list-compress-depth", INT, "0"),
     p("spin-before-park-us", INT, "0"),
+    // Eviction is not built yet: only "no limit" is accepted.
+    p("maxmemory", Kind::MemoryOff, "0"),
+    p("maxmemory-policy", Kind::Enum(&["noeviction"]), "noeviction"),
 ];
 
 /// One value per parameter, in canonical form.
@@ -204,6 +209,11 @@ impl Param {
             Kind::Memory => parse_memory(value)
                 .map(|n| n.to_string())
                 .ok_or_else(|| "argument must be a memory value".into()),
+            Kind::MemoryOff => match parse_memory(value) {
+                Some(0) => Ok("0".into()),
+                Some(_) => Err("a memory limit is not supported yet (no eviction): only 0 is accepted".into()),
+                None => Err("argument must be a memory value".into()),
+            },
             Kind::Enum(options) => {
                 let lower = value.to_ascii_lowercase();
                 if options.contains(&lower.as_str()) {

@@ -164,9 +164,12 @@ impl Core {
             if self.batch_blocked(&batch) {
                 return self.park(batch);
             }
+            // Clients blocked on keys the transaction fills are served after all of it,
+            // never between its commands.
             for req in batch.requests.drain(..) {
-                batch.done.push(self.execute(&req));
+                batch.done.push(self.execute_unserved(&req));
             }
+            crate::blocking::serve_ready(self);
         } else {
             while let Some(req) = batch.requests.front() {
                 if self.lock_blocks(req.cmd, &req.args, req.db, batch.tx) {
