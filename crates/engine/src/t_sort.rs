@@ -16,8 +16,10 @@ use crate::t_list::ListValue;
 use crate::value::Value;
 
 pub static COMMANDS: &[Registration] = &[
-    Registration::shard("sort", sort),
-    Registration::shard("sort_ro", sort_ro),
+    Registration::shard("sort", sort)
+        .with_getkeys(store_key)
+        .with_key_finder(pattern_keys),
+    Registration::shard("sort_ro", sort_ro).with_key_finder(pattern_keys),
 ];
 
 /// The elements SORT works on, in the source's native order: list order, set iteration
@@ -131,6 +133,17 @@ fn lookup_by_pattern(ctx: &mut Ctx<'_>, pattern: &[u8], element: &Bytes) -> Opti
     if pattern == b"#" {
         return Some(element.clone());
     }
+    let (key, field) = pattern_key(pattern, element)?;
+    match (ctx.lookup_read(&key)?, field) {
+        (Value::Hash(h), Some(field)) => h.get(field).map(Bytes::copy_from_slice),
+        (Value::Str(s), None) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The key a pattern names for `element` (the first `*` replaced by it), and the hash field
+/// after `->` if any. None for a pattern without `*`.
+fn pattern_key<'p>(pattern: &'p [u8], element: &[u8]) -> Option<(Vec<u8>, Option<&'p [u8]>)> {
     let star = pattern.iter().position(|&c| c == b'*')?;
     let after = &pattern[star + 1..];
     let (suffix, field) = match after.windows(2).position(|w| w == b"->") {
@@ -141,11 +154,55 @@ fn lookup_by_pattern(ctx: &mut Ctx<'_>, pattern: &[u8], element: &Bytes) -> Opti
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(element);
     key.extend_from_slice(suffix);
-    match (ctx.lookup_read(&key)?, field) {
-        (Value::Hash(h), Some(field)) => h.get(field).map(Bytes::copy_from_slice),
-        (Value::Str(s), None) => Some(s.clone()),
-        _ => None,
+    Some((key, field))
+}
+
+/// SORT's keys as Redis's `sortGetKeys` finds them: the source, and the last STORE target
+/// (skipping the arguments of LIMIT, GET and BY).
+pub fn store_key(args: &[Bytes], out: &mut Vec<usize>) {
+    out.push(1);
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
     }
+    out.extend(store);
+}
+
+/// The keys SORT's BY and GET patterns will read for the elements at the source key: the
+/// runtime gathers them when they live on other shards. Empty when there are no such patterns
+/// (or the arguments are wrong: the command then reports the error itself).
+pub fn pattern_keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
+    let readonly = args[0].eq_ignore_ascii_case(b"sort_ro");
+    let Ok(o) = parse_options(args, readonly) else {
+        return Vec::new();
+    };
+    let by = o.by.filter(|_| !o.dont_sort);
+    let gets: Vec<&[u8]> = o.gets.iter().copied().filter(|g| *g != b"#").collect();
+    if by.is_none() && gets.is_empty() {
+        return Vec::new();
+    }
+    let elements = match ctx.lookup_read(&args[1]).map(source_elements) {
+        Some(Ok(elements)) => elements,
+        _ => return Vec::new(),
+    };
+    let mut keys: ahash::HashSet<Bytes> = Default::default();
+    for element in &elements {
+        for pattern in by.iter().chain(gets.iter()) {
+            if let Some((key, _)) = pattern_key(pattern, element) {
+                keys.insert(Bytes::from(key));
+            }
+        }
+    }
+    keys.into_iter().collect()
 }
 
 /// Reads a sort weight as Redis does with `strtod`: the text up to the first NUL, leading
@@ -848,5 +905,29 @@ mod tests {
             t.run(&["sort", "l", "by", "nosort", "get", "w_*"]),
             arr(vec![bulk("1"), Reply::Nil, Reply::Nil])
         );
+    }
+
+    #[test]
+    fn store_key_is_found_as_redis_finds_it() {
+        let args = |v: &[&str]| {
+            v.iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let mut out = Vec::new();
+        store_key(&args(&["sort", "abc", "store", "def"]), &mut out);
+        assert_eq!(out, vec![1, 3]);
+        out.clear();
+        store_key(
+            &args(&[
+                "sort", "abc", "by", "store", "get", "store", "limit", "store", "1", "store", "x",
+                "store", "y",
+            ]),
+            &mut out,
+        );
+        assert_eq!(out, vec![1, 12]);
+        out.clear();
+        store_key(&args(&["sort", "abc", "desc"]), &mut out);
+        assert_eq!(out, vec![1]);
     }
 }

@@ -292,7 +292,8 @@ pub async fn block(
     if push_to.is_some() {
         let mut idx = Vec::new();
         cmd.key_indexes(&args, &mut idx);
-        let reply = crate::fanout::gather(&s.core, cmd, args.clone(), &idx, db, resp3, None).await;
+        let reply =
+            crate::fanout::gather(&s.core, cmd, args.clone(), &idx, &[], db, resp3, None).await;
         if !is_null(&reply) {
             return Some(reply);
         }
@@ -345,8 +346,16 @@ pub async fn block(
             registered.push((shard, id));
         }
     }
-    let timeout_reply = if cmd.name == "blmove" || cmd.name == "brpoplpush" { Reply::Nil } else { Reply::NilArray };
-    s.client.borrow_mut().unblock = Some(crate::client::Unblock { reply: tx, claim: claim.clone(), timeout_reply });
+    let timeout_reply = if cmd.name == "blmove" || cmd.name == "brpoplpush" {
+        Reply::Nil
+    } else {
+        Reply::NilArray
+    };
+    s.client.borrow_mut().unblock = Some(crate::client::Unblock {
+        reply: tx,
+        claim: claim.clone(),
+        timeout_reply,
+    });
     let outcome = wait(s, &mut rx, timeout).await;
     s.client.borrow_mut().unblock = None;
     // Leave nothing behind on any shard.

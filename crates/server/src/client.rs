@@ -43,7 +43,11 @@ impl Unblock {
     /// Ends the wait with the timeout reply or an error, unless a shard already served it.
     pub fn unblock(&self, with_error: bool) -> bool {
         use std::sync::atomic::Ordering;
-        if self.claim.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if self
+            .claim
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return false;
         }
         let reply = if with_error {

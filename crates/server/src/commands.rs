@@ -340,7 +340,9 @@ async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
 
 /// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]
 async fn client_unblock(s: &mut Session, args: &[Bytes]) -> Reply {
-    let Some(id) = num::parse_i64(&args[2]) else { return error::not_integer() };
+    let Some(id) = num::parse_i64(&args[2]) else {
+        return error::not_integer();
+    };
     let with_error = match args.get(3).map(|a| a.to_ascii_lowercase()) {
         None => false,
         Some(a) if a == b"timeout" => false,
@@ -353,7 +355,9 @@ async fn client_unblock(s: &mut Session, args: &[Bytes]) -> Reply {
         .broadcast(move |core| {
             let clients = core.clients.borrow();
             let client = clients.get(&id).map(|c| c.borrow());
-            client.and_then(|c| c.unblock.as_ref().map(|u| u.unblock(with_error))).unwrap_or(false)
+            client
+                .and_then(|c| c.unblock.as_ref().map(|u| u.unblock(with_error)))
+                .unwrap_or(false)
         })
         .await;
     Reply::Int(done.into_iter().any(|d| d) as i64)

@@ -148,7 +148,11 @@ static PARAMS: &[Param] = &[
     p("spin-before-park-us", INT, "0"),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
-    p("maxmemory-policy", Kind::Enum(&["noeviction"]), "noeviction"),
+    p(
+        "maxmemory-policy",
+        Kind::Enum(&["noeviction"]),
+        "noeviction",
+    ),
 ];
 
 /// One value per parameter, in canonical form.
@@ -211,7 +215,9 @@ impl Param {
                 .ok_or_else(|| "argument must be a memory value".into()),
             Kind::MemoryOff => match parse_memory(value) {
                 Some(0) => Ok("0".into()),
-                Some(_) => Err("a memory limit is not supported yet (no eviction): only 0 is accepted".into()),
+                Some(_) => Err(
+                    "a memory limit is not supported yet (no eviction): only 0 is accepted".into(),
+                ),
                 None => Err("argument must be a memory value".into()),
             },
             Kind::Enum(options) => {

@@ -278,6 +278,37 @@ impl Session {
         }
         self.key_indexes.clear();
         let keys_ok = cmd.key_indexes(&args, &mut self.key_indexes);
+        if let (Some(finder), true, Some(&first)) =
+            (cmd.key_finder, shards > 1, self.key_indexes.first())
+        {
+            // Keys only the data can name (SORT BY/GET patterns): ask the first key's shard.
+            self.flush().await;
+            let home = route::shard_of(&args[first], shards);
+            let probe = args.clone();
+            let extra = self
+                .core
+                .run_on(home, move |core| {
+                    let mut shard = core.shard.borrow_mut();
+                    finder(
+                        &mut shardis_engine::Ctx::new(
+                            &mut shard,
+                            db,
+                            crate::runtime::now_ms(),
+                            resp3,
+                        ),
+                        &probe,
+                    )
+                })
+                .await
+                .unwrap_or_default();
+            if extra.iter().any(|k| route::shard_of(k, shards) != home) {
+                let keys = std::mem::take(&mut self.key_indexes);
+                let reply =
+                    fanout::gather(&self.core, cmd, args, &keys, &extra, db, resp3, self.tx).await;
+                self.key_indexes = keys;
+                return self.reply(reply);
+            }
+        }
         // No keys (or arguments the command will reject itself): run here.
         let target = match self.key_indexes.first() {
             Some(&first) if keys_ok && cmd.fanout != Fanout::Local => {
@@ -320,7 +351,9 @@ impl Session {
                     Fanout::Split(merge) => {
                         fanout::split(&self.core, cmd, args, &keys, db, resp3, merge, self.tx).await
                     }
-                    _ => fanout::gather(&self.core, cmd, args, &keys, db, resp3, self.tx).await,
+                    _ => {
+                        fanout::gather(&self.core, cmd, args, &keys, &[], db, resp3, self.tx).await
+                    }
                 };
                 self.key_indexes = keys;
                 self.reply(reply);

@@ -146,7 +146,8 @@ fn merge_all(replies: Vec<Reply>, merge: Merge) -> Reply {
     }
 }
 
-/// Runs a command whose keys are used together over copies of its keys' entries, then writes
+/// Runs a command whose keys are used together over copies of its keys' entries (`keys` index
+/// `args`; `extra` are keys only the data names, such as SORT's BY/GET targets), then writes
 /// back every key the command may have changed.
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
@@ -154,16 +155,19 @@ pub async fn gather(
     cmd: &'static Command,
     args: Vec<Bytes>,
     keys: &[usize],
+    extra: &[Bytes],
     db: usize,
     resp3: bool,
     tx: Option<TxId>,
 ) -> Reply {
-    let mut key_names: Vec<Bytes> = Vec::with_capacity(keys.len());
-    for &i in keys {
-        if !key_names.contains(&args[i]) {
-            key_names.push(args[i].clone());
-        }
-    }
+    let mut seen = ahash::HashSet::default();
+    let key_names: Vec<Bytes> = keys
+        .iter()
+        .map(|&i| &args[i])
+        .chain(extra)
+        .filter(|k| seen.insert(*k))
+        .cloned()
+        .collect();
     let plan = || txn::plan_keys(core.shards, key_names.iter().map(|k| (db, &k[..])));
     locked(core, tx, plan, |_| {
         gather_locked(core, cmd, &args, &key_names, db, resp3)
@@ -265,15 +269,7 @@ async fn gather_locked(
 
 /// The keys of `args` that the command's key specs say it may write.
 fn written_keys(cmd: &Command, args: &[Bytes]) -> Vec<Bytes> {
-    let mut out = Vec::new();
     let mut idx = Vec::new();
-    for spec in cmd.facts.key_specs {
-        if spec.flags.contains(&"ro") || spec.flags.contains(&"not_key") {
-            continue;
-        }
-        idx.clear();
-        spec.find(args.len(), args, &mut idx);
-        out.extend(idx.iter().map(|&i| args[i].clone()));
-    }
-    out
+    cmd.written_key_indexes(args, &mut idx);
+    idx.iter().map(|&i| args[i].clone()).collect()
 }

@@ -239,11 +239,7 @@ impl Core {
 /// Marks the keys a write command may have changed as modified for WATCH.
 fn touch_written_keys(shard: &mut Shard, cmd: &Command, args: &[Bytes], db: usize) {
     let mut idx = Vec::new();
-    for spec in cmd.facts.key_specs {
-        if !spec.flags.contains(&"ro") {
-            spec.find(args.len(), args, &mut idx);
-        }
-    }
+    cmd.written_key_indexes(args, &mut idx);
     for i in idx {
         shard.watched.touch(db, &args[i]);
     }

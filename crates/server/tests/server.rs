@@ -294,3 +294,35 @@ fn sigterm_stops_the_server() {
     unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
     assert!(s.wait_exit(Duration::from_secs(5)));
 }
+
+#[test]
+fn sort_reads_patterns_and_stores_across_shards() {
+    let s = Server::start(3, &[]);
+    let mut c = s.conn();
+    let _: () = redis::cmd("RPUSH")
+        .arg("tosort")
+        .arg(&["1", "2", "3"])
+        .query(&mut c)
+        .expect("rpush");
+    let _: () = redis::cmd("MSET")
+        .arg(&[
+            "w_1", "30", "w_2", "10", "w_3", "20", "v_1", "a", "v_2", "b", "v_3", "c",
+        ])
+        .query(&mut c)
+        .expect("mset");
+    let got: Vec<String> = redis::cmd("SORT")
+        .arg(&["tosort", "BY", "w_*", "GET", "v_*"])
+        .query(&mut c)
+        .expect("sort");
+    assert_eq!(got, vec!["b", "c", "a"]);
+    let n: i64 = redis::cmd("SORT")
+        .arg(&["tosort", "BY", "w_*", "STORE", "sorted:elsewhere"])
+        .query(&mut c)
+        .expect("sort store");
+    assert_eq!(n, 3);
+    let got: Vec<String> = redis::cmd("LRANGE")
+        .arg(&["sorted:elsewhere", "0", "-1"])
+        .query(&mut c)
+        .expect("lrange");
+    assert_eq!(got, vec!["2", "3", "1"]);
+}

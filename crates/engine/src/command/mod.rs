@@ -21,6 +21,14 @@ pub use table::ServerCmd;
 /// into the client's read buffer: copy what you store.
 pub type ShardFn = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
 
+/// Names the keys a command will read that its key specs cannot describe (SORT's BY/GET
+/// patterns), by looking at the data on the shard of its first key.
+pub type KeyFinder = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
+
+/// Finds the key arguments of a command whose key specs are incomplete (Redis's
+/// `getkeys_proc`), appending their indexes.
+pub type GetKeys = fn(&[Bytes], &mut Vec<usize>);
+
 /// Where a command runs.
 #[derive(Clone, Copy)]
 pub enum Exec {
@@ -153,6 +161,10 @@ pub struct Command {
     pub subcommands: Vec<Command>,
     /// Redis's legacy (first, last, step) key range, for COMMAND INFO.
     pub legacy_range: (i64, i64, i64),
+    /// Keys beyond the key specs, see [`KeyFinder`].
+    pub key_finder: Option<KeyFinder>,
+    /// Replaces the key specs for key extraction, see [`GetKeys`].
+    pub getkeys: Option<GetKeys>,
 }
 
 impl Command {
@@ -174,6 +186,10 @@ impl Command {
     /// Appends the indexes of the key arguments of `args`. Returns false when the arguments
     /// contradict the key specs (such as a key count larger than the arguments).
     pub fn key_indexes(&self, args: &[Bytes], out: &mut Vec<usize>) -> bool {
+        if let Some(getkeys) = self.getkeys {
+            getkeys(args, out);
+            return true;
+        }
         for spec in self.facts.key_specs {
             if spec.flags.contains(&"not_key") {
                 continue;
@@ -183,6 +199,19 @@ impl Command {
             }
         }
         true
+    }
+
+    /// Appends the indexes of the keys the command may write: those of key specs that are not
+    /// read-only (all keys, for a command with its own key extractor).
+    pub fn written_key_indexes(&self, args: &[Bytes], out: &mut Vec<usize>) {
+        if let Some(getkeys) = self.getkeys {
+            return getkeys(args, out);
+        }
+        for spec in self.facts.key_specs {
+            if !spec.flags.contains(&"ro") && !spec.flags.contains(&"not_key") {
+                spec.find(args.len(), args, out);
+            }
+        }
     }
 
     /// The number of arguments that travel with each key when the command is split
@@ -230,7 +259,9 @@ impl Registry {
                 // A registration without facts is a bug in table.rs, caught by a unit test.
                 continue;
             };
-            let cmd = Command::new(reg.name.to_string(), f, reg.exec, reg.fanout);
+            let mut cmd = Command::new(reg.name.to_string(), f, reg.exec, reg.fanout);
+            cmd.key_finder = reg.key_finder;
+            cmd.getkeys = reg.getkeys;
             match container {
                 None => {
                     by_name.insert(f.name, commands.len());
@@ -345,6 +376,8 @@ impl Command {
             fanout,
             flags,
             subcommands: Vec::new(),
+            key_finder: None,
+            getkeys: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! runtime carries out itself. A command that is not here answers `-ERR unknown command` and
 //! is not listed by COMMAND.
 
-use super::{Exec, Fanout, Merge, ShardFn};
+use super::{Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn};
 
 /// One line of the table: a command name (`container|sub` for subcommands), where it runs and
 /// how it spreads over shards.
@@ -11,6 +11,8 @@ pub struct Registration {
     pub name: &'static str,
     pub exec: Exec,
     pub fanout: Fanout,
+    pub key_finder: Option<KeyFinder>,
+    pub getkeys: Option<GetKeys>,
 }
 
 impl Registration {
@@ -20,6 +22,8 @@ impl Registration {
             name,
             exec: Exec::Shard(f),
             fanout: Fanout::Gather,
+            key_finder: None,
+            getkeys: None,
         }
     }
 
@@ -29,6 +33,8 @@ impl Registration {
             name,
             exec: Exec::Shard(f),
             fanout: Fanout::Split(merge),
+            key_finder: None,
+            getkeys: None,
         }
     }
 
@@ -38,6 +44,8 @@ impl Registration {
             name,
             exec: Exec::Shard(f),
             fanout: Fanout::AllShards(merge),
+            key_finder: None,
+            getkeys: None,
         }
     }
 
@@ -47,7 +55,21 @@ impl Registration {
             name,
             exec: Exec::Shard(f),
             fanout: Fanout::Local,
+            key_finder: None,
+            getkeys: None,
         }
+    }
+
+    /// Adds a finder for keys the key specs cannot name (SORT's BY and GET patterns).
+    pub const fn with_key_finder(mut self, finder: KeyFinder) -> Registration {
+        self.key_finder = Some(finder);
+        self
+    }
+
+    /// Adds a key extractor for a command whose key specs are incomplete (SORT ... STORE).
+    pub const fn with_getkeys(mut self, getkeys: GetKeys) -> Registration {
+        self.getkeys = Some(getkeys);
+        self
     }
 
     /// A command the runtime carries out.
@@ -56,6 +78,8 @@ impl Registration {
             name,
             exec: Exec::Server(cmd),
             fanout: Fanout::Local,
+            key_finder: None,
+            getkeys: None,
         }
     }
 }
