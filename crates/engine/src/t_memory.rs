@@ -155,6 +155,24 @@ mod tests {
         }
     }
 
+    /// hash.tcl measures a hash of each encoding ("coverage for objectComputeSize"), with
+    /// `hash-max-ziplist-value 10` and one long field forcing the table.
+    #[test]
+    fn hash_tcl_sizes_both_hash_encodings() {
+        let mut t = TestShard::new();
+        t.shard.config.hash_max_listpack_value = 10;
+        let long = "y".repeat(80);
+        for (encoding, third) in [("listpack", "c"), ("hashtable", long.as_str())] {
+            t.run(&["del", "myhash"]);
+            t.run(&["hset", "myhash", "a", "1", "b", "2", third, "3"]);
+            assert_eq!(
+                t.run(&["object", "encoding", "myhash"]),
+                crate::testing::bulk(encoding)
+            );
+            assert!(usage(&mut t, &["myhash"]) > 0);
+        }
+    }
+
     #[test]
     fn table_encodings_extrapolate_from_samples() {
         let mut t = TestShard::new();
