@@ -840,6 +840,31 @@ impl<K: Hash + Eq, V> Extend<(K, V)> for Dict<K, V> {
     }
 }
 
+impl<K, V> Dict<K, V> {
+    /// Bytes of one entry's allocation (key, value and chain pointer).
+    pub const fn node_bytes() -> usize {
+        mem::size_of::<Node<K, V>>()
+    }
+
+    /// Bytes this dict allocates (for MEMORY USAGE): the bucket arrays plus one node per
+    /// entry, with `extra(key, value)` heap bytes each. As Redis's `objectComputeSize`, only
+    /// the first `samples` entries are measured and their mean is extrapolated to all.
+    pub fn allocated_bytes(&self, samples: usize, extra: impl Fn(&K, &V) -> usize) -> usize {
+        let buckets = self.bucket_count() * mem::size_of::<Link<K, V>>();
+        let (measured, total) = self
+            .iter()
+            .take(samples)
+            .fold((0, 0usize), |(n, sum), (k, v)| {
+                (n + 1, sum.saturating_add(Self::node_bytes() + extra(k, v)))
+            });
+        if measured == 0 {
+            return buckets;
+        }
+        let per_entry = total as f64 / measured as f64;
+        buckets.saturating_add((per_entry * self.len() as f64) as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

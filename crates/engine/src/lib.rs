@@ -21,6 +21,7 @@ pub mod t_bitops;
 pub mod t_hash;
 pub mod t_keys;
 pub mod t_list;
+pub mod t_memory;
 pub mod t_server;
 pub mod t_set;
 pub mod t_sort;

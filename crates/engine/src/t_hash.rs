@@ -336,6 +336,18 @@ impl HashValue {
         }
     }
 
+    /// Heap bytes held by the hash (for MEMORY USAGE): the compact buffer, or the table with
+    /// its entries' field and value bytes, measured over `samples` entries and extrapolated.
+    pub fn allocated_bytes(&self, samples: usize) -> usize {
+        match &self.repr {
+            Repr::Listpack(lp) => lp.buf.len(),
+            Repr::Table(t) => {
+                std::mem::size_of::<Dict<Bytes, Bytes>>()
+                    + t.allocated_bytes(samples, |k, v| k.len() + v.len())
+            }
+        }
+    }
+
     /// Moves to the table form (Redis's `hashTypeConvert`).
     fn convert(&mut self) {
         if let Repr::Listpack(lp) = &self.repr {

@@ -229,6 +229,15 @@ impl SetValue {
         added
     }
 
+    /// Heap bytes held by the set (for MEMORY USAGE): the intset array, or the table with
+    /// its members' bytes, measured over `samples` members and extrapolated.
+    pub fn allocated_bytes(&self, samples: usize) -> usize {
+        match &self.repr {
+            Repr::Ints(s) => s.heap_bytes(),
+            Repr::Hash(d) => d.allocated_bytes(samples, |k, _| k.len()),
+        }
+    }
+
     /// Removes `member`; returns true if it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
         self.remove_member(Member::Str(member))
@@ -474,8 +483,7 @@ mod intset {
             }
         }
 
-        /// Bytes held on the heap (for tests of compactness).
-        #[cfg(test)]
+        /// Bytes held on the heap.
         pub fn heap_bytes(&self) -> usize {
             self.data.capacity()
         }

@@ -315,6 +315,22 @@ impl ZSetValue {
             }
         }
     }
+
+    /// Heap bytes held by the set (for MEMORY USAGE); a large set's members are measured over
+    /// `samples` of them. Each member is one allocation, an 8-byte header and its bytes.
+    pub fn allocated_bytes(&self, samples: usize) -> usize {
+        let item = std::mem::size_of::<Item>();
+        match &self.repr {
+            Repr::Listpack(items) => {
+                items.capacity() * item + items.iter().map(|i| 8 + i.member.len()).sum::<usize>()
+            }
+            Repr::Skiplist(large) => {
+                std::mem::size_of::<Large>()
+                    + large.tree.len() * item
+                    + large.scores.allocated_bytes(samples, |m, _| 8 + m.len())
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
