@@ -30,7 +30,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             databases: DEFAULT_DATABASES,
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,

@@ -114,7 +114,7 @@ static PARAMS: &[Param] = &[
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
         INT,
-        "128",
+        "512",
     ),
     alias(
         "hash-max-listpack-value",
