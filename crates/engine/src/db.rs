@@ -65,6 +65,10 @@ impl Db {
 
     /// Removes `key` if it has expired; returns true if it did.
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
+        // Most keys of a cache have no TTL: skip the lookup when none has.
+        if self.volatile.is_empty() {
+            return false;
+        }
         match self.entries.get(key) {
             Some(e) if Self::is_expired(e, now_ms) => {
                 self.remove(key);
