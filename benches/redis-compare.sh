@@ -10,7 +10,7 @@
 #
 # Every measurement is one redis-benchmark run per (test, pipeline depth, server); the servers
 # are measured back to back for each test so that drift from other processes on the machine
-# hits them alike. GET is measured against a populated key space: before the runs every server
+# hits them alike, and with --repeat the whole series is run again and medians are reported. GET is measured against a populated key space: before the runs every server
 # gets a SET of each key redis-benchmark's -r will draw (key:000000000000 ...), so GETs hit.
 #
 # Besides ops/s the table gives each server's CPU time per request (utime + stime of the server
@@ -32,6 +32,7 @@ Usage: benches/redis-compare.sh [options]
   -s, --shards LIST     comma-separated Shardis shard counts; N shards run on CPUs 0..N-1
                         (default 1,2)
   -c, --clients N       parallel connections (default 50)
+  -R, --repeat N        run everything N times and report medians (default 1)
   -r, --keyspace N      random keys per test (default 100000)
   -C, --client-cpu N    CPU for redis-benchmark (default 1; servers start at CPU 0)
       --port-base N     first port; the servers use N, N+1, ... (default 21379)
@@ -50,6 +51,7 @@ tests="get,set"
 pipelines="1,16"
 shard_counts="1,2"
 clients=50
+repeat=1
 keyspace=100000
 client_cpu=1
 port_base=21379
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
         -P | --pipelines) pipelines="$2"; shift 2 ;;
         -s | --shards) shard_counts="$2"; shift 2 ;;
         -c | --clients) clients="$2"; shift 2 ;;
+        -R | --repeat) repeat="$2"; shift 2 ;;
         -r | --keyspace) keyspace="$2"; keyspace_given=1; shift 2 ;;
         -C | --client-cpu) client_cpu="$2"; shift 2 ;;
         --port-base) port_base="$2"; shift 2 ;;
@@ -97,6 +100,7 @@ is_count() {
     is_uint "$1" && [ "$1" -ge 1 ]
 }
 
+is_count "$repeat" || die "--repeat must be at least 1"
 for v in "$requests" "$clients" "$keyspace" "$client_cpu" "$port_base" "$run_timeout" "$deadline"; do
     is_uint "$v" || die "not a number: $v"
 done
@@ -249,8 +253,8 @@ if command -v perf >/dev/null 2>&1 &&
     use_perf=1
 fi
 
-# One redis-benchmark run. Stores "rps cpu_us_per_req instr_per_req" per CSV row name in
-# result[name|test|pipeline]; cpu/instr are "-" when unknown.
+# One redis-benchmark run. Appends a line "rps cpu_us_per_req instr_per_req" per CSV row name
+# to result[name|row|pipeline] (one line per repetition); cpu/instr are "-" when unknown.
 declare -A result
 failures=()
 started=$SECONDS
@@ -304,7 +308,7 @@ run_one() {
         row=$(awk -F'"' '{ print $2 }' <<<"$line")
         rps=$(awk -F'"' '{ print $4 }' <<<"$line")
         if [ -z "$row" ] || [ "$row" = "test" ]; then continue; fi
-        result["$name|$row|$pipeline"]="$rps $cpu $instr"
+        result["$name|$row|$pipeline"]+="$rps $cpu $instr"$'\n'
     done <"$csv"
 }
 
@@ -312,24 +316,35 @@ redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 echo "# redis-compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $ncpu CPUs ($(
     sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1))"
 echo "# redis-server $redis_version; $("$binary" --version | head -n 1) ($binary)"
-echo "# -n $requests -c $clients -r $keyspace, tests $tests, pipelines $pipelines; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# -n $requests -c $clients -r $keyspace, tests $tests, pipelines $pipelines, medians of $repeat run(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-for test in "${test_list[@]}"; do
-    for pipeline in "${pipeline_list[@]}"; do
-        for name in "${names[@]}"; do
-            if [ $((SECONDS - started)) -ge "$deadline" ]; then
-                echo "warning: deadline of ${deadline}s reached; skipping $name $test -P $pipeline" >&2
-                continue
-            fi
-            echo "running $name: $test -P $pipeline" >&2
-            run_one "$name" "$test" "$pipeline"
+# Repetitions outermost, so that each one samples a different moment of the machine's load.
+for rep in $(seq 1 "$repeat"); do
+    for test in "${test_list[@]}"; do
+        for pipeline in "${pipeline_list[@]}"; do
+            for name in "${names[@]}"; do
+                if [ $((SECONDS - started)) -ge "$deadline" ]; then
+                    echo "warning: deadline of ${deadline}s reached; skipping $name $test -P $pipeline" >&2
+                    continue
+                fi
+                echo "running $name: $test -P $pipeline (repetition $rep/$repeat)" >&2
+                run_one "$name" "$test" "$pipeline"
+            done
         done
     done
 done
 
+# The median over the repetitions of column $2 of result[$1], printed with format $3, or "-".
 field() {
-    local v=${result[$1]:-}
-    if [ -z "$v" ]; then echo "-"; else awk -v i="$2" '{ print $i }' <<<"$v"; fi
+    printf '%s' "${result[$1]:-}" | awk -v i="$2" -v fmt="$3" '
+        $i != "-" && $i != "" { v[n++] = $i + 0 }
+        END {
+            if (n == 0) { print "-"; exit }
+            for (a = 1; a < n; a++)
+                for (b = a; b > 0 && v[b - 1] > v[b]; b--) { t = v[b]; v[b] = v[b - 1]; v[b - 1] = t }
+            m = (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+            printf fmt "\n", m
+        }'
 }
 
 for s in "${shard_list[@]}"; do
@@ -352,21 +367,22 @@ for s in "${shard_list[@]}"; do
         mapfile -t rows < <(csv_names "$test")
         for row in "${rows[@]}"; do
             for pipeline in "${pipeline_list[@]}"; do
-                r=$(field "redis|$row|$pipeline" 1)
-                x=$(field "$name|$row|$pipeline" 1)
+                r=$(field "redis|$row|$pipeline" 1 %.0f)
+                x=$(field "$name|$row|$pipeline" 1 %.0f)
                 ratio=$(awk -v r="$r" -v x="$x" \
                     'BEGIN { if (r + 0 > 0 && x + 0 > 0) printf "%.2f", x / r; else print "-" }')
-                line="| $row | $pipeline | $r | $x | $ratio | $(field "redis|$row|$pipeline" 2) | $(field "$name|$row|$pipeline" 2) |"
+                line="| $row | $pipeline | $r | $x | $ratio | $(field "redis|$row|$pipeline" 2 %.2f) | $(field "$name|$row|$pipeline" 2 %.2f) |"
                 if [ "$use_perf" = 1 ]; then
-                    line="$line $(field "redis|$row|$pipeline" 3) | $(field "$name|$row|$pipeline" 3) |"
+                    line="$line $(field "redis|$row|$pipeline" 3 %.0f) | $(field "$name|$row|$pipeline" 3 %.0f) |"
                 fi
                 echo "$line"
             done
         done
     done
 done
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$use_perf" = 0 ]; then
-    echo
     echo "(perf cannot count instructions on this machine: instructions per request not reported)"
 fi
 if [ "${#failures[@]}" -gt 0 ]; then
