@@ -309,6 +309,7 @@ run_one() {
         rps=$(awk -F'"' '{ print $4 }' <<<"$line")
         if [ -z "$row" ] || [ "$row" = "test" ]; then continue; fi
         result["$name|$row|$pipeline"]+="$rps $cpu $instr"$'\n'
+        echo "  $name $row -P $pipeline: $rps ops/s, $cpu CPU us/req" >&2
     done <"$csv"
 }
 
