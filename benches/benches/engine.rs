@@ -155,6 +155,15 @@ fn commands(c: &mut Criterion) {
     group.finish();
 }
 
+/// The command table alone (name lookup and arity check), the share of every request above
+/// that is not the command itself.
+fn table_lookup(c: &mut Criterion) {
+    let args = request(&[b"GET", &key(0)]);
+    c.bench_function("engine/lookup_get", |b| {
+        b.iter(|| black_box(lookup(black_box(&args)).is_ok()))
+    });
+}
+
 fn mixed_pipeline(c: &mut Criterion) {
     let batch: Vec<&Case> = MIXED
         .iter()
@@ -182,5 +191,5 @@ fn mixed_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commands, mixed_pipeline);
+criterion_group!(benches, commands, table_lookup, mixed_pipeline);
 criterion_main!(benches);
