@@ -42,7 +42,8 @@ Usage: benches/redis-compare.sh [options]
   -h, --help            this help
 
 Output: one table per Shardis configuration: test, pipeline, redis ops/s, shardis ops/s,
-ratio (shardis / redis), and CPU time per request of each server.
+ratio (shardis / redis; with --repeat, the median of the ratios of runs paired by repetition),
+and CPU time per request of each server.
 EOF
 }
 
@@ -253,13 +254,13 @@ if command -v perf >/dev/null 2>&1 &&
     use_perf=1
 fi
 
-# One redis-benchmark run. Appends a line "rps cpu_us_per_req instr_per_req" per CSV row name
-# to result[name|row|pipeline] (one line per repetition); cpu/instr are "-" when unknown.
+# One redis-benchmark run. Appends a line "repetition rps cpu_us_per_req instr_per_req" per CSV
+# row name to result[name|row|pipeline]; cpu/instr are "-" when unknown.
 declare -A result
 failures=()
 started=$SECONDS
 run_one() {
-    local name=$1 test=$2 pipeline=$3
+    local name=$1 test=$2 pipeline=$3 rep=$4
     local port=${port_of[$name]} pid=${pid_of[$name]}
     local csv="$work/run.csv" perf_out="$work/perf.txt"
     # With a target pid and a command, perf counts the server for as long as the command runs.
@@ -308,7 +309,7 @@ run_one() {
         row=$(awk -F'"' '{ print $2 }' <<<"$line")
         rps=$(awk -F'"' '{ print $4 }' <<<"$line")
         if [ -z "$row" ] || [ "$row" = "test" ]; then continue; fi
-        result["$name|$row|$pipeline"]+="$rps $cpu $instr"$'\n'
+        result["$name|$row|$pipeline"]+="$rep $rps $cpu $instr"$'\n'
         echo "  $name $row -P $pipeline: $rps ops/s, $cpu CPU us/req" >&2
     done <"$csv"
 }
@@ -329,16 +330,16 @@ for rep in $(seq 1 "$repeat"); do
                     continue
                 fi
                 echo "running $name: $test -P $pipeline (repetition $rep/$repeat)" >&2
-                run_one "$name" "$test" "$pipeline"
+                run_one "$name" "$test" "$pipeline" "$rep"
             done
         done
     done
 done
 
-# The median over the repetitions of column $2 of result[$1], printed with format $3, or "-".
-field() {
-    printf '%s' "${result[$1]:-}" | awk -v i="$2" -v fmt="$3" '
-        $i != "-" && $i != "" { v[n++] = $i + 0 }
+# Prints the median of the numbers on stdin (one a line, "-" ignored) with format $1, or "-".
+median() {
+    awk -v fmt="$1" '
+        $1 != "-" && $1 != "" { v[n++] = $1 + 0 }
         END {
             if (n == 0) { print "-"; exit }
             for (a = 1; a < n; a++)
@@ -346,6 +347,24 @@ field() {
             m = (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
             printf fmt "\n", m
         }'
+}
+
+# The median over the repetitions of column $2 (2: ops/s, 3: CPU, 4: instructions) of
+# result[$1], printed with format $3.
+field() {
+    printf '%s' "${result[$1]:-}" | awk -v i="$2" '{ print $i }' | median "$3"
+}
+
+# The median over the repetitions of shardis ops/s ($2) / redis ops/s ($1), each repetition's
+# runs paired: they ran seconds apart, so the ratio is steadier than the ratio of medians.
+ratio() {
+    {
+        printf '%s' "${result[$1]:-}" | sed 's/^/r /'
+        printf '%s' "${result[$2]:-}" | sed 's/^/x /'
+    } | awk '
+        $1 == "r" { r[$2] = $3 }
+        $1 == "x" { x[$2] = $3 }
+        END { for (k in x) if ((k in r) && r[k] > 0) print x[k] / r[k] }' | median %.2f
 }
 
 for s in "${shard_list[@]}"; do
@@ -368,13 +387,12 @@ for s in "${shard_list[@]}"; do
         mapfile -t rows < <(csv_names "$test")
         for row in "${rows[@]}"; do
             for pipeline in "${pipeline_list[@]}"; do
-                r=$(field "redis|$row|$pipeline" 1 %.0f)
-                x=$(field "$name|$row|$pipeline" 1 %.0f)
-                ratio=$(awk -v r="$r" -v x="$x" \
-                    'BEGIN { if (r + 0 > 0 && x + 0 > 0) printf "%.2f", x / r; else print "-" }')
-                line="| $row | $pipeline | $r | $x | $ratio | $(field "redis|$row|$pipeline" 2 %.2f) | $(field "$name|$row|$pipeline" 2 %.2f) |"
+                r="redis|$row|$pipeline"
+                x="$name|$row|$pipeline"
+                line="| $row | $pipeline | $(field "$r" 2 %.0f) | $(field "$x" 2 %.0f) | $(ratio "$r" "$x")"
+                line="$line | $(field "$r" 3 %.2f) | $(field "$x" 3 %.2f) |"
                 if [ "$use_perf" = 1 ]; then
-                    line="$line $(field "redis|$row|$pipeline" 3 %.0f) | $(field "$name|$row|$pipeline" 3 %.0f) |"
+                    line="$line $(field "$r" 4 %.0f) | $(field "$x" 4 %.0f) |"
                 fi
                 echo "$line"
             done
