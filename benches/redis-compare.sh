@@ -105,7 +105,9 @@ is_count "$repeat" || die "--repeat must be at least 1"
 for v in "$requests" "$clients" "$keyspace" "$client_cpu" "$port_base" "$run_timeout" "$deadline"; do
     is_uint "$v" || die "not a number: $v"
 done
-is_count "$keyspace" || die "--keyspace must be at least 1"
+for v in "$requests" "$clients" "$keyspace"; do
+    is_count "$v" || die "-n, -c and -r must be at least 1"
+done
 
 # Test name -> the row names redis-benchmark prints in its CSV for it, one a line.
 csv_names() {
@@ -137,6 +139,7 @@ for tool in redis-server redis-benchmark redis-cli taskset timeout; do
 done
 ncpu=$(nproc --all)
 [ "$client_cpu" -lt "$ncpu" ] || die "client CPU $client_cpu does not exist ($ncpu CPUs)"
+[ "$client_cpu" -ne 0 ] || die "CPU 0 runs the servers: choose another client CPU"
 for s in "${shard_list[@]}"; do
     [ "$s" -le "$ncpu" ] || die "$s shards need $s CPUs; this machine has $ncpu"
 done
