@@ -42,6 +42,8 @@ pub struct Session {
     stream: TcpStream,
     /// Bytes read and not yet parsed.
     rbuf: BytesMut,
+    /// The buffer each read lands in.
+    chunk: Box<[u8]>,
     parser: RequestParser,
     /// Replies encoded so far for the current read.
     out: Vec<u8>,
@@ -106,6 +108,7 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
         client,
         stream,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
+        chunk: vec![0; READ_CHUNK].into_boxed_slice(),
         parser: RequestParser::new(),
         out: Vec::with_capacity(READ_CHUNK),
         slots: Vec::new(),
@@ -127,13 +130,13 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
 impl Session {
     async fn run(&mut self) -> std::io::Result<()> {
         loop {
-            let start = self.rbuf.len();
-            self.rbuf.resize(start + READ_CHUNK, 0);
-            let n = self.stream.read(&mut self.rbuf[start..]).await?;
-            self.rbuf.truncate(start + n);
+            // Read into a reused chunk and copy what arrived: cheaper than zeroing fresh
+            // buffer space on every read.
+            let n = self.stream.read(&mut self.chunk).await?;
             if n == 0 {
                 return Ok(());
             }
+            self.rbuf.extend_from_slice(&self.chunk[..n]);
             self.core.bump(|s| s.net_input_bytes += n as u64);
             let limits = self.limits();
             loop {

@@ -227,7 +227,8 @@ impl Command {
 /// Every implemented command, by lower-case name.
 pub struct Registry {
     commands: Vec<Command>,
-    by_name: HashMap<&'static str, usize>,
+    /// ahash: this lookup runs for every request.
+    by_name: ahash::HashMap<&'static str, usize>,
 }
 
 /// The command table. Built once from constant data and never modified: it is code-like data,
@@ -246,7 +247,7 @@ impl Registry {
             .map(|f| ((f.container, f.name), f))
             .collect();
         let mut commands: Vec<Command> = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut by_name = ahash::HashMap::default();
         for reg in table::TABLE
             .iter()
             .chain(table::FAMILIES.iter().flat_map(|f| f.iter()))
