@@ -4,6 +4,8 @@
 
 mod facts;
 pub mod introspect;
+#[cfg(test)]
+mod robustness;
 pub mod spec;
 pub mod table;
 
