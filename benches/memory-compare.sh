@@ -118,9 +118,13 @@ if kind == "a":      # n hashes of 10 small fields
     out.write(b"".join(buf))
 elif kind == "b":    # one set of n integers
     batched(b"SADD", b"ints", [b"%d" % i for i in range(n)])
-elif kind == "c":    # one sorted set of n members with distinct scores
+elif kind == "c":    # one sorted set of n members with distinct scores, added in random order
+    # (ascending order would be the best case for an ordered index that splits at its end)
+    import random
+    order = list(range(n))
+    random.Random(7).shuffle(order)
     items = []
-    for i in range(n):
+    for i in order:
         items += [b"%d" % i, b"m:%d" % i]
     batched(b"ZADD", b"zs", items, per=2000)
 elif kind == "d":    # n lists of 20 items
@@ -138,7 +142,7 @@ PY
 datasets=(
   "a|hashes of 10 fields (HSET user:N f0 v0 .. f9 v9)|1000000|hash"
   "b|one set of integers (SADD)|1000000|member"
-  "c|one sorted set (ZADD N m:N)|1000000|member"
+  "c|one sorted set (ZADD N m:N, shuffled)|1000000|member"
   "d|lists of 20 items (RPUSH list:N item-0 .. item-19)|100000|list"
 )
 
