@@ -184,9 +184,10 @@ for spec in "${datasets[@]}"; do
     alloc=$(info_field "$port" mem_allocator)
     printf '%-7s %-48s n=%-8s loaded in %5.1fs  keys=%-8s encoding=%-10s allocator=%s\n' \
       "$side" "$desc" "$n" "$(echo "$t1 - $t0" | bc)" "$keys" "$enc" "$alloc"
+    div() { printf '%.1f' "$(echo "scale=3; $1 / $2" | bc)"; }
     printf '| %s | %s | %s | %s | %s MB | %s | %s MB | %s |\n' "$desc" "$n" "$side" "$keys" \
-      "$(echo "scale=1; ${used[$side]} / 1000000" | bc)" "$(echo "scale=1; ${used[$side]} / $n" | bc)" \
-      "$(echo "scale=1; ${rss[$side]} / 1000000" | bc)" "$(echo "scale=1; ${rss[$side]} / $n" | bc)" >>"$table"
+      "$(div "${used[$side]}" 1000000)" "$(div "${used[$side]}" "$n")" \
+      "$(div "${rss[$side]}" 1000000)" "$(div "${rss[$side]}" "$n")" >>"$table"
   done
   ratio() { if [ "$2" -gt 0 ]; then printf '%.2f' "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
   printf '| %s | %s | %s |\n' "$desc" "$(ratio "${used[shardis]}" "${used[redis]}")" \
