@@ -9,10 +9,10 @@
 # Usage: benches/memory-compare.sh [--scale F] [--only a,b,c,d] [--shardis PATH]
 #                                  [--redis PATH] [--base-port P] [--reuse]
 #   --scale F   multiply every data set size by F (e.g. 0.1 for a quick run; default 1)
-#   --only L    run only these data sets: a=hashes b=intset c=zset d=lists
+#   --only L    run only these data sets: a=hashes b=set of integers c=sorted set d=lists
 #   --reuse     keep one pair of servers for all data sets and FLUSHALL between them, as a
 #               long-running server would (RSS growth then depends on what the allocator kept)
-# Needs: redis-server, redis-cli, python3, and a release build of shardis-server.
+# Needs: redis-server, redis-cli, python3, bc, and a release build of shardis-server.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --redis) redis="$2"; shift 2 ;;
     --base-port) base_port="$2"; shift 2 ;;
     --reuse) reuse=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
