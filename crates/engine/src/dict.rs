@@ -608,7 +608,9 @@ impl<K: Hash + Eq, V> Dict<K, V> {
         }
         let mut empty_visits = buckets.saturating_mul(EMPTY_VISITS_PER_STEP);
         let [t0, t1] = &mut self.ht;
-        for _ in 0..buckets {
+        // `buckets` counts non-empty buckets moved; empty ones only spend `empty_visits`.
+        let mut moved = 0;
+        while moved < buckets {
             if t0.used == 0 {
                 break;
             }
@@ -633,6 +635,7 @@ impl<K: Hash + Eq, V> Dict<K, V> {
                 }
             }
             self.rehash_idx += 1;
+            moved += 1;
         }
         if t0.used > 0 {
             return true;

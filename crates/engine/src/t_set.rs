@@ -53,13 +53,14 @@ pub struct SetValue {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Ints(IntSet),
-    Hash(Dict<Bytes, ()>),
+    // Boxed so that a set costs a pointer in the key's entry, like every other value type.
+    Ints(Box<IntSet>),
+    Hash(Box<Dict<Bytes, ()>>),
 }
 
 impl Default for Repr {
     fn default() -> Self {
-        Repr::Ints(IntSet::default())
+        Repr::Ints(Box::default())
     }
 }
 
@@ -257,7 +258,7 @@ impl SetValue {
             for n in s.iter() {
                 d.insert(Member::Int(n).to_bytes(), ());
             }
-            self.repr = Repr::Hash(d);
+            self.repr = Repr::Hash(Box::new(d));
         }
     }
 
