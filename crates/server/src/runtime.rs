@@ -253,6 +253,7 @@ pub fn run(config: Config) -> Result<(), String> {
         n if n > 0 => n as usize,
         _ => cpus.len().max(1),
     };
+    check_port_free(&config)?;
     let (io_memory, memlock_note) = probe::size_io_memory(shards)?;
     info!("{memlock_note}");
     // SAFETY: installing a handler that only stores to an atomic is async-signal-safe.
@@ -360,6 +361,36 @@ async fn core_main(
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         glommio::timer::sleep(Duration::from_millis(1000 / hz)).await;
         core.shard.borrow_mut().active_expire(now_ms(), 16);
+    }
+    Ok(())
+}
+
+/// Every shard binds the port with SO_REUSEPORT, which would silently share it with another
+/// process already listening there. Refuse to start instead, as Redis does: bind it once
+/// without SO_REUSEPORT first.
+fn check_port_free(config: &Config) -> Result<(), String> {
+    let port = config.get_i64("port");
+    if port == 0 {
+        return Err("port 0 (no TCP listener) is not supported".into());
+    }
+    for (addr, optional) in config.bind_addrs() {
+        let target = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        match std::net::TcpListener::bind(target.as_str()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!("Could not create server TCP listening socket {target}: bind: Address already in use"));
+            }
+            Err(e) if optional => warn!("could not bind {target}: {e}"),
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {target}: {e}"
+                ))
+            }
+        }
     }
     Ok(())
 }

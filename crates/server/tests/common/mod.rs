@@ -12,6 +12,25 @@ pub struct Server {
     child: Child,
 }
 
+/// The process id INFO reports on `port`, if a server answers there.
+fn serving_pid(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"INFO server\r\n").ok()?;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains('\r') {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let rest = &text[text.find("process_id:")? + "process_id:".len()..];
+    rest[..rest.find('\r')?].trim().parse().ok()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -40,11 +59,12 @@ impl Server {
                 .expect("spawn shardis-server");
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Server { port, child };
-                }
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port taken meanwhile: try another
+                }
+                // Make sure the server answering is ours, not another test's on a reused port.
+                if serving_pid(port) == Some(child.id()) {
+                    return Server { port, child };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
