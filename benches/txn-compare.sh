@@ -214,7 +214,7 @@ ticks_per_sec=$(getconf CLK_TCK)
 
 # field NAME LINE: the value of NAME=... in a txn-bench output line.
 field() {
-    tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+    tr ' ' '\n' <<<"$2" | awk -v k="$1=" 'index($0, k) == 1 { print substr($0, length(k) + 1) }'
 }
 
 failures=()
