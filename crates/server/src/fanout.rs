@@ -61,13 +61,13 @@ pub async fn split(
         ));
         owners.push(shard);
     }
-    let replies = locked(
-        core,
-        tx,
-        || txn::plan_keys(core.shards, keys.iter().map(|&i| (db, &args[i][..]))),
-        |tx| txn::run_each(core, jobs, tx),
-    )
-    .await;
+    let replies = match tx {
+        Some(tx) => txn::run_each(core, jobs, Some(tx)).await,
+        None => {
+            let plan = txn::plan_keys(core.shards, keys.iter().map(|&i| (db, &args[i][..])));
+            txn::run_jobs_locked(core, plan, jobs).await
+        }
+    };
     if let Some(err) = replies.iter().find(|r| r.is_error()) {
         return err.clone();
     }
@@ -111,13 +111,10 @@ pub async fn all_shards(
             )
         })
         .collect();
-    let replies = locked(
-        core,
-        tx,
-        || txn::plan_all(core.shards),
-        |tx| txn::run_each(core, jobs, tx),
-    )
-    .await;
+    let replies = match tx {
+        Some(tx) => txn::run_each(core, jobs, Some(tx)).await,
+        None => txn::run_jobs_locked(core, txn::plan_all(core.shards), jobs).await,
+    };
     if let Some(err) = replies.iter().find(|r| r.is_error()) {
         return err.clone();
     }

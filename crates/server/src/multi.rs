@@ -168,11 +168,56 @@ async fn exec_queued(s: &mut Session) -> Reply {
     let reply = if simple && plan.len() <= 1 {
         let shard = plan.first().map_or(s.core.id, |(shard, _)| *shard);
         exec_on_one_shard(s, shard, state.queued).await
+    } else if let Some(jobs) = s
+        .watched
+        .is_empty()
+        .then(|| one_shard_each(s, &state.queued))
+        .flatten()
+    {
+        // Every command on one shard (the shards differ): one fused message per shard.
+        Reply::Array(txn::run_jobs_locked(&s.core, plan, jobs).await)
     } else {
         exec_locked(s, plan, state.queued).await
     };
     unwatch_all(s).await;
     reply
+}
+
+/// The queued commands as (shard, request) jobs when each runs on a single shard and none is
+/// a runtime command; None otherwise.
+fn one_shard_each(
+    s: &Session,
+    queued: &[(&'static Command, Vec<Bytes>)],
+) -> Option<Vec<(usize, Request)>> {
+    let (db, resp3) = {
+        let c = s.client.borrow();
+        (c.db, c.resp3)
+    };
+    let mut jobs = Vec::with_capacity(queued.len());
+    for (cmd, args) in queued {
+        if !matches!(cmd.exec, Exec::Shard(_)) || matches!(cmd.fanout, Fanout::AllShards(_)) {
+            return None;
+        }
+        let mut idx = Vec::new();
+        cmd.key_indexes(args, &mut idx);
+        let mut shards = idx
+            .iter()
+            .map(|&i| route::shard_of(&args[i], s.core.shards));
+        let shard = shards.next().unwrap_or(s.core.id);
+        if shards.any(|other| other != shard) {
+            return None;
+        }
+        jobs.push((
+            shard,
+            Request {
+                cmd,
+                args: args.clone(),
+                db,
+                resp3,
+            },
+        ));
+    }
+    Some(jobs)
 }
 
 /// The fast path: every command for one shard, run as one atomic batch.
@@ -214,6 +259,7 @@ async fn exec_on_one_shard(
         tx: None,
         atomic: true,
         watch,
+        lock: Default::default(),
     };
     if shard == s.core.id {
         s.core.run_batch(batch);

@@ -21,7 +21,7 @@ use crate::blocking::{self, Blocked};
 use crate::client::ClientHandle;
 use crate::config::Config;
 use crate::probe;
-use crate::txn::{Batch, LockTable, TxId};
+use crate::txn::{Batch, LockStep, LockTable, TxId};
 
 /// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it and stops.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -149,6 +149,28 @@ impl Core {
         requests: Vec<Request>,
         tx: Option<TxId>,
     ) -> oneshot::Receiver<Option<Vec<Reply>>> {
+        self.send_batch_with(shard, requests, tx, LockStep::None)
+            .await
+    }
+
+    /// Sends a batch of transaction `tx` with a lock step fused to it.
+    pub async fn send_locked_batch(
+        &self,
+        shard: usize,
+        requests: Vec<Request>,
+        tx: TxId,
+        lock: LockStep,
+    ) -> oneshot::Receiver<Option<Vec<Reply>>> {
+        self.send_batch_with(shard, requests, Some(tx), lock).await
+    }
+
+    async fn send_batch_with(
+        &self,
+        shard: usize,
+        requests: Vec<Request>,
+        tx: Option<TxId>,
+        lock: LockStep,
+    ) -> oneshot::Receiver<Option<Vec<Reply>>> {
         let (reply, rx) = oneshot::channel();
         let batch = Batch {
             requests: requests.into(),
@@ -157,6 +179,7 @@ impl Core {
             tx,
             atomic: false,
             watch: Vec::new(),
+            lock,
         };
         self.send_to(shard, Msg::Batch(batch)).await;
         rx

@@ -76,6 +76,20 @@ pub struct Batch {
     pub atomic: bool,
     /// Watched keys to check before anything runs.
     pub watch: Vec<WatchedKey>,
+    /// A lock step fused with the batch, saving a round trip per shard.
+    pub lock: LockStep,
+}
+
+/// What a batch does with its shard's lock around running.
+#[derive(Default)]
+pub enum LockStep {
+    #[default]
+    None,
+    /// Take the lock for `tx` with these intents (waiting for it if needed), run, release: for
+    /// the last shard a coordinator locks, when every other lock is already held.
+    AcquireRelease(Intents),
+    /// Run as the holder, then release.
+    Release,
 }
 
 enum Parked {
@@ -84,11 +98,18 @@ enum Parked {
     Wake(oneshot::Sender<()>),
 }
 
+/// How a waiting coordinator learns it holds the lock.
+enum Grant {
+    Notify(oneshot::Sender<()>),
+    /// A fused batch: run it, then release.
+    Run(Box<Batch>),
+}
+
 /// One shard's lock.
 #[derive(Default)]
 pub struct LockTable {
     holder: Option<(TxId, Intents)>,
-    waiting: VecDeque<(TxId, Intents, oneshot::Sender<()>)>,
+    waiting: VecDeque<(TxId, Intents, Grant)>,
     parked: VecDeque<Parked>,
     next_tx: u64,
 }
@@ -150,6 +171,23 @@ impl Core {
 
     /// Runs a batch, parking what conflicts with the lock holder.
     pub fn run_batch(self: &Rc<Self>, mut batch: Batch) {
+        match std::mem::take(&mut batch.lock) {
+            LockStep::None => {}
+            LockStep::AcquireRelease(intents) => {
+                let Some(tx) = batch.tx else { return };
+                let mut lock = self.lock.borrow_mut();
+                if lock.holder.is_some() || !lock.waiting.is_empty() {
+                    batch.lock = LockStep::Release;
+                    lock.waiting
+                        .push_back((tx, intents, Grant::Run(Box::new(batch))));
+                    return;
+                }
+                lock.holder = Some((tx, intents));
+                drop(lock);
+                return self.run_and_release(batch);
+            }
+            LockStep::Release => return self.run_and_release(batch),
+        }
         if !batch.watch.is_empty() {
             if batch.atomic && self.batch_blocked(&batch) {
                 return self.park(batch);
@@ -181,6 +219,15 @@ impl Core {
             }
         }
         let _ = batch.reply.send(Some(batch.done));
+    }
+
+    /// Runs a batch of the lock holder, then releases its lock.
+    fn run_and_release(self: &Rc<Self>, batch: Batch) {
+        let tx = batch.tx;
+        self.run_batch(batch);
+        if let Some(tx) = tx {
+            self.release(tx);
+        }
     }
 
     fn batch_blocked(&self, batch: &Batch) -> bool {
@@ -226,7 +273,7 @@ impl Core {
             lock.holder = Some((tx, intents));
             let _ = grant.send(());
         } else {
-            lock.waiting.push_back((tx, intents, grant));
+            lock.waiting.push_back((tx, intents, Grant::Notify(grant)));
         }
         granted
     }
@@ -277,11 +324,17 @@ impl Core {
                 return;
             };
             self.lock.borrow_mut().holder = Some((tx, intents));
-            if grant.send(()).is_ok() {
-                return;
+            match grant {
+                Grant::Notify(notify) => {
+                    if notify.send(()).is_ok() {
+                        return;
+                    }
+                    // The coordinator is gone: release for it and try the next one.
+                    self.lock.borrow_mut().holder = None;
+                }
+                // Runs and releases (which grants the next waiter in turn).
+                Grant::Run(batch) => return self.run_batch(*batch),
             }
-            // The coordinator is gone: release for it and try the next one.
-            self.lock.borrow_mut().holder = None;
         }
     }
 }
@@ -321,6 +374,93 @@ pub async fn unlock(core: &Rc<Core>, held: Held) {
             core.post(shard, Box::new(move |c| c.release(tx))).await;
         }
     }
+}
+
+/// Runs `jobs` (shard, request) as one transaction over `plan`'s shards and returns the replies
+/// in job order. Every lock is taken (ascending) before any is released, as two-phase locking
+/// requires; to save round trips, the last shard's acquire, run and release travel as one
+/// message, and each other remote shard's run and release as another.
+pub async fn run_jobs_locked(
+    core: &Rc<Core>,
+    mut plan: Vec<(usize, Intents)>,
+    jobs: Vec<(usize, Request)>,
+) -> Vec<Reply> {
+    plan.sort_by_key(|(shard, _)| *shard);
+    let tx = core.next_tx();
+    let count = jobs.len();
+    // Per shard: its requests and their positions in `jobs`.
+    let mut work: Vec<(usize, Vec<usize>, Vec<Request>)> = Vec::new();
+    for (i, (shard, req)) in jobs.into_iter().enumerate() {
+        match work.iter_mut().find(|(s, _, _)| *s == shard) {
+            Some((_, at, reqs)) => {
+                at.push(i);
+                reqs.push(req);
+            }
+            None => work.push((shard, vec![i], vec![req])),
+        }
+    }
+    let mut take = |shard: usize| match work.iter().position(|(s, _, _)| *s == shard) {
+        Some(p) => {
+            let (_, at, reqs) = work.swap_remove(p);
+            (at, reqs)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut replies: Vec<Option<Reply>> = (0..count).map(|_| None).collect();
+    let mut place = |at: Vec<usize>, got: Vec<Reply>| {
+        for (i, r) in at.into_iter().zip(got) {
+            replies[i] = Some(r);
+        }
+    };
+    let Some((last, last_intents)) = plan.pop() else {
+        return Vec::new();
+    };
+    // 1. Every shard but the last: take its lock.
+    for (shard, intents) in &plan {
+        let intents = intents.clone();
+        let granted = if *shard == core.id {
+            Some(core.acquire(tx, intents))
+        } else {
+            core.run_on(*shard, move |c| c.acquire(tx, intents)).await
+        };
+        if let Some(granted) = granted {
+            let _ = granted.await;
+        }
+    }
+    // 2. The last shard: take, run, release.
+    let (at, reqs) = take(last);
+    if last == core.id {
+        let _ = core.acquire(tx, last_intents).await;
+        place(at, reqs.iter().map(|r| core.execute(r)).collect());
+        core.release(tx);
+    } else {
+        let rx = core
+            .send_locked_batch(last, reqs, tx, LockStep::AcquireRelease(last_intents))
+            .await;
+        place(at, rx.await.ok().flatten().unwrap_or_default());
+    }
+    // 3. All locks are held: the others run and release.
+    let mut pending = Vec::new();
+    for (shard, _) in plan {
+        let (at, reqs) = take(shard);
+        if shard == core.id {
+            place(at, reqs.iter().map(|r| core.execute(r)).collect());
+            core.release(tx);
+        } else {
+            pending.push((
+                at,
+                core.send_locked_batch(shard, reqs, tx, LockStep::Release)
+                    .await,
+            ));
+        }
+    }
+    for (at, rx) in pending {
+        place(at, rx.await.ok().flatten().unwrap_or_default());
+    }
+    replies
+        .into_iter()
+        .map(|r| r.unwrap_or(Reply::err("ERR shard did not answer")))
+        .collect()
 }
 
 /// Intents per shard for a set of (db, key) pairs.
