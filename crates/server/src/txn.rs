@@ -105,37 +105,62 @@ enum Grant {
     Run(Box<Batch>),
 }
 
-/// One shard's lock.
+/// One shard's lock: held by any number of transactions whose intents do not overlap.
 #[derive(Default)]
 pub struct LockTable {
-    holder: Option<(TxId, Intents)>,
+    holders: Vec<(TxId, Intents)>,
+    /// First come, first served: a newcomer also waits behind an earlier waiter it conflicts
+    /// with, so a transaction over many keys is not starved by small ones.
     waiting: VecDeque<(TxId, Intents, Grant)>,
     parked: VecDeque<Parked>,
     next_tx: u64,
 }
 
-/// Must `req` (from outside transaction `tx`) wait for the lock holder?
-fn blocked_by(
-    holder: &Option<(TxId, Intents)>,
-    cmd: &Command,
-    args: &[Bytes],
-    db: usize,
-    tx: Option<TxId>,
-) -> bool {
-    let Some((holder, intents)) = holder else {
-        return false;
-    };
-    if Some(*holder) == tx {
-        return false;
-    }
-    match (intents, cmd.fanout) {
-        (Intents::All, _) => true,
-        (_, Fanout::AllShards(_)) => true,
-        (Intents::Keys(_), _) => {
-            let mut idx = Vec::new();
-            cmd.key_indexes(args, &mut idx);
-            idx.iter().any(|&i| intents.covers(db, &args[i]))
+impl Intents {
+    fn overlaps(&self, other: &Intents) -> bool {
+        match (self, other) {
+            (Intents::All, _) | (_, Intents::All) => true,
+            (Intents::Keys(a), Intents::Keys(b)) => {
+                let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+                small.iter().any(|k| large.contains(k))
+            }
         }
+    }
+}
+
+impl LockTable {
+    /// Can `intents` be granted now (no overlap with a holder or an earlier waiter)?
+    fn grantable(&self, intents: &Intents, waiters_before: usize) -> bool {
+        !self.holders.iter().any(|(_, held)| held.overlaps(intents))
+            && !self
+                .waiting
+                .iter()
+                .take(waiters_before)
+                .any(|(_, waiting, _)| waiting.overlaps(intents))
+    }
+
+    /// Must `req` (from outside transaction `tx`) wait for a lock holder?
+    fn blocks(&self, cmd: &Command, args: &[Bytes], db: usize, tx: Option<TxId>) -> bool {
+        if self.holders.is_empty() {
+            return false;
+        }
+        let others = || {
+            self.holders
+                .iter()
+                .filter(|(holder, _)| Some(*holder) != tx)
+        };
+        if matches!(cmd.fanout, Fanout::AllShards(_)) {
+            return others().next().is_some();
+        }
+        let mut idx = Vec::new();
+        cmd.key_indexes(args, &mut idx);
+        others().any(|(_, intents)| idx.iter().any(|&i| intents.covers(db, &args[i])))
+    }
+
+    fn covers(&self, db: usize, key: &[u8]) -> bool {
+        self.holders
+            .iter()
+            .any(|(_, intents)| intents.covers(db, key))
     }
 }
 
@@ -149,40 +174,36 @@ impl Core {
 
     /// Must a command from outside transaction `tx` wait before running on this shard?
     pub fn lock_blocks(&self, cmd: &Command, args: &[Bytes], db: usize, tx: Option<TxId>) -> bool {
-        blocked_by(&self.lock.borrow().holder, cmd, args, db, tx)
+        self.lock.borrow().blocks(cmd, args, db, tx)
     }
 
-    /// Whether a key is inside the current holder's intents (blocked clients are not served
-    /// from such keys until the holder releases).
+    /// Whether a key is inside a lock holder's intents (blocked clients are not served from
+    /// such keys until the holder releases).
     pub fn key_locked(&self, db: usize, key: &[u8]) -> bool {
-        self.lock
-            .borrow()
-            .holder
-            .as_ref()
-            .is_some_and(|(_, intents)| intents.covers(db, key))
+        self.lock.borrow().covers(db, key)
     }
 
-    /// Resolves when the lock is released (for a connection of this core that must wait).
+    /// Resolves when a lock is released (for a connection of this core that must wait).
     pub fn lock_released(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         self.lock.borrow_mut().parked.push_back(Parked::Wake(tx));
         rx
     }
 
-    /// Runs a batch, parking what conflicts with the lock holder.
+    /// Runs a batch, parking what conflicts with a lock holder.
     pub fn run_batch(self: &Rc<Self>, mut batch: Batch) {
         match std::mem::take(&mut batch.lock) {
             LockStep::None => {}
             LockStep::AcquireRelease(intents) => {
                 let Some(tx) = batch.tx else { return };
                 let mut lock = self.lock.borrow_mut();
-                if lock.holder.is_some() || !lock.waiting.is_empty() {
+                if !lock.grantable(&intents, lock.waiting.len()) {
                     batch.lock = LockStep::Release;
                     lock.waiting
                         .push_back((tx, intents, Grant::Run(Box::new(batch))));
                     return;
                 }
-                lock.holder = Some((tx, intents));
+                lock.holders.push((tx, intents));
                 drop(lock);
                 return self.run_and_release(batch);
             }
@@ -221,7 +242,7 @@ impl Core {
         let _ = batch.reply.send(Some(batch.done));
     }
 
-    /// Runs a batch of the lock holder, then releases its lock.
+    /// Runs a batch of a lock holder, then releases its lock.
     fn run_and_release(self: &Rc<Self>, batch: Batch) {
         let tx = batch.tx;
         self.run_batch(batch);
@@ -235,12 +256,8 @@ impl Core {
         batch
             .requests
             .iter()
-            .any(|r| blocked_by(&lock.holder, r.cmd, &r.args, r.db, batch.tx))
-            || batch.watch.iter().any(|w| {
-                lock.holder
-                    .as_ref()
-                    .is_some_and(|(_, i)| i.covers(w.db, &w.key))
-            })
+            .any(|r| lock.blocks(r.cmd, &r.args, r.db, batch.tx))
+            || batch.watch.iter().any(|w| lock.covers(w.db, &w.key))
     }
 
     fn park(&self, batch: Batch) {
@@ -269,8 +286,8 @@ impl Core {
     pub fn acquire(&self, tx: TxId, intents: Intents) -> oneshot::Receiver<()> {
         let (grant, granted) = oneshot::channel();
         let mut lock = self.lock.borrow_mut();
-        if lock.holder.is_none() && lock.waiting.is_empty() {
-            lock.holder = Some((tx, intents));
+        if lock.grantable(&intents, lock.waiting.len()) {
+            lock.holders.push((tx, intents));
             let _ = grant.send(());
         } else {
             lock.waiting.push_back((tx, intents, Grant::Notify(grant)));
@@ -278,15 +295,13 @@ impl Core {
         granted
     }
 
-    /// Releases `tx`'s lock: parked work resumes, the next coordinator gets the lock, and
-    /// clients blocked on keys the transaction filled are served.
+    /// Releases `tx`'s lock: parked work resumes, waiting coordinators that no longer
+    /// conflict get the lock, and clients blocked on keys the transaction filled are served.
     pub fn release(self: &Rc<Self>, tx: TxId) {
         let released = {
             let mut lock = self.lock.borrow_mut();
-            match &lock.holder {
-                Some((holder, _)) if *holder == tx => lock.holder.take(),
-                _ => None,
-            }
+            let at = lock.holders.iter().position(|(holder, _)| *holder == tx);
+            at.map(|at| lock.holders.swap_remove(at))
         };
         let Some((_, intents)) = released else { return };
         let parked = std::mem::take(&mut self.lock.borrow_mut().parked);
@@ -312,29 +327,40 @@ impl Core {
             shard.ready_keys.extend(ready);
         }
         crate::blocking::serve_ready(self);
-        loop {
-            let next = {
-                let mut lock = self.lock.borrow_mut();
-                if lock.holder.is_some() {
-                    return;
+        self.grant_waiting();
+    }
+
+    /// Grants the lock to every waiter that conflicts with no holder and no earlier waiter.
+    fn grant_waiting(self: &Rc<Self>) {
+        let mut runnable = Vec::new();
+        {
+            let mut lock = self.lock.borrow_mut();
+            let mut i = 0;
+            while i < lock.waiting.len() {
+                if !lock.grantable(&lock.waiting[i].1, i) {
+                    i += 1;
+                    continue;
                 }
-                lock.waiting.pop_front()
-            };
-            let Some((tx, intents, grant)) = next else {
-                return;
-            };
-            self.lock.borrow_mut().holder = Some((tx, intents));
-            match grant {
-                Grant::Notify(notify) => {
-                    if notify.send(()).is_ok() {
-                        return;
+                let Some((tx, intents, grant)) = lock.waiting.remove(i) else {
+                    break;
+                };
+                match grant {
+                    Grant::Notify(notify) => {
+                        if notify.send(()).is_ok() {
+                            lock.holders.push((tx, intents));
+                        }
+                        // else: the coordinator is gone; nothing to hold.
                     }
-                    // The coordinator is gone: release for it and try the next one.
-                    self.lock.borrow_mut().holder = None;
+                    Grant::Run(batch) => {
+                        lock.holders.push((tx, intents));
+                        runnable.push(batch);
+                    }
                 }
-                // Runs and releases (which grants the next waiter in turn).
-                Grant::Run(batch) => return self.run_batch(*batch),
             }
+        }
+        // Fused batches run and release (which grants further waiters in turn).
+        for batch in runnable {
+            self.run_batch(*batch);
         }
     }
 }
