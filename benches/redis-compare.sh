@@ -152,77 +152,12 @@ if [ -z "$binary" ]; then
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 
-work=$(mktemp -d /tmp/redis-compare.XXXXXX)
-pids=()
+tool=redis-compare
 bench_pid=""
-cleanup() {
-    local status=$?
-    [ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        # Give a server a moment to exit, then insist.
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$status" -ne 0 ]; then
-        echo "redis-compare: failed; server logs kept in $work" >&2
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-wait_ready() {
-    local port=$1 name=$2 pid=$3
-    for _ in $(seq 1 100); do
-        if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ]; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || die "$name exited at start; log: $work/$name.log"
-        sleep 0.1
-    done
-    die "$name did not answer PING on port $port within 10 s; log: $work/$name.log"
-}
-
-# Server names, their ports, pids, CPU lists, in table order: redis first.
-names=()
-declare -A port_of pid_of cpus_of
-start_server() {
-    local name=$1 cpus=$2 port=$3
-    shift 3
-    port_free "$port" || die "port $port is in use (choose another --port-base)"
-    taskset -c "$cpus" "$@" >"$work/$name.log" 2>&1 &
-    local pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    port_of[$name]=$port
-    pid_of[$name]=$pid
-    cpus_of[$name]=$cpus
-    wait_ready "$port" "$name" "$pid"
-}
-
-port=$port_base
-start_server redis 0 "$port" \
-    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no
-for s in "${shard_list[@]}"; do
-    port=$((port + 1))
-    cpus=0
-    [ "$s" -eq 1 ] || cpus="0-$((s - 1))"
-    start_server "shardis-$s" "$cpus" "$port" \
-        "$binary" --bind 127.0.0.1 --port "$port" --shards "$s" --save '' --appendonly no
-done
+job_vars=(bench_pid)
+# shellcheck source=benches/lib/servers.sh
+source "$(dirname "$0")/lib/servers.sh"
+start_compared_servers
 
 # The keys redis-benchmark's -r draws from, each SET once on every server, so GETs hit.
 populate() {

@@ -55,9 +55,7 @@ fn a_push_on_any_shard_wakes_a_client_blocked_on_several() {
     // "a" and "b" live on different shards of two.
     let port = s.port;
     let waiter = std::thread::spawn(move || {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .and_then(|c| c.get_connection())
-            .expect("conn");
+        let mut c = common::connect(port);
         let got: (String, String) = redis::cmd("BRPOP")
             .arg("a")
             .arg("b")
@@ -88,9 +86,7 @@ fn blocked_clients_are_served_first_come_first_served() {
     let mut handles = Vec::new();
     for i in 0..3 {
         handles.push(std::thread::spawn(move || {
-            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .and_then(|c| c.get_connection())
-                .expect("conn");
+            let mut c = common::connect(port);
             let got: (String, String) = redis::cmd("BLPOP")
                 .arg("fifo")
                 .arg(10)
@@ -154,9 +150,7 @@ fn blmove_across_shards_moves_the_element() {
     let s = Server::start(2, &[]);
     let port = s.port;
     let waiter = std::thread::spawn(move || {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .and_then(|c| c.get_connection())
-            .expect("conn");
+        let mut c = common::connect(port);
         let got: String = redis::cmd("BLMOVE")
             .arg("a")
             .arg("b")
@@ -195,9 +189,7 @@ fn every_pushed_item_is_popped_exactly_once() {
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         consumers.push(std::thread::spawn(move || {
-            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .and_then(|c| c.get_connection())
-                .expect("conn");
+            let mut c = common::connect(port);
             let mut got = Vec::new();
             loop {
                 let item: Option<(String, String)> = redis::cmd("BLPOP")
@@ -215,9 +207,7 @@ fn every_pushed_item_is_popped_exactly_once() {
     let mut producers = Vec::new();
     for p in 0..PRODUCERS {
         producers.push(std::thread::spawn(move || {
-            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .and_then(|c| c.get_connection())
-                .expect("conn");
+            let mut c = common::connect(port);
             for i in 0..ITEMS {
                 let q = queues[(p + i) % queues.len()];
                 let _: () = redis::cmd("RPUSH")

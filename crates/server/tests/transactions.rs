@@ -3,18 +3,12 @@
 
 mod common;
 
-use common::Server;
+use common::{connect, Server};
 use rand::{Rng, SeedableRng};
 use redis::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn connect(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .and_then(|c| c.get_connection())
-        .expect("connection")
-}
 
 fn cmd(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
     let mut command = redis::cmd(args[0]);

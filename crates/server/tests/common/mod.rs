@@ -114,6 +114,13 @@ impl Drop for Server {
     }
 }
 
+/// A connection to a server by port, for threads that outlive no `Server` borrow.
+pub fn connect(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .and_then(|c| c.get_connection())
+        .expect("connection")
+}
+
 /// Sends raw bytes and reads until `expect_len` bytes arrived or the peer closed.
 pub fn roundtrip(stream: &mut TcpStream, send: &[u8], expect_len: usize) -> Vec<u8> {
     use std::io::{Read, Write};

@@ -1,0 +1,84 @@
+# Shared by redis-compare.sh and txn-compare.sh: start redis-server and shardis-server side by
+# side on 127.0.0.1, pinned with taskset, and stop them (and any load generator) on exit.
+#
+# The sourcing script defines `die`, sets `tool` (its name, for messages) and `job_vars` (the
+# names of the variables holding the pids of its own background jobs, stopped on exit).
+
+work=$(mktemp -d "/tmp/$tool.XXXXXX")
+pids=()
+
+cleanup() {
+    local status=$?
+    local var
+    for var in "${job_vars[@]}"; do
+        [ -z "${!var}" ] || kill "${!var}" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        # Give a server a moment to exit, then insist.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ]; then
+        echo "$tool: failed; logs kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_ready() {
+    local port=$1 name=$2 pid=$3
+    for _ in $(seq 1 100); do
+        if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ]; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || die "$name exited at start; log: $work/$name.log"
+        sleep 0.1
+    done
+    die "$name did not answer PING on port $port within 10 s; log: $work/$name.log"
+}
+
+# Servers in table order (redis first), with their ports, pids and CPU lists.
+names=()
+declare -A port_of pid_of cpus_of
+start_server() {
+    local name=$1 cpus=$2 port=$3
+    shift 3
+    port_free "$port" || die "port $port is in use (choose another --port-base)"
+    taskset -c "$cpus" "$@" >"$work/$name.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    names+=("$name")
+    port_of[$name]=$port
+    pid_of[$name]=$pid
+    cpus_of[$name]=$cpus
+    wait_ready "$port" "$name" "$pid"
+}
+
+# redis-server on CPU 0, then shardis-server with each shard count of `shard_list` on CPUs
+# 0..N-1, on consecutive ports from `port_base`.
+start_compared_servers() {
+    local port=$port_base s cpus
+    start_server redis 0 "$port" \
+        redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no
+    for s in "${shard_list[@]}"; do
+        port=$((port + 1))
+        cpus=0
+        [ "$s" -eq 1 ] || cpus="0-$((s - 1))"
+        start_server "shardis-$s" "$cpus" "$port" \
+            "$binary" --bind 127.0.0.1 --port "$port" --shards "$s" --save '' --appendonly no
+    done
+}
