@@ -46,13 +46,6 @@ pub struct Blocked {
     next_id: u64,
 }
 
-impl Blocked {
-    /// Waiters registered on this shard.
-    pub fn len(&self) -> usize {
-        self.waiters.len()
-    }
-}
-
 /// True for the null replies that mean "nothing to pop".
 fn is_null(reply: &Reply) -> bool {
     matches!(reply, Reply::Nil | Reply::NilArray)
@@ -238,11 +231,11 @@ pub async fn block(
     db: usize,
     resp3: bool,
 ) -> Option<Reply> {
-    let timeout = match shardis_engine::t_list::parse_timeout(&args[timeout_index(cmd, &args)]) {
-        Ok(t) => t,
-        Err(e) => return Some(e),
-    };
     let waited = waited_key_indexes(cmd, &args);
+    if waited.is_empty() {
+        // No key to wait on means arguments the command rejects (numkeys…): its own error.
+        return Some(s.core.execute_with(cmd, &args, db, resp3));
+    }
     let shards = s.core.shards;
     let all_keys = {
         let mut idx = Vec::new();
@@ -256,7 +249,7 @@ pub async fn block(
     let single_shard = all_keys
         .iter()
         .all(|&i| route::shard_of(&args[i], shards) == home);
-    let wants_zset = cmd.facts.group == "sorted-set";
+    let wants_zset = cmd.facts.group == "sorted_set";
     // A move whose destination is on another shard is served as a plain pop here, then
     // pushed to its destination by this connection.
     let (serve_cmd, serve_args, push_to) =
@@ -316,6 +309,11 @@ pub async fn block(
             }
         }
     }
+    // The first attempt validated everything else, in Redis's order; now the timeout.
+    let timeout = match shardis_engine::t_list::parse_timeout(&args[timeout_index(cmd, &args)]) {
+        Ok(t) => t,
+        Err(e) => return Some(e),
+    };
     let (tx, mut rx) = mpsc::unbounded();
     let claim = Arc::new(AtomicBool::new(false));
     let mut registered: Vec<(usize, u64)> = Vec::new();

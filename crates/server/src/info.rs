@@ -52,7 +52,12 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             let shard = core.shard.borrow();
             CoreReport {
                 clients: core.clients.borrow().len(),
-                blocked: core.blocked.borrow().len(),
+                blocked: core
+                    .clients
+                    .borrow()
+                    .values()
+                    .filter(|c| c.borrow().unblock.is_some())
+                    .count(),
                 stats: core.stats.get(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,

@@ -23,6 +23,9 @@ use crate::config::Config;
 use crate::probe;
 use crate::txn::{Batch, LockStep, LockTable, TxId};
 
+/// How long shards get to stop after a shutdown request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it and stops.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
@@ -312,12 +315,41 @@ pub fn run(config: Config) -> Result<(), String> {
         port = config.get("port"),
         "Ready to accept connections"
     );
-    let mut result = Ok(());
+    // Join the executors from helper threads so that a shutdown cannot hang on one that is
+    // slow to wind down (in-flight io_uring operations): after the grace period, exit anyway.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     for h in handles {
-        match h.join() {
-            Ok(Err(e)) => result = Err(e),
-            Err(e) => result = Err(format!("executor failed: {e}")),
-            Ok(Ok(())) => {}
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let result = match h.join() {
+                Ok(r) => r,
+                Err(e) => Err(format!("executor failed: {e}")),
+            };
+            let _ = done_tx.send(result);
+        });
+    }
+    drop(done_tx);
+    let mut result = Ok(());
+    let mut finished = 0;
+    let mut deadline: Option<Instant> = None;
+    while finished < shards {
+        match done_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => {
+                finished += 1;
+                if let Err(e) = r {
+                    result = Err(e);
+                    request_shutdown();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if shutdown_requested() {
+            let at = *deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+            if Instant::now() >= at {
+                warn!("shards did not stop within {SHUTDOWN_GRACE:?}; exiting");
+                break;
+            }
         }
     }
     info!("Shardis is now ready to exit, bye bye...");

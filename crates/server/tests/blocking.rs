@@ -234,3 +234,61 @@ fn every_pushed_item_is_popped_exactly_once() {
     );
     assert_eq!(unique.len(), PRODUCERS * ITEMS);
 }
+
+#[test]
+fn bzpopmin_is_woken_by_zadd_on_another_shard() {
+    let s = Server::start(2, &[]);
+    let port = s.port;
+    let waiter = std::thread::spawn(move || {
+        let mut c = common::connect(port);
+        let got: (String, String, f64) = redis::cmd("BZPOPMIN")
+            .arg("a")
+            .arg("b")
+            .arg(5)
+            .query(&mut c)
+            .expect("bzpopmin");
+        got
+    });
+    let mut c = s.conn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut c)
+            .expect("info");
+        // One client blocked on two shards counts once.
+        if info.contains("blocked_clients:1\r\n") || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _: () = redis::cmd("ZADD")
+        .arg("b")
+        .arg(2)
+        .arg("m")
+        .query(&mut c)
+        .expect("zadd");
+    assert_eq!(
+        waiter.join().expect("join"),
+        ("b".to_string(), "m".to_string(), 2.0)
+    );
+}
+
+#[test]
+fn blocking_commands_report_their_argument_errors_at_once() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let err = redis::cmd("BZMPOP")
+        .arg(&["1", "0", "z", "MIN"])
+        .query::<()>(&mut c)
+        .expect_err("numkeys");
+    assert!(
+        err.to_string().contains("numkeys should be greater than 0"),
+        "{err}"
+    );
+    let err = redis::cmd("BLMPOP")
+        .arg(&["x", "1", "l", "LEFT"])
+        .query::<()>(&mut c)
+        .expect_err("timeout");
+    assert!(err.to_string().contains("timeout is not a float"), "{err}");
+}

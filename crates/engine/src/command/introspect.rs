@@ -139,9 +139,11 @@ fn typed(kind: &str, spec: Vec<(Reply, Reply)>) -> Reply {
 
 /// One command's COMMAND DOCS entry (the facts carry no summaries or complexity texts).
 pub fn docs(cmd: &Command) -> Reply {
+    // The facts spell groups with `_`; Redis replies `sorted-set`.
+    let group = cmd.facts.group.replace('_', "-");
     let mut map = vec![
         (bulk("since"), bulk(cmd.facts.since)),
-        (bulk("group"), bulk(cmd.facts.group)),
+        (bulk("group"), bulk(&group)),
     ];
     if !cmd.facts.arguments.is_empty() {
         map.push((bulk("arguments"), args(cmd.facts.arguments)));
