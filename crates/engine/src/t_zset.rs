@@ -2531,7 +2531,14 @@ mod tests {
             t.run(&["bzmpop", "-1", "1", "a", "min"]),
             err(error::TIMEOUT_NEGATIVE)
         );
-        // numkeys, direction and count are checked before the timeout.
+        // numkeys, direction and count are checked before the timeout ("BZMPOP with illegal
+        // argument": a bad numkeys is an error even with a valid timeout).
+        for bad in ["0", "a", "-1"] {
+            assert_eq!(
+                t.run(&["bzmpop", "1", bad, "a", "min"]),
+                err("ERR numkeys should be greater than 0")
+            );
+        }
         assert_eq!(
             t.run(&["bzmpop", "x", "0", "a", "min"]),
             err("ERR numkeys should be greater than 0")
@@ -3009,5 +3016,102 @@ mod tests {
             t.run(&["zrange", "z", "99", "100"]),
             bulks(&["m00099", "m04900"])
         );
+    }
+
+    /// A small deterministic generator for the fuzz tests below.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
+    /// Redis's "ZSETs ZRANK augmented skip list stress testing": random adds and removes on
+    /// a set that stays in one encoding, checking after each step that the member found at a
+    /// random rank reports that rank.
+    #[test]
+    fn zrank_matches_zrange_index_under_churn() {
+        for (mut t, elements) in [(shard_with(128), 128u64), (shard_with(0), 100)] {
+            let expected = if elements == 128 {
+                "listpack"
+            } else {
+                "skiplist"
+            };
+            let mut next = xorshift(0x0dd_ba11_cafe_f00d);
+            for k in 0..2000u64 {
+                let member = (k % elements).to_string();
+                if next(5) == 0 {
+                    t.run(&["zrem", "z", &member]);
+                } else {
+                    let score = format!("0.{}", next(1_000_000_000));
+                    t.run(&["zadd", "z", &score, &member]);
+                    assert_eq!(encoding(&t, "z"), expected);
+                }
+                let Reply::Int(card) = t.run(&["zcard", "z"]) else {
+                    panic!("zcard")
+                };
+                if card > 0 {
+                    let index = next(card as u64).to_string();
+                    let got = t.run(&["zrange", "z", &index, &index]);
+                    let Reply::Array(items) = got else {
+                        panic!("zrange")
+                    };
+                    let Some(Reply::Bulk(m)) = items.first() else {
+                        panic!("zrange item")
+                    };
+                    let m = String::from_utf8_lossy(m).into_owned();
+                    assert_eq!(t.run(&["zrank", "z", &m]), int(index.parse().unwrap()));
+                }
+            }
+        }
+    }
+
+    /// A score range's bounds as arguments, and what a score inside it satisfies.
+    type Check<'a> = (&'a str, &'a str, &'a dyn Fn(f64) -> bool);
+
+    /// Redis's "ZRANGEBYSCORE fuzzy test": for random bounds, inclusive and exclusive, the
+    /// ranges below, between and above them hold what ZCOUNT says and only fitting scores.
+    #[test]
+    fn zrangebyscore_and_zcount_agree_on_random_bounds() {
+        for (mut t, elements) in [(shard_with(128), 128u64), (shard_with(0), 100)] {
+            let mut next = xorshift(0x5eed_0123_4567_89ab);
+            let rand = |next: &mut dyn FnMut(u64) -> u64| next(1_000_000) as f64 / 1e6;
+            for i in 0..elements {
+                let score = rand(&mut next).to_string();
+                t.run(&["zadd", "z", &score, &i.to_string()]);
+            }
+            for _ in 0..100 {
+                let (a, b) = (rand(&mut next), rand(&mut next));
+                let (min, max) = (a.min(b), a.max(b));
+                let (smin, smax) = (min.to_string(), max.to_string());
+                let (xmin, xmax) = (format!("({smin}"), format!("({smax}"));
+                let checks: [Check<'_>; 6] = [
+                    ("-inf", &smin, &|s| s <= min),
+                    (&smin, &smax, &|s| s >= min && s <= max),
+                    (&smax, "+inf", &|s| s >= max),
+                    ("-inf", &xmin, &|s| s < min),
+                    (&xmin, &xmax, &|s| s > min && s < max),
+                    (&xmax, "+inf", &|s| s > max),
+                ];
+                for (lo, hi, fits) in checks {
+                    let got = t.run(&["zrangebyscore", "z", lo, hi, "withscores"]);
+                    let Reply::Array(items) = got else {
+                        panic!("zrangebyscore")
+                    };
+                    assert_eq!(
+                        t.run(&["zcount", "z", lo, hi]),
+                        int((items.len() / 2) as i64)
+                    );
+                    for pair in items.chunks(2) {
+                        let Reply::Double(score) = pair[1] else {
+                            panic!("score")
+                        };
+                        assert!(fits(score), "{score} outside {lo} {hi}");
+                    }
+                }
+            }
+        }
     }
 }
