@@ -220,6 +220,15 @@ fn one_shard_each(
     Some(jobs)
 }
 
+/// The connection's watched keys that live on `shard`.
+fn watched_on(s: &Session, shard: usize) -> Vec<WatchedKey> {
+    s.watched
+        .iter()
+        .filter(|w| w.shard == shard)
+        .cloned()
+        .collect()
+}
+
 /// The fast path: every command for one shard, run as one atomic batch.
 async fn exec_on_one_shard(
     s: &mut Session,
@@ -246,12 +255,7 @@ async fn exec_on_one_shard(
         }
     }
     let (reply, rx) = futures_channel::oneshot::channel();
-    let watch: Vec<WatchedKey> = s
-        .watched
-        .iter()
-        .filter(|w| w.shard == shard)
-        .cloned()
-        .collect();
+    let watch = watched_on(s, shard);
     let batch = Batch {
         requests,
         done: Vec::new(),
@@ -291,12 +295,7 @@ async fn exec_locked(
     let mut shards: Vec<usize> = s.watched.iter().map(|w| w.shard).collect();
     shards.dedup();
     for shard in shards {
-        let watch: Vec<WatchedKey> = s
-            .watched
-            .iter()
-            .filter(|w| w.shard == shard)
-            .cloned()
-            .collect();
+        let watch = watched_on(s, shard);
         intact &= s
             .core
             .run_on(shard, move |core| core.watch_intact(&watch))
