@@ -181,6 +181,7 @@ fn transfers_across_shards_are_never_observed_half_done() {
     let port = s.port;
     const ACCOUNTS: usize = 6;
     const START: i64 = 1000;
+    const TRANSFERS: usize = 2500;
     let accounts: Vec<String> = (0..ACCOUNTS).map(|i| format!("account:{i}")).collect();
     {
         let mut c = s.conn();
@@ -198,7 +199,7 @@ fn transfers_across_shards_are_never_observed_half_done() {
         writers.push(std::thread::spawn(move || {
             let mut c = connect(port);
             let mut rng = rand::rngs::StdRng::seed_from_u64(w);
-            for round in 0..600 {
+            for round in 0..TRANSFERS {
                 let from = &accounts[rng.gen_range(0..ACCOUNTS)];
                 let to = &accounts[rng.gen_range(0..ACCOUNTS)];
                 let amount = rng.gen_range(1..50).to_string();
@@ -274,6 +275,10 @@ fn transfers_across_shards_are_never_observed_half_done() {
     }
     stop.store(true, Ordering::Relaxed);
     let checks: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
+    eprintln!(
+        "isolation: {} transfers, {checks} reads of the total",
+        4 * TRANSFERS
+    );
     assert!(checks > 0);
     let mut c = s.conn();
     let v: Vec<i64> = redis::cmd("MGET")
