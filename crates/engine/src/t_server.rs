@@ -411,7 +411,7 @@ mod tests {
     }
 
     // Reclaiming keys between calls must not make SCAN miss live ones: this relies on the
-    // chained table's reverse-binary cursor (`dict.rs`; its interim cursor is a position).
+    // chained table's reverse-binary cursor (`dict.rs`).
     #[test]
     fn scan_skips_and_reclaims_expired_keys() {
         let mut t = shard_with(50);
