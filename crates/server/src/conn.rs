@@ -280,7 +280,8 @@ impl Session {
             return;
         }
         self.key_indexes.clear();
-        let keys_ok = cmd.key_indexes(&args, &mut self.key_indexes);
+        // With one shard every key is local: no need to find them.
+        let keys_ok = shards > 1 && cmd.key_indexes(&args, &mut self.key_indexes);
         if let (Some(finder), true, Some(&first)) =
             (cmd.key_finder, shards > 1, self.key_indexes.first())
         {
