@@ -281,13 +281,7 @@ mod tests {
             db.set(k.as_bytes(), s("v"), 0);
             db.set_expire(k.as_bytes(), 10);
         }
-        let mut seed = 7u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rand = crate::shard::rand_stream(7);
         let mut rounds = 0;
         while !db.is_empty() && rounds < 1000 {
             db.expire_sample(20, &mut rand, 11);

@@ -84,14 +84,9 @@ impl Shard {
         }
     }
 
-    /// A fast pseudo-random number (xorshift64*), for sampling and random replies.
+    /// A fast pseudo-random number, for sampling and random replies.
     pub fn rand(&mut self) -> u64 {
-        let mut x = self.rng_state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng_state = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        xorshift64star(&mut self.rng_state)
     }
 
     /// Seeds the random source (the runtime seeds from the OS once).
@@ -146,13 +141,7 @@ impl Shard {
     /// were expired, up to `max_rounds`. Returns the number of keys deleted.
     pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
         let mut total = 0;
-        let mut state = self.rng_state;
-        let mut rand = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
+        let mut rand = rand_stream(self.rng_state);
         for db in &mut self.dbs {
             for _ in 0..max_rounds {
                 let cycle = db.expire_sample(20, &mut rand, now_ms);
@@ -166,6 +155,23 @@ impl Shard {
         self.stats.expired_keys += total as u64;
         total
     }
+}
+
+/// One step of xorshift64*: fast, and good enough for sampling and random replies.
+pub fn xorshift64star(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// A random stream seeded with `seed`, for code that draws many numbers while the shard is
+/// borrowed elsewhere.
+pub fn rand_stream(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed | 1;
+    move || xorshift64star(&mut state)
 }
 
 /// What a command runs with: the shard, the client's selected database, the fixed clock and

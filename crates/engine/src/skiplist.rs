@@ -654,13 +654,7 @@ mod tests {
     /// nodes merge too.
     #[test]
     fn deep_tree_grows_and_shrinks_like_the_model() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15u64);
         let mut tree = Tree::new();
         let mut model = Model::new();
         for _ in 0..12_000 {

@@ -1145,13 +1145,8 @@ mod tests {
     /// mathematical overflows, WRAP gives the value modulo the field range.
     #[test]
     fn bitfield_overflow_matches_math() {
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x1234_5678_9abc_def0);
+        let mut rand = move || next(u64::MAX);
         for _ in 0..3000 {
             let bits = (rand() % 64 + 1) as u32;
             let signed = bits == 64 || rand() % 2 == 1;

@@ -273,15 +273,9 @@ impl SetValue {
 }
 
 /// A random stream seeded from the shard's, for commands that draw many numbers while a set
-/// stays borrowed from the keyspace (xorshift64*, as the shard's own source).
+/// stays borrowed from the keyspace.
 fn rand_stream(ctx: &mut Ctx<'_>) -> impl FnMut() -> u64 {
-    let mut state = ctx.rand() | 1;
-    move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
+    crate::shard::rand_stream(ctx.rand())
 }
 
 /// `r` reduced to an index below `n` (n > 0).

@@ -2948,13 +2948,7 @@ mod tests {
         let mut small = shard_with(100_000);
         small.shard.config.zset_max_listpack_value = 1 << 20;
         let mut large = shard_with(0);
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::testing::xorshift(0x1234_5678_9abc_def0u64);
         for _ in 0..3000 {
             let m = format!("m{}", next(300));
             let s = format!("{}", next(50) as i64 - 25);
@@ -3018,16 +3012,6 @@ mod tests {
         );
     }
 
-    /// A small deterministic generator for the fuzz tests below.
-    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
-        move |n| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        }
-    }
-
     /// Redis's "ZSETs ZRANK augmented skip list stress testing": random adds and removes on
     /// a set that stays in one encoding, checking after each step that the member found at a
     /// random rank reports that rank.
@@ -3039,7 +3023,7 @@ mod tests {
             } else {
                 "skiplist"
             };
-            let mut next = xorshift(0x0dd_ba11_cafe_f00d);
+            let mut next = crate::testing::xorshift(0x0dd_ba11_cafe_f00d);
             for k in 0..2000u64 {
                 let member = (k % elements).to_string();
                 if next(5) == 0 {
@@ -3076,7 +3060,7 @@ mod tests {
     #[test]
     fn zrangebyscore_and_zcount_agree_on_random_bounds() {
         for (mut t, elements) in [(shard_with(128), 128u64), (shard_with(0), 100)] {
-            let mut next = xorshift(0x5eed_0123_4567_89ab);
+            let mut next = crate::testing::xorshift(0x5eed_0123_4567_89ab);
             let rand = |next: &mut dyn FnMut(u64) -> u64| next(1_000_000) as f64 / 1e6;
             for i in 0..elements {
                 let score = rand(&mut next).to_string();

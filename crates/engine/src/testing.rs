@@ -73,3 +73,13 @@ pub fn arr(items: Vec<Reply>) -> Reply {
 pub fn bulks(items: &[&str]) -> Reply {
     Reply::Array(items.iter().map(|s| bulk(s)).collect())
 }
+
+/// A small deterministic generator for fuzz-style tests: a number below `n` per call.
+pub fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
