@@ -88,18 +88,14 @@ if [ "$quick" = 1 ]; then
     [ "$keyspace_given" = 1 ] || keyspace=10000
 fi
 
-die() {
-    echo "redis-compare: $*" >&2
-    exit 1
-}
+tool=redis-compare
+# shellcheck source=benches/lib/servers.sh
+source "$(dirname "$0")/lib/servers.sh"
 
 is_uint() {
     case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac
 }
 
-is_count() {
-    is_uint "$1" && [ "$1" -ge 1 ]
-}
 
 is_count "$repeat" || die "--repeat must be at least 1"
 for v in "$requests" "$clients" "$keyspace" "$client_cpu" "$port_base" "$run_timeout" "$deadline"; do
@@ -130,19 +126,7 @@ done
 for p in "${pipeline_list[@]}"; do
     is_count "$p" || die "bad pipeline depth: $p"
 done
-for s in "${shard_list[@]}"; do
-    is_count "$s" || die "bad shard count: $s"
-done
-
-for tool in redis-server redis-benchmark redis-cli taskset timeout; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-ncpu=$(nproc --all)
-[ "$client_cpu" -lt "$ncpu" ] || die "client CPU $client_cpu does not exist ($ncpu CPUs)"
-[ "$client_cpu" -ne 0 ] || die "CPU 0 runs the servers: choose another client CPU"
-for s in "${shard_list[@]}"; do
-    [ "$s" -le "$ncpu" ] || die "$s shards need $s CPUs; this machine has $ncpu"
-done
+check_machine
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "$binary" ]; then
@@ -152,11 +136,9 @@ if [ -z "$binary" ]; then
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 
-tool=redis-compare
 bench_pid=""
 job_vars=(bench_pid)
-# shellcheck source=benches/lib/servers.sh
-source "$(dirname "$0")/lib/servers.sh"
+servers_init
 start_compared_servers
 
 # The keys redis-benchmark's -r draws from, each SET once on every server, so GETs hit.

@@ -76,14 +76,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-die() {
-    echo "txn-compare: $*" >&2
-    exit 1
-}
+tool=txn-compare
+# shellcheck source=benches/lib/servers.sh
+source "$(dirname "$0")/lib/servers.sh"
 
-is_count() {
-    case "$1" in '' | *[!0-9]*) return 1 ;; *) [ "$1" -ge 1 ] ;; esac
-}
 
 for v in "$duration" "$clients" "$bg_clients" "$requests" "$bench_clients" "$keyspace" \
     "$port_base" "$run_timeout"; do
@@ -92,19 +88,7 @@ done
 case "$client_cpu" in '' | *[!0-9]*) die "bad client CPU: $client_cpu" ;; esac
 [ "$run_timeout" -gt $((duration + 5)) ] || die "--run-timeout must exceed --duration + 5"
 IFS=, read -r -a shard_list <<<"$shard_counts"
-for s in "${shard_list[@]}"; do
-    is_count "$s" || die "bad shard count: $s"
-done
-
-for tool in redis-server redis-benchmark redis-cli taskset timeout; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-ncpu=$(nproc --all)
-[ "$client_cpu" -lt "$ncpu" ] || die "client CPU $client_cpu does not exist ($ncpu CPUs)"
-[ "$client_cpu" -ne 0 ] || die "CPU 0 runs the servers: choose another client CPU"
-for s in "${shard_list[@]}"; do
-    [ "$s" -le "$ncpu" ] || die "$s shards need $s CPUs; this machine has $ncpu"
-done
+check_machine
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -117,12 +101,10 @@ txn_bench=${txn_bench:-$target/txn-bench}
 [ -x "$binary" ] || die "no executable at $binary"
 [ -x "$txn_bench" ] || die "no executable at $txn_bench"
 
-tool=txn-compare
 fg_pid=""
 bg_pid=""
 job_vars=(fg_pid bg_pid)
-# shellcheck source=benches/lib/servers.sh
-source "$(dirname "$0")/lib/servers.sh"
+servers_init
 start_compared_servers
 
 # The keys redis-benchmark's -r draws from, SET once on every server so that GETs hit.

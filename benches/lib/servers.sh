@@ -1,11 +1,49 @@
+# shellcheck shell=bash disable=SC2154,SC2034
 # Shared by redis-compare.sh and txn-compare.sh: start redis-server and shardis-server side by
 # side on 127.0.0.1, pinned with taskset, and stop them (and any load generator) on exit.
 #
-# The sourcing script defines `die`, sets `tool` (its name, for messages) and `job_vars` (the
-# names of the variables holding the pids of its own background jobs, stopped on exit).
+# The sourcing script sets `tool` (its name, for messages) before sourcing, and `job_vars` (the
+# names of the variables holding the pids of its own background jobs, stopped on exit) before
+# `servers_init`.
 
-work=$(mktemp -d "/tmp/$tool.XXXXXX")
+die() {
+    echo "$tool: $*" >&2
+    exit 1
+}
+
+is_count() {
+    case "$1" in '' | *[!0-9]*) return 1 ;; *) [ "$1" -ge 1 ] ;; esac
+}
+
+# The tools exist, `client_cpu` is a CPU other than 0, and each of `shard_list` fits; sets
+# `ncpu`.
+check_machine() {
+    local t s
+    for s in "${shard_list[@]}"; do
+        is_count "$s" || die "bad shard count: $s"
+    done
+    for t in redis-server redis-benchmark redis-cli taskset timeout; do
+        command -v "$t" >/dev/null || die "$t not found"
+    done
+    ncpu=$(nproc --all)
+    [ "$client_cpu" -lt "$ncpu" ] || die "client CPU $client_cpu does not exist ($ncpu CPUs)"
+    [ "$client_cpu" -ne 0 ] || die "CPU 0 runs the servers: choose another client CPU"
+    for s in "${shard_list[@]}"; do
+        [ "$s" -le "$ncpu" ] || die "$s shards need $s CPUs; this machine has $ncpu"
+    done
+}
+
 pids=()
+names=()
+declare -A port_of pid_of cpus_of
+
+# A work directory for logs, and the cleanup of everything started, on any exit.
+servers_init() {
+    work=$(mktemp -d "/tmp/$tool.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
 
 cleanup() {
     local status=$?
@@ -31,10 +69,6 @@ cleanup() {
         rm -rf "$work"
     fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
@@ -51,9 +85,7 @@ wait_ready() {
     die "$name did not answer PING on port $port within 10 s; log: $work/$name.log"
 }
 
-# Servers in table order (redis first), with their ports, pids and CPU lists.
-names=()
-declare -A port_of pid_of cpus_of
+# Starts one server; `names` keeps table order (redis first).
 start_server() {
     local name=$1 cpus=$2 port=$3
     shift 3
