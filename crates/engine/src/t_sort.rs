@@ -160,6 +160,9 @@ fn pattern_key<'p>(pattern: &'p [u8], element: &[u8]) -> Option<(Vec<u8>, Option
 /// SORT's keys as Redis's `sortGetKeys` finds them: the source, and the last STORE target
 /// (skipping the arguments of LIMIT, GET and BY).
 pub fn store_key(args: &[Bytes], out: &mut Vec<usize>) {
+    if args.len() < 2 {
+        return; // arity checks refuse it before
+    }
     out.push(1);
     let mut store = None;
     let mut i = 2;
@@ -181,7 +184,10 @@ pub fn store_key(args: &[Bytes], out: &mut Vec<usize>) {
 /// runtime gathers them when they live on other shards. Empty when there are no such patterns
 /// (or the arguments are wrong: the command then reports the error itself).
 pub fn pattern_keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
-    let readonly = args[0].eq_ignore_ascii_case(b"sort_ro");
+    let [name, source, ..] = args else {
+        return Vec::new(); // arity checks refuse it before
+    };
+    let readonly = name.eq_ignore_ascii_case(b"sort_ro");
     let Ok(o) = parse_options(args, readonly) else {
         return Vec::new();
     };
@@ -190,7 +196,7 @@ pub fn pattern_keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
     if by.is_none() && gets.is_empty() {
         return Vec::new();
     }
-    let elements = match ctx.lookup_read(&args[1]).map(source_elements) {
+    let elements = match ctx.lookup_read(source).map(source_elements) {
         Some(Ok(elements)) => elements,
         _ => return Vec::new(),
     };

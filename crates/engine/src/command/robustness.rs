@@ -1,9 +1,12 @@
-//! Every shard command against random argument lists: none may panic, whatever a client sends.
+//! Every command against random argument lists: neither the shard commands nor key extraction
+//! (which the runtime runs on every request, before any check of the arguments beyond arity)
+//! may panic or allocate beyond the request's size, whatever a client sends.
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 
-use super::{Exec, REGISTRY};
+use super::{Arg, Command, Exec, REGISTRY};
+use crate::shard::Ctx;
 use crate::testing::TestShard;
 
 /// Words that steer option parsers down their branches.
@@ -104,6 +107,151 @@ const WORDS: &[&str] = &[
     "0.001",
 ];
 
+/// Numbers at the edges of every integer type a parser might use, and the non-numbers a
+/// float parser might accept.
+const EXTREMES: &[&str] = &[
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "2",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "18446744073709551616",
+    "4611686018427387904",
+    "2147483647",
+    "2147483648",
+    "-2147483649",
+    "4294967295",
+    "4294967296",
+    "536870911",
+    "536870912",
+    "4294967295999",
+    "nan",
+    "-nan",
+    "inf",
+    "-inf",
+    "+inf",
+    "1e400",
+    "",
+    " ",
+    "k",
+];
+
+/// Every command and subcommand of the table.
+fn every_command() -> Vec<&'static Command> {
+    REGISTRY
+        .commands()
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+        .collect()
+}
+
+/// The tokens of a command's grammar (STORE, KEYS, LIMIT…), which steer keyword key specs and
+/// key extractors down their branches.
+fn tokens(args: &'static [Arg], out: &mut Vec<&'static str>) {
+    for arg in args {
+        out.extend(arg.token);
+        tokens(arg.arguments, out);
+    }
+}
+
+/// Runs every key extractor of `cmd` on `args` and checks each answer stays within them.
+fn extract_keys(cmd: &Command, shard: &mut TestShard, args: &[Bytes]) {
+    // Several key specs may name the same argument, but each names an argument at most once.
+    let bound = args.len() * cmd.facts.key_specs.len().max(1) + 1;
+    let mut out = Vec::new();
+    cmd.key_indexes(args, &mut out);
+    assert!(
+        out.len() <= bound,
+        "{}: {} keys in {:?}",
+        cmd.name,
+        out.len(),
+        args
+    );
+    assert!(
+        out.iter().all(|&i| i < args.len()),
+        "{}: {out:?} {args:?}",
+        cmd.name
+    );
+    out.clear();
+    cmd.written_key_indexes(args, &mut out);
+    assert!(
+        out.len() <= bound,
+        "{}: {} keys in {:?}",
+        cmd.name,
+        out.len(),
+        args
+    );
+    assert!(
+        out.iter().all(|&i| i < args.len()),
+        "{}: {out:?} {args:?}",
+        cmd.name
+    );
+    if let Some(finder) = cmd.key_finder {
+        let mut ctx = Ctx::new(&mut shard.shard, 0, shard.now_ms, false);
+        finder(&mut ctx, args);
+    }
+}
+
+#[test]
+fn key_extraction_never_panics_nor_exceeds_the_arguments() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b65_7973);
+    let mut shard = populated();
+    for cmd in every_command() {
+        let mut words: Vec<&str> = EXTREMES.to_vec();
+        tokens(cmd.facts.arguments, &mut words);
+        let name: Vec<Bytes> = cmd
+            .name
+            .split('|')
+            .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+            .collect();
+        let most = cmd.facts.arity.unsigned_abs() as usize + 3;
+        // Every argument count, from none at all (not even the name) to arity + 3.
+        for count in 0..=most {
+            for _ in 0..64 {
+                let mut args: Vec<Bytes> = name.iter().take(count).cloned().collect();
+                while args.len() < count {
+                    args.push(Bytes::copy_from_slice(
+                        words[rng.gen_range(0..words.len())].as_bytes(),
+                    ));
+                }
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    extract_keys(cmd, &mut shard, &args)
+                }));
+                assert!(result.is_ok(), "{} panicked on {:?}", cmd.name, args);
+            }
+        }
+    }
+}
+
+#[test]
+fn key_counts_larger_than_the_request_are_refused() {
+    let cases: &[&[&str]] = &[
+        &["blmpop", "0", "9223372036854775807", "k", "LEFT"],
+        &["lmpop", "9223372036854775807", "k", "LEFT"],
+        &["zunionstore", "d", "9223372036854775807", "k"],
+        &["zinterstore", "d", "4611686018427387904", "k"],
+        &["zdiff", "9223372036854775807", "k"],
+        &["sintercard", "2", "k"],
+        &["zmpop", "-9223372036854775808", "k", "MIN"],
+        &["bzmpop", "0", "18446744073709551616", "k", "MIN"],
+    ];
+    for case in cases {
+        let args: Vec<Bytes> = case
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let cmd = REGISTRY.lookup(&args).expect("registered");
+        let mut out = Vec::new();
+        assert!(!cmd.key_indexes(&args, &mut out), "{case:?}");
+        assert!(out.len() <= 1, "{case:?}: {out:?}");
+    }
+}
+
 fn populated() -> TestShard {
     let mut t = TestShard::new();
     for setup in [
@@ -122,10 +270,8 @@ fn populated() -> TestShard {
 #[test]
 fn no_command_panics_on_random_arguments() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
-    let commands: Vec<_> = REGISTRY
-        .commands()
-        .iter()
-        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    let commands: Vec<_> = every_command()
+        .into_iter()
         .filter(|c| matches!(c.exec, Exec::Shard(_)))
         .collect();
     for cmd in commands {
@@ -137,8 +283,9 @@ fn no_command_panics_on_random_arguments() {
                 .map(|p| Bytes::copy_from_slice(p.as_bytes()))
                 .collect();
             for _ in 0..rng.gen_range(0..9) {
+                let words = if rng.gen_bool(0.2) { EXTREMES } else { WORDS };
                 args.push(Bytes::copy_from_slice(
-                    WORDS[rng.gen_range(0..WORDS.len())].as_bytes(),
+                    words[rng.gen_range(0..words.len())].as_bytes(),
                 ));
             }
             let result =
