@@ -324,6 +324,20 @@ mod tests {
         assert!(!m(&p, &s));
         assert!(m(&format!("{}a", "*a".repeat(100)), &s));
         assert!(!m(&"*?".repeat(5000), "short"));
+        // Without the give-up rule each of these takes exponential time (every split of the
+        // string among the stars); with it, pattern length times string length at most.
+        let long = "a".repeat(100_000);
+        for pattern in [
+            format!("{}b", "*a".repeat(200)),
+            format!("{}*b", "a*".repeat(200)),
+            format!("{}b", "*?".repeat(200)),
+            format!("{}b", "*[a-z]".repeat(200)),
+            format!("{}b", "*[^b]".repeat(200)),
+            format!("*{}*b", "a".repeat(50)),
+        ] {
+            assert!(!m(&pattern, &long), "{pattern}");
+            assert!(!mi(&pattern.to_uppercase(), &long), "{pattern}");
+        }
     }
 
     #[test]
