@@ -32,10 +32,11 @@ fn parse(c: &mut Criterion) {
             || BytesMut::from(&wire[..]),
             |mut buf| {
                 let mut parser = RequestParser::new();
+                let mut args = Vec::new();
                 let mut n = 0;
-                while let Ok(Some(args)) = parser.next(&mut buf, &limits) {
+                while let Ok(true) = parser.next_into(&mut buf, &limits, &mut args) {
                     n += args.len();
-                    black_box(args);
+                    black_box(&args);
                 }
                 n
             },

@@ -1,11 +1,13 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the request parser: it must never
-//! panic, must consume input only by whole commands, and every command must have arguments.
+//! panic, must consume input only by whole commands, every command must have arguments, and
+//! what it holds for a command in progress never exceeds what was fed (plus one argument slot
+//! per argument received).
 //!
 //! Input layout: the first byte seeds the chunk sizes, the rest is the byte stream.
 
 #![no_main]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use shardis_resp::{Limits, RequestParser};
 
@@ -26,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let mut parser = RequestParser::new();
     parser.set_auth_required(seed & 0x40 != 0);
     let mut buf = BytesMut::new();
+    let mut args = Vec::new();
     let mut pos = 0;
     let mut step = usize::from(seed & 0x3f) + 1;
     while pos < stream.len() {
@@ -35,9 +38,16 @@ fuzz_target!(|data: &[u8]| {
         // Vary the chunk size so splits fall everywhere.
         step = step % 61 + 1;
         loop {
-            match parser.next(&mut buf, &limits) {
-                Ok(Some(args)) => assert!(!args.is_empty()),
-                Ok(None) => break,
+            let result = parser.next_into(&mut buf, &limits, &mut args);
+            // Each argument received took at least 6 bytes of input (`$0\r\n\r\n`).
+            let slot = std::mem::size_of::<Bytes>();
+            assert!(parser.pending_bytes() <= pos + pos / 6 * slot);
+            match result {
+                Ok(true) => assert!(!args.is_empty()),
+                Ok(false) => {
+                    assert!(args.is_empty());
+                    break;
+                }
                 Err(e) => {
                     assert!(e.message().starts_with("Protocol error: "));
                     return;

@@ -119,7 +119,8 @@ const UNAUTH_BULK_LEN: ProtocolError =
 const UNAUTH_MAX_MULTIBULK: i64 = 10;
 const UNAUTH_MAX_BULK: i64 = 16384;
 
-/// How many argument slots are reserved up front, whatever count the client announces.
+/// How many argument slots are reserved up front, whatever count the client announces, and
+/// kept between commands.
 const MAX_PREALLOCATED_ARGS: usize = 1024;
 
 /// Where the parser stands in the request at the front of the buffer.
@@ -143,6 +144,8 @@ pub struct RequestParser {
     state: State,
     /// Arguments of the multibulk being read, already split off the buffer.
     args: Vec<Bytes>,
+    /// The data bytes of `args`.
+    held_bytes: usize,
     /// How far from the buffer's front the current line search has already looked.
     scanned: usize,
     /// Whether the connection still has to AUTH, which tightens the size limits.
@@ -161,6 +164,7 @@ impl RequestParser {
         RequestParser {
             state: State::Start,
             args: Vec::new(),
+            held_bytes: 0,
             scanned: 0,
             auth_required: false,
         }
@@ -172,21 +176,29 @@ impl RequestParser {
         self.auth_required = required;
     }
 
-    /// Parses the next complete command from the front of `buf`.
+    /// Parses the next complete command from the front of `buf` into `args`, which is cleared
+    /// first and reused from call to call, so a connection parses without allocating.
     ///
-    /// Returns `Ok(None)` when more input is needed; whatever was not consumed stays in `buf`
-    /// and the next call continues from it (call again after appending to the same buffer).
-    /// Empty inline lines and empty or negative multibulks are skipped, as in Redis. After an
-    /// error the connection must be closed: the parser's state is not meaningful any more.
-    pub fn next(
+    /// Returns `Ok(true)` when `args` holds a complete command and `Ok(false)` when more input
+    /// is needed; whatever was not consumed stays in `buf` and the next call continues from it
+    /// (call again after appending to the same buffer). Arguments of a multibulk already
+    /// received are split off `buf` and held by the parser until the command is complete (see
+    /// [`RequestParser::pending_bytes`]). Empty inline lines and empty or negative multibulks
+    /// are skipped, as in Redis. After an error the connection must be closed: the parser's
+    /// state is not meaningful any more.
+    pub fn next_into(
         &mut self,
         buf: &mut BytesMut,
         limits: &Limits,
-    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ProtocolError> {
+        args.clear();
+        // A vector grown by one huge request is not kept for the small ones after it.
+        args.shrink_to(MAX_PREALLOCATED_ARGS);
         loop {
             match self.state {
                 State::Start => match buf.first() {
-                    None => return Ok(None),
+                    None => return Ok(false),
                     Some(b'*') => self.state = State::MultibulkCount,
                     Some(_) => self.state = State::Inline,
                 },
@@ -195,7 +207,7 @@ impl RequestParser {
                         if buf.len() > limits.max_inline_len {
                             return Err(TOO_BIG_INLINE);
                         }
-                        return Ok(None);
+                        return Ok(false);
                     };
                     let line = buf.split_to(newline + 1).freeze();
                     self.consumed_line(State::Start);
@@ -203,16 +215,16 @@ impl RequestParser {
                     if end > 0 && line[end - 1] == b'\r' {
                         end -= 1;
                     }
-                    let args = split_args(&line.slice(..end))?;
+                    split_args(&line.slice(..end), args)?;
                     if !args.is_empty() {
-                        return Ok(Some(args));
+                        return Ok(true);
                     }
                 }
                 State::MultibulkCount => {
                     let Some(cr) = self.header_line(buf, limits, &TOO_BIG_MBULK_COUNT)? else {
-                        return Ok(None);
+                        return Ok(false);
                     };
-                    let count = match parse_i64(&buf[1..cr]) {
+                    let count = match buf.get(1..cr).and_then(parse_i64) {
                         Some(n)
                             if n <= i64::from(i32::MAX)
                                 && (n <= 0 || n as u64 <= limits.max_multibulk_len as u64) =>
@@ -225,23 +237,26 @@ impl RequestParser {
                         return Err(UNAUTH_MULTIBULK_LEN);
                     }
                     buf.advance(cr + 2);
-                    if count <= 0 {
-                        self.consumed_line(State::Start);
-                    } else {
-                        // Bounded by i32::MAX above, so the conversion cannot fail.
-                        let left = usize::try_from(count).unwrap_or(usize::MAX);
-                        self.args = Vec::with_capacity(left.min(MAX_PREALLOCATED_ARGS));
-                        self.consumed_line(State::BulkLen { left });
+                    match usize::try_from(count) {
+                        Ok(left) if left > 0 => {
+                            // The slots grow with the arguments received, not with the count
+                            // announced.
+                            self.args.clear();
+                            self.args.reserve(left.min(MAX_PREALLOCATED_ARGS));
+                            self.held_bytes = 0;
+                            self.consumed_line(State::BulkLen { left });
+                        }
+                        _ => self.consumed_line(State::Start),
                     }
                 }
                 State::BulkLen { left } => {
                     let Some(cr) = self.header_line(buf, limits, &TOO_BIG_BULK_COUNT)? else {
-                        return Ok(None);
+                        return Ok(false);
                     };
                     if buf[0] != b'$' {
                         return Err(ProtocolError::expected_dollar(buf[0]));
                     }
-                    let len = match parse_i64(&buf[1..cr]) {
+                    let len = match buf.get(1..cr).and_then(parse_i64) {
                         Some(n) if n >= 0 && n as u64 <= limits.max_bulk_len as u64 => n,
                         _ => return Err(INVALID_BULK_LEN),
                     };
@@ -249,24 +264,54 @@ impl RequestParser {
                         return Err(UNAUTH_BULK_LEN);
                     }
                     buf.advance(cr + 2);
-                    let len = usize::try_from(len).unwrap_or(usize::MAX);
+                    let len = usize::try_from(len).map_err(|_| INVALID_BULK_LEN)?;
                     self.consumed_line(State::BulkData { left, len });
                 }
                 State::BulkData { left, len } => {
                     // Redis skips the two bytes after the data without checking they are CRLF.
                     if buf.len() < len.saturating_add(2) {
-                        return Ok(None);
+                        return Ok(false);
                     }
                     self.args.push(buf.split_to(len).freeze());
+                    self.held_bytes = self.held_bytes.saturating_add(len);
                     buf.advance(2);
                     if left > 1 {
                         self.state = State::BulkLen { left: left - 1 };
                     } else {
                         self.state = State::Start;
-                        return Ok(Some(std::mem::take(&mut self.args)));
+                        self.held_bytes = 0;
+                        // The caller's emptied vector becomes the parser's for the next one.
+                        std::mem::swap(&mut self.args, args);
+                        return Ok(true);
                     }
                 }
             }
+        }
+    }
+
+    /// [`RequestParser::next_into`] with a new vector per command.
+    ///
+    /// Kept for callers that have not moved to `next_into` yet (the connection loop); it
+    /// allocates for every command.
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let mut args = Vec::new();
+        Ok(self.next_into(buf, limits, &mut args)?.then_some(args))
+    }
+
+    /// Bytes the parser holds for the multibulk in progress that are no longer in the read
+    /// buffer: the arguments already received (their data plus one argument slot each).
+    /// With the buffer's length this is everything the client sent that has not been handed
+    /// over as a command, which `client-query-buffer-limit` bounds. Zero between commands.
+    pub fn pending_bytes(&self) -> usize {
+        match self.state {
+            State::BulkLen { .. } | State::BulkData { .. } => self
+                .held_bytes
+                .saturating_add(self.args.len().saturating_mul(size_of::<Bytes>())),
+            State::Start | State::Inline | State::MultibulkCount => 0,
         }
     }
 
@@ -363,17 +408,16 @@ fn is_space(c: u8) -> bool {
 /// Tokens are separated by whitespace; double quotes take C-like escapes (`\n`, `\r`, `\t`,
 /// `\b`, `\a`, `\xHH`, and `\<c>` for any other `c`), single quotes take only `\'`; a quote
 /// may open in the middle of a token but a closing quote must be followed by whitespace or
-/// the end of the line. Plain tokens are slices of `line`.
-fn split_args(line: &Bytes) -> Result<Vec<Bytes>, ProtocolError> {
+/// the end of the line. Plain tokens are slices of `line`. The tokens are appended to `args`.
+fn split_args(line: &Bytes, args: &mut Vec<Bytes>) -> Result<(), ProtocolError> {
     let s: &[u8] = line;
-    let mut args = Vec::new();
     let mut i = 0;
     loop {
         while i < s.len() && is_space(s[i]) {
             i += 1;
         }
         if i >= s.len() {
-            return Ok(args);
+            return Ok(());
         }
         let start = i;
         while i < s.len() && !matches!(s[i], b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'\'') {
@@ -472,10 +516,11 @@ mod tests {
     ) -> (Vec<Vec<Vec<u8>>>, Option<String>, Vec<u8>) {
         let mut buf = BytesMut::from(input);
         let mut commands = Vec::new();
+        let mut args = Vec::new();
         loop {
-            match parser.next(&mut buf, limits) {
-                Ok(Some(args)) => commands.push(args.iter().map(|a| a.to_vec()).collect()),
-                Ok(None) => return (commands, None, buf.to_vec()),
+            match parser.next_into(&mut buf, limits, &mut args) {
+                Ok(true) => commands.push(args.iter().map(|a| a.to_vec()).collect()),
+                Ok(false) => return (commands, None, buf.to_vec()),
                 Err(e) => return (commands, Some(e.message().to_string()), buf.to_vec()),
             }
         }
@@ -574,7 +619,7 @@ mod tests {
         );
         let mut buf = BytesMut::from(&b"*1\r\n\xffx\r\n"[..]);
         let err = RequestParser::new()
-            .next(&mut buf, &Limits::default())
+            .next_into(&mut buf, &Limits::default(), &mut Vec::new())
             .unwrap_err();
         let mut wire = Vec::new();
         err.write_reply(&mut wire);
@@ -642,8 +687,8 @@ mod tests {
             let limits = Limits::default();
             let mut buf = BytesMut::from(prefix);
             let result = loop {
-                match parser.next(&mut buf, &limits) {
-                    Ok(None) => buf.extend_from_slice(&[b'A'; 1024]),
+                match parser.next_into(&mut buf, &limits, &mut Vec::new()) {
+                    Ok(false) => buf.extend_from_slice(&[b'A'; 1024]),
                     other => break other,
                 }
             };
@@ -757,9 +802,11 @@ mod tests {
         for cut in 0..full.len() {
             let mut parser = RequestParser::new();
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(parser.next(&mut buf, &Limits::default()), Ok(None));
+            let mut args = Vec::new();
+            let limits = Limits::default();
+            assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
             buf.extend_from_slice(&full[cut..]);
-            let args = parser.next(&mut buf, &Limits::default()).unwrap().unwrap();
+            assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
             assert_eq!(args, vec![Bytes::from("GET"), Bytes::from("key")]);
             assert!(buf.is_empty());
         }
@@ -781,9 +828,13 @@ mod tests {
         let mut parser = RequestParser::new();
         let mut buf = BytesMut::new();
         let mut got = Vec::new();
+        let mut args = Vec::new();
         for &b in input {
             buf.extend_from_slice(&[b]);
-            while let Some(args) = parser.next(&mut buf, &Limits::default()).unwrap() {
+            while parser
+                .next_into(&mut buf, &Limits::default(), &mut args)
+                .unwrap()
+            {
                 got.push(args.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
             }
         }
@@ -819,5 +870,104 @@ mod tests {
         assert_eq!(one(b"\x0bx a\x0cb\n"), cmd(&["x", "a\x0cb"]));
         // Bytes outside ASCII are ordinary token bytes.
         assert_eq!(one(b"x \xff\xfe\n")[1], b"\xff\xfe");
+    }
+
+    #[test]
+    fn next_into_reuses_the_callers_vector() {
+        let mut parser = RequestParser::new();
+        let limits = Limits::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n"[..]);
+        let mut args = Vec::with_capacity(8);
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+        assert_eq!(args, vec![Bytes::from("GET"), Bytes::from("a")]);
+        // The parser and the caller swap vectors, so after the first two commands neither
+        // allocates: the capacities seen keep coming back.
+        let mut capacities = Vec::new();
+        for _ in 0..6 {
+            buf.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nPING\r\n");
+            assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+            assert_eq!(args.len(), 3);
+            capacities.push((args.as_ptr() as usize, args.capacity()));
+            assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+            assert_eq!(args, vec![Bytes::from("PING")]);
+        }
+        assert_eq!(capacities[2], capacities[4]);
+        assert_eq!(capacities[3], capacities[5]);
+        // Not complete: false, and the vector is left empty.
+        buf.extend_from_slice(b"*2\r\n$1\r\na\r\n");
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
+        assert!(args.is_empty());
+    }
+
+    #[test]
+    fn a_huge_command_does_not_leave_huge_vectors_behind() {
+        let mut parser = RequestParser::new();
+        let limits = Limits::default();
+        let mut input = b"*100000\r\n".to_vec();
+        for _ in 0..100_000 {
+            input.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut buf = BytesMut::from(&input[..]);
+        let mut args = Vec::new();
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+        assert_eq!(args.len(), 100_000);
+        for _ in 0..2 {
+            buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+            assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+            assert!(args.capacity() <= MAX_PREALLOCATED_ARGS);
+            assert!(parser.args.capacity() <= MAX_PREALLOCATED_ARGS);
+        }
+    }
+
+    #[test]
+    fn an_announced_count_reserves_nothing_beyond_what_arrives() {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::from(&b"*2147483647\r\n$1\r\na\r\n"[..]);
+        let mut args = Vec::new();
+        assert_eq!(
+            parser.next_into(&mut buf, &Limits::default(), &mut args),
+            Ok(false)
+        );
+        assert!(parser.args.capacity() <= MAX_PREALLOCATED_ARGS);
+        assert_eq!(parser.args.len(), 1);
+    }
+
+    #[test]
+    fn pending_bytes_counts_what_left_the_buffer() {
+        let mut parser = RequestParser::new();
+        let limits = Limits::default();
+        let mut args = Vec::new();
+        let slot = size_of::<Bytes>();
+        let mut buf = BytesMut::new();
+        assert_eq!(parser.pending_bytes(), 0);
+        // An inline line in progress stays in the buffer: nothing pending in the parser.
+        buf.extend_from_slice(b"SET k ");
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
+        assert_eq!((parser.pending_bytes(), buf.len()), (0, 6));
+        buf.extend_from_slice(b"v\r\n");
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+
+        buf.extend_from_slice(b"*4\r\n$3\r\nSET\r\n$5\r\nhello\r\n$10\r\n01234");
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
+        // SET and hello were split off; the partial third argument is still in the buffer.
+        assert_eq!(parser.pending_bytes(), 3 + 5 + 2 * slot);
+        assert_eq!(&buf[..], b"01234");
+        buf.extend_from_slice(b"56789\r\n");
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
+        assert_eq!(parser.pending_bytes(), 3 + 5 + 10 + 3 * slot);
+        assert!(buf.is_empty());
+        buf.extend_from_slice(b"$0\r\n\r\n");
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(true));
+        assert_eq!(args.len(), 4);
+        assert_eq!(parser.pending_bytes(), 0);
+
+        // Empty arguments still cost their slot: a client sending `*<huge>` followed by
+        // endless `$0` arguments is seen growing.
+        buf.extend_from_slice(b"*1000000\r\n");
+        for _ in 0..1000 {
+            buf.extend_from_slice(b"$0\r\n\r\n");
+        }
+        assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
+        assert_eq!(parser.pending_bytes(), 1000 * slot);
     }
 }

@@ -15,6 +15,7 @@ fn parse_chunked(input: &[u8], chunks: &[usize]) -> (Vec<Vec<Bytes>>, Option<Pro
     let mut parser = RequestParser::new();
     let mut buf = BytesMut::new();
     let mut commands = Vec::new();
+    let mut args = Vec::new();
     let mut pos = 0;
     let mut sizes = chunks.iter().cycle();
     while pos < input.len() {
@@ -22,9 +23,9 @@ fn parse_chunked(input: &[u8], chunks: &[usize]) -> (Vec<Vec<Bytes>>, Option<Pro
         buf.extend_from_slice(&input[pos..pos + n]);
         pos += n;
         loop {
-            match parser.next(&mut buf, &limits) {
-                Ok(Some(args)) => commands.push(args),
-                Ok(None) => break,
+            match parser.next_into(&mut buf, &limits, &mut args) {
+                Ok(true) => commands.push(args.clone()),
+                Ok(false) => break,
                 Err(e) => return (commands, Some(e)),
             }
         }
