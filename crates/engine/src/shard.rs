@@ -131,6 +131,51 @@ impl Shard {
         }
     }
 
+    /// WATCH: starts watching `key` in `db`; returns its version and whether it is live now.
+    pub fn watch_key(&mut self, db: usize, key: &[u8], now_ms: u64) -> (u64, bool) {
+        let version = self.watched.watch(db, key);
+        let live = self
+            .dbs
+            .get(db)
+            .and_then(|d| d.peek(key))
+            .is_some_and(|e| !e.is_expired(now_ms));
+        (version, live)
+    }
+
+    /// EXEC: whether a watched key is as it was at WATCH: same version, and not expired since
+    /// (a key already expired at WATCH time does not fail the transaction, as in Redis).
+    pub fn watch_unchanged(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        version: u64,
+        was_live: bool,
+        now_ms: u64,
+    ) -> bool {
+        let unchanged = self.watched.version(db, key) == Some(version);
+        let live_now = self
+            .dbs
+            .get_mut(db)
+            .is_some_and(|d| d.get(key, now_ms).is_some());
+        unchanged && (live_now || !was_live)
+    }
+
+    /// Copies of the live entries of `keys` in `db` (None for a missing key), for a command
+    /// that runs over keys of several shards on one of them.
+    pub fn export(&mut self, db: usize, keys: &[Bytes], now_ms: u64) -> Vec<Option<Entry>> {
+        keys.iter()
+            .map(|k| self.dbs.get_mut(db).and_then(|d| d.get(k, now_ms).cloned()))
+            .collect()
+    }
+
+    /// The TYPE name of the live value at `key`, if any.
+    pub fn type_of(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&'static str> {
+        self.dbs
+            .get_mut(db)
+            .and_then(|d| d.get(key, now_ms))
+            .map(|e| e.value.type_name())
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)

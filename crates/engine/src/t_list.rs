@@ -10,6 +10,7 @@ use bytes::Bytes;
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
+use crate::command::{Blocking, TimeoutReply};
 use crate::error;
 use crate::listpack::{Encoded, Entry, Listpack, NodeRing};
 use crate::num;
@@ -34,11 +35,12 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("lmpop", lmpop),
     Registration::shard("lmove", lmove),
     Registration::shard("rpoplpush", rpoplpush),
-    Registration::shard("blpop", blpop),
-    Registration::shard("brpop", brpop),
-    Registration::shard("blmpop", blmpop),
-    Registration::shard("blmove", blmove),
-    Registration::shard("brpoplpush", brpoplpush),
+    Registration::shard("blpop", blpop).blocking(waits(timeout_arg::<-1>, TimeoutReply::NilArray)),
+    Registration::shard("brpop", brpop).blocking(waits(timeout_arg::<-1>, TimeoutReply::NilArray)),
+    Registration::shard("blmpop", blmpop).blocking(waits(timeout_arg::<1>, TimeoutReply::NilArray)),
+    Registration::shard("blmove", blmove).blocking(waits(timeout_arg::<5>, TimeoutReply::Nil)),
+    Registration::shard("brpoplpush", brpoplpush)
+        .blocking(waits(timeout_arg::<3>, TimeoutReply::Nil)),
 ];
 
 /// Unwraps a `Result` whose error is already the reply to send.
@@ -561,18 +563,29 @@ pub fn parse_timeout(arg: &[u8]) -> Result<f64, Reply> {
     Ok(ms.abs() / 1000.0)
 }
 
-/// Where the timeout argument of a blocking list command is.
-pub fn blocking_timeout_index(args: &[Bytes]) -> usize {
-    let name = args
-        .first()
-        .map(|a| a.to_ascii_lowercase())
-        .unwrap_or_default();
-    match &name[..] {
-        b"blmpop" => 1,
-        b"brpoplpush" => 3,
-        b"blmove" => 5,
-        _ => args.len().saturating_sub(1),
+/// How a blocking list command waits: for a list, `timeout` long.
+const fn waits(
+    timeout: fn(&[Bytes]) -> Result<Option<std::time::Duration>, Reply>,
+    on_timeout: TimeoutReply,
+) -> Blocking {
+    Blocking {
+        serves: "list",
+        timeout,
+        on_timeout,
     }
+}
+
+/// The timeout of a blocking command (list or sorted set) at argument `I` (negative: from the
+/// end), in seconds as Redis parses it; None for 0 (wait forever).
+pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Option<std::time::Duration>, Reply> {
+    let at = if I < 0 {
+        args.len().checked_sub(I.unsigned_abs())
+    } else {
+        Some(I as usize)
+    };
+    let arg = at.and_then(|i| args.get(i)).ok_or_else(error::syntax)?;
+    let secs = parse_timeout(arg)?;
+    Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)))
 }
 
 /// Pushes `values` at `end` of the list at `key`, creating the list unless `only_existing`.
@@ -1601,23 +1614,30 @@ mod tests {
     }
 
     #[test]
-    fn timeout_positions() {
+    fn timeouts_are_read_where_the_table_says() {
         let args =
             |v: &[&str]| -> Vec<Bytes> { v.iter().map(|s| Bytes::from(s.to_string())).collect() };
-        assert_eq!(blocking_timeout_index(&args(&["BLPOP", "a", "b", "0"])), 3);
-        assert_eq!(blocking_timeout_index(&args(&["brpop", "a", "0"])), 2);
+        let secs =
+            |r: Result<Option<std::time::Duration>, Reply>| r.map(|d| d.map(|d| d.as_millis()));
         assert_eq!(
-            blocking_timeout_index(&args(&["BLMPOP", "0", "1", "a", "left"])),
-            1
+            secs(timeout_arg::<-1>(&args(&["BLPOP", "a", "b", "1.5"]))),
+            Ok(Some(1500))
         );
         assert_eq!(
-            blocking_timeout_index(&args(&["blmove", "a", "b", "left", "left", "0"])),
-            5
+            secs(timeout_arg::<-1>(&args(&["brpop", "a", "0"]))),
+            Ok(None)
         );
         assert_eq!(
-            blocking_timeout_index(&args(&["BRPOPLPUSH", "a", "b", "0"])),
-            3
+            secs(timeout_arg::<1>(&args(&["BLMPOP", "2", "1", "a", "left"]))),
+            Ok(Some(2000))
         );
+        assert_eq!(
+            secs(timeout_arg::<5>(&args(&[
+                "blmove", "a", "b", "left", "left", "x"
+            ]))),
+            Err(err(error::TIMEOUT_NOT_FLOAT))
+        );
+        assert!(timeout_arg::<9>(&args(&["blpop", "a", "0"])).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
+use crate::command::{Blocking, TimeoutReply};
 use crate::dict::Dict;
 use crate::error;
 use crate::num;
@@ -49,9 +50,21 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("zpopmin", zpopmin),
     Registration::shard("zpopmax", zpopmax),
     Registration::shard("zmpop", zmpop),
-    Registration::shard("bzpopmin", bzpopmin),
-    Registration::shard("bzpopmax", bzpopmax),
-    Registration::shard("bzmpop", bzmpop),
+    Registration::shard("bzpopmin", bzpopmin).blocking(Blocking {
+        serves: "zset",
+        timeout: crate::t_list::timeout_arg::<-1>,
+        on_timeout: TimeoutReply::NilArray,
+    }),
+    Registration::shard("bzpopmax", bzpopmax).blocking(Blocking {
+        serves: "zset",
+        timeout: crate::t_list::timeout_arg::<-1>,
+        on_timeout: TimeoutReply::NilArray,
+    }),
+    Registration::shard("bzmpop", bzmpop).blocking(Blocking {
+        serves: "zset",
+        timeout: crate::t_list::timeout_arg::<1>,
+        on_timeout: TimeoutReply::NilArray,
+    }),
     Registration::shard("zrandmember", zrandmember),
     Registration::shard("zunion", zunion),
     Registration::shard("zinter", zinter),

@@ -16,8 +16,14 @@ enum Kind {
         min: i64,
         max: i64,
     },
-    /// A byte count with Redis's unit suffixes (k, kb, m, mb, g, gb).
-    Memory,
+    /// A byte count with Redis's unit suffixes (k, kb, m, mb, g, gb), at least `min`.
+    Memory {
+        min: u64,
+    },
+    /// An existing directory (`dir`).
+    Dir,
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups.
+    OutputLimits,
     Enum(&'static [&'static str]),
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
@@ -84,7 +90,7 @@ static PARAMS: &[Param] = &[
     fixed("databases", Kind::Int { min: 1, max: 65536 }, "16"),
     fixed("daemonize", Kind::Enum(&["no"]), "no"),
     fixed("logfile", Kind::Str, ""),
-    fixed("dir", Kind::Str, "."),
+    p("dir", Kind::Dir, "."),
     fixed("tcp-backlog", INT, "511"),
     p(
         "loglevel",
@@ -103,13 +109,24 @@ static PARAMS: &[Param] = &[
     p("tcp-keepalive", INT, "300"),
     p("protected-mode", Kind::Bool, "yes"),
     p("hz", Kind::Int { min: 1, max: 500 }, "10"),
-    p("proto-max-bulk-len", Kind::Memory, "536870912"),
-    p("client-query-buffer-limit", Kind::Memory, "1073741824"),
+    p(
+        "proto-max-bulk-len",
+        Kind::Memory { min: 1 << 20 },
+        "536870912",
+    ),
+    p(
+        "client-query-buffer-limit",
+        Kind::Memory { min: 1 << 20 },
+        "1073741824",
+    ),
+    p(
+        "client-output-buffer-limit",
+        Kind::OutputLimits,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
     // Persistence is not built yet: only the values that mean "off" are accepted.
     p("save", Kind::SavePoints, ""),
     p("appendonly", Kind::Enum(&["no"]), "no"),
-    p("dbfilename", Kind::Str, "dump.rdb"),
-    p("appendfilename", Kind::Str, "appendonly.aof"),
     alias(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -155,12 +172,93 @@ static PARAMS: &[Param] = &[
     ),
 ];
 
+/// One client class's `client-output-buffer-limit` (0 = no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+/// The client classes of `client-output-buffer-limit`, in Redis's order.
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// `client-output-buffer-limit` for every class.
+pub struct OutputLimits;
+
+impl OutputLimits {
+    /// Applies `change` (groups of class, hard, soft, seconds) to `current`; the canonical
+    /// form lists every class, as CONFIG GET shows it.
+    fn merge(current: &str, change: &str) -> Result<String, String> {
+        let mut classes = [OutputLimit::default(); 3];
+        if let Ok(parsed) = Self::parse(current) {
+            for (class, limit) in parsed {
+                classes[class] = limit;
+            }
+        }
+        for (class, limit) in Self::parse(change)? {
+            classes[class] = limit;
+        }
+        Ok(OUTPUT_CLASSES
+            .iter()
+            .zip(classes)
+            .map(|(name, l)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_secs))
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    /// Groups of (class index, limit), with Redis's errors.
+    fn parse(text: &str) -> Result<Vec<(usize, OutputLimit)>, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut out = Vec::new();
+        for group in words.chunks(4) {
+            let class = match group[0].to_ascii_lowercase().as_str() {
+                "normal" => 0,
+                "slave" | "replica" => 1,
+                "pubsub" => 2,
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    )
+                }
+            };
+            let bad = || {
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                    .to_string()
+            };
+            let hard = parse_memory(group[1]).ok_or_else(bad)?;
+            let soft = parse_memory(group[2]).ok_or_else(bad)?;
+            let soft_secs: u64 = group[3].parse().map_err(|_| bad())?;
+            out.push((
+                class,
+                OutputLimit {
+                    hard,
+                    soft,
+                    soft_secs,
+                },
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Values read on every request, parsed once when the configuration changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HotValues {
+    pub query_buffer_limit: usize,
+    pub output_limit_normal: OutputLimit,
+}
+
 /// One value per parameter, in canonical form.
 #[derive(Clone)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// The config file given on the command line, if any.
     pub file: Option<String>,
+    hot: HotValues,
 }
 
 fn find(name: &str) -> Option<&'static Param> {
@@ -192,7 +290,9 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 
 impl Param {
     /// Checks `value` and returns its canonical form, or Redis's reason for refusing it.
-    fn normalize(&self, value: &str) -> Result<String, String> {
+    /// `current` is the value in force (`client-output-buffer-limit` changes only the classes
+    /// it names).
+    fn normalize(&self, value: &str, current: &str) -> Result<String, String> {
         match self.kind {
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => Ok("yes".into()),
@@ -210,9 +310,22 @@ impl Param {
                 }
                 Ok(n.to_string())
             }
-            Kind::Memory => parse_memory(value)
-                .map(|n| n.to_string())
-                .ok_or_else(|| "argument must be a memory value".into()),
+            Kind::Memory { min } => match parse_memory(value) {
+                Some(n) if n >= min => Ok(n.to_string()),
+                Some(_) => Err(format!(
+                    "argument must be between {min} and {} inclusive",
+                    i64::MAX
+                )),
+                None => Err("argument must be a memory value".into()),
+            },
+            Kind::Dir => {
+                if std::path::Path::new(value).is_dir() {
+                    Ok(value.to_string())
+                } else {
+                    Err("No such file or directory".into())
+                }
+            }
+            Kind::OutputLimits => OutputLimits::merge(current, value),
             Kind::MemoryOff => match parse_memory(value) {
                 Some(0) => Ok("0".into()),
                 Some(_) => Err(
@@ -247,13 +360,16 @@ impl Param {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
+        let mut config = Config {
             values: PARAMS
                 .iter()
                 .map(|p| (p.name, p.default.to_string()))
                 .collect(),
             file: None,
-        }
+            hot: HotValues::default(),
+        };
+        config.refresh_hot();
+        config
     }
 }
 
@@ -311,11 +427,30 @@ impl Config {
             })?;
             let value = values.join(" ");
             let canonical = param
-                .normalize(&value)
+                .normalize(&value, self.get(param.name))
                 .map_err(|e| format!("line {}: '{}': {}", lineno + 1, name, e))?;
             self.values.insert(param.name, canonical);
         }
+        self.refresh_hot();
         Ok(())
+    }
+
+    /// Re-reads the values kept parsed.
+    fn refresh_hot(&mut self) {
+        let normal = OutputLimits::parse(self.get("client-output-buffer-limit"))
+            .ok()
+            .and_then(|v| v.into_iter().find(|(class, _)| *class == 0))
+            .map(|(_, l)| l)
+            .unwrap_or_default();
+        self.hot = HotValues {
+            query_buffer_limit: self.get_i64("client-query-buffer-limit").max(0) as usize,
+            output_limit_normal: normal,
+        };
+    }
+
+    /// The values read on every request.
+    pub fn hot(&self) -> HotValues {
+        self.hot
     }
 
     /// The value of a parameter (canonical name).
@@ -362,7 +497,7 @@ impl Config {
             if out.iter().any(|(n, _)| *n == param.name) {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"));
             }
-            let canonical = param.normalize(value).map_err(|e| {
+            let canonical = param.normalize(value, self.get(param.name)).map_err(|e| {
                 format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
             })?;
             out.push((param.name, canonical));
@@ -375,6 +510,7 @@ impl Config {
         for (name, value) in values {
             self.values.insert(name, value.clone());
         }
+        self.refresh_hot();
     }
 
     /// The engine's view of the configuration.
@@ -390,17 +526,6 @@ impl Config {
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
         }
-    }
-
-    /// The addresses to listen on (`bind`; a leading `-` means "skip if unavailable").
-    pub fn bind_addrs(&self) -> Vec<(String, bool)> {
-        self.get("bind")
-            .split_whitespace()
-            .map(|a| match a.strip_prefix('-') {
-                Some(rest) => (rest.to_string(), true),
-                None => (a.to_string(), false),
-            })
-            .collect()
     }
 }
 

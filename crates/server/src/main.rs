@@ -1,20 +1,7 @@
 //! `shardis-server [config-file] [--name value ...]`: a Redis-compatible server with one
 //! shard per core.
 
-mod alloc;
-mod blocking;
-mod client;
-mod commands;
-mod config;
-mod conn;
-mod fanout;
-mod info;
-mod logging;
-mod multi;
-mod probe;
-mod route;
-mod runtime;
-mod txn;
+use shardis_server::{alloc, cmd, config, logging, server};
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
@@ -29,7 +16,7 @@ fn main() {
         println!(
             "shardis-server v={} (redis {})",
             env!("CARGO_PKG_VERSION"),
-            commands::REDIS_VERSION
+            cmd::REDIS_VERSION
         );
         return;
     }
@@ -44,7 +31,7 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
-    if let Err(e) = runtime::run(config) {
+    if let Err(e) = server::run(config) {
         tracing::error!("{e}");
         eprintln!("shardis-server: {e}");
         std::process::exit(1);

@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 use crate::error;
 use crate::shard::Ctx;
 pub use spec::{Arg, BeginSearch, CommandFacts, FindKeys, KeySpec};
+pub use table::Registration;
 pub use table::ServerCmd;
 
 /// A command over one shard's keyspace. `args[0]` is the command name; arguments are views
@@ -30,6 +31,37 @@ pub type KeyFinder = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
 /// Finds the key arguments of a command whose key specs are incomplete (Redis's
 /// `getkeys_proc`), appending their indexes.
 pub type GetKeys = fn(&[Bytes], &mut Vec<usize>);
+
+/// How a blocking command waits when its first attempt finds nothing (Redis's blocking on
+/// keys). The runtime waits on the keys [`Command::waited_key_indexes`] names and re-runs the
+/// command (its non-blocking attempt) when one of them receives a value of type `serves`.
+#[derive(Clone, Copy)]
+pub struct Blocking {
+    /// The TYPE of value that can serve a waiter: a key holding another type keeps it waiting.
+    pub serves: &'static str,
+    /// The timeout in the arguments (None: wait forever). Errors are the command's own.
+    pub timeout: fn(&[Bytes]) -> Result<Option<std::time::Duration>, Reply>,
+    /// What a client gets when the timeout passes.
+    pub on_timeout: TimeoutReply,
+}
+
+/// The reply of a blocking command that timed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutReply {
+    /// A null bulk string (BLMOVE, BRPOPLPUSH).
+    Nil,
+    /// A null array (BLPOP, BZPOPMIN, BLMPOP, XREAD…).
+    NilArray,
+}
+
+impl TimeoutReply {
+    pub fn reply(self) -> Reply {
+        match self {
+            TimeoutReply::Nil => Reply::Nil,
+            TimeoutReply::NilArray => Reply::NilArray,
+        }
+    }
+}
 
 /// Where a command runs.
 #[derive(Clone, Copy)]
@@ -167,6 +199,8 @@ pub struct Command {
     pub key_finder: Option<KeyFinder>,
     /// Replaces the key specs for key extraction, see [`GetKeys`].
     pub getkeys: Option<GetKeys>,
+    /// How the command blocks, for blocking commands.
+    pub blocking: Option<Blocking>,
 }
 
 impl Command {
@@ -213,6 +247,20 @@ impl Command {
             if !spec.flags.contains(&"ro") && !spec.flags.contains(&"not_key") {
                 spec.find(args.len(), args, out);
             }
+        }
+    }
+
+    /// Appends the indexes of the keys a blocking command waits on: the keys it takes values
+    /// from (key specs flagged `delete`: BLMOVE waits on its source, not its destination), or
+    /// every key of a command that only reads (XREAD).
+    pub fn waited_key_indexes(&self, args: &[Bytes], out: &mut Vec<usize>) {
+        let deletes = |s: &&KeySpec| s.flags.contains(&"delete");
+        if !self.facts.key_specs.iter().any(|s| deletes(&s)) {
+            self.key_indexes(args, out);
+            return;
+        }
+        for spec in self.facts.key_specs.iter().filter(deletes) {
+            spec.find(args.len(), args, out);
         }
     }
 
@@ -265,6 +313,7 @@ impl Registry {
             let mut cmd = Command::new(reg.name.to_string(), f, reg.exec, reg.fanout);
             cmd.key_finder = reg.key_finder;
             cmd.getkeys = reg.getkeys;
+            cmd.blocking = reg.blocking;
             match container {
                 None => {
                     by_name.insert(f.name, commands.len());
@@ -334,6 +383,10 @@ impl Registry {
             return Ok(cmd);
         }
         if args.len() < 2 {
+            // A container that is a command of its own too (COMMAND lists every command).
+            if !matches!(cmd.exec, Exec::Server(ServerCmd::Container)) && cmd.arity_ok(args.len()) {
+                return Ok(cmd);
+            }
             return Err(error::wrong_arity(&cmd.name));
         }
         let sub = cmd
@@ -381,6 +434,7 @@ impl Command {
             subcommands: Vec::new(),
             key_finder: None,
             getkeys: None,
+            blocking: None,
         }
     }
 }
@@ -492,6 +546,18 @@ mod tests {
             unknown,
             Some(Reply::error(
                 "ERR unknown command 'nosuch', with args beginning with: 'a' 'b' ".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn command_alone_lists_commands_and_containers_need_a_subcommand() {
+        let cmd = lookup(&args(&["COMMAND"])).expect("COMMAND alone is a command");
+        assert!(matches!(cmd.exec, Exec::Server(ServerCmd::CommandAll)));
+        assert_eq!(
+            lookup(&args(&["client"])).err(),
+            Some(Reply::err(
+                "ERR wrong number of arguments for 'client' command"
             ))
         );
     }

@@ -3,7 +3,7 @@
 //! runtime carries out itself. A command that is not here answers `-ERR unknown command` and
 //! is not listed by COMMAND.
 
-use super::{Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn};
+use super::{Blocking, Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn};
 
 /// One line of the table: a command name (`container|sub` for subcommands), where it runs and
 /// how it spreads over shards.
@@ -13,6 +13,7 @@ pub struct Registration {
     pub fanout: Fanout,
     pub key_finder: Option<KeyFinder>,
     pub getkeys: Option<GetKeys>,
+    pub blocking: Option<Blocking>,
 }
 
 impl Registration {
@@ -24,6 +25,7 @@ impl Registration {
             fanout: Fanout::Gather,
             key_finder: None,
             getkeys: None,
+            blocking: None,
         }
     }
 
@@ -35,6 +37,7 @@ impl Registration {
             fanout: Fanout::Split(merge),
             key_finder: None,
             getkeys: None,
+            blocking: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl Registration {
             fanout: Fanout::AllShards(merge),
             key_finder: None,
             getkeys: None,
+            blocking: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl Registration {
             fanout: Fanout::Local,
             key_finder: None,
             getkeys: None,
+            blocking: None,
         }
     }
 
@@ -72,6 +77,12 @@ impl Registration {
         self
     }
 
+    /// Declares how a blocking command waits (see [`Blocking`]).
+    pub const fn blocking(mut self, blocking: Blocking) -> Registration {
+        self.blocking = Some(blocking);
+        self
+    }
+
     /// A command the runtime carries out.
     pub const fn server(name: &'static str, cmd: ServerCmd) -> Registration {
         Registration {
@@ -80,6 +91,7 @@ impl Registration {
             fanout: Fanout::Local,
             key_finder: None,
             getkeys: None,
+            blocking: None,
         }
     }
 }

@@ -3,9 +3,33 @@
 
 use std::io;
 
-/// Checks that io_uring can be set up, with a message that says what to change when it cannot
-/// (glommio itself would panic with an unhelpful message).
+/// The io_uring operations the network path is built on.
+const REQUIRED_OPS: &[(u8, &str)] = &[
+    (io_uring::opcode::AcceptMulti::CODE, "accept"),
+    (io_uring::opcode::RecvMulti::CODE, "recv"),
+    (io_uring::opcode::Send::CODE, "send"),
+    (io_uring::opcode::MsgRingData::CODE, "msg_ring"),
+    (io_uring::opcode::AsyncCancel::CODE, "async_cancel"),
+    (io_uring::opcode::FilesUpdate::CODE, "files_update"),
+];
+
+/// The oldest kernel with everything the network path uses: multishot receive into a
+/// provided-buffer ring (6.0) and deferred completion work (6.1; older kernels fall back to
+/// other setup flags, see `uring`).
+const MIN_KERNEL: (u32, u32) = (6, 0);
+
+/// Checks that io_uring can be set up with what the server needs, with a message that says
+/// what to change when it cannot (glommio itself would panic with an unhelpful message).
 pub fn check_io_uring() -> Result<(), String> {
+    if let Some((major, minor)) = kernel_version() {
+        if (major, minor) < MIN_KERNEL {
+            return Err(format!(
+                "Linux {major}.{minor} is too old: shardis-server needs Linux {}.{} or newer \
+                 (multishot receive into provided-buffer rings)",
+                MIN_KERNEL.0, MIN_KERNEL.1
+            ));
+        }
+    }
     let ring = match io_uring::IoUring::new(8) {
         Ok(ring) => ring,
         Err(e) => return Err(explain_io_uring_error(&e)),
@@ -14,7 +38,37 @@ pub fn check_io_uring() -> Result<(), String> {
     if let Err(e) = ring.submitter().register_probe(&mut probe) {
         return Err(explain_io_uring_error(&e));
     }
+    let missing: Vec<&str> = REQUIRED_OPS
+        .iter()
+        .filter(|(code, _)| !probe.is_supported(*code))
+        .map(|(_, name)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "this kernel's io_uring lacks operations shardis-server needs: {}",
+            missing.join(", ")
+        ));
+    }
     Ok(())
+}
+
+/// The running kernel's (major, minor) version, from uname.
+fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: uname fills a utsname struct we own.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return None;
+    }
+    let release: String = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 fn explain_io_uring_error(e: &io::Error) -> String {
@@ -41,26 +95,23 @@ fn explain_io_uring_error(e: &io::Error) -> String {
     }
 }
 
-/// glommio's default per-executor io_memory.
-const IO_MEMORY_DEFAULT: usize = 10 << 20;
-/// Below this an executor cannot start.
-pub const IO_MEMORY_MIN: usize = 512 << 10;
-/// Locked memory glommio needs besides io_memory (the rings themselves), per executor.
+/// The io_memory each glommio executor gets. The network path runs on the core's own ring
+/// and buffers (see `uring`, `buf_ring`), so glommio's DMA memory is unused: the minimum an
+/// executor starts with.
+pub const IO_MEMORY: usize = 512 << 10;
+/// Locked memory an executor needs besides io_memory (its rings), per executor.
 const RING_OVERHEAD: usize = 256 << 10;
 
-/// Raises RLIMIT_MEMLOCK's soft limit to the hard limit, then sizes each executor's io_memory
-/// so that all of them fit. Returns (io_memory per executor, a line for the log).
-pub fn size_io_memory(executors: usize) -> Result<(usize, String), String> {
+/// Raises RLIMIT_MEMLOCK's soft limit to the hard limit and checks that `executors` executors
+/// fit in it. Returns a line for the log.
+pub fn check_memlock(executors: usize) -> Result<String, String> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit write to and read from a valid, owned rlimit struct.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
-        return Ok((
-            IO_MEMORY_MIN,
-            "could not read RLIMIT_MEMLOCK; using the minimum io_memory".into(),
-        ));
+        return Ok("could not read RLIMIT_MEMLOCK".into());
     }
     if lim.rlim_cur < lim.rlim_max {
         let raised = libc::rlimit {
@@ -73,29 +124,22 @@ pub fn size_io_memory(executors: usize) -> Result<(usize, String), String> {
         }
     }
     if lim.rlim_cur == libc::RLIM_INFINITY {
-        return Ok((
-            IO_MEMORY_DEFAULT,
-            "memlock unlimited: 10 MiB io_memory per shard".into(),
-        ));
+        return Ok("memlock limit: unlimited".into());
     }
-    let per_executor = (lim.rlim_cur as usize / executors.max(1)).saturating_sub(RING_OVERHEAD);
-    let io_memory = per_executor.min(IO_MEMORY_DEFAULT);
-    if io_memory < IO_MEMORY_MIN {
+    let needed = executors.saturating_mul(IO_MEMORY + RING_OVERHEAD);
+    if (lim.rlim_cur as usize) < needed {
         return Err(format!(
             "RLIMIT_MEMLOCK is {} KiB: {} shards need at least {} KiB; raise it (ulimit -l, \
              --ulimit memlock=-1 in Docker, IPC_LOCK in Kubernetes) or use fewer --shards",
             lim.rlim_cur / 1024,
             executors,
-            executors * (IO_MEMORY_MIN + RING_OVERHEAD) / 1024
+            needed / 1024
         ));
     }
-    Ok((
-        io_memory,
-        format!(
-            "memlock limit {} KiB: {} KiB io_memory per shard",
-            lim.rlim_cur / 1024,
-            io_memory / 1024
-        ),
+    Ok(format!(
+        "memlock limit {} KiB, {} KiB locked per shard",
+        lim.rlim_cur / 1024,
+        (IO_MEMORY + RING_OVERHEAD) / 1024
     ))
 }
 

@@ -5,9 +5,9 @@ use std::fmt::Write;
 use bytes::Bytes;
 use shardis_resp::Reply;
 
-use crate::commands::REDIS_VERSION;
-use crate::conn::Session;
-use crate::runtime::CoreStats;
+use super::REDIS_VERSION;
+use crate::conn::session::Session;
+use crate::core::CoreStats;
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
@@ -94,7 +94,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             std::env::consts::ARCH,
             std::process::id(),
             config.get("port"),
-            crate::runtime::now_ms() * 1000,
+            crate::core::wall_ms() * 1000,
             uptime / 86400,
             config.get("hz"),
             config.get("hz"),
@@ -133,7 +133,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),
@@ -142,6 +142,8 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             sum(&|r| r.expired_keys),
             sum(&|r| r.keyspace_hits),
             sum(&|r| r.keyspace_misses),
+            sum(&|r| r.stats.client_qbuf_limit_disconnections),
+            sum(&|r| r.stats.client_outbuf_limit_disconnections),
         ),
     );
     section("replication", "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\n".to_string());

@@ -16,9 +16,9 @@ use shardis_engine::db::Entry;
 use shardis_engine::{Command, Merge, Shard};
 use shardis_resp::Reply;
 
-use crate::route;
-use crate::runtime::{now_ms, Core, Request};
-use crate::txn::{self, TxId};
+use super::route;
+use super::txn::{self, TxId};
+use crate::core::{waiters, Core, Request};
 
 /// Splits a command whose keys are independent by shard and merges the replies.
 #[allow(clippy::too_many_arguments)]
@@ -185,7 +185,7 @@ where
     }
     let held = txn::lock(core, plan()).await;
     let result = body(Some(held.tx)).await;
-    txn::unlock(core, held).await;
+    txn::unlock(core, held);
     result
 }
 
@@ -211,15 +211,13 @@ async fn gather_locked(
         }
         let entries = core
             .run_on(shard, move |c| {
-                let now = now_ms();
-                let mut s = c.shard.borrow_mut();
-                mine.into_iter()
-                    .map(|k| (s.dbs.get_mut(db).and_then(|d| d.get(&k, now).cloned()), k))
-                    .collect::<Vec<_>>()
+                let now = c.now_ms();
+                let entries = c.shard.borrow_mut().export(db, &mine, now);
+                mine.into_iter().zip(entries).collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
-        for (entry, key) in entries {
+        for (key, entry) in entries {
             if let (Some(entry), Some(d)) = (entry, scratch.dbs.get_mut(db)) {
                 d.insert_entry(key, entry);
             }
@@ -233,10 +231,12 @@ async fn gather_locked(
         }) else {
             return Reply::err("ERR internal: not a shard command");
         };
-        let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, now_ms(), resp3);
+        let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, core.now_ms(), resp3);
         f(&mut ctx, args)
     };
-    if !cmd.is_write() {
+    // Nothing written (a read, an error, an empty source): nothing goes back, so no key is
+    // touched for WATCH and no blocked client is woken.
+    if !cmd.is_write() || scratch.dirty == 0 {
         return reply;
     }
     // 3. Write back what may have changed: every key the key specs allow the command to write.
@@ -257,7 +257,7 @@ async fn gather_locked(
                     s.import(db, key, entry);
                 }
             }
-            crate::blocking::serve_ready(c);
+            waiters::serve_ready(c);
         })
         .await;
     }

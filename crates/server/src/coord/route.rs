@@ -3,7 +3,9 @@
 //! slot = CRC16-XMODEM(key, or the `{tag}` inside it) mod 16384, exactly as Redis Cluster, so
 //! hash tags co-locate keys on one shard and cluster mode can reuse the same function.
 
+use bytes::Bytes;
 use crc::{Crc, CRC_16_XMODEM};
+use shardis_engine::{Command, Fanout};
 
 pub const SLOTS: u16 = 16384;
 
@@ -28,6 +30,52 @@ pub fn shard_of(key: &[u8], shards: usize) -> usize {
         0
     } else {
         key_slot(key) as usize % shards
+    }
+}
+
+/// Where a command's keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// On this shard (also: no keys, or arguments the command itself rejects).
+    Shard(usize),
+    /// On several shards.
+    Several,
+}
+
+/// Where `cmd` runs: the shard of its keys, `here` when it has none. `idx` is scratch space
+/// for the key indexes (left holding them).
+pub fn target(
+    cmd: &Command,
+    args: &[Bytes],
+    shards: usize,
+    here: usize,
+    idx: &mut Vec<usize>,
+) -> Target {
+    idx.clear();
+    // With one shard every key is local: no need to find them.
+    if shards <= 1 || cmd.fanout == Fanout::Local {
+        return Target::Shard(here);
+    }
+    if !cmd.key_indexes(args, idx) {
+        return Target::Shard(here);
+    }
+    let mut keys = idx.iter().filter_map(|&i| args.get(i));
+    let Some(first) = keys.next() else {
+        return Target::Shard(here);
+    };
+    let shard = shard_of(first, shards);
+    if keys.all(|k| shard_of(k, shards) == shard) {
+        Target::Shard(shard)
+    } else {
+        Target::Several
+    }
+}
+
+/// The one shard `cmd`'s keys live on (`here` when it has none); None if they span shards.
+pub fn single_shard(cmd: &Command, args: &[Bytes], shards: usize, here: usize) -> Option<usize> {
+    match target(cmd, args, shards, here, &mut Vec::new()) {
+        Target::Shard(s) => Some(s),
+        Target::Several => None,
     }
 }
 

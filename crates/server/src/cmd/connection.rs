@@ -1,0 +1,362 @@
+//! Connection commands: PING, ECHO, QUIT, RESET, HELLO, SELECT, and the CLIENT subcommands
+//! (those about this connection answer at once; LIST, KILL and UNBLOCK look at every core).
+
+use bytes::Bytes;
+use shardis_engine::{error, num, ServerCmd};
+use shardis_resp::Reply;
+
+use super::{bulk, help, text, REDIS_VERSION};
+use crate::conn::multi;
+use crate::conn::session::Session;
+use crate::core::client;
+
+/// The connection commands that answer at once; None for the others.
+pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    Some(match which {
+        ServerCmd::Ping => match args.len() {
+            1 => Reply::simple("PONG"),
+            2 => Reply::Bulk(args[1].clone()),
+            _ => error::wrong_arity("ping"),
+        },
+        ServerCmd::Echo => Reply::Bulk(args[1].clone()),
+        ServerCmd::Quit => {
+            s.client.borrow_mut().closing = true;
+            Reply::Ok
+        }
+        ServerCmd::Reset => {
+            multi::reset(s);
+            let mut c = s.client.borrow_mut();
+            c.db = 0;
+            c.resp3 = false;
+            c.name = None;
+            Reply::simple("RESET")
+        }
+        ServerCmd::Hello => hello(s, args),
+        ServerCmd::Select => select(s, &args[1]),
+        ServerCmd::ClientId => Reply::Int(s.client.borrow().id as i64),
+        ServerCmd::ClientSetName => {
+            if !client::valid_name(&args[2]) {
+                return Some(Reply::err(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                ));
+            }
+            s.client.borrow_mut().name = if args[2].is_empty() {
+                None
+            } else {
+                Some(Bytes::copy_from_slice(&args[2]))
+            };
+            Reply::Ok
+        }
+        ServerCmd::ClientGetName => s.client.borrow().name.clone().into(),
+        ServerCmd::ClientInfo => {
+            let now = s.core.now_ms();
+            Reply::Verbatim(Bytes::from(format!(
+                "{}\n",
+                s.client.borrow().info_line(now)
+            )))
+        }
+        ServerCmd::ClientSetInfo => client_setinfo(s, args),
+        ServerCmd::ClientHelp => help(
+            "CLIENT",
+            &[
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "KILL <ip:port>",
+                "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>, USER <username>, SKIPME (YES|NO), MAXAGE <maxage>.",
+                "LIST [options ...]",
+                "    Return information about client connections. Options: TYPE (NORMAL|MASTER|REPLICA|PUBSUB), ID <client-id> [...].",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "    Set client library name or version.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
+            ],
+        ),
+        _ => return None,
+    })
+}
+
+/// The CLIENT subcommands that look at every core.
+pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    Some(match which {
+        ServerCmd::ClientList => client_list(s, args).await,
+        ServerCmd::ClientKill => client_kill(s, args).await,
+        ServerCmd::ClientUnblock => client_unblock(s, args).await,
+        _ => return None,
+    })
+}
+
+fn select(s: &mut Session, arg: &[u8]) -> Reply {
+    let Some(n) = num::parse_i64(arg) else {
+        return error::not_integer();
+    };
+    let dbs = s.core.shard.borrow().dbs.len() as i64;
+    if n < 0 || n >= dbs {
+        return Reply::err(error::DB_INDEX);
+    }
+    s.client.borrow_mut().db = n as usize;
+    Reply::Ok
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut proto = None;
+    let mut i = 1;
+    if args.len() > 1 {
+        match num::parse_i64(&args[1]) {
+            Some(v) if v == 2 || v == 3 => proto = Some(v),
+            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+            None => return Reply::err("ERR Protocol version is not an integer or out of range"),
+        }
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if args[i].eq_ignore_ascii_case(b"auth") && more >= 2 {
+            // Only the default user exists and it has no password (as a fresh Redis).
+            if !args[i + 1].eq_ignore_ascii_case(b"default") {
+                return Reply::err("WRONGPASS invalid username-password pair or user is disabled.");
+            }
+            i += 3;
+        } else if args[i].eq_ignore_ascii_case(b"setname") && more >= 1 {
+            if !client::valid_name(&args[i + 1]) {
+                return Reply::err(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                text(&args[i])
+            ));
+        }
+    }
+    let mut c = s.client.borrow_mut();
+    if let Some(p) = proto {
+        c.resp3 = p == 3;
+    }
+    if let Some(n) = name {
+        c.name = if n.is_empty() {
+            None
+        } else {
+            Some(Bytes::copy_from_slice(&n))
+        };
+    }
+    Reply::Map(vec![
+        (bulk("server"), bulk("redis")),
+        (bulk("version"), bulk(REDIS_VERSION)),
+        (bulk("proto"), Reply::Int(if c.resp3 { 3 } else { 2 })),
+        (bulk("id"), Reply::Int(c.id as i64)),
+        (bulk("mode"), bulk("standalone")),
+        (bulk("role"), bulk("master")),
+        (bulk("modules"), Reply::Array(Vec::new())),
+    ])
+}
+
+fn client_setinfo(s: &mut Session, args: &[Bytes]) -> Reply {
+    let value = &args[3];
+    if !client::valid_name(value) && !value.is_empty() {
+        return Reply::error(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            text(&args[2]).to_ascii_uppercase()
+        ));
+    }
+    let v = if value.is_empty() {
+        None
+    } else {
+        Some(Bytes::copy_from_slice(value))
+    };
+    let mut c = s.client.borrow_mut();
+    if args[2].eq_ignore_ascii_case(b"lib-name") {
+        c.lib_name = v;
+    } else if args[2].eq_ignore_ascii_case(b"lib-ver") {
+        c.lib_ver = v;
+    } else {
+        return Reply::error(format!("ERR Unrecognized option '{}'", text(&args[2])));
+    }
+    Reply::Ok
+}
+
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]
+async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
+            let t = args[i + 1].to_ascii_lowercase();
+            match t.as_slice() {
+                b"normal" => {}
+                b"master" | b"replica" | b"slave" | b"pubsub" => ids = Some(Vec::new()),
+                _ => {
+                    return Reply::error(format!(
+                        "ERR Unknown client type '{}'",
+                        text(&args[i + 1])
+                    ))
+                }
+            }
+            i += 2;
+        } else if args[i].eq_ignore_ascii_case(b"id") && i + 1 < args.len() {
+            let mut list = Vec::new();
+            for a in &args[i + 1..] {
+                match num::parse_i64(a) {
+                    Some(n) if n > 0 => list.push(n as u64),
+                    _ => return Reply::err("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(list);
+            i = args.len();
+        } else {
+            return error::syntax();
+        }
+    }
+    let lines = s
+        .core
+        .broadcast(move |core| {
+            let now = core.now_ms();
+            core.clients
+                .borrow()
+                .iter()
+                .filter(|(id, _)| ids.as_ref().is_none_or(|l| l.contains(id)))
+                .map(|(id, c)| (*id, c.borrow().info_line(now)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+    all.sort_by_key(|(id, _)| *id);
+    let mut out = String::new();
+    for (_, line) in all {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Reply::Verbatim(Bytes::from(out))
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]
+async fn client_unblock(s: &mut Session, args: &[Bytes]) -> Reply {
+    let Some(id) = num::parse_i64(&args[2]) else {
+        return error::not_integer();
+    };
+    let with_error = match args.get(3).map(|a| a.to_ascii_lowercase()) {
+        None => false,
+        Some(a) if a == b"timeout" => false,
+        Some(a) if a == b"error" => true,
+        Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let id = id as u64;
+    let done = s
+        .core
+        .broadcast(move |core| {
+            let clients = core.clients.borrow();
+            let client = clients.get(&id).map(|c| c.borrow());
+            client
+                .and_then(|c| c.unblock.as_ref().map(|u| u.unblock(with_error)))
+                .unwrap_or(false)
+        })
+        .await;
+    Reply::Int(done.into_iter().any(|d| d) as i64)
+}
+
+/// Which clients a CLIENT KILL names.
+#[derive(Clone, Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    skip: Option<u64>,
+    max_age: Option<u64>,
+    no_type_match: bool,
+}
+
+async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
+    let me = s.client.borrow().id;
+    let legacy = args.len() == 3;
+    let mut f = KillFilter {
+        skip: Some(me),
+        ..Default::default()
+    };
+    if legacy {
+        f.addr = Some(text(&args[2]));
+        f.skip = None;
+    } else {
+        if !args.len().is_multiple_of(2) {
+            return error::syntax();
+        }
+        for pair in args[2..].chunks(2) {
+            let (opt, val) = (&pair[0], &pair[1]);
+            let lower = opt.to_ascii_lowercase();
+            match lower.as_slice() {
+                b"id" => match num::parse_i64(val) {
+                    Some(n) if n > 0 => f.id = Some(n as u64),
+                    _ => return Reply::err("ERR client-id should be greater than 0"),
+                },
+                b"addr" => f.addr = Some(text(val)),
+                b"laddr" => f.laddr = Some(text(val)),
+                b"user" => {
+                    if !val.eq_ignore_ascii_case(b"default") {
+                        f.no_type_match = true;
+                    }
+                }
+                b"type" => match val.to_ascii_lowercase().as_slice() {
+                    b"normal" => {}
+                    b"master" | b"replica" | b"slave" | b"pubsub" => f.no_type_match = true,
+                    _ => return Reply::error(format!("ERR Unknown client type '{}'", text(val))),
+                },
+                b"skipme" => match val.to_ascii_lowercase().as_slice() {
+                    b"yes" => f.skip = Some(me),
+                    b"no" => f.skip = None,
+                    _ => return error::syntax(),
+                },
+                b"maxage" => match num::parse_i64(val) {
+                    Some(n) if n >= 0 => f.max_age = Some(n as u64),
+                    _ => return error::not_integer(),
+                },
+                _ => return error::syntax(),
+            }
+        }
+    }
+    let filter = f.clone();
+    let killed: usize = s
+        .core
+        .broadcast(move |core| {
+            let f = &filter;
+            if f.no_type_match {
+                return 0;
+            }
+            let mut n = 0;
+            for (id, c) in core.clients.borrow().iter() {
+                let mut c = c.borrow_mut();
+                let hit = f.id.is_none_or(|x| x == *id)
+                    && f.addr.as_ref().is_none_or(|a| *a == c.addr)
+                    && f.laddr.as_ref().is_none_or(|a| *a == c.laddr)
+                    && f.skip != Some(*id)
+                    && f.max_age.is_none_or(|m| c.created.elapsed().as_secs() >= m);
+                if hit {
+                    c.kill();
+                    n += 1;
+                }
+            }
+            n
+        })
+        .await
+        .into_iter()
+        .sum();
+    if legacy {
+        if killed == 0 {
+            Reply::err("ERR No such client")
+        } else {
+            Reply::Ok
+        }
+    } else {
+        Reply::Int(killed as i64)
+    }
+}

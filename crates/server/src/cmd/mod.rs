@@ -1,0 +1,92 @@
+//! Commands the runtime carries out itself: connection state (PING, HELLO, SELECT, CLIENT…),
+//! server state (CONFIG, INFO, COMMAND, SHUTDOWN) and keyless commands that walk shards
+//! (SCAN, RANDOMKEY). Most answer at once and run inline on the event loop; those that must
+//! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
+
+pub mod connection;
+pub mod info;
+pub mod keyspace;
+pub mod server;
+
+use bytes::Bytes;
+use shardis_engine::{error, Command, ServerCmd};
+use shardis_resp::Reply;
+
+use crate::conn::multi;
+use crate::conn::session::Session;
+
+/// The Redis version Shardis answers as (clients feature-detect on it).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// Whether a runtime command must wait for other cores (it then runs in a task).
+pub fn must_wait(which: ServerCmd) -> bool {
+    matches!(
+        which,
+        ServerCmd::ClientList
+            | ServerCmd::ClientKill
+            | ServerCmd::ClientUnblock
+            | ServerCmd::ConfigSet
+            | ServerCmd::ConfigResetStat
+            | ServerCmd::Info
+            | ServerCmd::Scan
+            | ServerCmd::RandomKey
+            | ServerCmd::Watch
+            | ServerCmd::Exec
+    )
+}
+
+/// Runs a runtime command that answers at once (`!must_wait`); None means no reply (the
+/// connection closes).
+pub fn run_sync(
+    s: &mut Session,
+    which: ServerCmd,
+    cmd: &'static Command,
+    args: &[Bytes],
+) -> Option<Reply> {
+    match which {
+        ServerCmd::Container => Some(error::wrong_arity(&cmd.name)),
+        ServerCmd::Multi => Some(multi::multi(s)),
+        ServerCmd::Discard => Some(multi::discard(s)),
+        ServerCmd::Unwatch => Some(multi::unwatch(s)),
+        ServerCmd::Shutdown => server::shutdown(s, args),
+        _ => Some(
+            connection::run_sync(s, which, args)
+                .or_else(|| server::run_sync(s, which, args))
+                .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
+        ),
+    }
+}
+
+/// Runs a runtime command that waits for other cores (`must_wait`, except EXEC, which the
+/// dispatcher runs).
+pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    if which == ServerCmd::Watch {
+        return Some(multi::watch(s, args).await);
+    }
+    if let Some(r) = connection::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = server::run_async(s, which, args).await {
+        return Some(r);
+    }
+    keyspace::run_async(s, which, args).await
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A HELP reply in Redis's layout.
+fn help(container: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::Simple(
+        format!("{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").into(),
+    )];
+    out.extend(lines.iter().map(|l| Reply::Simple(l.to_string().into())));
+    out.push(Reply::simple("HELP"));
+    out.push(Reply::simple("    Print this help."));
+    Reply::Array(out)
+}

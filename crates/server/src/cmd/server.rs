@@ -1,0 +1,219 @@
+//! Server commands: COMMAND, CONFIG, INFO (in `info`), TIME, SHUTDOWN, FUNCTION FLUSH.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use shardis_engine::command::introspect;
+use shardis_engine::{error, Command, ServerCmd, REGISTRY};
+use shardis_resp::Reply;
+
+use super::{bulk, help, text};
+use crate::conn::session::Session;
+
+/// The server commands that answer at once; None for the others.
+pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    Some(match which {
+        ServerCmd::CommandAll => {
+            Reply::Array(REGISTRY.commands().iter().map(introspect::info).collect())
+        }
+        ServerCmd::CommandCount => Reply::Int(REGISTRY.commands().len() as i64),
+        ServerCmd::CommandInfo => {
+            if args.len() == 2 {
+                Reply::Array(REGISTRY.commands().iter().map(introspect::info).collect())
+            } else {
+                Reply::Array(
+                    args[2..]
+                        .iter()
+                        .map(|n| REGISTRY.get(n).map_or(Reply::NilArray, introspect::info))
+                        .collect(),
+                )
+            }
+        }
+        ServerCmd::CommandDocs => {
+            let docs = |c: &Command| (bulk(&c.name), introspect::docs(c));
+            if args.len() == 2 {
+                Reply::Map(REGISTRY.commands().iter().map(docs).collect())
+            } else {
+                Reply::Map(
+                    args[2..]
+                        .iter()
+                        .filter_map(|n| REGISTRY.get(n))
+                        .map(docs)
+                        .collect(),
+                )
+            }
+        }
+        ServerCmd::CommandList => command_list(args),
+        ServerCmd::CommandGetKeys => command_getkeys(args),
+        ServerCmd::CommandHelp => help(
+            "COMMAND",
+            &[
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+            ],
+        ),
+        ServerCmd::ConfigGet => {
+            let patterns: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+            let pairs = s.core.config.borrow().matching(&patterns);
+            Reply::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (bulk(&k), bulk(&v)))
+                    .collect(),
+            )
+        }
+        ServerCmd::ConfigHelp => help(
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+            ],
+        ),
+        ServerCmd::Time => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            Reply::Array(vec![
+                Reply::bulk_int(now.as_secs() as i64),
+                Reply::bulk_int(now.subsec_micros() as i64),
+            ])
+        }
+        ServerCmd::FunctionFlush => match args.len() {
+            2 => Reply::Ok,
+            3 if args[2].eq_ignore_ascii_case(b"async")
+                || args[2].eq_ignore_ascii_case(b"sync") =>
+            {
+                Reply::Ok
+            }
+            _ => error::syntax(),
+        },
+        _ => return None,
+    })
+}
+
+/// The server commands that look at every core.
+pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    Some(match which {
+        ServerCmd::ConfigSet => config_set(s, args).await,
+        ServerCmd::ConfigResetStat => {
+            s.core
+                .broadcast(|core| {
+                    core.shard.borrow_mut().stats = Default::default();
+                    core.stats.set(Default::default());
+                })
+                .await;
+            Reply::Ok
+        }
+        ServerCmd::Info => super::info::info(s, args).await,
+        _ => return None,
+    })
+}
+
+fn command_list(args: &[Bytes]) -> Reply {
+    let names = REGISTRY
+        .commands()
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()));
+    let filtered: Vec<Reply> = match args.len() {
+        2 => names.map(|c| bulk(&c.name)).collect(),
+        5 if args[2].eq_ignore_ascii_case(b"filterby") => {
+            let what = args[3].to_ascii_lowercase();
+            let value = &args[4];
+            match what.as_slice() {
+                b"module" => Vec::new(),
+                b"aclcat" => {
+                    let cat = text(value).to_ascii_lowercase();
+                    names
+                        .filter(|c| c.acl_categories.contains(&cat.as_str()))
+                        .map(|c| bulk(&c.name))
+                        .collect()
+                }
+                b"pattern" => names
+                    .filter(|c| shardis_engine::glob::matches(value, c.name.as_bytes(), true))
+                    .map(|c| bulk(&c.name))
+                    .collect(),
+                _ => return error::syntax(),
+            }
+        }
+        _ => return error::syntax(),
+    };
+    Reply::Array(filtered)
+}
+
+fn command_getkeys(args: &[Bytes]) -> Reply {
+    let target = &args[2..];
+    let cmd = match REGISTRY.lookup(target) {
+        Ok(c) => c,
+        Err(Reply::Error(e)) if e.starts_with("ERR unknown command") => {
+            return Reply::err("ERR Invalid command specified")
+        }
+        Err(_) => return Reply::err("ERR Invalid number of arguments specified for command"),
+    };
+    let mut idx = Vec::new();
+    if !cmd.key_indexes(target, &mut idx) {
+        return Reply::err("ERR Invalid arguments specified for command");
+    }
+    if idx.is_empty() {
+        return Reply::err("ERR The command has no key arguments");
+    }
+    Reply::Array(
+        idx.into_iter()
+            .map(|i| Reply::Bulk(target[i].clone()))
+            .collect(),
+    )
+}
+
+async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
+    if !args.len().is_multiple_of(2) {
+        return error::wrong_arity("config|set");
+    }
+    let pairs: Vec<(String, String)> = args[2..]
+        .chunks(2)
+        .map(|p| (text(&p[0]), text(&p[1])))
+        .collect();
+    let values = match s.core.config.borrow().validate_set(&pairs) {
+        Ok(v) => v,
+        Err(e) => return Reply::error(e),
+    };
+    s.core
+        .broadcast(move |core| {
+            let mut config = core.config.borrow_mut();
+            config.apply(&values);
+            core.shard.borrow_mut().config = config.engine();
+        })
+        .await;
+    crate::logging::set_level(s.core.config.borrow().get("loglevel"));
+    Reply::Ok
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: there is nothing to save yet, so SAVE is
+/// refused rather than pretended.
+pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
+    for a in &args[1..] {
+        let lower = a.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"nosave" | b"now" | b"force" => {}
+            b"save" => return Some(Reply::err("ERR Errors trying to SHUTDOWN. Check logs.")),
+            b"abort" => return Some(Reply::err("ERR No shutdown in progress.")),
+            _ => return Some(error::syntax()),
+        }
+    }
+    tracing::warn!("User requested shutdown...");
+    crate::core::request_shutdown();
+    s.client.borrow_mut().closing = true;
+    None
+}

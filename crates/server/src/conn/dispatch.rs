@@ -1,0 +1,257 @@
+//! Carrying out a connection's commands that must wait: for another shard's answer, a lock, a
+//! blocked pop, or every core (INFO, CLIENT LIST…). The event loop serves everything else
+//! inline and hands such a command, with the session, to a task running [`run`].
+//!
+//! EXEC runs here too: its queued commands go through the same paths, with the commands bound
+//! for single shards sent together per shard.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use shardis_engine::command::Flags;
+use shardis_engine::{Command, Exec, Fanout, ServerCmd};
+use shardis_resp::Reply;
+
+use super::multi;
+use super::session::Session;
+use crate::cmd;
+use crate::coord::blocking::{self, Blocker};
+use crate::coord::route::{self, Target};
+use crate::coord::{fanout, txn};
+use crate::core::shard_lock::LockStep;
+use crate::core::{Batch, Request};
+
+/// Runs one command (already looked up; MULTI's queuing is the caller's). None: no reply (the
+/// connection closes). Boxed: EXEC runs its queued commands through here.
+pub fn run<'a>(
+    s: &'a mut Session,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+) -> Pin<Box<dyn Future<Output = Option<Reply>> + 'a>> {
+    Box::pin(async move {
+        match cmd.exec {
+            Exec::Server(ServerCmd::Exec) => Some(exec(s).await),
+            Exec::Server(which) if cmd::must_wait(which) => cmd::run_async(s, which, &args).await,
+            Exec::Server(which) => cmd::run_sync(s, which, cmd, &args),
+            Exec::Shard(_) => shard_command(s, cmd, args).await,
+        }
+    })
+}
+
+/// A command over shard data, wherever its keys are.
+async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>) -> Option<Reply> {
+    let (db, resp3) = s.db_resp3();
+    let core = s.core.clone();
+    let shards = core.shards;
+    if let Fanout::AllShards(merge) = cmd.fanout {
+        if shards > 1 {
+            return Some(fanout::all_shards(&core, cmd, args, db, resp3, merge, s.tx).await);
+        }
+    }
+    // Inside EXEC a blocking command runs as its non-blocking form.
+    if cmd.flags.has(Flags::BLOCKING) && !s.in_exec {
+        let who = Blocker {
+            client: &s.client,
+            hangup: &s.hangup,
+        };
+        return blocking::block(&core, who, cmd, args, db, resp3).await;
+    }
+    let mut keys = Vec::new();
+    let target = route::target(cmd, &args, shards, core.id, &mut keys);
+    if let (Some(finder), true, Some(&first)) = (cmd.key_finder, shards > 1, keys.first()) {
+        // Keys only the data can name (SORT BY/GET patterns): ask the first key's shard.
+        let home = route::shard_of(&args[first], shards);
+        let probe = args.clone();
+        let extra = core
+            .run_on(home, move |c| {
+                let now = c.now_ms();
+                let mut shard = c.shard.borrow_mut();
+                finder(
+                    &mut shardis_engine::Ctx::new(&mut shard, db, now, resp3),
+                    &probe,
+                )
+            })
+            .await
+            .unwrap_or_default();
+        if extra.iter().any(|k| route::shard_of(k, shards) != home) {
+            return Some(fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, s.tx).await);
+        }
+    }
+    Some(match target {
+        Target::Shard(shard) if shard == core.id && s.tx.is_some() => {
+            core.execute(cmd, &args, db, resp3)
+        }
+        Target::Shard(shard) if shard == core.id => {
+            // Outside a transaction, wait while a lock holder claims these keys.
+            while core.lock_blocks(cmd, &args, db, None) {
+                let _ = core.lock_released().await;
+            }
+            core.execute(cmd, &args, db, resp3)
+        }
+        Target::Shard(shard) => {
+            let request = Request {
+                cmd,
+                args,
+                db,
+                resp3,
+            };
+            core.send_batch(shard, vec![request], s.tx, LockStep::None)
+                .replies()
+                .await
+                .and_then(|mut r| r.pop())
+                .unwrap_or_else(|| Reply::err("ERR shard did not answer"))
+        }
+        Target::Several => match cmd.fanout {
+            Fanout::Split(merge) => {
+                fanout::split(&core, cmd, args, &keys, db, resp3, merge, s.tx).await
+            }
+            _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, s.tx).await,
+        },
+    })
+}
+
+/// EXEC.
+async fn exec(s: &mut Session) -> Reply {
+    let Some(state) = s.multi.take() else {
+        return Reply::err("ERR EXEC without MULTI");
+    };
+    if state.failed {
+        multi::unwatch_all(s);
+        return Reply::err("EXECABORT Transaction discarded because of previous errors.");
+    }
+    let (plan, simple) = multi::plan(s, &state.queued);
+    let reply = if simple && plan.len() <= 1 {
+        let shard = plan.first().map_or(s.core.id, |(shard, _)| *shard);
+        exec_on_one_shard(s, shard, state.queued).await
+    } else if let Some(jobs) = s
+        .watched
+        .is_empty()
+        .then(|| multi::one_shard_each(s, &state.queued))
+        .flatten()
+    {
+        // Every command on one shard (the shards differ): one fused message per shard.
+        Reply::Array(txn::run_jobs_locked(&s.core, plan, jobs).await)
+    } else {
+        exec_locked(s, plan, state.queued).await
+    };
+    multi::unwatch_all(s);
+    reply
+}
+
+/// The fast path: every command for one shard, run there as one atomic batch, WATCH checked
+/// on the shard just before it runs. Trivial runtime commands (PING, SELECT…) answer here.
+async fn exec_on_one_shard(
+    s: &mut Session,
+    shard: usize,
+    queued: Vec<(&'static Command, Vec<Bytes>)>,
+) -> Reply {
+    let core = s.core.clone();
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(queued.len());
+    let (answer, rx) = core.answer_channel();
+    let mut batch = Batch::for_task(core.id, Vec::new(), answer);
+    for (cmd, args) in queued {
+        match cmd.exec {
+            Exec::Server(which) => replies.push(cmd::run_sync(s, which, cmd, &args)),
+            Exec::Shard(_) => {
+                let (db, resp3) = s.db_resp3();
+                batch.push(cmd, &args, db, resp3);
+                replies.push(None);
+            }
+        }
+    }
+    batch.atomic = true;
+    batch.watch = multi::watched_on(s, shard);
+    core.submit_batch(shard, batch);
+    let Some(shard_replies) = rx.await.ok().flatten() else {
+        return Reply::NilArray;
+    };
+    let mut shard_replies = shard_replies.into_iter();
+    Reply::Array(
+        replies
+            .into_iter()
+            .map(|r| r.or_else(|| shard_replies.next()).unwrap_or(Reply::Nil))
+            .collect(),
+    )
+}
+
+/// The general path: lock every involved shard, check WATCH, run, release. Consecutive
+/// commands bound for single shards are sent together, one batch per shard.
+async fn exec_locked(
+    s: &mut Session,
+    plan: Vec<(usize, txn::Intents)>,
+    queued: Vec<(&'static Command, Vec<Bytes>)>,
+) -> Reply {
+    let core = s.core.clone();
+    let held = txn::lock(&core, plan).await;
+    let mut intact = true;
+    let mut shards: Vec<usize> = s.watched.iter().map(|w| w.shard).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        let watch = multi::watched_on(s, shard);
+        intact &= core
+            .run_on(shard, move |c| c.watch_intact(&watch))
+            .await
+            .unwrap_or(false);
+    }
+    if !intact {
+        txn::unlock(&core, held);
+        return Reply::NilArray;
+    }
+    s.tx = Some(held.tx);
+    s.in_exec = true;
+    let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
+    // Commands waiting to be sent together: (position, shard, request).
+    let mut group: Vec<(usize, Request)> = Vec::new();
+    let mut at: Vec<usize> = Vec::new();
+    for (cmd, args) in queued {
+        let single = matches!(cmd.exec, Exec::Shard(_))
+            && !matches!(cmd.fanout, Fanout::AllShards(_))
+            && cmd.key_finder.is_none();
+        let shard = single
+            .then(|| route::single_shard(cmd, &args, core.shards, core.id))
+            .flatten();
+        if let Some(shard) = shard {
+            let (db, resp3) = s.db_resp3();
+            at.push(replies.len());
+            replies.push(Reply::Nil);
+            group.push((
+                shard,
+                Request {
+                    cmd,
+                    args,
+                    db,
+                    resp3,
+                },
+            ));
+            continue;
+        }
+        flush_group(s, &mut group, &mut at, &mut replies).await;
+        let reply = run(s, cmd, args).await.unwrap_or(Reply::Nil);
+        replies.push(reply);
+    }
+    flush_group(s, &mut group, &mut at, &mut replies).await;
+    s.tx = None;
+    s.in_exec = false;
+    txn::unlock(&core, held);
+    Reply::Array(replies)
+}
+
+/// Sends the grouped commands of an EXEC (one batch per shard) and puts their replies in place.
+async fn flush_group(
+    s: &Session,
+    group: &mut Vec<(usize, Request)>,
+    at: &mut Vec<usize>,
+    replies: &mut [Reply],
+) {
+    if group.is_empty() {
+        return;
+    }
+    let got = txn::run_each(&s.core, std::mem::take(group), s.tx).await;
+    for (i, r) in std::mem::take(at).into_iter().zip(got) {
+        if let Some(slot) = replies.get_mut(i) {
+            *slot = r;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What a connection is beyond its socket: the client it presents (database, protocol, name),
+//! its transaction state (MULTI queue, WATCHed keys, the transaction it runs), and the signal
+//! the event loop raises when its peer goes away.
+//!
+//! The event loop owns the session while it serves the connection's commands inline; a
+//! command that must wait (another shard, a lock, a blocking pop) takes the session into a
+//! task of its own and hands it back with the reply.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use shardis_engine::Command;
+
+use crate::core::client::{ClientHandle, Hangup};
+use crate::core::shard_lock::{TxId, WatchedKey};
+use crate::core::Core;
+
+/// Commands queued by MULTI.
+#[derive(Default)]
+pub struct MultiState {
+    pub queued: Vec<(&'static Command, Vec<Bytes>)>,
+    /// A command failed to queue: EXEC answers EXECABORT.
+    pub failed: bool,
+}
+
+/// A connection's state.
+pub struct Session {
+    pub core: Rc<Core>,
+    pub client: ClientHandle,
+    pub hangup: Rc<Hangup>,
+    /// The transaction this connection is running (EXEC, or a multi-shard command): its
+    /// requests pass the locks it holds.
+    pub tx: Option<TxId>,
+    /// Between MULTI and EXEC.
+    pub multi: Option<MultiState>,
+    /// Keys under WATCH.
+    pub watched: Vec<WatchedKey>,
+    /// Inside EXEC: blocking commands run as their non-blocking form.
+    pub in_exec: bool,
+}
+
+impl Session {
+    pub fn new(core: Rc<Core>, client: ClientHandle) -> Session {
+        Session {
+            core,
+            client,
+            hangup: Rc::new(Hangup::default()),
+            tx: None,
+            multi: None,
+            watched: Vec::new(),
+            in_exec: false,
+        }
+    }
+
+    /// The selected database and protocol.
+    pub fn db_resp3(&self) -> (usize, bool) {
+        let c = self.client.borrow();
+        (c.db, c.resp3)
+    }
+}

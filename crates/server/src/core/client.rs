@@ -1,0 +1,184 @@
+//! What a connection presents to the rest of the core: its client record (selected database,
+//! protocol, name, addresses, activity) in the per-core client table behind CLIENT LIST,
+//! CLIENT KILL and INFO; the handle CLIENT UNBLOCK uses; and the hang-up signal the event
+//! loop raises when the peer goes away.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use shardis_resp::Reply;
+
+/// What one connection is.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub resp3: bool,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: RawFd,
+    pub created: Instant,
+    /// The core clock (ms) when the client last sent something.
+    pub last_active_ms: u64,
+    /// Full name of the last command (`client|list`), for CLIENT LIST's `cmd=`.
+    pub last_cmd: Option<&'static str>,
+    /// Bytes waiting in the query buffer at the last look.
+    pub qbuf: usize,
+    /// Reply bytes not yet written to the socket at the last look.
+    pub omem: usize,
+    /// Set when the connection must close after its pending replies are written.
+    pub closing: bool,
+    /// While blocked (BLPOP…): how CLIENT UNBLOCK ends the wait.
+    pub unblock: Option<Unblock>,
+}
+
+/// The handle CLIENT UNBLOCK uses: the blocked command's reply channel and claim flag.
+pub struct Unblock {
+    pub reply: mpsc::UnboundedSender<Reply>,
+    pub claim: Arc<AtomicBool>,
+    /// What a timeout answers for this command.
+    pub timeout_reply: Reply,
+}
+
+impl Unblock {
+    /// Ends the wait with the timeout reply or an error, unless a shard already served it.
+    pub fn unblock(&self, with_error: bool) -> bool {
+        if self
+            .claim
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        let reply = if with_error {
+            Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            self.timeout_reply.clone()
+        };
+        self.reply.unbounded_send(reply).is_ok()
+    }
+}
+
+/// The table entry other commands (CLIENT LIST/KILL) see.
+pub type ClientHandle = Rc<RefCell<Client>>;
+
+impl Client {
+    pub fn new(id: u64, fd: RawFd, addr: String, laddr: String, now_ms: u64) -> Client {
+        Client {
+            id,
+            db: 0,
+            resp3: false,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_active_ms: now_ms,
+            last_cmd: None,
+            qbuf: 0,
+            omem: 0,
+            closing: false,
+            unblock: None,
+        }
+    }
+
+    /// Seconds since the client last sent something.
+    pub fn idle_secs(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_active_ms) / 1000
+    }
+
+    /// One CLIENT LIST / CLIENT INFO line, fields as Redis prints them.
+    pub fn info_line(&self, now_ms: u64) -> String {
+        let text = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            text(&self.name),
+            self.created.elapsed().as_secs(),
+            self.idle_secs(now_ms),
+            if self.unblock.is_some() { "b" } else { "N" },
+            self.db,
+            self.qbuf,
+            self.omem,
+            self.last_cmd.unwrap_or("NULL"),
+            if self.resp3 { 3 } else { 2 },
+            text(&self.lib_name),
+            text(&self.lib_ver),
+        )
+    }
+
+    /// Shuts the socket down under the connection's pending receive, which then ends the
+    /// connection.
+    pub fn kill(&mut self) {
+        self.closing = true;
+        // SAFETY: shutting down an fd this connection still owns; the receive in flight ends.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Checks a client name as Redis does: no spaces, newlines or special characters.
+pub fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// Raised by the event loop when the connection's peer closed (or it was killed), so a task
+/// waiting on the client's behalf (a blocking pop) can stop.
+#[derive(Default)]
+pub struct Hangup {
+    closed: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Hangup {
+    pub fn raise(&self) {
+        self.closed.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Completes when the connection closes.
+    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+        WaitHangup(self)
+    }
+}
+
+struct WaitHangup<'a>(&'a Hangup);
+
+impl Future for WaitHangup<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.closed.get() {
+            return Poll::Ready(());
+        }
+        *self.0.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

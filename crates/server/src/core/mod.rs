@@ -1,0 +1,514 @@
+//! One core: its shard, configuration, clients, clock, timers and its end of the mesh, and the
+//! execution of commands on its shard (inline for its own connections, in batches for other
+//! cores' connections and for transactions).
+//!
+//! Nothing here is shared with other cores; they talk only through [`mesh`] messages, and an
+//! answer to a task always travels back to the task's own core before its waker runs, so a
+//! waker never crosses cores.
+
+pub mod client;
+pub mod mesh;
+pub mod shard_lock;
+pub mod spawn;
+pub mod timer;
+pub mod waiters;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use shardis_engine::{Command, Ctx, Exec, Shard};
+use shardis_resp::{encode, Reply};
+
+use crate::config::Config;
+use client::ClientHandle;
+use shard_lock::{LockStep, LockTable, TxId, WatchedKey};
+use timer::{Sleep, Timers};
+use waiters::Waiters;
+
+/// One command bound for a shard, owned (tasks and waiters keep it across awaits).
+#[derive(Clone)]
+pub struct Request {
+    pub cmd: &'static Command,
+    pub args: Vec<Bytes>,
+    pub db: usize,
+    pub resp3: bool,
+}
+
+/// Work sent to another core, run there with that core's state.
+pub type Task = Box<dyn FnOnce(&Rc<Core>) + Send>;
+
+/// A mesh message.
+pub enum Msg {
+    /// Commands for this core's shard, run back to back.
+    Batch(Box<Batch>),
+    /// Encoded replies for this core's connections (the answer to a `Batch` of theirs).
+    Replies(Box<ConnReplies>),
+    /// Anything else: runs on the receiving core.
+    Run(Task),
+}
+
+/// A connection of the sending core, as the event loop names it (opaque here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnRef(pub u64);
+
+/// One request of a batch; its arguments are the batch's next `argc` arguments.
+pub struct Req {
+    pub cmd: &'static Command,
+    pub db: usize,
+    pub resp3: bool,
+    pub argc: usize,
+}
+
+/// Where a batch's replies go.
+pub enum BatchReply {
+    /// To connections of core `origin`, encoded: one message back per batch.
+    Conns {
+        conns: Vec<ConnRef>,
+        out: Vec<u8>,
+        /// End offset in `out` of each request's reply.
+        ends: Vec<usize>,
+    },
+    /// To a task of core `origin`, as values; None when a watched key changed (nothing ran).
+    Task {
+        replies: Vec<Reply>,
+        answer: Answer<Option<Vec<Reply>>>,
+    },
+}
+
+/// Commands for one shard, run back to back (so a batch is atomic on its shard) unless a lock
+/// holder parks it part way; a parked batch resumes where it stopped.
+pub struct Batch {
+    pub origin: usize,
+    pub reqs: Vec<Req>,
+    /// The requests' arguments, back to back.
+    pub args: Vec<Bytes>,
+    /// Requests already run, and where the next one's arguments start.
+    pub next: usize,
+    pub next_arg: usize,
+    pub reply: BatchReply,
+    /// The transaction on whose behalf it runs (it holds this shard's lock).
+    pub tx: Option<TxId>,
+    /// All or nothing with respect to a lock holder (a single-shard MULTI).
+    pub atomic: bool,
+    /// Watched keys to check before anything runs.
+    pub watch: Vec<WatchedKey>,
+    /// A lock step fused with the batch, saving a round trip per shard.
+    pub lock: LockStep,
+}
+
+impl Batch {
+    /// An empty batch from core `origin` whose replies go to that core's connections.
+    pub fn for_conns(origin: usize) -> Batch {
+        Batch::new(
+            origin,
+            BatchReply::Conns {
+                conns: Vec::new(),
+                out: Vec::new(),
+                ends: Vec::new(),
+            },
+        )
+    }
+
+    /// A batch of `requests` whose replies go to a task of core `origin`.
+    pub fn for_task(
+        origin: usize,
+        requests: Vec<Request>,
+        answer: Answer<Option<Vec<Reply>>>,
+    ) -> Batch {
+        let mut batch = Batch::new(
+            origin,
+            BatchReply::Task {
+                replies: Vec::with_capacity(requests.len()),
+                answer,
+            },
+        );
+        for r in requests {
+            batch.push(r.cmd, &r.args, r.db, r.resp3);
+        }
+        batch
+    }
+
+    fn new(origin: usize, reply: BatchReply) -> Batch {
+        Batch {
+            origin,
+            reqs: Vec::new(),
+            args: Vec::new(),
+            next: 0,
+            next_arg: 0,
+            reply,
+            tx: None,
+            atomic: false,
+            watch: Vec::new(),
+            lock: LockStep::None,
+        }
+    }
+
+    /// Appends a request.
+    pub fn push(&mut self, cmd: &'static Command, args: &[Bytes], db: usize, resp3: bool) {
+        self.reqs.push(Req {
+            cmd,
+            db,
+            resp3,
+            argc: args.len(),
+        });
+        self.args.extend_from_slice(args);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// The next request to run and its arguments.
+    pub fn peek(&self) -> Option<(&Req, &[Bytes])> {
+        let req = self.reqs.get(self.next)?;
+        let args = self.args.get(self.next_arg..self.next_arg + req.argc)?;
+        Some((req, args))
+    }
+
+    /// Records the reply of the request [`Batch::peek`] gave and moves on.
+    pub fn record(&mut self, reply: Reply) {
+        let (argc, resp3) = match self.reqs.get(self.next) {
+            Some(r) => (r.argc, r.resp3),
+            None => return,
+        };
+        self.next += 1;
+        self.next_arg += argc;
+        match &mut self.reply {
+            BatchReply::Conns { out, ends, .. } => {
+                encode(&reply, resp3, out);
+                ends.push(out.len());
+            }
+            BatchReply::Task { replies, .. } => replies.push(reply),
+        }
+    }
+
+    /// Every request of the batch, in order (for the checks an atomic batch makes up front).
+    pub fn remaining(&self) -> impl Iterator<Item = (&Req, &[Bytes])> {
+        let mut at = self.next_arg;
+        self.reqs[self.next.min(self.reqs.len())..]
+            .iter()
+            .filter_map(move |r| {
+                let args = self.args.get(at..at + r.argc)?;
+                at += r.argc;
+                Some((r, args))
+            })
+    }
+}
+
+/// Replies encoded by another core for this core's connections.
+pub struct ConnReplies {
+    /// The shard that ran the requests.
+    pub from: usize,
+    pub conns: Vec<ConnRef>,
+    pub out: Vec<u8>,
+    pub ends: Vec<usize>,
+}
+
+/// A one-shot answer for a task of core `home`. It is always completed on that core, so the
+/// task's waker never runs on another core.
+pub struct Answer<T> {
+    home: usize,
+    tx: oneshot::Sender<T>,
+}
+
+/// The replies of a batch sent with [`Core::send_batch`].
+pub struct BatchAnswer(oneshot::Receiver<Option<Vec<Reply>>>);
+
+impl BatchAnswer {
+    /// The replies in request order; None when a watched key changed or the shard stopped.
+    pub async fn replies(self) -> Option<Vec<Reply>> {
+        self.0.await.ok().flatten()
+    }
+}
+
+/// Counters of one core, summed by INFO.
+#[derive(Default, Clone, Copy)]
+pub struct CoreStats {
+    pub connections_received: u64,
+    pub commands_processed: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub rejected_connections: u64,
+    /// Clients closed for exceeding `client-query-buffer-limit` or `client-output-buffer-limit`.
+    pub client_qbuf_limit_disconnections: u64,
+    pub client_outbuf_limit_disconnections: u64,
+}
+
+/// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it with its clock and stops.
+static SHUTDOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every core to stop.
+pub fn request_shutdown() {
+    SHUTDOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn shutdown_requested() -> bool {
+    SHUTDOWN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Wall-clock milliseconds.
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Everything one core owns.
+pub struct Core {
+    pub id: usize,
+    pub shards: usize,
+    pub shard: RefCell<Shard>,
+    pub config: RefCell<Config>,
+    pub clients: RefCell<BTreeMap<u64, ClientHandle>>,
+    /// Clients blocked on this shard's keys.
+    pub waiters: RefCell<Waiters>,
+    /// This shard's lock (see `shard_lock`).
+    pub lock: RefCell<LockTable>,
+    pub stats: Cell<CoreStats>,
+    pub started: Instant,
+    pub timers: Rc<Timers>,
+    pub mesh: mesh::Mesh<Msg>,
+    /// The clock every command of a loop iteration sees (read once per iteration).
+    now_ms: Cell<u64>,
+    next_client: Cell<u64>,
+}
+
+impl Core {
+    pub fn new(mesh: mesh::Mesh<Msg>, shards: usize, config: Config) -> Core {
+        let id = mesh.id();
+        let mut shard = Shard::new(id, config.engine());
+        shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
+        Core {
+            id,
+            shards,
+            shard: RefCell::new(shard),
+            config: RefCell::new(config),
+            clients: RefCell::new(BTreeMap::new()),
+            waiters: RefCell::new(Waiters::default()),
+            lock: RefCell::new(LockTable::default()),
+            stats: Cell::new(CoreStats::default()),
+            started: Instant::now(),
+            timers: Rc::new(Timers::default()),
+            mesh,
+            now_ms: Cell::new(wall_ms()),
+            next_client: Cell::new(0),
+        }
+    }
+
+    /// The clock of the current loop iteration, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+
+    /// Reads the clock (once per loop iteration).
+    pub fn tick_clock(&self) {
+        self.now_ms.set(wall_ms());
+    }
+
+    /// A future completing after `d`.
+    pub fn sleep(&self, d: Duration) -> Sleep {
+        self.timers.sleep(d)
+    }
+
+    /// A new client id, unique across cores (ids interleave: core i hands out i+1, i+1+N…).
+    pub fn next_client_id(&self) -> u64 {
+        let n = self.next_client.get();
+        self.next_client.set(n + 1);
+        n * self.shards as u64 + self.id as u64 + 1
+    }
+
+    pub fn bump(&self, f: impl FnOnce(&mut CoreStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Runs a shard command on this core's shard, then serves the clients blocked on keys it
+    /// filled.
+    pub fn execute(
+        self: &Rc<Self>,
+        cmd: &Command,
+        args: &[Bytes],
+        db: usize,
+        resp3: bool,
+    ) -> Reply {
+        let reply = self.execute_unserved(cmd, args, db, resp3);
+        if !self.shard.borrow().ready_keys.is_empty() {
+            waiters::serve_ready(self);
+        }
+        reply
+    }
+
+    /// Runs a shard command without serving blocked clients (used while serving them, and
+    /// inside a transaction, which serves them once it is over).
+    pub fn execute_unserved(&self, cmd: &Command, args: &[Bytes], db: usize, resp3: bool) -> Reply {
+        let Exec::Shard(f) = cmd.exec else {
+            return Reply::err("ERR internal: not a shard command");
+        };
+        let mut shard = self.shard.borrow_mut();
+        shard.stats.commands_processed += 1;
+        let dirty = shard.dirty;
+        let reply = f(&mut Ctx::new(&mut shard, db, self.now_ms(), resp3), args);
+        if shard.dirty != dirty && !shard.watched.is_empty() {
+            let mut idx = Vec::new();
+            cmd.written_key_indexes(args, &mut idx);
+            for i in idx {
+                if let Some(key) = args.get(i) {
+                    shard.watched.touch(db, key);
+                }
+            }
+        }
+        reply
+    }
+
+    /// Runs a request (owned form) with blocked clients served afterwards.
+    pub fn execute_request(self: &Rc<Self>, req: &Request) -> Reply {
+        self.execute(req.cmd, &req.args, req.db, req.resp3)
+    }
+
+    /// Sends a message to core `to`.
+    pub fn send(&self, to: usize, msg: Msg) {
+        self.mesh.send(to, msg);
+    }
+
+    /// Runs `task` on core `to` (directly when it is this core), without waiting.
+    pub fn post(self: &Rc<Self>, to: usize, task: Task) {
+        if to == self.id {
+            task(self);
+        } else {
+            self.send(to, Msg::Run(task));
+        }
+    }
+
+    /// A channel whose answer is completed on this core.
+    pub fn answer_channel<T>(&self) -> (Answer<T>, oneshot::Receiver<T>) {
+        let (tx, rx) = oneshot::channel();
+        (Answer { home: self.id, tx }, rx)
+    }
+
+    /// Completes `answer` with `value` on its home core.
+    pub fn answer<T: Send + 'static>(self: &Rc<Self>, answer: Answer<T>, value: T) {
+        if answer.home == self.id {
+            let _ = answer.tx.send(value);
+        } else {
+            let tx = answer.tx;
+            self.send(
+                answer.home,
+                Msg::Run(Box::new(move |_| {
+                    let _ = tx.send(value);
+                })),
+            );
+        }
+    }
+
+    /// Runs `f` on core `shard` (directly when it is this core) and returns its result; None
+    /// if that core has stopped.
+    pub async fn run_on<R, F>(self: &Rc<Self>, shard: usize, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<Core>) -> R + Send + 'static,
+    {
+        if shard == self.id {
+            return Some(f(self));
+        }
+        let (answer, rx) = self.answer_channel();
+        self.send(
+            shard,
+            Msg::Run(Box::new(move |core| {
+                let value = f(core);
+                core.answer(answer, value);
+            })),
+        );
+        rx.await.ok()
+    }
+
+    /// Runs `f` on every core, results in shard order.
+    pub async fn broadcast<R, F>(self: &Rc<Self>, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&Rc<Core>) -> R + Send + Clone + 'static,
+    {
+        let mut pending = Vec::with_capacity(self.shards);
+        for shard in 0..self.shards {
+            if shard != self.id {
+                let f = f.clone();
+                let (answer, rx) = self.answer_channel();
+                self.send(
+                    shard,
+                    Msg::Run(Box::new(move |core| {
+                        let value = f(core);
+                        core.answer(answer, value);
+                    })),
+                );
+                pending.push((shard, rx));
+            }
+        }
+        let mut out: Vec<(usize, R)> = Vec::with_capacity(self.shards);
+        out.push((self.id, f(self)));
+        for (shard, rx) in pending {
+            if let Ok(r) = rx.await {
+                out.push((shard, r));
+            }
+        }
+        out.sort_by_key(|(s, _)| *s);
+        out.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Sends `requests` to `shard` as one batch on behalf of transaction `tx` (if any) with a
+    /// lock step fused to it, at once; the receiver gets the replies in order (None: a watched
+    /// key changed, or the shard stopped).
+    pub fn send_batch(
+        self: &Rc<Self>,
+        shard: usize,
+        requests: Vec<Request>,
+        tx: Option<TxId>,
+        lock: LockStep,
+    ) -> BatchAnswer {
+        let (answer, rx) = self.answer_channel();
+        let mut batch = Batch::for_task(self.id, requests, answer);
+        batch.tx = tx;
+        batch.lock = lock;
+        self.submit_batch(shard, batch);
+        BatchAnswer(rx)
+    }
+
+    /// Runs `batch` on `shard`: here when it is this core, else by message.
+    pub fn submit_batch(self: &Rc<Self>, shard: usize, batch: Batch) {
+        if shard == self.id {
+            self.run_batch(batch);
+        } else {
+            self.send(shard, Msg::Batch(Box::new(batch)));
+        }
+    }
+
+    /// Hands a finished batch's replies to where they go.
+    fn finish_batch(self: &Rc<Self>, batch: Batch) {
+        match batch.reply {
+            BatchReply::Conns { conns, out, ends } => {
+                self.send(
+                    batch.origin,
+                    Msg::Replies(Box::new(ConnReplies {
+                        from: self.id,
+                        conns,
+                        out,
+                        ends,
+                    })),
+                );
+            }
+            BatchReply::Task { replies, answer } => self.answer(answer, Some(replies)),
+        }
+    }
+
+    /// Answers a batch whose watched keys changed: nothing ran.
+    fn fail_batch(self: &Rc<Self>, batch: Batch) {
+        match batch.reply {
+            BatchReply::Task { answer, .. } => self.answer(answer, None),
+            BatchReply::Conns { .. } => self.finish_batch(batch),
+        }
+    }
+}

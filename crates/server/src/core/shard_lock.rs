@@ -1,0 +1,338 @@
+//! The shard's side of the two-phase shard lock: who holds this shard's lock and for which
+//! keys, who waits for it, the work parked behind it, and the running of batches (which
+//! honours the lock).
+//!
+//! A lock is held by transactions for their declared keys (their intents); any number of
+//! transactions whose intents do not overlap hold it at once. Requests from outside a holder
+//! that touch its keys are parked until it releases; the others run. The coordinator's side
+//! (taking the locks of several shards in order, running, releasing) is `coord::txn`.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use ahash::HashSet;
+use bytes::Bytes;
+use futures_channel::oneshot;
+use shardis_engine::{Command, Fanout};
+
+use super::{waiters, Answer, Batch, Core};
+
+/// A transaction: unique across cores.
+pub type TxId = u64;
+
+/// The keys a transaction declared on one shard.
+#[derive(Clone, Debug)]
+pub enum Intents {
+    /// Every key (FLUSHALL, KEYS, DBSIZE… inside the transaction).
+    All,
+    Keys(HashSet<(usize, Bytes)>),
+}
+
+impl Intents {
+    pub fn keys() -> Intents {
+        Intents::Keys(HashSet::default())
+    }
+
+    pub fn add(&mut self, db: usize, key: &[u8]) {
+        if let Intents::Keys(set) = self {
+            set.insert((db, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    fn covers(&self, db: usize, key: &[u8]) -> bool {
+        match self {
+            Intents::All => true,
+            Intents::Keys(set) => set.contains(&(db, Bytes::copy_from_slice(key))),
+        }
+    }
+
+    fn overlaps(&self, other: &Intents) -> bool {
+        match (self, other) {
+            (Intents::All, _) | (_, Intents::All) => true,
+            (Intents::Keys(a), Intents::Keys(b)) => {
+                let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+                small.iter().any(|k| large.contains(k))
+            }
+        }
+    }
+}
+
+/// A WATCHed key as EXEC checks it: its version at WATCH time, and whether it was live then
+/// (a key that expires after WATCH fails the transaction; one already expired does not).
+#[derive(Clone, Debug)]
+pub struct WatchedKey {
+    pub shard: usize,
+    pub db: usize,
+    pub key: Bytes,
+    pub version: u64,
+    pub live: bool,
+}
+
+/// What a batch does with its shard's lock around running.
+#[derive(Default)]
+pub enum LockStep {
+    #[default]
+    None,
+    /// Take the lock for `tx` with these intents (waiting for it if needed), run, release: for
+    /// the last shard a coordinator locks, when every other lock is already held.
+    AcquireRelease(Intents),
+    /// Run as the holder, then release.
+    Release,
+}
+
+enum Parked {
+    Batch(Box<Batch>),
+    /// A connection on this core waiting to run a command inline.
+    Wake(oneshot::Sender<()>),
+}
+
+/// How a waiting coordinator learns it holds the lock.
+enum Grant {
+    Notify(Answer<()>),
+    /// A fused batch: run it, then release.
+    Run(Box<Batch>),
+}
+
+/// One shard's lock: held by any number of transactions whose intents do not overlap.
+#[derive(Default)]
+pub struct LockTable {
+    holders: Vec<(TxId, Intents)>,
+    /// First come, first served: a newcomer also waits behind an earlier waiter it conflicts
+    /// with, so a transaction over many keys is not starved by small ones.
+    waiting: VecDeque<(TxId, Intents, Grant)>,
+    parked: VecDeque<Parked>,
+    next_tx: u64,
+}
+
+impl LockTable {
+    /// Can `intents` be granted now (no overlap with a holder or an earlier waiter)?
+    fn grantable(&self, intents: &Intents, waiters_before: usize) -> bool {
+        !self.holders.iter().any(|(_, held)| held.overlaps(intents))
+            && !self
+                .waiting
+                .iter()
+                .take(waiters_before)
+                .any(|(_, waiting, _)| waiting.overlaps(intents))
+    }
+
+    /// Must a command (from outside transaction `tx`) wait for a lock holder?
+    fn blocks(&self, cmd: &Command, args: &[Bytes], db: usize, tx: Option<TxId>) -> bool {
+        if self.holders.is_empty() {
+            return false;
+        }
+        let mut others = self
+            .holders
+            .iter()
+            .filter(|(holder, _)| Some(*holder) != tx)
+            .peekable();
+        if others.peek().is_none() {
+            return false;
+        }
+        if matches!(cmd.fanout, Fanout::AllShards(_)) {
+            return true;
+        }
+        let mut idx = Vec::new();
+        cmd.key_indexes(args, &mut idx);
+        others.any(|(_, intents)| {
+            idx.iter()
+                .filter_map(|&i| args.get(i))
+                .any(|k| intents.covers(db, k))
+        })
+    }
+
+    fn covers(&self, db: usize, key: &[u8]) -> bool {
+        self.holders
+            .iter()
+            .any(|(_, intents)| intents.covers(db, key))
+    }
+}
+
+impl Core {
+    /// A new transaction id.
+    pub fn next_tx(&self) -> TxId {
+        let mut lock = self.lock.borrow_mut();
+        lock.next_tx += 1;
+        lock.next_tx * self.shards as u64 + self.id as u64
+    }
+
+    /// Must a command from outside transaction `tx` wait before running on this shard?
+    pub fn lock_blocks(&self, cmd: &Command, args: &[Bytes], db: usize, tx: Option<TxId>) -> bool {
+        self.lock.borrow().blocks(cmd, args, db, tx)
+    }
+
+    /// Whether a key is inside a lock holder's intents (blocked clients are not served from
+    /// such keys until the holder releases).
+    pub fn key_locked(&self, db: usize, key: &[u8]) -> bool {
+        self.lock.borrow().covers(db, key)
+    }
+
+    /// Resolves when a lock is released (for a connection of this core that must wait).
+    pub fn lock_released(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.lock.borrow_mut().parked.push_back(Parked::Wake(tx));
+        rx
+    }
+
+    /// Runs a batch, parking what conflicts with a lock holder.
+    pub fn run_batch(self: &Rc<Self>, mut batch: Batch) {
+        match std::mem::take(&mut batch.lock) {
+            LockStep::None => {}
+            LockStep::AcquireRelease(intents) => {
+                let Some(tx) = batch.tx else { return };
+                let mut lock = self.lock.borrow_mut();
+                if !lock.grantable(&intents, lock.waiting.len()) {
+                    batch.lock = LockStep::Release;
+                    lock.waiting
+                        .push_back((tx, intents, Grant::Run(Box::new(batch))));
+                    return;
+                }
+                lock.holders.push((tx, intents));
+                drop(lock);
+                return self.run_and_release(batch);
+            }
+            LockStep::Release => return self.run_and_release(batch),
+        }
+        if !batch.watch.is_empty() {
+            if batch.atomic && self.batch_blocked(&batch) {
+                return self.park(batch);
+            }
+            if !self.watch_intact(&batch.watch) {
+                return self.fail_batch(batch);
+            }
+            batch.watch.clear();
+        }
+        if batch.atomic {
+            if self.batch_blocked(&batch) {
+                return self.park(batch);
+            }
+            // Clients blocked on keys the transaction fills are served after all of it,
+            // never between its commands.
+            while let Some((req, args)) = batch.peek() {
+                let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3);
+                batch.record(reply);
+            }
+            waiters::serve_ready(self);
+        } else {
+            while let Some((req, args)) = batch.peek() {
+                if self.lock_blocks(req.cmd, args, req.db, batch.tx) {
+                    return self.park(batch);
+                }
+                let reply = self.execute(req.cmd, args, req.db, req.resp3);
+                batch.record(reply);
+            }
+        }
+        self.finish_batch(batch);
+    }
+
+    /// Runs a batch of a lock holder, then releases its lock.
+    fn run_and_release(self: &Rc<Self>, batch: Batch) {
+        let tx = batch.tx;
+        self.run_batch(batch);
+        if let Some(tx) = tx {
+            self.release(tx);
+        }
+    }
+
+    fn batch_blocked(&self, batch: &Batch) -> bool {
+        let lock = self.lock.borrow();
+        batch
+            .remaining()
+            .any(|(r, args)| lock.blocks(r.cmd, args, r.db, batch.tx))
+            || batch.watch.iter().any(|w| lock.covers(w.db, &w.key))
+    }
+
+    fn park(&self, batch: Batch) {
+        self.lock
+            .borrow_mut()
+            .parked
+            .push_back(Parked::Batch(Box::new(batch)));
+    }
+
+    /// True if no watched key of this shard changed (or expired) since WATCH.
+    pub fn watch_intact(&self, watch: &[WatchedKey]) -> bool {
+        let now = self.now_ms();
+        let mut shard = self.shard.borrow_mut();
+        watch
+            .iter()
+            .all(|w| shard.watch_unchanged(w.db, &w.key, w.version, w.live, now))
+    }
+
+    /// Takes the lock for `tx` with `intents`; `granted` is answered once it holds it.
+    pub fn acquire(self: &Rc<Self>, tx: TxId, intents: Intents, granted: Answer<()>) {
+        let mut lock = self.lock.borrow_mut();
+        if lock.grantable(&intents, lock.waiting.len()) {
+            lock.holders.push((tx, intents));
+            drop(lock);
+            self.answer(granted, ());
+        } else {
+            lock.waiting
+                .push_back((tx, intents, Grant::Notify(granted)));
+        }
+    }
+
+    /// Releases `tx`'s lock: parked work resumes, waiting coordinators that no longer
+    /// conflict get the lock, and clients blocked on keys the transaction filled are served.
+    pub fn release(self: &Rc<Self>, tx: TxId) {
+        let released = {
+            let mut lock = self.lock.borrow_mut();
+            let at = lock.holders.iter().position(|(holder, _)| *holder == tx);
+            at.map(|at| lock.holders.swap_remove(at))
+        };
+        let Some((_, intents)) = released else { return };
+        let parked = std::mem::take(&mut self.lock.borrow_mut().parked);
+        for p in parked {
+            match p {
+                Parked::Wake(w) => {
+                    let _ = w.send(());
+                }
+                Parked::Batch(b) => self.run_batch(*b),
+            }
+        }
+        // Blocked clients were not served from the transaction's keys while it held them.
+        {
+            let mut shard = self.shard.borrow_mut();
+            let ready: Vec<(usize, Bytes)> = match &intents {
+                Intents::All => shard.blocked_keys.iter().cloned().collect(),
+                Intents::Keys(keys) => keys
+                    .iter()
+                    .filter(|k| shard.blocked_keys.contains(*k))
+                    .cloned()
+                    .collect(),
+            };
+            shard.ready_keys.extend(ready);
+        }
+        waiters::serve_ready(self);
+        self.grant_waiting();
+    }
+
+    /// Grants the lock to every waiter that conflicts with no holder and no earlier waiter.
+    fn grant_waiting(self: &Rc<Self>) {
+        let mut granted = Vec::new();
+        let mut runnable = Vec::new();
+        {
+            let mut lock = self.lock.borrow_mut();
+            let mut i = 0;
+            while i < lock.waiting.len() {
+                if !lock.grantable(&lock.waiting[i].1, i) {
+                    i += 1;
+                    continue;
+                }
+                let Some((tx, intents, grant)) = lock.waiting.remove(i) else {
+                    break;
+                };
+                lock.holders.push((tx, intents));
+                match grant {
+                    Grant::Notify(answer) => granted.push(answer),
+                    Grant::Run(batch) => runnable.push(batch),
+                }
+            }
+        }
+        for answer in granted {
+            self.answer(answer, ());
+        }
+        // Fused batches run and release (which grants further waiters in turn).
+        for batch in runnable {
+            self.run_batch(*batch);
+        }
+    }
+}

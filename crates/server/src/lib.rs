@@ -1,0 +1,23 @@
+//! The Shardis runtime: cores, sockets, forwarding and coordination around the engine.
+//!
+//! Layers, each depending only on those above it in this list:
+//! - [`io`]: the core's io_uring ring, provided buffers, listening sockets, start-up probes.
+//! - [`core`]: one core's state (shard, config, clients, clock, timers), its end of the mesh,
+//!   and the shard's side of the shard lock and of blocking commands.
+//! - [`coord`]: coordination across shards: routing, the coordinator of the two-phase lock,
+//!   commands over several shards, blocking waits.
+//! - [`conn`]: a connection's session (transaction state) and the commands that must wait.
+//! - [`cmd`]: the commands the runtime carries out itself (CLIENT, CONFIG, INFO…).
+//! - [`net`]: the event loop: connections' I/O and the inline hot path.
+//! - [`server`]: start-up, executors, shutdown.
+
+pub mod alloc;
+pub mod cmd;
+pub mod config;
+pub mod conn;
+pub mod coord;
+pub mod core;
+pub mod io;
+pub mod logging;
+pub mod net;
+pub mod server;

@@ -1,0 +1,147 @@
+//! One connection's I/O state on the event loop: its input buffer and parser, the replies
+//! waiting to be written (in request order, with slots for replies still on other cores), and
+//! the buffer the kernel is sending from.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use shardis_resp::{encode, Reply, RequestParser};
+
+use crate::conn::session::Session;
+use crate::core::client::{ClientHandle, Hangup};
+
+/// A reply not yet written because an earlier one is still on another core.
+pub enum Slot {
+    /// The next reply from this shard's batch.
+    Remote(usize),
+    /// Encoded bytes that came back from another core.
+    Encoded(Bytes),
+    /// A reply produced here.
+    Reply(Reply),
+}
+
+/// A connection being served.
+pub struct Conn {
+    pub fd: RawFd,
+    pub client: ClientHandle,
+    pub hangup: Rc<Hangup>,
+    /// None while a task runs a command for this connection.
+    pub session: Option<Box<Session>>,
+    /// Bytes received and not yet parsed.
+    pub rbuf: BytesMut,
+    pub parser: RequestParser,
+    /// The current command's arguments (reused from command to command).
+    pub args: Vec<Bytes>,
+    /// Replies encoded and not yet handed to the kernel.
+    pub out: Vec<u8>,
+    /// The buffer the kernel is sending from (stays put until its completion), and how much
+    /// of it is sent.
+    pub sending: Vec<u8>,
+    pub sent: usize,
+    pub send_inflight: bool,
+    /// Replies waiting behind one still on another core.
+    pub pending: VecDeque<Slot>,
+    /// A multishot receive is armed.
+    pub recv_armed: bool,
+    /// The peer closed, or the socket failed: no more input.
+    pub read_closed: bool,
+    /// Close once the replies so far are written (QUIT, protocol error, limits).
+    pub closing: bool,
+    /// Parsing stopped until the output drains (the client does not read its replies).
+    pub paused: bool,
+    /// On the event loop's list of connections with work to do.
+    pub scheduled: bool,
+    /// Since when (ms) the output has been over the soft limit, if it is.
+    pub over_soft_since: Option<u64>,
+}
+
+impl Conn {
+    pub fn new(fd: RawFd, client: ClientHandle, session: Session) -> Conn {
+        Conn {
+            fd,
+            client,
+            hangup: session.hangup.clone(),
+            session: Some(Box::new(session)),
+            rbuf: BytesMut::new(),
+            parser: RequestParser::new(),
+            args: Vec::new(),
+            out: Vec::new(),
+            sending: Vec::new(),
+            sent: 0,
+            send_inflight: false,
+            pending: VecDeque::new(),
+            recv_armed: false,
+            read_closed: false,
+            closing: false,
+            paused: false,
+            scheduled: false,
+            over_soft_since: None,
+        }
+    }
+
+    fn resp3(&self) -> bool {
+        self.client.borrow().resp3
+    }
+
+    /// Queues a reply in request order.
+    pub fn reply(&mut self, reply: Reply) {
+        if self.pending.is_empty() {
+            let resp3 = self.resp3();
+            encode(&reply, resp3, &mut self.out);
+        } else {
+            self.pending.push_back(Slot::Reply(reply));
+        }
+    }
+
+    /// Reserves the place of a reply that shard `shard` will send back.
+    pub fn expect_remote(&mut self, shard: usize) {
+        self.pending.push_back(Slot::Remote(shard));
+    }
+
+    /// Fills the first slot waiting for `shard` with its encoded reply, then writes every
+    /// reply whose turn has come.
+    pub fn fill_remote(&mut self, shard: usize, replies: &Bytes, range: std::ops::Range<usize>) {
+        let Some(pos) = self
+            .pending
+            .iter()
+            .position(|s| matches!(s, Slot::Remote(sh) if *sh == shard))
+        else {
+            return;
+        };
+        let Some(encoded) = replies.get(range.clone()) else {
+            return;
+        };
+        if pos == 0 {
+            self.pending.pop_front();
+            self.out.extend_from_slice(encoded);
+            self.drain_pending();
+        } else if let Some(slot) = self.pending.get_mut(pos) {
+            *slot = Slot::Encoded(replies.slice(range));
+        }
+    }
+
+    /// Writes the pending replies up to the next one still on another core.
+    fn drain_pending(&mut self) {
+        let resp3 = self.resp3();
+        while let Some(front) = self.pending.front() {
+            match front {
+                Slot::Remote(_) => return,
+                Slot::Encoded(bytes) => self.out.extend_from_slice(bytes),
+                Slot::Reply(reply) => encode(reply, resp3, &mut self.out),
+            }
+            self.pending.pop_front();
+        }
+    }
+
+    /// Reply bytes not yet written to the socket.
+    pub fn unsent(&self) -> usize {
+        self.out.len() + self.sending.len().saturating_sub(self.sent)
+    }
+
+    /// Nothing left to hand to the kernel or to wait for from other cores.
+    pub fn output_idle(&self) -> bool {
+        self.pending.is_empty() && self.out.is_empty() && !self.send_inflight
+    }
+}

@@ -1,0 +1,885 @@
+//! The core's event loop: one pass per poll of a glommio task, one `io_uring_enter` per pass.
+//!
+//! A pass hands the kernel everything queued since the last one (replies to send, receive
+//! buffers given back, wake-ups for other cores) together with the wait for the next events,
+//! then serves what arrived: new connections (multishot accept), input (multishot receive
+//! into the provided-buffer ring), finished sends, messages from other cores, tasks handing
+//! connections back. Commands are served inline: on this core's shard at once, or queued for
+//! their shard, one batch per shard per pass. A command that must wait (locks, several shards,
+//! blocking pops, INFO…) runs in a task of its own with the connection's session, and the
+//! connection reads on but parses nothing until the task hands the session back.
+//!
+//! The loop sleeps in its ring only when no task ran since its last pass (see `core::spawn`):
+//! everything that can wake a task (I/O, timers, other cores) arrives through the ring, so
+//! sleeping there never strands a ready task, and an idle core costs nothing.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use io_uring::{cqueue, opcode, squeue, types};
+use shardis_engine::command::Flags;
+use shardis_engine::{lookup, Command, Exec, Fanout};
+use shardis_resp::{Limits, Reply};
+use tracing::{debug, warn};
+
+use super::conn::Conn;
+use crate::cmd;
+use crate::conn::session::Session;
+use crate::conn::{dispatch, multi};
+use crate::coord::route::{self, Target};
+use crate::core::client::Client;
+use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
+use crate::io::buf_ring::{self, BufRing};
+use crate::io::listen;
+use crate::io::uring::Ring;
+
+/// What a completion is for: the top 4 bits of its user data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    /// Another core woke us (`MSG_RING`).
+    Wake = 4,
+    /// A cancellation we asked for.
+    Cancel = 5,
+}
+
+impl Kind {
+    fn of(user_data: u64) -> Option<Kind> {
+        Some(match user_data >> 60 {
+            1 => Kind::Accept,
+            2 => Kind::Recv,
+            3 => Kind::Send,
+            4 => Kind::Wake,
+            5 => Kind::Cancel,
+            _ => return None,
+        })
+    }
+}
+
+/// User data for `kind` about connection (or listener) `r`.
+fn user_data(kind: Kind, r: ConnRef) -> u64 {
+    ((kind as u64) << 60) | (r.0 & ((1 << 60) - 1))
+}
+
+/// Output a connection may have unsent before its input is no longer parsed: a client that does
+/// not read its replies stops being served instead of growing the server's memory.
+const PAUSE_OUTPUT: usize = 16 << 20;
+/// Input read while paused beyond which the receive is cancelled, so TCP pushes back.
+const PAUSE_INPUT: usize = 1 << 20;
+/// An idle connection's input buffer above this size is released.
+const KEEP_INPUT_CAPACITY: usize = 64 << 10;
+/// Reply slots a connection may have waiting on other cores before its input pauses.
+const MAX_PENDING_REPLIES: usize = 64 * 1024;
+
+/// Connections total on every core, for `maxclients`.
+static CONNECTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A connection's place in the table, with the generation that tells a reused place apart.
+struct Place {
+    gen: u32,
+    conn: Option<Box<Conn>>,
+}
+
+/// The connection a completion or reply names, if it is still the same one.
+fn find(places: &mut [Place], r: ConnRef) -> Option<(u32, &mut Conn)> {
+    let i = (r.0 & 0xffff_ffff) as u32;
+    let gen = ((r.0 >> 32) & 0x0fff_ffff) as u32;
+    let place = places.get_mut(i as usize)?;
+    if place.gen & 0x0fff_ffff != gen {
+        return None;
+    }
+    Some((i, place.conn.as_deref_mut()?))
+}
+
+/// Sessions handed back by tasks, with the reply of the command they ran.
+type Returns = Rc<RefCell<Vec<(ConnRef, Box<Session>, Option<Reply>)>>>;
+
+pub struct EventLoop {
+    // Dropped first: the ring unregisters the buffer ring before its memory goes.
+    ring: Ring,
+    bufs: BufRing,
+    core: Rc<Core>,
+    listeners: Vec<OwnedFd>,
+    places: Vec<Place>,
+    free: Vec<u32>,
+    /// Connections with input to parse or a session handed back.
+    ready: Vec<u32>,
+    /// Connections with output to hand to the kernel.
+    to_send: Vec<u32>,
+    /// Connections whose receive must be armed again.
+    to_arm: Vec<u32>,
+    returns: Returns,
+    /// This pass's requests for each other shard.
+    outbox: Vec<Option<Batch>>,
+    cqes: Vec<cqueue::Entry>,
+    wakes: Vec<i32>,
+    /// Task polls seen at the end of the last pass.
+    polls_seen: u64,
+    /// Spin this long before sleeping (`spin-before-park-us`; 0 = never).
+    spin: Duration,
+    keys: Vec<usize>,
+    stopped: bool,
+}
+
+impl EventLoop {
+    /// Sets up the core's ring, buffers and listeners.
+    pub fn new(core: Rc<Core>, listeners: Vec<OwnedFd>) -> std::io::Result<EventLoop> {
+        let ring = Ring::new()?;
+        let bufs = BufRing::register(&ring)?;
+        core.mesh.set_ring_fd(ring.fd());
+        if core.id == 0 {
+            tracing::info!("io_uring: {} setup, registered ring fd", ring.setup);
+        }
+        let spin = Duration::from_micros(
+            core.config.borrow().get_i64("spin-before-park-us").max(0) as u64,
+        );
+        let shards = core.shards;
+        let mut this = EventLoop {
+            ring,
+            bufs,
+            core,
+            listeners,
+            places: Vec::new(),
+            free: Vec::new(),
+            ready: Vec::new(),
+            to_send: Vec::new(),
+            to_arm: Vec::new(),
+            returns: Rc::new(RefCell::new(Vec::new())),
+            outbox: (0..shards).map(|_| None).collect(),
+            cqes: Vec::with_capacity(1024),
+            wakes: Vec::new(),
+            polls_seen: 0,
+            spin,
+            keys: Vec::with_capacity(8),
+            stopped: false,
+        };
+        for i in 0..this.listeners.len() {
+            this.arm_accept(i)?;
+        }
+        Ok(this)
+    }
+
+    fn arm_accept(&mut self, i: usize) -> std::io::Result<()> {
+        let Some(l) = self.listeners.get(i) else {
+            return Ok(());
+        };
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(Kind::Accept, ConnRef(i as u64)));
+        self.ring.push(&sqe)
+    }
+
+    /// One pass. Returns false once the server stops.
+    fn pass(&mut self) -> bool {
+        self.prepare_submissions();
+        let others_ran = spawn::polls() != self.polls_seen;
+        let idle = !others_ran && self.ready.is_empty() && self.returns.borrow().is_empty();
+        let entered = if idle {
+            self.spin_then_sleep()
+        } else if self.ring.pending() > 0 {
+            self.ring.enter(false, None)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = entered {
+            warn!("io_uring_enter: {e}");
+        }
+        self.core.tick_clock();
+        self.core.timers.fire(Instant::now());
+        self.ring.reap(&mut self.cqes);
+        let cqes = std::mem::take(&mut self.cqes);
+        for cqe in &cqes {
+            self.complete(cqe);
+        }
+        self.cqes = cqes;
+        self.drain_mesh();
+        self.take_returns();
+        self.serve_ready();
+        // Before any task runs: requests queued this pass go out first, so a connection's
+        // later commands (run by a task) reach each shard after its earlier ones.
+        self.send_outboxes();
+        self.polls_seen = spawn::polls();
+        if crate::core::shutdown_requested() {
+            self.stop();
+            return false;
+        }
+        true
+    }
+
+    /// Sleeps in the ring until an event, the next timer, or a wake-up from another core;
+    /// spins first when configured to.
+    fn spin_then_sleep(&mut self) -> std::io::Result<()> {
+        if !self.spin.is_zero() {
+            let until = Instant::now() + self.spin;
+            while Instant::now() < until {
+                self.ring.enter(false, None)?;
+                if self.ring.has_completions() || self.core.mesh.has_messages() {
+                    return Ok(());
+                }
+            }
+        }
+        if !self.core.mesh.prepare_to_sleep() {
+            return self.ring.enter(false, None);
+        }
+        let timeout = self
+            .core
+            .timers
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        let result = self.ring.enter(true, timeout);
+        self.core.mesh.awake();
+        result
+    }
+
+    /// Queues what the last pass and the tasks since produced: sends, re-armed receives,
+    /// buffers given back, wake-ups of other cores.
+    fn prepare_submissions(&mut self) {
+        for i in std::mem::take(&mut self.to_arm) {
+            self.arm_recv(i);
+        }
+        let to_send = std::mem::take(&mut self.to_send);
+        for &i in &to_send {
+            self.start_send(i);
+        }
+        self.to_send = to_send;
+        self.to_send.clear();
+        self.bufs.publish();
+        self.core.mesh.take_wakes(&mut self.wakes);
+        for fd in self.wakes.drain(..) {
+            let sqe =
+                opcode::MsgRingData::new(types::Fd(fd), 0, user_data(Kind::Wake, ConnRef(0)), None)
+                    .build()
+                    .flags(squeue::Flags::SKIP_SUCCESS);
+            if let Err(e) = self.ring.push(&sqe) {
+                warn!("cannot queue a wake-up: {e}");
+            }
+        }
+    }
+
+    fn complete(&mut self, cqe: &cqueue::Entry) {
+        let data = cqe.user_data();
+        let Some(kind) = Kind::of(data) else { return };
+        let r = ConnRef(data & ((1 << 60) - 1));
+        match kind {
+            Kind::Accept => self.accepted(r.0 as usize, cqe.result(), cqueue::more(cqe.flags())),
+            Kind::Recv => self.received(r, cqe),
+            Kind::Send => self.sent(r, cqe.result()),
+            Kind::Wake | Kind::Cancel => {}
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Connections: accept, receive, send, close.
+
+    fn accepted(&mut self, listener: usize, res: i32, more: bool) {
+        if !more {
+            if let Err(e) = self.arm_accept(listener) {
+                warn!("cannot re-arm accept: {e}");
+            }
+        }
+        if res < 0 {
+            if res != -libc::ECANCELED {
+                debug!("accept: {}", std::io::Error::from_raw_os_error(-res));
+            }
+            return;
+        }
+        let fd = res;
+        let core = self.core.clone();
+        core.bump(|s| s.connections_received += 1);
+        let (keepalive, protected, maxclients) = {
+            let c = core.config.borrow();
+            (
+                c.get_i64("tcp-keepalive"),
+                c.get("protected-mode") == "yes",
+                c.get_i64("maxclients").max(1) as usize,
+            )
+        };
+        listen::configure_accepted(fd, keepalive);
+        let (addr, laddr) = listen::addresses(fd);
+        // No password exists yet, so protected mode admits loopback clients only.
+        if protected && !listen::is_loopback(&addr) {
+            reject(fd, DENIED);
+            core.bump(|s| s.rejected_connections += 1);
+            return;
+        }
+        if CONNECTED.fetch_add(1, Ordering::Relaxed) >= maxclients {
+            CONNECTED.fetch_sub(1, Ordering::Relaxed);
+            reject(fd, b"-ERR max number of clients reached\r\n");
+            core.bump(|s| s.rejected_connections += 1);
+            return;
+        }
+        let id = core.next_client_id();
+        let client = Rc::new(RefCell::new(Client::new(
+            id,
+            fd,
+            addr,
+            laddr,
+            core.now_ms(),
+        )));
+        core.clients.borrow_mut().insert(id, client.clone());
+        let session = Session::new(core, client.clone());
+        let conn = Box::new(Conn::new(fd, client, session));
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.places.push(Place { gen: 0, conn: None });
+                (self.places.len() - 1) as u32
+            }
+        };
+        if let Some(place) = self.places.get_mut(i as usize) {
+            place.conn = Some(conn);
+        }
+        self.arm_recv(i);
+    }
+
+    fn conn_ref(&self, i: u32) -> ConnRef {
+        let gen = self.places.get(i as usize).map_or(0, |p| p.gen);
+        ConnRef(((gen as u64) << 32) | i as u64)
+    }
+
+    fn arm_recv(&mut self, i: u32) {
+        let r = self.conn_ref(i);
+        let Some(conn) = self
+            .places
+            .get_mut(i as usize)
+            .and_then(|p| p.conn.as_deref_mut())
+        else {
+            return;
+        };
+        if conn.recv_armed || conn.read_closed || conn.paused && conn.rbuf.len() > PAUSE_INPUT {
+            return;
+        }
+        conn.recv_armed = true;
+        let sqe = opcode::RecvMulti::new(types::Fd(conn.fd), buf_ring::GROUP)
+            .build()
+            .user_data(user_data(Kind::Recv, r));
+        if let Err(e) = self.ring.push(&sqe) {
+            warn!("cannot arm a receive: {e}");
+        }
+    }
+
+    fn received(&mut self, r: ConnRef, cqe: &cqueue::Entry) {
+        let res = cqe.result();
+        let flags = cqe.flags();
+        let more = cqueue::more(flags);
+        // Give the buffer back whatever becomes of the data.
+        let data = cqueue::buffer_select(flags).map(|bid| {
+            let len = res.max(0) as usize;
+            (bid, len)
+        });
+        let qbuf_limit = self.core.config.borrow().hot().query_buffer_limit;
+        let core = self.core.clone();
+        let Some((i, conn)) = find(&mut self.places, r) else {
+            if let Some((bid, _)) = data {
+                self.bufs.give_back(bid);
+            }
+            return;
+        };
+        if !more {
+            conn.recv_armed = false;
+        }
+        let mut rearm = false;
+        let mut close = false;
+        match res {
+            n if n > 0 => {
+                if let Some((bid, len)) = data {
+                    conn.rbuf.extend_from_slice(self.bufs.data(bid, len));
+                    self.bufs.give_back(bid);
+                }
+                core.bump(|s| s.net_input_bytes += n as u64);
+                conn.client.borrow_mut().last_active_ms = core.now_ms();
+                if conn.rbuf.len() + conn.parser.pending_bytes() > qbuf_limit {
+                    warn!(
+                        client = conn.client.borrow().id,
+                        "Closing client that reached max query buffer length"
+                    );
+                    core.bump(|s| s.client_qbuf_limit_disconnections += 1);
+                    close = true;
+                }
+                rearm = !more;
+            }
+            0 => conn.read_closed = true,
+            e if e == -libc::ENOBUFS => rearm = true,
+            e if e == -libc::ECANCELED => {}
+            _ => conn.read_closed = true,
+        }
+        if let Some((bid, _)) = data {
+            if res <= 0 {
+                self.bufs.give_back(bid);
+            }
+        }
+        if close {
+            conn.read_closed = true;
+            conn.closing = true;
+            conn.rbuf.clear();
+        }
+        if conn.read_closed {
+            conn.hangup.raise();
+        }
+        let schedule = !conn.scheduled;
+        conn.scheduled = true;
+        if schedule {
+            self.ready.push(i);
+        }
+        if rearm {
+            self.to_arm.push(i);
+        }
+    }
+
+    /// Hands connection `i`'s output to the kernel, unless a send is in flight.
+    fn start_send(&mut self, i: u32) {
+        let r = self.conn_ref(i);
+        let Some(conn) = self
+            .places
+            .get_mut(i as usize)
+            .and_then(|p| p.conn.as_deref_mut())
+        else {
+            return;
+        };
+        if conn.send_inflight {
+            return;
+        }
+        if conn.sent >= conn.sending.len() {
+            if conn.out.is_empty() {
+                return;
+            }
+            conn.sending.clear();
+            std::mem::swap(&mut conn.sending, &mut conn.out);
+            conn.sent = 0;
+        }
+        let Some(rest) = conn.sending.get(conn.sent..) else {
+            return;
+        };
+        conn.send_inflight = true;
+        let sqe = opcode::Send::new(
+            types::Fd(conn.fd),
+            rest.as_ptr(),
+            rest.len().min(u32::MAX as usize) as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+        .build()
+        .user_data(user_data(Kind::Send, r));
+        if let Err(e) = self.ring.push(&sqe) {
+            warn!("cannot queue a send: {e}");
+            conn.send_inflight = false;
+        }
+    }
+
+    fn sent(&mut self, r: ConnRef, res: i32) {
+        let core = self.core.clone();
+        let Some((i, conn)) = find(&mut self.places, r) else {
+            return;
+        };
+        conn.send_inflight = false;
+        if res < 0 {
+            // The peer is gone: nothing more will be written.
+            conn.read_closed = true;
+            conn.closing = true;
+            conn.out.clear();
+            conn.sending.clear();
+            conn.sent = 0;
+            conn.hangup.raise();
+        } else {
+            conn.sent += res as usize;
+            core.bump(|s| s.net_output_bytes += res as u64);
+            if conn.sent >= conn.sending.len() {
+                conn.sending.clear();
+                conn.sent = 0;
+                // A huge reply's buffer is not kept for the small ones that follow.
+                if conn.sending.capacity() > KEEP_INPUT_CAPACITY {
+                    conn.sending = Vec::new();
+                }
+            }
+        }
+        if !conn.scheduled {
+            conn.scheduled = true;
+            self.ready.push(i);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Messages from other cores and sessions handed back by tasks.
+
+    fn drain_mesh(&mut self) {
+        while let Some(msg) = self.core.mesh.try_recv() {
+            match msg {
+                Msg::Batch(batch) => self.core.run_batch(*batch),
+                Msg::Replies(replies) => self.deliver_replies(*replies),
+                Msg::Run(task) => task(&self.core),
+            }
+        }
+    }
+
+    /// Replies another core encoded for this core's connections.
+    fn deliver_replies(&mut self, replies: ConnReplies) {
+        let ConnReplies {
+            from,
+            conns,
+            out,
+            ends,
+        } = replies;
+        let whole = Bytes::from(out);
+        let mut start = 0;
+        for (r, end) in conns.into_iter().zip(ends) {
+            let range = start..end;
+            start = end;
+            let Some((i, conn)) = find(&mut self.places, r) else {
+                continue;
+            };
+            conn.fill_remote(from, &whole, range);
+            if !conn.scheduled {
+                conn.scheduled = true;
+                self.ready.push(i);
+            }
+        }
+    }
+
+    fn take_returns(&mut self) {
+        let returns = std::mem::take(&mut *self.returns.borrow_mut());
+        for (r, session, reply) in returns {
+            let Some((i, conn)) = find(&mut self.places, r) else {
+                // The connection is gone (only at shutdown): drop the session's watches.
+                let mut session = session;
+                multi::unwatch_all(&mut session);
+                continue;
+            };
+            conn.session = Some(session);
+            match reply {
+                Some(reply) => conn.reply(reply),
+                None => conn.closing = true,
+            }
+            if conn.client.borrow().closing {
+                conn.closing = true;
+            }
+            if !conn.scheduled {
+                conn.scheduled = true;
+                self.ready.push(i);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Serving commands.
+
+    fn serve_ready(&mut self) {
+        let ready = std::mem::take(&mut self.ready);
+        for &i in &ready {
+            self.serve(i);
+        }
+        self.ready = ready;
+        self.ready.clear();
+    }
+
+    /// Parses and runs connection `i`'s commands until its input is used up or it must wait,
+    /// then schedules its output, or closes it.
+    fn serve(&mut self, i: u32) {
+        let r = self.conn_ref(i);
+        let core = self.core.clone();
+        let limits = Limits {
+            max_bulk_len: core.shard.borrow().config.proto_max_bulk_len,
+            ..Limits::default()
+        };
+        let Some(mut conn) = self.places.get_mut(i as usize).and_then(|p| p.conn.take()) else {
+            return;
+        };
+        conn.scheduled = false;
+        loop {
+            if conn.closing || conn.session.is_none() || conn.paused {
+                break;
+            }
+            if conn.pending.len() >= MAX_PENDING_REPLIES || conn.unsent() > PAUSE_OUTPUT {
+                conn.paused = true;
+                break;
+            }
+            let mut args = std::mem::take(&mut conn.args);
+            match conn.parser.next_into(&mut conn.rbuf, &limits, &mut args) {
+                Ok(true) => {
+                    self.dispatch(r, &mut conn, &mut args);
+                    args.clear();
+                    conn.args = args;
+                }
+                Ok(false) => {
+                    conn.args = args;
+                    break;
+                }
+                Err(e) => {
+                    conn.args = args;
+                    e.write_reply(&mut conn.out);
+                    conn.closing = true;
+                    conn.rbuf.clear();
+                    break;
+                }
+            }
+        }
+        if conn.paused
+            && conn.unsent() <= PAUSE_OUTPUT / 2
+            && conn.pending.len() < MAX_PENDING_REPLIES / 2
+        {
+            conn.paused = false;
+            conn.scheduled = true;
+            self.ready.push(i);
+        }
+        if conn.rbuf.is_empty() && conn.rbuf.capacity() > KEEP_INPUT_CAPACITY {
+            conn.rbuf = BytesMut::new();
+        }
+        {
+            let mut c = conn.client.borrow_mut();
+            c.qbuf = conn.rbuf.len();
+            c.omem = conn.unsent();
+        }
+        if let Some(reason) = self.output_limit_exceeded(&mut conn) {
+            warn!(
+                client = conn.client.borrow().id,
+                "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
+            );
+            core.bump(|s| s.client_outbuf_limit_disconnections += 1);
+            conn.out.clear();
+            conn.pending.clear();
+            conn.closing = true;
+            conn.read_closed = true;
+            // SAFETY: shutting down a socket this connection owns; its send in flight fails.
+            unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        }
+        if !conn.out.is_empty() && !conn.send_inflight {
+            self.to_send.push(i);
+        }
+        if !conn.paused && !conn.recv_armed && !conn.read_closed {
+            self.to_arm.push(i);
+        }
+        let done = (conn.read_closed || conn.closing)
+            && conn.session.is_some()
+            && (conn.output_idle() || conn.read_closed && !conn.send_inflight);
+        if done {
+            if conn.recv_armed {
+                // Ends the receive; its last completion finishes the close.
+                // SAFETY: shutting down a socket this connection owns.
+                unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+                conn.read_closed = true;
+                if let Some(place) = self.places.get_mut(i as usize) {
+                    place.conn = Some(conn);
+                }
+                return;
+            }
+            self.close(i, conn);
+            return;
+        }
+        if let Some(place) = self.places.get_mut(i as usize) {
+            place.conn = Some(conn);
+        }
+    }
+
+    /// Runs one command of connection `r`, inline when it can.
+    fn dispatch(&mut self, r: ConnRef, conn: &mut Conn, args: &mut Vec<Bytes>) {
+        let core = &self.core;
+        core.bump(|s| s.commands_processed += 1);
+        let Some(session) = conn.session.as_deref_mut() else {
+            return;
+        };
+        let cmd = match lookup(args) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                multi::flag_error(session);
+                return conn.reply(e);
+            }
+        };
+        conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
+            let reply = multi::queue(session, cmd, std::mem::take(args));
+            return conn.reply(reply);
+        }
+        match cmd.exec {
+            Exec::Server(which) if !cmd::must_wait(which) => {
+                match cmd::run_sync(session, which, cmd, args) {
+                    Some(reply) => conn.reply(reply),
+                    None => conn.closing = true,
+                }
+                if conn.client.borrow().closing {
+                    conn.closing = true;
+                }
+            }
+            Exec::Server(_) => self.suspend(r, conn, cmd, args),
+            Exec::Shard(_) => self.dispatch_shard(r, conn, cmd, args),
+        }
+    }
+
+    fn dispatch_shard(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+    ) {
+        let core = self.core.clone();
+        let (db, resp3) = {
+            let c = conn.client.borrow();
+            (c.db, c.resp3)
+        };
+        let shards = core.shards;
+        let needs_task = cmd.flags.has(Flags::BLOCKING)
+            || (shards > 1
+                && (matches!(cmd.fanout, Fanout::AllShards(_)) || cmd.key_finder.is_some()));
+        if needs_task {
+            // A blocking command with data at hand answers at once; others wait in a task.
+            if cmd.flags.has(Flags::BLOCKING) && conn.pending.is_empty() {
+                if let Target::Shard(s) = route::target(cmd, args, shards, core.id, &mut self.keys)
+                {
+                    if s == core.id && !core.lock_blocks(cmd, args, db, None) {
+                        let reply = core.execute(cmd, args, db, resp3);
+                        if !crate::core::waiters::is_null(&reply) {
+                            return conn.reply(reply);
+                        }
+                    }
+                }
+            }
+            return self.suspend(r, conn, cmd, args);
+        }
+        match route::target(cmd, args, shards, core.id, &mut self.keys) {
+            Target::Shard(shard) if shard == core.id => {
+                if core.lock_blocks(cmd, args, db, None) {
+                    return self.suspend(r, conn, cmd, args);
+                }
+                let reply = core.execute(cmd, args, db, resp3);
+                conn.reply(reply);
+            }
+            Target::Shard(shard) => {
+                let batch = self
+                    .outbox
+                    .get_mut(shard)
+                    .map(|b| b.get_or_insert_with(|| Batch::for_conns(core.id)));
+                if let Some(batch) = batch {
+                    batch.push(cmd, args, db, resp3);
+                    if let BatchReply::Conns { conns, .. } = &mut batch.reply {
+                        conns.push(r);
+                    }
+                    conn.expect_remote(shard);
+                }
+            }
+            Target::Several => self.suspend(r, conn, cmd, args),
+        }
+    }
+
+    /// Hands the command and the session to a task; the connection waits for them.
+    fn suspend(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+    ) {
+        let Some(mut session) = conn.session.take() else {
+            return;
+        };
+        let args = std::mem::take(args);
+        let returns = self.returns.clone();
+        spawn::spawn(async move {
+            let reply = dispatch::run(&mut session, cmd, args).await;
+            returns.borrow_mut().push((r, session, reply));
+        });
+    }
+
+    /// Sends this pass's batches to their shards.
+    fn send_outboxes(&mut self) {
+        for (shard, slot) in self.outbox.iter_mut().enumerate() {
+            if let Some(batch) = slot.take() {
+                self.core.send(shard, Msg::Batch(Box::new(batch)));
+            }
+        }
+    }
+
+    /// Whether connection `conn` went over `client-output-buffer-limit` for normal clients.
+    fn output_limit_exceeded(&self, conn: &mut Conn) -> Option<&'static str> {
+        let unsent = conn.unsent() as u64;
+        let limits = self.core.config.borrow().hot().output_limit_normal;
+        if limits.hard > 0 && unsent > limits.hard {
+            return Some("hard limit");
+        }
+        if limits.soft > 0 && unsent > limits.soft {
+            let now = self.core.now_ms();
+            let since = *conn.over_soft_since.get_or_insert(now);
+            if now.saturating_sub(since) / 1000 > limits.soft_secs {
+                return Some("soft limit");
+            }
+        } else {
+            conn.over_soft_since = None;
+        }
+        None
+    }
+
+    fn close(&mut self, i: u32, mut conn: Box<Conn>) {
+        if let Some(session) = conn.session.as_deref_mut() {
+            multi::unwatch_all(session);
+        }
+        let id = conn.client.borrow().id;
+        self.core.clients.borrow_mut().remove(&id);
+        CONNECTED.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the connection owns its fd and nothing in the kernel refers to it any more
+        // (no receive armed, no send in flight).
+        unsafe { libc::close(conn.fd) };
+        if let Some(place) = self.places.get_mut(i as usize) {
+            place.conn = None;
+            place.gen = place.gen.wrapping_add(1);
+        }
+        self.free.push(i);
+    }
+
+    fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        for place in &mut self.places {
+            if let Some(conn) = place.conn.take() {
+                // SAFETY: closing fds this loop owns, at shutdown.
+                unsafe { libc::close(conn.fd) };
+                CONNECTED.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Writes `msg` to a connection being refused and closes it.
+fn reject(fd: i32, msg: &[u8]) {
+    // SAFETY: a best-effort non-blocking send on a socket we were just handed, then close.
+    unsafe {
+        libc::send(
+            fd,
+            msg.as_ptr() as *const libc::c_void,
+            msg.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
+        libc::close(fd);
+    }
+}
+
+/// Redis 7.0's protected-mode refusal, byte for byte.
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+impl Future for EventLoop {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if !this.pass() {
+            return Poll::Ready(());
+        }
+        // Run again after any task this pass woke (glommio runs them first).
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

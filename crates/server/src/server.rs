@@ -1,0 +1,187 @@
+//! Starting and stopping the server: the start-up checks, one pinned glommio executor per
+//! shard, and on each the core's state, its listeners, its clock and its event loop.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::core::mesh::{Mesh, MeshBuilder};
+use crate::core::{request_shutdown, shutdown_requested, spawn, Core, Msg};
+use crate::io::{listen, probe};
+use crate::net::event_loop::EventLoop;
+
+/// How long shards get to stop after a shutdown request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// glommio's preemption timer. The core runs one task queue, so preemption buys nothing;
+/// a long period keeps glommio's own reactor (which the event loop does not use) quiet.
+const PREEMPT_PERIOD: Duration = Duration::from_millis(500);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    request_shutdown();
+}
+
+/// Starts the server and blocks until it stops.
+pub fn run(config: Config) -> Result<(), String> {
+    probe::check_io_uring()?;
+    let cpus = probe::allowed_cpus();
+    let shards = match config.get_i64("shards") {
+        n if n > 0 => n as usize,
+        _ => cpus.len().max(1),
+    };
+    let port = config.get_i64("port");
+    if port == 0 {
+        return Err("port 0 (no TCP listener) is not supported".into());
+    }
+    let addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
+    for a in &addrs {
+        if let Err(e) = listen::check_free(&a.addr) {
+            if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
+                warn!("could not bind {}: {e}", a.addr);
+                continue;
+            }
+            return Err(format!(
+                "Could not create server TCP listening socket {}: bind: {}",
+                a.addr,
+                describe(&e)
+            ));
+        }
+    }
+    info!("{}", probe::check_memlock(shards)?);
+    // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let mut mesh = MeshBuilder::<Msg>::new(shards);
+    let mut handles = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let placement = match cpus.get(i % cpus.len().max(1)) {
+            Some(&cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
+        };
+        let endpoint = mesh
+            .join(i)
+            .ok_or_else(|| format!("no mesh endpoint for shard {i}"))?;
+        let config = config.clone();
+        let addrs = addrs.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{i}"))
+            .io_memory(probe::IO_MEMORY)
+            .preempt_timer(PREEMPT_PERIOD)
+            .spawn(move || async move { core_main(endpoint, config, shards, addrs).await })
+            .map_err(|e| format!("cannot start executor {i}: {e}"))?;
+        handles.push(handle);
+    }
+    info!(shards, port, "Ready to accept connections");
+    // Join the executors from helper threads so that a shutdown cannot hang on one that is
+    // slow to wind down: after the grace period, exit anyway.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for h in handles {
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let result = match h.join() {
+                Ok(r) => r,
+                Err(e) => Err(format!("executor failed: {e}")),
+            };
+            let _ = done_tx.send(result);
+        });
+    }
+    drop(done_tx);
+    let mut result = Ok(());
+    let mut finished = 0;
+    let mut deadline: Option<Instant> = None;
+    while finished < shards {
+        match done_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => {
+                finished += 1;
+                if let Err(e) = r {
+                    result = Err(e);
+                    request_shutdown();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if shutdown_requested() {
+            let at = *deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+            if Instant::now() >= at {
+                warn!("shards did not stop within {SHUTDOWN_GRACE:?}; exiting");
+                break;
+            }
+        }
+    }
+    info!("Shardis is now ready to exit, bye bye...");
+    result
+}
+
+/// Redis's wording for the usual bind failures.
+fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "Address already in use".into(),
+        std::io::ErrorKind::AddrNotAvailable => "Cannot assign requested address".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// One core: its state, listeners, clock and event loop, until shutdown.
+async fn core_main(
+    mesh: Mesh<Msg>,
+    config: Config,
+    shards: usize,
+    addrs: Vec<listen::BindAddr>,
+) -> Result<(), String> {
+    let backlog = config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
+    let core = Rc::new(Core::new(mesh, shards, config));
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        match listen::listen(&a.addr, backlog) {
+            Ok(fd) => listeners.push(fd),
+            Err(e) if a.optional => {
+                if core.id == 0 {
+                    warn!("could not bind {}: {e}", a.addr);
+                }
+            }
+            Err(e) => return Err(format!("could not bind {}: {e}", a.addr)),
+        }
+    }
+    if listeners.is_empty() {
+        return Err("no address to listen on".into());
+    }
+    let event_loop =
+        EventLoop::new(core.clone(), listeners).map_err(|e| format!("io_uring setup: {e}"))?;
+    spawn::spawn(clock(core.clone()));
+    glommio::spawn_local(event_loop).await;
+    Ok(())
+}
+
+/// The core's clock, `hz` times a second: active expiry, idle clients, and the shutdown check
+/// (the tick also wakes a sleeping event loop, which then sees the request).
+async fn clock(core: Rc<Core>) {
+    while !shutdown_requested() {
+        let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
+        core.sleep(Duration::from_millis(1000 / hz)).await;
+        let now = core.now_ms();
+        core.shard.borrow_mut().active_expire(now, 16);
+        close_idle_clients(&core, now);
+    }
+}
+
+/// Closes clients idle for more than `timeout` seconds (Redis skips blocked clients, whose
+/// own timeout applies).
+fn close_idle_clients(core: &Core, now_ms: u64) {
+    let timeout = core.config.borrow().get_i64("timeout");
+    if timeout <= 0 {
+        return;
+    }
+    for client in core.clients.borrow().values() {
+        let mut c = client.borrow_mut();
+        if c.unblock.is_none() && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
+            c.kill();
+        }
+    }
+}
