@@ -345,7 +345,11 @@ def grid(plt, panels):
 
 
 def save(plt, fig, args, name):
-    fig.tight_layout()
+    if args.note:
+        fig.text(0.01, 0.005, args.note, fontsize="small", style="italic", va="bottom")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+    else:
+        fig.tight_layout()
     path = os.path.join(args.out, f"{args.prefix}{name}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -373,8 +377,9 @@ def plot_by_threads(plt, summary, args):
                 xs = [p["threads"] for p in mine]
                 ys = [p[column] for p in mine]
                 low, high = ("ops_min", "ops_max") if metric == "ops" else ("cpu_min", "cpu_max")
+                label_text = {"shardis": "shardis (shards)", "redis": "redis (I/O threads)"}
                 ax.errorbar(xs, ys, yerr=error_bar(mine, column, low, high), marker="o",
-                            capsize=2, color=f"C{i}", label=family)
+                            capsize=2, color=f"C{i}", label=label_text.get(family, family))
             ax.set_title(f"{workload}, pipeline {pipeline}")
             ax.set_xlabel("shards (Shardis) / I/O threads (Redis)")
             ax.set_ylabel(label)
@@ -410,6 +415,7 @@ def main():
     p.add_argument("--x", choices=("pipeline", "threads"), default="pipeline")
     p.add_argument("--title", default="Shardis and Redis")
     p.add_argument("--prefix", default="", help="prefix of the chart file names")
+    p.add_argument("--note", default="", help="a line of caveat under the charts")
     p.set_defaults(run=plot)
     m = sub.add_parser("memtier-json", help="totals of a memtier_benchmark JSON output")
     m.add_argument("file")

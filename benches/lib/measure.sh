@@ -313,13 +313,14 @@ strace_run() {
 
 # The table (markdown, to stdout and OUT/report.md), OUT/summary.tsv, and the charts when
 # `plots` is 1 and matplotlib is there. $1: the x axis of the charts (pipeline or threads);
-# $2: their title.
+# $2: their title; $3: a caveat printed under them (optional).
 report() {
-    local x=$1 title=$2 charts
+    local x=$1 title=$2 note=${3:-} charts
     python3 "$bench_dir/results.py" table "$results" --summary "$out/summary.tsv" | tee -a "$out/report.md"
     [ "$plots" = 1 ] || return 0
     if python3 -c 'import matplotlib' 2>/dev/null; then
-        charts=$(python3 "$bench_dir/results.py" plot "$results" --out "$out" --x "$x" --title "$title" |
+        charts=$(python3 "$bench_dir/results.py" plot "$results" --out "$out" --x "$x" --title "$title" \
+            --note "$note" |
             tr '\n' ' ')
         say
         say "Charts: $charts"
