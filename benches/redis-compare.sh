@@ -160,7 +160,8 @@ for p in "${pipeline_list[@]}"; do
 done
 extra_tools=(python3)
 [ "$syscalls" = 0 ] || extra_tools+=(strace)
-check_machine "${extra_tools[@]}"
+check_machine
+check_tools "${extra_tools[@]}"
 client_cpus=$client_cpu
 client_threads=1
 

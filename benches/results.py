@@ -90,7 +90,11 @@ class Group:
         return [number(r[column]) for r in self.timed.values()]
 
     def cpu_totals(self):
-        return {rep: number(r["cpu_us"]) for rep, r in self.timed.items() if number(r["cpu_us"]) is not None}
+        return {
+            rep: number(r["cpu_us"])
+            for rep, r in self.timed.items()
+            if number(r["cpu_us"]) is not None
+        }
 
     def split(self):
         """(user, kernel) µs per request: the median total CPU split in the proportion of user
@@ -228,8 +232,13 @@ def table(args):
             fmt(s["ops_vs_redis"], 2),
             fmt_us(s["user_us"]),
             fmt_us(s["kernel_us"]),
-            with_spread(s["cpu_us"], s["cpu_min"], s["cpu_max"], 3 if (s["cpu_us"] or 0) < 1 else 2,
-                        show_spread),
+            with_spread(
+                s["cpu_us"],
+                s["cpu_min"],
+                s["cpu_max"],
+                3 if (s["cpu_us"] or 0) < 1 else 2,
+                show_spread,
+            ),
             fmt(s["cpu_vs_redis"], 2),
             fmt(s["p50_ms"], 3),
             fmt(s["p99_ms"], 3),
@@ -301,9 +310,15 @@ def plot_by_pipeline(plt, summary, args):
                 continue
             offset = (i - (len(servers) - 1) / 2) * width
             xs = [pipelines.index(p["pipeline"]) + offset for p in mine]
-            ax.bar(xs, [p["ops_per_sec"] or 0 for p in mine], width, color=colours[server],
-                   label=server, yerr=error_bar(mine, "ops_per_sec", "ops_min", "ops_max"),
-                   capsize=2)
+            ax.bar(
+                xs,
+                [p["ops_per_sec"] or 0 for p in mine],
+                width,
+                color=colours[server],
+                label=server,
+                yerr=error_bar(mine, "ops_per_sec", "ops_min", "ops_max"),
+                capsize=2,
+            )
         ax.set_xticks(range(len(pipelines)))
         ax.set_xticklabels([f"P{p}" for p in pipelines])
         ax.set_xlabel("pipeline depth")
@@ -371,15 +386,24 @@ def plot_by_threads(plt, summary, args):
         fig, axes = grid(plt, len(panels))
         for ax, ((workload, pipeline), points) in zip(axes.flat, panels.items()):
             for i, family in enumerate(families):
-                mine = sorted((p for p in points if p["family"] == family), key=lambda p: p["threads"])
+                mine = sorted(
+                    (p for p in points if p["family"] == family), key=lambda p: p["threads"]
+                )
                 if not mine:
                     continue
                 xs = [p["threads"] for p in mine]
                 ys = [p[column] for p in mine]
                 low, high = ("ops_min", "ops_max") if metric == "ops" else ("cpu_min", "cpu_max")
                 label_text = {"shardis": "shardis (shards)", "redis": "redis (I/O threads)"}
-                ax.errorbar(xs, ys, yerr=error_bar(mine, column, low, high), marker="o",
-                            capsize=2, color=f"C{i}", label=label_text.get(family, family))
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=error_bar(mine, column, low, high),
+                    marker="o",
+                    capsize=2,
+                    color=f"C{i}",
+                    label=label_text.get(family, family),
+                )
             ax.set_title(f"{workload}, pipeline {pipeline}")
             ax.set_xlabel("shards (Shardis) / I/O threads (Redis)")
             ax.set_ylabel(label)
@@ -399,7 +423,9 @@ def memtier_json(args):
     percentiles = totals.get("Percentile Latencies", {})
     p50 = percentiles.get("p50.00")
     p99 = percentiles.get("p99.00")
-    print(totals["Count"], totals["Ops/sec"], "-" if p50 is None else p50, "-" if p99 is None else p99)
+    print(
+        totals["Count"], totals["Ops/sec"], "-" if p50 is None else p50, "-" if p99 is None else p99
+    )
 
 
 def main():

@@ -148,7 +148,7 @@ expand_cpus() {
             *-*) lo=${part%-*}; hi=${part#*-} ;;
             *) lo=$part; hi=$part ;;
         esac
-        is_uint "$lo" && is_uint "$hi" && [ "$lo" -le "$hi" ] || die "bad CPU list: $1"
+        if ! is_uint "$lo" || ! is_uint "$hi" || [ "$lo" -gt "$hi" ]; then die "bad CPU list: $1"; fi
         for ((cpu = lo; cpu <= hi; cpu++)); do
             [ "$cpu" -lt "$ncpu" ] || die "CPU $cpu does not exist ($ncpu CPUs)"
             echo "$cpu"
@@ -223,7 +223,7 @@ fi
 [ "$io_threads" != none ] || io_threads=""
 IFS=, read -r -a io_list <<<"$io_threads"
 for k in "${io_list[@]}"; do
-    is_count "$k" && [ "$k" -ge 2 ] || die "bad --io-threads count: $k (2 or more)"
+    if ! is_count "$k" || [ "$k" -lt 2 ]; then die "bad --io-threads count: $k (2 or more)"; fi
     cpus_for "$k" >/dev/null
 done
 

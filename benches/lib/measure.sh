@@ -184,6 +184,7 @@ run_generator() {
         local per_thread=$(((clients + client_threads - 1) / client_threads))
         local per_client=$(((n + per_thread * client_threads - 1) / (per_thread * client_threads)))
         rm -f "$work/gen.json"
+        # shellcheck disable=SC2054 # the comma in "50,99" is memtier's
         cmd=("$memtier" -s 127.0.0.1 -p "$port" -t "$client_threads" -c "$per_thread"
             -n "$per_client" --ratio "$memtier_ratio" --key-pattern R:R --key-minimum 1
             --key-maximum "$keyspace" --distinct-client-seed --pipeline "$pipeline"

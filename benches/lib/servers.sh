@@ -21,7 +21,8 @@ is_uint() {
     case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac
 }
 
-# The tools every script needs exist; sets `ncpu`.
+# The tools every script needs exist, and those given as arguments; sets `ncpu`.
+# shellcheck disable=SC2120 # the scripts pass their own extra tools
 check_tools() {
     local t
     for t in redis-server redis-benchmark redis-cli taskset timeout "$@"; do
@@ -37,7 +38,8 @@ check_machine() {
     for s in "${shard_list[@]}"; do
         is_count "$s" || die "bad shard count: $s"
     done
-    check_tools "$@"
+    # shellcheck disable=SC2119 # no extra tools here
+    check_tools
     [ "$client_cpu" -lt "$ncpu" ] || die "client CPU $client_cpu does not exist ($ncpu CPUs)"
     [ "$client_cpu" -ne 0 ] || die "CPU 0 runs the servers: choose another client CPU"
     for s in "${shard_list[@]}"; do
