@@ -51,6 +51,9 @@ Usage: benches/redis-compare.sh [options]
                           PATH, then ~/.cache/shardis-bench/bin/memtier_benchmark, where
                           benches/build-memtier.sh puts it; build it with that script)
       --memtier-ratio R   memtier's set:get ratio (default 1:10)
+      --memtier-rate N    memtier's offered load, ops/s in all (spread over its connections),
+                          so that latency is compared at the same rate (default: as fast as it
+                          can; ops/s then tells whether a server kept up)
       --syscalls          also count the servers' syscalls per request: one more run per
                           (workload, pipeline, server) under strace -c -f -p PID (needs strace)
       --syscall-requests N  requests of a strace run (default: as -n)
@@ -92,6 +95,7 @@ requests_given=0
 keyspace_given=0
 memtier_path=""
 memtier_ratio="1:10"
+memtier_rate=""
 syscalls=0
 syscall_requests=""
 floor_src=""
@@ -112,6 +116,7 @@ while [ $# -gt 0 ]; do
         -C | --client-cpu) client_cpu="$2"; shift 2 ;;
         --memtier) memtier_path="$2"; shift 2 ;;
         --memtier-ratio) memtier_ratio="$2"; shift 2 ;;
+        --memtier-rate) memtier_rate="$2"; shift 2 ;;
         --syscalls) syscalls=1; shift ;;
         --syscall-requests) syscall_requests="$2"; shift 2 ;;
         --floor) floor_src="$2"; shift 2 ;;
@@ -149,6 +154,7 @@ for v in "$client_cpu" "$port_base" "$run_timeout" "$deadline"; do
     is_uint "$v" || die "not a number: $v"
 done
 check_ratio "$memtier_ratio"
+[ -z "$memtier_rate" ] || is_count "$memtier_rate" || die "--memtier-rate must be at least 1"
 
 find_memtier "$memtier_path"
 tests=$(checked_tests "$tests" "$tests_given")
@@ -212,6 +218,7 @@ done
 say "# redis-compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $(machine_line)"
 say "# redis-server $(redis_version); $("$binary" --version | head -n 1) ($binary)"
 [ -z "$memtier" ] || say "# $("$memtier" --version | head -n 1) ($memtier)"
+[ -z "$memtier_rate" ] || say "# memtier offers $memtier_rate ops/s in all (--memtier-rate)"
 [ -z "$floor_binary" ] || say "# floor: $floor_src"
 say "# -n $requests -c $clients -r $keyspace, tests $tests, pipelines $pipelines, medians of $repeat run(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "# servers: $(for n in "${names[@]}"; do printf '%s on CPU %s, ' "$n" "${cpus_of[$n]}"; done)load generator on CPU $client_cpu"

@@ -50,6 +50,9 @@ Usage: benches/scaling.sh [options]
                           then ~/.cache/shardis-bench/bin/memtier_benchmark; build it with
                           benches/build-memtier.sh)
       --memtier-ratio R   memtier's set:get ratio (default 1:10)
+      --memtier-rate N    memtier's offered load, ops/s in all (spread over its connections),
+                          so that latency is compared at the same rate (default: as fast as it
+                          can; ops/s then tells whether a server kept up)
   -o, --out DIR           results directory (default /tmp/shardis-bench/scaling-TIME)
       --no-plots          do not draw charts
       --port-base N       first port; the servers use N, N+1, ... (default 21579)
@@ -79,6 +82,7 @@ repeat=1
 keyspace=100000
 memtier_path=""
 memtier_ratio="1:10"
+memtier_rate=""
 out=""
 plots=1
 port_base=21579
@@ -105,6 +109,7 @@ while [ $# -gt 0 ]; do
         -r | --keyspace) keyspace="$2"; keyspace_given=1; shift 2 ;;
         --memtier) memtier_path="$2"; shift 2 ;;
         --memtier-ratio) memtier_ratio="$2"; shift 2 ;;
+        --memtier-rate) memtier_rate="$2"; shift 2 ;;
         -o | --out) out="$2"; shift 2 ;;
         --no-plots) plots=0; shift ;;
         --port-base) port_base="$2"; shift 2 ;;
@@ -137,6 +142,7 @@ for v in "$port_base" "$run_timeout" "$deadline"; do
     is_uint "$v" || die "not a number: $v"
 done
 check_ratio "$memtier_ratio"
+[ -z "$memtier_rate" ] || is_count "$memtier_rate" || die "--memtier-rate must be at least 1"
 check_tools python3
 
 # A taskset-style list ("0-3,6") as CPU numbers, one a line, each checked against the machine.
@@ -271,6 +277,7 @@ done
 say "# scaling: $(date -u '+%Y-%m-%d %H:%M UTC'), $(machine_line)"
 say "# redis-server $(redis_version); $("$binary" --version | head -n 1) ($binary)"
 [ -z "$memtier" ] || say "# $("$memtier" --version | head -n 1) ($memtier)"
+[ -z "$memtier_rate" ] || say "# memtier offers $memtier_rate ops/s in all (--memtier-rate)"
 say "# -n $requests -c $clients -r $keyspace, tests $tests, pipelines $pipelines, medians of $repeat run(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "# server CPUs $(join_by_comma "${server_cpu_list[@]}"); load generator on CPUs $client_cpus with $client_threads thread(s)"
 say "# servers: $(for n in "${names[@]}"; do printf '%s on CPUs %s; ' "$n" "${cpus_of[$n]}"; done)"

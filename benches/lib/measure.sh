@@ -14,8 +14,9 @@
 #
 # The sourcing script sets, besides what lib/servers.sh needs: `out` (results directory),
 # `requests`, `clients`, `keyspace`, `run_timeout`, `client_cpus` (taskset list of the load
-# generator), `client_threads` (load generator threads), `memtier_ratio`, and `memtier` (the
-# binary, from find_memtier) before calling measure_init.
+# generator), `client_threads` (load generator threads), `memtier_ratio`, `memtier_rate`
+# (offered ops/s in all, empty for as fast as possible), and `memtier` (the binary, from
+# find_memtier) before calling measure_init.
 
 # The memtier_benchmark binary: $1 if given, else $MEMTIER, else memtier_benchmark on PATH,
 # else the one benches/build-memtier.sh leaves in its cache. Sets `memtier` (empty if none).
@@ -189,6 +190,10 @@ run_generator() {
             -n "$per_client" --ratio "$memtier_ratio" --key-pattern R:R --key-minimum 1
             --key-maximum "$keyspace" --distinct-client-seed --pipeline "$pipeline"
             --hide-histogram --print-percentiles 50,99 --json-out-file "$work/gen.json")
+        if [ -n "${memtier_rate:-}" ]; then
+            # An offered load, so that latency is compared at the same rate on every server.
+            cmd+=(--rate-limiting $(((memtier_rate + per_thread * client_threads - 1) / (per_thread * client_threads))))
+        fi
     else
         cmd=(redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -c "$clients" -r "$keyspace"
             -P "$pipeline" -t "$test" --csv)
@@ -215,6 +220,7 @@ generator_rows() {
     local test=$1 n=$2
     if [ "$test" = memtier ]; then
         local count ops p50 p99
+        [ -s "$work/gen.json" ] || return 0
         read -r count ops p50 p99 < <(python3 "$bench_dir/results.py" memtier-json "$work/gen.json")
         printf '%s\t%s\t%s\t%s\t%s\n' "$(workload_rows memtier)" "$count" "$ops" "$p50" "$p99"
     else
@@ -246,6 +252,7 @@ measure_run() {
     rows=$(generator_rows "$test" "$requests")
     [ -n "$rows" ] || { failures+=("$name $test -P $pipeline: no results in the output"); return 0; }
     while IFS=$'\t' read -r _ n _; do total=$((total + n)); done <<<"$rows"
+    [ "$total" -gt 0 ] || { failures+=("$name $test -P $pipeline: no requests counted"); return 0; }
     local instr="-"
     if [ "$use_perf" = 1 ]; then
         instr=$(awk -F, -v n="$total" '/instructions/ && $1 ~ /^[0-9]+$/ { printf "%.0f", $1 / n; exit }' \
@@ -284,7 +291,9 @@ strace_run() {
     [ -s "$trace" ] || { failures+=("$name $test -P $pipeline: strace wrote nothing ($(head -c 200 "$work/strace.err"))"); return 0; }
     local rows total=0
     rows=$(generator_rows "$test" "$n")
+    [ -n "$rows" ] || { failures+=("$name $test -P $pipeline: no results under strace"); return 0; }
     while IFS=$'\t' read -r _ count _; do total=$((total + count)); done <<<"$rows"
+    [ "$total" -gt 0 ] || { failures+=("$name $test -P $pipeline: no requests under strace"); return 0; }
     # strace -c: "% time seconds usecs/call calls [errors] syscall", then a "total" line.
     local summary
     summary=$(awk -v n="$total" '
