@@ -204,25 +204,26 @@ def table(args):
     show_spread = any(s["runs"] > 1 for s in summary)
     has_instr = any(s["instr_per_req"] is not None for s in summary)
     has_syscalls = any(s["syscalls_per_req"] is not None for s in summary)
+    # (title, right-aligned)
     header = [
-        "workload",
-        "pipeline",
-        "server (CPUs)",
-        "ops/s",
-        "×redis",
-        "user µs/req",
-        "kernel µs/req",
-        "CPU µs/req",
-        "×redis",
-        "p50 ms",
-        "p99 ms",
+        ("workload", False),
+        ("pipeline", True),
+        ("server (CPUs)", False),
+        ("ops/s", True),
+        ("ops ×redis", True),
+        ("user µs/req", True),
+        ("kernel µs/req", True),
+        ("CPU µs/req", True),
+        ("CPU ×redis", True),
+        ("p50 ms", True),
+        ("p99 ms", True),
     ]
     if has_syscalls:
-        header += ["syscalls/req", "most frequent"]
+        header += [("syscalls/req", True), ("most frequent", False)]
     if has_instr:
-        header.append("instr/req")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|")
+        header.append(("instr/req", True))
+    print("| " + " | ".join(title for title, _ in header) + " |")
+    print("|" + "|".join("---:" if right else "---" for _, right in header) + "|")
     for s in summary:
         cells = [
             s["workload"],
