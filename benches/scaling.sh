@@ -300,12 +300,15 @@ for name in "${names[@]}"; do
     if overlaps_client "${cpus_of[$name]}"; then shared+=("$name"); fi
 done
 note=""
-[ "${#shared[@]}" -eq 0 ] || note="${shared[*]} share CPUs with the load generator (CPUs $client_cpus)"
+if [ "${#shared[@]}" -gt 0 ]; then
+    shared_names=$(printf '%s, ' "${shared[@]}")
+    note="${shared_names%, } share CPUs with the load generator (CPUs $client_cpus)"
+fi
 say
 report threads "Shardis shards and Redis I/O threads" "$note"
 say
 if [ "${#shared[@]}" -gt 0 ]; then
-    say "Caveat: ${shared[*]} share CPUs with the load generator (CPUs $client_cpus): the machine has too"
+    say "Caveat: $note: the machine has too"
     say "few CPUs for those configurations to have their own, so their figures mix server and client"
     say "contention and do not show how the server scales. Run on a machine with more CPUs for that."
 fi
