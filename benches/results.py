@@ -116,13 +116,28 @@ class Group:
 
 
 def group_rows(rows):
-    groups = OrderedDict()
+    """Groups keyed (workload, pipeline, server), ordered by workload, then pipeline depth, then
+    server, each in the order the runs first met it (redis-benchmark -t ping makes two
+    workloads in one run, which would otherwise interleave)."""
+    groups = {}
+    order = {"workload": {}, "server": {}}
     for row in rows:
+        order["workload"].setdefault(row["workload"], len(order["workload"]))
+        order["server"].setdefault(row["server"], len(order["server"]))
         key = (row["workload"], int(row["pipeline"]), row["server"])
         if key not in groups:
             groups[key] = Group(row)
         groups[key].add(row)
-    return groups
+    return OrderedDict(
+        sorted(
+            groups.items(),
+            key=lambda item: (
+                order["workload"][item[0][0]],
+                item[0][1],
+                order["server"][item[0][2]],
+            ),
+        )
+    )
 
 
 def paired_ratio(mine, reference):
