@@ -16,9 +16,18 @@ test:
 bench:
     cargo bench -p shardis-benches
 
-# Shardis against a real redis-server with redis-benchmark (ratios).
+# Shardis against a real redis-server: redis-benchmark and memtier workloads, ops/s, server CPU
+# per request (user, kernel), latency, charts (just compare -q --syscalls).
 compare *ARGS:
     benches/redis-compare.sh {{ARGS}}
+
+# Shardis with 1..N shards against Redis and Redis with I/O threads (just scaling -q).
+scaling *ARGS:
+    benches/scaling.sh {{ARGS}}
+
+# Build memtier_benchmark from its source into ~/.cache/shardis-bench; prints the binary's path.
+build-memtier *ARGS:
+    benches/build-memtier.sh {{ARGS}}
 
 # Formatting and lints.
 lint:

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Compares Shardis with a real redis-server on this machine, as throughput ratios.
+# Compares Shardis with a real redis-server on this machine: throughput, server CPU per request
+# (user and kernel), latency, and optionally syscalls per request.
 #
-# Both servers run side by side on 127.0.0.1 (ports from --port-base), pinned with taskset:
+# The servers run side by side on 127.0.0.1 (ports from --port-base), pinned with taskset:
 #   redis-server            on CPU 0
+#   uring-floor             on CPU 0          (optional: the cost floor of an io_uring server that
+#                                              answers every command with a fixed reply, built
+#                                              from ../shared/bench/uring-floor.c; a development aid)
 #   shardis-server -s 1     on CPU 0          (one shard, the like-for-like comparison)
 #   shardis-server -s 2     on CPUs 0-1       (one shard per CPU of its affinity mask)
-# redis-benchmark runs pinned to the client CPU (1), so with 2 shards the load generator
-# shares a CPU with a shard; the table says so.
+# The load generator (redis-benchmark, or memtier_benchmark with one thread) runs pinned to the
+# client CPU (1), so with 2 shards it shares a CPU with a shard; the output says so.
 #
-# Every measurement is one redis-benchmark run per (test, pipeline depth, server); the servers
-# are measured back to back for each test so that drift from other processes on the machine
-# hits them alike, and with --repeat the whole series is run again and medians are reported. GET is measured against a populated key space: before the runs every server
-# gets a SET of each key redis-benchmark's -r will draw (key:000000000000 ...), so GETs hit.
+# Workloads: redis-benchmark -t get, set, ... and memtier_benchmark --ratio 1:10 --key-pattern R:R
+# (memtier is built from its source by benches/build-memtier.sh). Each is one run per (workload,
+# pipeline depth, server); the servers are measured back to back for each workload so that drift
+# from other processes on the machine hits them alike, and with --repeat the whole series runs
+# again and medians are reported with their spread. Before the runs every server gets a SET of
+# each key the workloads draw, so GETs hit.
 #
-# Besides ops/s the table gives each server's CPU time per request (utime + stime of the server
-# process from /proc, all threads, over the run), and, when `perf stat -e instructions` works,
-# instructions per request.
+# Per run: ops/s and p50/p99 latency (the load generator's own figures); the server's user and
+# kernel CPU time per request (utime and stime of the server process from /proc, all threads,
+# over the run); instructions per request when `perf stat -e instructions` works. With
+# --syscalls, one more run per (workload, pipeline, server) under `strace -c -f -p PID` gives
+# syscalls per request. Results go to OUT/results.tsv (one row per run), OUT/summary.tsv,
+# OUT/report.md and charts OUT/*.png (benches/results.py; charts need matplotlib).
 #
 # Usage: benches/redis-compare.sh [options]     (see --help)
 
@@ -25,30 +34,52 @@ usage() {
     cat <<'EOF'
 Usage: benches/redis-compare.sh [options]
 
-  -b, --binary PATH     shardis-server binary (default: cargo build --release -p shardis-server)
-  -n, --requests N      requests per run (default 200000)
-  -t, --tests LIST      comma-separated tests among get,set,incr,mset,ping (default get,set)
-  -P, --pipelines LIST  comma-separated pipeline depths (default 1,16)
-  -s, --shards LIST     comma-separated Shardis shard counts; N shards run on CPUs 0..N-1
-                        (default 1,2)
-  -c, --clients N       parallel connections (default 50)
-  -R, --repeat N        run everything N times and report medians (default 1)
-  -r, --keyspace N      random keys per test (default 100000)
-  -C, --client-cpu N    CPU for redis-benchmark (default 1; servers start at CPU 0)
-      --port-base N     first port; the servers use N, N+1, ... (default 21379)
-      --run-timeout S   time limit of one redis-benchmark run, seconds (default 120)
-      --deadline S      stop starting new runs after S seconds in total (default 1500)
-  -q, --quick           quick mode: -n 20000 -r 10000 unless given
-  -h, --help            this help
+  -b, --binary PATH       shardis-server binary (default: cargo build --release -p shardis-server)
+  -n, --requests N        requests per run (default 200000)
+  -t, --tests LIST        comma-separated workloads among get,set,incr,mset,ping (redis-benchmark)
+                          and memtier (memtier_benchmark, --memtier-ratio set:get, --key-pattern
+                          R:R) (default get,set,memtier; memtier is skipped with a warning if its
+                          binary is missing and -t was not given)
+  -P, --pipelines LIST    comma-separated pipeline depths (default 1,16)
+  -s, --shards LIST       comma-separated Shardis shard counts; N shards run on CPUs 0..N-1
+                          (default 1,2)
+  -c, --clients N         connections (default 50; memtier: one thread with N connections)
+  -R, --repeat N          run everything N times; report medians and min–max (default 1)
+  -r, --keyspace N        random keys per workload (default 100000)
+  -C, --client-cpu N      CPU of the load generator (default 1; servers start at CPU 0)
+      --memtier PATH      memtier_benchmark binary (default: $MEMTIER, then memtier_benchmark on
+                          PATH, then ~/.cache/shardis-bench/bin/memtier_benchmark, where
+                          benches/build-memtier.sh puts it; build it with that script)
+      --memtier-ratio R   memtier's set:get ratio (default 1:10)
+      --memtier-rate N    memtier's offered load, ops/s in all (spread over its connections),
+                          so that latency is compared at the same rate (default: as fast as it
+                          can; ops/s then tells whether a server kept up)
+      --syscalls          also count the servers' syscalls per request: one more run per
+                          (workload, pipeline, server) under strace -c -f -p PID (needs strace)
+      --syscall-requests N  requests of a strace run (default: as -n)
+      --floor PATH        uring-floor.c to build and measure beside Redis (default: found at
+                          ../shared/bench/uring-floor.c from the repository; needs gcc and
+                          liburing-dev); the script works without it
+      --no-floor          do not measure the floor even if its source is found
+  -o, --out DIR           results directory (default /tmp/shardis-bench/redis-compare-TIME)
+      --no-plots          do not draw charts
+      --port-base N       first port; the servers use N, N+1, ... (default 21379)
+      --run-timeout S     time limit of one load-generator run, seconds (default 120)
+      --deadline S        stop starting new runs after S seconds in total (default 1500)
+  -q, --quick             quick mode: -n 20000 -r 10000 unless given
+  -h, --help              this help
 
-Output: one table per Shardis configuration: test, pipeline, redis ops/s, shardis ops/s,
-ratio (shardis / redis; with --repeat, the median of the ratios of runs paired by repetition),
-and CPU time per request of each server.
+Output (stdout and OUT/report.md): one row per (workload, pipeline, server) with ops/s, its
+ratio to Redis, the server's user, kernel and total CPU µs per request and the total's ratio to
+Redis, p50 and p99 latency in ms, and with --syscalls syscalls per request and the three most
+frequent. Ratios are medians of runs paired by repetition. OUT/results.tsv has every run,
+OUT/summary.tsv the medians, OUT/ops-vs-pipeline.png and OUT/cpu-vs-pipeline.png the charts.
 EOF
 }
 
 requests=200000
-tests="get,set"
+tests="get,set,memtier"
+tests_given=0
 pipelines="1,16"
 shard_counts="1,2"
 clients=50
@@ -62,18 +93,36 @@ binary=""
 quick=0
 requests_given=0
 keyspace_given=0
+memtier_path=""
+memtier_ratio="1:10"
+memtier_rate=""
+syscalls=0
+syscall_requests=""
+floor_src=""
+no_floor=0
+out=""
+plots=1
 
 while [ $# -gt 0 ]; do
     case "$1" in
         -b | --binary) binary="$2"; shift 2 ;;
         -n | --requests) requests="$2"; requests_given=1; shift 2 ;;
-        -t | --tests) tests="$2"; shift 2 ;;
+        -t | --tests) tests="$2"; tests_given=1; shift 2 ;;
         -P | --pipelines) pipelines="$2"; shift 2 ;;
         -s | --shards) shard_counts="$2"; shift 2 ;;
         -c | --clients) clients="$2"; shift 2 ;;
         -R | --repeat) repeat="$2"; shift 2 ;;
         -r | --keyspace) keyspace="$2"; keyspace_given=1; shift 2 ;;
         -C | --client-cpu) client_cpu="$2"; shift 2 ;;
+        --memtier) memtier_path="$2"; shift 2 ;;
+        --memtier-ratio) memtier_ratio="$2"; shift 2 ;;
+        --memtier-rate) memtier_rate="$2"; shift 2 ;;
+        --syscalls) syscalls=1; shift ;;
+        --syscall-requests) syscall_requests="$2"; shift 2 ;;
+        --floor) floor_src="$2"; shift 2 ;;
+        --no-floor) no_floor=1; shift ;;
+        -o | --out) out="$2"; shift 2 ;;
+        --no-plots) plots=0; shift ;;
         --port-base) port_base="$2"; shift 2 ;;
         --run-timeout) run_timeout="$2"; shift 2 ;;
         --deadline) deadline="$2"; shift 2 ;;
@@ -87,48 +136,56 @@ if [ "$quick" = 1 ]; then
     [ "$requests_given" = 1 ] || requests=20000
     [ "$keyspace_given" = 1 ] || keyspace=10000
 fi
+[ -n "$syscall_requests" ] || syscall_requests=$requests
 
 tool=redis-compare
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$bench_dir/.." && pwd)
 # shellcheck source=benches/lib/servers.sh
-source "$(dirname "$0")/lib/servers.sh"
-
-is_uint() {
-    case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac
-}
-
+source "$bench_dir/lib/servers.sh"
+# shellcheck source=benches/lib/measure.sh
+source "$bench_dir/lib/measure.sh"
 
 is_count "$repeat" || die "--repeat must be at least 1"
-for v in "$requests" "$clients" "$keyspace" "$client_cpu" "$port_base" "$run_timeout" "$deadline"; do
+for v in "$requests" "$clients" "$keyspace" "$syscall_requests"; do
+    is_count "$v" || die "-n, -c, -r and --syscall-requests must be at least 1"
+done
+for v in "$client_cpu" "$port_base" "$run_timeout" "$deadline"; do
     is_uint "$v" || die "not a number: $v"
 done
-for v in "$requests" "$clients" "$keyspace"; do
-    is_count "$v" || die "-n, -c and -r must be at least 1"
-done
+check_ratio "$memtier_ratio"
+[ -z "$memtier_rate" ] || is_count "$memtier_rate" || die "--memtier-rate must be at least 1"
 
-# Test name -> the row names redis-benchmark prints in its CSV for it, one a line.
-csv_names() {
-    case "$1" in
-        get) echo "GET" ;;
-        set) echo "SET" ;;
-        incr) echo "INCR" ;;
-        mset) echo "MSET (10 keys)" ;;
-        ping) printf '%s\n' PING_INLINE PING_MBULK ;;
-        *) return 1 ;;
-    esac
-}
-
+find_memtier "$memtier_path"
+tests=$(checked_tests "$tests" "$tests_given")
 IFS=, read -r -a test_list <<<"$tests"
 IFS=, read -r -a pipeline_list <<<"$pipelines"
 IFS=, read -r -a shard_list <<<"$shard_counts"
-for t in "${test_list[@]}"; do
-    csv_names "$t" >/dev/null || die "unknown test '$t' (get,set,incr,mset,ping)"
-done
 for p in "${pipeline_list[@]}"; do
     is_count "$p" || die "bad pipeline depth: $p"
 done
+extra_tools=(python3)
+[ "$syscalls" = 0 ] || extra_tools+=(strace)
 check_machine
+check_tools "${extra_tools[@]}"
+client_cpus=$client_cpu
+client_threads=1
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The floor's source: as given, else beside the repository (a worktree sits one level deeper).
+floor_explicit=0
+[ -z "$floor_src" ] || floor_explicit=1
+if [ "$no_floor" = 1 ]; then
+    floor_src=""
+elif [ -z "$floor_src" ]; then
+    for candidate in "$root/../shared/bench/uring-floor.c" "$root/../../shared/bench/uring-floor.c"; do
+        if [ -f "$candidate" ]; then
+            floor_src=$(cd "$(dirname "$candidate")" && pwd)/uring-floor.c
+            break
+        fi
+    done
+fi
+[ -z "$floor_src" ] || [ -f "$floor_src" ] || die "--floor $floor_src: no such file"
+
 if [ -z "$binary" ]; then
     echo "building shardis-server (release)..." >&2
     (cd "$root" && cargo build --release -p shardis-server >&2)
@@ -136,196 +193,68 @@ if [ -z "$binary" ]; then
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 
-bench_pid=""
-job_vars=(bench_pid)
+[ -n "$out" ] || out="/tmp/shardis-bench/redis-compare-$(date -u +%Y%m%d-%H%M%S)"
+generator_pid=""
+strace_pid=""
+job_vars=(generator_pid strace_pid)
 servers_init
+measure_init
+
+floor_binary=""
+if [ -n "$floor_src" ] && ! build_floor "$floor_src"; then
+    [ "$floor_explicit" = 0 ] || die "building $floor_src failed: $(head -c 300 "$work/floor-build.log")"
+    echo "$tool: warning: building $floor_src failed (it needs gcc and liburing-dev); the floor is left out" >&2
+    floor_binary=""
+fi
 start_compared_servers
 
-# The keys redis-benchmark's -r draws from, each SET once on every server, so GETs hit.
-populate() {
-    local port=$1 out
-    out=$(taskset -c "$client_cpu" redis-cli -h 127.0.0.1 -p "$port" --pipe <"$work/populate.resp" 2>&1)
-    case "$out" in
-        *"errors: 0, replies: $keyspace"*) ;;
-        *) die "populating port $port failed: $out" ;;
-    esac
-    local size
-    size=$(redis-cli -h 127.0.0.1 -p "$port" dbsize)
-    [ "$size" = "$keyspace" ] || die "port $port has $size keys after populating $keyspace"
-}
-awk -v n="$keyspace" 'BEGIN {
-    for (i = 0; i < n; i++)
-        printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i
-}' >"$work/populate.resp"
+has_memtier=0
+case ",$tests," in *,memtier,*) has_memtier=1 ;; esac
+write_populate_file "$has_memtier"
 for name in "${names[@]}"; do
-    populate "${port_of[$name]}"
+    populate "$name"
 done
 
-# CPU time (utime + stime, all threads) of a process, in clock ticks.
-cpu_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-ticks_per_sec=$(getconf CLK_TCK)
-
-# Instructions per request need hardware counters: perf must count `instructions` here.
-use_perf=0
-if command -v perf >/dev/null 2>&1 &&
-    perf stat -x, -e instructions true 2>&1 | grep -q '^[0-9][0-9]*,'; then
-    use_perf=1
-fi
-
-# One redis-benchmark run. Appends a line "repetition rps cpu_us_per_req instr_per_req" per CSV
-# row name to result[name|row|pipeline]; cpu/instr are "-" when unknown.
-declare -A result
-failures=()
-started=$SECONDS
-run_one() {
-    local name=$1 test=$2 pipeline=$3 rep=$4
-    local port=${port_of[$name]} pid=${pid_of[$name]}
-    local csv="$work/run.csv" perf_out="$work/perf.txt"
-    # With a target pid and a command, perf counts the server for as long as the command runs.
-    local counter=()
-    if [ "$use_perf" = 1 ]; then
-        rm -f "$perf_out"
-        counter=(perf stat "-x," -e instructions -p "$pid" -o "$perf_out" --)
-    fi
-    local t0 t1
-    t0=$(cpu_ticks "$pid")
-    # In the background and waited for, so that a signal to the script is handled at once.
-    "${counter[@]}" timeout "$run_timeout" taskset -c "$client_cpu" redis-benchmark \
-        -h 127.0.0.1 -p "$port" -n "$requests" -c "$clients" -r "$keyspace" -P "$pipeline" \
-        -t "$test" --csv >"$csv" 2>"$work/run.err" &
-    bench_pid=$!
-    local status=0
-    wait "$bench_pid" || status=$?
-    bench_pid=""
-    if [ "$status" -ne 0 ]; then
-        local why
-        why=$(grep -v 'Could not fetch server CONFIG' "$work/run.err" | head -c 200 | tr '\n' ' ')
-        [ "$status" -ne 124 ] || why="timed out after ${run_timeout}s"
-        failures+=("$name $test -P $pipeline: ${why:-exit status $status}")
-        return 0
-    fi
-    t1=$(cpu_ticks "$pid")
-    local instr="-"
-    if [ "$use_perf" = 1 ]; then
-        local count
-        count=$(awk -F, '/instructions/ { print $1; exit }' "$perf_out" 2>/dev/null || true)
-        if is_uint "$count"; then instr=$count; fi
-    fi
-    # Rows: "GET","123456.79",... ; runs with several rows (ping) share the CPU time.
-    local rows
-    rows=$(awk -F'"' 'NR > 1 && $2 != "" { n++ } END { print n + 0 }' "$csv")
-    [ "$rows" -ge 1 ] || { echo "warning: $name $test -P $pipeline: no CSV rows" >&2; return 0; }
-    local total=$((requests * rows))
-    local cpu
-    cpu=$(awk -v d=$((t1 - t0)) -v hz="$ticks_per_sec" -v n="$total" \
-        'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
-    if [ "$instr" != "-" ]; then
-        instr=$(awk -v i="$instr" -v n="$total" 'BEGIN { printf "%.0f", i / n }')
-    fi
-    while IFS= read -r line; do
-        local row rps
-        row=$(awk -F'"' '{ print $2 }' <<<"$line")
-        rps=$(awk -F'"' '{ print $4 }' <<<"$line")
-        if [ -z "$row" ] || [ "$row" = "test" ]; then continue; fi
-        result["$name|$row|$pipeline"]+="$rep $rps $cpu $instr"$'\n'
-        echo "  $name $row -P $pipeline: $rps ops/s, $cpu CPU us/req" >&2
-    done <"$csv"
-}
-
-redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
-echo "# redis-compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $ncpu CPUs ($(
-    sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1))"
-echo "# redis-server $redis_version; $("$binary" --version | head -n 1) ($binary)"
-echo "# -n $requests -c $clients -r $keyspace, tests $tests, pipelines $pipelines, medians of $repeat run(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "# redis-compare: $(date -u '+%Y-%m-%d %H:%M UTC'), $(machine_line)"
+say "# redis-server $(redis_version); $("$binary" --version | head -n 1) ($binary)"
+[ -z "$memtier" ] || say "# $("$memtier" --version | head -n 1) ($memtier)"
+[ -z "$memtier_rate" ] || say "# memtier offers $memtier_rate ops/s in all (--memtier-rate)"
+[ -z "$floor_binary" ] || say "# floor: $floor_src"
+say "# -n $requests -c $clients -r $keyspace, tests $tests, pipelines $pipelines, medians of $repeat run(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "# servers: $(for n in "${names[@]}"; do printf '%s on CPU %s, ' "$n" "${cpus_of[$n]}"; done)load generator on CPU $client_cpu"
+say "# results in $out"
 
 # Repetitions outermost, so that each one samples a different moment of the machine's load.
 for rep in $(seq 1 "$repeat"); do
     for test in "${test_list[@]}"; do
         for pipeline in "${pipeline_list[@]}"; do
             for name in "${names[@]}"; do
-                if [ $((SECONDS - started)) -ge "$deadline" ]; then
-                    echo "warning: deadline of ${deadline}s reached; skipping $name $test -P $pipeline" >&2
-                    continue
-                fi
+                past_deadline "$name $test -P $pipeline" && continue
                 echo "running $name: $test -P $pipeline (repetition $rep/$repeat)" >&2
-                run_one "$name" "$test" "$pipeline" "$rep"
+                measure_run "$name" "$test" "$pipeline" "$rep"
             done
         done
     done
 done
-
-# Prints the median of the numbers on stdin (one a line, "-" ignored) with format $1, or "-".
-median() {
-    awk -v fmt="$1" '
-        $1 != "-" && $1 != "" { v[n++] = $1 + 0 }
-        END {
-            if (n == 0) { print "-"; exit }
-            for (a = 1; a < n; a++)
-                for (b = a; b > 0 && v[b - 1] > v[b]; b--) { t = v[b]; v[b] = v[b - 1]; v[b - 1] = t }
-            m = (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-            printf fmt "\n", m
-        }'
-}
-
-# The median over the repetitions of column $2 (2: ops/s, 3: CPU, 4: instructions) of
-# result[$1], printed with format $3.
-field() {
-    printf '%s' "${result[$1]:-}" | awk -v i="$2" '{ print $i }' | median "$3"
-}
-
-# The median over the repetitions of shardis ops/s ($2) / redis ops/s ($1), each repetition's
-# runs paired: they ran seconds apart, so the ratio is steadier than the ratio of medians.
-ratio() {
-    {
-        printf '%s' "${result[$1]:-}" | sed 's/^/r /'
-        printf '%s' "${result[$2]:-}" | sed 's/^/x /'
-    } | awk '
-        $1 == "r" { r[$2] = $3 }
-        $1 == "x" { x[$2] = $3 }
-        END { for (k in x) if ((k in r) && r[k] > 0) print x[k] / r[k] }' | median %.2f
-}
-
-for s in "${shard_list[@]}"; do
-    name="shardis-$s"
-    echo
-    echo "## Shardis --shards $s (CPUs ${cpus_of[$name]}) vs redis-server (CPU ${cpus_of[redis]}); redis-benchmark on CPU $client_cpu"
-    if [ "$client_cpu" -le $((s - 1)) ]; then
-        echo "(note: the load generator shares CPU $client_cpu with a Shardis shard)"
-    fi
-    echo
-    header="| test | pipeline | redis ops/s | shardis ops/s | ratio | redis CPU us/req | shardis CPU us/req |"
-    rule="|---|---:|---:|---:|---:|---:|---:|"
-    if [ "$use_perf" = 1 ]; then
-        header="$header redis instr/req | shardis instr/req |"
-        rule="$rule---:|---:|"
-    fi
-    echo "$header"
-    echo "$rule"
+if [ "$syscalls" = 1 ]; then
     for test in "${test_list[@]}"; do
-        mapfile -t rows < <(csv_names "$test")
-        for row in "${rows[@]}"; do
-            for pipeline in "${pipeline_list[@]}"; do
-                r="redis|$row|$pipeline"
-                x="$name|$row|$pipeline"
-                line="| $row | $pipeline | $(field "$r" 2 %.0f) | $(field "$x" 2 %.0f) | $(ratio "$r" "$x")"
-                line="$line | $(field "$r" 3 %.2f) | $(field "$x" 3 %.2f) |"
-                if [ "$use_perf" = 1 ]; then
-                    line="$line $(field "$r" 4 %.0f) | $(field "$x" 4 %.0f) |"
-                fi
-                echo "$line"
+        for pipeline in "${pipeline_list[@]}"; do
+            for name in "${names[@]}"; do
+                past_deadline "strace of $name $test -P $pipeline" && continue
+                echo "running $name under strace: $test -P $pipeline" >&2
+                strace_run "$name" "$test" "$pipeline" 1 "$syscall_requests"
             done
         done
     done
+fi
+
+say
+report pipeline "Shardis, Redis$([ -z "$floor_binary" ] || echo ' and the io_uring floor')"
+say
+for s in "${shard_list[@]}"; do
+    if [ "$client_cpu" -le $((s - 1)) ]; then
+        say "Note: shardis-$s runs on CPUs ${cpus_of[shardis-$s]}; the load generator shares CPU $client_cpu with one of its shards."
+    fi
 done
-echo
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "$use_perf" = 0 ]; then
-    echo "(perf cannot count instructions on this machine: instructions per request not reported)"
-fi
-if [ "${#failures[@]}" -gt 0 ]; then
-    echo
-    echo "Runs that failed (shown as -):"
-    printf -- '- %s\n' "${failures[@]}"
-fi
+[ -z "$floor_binary" ] || say "The floor answers every command with a fixed reply and keeps no keys: what the kernel and the ring cost, not a server."
+report_footer
