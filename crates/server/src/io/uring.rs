@@ -263,6 +263,15 @@ impl Ring {
         self.uring.submitter().register_files_sparse(n)
     }
 
+    /// Puts `fd` in slot `slot` of the registered files (-1 empties the slot). Operations on a
+    /// registered file skip the kernel's per-operation file lookup and reference count.
+    pub fn set_file(&self, slot: u32, fd: i32) -> io::Result<()> {
+        self.uring
+            .submitter()
+            .register_files_update(slot, &[fd])
+            .map(drop)
+    }
+
     /// Which operations the kernel supports.
     pub fn probe(&self) -> io::Result<io_uring::Probe> {
         let mut probe = io_uring::Probe::new();

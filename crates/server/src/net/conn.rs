@@ -25,6 +25,8 @@ pub enum Slot {
 /// A connection being served.
 pub struct Conn {
     pub fd: RawFd,
+    /// The connection's slot in the ring's registered files, when it has one.
+    pub fixed: Option<u32>,
     pub client: ClientHandle,
     pub hangup: Rc<Hangup>,
     /// None while a task runs a command for this connection.
@@ -61,6 +63,7 @@ impl Conn {
     pub fn new(fd: RawFd, client: ClientHandle, session: Session) -> Conn {
         Conn {
             fd,
+            fixed: None,
             client,
             hangup: session.hangup.clone(),
             session: Some(Box::new(session)),

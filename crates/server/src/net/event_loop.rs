@@ -80,6 +80,22 @@ const KEEP_INPUT_CAPACITY: usize = 64 << 10;
 /// Reply slots a connection may have waiting on other cores before its input pauses.
 const MAX_PENDING_REPLIES: usize = 64 * 1024;
 
+/// The most registered files a core asks for.
+const MAX_FIXED_FILES: u32 = 1 << 16;
+
+/// The soft limit on open files (the kernel caps registered files by it).
+fn nofile_limit() -> u32 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills an rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    lim.rlim_cur.min(u32::MAX as u64) as u32
+}
+
 /// Connections total on every core, for `maxclients`.
 static CONNECTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -127,6 +143,8 @@ pub struct EventLoop {
     /// Spin this long before sleeping (`spin-before-park-us`; 0 = never).
     spin: Duration,
     keys: Vec<usize>,
+    /// Connections placed below this index use a registered file.
+    fixed_files: u32,
     stopped: bool,
 }
 
@@ -143,6 +161,15 @@ impl EventLoop {
             core.config.borrow().get_i64("spin-before-park-us").max(0) as u64,
         );
         let shards = core.shards;
+        // One registered file per connection place, as many as the fd limit allows.
+        let fixed_files = nofile_limit().min(MAX_FIXED_FILES);
+        let fixed_files = match ring.register_files_sparse(fixed_files) {
+            Ok(()) => fixed_files,
+            Err(e) => {
+                warn!("registered files unavailable ({e}): connections use plain fds");
+                0
+            }
+        };
         let mut this = EventLoop {
             ring,
             bufs,
@@ -160,6 +187,7 @@ impl EventLoop {
             polls_seen: 0,
             spin,
             keys: Vec::with_capacity(8),
+            fixed_files,
             stopped: false,
         };
         for i in 0..this.listeners.len() {
@@ -247,12 +275,12 @@ impl EventLoop {
         for i in std::mem::take(&mut self.to_arm) {
             self.arm_recv(i);
         }
-        let to_send = std::mem::take(&mut self.to_send);
+        let mut to_send = std::mem::take(&mut self.to_send);
         for &i in &to_send {
             self.start_send(i);
         }
+        to_send.clear();
         self.to_send = to_send;
-        self.to_send.clear();
         self.bufs.publish();
         self.core.mesh.take_wakes(&mut self.wakes);
         for fd in self.wakes.drain(..) {
@@ -336,6 +364,10 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
+        let mut conn = conn;
+        if i < self.fixed_files && self.ring.set_file(i, fd).is_ok() {
+            conn.fixed = Some(i);
+        }
         if let Some(place) = self.places.get_mut(i as usize) {
             place.conn = Some(conn);
         }
@@ -360,9 +392,11 @@ impl EventLoop {
             return;
         }
         conn.recv_armed = true;
-        let sqe = opcode::RecvMulti::new(types::Fd(conn.fd), buf_ring::GROUP)
-            .build()
-            .user_data(user_data(Kind::Recv, r));
+        let sqe = match conn.fixed {
+            Some(slot) => opcode::RecvMulti::new(types::Fixed(slot), buf_ring::GROUP).build(),
+            None => opcode::RecvMulti::new(types::Fd(conn.fd), buf_ring::GROUP).build(),
+        }
+        .user_data(user_data(Kind::Recv, r));
         if let Err(e) = self.ring.push(&sqe) {
             warn!("cannot arm a receive: {e}");
         }
@@ -461,13 +495,18 @@ impl EventLoop {
             return;
         };
         conn.send_inflight = true;
-        let sqe = opcode::Send::new(
-            types::Fd(conn.fd),
-            rest.as_ptr(),
-            rest.len().min(u32::MAX as usize) as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-        .build()
+        let (ptr, len) = (rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32);
+        // MSG_WAITALL: the kernel retries a short send itself, so a completion means all of it
+        // went out (or the connection failed).
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+        let sqe = match conn.fixed {
+            Some(slot) => opcode::Send::new(types::Fixed(slot), ptr, len)
+                .flags(flags)
+                .build(),
+            None => opcode::Send::new(types::Fd(conn.fd), ptr, len)
+                .flags(flags)
+                .build(),
+        }
         .user_data(user_data(Kind::Send, r));
         if let Err(e) = self.ring.push(&sqe) {
             warn!("cannot queue a send: {e}");
@@ -572,12 +611,15 @@ impl EventLoop {
     // Serving commands.
 
     fn serve_ready(&mut self) {
-        let ready = std::mem::take(&mut self.ready);
+        let mut ready = std::mem::take(&mut self.ready);
         for &i in &ready {
             self.serve(i);
         }
-        self.ready = ready;
-        self.ready.clear();
+        // Connections scheduled while serving (a paused one resuming) wait for the next pass.
+        ready.clear();
+        if self.ready.is_empty() {
+            self.ready = ready;
+        }
     }
 
     /// Parses and runs connection `i`'s commands until its input is used up or it must wait,
@@ -822,6 +864,11 @@ impl EventLoop {
         let id = conn.client.borrow().id;
         self.core.clients.borrow_mut().remove(&id);
         CONNECTED.fetch_sub(1, Ordering::Relaxed);
+        if let Some(slot) = conn.fixed {
+            if let Err(e) = self.ring.set_file(slot, -1) {
+                warn!("cannot release a registered file: {e}");
+            }
+        }
         // SAFETY: the connection owns its fd and nothing in the kernel refers to it any more
         // (no receive armed, no send in flight).
         unsafe { libc::close(conn.fd) };
