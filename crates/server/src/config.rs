@@ -318,13 +318,12 @@ impl Param {
                 )),
                 None => Err("argument must be a memory value".into()),
             },
-            Kind::Dir => {
-                if std::path::Path::new(value).is_dir() {
-                    Ok(value.to_string())
-                } else {
-                    Err("No such file or directory".into())
-                }
-            }
+            // CONFIG GET shows the absolute path, as Redis (which reports getcwd()).
+            Kind::Dir => match std::fs::canonicalize(value) {
+                Ok(path) if path.is_dir() => Ok(path.display().to_string()),
+                Ok(_) => Err("Not a directory".into()),
+                Err(_) => Err("No such file or directory".into()),
+            },
             Kind::OutputLimits => OutputLimits::merge(current, value),
             Kind::MemoryOff => match parse_memory(value) {
                 Some(0) => Ok("0".into()),

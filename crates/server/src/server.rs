@@ -25,7 +25,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Starts the server and blocks until it stops.
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(mut config: Config) -> Result<(), String> {
     probe::check_io_uring()?;
     let cpus = probe::allowed_cpus();
     let shards = match config.get_i64("shards") {
@@ -49,6 +49,11 @@ pub fn run(config: Config) -> Result<(), String> {
                 describe(&e)
             ));
         }
+    }
+    let dir = config.get("dir").to_string();
+    std::env::set_current_dir(&dir).map_err(|e| format!("Can't chdir to '{dir}': {e}"))?;
+    if let Ok(cwd) = std::env::current_dir() {
+        config.apply(&[("dir", cwd.display().to_string())]);
     }
     info!("{}", probe::check_memlock(shards)?);
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.

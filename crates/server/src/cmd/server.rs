@@ -189,6 +189,14 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::error(e),
     };
+    // The working directory is the process's: change it once, before any core applies it.
+    if let Some((_, dir)) = values.iter().find(|(name, _)| *name == "dir") {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            return Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {e}"
+            ));
+        }
+    }
     s.core
         .broadcast(move |core| {
             let mut config = core.config.borrow_mut();
