@@ -1,4 +1,5 @@
-//! One database of one shard: the key table, per-key expiry, lazy and active expiration.
+//! One database of one shard: the key table, per-key expiry, lazy and active expiration, and
+//! the sampling eviction draws its candidates from.
 //!
 //! Keys and values stored here are always owned copies: a request's arguments are views
 //! into the connection's read buffer and must never be kept alive by the keyspace.
@@ -15,8 +16,9 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds.
     pub expire_at: Option<NonZeroU64>,
-    /// Last access, in seconds of the shard's clock (OBJECT IDLETIME).
-    pub accessed: u32,
+    /// The access clock (LRU) or frequency counter (LFU) eviction ranks keys by; see
+    /// [`crate::evict`].
+    pub lru: u32,
 }
 
 impl Entry {
@@ -31,6 +33,11 @@ pub struct Db {
     entries: Dict<Bytes, Entry>,
     /// The keys that have an expiry, sampled by the active expiry cycle.
     volatile: Dict<Bytes, ()>,
+    /// `lazyfree-lazy-expire`: large values of expired keys go to `doomed` instead of being
+    /// freed on the spot.
+    pub lazy_expire: bool,
+    /// Values of expired keys waiting to be freed in steps (the shard takes them over).
+    pub doomed: Vec<Value>,
 }
 
 /// What the active expiry cycle did in one call.
@@ -71,10 +78,19 @@ impl Db {
         }
         match self.entries.get(key) {
             Some(e) if Self::is_expired(e, now_ms) => {
-                self.remove(key);
+                if let Some(entry) = self.remove(key) {
+                    self.discard_expired(entry.value);
+                }
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Frees the value of an expired key, or keeps a large one for freeing in steps.
+    fn discard_expired(&mut self, value: Value) {
+        if self.lazy_expire && crate::lazyfree::is_large(&value) {
+            self.doomed.push(value);
         }
     }
 
@@ -99,14 +115,18 @@ impl Db {
         self.get(key, now_ms).is_some()
     }
 
-    /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`).
-    pub fn set(&mut self, key: &[u8], value: Value, accessed: u32) {
+    /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`). `lru` is the access
+    /// field of the new value; `keep_lru` keeps an overwritten key's own (LFU counters survive
+    /// an overwrite, as in Redis).
+    pub fn set(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) {
         if let Some(e) = self.entries.get_mut(key) {
             if e.expire_at.take().is_some() {
                 self.volatile.remove(key);
             }
             e.value = value;
-            e.accessed = accessed;
+            if !keep_lru {
+                e.lru = lru;
+            }
             return;
         }
         self.entries.insert(
@@ -114,16 +134,18 @@ impl Db {
             Entry {
                 value,
                 expire_at: None,
-                accessed,
+                lru,
             },
         );
     }
 
-    /// Sets `key` to `value`, keeping its expiry if it has one.
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, accessed: u32) {
+    /// Sets `key` to `value`, keeping its expiry if it has one (`lru` as for [`Db::set`]).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) {
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
-            e.accessed = accessed;
+            if !keep_lru {
+                e.lru = lru;
+            }
             return;
         }
         self.entries.insert(
@@ -131,7 +153,7 @@ impl Db {
             Entry {
                 value,
                 expire_at: None,
-                accessed,
+                lru,
             },
         );
     }
@@ -186,6 +208,7 @@ impl Db {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.volatile.clear();
+        self.doomed.clear();
     }
 
     /// Iterates over every entry, expired ones included.
@@ -209,9 +232,69 @@ impl Db {
             if !expired {
                 return Some(key);
             }
-            self.remove(&key);
+            if let Some(entry) = self.remove(&key) {
+                self.discard_expired(entry.value);
+            }
         }
         None
+    }
+
+    /// A random key name, among all keys or only those with a TTL, expired or not (the random
+    /// eviction policies).
+    pub fn random_name(&self, rand: u64, volatile: bool) -> Option<&[u8]> {
+        if volatile {
+            self.volatile.random(rand).map(|(k, _)| &k[..])
+        } else {
+            self.entries.random(rand).map(|(k, _)| &k[..])
+        }
+    }
+
+    /// Calls `f` with up to `count` random entries (only keys with a TTL if `volatile`), for
+    /// eviction's sampling.
+    pub fn sample_entries(
+        &self,
+        rand: u64,
+        count: usize,
+        volatile: bool,
+        mut f: impl FnMut(&[u8], &Entry),
+    ) {
+        if volatile {
+            for (key, _) in self.volatile.sample(rand, count) {
+                if let Some(entry) = self.entries.get(&key[..]) {
+                    f(key, entry);
+                }
+            }
+        } else {
+            for (key, entry) in self.entries.sample(rand, count) {
+                f(key, entry);
+            }
+        }
+    }
+
+    /// An estimate of the memory the database holds: its tables, and its keys' mean size on
+    /// a sample of `samples` keys (each measured as MEMORY USAGE does).
+    pub fn estimate_bytes(&self, samples: usize) -> usize {
+        let picked = self.entries.sample(0x5eed, samples.max(1));
+        if picked.is_empty() {
+            return 0;
+        }
+        let sampled: usize = picked
+            .iter()
+            .map(|(k, e)| crate::t_memory::key_usage(k, e, samples))
+            .sum();
+        let tables = (self.entries.bucket_count() + self.volatile.bucket_count()) * 8;
+        (sampled / picked.len()).saturating_mul(self.len()) + tables
+    }
+
+    /// Removes up to `max` keys, for freeing a whole database in steps; large values go to
+    /// `large` instead of being freed here. Returns the keys removed.
+    pub fn shed(&mut self, max: usize, large: &mut impl FnMut(Value)) -> usize {
+        self.volatile.shed(max, |_, _| {});
+        self.entries.shed(max, |_, entry| {
+            if crate::lazyfree::is_large(&entry.value) {
+                large(entry.value);
+            }
+        })
     }
 
     /// Redis's active expiry: sample up to `sample` volatile keys and delete the expired ones.
@@ -235,9 +318,13 @@ impl Db {
         cycle
     }
 
-    /// Moves every entry out (SWAPDB, FLUSHALL ASYNC-style handoff).
+    /// Moves every entry out (FLUSHALL ASYNC): this database is left empty, with its
+    /// settings.
     pub fn take(&mut self) -> Db {
-        std::mem::take(self)
+        let lazy_expire = self.lazy_expire;
+        let taken = std::mem::take(self);
+        self.lazy_expire = lazy_expire;
+        taken
     }
 }
 
@@ -252,7 +339,7 @@ mod tests {
     #[test]
     fn lazy_expiry_removes_on_access() {
         let mut db = Db::new();
-        db.set(b"k", s("v"), 0);
+        db.set(b"k", s("v"), 0, false);
         assert!(db.set_expire(b"k", 1000));
         assert_eq!(db.volatile_len(), 1);
         assert!(db.get(b"k", 999).is_some());
@@ -264,11 +351,11 @@ mod tests {
     #[test]
     fn set_drops_ttl_and_keep_ttl_keeps_it() {
         let mut db = Db::new();
-        db.set(b"k", s("v"), 0);
+        db.set(b"k", s("v"), 0, false);
         db.set_expire(b"k", 5000);
-        db.set_keep_ttl(b"k", s("w"), 0);
+        db.set_keep_ttl(b"k", s("w"), 0, false);
         assert!(db.peek(b"k").is_some_and(|e| e.expire_at.is_some()));
-        db.set(b"k", s("x"), 0);
+        db.set(b"k", s("x"), 0, false);
         assert!(db.peek(b"k").is_some_and(|e| e.expire_at.is_none()));
         assert_eq!(db.volatile_len(), 0);
     }
@@ -278,7 +365,7 @@ mod tests {
         let mut db = Db::new();
         for i in 0..100 {
             let k = format!("k{i}");
-            db.set(k.as_bytes(), s("v"), 0);
+            db.set(k.as_bytes(), s("v"), 0, false);
             db.set_expire(k.as_bytes(), 10);
         }
         let mut rand = crate::shard::rand_stream(7);

@@ -646,6 +646,39 @@ impl<K: Hash + Eq, V> Dict<K, V> {
         false
     }
 
+    /// Removes up to `max` elements (a whole chain at a time, so possibly a few more), handing
+    /// each to `f`: the way a doomed table is freed in steps. Buckets are emptied in order, as
+    /// a rehash into nowhere, so the table stays valid between steps. Returns how many
+    /// elements were removed.
+    pub fn shed(&mut self, max: usize, mut f: impl FnMut(K, V)) -> usize {
+        let mut removed = 0;
+        while removed < max && !self.is_empty() {
+            if self.ht[0].used == 0 {
+                // What is left is in the array being rehashed into: it becomes the only one.
+                self.ht[0] = mem::replace(&mut self.ht[1], Table::empty());
+                self.rehash_idx = 0;
+                continue;
+            }
+            let t0 = &mut self.ht[0];
+            let Some(head) = t0.buckets.get_mut(self.rehash_idx) else {
+                break;
+            };
+            let mut link = head.take();
+            while let Some(mut node) = link {
+                link = node.next.take();
+                t0.used -= 1;
+                removed += 1;
+                let Node { key, value, .. } = *node;
+                f(key, value);
+            }
+            self.rehash_idx += 1;
+        }
+        if self.is_empty() {
+            self.clear();
+        }
+        removed
+    }
+
     /// One bucket's worth of rehashing, done by every mutating operation.
     fn rehash_step(&mut self) {
         self.rehash(1);

@@ -7,6 +7,8 @@
 use bytes::Bytes;
 
 use crate::db::{Db, Entry};
+use crate::evict::{Picker, Pool, Tracking};
+use crate::lazyfree::LazyFree;
 use crate::value::Value;
 
 /// Databases per shard (Redis's `databases`).
@@ -24,6 +26,16 @@ pub struct EngineConfig {
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
     pub list_max_listpack_size: i64,
     pub proto_max_bulk_len: usize,
+    /// LRU or LFU access tracking: `maxmemory-policy`, `lfu-log-factor`, `lfu-decay-time`.
+    pub tracking: Tracking,
+    /// `maxmemory-samples`: keys sampled per database to pick one to evict.
+    pub maxmemory_samples: usize,
+    /// `lazyfree-lazy-eviction`, `-expire`, `-user-del`, `-user-flush`: free large values in
+    /// steps instead of at once.
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +49,12 @@ impl Default for EngineConfig {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            tracking: Tracking::default(),
+            maxmemory_samples: 5,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
         }
     }
 }
@@ -47,12 +65,14 @@ pub struct Stats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub commands_processed: u64,
 }
 
 pub struct Shard {
     pub id: usize,
     pub dbs: Vec<Db>,
+    /// Set with [`Shard::set_config`], which keeps the databases and the eviction pool in step.
     pub config: EngineConfig,
     pub stats: Stats,
     /// Writes since the last snapshot (Redis's `dirty`).
@@ -65,12 +85,24 @@ pub struct Shard {
     pub ready_keys: Vec<(usize, Bytes)>,
     /// Keys under WATCH and their versions.
     pub watched: crate::watch::WatchTable,
+    /// Large values being freed in steps.
+    pub lazyfree: LazyFree,
+    /// Eviction's candidates, kept between evictions.
+    pool: Pool,
+    /// The database the random eviction policies visit next.
+    next_evict_db: usize,
     rng_state: u64,
 }
 
 impl Shard {
     pub fn new(id: usize, config: EngineConfig) -> Self {
-        let dbs = (0..config.databases.max(1)).map(|_| Db::new()).collect();
+        let dbs = (0..config.databases.max(1))
+            .map(|_| {
+                let mut db = Db::new();
+                db.lazy_expire = config.lazyfree_lazy_expire;
+                db
+            })
+            .collect();
         Shard {
             id,
             dbs,
@@ -80,8 +112,109 @@ impl Shard {
             blocked_keys: Default::default(),
             ready_keys: Vec::new(),
             watched: Default::default(),
+            lazyfree: LazyFree::default(),
+            pool: Pool::default(),
+            next_evict_db: 0,
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
+    }
+
+    /// Applies a new configuration (CONFIG SET). Eviction candidates ranked under another
+    /// policy are dropped.
+    pub fn set_config(&mut self, config: EngineConfig) {
+        if config.tracking != self.config.tracking {
+            self.pool.clear();
+        }
+        for db in &mut self.dbs {
+            db.lazy_expire = config.lazyfree_lazy_expire;
+        }
+        self.config = config;
+    }
+
+    /// Evicts one key as `maxmemory-policy` chooses (counted in `evicted_keys`; clients
+    /// watching it see it change). False when the policy allows no key to go.
+    pub fn evict_one(&mut self, now_ms: u64) -> bool {
+        let mut rand = rand_stream(self.rng_state);
+        let picked = Picker {
+            tracking: self.config.tracking,
+            samples: self.config.maxmemory_samples.max(1),
+            pool: &mut self.pool,
+            next_db: &mut self.next_evict_db,
+            now_ms,
+        }
+        .pick(&self.dbs, &mut rand);
+        self.rng_state = rand();
+        let Some((db, key)) = picked else {
+            return false;
+        };
+        let Some(entry) = self.dbs.get_mut(db).and_then(|d| d.remove(&key)) else {
+            return false;
+        };
+        self.stats.evicted_keys += 1;
+        self.watched.touch(db, &key);
+        let lazy = self.config.lazyfree_lazy_eviction;
+        self.dispose(entry.value, lazy);
+        true
+    }
+
+    /// How cold the keys this shard would evict next are (the best candidate's score; see
+    /// [`crate::evict`]), so that the runtime can compare shards. None under the random
+    /// policies or when nothing may be evicted.
+    pub fn eviction_coldness(&mut self, now_ms: u64) -> Option<u64> {
+        let mut rand = rand_stream(self.rng_state);
+        let score = Picker {
+            tracking: self.config.tracking,
+            samples: self.config.maxmemory_samples.max(1),
+            pool: &mut self.pool,
+            next_db: &mut self.next_evict_db,
+            now_ms,
+        }
+        .coldest(&self.dbs, &mut rand);
+        self.rng_state = rand();
+        score
+    }
+
+    /// Frees a value removed from the keyspace: in steps if `lazy` and it is large.
+    pub fn dispose(&mut self, value: Value, lazy: bool) {
+        self.lazyfree.free(value, lazy, |v| {
+            crate::t_memory::value_allocated_bytes(v, crate::t_memory::DEFAULT_SAMPLES)
+        });
+    }
+
+    /// One step of freeing queued values (about `budget` elements); true while more is left.
+    pub fn lazyfree_step(&mut self, budget: usize) -> bool {
+        self.adopt_doomed();
+        self.lazyfree.step(budget);
+        !self.lazyfree.is_empty()
+    }
+
+    /// True if values wait to be freed in steps.
+    pub fn lazyfree_pending(&self) -> bool {
+        !self.lazyfree.is_empty() || self.dbs.iter().any(|d| !d.doomed.is_empty())
+    }
+
+    /// Queues the large values of keys that expired meanwhile.
+    fn adopt_doomed(&mut self) {
+        for i in 0..self.dbs.len() {
+            let doomed = std::mem::take(&mut self.dbs[i].doomed);
+            for v in doomed {
+                self.dispose(v, true);
+            }
+        }
+    }
+
+    /// Empties database `db`, in steps if `lazy` (FLUSHDB / FLUSHALL ASYNC).
+    pub fn flush_db(&mut self, db: usize, lazy: bool) {
+        let Some(d) = self.dbs.get_mut(db) else {
+            return;
+        };
+        if !lazy {
+            d.clear();
+            return;
+        }
+        let old = d.take();
+        let bytes = old.estimate_bytes(crate::t_memory::DEFAULT_SAMPLES);
+        self.lazyfree.free_db(old, bytes);
     }
 
     /// A fast pseudo-random number, for sampling and random replies.
@@ -96,12 +229,21 @@ impl Shard {
 
     /// Replaces (or with None, deletes) a key's whole entry: the write-back of a command that
     /// ran on another shard over a copy of this key. Counts a write and wakes blocked clients.
+    /// Key and value are copied here: what arrives was allocated on another core (and may
+    /// share bytes with that core's data), while a shard's memory must be its own core's,
+    /// both to be counted there and to be freed without reaching into another shard.
     pub fn import(&mut self, db: usize, key: Bytes, entry: Option<Entry>) {
         let Some(d) = self.dbs.get_mut(db) else {
             return;
         };
         match entry {
-            Some(entry) => d.insert_entry(key.clone(), entry),
+            Some(entry) => d.insert_entry(
+                Bytes::copy_from_slice(&key),
+                Entry {
+                    value: entry.value.reallocated(),
+                    ..entry
+                },
+            ),
             None => {
                 d.remove(&key);
             }
@@ -244,16 +386,29 @@ impl<'a> Ctx<'a> {
         &mut self.shard.dbs[self.db.min(n - 1)]
     }
 
-    /// Seconds clock used for access times.
-    pub fn clock_secs(&self) -> u32 {
-        (self.now_ms / 1000) as u32
+    /// The access field (LRU clock or LFU counter) of a value created now.
+    pub fn new_lru(&self) -> u32 {
+        self.shard.config.tracking.fresh(self.now_ms)
+    }
+
+    /// What an access does to an entry's access field: a function of the old field, with the
+    /// random draw LFU needs taken up front (the shard is borrowed by the lookup after).
+    fn access(&mut self) -> impl Fn(u32) -> u32 {
+        let tracking = self.shard.config.tracking;
+        let now = self.now_ms;
+        let rand = if tracking.policy.is_lfu() {
+            self.shard.rand()
+        } else {
+            0
+        };
+        move |lru| tracking.touched(lru, now, rand)
     }
 
     /// Looks a key up for reading, counting a hit or a miss, and updating its access time.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
-        let clock = self.clock_secs();
+        let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.accessed = clock;
+        e.lru = access(e.lru);
         Some(&e.value)
     }
 
@@ -276,8 +431,8 @@ impl<'a> Ctx<'a> {
 
     /// Stores `value` at `key`, dropping any expiry, and counts a write.
     pub fn set(&mut self, key: &[u8], value: Value) {
-        let clock = self.clock_secs();
-        self.db().set(key, value, clock);
+        let (lru, keep) = self.overwrite_lru();
+        self.db().set(key, value, lru, keep);
         self.shard.dirty += 1;
         self.signal_ready(key);
     }
@@ -294,24 +449,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The access field for a value stored over a key, and whether an existing key keeps
+    /// its own (LFU counters survive an overwrite, as in Redis).
+    fn overwrite_lru(&self) -> (u32, bool) {
+        (self.new_lru(), self.shard.config.tracking.policy.is_lfu())
+    }
+
     /// Stores `value` at `key`, keeping any expiry, and counts a write.
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
-        let clock = self.clock_secs();
-        self.db().set_keep_ttl(key, value, clock);
+        let (lru, keep) = self.overwrite_lru();
+        self.db().set_keep_ttl(key, value, lru, keep);
         self.shard.dirty += 1;
         self.signal_ready(key);
     }
 
-    /// Deletes `key`; true if it existed.
-    pub fn delete(&mut self, key: &[u8]) -> bool {
+    /// Deletes `key`, freeing a large value in steps if `lazy`; true if it existed.
+    pub fn delete(&mut self, key: &[u8], lazy: bool) -> bool {
         let now = self.now_ms;
         let db = self.db();
         db.expire_if_needed(key, now);
-        let removed = db.remove(key).is_some();
-        if removed {
-            self.shard.dirty += 1;
-        }
-        removed
+        let Some(entry) = db.remove(key) else {
+            return false;
+        };
+        self.shard.dispose(entry.value, lazy);
+        self.shard.dirty += 1;
+        true
     }
 
     /// Deletes `key` when a command left its collection empty (Redis never keeps empty
@@ -360,9 +522,9 @@ impl Ctx<'_> {
 
     /// Like [`Ctx::lookup_write`], but gives the whole entry (value and expiry).
     pub fn lookup_write_entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let clock = self.clock_secs();
+        let access = self.access();
         let e = self.entry(key)?;
-        e.accessed = clock;
+        e.lru = access(e.lru);
         Some(e)
     }
 }

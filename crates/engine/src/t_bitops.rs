@@ -73,8 +73,8 @@ fn with_bit_string<R>(
         None => {
             let mut buf = BytesMut::zeroed(need);
             let out = f(&mut buf, true);
-            let clock = ctx.clock_secs();
-            ctx.db().set(key, Value::Str(buf.freeze()), clock);
+            let lru = ctx.new_lru();
+            ctx.db().set(key, Value::Str(buf.freeze()), lru, false);
             ctx.signal_ready(key);
             out
         }
@@ -305,7 +305,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let max_len = sources.iter().map(Bytes::len).max().unwrap_or(0);
     let dest = &args[2];
     if max_len == 0 {
-        ctx.delete(dest);
+        ctx.delete(dest, false);
         return Reply::Int(0);
     }
     // Shorter inputs read as zero-padded.

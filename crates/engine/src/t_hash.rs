@@ -266,6 +266,42 @@ impl HashValue {
         self.len() == 0
     }
 
+    /// A copy sharing nothing with `self`, in the same encoding.
+    pub fn reallocated(&self) -> HashValue {
+        let repr = match &self.repr {
+            Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
+            Repr::Table(t) => {
+                let mut fresh = Dict::new();
+                fresh.reserve(t.len());
+                for (f, v) in t.iter() {
+                    fresh.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
+                }
+                Repr::Table(Box::new(fresh))
+            }
+        };
+        HashValue { repr }
+    }
+
+    /// The work of freeing the hash: one per field of a table, one for a compact buffer.
+    pub fn free_effort(&self) -> usize {
+        match &self.repr {
+            Repr::Listpack(_) => 1,
+            Repr::Table(t) => t.len(),
+        }
+    }
+
+    /// Frees up to `max` fields (all of a compact hash), for freeing a doomed hash in steps;
+    /// returns the work done.
+    pub fn shed(&mut self, max: usize) -> usize {
+        match &mut self.repr {
+            Repr::Listpack(_) => {
+                self.repr = Repr::default();
+                1
+            }
+            Repr::Table(t) => t.shed(max, |_, _| {}),
+        }
+    }
+
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
@@ -404,8 +440,8 @@ fn modify_hash<R>(
     let mut h = HashValue::new();
     let r = f(&mut h, limits)?;
     if !h.is_empty() {
-        let clock = ctx.clock_secs();
-        ctx.db().set(key, Value::Hash(h), clock);
+        let lru = ctx.new_lru();
+        ctx.db().set(key, Value::Hash(h), lru, false);
     }
     Ok(r)
 }

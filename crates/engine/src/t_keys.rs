@@ -11,13 +11,14 @@ use crate::command::table::Registration;
 use crate::command::Merge;
 use crate::db::Entry;
 use crate::error;
+use crate::evict::Tracking;
 use crate::num;
 use crate::shard::Ctx;
 use crate::value::{self, Value};
 
 pub static COMMANDS: &[Registration] = &[
     Registration::split("del", del, Merge::SumInt),
-    Registration::split("unlink", del, Merge::SumInt),
+    Registration::split("unlink", unlink, Merge::SumInt),
     Registration::split("exists", exists, Merge::SumInt),
     Registration::split("touch", touch, Merge::SumInt),
     Registration::shard("type", type_cmd),
@@ -43,6 +44,7 @@ pub static COMMANDS: &[Registration] = &[
 
 const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 const INT_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
 /// Redis shares the string objects of the integers 0..10000; OBJECT REFCOUNT shows them with
@@ -50,9 +52,20 @@ const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, acc
 const SHARED_INTEGERS: i64 = 10_000;
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
-/// DEL key [key ...] and UNLINK key [key ...]
+/// DEL key [key ...]: large values are freed at once, or in steps with
+/// `lazyfree-lazy-user-del`.
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    Reply::Int(args[1..].iter().filter(|k| ctx.delete(k)).count() as i64)
+    let lazy = ctx.shard.config.lazyfree_lazy_user_del;
+    delete_keys(ctx, &args[1..], lazy)
+}
+
+/// UNLINK key [key ...]: DEL that frees large values in steps.
+pub fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    delete_keys(ctx, &args[1..], true)
+}
+
+fn delete_keys(ctx: &mut Ctx<'_>, keys: &[Bytes], lazy: bool) -> Reply {
+    Reply::Int(keys.iter().filter(|k| ctx.delete(k, lazy)).count() as i64)
 }
 
 /// EXISTS key [key ...] (a key named twice counts twice)
@@ -173,7 +186,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
     }
     // A time already past deletes the key (as on a master: Redis never stores it).
     if when <= now_i64(ctx) {
-        ctx.db().remove(key);
+        if let Some(gone) = ctx.db().remove(key) {
+            let lazy = ctx.shard.config.lazyfree_lazy_expire;
+            ctx.shard.dispose(gone.value, lazy);
+        }
     } else {
         ctx.db().set_expire(key, when as u64);
     }
@@ -359,7 +375,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     }
     let entry = Entry {
-        accessed: ctx.clock_secs(),
+        lru: ctx.new_lru(),
         ..entry
     };
     insert_in(ctx, dst_db, dst, entry);
@@ -398,21 +414,25 @@ pub fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     })
 }
 
-/// OBJECT FREQ key: Shardis runs without an LFU eviction policy, so, as Redis with the
-/// default `noeviction`, it tracks no access frequency.
+/// OBJECT FREQ key: the key's LFU counter after the decay due, under an LFU policy only.
 pub fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (tracking, now) = (ctx.shard.config.tracking, ctx.now_ms);
     match object_lookup(ctx, args) {
         None => Reply::Nil,
-        Some(_) => Reply::err(LFU_NOT_SELECTED),
+        Some(_) if !tracking.policy.is_lfu() => Reply::err(LFU_NOT_SELECTED),
+        Some(e) => Reply::Int(i64::from(tracking.frequency(e.lru, now))),
     }
 }
 
-/// OBJECT IDLETIME key: seconds since the last access.
+/// OBJECT IDLETIME key: seconds since the last access, under a policy that tracks it (any
+/// but the LFU ones).
 pub fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let clock = ctx.clock_secs();
-    object_lookup(ctx, args).map_or(Reply::Nil, |e| {
-        Reply::Int(clock.saturating_sub(e.accessed) as i64)
-    })
+    let (tracking, now) = (ctx.shard.config.tracking, ctx.now_ms);
+    match object_lookup(ctx, args) {
+        None => Reply::Nil,
+        Some(_) if tracking.policy.is_lfu() => Reply::err(LFU_SELECTED),
+        Some(e) => Reply::Int((Tracking::idle_ms(e.lru, now) / 1000) as i64),
+    }
 }
 
 /// OBJECT REFCOUNT key: Shardis shares no values, but reports what Redis would: its shared
@@ -485,7 +505,7 @@ mod tests {
     /// another module's.
     fn put_list(t: &mut TestShard, key: &str) {
         let db = t.db;
-        t.shard.dbs[db].set(key.as_bytes(), Value::List(Default::default()), 0);
+        t.shard.dbs[db].set(key.as_bytes(), Value::List(Default::default()), 0, false);
     }
 
     fn hits_misses(t: &TestShard) -> (u64, u64) {

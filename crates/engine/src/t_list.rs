@@ -127,6 +127,23 @@ impl ListValue {
         self.len == 0
     }
 
+    /// The work of freeing the list: one per node (Redis's lazy-free effort).
+    pub fn free_effort(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Frees up to `max` nodes from the head, for freeing a doomed list in steps; returns how
+    /// many it freed.
+    pub fn shed(&mut self, max: usize) -> usize {
+        let mut freed = 0;
+        while freed < max && !self.nodes.is_empty() {
+            let node = self.nodes.remove(0);
+            self.len = self.len.saturating_sub(node.len());
+            freed += 1;
+        }
+        freed
+    }
+
     /// Heap bytes held by the list (for MEMORY USAGE).
     pub fn allocated_bytes(&self) -> usize {
         self.nodes.capacity_bytes() + self.nodes.iter().map(Listpack::capacity).sum::<usize>()

@@ -24,7 +24,7 @@ pub static COMMANDS: &[Registration] = &[
 ];
 
 /// Elements measured when SAMPLES is not given (Redis's `OBJ_COMPUTE_SIZE_DEF_SAMPLES`).
-const DEFAULT_SAMPLES: usize = 5;
+pub const DEFAULT_SAMPLES: usize = 5;
 
 /// MEMORY USAGE key [SAMPLES count]
 pub fn memory_usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -58,7 +58,7 @@ pub fn key_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
 }
 
 /// What a value allocates beyond the entry that holds it.
-fn value_allocated_bytes(value: &Value, samples: usize) -> usize {
+pub fn value_allocated_bytes(value: &Value, samples: usize) -> usize {
     match value {
         Value::Str(s) => s.len(),
         Value::List(l) => l.allocated_bytes(),

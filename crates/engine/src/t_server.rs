@@ -26,41 +26,42 @@ pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Reply {
     Reply::Int(ctx.db().len() as i64)
 }
 
-/// Checks the optional ASYNC|SYNC argument of FLUSHDB / FLUSHALL.
-fn flush_mode_ok(args: &[Bytes]) -> bool {
-    match args.len() {
-        1 => true,
-        2 => args[1].eq_ignore_ascii_case(b"async") || args[1].eq_ignore_ascii_case(b"sync"),
-        _ => false,
+/// The optional ASYNC|SYNC argument of FLUSHDB / FLUSHALL: whether to free the data in steps
+/// (without it, `lazyfree-lazy-user-flush` decides). None: a syntax error.
+fn flush_lazily(ctx: &Ctx<'_>, args: &[Bytes]) -> Option<bool> {
+    match args.get(1) {
+        None => Some(ctx.shard.config.lazyfree_lazy_user_flush),
+        Some(_) if args.len() > 2 => None,
+        Some(a) if a.eq_ignore_ascii_case(b"async") => Some(true),
+        Some(a) if a.eq_ignore_ascii_case(b"sync") => Some(false),
+        Some(_) => None,
     }
 }
 
 /// FLUSHDB [ASYNC|SYNC]: counts one write per key removed, as Redis.
 pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if !flush_mode_ok(args) {
+    let Some(lazy) = flush_lazily(ctx, args) else {
         return error::syntax();
-    }
+    };
     let n = ctx.db().len() as u64;
     let now = ctx.now_ms;
     ctx.shard.touch_live_watched(ctx.db, None, now);
-    ctx.db().clear();
+    ctx.shard.flush_db(ctx.db, lazy);
     ctx.dirty(n);
     Reply::Ok
 }
 
 /// FLUSHALL [ASYNC|SYNC]: counts one write per key removed, as Redis.
 pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if !flush_mode_ok(args) {
+    let Some(lazy) = flush_lazily(ctx, args) else {
         return error::syntax();
-    }
+    };
     let mut n = 0;
     let now = ctx.now_ms;
     for db in 0..ctx.shard.dbs.len() {
         ctx.shard.touch_live_watched(db, None, now);
-    }
-    for db in &mut ctx.shard.dbs {
-        n += db.len() as u64;
-        db.clear();
+        n += ctx.shard.db_len(db) as u64;
+        ctx.shard.flush_db(db, lazy);
     }
     ctx.dirty(n);
     Reply::Ok
@@ -329,7 +330,7 @@ mod tests {
     #[test]
     fn swapdb_wakes_clients_blocked_on_keys_swapped_in() {
         let mut t = TestShard::new();
-        t.shard.dbs[1].set(b"k", Value::List(Default::default()), 0);
+        t.shard.dbs[1].set(b"k", Value::List(Default::default()), 0, false);
         t.shard.blocked_keys.insert((9, Bytes::from("k")));
         t.shard.blocked_keys.insert((9, Bytes::from("absent")));
         t.shard.blocked_keys.insert((3, Bytes::from("k")));
@@ -399,7 +400,7 @@ mod tests {
     #[test]
     fn scan_type_filter() {
         let mut t = shard_with(100);
-        t.shard.dbs[0].set(b"l", Value::List(Default::default()), 0);
+        t.shard.dbs[0].set(b"l", Value::List(Default::default()), 0, false);
         let (keys, _) = full_scan(&mut t, &opts(&["type", "list"]));
         assert_eq!(keys, vec![Bytes::from("l")]);
         let (keys, _) = full_scan(&mut t, &opts(&["type", "STRING"]));

@@ -135,6 +135,42 @@ impl SetValue {
         self.len() == 0
     }
 
+    /// A copy sharing nothing with `self`, in the same encoding.
+    pub fn reallocated(&self) -> SetValue {
+        let repr = match &self.repr {
+            Repr::Ints(ints) => Repr::Ints(ints.clone()),
+            Repr::Hash(d) => {
+                let mut fresh = Dict::new();
+                fresh.reserve(d.len());
+                for (m, _) in d.iter() {
+                    fresh.insert(Bytes::copy_from_slice(m), ());
+                }
+                Repr::Hash(Box::new(fresh))
+            }
+        };
+        SetValue { repr }
+    }
+
+    /// The work of freeing the set: one per member of a table, one for an intset.
+    pub fn free_effort(&self) -> usize {
+        match &self.repr {
+            Repr::Ints(_) => 1,
+            Repr::Hash(d) => d.len(),
+        }
+    }
+
+    /// Frees up to `max` members (all of an intset), for freeing a doomed set in steps;
+    /// returns the work done.
+    pub fn shed(&mut self, max: usize) -> usize {
+        match &mut self.repr {
+            Repr::Ints(_) => {
+                self.repr = Repr::default();
+                1
+            }
+            Repr::Hash(d) => d.shed(max, |_, _| {}),
+        }
+    }
+
     /// True if `member` is in the set.
     pub fn contains(&self, member: &[u8]) -> bool {
         match &self.repr {
@@ -565,8 +601,8 @@ fn max_intset(ctx: &Ctx<'_>) -> usize {
 /// Adds a key that did not exist (Redis's `dbAdd`, which wakes clients blocked on it); the
 /// caller counts the writes.
 fn add_key(ctx: &mut Ctx<'_>, key: &[u8], set: SetValue) {
-    let clock = ctx.clock_secs();
-    ctx.db().set(key, Value::Set(set), clock);
+    let lru = ctx.new_lru();
+    ctx.db().set(key, Value::Set(set), lru, false);
     ctx.signal_ready(key);
 }
 
@@ -707,7 +743,7 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
     let size = set.len();
     if count >= size as u64 {
         let all = set.iter().map(Member::reply).collect();
-        ctx.delete(key);
+        ctx.delete(key, false);
         ctx.dirty(size as u64 - 1);
         return Reply::Set(all);
     }
@@ -908,7 +944,7 @@ fn intersect(sets: &mut [&SetValue], mut visit: impl FnMut(Member<'_>) -> bool) 
 fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: SetValue) -> Reply {
     let n = result.len();
     if n == 0 {
-        ctx.delete(dst);
+        ctx.delete(dst, false);
     } else {
         ctx.set(dst, Value::Set(result));
     }

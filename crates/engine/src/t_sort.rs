@@ -382,7 +382,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
                 // Redis counts one change per stored element; `set` counted one already.
                 ctx.dirty(stored as u64 - 1);
             } else {
-                ctx.delete(dest);
+                ctx.delete(dest, false);
             }
             Reply::Int(stored as i64)
         }
@@ -399,7 +399,7 @@ mod tests {
     // Source values are built and read through the placeholder types directly, as the list,
     // set and sorted-set commands live in other modules.
     fn put(t: &mut TestShard, key: &str, v: Value) {
-        t.shard.dbs[0].set(key.as_bytes(), v, 0);
+        t.shard.dbs[0].set(key.as_bytes(), v, 0, false);
     }
 
     fn list(t: &mut TestShard, key: &str, items: &[&str]) {

@@ -310,7 +310,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
-    ctx.delete(&args[1]);
+    ctx.delete(&args[1], false);
     Reply::Bulk(value)
 }
 
@@ -333,7 +333,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         };
         // An absolute time already past deletes the key now, as Redis does.
         if unit.is_absolute() && at <= ctx.now_ms {
-            ctx.delete(key);
+            ctx.delete(key, false);
         } else {
             ctx.db().set_expire(key, at);
             ctx.dirty(1);

@@ -155,6 +155,25 @@ impl ZSetValue {
         }
     }
 
+    /// A copy sharing nothing with `self` (members included), in the same encoding.
+    pub fn reallocated(&self) -> ZSetValue {
+        let copy = |i: &Item| Item::new(i.score, Member::new(&i.member));
+        let repr = match &self.repr {
+            Repr::Listpack(items) => Repr::Listpack(items.iter().map(copy).collect()),
+            Repr::Skiplist(large) => {
+                let mut fresh = Large::default();
+                fresh.scores.reserve(large.tree.len());
+                large.tree.for_range(0, large.tree.len(), &mut |i| {
+                    let item = copy(i);
+                    fresh.scores.insert(item.member.clone(), item.score);
+                    fresh.tree.insert(item);
+                });
+                Repr::Skiplist(Box::new(fresh))
+            }
+        };
+        ZSetValue { repr }
+    }
+
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self.repr {
@@ -172,6 +191,42 @@ impl ZSetValue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The work of freeing the set: one per member of a skiplist, one for a compact set.
+    pub fn free_effort(&self) -> usize {
+        match &self.repr {
+            Repr::Listpack(_) => 1,
+            Repr::Skiplist(large) => large.tree.len(),
+        }
+    }
+
+    /// Frees up to `max` members (all of a compact set), for freeing a doomed set in steps;
+    /// returns the work done.
+    pub fn shed(&mut self, max: usize) -> usize {
+        match &mut self.repr {
+            Repr::Listpack(_) => {
+                self.repr = Repr::default();
+                1
+            }
+            Repr::Skiplist(large) => {
+                let from_map = large.scores.shed(max, |_, _| {});
+                // The tree from its end: no item moves.
+                let mut from_tree = 0;
+                while from_tree < max
+                    && large
+                        .tree
+                        .remove_at(large.tree.len().wrapping_sub(1))
+                        .is_some()
+                {
+                    from_tree += 1;
+                }
+                if large.tree.is_empty() && large.scores.is_empty() {
+                    self.repr = Repr::default();
+                }
+                from_map.max(from_tree)
+            }
+        }
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
@@ -401,7 +456,7 @@ fn push_entry(out: &mut Vec<Reply>, member: &[u8], score: f64, withscores: bool,
 fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<Item>) -> Reply {
     let n = items.len() as i64;
     if n == 0 {
-        ctx.delete(dst);
+        ctx.delete(dst, false);
     } else {
         let z = ZSetValue::from_items(items, Limits::of(ctx));
         ctx.set(dst, Value::ZSet(z));
@@ -959,8 +1014,8 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr: bool) -> Reply {
     }
     if let Some(z) = created {
         if !z.is_empty() {
-            let clock = ctx.clock_secs();
-            ctx.db().set(key, Value::ZSet(z), clock);
+            let lru = ctx.new_lru();
+            ctx.db().set(key, Value::ZSet(z), lru, false);
         }
     }
     ctx.dirty(added + updated);
@@ -2748,7 +2803,7 @@ mod tests {
     fn set_operations_accept_sets_and_special_scores() {
         let mut t = TestShard::new();
         let set = SetValue::from_members(&["a", "b", "x"], 512);
-        t.shard.dbs[0].set(b"s", Value::Set(set), 0);
+        t.shard.dbs[0].set(b"s", Value::Set(set), 0, false);
         t.run(&["zadd", "z", "10", "a", "20", "b", "30", "c"]);
         assert_eq!(
             t.run(&["zinter", "2", "z", "s", "withscores"]),
@@ -3009,7 +3064,7 @@ mod tests {
             z.insert(format!("m{i:05}").as_bytes(), i as f64, limits);
         }
         assert_eq!(z.encoding(), "skiplist");
-        t.shard.dbs[0].set(b"z", Value::ZSet(z), 0);
+        t.shard.dbs[0].set(b"z", Value::ZSet(z), 0, false);
         assert_eq!(t.run(&["zrank", "z", "m04321"]), int(4321));
         assert_eq!(t.run(&["zrevrank", "z", "m04321"]), int(678));
         assert_eq!(t.run(&["zcount", "z", "(1000", "2000"]), int(1000));

@@ -29,6 +29,57 @@ impl Value {
         }
     }
 
+    /// A deep copy sharing no allocation with `self` (a clone shares string bytes and sorted
+    /// set members): what a shard stores when a value comes from another core, so that its
+    /// memory is allocated, and counted, on the shard's own core.
+    pub fn reallocated(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Hash(h) => Value::Hash(h.reallocated()),
+            Value::Set(s) => Value::Set(s.reallocated()),
+            Value::ZSet(z) => Value::ZSet(z.reallocated()),
+        }
+    }
+
+    /// The work of freeing the value, as Redis's `lazyfreeGetFreeEffort`: one for a string
+    /// or a compact encoding, one per element of a table, one per node of a list.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(l) => l.free_effort(),
+            Value::Hash(h) => h.free_effort(),
+            Value::Set(s) => s.free_effort(),
+            Value::ZSet(z) => z.free_effort(),
+        }
+    }
+
+    /// Frees up to `max` units of the value's work (see [`Value::free_effort`]), leaving the
+    /// rest valid; returns the work done. A value reduced to nothing has `free_effort` 0 or 1.
+    pub fn shed(&mut self, max: usize) -> usize {
+        match self {
+            Value::Str(s) => {
+                *s = Bytes::new();
+                1
+            }
+            Value::List(l) => l.shed(max),
+            Value::Hash(h) => h.shed(max),
+            Value::Set(s) => s.shed(max),
+            Value::ZSet(z) => z.shed(max),
+        }
+    }
+
+    /// True once nothing of the value is left to free.
+    pub fn is_shed(&self) -> bool {
+        match self {
+            Value::Str(s) => s.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {

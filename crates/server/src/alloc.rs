@@ -1,59 +1,302 @@
-//! The global allocator: mimalloc (per-thread heaps suit thread-per-core, and it has less
-//! per-allocation overhead than the system allocator), counting the bytes each thread
-//! allocates so INFO can report `used_memory` without any shared counter (each core sums its
-//! own; INFO adds them up).
+//! The global allocator: mimalloc, counting the live bytes of every core so that eviction can
+//! trust a per-core figure.
+//!
+//! Each core's thread allocates from its own mimalloc heap, and a block stays in the heap that
+//! allocated it even when another thread frees it. The count follows that ownership:
+//!
+//! - an allocation adds its usable size (the size class mimalloc really hands out, so the sum
+//!   is what the allocator holds, not what the program asked for) to the allocating core;
+//! - a free subtracts it from the core whose heap owns the block: the freeing core itself in
+//!   the common case (one heap check), or, when a block crosses cores (a forwarded request's
+//!   buffer, a reply encoded on another core, an entry copied between shards), the owner,
+//!   found among the registered heaps and credited through an atomic only other threads add
+//!   to.
+//!
+//! So a core's figure never drifts however memory travels: it is exactly the bytes its heap
+//! holds (`tests/memory_accounting.rs` checks it against mimalloc's own view of the heap under
+//! millions of cross-shard commands). Memory of threads that are not cores (start-up, helper
+//! threads) is counted apart and only appears in the total.
 
 use std::alloc::{GlobalAlloc, Layout};
-
-use mimalloc::MiMalloc as Backing;
 use std::cell::Cell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering::Relaxed};
+
+use libmimalloc_sys as mi;
+use mimalloc::MiMalloc as Backing;
+
+/// Cores that can be counted apart (the `shards` parameter's maximum).
+pub const MAX_CORES: usize = 1024;
+
+/// What one core owns: written by the core's thread only, read by anyone.
+#[repr(align(128))]
+struct Owned {
+    heap: AtomicPtr<mi::mi_heap_t>,
+    /// Bytes this core allocated minus bytes of its heap it freed itself.
+    local: AtomicIsize,
+}
+
+/// Bytes of a core's heap freed by other threads (negative), on a cache line of its own so
+/// that the owner's counting does not contend with them.
+#[repr(align(128))]
+struct Remote(AtomicIsize);
+
+#[allow(clippy::declare_interior_mutable_const)]
+const OWNED_INIT: Owned = Owned {
+    heap: AtomicPtr::new(std::ptr::null_mut()),
+    local: AtomicIsize::new(0),
+};
+#[allow(clippy::declare_interior_mutable_const)]
+const REMOTE_INIT: Remote = Remote(AtomicIsize::new(0));
+
+static OWNED: [Owned; MAX_CORES] = [OWNED_INIT; MAX_CORES];
+static REMOTE: [Remote; MAX_CORES] = [REMOTE_INIT; MAX_CORES];
+/// One more than the highest registered core (the slots worth searching for an owner).
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+/// Net bytes of the threads that are not cores.
+static UNOWNED: AtomicIsize = AtomicIsize::new(0);
+
+/// No core: the thread is not registered.
+const NO_CORE: usize = usize::MAX;
 
 thread_local! {
-    /// Bytes allocated minus bytes freed by this thread (can go negative when memory
-    /// allocated on one core is freed on another; the sum over threads is exact).
-    static NET: Cell<isize> = const { Cell::new(0) };
+    /// The calling thread's core, or `NO_CORE`.
+    static CORE: Cell<usize> = const { Cell::new(NO_CORE) };
+    /// The calling thread's default heap, once registered.
+    static HEAP: Cell<*mut mi::mi_heap_t> = const { Cell::new(std::ptr::null_mut()) };
+    /// Net bytes this thread allocated before it registered (moved to its core then).
+    static BEFORE: Cell<isize> = const { Cell::new(0) };
 }
 
+/// The counting allocator installed by the binary.
 pub struct Counting;
 
-fn add(n: isize) {
-    // try_with: the thread-local may be gone during thread teardown.
-    let _ = NET.try_with(|c| c.set(c.get() + n));
+fn usable(p: *const u8) -> isize {
+    // SAFETY: `p` is a live block from mimalloc (just allocated, or about to be freed).
+    unsafe { mi::mi_usable_size(p as *const c_void) as isize }
 }
 
-// SAFETY: defers every operation to mimalloc unchanged; only counts sizes.
+/// Counts `n` bytes allocated by the calling thread.
+fn allocated(n: isize) {
+    // try_with: thread-locals may be gone while a thread winds down.
+    let core = CORE.try_with(Cell::get).unwrap_or(NO_CORE);
+    match OWNED.get(core) {
+        // Only this thread writes its `local`: a plain load and store suffice.
+        Some(o) => o.local.store(o.local.load(Relaxed) + n, Relaxed),
+        None => {
+            let _ = BEFORE.try_with(|b| b.set(b.get() + n));
+            UNOWNED.fetch_add(n, Relaxed);
+        }
+    }
+}
+
+/// Who a block belongs to, for counting its free.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Owner {
+    /// The calling thread's core.
+    Here(usize),
+    /// Another core.
+    Core(usize),
+    /// No core (or the calling thread is not a core and allocated it before anything).
+    Nobody,
+}
+
+/// The owner of the live block `p`, seen from the calling thread.
+fn owner(p: *const u8) -> Owner {
+    let core = CORE.try_with(Cell::get).unwrap_or(NO_CORE);
+    if core != NO_CORE {
+        let heap = HEAP.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+        // SAFETY: `p` is a live mimalloc block; the check only compares its page's heap.
+        if unsafe { mi::mi_heap_contains_block(heap, p as *const c_void) } {
+            return Owner::Here(core);
+        }
+    }
+    let n = REGISTERED.load(Relaxed).min(MAX_CORES);
+    (0..n)
+        .find(|&i| {
+            let heap = OWNED[i].heap.load(Relaxed);
+            // SAFETY: as above; a null heap is answered with false.
+            !heap.is_null() && unsafe { mi::mi_heap_contains_block(heap, p as *const c_void) }
+        })
+        .map_or(Owner::Nobody, Owner::Core)
+}
+
+/// Counts `n` bytes belonging to `owner` as freed by the calling thread.
+fn freed(owner: Owner, n: isize) {
+    match owner {
+        Owner::Here(core) => {
+            let o = &OWNED[core];
+            o.local.store(o.local.load(Relaxed) - n, Relaxed);
+        }
+        Owner::Core(core) => {
+            REMOTE[core].0.fetch_sub(n, Relaxed);
+        }
+        Owner::Nobody => {
+            if CORE.try_with(Cell::get).unwrap_or(NO_CORE) == NO_CORE {
+                let _ = BEFORE.try_with(|b| b.set(b.get() - n));
+            }
+            UNOWNED.fetch_sub(n, Relaxed);
+        }
+    }
+}
+
+// SAFETY: every operation is mimalloc's, unchanged; the counting only reads block sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { Backing.alloc(layout) };
         if !p.is_null() {
-            add(layout.size() as isize);
+            allocated(usable(p));
         }
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        freed(owner(ptr), usable(ptr));
         unsafe { Backing.dealloc(ptr, layout) };
-        add(-(layout.size() as isize));
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { Backing.alloc_zeroed(layout) };
         if !p.is_null() {
-            add(layout.size() as isize);
+            allocated(usable(p));
         }
         p
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Looked at while the old block is live; a failed realloc leaves it as it was.
+        let (was, old) = (owner(ptr), usable(ptr));
         let p = unsafe { Backing.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            add(new_size as isize - layout.size() as isize);
+            freed(was, old);
+            allocated(usable(p));
         }
         p
     }
 }
 
-/// Net bytes allocated by the calling thread.
-pub fn allocated_here() -> isize {
-    NET.try_with(|c| c.get()).unwrap_or(0)
+/// Makes the calling thread core `id`: from now on its allocations count for that core.
+/// What the thread allocated before moves with it.
+pub fn register_core(id: usize) {
+    if id >= MAX_CORES {
+        return;
+    }
+    // SAFETY: returns the calling thread's default heap (initialised by its first allocation).
+    let heap = unsafe { mi::mi_heap_get_default() };
+    let before = BEFORE.with(|b| b.replace(0));
+    UNOWNED.fetch_sub(before, Relaxed);
+    let owned = &OWNED[id];
+    owned.local.store(owned.local.load(Relaxed) + before, Relaxed);
+    owned.heap.store(heap, Relaxed);
+    HEAP.with(|h| h.set(heap));
+    CORE.with(|c| c.set(id));
+    REGISTERED.fetch_max(id + 1, Relaxed);
+}
+
+/// Live bytes of core `id`'s heap (what it allocated and nobody freed yet).
+pub fn core_used(id: usize) -> isize {
+    match (OWNED.get(id), REMOTE.get(id)) {
+        (Some(o), Some(r)) => o.local.load(Relaxed) + r.0.load(Relaxed),
+        _ => 0,
+    }
+}
+
+/// Live bytes of the whole process (every core and every other thread).
+pub fn total_used() -> isize {
+    let n = REGISTERED.load(Relaxed).min(MAX_CORES);
+    (0..n).map(core_used).sum::<isize>() + UNOWNED.load(Relaxed)
+}
+
+/// The calling core's heap as mimalloc itself sees it: the bytes of the blocks in use, after
+/// collecting the blocks other threads freed. Walks every page of the heap (about a
+/// millisecond per GB), so it is for introspection and tests, not for every command.
+pub fn heap_used_here() -> usize {
+    let heap = HEAP.with(Cell::get);
+    if heap.is_null() {
+        return 0;
+    }
+    unsafe extern "C" fn area(
+        _heap: *const mi::mi_heap_t,
+        area: *const mi::mi_heap_area_t,
+        _block: *mut c_void,
+        _size: usize,
+        total: *mut c_void,
+    ) -> bool {
+        // SAFETY: mimalloc passes a valid area; `total` is the usize handed in below.
+        unsafe {
+            let a = &*area;
+            *(total as *mut usize) += a.used * a.block_size;
+        }
+        true
+    }
+    let mut total = 0usize;
+    // SAFETY: the heap is the calling thread's own; the visitor only reads the area.
+    unsafe {
+        mi::mi_heap_collect(heap, false);
+        mi::mi_heap_visit_blocks(heap, false, Some(area), &mut total as *mut usize as *mut c_void);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The test binary's global allocator is the system one: these tests drive `Counting`
+    // directly, each on threads registered as cores of their own (ids unused elsewhere).
+
+    fn alloc_on(a: &Counting, size: usize) -> usize {
+        // SAFETY: a valid non-zero layout.
+        unsafe { a.alloc(Layout::from_size_align(size, 8).expect("layout")) as usize }
+    }
+
+    fn free_on(a: &Counting, p: usize, size: usize) {
+        // SAFETY: `p` came from `alloc_on` with this size.
+        unsafe { a.dealloc(p as *mut u8, Layout::from_size_align(size, 8).expect("layout")) }
+    }
+
+    #[test]
+    fn a_block_freed_on_another_core_is_credited_to_its_owner() {
+        let (to_b, from_a) = std::sync::mpsc::channel::<Vec<usize>>();
+        let a = std::thread::spawn(move || {
+            register_core(900);
+            let start = core_used(900);
+            let blocks: Vec<usize> = (0..1000).map(|_| alloc_on(&Counting, 100)).collect();
+            // 100 bytes are served from the 112-byte class.
+            assert_eq!(core_used(900) - start, 1000 * 112);
+            to_b.send(blocks).expect("send");
+            start
+        });
+        let b = std::thread::spawn(move || {
+            register_core(901);
+            let start = core_used(901);
+            let blocks = from_a.recv().expect("recv");
+            for p in blocks {
+                free_on(&Counting, p, 100);
+            }
+            core_used(901) - start
+        });
+        let a_start = a.join().expect("a");
+        assert_eq!(b.join().expect("b"), 0, "the freeing core's figure does not move");
+        assert_eq!(core_used(900), a_start, "the owner's figure is back where it was");
+    }
+
+    #[test]
+    fn realloc_moves_the_count_with_the_block() {
+        std::thread::spawn(|| {
+            register_core(902);
+            let start = core_used(902);
+            let layout = Layout::from_size_align(16, 8).expect("layout");
+            // SAFETY: valid layouts; the block is freed with its final size.
+            unsafe {
+                let p = Counting.alloc(layout);
+                let q = Counting.realloc(p, layout, 4000);
+                assert_eq!(core_used(902) - start, mi::mi_usable_size(q as _) as isize);
+                Counting.dealloc(q, Layout::from_size_align(4000, 8).expect("layout"));
+            }
+            assert_eq!(core_used(902), start);
+        })
+        .join()
+        .expect("thread");
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use shardis_engine::evict::{Policy, Tracking};
 use shardis_engine::EngineConfig;
 
 /// How a parameter's value is checked and normalised.
@@ -28,8 +29,6 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
-    /// A byte count of which only 0 (no limit) is supported.
-    MemoryOff,
 }
 
 struct Param {
@@ -81,6 +80,16 @@ const INT: Kind = Kind::Int {
     min: 0,
     max: i64::MAX,
 };
+
+/// Redis's `int` parameters: at most `INT_MAX`.
+const fn c_int(min: i64) -> Kind {
+    Kind::Int {
+        min,
+        max: i32::MAX as i64,
+    }
+}
+
+const NO: &str = "no";
 
 /// The parameters Shardis has, with Redis 7.0's defaults.
 static PARAMS: &[Param] = &[
@@ -163,13 +172,29 @@ static PARAMS: &[Param] = &[
     ),
     p("list-compress-depth", INT, "0"),
     p("spin-before-park-us", INT, "0"),
-    // Eviction is not built yet: only "no limit" is accepted.
-    p("maxmemory", Kind::MemoryOff, "0"),
+    p("maxmemory", Kind::Memory { min: 0 }, "0"),
     p(
         "maxmemory-policy",
-        Kind::Enum(&["noeviction"]),
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
         "noeviction",
     ),
+    p("maxmemory-samples", c_int(1), "5"),
+    p("maxmemory-eviction-tenacity", Kind::Int { min: 0, max: 100 }, "10"),
+    p("lfu-log-factor", c_int(0), "10"),
+    p("lfu-decay-time", c_int(0), "1"),
+    p("lazyfree-lazy-eviction", Kind::Bool, NO),
+    p("lazyfree-lazy-expire", Kind::Bool, NO),
+    p("lazyfree-lazy-user-del", Kind::Bool, NO),
+    p("lazyfree-lazy-user-flush", Kind::Bool, NO),
 ];
 
 /// One client class's `client-output-buffer-limit` (0 = no limit).
@@ -325,13 +350,6 @@ impl Param {
                 Err(_) => Err("No such file or directory".into()),
             },
             Kind::OutputLimits => OutputLimits::merge(current, value),
-            Kind::MemoryOff => match parse_memory(value) {
-                Some(0) => Ok("0".into()),
-                Some(_) => Err(
-                    "a memory limit is not supported yet (no eviction): only 0 is accepted".into(),
-                ),
-                None => Err("argument must be a memory value".into()),
-            },
             Kind::Enum(options) => {
                 let lower = value.to_ascii_lowercase();
                 if options.contains(&lower.as_str()) {
@@ -461,6 +479,14 @@ impl Config {
         self.get(name).parse().unwrap_or(0)
     }
 
+    pub fn get_u64(&self, name: &str) -> u64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.get(name) == "yes"
+    }
+
     /// CONFIG GET: every (name, value) whose name (or alias) matches one of the patterns.
     pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -524,6 +550,16 @@ impl Config {
             zset_max_listpack_value: n("zset-max-listpack-value"),
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
+            tracking: Tracking {
+                policy: Policy::parse(self.get("maxmemory-policy")).unwrap_or_default(),
+                lfu_log_factor: self.get_i64("lfu-log-factor").clamp(0, u32::MAX as i64) as u32,
+                lfu_decay_time: self.get_i64("lfu-decay-time").clamp(0, u32::MAX as i64) as u32,
+            },
+            maxmemory_samples: n("maxmemory-samples").max(1),
+            lazyfree_lazy_eviction: self.get_bool("lazyfree-lazy-eviction"),
+            lazyfree_lazy_expire: self.get_bool("lazyfree-lazy-expire"),
+            lazyfree_lazy_user_del: self.get_bool("lazyfree-lazy-user-del"),
+            lazyfree_lazy_user_flush: self.get_bool("lazyfree-lazy-user-flush"),
         }
     }
 }

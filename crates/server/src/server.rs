@@ -141,6 +141,8 @@ async fn core_main(
     addrs: Vec<listen::BindAddr>,
 ) -> Result<(), String> {
     let backlog = config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
+    // From here on this thread's allocations count for its core (see `alloc`).
+    crate::alloc::register_core(mesh.id());
     let core = Rc::new(Core::new(mesh, shards, config));
     let mut listeners = Vec::new();
     for a in &addrs {
@@ -159,13 +161,18 @@ async fn core_main(
     }
     let event_loop =
         EventLoop::new(core.clone(), listeners).map_err(|e| format!("io_uring setup: {e}"))?;
+    // What the core holds before any client (mostly the event loop's I/O buffers) is fixed
+    // overhead, not data: it does not count against `maxmemory`.
+    core.memory
+        .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
     Ok(())
 }
 
-/// The core's clock, `hz` times a second: active expiry, idle clients, and the shutdown check
-/// (the tick also wakes a sleeping event loop, which then sees the request).
+/// The core's clock, `hz` times a second: active expiry, idle clients, the memory limit (see
+/// `core::memory::tick`), and the shutdown check (the tick also wakes a sleeping event loop,
+/// which then sees the request).
 async fn clock(core: Rc<Core>) {
     while !shutdown_requested() {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
@@ -173,6 +180,7 @@ async fn clock(core: Rc<Core>) {
         let now = core.now_ms();
         core.shard.borrow_mut().active_expire(now, 16);
         close_idle_clients(&core, now);
+        crate::core::memory::tick(&core);
     }
 }
 

@@ -7,7 +7,7 @@ use shardis_resp::Reply;
 
 use super::REDIS_VERSION;
 use crate::conn::session::Session;
-use crate::core::CoreStats;
+use crate::core::{memory, CoreStats};
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
@@ -32,7 +32,12 @@ struct CoreReport {
     dirty: u64,
     /// (keys, volatile keys) per database.
     dbs: Vec<(usize, usize)>,
-    allocated: isize,
+    evicted_keys: u64,
+    lazyfree_pending: usize,
+    lazyfreed: u64,
+    memory: memory::Report,
+    /// The core's heap as the allocator sees it (only when a section shows it).
+    heap: usize,
 }
 
 pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
@@ -46,9 +51,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     if wanted.iter().any(|w| w == "all" || w == "everything") {
         wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
     }
+    let heap_wanted = wanted.iter().any(|w| w == "memory" || w == "shards");
     let reports = s
         .core
-        .broadcast(|core| {
+        .broadcast(move |core| {
             let shard = core.shard.borrow();
             CoreReport {
                 clients: core.clients.borrow().len(),
@@ -68,7 +74,15 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                     .iter()
                     .map(|d| (d.len(), d.volatile_len()))
                     .collect(),
-                allocated: crate::alloc::allocated_here(),
+                evicted_keys: shard.stats.evicted_keys,
+                lazyfree_pending: shard.lazyfree.pending_objects(),
+                lazyfreed: shard.lazyfree.freed_objects,
+                memory: memory::report(core),
+                heap: if heap_wanted {
+                    crate::alloc::heap_used_here()
+                } else {
+                    0
+                },
             }
         })
         .await;
@@ -111,16 +125,21 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             reports.iter().map(|r| r.blocked).sum::<usize>(),
         ),
     );
-    let used: isize = reports.iter().map(|r| r.allocated).sum();
-    let used = used.max(0) as u64;
+    let used = crate::alloc::total_used().max(0) as u64;
     let rss = rss_bytes();
+    let maxmemory = config.get_u64("maxmemory");
     section(
         "memory",
         format!(
-            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\n",
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
             human(used),
             human(rss),
+            human(maxmemory),
+            config.get("maxmemory-policy"),
+            reports.iter().map(|r| r.heap).sum::<usize>(),
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+            sum(&|r| r.memory.not_counted),
+            reports.iter().map(|r| r.lazyfree_pending).sum::<usize>(),
         ),
     );
     section(
@@ -133,17 +152,19 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nlazyfreed_objects:{}\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),
             sum(&|r| r.stats.net_output_bytes),
             sum(&|r| r.stats.rejected_connections),
             sum(&|r| r.expired_keys),
+            sum(&|r| r.evicted_keys),
             sum(&|r| r.keyspace_hits),
             sum(&|r| r.keyspace_misses),
             sum(&|r| r.stats.client_qbuf_limit_disconnections),
             sum(&|r| r.stats.client_outbuf_limit_disconnections),
+            sum(&|r| r.lazyfreed),
         ),
     );
     section("replication", "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\n".to_string());
@@ -166,8 +187,8 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         let keys: usize = r.dbs.iter().map(|d| d.0).sum();
         let _ = write!(
             shards,
-            "shard{i}:keys={keys},clients={},commands={}\r\n",
-            r.clients, r.stats.commands_processed
+            "shard{i}:keys={keys},clients={},commands={},used_memory={},allocator_allocated={},maxmemory_share={}\r\n",
+            r.clients, r.stats.commands_processed, r.memory.used, r.heap, r.memory.share
         );
     }
     section("shards", shards);

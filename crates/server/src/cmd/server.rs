@@ -199,9 +199,13 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     s.core
         .broadcast(move |core| {
-            let mut config = core.config.borrow_mut();
-            config.apply(&values);
-            core.shard.borrow_mut().config = config.engine();
+            let engine = {
+                let mut config = core.config.borrow_mut();
+                config.apply(&values);
+                config.engine()
+            };
+            core.shard.borrow_mut().set_config(engine);
+            crate::core::memory::reconfigure(core);
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));

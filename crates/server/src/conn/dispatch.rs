@@ -19,6 +19,7 @@ use crate::cmd;
 use crate::coord::blocking::{self, Blocker};
 use crate::coord::route::{self, Target};
 use crate::coord::{fanout, txn};
+use crate::core::memory;
 use crate::core::shard_lock::LockStep;
 use crate::core::{Batch, Request};
 
@@ -59,6 +60,15 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
     }
     let mut keys = Vec::new();
     let target = route::target(cmd, &args, shards, core.id, &mut keys);
+    // Over several shards, a write that may use memory is refused as a whole, before any
+    // part runs, if one of them is full (a single shard decides for itself).
+    if cmd.flags.has(Flags::DENYOOM)
+        && (matches!(target, Target::Several) || cmd.key_finder.is_some())
+        && s.tx.is_none()
+        && memory::any_oom(keys.iter().map(|&i| route::shard_of(&args[i], shards)))
+    {
+        return Some(Reply::err(memory::OOM_ERROR));
+    }
     if let (Some(finder), true, Some(&first)) = (cmd.key_finder, shards > 1, keys.first()) {
         // Keys only the data can name (SORT BY/GET patterns): ask the first key's shard.
         let home = route::shard_of(&args[first], shards);
@@ -121,6 +131,20 @@ async fn exec(s: &mut Session) -> Reply {
         return Reply::err("EXECABORT Transaction discarded because of previous errors.");
     }
     let (plan, simple) = multi::plan(s, &state.queued);
+    // Redis refuses a transaction that may use memory when over the limit, before any of it
+    // runs; here, when a shard it writes to is full.
+    if state
+        .queued
+        .iter()
+        .any(|(cmd, _)| cmd.flags.has(Flags::DENYOOM))
+        && memory::any_oom(plan.iter().map(|(shard, _)| *shard))
+    {
+        multi::unwatch_all(s);
+        return Reply::error(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            memory::OOM_ERROR
+        ));
+    }
     let reply = if simple && plan.len() <= 1 {
         let shard = plan.first().map_or(s.core.id, |(shard, _)| *shard);
         exec_on_one_shard(s, shard, state.queued).await

@@ -9,8 +9,9 @@ use shardis_resp::Reply;
 use super::session::{MultiState, Session};
 use crate::coord::route;
 use crate::coord::txn::{self, Intents};
+use crate::core::memory;
 use crate::core::shard_lock::WatchedKey;
-use crate::core::Request;
+use crate::core::{Core, Request};
 
 /// Commands that act at once between MULTI and EXEC instead of being queued.
 pub fn runs_inside_multi(cmd: &Command) -> bool {
@@ -36,8 +37,26 @@ pub fn queue(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>) -> Reply 
         state.failed = true;
         return Reply::err("ERR Command not allowed inside a transaction");
     }
+    // Queuing takes memory: as Redis, nothing is queued while a shard it involves is full.
+    if s.core.memory.maxmemory() > 0 && memory::any_oom(involved_shards(&s.core, cmd, &args)) {
+        state.failed = true;
+        return Reply::err(memory::OOM_ERROR);
+    }
     state.queued.push((cmd, args));
     Reply::simple("QUEUED")
+}
+
+/// The shards a command's keys live on; every shard for a command without keys.
+fn involved_shards(core: &Core, cmd: &Command, args: &[Bytes]) -> Vec<usize> {
+    let mut idx = Vec::new();
+    cmd.key_indexes(args, &mut idx);
+    if idx.is_empty() {
+        return (0..core.shards).collect();
+    }
+    idx.iter()
+        .filter_map(|&i| args.get(i))
+        .map(|k| route::shard_of(k, core.shards))
+        .collect()
 }
 
 /// Marks the transaction as failed (a command could not be queued).

@@ -7,6 +7,7 @@
 //! waker never crosses cores.
 
 pub mod client;
+pub mod memory;
 pub mod mesh;
 pub mod shard_lock;
 pub mod spawn;
@@ -273,6 +274,8 @@ pub struct Core {
     pub started: Instant,
     pub timers: Rc<Timers>,
     pub mesh: mesh::Mesh<Msg>,
+    /// This core's part of the memory limit (see `memory`).
+    pub memory: memory::Memory,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -283,6 +286,8 @@ impl Core {
         let id = mesh.id();
         let mut shard = Shard::new(id, config.engine());
         shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
+        let memory = memory::Memory::default();
+        memory.configure(&config);
         Core {
             id,
             shards,
@@ -295,6 +300,7 @@ impl Core {
             started: Instant::now(),
             timers: Rc::new(Timers::default()),
             mesh,
+            memory,
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }
@@ -345,11 +351,34 @@ impl Core {
     }
 
     /// Runs a shard command without serving blocked clients (used while serving them, and
-    /// inside a transaction, which serves them once it is over).
-    pub fn execute_unserved(&self, cmd: &Command, args: &[Bytes], db: usize, resp3: bool) -> Reply {
+    /// inside a transaction, which serves them once it is over). Under `maxmemory`, the shard
+    /// first makes room, and a DENYOOM command finding none is refused.
+    pub fn execute_unserved(
+        self: &Rc<Self>,
+        cmd: &Command,
+        args: &[Bytes],
+        db: usize,
+        resp3: bool,
+    ) -> Reply {
         let Exec::Shard(f) = cmd.exec else {
             return Reply::err("ERR internal: not a shard command");
         };
+        if let Some(refused) = memory::admit(self, cmd) {
+            return refused;
+        }
+        let reply = self.run_shard_command(f, cmd, args, db, resp3);
+        memory::after_command(self);
+        reply
+    }
+
+    fn run_shard_command(
+        &self,
+        f: shardis_engine::command::ShardFn,
+        cmd: &Command,
+        args: &[Bytes],
+        db: usize,
+        resp3: bool,
+    ) -> Reply {
         let mut shard = self.shard.borrow_mut();
         shard.stats.commands_processed += 1;
         let dirty = shard.dirty;

@@ -206,19 +206,29 @@ impl Core {
                 return self.park(batch);
             }
             // Clients blocked on keys the transaction fills are served after all of it,
-            // never between its commands.
-            while let Some((req, args)) = batch.peek() {
-                let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3);
-                batch.record(reply);
-            }
+            // never between its commands. The transaction was admitted under `maxmemory`
+            // as a whole (EXEC checks before sending it).
+            self.memory.admitted(true, || {
+                while let Some((req, args)) = batch.peek() {
+                    let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3);
+                    batch.record(reply);
+                }
+            });
             waiters::serve_ready(self);
         } else {
-            while let Some((req, args)) = batch.peek() {
-                if self.lock_blocks(req.cmd, args, req.db, batch.tx) {
-                    return self.park(batch);
+            // A lock holder's parts were admitted as a whole by its coordinator.
+            let parked = self.memory.admitted(batch.tx.is_some(), || {
+                while let Some((req, args)) = batch.peek() {
+                    if self.lock_blocks(req.cmd, args, req.db, batch.tx) {
+                        return true;
+                    }
+                    let reply = self.execute(req.cmd, args, req.db, req.resp3);
+                    batch.record(reply);
                 }
-                let reply = self.execute(req.cmd, args, req.db, req.resp3);
-                batch.record(reply);
+                false
+            });
+            if parked {
+                return self.park(batch);
             }
         }
         self.finish_batch(batch);

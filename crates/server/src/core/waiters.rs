@@ -132,12 +132,15 @@ fn try_serve(core: &Rc<Core>, waiter: &Waiter) -> Outcome {
         deliver(core, waiter.home, &waiter.reply, Reply::Ok);
         return Outcome::Served;
     }
-    let reply = core.execute_unserved(
-        waiter.request.cmd,
-        &waiter.request.args,
-        waiter.request.db,
-        waiter.request.resp3,
-    );
+    // Admitted when it blocked, as in Redis: serving it is never refused for memory.
+    let reply = core.memory.admitted(true, || {
+        core.execute_unserved(
+            waiter.request.cmd,
+            &waiter.request.args,
+            waiter.request.db,
+            waiter.request.resp3,
+        )
+    });
     if is_null(&reply) {
         // Only if the value vanished under us: give the claim back and keep waiting.
         waiter.claim.store(false, Ordering::SeqCst);
