@@ -78,7 +78,10 @@ impl Policy {
     pub fn volatile_only(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 
@@ -117,9 +120,12 @@ impl Default for Tracking {
     }
 }
 
-/// Seconds of the clock, the LRU timestamp.
+/// Milliseconds per unit of the LRU clock.
+const LRU_RESOLUTION_MS: u64 = 10;
+
+/// The LRU timestamp: the clock in 10 ms units, wrapping.
 fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
+    (now_ms / LRU_RESOLUTION_MS) as u32
 }
 
 /// Minutes of the clock, 16 bits (the LFU decrement time wraps every 45 days, as Redis's).
@@ -165,12 +171,7 @@ impl Tracking {
 
     /// Idle time in milliseconds of an LRU timestamp (OBJECT IDLETIME reports it in seconds).
     pub fn idle_ms(lru: u32, now_ms: u64) -> u64 {
-        u64::from(lru_clock(now_ms).wrapping_sub(lru)) * 1000
-    }
-
-    /// The LRU timestamp of a key idle for `idle_secs` (an LRU timestamp `now - idle`).
-    pub fn with_idle(now_ms: u64, idle_secs: u64) -> u32 {
-        lru_clock(now_ms).wrapping_sub(idle_secs.min(u64::from(u32::MAX)) as u32)
+        u64::from(lru_clock(now_ms).wrapping_sub(lru)) * LRU_RESOLUTION_MS
     }
 
     /// How good a candidate for eviction an entry is: higher is evicted first.
@@ -239,11 +240,7 @@ impl Pool {
 
     /// Offers a sampled key; kept if the pool has room or it beats the worst candidate.
     fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
-        if let Some(same) = self
-            .entries
-            .iter()
-            .position(|c| c.db == db && c.key == key)
-        {
+        if let Some(same) = self.entries.iter().position(|c| c.db == db && c.key == key) {
             // Sampled again: keep one slot, with the newer score.
             let c = self.entries.remove(same);
             self.recycle(c);
@@ -296,7 +293,11 @@ impl Picker<'_> {
         let volatile = self.tracking.policy.volatile_only();
         let mut total = 0;
         for (i, db) in dbs.iter().enumerate() {
-            let n = if volatile { db.volatile_len() } else { db.len() };
+            let n = if volatile {
+                db.volatile_len()
+            } else {
+                db.len()
+            };
             if n == 0 {
                 continue;
             }
@@ -422,9 +423,9 @@ mod tests {
     fn lru_idle_time_is_seconds_since_access() {
         let t = Tracking::default();
         let lru = t.fresh(10_000);
-        assert_eq!(Tracking::idle_ms(lru, 10_999), 0);
+        assert_eq!(Tracking::idle_ms(lru, 10_009), 0);
+        assert_eq!(Tracking::idle_ms(lru, 10_999), 990);
         assert_eq!(Tracking::idle_ms(lru, 13_000), 3000);
-        assert_eq!(Tracking::idle_ms(Tracking::with_idle(50_000, 20), 50_000), 20_000);
     }
 
     #[test]
@@ -530,7 +531,10 @@ mod tests {
             assert_eq!(evicted, 20, "{policy:?}");
             let left = keys(&mut t);
             assert_eq!(left.len(), 20, "{policy:?}");
-            assert!(left.iter().all(|k| k.starts_with('p')), "{policy:?}: {left:?}");
+            assert!(
+                left.iter().all(|k| k.starts_with('p')),
+                "{policy:?}: {left:?}"
+            );
         }
     }
 
@@ -538,7 +542,13 @@ mod tests {
     fn volatile_ttl_evicts_the_nearest_expiry_first() {
         let mut t = shard_with(Policy::VolatileTtl);
         for i in 0..10 {
-            t.run(&["set", &format!("k{i}"), "v", "ex", &(1000 - i * 10).to_string()]);
+            t.run(&[
+                "set",
+                &format!("k{i}"),
+                "v",
+                "ex",
+                &(1000 - i * 10).to_string(),
+            ]);
         }
         assert!(t.shard.evict_one(t.now_ms));
         assert!(!keys(&mut t).contains(&"k9".to_string()));

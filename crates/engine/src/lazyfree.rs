@@ -300,4 +300,3 @@ mod tests {
         assert_eq!(t.shard.lazyfree.freed_objects, 1);
     }
 }
-

@@ -186,7 +186,9 @@ pub fn register_core(id: usize) {
     let before = BEFORE.with(|b| b.replace(0));
     UNOWNED.fetch_sub(before, Relaxed);
     let owned = &OWNED[id];
-    owned.local.store(owned.local.load(Relaxed) + before, Relaxed);
+    owned
+        .local
+        .store(owned.local.load(Relaxed) + before, Relaxed);
     owned.heap.store(heap, Relaxed);
     HEAP.with(|h| h.set(heap));
     CORE.with(|c| c.set(id));
@@ -233,7 +235,12 @@ pub fn heap_used_here() -> usize {
     // SAFETY: the heap is the calling thread's own; the visitor only reads the area.
     unsafe {
         mi::mi_heap_collect(heap, false);
-        mi::mi_heap_visit_blocks(heap, false, Some(area), &mut total as *mut usize as *mut c_void);
+        mi::mi_heap_visit_blocks(
+            heap,
+            false,
+            Some(area),
+            &mut total as *mut usize as *mut c_void,
+        );
     }
     total
 }
@@ -252,7 +259,12 @@ mod tests {
 
     fn free_on(a: &Counting, p: usize, size: usize) {
         // SAFETY: `p` came from `alloc_on` with this size.
-        unsafe { a.dealloc(p as *mut u8, Layout::from_size_align(size, 8).expect("layout")) }
+        unsafe {
+            a.dealloc(
+                p as *mut u8,
+                Layout::from_size_align(size, 8).expect("layout"),
+            )
+        }
     }
 
     #[test]
@@ -277,8 +289,16 @@ mod tests {
             core_used(901) - start
         });
         let a_start = a.join().expect("a");
-        assert_eq!(b.join().expect("b"), 0, "the freeing core's figure does not move");
-        assert_eq!(core_used(900), a_start, "the owner's figure is back where it was");
+        assert_eq!(
+            b.join().expect("b"),
+            0,
+            "the freeing core's figure does not move"
+        );
+        assert_eq!(
+            core_used(900),
+            a_start,
+            "the owner's figure is back where it was"
+        );
     }
 
     #[test]

@@ -188,7 +188,11 @@ static PARAMS: &[Param] = &[
         "noeviction",
     ),
     p("maxmemory-samples", c_int(1), "5"),
-    p("maxmemory-eviction-tenacity", Kind::Int { min: 0, max: 100 }, "10"),
+    p(
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+    ),
     p("lfu-log-factor", c_int(0), "10"),
     p("lfu-decay-time", c_int(0), "1"),
     p("lazyfree-lazy-eviction", Kind::Bool, NO),

@@ -443,7 +443,10 @@ fn rebalance(core: &Rc<Core>, max: u64, chunk: u64) {
     });
     let pick = if views.iter().all(|v| v.1 == NO_SCORE) {
         // Random policies: from a core that evicts nothing to one that evicts.
-        let giver = views.iter().filter(|v| !v.2 && v.3 > chunk).max_by_key(|v| v.3);
+        let giver = views
+            .iter()
+            .filter(|v| !v.2 && v.3 > chunk)
+            .max_by_key(|v| v.3);
         let taker = views.iter().find(|v| v.2);
         giver.zip(taker)
     } else {
