@@ -270,6 +270,9 @@ mod tests {
     #[test]
     fn a_block_freed_on_another_core_is_credited_to_its_owner() {
         let (to_b, from_a) = std::sync::mpsc::channel::<Vec<usize>>();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        // Core 900 stays alive until 901 freed its blocks (a thread that ends gives its heap
+        // up, as cores only do at shutdown).
         let a = std::thread::spawn(move || {
             register_core(900);
             let start = core_used(900);
@@ -277,7 +280,8 @@ mod tests {
             // 100 bytes are served from the 112-byte class.
             assert_eq!(core_used(900) - start, 1000 * 112);
             to_b.send(blocks).expect("send");
-            start
+            done.recv().expect("done");
+            core_used(900) - start
         });
         let b = std::thread::spawn(move || {
             register_core(901);
@@ -286,19 +290,12 @@ mod tests {
             for p in blocks {
                 free_on(&Counting, p, 100);
             }
-            core_used(901) - start
+            let moved = core_used(901) - start;
+            done_tx.send(()).expect("done");
+            moved
         });
-        let a_start = a.join().expect("a");
-        assert_eq!(
-            b.join().expect("b"),
-            0,
-            "the freeing core's figure does not move"
-        );
-        assert_eq!(
-            core_used(900),
-            a_start,
-            "the owner's figure is back where it was"
-        );
+        assert_eq!(b.join().expect("b"), 0, "the freeing core's figure does not move");
+        assert_eq!(a.join().expect("a"), 0, "the owner's figure is back where it was");
     }
 
     #[test]
