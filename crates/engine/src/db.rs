@@ -3,26 +3,54 @@
 //!
 //! Keys and values stored here are always owned copies: a request's arguments are views
 //! into the connection's read buffer and must never be kept alive by the keyspace.
+//!
+//! Memory per key is what a cache is made of, so the layout is tight: one 56-byte node per
+//! key (the dict's link, a thin [`Key`], and a 40-byte [`Entry`]: a 32-byte value, the access
+//! field eviction reads, and the index of the key's expiry), plus the key's own block. Keys
+//! with a TTL also have a 16-byte slot in `expires`, (hash of the key, expiry time), whose
+//! index the entry keeps: a key without a TTL pays nothing for expiry, and the slot leads
+//! back to its entry through the hash (sampling for active expiry and for the volatile
+//! eviction policies) without a second copy of the key.
 
 use bytes::Bytes;
 use std::num::NonZeroU64;
 
-use crate::dict::Dict;
+use crate::dict::{hash_key, Dict};
+use crate::key::Key;
 use crate::value::Value;
 
-/// A key's slot in the table.
-#[derive(Debug, Clone)]
+/// An entry's `expiry` when the key has no TTL.
+const NO_EXPIRE: u32 = u32::MAX;
+
+/// A key's entry in the table.
+#[derive(Debug)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in Unix milliseconds.
-    pub expire_at: Option<NonZeroU64>,
     /// The access clock (LRU) or frequency counter (LFU) eviction ranks keys by; see
     /// [`crate::evict`].
     pub lru: u32,
+    /// Index of the key's slot in `Db::expires`, or `NO_EXPIRE`.
+    expiry: u32,
 }
 
 impl Entry {
-    /// True once the entry's expiry time has been reached (it may not be reclaimed yet).
+    pub fn has_expire(&self) -> bool {
+        self.expiry != NO_EXPIRE
+    }
+}
+
+/// A whole entry on the move between databases or shards (RENAME, MOVE, COPY, commands over
+/// keys of several shards): value, absolute expiry and access field.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds.
+    pub expire_at: Option<NonZeroU64>,
+    pub lru: u32,
+}
+
+impl Record {
+    /// True once the expiry time has been reached.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at.is_some_and(|at| at.get() <= now_ms)
     }
@@ -30,9 +58,9 @@ impl Entry {
 
 #[derive(Default)]
 pub struct Db {
-    entries: Dict<Bytes, Entry>,
-    /// The keys that have an expiry, sampled by the active expiry cycle.
-    volatile: Dict<Bytes, ()>,
+    entries: Dict<Key, Entry>,
+    /// (hash of the key, absolute expiry in Unix ms) of every key with a TTL.
+    expires: Vec<(u64, u64)>,
     /// `lazyfree-lazy-expire`: large values of expired keys go to `doomed` instead of being
     /// freed on the spot.
     pub lazy_expire: bool,
@@ -63,23 +91,37 @@ impl Db {
 
     /// Number of keys with an expiry.
     pub fn volatile_len(&self) -> usize {
-        self.volatile.len()
+        self.expires.len()
     }
 
-    fn is_expired(entry: &Entry, now_ms: u64) -> bool {
-        entry.is_expired(now_ms)
+    /// The absolute expiry of an entry of this database, in Unix ms.
+    pub fn expire_of(&self, entry: &Entry) -> Option<u64> {
+        if !entry.has_expire() {
+            return None;
+        }
+        self.expires.get(entry.expiry as usize).map(|&(_, at)| at)
+    }
+
+    /// The absolute expiry of `key`, in Unix ms (expired or not).
+    pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
+        self.peek(key).and_then(|e| self.expire_of(e))
+    }
+
+    /// True once the entry's expiry time has been reached (it may not be reclaimed yet).
+    pub fn is_expired(&self, entry: &Entry, now_ms: u64) -> bool {
+        self.expire_of(entry).is_some_and(|at| at <= now_ms)
     }
 
     /// Removes `key` if it has expired; returns true if it did.
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         // Most keys of a cache have no TTL: skip the lookup when none has.
-        if self.volatile.is_empty() {
+        if self.expires.is_empty() {
             return false;
         }
         match self.entries.get(key) {
-            Some(e) if Self::is_expired(e, now_ms) => {
-                if let Some(entry) = self.remove(key) {
-                    self.discard_expired(entry.value);
+            Some(e) if self.is_expired(e, now_ms) => {
+                if let Some(gone) = self.remove(key) {
+                    self.discard_expired(gone.value);
                 }
                 true
             }
@@ -111,6 +153,17 @@ impl Db {
         self.entries.get(key)
     }
 
+    /// The whole record of a live key, copied (to move it elsewhere).
+    pub fn record(&mut self, key: &[u8], now_ms: u64) -> Option<Record> {
+        self.expire_if_needed(key, now_ms);
+        let e = self.entries.get(key)?;
+        Some(Record {
+            value: e.value.clone(),
+            expire_at: self.expire_of(e).and_then(NonZeroU64::new),
+            lru: e.lru,
+        })
+    }
+
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
         self.get(key, now_ms).is_some()
     }
@@ -119,75 +172,103 @@ impl Db {
     /// field of the new value; `keep_lru` keeps an overwritten key's own (LFU counters survive
     /// an overwrite, as in Redis).
     pub fn set(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) {
-        if let Some(e) = self.entries.get_mut(key) {
-            if e.expire_at.take().is_some() {
-                self.volatile.remove(key);
-            }
-            e.value = value;
-            if !keep_lru {
-                e.lru = lru;
-            }
-            return;
-        }
-        self.entries.insert(
-            Bytes::copy_from_slice(key),
-            Entry {
-                value,
-                expire_at: None,
-                lru,
-            },
-        );
+        self.store(key, value, lru, keep_lru, false);
     }
 
     /// Sets `key` to `value`, keeping its expiry if it has one (`lru` as for [`Db::set`]).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) {
+        self.store(key, value, lru, keep_lru, true);
+    }
+
+    fn store(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool, keep_ttl: bool) {
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             if !keep_lru {
                 e.lru = lru;
             }
+            let expiry = e.expiry;
+            if !keep_ttl && expiry != NO_EXPIRE {
+                e.expiry = NO_EXPIRE;
+                self.unlink_expiry(expiry);
+            }
             return;
         }
         self.entries.insert(
-            Bytes::copy_from_slice(key),
+            Key::new(key),
             Entry {
                 value,
-                expire_at: None,
                 lru,
+                expiry: NO_EXPIRE,
             },
         );
     }
 
-    /// Inserts a whole entry (value and expiry), replacing any existing one.
-    pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
-        let volatile = entry.expire_at.is_some();
-        if let Some(old) = self.entries.insert(key.clone(), entry) {
-            if old.expire_at.is_some() && !volatile {
-                self.volatile.remove(&key[..]);
-            }
-        }
-        if volatile {
-            self.volatile.insert(key, ());
+    /// Stores a whole record at `key`, replacing any existing entry.
+    pub fn insert_record(&mut self, key: &[u8], record: Record) {
+        let Record {
+            value,
+            expire_at,
+            lru,
+        } = record;
+        self.store(key, value, lru, false, false);
+        if let Some(at) = expire_at {
+            self.set_expire(key, at.get());
         }
     }
 
-    /// Deletes `key`; returns its entry.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    /// Deletes `key`; returns its record.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Record> {
         let (_, entry) = self.entries.remove(key)?;
-        if entry.expire_at.is_some() {
-            self.volatile.remove(key);
+        let expire_at = self.expire_of(&entry).and_then(NonZeroU64::new);
+        if entry.has_expire() {
+            self.unlink_expiry(entry.expiry);
         }
-        Some(entry)
+        Some(Record {
+            value: entry.value,
+            expire_at,
+            lru: entry.lru,
+        })
+    }
+
+    /// Frees expiry slot `slot`: the last slot moves into it, and its entry is told.
+    fn unlink_expiry(&mut self, slot: u32) {
+        let at = slot as usize;
+        if at >= self.expires.len() {
+            return;
+        }
+        let last = (self.expires.len() - 1) as u32;
+        self.expires.swap_remove(at);
+        if slot != last {
+            if let Some(&(hash, _)) = self.expires.get(at) {
+                if let Some(moved) = self.entries.find_by_hash_mut(hash, |_, e| e.expiry == last) {
+                    moved.expiry = slot;
+                }
+            }
+        }
+    }
+
+    /// The key and entry holding expiry slot `slot`.
+    fn expiry_owner(&self, slot: usize) -> Option<(&Key, &Entry)> {
+        let &(hash, _) = self.expires.get(slot)?;
+        self.entries
+            .find_by_hash(hash, |_, e| e.expiry as usize == slot)
     }
 
     /// Sets the absolute expiry of an existing key; returns false when the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
+        let at = at_ms.max(1);
+        let slots = self.expires.len();
         let Some(e) = self.entries.get_mut(key) else {
             return false;
         };
-        let at = NonZeroU64::new(at_ms.max(1)).unwrap_or(NonZeroU64::MIN);
-        if e.expire_at.replace(at).is_none() {
-            self.volatile.insert(Bytes::copy_from_slice(key), ());
+        if e.has_expire() {
+            if let Some(slot) = self.expires.get_mut(e.expiry as usize) {
+                slot.1 = at;
+            }
+        } else if slots < NO_EXPIRE as usize {
+            // (Four billion keys with a TTL in one database is past any memory.)
+            e.expiry = slots as u32;
+            self.expires.push((hash_key(key), at));
         }
         true
     }
@@ -197,27 +278,27 @@ impl Db {
         let Some(e) = self.entries.get_mut(key) else {
             return false;
         };
-        if e.expire_at.take().is_some() {
-            self.volatile.remove(key);
-            true
-        } else {
-            false
+        if !e.has_expire() {
+            return false;
         }
+        let slot = std::mem::replace(&mut e.expiry, NO_EXPIRE);
+        self.unlink_expiry(slot);
+        true
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.volatile.clear();
+        self.expires = Vec::new();
         self.doomed.clear();
     }
 
     /// Iterates over every entry, expired ones included.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
         self.entries.iter()
     }
 
     /// One step of a SCAN over the keys; see [`Dict::scan`].
-    pub fn scan(&self, cursor: u64, f: impl FnMut(&Bytes, &Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, f: impl FnMut(&Key, &Entry)) -> u64 {
         self.entries.scan(cursor, f)
     }
 
@@ -226,14 +307,14 @@ impl Db {
         // As Redis: retry past expired keys, but give up if every key is volatile and expired.
         for _ in 0..100 {
             let (key, expired) = match self.entries.random(rand()) {
-                Some((k, e)) => (k.clone(), Self::is_expired(e, now_ms)),
+                Some((k, e)) => (Bytes::copy_from_slice(k), self.is_expired(e, now_ms)),
                 None => return None,
             };
             if !expired {
                 return Some(key);
             }
-            if let Some(entry) = self.remove(&key) {
-                self.discard_expired(entry.value);
+            if let Some(gone) = self.remove(&key) {
+                self.discard_expired(gone.value);
             }
         }
         None
@@ -243,7 +324,12 @@ impl Db {
     /// eviction policies).
     pub fn random_name(&self, rand: u64, volatile: bool) -> Option<&[u8]> {
         if volatile {
-            self.volatile.random(rand).map(|(k, _)| &k[..])
+            let slots = self.expires.len();
+            if slots == 0 {
+                return None;
+            }
+            self.expiry_owner((rand % slots as u64) as usize)
+                .map(|(k, _)| &k[..])
         } else {
             self.entries.random(rand).map(|(k, _)| &k[..])
         }
@@ -259,9 +345,18 @@ impl Db {
         mut f: impl FnMut(&[u8], &Entry),
     ) {
         if volatile {
-            for (key, _) in self.volatile.sample(rand, count) {
-                if let Some(entry) = self.entries.get(&key[..]) {
-                    f(key, entry);
+            let slots = self.expires.len();
+            let mut r = crate::shard::rand_stream(rand);
+            // Every key when the sample would take them all, else random slots.
+            let all = count >= slots;
+            for i in 0..count.min(slots) {
+                let slot = if all {
+                    i
+                } else {
+                    (r() % slots as u64) as usize
+                };
+                if let Some((k, e)) = self.expiry_owner(slot) {
+                    f(k, e);
                 }
             }
         } else {
@@ -271,8 +366,8 @@ impl Db {
         }
     }
 
-    /// An estimate of the memory the database holds: its tables, and its keys' mean size on
-    /// a sample of `samples` keys (each measured as MEMORY USAGE does).
+    /// An estimate of the memory the database holds: its table and expiry slots, and its
+    /// keys' mean size on a sample of `samples` keys (each measured as MEMORY USAGE does).
     pub fn estimate_bytes(&self, samples: usize) -> usize {
         let picked = self.entries.sample(0x5eed, samples.max(1));
         if picked.is_empty() {
@@ -282,22 +377,26 @@ impl Db {
             .iter()
             .map(|(k, e)| crate::t_memory::key_usage(k, e, samples))
             .sum();
-        let tables = (self.entries.bucket_count() + self.volatile.bucket_count()) * 8;
+        let tables = self.entries.bucket_count() * 8 + self.expires.capacity() * 16;
         (sampled / picked.len()).saturating_mul(self.len()) + tables
     }
 
     /// Removes up to `max` keys, for freeing a whole database in steps; large values go to
     /// `large` instead of being freed here. Returns the keys removed.
     pub fn shed(&mut self, max: usize, large: &mut impl FnMut(Value)) -> usize {
-        self.volatile.shed(max, |_, _| {});
-        self.entries.shed(max, |_, entry| {
+        let removed = self.entries.shed(max, |_, entry| {
             if crate::lazyfree::is_large(&entry.value) {
                 large(entry.value);
             }
-        })
+        });
+        if self.entries.is_empty() {
+            self.expires = Vec::new();
+        }
+        removed
     }
 
-    /// Redis's active expiry: sample up to `sample` volatile keys and delete the expired ones.
+    /// Redis's active expiry: sample up to `sample` keys with a TTL and delete the expired
+    /// ones.
     pub fn expire_sample(
         &mut self,
         sample: usize,
@@ -305,13 +404,22 @@ impl Db {
         now_ms: u64,
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
-        for _ in 0..sample.min(self.volatile.len()) {
-            let Some((key, _)) = self.volatile.random(rand()) else {
+        for _ in 0..sample.min(self.expires.len()) {
+            let slots = self.expires.len();
+            if slots == 0 {
                 break;
-            };
-            let key = key.clone();
+            }
+            let slot = (rand() % slots as u64) as usize;
             cycle.sampled += 1;
-            if self.expire_if_needed(&key, now_ms) {
+            let expired = self.expires.get(slot).is_some_and(|&(_, at)| at <= now_ms);
+            if !expired {
+                continue;
+            }
+            let Some(key) = self.expiry_owner(slot).map(|(k, _)| k.clone()) else {
+                continue;
+            };
+            if let Some(gone) = self.remove(&key) {
+                self.discard_expired(gone.value);
                 cycle.expired += 1;
             }
         }
@@ -326,6 +434,17 @@ impl Db {
         self.lazy_expire = lazy_expire;
         taken
     }
+
+    /// Checks that every expiry slot and its entry point at each other (tests).
+    #[cfg(test)]
+    pub fn check_expiry_links(&self) {
+        for slot in 0..self.expires.len() {
+            let owner = self.expiry_owner(slot);
+            assert!(owner.is_some(), "slot {slot} has no entry");
+        }
+        let linked = self.entries.iter().filter(|(_, e)| e.has_expire()).count();
+        assert_eq!(linked, self.expires.len());
+    }
 }
 
 #[cfg(test)]
@@ -333,7 +452,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+        Value::Str(crate::value::Str::new(v.as_bytes()))
     }
 
     #[test]
@@ -354,9 +473,9 @@ mod tests {
         db.set(b"k", s("v"), 0, false);
         db.set_expire(b"k", 5000);
         db.set_keep_ttl(b"k", s("w"), 0, false);
-        assert!(db.peek(b"k").is_some_and(|e| e.expire_at.is_some()));
+        assert!(db.peek(b"k").is_some_and(Entry::has_expire));
         db.set(b"k", s("x"), 0, false);
-        assert!(db.peek(b"k").is_some_and(|e| e.expire_at.is_none()));
+        assert!(db.peek(b"k").is_some_and(|e| !e.has_expire()));
         assert_eq!(db.volatile_len(), 0);
     }
 
@@ -375,5 +494,70 @@ mod tests {
             rounds += 1;
         }
         assert_eq!(db.len(), 0);
+    }
+
+    #[test]
+    fn expiry_slots_follow_their_keys_through_every_change() {
+        use std::collections::HashMap;
+        let mut db = Db::new();
+        let mut model: HashMap<String, Option<u64>> = HashMap::new();
+        let mut next = crate::testing::xorshift(11);
+        for step in 0..20_000u64 {
+            let key = format!("k{}", next(300));
+            match next(7) {
+                0 | 1 => {
+                    db.set(key.as_bytes(), s("v"), 0, false);
+                    model.insert(key, None);
+                }
+                2 | 3 => {
+                    let at = 1000 + next(1000);
+                    if db.set_expire(key.as_bytes(), at) {
+                        model.insert(key, Some(at));
+                    }
+                }
+                4 => {
+                    if db.persist(key.as_bytes()) {
+                        model.insert(key, None);
+                    }
+                }
+                5 => {
+                    let gone = db.remove(key.as_bytes());
+                    let had = model.remove(&key);
+                    assert_eq!(gone.is_some(), had.is_some());
+                    if let (Some(g), Some(h)) = (gone, had) {
+                        assert_eq!(g.expire_at.map(|a| a.get()), h);
+                    }
+                }
+                _ => {
+                    let rec = Record {
+                        value: s("r"),
+                        expire_at: NonZeroU64::new(next(3) * 5000),
+                        lru: 0,
+                    };
+                    model.insert(key.clone(), rec.expire_at.map(|a| a.get()));
+                    db.insert_record(key.as_bytes(), rec);
+                }
+            }
+            if step % 500 == 0 {
+                db.check_expiry_links();
+            }
+        }
+        db.check_expiry_links();
+        assert_eq!(db.len(), model.len());
+        for (k, at) in &model {
+            let e = db.peek(k.as_bytes()).expect("present");
+            assert_eq!(db.expire_of(e), *at, "{k}");
+        }
+        // Active expiry at time 1500 removes exactly the keys due by then.
+        let mut rand = crate::shard::rand_stream(3);
+        for _ in 0..2000 {
+            db.expire_sample(20, &mut rand, 1500);
+        }
+        db.check_expiry_links();
+        let due = model
+            .values()
+            .filter(|a| a.is_some_and(|t| t <= 1500))
+            .count();
+        assert_eq!(db.len(), model.len() - due);
     }
 }

@@ -46,6 +46,12 @@ fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
     HASHER.hash_one(key)
 }
 
+/// The hash tables use for `key` (the same in every run: fixed seeds), for structures that
+/// keep it to find an element again without its key.
+pub fn hash_key<Q: Hash + ?Sized>(key: &Q) -> u64 {
+    hash_of(key)
+}
+
 struct Node<K, V> {
     key: K,
     value: V,
@@ -644,6 +650,64 @@ impl<K: Hash + Eq, V> Dict<K, V> {
         *t0 = mem::replace(t1, Table::empty());
         self.rehash_idx = 0;
         false
+    }
+
+    /// The element of `hash`'s chain that `pred` accepts (in both arrays while rehashing): how
+    /// an element is found from a hash kept elsewhere, without its key.
+    pub fn find_by_hash(
+        &self,
+        hash: u64,
+        mut pred: impl FnMut(&K, &V) -> bool,
+    ) -> Option<(&K, &V)> {
+        if self.is_empty() {
+            return None;
+        }
+        self.ht.iter().find_map(|t| {
+            let mut node = t.chain(hash);
+            while let Some(n) = node {
+                if pred(&n.key, &n.value) {
+                    return Some((&n.key, &n.value));
+                }
+                node = n.next.as_deref();
+            }
+            None
+        })
+    }
+
+    /// [`Dict::find_by_hash`] for modification.
+    pub fn find_by_hash_mut(
+        &mut self,
+        hash: u64,
+        mut pred: impl FnMut(&K, &V) -> bool,
+    ) -> Option<&mut V> {
+        if self.is_empty() {
+            return None;
+        }
+        for t in &mut self.ht {
+            // Found by position first, then reached mutably.
+            let mut node = t.chain(hash);
+            let mut steps = 0;
+            let found = loop {
+                match node {
+                    Some(n) if pred(&n.key, &n.value) => break true,
+                    Some(n) => {
+                        node = n.next.as_deref();
+                        steps += 1;
+                    }
+                    None => break false,
+                }
+            };
+            if !found {
+                continue;
+            }
+            let size = t.size();
+            let mut n = t.buckets.get_mut(bucket_index(hash, size))?.as_deref_mut();
+            for _ in 0..steps {
+                n = n?.next.as_deref_mut();
+            }
+            return n.map(|n| &mut n.value);
+        }
+        None
     }
 
     /// Removes up to `max` elements (a whole chain at a time, so possibly a few more), handing

@@ -174,12 +174,13 @@ impl Tracking {
         u64::from(lru_clock(now_ms).wrapping_sub(lru)) * LRU_RESOLUTION_MS
     }
 
-    /// How good a candidate for eviction an entry is: higher is evicted first.
-    fn score(&self, rank: Rank, entry: &Entry, now_ms: u64) -> u64 {
+    /// How good a candidate for eviction an entry (expiring at `expire_at`) is: higher is
+    /// evicted first.
+    fn score(&self, rank: Rank, entry: &Entry, expire_at: Option<u64>, now_ms: u64) -> u64 {
         match rank {
             Rank::Lru => Self::idle_ms(entry.lru, now_ms),
             Rank::Lfu => 255 - u64::from(self.frequency(entry.lru, now_ms)),
-            Rank::Ttl => u64::MAX - entry.expire_at.map_or(u64::MAX, |t| t.get()),
+            Rank::Ttl => u64::MAX - expire_at.unwrap_or(u64::MAX),
             Rank::Random => 0,
         }
     }
@@ -306,7 +307,8 @@ impl Picker<'_> {
             let now = self.now_ms;
             let pool = &mut *self.pool;
             db.sample_entries(rand(), self.samples, volatile, |key, entry| {
-                pool.offer(tracking.score(rank, entry, now), i, key);
+                let score = tracking.score(rank, entry, db.expire_of(entry), now);
+                pool.offer(score, i, key);
             });
         }
         total
@@ -334,7 +336,7 @@ impl Picker<'_> {
             while let Some(c) = self.pool.pop_best() {
                 let live = dbs.get(c.db).is_some_and(|db| {
                     if volatile {
-                        db.peek(&c.key).is_some_and(|e| e.expire_at.is_some())
+                        db.peek(&c.key).is_some_and(Entry::has_expire)
                     } else {
                         db.peek(&c.key).is_some()
                     }

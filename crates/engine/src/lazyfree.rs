@@ -154,7 +154,6 @@ impl LazyFree {
 mod tests {
     use super::*;
     use crate::t_set::SetValue;
-    use bytes::Bytes;
 
     fn big_set(n: usize) -> Value {
         let members: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
@@ -164,7 +163,7 @@ mod tests {
     #[test]
     fn small_values_are_freed_at_once_large_ones_in_steps() {
         let mut lf = LazyFree::default();
-        lf.free(Value::Str(Bytes::from_static(b"x")), true, |_| 1);
+        lf.free(Value::Str(crate::value::Str::new(b"x")), true, |_| 1);
         lf.free(big_set(64), true, |_| 1);
         assert!(lf.is_empty());
         lf.free(big_set(10_000), false, |_| 1);

@@ -13,6 +13,7 @@ pub mod dict;
 pub mod error;
 pub mod evict;
 pub mod glob;
+pub mod key;
 pub mod lazyfree;
 pub mod listpack;
 pub mod num;

@@ -415,37 +415,51 @@ impl Listpack {
     }
 }
 
-/// A double-ended queue of nodes kept in a power-of-two ring: pushing or popping a node at
-/// either end is O(1). It is 24 bytes, less than a `VecDeque` plus a length, so a whole list
-/// value fits in 32 bytes.
-#[derive(Clone, Default)]
+/// A list's nodes and its element count, in 24 bytes (a whole list value then fits a
+/// `Value`'s 24).
+///
+/// Most lists have one node: it sits here in place, and the element count is its count. Two
+/// or more nodes live in a power-of-two ring, where pushing or popping a node at either end is
+/// O(1), with the element count beside them. The list maintains that count through
+/// [`NodeRing::add_elements`] / [`NodeRing::sub_elements`] (no-ops for a single node, whose
+/// count is exact); moving from one node to a ring counts the nodes' elements, so the list
+/// adjusts the count before it adds nodes, and node contents are always current when a node
+/// is added.
+#[derive(Clone)]
 pub struct NodeRing {
+    repr: Nodes,
+}
+
+#[derive(Clone)]
+enum Nodes {
+    /// No node (an empty listpack), or the only one.
+    One(Listpack),
+    Ring(Box<Ring>),
+}
+
+#[derive(Clone, Default)]
+struct Ring {
     slots: Box<[Listpack]>,
     head: u32,
     count: u32,
+    elements: usize,
 }
 
-impl NodeRing {
-    pub fn len(&self) -> usize {
-        self.count as usize
+impl Default for NodeRing {
+    fn default() -> Self {
+        NodeRing {
+            repr: Nodes::One(Listpack::default()),
+        }
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
+impl Ring {
+    fn len(&self) -> usize {
+        self.count as usize
     }
 
     fn slot(&self, i: usize) -> usize {
         (self.head as usize + i) & (self.slots.len() - 1)
-    }
-
-    /// Node `i`; callers index below `len()`.
-    pub fn get(&self, i: usize) -> &Listpack {
-        &self.slots[self.slot(i)]
-    }
-
-    pub fn get_mut(&mut self, i: usize) -> &mut Listpack {
-        let s = self.slot(i);
-        &mut self.slots[s]
     }
 
     /// Moves the nodes into a ring of `cap` slots (a power of two, at least `len()`).
@@ -462,7 +476,7 @@ impl NodeRing {
 
     fn grow_if_full(&mut self) {
         if self.len() == self.slots.len() {
-            self.resize((self.slots.len() * 2).max(1));
+            self.resize((self.slots.len() * 2).max(2));
         }
     }
 
@@ -473,14 +487,14 @@ impl NodeRing {
         }
     }
 
-    pub fn push_back(&mut self, node: Listpack) {
+    fn push_back(&mut self, node: Listpack) {
         self.grow_if_full();
         let s = self.slot(self.len());
         self.slots[s] = node;
         self.count += 1;
     }
 
-    pub fn push_front(&mut self, node: Listpack) {
+    fn push_front(&mut self, node: Listpack) {
         self.grow_if_full();
         let cap = self.slots.len();
         self.head = ((self.head as usize + cap - 1) & (cap - 1)) as u32;
@@ -489,7 +503,7 @@ impl NodeRing {
     }
 
     /// Inserts a node before node `i` (`i == len()` appends).
-    pub fn insert(&mut self, i: usize, node: Listpack) {
+    fn insert(&mut self, i: usize, node: Listpack) {
         self.push_back(node);
         for j in (i + 1..self.len()).rev() {
             let (a, b) = (self.slot(j - 1), self.slot(j));
@@ -497,8 +511,7 @@ impl NodeRing {
         }
     }
 
-    /// Removes node `i`.
-    pub fn remove(&mut self, i: usize) -> Listpack {
+    fn remove(&mut self, i: usize) -> Listpack {
         let node = if i == 0 {
             let head = self.head as usize;
             self.head = ((head + 1) & (self.slots.len() - 1)) as u32;
@@ -512,17 +525,137 @@ impl NodeRing {
             std::mem::take(&mut self.slots[last])
         };
         self.count -= 1;
-        if self.count == 0 {
-            *self = NodeRing::default();
-        } else {
-            self.shrink_if_sparse();
+        self.shrink_if_sparse();
+        node
+    }
+}
+
+/// Where a node goes.
+enum At {
+    Front,
+    Back,
+    Before(usize),
+}
+
+impl NodeRing {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Nodes::One(lp) => usize::from(!lp.is_empty()),
+            Nodes::Ring(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of elements of the list.
+    pub fn elements(&self) -> usize {
+        match &self.repr {
+            Nodes::One(lp) => lp.len(),
+            Nodes::Ring(r) => r.elements,
+        }
+    }
+
+    /// Counts `n` elements the list gained (see the type's documentation).
+    pub fn add_elements(&mut self, n: usize) {
+        if let Nodes::Ring(r) = &mut self.repr {
+            r.elements += n;
+        }
+    }
+
+    /// Counts `n` elements the list lost.
+    pub fn sub_elements(&mut self, n: usize) {
+        if let Nodes::Ring(r) = &mut self.repr {
+            r.elements = r.elements.saturating_sub(n);
+        }
+    }
+
+    /// Node `i`; callers index below `len()` (0 for the only node, even while it is empty).
+    pub fn get(&self, i: usize) -> &Listpack {
+        match &self.repr {
+            Nodes::One(lp) => lp,
+            Nodes::Ring(r) => &r.slots[r.slot(i)],
+        }
+    }
+
+    pub fn get_mut(&mut self, i: usize) -> &mut Listpack {
+        match &mut self.repr {
+            Nodes::One(lp) => lp,
+            Nodes::Ring(r) => {
+                let s = r.slot(i);
+                &mut r.slots[s]
+            }
+        }
+    }
+
+    /// Adds a node: in place when there is none, else into the ring (which a single node
+    /// moves into first, its elements and the new node's counted).
+    fn add(&mut self, at: At, node: Listpack) {
+        let place = |ring: &mut Ring, node: Listpack| match at {
+            At::Front => ring.push_front(node),
+            At::Back => ring.push_back(node),
+            At::Before(i) => ring.insert(i, node),
+        };
+        match std::mem::take(self).repr {
+            Nodes::One(only) if only.is_empty() => self.repr = Nodes::One(node),
+            Nodes::One(only) => {
+                let mut ring = Box::new(Ring {
+                    elements: only.len() + node.len(),
+                    ..Ring::default()
+                });
+                ring.push_back(only);
+                place(&mut ring, node);
+                self.repr = Nodes::Ring(ring);
+            }
+            Nodes::Ring(mut ring) => {
+                place(&mut ring, node);
+                self.repr = Nodes::Ring(ring);
+            }
+        }
+    }
+
+    pub fn push_back(&mut self, node: Listpack) {
+        self.add(At::Back, node);
+    }
+
+    pub fn push_front(&mut self, node: Listpack) {
+        self.add(At::Front, node);
+    }
+
+    /// Inserts a node before node `i` (`i == len()` appends).
+    pub fn insert(&mut self, i: usize, node: Listpack) {
+        self.add(At::Before(i), node);
+    }
+
+    /// Removes node `i`; a ring left with one node gives it back its place.
+    pub fn remove(&mut self, i: usize) -> Listpack {
+        let node = match &mut self.repr {
+            Nodes::One(lp) => std::mem::take(lp),
+            Nodes::Ring(r) => r.remove(i),
+        };
+        if let Nodes::Ring(r) = &mut self.repr {
+            if r.len() <= 1 {
+                let only = if r.len() == 1 {
+                    r.remove(0)
+                } else {
+                    Listpack::default()
+                };
+                self.repr = Nodes::One(only);
+            }
         }
         node
     }
 
-    /// Bytes allocated for the slots (not the nodes' buffers).
+    /// Bytes allocated for the ring (not the nodes' buffers).
     pub fn capacity_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Listpack>()
+        match &self.repr {
+            Nodes::One(_) => 0,
+            Nodes::Ring(r) => {
+                std::mem::size_of::<Ring>() + r.slots.len() * std::mem::size_of::<Listpack>()
+            }
+        }
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Listpack> + '_ {

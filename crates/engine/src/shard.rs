@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use crate::db::{Db, Entry};
+use crate::db::{Db, Entry, Record};
 use crate::evict::{Picker, Pool, Tracking};
 use crate::lazyfree::LazyFree;
 use crate::value::Value;
@@ -232,16 +232,16 @@ impl Shard {
     /// Key and value are copied here: what arrives was allocated on another core (and may
     /// share bytes with that core's data), while a shard's memory must be its own core's,
     /// both to be counted there and to be freed without reaching into another shard.
-    pub fn import(&mut self, db: usize, key: Bytes, entry: Option<Entry>) {
+    pub fn import(&mut self, db: usize, key: Bytes, record: Option<Record>) {
         let Some(d) = self.dbs.get_mut(db) else {
             return;
         };
-        match entry {
-            Some(entry) => d.insert_entry(
-                Bytes::copy_from_slice(&key),
-                Entry {
-                    value: entry.value.reallocated(),
-                    ..entry
+        match record {
+            Some(record) => d.insert_record(
+                &key,
+                Record {
+                    value: record.value.reallocated(),
+                    ..record
                 },
             ),
             None => {
@@ -264,8 +264,7 @@ impl Shard {
         }
         for key in self.watched.keys_in(db) {
             let live_in = |d: Option<&Db>| {
-                d.and_then(|d| d.peek(&key))
-                    .is_some_and(|e| !e.is_expired(now_ms))
+                d.is_some_and(|d| d.peek(&key).is_some_and(|e| !d.is_expired(e, now_ms)))
             };
             if live_in(self.dbs.get(db)) || live_in(other.and_then(|o| self.dbs.get(o))) {
                 self.watched.touch(db, &key);
@@ -279,8 +278,7 @@ impl Shard {
         let live = self
             .dbs
             .get(db)
-            .and_then(|d| d.peek(key))
-            .is_some_and(|e| !e.is_expired(now_ms));
+            .is_some_and(|d| d.peek(key).is_some_and(|e| !d.is_expired(e, now_ms)));
         (version, live)
     }
 
@@ -304,9 +302,9 @@ impl Shard {
 
     /// Copies of the live entries of `keys` in `db` (None for a missing key), for a command
     /// that runs over keys of several shards on one of them.
-    pub fn export(&mut self, db: usize, keys: &[Bytes], now_ms: u64) -> Vec<Option<Entry>> {
+    pub fn export(&mut self, db: usize, keys: &[Bytes], now_ms: u64) -> Vec<Option<Record>> {
         keys.iter()
-            .map(|k| self.dbs.get_mut(db).and_then(|d| d.get(k, now_ms).cloned()))
+            .map(|k| self.dbs.get_mut(db).and_then(|d| d.record(k, now_ms)))
             .collect()
     }
 

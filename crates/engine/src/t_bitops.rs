@@ -6,7 +6,7 @@
 //! they touch. Offsets are limited by `proto-max-bulk-len` (512 MiB, so 2^32 bits, by
 //! default), as in Redis.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
@@ -14,7 +14,7 @@ use crate::error;
 use crate::num;
 use crate::shard::Ctx;
 use crate::t_string::{clamp_range, modify_string, read_string, write_string};
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 pub static COMMANDS: &[Registration] = &[
     Registration::shard("setbit", setbit),
@@ -59,7 +59,7 @@ fn with_bit_string<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     max_bit: u64,
-    f: impl FnOnce(&mut BytesMut, bool) -> (R, u64),
+    f: impl FnOnce(&mut Vec<u8>, bool) -> (R, u64),
 ) -> Result<R, Reply> {
     let need = (max_bit >> 3) as usize + 1;
     let (result, changes) = match write_string(ctx, key)? {
@@ -71,10 +71,11 @@ fn with_bit_string<R>(
             f(buf, grown)
         }),
         None => {
-            let mut buf = BytesMut::zeroed(need);
+            let mut buf = vec![0; need];
             let out = f(&mut buf, true);
             let lru = ctx.new_lru();
-            ctx.db().set(key, Value::Str(buf.freeze()), lru, false);
+            ctx.db()
+                .set(key, Value::Str(Str::from_vec(buf)), lru, false);
             ctx.signal_ready(key);
             out
         }
@@ -298,7 +299,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut sources = Vec::with_capacity(args.len() - 3);
     for key in &args[3..] {
         match read_string(ctx, key) {
-            Ok(s) => sources.push(s.cloned().unwrap_or_default()),
+            Ok(s) => sources.push(s.map(Str::to_bytes).unwrap_or_default()),
             Err(e) => return e,
         }
     }
@@ -325,7 +326,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if op == BitOp::Not {
         out.iter_mut().for_each(|o| *o = !*o);
     }
-    ctx.set(dest, Value::Str(Bytes::from(out)));
+    ctx.set(dest, Value::Str(Str::from_vec(out)));
     Reply::Int(max_len as i64)
 }
 
@@ -371,7 +372,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Reply
     };
     let Some(highest_write) = highest_write else {
         let data = match read_string(ctx, &args[1]) {
-            Ok(s) => s.cloned().unwrap_or_default(),
+            Ok(s) => s.map(Str::to_bytes).unwrap_or_default(),
             Err(e) => return e,
         };
         return Reply::Array(fields.iter().map(|f| get_field(&data, f)).collect());

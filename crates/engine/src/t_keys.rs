@@ -9,7 +9,7 @@ use shardis_resp::Reply;
 
 use crate::command::table::Registration;
 use crate::command::Merge;
-use crate::db::Entry;
+use crate::db::{Entry, Record};
 use crate::error;
 use crate::evict::Tracking;
 use crate::num;
@@ -152,10 +152,9 @@ fn now_i64(ctx: &Ctx<'_>) -> i64 {
     i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)
 }
 
-/// An entry's expiry in Unix milliseconds, or -1 when it has none.
-fn expire_of(e: &Entry) -> i64 {
-    e.expire_at
-        .map_or(-1, |at| i64::try_from(at.get()).unwrap_or(i64::MAX))
+/// An expiry in Unix milliseconds as the TTL commands see it: -1 when there is none.
+fn expire_ms(at: Option<u64>) -> i64 {
+    at.map_or(-1, |at| i64::try_from(at).unwrap_or(i64::MAX))
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT: `args[2]` is in seconds when `seconds`, and
@@ -178,10 +177,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
         return error::invalid_expire(&String::from_utf8_lossy(&args[0]));
     };
     let key = &args[1];
-    let Some(e) = ctx.lookup_write_entry(key) else {
+    if ctx.lookup_write_entry(key).is_none() {
         return Reply::Int(0);
-    };
-    if !flags.allow(expire_of(e), when) {
+    }
+    if !flags.allow(expire_ms(ctx.db().expire_at(key)), when) {
         return Reply::Int(0);
     }
     // A time already past deletes the key (as on a master: Redis never stores it).
@@ -221,10 +220,10 @@ pub fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// remaining (or absolute, when `absolute`) time, rounded to seconds unless `millis`.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], millis: bool, absolute: bool) -> Reply {
     let now = now_i64(ctx);
-    let Some(e) = ctx.lookup_read_notouch(key) else {
+    if ctx.lookup_read_notouch(key).is_none() {
         return Reply::Int(-2);
-    };
-    let at = expire_of(e);
+    }
+    let at = expire_ms(ctx.db().expire_at(key));
     if at == -1 {
         return Reply::Int(-1);
     }
@@ -283,7 +282,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Reply {
     let Some(entry) = db.remove(src) else {
         return Reply::err(error::NO_SUCH_KEY);
     };
-    db.insert_entry(Ctx::key(dst), entry);
+    db.insert_record(dst, entry);
     ctx.dirty(1);
     ctx.signal_ready(dst);
     done
@@ -330,9 +329,9 @@ fn exists_for_write_in(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> bool {
 
 /// Stores `entry` at `key` of database `db`, replacing any entry there, counts the write and
 /// wakes clients blocked on the key.
-fn insert_in(ctx: &mut Ctx<'_>, db: usize, key: &[u8], entry: Entry) {
+fn insert_in(ctx: &mut Ctx<'_>, db: usize, key: &[u8], record: Record) {
     if let Some(d) = ctx.shard.dbs.get_mut(db) {
-        d.insert_entry(Ctx::key(key), entry);
+        d.insert_record(key, record);
     }
     ctx.dirty(1);
     signal_ready_in(ctx, db, key);
@@ -368,17 +367,18 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if ctx.lookup_read(src).is_none() {
         return Reply::Int(0);
     }
-    let Some(entry) = ctx.entry(src).cloned() else {
+    let now = ctx.now_ms;
+    let Some(record) = ctx.db().record(src, now) else {
         return Reply::Int(0);
     };
     if exists_for_write_in(ctx, dst_db, dst) && !replace {
         return Reply::Int(0);
     }
-    let entry = Entry {
+    let record = Record {
         lru: ctx.new_lru(),
-        ..entry
+        ..record
     };
-    insert_in(ctx, dst_db, dst, entry);
+    insert_in(ctx, dst_db, dst, record);
     Reply::Int(1)
 }
 

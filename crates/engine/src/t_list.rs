@@ -80,12 +80,11 @@ fn mergeable(fill: i64, a: &Listpack, b: &Listpack) -> bool {
 }
 
 /// A list value. Redis 7.0 reports every list as `quicklist`. `fill` arguments are the
-/// shard's `list-max-listpack-size`, passed in rather than stored to keep the value at 32
-/// bytes.
+/// shard's `list-max-listpack-size`, passed in rather than stored to keep the value at 24
+/// bytes; the element count lives with the nodes (see [`NodeRing`]).
 #[derive(Clone, Default)]
 pub struct ListValue {
     nodes: NodeRing,
-    len: usize,
 }
 
 impl std::fmt::Debug for ListValue {
@@ -120,11 +119,11 @@ impl ListValue {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.len
+        self.nodes.elements()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The work of freeing the list: one per node (Redis's lazy-free effort).
@@ -138,7 +137,7 @@ impl ListValue {
         let mut freed = 0;
         while freed < max && !self.nodes.is_empty() {
             let node = self.nodes.remove(0);
-            self.len = self.len.saturating_sub(node.len());
+            self.nodes.sub_elements(node.len());
             freed += 1;
         }
         freed
@@ -159,7 +158,7 @@ impl ListValue {
 
     pub fn push(&mut self, end: End, value: &[u8], fill: i64) {
         let value = Encoded::new(value);
-        self.len += 1;
+        self.nodes.add_elements(1);
         if !self.nodes.is_empty() {
             let node = self.nodes.get_mut(self.end_node(end));
             if node_fits(fill, node.bytes() + value.entry_len(), node.len() + 1) {
@@ -198,13 +197,13 @@ impl ListValue {
         if node.is_empty() {
             self.nodes.remove(n);
         }
-        self.len -= 1;
+        self.nodes.sub_elements(1);
         Some(value)
     }
 
     /// Pops up to `count` elements from `end`, in popping order.
     pub fn pop_many(&mut self, end: End, count: usize) -> Vec<Bytes> {
-        let count = count.min(self.len);
+        let count = count.min(self.len());
         let items = match end {
             End::Left => self.iter().take(count).map(|e| e.to_bytes()).collect(),
             End::Right => self.iter_rev().take(count).map(|e| e.to_bytes()).collect(),
@@ -215,8 +214,8 @@ impl ListValue {
 
     /// Removes `count` elements from `end`.
     pub fn drop_elements(&mut self, end: End, count: usize) {
-        let mut left = count.min(self.len);
-        self.len -= left;
+        let mut left = count.min(self.len());
+        self.nodes.sub_elements(left);
         while left > 0 {
             let n = self.end_node(end);
             let node = self.nodes.get_mut(n);
@@ -243,7 +242,7 @@ impl ListValue {
     /// Node and position in it of element `index` (which is below `len()`), walking from the
     /// nearer end.
     fn locate(&self, index: usize) -> (usize, usize) {
-        if index < self.len / 2 {
+        if index < self.len() / 2 {
             let mut rest = index;
             for n in 0..self.nodes.len() {
                 let count = self.nodes.get(n).len();
@@ -253,7 +252,7 @@ impl ListValue {
                 rest -= count;
             }
         } else {
-            let mut rest = self.len - 1 - index;
+            let mut rest = self.len() - 1 - index;
             for n in (0..self.nodes.len()).rev() {
                 let count = self.nodes.get(n).len();
                 if rest < count {
@@ -267,7 +266,7 @@ impl ListValue {
 
     /// Resolves a client index (negative counts from the tail).
     fn index(&self, index: i64) -> Option<usize> {
-        let len = self.len as i64;
+        let len = self.len() as i64;
         let i = if index < 0 { index + len } else { index };
         (0..len).contains(&i).then_some(i as usize)
     }
@@ -313,7 +312,7 @@ impl ListValue {
             return false;
         };
         self.nodes.get_mut(n).insert(off, &Encoded::new(value));
-        self.len += 1;
+        self.nodes.add_elements(1);
         self.fix_node(n, fill);
         true
     }
@@ -353,7 +352,7 @@ impl ListValue {
                 }
             }
         }
-        self.len -= removed;
+        self.nodes.sub_elements(removed);
         if removed > 0 {
             self.merge_all(fill);
         }
@@ -412,7 +411,7 @@ impl ListValue {
 
     /// The elements from `index` to the tail.
     pub fn iter_from(&self, index: usize) -> Iter<'_> {
-        if index >= self.len {
+        if index >= self.len() {
             return Iter {
                 nodes: &self.nodes,
                 node: self.nodes.len(),
@@ -429,7 +428,7 @@ impl ListValue {
 
     /// The elements, tail to head.
     pub fn iter_rev(&self) -> RevIter<'_> {
-        match self.len.checked_sub(1) {
+        match self.len().checked_sub(1) {
             Some(last) => self.iter_rev_from(last),
             None => RevIter {
                 nodes: &self.nodes,
@@ -1069,12 +1068,12 @@ mod tests {
 
     #[test]
     fn value_is_compact() {
-        assert_eq!(std::mem::size_of::<ListValue>(), 32);
+        assert_eq!(std::mem::size_of::<ListValue>(), 24);
         let l = ListValue::from_values((0..20).map(|i| format!("item:{i:05}")), -2);
         assert_eq!(l.nodes.len(), 1);
-        // 20 entries of 12 bytes each, with bounded slack, plus one 24-byte ring slot.
+        // 20 entries of 12 bytes each, with bounded slack; a single node needs no ring.
         assert!(
-            l.allocated_bytes() <= 24 + 20 * 12 * 5 / 4,
+            l.allocated_bytes() <= 20 * 12 * 5 / 4,
             "{}",
             l.allocated_bytes()
         );

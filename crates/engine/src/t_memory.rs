@@ -13,6 +13,7 @@ use crate::command::table::Registration;
 use crate::db::Entry;
 use crate::dict::Dict;
 use crate::error;
+use crate::key::Key;
 use crate::num;
 use crate::shard::Ctx;
 use crate::t_keys::help_reply;
@@ -54,13 +55,19 @@ pub fn memory_usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// The bytes `key` and its entry take in the keyspace.
 pub fn key_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
-    key.len() + Dict::<Bytes, Entry>::node_bytes() + value_allocated_bytes(&entry.value, samples)
+    // The key's own block holds a one-byte length header for names under 128 bytes.
+    let key_block = key.len() + 1 + usize::from(key.len() >= 128);
+    let expiry_slot = if entry.has_expire() { 16 } else { 0 };
+    key_block
+        + Dict::<Key, Entry>::node_bytes()
+        + expiry_slot
+        + value_allocated_bytes(&entry.value, samples)
 }
 
 /// What a value allocates beyond the entry that holds it.
 pub fn value_allocated_bytes(value: &Value, samples: usize) -> usize {
     match value {
-        Value::Str(s) => s.len(),
+        Value::Str(s) => s.allocated_bytes(),
         Value::List(l) => l.allocated_bytes(),
         Value::Hash(h) => h.allocated_bytes(samples),
         Value::Set(s) => s.allocated_bytes(samples),
@@ -118,8 +125,11 @@ mod tests {
         t.run(&["set", "k", "v"]);
         let small = usage(&mut t, &["k"]);
         assert!(small > 2, "{small}");
+        // A short value lives in the entry; a long one in a block of its own.
+        t.run(&["set", "k", &"x".repeat(22)]);
+        assert_eq!(usage(&mut t, &["k"]), small);
         t.run(&["set", "k", &"x".repeat(1001)]);
-        assert_eq!(usage(&mut t, &["k"]), small + 1000);
+        assert_eq!(usage(&mut t, &["k"]), small + 1001);
         t.run(&["set", "longerkey", "v"]);
         assert_eq!(usage(&mut t, &["longerkey"]), small + 8);
     }

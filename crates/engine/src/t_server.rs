@@ -104,11 +104,11 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let pattern = &args[1];
     let all = &pattern[..] == b"*";
     let now = ctx.now_ms;
-    let found = ctx
-        .db()
+    let db = ctx.db();
+    let found = db
         .iter()
-        .filter(|(k, e)| !e.is_expired(now) && (all || glob::matches(pattern, k, false)))
-        .map(|(k, _)| Reply::Bulk(k.clone()))
+        .filter(|(k, e)| !db.is_expired(e, now) && (all || glob::matches(pattern, k, false)))
+        .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k)))
         .collect();
     Reply::Array(found)
 }
@@ -123,7 +123,9 @@ pub fn scan_step(ctx: &mut Ctx<'_>, cursor: u64, opts: &ScanOptions) -> (u64, Ve
     let mut collected = Vec::new();
     let mut cursor = cursor;
     loop {
-        cursor = ctx.db().scan(cursor, |k, _| collected.push(k.clone()));
+        cursor = ctx
+            .db()
+            .scan(cursor, |k, _| collected.push(Bytes::copy_from_slice(k)));
         if cursor == 0 || budget == 0 || collected.len() >= count {
             break;
         }

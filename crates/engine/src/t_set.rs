@@ -14,6 +14,7 @@ use crate::command::table::Registration;
 use crate::db::Db;
 use crate::dict::Dict;
 use crate::error;
+use crate::key::Key;
 use crate::num;
 use crate::scan;
 use crate::shard::Ctx;
@@ -55,7 +56,7 @@ pub struct SetValue {
 enum Repr {
     // Boxed so that a set costs a pointer in the key's entry, like every other value type.
     Ints(Box<IntSet>),
-    Hash(Box<Dict<Bytes, ()>>),
+    Hash(Box<Dict<Key, ()>>),
 }
 
 impl Default for Repr {
@@ -143,7 +144,7 @@ impl SetValue {
                 let mut fresh = Dict::new();
                 fresh.reserve(d.len());
                 for (m, _) in d.iter() {
-                    fresh.insert(Bytes::copy_from_slice(m), ());
+                    fresh.insert(m.clone(), ());
                 }
                 Repr::Hash(Box::new(fresh))
             }
@@ -228,7 +229,7 @@ impl SetValue {
         if d.contains_key(bytes) {
             return false;
         }
-        d.insert(Bytes::copy_from_slice(bytes), ());
+        d.insert(Key::new(bytes), ());
         true
     }
 
@@ -259,7 +260,7 @@ impl SetValue {
         for m in members {
             let m = m.as_ref();
             if !d.contains_key(m) {
-                d.insert(Bytes::copy_from_slice(m), ());
+                d.insert(Key::new(m), ());
                 added += 1;
             }
         }
@@ -271,7 +272,7 @@ impl SetValue {
     pub fn allocated_bytes(&self, samples: usize) -> usize {
         match &self.repr {
             Repr::Ints(s) => s.heap_bytes(),
-            Repr::Hash(d) => d.allocated_bytes(samples, |k, _| k.len()),
+            Repr::Hash(d) => d.allocated_bytes(samples, |k, _| k.block_len()),
         }
     }
 
@@ -292,7 +293,7 @@ impl SetValue {
         if let Repr::Ints(s) = &self.repr {
             let mut d = Dict::new();
             for n in s.iter() {
-                d.insert(Member::Int(n).to_bytes(), ());
+                d.insert(Key::new(Member::Int(n).as_bytes(&mut [0; 20])), ());
             }
             self.repr = Repr::Hash(Box::new(d));
         }
@@ -763,7 +764,7 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
                     break;
                 };
                 d.remove(&k[..]);
-                popped.push(Reply::Bulk(k));
+                popped.push(Reply::Bulk(Bytes::copy_from_slice(&k)));
             }
         }
         Repr::Hash(d) => {
@@ -850,14 +851,14 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
             .map(|p| Member::Int(s.get(p)).reply())
             .collect(),
         Repr::Hash(d) if count * SRANDMEMBER_SUB_STRATEGY_MUL > size => {
-            let all: Vec<&Bytes> = d.iter().map(|(k, _)| k).collect();
+            let all: Vec<&Key> = d.iter().map(|(k, _)| k).collect();
             sample_indexes(size, count, &mut rand)
                 .into_iter()
                 .map(|p| Member::Str(all[p]).reply())
                 .collect()
         }
         Repr::Hash(d) => {
-            let mut picked: ahash::HashSet<&Bytes> = ahash::HashSet::default();
+            let mut picked: ahash::HashSet<&Key> = ahash::HashSet::default();
             while picked.len() < count {
                 match d.random(rand()) {
                     Some((k, _)) => picked.insert(k),
@@ -1734,7 +1735,7 @@ mod tests {
         t.shard.dbs[0].set_expire(b"dst", at);
         assert_eq!(run(&mut t, "sunionstore dst a"), int(2));
         let entry = t.shard.dbs[0].peek(b"dst").expect("stored");
-        assert!(entry.expire_at.is_none());
+        assert!(!entry.has_expire());
         assert_eq!(entry.value.type_name(), "set");
         // The destination may also be one of the sources.
         run(&mut t, "sadd b 2 3");

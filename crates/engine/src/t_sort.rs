@@ -136,7 +136,7 @@ fn lookup_by_pattern(ctx: &mut Ctx<'_>, pattern: &[u8], element: &Bytes) -> Opti
     let (key, field) = pattern_key(pattern, element)?;
     match (ctx.lookup_read(&key)?, field) {
         (Value::Hash(h), Some(field)) => h.get(field).map(Bytes::copy_from_slice),
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.to_bytes()),
         _ => None,
     }
 }
@@ -779,9 +779,7 @@ mod tests {
         t.run(&["set", "dst", "x"]);
         t.shard.dbs[0].set_expire(b"dst", t.now_ms + 100_000);
         assert_eq!(t.run(&["sort", "tosort", "store", "dst"]), int(3));
-        assert!(t.shard.dbs[0]
-            .peek(b"dst")
-            .is_some_and(|e| e.expire_at.is_none()));
+        assert!(t.shard.dbs[0].peek(b"dst").is_some_and(|e| !e.has_expire()));
         // The last STORE wins.
         assert_eq!(
             t.run(&["sort", "tosort", "store", "a", "store", "b"]),

@@ -5,7 +5,7 @@
 //! writes store one copy of the argument, and in-place edits (APPEND, SETRANGE, bit
 //! commands) reuse the allocation when nobody else holds it.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
@@ -13,7 +13,7 @@ use crate::command::Merge;
 use crate::error;
 use crate::num::{self, LongDouble};
 use crate::shard::Ctx;
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 pub static COMMANDS: &[Registration] = &[
     Registration::shard("get", get),
@@ -53,7 +53,7 @@ const LCS_NO_MEMORY: &str = "ERR Insufficient memory, failed allocating transien
 
 /// The string at `key`: Ok(None) if absent, Err(WRONGTYPE) if another type. Counts a keyspace
 /// hit or miss, as Redis's read lookups do.
-pub fn read_string<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Bytes>, Reply> {
+pub fn read_string<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Str>, Reply> {
     match ctx.lookup_read(key) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
@@ -63,7 +63,7 @@ pub fn read_string<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c By
 
 /// The string at `key`, for modification in place (which keeps the key's TTL, as Redis's
 /// `dbOverwrite` and in-place edits do).
-pub fn write_string<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Bytes>, Reply> {
+pub fn write_string<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Str>, Reply> {
     match ctx.lookup_write(key) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
@@ -71,22 +71,16 @@ pub fn write_string<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c m
     }
 }
 
-/// Runs `f` over a stored string as a growable buffer. The allocation is reused when the
-/// value is not shared (no reply still holding it), so repeated APPENDs grow it amortized
-/// instead of copying it each time.
-pub fn modify_string<R>(slot: &mut Bytes, f: impl FnOnce(&mut BytesMut) -> R) -> R {
-    let mut buf = std::mem::take(slot)
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    let r = f(&mut buf);
-    *slot = buf.freeze();
-    r
+/// Runs `f` over a stored string as a growable buffer, which it stays (see [`Str`]), so
+/// repeated APPENDs grow it amortized instead of copying it each time.
+pub fn modify_string<R>(slot: &mut Str, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    f(slot.make_mut())
 }
 
 /// GET key
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match read_string(ctx, &args[1]) {
-        Ok(v) => v.cloned().into(),
+        Ok(v) => v.map(Str::to_bytes).into(),
         Err(e) => e,
     }
 }
@@ -216,7 +210,7 @@ fn set_generic(
     };
     let old = if opts.get {
         match read_string(ctx, key) {
-            Ok(v) => Some(Reply::from(v.cloned())),
+            Ok(v) => Some(Reply::from(v.map(Str::to_bytes))),
             Err(e) => return e,
         }
     } else {
@@ -226,7 +220,7 @@ fn set_generic(
     if (opts.nx && found) || (opts.xx && !found) {
         return old.unwrap_or(aborted);
     }
-    let value = Value::Str(Bytes::copy_from_slice(value));
+    let value = Value::Str(Str::new(value));
     if opts.keep_ttl {
         ctx.set_keep_ttl(key, value);
     } else {
@@ -241,7 +235,7 @@ fn set_generic(
 /// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms-ts|KEEPTTL]
 pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if args.len() == 3 {
-        ctx.set(&args[1], Value::Str(Bytes::copy_from_slice(&args[2])));
+        ctx.set(&args[1], Value::Str(Str::new(&args[2])));
         return Reply::Ok;
     }
     match parse_options(args, 3, true) {
@@ -296,17 +290,17 @@ fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[Bytes], unit: ExpireUnit, command: &s
 /// GETSET key value: the old value; the new one is stored without TTL.
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let old = match read_string(ctx, &args[1]) {
-        Ok(v) => Reply::from(v.cloned()),
+        Ok(v) => Reply::from(v.map(Str::to_bytes)),
         Err(e) => return e,
     };
-    ctx.set(&args[1], Value::Str(Bytes::copy_from_slice(&args[2])));
+    ctx.set(&args[1], Value::Str(Str::new(&args[2])));
     old
 }
 
 /// GETDEL key
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let value = match read_string(ctx, &args[1]) {
-        Ok(Some(v)) => v.clone(),
+        Ok(Some(v)) => v.to_bytes(),
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
@@ -322,7 +316,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let key = &args[1];
     let value = match read_string(ctx, key) {
-        Ok(Some(v)) => v.clone(),
+        Ok(Some(v)) => v.to_bytes(),
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
@@ -349,7 +343,7 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut out = Vec::with_capacity(args.len() - 1);
     for key in &args[1..] {
         out.push(match ctx.lookup_read(key) {
-            Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+            Some(Value::Str(s)) => Reply::Bulk(s.to_bytes()),
             _ => Reply::Nil,
         });
     }
@@ -379,7 +373,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     for pair in args[1..].chunks_exact(2) {
-        ctx.set(&pair[0], Value::Str(Bytes::copy_from_slice(&pair[1])));
+        ctx.set(&pair[0], Value::Str(Str::new(&pair[1])));
     }
 }
 
@@ -401,7 +395,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Reply::Int(len as i64)
         }
         Ok(None) => {
-            ctx.set(key, Value::Str(Bytes::copy_from_slice(tail)));
+            ctx.set(key, Value::Str(Str::new(tail)));
             Reply::Int(tail.len() as i64)
         }
     }
@@ -453,12 +447,12 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> Reply {
             let Some(new) = current.checked_add(delta) else {
                 return Reply::err(error::OVERFLOW);
             };
-            *s = num::i64_bytes(new);
+            *s = Str::new(&num::i64_bytes(new));
             ctx.dirty(1);
             Reply::Int(new)
         }
         Ok(None) => {
-            ctx.set(key, Value::Str(num::i64_bytes(delta)));
+            ctx.set(key, Value::Str(Str::new(&num::i64_bytes(delta))));
             Reply::Int(delta)
         }
     }
@@ -486,10 +480,10 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let text = Bytes::from(sum.to_human());
     match slot {
         Some(s) => {
-            *s = text.clone();
+            *s = Str::new(&text);
             ctx.dirty(1);
         }
-        None => ctx.set(key, Value::Str(text.clone())),
+        None => ctx.set(key, Value::Str(Str::new(&text))),
     }
     Reply::Bulk(text)
 }
@@ -516,7 +510,7 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::Bulk(Bytes::new());
     }
     match clamp_range(start, end, s.len() as i64) {
-        Some((from, to)) => Reply::Bulk(s.slice(from as usize..=to as usize)),
+        Some((from, to)) => Reply::Bulk(Bytes::copy_from_slice(&s[from as usize..=to as usize])),
         None => Reply::Bulk(Bytes::new()),
     }
 }
@@ -546,17 +540,17 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Reply::Int(len as i64)
         }
         Ok(None) => {
-            let mut buf = BytesMut::new();
+            let mut buf = Vec::new();
             write_at(&mut buf, offset as usize, value);
             let len = buf.len();
-            ctx.set(key, Value::Str(buf.freeze()));
+            ctx.set(key, Value::Str(Str::from_vec(buf)));
             Reply::Int(len as i64)
         }
     }
 }
 
 /// Writes `data` at `offset`, zero-padding the buffer up to it first.
-fn write_at(buf: &mut BytesMut, offset: usize, data: &[u8]) {
+fn write_at(buf: &mut Vec<u8>, offset: usize, data: &[u8]) {
     let end = offset + data.len();
     if buf.len() < end {
         buf.resize(end, 0);
@@ -625,7 +619,7 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 fn lcs_operand(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<Bytes> {
     match ctx.lookup_read(key) {
         None => Some(Bytes::new()),
-        Some(Value::Str(s)) => Some(s.clone()),
+        Some(Value::Str(s)) => Some(s.to_bytes()),
         Some(_) => None,
     }
 }
@@ -738,10 +732,7 @@ mod tests {
     }
 
     fn ttl(t: &mut TestShard, key: &str) -> Option<u64> {
-        t.shard.dbs[0]
-            .peek(key.as_bytes())
-            .and_then(|e| e.expire_at)
-            .map(|at| at.get())
+        t.shard.dbs[0].expire_at(key.as_bytes())
     }
 
     #[test]

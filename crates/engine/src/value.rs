@@ -1,4 +1,8 @@
-//! The values a key can hold, and the type names and encodings Redis reports for them.
+//! The values a key can hold, the string form they share, and the type names and encodings
+//! Redis reports for them.
+//!
+//! A `Value` is 32 bytes: every form sits in 24 (collections box their large forms), so that a
+//! keyspace entry (value, access clock, expiry slot) is 40 and the whole keyspace node 56.
 
 use bytes::Bytes;
 
@@ -10,7 +14,7 @@ use crate::t_zset::ZSetValue;
 /// One key's value. Strings keep their bytes; collections their own compact or general form.
 #[derive(Debug, Clone)]
 pub enum Value {
-    Str(Bytes),
+    Str(Str),
     List(ListValue),
     Hash(HashValue),
     Set(SetValue),
@@ -34,7 +38,7 @@ impl Value {
     /// memory is allocated, and counted, on the shard's own core.
     pub fn reallocated(&self) -> Value {
         match self {
-            Value::Str(s) => Value::Str(Bytes::copy_from_slice(s)),
+            Value::Str(s) => Value::Str(s.clone()),
             Value::List(l) => Value::List(l.clone()),
             Value::Hash(h) => Value::Hash(h.reallocated()),
             Value::Set(s) => Value::Set(s.reallocated()),
@@ -59,7 +63,7 @@ impl Value {
     pub fn shed(&mut self, max: usize) -> usize {
         match self {
             Value::Str(s) => {
-                *s = Bytes::new();
+                *s = Str::new(b"");
                 1
             }
             Value::List(l) => l.shed(max),
@@ -101,5 +105,118 @@ pub fn string_encoding(s: &[u8]) -> &'static str {
         "embstr"
     } else {
         "raw"
+    }
+}
+
+/// Strings up to this many bytes live in the value itself, with no allocation of their own.
+pub const INLINE_STR: usize = 22;
+
+/// A string value: in place when short, else in a block of exactly its size; a string edited
+/// in place (APPEND, SETRANGE, SETBIT…) moves to a growable buffer, so that repeated edits
+/// grow it amortized. Never shared: a clone copies, and a reply copies the bytes out (as
+/// Redis copies a value into its reply buffer).
+#[derive(Clone)]
+pub enum Str {
+    Inline { len: u8, bytes: [u8; INLINE_STR] },
+    Exact(Box<[u8]>),
+    Growable(Box<Vec<u8>>),
+}
+
+impl Str {
+    pub fn new(bytes: &[u8]) -> Str {
+        if bytes.len() <= INLINE_STR {
+            let mut inline = [0; INLINE_STR];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Str::Inline {
+                len: bytes.len() as u8,
+                bytes: inline,
+            }
+        } else {
+            Str::Exact(bytes.into())
+        }
+    }
+
+    /// A string from a buffer built by a command, stored as `new` would store its bytes.
+    pub fn from_vec(buf: Vec<u8>) -> Str {
+        if buf.len() <= INLINE_STR {
+            Str::new(&buf)
+        } else {
+            Str::Exact(buf.into_boxed_slice())
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Str::Inline { len, bytes } => &bytes[..usize::from(*len).min(INLINE_STR)],
+            Str::Exact(b) => b,
+            Str::Growable(v) => v,
+        }
+    }
+
+    /// A copy of the bytes, for a reply.
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+
+    /// The string as a growable buffer, for editing in place.
+    pub fn make_mut(&mut self) -> &mut Vec<u8> {
+        match self {
+            Str::Growable(v) => v,
+            other => {
+                *other = Str::Growable(Box::new(other.as_bytes().to_vec()));
+                other.make_mut()
+            }
+        }
+    }
+
+    /// Heap bytes the string holds beyond the value itself (MEMORY USAGE).
+    pub fn allocated_bytes(&self) -> usize {
+        match self {
+            Str::Inline { .. } => 0,
+            Str::Exact(b) => b.len(),
+            Str::Growable(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
+        }
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Str {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_entries_stay_small() {
+        assert_eq!(std::mem::size_of::<Str>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+        assert_eq!(std::mem::size_of::<crate::db::Entry>(), 40);
+    }
+
+    #[test]
+    fn strings_live_inline_exact_or_growable() {
+        for len in [0, 1, INLINE_STR, INLINE_STR + 1, 1000] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let s = Str::new(&bytes);
+            assert_eq!(s.as_bytes(), &bytes[..]);
+            assert_eq!(matches!(s, Str::Inline { .. }), len <= INLINE_STR);
+            assert_eq!(Str::from_vec(bytes.clone()).as_bytes(), &bytes[..]);
+            let mut g = s.clone();
+            g.make_mut().extend_from_slice(b"tail");
+            assert!(matches!(g, Str::Growable(_)));
+            assert_eq!(&g[..len], &bytes[..]);
+            assert_eq!(&g[len..], b"tail");
+            assert_eq!(s.as_bytes(), &bytes[..], "a clone is a copy");
+        }
     }
 }

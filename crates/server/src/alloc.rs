@@ -294,8 +294,16 @@ mod tests {
             done_tx.send(()).expect("done");
             moved
         });
-        assert_eq!(b.join().expect("b"), 0, "the freeing core's figure does not move");
-        assert_eq!(a.join().expect("a"), 0, "the owner's figure is back where it was");
+        assert_eq!(
+            b.join().expect("b"),
+            0,
+            "the freeing core's figure does not move"
+        );
+        assert_eq!(
+            a.join().expect("a"),
+            0,
+            "the owner's figure is back where it was"
+        );
     }
 
     #[test]

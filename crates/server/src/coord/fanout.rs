@@ -12,7 +12,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use shardis_engine::db::Entry;
+use shardis_engine::db::Record;
 use shardis_engine::{Command, Merge, Shard};
 use shardis_resp::Reply;
 
@@ -219,7 +219,7 @@ async fn gather_locked(
             .unwrap_or_default();
         for (key, entry) in entries {
             if let (Some(entry), Some(d)) = (entry, scratch.dbs.get_mut(db)) {
-                d.insert_entry(key, entry);
+                d.insert_record(&key, entry);
             }
         }
     }
@@ -242,7 +242,7 @@ async fn gather_locked(
     // 3. Write back what may have changed: every key the key specs allow the command to write.
     let written = written_keys(cmd, args);
     for shard in 0..core.shards {
-        let updates: Vec<(Bytes, Option<Entry>)> = key_names
+        let updates: Vec<(Bytes, Option<Record>)> = key_names
             .iter()
             .filter(|k| route::shard_of(k, core.shards) == shard && written.contains(k))
             .map(|k| (k.clone(), scratch.dbs.get_mut(db).and_then(|d| d.remove(k))))
