@@ -6,22 +6,29 @@
 # `redis-cli --pipe`, and measured again. Reported per server: growth of used_memory and of
 # used_memory_rss (after minus before), bytes per element, and the Shardis/Redis ratio.
 #
-# Usage: benches/memory-compare.sh [--scale F] [--only a,b,c,d] [--shardis PATH]
-#                                  [--redis PATH] [--base-port P] [--reuse]
+# Usage: benches/memory-compare.sh [--scale F] [--only a,b,c,d,e] [--shardis PATH]
+#                                  [--redis PATH] [--base-port P] [--reuse] [--cold]
 #   --scale F   multiply every data set size by F (e.g. 0.1 for a quick run; default 1)
 #   --only L    run only these data sets: a=hashes b=set of integers c=sorted set d=lists
+#               e=strings (the cache record: small key, 16-byte value, half with a TTL)
 #   --reuse     keep one pair of servers for all data sets and FLUSHALL between them, as a
 #               long-running server would (RSS growth then depends on what the allocator kept)
+#   --cold      skip the warm-up: by default each server first takes 100,000 writes of junk
+#               (about 13 MB through its connection), then FLUSHALL, before the baseline is
+#               read, so that first-use costs of the I/O path (Shardis's per-core receive
+#               buffers are paged in as traffic first reaches them) are in the baseline rather
+#               than counted as data
 # Needs: redis-server, redis-cli, python3, bc, and a release build of shardis-server.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 scale=1
-only="a,b,c,d"
+only="a,b,c,d,e"
 shardis="${CARGO_TARGET_DIR:-$here/target}/release/shardis-server"
 redis="$(command -v redis-server || true)"
 base_port=16390
 reuse=0
+warm=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
@@ -30,7 +37,8 @@ while [ $# -gt 0 ]; do
     --redis) redis="$2"; shift 2 ;;
     --base-port) base_port="$2"; shift 2 ;;
     --reuse) reuse=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --cold) warm=0; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -127,6 +135,18 @@ elif kind == "c":    # one sorted set of n members with distinct scores, added i
     for i in order:
         items += [b"%d" % i, b"m:%d" % i]
     batched(b"ZADD", b"zs", items, per=2000)
+elif kind == "e":    # n strings key:N of 16 bytes, every other one with a TTL (SET .. EX)
+    value = b"v" * 16
+    buf = []
+    for i in range(n):
+        k = b"key:%d" % i
+        if i % 2 == 0:
+            buf.append(cmd(b"SET", k, value, b"EX", b"86400"))
+        else:
+            buf.append(cmd(b"SET", k, value))
+        if len(buf) >= 10000:
+            out.write(b"".join(buf)); buf = []
+    out.write(b"".join(buf))
 elif kind == "d":    # n lists of 20 items
     items = [b"item-%d" % j for j in range(20)]
     buf = []
@@ -144,11 +164,20 @@ datasets=(
   "b|one set of integers (SADD)|1000000|member"
   "c|one sorted set (ZADD N m:N, shuffled)|1000000|member"
   "d|lists of 20 items (RPUSH list:N item-0 .. item-19)|100000|list"
+  "e|strings of 16 bytes, half with a TTL (SET key:N v [EX 86400])|1000000|key"
 )
 
 echo "redis: $("$redis" --version | head -1)"
 echo "shardis: $shardis"
-echo "scale: $scale   reuse: $reuse   date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+python3 -c '
+import sys
+out = sys.stdout.buffer
+value = b"x" * 100
+for i in range(100000):
+    k = b"junk:%d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, value))
+' >"$work/junk"
+echo "scale: $scale   reuse: $reuse   warm-up: $warm   date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo
 
@@ -168,6 +197,9 @@ for spec in "${datasets[@]}"; do
   declare -A used rss
   for side in redis shardis; do
     port=$([ $side = redis ] && echo $redis_port || echo $shardis_port)
+    if [ "$warm" = 1 ]; then
+      redis-cli -p "$port" --pipe <"$work/junk" >/dev/null 2>&1
+    fi
     redis-cli -p "$port" flushall >/dev/null
     sleep 0.5
     u0=$(info_field "$port" used_memory); r0=$(info_field "$port" used_memory_rss)

@@ -4,13 +4,13 @@
 //! Keys and values stored here are always owned copies: a request's arguments are views
 //! into the connection's read buffer and must never be kept alive by the keyspace.
 //!
-//! Memory per key is what a cache is made of, so the layout is tight: one 56-byte node per
-//! key (the dict's link, a thin [`Key`], and a 40-byte [`Entry`]: a 32-byte value, the access
-//! field eviction reads, and the index of the key's expiry), plus the key's own block. Keys
-//! with a TTL also have a 16-byte slot in `expires`, (hash of the key, expiry time), whose
-//! index the entry keeps: a key without a TTL pays nothing for expiry, and the slot leads
-//! back to its entry through the hash (sampling for active expiry and for the volatile
-//! eviction policies) without a second copy of the key.
+//! Memory per key is what a cache is made of, so the layout is tight: one 64-byte node per
+//! key (the dict's link, a 16-byte [`Key`] holding names up to 15 bytes in place, and a
+//! 40-byte [`Entry`]: a 32-byte value, the access field eviction reads, and the index of the
+//! key's expiry). Keys with a TTL also have a 16-byte slot in `expires`, (hash of the key,
+//! expiry time), whose index the entry keeps: a key without a TTL pays nothing for expiry,
+//! and the slot leads back to its entry through the hash (sampling for active expiry and for
+//! the volatile eviction policies) without a second copy of the key.
 
 use bytes::Bytes;
 use std::num::NonZeroU64;

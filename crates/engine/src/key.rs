@@ -1,17 +1,22 @@
-//! `Key`: an owned byte string behind a thin pointer, for the names of keys and the members
-//! of sets, which are many and small.
+//! Owned byte strings for what there are millions of: key names ([`Key`]) and the members of
+//! sets ([`Thin`]). Neither is ever shared, so there is no reference count; a clone copies.
 //!
-//! One allocation holds the length as a varint (one byte up to 127, two up to 16383…) and
-//! the bytes: an 11-byte key name takes a 16-byte block and 8 bytes where it is stored, where
-//! a `Bytes` takes 32 bytes of handle plus its block, and a `Box<[u8]>` 16. Keys are never
-//! shared, so there is no reference count; a clone copies.
+//! - [`Thin`]: one allocation holding the length as a varint (one byte up to 127, two up to
+//!   16383…) and the bytes, behind an 8-byte pointer. A 6-byte member takes an 8-byte block,
+//!   where a `Bytes` takes 32 bytes of handle plus its block, and a `Box<[u8]>` 16.
+//! - [`Key`]: 16 bytes; a name of up to 15 bytes (`user:123456`, `key:42`…) sits inside, with
+//!   no allocation at all; a longer one is a [`Thin`]. The keyspace node (the dict's link, the
+//!   key, a 40-byte entry) is then exactly 64 bytes, a size class of its own.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
-pub struct Key {
+/// A thin owned byte string; see the module documentation.
+#[repr(transparent)]
+pub struct Thin {
     ptr: NonNull<u8>,
 }
 
@@ -36,8 +41,8 @@ fn layout(len: usize) -> Layout {
     }
 }
 
-impl Key {
-    pub fn new(bytes: &[u8]) -> Key {
+impl Thin {
+    pub fn new(bytes: &[u8]) -> Thin {
         let layout = layout(bytes.len());
         // SAFETY: the layout's size is at least 1 (the varint); the varint and then the bytes
         // are written inside it, exactly filling it.
@@ -60,7 +65,7 @@ impl Key {
                 at += 1;
             }
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(at), bytes.len());
-            Key {
+            Thin {
                 ptr: NonNull::new_unchecked(p),
             }
         }
@@ -98,7 +103,7 @@ impl Key {
     }
 }
 
-impl Drop for Key {
+impl Drop for Thin {
     fn drop(&mut self) {
         let (_, len) = self.shape();
         // SAFETY: the block was allocated by `new` with this layout and is freed once.
@@ -106,8 +111,157 @@ impl Drop for Key {
     }
 }
 
-// SAFETY: a `Key` owns its block alone and never mutates it after construction, like a
+// SAFETY: a `Thin` owns its block alone and never mutates it after construction, like a
 // `Box<[u8]>`.
+unsafe impl Send for Thin {}
+unsafe impl Sync for Thin {}
+
+impl Clone for Thin {
+    fn clone(&self) -> Thin {
+        Thin::new(self.as_bytes())
+    }
+}
+
+impl std::ops::Deref for Thin {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Thin {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Borrow<[u8]> for Thin {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl From<&[u8]> for Thin {
+    fn from(bytes: &[u8]) -> Thin {
+        Thin::new(bytes)
+    }
+}
+
+impl PartialEq for Thin {
+    fn eq(&self, other: &Thin) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Thin {}
+
+impl PartialOrd for Thin {
+    fn partial_cmp(&self, other: &Thin) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Thin {
+    fn cmp(&self, other: &Thin) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// Hashes as the byte slice does, so tables keyed by `Thin` can be probed with `&[u8]`.
+impl Hash for Thin {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Thin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", bytes::Bytes::copy_from_slice(self.as_bytes()))
+    }
+}
+
+/// Names up to this long live inside the [`Key`].
+pub const INLINE_KEY: usize = 15;
+
+/// The tag byte of a [`Key`] holding a [`Thin`].
+const THIN: u8 = 0xff;
+
+/// A key name: up to 15 bytes in place, else a [`Thin`]; see the module documentation.
+pub struct Key {
+    repr: Repr,
+}
+
+/// The 16 bytes of a key: the name and, last, its length (at most 15), or a [`Thin`] and the
+/// tag `THIN` in that same last byte.
+#[repr(C)]
+union Repr {
+    inline: [u8; 16],
+    thin: ManuallyDrop<ThinRepr>,
+}
+
+#[repr(C)]
+struct ThinRepr {
+    thin: ManuallyDrop<Thin>,
+    zero: [u8; 7],
+    tag: u8,
+}
+
+impl Key {
+    pub fn new(bytes: &[u8]) -> Key {
+        if bytes.len() <= INLINE_KEY {
+            let mut inline = [0u8; 16];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            inline[15] = bytes.len() as u8;
+            return Key {
+                repr: Repr { inline },
+            };
+        }
+        Key {
+            repr: Repr {
+                thin: ManuallyDrop::new(ThinRepr {
+                    thin: ManuallyDrop::new(Thin::new(bytes)),
+                    zero: [0; 7],
+                    tag: THIN,
+                }),
+            },
+        }
+    }
+
+    fn tag(&self) -> u8 {
+        // SAFETY: both forms write the last byte as a plain byte (the length or `THIN`).
+        unsafe { self.repr.inline[15] }
+    }
+
+    /// The [`Thin`] of a long name.
+    fn thin(&self) -> Option<&Thin> {
+        // SAFETY: the tag says which form was written; a `THIN` key was built with one.
+        (self.tag() == THIN).then(|| unsafe { &*self.repr.thin.thin })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self.thin() {
+            Some(t) => t.as_bytes(),
+            // SAFETY: an inline key wrote its length (≤ 15) and that many bytes.
+            None => unsafe { &self.repr.inline[..usize::from(self.tag()).min(INLINE_KEY)] },
+        }
+    }
+
+    /// Heap bytes this key holds beyond itself (for MEMORY USAGE): its thin block, if any.
+    pub fn heap_len(&self) -> usize {
+        self.thin().map_or(0, Thin::block_len)
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if self.tag() == THIN {
+            // SAFETY: a `THIN` key owns its `Thin`, dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut (*self.repr.thin).thin) }
+        }
+    }
+}
+
+// SAFETY: like `Thin`, a `Key` owns what it points to alone and never mutates it.
 unsafe impl Send for Key {}
 unsafe impl Sync for Key {}
 
@@ -136,12 +290,6 @@ impl Borrow<[u8]> for Key {
     }
 }
 
-impl From<&[u8]> for Key {
-    fn from(bytes: &[u8]) -> Key {
-        Key::new(bytes)
-    }
-}
-
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
         self.as_bytes() == other.as_bytes()
@@ -150,19 +298,7 @@ impl PartialEq for Key {
 
 impl Eq for Key {}
 
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
-
-/// Hashes as the byte slice does, so tables keyed by `Key` can be probed with `&[u8]`.
+/// Hashes as the byte slice does, so the keyspace can be probed with `&[u8]`.
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state)
@@ -181,11 +317,17 @@ mod tests {
 
     #[test]
     fn round_trips_every_length_class() {
-        for len in [0, 1, 11, 127, 128, 129, 16_383, 16_384, 70_000] {
+        for len in [0, 1, 11, 15, 16, 127, 128, 129, 16_383, 16_384, 70_000] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let t = Thin::new(&bytes);
+            assert_eq!(t.as_bytes(), &bytes[..], "{len}");
+            assert_eq!(t.block_len(), varint_len(len) + len);
+            let c = t.clone();
+            drop(t);
+            assert_eq!(&*c, &bytes[..]);
             let k = Key::new(&bytes);
             assert_eq!(k.as_bytes(), &bytes[..], "{len}");
-            assert_eq!(k.block_len(), varint_len(len) + len);
+            assert_eq!(k.heap_len() == 0, len <= INLINE_KEY);
             let c = k.clone();
             drop(k);
             assert_eq!(&*c, &bytes[..]);
@@ -199,13 +341,20 @@ mod tests {
     fn hashes_and_compares_as_its_bytes() {
         use std::collections::HashSet;
         let mut set = HashSet::new();
-        set.insert(Key::new(b"a"));
-        set.insert(Key::new(b"bc"));
+        set.insert(Thin::new(b"a"));
+        set.insert(Thin::new(b"bc"));
         assert!(set.contains(&b"bc"[..]));
         assert!(!set.contains(&b"b"[..]));
-        assert!(Key::new(b"a") < Key::new(b"b"));
-        assert_eq!(Key::new(b""), Key::new(b""));
-        assert_eq!(std::mem::size_of::<Key>(), 8);
-        assert_eq!(std::mem::size_of::<Option<Key>>(), 8);
+        assert!(Thin::new(b"a") < Thin::new(b"b"));
+        assert_eq!(Thin::new(b""), Thin::new(b""));
+        assert_eq!(std::mem::size_of::<Thin>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Thin>>(), 8);
+        let long = [b'x'; 40];
+        let mut keys = HashSet::new();
+        keys.insert(Key::new(b"short"));
+        keys.insert(Key::new(&long));
+        assert!(keys.contains(&b"short"[..]) && keys.contains(&long[..]));
+        assert!(!keys.contains(&long[..39]));
+        assert_eq!(std::mem::size_of::<Key>(), 16);
     }
 }

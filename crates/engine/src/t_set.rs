@@ -14,7 +14,7 @@ use crate::command::table::Registration;
 use crate::db::Db;
 use crate::dict::Dict;
 use crate::error;
-use crate::key::Key;
+use crate::key::Thin;
 use crate::num;
 use crate::scan;
 use crate::shard::Ctx;
@@ -56,7 +56,7 @@ pub struct SetValue {
 enum Repr {
     // Boxed so that a set costs a pointer in the key's entry, like every other value type.
     Ints(Box<IntSet>),
-    Hash(Box<Dict<Key, ()>>),
+    Hash(Box<Dict<Thin, ()>>),
 }
 
 impl Default for Repr {
@@ -229,7 +229,7 @@ impl SetValue {
         if d.contains_key(bytes) {
             return false;
         }
-        d.insert(Key::new(bytes), ());
+        d.insert(Thin::new(bytes), ());
         true
     }
 
@@ -260,7 +260,7 @@ impl SetValue {
         for m in members {
             let m = m.as_ref();
             if !d.contains_key(m) {
-                d.insert(Key::new(m), ());
+                d.insert(Thin::new(m), ());
                 added += 1;
             }
         }
@@ -293,7 +293,7 @@ impl SetValue {
         if let Repr::Ints(s) = &self.repr {
             let mut d = Dict::new();
             for n in s.iter() {
-                d.insert(Key::new(Member::Int(n).as_bytes(&mut [0; 20])), ());
+                d.insert(Thin::new(Member::Int(n).as_bytes(&mut [0; 20])), ());
             }
             self.repr = Repr::Hash(Box::new(d));
         }
@@ -851,14 +851,14 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
             .map(|p| Member::Int(s.get(p)).reply())
             .collect(),
         Repr::Hash(d) if count * SRANDMEMBER_SUB_STRATEGY_MUL > size => {
-            let all: Vec<&Key> = d.iter().map(|(k, _)| k).collect();
+            let all: Vec<&Thin> = d.iter().map(|(k, _)| k).collect();
             sample_indexes(size, count, &mut rand)
                 .into_iter()
                 .map(|p| Member::Str(all[p]).reply())
                 .collect()
         }
         Repr::Hash(d) => {
-            let mut picked: ahash::HashSet<&Key> = ahash::HashSet::default();
+            let mut picked: ahash::HashSet<&Thin> = ahash::HashSet::default();
             while picked.len() < count {
                 match d.random(rand()) {
                     Some((k, _)) => picked.insert(k),
