@@ -332,19 +332,26 @@ impl Picker<'_> {
             if self.populate(dbs, rank, rand) == 0 {
                 return None;
             }
-            // Best first; a candidate deleted since it was sampled is a ghost, skipped.
+            // Best first. A candidate deleted since it was sampled is a ghost, skipped; one
+            // used since (its score dropped) goes back with its current score, so a key read
+            // after it was sampled is not evicted on a stale score (Redis evicts it anyway).
             while let Some(c) = self.pool.pop_best() {
-                let live = dbs.get(c.db).is_some_and(|db| {
-                    if volatile {
-                        db.peek(&c.key).is_some_and(Entry::has_expire)
-                    } else {
-                        db.peek(&c.key).is_some()
+                let now = self.now_ms;
+                let current = dbs.get(c.db).and_then(|db| {
+                    let e = db.peek(&c.key)?;
+                    if volatile && !e.has_expire() {
+                        return None;
                     }
+                    Some(self.tracking.score(rank, e, db.expire_of(e), now))
                 });
-                if live {
-                    let found = (c.db, c.key.clone());
-                    self.pool.recycle(c);
-                    return Some(found);
+                match current {
+                    Some(score) if score >= c.score => {
+                        let found = (c.db, c.key.clone());
+                        self.pool.recycle(c);
+                        return Some(found);
+                    }
+                    Some(score) => self.pool.offer(score, c.db, &c.key),
+                    None => {}
                 }
                 self.pool.recycle(c);
             }
