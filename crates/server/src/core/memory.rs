@@ -104,6 +104,8 @@ pub struct Memory {
     reclaiming: Cell<bool>,
     /// Set while a command over several shards, already admitted as a whole, runs its parts.
     admitted: Cell<bool>,
+    /// On core 0, the rebalancer: every core's evicted bytes at the previous tick.
+    evicted_seen: std::cell::RefCell<Vec<u64>>,
 }
 
 impl Memory {
@@ -210,32 +212,46 @@ pub fn admit(core: &Rc<Core>, cmd: &Command) -> Option<Reply> {
 /// Brings the shard under its share: takes unassigned memory first, then evicts, for at most
 /// the tenacity's time limit (the reclaim task goes on after that).
 pub fn make_room(core: &Rc<Core>) -> Room {
+    let limit = time_limit(core.memory.tenacity.get());
+    let room = reclaim(core, limit);
+    if room == Room::Evicting {
+        start_reclaiming(core);
+    }
+    room
+}
+
+/// The work of `make_room`, for at most `limit`; publishes whether the shard is full.
+fn reclaim(core: &Rc<Core>, limit: Duration) -> Room {
     let m = &core.memory;
     let s = slot(core.id);
-    if m.maxmemory.get() == 0 {
-        s.oom.store(false, Relaxed);
-        return Room::Ok;
-    }
+    let room = if m.maxmemory.get() == 0 {
+        Room::Ok
+    } else {
+        evict_down(core, limit)
+    };
+    s.oom.store(room == Room::Full, Relaxed);
+    room
+}
+
+fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
+    let m = &core.memory;
+    let s = slot(core.id);
     let mut used = counted(core);
     let mut share = s.share.load(Relaxed);
     if used > share {
         share = grow(core, used - share + chunk(m.maxmemory.get(), core.shards));
     }
     if used <= share {
-        s.oom.store(false, Relaxed);
         return Room::Ok;
     }
     if m.policy.get() == Policy::NoEviction {
-        s.oom.store(true, Relaxed);
         return Room::Full;
     }
-    let limit = time_limit(m.tenacity.get());
     let started = Instant::now();
-    let mut evicted = 0u32;
     let now = core.now_ms();
-    loop {
+    let mut evicted = 0u32;
+    while used > share {
         if !core.shard.borrow_mut().evict_one(now) {
-            s.oom.store(true, Relaxed);
             return Room::Full;
         }
         let after = counted(core);
@@ -243,16 +259,12 @@ pub fn make_room(core: &Rc<Core>) -> Room {
             .fetch_add(used.saturating_sub(after), Relaxed);
         used = after;
         evicted += 1;
-        if used <= share {
-            s.oom.store(false, Relaxed);
-            return Room::Ok;
-        }
+        // The clock is read every 16 evictions, as Redis does.
         if evicted.is_multiple_of(16) && started.elapsed() > limit {
-            s.oom.store(false, Relaxed);
-            start_reclaiming(core);
             return Room::Evicting;
         }
     }
+    Room::Ok
 }
 
 /// After a command: starts freeing in steps what it left queued.
@@ -278,11 +290,10 @@ fn start_reclaiming(core: &Rc<Core>) {
     spawn::spawn(async move {
         loop {
             let started = Instant::now();
-            let mut lazy = true;
-            let mut room = Room::Ok;
+            let (mut lazy, mut room) = (true, Room::Ok);
             while started.elapsed() < RECLAIM_SLICE {
                 lazy = core.shard.borrow_mut().lazyfree_step(LAZYFREE_STEP);
-                room = make_room_bounded(&core, RECLAIM_SLICE);
+                room = reclaim(&core, RECLAIM_SLICE);
                 if !lazy && room != Room::Evicting {
                     break;
                 }
@@ -294,53 +305,6 @@ fn start_reclaiming(core: &Rc<Core>) {
         }
         core.memory.reclaiming.set(false);
     });
-}
-
-/// `make_room` with a time limit of its own and no new task (for the reclaim task).
-fn make_room_bounded(core: &Rc<Core>, limit: Duration) -> Room {
-    let m = &core.memory;
-    if m.maxmemory.get() == 0 || m.policy.get() == Policy::NoEviction {
-        return make_room_quick(core);
-    }
-    let s = slot(core.id);
-    let share = s.share.load(Relaxed);
-    let mut used = counted(core);
-    let started = Instant::now();
-    let now = core.now_ms();
-    while used > share {
-        if !core.shard.borrow_mut().evict_one(now) {
-            s.oom.store(true, Relaxed);
-            return Room::Full;
-        }
-        let after = counted(core);
-        s.evicted_bytes
-            .fetch_add(used.saturating_sub(after), Relaxed);
-        used = after;
-        if started.elapsed() > limit {
-            return Room::Evicting;
-        }
-    }
-    s.oom.store(false, Relaxed);
-    Room::Ok
-}
-
-/// The state without evicting: for noeviction, or no limit.
-fn make_room_quick(core: &Rc<Core>) -> Room {
-    let s = slot(core.id);
-    if core.memory.maxmemory.get() == 0 || counted(core) <= s.share.load(Relaxed) {
-        s.oom.store(false, Relaxed);
-        return Room::Ok;
-    }
-    // Nothing may be evicted: the unassigned rest is the only way to fit.
-    let used = counted(core);
-    let share = grow(core, used.saturating_sub(s.share.load(Relaxed)));
-    let full = used > share;
-    s.oom.store(full, Relaxed);
-    if full {
-        Room::Full
-    } else {
-        Room::Ok
-    }
 }
 
 /// True if any of `shards` is over its share with nothing to evict: a command writing to all
@@ -422,25 +386,21 @@ fn rebalance(core: &Rc<Core>, max: u64, chunk: u64) {
     if cores < 2 || ASSIGNED.load(Relaxed) + chunk * cores as u64 / 2 < max {
         return;
     }
-    // Each core's coldness and whether it evicted since the last tick (a core's evicted
-    // bytes are read here and remembered in core 0's own per-core memory).
+    // Each core: (id, coldness, evicted since the last tick, share).
+    let mut seen = core.memory.evicted_seen.borrow_mut();
+    seen.resize(cores, 0);
     let mut views = Vec::with_capacity(cores);
-    for id in 0..cores {
+    for (id, last) in seen.iter_mut().enumerate() {
         let s = slot(id);
         let evicted = s.evicted_bytes.load(Relaxed);
-        let seen = REBALANCE_SEEN.with(|v| v.borrow().get(id).copied().unwrap_or(evicted));
         views.push((
             id,
             s.coldness.load(Relaxed),
-            evicted > seen,
+            evicted > *last,
             s.share.load(Relaxed),
         ));
+        *last = evicted;
     }
-    REBALANCE_SEEN.with(|v| {
-        *v.borrow_mut() = (0..cores)
-            .map(|id| slot(id).evicted_bytes.load(Relaxed))
-            .collect()
-    });
     let pick = if views.iter().all(|v| v.1 == NO_SCORE) {
         // Random policies: from a core that evicts nothing to one that evicts.
         let giver = views
@@ -472,11 +432,6 @@ fn rebalance(core: &Rc<Core>, max: u64, chunk: u64) {
 /// unit of the coarsest score (a second of idle time, one LFU step).
 fn clearly_colder(a: u64, b: u64) -> bool {
     a > b.saturating_add(b / 4).saturating_add(1)
-}
-
-thread_local! {
-    /// Core 0's last view of every core's evicted bytes.
-    static REBALANCE_SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// What INFO reports for this core.
