@@ -214,7 +214,9 @@ impl EventLoop {
         let idle = !others_ran && self.ready.is_empty() && self.returns.borrow().is_empty();
         let entered = if idle {
             self.spin_then_sleep()
-        } else if self.ring.pending() > 0 {
+        } else if self.ring.pending() > 0 || others_ran {
+            // With DEFER_TASKRUN completions are only posted by an enter: a core kept busy by
+            // tasks (a value freed in steps, a long eviction) must still collect them.
             self.ring.enter(false, None)
         } else {
             Ok(())
