@@ -13,6 +13,7 @@ pub mod dict;
 pub mod error;
 pub mod glob;
 pub mod listpack;
+pub mod notify;
 pub mod num;
 pub mod scan;
 pub mod shard;

@@ -65,6 +65,10 @@ pub struct Shard {
     pub ready_keys: Vec<(usize, Bytes)>,
     /// Keys under WATCH and their versions.
     pub watched: crate::watch::WatchTable,
+    /// `notify-keyspace-events` as flags (see [`crate::notify`]); 0 = off.
+    pub notify_flags: u32,
+    /// Keyspace events reported since the runtime last took them.
+    pub events: Vec<crate::notify::Event>,
     rng_state: u64,
 }
 
@@ -80,6 +84,8 @@ impl Shard {
             blocked_keys: Default::default(),
             ready_keys: Vec::new(),
             watched: Default::default(),
+            notify_flags: 0,
+            events: Vec::new(),
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -319,6 +325,19 @@ impl<'a> Ctx<'a> {
     pub fn delete_if_empty(&mut self, key: &[u8], empty: bool) {
         if empty {
             self.db().remove(key);
+        }
+    }
+
+    /// Reports a keyspace event on `key` (Redis's `notifyKeyspaceEvent`); kept only when
+    /// `notify-keyspace-events` enables its class.
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if crate::notify::enabled(self.shard.notify_flags, class) {
+            self.shard.events.push(crate::notify::Event {
+                class,
+                name: event,
+                db: self.db,
+                key: Bytes::copy_from_slice(key),
+            });
         }
     }
 
