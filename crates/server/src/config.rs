@@ -24,6 +24,8 @@ enum Kind {
     Dir,
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups.
     OutputLimits,
+    /// `notify-keyspace-events`: class letters.
+    NotifyFlags,
     Enum(&'static [&'static str]),
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
@@ -109,6 +111,7 @@ static PARAMS: &[Param] = &[
     p("tcp-keepalive", INT, "300"),
     p("protected-mode", Kind::Bool, "yes"),
     p("hz", Kind::Int { min: 1, max: 500 }, "10"),
+    p("notify-keyspace-events", Kind::NotifyFlags, ""),
     p(
         "proto-max-bulk-len",
         Kind::Memory { min: 1 << 20 },
@@ -250,6 +253,7 @@ impl OutputLimits {
 pub struct HotValues {
     pub query_buffer_limit: usize,
     pub output_limit_normal: OutputLimit,
+    pub output_limit_pubsub: OutputLimit,
 }
 
 /// One value per parameter, in canonical form.
@@ -325,6 +329,9 @@ impl Param {
                 Err(_) => Err("No such file or directory".into()),
             },
             Kind::OutputLimits => OutputLimits::merge(current, value),
+            Kind::NotifyFlags => shardis_engine::notify::parse_flags(value)
+                .map(shardis_engine::notify::flags_to_string)
+                .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
             Kind::MemoryOff => match parse_memory(value) {
                 Some(0) => Ok("0".into()),
                 Some(_) => Err(
@@ -436,14 +443,18 @@ impl Config {
 
     /// Re-reads the values kept parsed.
     fn refresh_hot(&mut self) {
-        let normal = OutputLimits::parse(self.get("client-output-buffer-limit"))
-            .ok()
-            .and_then(|v| v.into_iter().find(|(class, _)| *class == 0))
-            .map(|(_, l)| l)
-            .unwrap_or_default();
+        let limits = OutputLimits::parse(self.get("client-output-buffer-limit")).unwrap_or_default();
+        let class = |wanted: usize| {
+            limits
+                .iter()
+                .find(|(class, _)| *class == wanted)
+                .map(|(_, l)| *l)
+                .unwrap_or_default()
+        };
         self.hot = HotValues {
             query_buffer_limit: self.get_i64("client-query-buffer-limit").max(0) as usize,
-            output_limit_normal: normal,
+            output_limit_normal: class(0),
+            output_limit_pubsub: class(2),
         };
     }
 
@@ -510,6 +521,11 @@ impl Config {
             self.values.insert(name, value.clone());
         }
         self.refresh_hot();
+    }
+
+    /// `notify-keyspace-events` as the engine's flags.
+    pub fn notify_flags(&self) -> u32 {
+        shardis_engine::notify::parse_flags(self.get("notify-keyspace-events")).unwrap_or(0)
     }
 
     /// The engine's view of the configuration.

@@ -171,7 +171,15 @@ async fn clock(core: Rc<Core>) {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         core.sleep(Duration::from_millis(1000 / hz)).await;
         let now = core.now_ms();
-        core.shard.borrow_mut().active_expire(now, 16);
+        let events = {
+            let mut shard = core.shard.borrow_mut();
+            shard.active_expire(now, 16);
+            std::mem::take(&mut shard.events)
+        };
+        if !events.is_empty() {
+            let flags = core.shard.borrow().notify_flags;
+            core.publish_events(events, flags);
+        }
         close_idle_clients(&core, now);
     }
 }

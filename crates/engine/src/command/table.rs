@@ -138,6 +138,20 @@ pub enum ServerCmd {
     Discard,
     Watch,
     Unwatch,
+    Subscribe,
+    Unsubscribe,
+    PSubscribe,
+    PUnsubscribe,
+    SSubscribe,
+    SUnsubscribe,
+    Publish,
+    SPublish,
+    PubsubChannels,
+    PubsubNumsub,
+    PubsubNumpat,
+    PubsubShardChannels,
+    PubsubShardNumsub,
+    PubsubHelp,
 }
 
 /// Every registration, family by family.
@@ -179,6 +193,20 @@ pub static TABLE: &[Registration] = &[
     Registration::server("discard", ServerCmd::Discard),
     Registration::server("watch", ServerCmd::Watch),
     Registration::server("unwatch", ServerCmd::Unwatch),
+    Registration::server("subscribe", ServerCmd::Subscribe),
+    Registration::server("unsubscribe", ServerCmd::Unsubscribe),
+    Registration::server("psubscribe", ServerCmd::PSubscribe),
+    Registration::server("punsubscribe", ServerCmd::PUnsubscribe),
+    Registration::server("ssubscribe", ServerCmd::SSubscribe),
+    Registration::server("sunsubscribe", ServerCmd::SUnsubscribe),
+    Registration::server("publish", ServerCmd::Publish),
+    Registration::server("spublish", ServerCmd::SPublish),
+    Registration::server("pubsub|channels", ServerCmd::PubsubChannels),
+    Registration::server("pubsub|numsub", ServerCmd::PubsubNumsub),
+    Registration::server("pubsub|numpat", ServerCmd::PubsubNumpat),
+    Registration::server("pubsub|shardchannels", ServerCmd::PubsubShardChannels),
+    Registration::server("pubsub|shardnumsub", ServerCmd::PubsubShardNumsub),
+    Registration::server("pubsub|help", ServerCmd::PubsubHelp),
 ];
 
 /// The families' own lists.

@@ -13,11 +13,21 @@ use crate::core::client;
 /// The connection commands that answer at once; None for the others.
 pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
     Some(match which {
-        ServerCmd::Ping => match args.len() {
-            1 => Reply::simple("PONG"),
-            2 => Reply::Bulk(args[1].clone()),
-            _ => error::wrong_arity("ping"),
-        },
+        ServerCmd::Ping => {
+            let c = s.client.borrow();
+            if args.len() > 2 {
+                error::wrong_arity("ping")
+            } else if c.subs.active() && !c.resp3 {
+                // A RESP2 client in Pub/Sub mode gets a "pong" message instead.
+                let payload = args.get(1).cloned().unwrap_or_default();
+                Reply::Array(vec![bulk("pong"), Reply::Bulk(payload)])
+            } else {
+                match args.get(1) {
+                    Some(payload) => Reply::Bulk(payload.clone()),
+                    None => Reply::simple("PONG"),
+                }
+            }
+        }
         ServerCmd::Echo => Reply::Bulk(args[1].clone()),
         ServerCmd::Quit => {
             s.client.borrow_mut().closing = true;
@@ -25,6 +35,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         }
         ServerCmd::Reset => {
             multi::reset(s);
+            super::pubsub::forget_all(&s.core, &mut s.client.borrow_mut(), s.conn);
             let mut c = s.client.borrow_mut();
             c.db = 0;
             c.resp3 = false;

@@ -201,7 +201,9 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         .broadcast(move |core| {
             let mut config = core.config.borrow_mut();
             config.apply(&values);
-            core.shard.borrow_mut().config = config.engine();
+            let mut shard = core.shard.borrow_mut();
+            shard.config = config.engine();
+            shard.notify_flags = config.notify_flags();
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));

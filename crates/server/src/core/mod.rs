@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod mesh;
+pub mod pubsub;
 pub mod shard_lock;
 pub mod spawn;
 pub mod timer;
@@ -47,6 +48,8 @@ pub enum Msg {
     Batch(Box<Batch>),
     /// Encoded replies for this core's connections (the answer to a `Batch` of theirs).
     Replies(Box<ConnReplies>),
+    /// Pub/Sub messages for this core's connections.
+    Deliver(Vec<pubsub::Delivery>),
     /// Anything else: runs on the receiving core.
     Run(Task),
 }
@@ -273,6 +276,8 @@ pub struct Core {
     pub started: Instant,
     pub timers: Rc<Timers>,
     pub mesh: mesh::Mesh<Msg>,
+    /// This core's copy of the Pub/Sub registry, and deliveries waiting to leave.
+    pub pubsub: RefCell<pubsub::PubSub>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -282,6 +287,7 @@ impl Core {
     pub fn new(mesh: mesh::Mesh<Msg>, shards: usize, config: Config) -> Core {
         let id = mesh.id();
         let mut shard = Shard::new(id, config.engine());
+        shard.notify_flags = config.notify_flags();
         shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
         Core {
             id,
@@ -295,6 +301,7 @@ impl Core {
             started: Instant::now(),
             timers: Rc::new(Timers::default()),
             mesh,
+            pubsub: RefCell::new(pubsub::PubSub::default()),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }
@@ -363,7 +370,35 @@ impl Core {
                 }
             }
         }
+        if !shard.events.is_empty() {
+            let events = std::mem::take(&mut shard.events);
+            let flags = shard.notify_flags;
+            drop(shard);
+            self.publish_events(events, flags);
+        }
         reply
+    }
+
+    /// Publishes keyspace events on `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`,
+    /// as the notification flags ask.
+    pub fn publish_events(&self, events: Vec<shardis_engine::notify::Event>, flags: u32) {
+        use shardis_engine::notify::{KEYEVENT, KEYSPACE};
+        let mut pubsub = self.pubsub.borrow_mut();
+        if !pubsub.has_subscribers() {
+            return;
+        }
+        for e in events {
+            let event = Bytes::from_static(e.name.as_bytes());
+            if flags & KEYSPACE != 0 {
+                let mut channel = format!("__keyspace@{}__:", e.db).into_bytes();
+                channel.extend_from_slice(&e.key);
+                pubsub.publish(self.shards, &Bytes::from(channel), &event, false);
+            }
+            if flags & KEYEVENT != 0 {
+                let channel = Bytes::from(format!("__keyevent@{}__:{}", e.db, e.name));
+                pubsub.publish(self.shards, &channel, &e.key, false);
+            }
+        }
     }
 
     /// Runs a request (owned form) with blocked clients served afterwards.

@@ -35,6 +35,7 @@ use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
 use crate::coord::route::{self, Target};
 use crate::core::client::Client;
+use crate::core::pubsub::{Delivery, Kind as SubKind};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
 use crate::io::listen;
@@ -236,6 +237,9 @@ impl EventLoop {
         // Before any task runs: requests queued this pass go out first, so a connection's
         // later commands (run by a task) reach each shard after its earlier ones.
         self.send_outboxes();
+        self.send_deliveries();
+        // Local deliveries scheduled connections: serve them (write limits, sends) now.
+        self.serve_ready();
         self.polls_seen = spawn::polls();
         if crate::core::shutdown_requested() {
             self.stop();
@@ -355,8 +359,6 @@ impl EventLoop {
             core.now_ms(),
         )));
         core.clients.borrow_mut().insert(id, client.clone());
-        let session = Session::new(core, client.clone());
-        let conn = Box::new(Conn::new(fd, client, session));
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -364,7 +366,8 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
-        let mut conn = conn;
+        let session = Session::new(core, self.conn_ref(i), client.clone());
+        let mut conn = Box::new(Conn::new(fd, client, session));
         if i < self.fixed_files && self.ring.set_file(i, fd).is_ok() {
             conn.fixed = Some(i);
         }
@@ -554,6 +557,7 @@ impl EventLoop {
             match msg {
                 Msg::Batch(batch) => self.core.run_batch(*batch),
                 Msg::Replies(replies) => self.deliver_replies(*replies),
+                Msg::Deliver(deliveries) => self.deliver_messages(deliveries),
                 Msg::Run(task) => task(&self.core),
             }
         }
@@ -579,6 +583,49 @@ impl EventLoop {
             if !conn.scheduled {
                 conn.scheduled = true;
                 self.ready.push(i);
+            }
+        }
+    }
+
+    /// Pub/Sub messages for this core's connections, written as pushes.
+    fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            let Some((i, conn)) = find(&mut self.places, d.conn) else {
+                continue;
+            };
+            if conn.closing {
+                continue;
+            }
+            let resp3 = {
+                let c = conn.client.borrow();
+                if !c.subs.wants(d.kind, d.pattern.as_ref(), &d.channel) {
+                    continue;
+                }
+                c.resp3
+            };
+            encode_message(&d, resp3, &mut conn.out);
+            if !conn.scheduled {
+                conn.scheduled = true;
+                self.ready.push(i);
+            }
+        }
+    }
+
+    /// Sends the Pub/Sub deliveries this pass produced: this core's written at once, the
+    /// others' in one message per core.
+    fn send_deliveries(&mut self) {
+        if !self.core.pubsub.borrow().has_outgoing() {
+            return;
+        }
+        for core in 0..self.core.shards {
+            let deliveries = self.core.pubsub.borrow_mut().take_outgoing(core);
+            if deliveries.is_empty() {
+                continue;
+            }
+            if core == self.core.id {
+                self.deliver_messages(deliveries);
+            } else {
+                self.core.send(core, Msg::Deliver(deliveries));
             }
         }
     }
@@ -735,6 +782,20 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        {
+            let c = conn.client.borrow();
+            let which = match cmd.exec {
+                Exec::Server(which) => Some(which),
+                Exec::Shard(_) => None,
+            };
+            if c.subs.active() && !c.resp3 && !cmd::pubsub::allowed_in_pubsub_mode(which) {
+                drop(c);
+                return conn.reply(Reply::error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    cmd.name
+                )));
+            }
+        }
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
@@ -838,10 +899,16 @@ impl EventLoop {
         }
     }
 
-    /// Whether connection `conn` went over `client-output-buffer-limit` for normal clients.
+    /// Whether connection `conn` went over its class's `client-output-buffer-limit` (pubsub
+    /// for a client with subscriptions, normal otherwise).
     fn output_limit_exceeded(&self, conn: &mut Conn) -> Option<&'static str> {
         let unsent = conn.unsent() as u64;
-        let limits = self.core.config.borrow().hot().output_limit_normal;
+        let hot = self.core.config.borrow().hot();
+        let limits = if conn.client.borrow().subs.active() {
+            hot.output_limit_pubsub
+        } else {
+            hot.output_limit_normal
+        };
         if limits.hard > 0 && unsent > limits.hard {
             return Some("hard limit");
         }
@@ -861,6 +928,8 @@ impl EventLoop {
         if let Some(session) = conn.session.as_deref_mut() {
             multi::unwatch_all(session);
         }
+        let r = self.conn_ref(i);
+        cmd::pubsub::forget_all(&self.core, &mut conn.client.borrow_mut(), r);
         let id = conn.client.borrow().id;
         self.core.clients.borrow_mut().remove(&id);
         CONNECTED.fetch_sub(1, Ordering::Relaxed);
@@ -892,6 +961,23 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Encodes a Pub/Sub message as Redis writes it: `message`, `pmessage` (with the pattern) or
+/// `smessage`, an array in RESP2 and a push in RESP3.
+fn encode_message(d: &Delivery, resp3: bool, out: &mut Vec<u8>) {
+    let mut items = Vec::with_capacity(4);
+    items.push(Reply::Bulk(Bytes::from_static(match d.kind {
+        SubKind::Channel => b"message",
+        SubKind::Pattern => b"pmessage",
+        SubKind::Shard => b"smessage",
+    })));
+    if let Some(p) = &d.pattern {
+        items.push(Reply::Bulk(p.clone()));
+    }
+    items.push(Reply::Bulk(d.channel.clone()));
+    items.push(Reply::Bulk(d.payload.clone()));
+    shardis_resp::encode(&Reply::Push(items), resp3, out);
 }
 
 /// Writes `msg` to a connection being refused and closes it.
