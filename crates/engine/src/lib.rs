@@ -19,6 +19,7 @@ pub mod shard;
 pub mod skiplist;
 pub mod t_bitops;
 pub mod t_hash;
+pub mod t_hll;
 pub mod t_keys;
 pub mod t_list;
 pub mod t_memory;

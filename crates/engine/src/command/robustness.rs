@@ -127,6 +127,8 @@ fn no_command_panics_on_random_arguments() {
         .iter()
         .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
         .filter(|c| matches!(c.exec, Exec::Shard(_)))
+        // Ten million additions by design; its own unit test runs it smaller.
+        .filter(|c| c.name != "pfselftest")
         .collect();
     for cmd in commands {
         let mut t = populated();

@@ -181,4 +181,5 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_set::COMMANDS,
     crate::t_zset::COMMANDS,
     crate::t_sort::COMMANDS,
+    crate::t_hll::COMMANDS,
 ];
