@@ -18,6 +18,7 @@ pub mod scan;
 pub mod shard;
 pub mod skiplist;
 pub mod t_bitops;
+pub mod t_geo;
 pub mod t_hash;
 pub mod t_hll;
 pub mod t_keys;

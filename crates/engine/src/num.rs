@@ -189,6 +189,26 @@ impl LongDouble {
         )
     }
 
+    /// The exact value of a double (every double is an extended number).
+    pub fn from_f64(v: f64) -> LongDouble {
+        if v.is_nan() {
+            return LongDouble::NaN;
+        }
+        let negative = v.is_sign_negative();
+        if v.is_infinite() {
+            return LongDouble::Infinite { negative };
+        }
+        let bits = v.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i64;
+        let fraction = bits & ((1 << 52) - 1);
+        let (mantissa, exp2) = if biased == 0 {
+            (fraction, -1074)
+        } else {
+            (fraction | (1 << 52), biased - 1075)
+        };
+        round_extended(negative, &BigUint::from_u128(mantissa as u128), exp2, false)
+    }
+
     pub fn is_finite(&self) -> bool {
         matches!(self, LongDouble::Finite { .. })
     }

@@ -102,6 +102,26 @@ const WORDS: &[&str] = &[
     "4294967296",
     "536870912",
     "0.001",
+    "FROMLONLAT",
+    "FROMMEMBER",
+    "BYRADIUS",
+    "BYBOX",
+    "WITHDIST",
+    "WITHCOORD",
+    "WITHHASH",
+    "ANY",
+    "STOREDIST",
+    "m",
+    "km",
+    "mi",
+    "180",
+    "85.05112878",
+    "g",
+    "p",
+    "GETREG",
+    "DECODE",
+    "ENCODING",
+    "TODENSE",
 ];
 
 fn populated() -> TestShard {
@@ -113,6 +133,10 @@ fn populated() -> TestShard {
         &["hset", "h", "f", "v", "n", "5"],
         &["sadd", "s", "1", "2", "a"],
         &["zadd", "z", "1", "a", "2", "b", "3", "c"],
+        &[
+            "geoadd", "g", "13.36", "38.11", "a", "15.08", "37.50", "b", "-180", "-85", "c",
+        ],
+        &["pfadd", "p", "a", "b", "c"],
     ] {
         t.run(setup);
     }

@@ -182,4 +182,5 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_zset::COMMANDS,
     crate::t_sort::COMMANDS,
     crate::t_hll::COMMANDS,
+    crate::t_geo::COMMANDS,
 ];
