@@ -16,8 +16,12 @@
 //! the string would grow past `hll-sparse-max-bytes`. Every edit follows Redis's algorithm
 //! step by step (the same opcode splits and merges), because the bytes themselves are
 //! visible to clients. Strings are read defensively: a corrupt one gets Redis's
-//! `INVALIDOBJ` or `WRONGTYPE` error, and a read past the end sees a zero byte, as Redis
-//! sees the terminator its strings carry.
+//! `INVALIDOBJ` or `WRONGTYPE` error (with the stricter run checks of Redis's fix for
+//! CVE-2025-32023, which the reference 7.0.15 build carries), and a read past the end sees a
+//! zero byte, as Redis sees the terminator its strings carry. One corner differs: when a
+//! client cuts a sparse string inside a two-byte opcode and PFADD then splits that opcode,
+//! Redis leaves a byte of the new opcodes just past the end of its buffer and later reads it
+//! as the cut opcode's second byte; here that byte always reads as zero.
 
 use bytes::{Bytes, BytesMut};
 use shardis_resp::Reply;
@@ -238,25 +242,23 @@ fn ops(buf: &[u8]) -> impl Iterator<Item = (usize, Op)> + '_ {
     })
 }
 
-/// Calls `f(register, value)` for every non-zero register of a sparse string. Stops at the
-/// first run that would pass the last register; errs unless the runs cover exactly all of
-/// them.
+/// Calls `f(register, value)` for every non-zero register of a sparse string; errs unless
+/// its runs cover exactly the 16384 registers. A run past the last register makes the whole
+/// string corrupt (Redis 7.0.15 as patched for CVE-2025-32023, where 7.0.15 itself
+/// accepted junk after a full cover in some paths).
 fn for_each_sparse(buf: &[u8], mut f: impl FnMut(usize, u8)) -> Result<(), Corrupt> {
     let mut idx = 0usize;
     for (_, op) in ops(buf) {
-        match op {
-            Op::Zeros { len, .. } => idx += len as usize,
-            Op::Val { value, len } => {
-                let len = len as usize;
-                if idx + len > REGISTERS {
-                    break;
-                }
-                for i in idx..idx + len {
-                    f(i, value);
-                }
-                idx += len;
+        let len = op.span() as usize;
+        if idx + len > REGISTERS {
+            return Err(Corrupt);
+        }
+        if let Op::Val { value, .. } = op {
+            for i in idx..idx + len {
+                f(i, value);
             }
         }
+        idx += len;
     }
     if idx == REGISTERS {
         Ok(())
@@ -459,20 +461,9 @@ fn histogram(buf: &[u8]) -> Result<Histogram, Corrupt> {
         ));
     }
     let mut h = [0u64; 64];
-    let mut idx = 0u64;
-    for (_, op) in ops(buf) {
-        let (value, len) = match op {
-            Op::Zeros { len, .. } => (0, len),
-            Op::Val { value, len } => (value, len),
-        };
-        h[value as usize] += len as u64;
-        idx += len as u64;
-    }
-    if idx == REGISTERS as u64 {
-        Ok(h)
-    } else {
-        Err(Corrupt)
-    }
+    for_each_sparse(buf, |_, v| h[v as usize] += 1)?;
+    h[0] = REGISTERS as u64 - h.iter().sum::<u64>();
+    Ok(h)
 }
 
 /// Ertl's σ function ("New cardinality estimation algorithms for HyperLogLog sketches").

@@ -536,3 +536,25 @@ fn fuzzed_strings_never_panic() {
         t.run(&["del", "dst"]);
     }
 }
+
+#[test]
+fn runs_past_the_last_register_are_corrupt() {
+    // Full cover, then one more VAL: the runs pass register 16384 (Redis 7.0.15 with the
+    // CVE-2025-32023 fix rejects it everywhere but PFADD, which edits the runs it finds).
+    let mut t = TestShard::new();
+    let value = b"HYLL\x01\0\0\0\x02\0\0\0\0\0\0\x80Y\x07\x90N{\x80W\x7f\x84@\xf8\xa4l\xe1";
+    set_raw(&mut t, "h", value);
+    assert_eq!(t.run(&["pfcount", "h"]), err(CORRUPTED));
+    assert_eq!(t.run(&["pfcount", "h", "h"]), err(CORRUPTED));
+    assert_eq!(t.run(&["pfdebug", "getreg", "h"]), err(CORRUPTED));
+    assert_eq!(t.run(&["pfmerge", "d", "h"]), err(CORRUPTED));
+    // Runs adding up past 2^32 registers (the overflow of the CVE).
+    let mut huge = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+    for _ in 0..131_072 + 1000 {
+        huge.extend_from_slice(&[0x7f, 0xff]);
+    }
+    huge.push(0xff);
+    set_raw(&mut t, "x", &huge);
+    assert_eq!(t.run(&["pfcount", "x", "x"]), err(CORRUPTED));
+    assert_eq!(t.run(&["pfdebug", "getreg", "x"]), err(CORRUPTED));
+}
