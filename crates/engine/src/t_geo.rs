@@ -30,9 +30,9 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("geodist", geodist),
     Registration::shard("geohash", geohash),
     Registration::shard("geopos", geopos),
-    Registration::shard("georadius", georadius),
+    Registration::shard("georadius", georadius).with_getkeys(radius_keys),
     Registration::shard("georadius_ro", georadius_ro),
-    Registration::shard("georadiusbymember", georadiusbymember),
+    Registration::shard("georadiusbymember", georadiusbymember).with_getkeys(radius_keys),
     Registration::shard("georadiusbymember_ro", georadiusbymember_ro),
     Registration::shard("geosearch", geosearch),
     Registration::shard("geosearchstore", geosearchstore),
@@ -713,6 +713,24 @@ fn read<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c ZSetValue>, R
 // ---------------------------------------------------------------------------------------------
 // Commands
 // ---------------------------------------------------------------------------------------------
+
+/// GEORADIUS[BYMEMBER]'s keys as Redis's `georadiusGetKeys` finds them: the source, and the
+/// target of the last STORE or STOREDIST, which is the one the command writes. (The key
+/// specs name the first target of each keyword, which is not the written key when a target
+/// is itself spelled STORE or STOREDIST.)
+pub fn radius_keys(args: &[Bytes], out: &mut Vec<usize>) {
+    out.push(1);
+    let mut store = None;
+    let mut i = 5;
+    while i < args.len() {
+        if (eq(&args[i], "store") || eq(&args[i], "storedist")) && i + 1 < args.len() {
+            store = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    out.extend(store);
+}
 
 /// GEOADD key [NX|XX] [CH] longitude latitude member [...]: ZADD of the members at the
 /// geohash scores of their positions.

@@ -1382,3 +1382,64 @@ fn cells_and_steps() {
     assert_eq!(c_double_to_u64(f64::NEG_INFINITY), 1 << 63);
     assert_eq!(c_double_to_u64(1e19), 10_000_000_000_000_000_000);
 }
+
+#[test]
+fn written_store_key_is_the_routed_one() {
+    let keys = |args: &[&str]| {
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let mut out = Vec::new();
+        radius_keys(&args, &mut out);
+        out
+    };
+    assert_eq!(keys(&["georadius", "g", "1", "1", "1", "km"]), vec![1]);
+    assert_eq!(
+        keys(&[
+            "georadius",
+            "g",
+            "1",
+            "1",
+            "1",
+            "km",
+            "store",
+            "a",
+            "storedist",
+            "b"
+        ]),
+        vec![1, 9]
+    );
+    assert_eq!(
+        keys(&[
+            "georadiusbymember",
+            "g",
+            "m",
+            "1",
+            "km",
+            "storedist",
+            "storedist",
+            "storedist",
+            "dst"
+        ]),
+        vec![1, 8]
+    );
+    let mut t = TestShard::new();
+    t.run(&["geoadd", "g", "13.361389", "38.115556", "Palermo"]);
+    assert_eq!(
+        t.run(&[
+            "georadiusbymember",
+            "g",
+            "Palermo",
+            "1",
+            "km",
+            "storedist",
+            "storedist",
+            "storedist",
+            "dst"
+        ]),
+        int(1)
+    );
+    assert_eq!(t.run(&["exists", "storedist", "dst"]), int(1));
+    assert_eq!(t.run(&["zrange", "dst", "0", "-1"]), bulks(&["Palermo"]));
+}
