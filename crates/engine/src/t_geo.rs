@@ -685,7 +685,9 @@ fn distance_reply(d: f64) -> Reply {
 }
 
 /// A coordinate as Redis replies with it: the exact value printed with 17 decimals,
-/// trailing zeros dropped (a bulk string in RESP2, a double in RESP3).
+/// trailing zeros dropped, as a bulk string in RESP2. In RESP3 Redis sends that same text as
+/// a double; `Reply` has no double with its own text yet, so RESP3 gets the same value in
+/// the encoder's `%.17g` form.
 fn coordinate_reply(v: f64, resp3: bool) -> Reply {
     if resp3 {
         Reply::Double(v)
