@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
     pub list_max_listpack_size: i64,
     pub proto_max_bulk_len: usize,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog longer than this (header included)
+    /// turns dense.
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +40,7 @@ impl Default for EngineConfig {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }

@@ -552,7 +552,8 @@ fn parse_end(arg: &[u8]) -> Result<End, Reply> {
 /// whole milliseconds). Returns the timeout in seconds, 0 meaning "forever".
 pub fn parse_timeout(arg: &[u8]) -> Result<f64, Reply> {
     let secs = (arg.len() < MAX_TIMEOUT_CHARS)
-        .then(|| num::parse_f64(arg))
+        // Redis reads timeouts as long doubles: `1e400` is a (huge) number there.
+        .then(|| num::parse_f64_unranged(arg))
         .flatten()
         .ok_or(Reply::err(error::TIMEOUT_NOT_FLOAT))?;
     let ms = (secs * 1000.0).ceil();

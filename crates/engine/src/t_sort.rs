@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 
 use crate::command::table::Registration;
 use crate::error;
+use crate::num;
 use crate::shard::Ctx;
 use crate::t_list::ListValue;
 use crate::value::Value;
@@ -225,11 +226,7 @@ fn parse_score(s: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(s).ok()?;
     let text = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
     let v: f64 = text.parse().ok()?;
-    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
-    let is_inf_literal = mantissa.chars().any(|c| c.is_ascii_alphabetic());
-    let overflow = v.is_infinite() && !is_inf_literal;
-    let underflow = v == 0.0 && mantissa.chars().any(|c| ('1'..='9').contains(&c));
-    if v.is_nan() || overflow || underflow {
+    if v.is_nan() || num::strtod_range_error(text, v) {
         return None;
     }
     Some(v)

@@ -92,7 +92,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn of(ctx: &Ctx<'_>) -> Limits {
+    pub fn of(ctx: &Ctx<'_>) -> Limits {
         Limits {
             max_entries: ctx.shard.config.zset_max_listpack_entries,
             max_value: ctx.shard.config.zset_max_listpack_value,

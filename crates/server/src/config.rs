@@ -165,6 +165,7 @@ static PARAMS: &[Param] = &[
         "-2",
     ),
     p("list-compress-depth", INT, "0"),
+    p("hll-sparse-max-bytes", Kind::Memory, "3000"),
     p("spin-before-park-us", INT, "0"),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
@@ -540,6 +541,7 @@ impl Config {
             zset_max_listpack_value: n("zset-max-listpack-value"),
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
+            hll_sparse_max_bytes: n("hll-sparse-max-bytes"),
         }
     }
 }

@@ -221,4 +221,6 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_set::COMMANDS,
     crate::t_zset::COMMANDS,
     crate::t_sort::COMMANDS,
+    crate::t_hll::COMMANDS,
+    crate::t_geo::COMMANDS,
 ];
