@@ -165,7 +165,7 @@ static PARAMS: &[Param] = &[
         "-2",
     ),
     p("list-compress-depth", INT, "0"),
-    p("hll-sparse-max-bytes", Kind::Memory, "3000"),
+    p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p("spin-before-park-us", INT, "0"),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
