@@ -36,7 +36,8 @@ pub const MODULE: u32 = 1 << 13;
 /// `n`: a key was created (not part of `A`).
 pub const NEW: u32 = 1 << 14;
 /// `A`: every class but `m` and `n`.
-pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+pub const ALL: u32 =
+    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
 /// One event a command reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,10 +117,19 @@ mod tests {
 
     #[test]
     fn flags_round_trip_as_redis_prints_them() {
-        assert_eq!(parse_flags("KEA").map(flags_to_string).as_deref(), Some("AKE"));
-        assert_eq!(parse_flags("El$").map(flags_to_string).as_deref(), Some("$lE"));
+        assert_eq!(
+            parse_flags("KEA").map(flags_to_string).as_deref(),
+            Some("AKE")
+        );
+        assert_eq!(
+            parse_flags("El$").map(flags_to_string).as_deref(),
+            Some("$lE")
+        );
         assert_eq!(parse_flags("").map(flags_to_string).as_deref(), Some(""));
-        assert_eq!(parse_flags("Kmn").map(flags_to_string).as_deref(), Some("nKm"));
+        assert_eq!(
+            parse_flags("Kmn").map(flags_to_string).as_deref(),
+            Some("nKm")
+        );
         assert_eq!(parse_flags("KQ"), None);
         let all = parse_flags("A").unwrap_or(0);
         assert!(enabled(all | KEYSPACE, LIST));

@@ -444,7 +444,8 @@ impl Config {
 
     /// Re-reads the values kept parsed.
     fn refresh_hot(&mut self) {
-        let limits = OutputLimits::parse(self.get("client-output-buffer-limit")).unwrap_or_default();
+        let limits =
+            OutputLimits::parse(self.get("client-output-buffer-limit")).unwrap_or_default();
         let class = |wanted: usize| {
             limits
                 .iter()

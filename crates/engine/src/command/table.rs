@@ -152,6 +152,8 @@ pub enum ServerCmd {
     PubsubShardChannels,
     PubsubShardNumsub,
     PubsubHelp,
+    Monitor,
+    ClientReply,
 }
 
 /// Every registration, family by family.
@@ -207,6 +209,8 @@ pub static TABLE: &[Registration] = &[
     Registration::server("pubsub|shardchannels", ServerCmd::PubsubShardChannels),
     Registration::server("pubsub|shardnumsub", ServerCmd::PubsubShardNumsub),
     Registration::server("pubsub|help", ServerCmd::PubsubHelp),
+    Registration::server("monitor", ServerCmd::Monitor),
+    Registration::server("client|reply", ServerCmd::ClientReply),
 ];
 
 /// The families' own lists.

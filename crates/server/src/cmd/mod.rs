@@ -39,6 +39,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::PUnsubscribe
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
+            | ServerCmd::Monitor
     )
 }
 

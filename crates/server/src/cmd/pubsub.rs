@@ -151,7 +151,11 @@ async fn subscribe(s: &mut Session, kind: Kind, names: &[Bytes]) -> Reply {
         .into_iter()
         .map(|n| {
             c.subs.add(kind, &n);
-            Reply::Push(vec![bulk(word), Reply::Bulk(n), Reply::Int(count(&c, kind))])
+            Reply::Push(vec![
+                bulk(word),
+                Reply::Bulk(n),
+                Reply::Int(count(&c, kind)),
+            ])
         })
         .collect();
     one_or_many(replies)

@@ -116,10 +116,23 @@ async fn exec(s: &mut Session) -> Reply {
     let Some(state) = s.multi.take() else {
         return Reply::err("ERR EXEC without MULTI");
     };
+    let exec_args = [bytes::Bytes::from_static(b"exec")];
     if state.failed {
         multi::unwatch_all(s);
+        feed_monitors(s, &exec_args);
         return Reply::err("EXECABORT Transaction discarded because of previous errors.");
     }
+    // MONITOR shows the queued commands as they run, then EXEC.
+    let described: Vec<Vec<Bytes>> = if s.core.pubsub.borrow().has_monitors() {
+        state
+            .queued
+            .iter()
+            .filter(|(cmd, _)| crate::core::monitored(cmd))
+            .map(|(_, args)| args.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (plan, simple) = multi::plan(s, &state.queued);
     let reply = if simple && plan.len() <= 1 {
         let shard = plan.first().map_or(s.core.id, |(shard, _)| *shard);
@@ -136,7 +149,17 @@ async fn exec(s: &mut Session) -> Reply {
         exec_locked(s, plan, state.queued).await
     };
     multi::unwatch_all(s);
+    for args in &described {
+        feed_monitors(s, args);
+    }
+    feed_monitors(s, &exec_args);
     reply
+}
+
+/// Describes a command of this session to the MONITOR clients.
+fn feed_monitors(s: &Session, args: &[Bytes]) {
+    let c = s.client.borrow();
+    s.core.feed_monitors(&c.addr, c.db, args);
 }
 
 /// The fast path: every command for one shard, run there as one atomic batch, WATCH checked

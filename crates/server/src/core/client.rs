@@ -45,6 +45,20 @@ pub struct Client {
     pub unblock: Option<Unblock>,
     /// What it subscribes to.
     pub subs: Subscriptions,
+    /// In MONITOR mode.
+    pub monitor: bool,
+    /// CLIENT REPLY's setting.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY: whether the client gets replies (pushes always reach it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// No reply for the next command, then on again.
+    SkipNext,
 }
 
 /// A client's Pub/Sub subscriptions: its side of the registry in `core::pubsub`, and the last
@@ -171,6 +185,21 @@ impl Client {
             closing: false,
             unblock: None,
             subs: Subscriptions::default(),
+            monitor: false,
+            reply_mode: ReplyMode::On,
+        }
+    }
+
+    /// Whether the reply of the command about to run is to be dropped (CLIENT REPLY OFF or
+    /// SKIP); a SKIP is used up.
+    pub fn take_mute(&mut self) -> bool {
+        match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::On;
+                true
+            }
         }
     }
 
@@ -197,6 +226,8 @@ impl Client {
             self.idle_secs(now_ms),
             if self.unblock.is_some() {
                 "b"
+            } else if self.monitor {
+                "O"
             } else if self.subs.active() {
                 "P"
             } else {

@@ -261,6 +261,33 @@ pub fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Appends `arg` double-quoted with C-style escapes, as Redis's `sdscatrepr`.
+fn quote_repr(arg: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in arg {
+        match c {
+            b'\\' | b'"' => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x20..=0x7e => out.push(c),
+            _ => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Whether MONITOR shows a command (Redis hides admin commands and those flagged so).
+pub fn monitored(cmd: &Command) -> bool {
+    use shardis_engine::command::Flags;
+    !cmd.flags.has(Flags::ADMIN) && !cmd.flags.has(Flags::SKIP_MONITOR)
+}
+
 /// Everything one core owns.
 pub struct Core {
     pub id: usize,
@@ -399,6 +426,31 @@ impl Core {
                 pubsub.publish(self.shards, &channel, &e.key, false);
             }
         }
+    }
+
+    /// Describes a command to the MONITOR clients, in Redis's line format.
+    pub fn feed_monitors(&self, addr: &str, db: usize, args: &[Bytes]) {
+        let mut pubsub = self.pubsub.borrow_mut();
+        if !pubsub.has_monitors() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            now.as_secs(),
+            now.subsec_micros(),
+            db,
+            addr
+        )
+        .into_bytes();
+        for arg in args {
+            line.push(b' ');
+            quote_repr(arg, &mut line);
+        }
+        line.extend_from_slice(b"\r\n");
+        pubsub.feed_monitors(self.shards, Bytes::from(line));
     }
 
     /// Runs a request (owned form) with blocked clients served afterwards.

@@ -8,6 +8,9 @@
 //! ones at once and sends each other core its share in one message per pass. Messages of one
 //! publisher thus reach a subscriber in the order published.
 //!
+//! MONITOR clients are registered the same way, and every core describes the commands it runs
+//! to them.
+//!
 //! The copies may briefly disagree while a (un)subscription is on its way to the other cores;
 //! the subscriber's own connection has the last word: a delivery for a channel its client no
 //! longer subscribes to is dropped there.
@@ -34,14 +37,24 @@ pub enum Kind {
     Shard,
 }
 
-/// One message for one subscriber.
+/// One message for one connection.
 pub struct Delivery {
     pub conn: ConnRef,
-    pub kind: Kind,
-    /// The pattern that matched, for pattern subscriptions.
-    pub pattern: Option<Bytes>,
-    pub channel: Bytes,
-    pub payload: Bytes,
+    pub what: What,
+}
+
+/// What a delivery carries.
+pub enum What {
+    /// A published message.
+    Message {
+        kind: Kind,
+        /// The pattern that matched, for pattern subscriptions.
+        pattern: Option<Bytes>,
+        channel: Bytes,
+        payload: Bytes,
+    },
+    /// A MONITOR line, already encoded.
+    Monitor(Bytes),
 }
 
 /// The registry and the deliveries waiting to leave this core.
@@ -51,6 +64,8 @@ pub struct PubSub {
     /// In subscription order of first subscriber, as Redis walks its pattern dict.
     patterns: Vec<(Bytes, Vec<Subscriber>)>,
     shard_channels: HashMap<Bytes, Vec<Subscriber>>,
+    /// Clients in MONITOR mode.
+    monitors: Vec<Subscriber>,
     /// Deliveries per destination core, sent by the event loop at the end of its pass.
     outgoing: Vec<Vec<Delivery>>,
 }
@@ -105,7 +120,13 @@ impl PubSub {
 
     /// Queues `payload` for every subscriber of `channel` (and of matching patterns, unless
     /// `shard`); returns how many receive it, as PUBLISH answers.
-    pub fn publish(&mut self, cores: usize, channel: &Bytes, payload: &Bytes, shard: bool) -> usize {
+    pub fn publish(
+        &mut self,
+        cores: usize,
+        channel: &Bytes,
+        payload: &Bytes,
+        shard: bool,
+    ) -> usize {
         if self.outgoing.len() < cores {
             self.outgoing.resize_with(cores, Vec::new);
         }
@@ -120,10 +141,12 @@ impl PubSub {
                 if let Some(out) = self.outgoing.get_mut(s.core) {
                     out.push(Delivery {
                         conn: s.conn,
-                        kind,
-                        pattern: None,
-                        channel: channel.clone(),
-                        payload: payload.clone(),
+                        what: What::Message {
+                            kind,
+                            pattern: None,
+                            channel: channel.clone(),
+                            payload: payload.clone(),
+                        },
                     });
                     receivers += 1;
                 }
@@ -140,16 +163,46 @@ impl PubSub {
                 if let Some(out) = self.outgoing.get_mut(s.core) {
                     out.push(Delivery {
                         conn: s.conn,
-                        kind: Kind::Pattern,
-                        pattern: Some(pattern.clone()),
-                        channel: channel.clone(),
-                        payload: payload.clone(),
+                        what: What::Message {
+                            kind: Kind::Pattern,
+                            pattern: Some(pattern.clone()),
+                            channel: channel.clone(),
+                            payload: payload.clone(),
+                        },
                     });
                     receivers += 1;
                 }
             }
         }
         receivers
+    }
+
+    /// Adds or removes a MONITOR client.
+    pub fn set_monitor(&mut self, who: Subscriber, on: bool) {
+        self.monitors.retain(|m| *m != who);
+        if on {
+            self.monitors.push(who);
+        }
+    }
+
+    /// Whether any client monitors (commands are then described for them).
+    pub fn has_monitors(&self) -> bool {
+        !self.monitors.is_empty()
+    }
+
+    /// Queues a MONITOR line for every monitoring client.
+    pub fn feed_monitors(&mut self, cores: usize, line: Bytes) {
+        if self.outgoing.len() < cores {
+            self.outgoing.resize_with(cores, Vec::new);
+        }
+        for m in &self.monitors {
+            if let Some(out) = self.outgoing.get_mut(m.core) {
+                out.push(Delivery {
+                    conn: m.conn,
+                    what: What::Monitor(line.clone()),
+                });
+            }
+        }
     }
 
     /// Whether a publication on `channel` would reach anyone (keyspace notifications skip
@@ -219,19 +272,30 @@ mod tests {
         ps.register(Kind::Channel, Bytes::from_static(b"news"), who(1, 2));
         ps.register(Kind::Pattern, Bytes::from_static(b"n*"), who(1, 3));
         ps.register(Kind::Shard, Bytes::from_static(b"news"), who(0, 4));
-        let n = ps.publish(2, &Bytes::from_static(b"news"), &Bytes::from_static(b"hi"), false);
+        let n = ps.publish(
+            2,
+            &Bytes::from_static(b"news"),
+            &Bytes::from_static(b"hi"),
+            false,
+        );
         assert_eq!(n, 3);
         assert_eq!(ps.take_outgoing(0).len(), 1);
         let to_one = ps.take_outgoing(1);
         assert_eq!(to_one.len(), 2);
-        assert_eq!(to_one[1].pattern.as_deref(), Some(&b"n*"[..]));
-        assert_eq!(ps.publish(2, &Bytes::from_static(b"news"), &Bytes::new(), true), 1);
+        assert!(matches!(&to_one[1].what, What::Message { pattern: Some(p), .. } if p == "n*"));
+        assert_eq!(
+            ps.publish(2, &Bytes::from_static(b"news"), &Bytes::new(), true),
+            1
+        );
         assert_eq!(ps.numsub(false, b"news"), 2);
         assert_eq!(ps.numpat(), 1);
         ps.unregister(Kind::Channel, b"news", who(1, 2));
         ps.unregister(Kind::Pattern, b"n*", who(1, 3));
         assert_eq!(ps.numsub(false, b"news"), 1);
         assert_eq!(ps.numpat(), 0);
-        assert_eq!(ps.channels(false, Some(b"ne*")), vec![Bytes::from_static(b"news")]);
+        assert_eq!(
+            ps.channels(false, Some(b"ne*")),
+            vec![Bytes::from_static(b"news")]
+        );
     }
 }

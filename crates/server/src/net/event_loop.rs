@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types};
 use shardis_engine::command::Flags;
-use shardis_engine::{lookup, Command, Exec, Fanout};
+use shardis_engine::{lookup, Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
@@ -35,7 +35,7 @@ use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
 use crate::coord::route::{self, Target};
 use crate::core::client::Client;
-use crate::core::pubsub::{Delivery, Kind as SubKind};
+use crate::core::pubsub::{Delivery, Kind as SubKind, What};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
 use crate::io::listen;
@@ -587,7 +587,7 @@ impl EventLoop {
         }
     }
 
-    /// Pub/Sub messages for this core's connections, written as pushes.
+    /// Pub/Sub messages and MONITOR lines for this core's connections.
     fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
         for d in deliveries {
             let Some((i, conn)) = find(&mut self.places, d.conn) else {
@@ -596,14 +596,29 @@ impl EventLoop {
             if conn.closing {
                 continue;
             }
-            let resp3 = {
+            {
                 let c = conn.client.borrow();
-                if !c.subs.wants(d.kind, d.pattern.as_ref(), &d.channel) {
-                    continue;
+                match &d.what {
+                    // The client's own subscriptions have the last word.
+                    What::Message {
+                        kind,
+                        pattern,
+                        channel,
+                        payload,
+                    } => {
+                        if !c.subs.wants(*kind, pattern.as_ref(), channel) {
+                            continue;
+                        }
+                        encode_message(*kind, pattern, channel, payload, c.resp3, &mut conn.out);
+                    }
+                    What::Monitor(line) => {
+                        if !c.monitor {
+                            continue;
+                        }
+                        conn.out.extend_from_slice(line);
+                    }
                 }
-                c.resp3
-            };
-            encode_message(&d, resp3, &mut conn.out);
+            }
             if !conn.scheduled {
                 conn.scheduled = true;
                 self.ready.push(i);
@@ -640,6 +655,7 @@ impl EventLoop {
                 continue;
             };
             conn.session = Some(session);
+            conn.mute = conn.muted_task;
             match reply {
                 Some(reply) => conn.reply(reply),
                 None => conn.closing = true,
@@ -800,6 +816,12 @@ impl EventLoop {
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
         }
+        // EXEC describes itself after its commands (see `dispatch::exec`).
+        if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) && crate::core::monitored(cmd) {
+            let c = conn.client.borrow();
+            core.feed_monitors(&c.addr, c.db, args);
+        }
+        conn.mute = conn.client.borrow_mut().take_mute();
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 match cmd::run_sync(session, which, cmd, args) {
@@ -882,6 +904,7 @@ impl EventLoop {
         let Some(mut session) = conn.session.take() else {
             return;
         };
+        conn.muted_task = conn.mute;
         let args = std::mem::take(args);
         let returns = self.returns.clone();
         spawn::spawn(async move {
@@ -930,6 +953,9 @@ impl EventLoop {
         }
         let r = self.conn_ref(i);
         cmd::pubsub::forget_all(&self.core, &mut conn.client.borrow_mut(), r);
+        if let Some(session) = conn.session.as_deref() {
+            cmd::connection::stop_monitoring(session);
+        }
         let id = conn.client.borrow().id;
         self.core.clients.borrow_mut().remove(&id);
         CONNECTED.fetch_sub(1, Ordering::Relaxed);
@@ -965,18 +991,25 @@ impl EventLoop {
 
 /// Encodes a Pub/Sub message as Redis writes it: `message`, `pmessage` (with the pattern) or
 /// `smessage`, an array in RESP2 and a push in RESP3.
-fn encode_message(d: &Delivery, resp3: bool, out: &mut Vec<u8>) {
+fn encode_message(
+    kind: SubKind,
+    pattern: &Option<Bytes>,
+    channel: &Bytes,
+    payload: &Bytes,
+    resp3: bool,
+    out: &mut Vec<u8>,
+) {
     let mut items = Vec::with_capacity(4);
-    items.push(Reply::Bulk(Bytes::from_static(match d.kind {
+    items.push(Reply::Bulk(Bytes::from_static(match kind {
         SubKind::Channel => b"message",
         SubKind::Pattern => b"pmessage",
         SubKind::Shard => b"smessage",
     })));
-    if let Some(p) = &d.pattern {
+    if let Some(p) = pattern {
         items.push(Reply::Bulk(p.clone()));
     }
-    items.push(Reply::Bulk(d.channel.clone()));
-    items.push(Reply::Bulk(d.payload.clone()));
+    items.push(Reply::Bulk(channel.clone()));
+    items.push(Reply::Bulk(payload.clone()));
     shardis_resp::encode(&Reply::Push(items), resp3, out);
 }
 
