@@ -24,6 +24,12 @@ pub struct EngineConfig {
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
     pub list_max_listpack_size: i64,
     pub proto_max_bulk_len: usize,
+    /// `stream-node-max-bytes`: a stream node is full at this size of Redis's listpack (0: no
+    /// limit but Redis's own 1 GB).
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries`: a stream node is full at this many entries, deleted ones
+    /// included (0: no limit). Redis accepts 0 to `i64::MAX`.
+    pub stream_node_max_entries: i64,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +43,8 @@ impl Default for EngineConfig {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }
@@ -127,6 +135,23 @@ impl Shard {
             };
             if live_in(self.dbs.get(db)) || live_in(other.and_then(|o| self.dbs.get(o))) {
                 self.watched.touch(db, &key);
+            }
+        }
+    }
+
+    /// Reports as ready every key of database `db` that clients are blocked on and that
+    /// holds a stream, before the database is emptied or swapped away: clients blocked on
+    /// it in XREADGROUP must learn that it is gone (Redis's `scanDatabaseForDeletedStreams`).
+    pub fn signal_blocked_streams(&mut self, db: usize) {
+        let Some(d) = self.dbs.get(db) else {
+            return;
+        };
+        for slot in &self.blocked_keys {
+            let is_stream = slot.0 == db
+                && d.peek(&slot.1)
+                    .is_some_and(|e| matches!(e.value, Value::Stream(_)));
+            if is_stream && !self.ready_keys.contains(slot) {
+                self.ready_keys.push(slot.clone());
             }
         }
     }
@@ -260,13 +285,23 @@ impl<'a> Ctx<'a> {
     /// Deletes `key`; true if it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
         let now = self.now_ms;
-        let db = self.db();
-        db.expire_if_needed(key, now);
-        let removed = db.remove(key).is_some();
+        self.db().expire_if_needed(key, now);
+        let removed = self.remove_entry(key).is_some();
         if removed {
             self.shard.dirty += 1;
         }
         removed
+    }
+
+    /// Takes `key`'s entry out of the database (no expiry check, no write counted). A stream
+    /// taken out is reported ready: clients blocked on it in XREADGROUP must learn that it is
+    /// gone (Redis 7.0 answers them `-UNBLOCKED`).
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.db().remove(key)?;
+        if matches!(entry.value, Value::Stream(_)) {
+            self.signal_ready(key);
+        }
+        Some(entry)
     }
 
     /// Deletes `key` when a command left its collection empty (Redis never keeps empty
@@ -311,6 +346,15 @@ impl Ctx<'_> {
             self.shard.stats.keyspace_misses += 1;
         }
         e
+    }
+
+    /// A read lookup (hit or miss counted, access time updated) of a value the read changes:
+    /// XREADGROUP and XCLAIM read a stream, as Redis looks them up, but move its groups.
+    pub fn lookup_read_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let clock = self.clock_secs();
+        let e = self.lookup_counted(key)?;
+        e.accessed = clock;
+        Some(&mut e.value)
     }
 
     /// Like [`Ctx::lookup_write`], but gives the whole entry (value and expiry).

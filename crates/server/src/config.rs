@@ -389,6 +389,8 @@ impl Config {
             zset_max_listpack_value: n("zset-max-listpack-value"),
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
+            // stream-node-max-bytes / -entries are not configuration parameters yet.
+            ..EngineConfig::default()
         }
     }
 

@@ -68,6 +68,33 @@ pub enum Merge {
     Concat,
 }
 
+/// How a split command ([`Fanout::Split`]) whose keys are not laid out as `key [arg ...]`
+/// runs (XREAD's `STREAMS k1 k2 id1 id2`): the runtime builds each shard's arguments with
+/// `args`, checks every shard's part with `check` before running any (so that an error is the
+/// one the whole call would give, and nothing has changed when it is sent), then merges the
+/// replies with `merge` instead of the registration's [`Merge`].
+/// `crate::t_stream::read::SPLIT_RULE` describes the steps in full.
+#[derive(Clone, Copy)]
+pub struct SplitRule {
+    pub args: SplitArgs,
+    pub check: SplitCheck,
+    pub merge: SplitMerge,
+}
+
+/// The command limited to the keys at these argument indexes (ascending).
+pub type SplitArgs = fn(&[Bytes], &[usize]) -> Vec<Bytes>;
+
+/// Checks one shard's arguments without side effects; the error carries the index, among
+/// those arguments' keys, of the key it is about.
+pub type SplitCheck = fn(&mut Ctx<'_>, &[Bytes]) -> Result<(), (usize, Reply)>;
+
+/// One shard's part of a split call: the argument indexes (in the full arguments) of its keys,
+/// and its reply.
+pub type ShardPart = (Vec<usize>, Reply);
+
+/// Merges the shards' replies.
+pub type SplitMerge = fn(&[Bytes], Vec<ShardPart>) -> Reply;
+
 /// Command flags, from the facts, as a bit set for the hot path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flags(u32);
@@ -167,6 +194,8 @@ pub struct Command {
     pub key_finder: Option<KeyFinder>,
     /// Replaces the key specs for key extraction, see [`GetKeys`].
     pub getkeys: Option<GetKeys>,
+    /// Replaces the step-based split, see [`SplitRule`].
+    pub split_rule: Option<SplitRule>,
 }
 
 impl Command {
@@ -265,6 +294,7 @@ impl Registry {
             let mut cmd = Command::new(reg.name.to_string(), f, reg.exec, reg.fanout);
             cmd.key_finder = reg.key_finder;
             cmd.getkeys = reg.getkeys;
+            cmd.split_rule = reg.split_rule;
             match container {
                 None => {
                     by_name.insert(f.name, commands.len());
@@ -381,6 +411,7 @@ impl Command {
             subcommands: Vec::new(),
             key_finder: None,
             getkeys: None,
+            split_rule: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! runtime carries out itself. A command that is not here answers `-ERR unknown command` and
 //! is not listed by COMMAND.
 
-use super::{Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn};
+use super::{Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn, SplitRule};
 
 /// One line of the table: a command name (`container|sub` for subcommands), where it runs and
 /// how it spreads over shards.
@@ -13,6 +13,7 @@ pub struct Registration {
     pub fanout: Fanout,
     pub key_finder: Option<KeyFinder>,
     pub getkeys: Option<GetKeys>,
+    pub split_rule: Option<SplitRule>,
 }
 
 impl Registration {
@@ -24,6 +25,7 @@ impl Registration {
             fanout: Fanout::Gather,
             key_finder: None,
             getkeys: None,
+            split_rule: None,
         }
     }
 
@@ -35,6 +37,7 @@ impl Registration {
             fanout: Fanout::Split(merge),
             key_finder: None,
             getkeys: None,
+            split_rule: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl Registration {
             fanout: Fanout::AllShards(merge),
             key_finder: None,
             getkeys: None,
+            split_rule: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl Registration {
             fanout: Fanout::Local,
             key_finder: None,
             getkeys: None,
+            split_rule: None,
         }
     }
 
@@ -72,6 +77,13 @@ impl Registration {
         self
     }
 
+    /// Adds the per-shard arguments, check and merge of a split command whose keys are not
+    /// laid out as `key [arg ...]` runs (XREAD), see [`SplitRule`].
+    pub const fn with_split_rule(mut self, rule: SplitRule) -> Registration {
+        self.split_rule = Some(rule);
+        self
+    }
+
     /// A command the runtime carries out.
     pub const fn server(name: &'static str, cmd: ServerCmd) -> Registration {
         Registration {
@@ -80,6 +92,7 @@ impl Registration {
             fanout: Fanout::Local,
             key_finder: None,
             getkeys: None,
+            split_rule: None,
         }
     }
 }
@@ -181,4 +194,5 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_set::COMMANDS,
     crate::t_zset::COMMANDS,
     crate::t_sort::COMMANDS,
+    crate::t_stream::COMMANDS,
 ];
