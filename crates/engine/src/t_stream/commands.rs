@@ -118,16 +118,15 @@ fn parse_add_or_trim(ctx: &Ctx<'_>, args: &[Bytes], xadd: bool) -> Result<AddTri
     if limit != 0 && strategy.is_none() {
         return Err(Reply::err(LIMIT_WITHOUT_STRATEGY));
     }
-    let Some(trim) = strategy else {
-        return if xadd {
-            Ok(parsed)
-        } else {
-            Err(Reply::err(XTRIM_WITHOUT_STRATEGY))
-        };
-    };
+    if strategy.is_none() && !xadd {
+        return Err(Reply::err(XTRIM_WITHOUT_STRATEGY));
+    }
     if limit_given && !approx {
         return Err(Reply::err(LIMIT_WITHOUT_APPROX));
     }
+    let Some(trim) = strategy else {
+        return Ok(parsed);
+    };
     if !limit_given {
         limit = if approx {
             // At most a hundred nodes' worth of entries, within sane bounds.

@@ -19,6 +19,8 @@ pub mod info;
 pub mod node;
 pub mod read;
 pub mod stream;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 use shardis_resp::Reply;
