@@ -2,7 +2,8 @@
 //! list (PEL: entries delivered to a consumer and not yet acknowledged).
 //!
 //! The group's PEL maps each pending ID to its delivery record, which names the consumer that
-//! owns it; each consumer keeps the set of IDs it owns, so both "the group's pending entries"
+//! owns it by slot number (4 bytes, where a name would cost a 32-byte handle per pending
+//! entry); each consumer keeps the set of IDs it owns, so both "the group's pending entries"
 //! and "this consumer's" are ordered walks. The two are kept in step by every change here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,12 +18,13 @@ pub struct Nack {
     /// Unix time of the last delivery, in milliseconds.
     pub delivery_time: i64,
     pub delivery_count: u64,
-    /// The consumer that owns the entry.
-    pub consumer: Bytes,
+    /// The slot of the consumer that owns the entry.
+    owner: u32,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Consumer {
+    pub name: Bytes,
     /// Unix time the consumer was last active, in milliseconds.
     pub seen_time: i64,
     /// The IDs it owns in the group's PEL.
@@ -36,7 +38,12 @@ pub struct ConsumerGroup {
     /// Entries the group has read, counting from the first ever added (None when unknown).
     pub entries_read: Option<i64>,
     pub pel: BTreeMap<StreamId, Nack>,
-    pub consumers: BTreeMap<Bytes, Consumer>,
+    /// Consumers by slot; a deleted consumer's slot is reused.
+    slots: Vec<Option<Consumer>>,
+    /// Slots of deleted consumers.
+    free: Vec<u32>,
+    /// Slot of each consumer, in name order (the order Redis lists them in).
+    by_name: BTreeMap<Bytes, u32>,
 }
 
 /// How a claim changes a pending entry's delivery count.
@@ -53,46 +60,84 @@ impl ConsumerGroup {
             last_id,
             entries_read,
             pel: BTreeMap::new(),
-            consumers: BTreeMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_name: BTreeMap::new(),
         }
+    }
+
+    /// The consumers, in name order.
+    pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
+        self.by_name
+            .values()
+            .filter_map(|&slot| self.slots.get(slot as usize)?.as_ref())
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn consumer(&self, name: &[u8]) -> Option<&Consumer> {
+        let &slot = self.by_name.get(name)?;
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Consumer> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// The name of the consumer that owns a pending entry.
+    pub fn owner(&self, nack: &Nack) -> Bytes {
+        self.slots
+            .get(nack.owner as usize)
+            .and_then(Option::as_ref)
+            .map_or_else(Bytes::new, |c| c.name.clone())
     }
 
     /// Creates the consumer `name`; false if it exists.
     pub fn create_consumer(&mut self, name: &[u8], now: i64) -> bool {
-        if self.consumers.contains_key(name) {
+        if self.by_name.contains_key(name) {
             return false;
         }
-        self.consumers.insert(
-            Bytes::copy_from_slice(name),
-            Consumer {
-                seen_time: now,
-                pel: BTreeSet::new(),
-            },
-        );
+        let consumer = Consumer {
+            name: Bytes::copy_from_slice(name),
+            seen_time: now,
+            pel: BTreeSet::new(),
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(free) = self.slots.get_mut(slot as usize) {
+                    *free = Some(consumer);
+                }
+                slot
+            }
+            None => {
+                self.slots.push(Some(consumer));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.by_name.insert(Bytes::copy_from_slice(name), slot);
         true
     }
 
     /// Marks the consumer `name` active now, creating it if needed; true if it was created.
     pub fn touch_consumer(&mut self, name: &[u8], now: i64) -> bool {
-        match self.consumers.get_mut(name) {
-            Some(c) => {
-                c.seen_time = now;
+        match self.by_name.get(name).copied() {
+            Some(slot) => {
+                if let Some(c) = self.slot_mut(slot) {
+                    c.seen_time = now;
+                }
                 false
             }
             None => self.create_consumer(name, now),
         }
     }
 
-    /// The stored name of the consumer `name` (shared by its pending entries).
-    fn consumer_name(&self, name: &[u8]) -> Bytes {
-        self.consumers
-            .get_key_value(name)
-            .map_or_else(|| Bytes::copy_from_slice(name), |(k, _)| k.clone())
-    }
-
     /// Deletes the consumer `name` and its pending entries; returns how many it had.
     pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
-        let consumer = self.consumers.remove(name)?;
+        let slot = self.by_name.remove(name)?;
+        let consumer = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
         for id in &consumer.pel {
             self.pel.remove(id);
         }
@@ -104,19 +149,22 @@ impl ConsumerGroup {
         let Some(nack) = self.pel.remove(&id) else {
             return false;
         };
-        if let Some(owner) = self.consumers.get_mut(&nack.consumer) {
+        if let Some(owner) = self.slot_mut(nack.owner) {
             owner.pel.remove(&id);
         }
         true
     }
 
-    /// Moves the pending entry `id` to `consumer` (creating the record if absent).
+    /// Moves the pending entry `id` to the existing consumer `consumer` (creating the record
+    /// if absent).
     fn assign(&mut self, id: StreamId, consumer: &[u8], delivery_time: i64, count: DeliveryCount) {
-        let name = self.consumer_name(consumer);
-        let nack = self.pel.entry(id).or_insert_with(|| Nack {
+        let Some(&slot) = self.by_name.get(consumer) else {
+            return;
+        };
+        let nack = self.pel.entry(id).or_insert(Nack {
             delivery_time,
             delivery_count: 0,
-            consumer: name.clone(),
+            owner: slot,
         });
         nack.delivery_time = delivery_time;
         nack.delivery_count = match count {
@@ -124,13 +172,13 @@ impl ConsumerGroup {
             DeliveryCount::Increment => nack.delivery_count.wrapping_add(1),
             DeliveryCount::Set(n) => n,
         };
-        let previous = std::mem::replace(&mut nack.consumer, name);
-        if previous != consumer {
-            if let Some(old) = self.consumers.get_mut(&previous) {
+        let previous = std::mem::replace(&mut nack.owner, slot);
+        if previous != slot {
+            if let Some(old) = self.slot_mut(previous) {
                 old.pel.remove(&id);
             }
         }
-        if let Some(owner) = self.consumers.get_mut(consumer) {
+        if let Some(owner) = self.slot_mut(slot) {
             owner.pel.insert(id);
         }
     }
@@ -159,9 +207,8 @@ impl ConsumerGroup {
         std::mem::size_of::<ConsumerGroup>()
             + self.pel.len() * (nack + owned)
             + self
-                .consumers
-                .keys()
-                .map(|k| k.len() + std::mem::size_of::<(Bytes, Consumer)>())
+                .consumers()
+                .map(|c| 2 * c.name.len() + std::mem::size_of::<(Bytes, u32, Option<Consumer>)>())
                 .sum::<usize>()
     }
 }
@@ -175,7 +222,12 @@ mod tests {
     }
 
     fn owned(g: &ConsumerGroup, name: &str) -> Vec<StreamId> {
-        g.consumers[name.as_bytes()].pel.iter().copied().collect()
+        g.consumer(name.as_bytes())
+            .expect("consumer")
+            .pel
+            .iter()
+            .copied()
+            .collect()
     }
 
     #[test]
@@ -183,13 +235,14 @@ mod tests {
         let mut g = ConsumerGroup::new(StreamId::MIN, None);
         assert!(g.touch_consumer(b"alice", 10));
         assert!(!g.touch_consumer(b"alice", 11));
-        assert_eq!(g.consumers[&b"alice"[..]].seen_time, 11);
+        assert_eq!(g.consumer(b"alice").map(|c| c.seen_time), Some(11));
         g.deliver(id(1), b"alice", 11);
         g.deliver(id(2), b"alice", 11);
         g.create_consumer(b"bob", 12);
         g.claim(id(1), b"bob", 20, DeliveryCount::Increment);
         assert_eq!(owned(&g, "alice"), vec![id(2)]);
         assert_eq!(owned(&g, "bob"), vec![id(1)]);
+        assert_eq!(g.owner(&g.pel[&id(1)]), Bytes::from_static(b"bob"));
         assert_eq!(
             (g.pel[&id(1)].delivery_count, g.pel[&id(1)].delivery_time),
             (2, 20)
@@ -204,5 +257,13 @@ mod tests {
         assert_eq!(g.delete_consumer(b"alice"), Some(1));
         assert!(g.pel.is_empty());
         assert_eq!(g.delete_consumer(b"alice"), None);
+        // The freed slot is reused, consumers stay in name order.
+        g.create_consumer(b"aaron", 40);
+        let names: Vec<_> = g.consumers().map(|c| c.name.clone()).collect();
+        assert_eq!(
+            names,
+            vec![Bytes::from_static(b"aaron"), Bytes::from_static(b"bob")]
+        );
+        assert_eq!(g.consumer_count(), 2);
     }
 }

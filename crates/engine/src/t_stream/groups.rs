@@ -242,7 +242,7 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return pending_summary(group);
     };
     let ids: Box<dyn Iterator<Item = StreamId>> = match consumer {
-        Some(name) => match group.consumers.get(&name[..]) {
+        Some(name) => match group.consumer(name) {
             Some(c) => Box::new(c.pel.range(start..=end).copied()),
             None => return Reply::Array(Vec::new()),
         },
@@ -263,7 +263,7 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         count -= 1;
         out.push(Reply::Array(vec![
             id.reply(),
-            Reply::Bulk(nack.consumer.clone()),
+            Reply::Bulk(group.owner(nack)),
             Reply::Int(idle.max(0)),
             Reply::Int(nack.delivery_count as i64),
         ]));
@@ -280,12 +280,11 @@ fn pending_summary(group: &ConsumerGroup) -> Reply {
         return Reply::Array(vec![Reply::Int(0), Reply::Nil, Reply::Nil, Reply::NilArray]);
     };
     let consumers = group
-        .consumers
-        .iter()
-        .filter(|(_, c)| !c.pel.is_empty())
-        .map(|(name, c)| {
+        .consumers()
+        .filter(|c| !c.pel.is_empty())
+        .map(|c| {
             Reply::Array(vec![
-                Reply::Bulk(name.clone()),
+                Reply::Bulk(c.name.clone()),
                 Reply::bulk_int(c.pel.len() as i64),
             ])
         })

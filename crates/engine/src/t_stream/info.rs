@@ -52,7 +52,7 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 .map(|(name, g)| {
                     Reply::Map(vec![
                         field("name", Reply::Bulk(name.clone())),
-                        field("consumers", int(g.consumers.len())),
+                        field("consumers", int(g.consumer_count())),
                         field("pending", int(g.pel.len())),
                         field("last-delivered-id", g.last_id.reply()),
                         field("entries-read", optional_int(g.entries_read)),
@@ -71,11 +71,10 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 fn consumers_info(group: &ConsumerGroup, now: i64) -> Reply {
     Reply::Array(
         group
-            .consumers
-            .iter()
-            .map(|(name, c)| {
+            .consumers()
+            .map(|c| {
                 Reply::Map(vec![
-                    field("name", Reply::Bulk(name.clone())),
+                    field("name", Reply::Bulk(c.name.clone())),
                     field("pending", int(c.pel.len())),
                     field("idle", Reply::Int(now.wrapping_sub(c.seen_time).max(0))),
                 ])
@@ -137,16 +136,15 @@ fn stream_info(stream: &StreamValue, args: &[Bytes]) -> Reply {
                 .map(|(_, (id, nack))| {
                     Reply::Array(vec![
                         id.reply(),
-                        Reply::Bulk(nack.consumer.clone()),
+                        Reply::Bulk(g.owner(nack)),
                         Reply::Int(nack.delivery_time),
                         int(nack.delivery_count),
                     ])
                 })
                 .collect();
             let consumers = g
-                .consumers
-                .iter()
-                .map(|(cname, c)| {
+                .consumers()
+                .map(|c| {
                     let owned = c
                         .pel
                         .iter()
@@ -162,7 +160,7 @@ fn stream_info(stream: &StreamValue, args: &[Bytes]) -> Reply {
                         })
                         .collect();
                     Reply::Map(vec![
-                        field("name", Reply::Bulk(cname.clone())),
+                        field("name", Reply::Bulk(c.name.clone())),
                         field("seen-time", Reply::Int(c.seen_time)),
                         field("pel-count", int(c.pel.len())),
                         field("pending", Reply::Array(owned)),

@@ -182,41 +182,45 @@ struct GroupReader<'a> {
     noack: bool,
 }
 
-/// The entries after `after` (at most `count`, 0: all). For a group reader, the group moves
-/// past them and, unless NOACK, they become pending for the consumer (Redis's
-/// `streamReplyWithRange` with a group). The consumer must exist.
-fn serve_new(
+/// The live entries after `after` (at most `count`, 0: all).
+fn entries_after(stream: &StreamValue, after: StreamId, count: usize) -> Vec<(StreamId, Reply)> {
+    match after.next() {
+        Some(start) => stream.range(start, StreamId::MAX, false, count),
+        None => Vec::new(),
+    }
+}
+
+/// Serves `entries` to a group reader (Redis's `streamReplyWithRange` with a group): the
+/// consumer is looked up (created if needed), the group moves past the entries and, unless
+/// NOACK, they become pending for the consumer.
+fn deliver(
     stream: &mut StreamValue,
-    after: StreamId,
-    count: usize,
-    reader: Option<&GroupReader<'_>>,
+    entries: Vec<(StreamId, Reply)>,
+    reader: &GroupReader<'_>,
     now: i64,
 ) -> Reply {
-    let start = after.next().unwrap_or(StreamId::MIN);
-    let entries = stream.range(start, StreamId::MAX, false, count);
-    if let Some(reader) = reader {
-        let Some(group) = stream.groups.get(reader.group) else {
-            return entries_reply(entries);
-        };
-        let (mut last, mut read) = (group.last_id, group.entries_read);
-        for &(id, _) in &entries {
-            if id <= last {
-                continue;
-            }
-            if read.is_some() && !stream.has_tombstones_from(id) {
-                read = read.map(|n| n.wrapping_add(1));
-            } else if stream.entries_added() != 0 {
-                read = stream.entries_up_to(id);
-            }
-            last = id;
+    let Some(group) = stream.groups.get(reader.group) else {
+        return entries_reply(entries);
+    };
+    let (mut last, mut read) = (group.last_id, group.entries_read);
+    for &(id, _) in &entries {
+        if id <= last {
+            continue;
         }
-        if let Some(group) = stream.groups.get_mut(reader.group) {
-            group.last_id = last;
-            group.entries_read = read;
-            if !reader.noack {
-                for &(id, _) in &entries {
-                    group.deliver(id, reader.consumer, now);
-                }
+        if read.is_some() && !stream.has_tombstones_from(id) {
+            read = read.map(|n| n.wrapping_add(1));
+        } else if stream.entries_added() != 0 {
+            read = stream.entries_up_to(id);
+        }
+        last = id;
+    }
+    if let Some(group) = stream.groups.get_mut(reader.group) {
+        group.touch_consumer(reader.consumer, now);
+        group.last_id = last;
+        group.entries_read = read;
+        if !reader.noack {
+            for &(id, _) in &entries {
+                group.deliver(id, reader.consumer, now);
             }
         }
     }
@@ -238,7 +242,7 @@ fn serve_history(
     let pending: Vec<StreamId> = match stream
         .groups
         .get(reader.group)
-        .and_then(|g| g.consumers.get(reader.consumer))
+        .and_then(|g| g.consumer(reader.consumer))
     {
         Some(c) => {
             let ids = c.pel.range(start..).copied();
@@ -320,25 +324,25 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_cmd: bool) -> Reply {
                 touch_consumer(stream, reader, now);
                 serve_history(stream, reader, after, read.count, now)
             }
+            // Otherwise a stream is served when it has live entries after the ID (for a
+            // group, after its last delivered entry).
             Some(reader) => {
                 let Some(last_delivered) = stream.groups.get(reader.group).map(|g| g.last_id)
                 else {
                     continue;
                 };
-                if stream
-                    .last_valid_id()
-                    .is_none_or(|top| top <= last_delivered)
-                {
+                let entries = entries_after(stream, last_delivered, read.count);
+                if entries.is_empty() {
                     continue;
                 }
-                touch_consumer(stream, reader, now);
-                serve_new(stream, last_delivered, read.count, Some(reader), now)
+                deliver(stream, entries, reader, now)
             }
             None => {
-                if stream.last_valid_id().is_none_or(|top| top <= after) {
+                let entries = entries_after(stream, after, read.count);
+                if entries.is_empty() {
                     continue;
                 }
-                serve_new(stream, after, read.count, None, now)
+                entries_reply(entries)
             }
         };
         if reader.is_some() {
@@ -453,13 +457,16 @@ pub fn serve_blocked(ctx: &mut Ctx<'_>, args: &[Bytes], key: &[u8]) -> Reply {
             Err(_) => stream.last_id(),
         },
     };
+    // As Redis, a waiter is served as soon as the stream's last ID moved past its own, even
+    // if the entries after it were deleted since (it then gets an empty list).
     if stream.last_id() <= after {
         return Reply::NilArray;
     }
-    if let Some(reader) = &reader {
-        touch_consumer(stream, reader, now);
-    }
-    let entries = serve_new(stream, after, count, reader.as_ref(), now);
+    let entries = entries_after(stream, after, count);
+    let entries = match &reader {
+        Some(reader) => deliver(stream, entries, reader, now),
+        None => entries_reply(entries),
+    };
     if reader.is_some() {
         ctx.dirty(1);
     }

@@ -259,19 +259,25 @@ impl StreamValue {
         found
     }
 
-    /// The first (or last) live entry's ID.
-    fn edge_id(&self, last: bool) -> Option<StreamId> {
-        let mut edge = None;
-        self.visit(StreamId::MIN, StreamId::MAX, last, |_, e| {
-            edge = Some(e.id);
+    /// The first live entry's ID.
+    fn first_valid_id(&self) -> Option<StreamId> {
+        let mut first = None;
+        self.visit(StreamId::MIN, StreamId::MAX, false, |_, e| {
+            first = Some(e.id);
             false
         });
-        edge
+        first
     }
 
-    /// The last live entry's ID (Redis's `streamLastValidID`).
+    /// The last live entry's ID (Redis's `streamLastValidID`). Every XREAD asks for it, so
+    /// it walks the tail node forward rather than collecting it for a reverse walk.
     pub fn last_valid_id(&self) -> Option<StreamId> {
-        self.edge_id(true)
+        self.nodes.iter().rev().find_map(|(&master, node)| {
+            node.entries(master)
+                .filter(|e| !e.is_deleted())
+                .last()
+                .map(|e| e.id)
+        })
     }
 
     /// Deletes the entry `id`; true if it existed. Nodes left without live entries go.
@@ -313,7 +319,7 @@ impl StreamValue {
         if self.length == 0 {
             self.first_id = StreamId::MIN;
         } else if needed {
-            self.first_id = self.edge_id(false).unwrap_or(StreamId::MAX);
+            self.first_id = self.first_valid_id().unwrap_or(StreamId::MAX);
         }
     }
 
