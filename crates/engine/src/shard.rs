@@ -167,9 +167,18 @@ impl Shard {
     pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
         let mut total = 0;
         let mut rand = rand_stream(self.rng_state);
-        for db in &mut self.dbs {
+        let (blocked, ready) = (&self.blocked_keys, &mut self.ready_keys);
+        for (index, db) in self.dbs.iter_mut().enumerate() {
+            // A client blocked on an expired key learns it is gone (XREADGROUP is answered
+            // -UNBLOCKED; other waiters find nothing and wait on).
+            let mut on_expired = |key: &Bytes| {
+                let slot = (index, key.clone());
+                if blocked.contains(&slot) && !ready.contains(&slot) {
+                    ready.push(slot);
+                }
+            };
             for _ in 0..max_rounds {
-                let cycle = db.expire_sample(20, &mut rand, now_ms);
+                let cycle = db.expire_sample(20, &mut rand, now_ms, &mut on_expired);
                 total += cycle.expired;
                 if cycle.sampled == 0 || cycle.expired * 4 <= cycle.sampled {
                     break;
@@ -244,14 +253,29 @@ impl<'a> Ctx<'a> {
 
     /// The live entry of `key`, value and expiry, without touching statistics.
     pub fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_blocked(key);
         let now = self.now_ms;
         self.db().get_mut(key, now)
     }
 
     /// True if `key` exists (and has not expired).
     pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.expire_blocked(key);
         let now = self.now_ms;
         self.db().contains(key, now)
+    }
+
+    /// When clients are blocked on keys, expires `key` now if it is due and reports it ready:
+    /// a client blocked on it must learn that it is gone, as when it is deleted. (Lookups
+    /// expire keys by themselves; this only runs while someone is blocked.)
+    fn expire_blocked(&mut self, key: &[u8]) {
+        if self.shard.blocked_keys.is_empty() {
+            return;
+        }
+        let now = self.now_ms;
+        if self.db().expire_if_needed(key, now) {
+            self.signal_ready(key);
+        }
     }
 
     /// Stores `value` at `key`, dropping any expiry, and counts a write.
@@ -284,6 +308,7 @@ impl<'a> Ctx<'a> {
 
     /// Deletes `key`; true if it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.expire_blocked(key);
         let now = self.now_ms;
         self.db().expire_if_needed(key, now);
         let removed = self.remove_entry(key).is_some();
@@ -337,6 +362,7 @@ impl Ctx<'_> {
 
     /// The live entry of `key`, counting a keyspace hit or miss.
     fn lookup_counted(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_blocked(key);
         let now = self.now_ms;
         let n = self.shard.dbs.len();
         let e = self.shard.dbs[self.db.min(n - 1)].get_mut(key, now);

@@ -414,6 +414,18 @@ fn deleting_or_replacing_a_stream_wakes_its_readers() {
     t.shard.ready_keys.clear();
     t.run(&["swapdb", "0", "1"]);
     assert_eq!(ready(&mut t), ["s"]);
+    // Expiry, lazy or active.
+    t.run(&["swapdb", "0", "1"]);
+    add(&mut t, "t", "1", &["f", "v"]);
+    watched(&mut t, "t");
+    t.run(&["pexpire", "s", "10"]);
+    t.run(&["pexpire", "t", "10"]);
+    t.shard.ready_keys.clear();
+    t.advance(10);
+    t.run(&["exists", "s"]);
+    assert_eq!(ready(&mut t), ["s"]);
+    t.shard.active_expire(t.now_ms, 16);
+    assert_eq!(ready(&mut t), ["t"]);
 }
 
 #[test]
