@@ -193,10 +193,44 @@ impl Node {
         get_varint(&self.buf).1
     }
 
-    /// Appends the entry `id` → `pairs` to a node whose master ID is `master`.
-    pub fn append(&mut self, master: StreamId, id: StreamId, pairs: &[Bytes]) {
+    /// Appends the entry `id` → `pairs` to a node whose master ID is `master`; the node is
+    /// full at `limits` (entries, Redis listpack bytes; 0 entries: no limit).
+    pub fn append(
+        &mut self,
+        master: StreamId,
+        id: StreamId,
+        pairs: &[Bytes],
+        limits: (usize, usize),
+    ) {
         let same = self.has_master_fields(pairs);
+        // At most: flags, two deltas, a field count, and per string a header and its bytes.
+        let extra = 31 + pairs.iter().map(|p| 10 + p.len()).sum::<usize>();
+        self.reserve(extra, limits);
         self.push(master, id, pairs, same);
+    }
+
+    /// Makes room for `extra` more bytes. The buffer doubles while it is small, then grows
+    /// straight to the size the node should have when full (its limits scaled by what its
+    /// entries take so far): a full node then sits in an allocation close to its size,
+    /// without the trail of freed doubling steps, and a node that never fills (the last
+    /// one) holds little more than it uses.
+    fn reserve(&mut self, extra: usize, (max_entries, max_bytes): (usize, usize)) {
+        let len = self.buf.len();
+        let need = len.saturating_add(extra);
+        if need <= self.buf.capacity() {
+            return;
+        }
+        let by_entries = match max_entries {
+            0 => usize::MAX,
+            n => len.saturating_mul(n) / self.stored().max(1),
+        };
+        let by_bytes = len.saturating_mul(max_bytes) / self.lp_bytes().max(1);
+        let expected = by_entries.min(by_bytes);
+        let target = need
+            .saturating_mul(2)
+            .min(expected.saturating_add(expected / 16))
+            .max(need);
+        self.buf.reserve_exact(target - len);
     }
 
     fn push(&mut self, master: StreamId, id: StreamId, pairs: &[Bytes], same_fields: bool) {
@@ -346,6 +380,8 @@ fn elem_matches(elem: Elem<'_>, s: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    const LIMITS: (usize, usize) = (100, 4096);
+
     fn b(items: &[&str]) -> Vec<Bytes> {
         items
             .iter()
@@ -366,9 +402,19 @@ mod tests {
     fn entries_round_trip_with_shared_fields() {
         let master = StreamId::new(100, 5);
         let mut node = Node::new(master, &b(&["a", "1", "b", "xyz"]));
-        node.append(master, StreamId::new(100, 6), &b(&["a", "2", "b", "-7"]));
-        node.append(master, StreamId::new(101, 0), &b(&["c", "3"]));
-        node.append(master, StreamId::new(u64::MAX, 1), &b(&["a", "", "b", "é"]));
+        node.append(
+            master,
+            StreamId::new(100, 6),
+            &b(&["a", "2", "b", "-7"]),
+            LIMITS,
+        );
+        node.append(master, StreamId::new(101, 0), &b(&["c", "3"]), LIMITS);
+        node.append(
+            master,
+            StreamId::new(u64::MAX, 1),
+            &b(&["a", "", "b", "é"]),
+            LIMITS,
+        );
         let entries: Vec<_> = node.entries(master).collect();
         let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
         assert_eq!(
@@ -404,7 +450,7 @@ mod tests {
     fn tombstones_stay_counted() {
         let master = StreamId::new(1, 0);
         let mut node = Node::new(master, &b(&["f", "v"]));
-        node.append(master, StreamId::new(2, 0), &b(&["f", "v"]));
+        node.append(master, StreamId::new(2, 0), &b(&["f", "v"]), LIMITS);
         let first = node.entries(master).next().expect("entry");
         let before = node.lp_bytes();
         node.mark_deleted(&first);
@@ -423,10 +469,10 @@ mod tests {
         let mut node = Node::new(master, &b(&["f", "v"]));
         assert_eq!(node.lp_bytes(), 7 + 11 + 11);
         // A second same-field entry adds flags, two deltas, the value and lp-count.
-        node.append(master, StreamId::new(1, 2), &b(&["f", "v"]));
+        node.append(master, StreamId::new(1, 2), &b(&["f", "v"]), LIMITS);
         assert_eq!(node.lp_bytes(), 29 + 11);
         // An entry with other fields adds its field count and names too.
-        node.append(master, StreamId::new(1, 3), &b(&["g", "v"]));
+        node.append(master, StreamId::new(1, 3), &b(&["g", "v"]), LIMITS);
         assert_eq!(node.lp_bytes(), 40 + 2 * 3 + 2 + 3 + 3 + 2);
         // Integers take their listpack sizes: 200 needs 2 bytes, 40000 4.
         assert_eq!(lp_string(b"127"), 2);

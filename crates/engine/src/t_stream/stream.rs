@@ -163,7 +163,9 @@ impl StreamValue {
                     false
                 } else {
                     let master = *tail.key();
-                    tail.get_mut().append(master, id, pairs);
+                    let max_entries = usize::try_from(limits.max_entries).unwrap_or(usize::MAX);
+                    tail.get_mut()
+                        .append(master, id, pairs, (max_entries, max_bytes));
                     true
                 }
             }
