@@ -251,16 +251,6 @@ impl StreamValue {
         self.range(id, id, false, 1).pop().map(|(_, r)| r)
     }
 
-    /// True if the entry `id` exists (and is not deleted).
-    pub fn contains(&self, id: StreamId) -> bool {
-        let mut found = false;
-        self.visit(id, id, false, |_, _| {
-            found = true;
-            false
-        });
-        found
-    }
-
     /// The first live entry's ID.
     fn first_valid_id(&self) -> Option<StreamId> {
         let mut first = None;
@@ -630,7 +620,7 @@ mod tests {
         assert_eq!(some, vec![id(8, 0), id(7, 0)]);
         assert_eq!(s.first_id(), id(4, 0));
         assert_eq!(s.max_deleted_id(), id(3, 0));
-        assert!(s.contains(id(4, 0)) && !s.contains(id(3, 0)));
+        assert!(s.entry(id(4, 0)).is_some() && s.entry(id(3, 0)).is_none());
         assert_eq!(s.last_valid_id(), Some(id(10, 0)));
     }
 
