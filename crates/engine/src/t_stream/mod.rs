@@ -32,7 +32,7 @@ use crate::num;
 use crate::shard::Ctx;
 use crate::value::Value;
 
-pub use read::{block_timeout, resolve_block_ids, serve_blocked};
+pub use read::{block_timeout, blocked_ready, resolve_block_ids, serve_blocked};
 pub use stream::StreamValue;
 
 pub static COMMANDS: &[Registration] = &[

@@ -417,6 +417,54 @@ pub fn resolve_block_ids(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
     out
 }
 
+/// What a blocked client gets now that one of its keys is ready.
+enum Wake<'a> {
+    Wait,
+    Fail(&'static str),
+    /// Serve entries after this ID from the key at this index, to this reader.
+    Serve {
+        at: usize,
+        after: StreamId,
+        read: ReadArgs<'a>,
+    },
+}
+
+/// Decides, without changing anything, what a client blocked with `args` gets now that `key`
+/// is ready (Redis's `serveClientsBlockedOnStreamKey`).
+fn wake<'a>(ctx: &mut Ctx<'_>, args: &'a [Bytes], key: &[u8]) -> Wake<'a> {
+    let Ok(read) = parse_options(args, is_group_cmd(args)) else {
+        return Wake::Wait;
+    };
+    let Some(at) = read.keys.iter().position(|k| &k[..] == key) else {
+        return Wake::Wait;
+    };
+    let stream = match ctx.entry(key).map(|e| &e.value) {
+        Some(Value::Stream(s)) => s,
+        _ if read.group.is_some() => return Wake::Fail(KEY_GONE),
+        _ => return Wake::Wait,
+    };
+    let after = match read.group {
+        Some((group, _)) => match stream.groups.get(group) {
+            Some(group) => group.last_id,
+            None => return Wake::Fail(GROUP_GONE),
+        },
+        None => id::parse_strict_id(&read.ids[at]).unwrap_or(stream.last_id()),
+    };
+    // As Redis, a waiter is served as soon as the stream's last ID moved past its own, even
+    // if the entries after it were deleted since (it then gets an empty list).
+    if stream.last_id() <= after {
+        return Wake::Wait;
+    }
+    Wake::Serve { at, after, read }
+}
+
+/// True if [`serve_blocked`] would answer the client now (with entries or an error) rather
+/// than keep it waiting. It changes nothing, so the runtime can ask before it claims a client
+/// blocked on several shards.
+pub fn blocked_ready(ctx: &mut Ctx<'_>, args: &[Bytes], key: &[u8]) -> bool {
+    !matches!(wake(ctx, args, key), Wake::Wait)
+}
+
 /// Serves a client blocked in XREAD / XREADGROUP (its arguments as [`resolve_block_ids`]
 /// returned them) now that `key` is reported ready. Returns a null array to keep waiting;
 /// otherwise the reply to send, which, as in Redis, holds the entries of `key` alone (at most
@@ -425,51 +473,33 @@ pub fn resolve_block_ids(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
 /// `-UNBLOCKED the stream key no longer exists`, `-NOGROUP the consumer group this client was
 /// blocked on no longer exists`. The key is looked up without counting a keyspace hit.
 pub fn serve_blocked(ctx: &mut Ctx<'_>, args: &[Bytes], key: &[u8]) -> Reply {
-    let group_cmd = is_group_cmd(args);
-    let Ok(read) = parse_options(args, group_cmd) else {
-        return Reply::NilArray;
-    };
-    let Some(at) = read.keys.iter().position(|k| &k[..] == key) else {
-        return Reply::NilArray;
+    let (at, after, read) = match wake(ctx, args, key) {
+        Wake::Wait => return Reply::NilArray,
+        Wake::Fail(error) => return Reply::err(error),
+        Wake::Serve { at, after, read } => (at, after, read),
     };
     let count = match read.count {
         0 => BLOCKED_DEFAULT_COUNT,
         n => n,
     };
     let now = now(ctx);
-    let stream = match ctx.entry(key).map(|e| &mut e.value) {
-        Some(Value::Stream(s)) => s,
-        _ if read.group.is_some() => return Reply::err(KEY_GONE),
-        _ => return Reply::NilArray,
-    };
-    let reader = read.group.map(|(group, consumer)| GroupReader {
-        group,
-        consumer,
-        noack: read.noack,
-    });
-    let after = match &reader {
-        Some(reader) => match stream.groups.get(reader.group) {
-            Some(group) => group.last_id,
-            None => return Reply::err(GROUP_GONE),
-        },
-        None => match id::parse_strict_id(&read.ids[at]) {
-            Ok(id) => id,
-            Err(_) => stream.last_id(),
-        },
-    };
-    // As Redis, a waiter is served as soon as the stream's last ID moved past its own, even
-    // if the entries after it were deleted since (it then gets an empty list).
-    if stream.last_id() <= after {
+    let Some(Value::Stream(stream)) = ctx.entry(key).map(|e| &mut e.value) else {
         return Reply::NilArray;
-    }
+    };
     let entries = entries_after(stream, after, count);
-    let entries = match &reader {
-        Some(reader) => deliver(stream, entries, reader, now),
+    let entries = match read.group {
+        Some((group, consumer)) => {
+            let reader = GroupReader {
+                group,
+                consumer,
+                noack: read.noack,
+            };
+            let reply = deliver(stream, entries, &reader, now);
+            ctx.dirty(1);
+            reply
+        }
         None => entries_reply(entries),
     };
-    if reader.is_some() {
-        ctx.dirty(1);
-    }
     read_reply(ctx, vec![stream_reply(&read.keys[at], entries)])
 }
 

@@ -8,7 +8,7 @@ use shardis_resp::Reply;
 use super::{add, entry, field, ids, int_of};
 use crate::command::REGISTRY;
 use crate::shard::Ctx;
-use crate::t_stream::{block_timeout, resolve_block_ids, serve_blocked};
+use crate::t_stream::{block_timeout, blocked_ready, resolve_block_ids, serve_blocked};
 use crate::testing::{arr, bulk, err, int, TestShard};
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -315,8 +315,12 @@ fn serving_blocked_xreadgroup_and_its_errors() {
         arr(vec![])
     );
     let serve = |t: &mut TestShard| with_ctx(t, |ctx| serve_blocked(ctx, &call, b"mystream"));
+    let ready = |t: &mut TestShard| with_ctx(t, |ctx| blocked_ready(ctx, &call, b"mystream"));
     assert_eq!(serve(&mut t), Reply::NilArray);
+    assert!(!ready(&mut t));
     add(&mut t, "mystream", "667", &["key", "value"]);
+    assert!(ready(&mut t));
+    assert!(ready(&mut t), "asking serves nothing");
     assert_eq!(
         serve(&mut t),
         arr(vec![stream_part(
@@ -338,6 +342,7 @@ fn serving_blocked_xreadgroup_and_its_errors() {
     );
     // The group destroyed: -NOGROUP.
     t.run(&["xgroup", "destroy", "mystream", "mygroup"]);
+    assert!(ready(&mut t));
     assert_eq!(
         serve(&mut t),
         err("NOGROUP the consumer group this client was blocked on no longer exists")
