@@ -214,12 +214,14 @@ impl Db {
         None
     }
 
-    /// Redis's active expiry: sample up to `sample` volatile keys and delete the expired ones.
+    /// Redis's active expiry: sample up to `sample` volatile keys and delete the expired ones,
+    /// telling `on_expired` about each.
     pub fn expire_sample(
         &mut self,
         sample: usize,
         rand: &mut impl FnMut() -> u64,
         now_ms: u64,
+        on_expired: &mut impl FnMut(&Bytes),
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
         for _ in 0..sample.min(self.volatile.len()) {
@@ -230,6 +232,7 @@ impl Db {
             cycle.sampled += 1;
             if self.expire_if_needed(&key, now_ms) {
                 cycle.expired += 1;
+                on_expired(&key);
             }
         }
         cycle
@@ -284,7 +287,7 @@ mod tests {
         let mut rand = crate::shard::rand_stream(7);
         let mut rounds = 0;
         while !db.is_empty() && rounds < 1000 {
-            db.expire_sample(20, &mut rand, 11);
+            db.expire_sample(20, &mut rand, 11, &mut |_| {});
             rounds += 1;
         }
         assert_eq!(db.len(), 0);

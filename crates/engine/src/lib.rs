@@ -28,6 +28,7 @@ pub mod t_memory;
 pub mod t_server;
 pub mod t_set;
 pub mod t_sort;
+pub mod t_stream;
 pub mod t_string;
 pub mod t_zset;
 pub mod value;

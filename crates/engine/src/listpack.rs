@@ -24,13 +24,13 @@ const INT_RANGE: std::ops::RangeInclusive<i64> = -(1 << 62)..=(1 << 62) - 1;
 /// Bytes always reserved when a node grows, so that a few small pushes share a reallocation.
 const MIN_CAPACITY: usize = 16;
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     let bits = 64 - (v | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
 /// Writes `v` as LEB128 at the start of `out`; returns the bytes written.
-fn put_varint(out: &mut [u8], mut v: u64) -> usize {
+pub(crate) fn put_varint(out: &mut [u8], mut v: u64) -> usize {
     let mut i = 0;
     while v >= 0x80 {
         out[i] = (v as u8) | 0x80;
@@ -42,7 +42,7 @@ fn put_varint(out: &mut [u8], mut v: u64) -> usize {
 }
 
 /// Reads a LEB128 number at the start of `buf`: (value, bytes read).
-fn get_varint(buf: &[u8]) -> (u64, usize) {
+pub(crate) fn get_varint(buf: &[u8]) -> (u64, usize) {
     let mut v = 0u64;
     for (i, &b) in buf.iter().enumerate().take(10) {
         v |= u64::from(b & 0x7f) << (7 * i);
@@ -120,9 +120,17 @@ impl<'a> Encoded<'a> {
         }
     }
 
-    /// Size of `header payload`.
-    fn content_len(&self) -> usize {
+    /// Size of `header payload`: the value without its backlen (the form streams store).
+    pub(crate) fn content_len(&self) -> usize {
         varint_len(self.header) + self.payload.len()
+    }
+
+    /// Appends `header payload` to `out` (read back with [`read_content`]).
+    pub(crate) fn append_content(&self, out: &mut Vec<u8>) {
+        let mut header = [0u8; 10];
+        let h = put_varint(&mut header, self.header);
+        out.extend_from_slice(&header[..h]);
+        out.extend_from_slice(self.payload);
     }
 
     /// Size of the whole entry, backlen included.
@@ -152,18 +160,27 @@ pub struct Entry<'a>(&'a [u8]);
 
 impl<'a> Entry<'a> {
     pub fn value(&self) -> Elem<'a> {
-        let (header, h) = get_varint(self.0);
-        if header & 1 == 1 {
-            let zigzag = header >> 1;
-            Elem::Int(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64))
-        } else {
-            Elem::Str(&self.0[h..])
-        }
+        read_content(self.0).map_or(Elem::Str(&[]), |(value, _)| value)
     }
 
     pub fn to_bytes(&self) -> Bytes {
         self.value().to_bytes()
     }
+}
+
+/// Reads a value stored as `header payload` at the start of `buf`: the value and the bytes it
+/// spans (None if `buf` ends inside it).
+pub(crate) fn read_content(buf: &[u8]) -> Option<(Elem<'_>, usize)> {
+    let (header, h) = get_varint(buf);
+    if header & 1 == 1 {
+        let zigzag = header >> 1;
+        return Some((
+            Elem::Int(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)),
+            h,
+        ));
+    }
+    let end = h.checked_add(usize::try_from(header >> 1).ok()?)?;
+    Some((Elem::Str(buf.get(h..end)?), end))
 }
 
 /// One node: a packed run of entries. The buffer may hold spare bytes past the used ones so

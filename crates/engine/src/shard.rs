@@ -27,6 +27,12 @@ pub struct EngineConfig {
     /// `hll-sparse-max-bytes`: a sparse HyperLogLog longer than this (header included)
     /// turns dense.
     pub hll_sparse_max_bytes: usize,
+    /// `stream-node-max-bytes`: a stream node is full at this size of Redis's listpack (0: no
+    /// limit but Redis's own 1 GB).
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries`: a stream node is full at this many entries, deleted ones
+    /// included (0: no limit). Redis accepts 0 to `i64::MAX`.
+    pub stream_node_max_entries: i64,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +47,8 @@ impl Default for EngineConfig {
             list_max_listpack_size: -2,
             proto_max_bulk_len: 512 * 1024 * 1024,
             hll_sparse_max_bytes: 3000,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }
@@ -186,6 +194,23 @@ impl Shard {
             .map(|e| e.value.type_name())
     }
 
+    /// Reports as ready every key of database `db` that clients are blocked on and that
+    /// holds a stream, before the database is emptied or swapped away: clients blocked on
+    /// it in XREADGROUP must learn that it is gone (Redis's `scanDatabaseForDeletedStreams`).
+    pub fn signal_blocked_streams(&mut self, db: usize) {
+        let Some(d) = self.dbs.get(db) else {
+            return;
+        };
+        for slot in &self.blocked_keys {
+            let is_stream = slot.0 == db
+                && d.peek(&slot.1)
+                    .is_some_and(|e| matches!(e.value, Value::Stream(_)));
+            if is_stream && !self.ready_keys.contains(slot) {
+                self.ready_keys.push(slot.clone());
+            }
+        }
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)
@@ -197,9 +222,18 @@ impl Shard {
     pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
         let mut total = 0;
         let mut rand = rand_stream(self.rng_state);
-        for db in &mut self.dbs {
+        let (blocked, ready) = (&self.blocked_keys, &mut self.ready_keys);
+        for (index, db) in self.dbs.iter_mut().enumerate() {
+            // A client blocked on an expired key learns it is gone (XREADGROUP is answered
+            // -UNBLOCKED; other waiters find nothing and wait on).
+            let mut on_expired = |key: &Bytes| {
+                let slot = (index, key.clone());
+                if blocked.contains(&slot) && !ready.contains(&slot) {
+                    ready.push(slot);
+                }
+            };
             for _ in 0..max_rounds {
-                let cycle = db.expire_sample(20, &mut rand, now_ms);
+                let cycle = db.expire_sample(20, &mut rand, now_ms, &mut on_expired);
                 total += cycle.expired;
                 if cycle.sampled == 0 || cycle.expired * 4 <= cycle.sampled {
                     break;
@@ -274,14 +308,29 @@ impl<'a> Ctx<'a> {
 
     /// The live entry of `key`, value and expiry, without touching statistics.
     pub fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_blocked(key);
         let now = self.now_ms;
         self.db().get_mut(key, now)
     }
 
     /// True if `key` exists (and has not expired).
     pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.expire_blocked(key);
         let now = self.now_ms;
         self.db().contains(key, now)
+    }
+
+    /// When clients are blocked on keys, expires `key` now if it is due and reports it ready:
+    /// a client blocked on it must learn that it is gone, as when it is deleted. (Lookups
+    /// expire keys by themselves; this only runs while someone is blocked.)
+    fn expire_blocked(&mut self, key: &[u8]) {
+        if self.shard.blocked_keys.is_empty() {
+            return;
+        }
+        let now = self.now_ms;
+        if self.db().expire_if_needed(key, now) {
+            self.signal_ready(key);
+        }
     }
 
     /// Stores `value` at `key`, dropping any expiry, and counts a write.
@@ -314,14 +363,25 @@ impl<'a> Ctx<'a> {
 
     /// Deletes `key`; true if it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.expire_blocked(key);
         let now = self.now_ms;
-        let db = self.db();
-        db.expire_if_needed(key, now);
-        let removed = db.remove(key).is_some();
+        self.db().expire_if_needed(key, now);
+        let removed = self.remove_entry(key).is_some();
         if removed {
             self.shard.dirty += 1;
         }
         removed
+    }
+
+    /// Takes `key`'s entry out of the database (no expiry check, no write counted). A stream
+    /// taken out is reported ready: clients blocked on it in XREADGROUP must learn that it is
+    /// gone (Redis 7.0 answers them `-UNBLOCKED`).
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.db().remove(key)?;
+        if matches!(entry.value, Value::Stream(_)) {
+            self.signal_ready(key);
+        }
+        Some(entry)
     }
 
     /// Deletes `key` when a command left its collection empty (Redis never keeps empty
@@ -370,6 +430,7 @@ impl Ctx<'_> {
 
     /// The live entry of `key`, counting a keyspace hit or miss.
     fn lookup_counted(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_blocked(key);
         let now = self.now_ms;
         let n = self.shard.dbs.len();
         let e = self.shard.dbs[self.db.min(n - 1)].get_mut(key, now);
@@ -379,6 +440,15 @@ impl Ctx<'_> {
             self.shard.stats.keyspace_misses += 1;
         }
         e
+    }
+
+    /// A read lookup (hit or miss counted, access time updated) of a value the read changes:
+    /// XREADGROUP and XCLAIM read a stream, as Redis looks them up, but move its groups.
+    pub fn lookup_read_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let clock = self.clock_secs();
+        let e = self.lookup_counted(key)?;
+        e.accessed = clock;
+        Some(&mut e.value)
     }
 
     /// Like [`Ctx::lookup_write`], but gives the whole entry (value and expiry).

@@ -721,6 +721,9 @@ fn read<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c ZSetValue>, R
 /// specs name the first target of each keyword, which is not the written key when a target
 /// is itself spelled STORE or STOREDIST.)
 pub fn radius_keys(args: &[Bytes], out: &mut Vec<usize>) {
+    if args.len() < 2 {
+        return;
+    }
     out.push(1);
     let mut store = None;
     let mut i = 5;

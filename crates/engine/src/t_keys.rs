@@ -173,7 +173,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
     }
     // A time already past deletes the key (as on a master: Redis never stores it).
     if when <= now_i64(ctx) {
-        ctx.db().remove(key);
+        ctx.remove_entry(key);
     } else {
         ctx.db().set_expire(key, when as u64);
     }
@@ -263,11 +263,10 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Reply {
     if ctx.lookup_write_entry(dst).is_some() && nx {
         return Reply::Int(0);
     }
-    let db = ctx.db();
-    let Some(entry) = db.remove(src) else {
+    let Some(entry) = ctx.remove_entry(src) else {
         return Reply::err(error::NO_SUCH_KEY);
     };
-    db.insert_entry(Ctx::key(dst), entry);
+    ctx.db().insert_entry(Ctx::key(dst), entry);
     ctx.dirty(1);
     ctx.signal_ready(dst);
     done
@@ -379,7 +378,7 @@ pub fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if ctx.lookup_write_entry(key).is_none() || exists_for_write_in(ctx, dst_db, key) {
         return Reply::Int(0);
     }
-    let Some(entry) = ctx.db().remove(key) else {
+    let Some(entry) = ctx.remove_entry(key) else {
         return Reply::Int(0);
     };
     insert_in(ctx, dst_db, key, entry);

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
-use crate::command::{Blocking, TimeoutReply};
+use crate::command::{Blocking, TimeoutReply, Wait};
 use crate::error;
 use crate::listpack::{Encoded, Entry, Listpack, NodeRing};
 use crate::num;
@@ -564,21 +564,29 @@ pub fn parse_timeout(arg: &[u8]) -> Result<f64, Reply> {
     Ok(ms.abs() / 1000.0)
 }
 
-/// How a blocking list command waits: for a list, `timeout` long.
-const fn waits(
-    timeout: fn(&[Bytes]) -> Result<Option<std::time::Duration>, Reply>,
-    on_timeout: TimeoutReply,
-) -> Blocking {
+/// How a blocking list command waits: for a list, `timeout` long, served by running the
+/// command again.
+const fn waits(timeout: fn(&[Bytes]) -> Result<Wait, Reply>, on_timeout: TimeoutReply) -> Blocking {
     Blocking {
-        serves: "list",
         timeout,
+        ready: holds::<b'l'>,
+        serve: None,
+        prepare: None,
         on_timeout,
     }
 }
 
+/// Whether `key` holds a list (`T` = b'l') or a sorted set (b'z'): a waiting pop is served
+/// only from a value of its type; another type keeps it waiting, as in Redis.
+pub fn holds<const T: u8>(ctx: &mut Ctx<'_>, _args: &[Bytes], key: &[u8]) -> bool {
+    let wanted = if T == b'l' { "list" } else { "zset" };
+    let (db, now) = (ctx.db, ctx.now_ms);
+    ctx.shard.type_of(db, key, now) == Some(wanted)
+}
+
 /// The timeout of a blocking command (list or sorted set) at argument `I` (negative: from the
-/// end), in seconds as Redis parses it; None for 0 (wait forever).
-pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Option<std::time::Duration>, Reply> {
+/// end), in seconds as Redis parses it; 0 waits forever.
+pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Wait, Reply> {
     let at = if I < 0 {
         args.len().checked_sub(I.unsigned_abs())
     } else {
@@ -586,7 +594,11 @@ pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Option<std::time::D
     };
     let arg = at.and_then(|i| args.get(i)).ok_or_else(error::syntax)?;
     let secs = parse_timeout(arg)?;
-    Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)))
+    Ok(if secs > 0.0 {
+        Wait::For(std::time::Duration::from_secs_f64(secs))
+    } else {
+        Wait::Forever
+    })
 }
 
 /// Pushes `values` at `end` of the list at `key`, creating the list unless `only_existing`.
@@ -1618,24 +1630,21 @@ mod tests {
     fn timeouts_are_read_where_the_table_says() {
         let args =
             |v: &[&str]| -> Vec<Bytes> { v.iter().map(|s| Bytes::from(s.to_string())).collect() };
-        let secs =
-            |r: Result<Option<std::time::Duration>, Reply>| r.map(|d| d.map(|d| d.as_millis()));
+        let ms = |secs: u64| Ok(Wait::For(std::time::Duration::from_millis(secs)));
         assert_eq!(
-            secs(timeout_arg::<-1>(&args(&["BLPOP", "a", "b", "1.5"]))),
-            Ok(Some(1500))
+            timeout_arg::<-1>(&args(&["BLPOP", "a", "b", "1.5"])),
+            ms(1500)
         );
         assert_eq!(
-            secs(timeout_arg::<-1>(&args(&["brpop", "a", "0"]))),
-            Ok(None)
+            timeout_arg::<-1>(&args(&["brpop", "a", "0"])),
+            Ok(Wait::Forever)
         );
         assert_eq!(
-            secs(timeout_arg::<1>(&args(&["BLMPOP", "2", "1", "a", "left"]))),
-            Ok(Some(2000))
+            timeout_arg::<1>(&args(&["BLMPOP", "2", "1", "a", "left"])),
+            ms(2000)
         );
         assert_eq!(
-            secs(timeout_arg::<5>(&args(&[
-                "blmove", "a", "b", "left", "left", "x"
-            ]))),
+            timeout_arg::<5>(&args(&["blmove", "a", "b", "left", "left", "x"])),
             Err(err(error::TIMEOUT_NOT_FLOAT))
         );
         assert!(timeout_arg::<9>(&args(&["blpop", "a", "0"])).is_err());

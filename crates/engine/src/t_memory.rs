@@ -65,6 +65,7 @@ fn value_allocated_bytes(value: &Value, samples: usize) -> usize {
         Value::Hash(h) => h.allocated_bytes(samples),
         Value::Set(s) => s.allocated_bytes(samples),
         Value::ZSet(z) => z.allocated_bytes(samples),
+        Value::Stream(s) => s.allocated_bytes(),
     }
 }
 

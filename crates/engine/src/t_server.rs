@@ -43,6 +43,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let n = ctx.db().len() as u64;
     let now = ctx.now_ms;
     ctx.shard.touch_live_watched(ctx.db, None, now);
+    ctx.shard.signal_blocked_streams(ctx.db);
     ctx.db().clear();
     ctx.dirty(n);
     Reply::Ok
@@ -57,6 +58,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
     for db in 0..ctx.shard.dbs.len() {
         ctx.shard.touch_live_watched(db, None, now);
+        ctx.shard.signal_blocked_streams(db);
     }
     for db in &mut ctx.shard.dbs {
         n += db.len() as u64;
@@ -79,6 +81,10 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let now = ctx.now_ms;
         ctx.shard.touch_live_watched(a, Some(b), now);
         ctx.shard.touch_live_watched(b, Some(a), now);
+        // Streams swapped away are gone for the clients blocked on them; keys that hold data
+        // after the swap are reported below.
+        ctx.shard.signal_blocked_streams(a);
+        ctx.shard.signal_blocked_streams(b);
         ctx.shard.dbs.swap(a, b);
         let dbs = &ctx.shard.dbs;
         let ready: Vec<(usize, Bytes)> = ctx

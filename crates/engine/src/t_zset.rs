@@ -17,6 +17,16 @@ use shardis_resp::Reply;
 
 use crate::command::table::Registration;
 use crate::command::{Blocking, TimeoutReply};
+
+/// How BZPOPMIN and BZPOPMAX wait (BZMPOP reads its timeout elsewhere): for a sorted set,
+/// served by running the command again.
+const ZSET_WAIT_LAST: Blocking = Blocking {
+    timeout: crate::t_list::timeout_arg::<-1>,
+    ready: crate::t_list::holds::<b'z'>,
+    serve: None,
+    prepare: None,
+    on_timeout: TimeoutReply::NilArray,
+};
 use crate::dict::Dict;
 use crate::error;
 use crate::num;
@@ -50,20 +60,11 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("zpopmin", zpopmin),
     Registration::shard("zpopmax", zpopmax),
     Registration::shard("zmpop", zmpop),
-    Registration::shard("bzpopmin", bzpopmin).blocking(Blocking {
-        serves: "zset",
-        timeout: crate::t_list::timeout_arg::<-1>,
-        on_timeout: TimeoutReply::NilArray,
-    }),
-    Registration::shard("bzpopmax", bzpopmax).blocking(Blocking {
-        serves: "zset",
-        timeout: crate::t_list::timeout_arg::<-1>,
-        on_timeout: TimeoutReply::NilArray,
-    }),
+    Registration::shard("bzpopmin", bzpopmin).blocking(ZSET_WAIT_LAST),
+    Registration::shard("bzpopmax", bzpopmax).blocking(ZSET_WAIT_LAST),
     Registration::shard("bzmpop", bzmpop).blocking(Blocking {
-        serves: "zset",
         timeout: crate::t_list::timeout_arg::<1>,
-        on_timeout: TimeoutReply::NilArray,
+        ..ZSET_WAIT_LAST
     }),
     Registration::shard("zrandmember", zrandmember),
     Registration::shard("zunion", zunion),

@@ -11,6 +11,8 @@ pub struct TestShard {
     pub shard: Shard,
     pub now_ms: u64,
     pub db: usize,
+    /// The protocol of the commands' client.
+    pub resp3: bool,
 }
 
 impl TestShard {
@@ -19,6 +21,7 @@ impl TestShard {
             shard: Shard::new(0, EngineConfig::default()),
             now_ms: 1_700_000_000_000,
             db: 0,
+            resp3: false,
         }
     }
 
@@ -38,7 +41,7 @@ impl TestShard {
         };
         match cmd.exec {
             Exec::Shard(f) => f(
-                &mut Ctx::new(&mut self.shard, self.db, self.now_ms, false),
+                &mut Ctx::new(&mut self.shard, self.db, self.now_ms, self.resp3),
                 args,
             ),
             Exec::Server(_) => panic!("{} runs in the server", cmd.name),

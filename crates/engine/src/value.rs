@@ -5,6 +5,7 @@ use bytes::Bytes;
 use crate::t_hash::HashValue;
 use crate::t_list::ListValue;
 use crate::t_set::SetValue;
+use crate::t_stream::StreamValue;
 use crate::t_zset::ZSetValue;
 
 /// One key's value. Strings keep their bytes; collections their own compact or general form.
@@ -15,6 +16,8 @@ pub enum Value {
     Hash(HashValue),
     Set(SetValue),
     ZSet(ZSetValue),
+    /// Boxed: a stream's header is much larger than the other values.
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -26,6 +29,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -37,6 +41,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

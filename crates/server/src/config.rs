@@ -166,6 +166,8 @@ static PARAMS: &[Param] = &[
     ),
     p("list-compress-depth", INT, "0"),
     p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
+    p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
+    p("stream-node-max-entries", INT, "100"),
     p("spin-before-park-us", INT, "0"),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
@@ -543,6 +545,8 @@ impl Config {
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
             hll_sparse_max_bytes: n("hll-sparse-max-bytes"),
+            stream_node_max_bytes: n("stream-node-max-bytes"),
+            stream_node_max_entries: self.get_i64("stream-node-max-entries"),
         }
     }
 }

@@ -50,7 +50,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         }
     }
     // Inside EXEC a blocking command runs as its non-blocking form.
-    if cmd.flags.has(Flags::BLOCKING) && !s.in_exec {
+    if cmd.flags.has(Flags::BLOCKING) && !s.in_exec && cmd.may_block(&args) {
         let who = Blocker {
             client: &s.client,
             hangup: &s.hangup,

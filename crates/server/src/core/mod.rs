@@ -384,26 +384,35 @@ impl Core {
         let Exec::Shard(f) = cmd.exec else {
             return Reply::err("ERR internal: not a shard command");
         };
-        let mut shard = self.shard.borrow_mut();
-        shard.stats.commands_processed += 1;
-        let dirty = shard.dirty;
-        let reply = f(&mut Ctx::new(&mut shard, db, self.now_ms(), resp3), args);
-        if shard.dirty != dirty && !shard.watched.is_empty() {
-            let mut idx = Vec::new();
-            cmd.written_key_indexes(args, &mut idx);
-            for i in idx {
-                if let Some(key) = args.get(i) {
-                    shard.watched.touch(db, key);
+        self.with_ctx(db, resp3, |ctx| {
+            ctx.shard.stats.commands_processed += 1;
+            let dirty = ctx.shard.dirty;
+            let reply = f(ctx, args);
+            if ctx.shard.dirty != dirty && !ctx.shard.watched.is_empty() {
+                let mut idx = Vec::new();
+                cmd.written_key_indexes(args, &mut idx);
+                for i in idx {
+                    if let Some(key) = args.get(i) {
+                        ctx.shard.watched.touch(db, key);
+                    }
                 }
             }
-        }
+            reply
+        })
+    }
+
+    /// Runs `f` with a command context on this core's shard, then publishes the keyspace
+    /// events it reported.
+    pub fn with_ctx<R>(&self, db: usize, resp3: bool, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        let mut shard = self.shard.borrow_mut();
+        let result = f(&mut Ctx::new(&mut shard, db, self.now_ms(), resp3));
         if !shard.events.is_empty() {
             let events = std::mem::take(&mut shard.events);
             let flags = shard.notify_flags;
             drop(shard);
             self.publish_events(events, flags);
         }
-        reply
+        result
     }
 
     /// Publishes keyspace events on `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`,
