@@ -2052,6 +2052,586 @@ mod tests {
         assert_eq!(range(&mut t, "l"), bulks(&["new"]));
     }
 
+    fn shard_with(fill: i64, compress_depth: usize) -> TestShard {
+        let mut t = shard_with_fill(fill);
+        t.shard.config.list_compress_depth = compress_depth;
+        t
+    }
+
+    fn compressed_nodes(l: &ListValue) -> usize {
+        l.nodes.iter().filter(|n| n.is_compressed()).count()
+    }
+
+    /// The list at `key` keeps the node rules of the shard's settings.
+    fn check_nodes(t: &mut TestShard, key: &str) {
+        let options = ListOptions::of(&t.shard.config);
+        check_invariants(list(t, key), options);
+    }
+
+    /// The whole list at `key` by LRANGE agrees with `model`, and its nodes keep the rules
+    /// of the shard's settings.
+    fn check_key(t: &mut TestShard, key: &str, model: &VecDeque<Bytes>) {
+        let want = arr(model.iter().cloned().map(Reply::Bulk).collect());
+        assert_eq!(range(t, key), want, "{key}");
+        if !model.is_empty() {
+            check_nodes(t, key);
+        }
+    }
+
+    fn as_strs(model: &VecDeque<Bytes>, from: usize, to: usize) -> Reply {
+        arr(model.range(from..to).cloned().map(Reply::Bulk).collect())
+    }
+
+    /// Every list command on a list long enough to have compressed nodes between its ends,
+    /// each reply checked against a model and the nodes checked after each command, at
+    /// depths 0, 1 and 2, with small elements (many per node) and large ones (a few per
+    /// node).
+    #[test]
+    fn every_command_on_compressed_lists() {
+        for depth in [0, 1, 2] {
+            for large in [false, true] {
+                every_command_at(depth, large);
+            }
+        }
+    }
+
+    fn every_command_at(depth: usize, large: bool) {
+        let element = |i: usize| -> String {
+            if large {
+                format!("{i:05}:{}", "large-element-".repeat(40))
+            } else {
+                format!("elem:{i:04}")
+            }
+        };
+        let fill = if large { -2 } else { 16 };
+        let mut t = shard_with(fill, depth);
+        let mut m: VecDeque<Bytes> = VecDeque::new();
+        let what = format!("depth {depth}, large {large}");
+        for chunk in (0..300).collect::<Vec<usize>>().chunks(50) {
+            let values: Vec<String> = chunk.iter().map(|&i| element(i)).collect();
+            let mut args = vec!["rpush", "l"];
+            args.extend(values.iter().map(String::as_str));
+            t.run(&args);
+            m.extend(values.into_iter().map(Bytes::from));
+        }
+        for i in 300..310 {
+            assert_eq!(t.run(&["lpush", "l", &element(i)]), int(m.len() as i64 + 1));
+            m.push_front(Bytes::from(element(i)));
+        }
+        check_key(&mut t, "l", &m);
+        let compressed = compressed_nodes(list(&mut t, "l"));
+        if depth == 0 {
+            assert_eq!(compressed, 0, "{what}");
+        } else {
+            assert!(
+                compressed + 2 * depth + 1 >= list(&mut t, "l").nodes.len(),
+                "{what}: {compressed} compressed"
+            );
+        }
+        assert_eq!(t.run(&["object", "encoding", "l"]), bulk("quicklist"));
+        assert_eq!(t.run(&["llen", "l"]), int(m.len() as i64));
+
+        // LINDEX and LRANGE, from both ends, through the compressed middle.
+        let len = m.len() as i64;
+        for i in (0..len).step_by(7) {
+            let want = Reply::Bulk(m[i as usize].clone());
+            assert_eq!(t.run(&["lindex", "l", &i.to_string()]), want);
+            assert_eq!(t.run(&["lindex", "l", &(i - len).to_string()]), want);
+        }
+        let mid = m.len() / 2;
+        for (start, stop) in [(mid - 30, mid + 30), (1, mid), (mid, m.len() - 2)] {
+            assert_eq!(
+                t.run(&["lrange", "l", &start.to_string(), &stop.to_string()]),
+                as_strs(&m, start, stop + 1)
+            );
+        }
+        assert_eq!(
+            t.run(&["lrange", "l", "-40", "-20"]),
+            as_strs(&m, m.len() - 40, m.len() - 19)
+        );
+
+        // LSET in the middle: the same size, a much larger and a much smaller element.
+        for (index, value) in [
+            (mid, element(9000)),
+            (mid + 1, "z".repeat(20_000)),
+            (mid + 2, "s".to_string()),
+            (mid - 1, "12345".to_string()),
+        ] {
+            assert_eq!(t.run(&["lset", "l", &index.to_string(), &value]), ok());
+            m[index] = Bytes::from(value);
+            check_key(&mut t, "l", &m);
+        }
+
+        // LINSERT before and after pivots deep inside.
+        let pivot = String::from_utf8(m[mid + 40].to_vec()).unwrap();
+        assert_eq!(
+            t.run(&["linsert", "l", "before", &pivot, "dup"]),
+            int(len + 1)
+        );
+        m.insert(mid + 40, Bytes::from("dup"));
+        let pivot = String::from_utf8(m[mid - 40].to_vec()).unwrap();
+        assert_eq!(
+            t.run(&["linsert", "l", "after", &pivot, "dup"]),
+            int(len + 2)
+        );
+        m.insert(mid - 39, Bytes::from("dup"));
+        assert_eq!(t.run(&["linsert", "l", "after", "nosuch", "x"]), int(-1));
+        check_key(&mut t, "l", &m);
+
+        // LPOS finds both copies from either end.
+        let dups: Vec<i64> = (0..m.len())
+            .filter(|&i| m[i] == "dup")
+            .map(|i| i as i64)
+            .collect();
+        assert_eq!(t.run(&["lpos", "l", "dup"]), int(dups[0]));
+        assert_eq!(t.run(&["lpos", "l", "dup", "rank", "-1"]), int(dups[1]));
+        assert_eq!(
+            t.run(&["lpos", "l", "dup", "count", "0"]),
+            arr(dups.iter().map(|&p| int(p)).collect())
+        );
+        assert_eq!(
+            t.run(&[
+                "lpos",
+                "l",
+                "dup",
+                "rank",
+                "2",
+                "maxlen",
+                &dups[1].to_string()
+            ]),
+            Reply::Nil
+        );
+        let target = String::from_utf8(m[mid + 10].to_vec()).unwrap();
+        assert_eq!(t.run(&["lpos", "l", &target]), int(mid as i64 + 10));
+
+        // LREM from the head, the tail, and all.
+        for (count, value) in [("1", "dup"), ("-1", "dup"), ("0", target.as_str())] {
+            let before = m.len();
+            let limit = if count == "0" { usize::MAX } else { 1 };
+            let mut positions: Vec<usize> = (0..m.len()).filter(|&i| m[i] == value).collect();
+            if count == "-1" {
+                positions.reverse();
+            }
+            positions.truncate(limit);
+            positions.sort_unstable();
+            for &p in positions.iter().rev() {
+                m.remove(p);
+            }
+            assert_eq!(
+                t.run(&["lrem", "l", count, value]),
+                int((before - m.len()) as i64)
+            );
+            check_key(&mut t, "l", &m);
+        }
+        assert_eq!(t.run(&["lrem", "l", "0", "dup"]), int(0));
+
+        // LTRIM both ends into the compressed region.
+        assert_eq!(t.run(&["ltrim", "l", "25", "-31"]), ok());
+        m.drain(..25);
+        m.truncate(m.len() - 30);
+        check_key(&mut t, "l", &m);
+
+        // Pops and pushes at both ends.
+        let popped = |m: &mut VecDeque<Bytes>, end: End, n: usize| -> Reply {
+            arr((0..n)
+                .map_while(|_| match end {
+                    End::Left => m.pop_front(),
+                    End::Right => m.pop_back(),
+                })
+                .map(Reply::Bulk)
+                .collect())
+        };
+        let want = popped(&mut m, End::Left, 3);
+        assert_eq!(t.run(&["lpop", "l", "3"]), want);
+        let want = popped(&mut m, End::Right, 3);
+        assert_eq!(t.run(&["rpop", "l", "3"]), want);
+        let want = Reply::Bulk(m.pop_front().unwrap());
+        assert_eq!(t.run(&["lpop", "l"]), want);
+        assert_eq!(t.run(&["lpushx", "l", "hx"]), int(m.len() as i64 + 1));
+        m.push_front(Bytes::from("hx"));
+        assert_eq!(t.run(&["rpushx", "l", "tx"]), int(m.len() as i64 + 1));
+        m.push_back(Bytes::from("tx"));
+        let want = arr(vec![bulk("l"), popped(&mut m, End::Left, 2)]);
+        assert_eq!(t.run(&["lmpop", "1", "l", "left", "count", "2"]), want);
+        let want = arr(vec![bulk("l"), popped(&mut m, End::Right, 2)]);
+        assert_eq!(
+            t.run(&["blmpop", "0", "1", "l", "right", "count", "2"]),
+            want
+        );
+        let want = arr(vec![bulk("l"), Reply::Bulk(m.pop_front().unwrap())]);
+        assert_eq!(t.run(&["blpop", "l", "0"]), want);
+        let want = arr(vec![bulk("l"), Reply::Bulk(m.pop_back().unwrap())]);
+        assert_eq!(t.run(&["brpop", "l", "0"]), want);
+        check_key(&mut t, "l", &m);
+
+        // Moves between two compressed lists.
+        let mut d: VecDeque<Bytes> = m.iter().rev().take(100).cloned().collect();
+        let mut args = vec!["rpush".to_string(), "d".to_string()];
+        args.extend(d.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()));
+        t.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for (cmd, from, to) in [
+            (
+                vec!["lmove", "l", "d", "left", "right"],
+                End::Left,
+                End::Right,
+            ),
+            (vec!["rpoplpush", "l", "d"], End::Right, End::Left),
+            (
+                vec!["blmove", "d", "l", "right", "left", "0"],
+                End::Right,
+                End::Left,
+            ),
+            (vec!["brpoplpush", "d", "l", "0"], End::Right, End::Left),
+        ] {
+            let (src, dst) = if cmd[1] == "l" {
+                (&mut m, &mut d)
+            } else {
+                (&mut d, &mut m)
+            };
+            let value = match from {
+                End::Left => src.pop_front(),
+                End::Right => src.pop_back(),
+            }
+            .unwrap();
+            match to {
+                End::Left => dst.push_front(value.clone()),
+                End::Right => dst.push_back(value.clone()),
+            }
+            assert_eq!(t.run(&cmd), Reply::Bulk(value), "{cmd:?}");
+        }
+        check_key(&mut t, "l", &m);
+        check_key(&mut t, "d", &d);
+
+        // SORT … STORE writes a list under the same rules.
+        assert_eq!(
+            t.run(&["sort", "l", "alpha", "store", "sorted"]),
+            int(m.len() as i64)
+        );
+        let mut sorted: Vec<Bytes> = m.iter().cloned().collect();
+        sorted.sort();
+        check_key(&mut t, "sorted", &sorted.into_iter().collect());
+
+        // Emptying the list through the compressed nodes.
+        while !m.is_empty() {
+            let n = m.len().min(37);
+            let want = popped(&mut m, End::Right, n);
+            assert_eq!(t.run(&["rpop", "l", &n.to_string()]), want);
+            check_key(&mut t, "l", &m);
+        }
+        assert!(!t.shard.dbs[0].contains(b"l", t.now_ms));
+    }
+
+    /// Compression is at work only past the ends, and only where it pays: nodes under
+    /// MIN_COMPRESS_BYTES or of incompressible bytes stay packed.
+    #[test]
+    fn which_nodes_are_compressed() {
+        // Depth 1, one 500-byte element per node: everything but the two ends.
+        let mut t = shard_with(1, 1);
+        for c in b'a'..=b'h' {
+            t.run(&["rpush", "l", &(c as char).to_string().repeat(500)]);
+        }
+        let l = list(&mut t, "l");
+        let states: Vec<bool> = l.nodes.iter().map(Node::is_compressed).collect();
+        assert_eq!(
+            states,
+            [false, true, true, true, true, true, true, false],
+            "depth 1"
+        );
+        // Depth 3: the three at each end stay packed.
+        t.shard.config.list_compress_depth = 3;
+        t.run(&["del", "l"]);
+        for c in b'a'..=b'h' {
+            t.run(&["rpush", "l", &(c as char).to_string().repeat(500)]);
+        }
+        let states: Vec<bool> = list(&mut t, "l")
+            .nodes
+            .iter()
+            .map(Node::is_compressed)
+            .collect();
+        assert_eq!(
+            states,
+            [false, false, false, true, true, false, false, false]
+        );
+        // Deeper than half the list: nothing to compress.
+        t.shard.config.list_compress_depth = 4;
+        t.run(&["del", "l"]);
+        for c in b'a'..=b'h' {
+            t.run(&["rpush", "l", &(c as char).to_string().repeat(500)]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "l")), 0);
+
+        // Small nodes (under 48 bytes) and random bytes are not worth it.
+        t.shard.config.list_compress_depth = 1;
+        t.run(&["del", "small", "random"]);
+        for i in 0..10 {
+            t.run(&["rpush", "small", &"s".repeat(40 + i % 2)]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "small")), 0);
+        let mut rand = crate::testing::xorshift(7);
+        for _ in 0..10 {
+            let bytes: Vec<u8> = (0..500).map(|_| rand(256) as u8).collect();
+            t.run_bytes(&[
+                Bytes::from_static(b"rpush"),
+                Bytes::from_static(b"random"),
+                Bytes::from(bytes),
+            ]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "random")), 0);
+        // 44 bytes of entry plus its header: 46 bytes stays packed, 48 compresses.
+        for (len, compressed) in [(44, 0), (46, 1)] {
+            t.run(&["del", "edge"]);
+            for _ in 0..3 {
+                t.run(&["rpush", "edge", &"e".repeat(len)]);
+            }
+            let l = list(&mut t, "edge");
+            assert_eq!(l.nodes.get(1).bytes(), len + 2);
+            assert_eq!(compressed_nodes(l), compressed, "{len}");
+        }
+    }
+
+    /// CONFIG SET list-compress-depth applies to the nodes a list next modifies.
+    #[test]
+    fn depth_changes_apply_to_nodes_as_they_are_modified() {
+        let mut t = shard_with(1, 0);
+        let values: Vec<String> = (0..10).map(|i| format!("{i}{}", "v".repeat(300))).collect();
+        for v in &values {
+            t.run(&["rpush", "l", v]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "l")), 0);
+        // Depth 1 now: an LSET compresses the node it changes; a push, which adds a node,
+        // the nodes next to the depth at both ends; the others wait for an edit.
+        t.shard.config.list_compress_depth = 1;
+        t.run(&["lset", "l", "5", &values[5]]);
+        let states = |t: &mut TestShard| -> Vec<usize> {
+            list(t, "l")
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.is_compressed())
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(states(&mut t), [5]);
+        t.run(&["rpush", "l", &values[0]]);
+        assert_eq!(states(&mut t), [1, 5, 9]);
+        // Back to 0: compressed nodes stay so until changed, and read back intact.
+        t.shard.config.list_compress_depth = 0;
+        t.run(&["lset", "l", "9", "x"]);
+        assert_eq!(states(&mut t), [1, 5]);
+        let mut want: Vec<&str> = values.iter().map(String::as_str).collect();
+        want[9] = "x";
+        want.push(&values[0]);
+        assert_eq!(range(&mut t, "l"), bulks(&want));
+        // Depth 2: the LSET expands and keeps packed the node it changes.
+        t.shard.config.list_compress_depth = 2;
+        t.run(&["lset", "l", "1", "y"]);
+        assert_eq!(states(&mut t), [5]);
+        t.run(&["ltrim", "l", "4", "-1"]);
+        want[1] = "y";
+        want.drain(..4);
+        // The trim moved every node by four places, so every one is settled: node 5, now
+        // node 1, is packed; the three between the depths compressed.
+        assert_eq!(states(&mut t), [2, 3, 4]);
+        assert_eq!(range(&mut t, "l"), bulks(&want));
+    }
+
+    /// list.tcl: "reg node check compression" with insert and pop, combined with trim, and
+    /// with lset, at depth 2 with one element per node.
+    #[test]
+    fn list_tcl_compression_with_regular_nodes() {
+        let mut t = shard_with(1, 2);
+        let s = |c: char| c.to_string().repeat(500);
+        for c in ['a', 'b', 'c', 'd'] {
+            t.run(&["lpush", "list1", &s(c)]);
+        }
+        for c in ['e', 'f', 'g', 'j'] {
+            t.run(&["linsert", "list1", "after", &s('d'), &s(c)]);
+        }
+        check_nodes(&mut t, "list1");
+        assert!(compressed_nodes(list(&mut t, "list1")) > 0);
+        for c in ['d', 'j', 'g', 'f', 'e', 'c', 'b', 'a'] {
+            assert_eq!(t.run(&["lpop", "list1"]), bulk(&s(c)));
+        }
+
+        t.run(&["lpush", "list2", &s('a')]);
+        t.run(&["linsert", "list2", "after", &s('a'), &s('b')]);
+        t.run(&["rpush", "list2", &s('c')]);
+        assert_eq!(t.run(&["lindex", "list2", "1"]), bulk(&s('b')));
+        assert_eq!(t.run(&["ltrim", "list2", "1", "-1"]), ok());
+        assert_eq!(t.run(&["llen", "list2"]), int(2));
+
+        t.run(&["lpush", "list3", &s('a')]);
+        assert_eq!(t.run(&["lset", "list3", "0", &s('b')]), ok());
+        assert_eq!(t.run(&["lindex", "list3", "0"]), bulk(&s('b')));
+        t.run(&["lpush", "list3", &s('c')]);
+        assert_eq!(t.run(&["lset", "list3", "0", &s('d')]), ok());
+        assert_eq!(t.run(&["lindex", "list3", "0"]), bulk(&s('d')));
+    }
+
+    /// list-3.tcl's compression regressions (Redis checks only that the server survives;
+    /// here every list is also checked against its expected contents and node rules).
+    #[test]
+    fn list_3_tcl_compression_regressions() {
+        let x = |n: usize, tail: &str| format!("{}{tail}", "x".repeat(n));
+        let check = |t: &mut TestShard, want: &[&str]| {
+            assert_eq!(range(t, "key"), bulks(want));
+            check_nodes(t, "key");
+        };
+
+        // Check compression with recompress.
+        let mut t = shard_with(16, 1);
+        let (b, e) = ("b".repeat(50_000), "e".repeat(5000));
+        t.run(&["rpush", "key", "a"]);
+        t.run(&["rpush", "key", &b]);
+        t.run(&["rpush", "key", "c"]);
+        t.run(&["lset", "key", "1", "d"]);
+        t.run(&["rpop", "key"]);
+        t.run(&["rpush", "key", &e]);
+        assert_eq!(t.run(&["linsert", "key", "before", "f", "1"]), int(-1));
+        t.run(&["rpush", "key", "g"]);
+        check(&mut t, &["a", "d", &e, "g"]);
+
+        // Crash due to wrongly recompress after lrem.
+        let mut t = shard_with(-2, 2);
+        let big = x(10_000, "969");
+        let (a5, b5, c5) = ("a".repeat(5000), "b".repeat(5000), "c".repeat(5000));
+        t.run(&["lpush", "key", "a"]);
+        t.run(&["lpush", "key", &a5]);
+        t.run(&["lpush", "key", &b5]);
+        t.run(&["lpush", "key", &c5]);
+        t.run(&["rpush", "key", &big]);
+        t.run(&["rpush", "key", "b"]);
+        assert_eq!(t.run(&["lrem", "key", "1", "a"]), int(1));
+        t.run(&["rpop", "key"]);
+        assert_eq!(t.run(&["lrem", "key", "1", &big]), int(1));
+        t.run(&["rpush", "key", "crash"]);
+        check(&mut t, &[&c5, &b5, &a5, "crash"]);
+
+        // LINSERT correctly recompresses a full node after inserting before / after it.
+        let big = x(8192, "969");
+        let mut t = shard_with(-2, 1);
+        t.run(&["rpush", "key", "b"]);
+        t.run(&["rpush", "key", "c"]);
+        t.run(&["lset", "key", "-1", &big]);
+        t.run(&["lpush", "key", "a"]);
+        t.run(&["rpush", "key", "d"]);
+        assert_eq!(t.run(&["linsert", "key", "before", "b", "f"]), int(5));
+        assert_eq!(t.run(&["rpop", "key"]), bulk("d"));
+        check(&mut t, &["a", "f", "b", &big]);
+        t.run(&["del", "key"]);
+        t.run(&["rpush", "key", "b"]);
+        t.run(&["rpush", "key", "c"]);
+        t.run(&["lset", "key", "0", &big]);
+        t.run(&["lpush", "key", "a"]);
+        t.run(&["rpush", "key", "d"]);
+        assert_eq!(t.run(&["linsert", "key", "after", "c", "f"]), int(5));
+        assert_eq!(t.run(&["lpop", "key"]), bulk("a"));
+        check(&mut t, &[&big, "c", "f", "d"]);
+
+        // Regression for quicklist #3343, with compression on.
+        let mut t = shard_with(16, 1);
+        t.run(&["lpush", "mylist", "401"]);
+        t.run(&["lpush", "mylist", "392"]);
+        t.run(&["rpush", "mylist", &x(5105, "799")]);
+        t.run(&["lset", "mylist", "-1", &x(1014, "702")]);
+        t.run(&["lpop", "mylist"]);
+        t.run(&["lset", "mylist", "-1", &x(4149, "852")]);
+        t.run(&["linsert", "mylist", "before", "401", &x(9927, "12")]);
+        assert_eq!(
+            t.run(&["lrange", "mylist", "0", "-1"]),
+            bulks(&[&x(9927, "12"), "401", &x(4149, "852")])
+        );
+    }
+
+    /// list-3.tcl's "Stress tester for #3343-alike bugs" at depths 2, 1 and 0: random
+    /// LPUSH, RPUSH, LPOP, RPOP, LSET, LINSERT and LREM with small and large elements
+    /// (`generate_cmd_on_list_key`), every reply and the final list checked against a model.
+    #[test]
+    fn list_3_tcl_stress_at_each_depth() {
+        for depth in [2, 1, 0] {
+            let mut t = shard_with(16, depth);
+            let mut rand = crate::testing::xorshift(depth as u64 + 3343);
+            let mut m: VecDeque<Bytes> = VecDeque::new();
+            for _ in 0..1000 {
+                let small_signed_count = 5 - rand(10) as i64;
+                let ele = if rand(2) == 0 {
+                    rand(1000).to_string()
+                } else {
+                    format!("{}{}", "x".repeat(rand(10_000) as usize), rand(1000))
+                };
+                let reply = match rand(7) {
+                    0 => {
+                        m.push_front(Bytes::from(ele.clone()));
+                        (t.run(&["lpush", "key", &ele]), int(m.len() as i64))
+                    }
+                    1 => {
+                        m.push_back(Bytes::from(ele.clone()));
+                        (t.run(&["rpush", "key", &ele]), int(m.len() as i64))
+                    }
+                    2 => {
+                        let want = m.pop_front().map_or(Reply::Nil, Reply::Bulk);
+                        (t.run(&["lpop", "key"]), want)
+                    }
+                    3 => {
+                        let want = m.pop_back().map_or(Reply::Nil, Reply::Bulk);
+                        (t.run(&["rpop", "key"]), want)
+                    }
+                    4 => {
+                        let index = small_signed_count.to_string();
+                        let want = match model_index(m.len(), small_signed_count) {
+                            Some(i) => {
+                                m[i] = Bytes::from(ele.clone());
+                                ok()
+                            }
+                            None if m.is_empty() => err(error::NO_SUCH_KEY),
+                            None => err(error::OUT_OF_RANGE),
+                        };
+                        (t.run(&["lset", "key", &index, &ele]), want)
+                    }
+                    5 => {
+                        let pivot = rand(1000).to_string();
+                        let after = rand(2) == 0;
+                        let want = match m.iter().position(|v| v == pivot.as_bytes()) {
+                            Some(p) => {
+                                m.insert(p + usize::from(after), Bytes::from(ele.clone()));
+                                int(m.len() as i64)
+                            }
+                            None if m.is_empty() => int(0),
+                            None => int(-1),
+                        };
+                        let place = if after { "after" } else { "before" };
+                        (t.run(&["linsert", "key", place, &pivot, &ele]), want)
+                    }
+                    _ => {
+                        let other = match m.len() {
+                            0 => Bytes::new(),
+                            n => m[rand(n as u64) as usize].clone(),
+                        };
+                        let want = match m.iter().position(|v| *v == other) {
+                            Some(p) => {
+                                m.remove(p);
+                                int(1)
+                            }
+                            None => int(0),
+                        };
+                        let args = [
+                            Bytes::from_static(b"lrem"),
+                            Bytes::from_static(b"key"),
+                            Bytes::from_static(b"1"),
+                            other,
+                        ];
+                        (t.run_bytes(&args), want)
+                    }
+                };
+                assert_eq!(reply.0, reply.1, "depth {depth}");
+                if !m.is_empty() {
+                    check_nodes(&mut t, "key");
+                }
+            }
+            check_key(&mut t, "key", &m);
+        }
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Push(End, Bytes),
