@@ -432,11 +432,11 @@ impl Listpack {
 }
 
 /// Nodes smaller than this are not worth compressing (Redis's `MIN_COMPRESS_BYTES`).
-pub const MIN_COMPRESS_BYTES: usize = 48;
+const MIN_COMPRESS_BYTES: usize = 48;
 
 /// A compressed form is kept only when it saves at least this many bytes (Redis's
 /// `MIN_COMPRESS_IMPROVE`), which also rejects forms larger than the original.
-pub const MIN_COMPRESS_IMPROVE: usize = 8;
+const MIN_COMPRESS_IMPROVE: usize = 8;
 
 /// Nodes beyond this size stay uncompressed: the LZF implementation counts in 32-bit
 /// integers, and only a single element of over a gigabyte makes such a node.
@@ -623,7 +623,15 @@ impl Node {
     /// something was removed from it.
     pub fn remove_matches(&mut self, value: &Encoded<'_>, skip: usize, max: usize) -> usize {
         match self {
-            Node::Packed { .. } => self.entries_mut().remove_matches(value, skip, max),
+            Node::Packed {
+                entries,
+                incompressible,
+            } => {
+                let removed = entries.remove_matches(value, skip, max);
+                // Entries left as they were would compress no better than before.
+                *incompressible &= removed == 0;
+                removed
+            }
             Node::Compressed(c) => {
                 let mut entries = c.expand();
                 let removed = entries.remove_matches(value, skip, max);
@@ -869,6 +877,93 @@ mod tests {
         let to = lp.offset_of(1);
         lp.replace(0, to, &Encoded::new(b"zzz"));
         assert_eq!(values(&lp), vec!["zzz", "a"]);
+    }
+
+    fn node_of(items: &[&[u8]]) -> Node {
+        let mut lp = Listpack::default();
+        for v in items {
+            let end = lp.bytes();
+            lp.insert(end, &Encoded::new(v));
+        }
+        Node::from(lp)
+    }
+
+    #[test]
+    fn nodes_compress_and_expand_intact() {
+        let long = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc".as_slice();
+        let items: Vec<&[u8]> = vec![long, b"42", b"", long, b"-7", long];
+        let mut node = node_of(&items);
+        let (bytes, packed) = (node.bytes(), node.view().packed().to_vec());
+        node.compress();
+        assert!(node.is_compressed());
+        assert!(
+            node.capacity() + MIN_COMPRESS_IMPROVE < bytes,
+            "{}",
+            node.capacity()
+        );
+        // Sizes and counts need no expanding; reading expands a copy, identical.
+        assert_eq!((node.len(), node.bytes()), (6, bytes));
+        assert!(matches!(node.view(), Cow::Owned(_)));
+        assert_eq!(node.view().packed(), packed);
+        assert_eq!(values(&node.view()), items);
+        assert_eq!(node.count_matches(&Encoded::new(long)), 3);
+        // Nothing to remove: the node stays compressed.
+        assert_eq!(node.remove_matches(&Encoded::new(b"zz"), 0, 9), 0);
+        assert!(node.is_compressed());
+        assert_eq!(node.remove_matches(&Encoded::new(long), 1, 1), 1);
+        assert!(!node.is_compressed());
+        assert_eq!(values(&node.view()), vec![long, b"42", b"", b"-7", long]);
+        // Changing expands in place; decompress and into_entries give the same entries.
+        node.compress();
+        let copy = node.clone();
+        node.entries_mut().insert(0, &Encoded::new(b"new"));
+        assert!(!node.is_compressed());
+        assert_eq!(node.len(), 6);
+        let mut expanded = copy.clone();
+        expanded.decompress();
+        assert!(matches!(expanded.view(), Cow::Borrowed(_)));
+        assert_eq!(values(&expanded.view()), values(&copy.into_entries()));
+    }
+
+    #[test]
+    fn compression_is_kept_only_where_it_pays() {
+        // Under MIN_COMPRESS_BYTES: left packed, however repetitive.
+        let mut small = node_of(&[&[b'a'; 40]]);
+        small.compress();
+        assert!(!small.is_compressed());
+        assert_eq!(compress_packed(&[b'a'; MIN_COMPRESS_BYTES - 1]), None);
+        assert!(compress_packed(&[b'a'; MIN_COMPRESS_BYTES]).is_some());
+        // Bytes that LZF cannot shrink by MIN_COMPRESS_IMPROVE.
+        let mut rand = crate::testing::xorshift(11);
+        let noise: Vec<u8> = (0..2000).map(|_| rand(256) as u8).collect();
+        assert_eq!(compress_packed(&noise), None);
+        let mut node = node_of(&[&noise]);
+        node.compress();
+        assert!(matches!(
+            node,
+            Node::Packed {
+                incompressible: true,
+                ..
+            }
+        ));
+        // The verdict holds until the entries change.
+        node.entries_mut();
+        assert!(matches!(
+            node,
+            Node::Packed {
+                incompressible: false,
+                ..
+            }
+        ));
+        // Compressing twice, or expanding a packed node, changes nothing.
+        let mut node = node_of(&[&[b'z'; 500]]);
+        node.compress();
+        let size = node.capacity();
+        node.compress();
+        assert_eq!(node.capacity(), size);
+        let mut packed = node_of(&[b"x"]);
+        packed.decompress();
+        assert_eq!(values(&packed.view()), vec!["x"]);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! A list is a ring of packed nodes ([`crate::listpack`]), each holding up to
 //! `list-max-listpack-size` worth of entries, so that a list of 20 short strings costs one
 //! small buffer while pushes and pops at either end stay O(1) and LINDEX / LSET skip whole
-//! nodes. Blocking pops (BLPOP…) make one non-blocking attempt here; the runtime does the
-//! waiting when they answer with a null reply.
+//! nodes. With `list-compress-depth` set, the nodes between the ends are held LZF-compressed.
+//! Blocking pops (BLPOP…) make one non-blocking attempt here; the runtime does the waiting
+//! when they answer with a null reply.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -68,7 +69,8 @@ const MAX_COMPRESS_DEPTH: usize = u16::MAX as usize;
 
 /// The shard's settings a list is edited with (Redis's quicklist options). They are passed
 /// to each edit rather than stored, to keep the value at 32 bytes, so a changed setting
-/// applies to the nodes a list next modifies.
+/// applies to the nodes a list next modifies (Redis instead keeps, for each list, the
+/// settings in force when it was created; replies are the same either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListOptions {
     /// `list-max-listpack-size`: how large a node may grow.
