@@ -23,6 +23,9 @@ pub struct EngineConfig {
     pub zset_max_listpack_value: usize,
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
     pub list_max_listpack_size: i64,
+    /// `list-compress-depth`: nodes kept uncompressed at each end of a list (0 = none
+    /// compressed). A list applies it to the nodes it next modifies.
+    pub list_compress_depth: usize,
     pub proto_max_bulk_len: usize,
     /// `hll-sparse-max-bytes`: a sparse HyperLogLog longer than this (header included)
     /// turns dense.
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            list_compress_depth: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
             hll_sparse_max_bytes: 3000,
             stream_node_max_bytes: 4096,

@@ -13,7 +13,7 @@ use crate::command::table::Registration;
 use crate::error;
 use crate::num;
 use crate::shard::Ctx;
-use crate::t_list::ListValue;
+use crate::t_list::{ListOptions, ListValue};
 use crate::value::Value;
 
 pub static COMMANDS: &[Registration] = &[
@@ -30,7 +30,7 @@ pub static COMMANDS: &[Registration] = &[
 /// are represented.
 fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
     match value {
-        Value::List(l) => Ok(l.iter().map(|item| item.to_bytes()).collect()),
+        Value::List(l) => Ok(l.iter().collect()),
         Value::Set(s) => Ok(s
             .iter()
             .map(|m| {
@@ -50,8 +50,8 @@ fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
 }
 
 /// The list value STORE writes.
-fn stored_list(items: Vec<Bytes>, fill: i64) -> Value {
-    Value::List(ListValue::from_values(items, fill))
+fn stored_list(items: Vec<Bytes>, options: ListOptions) -> Value {
+    Value::List(ListValue::from_values(items, options))
 }
 
 /// SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE dest]
@@ -374,8 +374,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             };
             let stored = items.len();
             if stored > 0 {
-                let fill = ctx.shard.config.list_max_listpack_size;
-                ctx.set(dest, stored_list(items, fill));
+                let options = ListOptions::of(&ctx.shard.config);
+                ctx.set(dest, stored_list(items, options));
                 // Redis counts one change per stored element; `set` counted one already.
                 ctx.dirty(stored as u64 - 1);
             } else {
@@ -400,7 +400,11 @@ mod tests {
     }
 
     fn list(t: &mut TestShard, key: &str, items: &[&str]) {
-        put(t, key, Value::List(ListValue::from_values(items, -2)));
+        put(
+            t,
+            key,
+            Value::List(ListValue::from_values(items, ListOptions::default())),
+        );
     }
 
     fn set(t: &mut TestShard, key: &str, members: &[&str]) {
@@ -421,7 +425,7 @@ mod tests {
 
     fn stored(t: &mut TestShard, key: &str) -> Option<Vec<Bytes>> {
         match t.shard.dbs[0].peek(key.as_bytes()).map(|e| &e.value) {
-            Some(Value::List(l)) => Some(l.iter().map(|item| item.to_bytes()).collect()),
+            Some(Value::List(l)) => Some(l.iter().collect()),
             Some(other) => panic!("not a list: {other:?}"),
             None => None,
         }

@@ -543,6 +543,7 @@ impl Config {
             zset_max_listpack_entries: n("zset-max-listpack-entries"),
             zset_max_listpack_value: n("zset-max-listpack-value"),
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
+            list_compress_depth: n("list-compress-depth"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
             hll_sparse_max_bytes: n("hll-sparse-max-bytes"),
             stream_node_max_bytes: n("stream-node-max-bytes"),
