@@ -99,15 +99,16 @@ impl Db {
         self.get(key, now_ms).is_some()
     }
 
-    /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`).
-    pub fn set(&mut self, key: &[u8], value: Value, accessed: u32) {
+    /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`); true if the key was
+    /// created.
+    pub fn set(&mut self, key: &[u8], value: Value, accessed: u32) -> bool {
         if let Some(e) = self.entries.get_mut(key) {
             if e.expire_at.take().is_some() {
                 self.volatile.remove(key);
             }
             e.value = value;
             e.accessed = accessed;
-            return;
+            return false;
         }
         self.entries.insert(
             Bytes::copy_from_slice(key),
@@ -117,14 +118,15 @@ impl Db {
                 accessed,
             },
         );
+        true
     }
 
-    /// Sets `key` to `value`, keeping its expiry if it has one.
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, accessed: u32) {
+    /// Sets `key` to `value`, keeping its expiry if it has one; true if the key was created.
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, accessed: u32) -> bool {
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             e.accessed = accessed;
-            return;
+            return false;
         }
         self.entries.insert(
             Bytes::copy_from_slice(key),
@@ -134,6 +136,7 @@ impl Db {
                 accessed,
             },
         );
+        true
     }
 
     /// Inserts a whole entry (value and expiry), replacing any existing one.
@@ -199,7 +202,13 @@ impl Db {
     }
 
     /// A random live key, or None when the database is empty or every sampled key expired.
-    pub fn random_key(&mut self, rand: &mut impl FnMut() -> u64, now_ms: u64) -> Option<Bytes> {
+    /// The expired keys met are reclaimed, telling `on_expired` about each.
+    pub fn random_key(
+        &mut self,
+        rand: &mut impl FnMut() -> u64,
+        now_ms: u64,
+        on_expired: &mut impl FnMut(&Bytes),
+    ) -> Option<Bytes> {
         // As Redis: retry past expired keys, but give up if every key is volatile and expired.
         for _ in 0..100 {
             let (key, expired) = match self.entries.random(rand()) {
@@ -210,16 +219,19 @@ impl Db {
                 return Some(key);
             }
             self.remove(&key);
+            on_expired(&key);
         }
         None
     }
 
-    /// Redis's active expiry: sample up to `sample` volatile keys and delete the expired ones.
+    /// Redis's active expiry: sample up to `sample` volatile keys and delete the expired ones,
+    /// telling `on_expired` about each.
     pub fn expire_sample(
         &mut self,
         sample: usize,
         rand: &mut impl FnMut() -> u64,
         now_ms: u64,
+        on_expired: &mut impl FnMut(&Bytes),
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
         for _ in 0..sample.min(self.volatile.len()) {
@@ -230,6 +242,7 @@ impl Db {
             cycle.sampled += 1;
             if self.expire_if_needed(&key, now_ms) {
                 cycle.expired += 1;
+                on_expired(&key);
             }
         }
         cycle
@@ -284,7 +297,7 @@ mod tests {
         let mut rand = crate::shard::rand_stream(7);
         let mut rounds = 0;
         while !db.is_empty() && rounds < 1000 {
-            db.expire_sample(20, &mut rand, 11);
+            db.expire_sample(20, &mut rand, 11, &mut |_| {});
             rounds += 1;
         }
         assert_eq!(db.len(), 0);

@@ -386,9 +386,10 @@ pub fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Int(1)
 }
 
-/// The entry OBJECT inspects: looked up without touching its access time.
+/// The entry OBJECT inspects: looked up without touching its access time, and a miss is no
+/// `keymiss` event.
 fn object_lookup<'c>(ctx: &'c mut Ctx<'_>, args: &[Bytes]) -> Option<&'c Entry> {
-    ctx.lookup_read_notouch(&args[2])
+    ctx.lookup_read_quiet(&args[2])
 }
 
 /// OBJECT ENCODING key
