@@ -369,6 +369,17 @@ impl<'a> Ctx<'a> {
         removed
     }
 
+    /// Deletes `key` as it is, expired or not, as Redis's `dbDelete` when a STORE command's
+    /// result is empty: counts a write and reports `del` if there was an entry.
+    pub fn delete_destination(&mut self, key: &[u8]) -> bool {
+        let removed = self.db().remove(key).is_some();
+        if removed {
+            self.shard.dirty += 1;
+            self.notify(notify::GENERIC, "del", key);
+        }
+        removed
+    }
+
     /// Deletes `key` when a command left its collection empty (Redis never keeps empty
     /// collections), reporting `del` as Redis does after the command's own event.
     pub fn delete_if_empty(&mut self, key: &[u8], empty: bool) {
