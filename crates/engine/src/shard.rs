@@ -190,6 +190,7 @@ impl Shard {
 
     /// Reports a keyspace event on `key` of database `db` (Redis's `notifyKeyspaceEvent`);
     /// kept only when `notify-keyspace-events` enables its class.
+    #[inline]
     pub fn report(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         notify::record(&mut self.events, self.notify_flags, class, event, db, key);
     }
@@ -209,6 +210,7 @@ impl Shard {
 
     /// Before a lookup that expires `key` by itself: when `expired` events are wanted, expires
     /// it here so that the event is reported. Otherwise one flag check.
+    #[inline]
     fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
         if self.notify_flags & notify::EXPIRED != 0 {
             self.expire_if_needed(db, key, now_ms);
@@ -391,6 +393,7 @@ impl<'a> Ctx<'a> {
 
     /// Reports a keyspace event on `key` of the selected database (Redis's
     /// `notifyKeyspaceEvent`); kept only when `notify-keyspace-events` enables its class.
+    #[inline]
     pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
         self.shard.report(self.db, class, event, key);
     }
