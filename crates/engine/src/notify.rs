@@ -247,6 +247,18 @@ mod tests {
             t.events_of(&["exists", "k"]),
             ["x expired 0:k", "m keymiss 0:k"]
         );
+        // A key written over an expired one is new, whether or not expired events are kept.
+        for flags in [ALL | NEW | KEYSPACE, NEW | KEYEVENT] {
+            t.shard.notify_flags = flags;
+            t.run(&["set", "k", "v", "px", "100"]);
+            t.advance(100);
+            let expected = if flags & EXPIRED != 0 {
+                vec!["x expired 0:k", "n new 0:k", "$ set 0:k"]
+            } else {
+                vec!["n new 0:k"]
+            };
+            assert_eq!(t.events_of(&["set", "k", "w"]), expected);
+        }
     }
 
     #[test]

@@ -208,11 +208,13 @@ impl Shard {
         expired
     }
 
-    /// Before a lookup that expires `key` by itself: when `expired` events are wanted, expires
-    /// it here so that the event is reported. Otherwise one flag check.
+    /// Before a lookup or a write that expires `key` by itself: when `expired` or `new` events
+    /// are wanted, expires it here so that the event is reported, and so that a key written
+    /// over an expired one is new (Redis deletes the expired key first). Otherwise one flag
+    /// check.
     #[inline]
     fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
-        if self.notify_flags & notify::EXPIRED != 0 {
+        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 {
             self.expire_if_needed(db, key, now_ms);
         }
     }
