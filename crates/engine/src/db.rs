@@ -99,15 +99,16 @@ impl Db {
         self.get(key, now_ms).is_some()
     }
 
-    /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`).
-    pub fn set(&mut self, key: &[u8], value: Value, accessed: u32) {
+    /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`); true if the key was
+    /// created.
+    pub fn set(&mut self, key: &[u8], value: Value, accessed: u32) -> bool {
         if let Some(e) = self.entries.get_mut(key) {
             if e.expire_at.take().is_some() {
                 self.volatile.remove(key);
             }
             e.value = value;
             e.accessed = accessed;
-            return;
+            return false;
         }
         self.entries.insert(
             Bytes::copy_from_slice(key),
@@ -117,14 +118,15 @@ impl Db {
                 accessed,
             },
         );
+        true
     }
 
-    /// Sets `key` to `value`, keeping its expiry if it has one.
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, accessed: u32) {
+    /// Sets `key` to `value`, keeping its expiry if it has one; true if the key was created.
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, accessed: u32) -> bool {
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             e.accessed = accessed;
-            return;
+            return false;
         }
         self.entries.insert(
             Bytes::copy_from_slice(key),
@@ -134,6 +136,7 @@ impl Db {
                 accessed,
             },
         );
+        true
     }
 
     /// Inserts a whole entry (value and expiry), replacing any existing one.
@@ -199,7 +202,13 @@ impl Db {
     }
 
     /// A random live key, or None when the database is empty or every sampled key expired.
-    pub fn random_key(&mut self, rand: &mut impl FnMut() -> u64, now_ms: u64) -> Option<Bytes> {
+    /// The expired keys met are reclaimed, telling `on_expired` about each.
+    pub fn random_key(
+        &mut self,
+        rand: &mut impl FnMut() -> u64,
+        now_ms: u64,
+        on_expired: &mut impl FnMut(&Bytes),
+    ) -> Option<Bytes> {
         // As Redis: retry past expired keys, but give up if every key is volatile and expired.
         for _ in 0..100 {
             let (key, expired) = match self.entries.random(rand()) {
@@ -210,6 +219,7 @@ impl Db {
                 return Some(key);
             }
             self.remove(&key);
+            on_expired(&key);
         }
         None
     }

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 
 use crate::db::{Db, Entry};
+use crate::notify;
 use crate::value::Value;
 
 /// Databases per shard (Redis's `databases`).
@@ -175,6 +176,7 @@ impl Shard {
         now_ms: u64,
     ) -> bool {
         let unchanged = self.watched.version(db, key) == Some(version);
+        self.expire_reported(db, key, now_ms);
         let live_now = self
             .dbs
             .get_mut(db)
@@ -186,12 +188,16 @@ impl Shard {
     /// that runs over keys of several shards on one of them.
     pub fn export(&mut self, db: usize, keys: &[Bytes], now_ms: u64) -> Vec<Option<Entry>> {
         keys.iter()
-            .map(|k| self.dbs.get_mut(db).and_then(|d| d.get(k, now_ms).cloned()))
+            .map(|k| {
+                self.expire_reported(db, k, now_ms);
+                self.dbs.get_mut(db).and_then(|d| d.get(k, now_ms).cloned())
+            })
             .collect()
     }
 
     /// The TYPE name of the live value at `key`, if any.
     pub fn type_of(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&'static str> {
+        self.expire_reported(db, key, now_ms);
         self.dbs
             .get_mut(db)
             .and_then(|d| d.get(key, now_ms))
@@ -215,6 +221,42 @@ impl Shard {
         }
     }
 
+    /// Reports a keyspace event on `key` of database `db` (Redis's `notifyKeyspaceEvent`);
+    /// kept only when `notify-keyspace-events` enables its class.
+    #[inline]
+    pub fn report(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        notify::record(&mut self.events, self.notify_flags, class, event, db, key);
+    }
+
+    /// Lazily expires `key` of database `db` if it is due, reporting `expired` (Redis's
+    /// `expireIfNeeded`); true if it did.
+    pub fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        let expired = self
+            .dbs
+            .get_mut(db)
+            .is_some_and(|d| d.expire_if_needed(key, now_ms));
+        if expired {
+            self.report(db, notify::EXPIRED, "expired", key);
+            // A client blocked on it must learn that it is gone, as when it is deleted.
+            let slot = (db, Bytes::copy_from_slice(key));
+            if self.blocked_keys.contains(&slot) && !self.ready_keys.contains(&slot) {
+                self.ready_keys.push(slot);
+            }
+        }
+        expired
+    }
+
+    /// Before a lookup or a write that expires `key` by itself: when `expired` or `new` events
+    /// are wanted, or clients are blocked on keys, expires it here so that the event is
+    /// reported, a key written over an expired one is new (Redis deletes the expired key
+    /// first), and a client blocked on it learns it is gone. Otherwise two cheap checks.
+    #[inline]
+    fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
+        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 || !self.blocked_keys.is_empty() {
+            self.expire_if_needed(db, key, now_ms);
+        }
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)
@@ -227,10 +269,12 @@ impl Shard {
         let mut total = 0;
         let mut rand = rand_stream(self.rng_state);
         let (blocked, ready) = (&self.blocked_keys, &mut self.ready_keys);
+        let (flags, events) = (self.notify_flags, &mut self.events);
         for (index, db) in self.dbs.iter_mut().enumerate() {
             // A client blocked on an expired key learns it is gone (XREADGROUP is answered
             // -UNBLOCKED; other waiters find nothing and wait on).
             let mut on_expired = |key: &Bytes| {
+                notify::record(events, flags, notify::EXPIRED, "expired", index, key);
                 let slot = (index, key.clone());
                 if blocked.contains(&slot) && !ready.contains(&slot) {
                     ready.push(slot);
@@ -312,35 +356,31 @@ impl<'a> Ctx<'a> {
 
     /// The live entry of `key`, value and expiry, without touching statistics.
     pub fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_blocked(key);
         let now = self.now_ms;
+        self.shard.expire_reported(self.db, key, now);
         self.db().get_mut(key, now)
     }
 
     /// True if `key` exists (and has not expired).
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        self.expire_blocked(key);
         let now = self.now_ms;
+        self.shard.expire_reported(self.db, key, now);
         self.db().contains(key, now)
     }
 
-    /// When clients are blocked on keys, expires `key` now if it is due and reports it ready:
-    /// a client blocked on it must learn that it is gone, as when it is deleted. (Lookups
-    /// expire keys by themselves; this only runs while someone is blocked.)
-    fn expire_blocked(&mut self, key: &[u8]) {
-        if self.shard.blocked_keys.is_empty() {
-            return;
-        }
+    /// Expires `key` if it is due, reporting `expired`; true if it did.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let now = self.now_ms;
-        if self.db().expire_if_needed(key, now) {
-            self.signal_ready(key);
-        }
+        self.shard.expire_if_needed(self.db, key, now)
     }
 
     /// Stores `value` at `key`, dropping any expiry, and counts a write.
     pub fn set(&mut self, key: &[u8], value: Value) {
         let clock = self.clock_secs();
-        self.db().set(key, value, clock);
+        self.shard.expire_reported(self.db, key, self.now_ms);
+        if self.db().set(key, value, clock) {
+            self.notify(notify::NEW, "new", key);
+        }
         self.shard.dirty += 1;
         self.signal_ready(key);
     }
@@ -360,16 +400,17 @@ impl<'a> Ctx<'a> {
     /// Stores `value` at `key`, keeping any expiry, and counts a write.
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
         let clock = self.clock_secs();
-        self.db().set_keep_ttl(key, value, clock);
+        self.shard.expire_reported(self.db, key, self.now_ms);
+        if self.db().set_keep_ttl(key, value, clock) {
+            self.notify(notify::NEW, "new", key);
+        }
         self.shard.dirty += 1;
         self.signal_ready(key);
     }
 
     /// Deletes `key`; true if it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        self.expire_blocked(key);
-        let now = self.now_ms;
-        self.db().expire_if_needed(key, now);
+        self.expire_if_needed(key);
         let removed = self.remove_entry(key).is_some();
         if removed {
             self.shard.dirty += 1;
@@ -388,25 +429,31 @@ impl<'a> Ctx<'a> {
         Some(entry)
     }
 
+    /// Deletes `key` as it is, expired or not, as Redis's `dbDelete` when a STORE command's
+    /// result is empty: counts a write and reports `del` if there was an entry.
+    pub fn delete_destination(&mut self, key: &[u8]) -> bool {
+        let removed = self.remove_entry(key).is_some();
+        if removed {
+            self.shard.dirty += 1;
+            self.notify(notify::GENERIC, "del", key);
+        }
+        removed
+    }
+
     /// Deletes `key` when a command left its collection empty (Redis never keeps empty
-    /// collections).
+    /// collections), reporting `del` as Redis does after the command's own event.
     pub fn delete_if_empty(&mut self, key: &[u8], empty: bool) {
         if empty {
             self.db().remove(key);
+            self.notify(notify::GENERIC, "del", key);
         }
     }
 
-    /// Reports a keyspace event on `key` (Redis's `notifyKeyspaceEvent`); kept only when
-    /// `notify-keyspace-events` enables its class.
+    /// Reports a keyspace event on `key` of the selected database (Redis's
+    /// `notifyKeyspaceEvent`); kept only when `notify-keyspace-events` enables its class.
+    #[inline]
     pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
-        if crate::notify::enabled(self.shard.notify_flags, class) {
-            self.shard.events.push(crate::notify::Event {
-                class,
-                name: event,
-                db: self.db,
-                key: Bytes::copy_from_slice(key),
-            });
-        }
+        self.shard.report(self.db, class, event, key);
     }
 
     /// Counts `n` writes.
@@ -427,21 +474,45 @@ impl<'a> Ctx<'a> {
 
 impl Ctx<'_> {
     /// Looks a key up for reading without updating its access time, but counting a hit or a
-    /// miss (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT, SCAN's TYPE filter).
+    /// miss (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, SCAN's TYPE filter).
     pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
         self.lookup_counted(key).map(|e| &*e)
     }
 
-    /// The live entry of `key`, counting a keyspace hit or miss.
+    /// Like [`Ctx::lookup_read_notouch`], but a miss reports no `keymiss` event (Redis's
+    /// `LOOKUP_NONOTIFY`, as OBJECT looks keys up).
+    pub fn lookup_read_quiet(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.lookup_stats(key, false).map(|e| &*e)
+    }
+
+    /// The live entry of `key`, counting a keyspace hit or miss; a miss reports `keymiss`.
     fn lookup_counted(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_blocked(key);
+        self.lookup_stats(key, true)
+    }
+
+    /// The live entry of `key`, counting a keyspace hit or miss, and reporting `keymiss` on a
+    /// miss when `report_miss`.
+    fn lookup_stats(&mut self, key: &[u8], report_miss: bool) -> Option<&mut Entry> {
         let now = self.now_ms;
-        let n = self.shard.dbs.len();
-        let e = self.shard.dbs[self.db.min(n - 1)].get_mut(key, now);
+        self.shard.expire_reported(self.db, key, now);
+        let shard = &mut *self.shard;
+        let n = shard.dbs.len();
+        let e = shard.dbs[self.db.min(n - 1)].get_mut(key, now);
         if e.is_some() {
-            self.shard.stats.keyspace_hits += 1;
+            shard.stats.keyspace_hits += 1;
         } else {
-            self.shard.stats.keyspace_misses += 1;
+            shard.stats.keyspace_misses += 1;
+            if report_miss {
+                let flags = shard.notify_flags;
+                notify::record(
+                    &mut shard.events,
+                    flags,
+                    notify::KEY_MISS,
+                    "keymiss",
+                    self.db,
+                    key,
+                );
+            }
         }
         e
     }

@@ -16,6 +16,7 @@ use shardis_resp::Reply;
 use crate::command::table::Registration;
 use crate::dict::Dict;
 use crate::error;
+use crate::notify::{HASH, NEW};
 use crate::num;
 use crate::scan;
 use crate::shard::{Ctx, EngineConfig};
@@ -406,6 +407,7 @@ fn modify_hash<R>(
     if !h.is_empty() {
         let clock = ctx.clock_secs();
         ctx.db().set(key, Value::Hash(h), clock);
+        ctx.notify(NEW, "new", key);
     }
     Ok(r)
 }
@@ -432,6 +434,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     ctx.dirty((pairs.len() / 2) as u64);
+    ctx.notify(HASH, "hset", &args[1]);
     // HMSET is told apart by its second letter, as Redis does.
     if args[0]
         .get(1)
@@ -451,6 +454,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match r {
         Ok(true) => {
             ctx.dirty(1);
+            ctx.notify(HASH, "hset", &args[1]);
             Reply::Int(1)
         }
         Ok(false) => Reply::Int(0),
@@ -534,6 +538,9 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         Some(_) => return error::wrongtype(),
     };
+    if deleted > 0 {
+        ctx.notify(HASH, "hdel", &args[1]);
+    }
     ctx.delete_if_empty(&args[1], empty);
     ctx.dirty(deleted);
     Reply::Int(deleted as i64)
@@ -579,6 +586,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     });
     if r.is_ok() {
         ctx.dirty(1);
+        ctx.notify(HASH, "hincrby", &args[1]);
     }
     unwrap_reply(r)
 }
@@ -616,6 +624,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     });
     if r.is_ok() {
         ctx.dirty(1);
+        ctx.notify(HASH, "hincrbyfloat", &args[1]);
     }
     unwrap_reply(r)
 }
@@ -1372,5 +1381,66 @@ mod tests {
         };
         assert_eq!(lp.buf.len(), 160);
         assert_eq!(h.random_pair(3), Some((&b"field:3"[..], &b"value:3"[..])));
+    }
+
+    /// Redis's events for the hash commands (pubsub.tcl's "hash events test", t_hash.c): hset
+    /// for every HSET / HMSET (even one that changes nothing) and for an HSETNX that sets,
+    /// hincrby, hincrbyfloat, hdel when fields went, del when the hash is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["hmset", "h", "yes", "1", "no", "0"]),
+            ["n new 0:h", "h hset 0:h"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrby", "h", "yes", "10"]),
+            ["h hincrby 0:h"]
+        );
+        assert_eq!(t.events_of(&["hset", "h", "yes", "11"]), ["h hset 0:h"]);
+        assert_eq!(t.events_of(&["hsetnx", "h", "yes", "1"]), none);
+        assert_eq!(t.events_of(&["hsetnx", "h", "new", "1"]), ["h hset 0:h"]);
+        assert_eq!(
+            t.events_of(&["hsetnx", "h2", "f", "1"]),
+            ["n new 0:h2", "h hset 0:h2"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrby", "h3", "f", "1"]),
+            ["n new 0:h3", "h hincrby 0:h3"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrbyfloat", "h", "no", "1.5"]),
+            ["h hincrbyfloat 0:h"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrbyfloat", "h4", "f", "1.5"]),
+            ["n new 0:h4", "h hincrbyfloat 0:h4"]
+        );
+        assert_eq!(t.events_of(&["hincrby", "h", "no", "1"]), none);
+        assert_eq!(t.events_of(&["hincrbyfloat", "h", "yes", "inf"]), none);
+        assert_eq!(t.events_of(&["hdel", "h", "nope"]), none);
+        assert_eq!(t.events_of(&["hdel", "h", "yes"]), ["h hdel 0:h"]);
+        assert_eq!(
+            t.events_of(&["hdel", "h", "no", "new"]),
+            ["h hdel 0:h", "g del 0:h"]
+        );
+        assert_eq!(t.events_of(&["hdel", "h", "no"]), none);
+        for cmd in [
+            &["hget", "nokey", "f"][..],
+            &["hmget", "nokey", "f"],
+            &["hgetall", "nokey"],
+            &["hkeys", "nokey"],
+            &["hvals", "nokey"],
+            &["hexists", "nokey", "f"],
+            &["hlen", "nokey"],
+            &["hstrlen", "nokey", "f"],
+            &["hrandfield", "nokey"],
+            &["hrandfield", "nokey", "2"],
+            &["hscan", "nokey", "0"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
+        }
     }
 }

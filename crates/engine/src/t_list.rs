@@ -17,6 +17,7 @@ use crate::command::table::Registration;
 use crate::command::{Blocking, TimeoutReply, Wait};
 use crate::error;
 use crate::listpack::{Encoded, Entry, Listpack, Node, NodeRing};
+use crate::notify::LIST;
 use crate::num;
 use crate::shard::{Ctx, EngineConfig};
 use crate::value::Value;
@@ -85,6 +86,24 @@ impl ListOptions {
         ListOptions {
             fill: config.list_max_listpack_size,
             compress_depth: config.list_compress_depth.min(MAX_COMPRESS_DEPTH),
+        }
+    }
+}
+
+impl End {
+    /// The event Redis reports for a push at this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    /// The event Redis reports for a pop from this end.
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
         }
     }
 }
@@ -731,11 +750,13 @@ fn push_values(
             ctx.set(key, Value::List(list));
             // `set` counted one write.
             ctx.dirty(values.len() as u64 - 1);
+            ctx.notify(LIST, end.push_event(), key);
             return Ok(Some(len));
         }
     };
     ctx.dirty(values.len() as u64);
     ctx.signal_ready(key);
+    ctx.notify(LIST, end.push_event(), key);
     Ok(Some(len))
 }
 
@@ -787,6 +808,7 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     ctx.dirty(1);
     ctx.signal_ready(&args[1]);
+    ctx.notify(LIST, "linsert", &args[1]);
     Reply::Int(len as i64)
 }
 
@@ -816,6 +838,7 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::err(error::OUT_OF_RANGE);
     }
     ctx.dirty(1);
+    ctx.notify(LIST, "lset", &args[1]);
     Reply::Ok
 }
 
@@ -865,6 +888,7 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     list.drop_elements(End::Left, front, options);
     list.drop_elements(End::Right, back, options);
     let empty = list.is_empty();
+    ctx.notify(LIST, "ltrim", &args[1]);
     ctx.delete_if_empty(&args[1], empty);
     ctx.dirty((front + back) as u64);
     Reply::Ok
@@ -962,6 +986,9 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let removed = list.remove_matching(&args[3], count, options);
     let empty = list.is_empty();
+    if removed > 0 {
+        ctx.notify(LIST, "lrem", &args[1]);
+    }
     ctx.delete_if_empty(&args[1], empty);
     ctx.dirty(removed as u64);
     Reply::Int(removed as i64)
@@ -995,6 +1022,9 @@ fn pop_key(
         }
     };
     let empty = list.is_empty();
+    if popped > 0 {
+        ctx.notify(LIST, end.pop_event(), key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(popped as u64);
     Ok(Some(reply))
@@ -1088,6 +1118,8 @@ fn move_element(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End) -
         std::slice::from_ref(&value),
         false
     ));
+    // Redis reports the push on the destination, then the pop on the source.
+    ctx.notify(LIST, from.pop_event(), src);
     let empty = matches!(ctx.lookup_write(src), Some(Value::List(l)) if l.is_empty());
     ctx.delete_if_empty(src, empty);
     Reply::Bulk(value)
@@ -2843,6 +2875,101 @@ mod tests {
                     prop_assert!(!l.nodes.get(l.end_node(*end)).is_compressed());
                 }
             }
+        }
+    }
+
+    /// Redis's events for the list commands (pubsub.tcl's "list events test" and t_list.c):
+    /// one push event per command, linsert / lset / ltrim / lrem when they change the list,
+    /// pops by end, LMOVE's push on the destination before the pop on the source, and del
+    /// after the command's event when the list is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["lpush", "l", "a", "b"]),
+            ["n new 0:l", "l lpush 0:l"]
+        );
+        assert_eq!(t.events_of(&["rpush", "l", "c"]), ["l rpush 0:l"]);
+        assert_eq!(t.events_of(&["lpushx", "l", "z"]), ["l lpush 0:l"]);
+        assert_eq!(t.events_of(&["rpushx", "l", "z"]), ["l rpush 0:l"]);
+        assert_eq!(t.events_of(&["lpushx", "nokey", "z"]), none);
+        assert_eq!(
+            t.events_of(&["linsert", "l", "before", "a", "x"]),
+            ["l linsert 0:l"]
+        );
+        assert_eq!(t.events_of(&["linsert", "l", "before", "nope", "x"]), none);
+        assert_eq!(t.events_of(&["linsert", "nokey", "after", "a", "x"]), none);
+        assert_eq!(t.events_of(&["lset", "l", "0", "y"]), ["l lset 0:l"]);
+        assert_eq!(t.events_of(&["lset", "l", "100", "y"]), none);
+        assert_eq!(t.events_of(&["lrem", "l", "0", "nope"]), none);
+        assert_eq!(t.events_of(&["lrem", "l", "0", "x"]), ["l lrem 0:l"]);
+        assert_eq!(t.events_of(&["ltrim", "l", "0", "-1"]), ["l ltrim 0:l"]);
+        assert_eq!(t.events_of(&["ltrim", "nokey", "0", "1"]), none);
+        assert_eq!(t.events_of(&["lpop", "l"]), ["l lpop 0:l"]);
+        assert_eq!(t.events_of(&["rpop", "l", "2"]), ["l rpop 0:l"]);
+        assert_eq!(t.events_of(&["lpop", "l", "0"]), none);
+        assert_eq!(t.events_of(&["lpop", "nokey"]), none);
+        assert_eq!(
+            t.events_of(&["ltrim", "l", "5", "1"]),
+            ["l ltrim 0:l", "g del 0:l"]
+        );
+
+        t.run(&["rpush", "l", "a", "a"]);
+        assert_eq!(
+            t.events_of(&["lrem", "l", "0", "a"]),
+            ["l lrem 0:l", "g del 0:l"]
+        );
+        t.run(&["rpush", "l", "a"]);
+        assert_eq!(
+            t.events_of(&["rpop", "l", "5"]),
+            ["l rpop 0:l", "g del 0:l"]
+        );
+
+        t.run(&["rpush", "src", "a", "b"]);
+        assert_eq!(
+            t.events_of(&["lmove", "src", "dst", "left", "right"]),
+            ["n new 0:dst", "l rpush 0:dst", "l lpop 0:src"]
+        );
+        assert_eq!(
+            t.events_of(&["rpoplpush", "src", "dst"]),
+            ["l lpush 0:dst", "l rpop 0:src", "g del 0:src"]
+        );
+        assert_eq!(
+            t.events_of(&["rpoplpush", "dst", "dst"]),
+            ["l lpush 0:dst", "l rpop 0:dst"]
+        );
+        assert_eq!(
+            t.events_of(&["lmove", "nokey", "dst", "left", "left"]),
+            none
+        );
+        t.run(&["set", "str", "v"]);
+        assert_eq!(t.events_of(&["lmove", "dst", "str", "left", "left"]), none);
+
+        assert_eq!(
+            t.events_of(&["lmpop", "2", "nokey", "dst", "right", "count", "5"]),
+            ["l rpop 0:dst", "g del 0:dst"]
+        );
+        t.run(&["rpush", "b", "x", "y"]);
+        assert_eq!(t.events_of(&["blpop", "nokey", "b", "0"]), ["l lpop 0:b"]);
+        assert_eq!(
+            t.events_of(&["blmove", "b", "c", "right", "left", "0"]),
+            ["n new 0:c", "l lpush 0:c", "l rpop 0:b", "g del 0:b"]
+        );
+        assert_eq!(
+            t.events_of(&["blmpop", "0", "1", "c", "left"]),
+            ["l lpop 0:c", "g del 0:c"]
+        );
+        assert_eq!(t.events_of(&["brpop", "nokey", "0"]), none);
+
+        for cmd in [
+            &["llen", "nokey"][..],
+            &["lindex", "nokey", "0"],
+            &["lrange", "nokey", "0", "-1"],
+            &["lpos", "nokey", "a"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::command::table::Registration;
 use crate::command::Merge;
 use crate::error;
 use crate::glob;
+use crate::notify;
 use crate::scan::ScanOptions;
 use crate::shard::Ctx;
 use crate::t_keys::{db_index, parse_int, signal_ready_in};
@@ -134,7 +135,6 @@ pub fn scan_step(ctx: &mut Ctx<'_>, cursor: u64, opts: &ScanOptions) -> (u64, Ve
         }
         budget -= 1;
     }
-    let now = ctx.now_ms;
     collected.retain(|key| {
         if !opts.matches(key) {
             return false;
@@ -145,7 +145,7 @@ pub fn scan_step(ctx: &mut Ctx<'_>, cursor: u64, opts: &ScanOptions) -> (u64, Ve
             Some(t) => ctx
                 .lookup_read_notouch(key)
                 .is_some_and(|e| t.eq_ignore_ascii_case(e.value.type_name().as_bytes())),
-            None => !ctx.db().expire_if_needed(key, now),
+            None => !ctx.expire_if_needed(key),
         }
     });
     (cursor, collected)
@@ -160,14 +160,25 @@ pub fn random_key(ctx: &mut Ctx<'_>) -> Option<Bytes> {
     let mut db = ctx.shard.dbs.get_mut(idx)?.take();
     // Db::random_key gives up after a run of expired keys; Redis goes on until it finds a
     // live key or the database is empty. Every attempt reclaims what it met, so this ends.
+    // The keys reclaimed are reported once the database is back in place.
+    let report = notify::enabled(ctx.shard.notify_flags, notify::EXPIRED);
+    let mut expired = Vec::new();
+    let mut on_expired = |k: &Bytes| {
+        if report {
+            expired.push(k.clone());
+        }
+    };
     let key = loop {
-        match db.random_key(&mut || ctx.shard.rand(), now) {
+        match db.random_key(&mut || ctx.shard.rand(), now, &mut on_expired) {
             None if !db.is_empty() => continue,
             found => break found,
         }
     };
     if let Some(slot) = ctx.shard.dbs.get_mut(idx) {
         *slot = db;
+    }
+    for k in expired {
+        ctx.notify(notify::EXPIRED, "expired", &k);
     }
     key
 }

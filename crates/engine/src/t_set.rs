@@ -14,6 +14,7 @@ use crate::command::table::Registration;
 use crate::db::Db;
 use crate::dict::Dict;
 use crate::error;
+use crate::notify::{GENERIC, NEW, SET};
 use crate::num;
 use crate::scan;
 use crate::shard::Ctx;
@@ -568,6 +569,7 @@ fn add_key(ctx: &mut Ctx<'_>, key: &[u8], set: SetValue) {
     let clock = ctx.clock_secs();
     ctx.db().set(key, Value::Set(set), clock);
     ctx.signal_ready(key);
+    ctx.notify(NEW, "new", key);
 }
 
 /// The set at `key` for reading: Ok(None) if absent, WRONGTYPE if another type.
@@ -602,6 +604,9 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             added
         }
     };
+    if added > 0 {
+        ctx.notify(SET, "sadd", &args[1]);
+    }
     ctx.dirty(added as u64);
     Reply::Int(added as i64)
 }
@@ -624,6 +629,9 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             (deleted, set.is_empty())
         }
     };
+    if deleted > 0 {
+        ctx.notify(SET, "srem", &args[1]);
+    }
     ctx.delete_if_empty(&args[1], emptied);
     ctx.dirty(deleted);
     Reply::Int(deleted as i64)
@@ -680,6 +688,7 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> Reply {
             (member, set.is_empty())
         }
     };
+    ctx.notify(SET, "spop", key);
     ctx.delete_if_empty(key, emptied);
     ctx.dirty(1);
     Reply::Bulk(popped)
@@ -707,7 +716,9 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
     let size = set.len();
     if count >= size as u64 {
         let all = set.iter().map(Member::reply).collect();
+        ctx.notify(SET, "spop", key);
         ctx.delete(key);
+        ctx.notify(GENERIC, "del", key);
         ctx.dirty(size as u64 - 1);
         return Reply::Set(all);
     }
@@ -745,6 +756,7 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
             *set = kept;
         }
     }
+    ctx.notify(SET, "spop", key);
     ctx.dirty(count as u64);
     Reply::Set(popped)
 }
@@ -853,6 +865,7 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if !removed {
         return Reply::Int(0);
     }
+    ctx.notify(SET, "srem", src);
     ctx.delete_if_empty(src, emptied);
     ctx.dirty(1);
     let added = match write_set(ctx, dst) {
@@ -862,8 +875,10 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             true
         }
     };
+    // Only a member the destination did not have is reported on it.
     if added {
         ctx.dirty(1);
+        ctx.notify(SET, "sadd", dst);
     }
     Reply::Int(1)
 }
@@ -904,13 +919,15 @@ fn intersect(sets: &mut [&SetValue], mut visit: impl FnMut(Member<'_>) -> bool) 
     }
 }
 
-/// Writes a STORE command's result: an empty result deletes the destination.
-fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: SetValue) -> Reply {
+/// Writes a STORE command's result, reporting `event`: an empty result deletes the
+/// destination.
+fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: SetValue, event: &'static str) -> Reply {
     let n = result.len();
     if n == 0 {
-        ctx.delete(dst);
+        ctx.delete_destination(dst);
     } else {
         ctx.set(dst, Value::Set(result));
+        ctx.notify(SET, event, dst);
     }
     Reply::Int(n as i64)
 }
@@ -947,7 +964,7 @@ pub fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             true
         });
     }
-    store(ctx, &args[1], result)
+    store(ctx, &args[1], result, "sinterstore")
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]
@@ -1037,11 +1054,12 @@ fn difference(sets: &[Option<&SetValue>], max: usize) -> SetValue {
     result
 }
 
-/// SUNION / SDIFF and their STORE forms: `keys` are the inputs, `dst` the destination.
+/// SUNION / SDIFF and their STORE forms: `keys` are the inputs, `dst` the destination and
+/// the event its write reports.
 fn union_or_diff(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
-    dst: Option<&[u8]>,
+    dst: Option<(&[u8], &'static str)>,
     op: fn(&[Option<&SetValue>], usize) -> SetValue,
 ) -> Reply {
     if let Err(e) = check_sets(ctx, keys) {
@@ -1050,7 +1068,7 @@ fn union_or_diff(
     let max = max_intset(ctx);
     let result = op(&peek_sets(ctx.db(), keys), max);
     match dst {
-        Some(dst) => store(ctx, dst, result),
+        Some((dst, event)) => store(ctx, dst, result, event),
         None => Reply::Set(result.iter().map(Member::reply).collect()),
     }
 }
@@ -1062,7 +1080,7 @@ pub fn sunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SUNIONSTORE destination key [key ...]
 pub fn sunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    union_or_diff(ctx, &args[2..], Some(&args[1]), union)
+    union_or_diff(ctx, &args[2..], Some((&args[1], "sunionstore")), union)
 }
 
 /// SDIFF key [key ...]
@@ -1072,7 +1090,7 @@ pub fn sdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SDIFFSTORE destination key [key ...]
 pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    union_or_diff(ctx, &args[2..], Some(&args[1]), difference)
+    union_or_diff(ctx, &args[2..], Some((&args[1], "sdiffstore")), difference)
 }
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
@@ -2295,5 +2313,97 @@ mod tests {
         assert!(s.heap_bytes() <= 600_000 * 9 / 8 + 64, "{}", s.heap_bytes());
         assert_eq!(run(&mut t, "sismember big 199999"), int(1));
         assert_eq!(run(&mut t, "sismember big 200000"), int(0));
+    }
+
+    /// Redis's events for the set commands (pubsub.tcl's "set events test", t_set.c): sadd
+    /// and srem only when members changed, spop, SMOVE's srem on the source and sadd on the
+    /// destination only when it gained the member, the STORE commands' own events or del for
+    /// an empty result, del when a set is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        let ev = |t: &mut TestShard, line: &str| {
+            let args: Vec<&str> = line.split(' ').collect();
+            t.events_of(&args)
+        };
+        assert_eq!(ev(&mut t, "sadd s a b c d"), ["n new 0:s", "s sadd 0:s"]);
+        assert_eq!(ev(&mut t, "srem s x"), none);
+        assert_eq!(ev(&mut t, "sadd s x y z"), ["s sadd 0:s"]);
+        assert_eq!(ev(&mut t, "sadd s x"), none);
+        assert_eq!(ev(&mut t, "srem s x"), ["s srem 0:s"]);
+        assert_eq!(ev(&mut t, "spop s"), ["s spop 0:s"]);
+        assert_eq!(ev(&mut t, "spop s 0"), none);
+        assert_eq!(ev(&mut t, "spop s 1"), ["s spop 0:s"]);
+        assert_eq!(ev(&mut t, "spop s 100"), ["s spop 0:s", "g del 0:s"]);
+        assert_eq!(ev(&mut t, "spop s"), none);
+        t.run(&["sadd", "s", "a"]);
+        assert_eq!(ev(&mut t, "spop s"), ["s spop 0:s", "g del 0:s"]);
+        t.run(&["sadd", "s", "a", "b"]);
+        assert_eq!(ev(&mut t, "srem s a b"), ["s srem 0:s", "g del 0:s"]);
+
+        t.run(&["sadd", "src", "a", "b"]);
+        t.run(&["sadd", "dst", "a"]);
+        assert_eq!(ev(&mut t, "smove src dst a"), ["s srem 0:src"]);
+        assert_eq!(ev(&mut t, "smove src dst x"), none);
+        assert_eq!(ev(&mut t, "smove dst dst a"), none);
+        assert_eq!(ev(&mut t, "smove nokey dst a"), none);
+        assert_eq!(
+            ev(&mut t, "smove src dst b"),
+            ["s srem 0:src", "g del 0:src", "s sadd 0:dst"]
+        );
+        assert_eq!(
+            ev(&mut t, "smove dst fresh a"),
+            ["s srem 0:dst", "n new 0:fresh", "s sadd 0:fresh"]
+        );
+
+        t.run(&["sadd", "x", "1", "2"]);
+        t.run(&["sadd", "y", "2", "3"]);
+        assert_eq!(
+            ev(&mut t, "sinterstore d x y"),
+            ["n new 0:d", "s sinterstore 0:d"]
+        );
+        assert_eq!(ev(&mut t, "sunionstore d x y"), ["s sunionstore 0:d"]);
+        assert_eq!(ev(&mut t, "sdiffstore d x y"), ["s sdiffstore 0:d"]);
+        assert_eq!(ev(&mut t, "sdiffstore d x x"), ["g del 0:d"]);
+        assert_eq!(ev(&mut t, "sdiffstore d x x"), none);
+        assert_eq!(ev(&mut t, "sinterstore d x nokey"), ["m keymiss 0:nokey"]);
+        // An expired destination is deleted as it is by an empty result (Redis's dbDelete),
+        // but expired first when a result replaces it.
+        t.run(&["sadd", "d", "z"]);
+        t.run(&["pexpire", "d", "10"]);
+        t.advance(10);
+        assert_eq!(
+            ev(&mut t, "sinterstore d x nokey"),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+        t.run(&["sadd", "d", "z"]);
+        t.run(&["pexpire", "d", "10"]);
+        t.advance(10);
+        assert_eq!(
+            ev(&mut t, "sunionstore d x"),
+            ["x expired 0:d", "n new 0:d", "s sunionstore 0:d"]
+        );
+
+        for line in [
+            "sismember nokey a",
+            "smismember nokey a",
+            "scard nokey",
+            "smembers nokey",
+            "srandmember nokey",
+            "srandmember nokey 3",
+            "sinter nokey",
+            "sunion nokey",
+            "sdiff nokey",
+            "sintercard 1 nokey",
+            "sscan nokey 0",
+        ] {
+            assert_eq!(ev(&mut t, line), ["m keymiss 0:nokey"], "{line}");
+        }
+        assert_eq!(
+            ev(&mut t, "sunion n1 x n2"),
+            ["m keymiss 0:n1", "m keymiss 0:n2"]
+        );
     }
 }

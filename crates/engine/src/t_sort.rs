@@ -197,7 +197,8 @@ pub fn pattern_keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
     if by.is_none() && gets.is_empty() {
         return Vec::new();
     }
-    let elements = match ctx.lookup_read(source).map(source_elements) {
+    // Not a lookup of the command's own: no statistics, no keymiss event.
+    let elements = match ctx.entry(source).map(|e| source_elements(&e.value)) {
         Some(Ok(elements)) => elements,
         _ => return Vec::new(),
     };
@@ -378,8 +379,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
                 ctx.set(dest, stored_list(items, options));
                 // Redis counts one change per stored element; `set` counted one already.
                 ctx.dirty(stored as u64 - 1);
+                ctx.notify(crate::notify::LIST, "sortstore", dest);
             } else {
-                ctx.delete(dest);
+                ctx.delete_destination(dest);
             }
             Reply::Int(stored as i64)
         }
@@ -936,5 +938,47 @@ mod tests {
         out.clear();
         store_key(&args(&["sort", "abc", "desc"]), &mut out);
         assert_eq!(out, vec![1]);
+    }
+
+    /// Redis's events for SORT (sort.c): keymiss for a missing source and for every BY or
+    /// GET key a pattern names that is missing, in the order they are read; STORE reports
+    /// sortstore, or del for an empty result.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.run(&["rpush", "l", "2", "1"]);
+        t.run(&["set", "w_1", "5"]);
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["sort", "l", "store", "d"]),
+            ["n new 0:d", "l sortstore 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["sort", "l", "store", "d"]),
+            ["l sortstore 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["sort", "nokey", "store", "d"]),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["sort", "l", "limit", "5", "1", "store", "d"]),
+            none
+        );
+        assert_eq!(
+            t.events_of(&["sort", "l", "by", "w_*", "get", "#", "get", "v_*"]),
+            ["m keymiss 0:w_2", "m keymiss 0:v_2", "m keymiss 0:v_1"]
+        );
+        assert_eq!(t.events_of(&["sort", "l", "by", "nosort"]), none);
+        assert_eq!(t.events_of(&["sort_ro", "nokey"]), ["m keymiss 0:nokey"]);
+        let mut ctx = Ctx::new(&mut t.shard, 0, 0, false);
+        let args = ["sort", "nokey", "by", "w_*"].map(|a| Bytes::from_static(a.as_bytes()));
+        assert!(pattern_keys(&mut ctx, &args).is_empty());
+        assert_eq!(
+            t.events(),
+            none,
+            "finding the pattern keys is no lookup of the command's"
+        );
     }
 }

@@ -29,6 +29,7 @@ const ZSET_WAIT_LAST: Blocking = Blocking {
 };
 use crate::dict::Dict;
 use crate::error;
+use crate::notify::{NEW, ZSET};
 use crate::num;
 use crate::scan;
 use crate::shard::Ctx;
@@ -398,14 +399,16 @@ fn push_entry(out: &mut Vec<Reply>, member: &[u8], score: f64, withscores: bool,
     }
 }
 
-/// Stores a computed set at `dst` (deleting `dst` when it is empty) and replies its size.
-fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<Item>) -> Reply {
+/// Stores a computed set at `dst`, reporting `event` (deleting `dst` when it is empty), and
+/// replies its size.
+fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<Item>, event: &'static str) -> Reply {
     let n = items.len() as i64;
     if n == 0 {
-        ctx.delete(dst);
+        ctx.delete_destination(dst);
     } else {
         let z = ZSetValue::from_items(items, Limits::of(ctx));
         ctx.set(dst, Value::ZSet(z));
+        ctx.notify(ZSET, event, dst);
     }
     Reply::Int(n)
 }
@@ -685,7 +688,7 @@ fn range_generic(
         Ok(Some(z)) => z,
         Ok(None) => {
             return match dst {
-                Some(dst) => store_result(ctx, dst, Vec::new()),
+                Some(dst) => store_result(ctx, dst, Vec::new(), "zrangestore"),
                 None => Reply::Array(Vec::new()),
             }
         }
@@ -701,7 +704,7 @@ fn range_generic(
     match dst {
         Some(dst) => {
             let items = range_items(z, span);
-            store_result(ctx, dst, items)
+            store_result(ctx, dst, items, "zrangestore")
         }
         None => Reply::Array(range_reply(z, span, rev, withscores, resp3)),
     }
@@ -775,13 +778,17 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         (Ok(s), Ok(e)) => (s, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    remove_span(ctx, &args[1], |z| rank_span(z.len(), start, end, false))
+    remove_span(ctx, &args[1], "zremrangebyrank", |z| {
+        rank_span(z.len(), start, end, false)
+    })
 }
 
 /// ZREMRANGEBYSCORE key min max
 pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match ScoreRange::parse(&args[2], &args[3]) {
-        Ok(r) => remove_span(ctx, &args[1], |z| Range::Score(r).ranks(z)),
+        Ok(r) => remove_span(ctx, &args[1], "zremrangebyscore", |z| {
+            Range::Score(r).ranks(z)
+        }),
         Err(e) => e,
     }
 }
@@ -789,14 +796,16 @@ pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// ZREMRANGEBYLEX key min max
 pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match Range::parse_lex(&args[2], &args[3]) {
-        Ok(r) => remove_span(ctx, &args[1], |z| r.ranks(z)),
+        Ok(r) => remove_span(ctx, &args[1], "zremrangebylex", |z| r.ranks(z)),
         Err(e) => e,
     }
 }
 
+/// Removes the members of `key` in `span`, reporting `event` when some went.
 fn remove_span(
     ctx: &mut Ctx<'_>,
     key: &[u8],
+    event: &'static str,
     span: impl FnOnce(&ZSetValue) -> (usize, usize),
 ) -> Reply {
     let (removed, empty) = match write(ctx, key) {
@@ -807,6 +816,9 @@ fn remove_span(
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
     };
+    if removed > 0 {
+        ctx.notify(ZSET, event, key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(removed as u64);
     Reply::Int(removed as i64)
@@ -962,9 +974,13 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr: bool) -> Reply {
         if !z.is_empty() {
             let clock = ctx.clock_secs();
             ctx.db().set(key, Value::ZSet(z), clock);
+            ctx.notify(NEW, "new", key);
         }
     }
     ctx.dirty(added + updated);
+    if added + updated > 0 {
+        ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
+    }
     if added > 0 {
         ctx.signal_ready(key);
     }
@@ -1003,6 +1019,9 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
     };
+    if removed > 0 {
+        ctx.notify(ZSET, "zrem", key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(removed as u64);
     Reply::Int(removed as i64)
@@ -1115,6 +1134,9 @@ fn pop_first(
         }
         _ => false,
     };
+    if !popped.is_empty() {
+        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(popped.len() as u64);
     let pairs = || {
@@ -1553,11 +1575,12 @@ fn compute_setop(
     SetOpResult::Items(items)
 }
 
-/// The shared body of ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD.
+/// The shared body of ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD. A STORE
+/// form's `name` is also the event its write reports.
 fn setop_generic(
     ctx: &mut Ctx<'_>,
     args: &[Bytes],
-    name: &str,
+    name: &'static str,
     dst: Option<&[u8]>,
     op: SetOp,
     card_only: bool,
@@ -1660,7 +1683,7 @@ fn setop_generic(
     match result {
         SetOpResult::Cardinality(n) => Reply::Int(n as i64),
         SetOpResult::Items(items) => match dst {
-            Some(dst) => store_result(ctx, dst, items),
+            Some(dst) => store_result(ctx, dst, items, name),
             None => {
                 let resp3 = ctx.resp3;
                 let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
@@ -3110,6 +3133,113 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Redis's events for the sorted set commands (pubsub.tcl's "zset events test",
+    /// t_zset.c): zadd or zincr only when a member was added or its score changed, zrem and
+    /// the ZREMRANGEBY* events when members went, zpopmin / zpopmax for every pop form, the
+    /// STORE commands' own events or del for an empty result, del when a set is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        let ev = |t: &mut TestShard, line: &str| {
+            let args: Vec<&str> = line.split(' ').collect();
+            t.events_of(&args)
+        };
+        assert_eq!(ev(&mut t, "zadd z 1 a 2 b"), ["n new 0:z", "z zadd 0:z"]);
+        assert_eq!(ev(&mut t, "zrem z x"), none);
+        assert_eq!(ev(&mut t, "zadd z 3 x 4 y 5 z"), ["z zadd 0:z"]);
+        assert_eq!(ev(&mut t, "zrem z x"), ["z zrem 0:z"]);
+        assert_eq!(ev(&mut t, "zadd z 1 a"), none);
+        assert_eq!(ev(&mut t, "zadd z nx 9 a"), none);
+        assert_eq!(ev(&mut t, "zadd z gt 0 a"), none);
+        assert_eq!(ev(&mut t, "zadd z 7 a"), ["z zadd 0:z"]);
+        assert_eq!(ev(&mut t, "zadd nokey xx 1 a"), none);
+        assert_eq!(ev(&mut t, "zadd z incr 1 a"), ["z zincr 0:z"]);
+        assert_eq!(ev(&mut t, "zincrby z 1 a"), ["z zincr 0:z"]);
+        assert_eq!(ev(&mut t, "zincrby zi 1 a"), ["n new 0:zi", "z zincr 0:zi"]);
+        assert_eq!(ev(&mut t, "zadd zi incr nx 1 a"), none);
+        t.run(&["zadd", "zi", "inf", "a"]);
+        assert_eq!(ev(&mut t, "zincrby zi -inf a"), none);
+        assert_eq!(ev(&mut t, "zadd z 1 bad x"), none);
+
+        assert_eq!(ev(&mut t, "zremrangebyrank z 10 20"), none);
+        assert_eq!(
+            ev(&mut t, "zremrangebyrank z 0 0"),
+            ["z zremrangebyrank 0:z"]
+        );
+        assert_eq!(ev(&mut t, "zremrangebyscore z 100 200"), none);
+        assert_eq!(
+            ev(&mut t, "zremrangebyscore z 0 4"),
+            ["z zremrangebyscore 0:z"]
+        );
+        assert_eq!(ev(&mut t, "zremrangebylex nokey - +"), none);
+        assert_eq!(
+            ev(&mut t, "zremrangebylex z - +"),
+            ["z zremrangebylex 0:z", "g del 0:z"]
+        );
+        t.run(&["zadd", "z", "1", "a"]);
+        assert_eq!(ev(&mut t, "zrem z a b"), ["z zrem 0:z", "g del 0:z"]);
+
+        t.run(&["zadd", "z", "1", "a", "2", "b", "3", "c"]);
+        assert_eq!(ev(&mut t, "zpopmin z"), ["z zpopmin 0:z"]);
+        assert_eq!(ev(&mut t, "zpopmax z 0"), none);
+        assert_eq!(ev(&mut t, "zpopmax nokey"), none);
+        assert_eq!(ev(&mut t, "bzpopmax nokey z 0"), ["z zpopmax 0:z"]);
+        assert_eq!(
+            ev(&mut t, "zmpop 2 nokey z min count 5"),
+            ["z zpopmin 0:z", "g del 0:z"]
+        );
+        t.run(&["zadd", "z", "1", "a"]);
+        assert_eq!(
+            ev(&mut t, "bzmpop 0 1 z max"),
+            ["z zpopmax 0:z", "g del 0:z"]
+        );
+        t.run(&["zadd", "z", "1", "a"]);
+        assert_eq!(ev(&mut t, "zpopmax z 10"), ["z zpopmax 0:z", "g del 0:z"]);
+
+        t.run(&["zadd", "x", "1", "a", "2", "b"]);
+        t.run(&["zadd", "y", "2", "b", "3", "c"]);
+        assert_eq!(
+            ev(&mut t, "zunionstore d 2 x y"),
+            ["n new 0:d", "z zunionstore 0:d"]
+        );
+        assert_eq!(ev(&mut t, "zinterstore d 2 x y"), ["z zinterstore 0:d"]);
+        assert_eq!(ev(&mut t, "zdiffstore d 2 x y"), ["z zdiffstore 0:d"]);
+        assert_eq!(ev(&mut t, "zrangestore d x 0 0"), ["z zrangestore 0:d"]);
+        assert_eq!(ev(&mut t, "zrangestore d x 5 10"), ["g del 0:d"]);
+        assert_eq!(ev(&mut t, "zdiffstore d 2 x x"), none);
+        assert_eq!(ev(&mut t, "zinterstore d 2 x nokey"), ["m keymiss 0:nokey"]);
+        t.run(&["zadd", "d", "1", "a"]);
+        assert_eq!(
+            ev(&mut t, "zrangestore d nokey 0 -1"),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+
+        for line in [
+            "zcard nokey",
+            "zscore nokey a",
+            "zmscore nokey a",
+            "zrank nokey a",
+            "zrevrank nokey a",
+            "zrange nokey 0 -1",
+            "zrevrange nokey 0 -1",
+            "zrangebyscore nokey 0 1",
+            "zrangebylex nokey - +",
+            "zcount nokey 0 1",
+            "zlexcount nokey - +",
+            "zrandmember nokey",
+            "zrandmember nokey 2",
+            "zunion 1 nokey",
+            "zinter 1 nokey",
+            "zdiff 1 nokey",
+            "zintercard 1 nokey",
+            "zscan nokey 0",
+        ] {
+            assert_eq!(ev(&mut t, line), ["m keymiss 0:nokey"], "{line}");
         }
     }
 }

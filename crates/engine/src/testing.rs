@@ -51,6 +51,33 @@ impl TestShard {
     pub fn advance(&mut self, ms: u64) {
         self.now_ms += ms;
     }
+
+    /// Turns every keyspace notification on, `new` and `keymiss` included, and forgets the
+    /// events reported so far.
+    pub fn notify_all(&mut self) {
+        use crate::notify::*;
+        self.shard.notify_flags = ALL | KEYSPACE | KEYEVENT | NEW | KEY_MISS;
+        self.shard.events.clear();
+    }
+
+    /// Runs a command and returns the events it reported (see [`TestShard::events`]).
+    pub fn events_of(&mut self, args: &[&str]) -> Vec<String> {
+        self.shard.events.clear();
+        self.run(args);
+        self.events()
+    }
+
+    /// Takes the events reported so far, each as `"<class letter> <event> <db>:<key>"`.
+    pub fn events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.shard.events)
+            .into_iter()
+            .map(|e| {
+                let letter = crate::notify::flags_to_string(e.class);
+                let key = String::from_utf8_lossy(&e.key);
+                format!("{letter} {} {}:{key}", e.name, e.db)
+            })
+            .collect()
+    }
 }
 
 pub fn bulk(s: &str) -> Reply {
