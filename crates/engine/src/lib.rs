@@ -14,6 +14,7 @@ pub mod error;
 pub mod glob;
 pub mod listpack;
 pub mod num;
+pub mod sample;
 pub mod scan;
 pub mod shard;
 pub mod skiplist;
