@@ -302,6 +302,8 @@ fn no_command_panics_on_random_arguments() {
 /// keys go) with extreme values in every number slot.
 struct GrammarArgs<'r> {
     rng: &'r mut rand::rngs::StdRng,
+    /// The key of `populated()` holding the type the command works on, if any.
+    own_key: Option<&'static str>,
     out: Vec<Bytes>,
 }
 
@@ -316,7 +318,10 @@ impl GrammarArgs<'_> {
         const DOUBLES: &[&str] = &["nan", "inf", "-inf", "1e308", "-1e308", "0", "1.5", "-0"];
         const PATTERNS: &[&str] = &["*", "a*", "*a*a*a*a*a*a*a*a*a*a*b", "[", "\\", "[^a-"];
         match kind {
-            "key" => self.pick(KEYS),
+            "key" => match self.own_key {
+                Some(own) if self.rng.gen_bool(0.7) => Bytes::from_static(own.as_bytes()),
+                _ => self.pick(KEYS),
+            },
             "integer" | "unix-time" => self.pick(EXTREMES),
             "double" if self.rng.gen_bool(0.5) => self.pick(DOUBLES),
             "double" => self.pick(EXTREMES),
@@ -377,6 +382,14 @@ fn grammar_shaped_arguments_with_extreme_numbers_stay_bounded() {
             }
             let mut gen = GrammarArgs {
                 rng: &mut rng,
+                own_key: match cmd.facts.group {
+                    "string" | "bitmap" => Some("str"),
+                    "list" => Some("l"),
+                    "hash" => Some("h"),
+                    "set" => Some("s"),
+                    "sorted_set" => Some("z"),
+                    _ => None,
+                },
                 out: cmd
                     .name
                     .split('|')
