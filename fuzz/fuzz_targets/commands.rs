@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(reply) = run(&mut shard, &args) {
             let mut wire = Vec::new();
             shardis_resp::encode(&reply, false, &mut wire);
-            assert!(wire.len() < 1 << 22, "{} reply bytes for {args:?}", wire.len());
+            assert!(
+                wire.len() < 1 << 22,
+                "{} reply bytes for {args:?}",
+                wire.len()
+            );
         }
     }
 });
