@@ -15,6 +15,7 @@ pub mod glob;
 pub mod listpack;
 pub mod notify;
 pub mod num;
+pub mod sample;
 pub mod scan;
 pub mod shard;
 pub mod skiplist;

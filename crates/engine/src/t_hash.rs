@@ -18,6 +18,7 @@ use crate::dict::Dict;
 use crate::error;
 use crate::notify::{HASH, NEW};
 use crate::num;
+use crate::sample::{self, SampleBudget};
 use crate::scan;
 use crate::shard::{Ctx, EngineConfig};
 use crate::value::Value;
@@ -632,24 +633,19 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// HRANDFIELD key [count [WITHVALUES]]
 pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if args.len() >= 3 {
-        let Some(count) = num::parse_i64(&args[2]) else {
-            return error::not_integer();
+        let count = match sample::parse_count(&args[2]) {
+            Ok(n) => n,
+            Err(e) => return e,
         };
-        if count == i64::MIN {
-            return Reply::error(format!(
-                "ERR value is out of range, value must between {} and {}",
-                -i64::MAX,
-                i64::MAX
-            ));
-        }
         let with_values = match args.get(3) {
             None => false,
             Some(a) if args.len() == 4 && a.eq_ignore_ascii_case(b"withvalues") => true,
             Some(_) => return error::syntax(),
         };
-        // The reply holds two entries per field: keep the total countable.
-        if with_values && !(-i64::MAX / 2..=i64::MAX / 2).contains(&count) {
-            return Reply::err("ERR value is out of range");
+        if with_values {
+            if let Err(e) = sample::check_paired(count) {
+                return e;
+            }
         }
         return hrandfield_count(ctx, &args[1], count, with_values);
     }
@@ -678,6 +674,10 @@ fn push_field(out: &mut Vec<Reply>, (k, v): (&[u8], &[u8]), with_values: bool, r
 
 fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool) -> Reply {
     let resp3 = ctx.resp3;
+    let repeats = count < 0 || count == 1;
+    // Sized before the hash borrows the shard; refused only if sampling happens.
+    let samples = if repeats { count.unsigned_abs() } else { 0 };
+    let budget = SampleBudget::new(ctx, samples, if with_values { 2 } else { 1 });
     // The hash stays borrowed from the shard while sampling, so draw from a local generator.
     let mut rng = StdRng::seed_from_u64(ctx.rand());
     let h = match read_hash(ctx, key) {
@@ -690,7 +690,11 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
     if count == 0 || size == 0 {
         return Reply::Array(out);
     }
-    if count < 0 || count == 1 {
+    if repeats {
+        let mut budget = match budget {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
         // With repetitions: every pick is independent. A compact hash is indexed once so
         // that each pick is cheap.
         let indexed: Option<Vec<(&[u8], &[u8])>> = match h.repr {
@@ -704,6 +708,10 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
                 None => h.random_pair(r),
             };
             if let Some(pair) = pair {
+                let bytes = pair.0.len() + if with_values { pair.1.len() } else { 0 };
+                if let Err(e) = budget.take(bytes) {
+                    return e;
+                }
                 push_field(&mut out, pair, with_values, resp3);
             }
         }

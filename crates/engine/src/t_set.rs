@@ -16,6 +16,7 @@ use crate::dict::Dict;
 use crate::error;
 use crate::notify::{GENERIC, NEW, SET};
 use crate::num;
+use crate::sample::{self, SampleBudget};
 use crate::scan;
 use crate::shard::Ctx;
 use crate::value::Value;
@@ -784,15 +785,13 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 const SRANDMEMBER_SUB_STRATEGY_MUL: usize = 3;
 
 fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
-    let count = match num::parse_i64(count) {
-        None => return error::not_integer(),
-        Some(i64::MIN) => {
-            return Reply::err(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            )
-        }
-        Some(n) => n,
+    let count = match sample::parse_count(count) {
+        Ok(n) => n,
+        Err(e) => return e,
     };
+    let repeats = count < 0 || count == 1;
+    // Sized before the set borrows the shard; refused only if sampling happens.
+    let budget = SampleBudget::new(ctx, if repeats { count.unsigned_abs() } else { 0 }, 1);
     let mut rand = rand_stream(ctx);
     let set = match read_set(ctx, key) {
         Err(e) => return e,
@@ -803,15 +802,23 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
     if count == 0 || size == 0 {
         return Reply::Array(Vec::new());
     }
-    if count < 0 || count == 1 {
-        // Repeats allowed. The count comes from the client: grow the reply as members are
-        // drawn rather than reserving for it.
+    if repeats {
+        let mut budget = match budget {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        // Repeats allowed: grow the reply as members are drawn rather than reserving for a
+        // count that comes from the client.
         let mut out = Vec::new();
         for _ in 0..count.unsigned_abs() {
-            match set.random_member(rand()) {
-                Some(m) => out.push(m.reply()),
-                None => break,
+            let Some(member) = set.random_member(rand()) else {
+                break;
+            };
+            let member = member.to_bytes();
+            if let Err(e) = budget.take(member.len()) {
+                return e;
             }
+            out.push(Reply::Bulk(member));
         }
         return Reply::Array(out);
     }

@@ -31,6 +31,7 @@ use crate::dict::Dict;
 use crate::error;
 use crate::notify::{NEW, ZSET};
 use crate::num;
+use crate::sample::{self, SampleBudget};
 use crate::scan;
 use crate::shard::Ctx;
 use crate::skiplist::{cmp_entries, Item, Member, Tree};
@@ -1301,9 +1302,6 @@ pub fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 // ZRANDMEMBER
 // ---------------------------------------------------------------------------------------------
 
-/// The most samples ZRANDMEMBER returns for a negative count (a Shardis limit).
-const MAX_RANDOM_SAMPLES: i64 = 1 << 24;
-
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(count_arg) = args.get(2) else {
@@ -1316,28 +1314,25 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => e,
         };
     };
-    let count = match num::parse_i64(count_arg) {
-        None => return error::not_integer(),
-        Some(i64::MIN) => {
-            return Reply::err(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            )
-        }
-        Some(n) => n,
+    let count = match sample::parse_count(count_arg) {
+        Ok(n) => n,
+        Err(e) => return e,
     };
     let withscores = match args.get(3) {
         None => false,
         Some(a) if args.len() == 4 && eq(a, "withscores") => true,
         Some(_) => return error::syntax(),
     };
-    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Reply::err("ERR value is out of range");
+    if withscores {
+        if let Err(e) = sample::check_paired(count) {
+            return e;
+        }
     }
-    // A negative count asks for that many samples whatever the set's size. Redis would try
-    // and exhaust memory on an absurd one; Shardis refuses instead of stalling the shard.
-    if count < -MAX_RANDOM_SAMPLES {
-        return Reply::err("ERR value is out of range");
-    }
+    let wanted = count.unsigned_abs();
+    let repeats = count < 0 || wanted == 1;
+    // Sized before the set borrows the shard; refused only if sampling happens.
+    let samples = if repeats { wanted } else { 0 };
+    let budget = SampleBudget::new(ctx, samples, if withscores { 2 } else { 1 });
     let resp3 = ctx.resp3;
     // The set stays borrowed while sampling, so the samples come from a generator seeded
     // from the shard's source rather than from the shard itself.
@@ -1351,17 +1346,25 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if size == 0 {
         return Reply::Array(Vec::new());
     }
-    let wanted = count.unsigned_abs();
     let mut out = Vec::new();
     let emit = |rank: usize, out: &mut Vec<Reply>| {
         if let Some(i) = z.get(rank) {
             push_entry(out, &i.member, i.score, withscores, resp3);
         }
     };
-    if count < 0 || wanted == 1 {
+    if repeats {
+        let mut budget = match budget {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
         // With repetitions, in random order.
         for _ in 0..wanted {
-            emit(rng.gen_range(0..size), &mut out);
+            let rank = rng.gen_range(0..size);
+            let bytes = z.get(rank).map_or(0, |i| i.member.len());
+            if let Err(e) = budget.take(bytes) {
+                return e;
+            }
+            emit(rank, &mut out);
         }
     } else if wanted >= size as u64 {
         for rank in 0..size {
