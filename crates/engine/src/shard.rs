@@ -252,7 +252,8 @@ impl Shard {
     /// first), and a client blocked on it learns it is gone. Otherwise two cheap checks.
     #[inline]
     fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
-        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 || !self.blocked_keys.is_empty() {
+        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 || !self.blocked_keys.is_empty()
+        {
             self.expire_if_needed(db, key, now_ms);
         }
     }

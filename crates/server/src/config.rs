@@ -164,7 +164,14 @@ static PARAMS: &[Param] = &[
         },
         "-2",
     ),
-    p("list-compress-depth", Kind::Int { min: 0, max: i32::MAX as i64 }, "0"),
+    p(
+        "list-compress-depth",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "0",
+    ),
     p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
     p("stream-node-max-entries", INT, "100"),

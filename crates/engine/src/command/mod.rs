@@ -40,15 +40,22 @@ pub struct Blocking {
     /// Whether and how long this call waits. Errors are the command's own.
     pub timeout: fn(&[Bytes]) -> Result<Wait, Reply>,
     /// Whether a waiter with these arguments can be served from `key` now (no side effects).
-    pub ready: fn(&mut Ctx<'_>, &[Bytes], &[u8]) -> bool,
+    pub ready: ReadyFn,
     /// Serves a waiter from `key`; a null reply keeps it waiting. None: run the command again.
-    pub serve: Option<fn(&mut Ctx<'_>, &[Bytes], &[u8]) -> Reply>,
+    pub serve: Option<ServeFn>,
     /// Rewrites a waiter's arguments on its shard when it starts waiting, in the same step as
     /// the attempt that found nothing (XREAD's `$` becomes the stream's last ID).
-    pub prepare: Option<fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>>,
+    pub prepare: Option<PrepareFn>,
     /// What a client gets when the timeout passes.
     pub on_timeout: TimeoutReply,
 }
+
+/// See [`Blocking::ready`].
+pub type ReadyFn = fn(&mut Ctx<'_>, &[Bytes], &[u8]) -> bool;
+/// See [`Blocking::serve`].
+pub type ServeFn = fn(&mut Ctx<'_>, &[Bytes], &[u8]) -> Reply;
+/// See [`Blocking::prepare`].
+pub type PrepareFn = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
 
 /// How long a blocking command's call waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
