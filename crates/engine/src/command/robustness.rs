@@ -337,16 +337,20 @@ fn populated() -> TestShard {
     t
 }
 
+/// Every command over shard data, but PFSELFTEST: ten million additions by design (its own
+/// unit test runs it smaller).
+fn shard_commands() -> Vec<&'static Command> {
+    every_command()
+        .into_iter()
+        .filter(|c| matches!(c.exec, Exec::Shard(_)))
+        .filter(|c| c.name != "pfselftest")
+        .collect()
+}
+
 #[test]
 fn no_command_panics_on_random_arguments() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
-    let commands: Vec<_> = every_command()
-        .into_iter()
-        .filter(|c| matches!(c.exec, Exec::Shard(_)))
-        // Ten million additions by design; its own unit test runs it smaller.
-        .filter(|c| c.name != "pfselftest")
-        .collect();
-    for cmd in commands {
+    for cmd in shard_commands() {
         let mut t = populated();
         // Every keyspace event is kept, so that reporting runs on the random paths too.
         t.notify_all();
@@ -439,10 +443,7 @@ impl GrammarArgs<'_> {
 #[test]
 fn grammar_shaped_arguments_with_extreme_numbers_stay_bounded() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6772_616d);
-    for cmd in every_command() {
-        let Exec::Shard(_) = cmd.exec else {
-            continue;
-        };
+    for cmd in shard_commands() {
         let mut t = populated();
         // A small proto-max-bulk-len keeps the offsets near the limit cheap to try.
         t.shard.config.proto_max_bulk_len = 1 << 20;
