@@ -78,6 +78,8 @@ const PAUSE_OUTPUT: usize = 16 << 20;
 const PAUSE_INPUT: usize = 1 << 20;
 /// An idle connection's input buffer above this size is released.
 const KEEP_INPUT_CAPACITY: usize = 64 << 10;
+/// Messages from other cores handled per pass.
+const MESH_BUDGET: usize = 1024;
 /// Reply slots a connection may have waiting on other cores before its input pauses.
 const MAX_PENDING_REPLIES: usize = 64 * 1024;
 
@@ -552,8 +554,13 @@ impl EventLoop {
     // ----------------------------------------------------------------------------------------
     // Messages from other cores and sessions handed back by tasks.
 
+    /// Handles the messages other cores sent, at most `MESH_BUDGET` per pass: a core that
+    /// keeps sending cannot hold this one in here (the rest wait for the next pass).
     fn drain_mesh(&mut self) {
-        while let Some(msg) = self.core.mesh.try_recv() {
+        for _ in 0..MESH_BUDGET {
+            let Some(msg) = self.core.mesh.try_recv() else {
+                return;
+            };
             match msg {
                 Msg::Batch(batch) => self.core.run_batch(*batch),
                 Msg::Replies(replies) => self.deliver_replies(*replies),
@@ -587,41 +594,53 @@ impl EventLoop {
         }
     }
 
-    /// Pub/Sub messages and MONITOR lines for this core's connections.
+    /// Pub/Sub messages and MONITOR lines for this core's connections. A connection already
+    /// over its hard output limit gets nothing more: it is closed when it is next served.
     fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
+        let hot = self.core.config.borrow().hot();
         for d in deliveries {
-            let Some((i, conn)) = find(&mut self.places, d.conn) else {
-                continue;
-            };
-            if conn.closing {
-                continue;
-            }
-            {
-                let c = conn.client.borrow();
-                match &d.what {
-                    // The client's own subscriptions have the last word.
-                    What::Message {
-                        kind,
-                        pattern,
-                        channel,
-                        payload,
-                    } => {
-                        if !c.subs.wants(*kind, pattern.as_ref(), channel) {
-                            continue;
+            for &r in &d.conns {
+                let Some((i, conn)) = find(&mut self.places, r) else {
+                    continue;
+                };
+                if conn.closing {
+                    continue;
+                }
+                let limit = if conn.client.borrow().subs.active() {
+                    hot.output_limit_pubsub.hard
+                } else {
+                    hot.output_limit_normal.hard
+                };
+                if limit > 0 && conn.unsent() as u64 > limit {
+                    continue;
+                }
+                {
+                    let c = conn.client.borrow();
+                    match &d.what {
+                        // The client's own subscriptions have the last word.
+                        What::Message {
+                            kind,
+                            pattern,
+                            channel,
+                            payload,
+                        } => {
+                            if !c.subs.wants(*kind, pattern.as_ref(), channel) {
+                                continue;
+                            }
+                            encode_message(*kind, pattern, channel, payload, c.resp3, &mut conn.out);
                         }
-                        encode_message(*kind, pattern, channel, payload, c.resp3, &mut conn.out);
-                    }
-                    What::Monitor(line) => {
-                        if !c.monitor {
-                            continue;
+                        What::Monitor(line) => {
+                            if !c.monitor {
+                                continue;
+                            }
+                            conn.out.extend_from_slice(line);
                         }
-                        conn.out.extend_from_slice(line);
                     }
                 }
-            }
-            if !conn.scheduled {
-                conn.scheduled = true;
-                self.ready.push(i);
+                if !conn.scheduled {
+                    conn.scheduled = true;
+                    self.ready.push(i);
+                }
             }
         }
     }
@@ -755,7 +774,9 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
-        if !conn.out.is_empty() && !conn.send_inflight {
+        // Output, or the rest of a send the kernel cut short (a send completes partly when the
+        // connection fails half way), goes out with the next pass.
+        if conn.unsent() > 0 && !conn.send_inflight && !conn.read_closed {
             self.to_send.push(i);
         }
         if !conn.paused && !conn.recv_armed && !conn.read_closed {
@@ -999,18 +1020,20 @@ fn encode_message(
     resp3: bool,
     out: &mut Vec<u8>,
 ) {
-    let mut items = Vec::with_capacity(4);
-    items.push(Reply::Bulk(Bytes::from_static(match kind {
-        SubKind::Channel => b"message",
-        SubKind::Pattern => b"pmessage",
-        SubKind::Shard => b"smessage",
-    })));
-    if let Some(p) = pattern {
-        items.push(Reply::Bulk(p.clone()));
+    let len = if pattern.is_some() { b'4' } else { b'3' };
+    out.extend_from_slice(&[if resp3 { b'>' } else { b'*' }, len, b'\r', b'\n']);
+    out.extend_from_slice(match kind {
+        SubKind::Channel => b"$7\r\nmessage\r\n",
+        SubKind::Pattern => b"$8\r\npmessage\r\n",
+        SubKind::Shard => b"$8\r\nsmessage\r\n",
+    });
+    for part in pattern.iter().chain([channel, payload]) {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(part.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
     }
-    items.push(Reply::Bulk(channel.clone()));
-    items.push(Reply::Bulk(payload.clone()));
-    shardis_resp::encode(&Reply::Push(items), resp3, out);
 }
 
 /// Writes `msg` to a connection being refused and closes it.
