@@ -23,12 +23,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::resp::{self, ReadError, Value};
-use common::{set_linger_zero, shard_of, Server};
+use common::{set_linger_zero, shard_of, Server, Watchdog};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -66,89 +66,6 @@ fn sweep_budget() -> Duration {
 
 // ------------------------------------------------------------------------------------------
 // Watching the server.
-
-/// Samples the server's RSS every few milliseconds and kills the server the moment it passes
-/// [`RSS_LIMIT`], remembering what was running then.
-struct Watchdog {
-    stop: Arc<AtomicBool>,
-    tripped: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    /// What the test is doing, for the report when the watchdog trips.
-    doing: Arc<Mutex<String>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn start(pid: u32) -> Watchdog {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tripped = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let doing = Arc::new(Mutex::new(String::from("starting")));
-        let thread = {
-            let (stop, tripped, peak, doing) =
-                (stop.clone(), tripped.clone(), peak.clone(), doing.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Some(rss) = common::rss_of(pid) else {
-                        break;
-                    };
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                    if rss > RSS_LIMIT {
-                        tripped.store(true, Ordering::SeqCst);
-                        let what = doing.lock().map(|d| d.clone()).unwrap_or_default();
-                        eprintln!(
-                            "watchdog: server RSS {} MiB > {} MiB while {what}; killing it",
-                            rss >> 20,
-                            RSS_LIMIT >> 20
-                        );
-                        // SAFETY: signalling the server process this test started.
-                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
-        Watchdog {
-            stop,
-            tripped,
-            peak,
-            doing,
-            thread: Some(thread),
-        }
-    }
-
-    fn doing(&self, what: impl Into<String>) {
-        if let Ok(mut d) = self.doing.lock() {
-            *d = what.into();
-        }
-    }
-
-    fn tripped(&self) -> bool {
-        self.tripped.load(Ordering::SeqCst)
-    }
-
-    /// Fails the test if the server went over the limit.
-    fn check(&self) {
-        if self.tripped.load(Ordering::SeqCst) {
-            let what = self.doing.lock().map(|d| d.clone()).unwrap_or_default();
-            panic!("server RSS passed {} MiB while {what}", RSS_LIMIT >> 20);
-        }
-    }
-
-    fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// After a batch: the server answers PING on a fresh connection, its RSS is under the limit,
 /// and the connections the batch dropped are gone (none leaked), within a few seconds.
@@ -917,7 +834,7 @@ fn every_command_survives_adversarial_arguments() {
     let started = Instant::now();
     let budget = sweep_budget();
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     let mut gen = Gen::new(seed);
     assert_ne!(
         shard_of(format!("{}x", TAGS[0]).as_bytes(), 2),
@@ -1075,7 +992,7 @@ fn every_command_survives_adversarial_arguments() {
 #[ignore = "engine bug: SRANDMEMBER/HRANDFIELD key -(2^63-1) hang the shard and grow its memory without bound"]
 fn known_bug_random_sampling_with_an_absurd_count() {
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     let mut c = server.resp();
     assert_eq!(
         c.call(&["SADD", "s", "a", "b", "c"]).ok(),
@@ -1236,7 +1153,7 @@ fn abuses() -> Vec<Abuse> {
 #[test]
 fn protocol_abuse_gets_redis_replies() {
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     for abuse in abuses() {
         dog.doing(abuse.name);
         let mut c = server.resp();
@@ -1328,7 +1245,7 @@ fn junk_and_half_requests_leave_the_server_serving() {
     let seed = seed("junk_and_half_requests_leave_the_server_serving");
     let mut rng = StdRng::seed_from_u64(seed);
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     const FRAGMENTS: &[&[u8]] = &[
         b"*",
         b"$",
@@ -1471,7 +1388,7 @@ fn junk_and_half_requests_leave_the_server_serving() {
 #[test]
 fn declared_sizes_do_not_allocate() {
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     let before = server.rss().expect("rss");
     let mut held = Vec::new();
     let data = vec![b'x'; 64 << 10];
@@ -1521,7 +1438,7 @@ fn declared_sizes_do_not_allocate() {
 #[test]
 fn connection_storms_leak_nothing() {
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     let mut rss = Vec::new();
     for burst in 0..3 {
         dog.doing(format!("burst {burst} of 2000 connections"));
@@ -1570,7 +1487,7 @@ fn connection_storms_leak_nothing() {
 #[test]
 fn resets_during_big_replies() {
     let server = Server::start(2, &[]);
-    let dog = Watchdog::start(server.pid());
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
     let value = vec![b'v'; 8 << 20];
     let mut c = server.resp();
     for key in ["{foo}big", "{bar}big"] {

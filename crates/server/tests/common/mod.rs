@@ -7,6 +7,8 @@ pub mod resp;
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Server {
@@ -202,6 +204,97 @@ pub fn roundtrip(stream: &mut TcpStream, send: &[u8], expect_len: usize) -> Vec<
         }
     }
     out
+}
+
+/// Samples a server's RSS every few milliseconds, keeps the peak, and kills the server the
+/// moment it passes a limit (so a runaway allocation cannot take the machine down), remembering
+/// what the test was doing then.
+pub struct Watchdog {
+    limit: u64,
+    stop: Arc<AtomicBool>,
+    tripped: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    /// What the test is doing, for the report when the watchdog trips.
+    doing: Arc<Mutex<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn start(pid: u32, limit: u64) -> Watchdog {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tripped = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let doing = Arc::new(Mutex::new(String::from("starting")));
+        let thread = {
+            let (stop, tripped, peak, doing) =
+                (stop.clone(), tripped.clone(), peak.clone(), doing.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(rss) = rss_of(pid) else {
+                        break;
+                    };
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                    if rss > limit {
+                        tripped.store(true, Ordering::SeqCst);
+                        let what = doing.lock().map(|d| d.clone()).unwrap_or_default();
+                        eprintln!(
+                            "watchdog: server RSS {} MiB > {} MiB while {what}; killing it",
+                            rss >> 20,
+                            limit >> 20
+                        );
+                        // SAFETY: signalling the server process this test started.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        Watchdog {
+            limit,
+            stop,
+            tripped,
+            peak,
+            doing,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn doing(&self, what: impl Into<String>) {
+        if let Ok(mut d) = self.doing.lock() {
+            *d = what.into();
+        }
+    }
+
+    pub fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// Fails the test if the server went over the limit.
+    pub fn check(&self) {
+        if self.tripped.load(Ordering::SeqCst) {
+            let what = self.doing.lock().map(|d| d.clone()).unwrap_or_default();
+            panic!("server RSS passed {} MiB while {what}", self.limit >> 20);
+        }
+    }
+
+    /// The highest RSS seen since the start or the last [`Watchdog::reset_peak`].
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_peak(&self) {
+        self.peak.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Resident memory (VmRSS) of process `pid`, in bytes.
