@@ -404,6 +404,14 @@ fn commands_arriving_one_byte_at_a_time() {
     );
 }
 
+/// A pipeline (`$V` stands for a value unique to the round) and the reply its last command
+/// must get.
+type OrderCase = (
+    &'static str,
+    &'static [&'static [&'static str]],
+    fn(&str) -> Value,
+);
+
 /// A pipeline's commands take effect in order, whichever shard each runs on: a command over
 /// several shards (run by a task) sees the writes sent before it in the same pipeline, even
 /// those forwarded to the other shard.
@@ -413,7 +421,7 @@ fn commands_arriving_one_byte_at_a_time() {
             SET {foo}k v + MGET {foo}k {bar}k in one write reads the old {foo}k about half the time"]
 fn a_pipeline_reads_its_own_writes_across_shards() {
     let server = Server::start(SHARDS, &[]);
-    let cases: [(&str, &[&[&str]], fn(&str) -> Value); 5] = [
+    let cases: [OrderCase; 5] = [
         (
             "SET, SET, MGET",
             &[
