@@ -642,6 +642,31 @@ struct Case {
     args: Vec<Vec<u8>>,
     /// The request may close its own connection (CLIENT KILL).
     may_close: bool,
+    /// The exact reply, when the test knows it (a wrong number of arguments).
+    expect: Option<Value>,
+}
+
+/// Redis's reply to a request whose argument count does not fit the command's arity (checked
+/// before anything else, in or out of MULTI).
+fn arity_error(spec: &Spec, argc: usize) -> Option<Value> {
+    let arity = spec.arity.unsigned_abs() as usize;
+    let fits = if spec.arity >= 0 {
+        argc == arity
+    } else {
+        argc >= arity
+    };
+    (!fits).then(|| {
+        Value::Error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.words.join("|").to_lowercase()
+        ))
+    })
+}
+
+/// Whether an error reply has Redis's form: an upper-case code word, then the message.
+fn well_formed_error(text: &str) -> bool {
+    let code = text.split(' ').next().unwrap_or_default();
+    !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// The sweep's state: the server, its configuration to restore, the connection windows run on.
@@ -658,6 +683,27 @@ struct Sweep<'a> {
     closed: u64,
     /// Blocking requests still blocked when their connection was dropped.
     dropped_blocked: u64,
+    /// Replies that differ from what the test knows they must be.
+    wrong: Vec<String>,
+}
+
+impl Sweep<'_> {
+    /// Checks a reply to `what` against what it must be, if known, and the form of errors.
+    fn judge(&mut self, what: &str, reply: &Value, expect: Option<&Value>) {
+        self.requests += 1;
+        if let Value::Error(text) = reply {
+            self.errors += 1;
+            if !well_formed_error(text) {
+                self.wrong.push(format!("{what}: malformed error {text:?}"));
+            }
+        }
+        if let Some(want) = expect {
+            if reply != want {
+                self.wrong
+                    .push(format!("{what}: {reply:?}, expected {want:?}"));
+            }
+        }
+    }
 }
 
 impl Sweep<'_> {
@@ -666,14 +712,20 @@ impl Sweep<'_> {
     /// `isolated`, the requests run on a connection of their own, which they may close.
     fn window(&mut self, setup: &[Vec<Vec<u8>>], cases: &[Case], isolated: bool) {
         let mut payload = Vec::new();
-        let mut expected: Vec<(String, bool)> = Vec::new();
+        // Each request: what it is, whether it may close the connection, its reply if known.
+        let mut expected: Vec<(String, bool, Option<Value>)> = Vec::new();
         for req in setup {
             resp::push_command(&mut payload, req);
-            expected.push((describe(req), false));
+            let reset = req.first().is_some_and(|w| w == b"RESET");
+            expected.push((
+                describe(req),
+                false,
+                reset.then(|| Value::Simple("RESET".into())),
+            ));
         }
         for case in cases {
             resp::push_command(&mut payload, &case.args);
-            expected.push((describe(&case.args), case.may_close));
+            expected.push((describe(&case.args), case.may_close, case.expect.clone()));
             if case
                 .args
                 .first()
@@ -681,7 +733,11 @@ impl Sweep<'_> {
             {
                 for restore in &self.restore_config {
                     resp::push_command(&mut payload, restore);
-                    expected.push((format!("(restoring) {}", describe(restore)), false));
+                    expected.push((
+                        format!("(restoring) {}", describe(restore)),
+                        false,
+                        Some(Value::Simple("OK".into())),
+                    ));
                 }
             }
         }
@@ -700,12 +756,11 @@ impl Sweep<'_> {
             .iter()
             .skip(setup.len())
             .take(3)
-            .map(|(d, _)| d.clone())
+            .map(|(d, _, _)| d.clone())
             .collect::<Vec<_>>()
             .join(" | ");
         dog.doing(format!("running requests {summary} …"));
-        let mut requests = 0;
-        let mut errors = 0;
+        let mut replies = Vec::with_capacity(expected.len());
         let mut closed = false;
 
         std::thread::scope(|s| {
@@ -713,20 +768,9 @@ impl Sweep<'_> {
                 // A write failing means the server closed the connection: the reads say why.
                 let _ = writer.write_all(&payload);
             });
-            for (i, (what, may_close)) in expected.iter().enumerate() {
+            for (what, may_close, _) in &expected {
                 match conn.read(REPLY_WAIT) {
-                    Ok(v) => {
-                        requests += 1;
-                        if v.is_error() {
-                            errors += 1;
-                        }
-                        if i == 0 && !setup.is_empty() {
-                            assert_eq!(v, Value::Simple("RESET".into()), "RESET answered {v:?}");
-                        }
-                        if what.starts_with("(restoring") {
-                            assert_eq!(v, Value::Simple("OK".into()), "{what}");
-                        }
-                    }
+                    Ok(v) => replies.push(v),
                     Err(ReadError::Closed) if *may_close => {
                         closed = true;
                         break;
@@ -747,8 +791,9 @@ impl Sweep<'_> {
                 let _ = conn.stream.shutdown(std::net::Shutdown::Both);
             }
         });
-        self.requests += requests;
-        self.errors += errors;
+        for ((what, _, expect), reply) in expected.iter().zip(&replies) {
+            self.judge(what, reply, expect.as_ref());
+        }
         if closed {
             self.closed += 1;
         }
@@ -778,17 +823,13 @@ impl Sweep<'_> {
         let deadline = Instant::now() + Duration::from_millis(300);
         for (c, case) in &mut conns {
             let wait = deadline.saturating_duration_since(Instant::now());
+            let what = describe(&case.args);
             match c.read(wait.max(Duration::from_millis(1))) {
-                Ok(v) => {
-                    self.requests += 1;
-                    if v.is_error() {
-                        self.errors += 1;
-                    }
-                }
+                Ok(v) => self.judge(&what, &v, case.expect.as_ref()),
                 Err(ReadError::Timeout) if c.unread().is_empty() => self.dropped_blocked += 1,
                 Err(ReadError::Timeout) => match c.read(REPLY_WAIT) {
-                    Ok(_) => self.requests += 1,
-                    Err(e) => panic!("{}: reply cut short: {e:?}", describe(&case.args)),
+                    Ok(v) => self.judge(&what, &v, case.expect.as_ref()),
+                    Err(e) => panic!("{what}: reply cut short: {e:?}"),
                 },
                 Err(e) => {
                     self.dog.check();
@@ -878,7 +919,10 @@ fn every_command_survives_adversarial_arguments() {
         specs.len()
     );
 
+    // Windows start from RESP2 or, one in three, from RESP3 (the replies' other encoding).
     let setup = populate(&gen.big.clone());
+    let mut setup_resp3 = setup.clone();
+    setup_resp3.insert(1, vec![b"HELLO".to_vec(), b"3".to_vec()]);
     let mut sweep = Sweep {
         server: &server,
         dog: &dog,
@@ -888,6 +932,7 @@ fn every_command_survives_adversarial_arguments() {
         errors: 0,
         closed: 0,
         dropped_blocked: 0,
+        wrong: Vec::new(),
     };
     let batches = (budget.as_secs() / 15).clamp(3, 1000) as usize;
     let batch_budget = budget / batches as u32;
@@ -899,39 +944,52 @@ fn every_command_survives_adversarial_arguments() {
         let requests_before = sweep.requests;
         let mut pending: Vec<Case> = Vec::new();
         for spec in &specs {
+            let may_close = spec.name() == "client kill";
             let mut cases = Vec::new();
             let most = spec.min_args() + 3;
             for n in 0..=most {
-                cases.push(gen.arity_case(spec, n));
+                let args = gen.arity_case(spec, n);
+                let expect = arity_error(spec, args.len());
+                cases.push(Case {
+                    args,
+                    may_close,
+                    expect,
+                });
             }
             if !spec.grammar.is_empty() {
                 for _ in 0..grammar_cases {
-                    cases.push(gen.grammar_case(spec));
+                    let args = gen.grammar_case(spec);
+                    let expect = arity_error(spec, args.len());
+                    cases.push(Case {
+                        args,
+                        may_close,
+                        expect,
+                    });
                 }
             }
-            let may_close = spec.name() == "client kill";
-            let cases: Vec<Case> = cases
-                .into_iter()
-                .filter(|args| {
-                    let bug = known_bug(spec, args).is_some();
-                    known += bug as u64;
-                    !bug
-                })
-                .map(|args| Case { args, may_close })
-                .collect();
+            cases.retain(|case| {
+                let bug = known_bug(spec, &case.args).is_some();
+                known += bug as u64;
+                !bug
+            });
+            let window_setup = if gen.rng.gen_bool(1.0 / 3.0) {
+                &setup_resp3
+            } else {
+                &setup
+            };
             if spec.blocking {
                 for chunk in cases.chunks(64) {
-                    sweep.blocking(&setup, chunk);
+                    sweep.blocking(window_setup, chunk);
                 }
             } else if may_close {
                 for case in &cases {
-                    sweep.window(&setup, std::slice::from_ref(case), true);
+                    sweep.window(window_setup, std::slice::from_ref(case), true);
                 }
             } else {
                 // Consecutive commands share windows: fewer round trips per request.
                 pending.extend(cases);
                 if pending.len() >= WINDOW {
-                    sweep.window(&setup, &pending, false);
+                    sweep.window(window_setup, &pending, false);
                     pending.clear();
                 }
             }
@@ -978,6 +1036,18 @@ fn every_command_survives_adversarial_arguments() {
         known,
         dog.peak() >> 20,
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        sweep.wrong.is_empty(),
+        "{} wrong replies, e.g.:\n{}",
+        sweep.wrong.len(),
+        sweep
+            .wrong
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
