@@ -316,11 +316,13 @@ fn a_reset_in_the_middle_of_a_reply_does_not_disturb_other_clients() {
             resp::push_command(&mut pipeline, &["GET", "{bar}big"]);
         }
         s.write_all(&pipeline).expect("send");
+        s.set_read_timeout(Some(REPLY_WAIT)).expect("timeout");
         let mut buf = vec![0u8; 256 << 10];
         let mut got = 0;
         while got < 3 << 20 {
             match s.read(&mut buf) {
-                Ok(0) | Err(_) => panic!("the server closed a client reading its reply"),
+                Ok(0) => panic!("reset {round}: the server closed the client after {got} bytes"),
+                Err(e) => panic!("reset {round}: {e} after {got} bytes"),
                 Ok(n) => got += n,
             }
         }

@@ -109,11 +109,13 @@ fn resets_during_big_replies() {
         }
         s.write_all(&pipeline).expect("send");
         // Take part of the first reply, then reset.
+        s.set_read_timeout(Some(REPLY_WAIT)).expect("timeout");
         let mut buf = vec![0u8; 256 << 10];
         let mut got = 0;
         while got < (1 << 20) {
             match s.read(&mut buf) {
-                Ok(0) | Err(_) => panic!("the server closed a client reading its reply"),
+                Ok(0) => panic!("round {round}: the server closed the client after {got} bytes"),
+                Err(e) => panic!("round {round}: {e} after {got} bytes"),
                 Ok(n) => got += n,
             }
         }
