@@ -266,9 +266,6 @@ fn unread_replies_are_bounded_on_the_own_shard() {
 }
 
 #[test]
-#[ignore = "server bug: a pipeline's commands for the other shard are all forwarded at once, \
-            whatever their replies' size: 256 unread GETs of 1 MiB take the server to ~700 MiB \
-            and stall the other shard for seconds"]
 fn unread_replies_are_bounded_on_the_other_shard() {
     unread_replies_are_bounded(true);
 }
@@ -388,9 +385,9 @@ fn commands_arriving_one_byte_at_a_time() {
     expected.push(bulk("a b"));
     trickle(&mut c, &input, &expected);
     let mut sent = input.len();
-    // A command over both shards, once the writes are answered (a multi-shard command right
-    // behind writes forwarded to the other shard is the ordering bug of
-    // `a_pipeline_reads_its_own_writes_across_shards`, not this test's subject).
+    // A command over both shards, once the writes are answered (one right behind writes
+    // forwarded to the other shard is `a_pipeline_reads_its_own_writes_across_shards`'s
+    // subject, not this test's).
     let mut input = Vec::new();
     resp::push_command(&mut input, &["MGET", "{foo}k", "{bar}k", "nosuch"]);
     let expected = [Value::Array(Some(vec![
@@ -418,9 +415,6 @@ type OrderCase = (
 /// several shards (run by a task) sees the writes sent before it in the same pipeline, even
 /// those forwarded to the other shard.
 #[test]
-#[ignore = "server bug: a multi-shard command (MGET, RENAME across shards, EXEC, BLPOP…) \
-            pipelined right behind writes forwarded to the other shard runs before them: \
-            SET {foo}k v + MGET {foo}k {bar}k in one write reads the old {foo}k about half the time"]
 fn a_pipeline_reads_its_own_writes_across_shards() {
     let server = Server::start(SHARDS, &[]);
     let cases: [OrderCase; 5] = [

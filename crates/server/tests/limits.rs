@@ -277,8 +277,6 @@ fn output_buffer_soft_limit_closes_only_after_its_seconds() {
 /// is decided while a send is still in flight, and the next pass over the connection finds its
 /// output still over the limit and counts it again.)
 #[test]
-#[ignore = "server bug: a client closed for the soft output limit is counted twice in \
-            client_output_buffer_limit_disconnections (and logged twice)"]
 fn a_client_closed_for_the_soft_limit_is_counted_once() {
     let server = Server::start(SHARDS, &[]);
     let (_, counted) = over_the_soft_limit(&server);
@@ -406,8 +404,6 @@ fn timeout_closes_idle_clients_but_not_blocked_ones() {
 /// the last input only: the moment BLPOP's nil reply goes out, the client has been "idle" for the
 /// whole wait and the next clock tick closes it.
 #[test]
-#[ignore = "server bug: under `timeout 1`, a client is closed right after its BLPOP 5 times out \
-            (idleness counted from the last input; Redis counts replies as activity)"]
 fn timeout_counts_a_reply_as_activity() {
     let server = Server::start(SHARDS, &[]);
     config_set(&mut server.resp(), "timeout", "1");

@@ -40,7 +40,8 @@ impl V {
 impl Resp {
     fn connect(port: u16) -> Resp {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         Resp { s, buf: Vec::new() }
     }
 
@@ -141,7 +142,8 @@ fn messages_reach_subscribers_on_every_core_in_order_with_counts() {
     // Introspection sees every core's subscribers.
     let mut c = Resp::connect(server.port);
     assert_eq!(
-        c.cmd(&["PUBSUB", "NUMSUB", CHANNELS[0], CHANNELS[2]]).text(),
+        c.cmd(&["PUBSUB", "NUMSUB", CHANNELS[0], CHANNELS[2]])
+            .text(),
         format!("{} 6 {} 0", CHANNELS[0], CHANNELS[2])
     );
     let V::Arr(mut chans) = c.cmd(&["PUBSUB", "CHANNELS"]) else {
@@ -167,9 +169,16 @@ fn patterns_and_sharded_channels() {
     let mut psub = Resp::connect(server.port);
     assert_eq!(psub.cmd(&["PSUBSCRIBE", "n*"]).text(), "psubscribe n* 1");
     let mut ssub = Resp::connect(server.port);
-    assert_eq!(ssub.cmd(&["SSUBSCRIBE", "news"]).text(), "ssubscribe news 1");
+    assert_eq!(
+        ssub.cmd(&["SSUBSCRIBE", "news"]).text(),
+        "ssubscribe news 1"
+    );
     let mut p = Resp::connect(server.port);
-    assert_eq!(p.cmd(&["PUBLISH", "news", "a"]), V::Int(1), "the pattern, not the shard channel");
+    assert_eq!(
+        p.cmd(&["PUBLISH", "news", "a"]),
+        V::Int(1),
+        "the pattern, not the shard channel"
+    );
     assert_eq!(psub.read().text(), "pmessage n* news a");
     assert_eq!(p.cmd(&["SPUBLISH", "news", "b"]), V::Int(1));
     assert_eq!(ssub.read().text(), "smessage news b");
@@ -186,7 +195,11 @@ fn patterns_and_sharded_channels() {
     let mut r3 = Resp::connect(server.port);
     r3.cmd(&["HELLO", "3"]);
     assert_eq!(r3.cmd(&["SUBSCRIBE", "news"]).text(), "subscribe news 1");
-    assert_eq!(r3.cmd(&["SET", "k", "v"]).text(), "OK", "RESP3 keeps running commands");
+    assert_eq!(
+        r3.cmd(&["SET", "k", "v"]).text(),
+        "OK",
+        "RESP3 keeps running commands"
+    );
     assert_eq!(p.cmd(&["PUBLISH", "news", "c"]), V::Int(2));
     assert_eq!(r3.read().text(), "message news c");
 }
@@ -196,7 +209,11 @@ fn keyspace_notifications_from_every_shard() {
     let server = Server::start(2, &[]);
     let mut sub = Resp::connect(server.port);
     let mut c = Resp::connect(server.port);
-    assert_eq!(c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]).text(), "OK");
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+            .text(),
+        "OK"
+    );
     assert_eq!(
         c.cmd(&["CONFIG", "GET", "notify-keyspace-events"]).text(),
         "notify-keyspace-events AKE"
@@ -214,7 +231,9 @@ fn keyspace_notifications_from_every_shard() {
     }
     for k in keys {
         assert!(seen.contains(&format!("pmessage __keyspace@0__:* __keyspace@0__:{k} set")));
-        assert!(seen.contains(&format!("pmessage __keyspace@0__:* __keyspace@0__:l{k} lpush")));
+        assert!(seen.contains(&format!(
+            "pmessage __keyspace@0__:* __keyspace@0__:l{k} lpush"
+        )));
     }
     // Expired keys are notified too (active expiry, on the key's shard).
     c.cmd(&["SET", "short", "1", "PX", "50"]);
@@ -260,7 +279,12 @@ fn a_subscriber_that_never_reads_is_disconnected_at_the_pubsub_limit() {
     let mut admin = Resp::connect(server.port);
     assert_eq!(
         admin
-            .cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 0 0"])
+            .cmd(&[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 1mb 0 0"
+            ])
             .text(),
         "OK"
     );
@@ -287,9 +311,11 @@ fn a_subscriber_that_never_reads_is_disconnected_at_the_pubsub_limit() {
     let rss = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .unwrap_or(0);
     assert!(rss < 256 * 1024, "RSS {rss} KiB");

@@ -121,7 +121,13 @@ impl PubSub {
     /// Queues `payload` for every subscriber of `channel` (and of matching patterns, unless
     /// `shard`); returns how many receive it, as PUBLISH answers. Each core gets one delivery
     /// per publication (and matching pattern), naming its subscribers.
-    pub fn publish(&mut self, cores: usize, channel: &Bytes, payload: &Bytes, shard: bool) -> usize {
+    pub fn publish(
+        &mut self,
+        cores: usize,
+        channel: &Bytes,
+        payload: &Bytes,
+        shard: bool,
+    ) -> usize {
         if self.outgoing.len() < cores {
             self.outgoing.resize_with(cores, Vec::new);
         }
@@ -173,7 +179,9 @@ impl PubSub {
         if self.outgoing.len() < cores {
             self.outgoing.resize_with(cores, Vec::new);
         }
-        queue(&mut self.outgoing, &self.monitors, || What::Monitor(line.clone()));
+        queue(&mut self.outgoing, &self.monitors, || {
+            What::Monitor(line.clone())
+        });
     }
 
     /// Whether a publication on `channel` would reach anyone (keyspace notifications skip

@@ -29,7 +29,7 @@ use shardis_engine::{lookup, Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::Conn;
+use super::conn::{Conn, Held};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -82,6 +82,11 @@ const KEEP_INPUT_CAPACITY: usize = 64 << 10;
 const MESH_BUDGET: usize = 1024;
 /// Reply slots a connection may have waiting on other cores before its input pauses.
 const MAX_PENDING_REPLIES: usize = 64 * 1024;
+/// At most this many of a connection's commands are on other cores at once: each reply can be
+/// a large value, and the pause above only sees replies once they are back (16 unread 1 MiB
+/// GETs cost ~50 MiB with the copies on both cores). Deep pipelines still move: the next
+/// commands go out as soon as replies return, one batch per pass.
+const MAX_REMOTE_IN_FLIGHT: usize = 16;
 
 /// The most registered files a core asks for.
 const MAX_FIXED_FILES: u32 = 1 << 16;
@@ -536,6 +541,10 @@ impl EventLoop {
         } else {
             conn.sent += res as usize;
             core.bump(|s| s.net_output_bytes += res as u64);
+            // Writing counts as activity for `timeout`, as in Redis.
+            if res > 0 {
+                conn.client.borrow_mut().last_active_ms = core.now_ms();
+            }
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
                 conn.sent = 0;
@@ -627,7 +636,14 @@ impl EventLoop {
                             if !c.subs.wants(*kind, pattern.as_ref(), channel) {
                                 continue;
                             }
-                            encode_message(*kind, pattern, channel, payload, c.resp3, &mut conn.out);
+                            encode_message(
+                                *kind,
+                                pattern,
+                                channel,
+                                payload,
+                                c.resp3,
+                                &mut conn.out,
+                            );
                         }
                         What::Monitor(line) => {
                             if !c.monitor {
@@ -721,6 +737,19 @@ impl EventLoop {
             if conn.closing || conn.session.is_none() || conn.paused {
                 break;
             }
+            if let Some(Held {
+                cmd,
+                mut args,
+                mute,
+            }) = conn.held.take()
+            {
+                conn.mute = mute;
+                self.run_parsed(r, &mut conn, cmd, &mut args);
+                if conn.held.is_some() {
+                    break;
+                }
+                continue;
+            }
             if conn.pending.len() >= MAX_PENDING_REPLIES || conn.unsent() > PAUSE_OUTPUT {
                 conn.paused = true;
                 break;
@@ -761,7 +790,13 @@ impl EventLoop {
             c.qbuf = conn.rbuf.len();
             c.omem = conn.unsent();
         }
-        if let Some(reason) = self.output_limit_exceeded(&mut conn) {
+        // (A connection closed for its limit is not counted again while its send fails.)
+        let over_limit = if conn.closing {
+            None
+        } else {
+            self.output_limit_exceeded(&mut conn)
+        };
+        if let Some(reason) = over_limit {
             warn!(
                 client = conn.client.borrow().id,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
@@ -843,8 +878,29 @@ impl EventLoop {
             core.feed_monitors(&c.addr, c.db, args);
         }
         conn.mute = conn.client.borrow_mut().take_mute();
+        self.run_parsed(r, conn, cmd, args);
+    }
+
+    /// Runs a command past the checks of `dispatch`, or holds it back. A connection's commands
+    /// run in order: those for one shard travel in order, and a command that reads or acts
+    /// beyond one shard (MGET over shards, EXEC, PUBLISH, INFO…) waits until every command
+    /// sent before it to another core has run there. Holding also bounds how many of the
+    /// connection's commands are on other cores at once.
+    fn run_parsed(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+    ) {
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
+                if conn.remote_in_flight > 0 {
+                    return hold(conn, cmd, args);
+                }
+                let Some(session) = conn.session.as_deref_mut() else {
+                    return;
+                };
                 match cmd::run_sync(session, which, cmd, args) {
                     Some(reply) => conn.reply(reply),
                     None => conn.closing = true,
@@ -897,6 +953,9 @@ impl EventLoop {
                 let reply = core.execute(cmd, args, db, resp3);
                 conn.reply(reply);
             }
+            Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
+                hold(conn, cmd, args)
+            }
             Target::Shard(shard) => {
                 let batch = self
                     .outbox
@@ -922,6 +981,9 @@ impl EventLoop {
         cmd: &'static Command,
         args: &mut Vec<Bytes>,
     ) {
+        if conn.remote_in_flight > 0 {
+            return hold(conn, cmd, args);
+        }
         let Some(mut session) = conn.session.take() else {
             return;
         };
@@ -1037,6 +1099,16 @@ fn encode_message(
 }
 
 /// Writes `msg` to a connection being refused and closes it.
+/// Parks a parsed command on its connection until the connection's replies from other cores
+/// are back; parsing stops meanwhile.
+fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
+    conn.held = Some(Held {
+        cmd,
+        args: std::mem::take(args),
+        mute: conn.mute,
+    });
+}
+
 fn reject(fd: i32, msg: &[u8]) {
     // SAFETY: a best-effort non-blocking send on a socket we were just handed, then close.
     unsafe {
