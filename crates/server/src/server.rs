@@ -157,8 +157,19 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
-    let event_loop =
-        EventLoop::new(core.clone(), listeners).map_err(|e| format!("io_uring setup: {e}"))?;
+    let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOMEM) {
+            // The kernel counts locked memory per user, not per process: another server
+            // running as the same user (containers with one uid) takes from the same limit.
+            format!(
+                "io_uring setup: {e}: the locked-memory limit is used up; it is shared by every \
+                 process of this user, other shardis-server instances included. Raise it \
+                 (ulimit -l unlimited, or the container runtime's memlock limit)"
+            )
+        } else {
+            format!("io_uring setup: {e}")
+        }
+    })?;
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
     Ok(())

@@ -92,9 +92,18 @@ const SKIPPED: &[(&str, &str)] = &[
     ("subscribe", "turns the connection into a feed"),
     ("psubscribe", "turns the connection into a feed"),
     ("ssubscribe", "turns the connection into a feed"),
-    ("unsubscribe", "answers once per channel named (tests/pubsub.rs covers it)"),
-    ("punsubscribe", "answers once per pattern named (tests/pubsub.rs covers it)"),
-    ("sunsubscribe", "answers once per channel named (tests/pubsub.rs covers it)"),
+    (
+        "unsubscribe",
+        "answers once per channel named (tests/pubsub.rs covers it)",
+    ),
+    (
+        "punsubscribe",
+        "answers once per pattern named (tests/pubsub.rs covers it)",
+    ),
+    (
+        "sunsubscribe",
+        "answers once per channel named (tests/pubsub.rs covers it)",
+    ),
     ("debug", "DEBUG can crash the server on purpose"),
     (
         "client reply",
