@@ -171,16 +171,25 @@ impl Db {
     /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`). `lru` is the access
     /// field of the new value; `keep_lru` keeps an overwritten key's own (LFU counters survive
     /// an overwrite, as in Redis).
-    pub fn set(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) {
-        self.store(key, value, lru, keep_lru, false);
+    /// True if the key was created.
+    pub fn set(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) -> bool {
+        self.store(key, value, lru, keep_lru, false)
     }
 
     /// Sets `key` to `value`, keeping its expiry if it has one (`lru` as for [`Db::set`]).
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) {
-        self.store(key, value, lru, keep_lru, true);
+    /// True if the key was created.
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool) -> bool {
+        self.store(key, value, lru, keep_lru, true)
     }
 
-    fn store(&mut self, key: &[u8], value: Value, lru: u32, keep_lru: bool, keep_ttl: bool) {
+    fn store(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        lru: u32,
+        keep_lru: bool,
+        keep_ttl: bool,
+    ) -> bool {
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             if !keep_lru {
@@ -191,7 +200,7 @@ impl Db {
                 e.expiry = NO_EXPIRE;
                 self.unlink_expiry(expiry);
             }
-            return;
+            return false;
         }
         self.entries.insert(
             Key::new(key),
@@ -201,6 +210,7 @@ impl Db {
                 expiry: NO_EXPIRE,
             },
         );
+        true
     }
 
     /// Stores a whole record at `key`, replacing any existing entry.
@@ -303,7 +313,13 @@ impl Db {
     }
 
     /// A random live key, or None when the database is empty or every sampled key expired.
-    pub fn random_key(&mut self, rand: &mut impl FnMut() -> u64, now_ms: u64) -> Option<Bytes> {
+    /// The expired keys met are reclaimed, telling `on_expired` about each.
+    pub fn random_key(
+        &mut self,
+        rand: &mut impl FnMut() -> u64,
+        now_ms: u64,
+        on_expired: &mut impl FnMut(&[u8]),
+    ) -> Option<Bytes> {
         // As Redis: retry past expired keys, but give up if every key is volatile and expired.
         for _ in 0..100 {
             let (key, expired) = match self.entries.random(rand()) {
@@ -316,6 +332,7 @@ impl Db {
             if let Some(gone) = self.remove(&key) {
                 self.discard_expired(gone.value);
             }
+            on_expired(&key);
         }
         None
     }
@@ -396,12 +413,13 @@ impl Db {
     }
 
     /// Redis's active expiry: sample up to `sample` keys with a TTL and delete the expired
-    /// ones.
+    /// ones, telling `on_expired` about each.
     pub fn expire_sample(
         &mut self,
         sample: usize,
         rand: &mut impl FnMut() -> u64,
         now_ms: u64,
+        on_expired: &mut impl FnMut(&[u8]),
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
         for _ in 0..sample.min(self.expires.len()) {
@@ -421,6 +439,7 @@ impl Db {
             if let Some(gone) = self.remove(&key) {
                 self.discard_expired(gone.value);
                 cycle.expired += 1;
+                on_expired(&key);
             }
         }
         cycle
@@ -490,7 +509,7 @@ mod tests {
         let mut rand = crate::shard::rand_stream(7);
         let mut rounds = 0;
         while !db.is_empty() && rounds < 1000 {
-            db.expire_sample(20, &mut rand, 11);
+            db.expire_sample(20, &mut rand, 11, &mut |_| {});
             rounds += 1;
         }
         assert_eq!(db.len(), 0);
@@ -551,7 +570,7 @@ mod tests {
         // Active expiry at time 1500 removes exactly the keys due by then.
         let mut rand = crate::shard::rand_stream(3);
         for _ in 0..2000 {
-            db.expire_sample(20, &mut rand, 1500);
+            db.expire_sample(20, &mut rand, 1500, &mut |_| {});
         }
         db.check_expiry_links();
         let due = model

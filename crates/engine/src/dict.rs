@@ -21,14 +21,32 @@ use std::fmt;
 use std::hash::Hash;
 use std::iter::FusedIterator;
 use std::mem;
+use std::sync::OnceLock;
 
-/// Fixed seeds: iteration order must be reproducible (snapshots, tests).
-static HASHER: RandomState = RandomState::with_seeds(
+/// The hasher of every dict in the process. Keys come from clients, so with seeds an attacker
+/// knows they could send keys that all fall in one bucket and turn every lookup into a walk
+/// of one long chain: the server draws the seeds at random at start-up
+/// ([`seed_hashers`]). Unseeded (unit tests, tools), the fixed [`DEFAULT_SEEDS`] keep the
+/// iteration order reproducible.
+static HASHER: OnceLock<RandomState> = OnceLock::new();
+
+/// The seeds used when [`seed_hashers`] was not called first.
+pub const DEFAULT_SEEDS: [u64; 4] = [
     0x5348_4152,
     0x4449_5321,
     0x9e37_79b9_7f4a_7c15,
     0x2545_f491_4f6c_dd1d,
-);
+];
+
+/// Sets the seeds of every dict's hash function for the rest of the process. Call it once at
+/// start-up, before any dict holds a key (before any shard exists): the seeds cannot change
+/// afterwards, since the keys already placed would be in the wrong buckets. Returns false,
+/// changing nothing, when the hasher was already fixed (seeded before, or a dict was used
+/// first and fixed the defaults).
+pub fn seed_hashers(seeds: [u64; 4]) -> bool {
+    let [a, b, c, d] = seeds;
+    HASHER.set(RandomState::with_seeds(a, b, c, d)).is_ok()
+}
 
 /// Smallest bucket array, as Redis's `DICT_HT_INITIAL_SIZE`.
 const INITIAL_SIZE: usize = 4;
@@ -43,7 +61,12 @@ const FAIR_SAMPLE: usize = 15;
 const RANDOM_PROBES: usize = 64;
 
 fn hash_of<Q: Hash + ?Sized>(key: &Q) -> u64 {
-    HASHER.hash_one(key)
+    HASHER
+        .get_or_init(|| {
+            let [a, b, c, d] = DEFAULT_SEEDS;
+            RandomState::with_seeds(a, b, c, d)
+        })
+        .hash_one(key)
 }
 
 /// The hash tables use for `key` (the same in every run: fixed seeds), for structures that

@@ -212,7 +212,12 @@ mod tests {
     fn every_type_sheds_to_nothing() {
         use crate::t_hash::HashValue;
         use crate::t_list::ListValue;
-        let list = ListValue::from_values((0..100_000).map(|i| format!("e{i}")), 128);
+        // Compressed middle nodes shed as packed ones do.
+        let options = crate::t_list::ListOptions {
+            fill: 128,
+            compress_depth: 1,
+        };
+        let list = ListValue::from_values((0..100_000).map(|i| format!("e{i}")), options);
         let mut values = vec![Value::List(list), big_set(5000)];
         let mut h = HashValue::new();
         let limits = crate::t_hash::ListpackLimits {

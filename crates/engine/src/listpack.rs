@@ -1,6 +1,6 @@
-//! Compact storage for list elements: a packed node of entries ([`Listpack`]) and a ring of
-//! nodes ([`NodeRing`]), the building blocks of [`crate::t_list::ListValue`] (Redis's quicklist
-//! of listpacks).
+//! Compact storage for list elements: a packed node of entries ([`Listpack`]), a node that may
+//! be held LZF-compressed ([`Node`]) and a ring of nodes ([`NodeRing`]), the building blocks of
+//! [`crate::t_list::ListValue`] (Redis's quicklist of listpacks).
 //!
 //! A node keeps its entries back to back in one buffer, each as
 //! `header payload backlen`:
@@ -14,6 +14,8 @@
 //! Because every value has exactly one encoding, two elements are equal exactly when their
 //! `header payload` bytes are, which makes LREM / LPOS / LINSERT a byte comparison.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::num;
@@ -24,13 +26,13 @@ const INT_RANGE: std::ops::RangeInclusive<i64> = -(1 << 62)..=(1 << 62) - 1;
 /// Bytes always reserved when a node grows, so that a few small pushes share a reallocation.
 const MIN_CAPACITY: usize = 16;
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     let bits = 64 - (v | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
 /// Writes `v` as LEB128 at the start of `out`; returns the bytes written.
-fn put_varint(out: &mut [u8], mut v: u64) -> usize {
+pub(crate) fn put_varint(out: &mut [u8], mut v: u64) -> usize {
     let mut i = 0;
     while v >= 0x80 {
         out[i] = (v as u8) | 0x80;
@@ -42,7 +44,7 @@ fn put_varint(out: &mut [u8], mut v: u64) -> usize {
 }
 
 /// Reads a LEB128 number at the start of `buf`: (value, bytes read).
-fn get_varint(buf: &[u8]) -> (u64, usize) {
+pub(crate) fn get_varint(buf: &[u8]) -> (u64, usize) {
     let mut v = 0u64;
     for (i, &b) in buf.iter().enumerate().take(10) {
         v |= u64::from(b & 0x7f) << (7 * i);
@@ -120,9 +122,17 @@ impl<'a> Encoded<'a> {
         }
     }
 
-    /// Size of `header payload`.
-    fn content_len(&self) -> usize {
+    /// Size of `header payload`: the value without its backlen (the form streams store).
+    pub(crate) fn content_len(&self) -> usize {
         varint_len(self.header) + self.payload.len()
+    }
+
+    /// Appends `header payload` to `out` (read back with [`read_content`]).
+    pub(crate) fn append_content(&self, out: &mut Vec<u8>) {
+        let mut header = [0u8; 10];
+        let h = put_varint(&mut header, self.header);
+        out.extend_from_slice(&header[..h]);
+        out.extend_from_slice(self.payload);
     }
 
     /// Size of the whole entry, backlen included.
@@ -152,18 +162,27 @@ pub struct Entry<'a>(&'a [u8]);
 
 impl<'a> Entry<'a> {
     pub fn value(&self) -> Elem<'a> {
-        let (header, h) = get_varint(self.0);
-        if header & 1 == 1 {
-            let zigzag = header >> 1;
-            Elem::Int(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64))
-        } else {
-            Elem::Str(&self.0[h..])
-        }
+        read_content(self.0).map_or(Elem::Str(&[]), |(value, _)| value)
     }
 
     pub fn to_bytes(&self) -> Bytes {
         self.value().to_bytes()
     }
+}
+
+/// Reads a value stored as `header payload` at the start of `buf`: the value and the bytes it
+/// spans (None if `buf` ends inside it).
+pub(crate) fn read_content(buf: &[u8]) -> Option<(Elem<'_>, usize)> {
+    let (header, h) = get_varint(buf);
+    if header & 1 == 1 {
+        let zigzag = header >> 1;
+        return Some((
+            Elem::Int(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)),
+            h,
+        ));
+    }
+    let end = h.checked_add(usize::try_from(header >> 1).ok()?)?;
+    Some((Elem::Str(buf.get(h..end)?), end))
 }
 
 /// One node: a packed run of entries. The buffer may hold spare bytes past the used ones so
@@ -201,6 +220,20 @@ impl Listpack {
     /// Bytes allocated.
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+
+    /// The entries' bytes, back to back.
+    fn packed(&self) -> &[u8] {
+        &self.buf[..self.bytes()]
+    }
+
+    /// A node over `packed`, which holds `count` whole entries and nothing else.
+    fn from_packed(packed: Vec<u8>, count: u32) -> Self {
+        Listpack {
+            buf: packed.into_boxed_slice(),
+            spare: 0,
+            count,
+        }
     }
 
     /// Resizes the buffer to `cap` bytes (at least `used`), keeping the first `used` ones.
@@ -415,6 +448,219 @@ impl Listpack {
     }
 }
 
+/// Nodes smaller than this are not worth compressing (Redis's `MIN_COMPRESS_BYTES`).
+const MIN_COMPRESS_BYTES: usize = 48;
+
+/// A compressed form is kept only when it saves at least this many bytes (Redis's
+/// `MIN_COMPRESS_IMPROVE`), which also rejects forms larger than the original.
+const MIN_COMPRESS_IMPROVE: usize = 8;
+
+/// Nodes beyond this size stay uncompressed: the LZF implementation counts in 32-bit
+/// integers, and only a single element of over a gigabyte makes such a node.
+const MAX_COMPRESS_BYTES: usize = 1 << 30;
+
+/// The LZF form of `packed` if it is worth keeping: the node is at least
+/// [`MIN_COMPRESS_BYTES`] and compression saves at least [`MIN_COMPRESS_IMPROVE`].
+fn compress_packed(packed: &[u8]) -> Option<Box<[u8]>> {
+    if !(MIN_COMPRESS_BYTES..=MAX_COMPRESS_BYTES).contains(&packed.len()) {
+        return None;
+    }
+    // lzf gives up when its output would not fit in the input's size.
+    let lzf = lzf::compress(packed).ok()?;
+    (lzf.len() + MIN_COMPRESS_IMPROVE < packed.len()).then(|| lzf.into_boxed_slice())
+}
+
+/// A node's entries in LZF form, with what is needed to use the node without expanding it:
+/// its entry count and packed size (the size limits of a node apply to the packed size).
+#[derive(Clone)]
+pub struct Compressed {
+    lzf: Box<[u8]>,
+    packed_bytes: u32,
+    count: u32,
+}
+
+impl Compressed {
+    /// The entries, expanded into a node of their own.
+    fn expand(&self) -> Listpack {
+        match lzf::decompress(&self.lzf, self.packed_bytes as usize) {
+            Ok(packed) if packed.len() == self.packed_bytes as usize => {
+                Listpack::from_packed(packed, self.count)
+            }
+            // Only bytes this module compressed are ever expanded, so this cannot happen;
+            // an empty node is the least harmful answer if it ever did.
+            _ => {
+                debug_assert!(false, "a compressed list node failed to expand");
+                Listpack::default()
+            }
+        }
+    }
+}
+
+/// One node of a list: its entries packed and ready for use, or compressed (the nodes a
+/// list keeps away from its ends when `list-compress-depth` asks for it). Reading a
+/// compressed node expands a copy; changing it expands it in place, and the list decides
+/// afterwards whether to compress it again.
+#[derive(Clone)]
+pub enum Node {
+    Packed {
+        entries: Listpack,
+        /// Compression was tried on exactly these entries and did not pay (too small, or
+        /// saving too little), so it is not tried again until they change.
+        incompressible: bool,
+    },
+    Compressed(Compressed),
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node::from(Listpack::default())
+    }
+}
+
+impl From<Listpack> for Node {
+    fn from(entries: Listpack) -> Self {
+        Node::Packed {
+            entries,
+            incompressible: false,
+        }
+    }
+}
+
+impl Node {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            Node::Packed { entries, .. } => entries.len(),
+            Node::Compressed(c) => c.count as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the packed entries, compressed or not (what the node size limits measure).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Node::Packed { entries, .. } => entries.bytes(),
+            Node::Compressed(c) => c.packed_bytes as usize,
+        }
+    }
+
+    /// Bytes allocated: the buffer of a packed node, the LZF form of a compressed one.
+    pub fn capacity(&self) -> usize {
+        match self {
+            Node::Packed { entries, .. } => entries.capacity(),
+            Node::Compressed(c) => c.lzf.len(),
+        }
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        matches!(self, Node::Compressed(_))
+    }
+
+    /// The entries for reading: borrowed when packed, expanded into a copy when compressed.
+    pub fn view(&self) -> Cow<'_, Listpack> {
+        match self {
+            Node::Packed { entries, .. } => Cow::Borrowed(entries),
+            Node::Compressed(c) => Cow::Owned(c.expand()),
+        }
+    }
+
+    /// The entries for changing: a compressed node is expanded in place first. The caller
+    /// is expected to change them, so compression will be worth trying again.
+    pub fn entries_mut(&mut self) -> &mut Listpack {
+        match self {
+            Node::Packed {
+                entries,
+                incompressible,
+            } => {
+                *incompressible = false;
+                entries
+            }
+            Node::Compressed(c) => {
+                *self = Node::from(c.expand());
+                self.entries_mut()
+            }
+        }
+    }
+
+    /// The entries, taking the node apart.
+    pub fn into_entries(self) -> Listpack {
+        match self {
+            Node::Packed { entries, .. } => entries,
+            Node::Compressed(c) => c.expand(),
+        }
+    }
+
+    /// Compresses a packed node if that pays (see [`compress_packed`]); remembers when it
+    /// does not, so that the same entries are not tried twice.
+    pub fn compress(&mut self) {
+        let Node::Packed {
+            entries,
+            incompressible,
+        } = self
+        else {
+            return;
+        };
+        if *incompressible {
+            return;
+        }
+        match compress_packed(entries.packed()) {
+            Some(lzf) => {
+                *self = Node::Compressed(Compressed {
+                    lzf,
+                    // compress_packed only accepts nodes up to MAX_COMPRESS_BYTES.
+                    packed_bytes: entries.bytes() as u32,
+                    count: entries.count,
+                })
+            }
+            None => *incompressible = true,
+        }
+    }
+
+    /// Expands a compressed node in place (one that now sits within the depth of an end).
+    pub fn decompress(&mut self) {
+        if let Node::Compressed(c) = self {
+            let entries = c.expand();
+            *self = Node::Packed {
+                entries,
+                // It was compressed, so it would compress again.
+                incompressible: false,
+            };
+        }
+    }
+
+    /// Counts the entries equal to `value`.
+    pub fn count_matches(&self, value: &Encoded<'_>) -> usize {
+        self.view().count_matches(value)
+    }
+
+    /// [`Listpack::remove_matches`]; a compressed node is expanded for good only when
+    /// something was removed from it.
+    pub fn remove_matches(&mut self, value: &Encoded<'_>, skip: usize, max: usize) -> usize {
+        match self {
+            Node::Packed {
+                entries,
+                incompressible,
+            } => {
+                let removed = entries.remove_matches(value, skip, max);
+                // Entries left as they were would compress no better than before.
+                *incompressible &= removed == 0;
+                removed
+            }
+            Node::Compressed(c) => {
+                let mut entries = c.expand();
+                let removed = entries.remove_matches(value, skip, max);
+                if removed > 0 {
+                    *self = Node::from(entries);
+                }
+                removed
+            }
+        }
+    }
+}
+
 /// A list's nodes and its element count, in 24 bytes (a whole list value then fits a
 /// `Value`'s 24).
 ///
@@ -433,13 +679,13 @@ pub struct NodeRing {
 #[derive(Clone)]
 enum Nodes {
     /// No node (an empty listpack), or the only one.
-    One(Listpack),
+    One(Node),
     Ring(Box<Ring>),
 }
 
 #[derive(Clone, Default)]
 struct Ring {
-    slots: Box<[Listpack]>,
+    slots: Box<[Node]>,
     head: u32,
     count: u32,
     elements: usize,
@@ -448,7 +694,7 @@ struct Ring {
 impl Default for NodeRing {
     fn default() -> Self {
         NodeRing {
-            repr: Nodes::One(Listpack::default()),
+            repr: Nodes::One(Node::default()),
         }
     }
 }
@@ -464,12 +710,12 @@ impl Ring {
 
     /// Moves the nodes into a ring of `cap` slots (a power of two, at least `len()`).
     fn resize(&mut self, cap: usize) {
-        let mut slots: Vec<Listpack> = Vec::with_capacity(cap);
+        let mut slots: Vec<Node> = Vec::with_capacity(cap);
         for i in 0..self.len() {
             let s = self.slot(i);
             slots.push(std::mem::take(&mut self.slots[s]));
         }
-        slots.resize_with(cap, Listpack::default);
+        slots.resize_with(cap, Node::default);
         self.slots = slots.into_boxed_slice();
         self.head = 0;
     }
@@ -487,14 +733,14 @@ impl Ring {
         }
     }
 
-    fn push_back(&mut self, node: Listpack) {
+    fn push_back(&mut self, node: Node) {
         self.grow_if_full();
         let s = self.slot(self.len());
         self.slots[s] = node;
         self.count += 1;
     }
 
-    fn push_front(&mut self, node: Listpack) {
+    fn push_front(&mut self, node: Node) {
         self.grow_if_full();
         let cap = self.slots.len();
         self.head = ((self.head as usize + cap - 1) & (cap - 1)) as u32;
@@ -503,7 +749,7 @@ impl Ring {
     }
 
     /// Inserts a node before node `i` (`i == len()` appends).
-    fn insert(&mut self, i: usize, node: Listpack) {
+    fn insert(&mut self, i: usize, node: Node) {
         self.push_back(node);
         for j in (i + 1..self.len()).rev() {
             let (a, b) = (self.slot(j - 1), self.slot(j));
@@ -511,7 +757,7 @@ impl Ring {
         }
     }
 
-    fn remove(&mut self, i: usize) -> Listpack {
+    fn remove(&mut self, i: usize) -> Node {
         let node = if i == 0 {
             let head = self.head as usize;
             self.head = ((head + 1) & (self.slots.len() - 1)) as u32;
@@ -573,14 +819,14 @@ impl NodeRing {
     }
 
     /// Node `i`; callers index below `len()` (0 for the only node, even while it is empty).
-    pub fn get(&self, i: usize) -> &Listpack {
+    pub fn get(&self, i: usize) -> &Node {
         match &self.repr {
             Nodes::One(lp) => lp,
             Nodes::Ring(r) => &r.slots[r.slot(i)],
         }
     }
 
-    pub fn get_mut(&mut self, i: usize) -> &mut Listpack {
+    pub fn get_mut(&mut self, i: usize) -> &mut Node {
         match &mut self.repr {
             Nodes::One(lp) => lp,
             Nodes::Ring(r) => {
@@ -592,8 +838,8 @@ impl NodeRing {
 
     /// Adds a node: in place when there is none, else into the ring (which a single node
     /// moves into first, its elements and the new node's counted).
-    fn add(&mut self, at: At, node: Listpack) {
-        let place = |ring: &mut Ring, node: Listpack| match at {
+    fn add(&mut self, at: At, node: Node) {
+        let place = |ring: &mut Ring, node: Node| match at {
             At::Front => ring.push_front(node),
             At::Back => ring.push_back(node),
             At::Before(i) => ring.insert(i, node),
@@ -616,21 +862,21 @@ impl NodeRing {
         }
     }
 
-    pub fn push_back(&mut self, node: Listpack) {
+    pub fn push_back(&mut self, node: Node) {
         self.add(At::Back, node);
     }
 
-    pub fn push_front(&mut self, node: Listpack) {
+    pub fn push_front(&mut self, node: Node) {
         self.add(At::Front, node);
     }
 
     /// Inserts a node before node `i` (`i == len()` appends).
-    pub fn insert(&mut self, i: usize, node: Listpack) {
+    pub fn insert(&mut self, i: usize, node: Node) {
         self.add(At::Before(i), node);
     }
 
     /// Removes node `i`; a ring left with one node gives it back its place.
-    pub fn remove(&mut self, i: usize) -> Listpack {
+    pub fn remove(&mut self, i: usize) -> Node {
         let node = match &mut self.repr {
             Nodes::One(lp) => std::mem::take(lp),
             Nodes::Ring(r) => r.remove(i),
@@ -640,7 +886,7 @@ impl NodeRing {
                 let only = if r.len() == 1 {
                     r.remove(0)
                 } else {
-                    Listpack::default()
+                    Node::default()
                 };
                 self.repr = Nodes::One(only);
             }
@@ -653,12 +899,12 @@ impl NodeRing {
         match &self.repr {
             Nodes::One(_) => 0,
             Nodes::Ring(r) => {
-                std::mem::size_of::<Ring>() + r.slots.len() * std::mem::size_of::<Listpack>()
+                std::mem::size_of::<Ring>() + r.slots.len() * std::mem::size_of::<Node>()
             }
         }
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Listpack> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Node> + '_ {
         (0..self.len()).map(move |i| self.get(i))
     }
 }
@@ -783,9 +1029,96 @@ mod tests {
         assert_eq!(values(&lp), vec!["zzz", "a"]);
     }
 
+    fn node_of(items: &[&[u8]]) -> Node {
+        let mut lp = Listpack::default();
+        for v in items {
+            let end = lp.bytes();
+            lp.insert(end, &Encoded::new(v));
+        }
+        Node::from(lp)
+    }
+
+    #[test]
+    fn nodes_compress_and_expand_intact() {
+        let long = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc".as_slice();
+        let items: Vec<&[u8]> = vec![long, b"42", b"", long, b"-7", long];
+        let mut node = node_of(&items);
+        let (bytes, packed) = (node.bytes(), node.view().packed().to_vec());
+        node.compress();
+        assert!(node.is_compressed());
+        assert!(
+            node.capacity() + MIN_COMPRESS_IMPROVE < bytes,
+            "{}",
+            node.capacity()
+        );
+        // Sizes and counts need no expanding; reading expands a copy, identical.
+        assert_eq!((node.len(), node.bytes()), (6, bytes));
+        assert!(matches!(node.view(), Cow::Owned(_)));
+        assert_eq!(node.view().packed(), packed);
+        assert_eq!(values(&node.view()), items);
+        assert_eq!(node.count_matches(&Encoded::new(long)), 3);
+        // Nothing to remove: the node stays compressed.
+        assert_eq!(node.remove_matches(&Encoded::new(b"zz"), 0, 9), 0);
+        assert!(node.is_compressed());
+        assert_eq!(node.remove_matches(&Encoded::new(long), 1, 1), 1);
+        assert!(!node.is_compressed());
+        assert_eq!(values(&node.view()), vec![long, b"42", b"", b"-7", long]);
+        // Changing expands in place; decompress and into_entries give the same entries.
+        node.compress();
+        let copy = node.clone();
+        node.entries_mut().insert(0, &Encoded::new(b"new"));
+        assert!(!node.is_compressed());
+        assert_eq!(node.len(), 6);
+        let mut expanded = copy.clone();
+        expanded.decompress();
+        assert!(matches!(expanded.view(), Cow::Borrowed(_)));
+        assert_eq!(values(&expanded.view()), values(&copy.into_entries()));
+    }
+
+    #[test]
+    fn compression_is_kept_only_where_it_pays() {
+        // Under MIN_COMPRESS_BYTES: left packed, however repetitive.
+        let mut small = node_of(&[&[b'a'; 40]]);
+        small.compress();
+        assert!(!small.is_compressed());
+        assert_eq!(compress_packed(&[b'a'; MIN_COMPRESS_BYTES - 1]), None);
+        assert!(compress_packed(&[b'a'; MIN_COMPRESS_BYTES]).is_some());
+        // Bytes that LZF cannot shrink by MIN_COMPRESS_IMPROVE.
+        let mut rand = crate::testing::xorshift(11);
+        let noise: Vec<u8> = (0..2000).map(|_| rand(256) as u8).collect();
+        assert_eq!(compress_packed(&noise), None);
+        let mut node = node_of(&[&noise]);
+        node.compress();
+        assert!(matches!(
+            node,
+            Node::Packed {
+                incompressible: true,
+                ..
+            }
+        ));
+        // The verdict holds until the entries change.
+        node.entries_mut();
+        assert!(matches!(
+            node,
+            Node::Packed {
+                incompressible: false,
+                ..
+            }
+        ));
+        // Compressing twice, or expanding a packed node, changes nothing.
+        let mut node = node_of(&[&[b'z'; 500]]);
+        node.compress();
+        let size = node.capacity();
+        node.compress();
+        assert_eq!(node.capacity(), size);
+        let mut packed = node_of(&[b"x"]);
+        packed.decompress();
+        assert_eq!(values(&packed.view()), vec!["x"]);
+    }
+
     #[test]
     fn ring_pushes_inserts_and_removes() {
-        let node = |s: &str| Listpack::with(&Encoded::new(s.as_bytes()));
+        let node = |s: &str| Node::from(Listpack::with(&Encoded::new(s.as_bytes())));
         let mut ring = NodeRing::default();
         for s in ["c", "d", "e"] {
             ring.push_back(node(s));
@@ -794,12 +1127,23 @@ mod tests {
         ring.push_front(node("a"));
         ring.insert(2, node("x"));
         let names = |r: &NodeRing| -> Vec<Bytes> {
-            r.iter().map(|n| n.get(0).unwrap().to_bytes()).collect()
+            r.iter()
+                .map(|n| n.view().get(0).unwrap().to_bytes())
+                .collect()
         };
         assert_eq!(names(&ring), vec!["a", "b", "x", "c", "d", "e"]);
-        assert_eq!(ring.remove(2).get(0).unwrap().to_bytes(), "x");
-        assert_eq!(ring.remove(0).get(0).unwrap().to_bytes(), "a");
-        assert_eq!(ring.remove(3).get(0).unwrap().to_bytes(), "e");
+        assert_eq!(
+            ring.remove(2).into_entries().get(0).unwrap().to_bytes(),
+            "x"
+        );
+        assert_eq!(
+            ring.remove(0).into_entries().get(0).unwrap().to_bytes(),
+            "a"
+        );
+        assert_eq!(
+            ring.remove(3).into_entries().get(0).unwrap().to_bytes(),
+            "e"
+        );
         assert_eq!(names(&ring), vec!["b", "c", "d"]);
         while !ring.is_empty() {
             ring.remove(0);

@@ -90,8 +90,17 @@ fn format_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// Parses a float as Redis's `getDoubleFromObject`: what `strtod` accepts, with no leading
-/// space, nothing trailing, and no NaN.
+/// space, nothing trailing, no NaN, and no literal out of the double's range.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    let v = parse_f64_unranged(s)?;
+    // Valid UTF-8, or the parse above failed.
+    let text = std::str::from_utf8(s).ok()?;
+    (!strtod_range_error(text, v)).then_some(v)
+}
+
+/// Like [`parse_f64`], but a literal beyond the double's range reads as infinity or zero
+/// (for values Redis reads as long doubles, whose range is wider).
+pub fn parse_f64_unranged(s: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(s).ok()?;
     if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) {
         return None;
@@ -100,10 +109,17 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
         Ok(v) => v,
         Err(_) => parse_strtod_extras(text)?,
     };
-    if v.is_nan() {
-        return None;
-    }
-    Some(v)
+    (!v.is_nan()).then_some(v)
+}
+
+/// True when `strtod` would report a range error Redis rejects: a finite literal that
+/// overflows to infinity, or a non-zero one that underflows to zero (`1e400`, `1e-400`).
+pub fn strtod_range_error(text: &str, v: f64) -> bool {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    let inf_literal = mantissa.chars().any(|c| c.is_ascii_alphabetic());
+    let overflow = v.is_infinite() && !inf_literal;
+    let underflow = v == 0.0 && mantissa.chars().any(|c| ('1'..='9').contains(&c));
+    overflow || underflow
 }
 
 /// The spellings `strtod` accepts that Rust's parser does not: a leading `+` before inf
@@ -187,6 +203,26 @@ impl LongDouble {
             0,
             false,
         )
+    }
+
+    /// The exact value of a double (every double is an extended number).
+    pub fn from_f64(v: f64) -> LongDouble {
+        if v.is_nan() {
+            return LongDouble::NaN;
+        }
+        let negative = v.is_sign_negative();
+        if v.is_infinite() {
+            return LongDouble::Infinite { negative };
+        }
+        let bits = v.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i64;
+        let fraction = bits & ((1 << 52) - 1);
+        let (mantissa, exp2) = if biased == 0 {
+            (fraction, -1074)
+        } else {
+            (fraction | (1 << 52), biased - 1075)
+        };
+        round_extended(negative, &BigUint::from_u128(mantissa as u128), exp2, false)
     }
 
     pub fn is_finite(&self) -> bool {
@@ -731,6 +767,12 @@ mod tests {
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(parse_f64(b"1x"), None);
+        for out_of_range in [&b"1e400"[..], b"-1e400", b"1e-400", b"-0.1e-330"] {
+            assert_eq!(parse_f64(out_of_range), None);
+        }
+        assert_eq!(parse_f64(b"0e-400"), Some(0.0));
+        assert_eq!(parse_f64(b"1e-310"), Some(1e-310));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
     }
 
     fn incr(a: &str, b: &str) -> Option<String> {

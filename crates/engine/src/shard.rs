@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::db::{Db, Entry, Record};
 use crate::evict::{Picker, Pool, Tracking};
 use crate::lazyfree::LazyFree;
+use crate::notify;
 use crate::value::Value;
 
 /// Databases per shard (Redis's `databases`).
@@ -25,7 +26,19 @@ pub struct EngineConfig {
     pub zset_max_listpack_value: usize,
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class.
     pub list_max_listpack_size: i64,
+    /// `list-compress-depth`: nodes kept uncompressed at each end of a list (0 = none
+    /// compressed). A list applies it to the nodes it next modifies.
+    pub list_compress_depth: usize,
     pub proto_max_bulk_len: usize,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog longer than this (header included)
+    /// turns dense.
+    pub hll_sparse_max_bytes: usize,
+    /// `stream-node-max-bytes`: a stream node is full at this size of Redis's listpack (0: no
+    /// limit but Redis's own 1 GB).
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries`: a stream node is full at this many entries, deleted ones
+    /// included (0: no limit). Redis accepts 0 to `i64::MAX`.
+    pub stream_node_max_entries: i64,
     /// LRU or LFU access tracking: `maxmemory-policy`, `lfu-log-factor`, `lfu-decay-time`.
     pub tracking: Tracking,
     /// `maxmemory-samples`: keys sampled per database to pick one to evict.
@@ -48,7 +61,11 @@ impl Default for EngineConfig {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            list_compress_depth: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
+            hll_sparse_max_bytes: 3000,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
             tracking: Tracking::default(),
             maxmemory_samples: 5,
             lazyfree_lazy_eviction: false,
@@ -85,6 +102,10 @@ pub struct Shard {
     pub ready_keys: Vec<(usize, Bytes)>,
     /// Keys under WATCH and their versions.
     pub watched: crate::watch::WatchTable,
+    /// `notify-keyspace-events` as flags (see [`crate::notify`]); 0 = off.
+    pub notify_flags: u32,
+    /// Keyspace events reported since the runtime last took them.
+    pub events: Vec<crate::notify::Event>,
     /// Large values being freed in steps.
     pub lazyfree: LazyFree,
     /// Eviction's candidates, kept between evictions.
@@ -112,6 +133,8 @@ impl Shard {
             blocked_keys: Default::default(),
             ready_keys: Vec::new(),
             watched: Default::default(),
+            notify_flags: 0,
+            events: Vec::new(),
             lazyfree: LazyFree::default(),
             pool: Pool::default(),
             next_evict_db: 0,
@@ -152,6 +175,11 @@ impl Shard {
         };
         self.stats.evicted_keys += 1;
         self.watched.touch(db, &key);
+        self.report(db, notify::EVICTED, "evicted", &key);
+        if matches!(entry.value, Value::Stream(_)) {
+            // As any deletion of a stream: clients blocked on it in XREADGROUP learn it is gone.
+            self.mark_ready(db, &key);
+        }
         let lazy = self.config.lazyfree_lazy_eviction;
         self.dispose(entry.value, lazy);
         true
@@ -293,6 +321,7 @@ impl Shard {
         now_ms: u64,
     ) -> bool {
         let unchanged = self.watched.version(db, key) == Some(version);
+        self.expire_reported(db, key, now_ms);
         let live_now = self
             .dbs
             .get_mut(db)
@@ -304,16 +333,82 @@ impl Shard {
     /// that runs over keys of several shards on one of them.
     pub fn export(&mut self, db: usize, keys: &[Bytes], now_ms: u64) -> Vec<Option<Record>> {
         keys.iter()
-            .map(|k| self.dbs.get_mut(db).and_then(|d| d.record(k, now_ms)))
+            .map(|k| {
+                self.expire_reported(db, k, now_ms);
+                self.dbs.get_mut(db).and_then(|d| d.record(k, now_ms))
+            })
             .collect()
     }
 
     /// The TYPE name of the live value at `key`, if any.
     pub fn type_of(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&'static str> {
+        self.expire_reported(db, key, now_ms);
         self.dbs
             .get_mut(db)
             .and_then(|d| d.get(key, now_ms))
             .map(|e| e.value.type_name())
+    }
+
+    /// Reports as ready every key of database `db` that clients are blocked on and that
+    /// holds a stream, before the database is emptied or swapped away: clients blocked on
+    /// it in XREADGROUP must learn that it is gone (Redis's `scanDatabaseForDeletedStreams`).
+    pub fn signal_blocked_streams(&mut self, db: usize) {
+        let Some(d) = self.dbs.get(db) else {
+            return;
+        };
+        for slot in &self.blocked_keys {
+            let is_stream = slot.0 == db
+                && d.peek(&slot.1)
+                    .is_some_and(|e| matches!(e.value, Value::Stream(_)));
+            if is_stream && !self.ready_keys.contains(slot) {
+                self.ready_keys.push(slot.clone());
+            }
+        }
+    }
+
+    /// Reports a keyspace event on `key` of database `db` (Redis's `notifyKeyspaceEvent`);
+    /// kept only when `notify-keyspace-events` enables its class.
+    #[inline]
+    pub fn report(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        notify::record(&mut self.events, self.notify_flags, class, event, db, key);
+    }
+
+    /// Lazily expires `key` of database `db` if it is due, reporting `expired` (Redis's
+    /// `expireIfNeeded`); true if it did.
+    pub fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        let expired = self
+            .dbs
+            .get_mut(db)
+            .is_some_and(|d| d.expire_if_needed(key, now_ms));
+        if expired {
+            self.report(db, notify::EXPIRED, "expired", key);
+            // A client blocked on it must learn that it is gone, as when it is deleted.
+            self.mark_ready(db, key);
+        }
+        expired
+    }
+
+    /// Reports `key` of database `db` ready if clients are blocked on it.
+    pub fn mark_ready(&mut self, db: usize, key: &[u8]) {
+        if self.blocked_keys.is_empty() {
+            return;
+        }
+        let slot = (db, Bytes::copy_from_slice(key));
+        if self.blocked_keys.contains(&slot) && !self.ready_keys.contains(&slot) {
+            self.ready_keys.push(slot);
+        }
+    }
+
+    /// Before a lookup or a write that expires `key` by itself: when `expired` or `new` events
+    /// are wanted, or clients are blocked on keys, expires it here so that the event is
+    /// reported, a key written over an expired one is new (Redis deletes the expired key
+    /// first), and a client blocked on it learns it is gone. Otherwise two cheap checks.
+    #[inline]
+    fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
+        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 || !self.blocked_keys.is_empty()
+        {
+            self.expire_if_needed(db, key, now_ms);
+        }
     }
 
     /// Keys in database `db`.
@@ -327,9 +422,23 @@ impl Shard {
     pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
         let mut total = 0;
         let mut rand = rand_stream(self.rng_state);
-        for db in &mut self.dbs {
+        let (blocked, ready) = (&self.blocked_keys, &mut self.ready_keys);
+        let (flags, events) = (self.notify_flags, &mut self.events);
+        for (index, db) in self.dbs.iter_mut().enumerate() {
+            // A client blocked on an expired key learns it is gone (XREADGROUP is answered
+            // -UNBLOCKED; other waiters find nothing and wait on).
+            let mut on_expired = |key: &[u8]| {
+                notify::record(events, flags, notify::EXPIRED, "expired", index, key);
+                if blocked.is_empty() {
+                    return;
+                }
+                let slot = (index, Bytes::copy_from_slice(key));
+                if blocked.contains(&slot) && !ready.contains(&slot) {
+                    ready.push(slot);
+                }
+            };
             for _ in 0..max_rounds {
-                let cycle = db.expire_sample(20, &mut rand, now_ms);
+                let cycle = db.expire_sample(20, &mut rand, now_ms, &mut on_expired);
                 total += cycle.expired;
                 if cycle.sampled == 0 || cycle.expired * 4 <= cycle.sampled {
                     break;
@@ -418,19 +527,30 @@ impl<'a> Ctx<'a> {
     /// The live entry of `key`, value and expiry, without touching statistics.
     pub fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now_ms;
+        self.shard.expire_reported(self.db, key, now);
         self.db().get_mut(key, now)
     }
 
     /// True if `key` exists (and has not expired).
     pub fn exists(&mut self, key: &[u8]) -> bool {
         let now = self.now_ms;
+        self.shard.expire_reported(self.db, key, now);
         self.db().contains(key, now)
+    }
+
+    /// Expires `key` if it is due, reporting `expired`; true if it did.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        self.shard.expire_if_needed(self.db, key, now)
     }
 
     /// Stores `value` at `key`, dropping any expiry, and counts a write.
     pub fn set(&mut self, key: &[u8], value: Value) {
         let (lru, keep) = self.overwrite_lru();
-        self.db().set(key, value, lru, keep);
+        self.shard.expire_reported(self.db, key, self.now_ms);
+        if self.db().set(key, value, lru, keep) {
+            self.notify(notify::NEW, "new", key);
+        }
         self.shard.dirty += 1;
         self.signal_ready(key);
     }
@@ -438,13 +558,7 @@ impl<'a> Ctx<'a> {
     /// Reports that `key` may now serve a client blocked on it (a push, or a key that
     /// appeared by SET, RENAME, MOVE…). Cheap when nobody is blocked.
     pub fn signal_ready(&mut self, key: &[u8]) {
-        if self.shard.blocked_keys.is_empty() {
-            return;
-        }
-        let probe = (self.db, Bytes::copy_from_slice(key));
-        if self.shard.blocked_keys.contains(&probe) && !self.shard.ready_keys.contains(&probe) {
-            self.shard.ready_keys.push(probe);
-        }
+        self.shard.mark_ready(self.db, key);
     }
 
     /// The access field for a value stored over a key, and whether an existing key keeps
@@ -456,17 +570,18 @@ impl<'a> Ctx<'a> {
     /// Stores `value` at `key`, keeping any expiry, and counts a write.
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value) {
         let (lru, keep) = self.overwrite_lru();
-        self.db().set_keep_ttl(key, value, lru, keep);
+        self.shard.expire_reported(self.db, key, self.now_ms);
+        if self.db().set_keep_ttl(key, value, lru, keep) {
+            self.notify(notify::NEW, "new", key);
+        }
         self.shard.dirty += 1;
         self.signal_ready(key);
     }
 
     /// Deletes `key`, freeing a large value in steps if `lazy`; true if it existed.
     pub fn delete(&mut self, key: &[u8], lazy: bool) -> bool {
-        let now = self.now_ms;
-        let db = self.db();
-        db.expire_if_needed(key, now);
-        let Some(entry) = db.remove(key) else {
+        self.expire_if_needed(key);
+        let Some(entry) = self.remove_entry(key) else {
             return false;
         };
         self.shard.dispose(entry.value, lazy);
@@ -474,12 +589,42 @@ impl<'a> Ctx<'a> {
         true
     }
 
+    /// Takes `key`'s entry out of the database (no expiry check, no write counted). A stream
+    /// taken out is reported ready: clients blocked on it in XREADGROUP must learn that it is
+    /// gone (Redis 7.0 answers them `-UNBLOCKED`).
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<Record> {
+        let entry = self.db().remove(key)?;
+        if matches!(entry.value, Value::Stream(_)) {
+            self.signal_ready(key);
+        }
+        Some(entry)
+    }
+
+    /// Deletes `key` as it is, expired or not, as Redis's `dbDelete` when a STORE command's
+    /// result is empty: counts a write and reports `del` if there was an entry.
+    pub fn delete_destination(&mut self, key: &[u8]) -> bool {
+        let removed = self.remove_entry(key).is_some();
+        if removed {
+            self.shard.dirty += 1;
+            self.notify(notify::GENERIC, "del", key);
+        }
+        removed
+    }
+
     /// Deletes `key` when a command left its collection empty (Redis never keeps empty
-    /// collections).
+    /// collections), reporting `del` as Redis does after the command's own event.
     pub fn delete_if_empty(&mut self, key: &[u8], empty: bool) {
         if empty {
             self.db().remove(key);
+            self.notify(notify::GENERIC, "del", key);
         }
+    }
+
+    /// Reports a keyspace event on `key` of the selected database (Redis's
+    /// `notifyKeyspaceEvent`); kept only when `notify-keyspace-events` enables its class.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.shard.report(self.db, class, event, key);
     }
 
     /// Counts `n` writes.
@@ -500,22 +645,56 @@ impl<'a> Ctx<'a> {
 
 impl Ctx<'_> {
     /// Looks a key up for reading without updating its access time, but counting a hit or a
-    /// miss (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, OBJECT, SCAN's TYPE filter).
+    /// miss (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, TTL, SCAN's TYPE filter).
     pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
         self.lookup_counted(key).map(|e| &*e)
     }
 
-    /// The live entry of `key`, counting a keyspace hit or miss.
+    /// Like [`Ctx::lookup_read_notouch`], but a miss reports no `keymiss` event (Redis's
+    /// `LOOKUP_NONOTIFY`, as OBJECT looks keys up).
+    pub fn lookup_read_quiet(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.lookup_stats(key, false).map(|e| &*e)
+    }
+
+    /// The live entry of `key`, counting a keyspace hit or miss; a miss reports `keymiss`.
     fn lookup_counted(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_stats(key, true)
+    }
+
+    /// The live entry of `key`, counting a keyspace hit or miss, and reporting `keymiss` on a
+    /// miss when `report_miss`.
+    fn lookup_stats(&mut self, key: &[u8], report_miss: bool) -> Option<&mut Entry> {
         let now = self.now_ms;
-        let n = self.shard.dbs.len();
-        let e = self.shard.dbs[self.db.min(n - 1)].get_mut(key, now);
+        self.shard.expire_reported(self.db, key, now);
+        let shard = &mut *self.shard;
+        let n = shard.dbs.len();
+        let e = shard.dbs[self.db.min(n - 1)].get_mut(key, now);
         if e.is_some() {
-            self.shard.stats.keyspace_hits += 1;
+            shard.stats.keyspace_hits += 1;
         } else {
-            self.shard.stats.keyspace_misses += 1;
+            shard.stats.keyspace_misses += 1;
+            if report_miss {
+                let flags = shard.notify_flags;
+                notify::record(
+                    &mut shard.events,
+                    flags,
+                    notify::KEY_MISS,
+                    "keymiss",
+                    self.db,
+                    key,
+                );
+            }
         }
         e
+    }
+
+    /// A read lookup (hit or miss counted, access time updated) of a value the read changes:
+    /// XREADGROUP and XCLAIM read a stream, as Redis looks them up, but move its groups.
+    pub fn lookup_read_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let access = self.access();
+        let e = self.lookup_counted(key)?;
+        e.lru = access(e.lru);
+        Some(&mut e.value)
     }
 
     /// Like [`Ctx::lookup_write`], but gives the whole entry (value and expiry).

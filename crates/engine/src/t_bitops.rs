@@ -11,6 +11,7 @@ use shardis_resp::Reply;
 
 use crate::command::table::Registration;
 use crate::error;
+use crate::notify::{NEW, STRING};
 use crate::num;
 use crate::shard::Ctx;
 use crate::t_string::{clamp_range, modify_string, read_string, write_string};
@@ -54,7 +55,7 @@ fn parse_bit_offset(ctx: &Ctx<'_>, arg: &[u8], field_bits: Option<u32>) -> Resul
 /// Runs `f` over the string at `key` grown (with zero bytes) to hold bit `max_bit`, creating
 /// it if missing. `f` gets whether the string was created or grown and returns its result
 /// and how many changes it made, which is what counts as writes (as in Redis, where an
-/// unchanged SETBIT is not a write).
+/// unchanged SETBIT is not a write) and what makes it report `setbit`.
 fn with_bit_string<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
@@ -77,10 +78,14 @@ fn with_bit_string<R>(
             ctx.db()
                 .set(key, Value::Str(Str::from_vec(buf)), lru, false);
             ctx.signal_ready(key);
+            ctx.notify(NEW, "new", key);
             out
         }
     };
     ctx.dirty(changes);
+    if changes > 0 {
+        ctx.notify(STRING, "setbit", key);
+    }
     Ok(result)
 }
 
@@ -306,7 +311,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let max_len = sources.iter().map(Bytes::len).max().unwrap_or(0);
     let dest = &args[2];
     if max_len == 0 {
-        ctx.delete(dest, false);
+        ctx.delete_destination(dest);
         return Reply::Int(0);
     }
     // Shorter inputs read as zero-padded.
@@ -327,6 +332,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         out.iter_mut().for_each(|o| *o = !*o);
     }
     ctx.set(dest, Value::Str(Str::from_vec(out)));
+    ctx.notify(STRING, "set", dest);
     Reply::Int(max_len as i64)
 }
 
@@ -1303,5 +1309,64 @@ mod tests {
             ]),
             arr(vec![int(1)])
         );
+    }
+
+    /// Redis's events for the bit commands (bitops.c): setbit for a SETBIT or BITFIELD that
+    /// created, grew or changed the string (a created string is new even when every BITFIELD
+    /// write failed), BITOP's set or del.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["setbit", "b", "7", "1"]),
+            ["n new 0:b", "$ setbit 0:b"]
+        );
+        assert_eq!(t.events_of(&["setbit", "b", "7", "1"]), none);
+        assert_eq!(t.events_of(&["setbit", "b", "6", "0"]), none);
+        assert_eq!(t.events_of(&["setbit", "b", "6", "1"]), ["$ setbit 0:b"]);
+        assert_eq!(t.events_of(&["setbit", "b", "100", "0"]), ["$ setbit 0:b"]);
+        assert_eq!(
+            t.events_of(&["bitfield", "f", "set", "u8", "0", "1"]),
+            ["n new 0:f", "$ setbit 0:f"]
+        );
+        assert_eq!(t.events_of(&["bitfield", "f", "set", "u8", "0", "1"]), none);
+        assert_eq!(
+            t.events_of(&["bitfield", "f", "incrby", "u8", "0", "1", "get", "u8", "0"]),
+            ["$ setbit 0:f"]
+        );
+        assert_eq!(
+            t.events_of(&["bitfield", "g", "overflow", "fail", "set", "u2", "0", "7"]),
+            ["n new 0:g"]
+        );
+        assert_eq!(
+            t.events_of(&["bitfield", "nokey", "get", "u8", "0"]),
+            ["m keymiss 0:nokey"]
+        );
+        assert_eq!(
+            t.events_of(&["bitfield_ro", "nokey", "get", "u8", "0"]),
+            ["m keymiss 0:nokey"]
+        );
+        assert_eq!(
+            t.events_of(&["bitop", "or", "d", "b", "f"]),
+            ["n new 0:d", "$ set 0:d"]
+        );
+        assert_eq!(t.events_of(&["bitop", "not", "d", "b"]), ["$ set 0:d"]);
+        assert_eq!(
+            t.events_of(&["bitop", "and", "d", "nokey"]),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["bitop", "and", "d", "nokey"]),
+            ["m keymiss 0:nokey"]
+        );
+        for cmd in [
+            &["getbit", "nokey", "0"][..],
+            &["bitcount", "nokey"],
+            &["bitpos", "nokey", "1"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
+        }
     }
 }

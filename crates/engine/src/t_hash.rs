@@ -16,7 +16,9 @@ use shardis_resp::Reply;
 use crate::command::table::Registration;
 use crate::dict::Dict;
 use crate::error;
+use crate::notify::{HASH, NEW};
 use crate::num;
+use crate::sample::{self, SampleBudget};
 use crate::scan;
 use crate::shard::{Ctx, EngineConfig};
 use crate::value::Value;
@@ -442,6 +444,7 @@ fn modify_hash<R>(
     if !h.is_empty() {
         let lru = ctx.new_lru();
         ctx.db().set(key, Value::Hash(h), lru, false);
+        ctx.notify(NEW, "new", key);
     }
     Ok(r)
 }
@@ -468,6 +471,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     ctx.dirty((pairs.len() / 2) as u64);
+    ctx.notify(HASH, "hset", &args[1]);
     // HMSET is told apart by its second letter, as Redis does.
     if args[0]
         .get(1)
@@ -487,6 +491,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match r {
         Ok(true) => {
             ctx.dirty(1);
+            ctx.notify(HASH, "hset", &args[1]);
             Reply::Int(1)
         }
         Ok(false) => Reply::Int(0),
@@ -570,6 +575,9 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         Some(_) => return error::wrongtype(),
     };
+    if deleted > 0 {
+        ctx.notify(HASH, "hdel", &args[1]);
+    }
     ctx.delete_if_empty(&args[1], empty);
     ctx.dirty(deleted);
     Reply::Int(deleted as i64)
@@ -615,6 +623,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     });
     if r.is_ok() {
         ctx.dirty(1);
+        ctx.notify(HASH, "hincrby", &args[1]);
     }
     unwrap_reply(r)
 }
@@ -652,6 +661,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     });
     if r.is_ok() {
         ctx.dirty(1);
+        ctx.notify(HASH, "hincrbyfloat", &args[1]);
     }
     unwrap_reply(r)
 }
@@ -659,24 +669,19 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// HRANDFIELD key [count [WITHVALUES]]
 pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if args.len() >= 3 {
-        let Some(count) = num::parse_i64(&args[2]) else {
-            return error::not_integer();
+        let count = match sample::parse_count(&args[2]) {
+            Ok(n) => n,
+            Err(e) => return e,
         };
-        if count == i64::MIN {
-            return Reply::error(format!(
-                "ERR value is out of range, value must between {} and {}",
-                -i64::MAX,
-                i64::MAX
-            ));
-        }
         let with_values = match args.get(3) {
             None => false,
             Some(a) if args.len() == 4 && a.eq_ignore_ascii_case(b"withvalues") => true,
             Some(_) => return error::syntax(),
         };
-        // The reply holds two entries per field: keep the total countable.
-        if with_values && !(-i64::MAX / 2..=i64::MAX / 2).contains(&count) {
-            return Reply::err("ERR value is out of range");
+        if with_values {
+            if let Err(e) = sample::check_paired(count) {
+                return e;
+            }
         }
         return hrandfield_count(ctx, &args[1], count, with_values);
     }
@@ -705,6 +710,10 @@ fn push_field(out: &mut Vec<Reply>, (k, v): (&[u8], &[u8]), with_values: bool, r
 
 fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool) -> Reply {
     let resp3 = ctx.resp3;
+    let repeats = count < 0 || count == 1;
+    // Sized before the hash borrows the shard; refused only if sampling happens.
+    let samples = if repeats { count.unsigned_abs() } else { 0 };
+    let budget = SampleBudget::new(ctx, samples, if with_values { 2 } else { 1 });
     // The hash stays borrowed from the shard while sampling, so draw from a local generator.
     let mut rng = StdRng::seed_from_u64(ctx.rand());
     let h = match read_hash(ctx, key) {
@@ -717,7 +726,11 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
     if count == 0 || size == 0 {
         return Reply::Array(out);
     }
-    if count < 0 || count == 1 {
+    if repeats {
+        let mut budget = match budget {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
         // With repetitions: every pick is independent. A compact hash is indexed once so
         // that each pick is cheap.
         let indexed: Option<Vec<(&[u8], &[u8])>> = match h.repr {
@@ -731,6 +744,10 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, with_values: bool
                 None => h.random_pair(r),
             };
             if let Some(pair) = pair {
+                let bytes = pair.0.len() + if with_values { pair.1.len() } else { 0 };
+                if let Err(e) = budget.take(bytes) {
+                    return e;
+                }
                 push_field(&mut out, pair, with_values, resp3);
             }
         }
@@ -1408,5 +1425,66 @@ mod tests {
         };
         assert_eq!(lp.buf.len(), 160);
         assert_eq!(h.random_pair(3), Some((&b"field:3"[..], &b"value:3"[..])));
+    }
+
+    /// Redis's events for the hash commands (pubsub.tcl's "hash events test", t_hash.c): hset
+    /// for every HSET / HMSET (even one that changes nothing) and for an HSETNX that sets,
+    /// hincrby, hincrbyfloat, hdel when fields went, del when the hash is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["hmset", "h", "yes", "1", "no", "0"]),
+            ["n new 0:h", "h hset 0:h"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrby", "h", "yes", "10"]),
+            ["h hincrby 0:h"]
+        );
+        assert_eq!(t.events_of(&["hset", "h", "yes", "11"]), ["h hset 0:h"]);
+        assert_eq!(t.events_of(&["hsetnx", "h", "yes", "1"]), none);
+        assert_eq!(t.events_of(&["hsetnx", "h", "new", "1"]), ["h hset 0:h"]);
+        assert_eq!(
+            t.events_of(&["hsetnx", "h2", "f", "1"]),
+            ["n new 0:h2", "h hset 0:h2"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrby", "h3", "f", "1"]),
+            ["n new 0:h3", "h hincrby 0:h3"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrbyfloat", "h", "no", "1.5"]),
+            ["h hincrbyfloat 0:h"]
+        );
+        assert_eq!(
+            t.events_of(&["hincrbyfloat", "h4", "f", "1.5"]),
+            ["n new 0:h4", "h hincrbyfloat 0:h4"]
+        );
+        assert_eq!(t.events_of(&["hincrby", "h", "no", "1"]), none);
+        assert_eq!(t.events_of(&["hincrbyfloat", "h", "yes", "inf"]), none);
+        assert_eq!(t.events_of(&["hdel", "h", "nope"]), none);
+        assert_eq!(t.events_of(&["hdel", "h", "yes"]), ["h hdel 0:h"]);
+        assert_eq!(
+            t.events_of(&["hdel", "h", "no", "new"]),
+            ["h hdel 0:h", "g del 0:h"]
+        );
+        assert_eq!(t.events_of(&["hdel", "h", "no"]), none);
+        for cmd in [
+            &["hget", "nokey", "f"][..],
+            &["hmget", "nokey", "f"],
+            &["hgetall", "nokey"],
+            &["hkeys", "nokey"],
+            &["hvals", "nokey"],
+            &["hexists", "nokey", "f"],
+            &["hlen", "nokey"],
+            &["hstrlen", "nokey", "f"],
+            &["hrandfield", "nokey"],
+            &["hrandfield", "nokey", "2"],
+            &["hscan", "nokey", "0"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::command::Merge;
 use crate::db::{Entry, Record};
 use crate::error;
 use crate::evict::Tracking;
+use crate::notify::{GENERIC, NEW};
 use crate::num;
 use crate::shard::Ctx;
 use crate::value::{self, Value};
@@ -65,7 +66,14 @@ pub fn unlink(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 fn delete_keys(ctx: &mut Ctx<'_>, keys: &[Bytes], lazy: bool) -> Reply {
-    Reply::Int(keys.iter().filter(|k| ctx.delete(k, lazy)).count() as i64)
+    let mut deleted = 0;
+    for key in keys {
+        if ctx.delete(key, lazy) {
+            ctx.notify(GENERIC, "del", key);
+            deleted += 1;
+        }
+    }
+    Reply::Int(deleted)
 }
 
 /// EXISTS key [key ...] (a key named twice counts twice)
@@ -185,12 +193,14 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
     }
     // A time already past deletes the key (as on a master: Redis never stores it).
     if when <= now_i64(ctx) {
-        if let Some(gone) = ctx.db().remove(key) {
+        if let Some(gone) = ctx.remove_entry(key) {
             let lazy = ctx.shard.config.lazyfree_lazy_expire;
             ctx.shard.dispose(gone.value, lazy);
         }
+        ctx.notify(GENERIC, "del", key);
     } else {
         ctx.db().set_expire(key, when as u64);
+        ctx.notify(GENERIC, "expire", key);
     }
     ctx.dirty(1);
     Reply::Int(1)
@@ -260,6 +270,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if ctx.lookup_write_entry(&args[1]).is_none() || !ctx.db().persist(&args[1]) {
         return Reply::Int(0);
     }
+    ctx.notify(GENERIC, "persist", &args[1]);
     ctx.dirty(1);
     Reply::Int(1)
 }
@@ -278,13 +289,16 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Reply {
     if ctx.lookup_write_entry(dst).is_some() && nx {
         return Reply::Int(0);
     }
-    let db = ctx.db();
-    let Some(entry) = db.remove(src) else {
+    let Some(entry) = ctx.remove_entry(src) else {
         return Reply::err(error::NO_SUCH_KEY);
     };
-    db.insert_record(dst, entry);
+    ctx.db().insert_record(dst, entry);
     ctx.dirty(1);
     ctx.signal_ready(dst);
+    // Redis deletes an existing destination and adds the key anew.
+    ctx.notify(NEW, "new", dst);
+    ctx.notify(GENERIC, "rename_from", src);
+    ctx.notify(GENERIC, "rename_to", dst);
     done
 }
 
@@ -328,13 +342,15 @@ fn exists_for_write_in(ctx: &mut Ctx<'_>, db: usize, key: &[u8]) -> bool {
 }
 
 /// Stores `entry` at `key` of database `db`, replacing any entry there, counts the write and
-/// wakes clients blocked on the key.
+/// wakes clients blocked on the key. The key counts as new, as Redis deletes a replaced one
+/// first.
 fn insert_in(ctx: &mut Ctx<'_>, db: usize, key: &[u8], record: Record) {
     if let Some(d) = ctx.shard.dbs.get_mut(db) {
         d.insert_record(key, record);
     }
     ctx.dirty(1);
     signal_ready_in(ctx, db, key);
+    ctx.shard.report(db, NEW, "new", key);
 }
 
 /// COPY source destination [DB destination-db] [REPLACE]
@@ -379,6 +395,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         ..record
     };
     insert_in(ctx, dst_db, dst, record);
+    ctx.shard.report(dst_db, GENERIC, "copy_to", dst);
     Reply::Int(1)
 }
 
@@ -395,16 +412,19 @@ pub fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if ctx.lookup_write_entry(key).is_none() || exists_for_write_in(ctx, dst_db, key) {
         return Reply::Int(0);
     }
-    let Some(entry) = ctx.db().remove(key) else {
+    let Some(entry) = ctx.remove_entry(key) else {
         return Reply::Int(0);
     };
     insert_in(ctx, dst_db, key, entry);
+    ctx.notify(GENERIC, "move_from", key);
+    ctx.shard.report(dst_db, GENERIC, "move_to", key);
     Reply::Int(1)
 }
 
-/// The entry OBJECT inspects: looked up without touching its access time.
+/// The entry OBJECT inspects: looked up without touching its access time, and a miss is no
+/// `keymiss` event.
 fn object_lookup<'c>(ctx: &'c mut Ctx<'_>, args: &[Bytes]) -> Option<&'c Entry> {
-    ctx.lookup_read_notouch(&args[2])
+    ctx.lookup_read_quiet(&args[2])
 }
 
 /// OBJECT ENCODING key
@@ -1232,5 +1252,81 @@ mod tests {
             parse_int(b"x", Some("ERR custom")),
             Err(Reply::err("ERR custom"))
         );
+    }
+
+    /// Redis's events for the generic key commands (pubsub.tcl's "general events test" and
+    /// db.c / expire.c): del per key deleted, expire or (time already past) del, persist,
+    /// rename_from then rename_to, copy_to and move_from / move_to in their databases, each
+    /// key added reported new first.
+    #[test]
+    fn keyspace_events() {
+        let mut t = shard_with(&["a", "b", "c"]);
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(t.events_of(&["expire", "a", "100"]), ["g expire 0:a"]);
+        assert_eq!(t.events_of(&["expire", "a", "100", "nx"]), none);
+        assert_eq!(t.events_of(&["pexpireat", "a", "1"]), ["g del 0:a"]);
+        assert_eq!(t.events_of(&["expire", "a", "100"]), none);
+        assert_eq!(
+            t.events_of(&["del", "a", "b", "c"]),
+            ["g del 0:b", "g del 0:c"]
+        );
+        assert_eq!(t.events_of(&["unlink", "nokey"]), none);
+
+        t.run(&["set", "k", "v", "px", "100"]);
+        assert_eq!(t.events_of(&["persist", "k"]), ["g persist 0:k"]);
+        assert_eq!(t.events_of(&["persist", "k"]), none);
+        t.run(&["pexpire", "k", "100"]);
+        t.advance(100);
+        assert_eq!(t.events_of(&["del", "k"]), ["x expired 0:k"]);
+
+        t.run(&["set", "src", "v"]);
+        t.run(&["set", "dst", "v"]);
+        assert_eq!(
+            t.events_of(&["rename", "src", "dst"]),
+            ["n new 0:dst", "g rename_from 0:src", "g rename_to 0:dst"]
+        );
+        assert_eq!(t.events_of(&["rename", "dst", "dst"]), none);
+        assert_eq!(t.events_of(&["rename", "nokey", "dst"]), none);
+        t.run(&["set", "src", "v"]);
+        assert_eq!(t.events_of(&["renamenx", "src", "dst"]), none);
+        assert_eq!(
+            t.events_of(&["renamenx", "src", "fresh"]),
+            [
+                "n new 0:fresh",
+                "g rename_from 0:src",
+                "g rename_to 0:fresh"
+            ]
+        );
+
+        assert_eq!(
+            t.events_of(&["copy", "fresh", "c1"]),
+            ["n new 0:c1", "g copy_to 0:c1"]
+        );
+        assert_eq!(t.events_of(&["copy", "fresh", "c1"]), none);
+        assert_eq!(
+            t.events_of(&["copy", "fresh", "c1", "db", "2", "replace"]),
+            ["n new 2:c1", "g copy_to 2:c1"]
+        );
+        assert_eq!(t.events_of(&["copy", "nokey", "c1"]), ["m keymiss 0:nokey"]);
+
+        assert_eq!(
+            t.events_of(&["move", "c1", "3"]),
+            ["n new 3:c1", "g move_from 0:c1", "g move_to 3:c1"]
+        );
+        t.run(&["set", "c1", "v"]);
+        assert_eq!(t.events_of(&["move", "c1", "3"]), none);
+        assert_eq!(t.events_of(&["move", "nokey", "3"]), none);
+
+        for cmd in [
+            &["exists", "nokey"][..],
+            &["type", "nokey"],
+            &["touch", "nokey"],
+            &["pttl", "nokey"],
+            &["expiretime", "nokey"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
+        }
+        assert_eq!(t.events_of(&["object", "idletime", "nokey"]), none);
     }
 }

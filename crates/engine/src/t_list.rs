@@ -3,18 +3,23 @@
 //! A list is a ring of packed nodes ([`crate::listpack`]), each holding up to
 //! `list-max-listpack-size` worth of entries, so that a list of 20 short strings costs one
 //! small buffer while pushes and pops at either end stay O(1) and LINDEX / LSET skip whole
-//! nodes. Blocking pops (BLPOP…) make one non-blocking attempt here; the runtime does the
-//! waiting when they answer with a null reply.
+//! nodes. With `list-compress-depth` set, the nodes between the ends are held LZF-compressed.
+//! Blocking pops (BLPOP…) make one non-blocking attempt here; the runtime does the waiting
+//! when they answer with a null reply.
+
+use std::borrow::Cow;
+use std::ops::Range;
 
 use bytes::Bytes;
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
-use crate::command::{Blocking, TimeoutReply};
+use crate::command::{Blocking, TimeoutReply, Wait};
 use crate::error;
-use crate::listpack::{Encoded, Entry, Listpack, NodeRing};
+use crate::listpack::{Encoded, Entry, Listpack, Node, NodeRing};
+use crate::notify::LIST;
 use crate::num;
-use crate::shard::Ctx;
+use crate::shard::{Ctx, EngineConfig};
 use crate::value::Value;
 
 pub static COMMANDS: &[Registration] = &[
@@ -60,6 +65,55 @@ pub enum End {
     Right,
 }
 
+/// Deepest `list-compress-depth` a list honours (Redis keeps the depth in 16 bits).
+const MAX_COMPRESS_DEPTH: usize = u16::MAX as usize;
+
+/// The shard's settings a list is edited with (Redis's quicklist options). They are passed
+/// to each edit rather than stored, to keep the value at 32 bytes, so a changed setting
+/// applies to the nodes a list next modifies (Redis instead keeps, for each list, the
+/// settings in force when it was created; replies are the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListOptions {
+    /// `list-max-listpack-size`: how large a node may grow.
+    pub fill: i64,
+    /// `list-compress-depth`: how many nodes at each end stay uncompressed; 0 compresses
+    /// none.
+    pub compress_depth: usize,
+}
+
+impl ListOptions {
+    pub fn of(config: &EngineConfig) -> Self {
+        ListOptions {
+            fill: config.list_max_listpack_size,
+            compress_depth: config.list_compress_depth.min(MAX_COMPRESS_DEPTH),
+        }
+    }
+}
+
+impl End {
+    /// The event Redis reports for a push at this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
+    /// The event Redis reports for a pop from this end.
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions::of(&EngineConfig::default())
+    }
+}
+
 /// Redis's quicklist node limits: a negative `list-max-listpack-size` caps a node's bytes
 /// (-1 = 4 KiB … -5 = 64 KiB), a positive one its entries (with an 8 KiB safety cap). A node
 /// of one entry always fits, however large.
@@ -75,23 +129,26 @@ fn node_fits(fill: i64, bytes: usize, entries: usize) -> bool {
     }
 }
 
-fn mergeable(fill: i64, a: &Listpack, b: &Listpack) -> bool {
+fn mergeable(fill: i64, a: &Node, b: &Node) -> bool {
     node_fits(fill, a.bytes() + b.bytes(), a.len() + b.len())
 }
 
-/// A list value. Redis 7.0 reports every list as `quicklist`. `fill` arguments are the
-/// shard's `list-max-listpack-size`, passed in rather than stored to keep the value at 24
-/// bytes; the element count lives with the nodes (see [`NodeRing`]).
+/// A list value. Redis 7.0 reports every list as `quicklist`.
+///
+/// With a compress depth `d > 0`, the nodes more than `d` nodes away from both ends are kept
+/// LZF-compressed when that pays ([`Node::compress`]), as Redis's quicklist does: the ends,
+/// where pushes and pops happen, stay packed, and the middle of a long list costs a fraction
+/// of its size. Reading a compressed node expands a copy of it; an edit expands it in place
+/// and [`ListValue::settle`] compresses it again afterwards.
 #[derive(Clone, Default)]
 pub struct ListValue {
+    /// The nodes, and the element count with them (see [`NodeRing`]).
     nodes: NodeRing,
 }
 
 impl std::fmt::Debug for ListValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(|e| e.to_bytes()))
-            .finish()
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -101,14 +158,14 @@ impl ListValue {
     }
 
     /// A list of `values`, first to last.
-    pub fn from_values<I, V>(values: I, fill: i64) -> Self
+    pub fn from_values<I, V>(values: I, options: ListOptions) -> Self
     where
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
         let mut list = ListValue::new();
         for v in values {
-            list.push(End::Right, v.as_ref(), fill);
+            list.push(End::Right, v.as_ref(), options);
         }
         list
     }
@@ -143,9 +200,10 @@ impl ListValue {
         freed
     }
 
-    /// Heap bytes held by the list (for MEMORY USAGE).
+    /// Heap bytes held by the list (for MEMORY USAGE): compressed nodes count by their
+    /// compressed size.
     pub fn allocated_bytes(&self) -> usize {
-        self.nodes.capacity_bytes() + self.nodes.iter().map(Listpack::capacity).sum::<usize>()
+        self.nodes.capacity_bytes() + self.nodes.iter().map(Node::capacity).sum::<usize>()
     }
 
     /// Index of the node at `end` (the list is not empty).
@@ -156,33 +214,44 @@ impl ListValue {
         }
     }
 
-    pub fn push(&mut self, end: End, value: &[u8], fill: i64) {
+    pub fn push(&mut self, end: End, value: &[u8], options: ListOptions) {
         let value = Encoded::new(value);
+        let nodes_before = self.nodes.len();
         self.nodes.add_elements(1);
         if !self.nodes.is_empty() {
-            let node = self.nodes.get_mut(self.end_node(end));
-            if node_fits(fill, node.bytes() + value.entry_len(), node.len() + 1) {
+            let n = self.end_node(end);
+            let node = self.nodes.get_mut(n);
+            if node_fits(
+                options.fill,
+                node.bytes() + value.entry_len(),
+                node.len() + 1,
+            ) {
+                let entries = node.entries_mut();
                 let off = match end {
                     End::Left => 0,
-                    End::Right => node.bytes(),
+                    End::Right => entries.bytes(),
                 };
-                node.insert(off, &value);
+                entries.insert(off, &value);
+                self.settle(n..n + 1, nodes_before, options);
                 return;
             }
         }
-        let node = Listpack::with(&value);
+        let node = Node::from(Listpack::with(&value));
         match end {
             End::Left => self.nodes.push_front(node),
             End::Right => self.nodes.push_back(node),
         }
+        let n = self.end_node(end);
+        self.settle(n..n + 1, nodes_before, options);
     }
 
-    pub fn pop(&mut self, end: End) -> Option<Bytes> {
+    pub fn pop(&mut self, end: End, options: ListOptions) -> Option<Bytes> {
         if self.is_empty() {
             return None;
         }
+        let nodes_before = self.nodes.len();
         let n = self.end_node(end);
-        let node = self.nodes.get_mut(n);
+        let node = self.nodes.get_mut(n).entries_mut();
         let (value, from, to) = match end {
             End::Left => {
                 let (e, next) = node.next(0)?;
@@ -194,53 +263,63 @@ impl ListValue {
             }
         };
         node.remove(from, to, 1);
-        if node.is_empty() {
+        let touched = if node.is_empty() {
             self.nodes.remove(n);
-        }
+            0..0
+        } else {
+            n..n + 1
+        };
         self.nodes.sub_elements(1);
+        self.settle(touched, nodes_before, options);
         Some(value)
     }
 
     /// Pops up to `count` elements from `end`, in popping order.
-    pub fn pop_many(&mut self, end: End, count: usize) -> Vec<Bytes> {
+    pub fn pop_many(&mut self, end: End, count: usize, options: ListOptions) -> Vec<Bytes> {
         let count = count.min(self.len());
         let items = match end {
-            End::Left => self.iter().take(count).map(|e| e.to_bytes()).collect(),
-            End::Right => self.iter_rev().take(count).map(|e| e.to_bytes()).collect(),
+            End::Left => self.iter().take(count).collect(),
+            End::Right => self.iter_rev().take(count).collect(),
         };
-        self.drop_elements(end, count);
+        self.drop_elements(end, count, options);
         items
     }
 
     /// Removes `count` elements from `end`.
-    pub fn drop_elements(&mut self, end: End, count: usize) {
+    pub fn drop_elements(&mut self, end: End, count: usize, options: ListOptions) {
         let mut left = count.min(self.len());
+        let nodes_before = self.nodes.len();
+        let mut touched = 0..0;
         self.nodes.sub_elements(left);
         while left > 0 {
             let n = self.end_node(end);
             let node = self.nodes.get_mut(n);
             if node.len() <= left {
+                // Whole nodes go without being expanded.
                 left -= node.len();
                 self.nodes.remove(n);
                 continue;
             }
+            let entries = node.entries_mut();
             match end {
                 End::Left => {
-                    let off = node.offset_of(left);
-                    node.remove(0, off, left);
+                    let off = entries.offset_of(left);
+                    entries.remove(0, off, left);
                 }
                 End::Right => {
-                    let off = node.offset_of(node.len() - left);
-                    let used = node.bytes();
-                    node.remove(off, used, left);
+                    let off = entries.offset_of(entries.len() - left);
+                    let used = entries.bytes();
+                    entries.remove(off, used, left);
                 }
             }
+            touched = n..n + 1;
             break;
         }
+        self.settle(touched, nodes_before, options);
     }
 
     /// Node and position in it of element `index` (which is below `len()`), walking from the
-    /// nearer end.
+    /// nearer end. Counting needs no node expanded.
     fn locate(&self, index: usize) -> (usize, usize) {
         if index < self.len() / 2 {
             let mut rest = index;
@@ -274,31 +353,39 @@ impl ListValue {
     /// Element `index` (negative counts from the tail).
     pub fn get(&self, index: i64) -> Option<Bytes> {
         let (n, e) = self.locate(self.index(index)?);
-        self.nodes.get(n).get(e).map(|e| e.to_bytes())
+        self.nodes.get(n).view().get(e).map(|e| e.to_bytes())
     }
 
     /// Replaces element `index`; false when out of range.
-    pub fn set(&mut self, index: i64, value: &[u8], fill: i64) -> bool {
+    pub fn set(&mut self, index: i64, value: &[u8], options: ListOptions) -> bool {
         let Some(i) = self.index(index) else {
             return false;
         };
         let (n, e) = self.locate(i);
-        let node = self.nodes.get_mut(n);
-        let off = node.offset_of(e);
-        let Some((_, next)) = node.next(off) else {
+        let nodes_before = self.nodes.len();
+        let entries = self.nodes.get_mut(n).entries_mut();
+        let off = entries.offset_of(e);
+        let Some((_, next)) = entries.next(off) else {
             return false;
         };
-        node.replace(off, next, &Encoded::new(value));
-        self.fix_node(n, fill);
+        entries.replace(off, next, &Encoded::new(value));
+        let touched = self.fix_node(n, options.fill);
+        self.settle(touched, nodes_before, options);
         true
     }
 
     /// Inserts `value` before (or `after`) the first element equal to `pivot`; false when
     /// there is none.
-    pub fn insert_at_pivot(&mut self, pivot: &[u8], after: bool, value: &[u8], fill: i64) -> bool {
+    pub fn insert_at_pivot(
+        &mut self,
+        pivot: &[u8],
+        after: bool,
+        value: &[u8],
+        options: ListOptions,
+    ) -> bool {
         let pivot = Encoded::new(pivot);
         let found = (0..self.nodes.len()).find_map(|n| {
-            let node = self.nodes.get(n);
+            let node = self.nodes.get(n).view();
             let mut off = 0;
             while let Some((e, next)) = node.next(off) {
                 if pivot.matches(e) {
@@ -311,20 +398,26 @@ impl ListValue {
         let Some((n, off)) = found else {
             return false;
         };
-        self.nodes.get_mut(n).insert(off, &Encoded::new(value));
+        let nodes_before = self.nodes.len();
+        self.nodes
+            .get_mut(n)
+            .entries_mut()
+            .insert(off, &Encoded::new(value));
         self.nodes.add_elements(1);
-        self.fix_node(n, fill);
+        let touched = self.fix_node(n, options.fill);
+        self.settle(touched, nodes_before, options);
         true
     }
 
     /// Removes elements equal to `value`: the first `count` from the head when `count > 0`,
     /// the last `-count` when negative, all when 0. Returns how many it removed.
-    pub fn remove_matching(&mut self, value: &[u8], count: i64, fill: i64) -> usize {
+    pub fn remove_matching(&mut self, value: &[u8], count: i64, options: ListOptions) -> usize {
         let target = Encoded::new(value);
         let limit = match count {
             0 => usize::MAX,
             c => usize::try_from(c.unsigned_abs()).unwrap_or(usize::MAX),
         };
+        let nodes_before = self.nodes.len();
         let mut removed = 0;
         if count >= 0 {
             let mut n = 0;
@@ -354,41 +447,45 @@ impl ListValue {
         }
         self.nodes.sub_elements(removed);
         if removed > 0 {
-            self.merge_all(fill);
+            self.merge_all(options.fill);
+            // Edits may be anywhere; the whole pass is no dearer than the scan was.
+            self.settle(0..self.nodes.len(), nodes_before, options);
         }
         removed
     }
 
     /// After node `n` changed in place: splits it while it is over the limits, or merges it
-    /// with neighbours it now fits with.
-    fn fix_node(&mut self, n: usize, fill: i64) {
+    /// with neighbours it now fits with. Returns the nodes that now hold its entries.
+    fn fix_node(&mut self, n: usize, fill: i64) -> Range<usize> {
         let node = self.nodes.get(n);
-        if node_fits(fill, node.bytes(), node.len()) {
-            if n + 1 < self.nodes.len() && mergeable(fill, node, self.nodes.get(n + 1)) {
-                let next = self.nodes.remove(n + 1);
-                self.nodes.get_mut(n).append(&next);
-            }
-            if n > 0 && mergeable(fill, self.nodes.get(n - 1), self.nodes.get(n)) {
-                let this = self.nodes.remove(n);
-                self.nodes.get_mut(n - 1).append(&this);
-            }
-        } else {
-            self.split_oversized(n, fill);
+        if !node_fits(fill, node.bytes(), node.len()) {
+            return n..n + self.split_oversized(n, fill);
         }
+        if n + 1 < self.nodes.len() && mergeable(fill, node, self.nodes.get(n + 1)) {
+            let next = self.nodes.remove(n + 1).into_entries();
+            self.nodes.get_mut(n).entries_mut().append(&next);
+        }
+        if n > 0 && mergeable(fill, self.nodes.get(n - 1), self.nodes.get(n)) {
+            let this = self.nodes.remove(n).into_entries();
+            self.nodes.get_mut(n - 1).entries_mut().append(&this);
+            return n - 1..n;
+        }
+        n..n + 1
     }
 
-    /// Halves node `n`, and the halves, until every part fits.
-    fn split_oversized(&mut self, n: usize, fill: i64) {
+    /// Halves node `n`, and the halves, until every part fits; returns the number of parts.
+    fn split_oversized(&mut self, n: usize, fill: i64) -> usize {
         let node = self.nodes.get(n);
         if node_fits(fill, node.bytes(), node.len()) {
-            return;
+            return 1;
         }
-        let half = node.len() / 2;
-        let off = node.offset_of(half);
-        let tail = self.nodes.get_mut(n).split_off(off, half);
-        self.nodes.insert(n + 1, tail);
-        self.split_oversized(n + 1, fill);
-        self.split_oversized(n, fill);
+        let entries = self.nodes.get_mut(n).entries_mut();
+        let half = entries.len() / 2;
+        let off = entries.offset_of(half);
+        let tail = entries.split_off(off, half);
+        self.nodes.insert(n + 1, Node::from(tail));
+        let after = self.split_oversized(n + 1, fill);
+        self.split_oversized(n, fill) + after
     }
 
     /// Merges every run of neighbouring nodes that fit together (after removals thinned them).
@@ -396,107 +493,133 @@ impl ListValue {
         let mut n = 0;
         while n + 1 < self.nodes.len() {
             if mergeable(fill, self.nodes.get(n), self.nodes.get(n + 1)) {
-                let next = self.nodes.remove(n + 1);
-                self.nodes.get_mut(n).append(&next);
+                let next = self.nodes.remove(n + 1).into_entries();
+                self.nodes.get_mut(n).entries_mut().append(&next);
             } else {
                 n += 1;
             }
         }
     }
 
+    /// After an edit that left `nodes_before` nodes as `nodes.len()`: compresses or expands
+    /// the nodes whose state may now be wrong, so that the `compress_depth` nodes at each end
+    /// are packed and the nodes between them compressed (where that pays). Those are the
+    /// `touched` nodes (changed or created; an edit left them packed) and the nodes whose
+    /// distance from an end may have crossed the depth: the edit added or removed nodes, so
+    /// the others moved by at most that many places. With depth 0 nothing is compressed;
+    /// nodes compressed under an earlier depth stay so until an edit touches them.
+    fn settle(&mut self, touched: Range<usize>, nodes_before: usize, options: ListOptions) {
+        let depth = options.compress_depth;
+        if depth == 0 {
+            return;
+        }
+        let n = self.nodes.len();
+        let moved = n.abs_diff(nodes_before);
+        let near_head = depth.saturating_sub(moved)..depth + moved;
+        let near_tail = n.saturating_sub(depth + moved)..(n + moved).saturating_sub(depth);
+        for range in [touched, near_head, near_tail] {
+            for i in range.start..range.end.min(n) {
+                let interior = i >= depth && i + depth < n;
+                let node = self.nodes.get_mut(i);
+                if interior {
+                    node.compress();
+                } else {
+                    node.decompress();
+                }
+            }
+        }
+    }
+
     /// The elements, head to tail.
-    pub fn iter(&self) -> Iter<'_> {
+    pub fn iter(&self) -> Cursor<'_> {
         self.iter_from(0)
     }
 
     /// The elements from `index` to the tail.
-    pub fn iter_from(&self, index: usize) -> Iter<'_> {
-        if index >= self.len() {
-            return Iter {
-                nodes: &self.nodes,
-                node: self.nodes.len(),
-                off: 0,
-            };
-        }
-        let (n, e) = self.locate(index);
-        Iter {
-            nodes: &self.nodes,
-            node: n,
-            off: self.nodes.get(n).offset_of(e),
-        }
+    pub fn iter_from(&self, index: usize) -> Cursor<'_> {
+        self.cursor(index, true)
     }
 
     /// The elements, tail to head.
-    pub fn iter_rev(&self) -> RevIter<'_> {
-        match self.len().checked_sub(1) {
-            Some(last) => self.iter_rev_from(last),
-            None => RevIter {
+    pub fn iter_rev(&self) -> Cursor<'_> {
+        self.cursor(self.len().wrapping_sub(1), false)
+    }
+
+    /// A cursor at element `index` reading towards the tail or the head; one that reads
+    /// nothing when `index` is out of range.
+    fn cursor(&self, index: usize, towards_tail: bool) -> Cursor<'_> {
+        if index >= self.len() {
+            return Cursor {
                 nodes: &self.nodes,
-                node: 0,
-                end: 0,
-            },
+                node: if towards_tail { self.nodes.len() } else { 0 },
+                entries: Cow::Owned(Listpack::default()),
+                off: 0,
+                towards_tail,
+            };
         }
-    }
-
-    /// The elements from `index` (below `len()`) back to the head.
-    fn iter_rev_from(&self, index: usize) -> RevIter<'_> {
         let (n, e) = self.locate(index);
-        RevIter {
+        let entries = self.nodes.get(n).view();
+        let off = entries.offset_of(if towards_tail { e } else { e + 1 });
+        Cursor {
             nodes: &self.nodes,
-            node: n + 1,
-            end: self.nodes.get(n).offset_of(e + 1),
+            node: n,
+            entries,
+            off,
+            towards_tail,
         }
     }
 }
 
-/// Head-to-tail iterator over a list's entries.
-pub struct Iter<'a> {
+/// Reads a list's entries one by one, towards the tail or the head. Entering a compressed
+/// node expands it into the cursor's own copy, so an entry is lent to a closure
+/// ([`Cursor::next_with`]) or, as an iterator, copied out.
+pub struct Cursor<'a> {
     nodes: &'a NodeRing,
+    /// The node being read.
     node: usize,
+    entries: Cow<'a, Listpack>,
+    /// Towards the tail: where the next entry starts; towards the head: where it ends.
     off: usize,
+    towards_tail: bool,
 }
 
-impl<'a> Iterator for Iter<'a> {
-    type Item = Entry<'a>;
-
-    fn next(&mut self) -> Option<Entry<'a>> {
-        let nodes = self.nodes;
-        while self.node < nodes.len() {
-            if let Some((e, next)) = nodes.get(self.node).next(self.off) {
-                self.off = next;
-                return Some(e);
+impl Cursor<'_> {
+    /// Moves to the next entry and returns what `read` makes of it; None past the end.
+    pub fn next_with<R>(&mut self, read: impl FnOnce(Entry<'_>) -> R) -> Option<R> {
+        loop {
+            let step = if self.towards_tail {
+                self.entries.next(self.off)
+            } else {
+                self.entries.prev(self.off)
+            };
+            if let Some((entry, off)) = step {
+                self.off = off;
+                return Some(read(entry));
             }
-            self.node += 1;
-            self.off = 0;
+            let next = if self.towards_tail {
+                self.node + 1
+            } else {
+                self.node.checked_sub(1)?
+            };
+            if next >= self.nodes.len() {
+                return None;
+            }
+            self.node = next;
+            self.entries = self.nodes.get(next).view();
+            self.off = if self.towards_tail {
+                0
+            } else {
+                self.entries.bytes()
+            };
         }
-        None
     }
 }
 
-/// Tail-to-head iterator over a list's entries.
-pub struct RevIter<'a> {
-    nodes: &'a NodeRing,
-    /// One past the current node; 0 when done.
-    node: usize,
-    end: usize,
-}
+impl Iterator for Cursor<'_> {
+    type Item = Bytes;
 
-impl<'a> Iterator for RevIter<'a> {
-    type Item = Entry<'a>;
-
-    fn next(&mut self) -> Option<Entry<'a>> {
-        let nodes = self.nodes;
-        while self.node > 0 {
-            if let Some((e, start)) = nodes.get(self.node - 1).prev(self.end) {
-                self.end = start;
-                return Some(e);
-            }
-            self.node -= 1;
-            if self.node > 0 {
-                self.end = nodes.get(self.node - 1).bytes();
-            }
-        }
-        None
+    fn next(&mut self) -> Option<Bytes> {
+        self.next_with(|e| e.to_bytes())
     }
 }
 
@@ -520,8 +643,8 @@ const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
 /// Longest timeout string Redis reads (`MAX_LONG_DOUBLE_CHARS`).
 const MAX_TIMEOUT_CHARS: usize = 5 * 1024;
 
-fn fill(ctx: &Ctx<'_>) -> i64 {
-    ctx.shard.config.list_max_listpack_size
+fn options(ctx: &Ctx<'_>) -> ListOptions {
+    ListOptions::of(&ctx.shard.config)
 }
 
 /// The list at `key` for reading: Ok(None) if absent, WRONGTYPE if another type.
@@ -568,7 +691,8 @@ fn parse_end(arg: &[u8]) -> Result<End, Reply> {
 /// whole milliseconds). Returns the timeout in seconds, 0 meaning "forever".
 pub fn parse_timeout(arg: &[u8]) -> Result<f64, Reply> {
     let secs = (arg.len() < MAX_TIMEOUT_CHARS)
-        .then(|| num::parse_f64(arg))
+        // Redis reads timeouts as long doubles: `1e400` is a (huge) number there.
+        .then(|| num::parse_f64_unranged(arg))
         .flatten()
         .ok_or(Reply::err(error::TIMEOUT_NOT_FLOAT))?;
     let ms = (secs * 1000.0).ceil();
@@ -579,21 +703,29 @@ pub fn parse_timeout(arg: &[u8]) -> Result<f64, Reply> {
     Ok(ms.abs() / 1000.0)
 }
 
-/// How a blocking list command waits: for a list, `timeout` long.
-const fn waits(
-    timeout: fn(&[Bytes]) -> Result<Option<std::time::Duration>, Reply>,
-    on_timeout: TimeoutReply,
-) -> Blocking {
+/// How a blocking list command waits: for a list, `timeout` long, served by running the
+/// command again.
+const fn waits(timeout: fn(&[Bytes]) -> Result<Wait, Reply>, on_timeout: TimeoutReply) -> Blocking {
     Blocking {
-        serves: "list",
         timeout,
+        ready: holds::<b'l'>,
+        serve: None,
+        prepare: None,
         on_timeout,
     }
 }
 
+/// Whether `key` holds a list (`T` = b'l') or a sorted set (b'z'): a waiting pop is served
+/// only from a value of its type; another type keeps it waiting, as in Redis.
+pub fn holds<const T: u8>(ctx: &mut Ctx<'_>, _args: &[Bytes], key: &[u8]) -> bool {
+    let wanted = if T == b'l' { "list" } else { "zset" };
+    let (db, now) = (ctx.db, ctx.now_ms);
+    ctx.shard.type_of(db, key, now) == Some(wanted)
+}
+
 /// The timeout of a blocking command (list or sorted set) at argument `I` (negative: from the
-/// end), in seconds as Redis parses it; None for 0 (wait forever).
-pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Option<std::time::Duration>, Reply> {
+/// end), in seconds as Redis parses it; 0 waits forever.
+pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Wait, Reply> {
     let at = if I < 0 {
         args.len().checked_sub(I.unsigned_abs())
     } else {
@@ -601,7 +733,11 @@ pub fn timeout_arg<const I: isize>(args: &[Bytes]) -> Result<Option<std::time::D
     };
     let arg = at.and_then(|i| args.get(i)).ok_or_else(error::syntax)?;
     let secs = parse_timeout(arg)?;
-    Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)))
+    Ok(if secs > 0.0 {
+        Wait::For(std::time::Duration::from_secs_f64(secs))
+    } else {
+        Wait::Forever
+    })
 }
 
 /// Pushes `values` at `end` of the list at `key`, creating the list unless `only_existing`.
@@ -613,11 +749,11 @@ fn push_values(
     values: &[Bytes],
     only_existing: bool,
 ) -> Result<Option<usize>, Reply> {
-    let fill = fill(ctx);
+    let options = options(ctx);
     let len = match write_list(ctx, key)? {
         Some(list) => {
             for v in values {
-                list.push(end, v, fill);
+                list.push(end, v, options);
             }
             list.len()
         }
@@ -625,17 +761,19 @@ fn push_values(
         None => {
             let mut list = ListValue::new();
             for v in values {
-                list.push(end, v, fill);
+                list.push(end, v, options);
             }
             let len = list.len();
             ctx.set(key, Value::List(list));
             // `set` counted one write.
             ctx.dirty(values.len() as u64 - 1);
+            ctx.notify(LIST, end.push_event(), key);
             return Ok(Some(len));
         }
     };
     ctx.dirty(values.len() as u64);
     ctx.signal_ready(key);
+    ctx.notify(LIST, end.push_event(), key);
     Ok(Some(len))
 }
 
@@ -675,11 +813,11 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     } else {
         return error::syntax();
     };
-    let fill = fill(ctx);
+    let options = options(ctx);
     let len = match tri!(write_list(ctx, &args[1])) {
         None => return Reply::Int(0),
         Some(list) => {
-            if !list.insert_at_pivot(&args[3], after, &args[4], fill) {
+            if !list.insert_at_pivot(&args[3], after, &args[4], options) {
                 return Reply::Int(-1);
             }
             list.len()
@@ -687,6 +825,7 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     ctx.dirty(1);
     ctx.signal_ready(&args[1]);
+    ctx.notify(LIST, "linsert", &args[1]);
     Reply::Int(len as i64)
 }
 
@@ -707,15 +846,16 @@ pub fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// LSET key index element
 pub fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let fill = fill(ctx);
+    let options = options(ctx);
     let Some(list) = tri!(write_list(ctx, &args[1])) else {
         return Reply::err(error::NO_SUCH_KEY);
     };
     let index = tri!(parse_int(&args[2]));
-    if !list.set(index, &args[3], fill) {
+    if !list.set(index, &args[3], options) {
         return Reply::err(error::OUT_OF_RANGE);
     }
     ctx.dirty(1);
+    ctx.notify(LIST, "lset", &args[1]);
     Reply::Ok
 }
 
@@ -744,7 +884,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     Reply::Array(
         list.iter_from(start)
             .take(stop - start + 1)
-            .map(|e| Reply::Bulk(e.to_bytes()))
+            .map(Reply::Bulk)
             .collect(),
     )
 }
@@ -753,6 +893,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let start = tri!(parse_int(&args[2]));
     let stop = tri!(parse_int(&args[3]));
+    let options = options(ctx);
     let Some(list) = tri!(write_list(ctx, &args[1])) else {
         return Reply::Ok;
     };
@@ -761,9 +902,10 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Some((start, stop)) => (start, len - 1 - stop),
         None => (len, 0),
     };
-    list.drop_elements(End::Left, front);
-    list.drop_elements(End::Right, back);
+    list.drop_elements(End::Left, front, options);
+    list.drop_elements(End::Right, back, options);
     let empty = list.is_empty();
+    ctx.notify(LIST, "ltrim", &args[1]);
     ctx.delete_if_empty(&args[1], empty);
     ctx.dirty((front + back) as u64);
     Reply::Ok
@@ -815,10 +957,10 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let scan = if maxlen == 0 { usize::MAX } else { maxlen };
     let found = if rank > 0 {
-        matching_positions(list.iter().take(scan), &target, skip, want)
+        matching_positions(list.iter(), scan, &target, skip, want)
     } else {
         let last = list.len() - 1;
-        let mut found = matching_positions(list.iter_rev().take(scan), &target, skip, want);
+        let mut found = matching_positions(list.iter_rev(), scan, &target, skip, want);
         found.iter_mut().for_each(|p| *p = last - *p);
         found
     };
@@ -828,32 +970,42 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
 }
 
-/// Positions (in iteration order) of the matches of `target` after the first `skip`, at most
-/// `want` of them.
-fn matching_positions<'a>(
-    entries: impl Iterator<Item = Entry<'a>>,
+/// Positions (in reading order, among the first `scan` entries) of the matches of `target`
+/// after the first `skip`, at most `want` of them.
+fn matching_positions(
+    mut entries: Cursor<'_>,
+    scan: usize,
     target: &Encoded<'_>,
-    skip: usize,
+    mut skip: usize,
     want: usize,
 ) -> Vec<usize> {
-    entries
-        .enumerate()
-        .filter(|(_, e)| target.matches(*e))
-        .skip(skip)
-        .take(want)
-        .map(|(p, _)| p)
-        .collect()
+    let mut found = Vec::new();
+    for position in 0..scan {
+        if found.len() >= want {
+            break;
+        }
+        match entries.next_with(|e| target.matches(e)) {
+            None => break,
+            Some(false) => {}
+            Some(true) if skip > 0 => skip -= 1,
+            Some(true) => found.push(position),
+        }
+    }
+    found
 }
 
 /// LREM key count element
 pub fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let count = tri!(parse_int(&args[2]));
-    let fill = fill(ctx);
+    let options = options(ctx);
     let Some(list) = tri!(write_list(ctx, &args[1])) else {
         return Reply::Int(0);
     };
-    let removed = list.remove_matching(&args[3], count, fill);
+    let removed = list.remove_matching(&args[3], count, options);
     let empty = list.is_empty();
+    if removed > 0 {
+        ctx.notify(LIST, "lrem", &args[1]);
+    }
     ctx.delete_if_empty(&args[1], empty);
     ctx.dirty(removed as u64);
     Reply::Int(removed as i64)
@@ -867,21 +1019,29 @@ fn pop_key(
     end: End,
     count: Option<usize>,
 ) -> Result<Option<Reply>, Reply> {
+    let options = options(ctx);
     let Some(list) = write_list(ctx, key)? else {
         return Ok(None);
     };
     let (reply, popped) = match count {
-        None => match list.pop(end) {
+        None => match list.pop(end, options) {
             Some(v) => (Reply::Bulk(v), 1),
             None => return Ok(None),
         },
         Some(n) => {
-            let items: Vec<Reply> = list.pop_many(end, n).into_iter().map(Reply::Bulk).collect();
+            let items: Vec<Reply> = list
+                .pop_many(end, n, options)
+                .into_iter()
+                .map(Reply::Bulk)
+                .collect();
             let popped = items.len();
             (Reply::Array(items), popped)
         }
     };
     let empty = list.is_empty();
+    if popped > 0 {
+        ctx.notify(LIST, end.pop_event(), key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(popped as u64);
     Ok(Some(reply))
@@ -964,7 +1124,8 @@ fn move_element(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End) -
     if src != dst {
         tri!(write_list(ctx, dst));
     }
-    let Some(value) = tri!(write_list(ctx, src)).and_then(|l| l.pop(from)) else {
+    let options = options(ctx);
+    let Some(value) = tri!(write_list(ctx, src)).and_then(|l| l.pop(from, options)) else {
         return Reply::Nil;
     };
     tri!(push_values(
@@ -974,6 +1135,8 @@ fn move_element(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End) -
         std::slice::from_ref(&value),
         false
     ));
+    // Redis reports the push on the destination, then the pop on the source.
+    ctx.notify(LIST, from.pop_event(), src);
     let empty = matches!(ctx.lookup_write(src), Some(Value::List(l)) if l.is_empty());
     ctx.delete_if_empty(src, empty);
     Reply::Bulk(value)
@@ -1054,13 +1217,45 @@ mod tests {
         }
     }
 
-    /// Every node non-empty and within its limits, counts adding up to the length.
-    fn check_invariants(l: &ListValue, fill: i64) {
+    /// The options of a shard with `list-max-listpack-size` at `fill`, no compression.
+    fn with_fill(fill: i64) -> ListOptions {
+        ListOptions {
+            fill,
+            compress_depth: 0,
+        }
+    }
+
+    /// True if LZF would shrink `entries` enough to keep the compressed form.
+    fn would_compress(entries: &Listpack) -> bool {
+        let mut node = Node::from(entries.clone());
+        node.compress();
+        node.is_compressed()
+    }
+
+    /// Every node non-empty and within its limits, counts adding up to the length; the
+    /// `compress_depth` nodes at each end packed, every node between them compressed unless
+    /// compression would not pay.
+    fn check_invariants(l: &ListValue, options: ListOptions) {
+        let (count, depth) = (l.nodes.len(), options.compress_depth);
         let mut total = 0;
-        for node in l.nodes.iter() {
+        for (i, node) in l.nodes.iter().enumerate() {
             assert!(!node.is_empty());
-            assert!(node_fits(fill, node.bytes(), node.len()));
-            assert_eq!(node.iter().count(), node.len());
+            assert!(node_fits(options.fill, node.bytes(), node.len()));
+            let entries = node.view();
+            assert_eq!(entries.iter().count(), node.len());
+            assert_eq!(entries.bytes(), node.bytes());
+            let interior = depth > 0 && i >= depth && i + depth < count;
+            if interior {
+                assert!(
+                    node.is_compressed() || !would_compress(&entries),
+                    "node {i} of {count} at depth {depth} left packed"
+                );
+            } else {
+                assert!(
+                    !node.is_compressed(),
+                    "node {i} of {count} at depth {depth} compressed"
+                );
+            }
             total += node.len();
         }
         assert_eq!(total, l.len());
@@ -1068,8 +1263,11 @@ mod tests {
 
     #[test]
     fn value_is_compact() {
-        assert_eq!(std::mem::size_of::<ListValue>(), 24);
-        let l = ListValue::from_values((0..20).map(|i| format!("item:{i:05}")), -2);
+        // The element count lives with the nodes, so the list is no bigger than one node in
+        // place, and a `Value` holding it stays 32 bytes (see value.rs).
+        assert_eq!(std::mem::size_of::<Node>(), 32);
+        assert_eq!(std::mem::size_of::<ListValue>(), 32);
+        let l = ListValue::from_values((0..20).map(|i| format!("item:{i:05}")), with_fill(-2));
         assert_eq!(l.nodes.len(), 1);
         // 20 entries of 12 bytes each, with bounded slack; a single node needs no ring.
         assert!(
@@ -1633,24 +1831,21 @@ mod tests {
     fn timeouts_are_read_where_the_table_says() {
         let args =
             |v: &[&str]| -> Vec<Bytes> { v.iter().map(|s| Bytes::from(s.to_string())).collect() };
-        let secs =
-            |r: Result<Option<std::time::Duration>, Reply>| r.map(|d| d.map(|d| d.as_millis()));
+        let ms = |secs: u64| Ok(Wait::For(std::time::Duration::from_millis(secs)));
         assert_eq!(
-            secs(timeout_arg::<-1>(&args(&["BLPOP", "a", "b", "1.5"]))),
-            Ok(Some(1500))
+            timeout_arg::<-1>(&args(&["BLPOP", "a", "b", "1.5"])),
+            ms(1500)
         );
         assert_eq!(
-            secs(timeout_arg::<-1>(&args(&["brpop", "a", "0"]))),
-            Ok(None)
+            timeout_arg::<-1>(&args(&["brpop", "a", "0"])),
+            Ok(Wait::Forever)
         );
         assert_eq!(
-            secs(timeout_arg::<1>(&args(&["BLMPOP", "2", "1", "a", "left"]))),
-            Ok(Some(2000))
+            timeout_arg::<1>(&args(&["BLMPOP", "2", "1", "a", "left"])),
+            ms(2000)
         );
         assert_eq!(
-            secs(timeout_arg::<5>(&args(&[
-                "blmove", "a", "b", "left", "left", "x"
-            ]))),
+            timeout_arg::<5>(&args(&["blmove", "a", "b", "left", "left", "x"])),
             Err(err(error::TIMEOUT_NOT_FLOAT))
         );
         assert!(timeout_arg::<9>(&args(&["blpop", "a", "0"])).is_err());
@@ -1815,7 +2010,7 @@ mod tests {
         assert_eq!(t.run(&["lpos", "k", "foo", "rank", "1"]), Reply::Nil);
         assert_eq!(t.run(&["lpos", "k", "foo", "rank", "-1"]), Reply::Nil);
         assert_eq!(t.run(&["lpos", "k", "32767", "rank", "-1"]), int(7));
-        check_invariants(list(&mut t, "k"), -2);
+        check_invariants(list(&mut t, "k"), with_fill(-2));
     }
 
     #[test]
@@ -1843,7 +2038,7 @@ mod tests {
         }
         // Positive fills are capped at 8 KiB per node.
         assert_eq!(list(&mut t, "safety").nodes.len(), 3);
-        check_invariants(list(&mut t, "safety"), 1000);
+        check_invariants(list(&mut t, "safety"), with_fill(1000));
         let mut t = shard_with_fill(-100);
         t.run(&["rpush", "huge", &"h".repeat(70_000), "a", "b"]);
         assert_eq!(list(&mut t, "huge").nodes.len(), 2);
@@ -1906,7 +2101,7 @@ mod tests {
         let model: Vec<String> = model.into_iter().skip(10).take(n - 19).collect();
         let want: Vec<&str> = model.iter().map(String::as_str).collect();
         assert_eq!(range(&mut t, "l"), bulks(&want));
-        check_invariants(list(&mut t, "l"), fill);
+        check_invariants(list(&mut t, "l"), with_fill(fill));
     }
 
     #[test]
@@ -1920,21 +2115,607 @@ mod tests {
         assert_eq!(range(&mut t, "l"), bulks(&["new"]));
     }
 
-    #[derive(Debug, Clone)]
-    enum Op {
-        Push(End, String),
-        Pop(End),
-        PopMany(End, usize),
-        Insert(String, bool, String),
-        Remove(i64, String),
-        Trim(i64, i64),
-        Set(i64, String),
+    fn shard_with(fill: i64, compress_depth: usize) -> TestShard {
+        let mut t = shard_with_fill(fill);
+        t.shard.config.list_compress_depth = compress_depth;
+        t
     }
 
-    fn value() -> impl Strategy<Value = String> {
+    fn compressed_nodes(l: &ListValue) -> usize {
+        l.nodes.iter().filter(|n| n.is_compressed()).count()
+    }
+
+    /// The list at `key` keeps the node rules of the shard's settings.
+    fn check_nodes(t: &mut TestShard, key: &str) {
+        let options = ListOptions::of(&t.shard.config);
+        check_invariants(list(t, key), options);
+    }
+
+    /// The whole list at `key` by LRANGE agrees with `model`, and its nodes keep the rules
+    /// of the shard's settings.
+    fn check_key(t: &mut TestShard, key: &str, model: &VecDeque<Bytes>) {
+        let want = arr(model.iter().cloned().map(Reply::Bulk).collect());
+        assert_eq!(range(t, key), want, "{key}");
+        if !model.is_empty() {
+            check_nodes(t, key);
+        }
+    }
+
+    fn as_strs(model: &VecDeque<Bytes>, from: usize, to: usize) -> Reply {
+        arr(model.range(from..to).cloned().map(Reply::Bulk).collect())
+    }
+
+    /// Every list command on a list long enough to have compressed nodes between its ends,
+    /// each reply checked against a model and the nodes checked after each command, at
+    /// depths 0, 1 and 2, with small elements (many per node) and large ones (a few per
+    /// node).
+    #[test]
+    fn every_command_on_compressed_lists() {
+        for depth in [0, 1, 2] {
+            for large in [false, true] {
+                every_command_at(depth, large);
+            }
+        }
+    }
+
+    fn every_command_at(depth: usize, large: bool) {
+        let element = |i: usize| -> String {
+            if large {
+                format!("{i:05}:{}", "large-element-".repeat(40))
+            } else {
+                format!("elem:{i:04}")
+            }
+        };
+        let fill = if large { -2 } else { 16 };
+        let mut t = shard_with(fill, depth);
+        let mut m: VecDeque<Bytes> = VecDeque::new();
+        let what = format!("depth {depth}, large {large}");
+        for chunk in (0..300).collect::<Vec<usize>>().chunks(50) {
+            let values: Vec<String> = chunk.iter().map(|&i| element(i)).collect();
+            let mut args = vec!["rpush", "l"];
+            args.extend(values.iter().map(String::as_str));
+            t.run(&args);
+            m.extend(values.into_iter().map(Bytes::from));
+        }
+        for i in 300..310 {
+            assert_eq!(t.run(&["lpush", "l", &element(i)]), int(m.len() as i64 + 1));
+            m.push_front(Bytes::from(element(i)));
+        }
+        check_key(&mut t, "l", &m);
+        let compressed = compressed_nodes(list(&mut t, "l"));
+        if depth == 0 {
+            assert_eq!(compressed, 0, "{what}");
+        } else {
+            assert!(
+                compressed + 2 * depth + 1 >= list(&mut t, "l").nodes.len(),
+                "{what}: {compressed} compressed"
+            );
+        }
+        assert_eq!(t.run(&["object", "encoding", "l"]), bulk("quicklist"));
+        assert_eq!(t.run(&["llen", "l"]), int(m.len() as i64));
+
+        // LINDEX and LRANGE, from both ends, through the compressed middle.
+        let len = m.len() as i64;
+        for i in (0..len).step_by(7) {
+            let want = Reply::Bulk(m[i as usize].clone());
+            assert_eq!(t.run(&["lindex", "l", &i.to_string()]), want);
+            assert_eq!(t.run(&["lindex", "l", &(i - len).to_string()]), want);
+        }
+        let mid = m.len() / 2;
+        for (start, stop) in [(mid - 30, mid + 30), (1, mid), (mid, m.len() - 2)] {
+            assert_eq!(
+                t.run(&["lrange", "l", &start.to_string(), &stop.to_string()]),
+                as_strs(&m, start, stop + 1)
+            );
+        }
+        assert_eq!(
+            t.run(&["lrange", "l", "-40", "-20"]),
+            as_strs(&m, m.len() - 40, m.len() - 19)
+        );
+
+        // LSET in the middle: the same size, a much larger and a much smaller element.
+        for (index, value) in [
+            (mid, element(9000)),
+            (mid + 1, "z".repeat(20_000)),
+            (mid + 2, "s".to_string()),
+            (mid - 1, "12345".to_string()),
+        ] {
+            assert_eq!(t.run(&["lset", "l", &index.to_string(), &value]), ok());
+            m[index] = Bytes::from(value);
+            check_key(&mut t, "l", &m);
+        }
+
+        // LINSERT before and after pivots deep inside.
+        let pivot = String::from_utf8(m[mid + 40].to_vec()).unwrap();
+        assert_eq!(
+            t.run(&["linsert", "l", "before", &pivot, "dup"]),
+            int(len + 1)
+        );
+        m.insert(mid + 40, Bytes::from("dup"));
+        let pivot = String::from_utf8(m[mid - 40].to_vec()).unwrap();
+        assert_eq!(
+            t.run(&["linsert", "l", "after", &pivot, "dup"]),
+            int(len + 2)
+        );
+        m.insert(mid - 39, Bytes::from("dup"));
+        assert_eq!(t.run(&["linsert", "l", "after", "nosuch", "x"]), int(-1));
+        check_key(&mut t, "l", &m);
+
+        // LPOS finds both copies from either end.
+        let dups: Vec<i64> = (0..m.len())
+            .filter(|&i| m[i] == "dup")
+            .map(|i| i as i64)
+            .collect();
+        assert_eq!(t.run(&["lpos", "l", "dup"]), int(dups[0]));
+        assert_eq!(t.run(&["lpos", "l", "dup", "rank", "-1"]), int(dups[1]));
+        assert_eq!(
+            t.run(&["lpos", "l", "dup", "count", "0"]),
+            arr(dups.iter().map(|&p| int(p)).collect())
+        );
+        assert_eq!(
+            t.run(&[
+                "lpos",
+                "l",
+                "dup",
+                "rank",
+                "2",
+                "maxlen",
+                &dups[1].to_string()
+            ]),
+            Reply::Nil
+        );
+        let target = String::from_utf8(m[mid + 10].to_vec()).unwrap();
+        assert_eq!(t.run(&["lpos", "l", &target]), int(mid as i64 + 10));
+
+        // LREM from the head, the tail, and all.
+        for (count, value) in [("1", "dup"), ("-1", "dup"), ("0", target.as_str())] {
+            let before = m.len();
+            let limit = if count == "0" { usize::MAX } else { 1 };
+            let mut positions: Vec<usize> = (0..m.len()).filter(|&i| m[i] == value).collect();
+            if count == "-1" {
+                positions.reverse();
+            }
+            positions.truncate(limit);
+            positions.sort_unstable();
+            for &p in positions.iter().rev() {
+                m.remove(p);
+            }
+            assert_eq!(
+                t.run(&["lrem", "l", count, value]),
+                int((before - m.len()) as i64)
+            );
+            check_key(&mut t, "l", &m);
+        }
+        assert_eq!(t.run(&["lrem", "l", "0", "dup"]), int(0));
+
+        // LTRIM both ends into the compressed region.
+        assert_eq!(t.run(&["ltrim", "l", "25", "-31"]), ok());
+        m.drain(..25);
+        m.truncate(m.len() - 30);
+        check_key(&mut t, "l", &m);
+
+        // Pops and pushes at both ends.
+        let popped = |m: &mut VecDeque<Bytes>, end: End, n: usize| -> Reply {
+            arr((0..n)
+                .map_while(|_| match end {
+                    End::Left => m.pop_front(),
+                    End::Right => m.pop_back(),
+                })
+                .map(Reply::Bulk)
+                .collect())
+        };
+        let want = popped(&mut m, End::Left, 3);
+        assert_eq!(t.run(&["lpop", "l", "3"]), want);
+        let want = popped(&mut m, End::Right, 3);
+        assert_eq!(t.run(&["rpop", "l", "3"]), want);
+        let want = Reply::Bulk(m.pop_front().unwrap());
+        assert_eq!(t.run(&["lpop", "l"]), want);
+        assert_eq!(t.run(&["lpushx", "l", "hx"]), int(m.len() as i64 + 1));
+        m.push_front(Bytes::from("hx"));
+        assert_eq!(t.run(&["rpushx", "l", "tx"]), int(m.len() as i64 + 1));
+        m.push_back(Bytes::from("tx"));
+        let want = arr(vec![bulk("l"), popped(&mut m, End::Left, 2)]);
+        assert_eq!(t.run(&["lmpop", "1", "l", "left", "count", "2"]), want);
+        let want = arr(vec![bulk("l"), popped(&mut m, End::Right, 2)]);
+        assert_eq!(
+            t.run(&["blmpop", "0", "1", "l", "right", "count", "2"]),
+            want
+        );
+        let want = arr(vec![bulk("l"), Reply::Bulk(m.pop_front().unwrap())]);
+        assert_eq!(t.run(&["blpop", "l", "0"]), want);
+        let want = arr(vec![bulk("l"), Reply::Bulk(m.pop_back().unwrap())]);
+        assert_eq!(t.run(&["brpop", "l", "0"]), want);
+        check_key(&mut t, "l", &m);
+
+        // Moves between two compressed lists.
+        let mut d: VecDeque<Bytes> = m.iter().rev().take(100).cloned().collect();
+        let mut args = vec!["rpush".to_string(), "d".to_string()];
+        args.extend(d.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()));
+        t.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for (cmd, from, to) in [
+            (
+                vec!["lmove", "l", "d", "left", "right"],
+                End::Left,
+                End::Right,
+            ),
+            (vec!["rpoplpush", "l", "d"], End::Right, End::Left),
+            (
+                vec!["blmove", "d", "l", "right", "left", "0"],
+                End::Right,
+                End::Left,
+            ),
+            (vec!["brpoplpush", "d", "l", "0"], End::Right, End::Left),
+        ] {
+            let (src, dst) = if cmd[1] == "l" {
+                (&mut m, &mut d)
+            } else {
+                (&mut d, &mut m)
+            };
+            let value = match from {
+                End::Left => src.pop_front(),
+                End::Right => src.pop_back(),
+            }
+            .unwrap();
+            match to {
+                End::Left => dst.push_front(value.clone()),
+                End::Right => dst.push_back(value.clone()),
+            }
+            assert_eq!(t.run(&cmd), Reply::Bulk(value), "{cmd:?}");
+        }
+        check_key(&mut t, "l", &m);
+        check_key(&mut t, "d", &d);
+
+        // SORT … STORE writes a list under the same rules.
+        assert_eq!(
+            t.run(&["sort", "l", "alpha", "store", "sorted"]),
+            int(m.len() as i64)
+        );
+        let mut sorted: Vec<Bytes> = m.iter().cloned().collect();
+        sorted.sort();
+        check_key(&mut t, "sorted", &sorted.into_iter().collect());
+
+        // Emptying the list through the compressed nodes.
+        while !m.is_empty() {
+            let n = m.len().min(37);
+            let want = popped(&mut m, End::Right, n);
+            assert_eq!(t.run(&["rpop", "l", &n.to_string()]), want);
+            check_key(&mut t, "l", &m);
+        }
+        assert!(!t.shard.dbs[0].contains(b"l", t.now_ms));
+    }
+
+    /// Compression is at work only past the ends, and only where it pays: nodes under
+    /// MIN_COMPRESS_BYTES or of incompressible bytes stay packed.
+    #[test]
+    fn which_nodes_are_compressed() {
+        // Depth 1, one 500-byte element per node: everything but the two ends.
+        let mut t = shard_with(1, 1);
+        for c in b'a'..=b'h' {
+            t.run(&["rpush", "l", &(c as char).to_string().repeat(500)]);
+        }
+        let l = list(&mut t, "l");
+        let states: Vec<bool> = l.nodes.iter().map(Node::is_compressed).collect();
+        assert_eq!(
+            states,
+            [false, true, true, true, true, true, true, false],
+            "depth 1"
+        );
+        // Depth 3: the three at each end stay packed.
+        t.shard.config.list_compress_depth = 3;
+        t.run(&["del", "l"]);
+        for c in b'a'..=b'h' {
+            t.run(&["rpush", "l", &(c as char).to_string().repeat(500)]);
+        }
+        let states: Vec<bool> = list(&mut t, "l")
+            .nodes
+            .iter()
+            .map(Node::is_compressed)
+            .collect();
+        assert_eq!(
+            states,
+            [false, false, false, true, true, false, false, false]
+        );
+        // Deeper than half the list: nothing to compress.
+        t.shard.config.list_compress_depth = 4;
+        t.run(&["del", "l"]);
+        for c in b'a'..=b'h' {
+            t.run(&["rpush", "l", &(c as char).to_string().repeat(500)]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "l")), 0);
+
+        // Small nodes (under 48 bytes) and random bytes are not worth it.
+        t.shard.config.list_compress_depth = 1;
+        t.run(&["del", "small", "random"]);
+        for i in 0..10 {
+            t.run(&["rpush", "small", &"s".repeat(40 + i % 2)]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "small")), 0);
+        let mut rand = crate::testing::xorshift(7);
+        for _ in 0..10 {
+            let bytes: Vec<u8> = (0..500).map(|_| rand(256) as u8).collect();
+            t.run_bytes(&[
+                Bytes::from_static(b"rpush"),
+                Bytes::from_static(b"random"),
+                Bytes::from(bytes),
+            ]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "random")), 0);
+        // 44 bytes of entry plus its header: 46 bytes stays packed, 48 compresses.
+        for (len, compressed) in [(44, 0), (46, 1)] {
+            t.run(&["del", "edge"]);
+            for _ in 0..3 {
+                t.run(&["rpush", "edge", &"e".repeat(len)]);
+            }
+            let l = list(&mut t, "edge");
+            assert_eq!(l.nodes.get(1).bytes(), len + 2);
+            assert_eq!(compressed_nodes(l), compressed, "{len}");
+        }
+    }
+
+    /// CONFIG SET list-compress-depth applies to the nodes a list next modifies.
+    #[test]
+    fn depth_changes_apply_to_nodes_as_they_are_modified() {
+        let mut t = shard_with(1, 0);
+        let values: Vec<String> = (0..10).map(|i| format!("{i}{}", "v".repeat(300))).collect();
+        for v in &values {
+            t.run(&["rpush", "l", v]);
+        }
+        assert_eq!(compressed_nodes(list(&mut t, "l")), 0);
+        // Depth 1 now: an LSET compresses the node it changes; a push, which adds a node,
+        // the nodes next to the depth at both ends; the others wait for an edit.
+        t.shard.config.list_compress_depth = 1;
+        t.run(&["lset", "l", "5", &values[5]]);
+        let states = |t: &mut TestShard| -> Vec<usize> {
+            list(t, "l")
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.is_compressed())
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(states(&mut t), [5]);
+        t.run(&["rpush", "l", &values[0]]);
+        assert_eq!(states(&mut t), [1, 5, 9]);
+        // Back to 0: compressed nodes stay so until changed, and read back intact.
+        t.shard.config.list_compress_depth = 0;
+        t.run(&["lset", "l", "9", "x"]);
+        assert_eq!(states(&mut t), [1, 5]);
+        let mut want: Vec<&str> = values.iter().map(String::as_str).collect();
+        want[9] = "x";
+        want.push(&values[0]);
+        assert_eq!(range(&mut t, "l"), bulks(&want));
+        // Depth 2: the LSET expands and keeps packed the node it changes.
+        t.shard.config.list_compress_depth = 2;
+        t.run(&["lset", "l", "1", "y"]);
+        assert_eq!(states(&mut t), [5]);
+        t.run(&["ltrim", "l", "4", "-1"]);
+        want[1] = "y";
+        want.drain(..4);
+        // The trim moved every node by four places, so every one is settled: node 5, now
+        // node 1, is packed; the three between the depths compressed.
+        assert_eq!(states(&mut t), [2, 3, 4]);
+        assert_eq!(range(&mut t, "l"), bulks(&want));
+    }
+
+    /// list.tcl: "reg node check compression" with insert and pop, combined with trim, and
+    /// with lset, at depth 2 with one element per node.
+    #[test]
+    fn list_tcl_compression_with_regular_nodes() {
+        let mut t = shard_with(1, 2);
+        let s = |c: char| c.to_string().repeat(500);
+        for c in ['a', 'b', 'c', 'd'] {
+            t.run(&["lpush", "list1", &s(c)]);
+        }
+        for c in ['e', 'f', 'g', 'j'] {
+            t.run(&["linsert", "list1", "after", &s('d'), &s(c)]);
+        }
+        check_nodes(&mut t, "list1");
+        assert!(compressed_nodes(list(&mut t, "list1")) > 0);
+        for c in ['d', 'j', 'g', 'f', 'e', 'c', 'b', 'a'] {
+            assert_eq!(t.run(&["lpop", "list1"]), bulk(&s(c)));
+        }
+
+        t.run(&["lpush", "list2", &s('a')]);
+        t.run(&["linsert", "list2", "after", &s('a'), &s('b')]);
+        t.run(&["rpush", "list2", &s('c')]);
+        assert_eq!(t.run(&["lindex", "list2", "1"]), bulk(&s('b')));
+        assert_eq!(t.run(&["ltrim", "list2", "1", "-1"]), ok());
+        assert_eq!(t.run(&["llen", "list2"]), int(2));
+
+        t.run(&["lpush", "list3", &s('a')]);
+        assert_eq!(t.run(&["lset", "list3", "0", &s('b')]), ok());
+        assert_eq!(t.run(&["lindex", "list3", "0"]), bulk(&s('b')));
+        t.run(&["lpush", "list3", &s('c')]);
+        assert_eq!(t.run(&["lset", "list3", "0", &s('d')]), ok());
+        assert_eq!(t.run(&["lindex", "list3", "0"]), bulk(&s('d')));
+    }
+
+    /// list-3.tcl's compression regressions (Redis checks only that the server survives;
+    /// here every list is also checked against its expected contents and node rules).
+    #[test]
+    fn list_3_tcl_compression_regressions() {
+        let x = |n: usize, tail: &str| format!("{}{tail}", "x".repeat(n));
+        let check = |t: &mut TestShard, want: &[&str]| {
+            assert_eq!(range(t, "key"), bulks(want));
+            check_nodes(t, "key");
+        };
+
+        // Check compression with recompress.
+        let mut t = shard_with(16, 1);
+        let (b, e) = ("b".repeat(50_000), "e".repeat(5000));
+        t.run(&["rpush", "key", "a"]);
+        t.run(&["rpush", "key", &b]);
+        t.run(&["rpush", "key", "c"]);
+        t.run(&["lset", "key", "1", "d"]);
+        t.run(&["rpop", "key"]);
+        t.run(&["rpush", "key", &e]);
+        assert_eq!(t.run(&["linsert", "key", "before", "f", "1"]), int(-1));
+        t.run(&["rpush", "key", "g"]);
+        check(&mut t, &["a", "d", &e, "g"]);
+
+        // Crash due to wrongly recompress after lrem.
+        let mut t = shard_with(-2, 2);
+        let big = x(10_000, "969");
+        let (a5, b5, c5) = ("a".repeat(5000), "b".repeat(5000), "c".repeat(5000));
+        t.run(&["lpush", "key", "a"]);
+        t.run(&["lpush", "key", &a5]);
+        t.run(&["lpush", "key", &b5]);
+        t.run(&["lpush", "key", &c5]);
+        t.run(&["rpush", "key", &big]);
+        t.run(&["rpush", "key", "b"]);
+        assert_eq!(t.run(&["lrem", "key", "1", "a"]), int(1));
+        t.run(&["rpop", "key"]);
+        assert_eq!(t.run(&["lrem", "key", "1", &big]), int(1));
+        t.run(&["rpush", "key", "crash"]);
+        check(&mut t, &[&c5, &b5, &a5, "crash"]);
+
+        // LINSERT correctly recompresses a full node after inserting before / after it.
+        let big = x(8192, "969");
+        let mut t = shard_with(-2, 1);
+        t.run(&["rpush", "key", "b"]);
+        t.run(&["rpush", "key", "c"]);
+        t.run(&["lset", "key", "-1", &big]);
+        t.run(&["lpush", "key", "a"]);
+        t.run(&["rpush", "key", "d"]);
+        assert_eq!(t.run(&["linsert", "key", "before", "b", "f"]), int(5));
+        assert_eq!(t.run(&["rpop", "key"]), bulk("d"));
+        check(&mut t, &["a", "f", "b", &big]);
+        t.run(&["del", "key"]);
+        t.run(&["rpush", "key", "b"]);
+        t.run(&["rpush", "key", "c"]);
+        t.run(&["lset", "key", "0", &big]);
+        t.run(&["lpush", "key", "a"]);
+        t.run(&["rpush", "key", "d"]);
+        assert_eq!(t.run(&["linsert", "key", "after", "c", "f"]), int(5));
+        assert_eq!(t.run(&["lpop", "key"]), bulk("a"));
+        check(&mut t, &[&big, "c", "f", "d"]);
+
+        // Regression for quicklist #3343, with compression on.
+        let mut t = shard_with(16, 1);
+        t.run(&["lpush", "mylist", "401"]);
+        t.run(&["lpush", "mylist", "392"]);
+        t.run(&["rpush", "mylist", &x(5105, "799")]);
+        t.run(&["lset", "mylist", "-1", &x(1014, "702")]);
+        t.run(&["lpop", "mylist"]);
+        t.run(&["lset", "mylist", "-1", &x(4149, "852")]);
+        t.run(&["linsert", "mylist", "before", "401", &x(9927, "12")]);
+        assert_eq!(
+            t.run(&["lrange", "mylist", "0", "-1"]),
+            bulks(&[&x(9927, "12"), "401", &x(4149, "852")])
+        );
+    }
+
+    /// list-3.tcl's "Stress tester for #3343-alike bugs" at depths 2, 1 and 0: random
+    /// LPUSH, RPUSH, LPOP, RPOP, LSET, LINSERT and LREM with small and large elements
+    /// (`generate_cmd_on_list_key`), every reply and the final list checked against a model.
+    #[test]
+    fn list_3_tcl_stress_at_each_depth() {
+        for depth in [2, 1, 0] {
+            let mut t = shard_with(16, depth);
+            let mut rand = crate::testing::xorshift(depth as u64 + 3343);
+            let mut m: VecDeque<Bytes> = VecDeque::new();
+            for _ in 0..1000 {
+                let small_signed_count = 5 - rand(10) as i64;
+                let ele = if rand(2) == 0 {
+                    rand(1000).to_string()
+                } else {
+                    format!("{}{}", "x".repeat(rand(10_000) as usize), rand(1000))
+                };
+                let reply = match rand(7) {
+                    0 => {
+                        m.push_front(Bytes::from(ele.clone()));
+                        (t.run(&["lpush", "key", &ele]), int(m.len() as i64))
+                    }
+                    1 => {
+                        m.push_back(Bytes::from(ele.clone()));
+                        (t.run(&["rpush", "key", &ele]), int(m.len() as i64))
+                    }
+                    2 => {
+                        let want = m.pop_front().map_or(Reply::Nil, Reply::Bulk);
+                        (t.run(&["lpop", "key"]), want)
+                    }
+                    3 => {
+                        let want = m.pop_back().map_or(Reply::Nil, Reply::Bulk);
+                        (t.run(&["rpop", "key"]), want)
+                    }
+                    4 => {
+                        let index = small_signed_count.to_string();
+                        let want = match model_index(m.len(), small_signed_count) {
+                            Some(i) => {
+                                m[i] = Bytes::from(ele.clone());
+                                ok()
+                            }
+                            None if m.is_empty() => err(error::NO_SUCH_KEY),
+                            None => err(error::OUT_OF_RANGE),
+                        };
+                        (t.run(&["lset", "key", &index, &ele]), want)
+                    }
+                    5 => {
+                        let pivot = rand(1000).to_string();
+                        let after = rand(2) == 0;
+                        let want = match m.iter().position(|v| v == pivot.as_bytes()) {
+                            Some(p) => {
+                                m.insert(p + usize::from(after), Bytes::from(ele.clone()));
+                                int(m.len() as i64)
+                            }
+                            None if m.is_empty() => int(0),
+                            None => int(-1),
+                        };
+                        let place = if after { "after" } else { "before" };
+                        (t.run(&["linsert", "key", place, &pivot, &ele]), want)
+                    }
+                    _ => {
+                        let other = match m.len() {
+                            0 => Bytes::new(),
+                            n => m[rand(n as u64) as usize].clone(),
+                        };
+                        let want = match m.iter().position(|v| *v == other) {
+                            Some(p) => {
+                                m.remove(p);
+                                int(1)
+                            }
+                            None => int(0),
+                        };
+                        let args = [
+                            Bytes::from_static(b"lrem"),
+                            Bytes::from_static(b"key"),
+                            Bytes::from_static(b"1"),
+                            other,
+                        ];
+                        (t.run_bytes(&args), want)
+                    }
+                };
+                assert_eq!(reply.0, reply.1, "depth {depth}");
+                if !m.is_empty() {
+                    check_nodes(&mut t, "key");
+                }
+            }
+            check_key(&mut t, "key", &m);
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(End, Bytes),
+        Pop(End),
+        PopMany(End, usize),
+        Insert(Bytes, bool, Bytes),
+        Remove(i64, Bytes),
+        Trim(i64, i64),
+        Set(i64, Bytes),
+        /// LPOS value RANK rank COUNT count MAXLEN maxlen.
+        Pos(Bytes, i64, usize, usize),
+    }
+
+    /// Short values that repeat (so LINSERT, LREM and LPOS find them), long ones that compress
+    /// well, and random bytes that do not compress.
+    fn value() -> impl Strategy<Value = Bytes> {
         prop_oneof![
-            4 => prop::sample::select(vec!["a", "b", "1", "-2", "300", "007", ""]).prop_map(String::from),
-            1 => (1usize..3000).prop_map(|n| "x".repeat(n)),
+            4 => prop::sample::select(vec!["a", "b", "1", "-2", "300", "007", ""]).prop_map(Bytes::from),
+            1 => (1usize..3000).prop_map(|n| Bytes::from("x".repeat(n))),
+            1 => (0usize..40, 1usize..200).prop_map(|(k, n)| Bytes::from(format!("item:{k}:").repeat(n))),
+            1 => prop::collection::vec(any::<u8>(), 1..400).prop_map(Bytes::from),
         ]
     }
 
@@ -1951,6 +2732,8 @@ mod tests {
             1 => (-3i64..4, value()).prop_map(|(c, v)| Op::Remove(c, v)),
             1 => (-40i64..40, -40i64..40).prop_map(|(a, b)| Op::Trim(a, b)),
             2 => (-60i64..60, value()).prop_map(|(i, v)| Op::Set(i, v)),
+            1 => (value(), prop_oneof![-3i64..0, 1i64..4], 0usize..4, 0usize..30)
+                .prop_map(|(v, r, c, m)| Op::Pos(v, r, c, m)),
         ]
     }
 
@@ -1959,37 +2742,31 @@ mod tests {
         (0..len as i64).contains(&i).then_some(i as usize)
     }
 
-    fn apply(l: &mut ListValue, m: &mut VecDeque<String>, op: &Op, fill: i64) {
+    fn pop_model(m: &mut VecDeque<Bytes>, end: End) -> Option<Bytes> {
+        match end {
+            End::Left => m.pop_front(),
+            End::Right => m.pop_back(),
+        }
+    }
+
+    fn apply(l: &mut ListValue, m: &mut VecDeque<Bytes>, op: &Op, options: ListOptions) {
         match op {
             Op::Push(e, v) => {
-                l.push(*e, v.as_bytes(), fill);
+                l.push(*e, v, options);
                 match e {
                     End::Left => m.push_front(v.clone()),
                     End::Right => m.push_back(v.clone()),
                 }
             }
-            Op::Pop(e) => {
-                let want = match e {
-                    End::Left => m.pop_front(),
-                    End::Right => m.pop_back(),
-                };
-                assert_eq!(l.pop(*e), want.map(Bytes::from));
-            }
+            Op::Pop(e) => assert_eq!(l.pop(*e, options), pop_model(m, *e)),
             Op::PopMany(e, n) => {
-                let k = (*n).min(m.len());
-                let want: Vec<Bytes> = (0..k)
-                    .filter_map(|_| match e {
-                        End::Left => m.pop_front(),
-                        End::Right => m.pop_back(),
-                    })
-                    .map(Bytes::from)
-                    .collect();
-                assert_eq!(l.pop_many(*e, *n), want);
+                let want: Vec<Bytes> = (0..*n).map_while(|_| pop_model(m, *e)).collect();
+                assert_eq!(l.pop_many(*e, *n, options), want);
             }
             Op::Insert(pivot, after, v) => {
                 let found = m.iter().position(|x| x == pivot);
                 assert_eq!(
-                    l.insert_at_pivot(pivot.as_bytes(), *after, v.as_bytes(), fill),
+                    l.insert_at_pivot(pivot, *after, v, options),
                     found.is_some()
                 );
                 if let Some(p) = found {
@@ -2011,10 +2788,7 @@ mod tests {
                 for &p in positions.iter().rev() {
                     m.remove(p);
                 }
-                assert_eq!(
-                    l.remove_matching(v.as_bytes(), *count, fill),
-                    positions.len()
-                );
+                assert_eq!(l.remove_matching(v, *count, options), positions.len());
             }
             Op::Trim(start, stop) => {
                 let len = m.len();
@@ -2022,49 +2796,199 @@ mod tests {
                     Some((s, e)) => (s, len - 1 - e),
                     None => (len, 0),
                 };
-                l.drop_elements(End::Left, front);
-                l.drop_elements(End::Right, back);
+                l.drop_elements(End::Left, front, options);
+                l.drop_elements(End::Right, back, options);
                 m.drain(..front);
                 let keep = m.len() - back;
                 m.truncate(keep);
             }
             Op::Set(index, v) => {
                 let i = model_index(m.len(), *index);
-                assert_eq!(l.set(*index, v.as_bytes(), fill), i.is_some());
+                assert_eq!(l.set(*index, v, options), i.is_some());
                 if let Some(i) = i {
                     m[i] = v.clone();
+                }
+            }
+            Op::Pos(v, rank, count, maxlen) => {
+                let scan = if *maxlen == 0 { usize::MAX } else { *maxlen };
+                let want = if *count == 0 { usize::MAX } else { *count };
+                let skip = rank.unsigned_abs() as usize - 1;
+                let mut positions: Vec<usize> = (0..m.len()).collect();
+                if *rank < 0 {
+                    positions.reverse();
+                }
+                let expected: Vec<usize> = positions
+                    .into_iter()
+                    .take(scan)
+                    .filter(|&i| m[i] == *v)
+                    .skip(skip)
+                    .take(want)
+                    .collect();
+                let target = Encoded::new(v);
+                let got: Vec<usize> = if *rank > 0 {
+                    matching_positions(l.iter(), scan, &target, skip, want)
+                } else {
+                    matching_positions(l.iter_rev(), scan, &target, skip, want)
+                        .into_iter()
+                        .map(|p| m.len() - 1 - p)
+                        .collect()
+                };
+                assert_eq!(got, expected);
+            }
+        }
+    }
+
+    /// Everything a client can read of `l` agrees with the model: both iteration orders,
+    /// every index from both ends, and ranges starting anywhere.
+    fn check_contents(l: &ListValue, m: &VecDeque<Bytes>) {
+        let want: Vec<Bytes> = m.iter().cloned().collect();
+        assert_eq!(l.len(), want.len());
+        assert_eq!(l.iter().collect::<Vec<_>>(), want);
+        let mut back: Vec<Bytes> = l.iter_rev().collect();
+        back.reverse();
+        assert_eq!(back, want);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(l.get(i as i64).as_ref(), Some(w));
+            assert_eq!(l.get(i as i64 - want.len() as i64).as_ref(), Some(w));
+            let from: Vec<Bytes> = l.iter_from(i).take(3).collect();
+            assert_eq!(&from[..], &want[i..(i + 3).min(want.len())]);
+        }
+        assert_eq!(l.get(want.len() as i64), None);
+        assert_eq!(l.get(-(want.len() as i64) - 1), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn list_matches_a_deque_model(
+            fill in prop::sample::select(vec![1i64, 2, 3, 5, -1, -2]),
+            compress_depth in 0usize..4,
+            ops in prop::collection::vec(op(), 1..120),
+        ) {
+            let options = ListOptions { fill, compress_depth };
+            let mut l = ListValue::new();
+            let mut m: VecDeque<Bytes> = VecDeque::new();
+            for op in &ops {
+                apply(&mut l, &mut m, op, options);
+                check_invariants(&l, options);
+                check_contents(&l, &m);
+            }
+        }
+
+        /// `list-compress-depth` changed between edits (as CONFIG SET does): the contents
+        /// stay right, and a node an edit changes is left as the depth then asks (a push
+        /// lands in a packed end node, whatever earlier depths compressed).
+        #[test]
+        fn depth_changes_between_edits_keep_the_contents(
+            fill in prop::sample::select(vec![1i64, 2, -1]),
+            steps in prop::collection::vec((0usize..4, op()), 1..100),
+        ) {
+            let mut l = ListValue::new();
+            let mut m: VecDeque<Bytes> = VecDeque::new();
+            for (compress_depth, op) in &steps {
+                let options = ListOptions { fill, compress_depth: *compress_depth };
+                apply(&mut l, &mut m, op, options);
+                check_contents(&l, &m);
+                if let Op::Push(end, _) = op {
+                    prop_assert!(!l.nodes.get(l.end_node(*end)).is_compressed());
                 }
             }
         }
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+    /// Redis's events for the list commands (pubsub.tcl's "list events test" and t_list.c):
+    /// one push event per command, linsert / lset / ltrim / lrem when they change the list,
+    /// pops by end, LMOVE's push on the destination before the pop on the source, and del
+    /// after the command's event when the list is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["lpush", "l", "a", "b"]),
+            ["n new 0:l", "l lpush 0:l"]
+        );
+        assert_eq!(t.events_of(&["rpush", "l", "c"]), ["l rpush 0:l"]);
+        assert_eq!(t.events_of(&["lpushx", "l", "z"]), ["l lpush 0:l"]);
+        assert_eq!(t.events_of(&["rpushx", "l", "z"]), ["l rpush 0:l"]);
+        assert_eq!(t.events_of(&["lpushx", "nokey", "z"]), none);
+        assert_eq!(
+            t.events_of(&["linsert", "l", "before", "a", "x"]),
+            ["l linsert 0:l"]
+        );
+        assert_eq!(t.events_of(&["linsert", "l", "before", "nope", "x"]), none);
+        assert_eq!(t.events_of(&["linsert", "nokey", "after", "a", "x"]), none);
+        assert_eq!(t.events_of(&["lset", "l", "0", "y"]), ["l lset 0:l"]);
+        assert_eq!(t.events_of(&["lset", "l", "100", "y"]), none);
+        assert_eq!(t.events_of(&["lrem", "l", "0", "nope"]), none);
+        assert_eq!(t.events_of(&["lrem", "l", "0", "x"]), ["l lrem 0:l"]);
+        assert_eq!(t.events_of(&["ltrim", "l", "0", "-1"]), ["l ltrim 0:l"]);
+        assert_eq!(t.events_of(&["ltrim", "nokey", "0", "1"]), none);
+        assert_eq!(t.events_of(&["lpop", "l"]), ["l lpop 0:l"]);
+        assert_eq!(t.events_of(&["rpop", "l", "2"]), ["l rpop 0:l"]);
+        assert_eq!(t.events_of(&["lpop", "l", "0"]), none);
+        assert_eq!(t.events_of(&["lpop", "nokey"]), none);
+        assert_eq!(
+            t.events_of(&["ltrim", "l", "5", "1"]),
+            ["l ltrim 0:l", "g del 0:l"]
+        );
 
-        #[test]
-        fn list_matches_a_deque_model(
-            fill in prop::sample::select(vec![1i64, 2, 3, 5, -1, -2]),
-            ops in prop::collection::vec(op(), 1..120),
-        ) {
-            let mut l = ListValue::new();
-            let mut m: VecDeque<String> = VecDeque::new();
-            for op in &ops {
-                apply(&mut l, &mut m, op, fill);
-                check_invariants(&l, fill);
-                let want: Vec<Bytes> = m.iter().cloned().map(Bytes::from).collect();
-                let got: Vec<Bytes> = l.iter().map(|e| e.to_bytes()).collect();
-                prop_assert_eq!(&got, &want);
-                let mut back: Vec<Bytes> = l.iter_rev().map(|e| e.to_bytes()).collect();
-                back.reverse();
-                prop_assert_eq!(&back, &want);
-                for (i, w) in want.iter().enumerate() {
-                    prop_assert_eq!(l.get(i as i64), Some(w.clone()));
-                    prop_assert_eq!(l.get(i as i64 - want.len() as i64), Some(w.clone()));
-                    let from: Vec<Bytes> = l.iter_from(i).take(2).map(|e| e.to_bytes()).collect();
-                    prop_assert_eq!(&from[..], &want[i..(i + 2).min(want.len())]);
-                }
-                prop_assert_eq!(l.get(want.len() as i64), None);
-            }
+        t.run(&["rpush", "l", "a", "a"]);
+        assert_eq!(
+            t.events_of(&["lrem", "l", "0", "a"]),
+            ["l lrem 0:l", "g del 0:l"]
+        );
+        t.run(&["rpush", "l", "a"]);
+        assert_eq!(
+            t.events_of(&["rpop", "l", "5"]),
+            ["l rpop 0:l", "g del 0:l"]
+        );
+
+        t.run(&["rpush", "src", "a", "b"]);
+        assert_eq!(
+            t.events_of(&["lmove", "src", "dst", "left", "right"]),
+            ["n new 0:dst", "l rpush 0:dst", "l lpop 0:src"]
+        );
+        assert_eq!(
+            t.events_of(&["rpoplpush", "src", "dst"]),
+            ["l lpush 0:dst", "l rpop 0:src", "g del 0:src"]
+        );
+        assert_eq!(
+            t.events_of(&["rpoplpush", "dst", "dst"]),
+            ["l lpush 0:dst", "l rpop 0:dst"]
+        );
+        assert_eq!(
+            t.events_of(&["lmove", "nokey", "dst", "left", "left"]),
+            none
+        );
+        t.run(&["set", "str", "v"]);
+        assert_eq!(t.events_of(&["lmove", "dst", "str", "left", "left"]), none);
+
+        assert_eq!(
+            t.events_of(&["lmpop", "2", "nokey", "dst", "right", "count", "5"]),
+            ["l rpop 0:dst", "g del 0:dst"]
+        );
+        t.run(&["rpush", "b", "x", "y"]);
+        assert_eq!(t.events_of(&["blpop", "nokey", "b", "0"]), ["l lpop 0:b"]);
+        assert_eq!(
+            t.events_of(&["blmove", "b", "c", "right", "left", "0"]),
+            ["n new 0:c", "l lpush 0:c", "l rpop 0:b", "g del 0:b"]
+        );
+        assert_eq!(
+            t.events_of(&["blmpop", "0", "1", "c", "left"]),
+            ["l lpop 0:c", "g del 0:c"]
+        );
+        assert_eq!(t.events_of(&["brpop", "nokey", "0"]), none);
+
+        for cmd in [
+            &["llen", "nokey"][..],
+            &["lindex", "nokey", "0"],
+            &["lrange", "nokey", "0", "-1"],
+            &["lpos", "nokey", "a"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
         }
     }
 }

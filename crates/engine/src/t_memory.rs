@@ -76,6 +76,7 @@ pub fn value_allocated_bytes(value: &Value, samples: usize) -> usize {
         Value::Hash(h) => h.allocated_bytes(samples),
         Value::Set(s) => s.allocated_bytes(samples),
         Value::ZSet(z) => z.allocated_bytes(samples),
+        Value::Stream(s) => s.allocated_bytes(),
     }
 }
 
@@ -214,6 +215,43 @@ mod tests {
         assert!(exact > 10_000, "{exact}");
         // The entries differ by 9,999 bytes; two times either one is off by that much.
         assert_eq!((one - exact).abs(), 9_999, "{one} vs {exact}");
+    }
+
+    /// `list-compress-depth`: the middle nodes of a long list of repetitive elements are held
+    /// compressed, and MEMORY USAGE counts them by their compressed size.
+    #[test]
+    fn compressed_lists_count_their_compressed_size() {
+        let element = |i: usize| format!("{i:08}:{}", "repetitive-payload:".repeat(5));
+        assert_eq!(element(0).len(), 104);
+        let mut sizes = Vec::new();
+        for depth in [0, 1, 2] {
+            let mut t = TestShard::new();
+            t.shard.config.list_compress_depth = depth;
+            for chunk in 0..100 {
+                let values: Vec<String> = (chunk * 1000..(chunk + 1) * 1000).map(element).collect();
+                let mut args = vec!["rpush", "l"];
+                args.extend(values.iter().map(String::as_str));
+                t.run(&args);
+            }
+            assert_eq!(t.run(&["llen", "l"]), Reply::Int(100_000));
+            sizes.push(usage(&mut t, &["l"]));
+            // Reads and edits in the compressed middle leave the sizes as they were.
+            assert_eq!(
+                t.run(&["lindex", "l", "50000"]),
+                crate::testing::bulk(&element(50_000))
+            );
+            t.run(&["lset", "l", "50000", &element(50_000)]);
+            assert_eq!(usage(&mut t, &["l"]), *sizes.last().unwrap_or(&0));
+        }
+        // Packed, 100,000 entries of 106 bytes.
+        assert!(sizes[0] > 100_000 * 106, "{sizes:?}");
+        // Compressed, all but one or two nodes at each end take a fraction of that.
+        assert!(sizes[1] * 4 < sizes[0], "{sizes:?}");
+        // Depth 2 keeps one more 8 KiB node packed at each end (with up to a quarter spare).
+        assert!(
+            sizes[1] < sizes[2] && sizes[2] <= sizes[1] + 2 * 10_240,
+            "{sizes:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::command::table::Registration;
 use crate::command::Merge;
 use crate::error;
 use crate::glob;
+use crate::notify;
 use crate::scan::ScanOptions;
 use crate::shard::Ctx;
 use crate::t_keys::{db_index, parse_int, signal_ready_in};
@@ -46,6 +47,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let n = ctx.db().len() as u64;
     let now = ctx.now_ms;
     ctx.shard.touch_live_watched(ctx.db, None, now);
+    ctx.shard.signal_blocked_streams(ctx.db);
     ctx.shard.flush_db(ctx.db, lazy);
     ctx.dirty(n);
     Reply::Ok
@@ -60,6 +62,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
     for db in 0..ctx.shard.dbs.len() {
         ctx.shard.touch_live_watched(db, None, now);
+        ctx.shard.signal_blocked_streams(db);
         n += ctx.shard.db_len(db) as u64;
         ctx.shard.flush_db(db, lazy);
     }
@@ -80,6 +83,10 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         let now = ctx.now_ms;
         ctx.shard.touch_live_watched(a, Some(b), now);
         ctx.shard.touch_live_watched(b, Some(a), now);
+        // Streams swapped away are gone for the clients blocked on them; keys that hold data
+        // after the swap are reported below.
+        ctx.shard.signal_blocked_streams(a);
+        ctx.shard.signal_blocked_streams(b);
         ctx.shard.dbs.swap(a, b);
         let dbs = &ctx.shard.dbs;
         let ready: Vec<(usize, Bytes)> = ctx
@@ -131,7 +138,6 @@ pub fn scan_step(ctx: &mut Ctx<'_>, cursor: u64, opts: &ScanOptions) -> (u64, Ve
         }
         budget -= 1;
     }
-    let now = ctx.now_ms;
     collected.retain(|key| {
         if !opts.matches(key) {
             return false;
@@ -142,7 +148,7 @@ pub fn scan_step(ctx: &mut Ctx<'_>, cursor: u64, opts: &ScanOptions) -> (u64, Ve
             Some(t) => ctx
                 .lookup_read_notouch(key)
                 .is_some_and(|e| t.eq_ignore_ascii_case(e.value.type_name().as_bytes())),
-            None => !ctx.db().expire_if_needed(key, now),
+            None => !ctx.expire_if_needed(key),
         }
     });
     (cursor, collected)
@@ -157,14 +163,25 @@ pub fn random_key(ctx: &mut Ctx<'_>) -> Option<Bytes> {
     let mut db = ctx.shard.dbs.get_mut(idx)?.take();
     // Db::random_key gives up after a run of expired keys; Redis goes on until it finds a
     // live key or the database is empty. Every attempt reclaims what it met, so this ends.
+    // The keys reclaimed are reported once the database is back in place.
+    let report = notify::enabled(ctx.shard.notify_flags, notify::EXPIRED);
+    let mut expired = Vec::new();
+    let mut on_expired = |k: &[u8]| {
+        if report {
+            expired.push(Bytes::copy_from_slice(k));
+        }
+    };
     let key = loop {
-        match db.random_key(&mut || ctx.shard.rand(), now) {
+        match db.random_key(&mut || ctx.shard.rand(), now, &mut on_expired) {
             None if !db.is_empty() => continue,
             found => break found,
         }
     };
     if let Some(slot) = ctx.shard.dbs.get_mut(idx) {
         *slot = db;
+    }
+    for k in expired {
+        ctx.notify(notify::EXPIRED, "expired", &k);
     }
     key
 }

@@ -15,7 +15,9 @@ use crate::db::Db;
 use crate::dict::Dict;
 use crate::error;
 use crate::key::Thin;
+use crate::notify::{GENERIC, NEW, SET};
 use crate::num;
+use crate::sample::{self, SampleBudget};
 use crate::scan;
 use crate::shard::Ctx;
 use crate::value::Value;
@@ -605,6 +607,7 @@ fn add_key(ctx: &mut Ctx<'_>, key: &[u8], set: SetValue) {
     let lru = ctx.new_lru();
     ctx.db().set(key, Value::Set(set), lru, false);
     ctx.signal_ready(key);
+    ctx.notify(NEW, "new", key);
 }
 
 /// The set at `key` for reading: Ok(None) if absent, WRONGTYPE if another type.
@@ -639,6 +642,9 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             added
         }
     };
+    if added > 0 {
+        ctx.notify(SET, "sadd", &args[1]);
+    }
     ctx.dirty(added as u64);
     Reply::Int(added as i64)
 }
@@ -661,6 +667,9 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             (deleted, set.is_empty())
         }
     };
+    if deleted > 0 {
+        ctx.notify(SET, "srem", &args[1]);
+    }
     ctx.delete_if_empty(&args[1], emptied);
     ctx.dirty(deleted);
     Reply::Int(deleted as i64)
@@ -717,6 +726,7 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> Reply {
             (member, set.is_empty())
         }
     };
+    ctx.notify(SET, "spop", key);
     ctx.delete_if_empty(key, emptied);
     ctx.dirty(1);
     Reply::Bulk(popped)
@@ -744,7 +754,9 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
     let size = set.len();
     if count >= size as u64 {
         let all = set.iter().map(Member::reply).collect();
+        ctx.notify(SET, "spop", key);
         ctx.delete(key, false);
+        ctx.notify(GENERIC, "del", key);
         ctx.dirty(size as u64 - 1);
         return Reply::Set(all);
     }
@@ -782,6 +794,7 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
             *set = kept;
         }
     }
+    ctx.notify(SET, "spop", key);
     ctx.dirty(count as u64);
     Reply::Set(popped)
 }
@@ -809,15 +822,13 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 const SRANDMEMBER_SUB_STRATEGY_MUL: usize = 3;
 
 fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
-    let count = match num::parse_i64(count) {
-        None => return error::not_integer(),
-        Some(i64::MIN) => {
-            return Reply::err(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            )
-        }
-        Some(n) => n,
+    let count = match sample::parse_count(count) {
+        Ok(n) => n,
+        Err(e) => return e,
     };
+    let repeats = count < 0 || count == 1;
+    // Sized before the set borrows the shard; refused only if sampling happens.
+    let budget = SampleBudget::new(ctx, if repeats { count.unsigned_abs() } else { 0 }, 1);
     let mut rand = rand_stream(ctx);
     let set = match read_set(ctx, key) {
         Err(e) => return e,
@@ -828,15 +839,23 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
     if count == 0 || size == 0 {
         return Reply::Array(Vec::new());
     }
-    if count < 0 || count == 1 {
-        // Repeats allowed. The count comes from the client: grow the reply as members are
-        // drawn rather than reserving for it.
+    if repeats {
+        let mut budget = match budget {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        // Repeats allowed: grow the reply as members are drawn rather than reserving for a
+        // count that comes from the client.
         let mut out = Vec::new();
         for _ in 0..count.unsigned_abs() {
-            match set.random_member(rand()) {
-                Some(m) => out.push(m.reply()),
-                None => break,
+            let Some(member) = set.random_member(rand()) else {
+                break;
+            };
+            let member = member.to_bytes();
+            if let Err(e) = budget.take(member.len()) {
+                return e;
             }
+            out.push(Reply::Bulk(member));
         }
         return Reply::Array(out);
     }
@@ -890,6 +909,7 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if !removed {
         return Reply::Int(0);
     }
+    ctx.notify(SET, "srem", src);
     ctx.delete_if_empty(src, emptied);
     ctx.dirty(1);
     let added = match write_set(ctx, dst) {
@@ -899,8 +919,10 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             true
         }
     };
+    // Only a member the destination did not have is reported on it.
     if added {
         ctx.dirty(1);
+        ctx.notify(SET, "sadd", dst);
     }
     Reply::Int(1)
 }
@@ -941,13 +963,15 @@ fn intersect(sets: &mut [&SetValue], mut visit: impl FnMut(Member<'_>) -> bool) 
     }
 }
 
-/// Writes a STORE command's result: an empty result deletes the destination.
-fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: SetValue) -> Reply {
+/// Writes a STORE command's result, reporting `event`: an empty result deletes the
+/// destination.
+fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: SetValue, event: &'static str) -> Reply {
     let n = result.len();
     if n == 0 {
-        ctx.delete(dst, false);
+        ctx.delete_destination(dst);
     } else {
         ctx.set(dst, Value::Set(result));
+        ctx.notify(SET, event, dst);
     }
     Reply::Int(n as i64)
 }
@@ -984,7 +1008,7 @@ pub fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             true
         });
     }
-    store(ctx, &args[1], result)
+    store(ctx, &args[1], result, "sinterstore")
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]
@@ -1074,11 +1098,12 @@ fn difference(sets: &[Option<&SetValue>], max: usize) -> SetValue {
     result
 }
 
-/// SUNION / SDIFF and their STORE forms: `keys` are the inputs, `dst` the destination.
+/// SUNION / SDIFF and their STORE forms: `keys` are the inputs, `dst` the destination and
+/// the event its write reports.
 fn union_or_diff(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
-    dst: Option<&[u8]>,
+    dst: Option<(&[u8], &'static str)>,
     op: fn(&[Option<&SetValue>], usize) -> SetValue,
 ) -> Reply {
     if let Err(e) = check_sets(ctx, keys) {
@@ -1087,7 +1112,7 @@ fn union_or_diff(
     let max = max_intset(ctx);
     let result = op(&peek_sets(ctx.db(), keys), max);
     match dst {
-        Some(dst) => store(ctx, dst, result),
+        Some((dst, event)) => store(ctx, dst, result, event),
         None => Reply::Set(result.iter().map(Member::reply).collect()),
     }
 }
@@ -1099,7 +1124,7 @@ pub fn sunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SUNIONSTORE destination key [key ...]
 pub fn sunionstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    union_or_diff(ctx, &args[2..], Some(&args[1]), union)
+    union_or_diff(ctx, &args[2..], Some((&args[1], "sunionstore")), union)
 }
 
 /// SDIFF key [key ...]
@@ -1109,7 +1134,7 @@ pub fn sdiff(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// SDIFFSTORE destination key [key ...]
 pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    union_or_diff(ctx, &args[2..], Some(&args[1]), difference)
+    union_or_diff(ctx, &args[2..], Some((&args[1], "sdiffstore")), difference)
 }
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
@@ -2332,5 +2357,97 @@ mod tests {
         assert!(s.heap_bytes() <= 600_000 * 9 / 8 + 64, "{}", s.heap_bytes());
         assert_eq!(run(&mut t, "sismember big 199999"), int(1));
         assert_eq!(run(&mut t, "sismember big 200000"), int(0));
+    }
+
+    /// Redis's events for the set commands (pubsub.tcl's "set events test", t_set.c): sadd
+    /// and srem only when members changed, spop, SMOVE's srem on the source and sadd on the
+    /// destination only when it gained the member, the STORE commands' own events or del for
+    /// an empty result, del when a set is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        let ev = |t: &mut TestShard, line: &str| {
+            let args: Vec<&str> = line.split(' ').collect();
+            t.events_of(&args)
+        };
+        assert_eq!(ev(&mut t, "sadd s a b c d"), ["n new 0:s", "s sadd 0:s"]);
+        assert_eq!(ev(&mut t, "srem s x"), none);
+        assert_eq!(ev(&mut t, "sadd s x y z"), ["s sadd 0:s"]);
+        assert_eq!(ev(&mut t, "sadd s x"), none);
+        assert_eq!(ev(&mut t, "srem s x"), ["s srem 0:s"]);
+        assert_eq!(ev(&mut t, "spop s"), ["s spop 0:s"]);
+        assert_eq!(ev(&mut t, "spop s 0"), none);
+        assert_eq!(ev(&mut t, "spop s 1"), ["s spop 0:s"]);
+        assert_eq!(ev(&mut t, "spop s 100"), ["s spop 0:s", "g del 0:s"]);
+        assert_eq!(ev(&mut t, "spop s"), none);
+        t.run(&["sadd", "s", "a"]);
+        assert_eq!(ev(&mut t, "spop s"), ["s spop 0:s", "g del 0:s"]);
+        t.run(&["sadd", "s", "a", "b"]);
+        assert_eq!(ev(&mut t, "srem s a b"), ["s srem 0:s", "g del 0:s"]);
+
+        t.run(&["sadd", "src", "a", "b"]);
+        t.run(&["sadd", "dst", "a"]);
+        assert_eq!(ev(&mut t, "smove src dst a"), ["s srem 0:src"]);
+        assert_eq!(ev(&mut t, "smove src dst x"), none);
+        assert_eq!(ev(&mut t, "smove dst dst a"), none);
+        assert_eq!(ev(&mut t, "smove nokey dst a"), none);
+        assert_eq!(
+            ev(&mut t, "smove src dst b"),
+            ["s srem 0:src", "g del 0:src", "s sadd 0:dst"]
+        );
+        assert_eq!(
+            ev(&mut t, "smove dst fresh a"),
+            ["s srem 0:dst", "n new 0:fresh", "s sadd 0:fresh"]
+        );
+
+        t.run(&["sadd", "x", "1", "2"]);
+        t.run(&["sadd", "y", "2", "3"]);
+        assert_eq!(
+            ev(&mut t, "sinterstore d x y"),
+            ["n new 0:d", "s sinterstore 0:d"]
+        );
+        assert_eq!(ev(&mut t, "sunionstore d x y"), ["s sunionstore 0:d"]);
+        assert_eq!(ev(&mut t, "sdiffstore d x y"), ["s sdiffstore 0:d"]);
+        assert_eq!(ev(&mut t, "sdiffstore d x x"), ["g del 0:d"]);
+        assert_eq!(ev(&mut t, "sdiffstore d x x"), none);
+        assert_eq!(ev(&mut t, "sinterstore d x nokey"), ["m keymiss 0:nokey"]);
+        // An expired destination is deleted as it is by an empty result (Redis's dbDelete),
+        // but expired first when a result replaces it.
+        t.run(&["sadd", "d", "z"]);
+        t.run(&["pexpire", "d", "10"]);
+        t.advance(10);
+        assert_eq!(
+            ev(&mut t, "sinterstore d x nokey"),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+        t.run(&["sadd", "d", "z"]);
+        t.run(&["pexpire", "d", "10"]);
+        t.advance(10);
+        assert_eq!(
+            ev(&mut t, "sunionstore d x"),
+            ["x expired 0:d", "n new 0:d", "s sunionstore 0:d"]
+        );
+
+        for line in [
+            "sismember nokey a",
+            "smismember nokey a",
+            "scard nokey",
+            "smembers nokey",
+            "srandmember nokey",
+            "srandmember nokey 3",
+            "sinter nokey",
+            "sunion nokey",
+            "sdiff nokey",
+            "sintercard 1 nokey",
+            "sscan nokey 0",
+        ] {
+            assert_eq!(ev(&mut t, line), ["m keymiss 0:nokey"], "{line}");
+        }
+        assert_eq!(
+            ev(&mut t, "sunion n1 x n2"),
+            ["m keymiss 0:n1", "m keymiss 0:n2"]
+        );
     }
 }

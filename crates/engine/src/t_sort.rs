@@ -11,8 +11,9 @@ use std::cmp::Ordering;
 
 use crate::command::table::Registration;
 use crate::error;
+use crate::num;
 use crate::shard::Ctx;
-use crate::t_list::ListValue;
+use crate::t_list::{ListOptions, ListValue};
 use crate::value::Value;
 
 pub static COMMANDS: &[Registration] = &[
@@ -29,7 +30,7 @@ pub static COMMANDS: &[Registration] = &[
 /// are represented.
 fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
     match value {
-        Value::List(l) => Ok(l.iter().map(|item| item.to_bytes()).collect()),
+        Value::List(l) => Ok(l.iter().collect()),
         Value::Set(s) => Ok(s
             .iter()
             .map(|m| {
@@ -49,8 +50,8 @@ fn source_elements(value: &Value) -> Result<Vec<Bytes>, Reply> {
 }
 
 /// The list value STORE writes.
-fn stored_list(items: Vec<Bytes>, fill: i64) -> Value {
-    Value::List(ListValue::from_values(items, fill))
+fn stored_list(items: Vec<Bytes>, options: ListOptions) -> Value {
+    Value::List(ListValue::from_values(items, options))
 }
 
 /// SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE dest]
@@ -196,7 +197,8 @@ pub fn pattern_keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Vec<Bytes> {
     if by.is_none() && gets.is_empty() {
         return Vec::new();
     }
-    let elements = match ctx.lookup_read(source).map(source_elements) {
+    // Not a lookup of the command's own: no statistics, no keymiss event.
+    let elements = match ctx.entry(source).map(|e| source_elements(&e.value)) {
         Some(Ok(elements)) => elements,
         _ => return Vec::new(),
     };
@@ -225,11 +227,7 @@ fn parse_score(s: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(s).ok()?;
     let text = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
     let v: f64 = text.parse().ok()?;
-    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
-    let is_inf_literal = mantissa.chars().any(|c| c.is_ascii_alphabetic());
-    let overflow = v.is_infinite() && !is_inf_literal;
-    let underflow = v == 0.0 && mantissa.chars().any(|c| ('1'..='9').contains(&c));
-    if v.is_nan() || overflow || underflow {
+    if v.is_nan() || num::strtod_range_error(text, v) {
         return None;
     }
     Some(v)
@@ -377,12 +375,13 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             };
             let stored = items.len();
             if stored > 0 {
-                let fill = ctx.shard.config.list_max_listpack_size;
-                ctx.set(dest, stored_list(items, fill));
+                let options = ListOptions::of(&ctx.shard.config);
+                ctx.set(dest, stored_list(items, options));
                 // Redis counts one change per stored element; `set` counted one already.
                 ctx.dirty(stored as u64 - 1);
+                ctx.notify(crate::notify::LIST, "sortstore", dest);
             } else {
-                ctx.delete(dest, false);
+                ctx.delete_destination(dest);
             }
             Reply::Int(stored as i64)
         }
@@ -403,7 +402,11 @@ mod tests {
     }
 
     fn list(t: &mut TestShard, key: &str, items: &[&str]) {
-        put(t, key, Value::List(ListValue::from_values(items, -2)));
+        put(
+            t,
+            key,
+            Value::List(ListValue::from_values(items, ListOptions::default())),
+        );
     }
 
     fn set(t: &mut TestShard, key: &str, members: &[&str]) {
@@ -424,7 +427,7 @@ mod tests {
 
     fn stored(t: &mut TestShard, key: &str) -> Option<Vec<Bytes>> {
         match t.shard.dbs[0].peek(key.as_bytes()).map(|e| &e.value) {
-            Some(Value::List(l)) => Some(l.iter().map(|item| item.to_bytes()).collect()),
+            Some(Value::List(l)) => Some(l.iter().collect()),
             Some(other) => panic!("not a list: {other:?}"),
             None => None,
         }
@@ -933,5 +936,47 @@ mod tests {
         out.clear();
         store_key(&args(&["sort", "abc", "desc"]), &mut out);
         assert_eq!(out, vec![1]);
+    }
+
+    /// Redis's events for SORT (sort.c): keymiss for a missing source and for every BY or
+    /// GET key a pattern names that is missing, in the order they are read; STORE reports
+    /// sortstore, or del for an empty result.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.run(&["rpush", "l", "2", "1"]);
+        t.run(&["set", "w_1", "5"]);
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(
+            t.events_of(&["sort", "l", "store", "d"]),
+            ["n new 0:d", "l sortstore 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["sort", "l", "store", "d"]),
+            ["l sortstore 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["sort", "nokey", "store", "d"]),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["sort", "l", "limit", "5", "1", "store", "d"]),
+            none
+        );
+        assert_eq!(
+            t.events_of(&["sort", "l", "by", "w_*", "get", "#", "get", "v_*"]),
+            ["m keymiss 0:w_2", "m keymiss 0:v_2", "m keymiss 0:v_1"]
+        );
+        assert_eq!(t.events_of(&["sort", "l", "by", "nosort"]), none);
+        assert_eq!(t.events_of(&["sort_ro", "nokey"]), ["m keymiss 0:nokey"]);
+        let mut ctx = Ctx::new(&mut t.shard, 0, 0, false);
+        let args = ["sort", "nokey", "by", "w_*"].map(|a| Bytes::from_static(a.as_bytes()));
+        assert!(pattern_keys(&mut ctx, &args).is_empty());
+        assert_eq!(
+            t.events(),
+            none,
+            "finding the pattern keys is no lookup of the command's"
+        );
     }
 }

@@ -11,6 +11,7 @@ use shardis_resp::Reply;
 use crate::command::table::Registration;
 use crate::command::Merge;
 use crate::error;
+use crate::notify::{GENERIC, STRING};
 use crate::num::{self, LongDouble};
 use crate::shard::Ctx;
 use crate::value::{Str, Value};
@@ -226,8 +227,10 @@ fn set_generic(
     } else {
         ctx.set(key, value);
     }
+    ctx.notify(STRING, "set", key);
     if let Some(at) = at {
         ctx.db().set_expire(key, at);
+        ctx.notify(GENERIC, "expire", key);
     }
     old.unwrap_or(ok)
 }
@@ -236,6 +239,7 @@ fn set_generic(
 pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if args.len() == 3 {
         ctx.set(&args[1], Value::Str(Str::new(&args[2])));
+        ctx.notify(STRING, "set", &args[1]);
         return Reply::Ok;
     }
     match parse_options(args, 3, true) {
@@ -294,6 +298,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     ctx.set(&args[1], Value::Str(Str::new(&args[2])));
+    ctx.notify(STRING, "set", &args[1]);
     old
 }
 
@@ -304,7 +309,9 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Nil,
         Err(e) => return e,
     };
-    ctx.delete(&args[1], false);
+    if ctx.delete(&args[1], false) {
+        ctx.notify(GENERIC, "del", &args[1]);
+    }
     Reply::Bulk(value)
 }
 
@@ -328,12 +335,15 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         // An absolute time already past deletes the key now, as Redis does.
         if unit.is_absolute() && at <= ctx.now_ms {
             ctx.delete(key, false);
+            ctx.notify(GENERIC, "del", key);
         } else {
             ctx.db().set_expire(key, at);
             ctx.dirty(1);
+            ctx.notify(GENERIC, "expire", key);
         }
     } else if opts.persist && ctx.db().persist(key) {
         ctx.dirty(1);
+        ctx.notify(GENERIC, "persist", key);
     }
     Reply::Bulk(value)
 }
@@ -374,6 +384,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     for pair in args[1..].chunks_exact(2) {
         ctx.set(&pair[0], Value::Str(Str::new(&pair[1])));
+        ctx.notify(STRING, "set", &pair[0]);
     }
 }
 
@@ -392,10 +403,12 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 buf.len()
             });
             ctx.dirty(1);
+            ctx.notify(STRING, "append", key);
             Reply::Int(len as i64)
         }
         Ok(None) => {
             ctx.set(key, Value::Str(Str::new(tail)));
+            ctx.notify(STRING, "append", key);
             Reply::Int(tail.len() as i64)
         }
     }
@@ -449,10 +462,12 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> Reply {
             };
             *s = Str::new(&num::i64_bytes(new));
             ctx.dirty(1);
+            ctx.notify(STRING, "incrby", key);
             Reply::Int(new)
         }
         Ok(None) => {
             ctx.set(key, Value::Str(Str::new(&num::i64_bytes(delta))));
+            ctx.notify(STRING, "incrby", key);
             Reply::Int(delta)
         }
     }
@@ -485,6 +500,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         None => ctx.set(key, Value::Str(Str::new(&text))),
     }
+    ctx.notify(STRING, "incrbyfloat", key);
     Reply::Bulk(text)
 }
 
@@ -537,6 +553,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 buf.len()
             });
             ctx.dirty(1);
+            ctx.notify(STRING, "setrange", key);
             Reply::Int(len as i64)
         }
         Ok(None) => {
@@ -544,6 +561,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             write_at(&mut buf, offset as usize, value);
             let len = buf.len();
             ctx.set(key, Value::Str(Str::from_vec(buf)));
+            ctx.notify(STRING, "setrange", key);
             Reply::Int(len as i64)
         }
     }
@@ -1286,5 +1304,129 @@ mod tests {
         assert_eq!(clamp_range(-100, 100, 5), Some((0, 4)));
         assert_eq!(clamp_range(3, 1, 5), None);
         assert_eq!(clamp_range(i64::MIN, i64::MAX, 5), Some((0, 4)));
+    }
+
+    /// Redis's events for the string commands: `new` when a key is created, the command's
+    /// own event, `expire` / `persist` / `del` for the expiry options, nothing when nothing
+    /// was written.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        assert_eq!(t.events_of(&["set", "k", "v"]), ["n new 0:k", "$ set 0:k"]);
+        assert_eq!(t.events_of(&["set", "k", "w"]), ["$ set 0:k"]);
+        assert_eq!(t.events_of(&["set", "k", "w", "nx"]), none);
+        assert_eq!(t.events_of(&["set", "nokey", "w", "xx"]), none);
+        assert_eq!(
+            t.events_of(&["set", "k", "v", "ex", "10"]),
+            ["$ set 0:k", "g expire 0:k"]
+        );
+        assert_eq!(t.events_of(&["set", "k", "v", "keepttl"]), ["$ set 0:k"]);
+        assert_eq!(
+            t.events_of(&["set", "g", "v", "get"]),
+            ["m keymiss 0:g", "n new 0:g", "$ set 0:g"]
+        );
+        assert_eq!(t.events_of(&["set", "g", "v", "nx", "get"]), none);
+        assert_eq!(t.events_of(&["setnx", "k", "v"]), none);
+        assert_eq!(
+            t.events_of(&["setnx", "n", "v"]),
+            ["n new 0:n", "$ set 0:n"]
+        );
+        assert_eq!(
+            t.events_of(&["setex", "e", "10", "v"]),
+            ["n new 0:e", "$ set 0:e", "g expire 0:e"]
+        );
+        assert_eq!(
+            t.events_of(&["psetex", "e", "10", "v"]),
+            ["$ set 0:e", "g expire 0:e"]
+        );
+        assert_eq!(t.events_of(&["setex", "e", "0", "v"]), none);
+        assert_eq!(
+            t.events_of(&["getset", "gs", "v"]),
+            ["m keymiss 0:gs", "n new 0:gs", "$ set 0:gs"]
+        );
+        assert_eq!(t.events_of(&["getset", "gs", "w"]), ["$ set 0:gs"]);
+        assert_eq!(t.events_of(&["getdel", "gs"]), ["g del 0:gs"]);
+        assert_eq!(t.events_of(&["getdel", "gs"]), ["m keymiss 0:gs"]);
+        assert_eq!(t.events_of(&["getex", "k"]), none);
+        assert_eq!(t.events_of(&["getex", "k", "ex", "10"]), ["g expire 0:k"]);
+        assert_eq!(t.events_of(&["getex", "k", "persist"]), ["g persist 0:k"]);
+        assert_eq!(t.events_of(&["getex", "k", "persist"]), none);
+        assert_eq!(t.events_of(&["getex", "k", "pxat", "1"]), ["g del 0:k"]);
+        assert_eq!(t.events_of(&["getex", "k", "ex", "1"]), ["m keymiss 0:k"]);
+        assert_eq!(
+            t.events_of(&["mset", "a", "1", "b", "2", "a", "3"]),
+            [
+                "n new 0:a",
+                "$ set 0:a",
+                "n new 0:b",
+                "$ set 0:b",
+                "$ set 0:a"
+            ]
+        );
+        assert_eq!(t.events_of(&["msetnx", "c", "1", "a", "2"]), none);
+        assert_eq!(
+            t.events_of(&["msetnx", "c", "1", "d", "2"]),
+            ["n new 0:c", "$ set 0:c", "n new 0:d", "$ set 0:d"]
+        );
+        assert_eq!(
+            t.events_of(&["append", "ap", "x"]),
+            ["n new 0:ap", "$ append 0:ap"]
+        );
+        assert_eq!(t.events_of(&["append", "ap", "y"]), ["$ append 0:ap"]);
+        assert_eq!(t.events_of(&["incr", "i"]), ["n new 0:i", "$ incrby 0:i"]);
+        for cmd in [
+            &["incr", "i"][..],
+            &["decr", "i"],
+            &["incrby", "i", "5"],
+            &["decrby", "i", "5"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["$ incrby 0:i"], "{cmd:?}");
+        }
+        assert_eq!(t.events_of(&["incr", "ap"]), none);
+        assert_eq!(t.events_of(&["incrby", "i", "x"]), none);
+        assert_eq!(
+            t.events_of(&["incrbyfloat", "f", "1.5"]),
+            ["n new 0:f", "$ incrbyfloat 0:f"]
+        );
+        assert_eq!(
+            t.events_of(&["incrbyfloat", "f", "1"]),
+            ["$ incrbyfloat 0:f"]
+        );
+        assert_eq!(t.events_of(&["incrbyfloat", "ap", "1"]), none);
+        assert_eq!(t.events_of(&["setrange", "r", "3", ""]), none);
+        assert_eq!(
+            t.events_of(&["setrange", "r", "3", "x"]),
+            ["n new 0:r", "$ setrange 0:r"]
+        );
+        assert_eq!(t.events_of(&["setrange", "r", "0", ""]), none);
+        assert_eq!(
+            t.events_of(&["setrange", "r", "0", "y"]),
+            ["$ setrange 0:r"]
+        );
+        for cmd in [
+            &["getrange", "nokey", "0", "1"][..],
+            &["strlen", "nokey"],
+            &["get", "nokey"],
+        ] {
+            assert_eq!(t.events_of(cmd), ["m keymiss 0:nokey"], "{cmd:?}");
+        }
+        assert_eq!(
+            t.events_of(&["lcs", "x", "y"]),
+            ["m keymiss 0:x", "m keymiss 0:y"]
+        );
+        list_key(&mut t, "l");
+        t.events();
+        for cmd in [
+            &["get", "l"][..],
+            &["set", "l", "v", "get"],
+            &["append", "l", "v"],
+            &["incr", "l"],
+            &["setrange", "l", "0", "v"],
+            &["getdel", "l"],
+        ] {
+            assert_eq!(t.events_of(cmd), none, "{cmd:?}");
+        }
     }
 }

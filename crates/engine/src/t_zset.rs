@@ -17,9 +17,21 @@ use shardis_resp::Reply;
 
 use crate::command::table::Registration;
 use crate::command::{Blocking, TimeoutReply};
+
+/// How BZPOPMIN and BZPOPMAX wait (BZMPOP reads its timeout elsewhere): for a sorted set,
+/// served by running the command again.
+const ZSET_WAIT_LAST: Blocking = Blocking {
+    timeout: crate::t_list::timeout_arg::<-1>,
+    ready: crate::t_list::holds::<b'z'>,
+    serve: None,
+    prepare: None,
+    on_timeout: TimeoutReply::NilArray,
+};
 use crate::dict::Dict;
 use crate::error;
+use crate::notify::{NEW, ZSET};
 use crate::num;
+use crate::sample::{self, SampleBudget};
 use crate::scan;
 use crate::shard::Ctx;
 use crate::skiplist::{cmp_entries, Item, Member, Tree};
@@ -50,20 +62,11 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("zpopmin", zpopmin),
     Registration::shard("zpopmax", zpopmax),
     Registration::shard("zmpop", zmpop),
-    Registration::shard("bzpopmin", bzpopmin).blocking(Blocking {
-        serves: "zset",
-        timeout: crate::t_list::timeout_arg::<-1>,
-        on_timeout: TimeoutReply::NilArray,
-    }),
-    Registration::shard("bzpopmax", bzpopmax).blocking(Blocking {
-        serves: "zset",
-        timeout: crate::t_list::timeout_arg::<-1>,
-        on_timeout: TimeoutReply::NilArray,
-    }),
+    Registration::shard("bzpopmin", bzpopmin).blocking(ZSET_WAIT_LAST),
+    Registration::shard("bzpopmax", bzpopmax).blocking(ZSET_WAIT_LAST),
     Registration::shard("bzmpop", bzmpop).blocking(Blocking {
-        serves: "zset",
         timeout: crate::t_list::timeout_arg::<1>,
-        on_timeout: TimeoutReply::NilArray,
+        ..ZSET_WAIT_LAST
     }),
     Registration::shard("zrandmember", zrandmember),
     Registration::shard("zunion", zunion),
@@ -92,7 +95,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn of(ctx: &Ctx<'_>) -> Limits {
+    pub fn of(ctx: &Ctx<'_>) -> Limits {
         Limits {
             max_entries: ctx.shard.config.zset_max_listpack_entries,
             max_value: ctx.shard.config.zset_max_listpack_value,
@@ -452,14 +455,16 @@ fn push_entry(out: &mut Vec<Reply>, member: &[u8], score: f64, withscores: bool,
     }
 }
 
-/// Stores a computed set at `dst` (deleting `dst` when it is empty) and replies its size.
-fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<Item>) -> Reply {
+/// Stores a computed set at `dst`, reporting `event` (deleting `dst` when it is empty), and
+/// replies its size.
+fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], items: Vec<Item>, event: &'static str) -> Reply {
     let n = items.len() as i64;
     if n == 0 {
-        ctx.delete(dst, false);
+        ctx.delete_destination(dst);
     } else {
         let z = ZSetValue::from_items(items, Limits::of(ctx));
         ctx.set(dst, Value::ZSet(z));
+        ctx.notify(ZSET, event, dst);
     }
     Reply::Int(n)
 }
@@ -739,7 +744,7 @@ fn range_generic(
         Ok(Some(z)) => z,
         Ok(None) => {
             return match dst {
-                Some(dst) => store_result(ctx, dst, Vec::new()),
+                Some(dst) => store_result(ctx, dst, Vec::new(), "zrangestore"),
                 None => Reply::Array(Vec::new()),
             }
         }
@@ -755,7 +760,7 @@ fn range_generic(
     match dst {
         Some(dst) => {
             let items = range_items(z, span);
-            store_result(ctx, dst, items)
+            store_result(ctx, dst, items, "zrangestore")
         }
         None => Reply::Array(range_reply(z, span, rev, withscores, resp3)),
     }
@@ -829,13 +834,17 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         (Ok(s), Ok(e)) => (s, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    remove_span(ctx, &args[1], |z| rank_span(z.len(), start, end, false))
+    remove_span(ctx, &args[1], "zremrangebyrank", |z| {
+        rank_span(z.len(), start, end, false)
+    })
 }
 
 /// ZREMRANGEBYSCORE key min max
 pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match ScoreRange::parse(&args[2], &args[3]) {
-        Ok(r) => remove_span(ctx, &args[1], |z| Range::Score(r).ranks(z)),
+        Ok(r) => remove_span(ctx, &args[1], "zremrangebyscore", |z| {
+            Range::Score(r).ranks(z)
+        }),
         Err(e) => e,
     }
 }
@@ -843,14 +852,16 @@ pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// ZREMRANGEBYLEX key min max
 pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match Range::parse_lex(&args[2], &args[3]) {
-        Ok(r) => remove_span(ctx, &args[1], |z| r.ranks(z)),
+        Ok(r) => remove_span(ctx, &args[1], "zremrangebylex", |z| r.ranks(z)),
         Err(e) => e,
     }
 }
 
+/// Removes the members of `key` in `span`, reporting `event` when some went.
 fn remove_span(
     ctx: &mut Ctx<'_>,
     key: &[u8],
+    event: &'static str,
     span: impl FnOnce(&ZSetValue) -> (usize, usize),
 ) -> Reply {
     let (removed, empty) = match write(ctx, key) {
@@ -861,6 +872,9 @@ fn remove_span(
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
     };
+    if removed > 0 {
+        ctx.notify(ZSET, event, key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(removed as u64);
     Reply::Int(removed as i64)
@@ -1016,9 +1030,13 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &[Bytes], incr: bool) -> Reply {
         if !z.is_empty() {
             let lru = ctx.new_lru();
             ctx.db().set(key, Value::ZSet(z), lru, false);
+            ctx.notify(NEW, "new", key);
         }
     }
     ctx.dirty(added + updated);
+    if added + updated > 0 {
+        ctx.notify(ZSET, if flags.incr { "zincr" } else { "zadd" }, key);
+    }
     if added > 0 {
         ctx.signal_ready(key);
     }
@@ -1057,6 +1075,9 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
     };
+    if removed > 0 {
+        ctx.notify(ZSET, "zrem", key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(removed as u64);
     Reply::Int(removed as i64)
@@ -1169,6 +1190,9 @@ fn pop_first(
         }
         _ => false,
     };
+    if !popped.is_empty() {
+        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
     ctx.delete_if_empty(key, empty);
     ctx.dirty(popped.len() as u64);
     let pairs = || {
@@ -1333,9 +1357,6 @@ pub fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 // ZRANDMEMBER
 // ---------------------------------------------------------------------------------------------
 
-/// The most samples ZRANDMEMBER returns for a negative count (a Shardis limit).
-const MAX_RANDOM_SAMPLES: i64 = 1 << 24;
-
 /// ZRANDMEMBER key [count [WITHSCORES]]
 pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(count_arg) = args.get(2) else {
@@ -1348,28 +1369,25 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => e,
         };
     };
-    let count = match num::parse_i64(count_arg) {
-        None => return error::not_integer(),
-        Some(i64::MIN) => {
-            return Reply::err(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            )
-        }
-        Some(n) => n,
+    let count = match sample::parse_count(count_arg) {
+        Ok(n) => n,
+        Err(e) => return e,
     };
     let withscores = match args.get(3) {
         None => false,
         Some(a) if args.len() == 4 && eq(a, "withscores") => true,
         Some(_) => return error::syntax(),
     };
-    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Reply::err("ERR value is out of range");
+    if withscores {
+        if let Err(e) = sample::check_paired(count) {
+            return e;
+        }
     }
-    // A negative count asks for that many samples whatever the set's size. Redis would try
-    // and exhaust memory on an absurd one; Shardis refuses instead of stalling the shard.
-    if count < -MAX_RANDOM_SAMPLES {
-        return Reply::err("ERR value is out of range");
-    }
+    let wanted = count.unsigned_abs();
+    let repeats = count < 0 || wanted == 1;
+    // Sized before the set borrows the shard; refused only if sampling happens.
+    let samples = if repeats { wanted } else { 0 };
+    let budget = SampleBudget::new(ctx, samples, if withscores { 2 } else { 1 });
     let resp3 = ctx.resp3;
     // The set stays borrowed while sampling, so the samples come from a generator seeded
     // from the shard's source rather than from the shard itself.
@@ -1383,17 +1401,25 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if size == 0 {
         return Reply::Array(Vec::new());
     }
-    let wanted = count.unsigned_abs();
     let mut out = Vec::new();
     let emit = |rank: usize, out: &mut Vec<Reply>| {
         if let Some(i) = z.get(rank) {
             push_entry(out, &i.member, i.score, withscores, resp3);
         }
     };
-    if count < 0 || wanted == 1 {
+    if repeats {
+        let mut budget = match budget {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
         // With repetitions, in random order.
         for _ in 0..wanted {
-            emit(rng.gen_range(0..size), &mut out);
+            let rank = rng.gen_range(0..size);
+            let bytes = z.get(rank).map_or(0, |i| i.member.len());
+            if let Err(e) = budget.take(bytes) {
+                return e;
+            }
+            emit(rank, &mut out);
         }
     } else if wanted >= size as u64 {
         for rank in 0..size {
@@ -1607,11 +1633,12 @@ fn compute_setop(
     SetOpResult::Items(items)
 }
 
-/// The shared body of ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD.
+/// The shared body of ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD. A STORE
+/// form's `name` is also the event its write reports.
 fn setop_generic(
     ctx: &mut Ctx<'_>,
     args: &[Bytes],
-    name: &str,
+    name: &'static str,
     dst: Option<&[u8]>,
     op: SetOp,
     card_only: bool,
@@ -1714,7 +1741,7 @@ fn setop_generic(
     match result {
         SetOpResult::Cardinality(n) => Reply::Int(n as i64),
         SetOpResult::Items(items) => match dst {
-            Some(dst) => store_result(ctx, dst, items),
+            Some(dst) => store_result(ctx, dst, items, name),
             None => {
                 let resp3 = ctx.resp3;
                 let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
@@ -3164,6 +3191,113 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Redis's events for the sorted set commands (pubsub.tcl's "zset events test",
+    /// t_zset.c): zadd or zincr only when a member was added or its score changed, zrem and
+    /// the ZREMRANGEBY* events when members went, zpopmin / zpopmax for every pop form, the
+    /// STORE commands' own events or del for an empty result, del when a set is emptied.
+    #[test]
+    fn keyspace_events() {
+        let mut t = TestShard::new();
+        t.notify_all();
+        let none = Vec::<String>::new();
+        let ev = |t: &mut TestShard, line: &str| {
+            let args: Vec<&str> = line.split(' ').collect();
+            t.events_of(&args)
+        };
+        assert_eq!(ev(&mut t, "zadd z 1 a 2 b"), ["n new 0:z", "z zadd 0:z"]);
+        assert_eq!(ev(&mut t, "zrem z x"), none);
+        assert_eq!(ev(&mut t, "zadd z 3 x 4 y 5 z"), ["z zadd 0:z"]);
+        assert_eq!(ev(&mut t, "zrem z x"), ["z zrem 0:z"]);
+        assert_eq!(ev(&mut t, "zadd z 1 a"), none);
+        assert_eq!(ev(&mut t, "zadd z nx 9 a"), none);
+        assert_eq!(ev(&mut t, "zadd z gt 0 a"), none);
+        assert_eq!(ev(&mut t, "zadd z 7 a"), ["z zadd 0:z"]);
+        assert_eq!(ev(&mut t, "zadd nokey xx 1 a"), none);
+        assert_eq!(ev(&mut t, "zadd z incr 1 a"), ["z zincr 0:z"]);
+        assert_eq!(ev(&mut t, "zincrby z 1 a"), ["z zincr 0:z"]);
+        assert_eq!(ev(&mut t, "zincrby zi 1 a"), ["n new 0:zi", "z zincr 0:zi"]);
+        assert_eq!(ev(&mut t, "zadd zi incr nx 1 a"), none);
+        t.run(&["zadd", "zi", "inf", "a"]);
+        assert_eq!(ev(&mut t, "zincrby zi -inf a"), none);
+        assert_eq!(ev(&mut t, "zadd z 1 bad x"), none);
+
+        assert_eq!(ev(&mut t, "zremrangebyrank z 10 20"), none);
+        assert_eq!(
+            ev(&mut t, "zremrangebyrank z 0 0"),
+            ["z zremrangebyrank 0:z"]
+        );
+        assert_eq!(ev(&mut t, "zremrangebyscore z 100 200"), none);
+        assert_eq!(
+            ev(&mut t, "zremrangebyscore z 0 4"),
+            ["z zremrangebyscore 0:z"]
+        );
+        assert_eq!(ev(&mut t, "zremrangebylex nokey - +"), none);
+        assert_eq!(
+            ev(&mut t, "zremrangebylex z - +"),
+            ["z zremrangebylex 0:z", "g del 0:z"]
+        );
+        t.run(&["zadd", "z", "1", "a"]);
+        assert_eq!(ev(&mut t, "zrem z a b"), ["z zrem 0:z", "g del 0:z"]);
+
+        t.run(&["zadd", "z", "1", "a", "2", "b", "3", "c"]);
+        assert_eq!(ev(&mut t, "zpopmin z"), ["z zpopmin 0:z"]);
+        assert_eq!(ev(&mut t, "zpopmax z 0"), none);
+        assert_eq!(ev(&mut t, "zpopmax nokey"), none);
+        assert_eq!(ev(&mut t, "bzpopmax nokey z 0"), ["z zpopmax 0:z"]);
+        assert_eq!(
+            ev(&mut t, "zmpop 2 nokey z min count 5"),
+            ["z zpopmin 0:z", "g del 0:z"]
+        );
+        t.run(&["zadd", "z", "1", "a"]);
+        assert_eq!(
+            ev(&mut t, "bzmpop 0 1 z max"),
+            ["z zpopmax 0:z", "g del 0:z"]
+        );
+        t.run(&["zadd", "z", "1", "a"]);
+        assert_eq!(ev(&mut t, "zpopmax z 10"), ["z zpopmax 0:z", "g del 0:z"]);
+
+        t.run(&["zadd", "x", "1", "a", "2", "b"]);
+        t.run(&["zadd", "y", "2", "b", "3", "c"]);
+        assert_eq!(
+            ev(&mut t, "zunionstore d 2 x y"),
+            ["n new 0:d", "z zunionstore 0:d"]
+        );
+        assert_eq!(ev(&mut t, "zinterstore d 2 x y"), ["z zinterstore 0:d"]);
+        assert_eq!(ev(&mut t, "zdiffstore d 2 x y"), ["z zdiffstore 0:d"]);
+        assert_eq!(ev(&mut t, "zrangestore d x 0 0"), ["z zrangestore 0:d"]);
+        assert_eq!(ev(&mut t, "zrangestore d x 5 10"), ["g del 0:d"]);
+        assert_eq!(ev(&mut t, "zdiffstore d 2 x x"), none);
+        assert_eq!(ev(&mut t, "zinterstore d 2 x nokey"), ["m keymiss 0:nokey"]);
+        t.run(&["zadd", "d", "1", "a"]);
+        assert_eq!(
+            ev(&mut t, "zrangestore d nokey 0 -1"),
+            ["m keymiss 0:nokey", "g del 0:d"]
+        );
+
+        for line in [
+            "zcard nokey",
+            "zscore nokey a",
+            "zmscore nokey a",
+            "zrank nokey a",
+            "zrevrank nokey a",
+            "zrange nokey 0 -1",
+            "zrevrange nokey 0 -1",
+            "zrangebyscore nokey 0 1",
+            "zrangebylex nokey - +",
+            "zcount nokey 0 1",
+            "zlexcount nokey - +",
+            "zrandmember nokey",
+            "zrandmember nokey 2",
+            "zunion 1 nokey",
+            "zinter 1 nokey",
+            "zdiff 1 nokey",
+            "zintercard 1 nokey",
+            "zscan nokey 0",
+        ] {
+            assert_eq!(ev(&mut t, line), ["m keymiss 0:nokey"], "{line}");
         }
     }
 }

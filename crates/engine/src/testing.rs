@@ -11,6 +11,8 @@ pub struct TestShard {
     pub shard: Shard,
     pub now_ms: u64,
     pub db: usize,
+    /// The protocol of the commands' client.
+    pub resp3: bool,
 }
 
 impl TestShard {
@@ -19,6 +21,7 @@ impl TestShard {
             shard: Shard::new(0, EngineConfig::default()),
             now_ms: 1_700_000_000_000,
             db: 0,
+            resp3: false,
         }
     }
 
@@ -38,7 +41,7 @@ impl TestShard {
         };
         match cmd.exec {
             Exec::Shard(f) => f(
-                &mut Ctx::new(&mut self.shard, self.db, self.now_ms, false),
+                &mut Ctx::new(&mut self.shard, self.db, self.now_ms, self.resp3),
                 args,
             ),
             Exec::Server(_) => panic!("{} runs in the server", cmd.name),
@@ -47,6 +50,33 @@ impl TestShard {
 
     pub fn advance(&mut self, ms: u64) {
         self.now_ms += ms;
+    }
+
+    /// Turns every keyspace notification on, `new` and `keymiss` included, and forgets the
+    /// events reported so far.
+    pub fn notify_all(&mut self) {
+        use crate::notify::*;
+        self.shard.notify_flags = ALL | KEYSPACE | KEYEVENT | NEW | KEY_MISS;
+        self.shard.events.clear();
+    }
+
+    /// Runs a command and returns the events it reported (see [`TestShard::events`]).
+    pub fn events_of(&mut self, args: &[&str]) -> Vec<String> {
+        self.shard.events.clear();
+        self.run(args);
+        self.events()
+    }
+
+    /// Takes the events reported so far, each as `"<class letter> <event> <db>:<key>"`.
+    pub fn events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.shard.events)
+            .into_iter()
+            .map(|e| {
+                let letter = crate::notify::flags_to_string(e.class);
+                let key = String::from_utf8_lossy(&e.key);
+                format!("{letter} {} {}:{key}", e.name, e.db)
+            })
+            .collect()
     }
 }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::t_hash::HashValue;
 use crate::t_list::ListValue;
 use crate::t_set::SetValue;
+use crate::t_stream::StreamValue;
 use crate::t_zset::ZSetValue;
 
 /// One key's value. Strings keep their bytes; collections their own compact or general form.
@@ -20,6 +21,8 @@ pub enum Value {
     Hash(HashValue),
     Set(SetValue),
     ZSet(ZSetValue),
+    /// Boxed: a stream's header is much larger than the other values.
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -31,6 +34,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -44,6 +48,9 @@ impl Value {
             Value::Hash(h) => Value::Hash(h.reallocated()),
             Value::Set(s) => Value::Set(s.reallocated()),
             Value::ZSet(z) => Value::ZSet(z.reallocated()),
+            // Nodes and pending entries are copied; only group and consumer names (a few bytes
+            // each) stay shared with the sending core.
+            Value::Stream(s) => Value::Stream(s.clone()),
         }
     }
 
@@ -56,6 +63,7 @@ impl Value {
             Value::Hash(h) => h.free_effort(),
             Value::Set(s) => s.free_effort(),
             Value::ZSet(z) => z.free_effort(),
+            Value::Stream(s) => s.free_effort(),
         }
     }
 
@@ -71,6 +79,7 @@ impl Value {
             Value::Hash(h) => h.shed(max),
             Value::Set(s) => s.shed(max),
             Value::ZSet(z) => z.shed(max),
+            Value::Stream(s) => s.shed(max),
         }
     }
 
@@ -82,6 +91,7 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            Value::Stream(s) => s.free_effort() == 0,
         }
     }
 
@@ -93,6 +103,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

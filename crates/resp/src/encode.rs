@@ -22,6 +22,11 @@ pub fn encode(reply: &Reply, resp3: bool, out: &mut Vec<u8>) {
         Reply::Array(items) => aggregate(out, b'*', items, resp3),
         Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, resp3),
         Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, resp3),
+        Reply::Multiple(replies) => {
+            for reply in replies {
+                encode(reply, resp3, out);
+            }
+        }
         Reply::Map(pairs) => {
             if resp3 {
                 header(out, b'%', len_i64(pairs.len()));

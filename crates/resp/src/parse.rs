@@ -289,19 +289,6 @@ impl RequestParser {
         }
     }
 
-    /// [`RequestParser::next_into`] with a new vector per command.
-    ///
-    /// Kept for callers that have not moved to `next_into` yet (the connection loop); it
-    /// allocates for every command.
-    pub fn next(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let mut args = Vec::new();
-        Ok(self.next_into(buf, limits, &mut args)?.then_some(args))
-    }
-
     /// Bytes the parser holds for the multibulk in progress that are no longer in the read
     /// buffer: the arguments already received (their data plus one argument slot each).
     /// With the buffer's length this is everything the client sent that has not been handed

@@ -39,6 +39,9 @@ pub enum Reply {
     Verbatim(Bytes),
     /// RESP3 push `><n>` (pub/sub messages, invalidations); an array in RESP2.
     Push(Vec<Reply>),
+    /// Several replies in a row, for a command that answers more than once (SUBSCRIBE with
+    /// several channels confirms each one).
+    Multiple(Vec<Reply>),
 }
 
 impl Reply {

@@ -191,6 +191,7 @@ fn expected(reply: &Reply, resp3: bool) -> Frame {
         Reply::Bool(b) => line(b':', if *b { "1" } else { "0" }),
         Reply::Verbatim(b) if resp3 => Frame::Blob(b'=', [&b"txt:"[..], b].concat()),
         Reply::Verbatim(b) => Frame::Blob(b'$', b.to_vec()),
+        Reply::Multiple(_) => unreachable!("the generator makes one reply at a time"),
     }
 }
 

@@ -25,6 +25,8 @@ enum Kind {
     Dir,
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups.
     OutputLimits,
+    /// `notify-keyspace-events`: class letters.
+    NotifyFlags,
     Enum(&'static [&'static str]),
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
@@ -118,6 +120,7 @@ static PARAMS: &[Param] = &[
     p("tcp-keepalive", INT, "300"),
     p("protected-mode", Kind::Bool, "yes"),
     p("hz", Kind::Int { min: 1, max: 500 }, "10"),
+    p("notify-keyspace-events", Kind::NotifyFlags, ""),
     p(
         "proto-max-bulk-len",
         Kind::Memory { min: 1 << 20 },
@@ -170,7 +173,17 @@ static PARAMS: &[Param] = &[
         },
         "-2",
     ),
-    p("list-compress-depth", INT, "0"),
+    p(
+        "list-compress-depth",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "0",
+    ),
+    p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
+    p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
+    p("stream-node-max-entries", INT, "100"),
     p("spin-before-park-us", INT, "0"),
     p("maxmemory", Kind::Memory { min: 0 }, "0"),
     p(
@@ -279,6 +292,7 @@ impl OutputLimits {
 pub struct HotValues {
     pub query_buffer_limit: usize,
     pub output_limit_normal: OutputLimit,
+    pub output_limit_pubsub: OutputLimit,
 }
 
 /// One value per parameter, in canonical form.
@@ -354,6 +368,9 @@ impl Param {
                 Err(_) => Err("No such file or directory".into()),
             },
             Kind::OutputLimits => OutputLimits::merge(current, value),
+            Kind::NotifyFlags => shardis_engine::notify::parse_flags(value)
+                .map(shardis_engine::notify::flags_to_string)
+                .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
             Kind::Enum(options) => {
                 let lower = value.to_ascii_lowercase();
                 if options.contains(&lower.as_str()) {
@@ -458,14 +475,19 @@ impl Config {
 
     /// Re-reads the values kept parsed.
     fn refresh_hot(&mut self) {
-        let normal = OutputLimits::parse(self.get("client-output-buffer-limit"))
-            .ok()
-            .and_then(|v| v.into_iter().find(|(class, _)| *class == 0))
-            .map(|(_, l)| l)
-            .unwrap_or_default();
+        let limits =
+            OutputLimits::parse(self.get("client-output-buffer-limit")).unwrap_or_default();
+        let class = |wanted: usize| {
+            limits
+                .iter()
+                .find(|(class, _)| *class == wanted)
+                .map(|(_, l)| *l)
+                .unwrap_or_default()
+        };
         self.hot = HotValues {
             query_buffer_limit: self.get_i64("client-query-buffer-limit").max(0) as usize,
-            output_limit_normal: normal,
+            output_limit_normal: class(0),
+            output_limit_pubsub: class(2),
         };
     }
 
@@ -542,6 +564,11 @@ impl Config {
         self.refresh_hot();
     }
 
+    /// `notify-keyspace-events` as the engine's flags.
+    pub fn notify_flags(&self) -> u32 {
+        shardis_engine::notify::parse_flags(self.get("notify-keyspace-events")).unwrap_or(0)
+    }
+
     /// The engine's view of the configuration.
     pub fn engine(&self) -> EngineConfig {
         let n = |name: &str| self.get_i64(name).max(0) as usize;
@@ -553,7 +580,11 @@ impl Config {
             zset_max_listpack_entries: n("zset-max-listpack-entries"),
             zset_max_listpack_value: n("zset-max-listpack-value"),
             list_max_listpack_size: self.get_i64("list-max-listpack-size"),
+            list_compress_depth: n("list-compress-depth"),
             proto_max_bulk_len: n("proto-max-bulk-len"),
+            hll_sparse_max_bytes: n("hll-sparse-max-bytes"),
+            stream_node_max_bytes: n("stream-node-max-bytes"),
+            stream_node_max_entries: self.get_i64("stream-node-max-entries"),
             tracking: Tracking {
                 policy: Policy::parse(self.get("maxmemory-policy")).unwrap_or_default(),
                 lfu_log_factor: self.get_i64("lfu-log-factor").clamp(0, u32::MAX as i64) as u32,

@@ -20,6 +20,12 @@ fn main() {
         );
         return;
     }
+    // Before any table hashes a key: seeds nobody can guess, so clients cannot send keys that
+    // all collide (hash flooding).
+    if !shardis_engine::dict::seed_hashers(random_seeds()) {
+        eprintln!("shardis-server: hash seeds set after a table was used");
+        std::process::exit(1);
+    }
     let config = match config::Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -36,4 +42,22 @@ fn main() {
         eprintln!("shardis-server: {e}");
         std::process::exit(1);
     }
+}
+
+/// Four random words from the kernel.
+fn random_seeds() -> [u64; 4] {
+    let mut seeds = [0u64; 4];
+    // SAFETY: getrandom writes at most the given number of bytes into the array we own.
+    let n = unsafe {
+        libc::getrandom(
+            seeds.as_mut_ptr() as *mut libc::c_void,
+            std::mem::size_of_val(&seeds),
+            0,
+        )
+    };
+    if n != std::mem::size_of_val(&seeds) as isize {
+        eprintln!("shardis-server: cannot read random seeds from the kernel");
+        std::process::exit(1);
+    }
+    seeds
 }

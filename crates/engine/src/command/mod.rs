@@ -33,16 +33,37 @@ pub type KeyFinder = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
 pub type GetKeys = fn(&[Bytes], &mut Vec<usize>);
 
 /// How a blocking command waits when its first attempt finds nothing (Redis's blocking on
-/// keys). The runtime waits on the keys [`Command::waited_key_indexes`] names and re-runs the
-/// command (its non-blocking attempt) when one of them receives a value of type `serves`.
+/// keys). The runtime waits on the keys [`Command::waited_key_indexes`] names; when one of them
+/// is reported ready, the waiter is served if `ready` says so.
 #[derive(Clone, Copy)]
 pub struct Blocking {
-    /// The TYPE of value that can serve a waiter: a key holding another type keeps it waiting.
-    pub serves: &'static str,
-    /// The timeout in the arguments (None: wait forever). Errors are the command's own.
-    pub timeout: fn(&[Bytes]) -> Result<Option<std::time::Duration>, Reply>,
+    /// Whether and how long this call waits. Errors are the command's own.
+    pub timeout: fn(&[Bytes]) -> Result<Wait, Reply>,
+    /// Whether a waiter with these arguments can be served from `key` now (no side effects).
+    pub ready: ReadyFn,
+    /// Serves a waiter from `key`; a null reply keeps it waiting. None: run the command again.
+    pub serve: Option<ServeFn>,
+    /// Rewrites a waiter's arguments on its shard when it starts waiting, in the same step as
+    /// the attempt that found nothing (XREAD's `$` becomes the stream's last ID).
+    pub prepare: Option<PrepareFn>,
     /// What a client gets when the timeout passes.
     pub on_timeout: TimeoutReply,
+}
+
+/// See [`Blocking::ready`].
+pub type ReadyFn = fn(&mut Ctx<'_>, &[Bytes], &[u8]) -> bool;
+/// See [`Blocking::serve`].
+pub type ServeFn = fn(&mut Ctx<'_>, &[Bytes], &[u8]) -> Reply;
+/// See [`Blocking::prepare`].
+pub type PrepareFn = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
+
+/// How long a blocking command's call waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// It does not block at all (XREAD without BLOCK).
+    Never,
+    Forever,
+    For(std::time::Duration),
 }
 
 /// The reply of a blocking command that timed out.
@@ -99,6 +120,33 @@ pub enum Merge {
     /// Concatenate the arrays (KEYS).
     Concat,
 }
+
+/// How a split command ([`Fanout::Split`]) whose keys are not laid out as `key [arg ...]`
+/// runs (XREAD's `STREAMS k1 k2 id1 id2`): the runtime builds each shard's arguments with
+/// `args`, checks every shard's part with `check` before running any (so that an error is the
+/// one the whole call would give, and nothing has changed when it is sent), then merges the
+/// replies with `merge` instead of the registration's [`Merge`].
+/// `crate::t_stream::read::SPLIT_RULE` describes the steps in full.
+#[derive(Clone, Copy)]
+pub struct SplitRule {
+    pub args: SplitArgs,
+    pub check: SplitCheck,
+    pub merge: SplitMerge,
+}
+
+/// The command limited to the keys at these argument indexes (ascending).
+pub type SplitArgs = fn(&[Bytes], &[usize]) -> Vec<Bytes>;
+
+/// Checks one shard's arguments without side effects; the error carries the index, among
+/// those arguments' keys, of the key it is about.
+pub type SplitCheck = fn(&mut Ctx<'_>, &[Bytes]) -> Result<(), (usize, Reply)>;
+
+/// One shard's part of a split call: the argument indexes (in the full arguments) of its keys,
+/// and its reply.
+pub type ShardPart = (Vec<usize>, Reply);
+
+/// Merges the shards' replies.
+pub type SplitMerge = fn(&[Bytes], Vec<ShardPart>) -> Reply;
 
 /// Command flags, from the facts, as a bit set for the hot path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -201,6 +249,8 @@ pub struct Command {
     pub getkeys: Option<GetKeys>,
     /// How the command blocks, for blocking commands.
     pub blocking: Option<Blocking>,
+    /// Replaces the step-based split, see [`SplitRule`].
+    pub split_rule: Option<SplitRule>,
 }
 
 impl Command {
@@ -248,6 +298,13 @@ impl Command {
                 spec.find(args.len(), args, out);
             }
         }
+    }
+
+    /// Whether this call of a blocking command may wait (XREAD blocks only with BLOCK; a
+    /// timeout the command rejects counts as waiting, so the blocking path reports it).
+    pub fn may_block(&self, args: &[Bytes]) -> bool {
+        self.blocking
+            .is_some_and(|b| !matches!((b.timeout)(args), Ok(Wait::Never)))
     }
 
     /// Appends the indexes of the keys a blocking command waits on: the keys it takes values
@@ -314,6 +371,7 @@ impl Registry {
             cmd.key_finder = reg.key_finder;
             cmd.getkeys = reg.getkeys;
             cmd.blocking = reg.blocking;
+            cmd.split_rule = reg.split_rule;
             match container {
                 None => {
                     by_name.insert(f.name, commands.len());
@@ -435,6 +493,7 @@ impl Command {
             key_finder: None,
             getkeys: None,
             blocking: None,
+            split_rule: None,
         }
     }
 }

@@ -105,6 +105,55 @@ const WORDS: &[&str] = &[
     "4294967296",
     "536870912",
     "0.001",
+    "FROMLONLAT",
+    "FROMMEMBER",
+    "BYRADIUS",
+    "BYBOX",
+    "WITHDIST",
+    "WITHCOORD",
+    "WITHHASH",
+    "ANY",
+    "STOREDIST",
+    "m",
+    "km",
+    "mi",
+    "180",
+    "85.05112878",
+    "g",
+    "p",
+    "GETREG",
+    "DECODE",
+    "ENCODING",
+    "TODENSE",
+    "x",
+    "g",
+    "c",
+    "$",
+    ">",
+    "~",
+    "=",
+    "0-0",
+    "1-1",
+    "(1-1",
+    "5-*",
+    "18446744073709551615-18446744073709551615",
+    "STREAMS",
+    "GROUP",
+    "NOACK",
+    "BLOCK",
+    "MINID",
+    "NOMKSTREAM",
+    "MKSTREAM",
+    "ENTRIESREAD",
+    "ENTRIESADDED",
+    "MAXDELETEDID",
+    "IDLE",
+    "TIME",
+    "RETRYCOUNT",
+    "FORCE",
+    "JUSTID",
+    "LASTID",
+    "FULL",
 ];
 
 /// Numbers at the edges of every integer type a parser might use, and the non-numbers a
@@ -116,9 +165,12 @@ const EXTREMES: &[&str] = &[
     "-1",
     "2",
     "9223372036854775807",
+    "-9223372036854775807",
     "-9223372036854775808",
     "9223372036854775808",
     "-9223372036854775809",
+    "-4611686018427387904",
+    "-2147483648",
     "18446744073709551615",
     "18446744073709551616",
     "4611686018427387904",
@@ -261,21 +313,47 @@ fn populated() -> TestShard {
         &["hset", "h", "f", "v", "n", "5"],
         &["sadd", "s", "1", "2", "a"],
         &["zadd", "z", "1", "a", "2", "b", "3", "c"],
+        &[
+            "geoadd", "g", "13.36", "38.11", "a", "15.08", "37.50", "b", "-180", "-85", "c",
+        ],
+        &["pfadd", "p", "a", "b", "c"],
+        &["xadd", "x", "1-1", "f", "v", "g", "w"],
+        &["xadd", "x", "2-1", "f", "1"],
+        &["xgroup", "create", "x", "g", "0"],
+        &[
+            "xreadgroup",
+            "group",
+            "g",
+            "c",
+            "count",
+            "1",
+            "streams",
+            "x",
+            ">",
+        ],
     ] {
         t.run(setup);
     }
     t
 }
 
+/// Every command over shard data, but PFSELFTEST: ten million additions by design (its own
+/// unit test runs it smaller).
+fn shard_commands() -> Vec<&'static Command> {
+    every_command()
+        .into_iter()
+        .filter(|c| matches!(c.exec, Exec::Shard(_)))
+        .filter(|c| c.name != "pfselftest")
+        .collect()
+}
+
 #[test]
 fn no_command_panics_on_random_arguments() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
-    let commands: Vec<_> = every_command()
-        .into_iter()
-        .filter(|c| matches!(c.exec, Exec::Shard(_)))
-        .collect();
-    for cmd in commands {
+    for cmd in shard_commands() {
         let mut t = populated();
+        // Every keyspace event is kept, so that reporting runs on the random paths too.
+        t.notify_all();
         for _ in 0..800 {
             let mut args: Vec<Bytes> = cmd
                 .name
@@ -291,6 +369,131 @@ fn no_command_panics_on_random_arguments() {
             let result =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run_bytes(&args)));
             assert!(result.is_ok(), "{} panicked on {:?}", cmd.name, args);
+        }
+    }
+}
+
+/// Arguments shaped by a command's grammar (tokens where tokens go, keys of every type where
+/// keys go) with extreme values in every number slot.
+struct GrammarArgs<'r> {
+    rng: &'r mut rand::rngs::StdRng,
+    /// The key of `populated()` holding the type the command works on, if any.
+    own_key: Option<&'static str>,
+    out: Vec<Bytes>,
+}
+
+impl GrammarArgs<'_> {
+    fn pick(&mut self, choices: &[&str]) -> Bytes {
+        Bytes::copy_from_slice(choices[self.rng.gen_range(0..choices.len())].as_bytes())
+    }
+
+    fn value(&mut self, kind: &str) -> Bytes {
+        const KEYS: &[&str] = &["str", "k", "l", "h", "s", "z", "missing"];
+        const STRINGS: &[&str] = &["a", "1", "f", "", "x", "-1", "*"];
+        const DOUBLES: &[&str] = &["nan", "inf", "-inf", "1e308", "-1e308", "0", "1.5", "-0"];
+        const PATTERNS: &[&str] = &["*", "a*", "*a*a*a*a*a*a*a*a*a*a*b", "[", "\\", "[^a-"];
+        match kind {
+            "key" => match self.own_key {
+                Some(own) if self.rng.gen_bool(0.7) => Bytes::from_static(own.as_bytes()),
+                _ => self.pick(KEYS),
+            },
+            "integer" | "unix-time" => self.pick(EXTREMES),
+            "double" if self.rng.gen_bool(0.5) => self.pick(DOUBLES),
+            "double" => self.pick(EXTREMES),
+            "pattern" => self.pick(PATTERNS),
+            _ if self.rng.gen_bool(0.2) => self.pick(EXTREMES),
+            _ => self.pick(STRINGS),
+        }
+    }
+
+    fn arg(&mut self, arg: &Arg) {
+        if arg.optional && self.rng.gen_bool(0.5) {
+            return;
+        }
+        let times = if arg.multiple {
+            self.rng.gen_range(1..4)
+        } else {
+            1
+        };
+        for time in 0..times {
+            if let Some(token) = arg.token {
+                if time == 0 || arg.multiple_token {
+                    self.out.push(Bytes::copy_from_slice(token.as_bytes()));
+                }
+            }
+            match arg.kind {
+                "pure-token" => {}
+                "oneof" if !arg.arguments.is_empty() => {
+                    let choice = &arg.arguments[self.rng.gen_range(0..arg.arguments.len())];
+                    self.arg(&Arg {
+                        optional: false,
+                        ..*choice
+                    });
+                }
+                "block" => arg.arguments.iter().for_each(|a| self.arg(a)),
+                kind => {
+                    let value = self.value(kind);
+                    self.out.push(value);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn grammar_shaped_arguments_with_extreme_numbers_stay_bounded() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6772_616d);
+    for cmd in shard_commands() {
+        let mut t = populated();
+        // A small proto-max-bulk-len keeps the offsets near the limit cheap to try.
+        t.shard.config.proto_max_bulk_len = 1 << 20;
+        for round in 0..300 {
+            if round % 50 == 49 {
+                t = populated();
+                t.shard.config.proto_max_bulk_len = 1 << 20;
+            }
+            let mut gen = GrammarArgs {
+                rng: &mut rng,
+                own_key: match cmd.facts.group {
+                    "string" | "bitmap" => Some("str"),
+                    "list" => Some("l"),
+                    "hash" => Some("h"),
+                    "set" => Some("s"),
+                    "sorted_set" => Some("z"),
+                    _ => None,
+                },
+                out: cmd
+                    .name
+                    .split('|')
+                    .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+                    .collect(),
+            };
+            cmd.facts.arguments.iter().for_each(|a| gen.arg(a));
+            let args = gen.out;
+            let started = std::time::Instant::now();
+            let reply =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.run_bytes(&args)));
+            let Ok(reply) = reply else {
+                panic!("{} panicked on {:?}", cmd.name, args);
+            };
+            // The data is a few small values: a reply or a run time that is not small came
+            // from a number in the request.
+            let mut wire = Vec::new();
+            shardis_resp::encode(&reply, false, &mut wire);
+            assert!(
+                wire.len() < 1 << 22,
+                "{}: {} reply bytes for {:?}",
+                cmd.name,
+                wire.len(),
+                args
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{} took {:?} on {:?}",
+                cmd.name,
+                started.elapsed(),
+                args
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 //! runtime carries out itself. A command that is not here answers `-ERR unknown command` and
 //! is not listed by COMMAND.
 
-use super::{Blocking, Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn};
+use super::{Blocking, Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn, SplitRule};
 
 /// One line of the table: a command name (`container|sub` for subcommands), where it runs and
 /// how it spreads over shards.
@@ -14,6 +14,7 @@ pub struct Registration {
     pub key_finder: Option<KeyFinder>,
     pub getkeys: Option<GetKeys>,
     pub blocking: Option<Blocking>,
+    pub split_rule: Option<SplitRule>,
 }
 
 impl Registration {
@@ -26,6 +27,7 @@ impl Registration {
             key_finder: None,
             getkeys: None,
             blocking: None,
+            split_rule: None,
         }
     }
 
@@ -38,6 +40,7 @@ impl Registration {
             key_finder: None,
             getkeys: None,
             blocking: None,
+            split_rule: None,
         }
     }
 
@@ -50,6 +53,7 @@ impl Registration {
             key_finder: None,
             getkeys: None,
             blocking: None,
+            split_rule: None,
         }
     }
 
@@ -62,6 +66,7 @@ impl Registration {
             key_finder: None,
             getkeys: None,
             blocking: None,
+            split_rule: None,
         }
     }
 
@@ -83,6 +88,13 @@ impl Registration {
         self
     }
 
+    /// Adds the per-shard arguments, check and merge of a split command whose keys are not
+    /// laid out as `key [arg ...]` runs (XREAD), see [`SplitRule`].
+    pub const fn with_split_rule(mut self, rule: SplitRule) -> Registration {
+        self.split_rule = Some(rule);
+        self
+    }
+
     /// A command the runtime carries out.
     pub const fn server(name: &'static str, cmd: ServerCmd) -> Registration {
         Registration {
@@ -92,6 +104,7 @@ impl Registration {
             key_finder: None,
             getkeys: None,
             blocking: None,
+            split_rule: None,
         }
     }
 }
@@ -138,6 +151,22 @@ pub enum ServerCmd {
     Discard,
     Watch,
     Unwatch,
+    Subscribe,
+    Unsubscribe,
+    PSubscribe,
+    PUnsubscribe,
+    SSubscribe,
+    SUnsubscribe,
+    Publish,
+    SPublish,
+    PubsubChannels,
+    PubsubNumsub,
+    PubsubNumpat,
+    PubsubShardChannels,
+    PubsubShardNumsub,
+    PubsubHelp,
+    Monitor,
+    ClientReply,
 }
 
 /// Every registration, family by family.
@@ -179,6 +208,22 @@ pub static TABLE: &[Registration] = &[
     Registration::server("discard", ServerCmd::Discard),
     Registration::server("watch", ServerCmd::Watch),
     Registration::server("unwatch", ServerCmd::Unwatch),
+    Registration::server("subscribe", ServerCmd::Subscribe),
+    Registration::server("unsubscribe", ServerCmd::Unsubscribe),
+    Registration::server("psubscribe", ServerCmd::PSubscribe),
+    Registration::server("punsubscribe", ServerCmd::PUnsubscribe),
+    Registration::server("ssubscribe", ServerCmd::SSubscribe),
+    Registration::server("sunsubscribe", ServerCmd::SUnsubscribe),
+    Registration::server("publish", ServerCmd::Publish),
+    Registration::server("spublish", ServerCmd::SPublish),
+    Registration::server("pubsub|channels", ServerCmd::PubsubChannels),
+    Registration::server("pubsub|numsub", ServerCmd::PubsubNumsub),
+    Registration::server("pubsub|numpat", ServerCmd::PubsubNumpat),
+    Registration::server("pubsub|shardchannels", ServerCmd::PubsubShardChannels),
+    Registration::server("pubsub|shardnumsub", ServerCmd::PubsubShardNumsub),
+    Registration::server("pubsub|help", ServerCmd::PubsubHelp),
+    Registration::server("monitor", ServerCmd::Monitor),
+    Registration::server("client|reply", ServerCmd::ClientReply),
 ];
 
 /// The families' own lists.
@@ -193,4 +238,7 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_set::COMMANDS,
     crate::t_zset::COMMANDS,
     crate::t_sort::COMMANDS,
+    crate::t_hll::COMMANDS,
+    crate::t_geo::COMMANDS,
+    crate::t_stream::COMMANDS,
 ];

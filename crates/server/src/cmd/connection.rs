@@ -8,16 +8,27 @@ use shardis_resp::Reply;
 use super::{bulk, help, text, REDIS_VERSION};
 use crate::conn::multi;
 use crate::conn::session::Session;
-use crate::core::client;
+use crate::core::client::{self, ReplyMode};
+use crate::core::pubsub::Subscriber;
 
 /// The connection commands that answer at once; None for the others.
 pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
     Some(match which {
-        ServerCmd::Ping => match args.len() {
-            1 => Reply::simple("PONG"),
-            2 => Reply::Bulk(args[1].clone()),
-            _ => error::wrong_arity("ping"),
-        },
+        ServerCmd::Ping => {
+            let c = s.client.borrow();
+            if args.len() > 2 {
+                error::wrong_arity("ping")
+            } else if c.subs.active() && !c.resp3 {
+                // A RESP2 client in Pub/Sub mode gets a "pong" message instead.
+                let payload = args.get(1).cloned().unwrap_or_default();
+                Reply::Array(vec![bulk("pong"), Reply::Bulk(payload)])
+            } else {
+                match args.get(1) {
+                    Some(payload) => Reply::Bulk(payload.clone()),
+                    None => Reply::simple("PONG"),
+                }
+            }
+        }
         ServerCmd::Echo => Reply::Bulk(args[1].clone()),
         ServerCmd::Quit => {
             s.client.borrow_mut().closing = true;
@@ -25,10 +36,13 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         }
         ServerCmd::Reset => {
             multi::reset(s);
+            stop_monitoring(s);
+            super::pubsub::forget_all(&s.core, &mut s.client.borrow_mut(), s.conn);
             let mut c = s.client.borrow_mut();
             c.db = 0;
             c.resp3 = false;
             c.name = None;
+            c.reply_mode = ReplyMode::On;
             Reply::simple("RESET")
         }
         ServerCmd::Hello => hello(s, args),
@@ -56,6 +70,20 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             )))
         }
         ServerCmd::ClientSetInfo => client_setinfo(s, args),
+        ServerCmd::ClientReply => {
+            let mode = match args[2].to_ascii_lowercase().as_slice() {
+                b"on" => ReplyMode::On,
+                b"off" => ReplyMode::Off,
+                b"skip" => ReplyMode::SkipNext,
+                _ => return Some(error::syntax()),
+            };
+            s.client.borrow_mut().reply_mode = mode;
+            match mode {
+                ReplyMode::On => Reply::Ok,
+                // No reply: nothing at all is written.
+                _ => Reply::Multiple(Vec::new()),
+            }
+        }
         ServerCmd::ClientHelp => help(
             "CLIENT",
             &[
@@ -71,6 +99,8 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>, USER <username>, SKIPME (YES|NO), MAXAGE <maxage>.",
                 "LIST [options ...]",
                 "    Return information about client connections. Options: TYPE (NORMAL|MASTER|REPLICA|PUBSUB), ID <client-id> [...].",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
                 "SETINFO <LIB-NAME|LIB-VER> <value>",
                 "    Set client library name or version.",
                 "SETNAME <name>",
@@ -83,9 +113,10 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
     })
 }
 
-/// The CLIENT subcommands that look at every core.
+/// The CLIENT subcommands that look at every core, and MONITOR.
 pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
     Some(match which {
+        ServerCmd::Monitor => monitor(s).await,
         ServerCmd::ClientList => client_list(s, args).await,
         ServerCmd::ClientKill => client_kill(s, args).await,
         ServerCmd::ClientUnblock => client_unblock(s, args).await,
@@ -358,5 +389,42 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
         }
     } else {
         Reply::Int(killed as i64)
+    }
+}
+
+/// MONITOR: from now on the client receives every command any core runs (registered on every
+/// core before it answers).
+async fn monitor(s: &mut Session) -> Reply {
+    if s.client.borrow().monitor {
+        // Redis ignores a second MONITOR.
+        return Reply::Multiple(Vec::new());
+    }
+    let me = Subscriber {
+        core: s.core.id,
+        conn: s.conn,
+    };
+    s.core
+        .broadcast(move |core| core.pubsub.borrow_mut().set_monitor(me, true))
+        .await;
+    s.client.borrow_mut().monitor = true;
+    Reply::Ok
+}
+
+/// Stops a client's monitoring (RESET, or the connection closing), without waiting.
+pub fn stop_monitoring(s: &Session) {
+    let mut c = s.client.borrow_mut();
+    if !c.monitor {
+        return;
+    }
+    c.monitor = false;
+    let me = Subscriber {
+        core: s.core.id,
+        conn: s.conn,
+    };
+    for shard in 0..s.core.shards {
+        s.core.post(
+            shard,
+            Box::new(move |core| core.pubsub.borrow_mut().set_monitor(me, false)),
+        );
     }
 }

@@ -6,6 +6,7 @@
 pub mod connection;
 pub mod info;
 pub mod keyspace;
+pub mod pubsub;
 pub mod server;
 
 use bytes::Bytes;
@@ -32,6 +33,13 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::RandomKey
             | ServerCmd::Watch
             | ServerCmd::Exec
+            | ServerCmd::Subscribe
+            | ServerCmd::Unsubscribe
+            | ServerCmd::PSubscribe
+            | ServerCmd::PUnsubscribe
+            | ServerCmd::SSubscribe
+            | ServerCmd::SUnsubscribe
+            | ServerCmd::Monitor
     )
 }
 
@@ -52,6 +60,7 @@ pub fn run_sync(
         _ => Some(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))
+                .or_else(|| pubsub::run_sync(s, which, args))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
         ),
     }
@@ -67,6 +76,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         return Some(r);
     }
     if let Some(r) = server::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = pubsub::run_async(s, which, args).await {
         return Some(r);
     }
     keyspace::run_async(s, which, args).await

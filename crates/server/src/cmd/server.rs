@@ -199,12 +199,16 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     s.core
         .broadcast(move |core| {
-            let engine = {
+            let (engine, flags) = {
                 let mut config = core.config.borrow_mut();
                 config.apply(&values);
-                config.engine()
+                (config.engine(), config.notify_flags())
             };
-            core.shard.borrow_mut().set_config(engine);
+            {
+                let mut shard = core.shard.borrow_mut();
+                shard.set_config(engine);
+                shard.notify_flags = flags;
+            }
             crate::core::memory::reconfigure(core);
         })
         .await;

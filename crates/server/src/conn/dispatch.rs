@@ -51,7 +51,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         }
     }
     // Inside EXEC a blocking command runs as its non-blocking form.
-    if cmd.flags.has(Flags::BLOCKING) && !s.in_exec {
+    if cmd.flags.has(Flags::BLOCKING) && !s.in_exec && cmd.may_block(&args) {
         let who = Blocker {
             client: &s.client,
             hangup: &s.hangup,
@@ -126,10 +126,23 @@ async fn exec(s: &mut Session) -> Reply {
     let Some(state) = s.multi.take() else {
         return Reply::err("ERR EXEC without MULTI");
     };
+    let exec_args = [bytes::Bytes::from_static(b"exec")];
     if state.failed {
         multi::unwatch_all(s);
+        feed_monitors(s, &exec_args);
         return Reply::err("EXECABORT Transaction discarded because of previous errors.");
     }
+    // MONITOR shows the queued commands as they run, then EXEC.
+    let described: Vec<Vec<Bytes>> = if s.core.pubsub.borrow().has_monitors() {
+        state
+            .queued
+            .iter()
+            .filter(|(cmd, _)| crate::core::monitored(cmd))
+            .map(|(_, args)| args.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (plan, simple) = multi::plan(s, &state.queued);
     // Redis refuses a transaction that may use memory when over the limit, before any of it
     // runs; here, when a shard it writes to is full.
@@ -160,7 +173,17 @@ async fn exec(s: &mut Session) -> Reply {
         exec_locked(s, plan, state.queued).await
     };
     multi::unwatch_all(s);
+    for args in &described {
+        feed_monitors(s, args);
+    }
+    feed_monitors(s, &exec_args);
     reply
+}
+
+/// Describes a command of this session to the MONITOR clients.
+fn feed_monitors(s: &Session, args: &[Bytes]) {
+    let c = s.client.borrow();
+    s.core.feed_monitors(&c.addr, c.db, args);
 }
 
 /// The fast path: every command for one shard, run there as one atomic batch, WATCH checked

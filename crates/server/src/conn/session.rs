@@ -13,7 +13,7 @@ use shardis_engine::Command;
 
 use crate::core::client::{ClientHandle, Hangup};
 use crate::core::shard_lock::{TxId, WatchedKey};
-use crate::core::Core;
+use crate::core::{ConnRef, Core};
 
 /// Commands queued by MULTI.
 #[derive(Default)]
@@ -26,6 +26,8 @@ pub struct MultiState {
 /// A connection's state.
 pub struct Session {
     pub core: Rc<Core>,
+    /// How this core's event loop names the connection (deliveries are addressed to it).
+    pub conn: ConnRef,
     pub client: ClientHandle,
     pub hangup: Rc<Hangup>,
     /// The transaction this connection is running (EXEC, or a multi-shard command): its
@@ -40,9 +42,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(core: Rc<Core>, client: ClientHandle) -> Session {
+    pub fn new(core: Rc<Core>, conn: ConnRef, client: ClientHandle) -> Session {
         Session {
             core,
+            conn,
             client,
             hangup: Rc::new(Hangup::default()),
             tx: None,

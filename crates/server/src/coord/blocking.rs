@@ -1,12 +1,13 @@
-//! The client's side of blocking commands (BLPOP, BZPOPMIN, BLMOVE…): the first attempt, the
-//! registration on every shard owning a waited key, the wait (served, timed out, unblocked or
-//! disconnected) and the clean-up.
+//! The client's side of blocking commands (BLPOP, BZPOPMIN, BLMOVE, XREAD BLOCK…): the first
+//! attempt, the registration on every shard owning a waited key, the wait (served, timed out,
+//! unblocked or disconnected) and the clean-up.
 //!
 //! Everything a blocking command does to data happens atomically, as in Redis:
-//! - the first attempt honours the shard lock, and when the keys live on several shards it
-//!   holds the lock of all of them while it looks at the keys in order;
+//! - the first attempt honours the shard lock; when the keys live on several shards it holds
+//!   the lock of all of them, and a waiter's arguments are prepared (XREAD's `$` pinned) in the
+//!   same step as the attempt that found nothing, so nothing arriving in between is missed;
 //! - a waiter whose keys are all on one shard is served on that shard by the shard itself
-//!   (`core::waiters`), right after the command that filled the key;
+//!   (`core::waiters`), right after the command that made a key ready;
 //! - a command whose keys are used together across shards (BLMOVE/BRPOPLPUSH with source and
 //!   destination on different shards) is not served by the source's shard: the shard only
 //!   tells the client that the source has data, and the client runs the move under the lock
@@ -21,6 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_lite::{FutureExt, StreamExt};
+use shardis_engine::command::{Blocking, FindKeys, Wait};
 use shardis_engine::{Command, Fanout};
 use shardis_resp::Reply;
 
@@ -37,6 +39,36 @@ const READY: Reply = Reply::Ok;
 pub struct Blocker<'a> {
     pub client: &'a ClientHandle,
     pub hangup: &'a Hangup,
+}
+
+/// One call of a blocking command: what it is, where its keys are.
+struct Call {
+    cmd: &'static Command,
+    blocking: Blocking,
+    args: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+    /// The indexes of the keys it waits on.
+    waited: Vec<usize>,
+    /// The shard owning each group of waited keys, in key order.
+    order: Vec<(usize, Vec<usize>)>,
+    single_shard: Option<usize>,
+}
+
+/// What an attempt found, and (when nothing) where the client now waits.
+struct Attempt {
+    reply: Reply,
+    registered: Vec<(usize, u64)>,
+}
+
+/// The waiter an attempt registers when it finds nothing: everything but the arguments (the
+/// shard prepares those) and the keys.
+#[derive(Clone)]
+struct Template {
+    claim: Arc<AtomicBool>,
+    reply: mpsc::UnboundedSender<Reply>,
+    home: usize,
+    notify_only: bool,
 }
 
 /// Runs blocking command `cmd` for a client outside MULTI: answers at once when it can, else
@@ -61,8 +93,6 @@ pub async fn block(
     // Owned copies: the waiters outlive the read buffer the arguments point into.
     let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
     let shards = core.shards;
-    let single_shard = route::single_shard(cmd, &args, shards, core.id);
-    // Which shard owns which waited keys, in the order the keys were given.
     let mut order: Vec<(usize, Vec<usize>)> = Vec::new();
     for &i in &waited {
         let shard = route::shard_of(&args[i], shards);
@@ -71,63 +101,53 @@ pub async fn block(
             None => order.push((shard, vec![i])),
         }
     }
+    let call = Call {
+        single_shard: route::single_shard(cmd, &args, shards, core.id),
+        cmd,
+        blocking,
+        args,
+        db,
+        resp3,
+        waited,
+        order,
+    };
     // A command whose keys are used together but live on several shards is run by the
     // client under the lock; its waiters only report that data arrived.
-    let moves_across = single_shard.is_none() && cmd.fanout == Fanout::Gather;
-    let deadline = match (blocking.timeout)(&args) {
-        Ok(t) => t.map(|d| Instant::now() + d),
+    let moves_across = call.single_shard.is_none() && cmd.fanout == Fanout::Gather;
+    let wait = match (blocking.timeout)(&call.args) {
+        Ok(w) => w,
         // Redis checks the other arguments first: let the command report those.
         Err(e) => {
-            let first = attempt(core, cmd, &args, db, resp3, single_shard, &order, &waited).await;
+            let first = attempt(core, &call, None).await.reply;
             return Some(if first.is_error() { first } else { e });
         }
     };
+    let deadline = match wait {
+        Wait::For(d) => Some(Instant::now() + d),
+        Wait::Forever | Wait::Never => None,
+    };
     let timeout_reply = blocking.on_timeout.reply();
     loop {
-        let reply = attempt(core, cmd, &args, db, resp3, single_shard, &order, &waited).await;
-        if !is_null(&reply) {
-            return Some(reply);
-        }
-        // Nothing yet: register on every shard owning a waited key.
         let (tx, mut rx) = mpsc::unbounded();
         let claim = Arc::new(AtomicBool::new(false));
-        let mut registered: Vec<(usize, u64)> = Vec::new();
-        for (shard, keep) in &order {
-            if claim.load(Ordering::SeqCst) {
-                break;
-            }
-            let request = Request {
-                cmd,
-                args: if single_shard.is_some() {
-                    args.clone()
-                } else {
-                    restrict(cmd, &args, &waited, keep)
-                },
-                db,
-                resp3,
-            };
-            let waiter = Waiter {
-                request,
-                keys: keep.iter().map(|&i| args[i].clone()).collect(),
-                serves: blocking.serves,
-                claim: claim.clone(),
-                home: core.id,
-                reply: tx.clone(),
-                notify_only: moves_across,
-            };
-            if let Some(Some(id)) = core
-                .run_on(*shard, move |c| waiters::register(c, waiter))
-                .await
-            {
-                registered.push((*shard, id));
-            }
+        let template = Template {
+            claim: claim.clone(),
+            reply: tx.clone(),
+            home: core.id,
+            notify_only: moves_across,
+        };
+        let register = (wait != Wait::Never).then_some(&template);
+        let first = attempt(core, &call, register).await;
+        if !is_null(&first.reply) || wait == Wait::Never {
+            return Some(first.reply);
         }
+        let registered = first.registered;
         who.client.borrow_mut().unblock = Some(Unblock {
             reply: tx,
             claim: claim.clone(),
             timeout_reply: timeout_reply.clone(),
         });
-        let outcome = wait(core, who.hangup, &mut rx, deadline).await;
+        let outcome = wait_for(core, who.hangup, &mut rx, deadline).await;
         who.client.borrow_mut().unblock = None;
         // Leave nothing behind on any shard.
         for (shard, id) in registered {
@@ -148,63 +168,206 @@ pub async fn block(
     }
 }
 
-/// One non-blocking attempt of a blocking command, atomic with respect to every shard it
-/// looks at.
+/// On the shard owning `keys`: runs `args`, and when that found nothing, registers the waiter
+/// (its arguments prepared) in the same step, so nothing arriving in between is missed.
 #[allow(clippy::too_many_arguments)]
-async fn attempt(
+fn run_and_register(
     core: &Rc<Core>,
     cmd: &'static Command,
+    blocking: Blocking,
     args: &[Bytes],
+    keys: Vec<Bytes>,
     db: usize,
     resp3: bool,
-    single_shard: Option<usize>,
-    order: &[(usize, Vec<usize>)],
-    waited: &[usize],
-) -> Reply {
-    if let Some(shard) = single_shard {
-        let request = Request {
+    template: Option<Template>,
+) -> (Reply, Option<u64>) {
+    let reply = core.execute(cmd, args, db, resp3);
+    let Some(template) = template.filter(|_| is_null(&reply)) else {
+        return (reply, None);
+    };
+    let args = match blocking.prepare {
+        Some(prepare) => core.with_ctx(db, resp3, |ctx| prepare(ctx, args)),
+        None => args.to_vec(),
+    };
+    (
+        reply,
+        Some(waiters::add(
+            core,
+            waiter(cmd, blocking, args, keys, db, resp3, &template),
+        )),
+    )
+}
+
+/// A waiter from the template.
+#[allow(clippy::too_many_arguments)]
+fn waiter(
+    cmd: &'static Command,
+    blocking: Blocking,
+    args: Vec<Bytes>,
+    keys: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+    template: &Template,
+) -> Waiter {
+    Waiter {
+        request: Request {
             cmd,
-            args: args.to_vec(),
+            args,
             db,
             resp3,
-        };
-        return core
-            .send_batch(shard, vec![request], None, LockStep::None)
-            .replies()
+        },
+        keys,
+        blocking,
+        claim: template.claim.clone(),
+        home: template.home,
+        reply: template.reply.clone(),
+        notify_only: template.notify_only,
+    }
+}
+
+/// The waited keys of `shard`.
+fn keys_on(call: &Call, shard: usize) -> Vec<Bytes> {
+    call.order
+        .iter()
+        .find(|(s, _)| *s == shard)
+        .map(|(_, keep)| keep.iter().map(|&i| call.args[i].clone()).collect())
+        .unwrap_or_default()
+}
+
+/// One attempt, atomic with respect to every shard it looks at; with `register`, a client
+/// that found nothing is registered on those shards before anything else can run there.
+async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> Attempt {
+    let (cmd, blocking, db, resp3) = (call.cmd, call.blocking, call.db, call.resp3);
+    if let Some(shard) = call.single_shard {
+        let (args, keys, template) = (call.args.clone(), keys_on(call, shard), register.cloned());
+        let free = core
+            .run_on(shard, move |c| {
+                if c.lock_blocks(cmd, &args, db, None) {
+                    return None;
+                }
+                Some(run_and_register(
+                    c, cmd, blocking, &args, keys, db, resp3, template,
+                ))
+            })
             .await
-            .and_then(|mut r| r.pop())
-            .unwrap_or(Reply::NilArray);
+            .flatten();
+        let (reply, id) = match free {
+            Some(done) => done,
+            None => {
+                // A transaction holds these keys: take their lock, as any command would wait.
+                let plan = txn::plan_keys(
+                    core.shards,
+                    call.waited.iter().map(|&i| (db, &call.args[i][..])),
+                );
+                let held = txn::lock(core, plan).await;
+                let (args, keys, template) =
+                    (call.args.clone(), keys_on(call, shard), register.cloned());
+                let done = core
+                    .run_on(shard, move |c| {
+                        run_and_register(c, cmd, blocking, &args, keys, db, resp3, template)
+                    })
+                    .await;
+                txn::unlock(core, held);
+                done.unwrap_or((Reply::NilArray, None))
+            }
+        };
+        return Attempt {
+            reply,
+            registered: id.map(|id| (shard, id)).into_iter().collect(),
+        };
     }
     if cmd.fanout == Fanout::Gather {
         let mut keys = Vec::new();
-        cmd.key_indexes(args, &mut keys);
-        return fanout::gather(core, cmd, args.to_vec(), &keys, &[], db, resp3, None).await;
+        cmd.key_indexes(&call.args, &mut keys);
+        let reply = fanout::gather(core, cmd, call.args.clone(), &keys, &[], db, resp3, None).await;
+        let mut registered = Vec::new();
+        if let (true, Some(template)) = (is_null(&reply), register) {
+            // Moves across shards are re-run by the client; its waiters only watch the keys,
+            // and look at them first, since the lock was released after the attempt.
+            for (shard, _) in &call.order {
+                let w = waiter(
+                    cmd,
+                    blocking,
+                    call.args.clone(),
+                    keys_on(call, *shard),
+                    db,
+                    resp3,
+                    template,
+                );
+                if let Some(Some(id)) = core.run_on(*shard, move |c| waiters::register(c, w)).await
+                {
+                    registered.push((*shard, id));
+                }
+            }
+        }
+        return Attempt { reply, registered };
     }
-    // Keys on several shards, each popped independently: hold every shard's lock and try
-    // them in the order the keys were given.
-    let plan = txn::plan_keys(core.shards, waited.iter().map(|&i| (db, &args[i][..])));
+    // Keys on several shards: hold every shard's lock while looking at them and registering.
+    let plan = txn::plan_keys(
+        core.shards,
+        call.waited.iter().map(|&i| (db, &call.args[i][..])),
+    );
     let held = txn::lock(core, plan).await;
-    let mut reply = Reply::NilArray;
-    for (shard, keep) in order {
-        let request = Request {
-            cmd,
-            args: restrict(cmd, args, waited, keep),
-            db,
-            resp3,
-        };
-        let got = core
-            .send_batch(*shard, vec![request], Some(held.tx), LockStep::None)
-            .replies()
-            .await
-            .and_then(|mut r| r.pop())
-            .unwrap_or(Reply::NilArray);
-        if !is_null(&got) {
-            reply = got;
-            break;
+    let attempt = attempt_shards(core, call, register).await;
+    txn::unlock(core, held);
+    attempt
+}
+
+/// The attempt over several shards, their locks held: a command with a split rule (XREAD)
+/// runs on every shard and its replies merge (after every shard's check passed); others
+/// (BLPOP on keys of several shards) take the first key that has something, in order. When
+/// nothing was found anywhere, the waiters registered on the way stay.
+async fn attempt_shards(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> Attempt {
+    let (cmd, blocking, db, resp3) = (call.cmd, call.blocking, call.db, call.resp3);
+    let per_shard: Vec<(usize, Vec<usize>, Vec<Bytes>)> = call
+        .order
+        .iter()
+        .map(|(shard, keep)| {
+            let sub = match cmd.split_rule {
+                Some(rule) => (rule.args)(&call.args, keep),
+                None => restrict(cmd, &call.args, &call.waited, keep),
+            };
+            (*shard, keep.clone(), sub)
+        })
+        .collect();
+    if let Some(rule) = cmd.split_rule {
+        if let Some(e) = fanout::check_split(core, rule, &per_shard, db, resp3).await {
+            return Attempt {
+                reply: e,
+                registered: Vec::new(),
+            };
         }
     }
-    txn::unlock(core, held);
-    reply
+    let mut parts = Vec::new();
+    let mut registered = Vec::new();
+    let mut found = None;
+    for (shard, keep, sub) in per_shard {
+        let (keys, template) = (keys_on(call, shard), register.cloned());
+        let (reply, id) = core
+            .run_on(shard, move |c| {
+                run_and_register(c, cmd, blocking, &sub, keys, db, resp3, template)
+            })
+            .await
+            .unwrap_or((Reply::NilArray, None));
+        registered.extend(id.map(|id| (shard, id)));
+        if !is_null(&reply) && cmd.split_rule.is_none() {
+            found = Some(reply);
+            break;
+        }
+        parts.push((keep, reply));
+    }
+    let reply = match (found, cmd.split_rule) {
+        (Some(reply), _) => reply,
+        (None, Some(rule)) => (rule.merge)(&call.args, parts),
+        (None, None) => Reply::NilArray,
+    };
+    if !is_null(&reply) {
+        // Served after all: nobody waits.
+        for (shard, id) in registered.drain(..) {
+            core.post(shard, Box::new(move |c| waiters::unregister(c, id)));
+        }
+    }
+    Attempt { reply, registered }
 }
 
 /// Runs the command once on its shard (for arguments it rejects).
@@ -235,12 +398,11 @@ fn restrict(cmd: &Command, args: &[Bytes], waited: &[usize], keep: &[usize]) -> 
         return args.to_vec();
     };
     let mut out: Vec<Bytes> = args[..first].to_vec();
-    let counted = cmd.facts.key_specs.iter().any(|s| {
-        matches!(
-            s.find_keys,
-            shardis_engine::command::FindKeys::Keynum { .. }
-        )
-    });
+    let counted = cmd
+        .facts
+        .key_specs
+        .iter()
+        .any(|s| matches!(s.find_keys, FindKeys::Keynum { .. }));
     if counted {
         if let Some(n) = out.last_mut() {
             *n = Bytes::from(keep.len().to_string());
@@ -252,7 +414,7 @@ fn restrict(cmd: &Command, args: &[Bytes], waited: &[usize], keep: &[usize]) -> 
 }
 
 /// Waits for a reply, the deadline, or the client going away.
-async fn wait(
+async fn wait_for(
     core: &Rc<Core>,
     hangup: &Hangup,
     rx: &mut mpsc::UnboundedReceiver<Reply>,

@@ -12,6 +12,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
+use shardis_engine::command::SplitRule;
 use shardis_engine::db::Record;
 use shardis_engine::{Command, Merge, Shard};
 use shardis_resp::Reply;
@@ -32,6 +33,9 @@ pub async fn split(
     merge: Merge,
     tx: Option<TxId>,
 ) -> Reply {
+    if let Some(rule) = cmd.split_rule {
+        return split_by_rule(core, cmd, rule, args, keys, db, resp3, tx).await;
+    }
     let step = cmd.key_step();
     // For each shard: the ordinals (in `keys`) of its keys.
     let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); core.shards];
@@ -85,6 +89,98 @@ pub async fn split(
         }
         other => merge_all(replies, other),
     }
+}
+
+/// A split command whose arguments are not `key [arg ...]` runs (XREAD): the command table's
+/// rule builds each shard's arguments, every shard checks its part before any runs (so an
+/// error is the one the whole call gives, and nothing changed), and the rule merges.
+#[allow(clippy::too_many_arguments)]
+async fn split_by_rule(
+    core: &Rc<Core>,
+    cmd: &'static Command,
+    rule: SplitRule,
+    args: Vec<Bytes>,
+    keys: &[usize],
+    db: usize,
+    resp3: bool,
+    tx: Option<TxId>,
+) -> Reply {
+    let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
+    for &i in keys {
+        let shard = route::shard_of(&args[i], core.shards);
+        match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, keep)) => keep.push(i),
+            None => by_shard.push((shard, vec![i])),
+        }
+    }
+    let per_shard: Vec<(usize, Vec<usize>, Vec<Bytes>)> = by_shard
+        .into_iter()
+        .map(|(shard, keep)| {
+            let sub = (rule.args)(&args, &keep);
+            (shard, keep, sub)
+        })
+        .collect();
+    let plan = txn::plan_keys(core.shards, keys.iter().map(|&i| (db, &args[i][..])));
+    locked(
+        core,
+        tx,
+        || plan,
+        |tx| async move {
+            if let Some(e) = check_split(core, rule, &per_shard, db, resp3).await {
+                return e;
+            }
+            let jobs = per_shard
+                .iter()
+                .map(|(shard, _, sub)| {
+                    (
+                        *shard,
+                        Request {
+                            cmd,
+                            args: sub.clone(),
+                            db,
+                            resp3,
+                        },
+                    )
+                })
+                .collect();
+            let replies = txn::run_each(core, jobs, tx).await;
+            let parts = per_shard
+                .into_iter()
+                .zip(replies)
+                .map(|((_, keep, _), reply)| (keep, reply))
+                .collect();
+            (rule.merge)(&args, parts)
+        },
+    )
+    .await
+}
+
+/// Checks every shard's part of a split call; the error of the earliest key in the request,
+/// if any.
+pub async fn check_split(
+    core: &Rc<Core>,
+    rule: SplitRule,
+    per_shard: &[(usize, Vec<usize>, Vec<Bytes>)],
+    db: usize,
+    resp3: bool,
+) -> Option<Reply> {
+    let mut first: Option<(usize, Reply)> = None;
+    for (shard, keep, sub) in per_shard {
+        let sub = sub.clone();
+        let failed = core
+            .run_on(*shard, move |c| {
+                c.with_ctx(db, resp3, |ctx| (rule.check)(ctx, &sub))
+            })
+            .await
+            .and_then(|r| r.err());
+        if let Some((at, e)) = failed {
+            let position = keep.get(at).copied().unwrap_or(usize::MAX);
+            if first.as_ref().is_none_or(|(p, _)| position < *p) {
+                first = Some((position, e));
+            }
+        }
+    }
+    first.map(|(_, e)| e)
 }
 
 /// Runs a keyless command on every shard and merges the replies.

@@ -17,6 +17,8 @@ use bytes::Bytes;
 use futures_channel::mpsc;
 use shardis_resp::Reply;
 
+use super::pubsub::Kind;
+
 /// What one connection is.
 pub struct Client {
     pub id: u64,
@@ -41,6 +43,96 @@ pub struct Client {
     pub closing: bool,
     /// While blocked (BLPOP…): how CLIENT UNBLOCK ends the wait.
     pub unblock: Option<Unblock>,
+    /// What it subscribes to.
+    pub subs: Subscriptions,
+    /// In MONITOR mode.
+    pub monitor: bool,
+    /// CLIENT REPLY's setting.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY: whether the client gets replies (pushes always reach it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// No reply for the next command, then on again.
+    SkipNext,
+}
+
+/// A client's Pub/Sub subscriptions: its side of the registry in `core::pubsub`, and the last
+/// word on whether a message is delivered to it.
+#[derive(Default)]
+pub struct Subscriptions {
+    pub channels: ahash::HashSet<Bytes>,
+    /// In subscription order.
+    pub patterns: Vec<Bytes>,
+    pub shard_channels: ahash::HashSet<Bytes>,
+}
+
+impl Subscriptions {
+    /// Channels and patterns, as SUBSCRIBE and PSUBSCRIBE replies count them.
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Shard channels, as SSUBSCRIBE replies count them.
+    pub fn shard_count(&self) -> usize {
+        self.shard_channels.len()
+    }
+
+    /// Subscribed to anything: the client is in Pub/Sub mode (RESP2 restricts its commands,
+    /// and its output limit is the pubsub class's).
+    pub fn active(&self) -> bool {
+        self.count() + self.shard_count() > 0
+    }
+
+    /// Adds a subscription; false if it was there already.
+    pub fn add(&mut self, kind: Kind, name: &Bytes) -> bool {
+        match kind {
+            Kind::Channel => self.channels.insert(name.clone()),
+            Kind::Shard => self.shard_channels.insert(name.clone()),
+            Kind::Pattern => {
+                if self.patterns.contains(name) {
+                    return false;
+                }
+                self.patterns.push(name.clone());
+                true
+            }
+        }
+    }
+
+    /// Removes a subscription; false if it was not there.
+    pub fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
+        match kind {
+            Kind::Channel => self.channels.remove(name),
+            Kind::Shard => self.shard_channels.remove(name),
+            Kind::Pattern => {
+                let before = self.patterns.len();
+                self.patterns.retain(|p| p[..] != *name);
+                self.patterns.len() != before
+            }
+        }
+    }
+
+    /// Every subscription of `kind`.
+    pub fn names(&self, kind: Kind) -> Vec<Bytes> {
+        match kind {
+            Kind::Channel => self.channels.iter().cloned().collect(),
+            Kind::Shard => self.shard_channels.iter().cloned().collect(),
+            Kind::Pattern => self.patterns.clone(),
+        }
+    }
+
+    /// Whether a delivery of `kind` (for `pattern` or `channel`) is still wanted.
+    pub fn wants(&self, kind: Kind, pattern: Option<&Bytes>, channel: &Bytes) -> bool {
+        match kind {
+            Kind::Channel => self.channels.contains(channel),
+            Kind::Shard => self.shard_channels.contains(channel),
+            Kind::Pattern => pattern.is_some_and(|p| self.patterns.contains(p)),
+        }
+    }
 }
 
 /// The handle CLIENT UNBLOCK uses: the blocked command's reply channel and claim flag.
@@ -92,6 +184,22 @@ impl Client {
             omem: 0,
             closing: false,
             unblock: None,
+            subs: Subscriptions::default(),
+            monitor: false,
+            reply_mode: ReplyMode::On,
+        }
+    }
+
+    /// Whether the reply of the command about to run is to be dropped (CLIENT REPLY OFF or
+    /// SKIP); a SKIP is used up.
+    pub fn take_mute(&mut self) -> bool {
+        match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::On;
+                true
+            }
         }
     }
 
@@ -108,7 +216,7 @@ impl Client {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -116,8 +224,19 @@ impl Client {
             text(&self.name),
             self.created.elapsed().as_secs(),
             self.idle_secs(now_ms),
-            if self.unblock.is_some() { "b" } else { "N" },
+            if self.unblock.is_some() {
+                "b"
+            } else if self.monitor {
+                "O"
+            } else if self.subs.active() {
+                "P"
+            } else {
+                "N"
+            },
             self.db,
+            self.subs.channels.len(),
+            self.subs.patterns.len(),
+            self.subs.shard_channels.len(),
             self.qbuf,
             self.omem,
             self.last_cmd.unwrap_or("NULL"),

@@ -229,6 +229,8 @@ fn reclaim(core: &Rc<Core>, limit: Duration) -> Room {
     } else {
         evict_down(core, limit)
     };
+    // The `evicted` events, published before the command that made room runs.
+    core.publish_reported();
     s.oom.store(room == Room::Full, Relaxed);
     room
 }

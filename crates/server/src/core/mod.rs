@@ -9,6 +9,7 @@
 pub mod client;
 pub mod memory;
 pub mod mesh;
+pub mod pubsub;
 pub mod shard_lock;
 pub mod spawn;
 pub mod timer;
@@ -48,6 +49,8 @@ pub enum Msg {
     Batch(Box<Batch>),
     /// Encoded replies for this core's connections (the answer to a `Batch` of theirs).
     Replies(Box<ConnReplies>),
+    /// Pub/Sub messages for this core's connections.
+    Deliver(Vec<pubsub::Delivery>),
     /// Anything else: runs on the receiving core.
     Run(Task),
 }
@@ -259,6 +262,33 @@ pub fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Appends `arg` double-quoted with C-style escapes, as Redis's `sdscatrepr`.
+fn quote_repr(arg: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in arg {
+        match c {
+            b'\\' | b'"' => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x20..=0x7e => out.push(c),
+            _ => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Whether MONITOR shows a command (Redis hides admin commands and those flagged so).
+pub fn monitored(cmd: &Command) -> bool {
+    use shardis_engine::command::Flags;
+    !cmd.flags.has(Flags::ADMIN) && !cmd.flags.has(Flags::SKIP_MONITOR)
+}
+
 /// Everything one core owns.
 pub struct Core {
     pub id: usize,
@@ -276,6 +306,8 @@ pub struct Core {
     pub mesh: mesh::Mesh<Msg>,
     /// This core's part of the memory limit (see `memory`).
     pub memory: memory::Memory,
+    /// This core's copy of the Pub/Sub registry, and deliveries waiting to leave.
+    pub pubsub: RefCell<pubsub::PubSub>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -285,6 +317,7 @@ impl Core {
     pub fn new(mesh: mesh::Mesh<Msg>, shards: usize, config: Config) -> Core {
         let id = mesh.id();
         let mut shard = Shard::new(id, config.engine());
+        shard.notify_flags = config.notify_flags();
         shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
         let memory = memory::Memory::default();
         memory.configure(&config);
@@ -301,6 +334,7 @@ impl Core {
             timers: Rc::new(Timers::default()),
             mesh,
             memory,
+            pubsub: RefCell::new(pubsub::PubSub::default()),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }
@@ -366,33 +400,96 @@ impl Core {
         if let Some(refused) = memory::admit(self, cmd) {
             return refused;
         }
-        let reply = self.run_shard_command(f, cmd, args, db, resp3);
+        let reply = self.with_ctx(db, resp3, |ctx| {
+            ctx.shard.stats.commands_processed += 1;
+            let dirty = ctx.shard.dirty;
+            let reply = f(ctx, args);
+            if ctx.shard.dirty != dirty && !ctx.shard.watched.is_empty() {
+                let mut idx = Vec::new();
+                cmd.written_key_indexes(args, &mut idx);
+                for i in idx {
+                    if let Some(key) = args.get(i) {
+                        ctx.shard.watched.touch(db, key);
+                    }
+                }
+            }
+            reply
+        });
         memory::after_command(self);
         reply
     }
 
-    fn run_shard_command(
-        &self,
-        f: shardis_engine::command::ShardFn,
-        cmd: &Command,
-        args: &[Bytes],
-        db: usize,
-        resp3: bool,
-    ) -> Reply {
+    /// Runs `f` with a command context on this core's shard, then publishes the keyspace
+    /// events it reported.
+    pub fn with_ctx<R>(&self, db: usize, resp3: bool, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+        let result = f(&mut Ctx::new(
+            &mut self.shard.borrow_mut(),
+            db,
+            self.now_ms(),
+            resp3,
+        ));
+        self.publish_reported();
+        result
+    }
+
+    /// Publishes the keyspace events the shard reported since the last call (by commands,
+    /// active expiry or eviction).
+    pub fn publish_reported(&self) {
         let mut shard = self.shard.borrow_mut();
-        shard.stats.commands_processed += 1;
-        let dirty = shard.dirty;
-        let reply = f(&mut Ctx::new(&mut shard, db, self.now_ms(), resp3), args);
-        if shard.dirty != dirty && !shard.watched.is_empty() {
-            let mut idx = Vec::new();
-            cmd.written_key_indexes(args, &mut idx);
-            for i in idx {
-                if let Some(key) = args.get(i) {
-                    shard.watched.touch(db, key);
-                }
+        if shard.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut shard.events);
+        let flags = shard.notify_flags;
+        drop(shard);
+        self.publish_events(events, flags);
+    }
+
+    /// Publishes keyspace events on `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`,
+    /// as the notification flags ask.
+    pub fn publish_events(&self, events: Vec<shardis_engine::notify::Event>, flags: u32) {
+        use shardis_engine::notify::{KEYEVENT, KEYSPACE};
+        let mut pubsub = self.pubsub.borrow_mut();
+        if !pubsub.has_subscribers() {
+            return;
+        }
+        for e in events {
+            let event = Bytes::from_static(e.name.as_bytes());
+            if flags & KEYSPACE != 0 {
+                let mut channel = format!("__keyspace@{}__:", e.db).into_bytes();
+                channel.extend_from_slice(&e.key);
+                pubsub.publish(self.shards, &Bytes::from(channel), &event, false);
+            }
+            if flags & KEYEVENT != 0 {
+                let channel = Bytes::from(format!("__keyevent@{}__:{}", e.db, e.name));
+                pubsub.publish(self.shards, &channel, &e.key, false);
             }
         }
-        reply
+    }
+
+    /// Describes a command to the MONITOR clients, in Redis's line format.
+    pub fn feed_monitors(&self, addr: &str, db: usize, args: &[Bytes]) {
+        let mut pubsub = self.pubsub.borrow_mut();
+        if !pubsub.has_monitors() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            now.as_secs(),
+            now.subsec_micros(),
+            db,
+            addr
+        )
+        .into_bytes();
+        for arg in args {
+            line.push(b' ');
+            quote_repr(arg, &mut line);
+        }
+        line.extend_from_slice(b"\r\n");
+        pubsub.feed_monitors(self.shards, Bytes::from(line));
     }
 
     /// Runs a request (owned form) with blocked clients served afterwards.

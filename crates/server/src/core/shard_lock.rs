@@ -101,6 +101,8 @@ pub struct LockTable {
     /// with, so a transaction over many keys is not starved by small ones.
     waiting: VecDeque<(TxId, Intents, Grant)>,
     parked: VecDeque<Parked>,
+    /// Keys that became ready for blocked clients while a holder covered them.
+    deferred_ready: Vec<(usize, Bytes)>,
     next_tx: u64,
 }
 
@@ -164,6 +166,14 @@ impl Core {
     /// such keys until the holder releases).
     pub fn key_locked(&self, db: usize, key: &[u8]) -> bool {
         self.lock.borrow().covers(db, key)
+    }
+
+    /// Remembers that a key a holder covers became ready for blocked clients.
+    pub fn defer_ready(&self, key: (usize, Bytes)) {
+        let mut lock = self.lock.borrow_mut();
+        if !lock.deferred_ready.contains(&key) {
+            lock.deferred_ready.push(key);
+        }
     }
 
     /// Resolves when a lock is released (for a connection of this core that must wait).
@@ -288,7 +298,9 @@ impl Core {
             let at = lock.holders.iter().position(|(holder, _)| *holder == tx);
             at.map(|at| lock.holders.swap_remove(at))
         };
-        let Some((_, intents)) = released else { return };
+        if released.is_none() {
+            return;
+        }
         let parked = std::mem::take(&mut self.lock.borrow_mut().parked);
         for p in parked {
             match p {
@@ -298,18 +310,10 @@ impl Core {
                 Parked::Batch(b) => self.run_batch(*b),
             }
         }
-        // Blocked clients were not served from the transaction's keys while it held them.
+        // Keys that became ready while held are served now, unless another holder covers them.
         {
-            let mut shard = self.shard.borrow_mut();
-            let ready: Vec<(usize, Bytes)> = match &intents {
-                Intents::All => shard.blocked_keys.iter().cloned().collect(),
-                Intents::Keys(keys) => keys
-                    .iter()
-                    .filter(|k| shard.blocked_keys.contains(*k))
-                    .cloned()
-                    .collect(),
-            };
-            shard.ready_keys.extend(ready);
+            let deferred = std::mem::take(&mut self.lock.borrow_mut().deferred_ready);
+            self.shard.borrow_mut().ready_keys.extend(deferred);
         }
         waiters::serve_ready(self);
         self.grant_waiting();

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_channel::mpsc;
+use shardis_engine::command::Blocking;
 use shardis_resp::Reply;
 
 use super::{Core, Request};
@@ -26,8 +27,8 @@ pub struct Waiter {
     /// keys when they span shards).
     pub request: Request,
     pub keys: Vec<Bytes>,
-    /// The TYPE of value that serves it.
-    pub serves: &'static str,
+    /// How the command is served (the command table's rules).
+    pub blocking: Blocking,
     /// Set by the shard that serves the client; shared by all its registrations.
     pub claim: Arc<AtomicBool>,
     /// The client's core and its end of the reply channel (used there only).
@@ -59,13 +60,19 @@ enum Outcome {
     Wait,
 }
 
-/// Registers a waiter on this core's shard, unless its command can be served right away (the
-/// attempt happens here, so no value arriving between the client's first attempt and the
-/// registration is missed). Returns the waiter id while it waits.
+/// Registers a waiter on this core's shard, unless one of its keys can serve it right away
+/// (so nothing arriving between the client's attempt and this registration is missed).
+/// Returns the waiter id while it waits.
 pub fn register(core: &Rc<Core>, waiter: Waiter) -> Option<u64> {
-    if !matches!(try_serve(core, &waiter), Outcome::Wait) {
+    if !matches!(try_serve(core, &waiter, None), Outcome::Wait) {
         return None;
     }
+    Some(add(core, waiter))
+}
+
+/// Registers a waiter without looking at its keys first: for the step that just found them
+/// empty (nothing can have changed since), or while the client holds their lock.
+pub fn add(core: &Rc<Core>, waiter: Waiter) -> u64 {
     let db = waiter.request.db;
     let mut waiters = core.waiters.borrow_mut();
     let id = waiters.next_id;
@@ -80,7 +87,7 @@ pub fn register(core: &Rc<Core>, waiter: Waiter) -> Option<u64> {
         shard.blocked_keys.insert((db, key.clone()));
     }
     waiters.waiters.insert(id, waiter);
-    Some(id)
+    id
 }
 
 /// Removes a waiter (served, timed out, disconnected, or served elsewhere).
@@ -103,24 +110,27 @@ pub fn unregister(core: &Core, id: u64) {
     }
 }
 
-/// Runs the waiter's command if one of its keys holds a value of the type it takes and the
-/// claim is won.
-fn try_serve(core: &Rc<Core>, waiter: &Waiter) -> Outcome {
+/// Serves the waiter if `signalled` (or, with None, one of its keys) can serve it (the command
+/// table's readiness rule) and the claim is won.
+fn try_serve(core: &Rc<Core>, waiter: &Waiter, signalled: Option<&Bytes>) -> Outcome {
     if waiter.claim.load(Ordering::SeqCst) {
         return Outcome::Gone;
     }
-    let ready = {
-        let now = core.now_ms();
-        let db = waiter.request.db;
-        waiter.keys.iter().any(|k| {
-            // Keys a transaction holds are served when it releases them.
-            !core.key_locked(db, k)
-                && core.shard.borrow_mut().type_of(db, k, now) == Some(waiter.serves)
-        })
+    let req = &waiter.request;
+    let is_ready = |k: &&Bytes| {
+        // Keys a transaction holds are served when it releases them.
+        !core.key_locked(req.db, k)
+            && core.with_ctx(req.db, req.resp3, |ctx| {
+                (waiter.blocking.ready)(ctx, &req.args, k)
+            })
     };
-    if !ready {
+    let ready = match signalled {
+        Some(key) => Some(key).filter(is_ready),
+        None => waiter.keys.iter().find(is_ready),
+    };
+    let Some(key) = ready else {
         return Outcome::Wait;
-    }
+    };
     if waiter
         .claim
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -133,13 +143,9 @@ fn try_serve(core: &Rc<Core>, waiter: &Waiter) -> Outcome {
         return Outcome::Served;
     }
     // Admitted when it blocked, as in Redis: serving it is never refused for memory.
-    let reply = core.memory.admitted(true, || {
-        core.execute_unserved(
-            waiter.request.cmd,
-            &waiter.request.args,
-            waiter.request.db,
-            waiter.request.resp3,
-        )
+    let reply = core.memory.admitted(true, || match waiter.blocking.serve {
+        Some(serve) => core.with_ctx(req.db, req.resp3, |ctx| serve(ctx, &req.args, key)),
+        None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3),
     });
     if is_null(&reply) {
         // Only if the value vanished under us: give the claim back and keep waiting.
@@ -166,7 +172,8 @@ pub fn deliver(core: &Rc<Core>, home: usize, to: &mpsc::UnboundedSender<Reply>, 
 }
 
 /// Serves the waiters of every key reported ready, in arrival order, until no ready key is
-/// left (a served BLMOVE may make another key ready).
+/// left (a served BLMOVE may make another key ready). A key a transaction holds waits for its
+/// release (`Core::release` reports it again).
 pub fn serve_ready(core: &Rc<Core>) {
     loop {
         let ready = std::mem::take(&mut core.shard.borrow_mut().ready_keys);
@@ -174,6 +181,10 @@ pub fn serve_ready(core: &Rc<Core>) {
             return;
         }
         for slot in ready {
+            if core.key_locked(slot.0, &slot.1) {
+                core.defer_ready(slot);
+                continue;
+            }
             loop {
                 let next = core
                     .waiters
@@ -185,7 +196,7 @@ pub fn serve_ready(core: &Rc<Core>) {
                 let outcome = {
                     let waiters = core.waiters.borrow();
                     match waiters.waiters.get(&id) {
-                        Some(w) => try_serve(core, w),
+                        Some(w) => try_serve(core, w, Some(&slot.1)),
                         None => Outcome::Gone,
                     }
                 };

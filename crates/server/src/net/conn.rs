@@ -16,10 +16,21 @@ use crate::core::client::{ClientHandle, Hangup};
 pub enum Slot {
     /// The next reply from this shard's batch.
     Remote(usize),
+    /// The same, for a command whose reply is dropped (CLIENT REPLY OFF or SKIP).
+    Muted(usize),
     /// Encoded bytes that came back from another core.
     Encoded(Bytes),
     /// A reply produced here.
     Reply(Reply),
+}
+
+/// A command parsed and held back until the connection's commands on other cores come back
+/// (see `EventLoop::run_parsed`).
+pub struct Held {
+    pub cmd: &'static shardis_engine::Command,
+    pub args: Vec<Bytes>,
+    /// Its reply is dropped (CLIENT REPLY OFF or SKIP, decided when it was parsed).
+    pub mute: bool,
 }
 
 /// A connection being served.
@@ -45,6 +56,10 @@ pub struct Conn {
     pub send_inflight: bool,
     /// Replies waiting behind one still on another core.
     pub pending: VecDeque<Slot>,
+    /// Commands sent to other cores whose replies have not come back.
+    pub remote_in_flight: usize,
+    /// A command that waits for those replies before it runs.
+    pub held: Option<Held>,
     /// A multishot receive is armed.
     pub recv_armed: bool,
     /// The peer closed, or the socket failed: no more input.
@@ -57,6 +72,10 @@ pub struct Conn {
     pub scheduled: bool,
     /// Since when (ms) the output has been over the soft limit, if it is.
     pub over_soft_since: Option<u64>,
+    /// The command being run drops its reply (CLIENT REPLY OFF or SKIP).
+    pub mute: bool,
+    /// The same, for the command a task is running.
+    pub muted_task: bool,
 }
 
 impl Conn {
@@ -75,12 +94,16 @@ impl Conn {
             sent: 0,
             send_inflight: false,
             pending: VecDeque::new(),
+            remote_in_flight: 0,
+            held: None,
             recv_armed: false,
             read_closed: false,
             closing: false,
             paused: false,
             scheduled: false,
             over_soft_since: None,
+            mute: false,
+            muted_task: false,
         }
     }
 
@@ -88,8 +111,11 @@ impl Conn {
         self.client.borrow().resp3
     }
 
-    /// Queues a reply in request order.
+    /// Queues a reply in request order (or drops it, for a muted command).
     pub fn reply(&mut self, reply: Reply) {
+        if self.mute {
+            return;
+        }
         if self.pending.is_empty() {
             let resp3 = self.resp3();
             encode(&reply, resp3, &mut self.out);
@@ -100,7 +126,12 @@ impl Conn {
 
     /// Reserves the place of a reply that shard `shard` will send back.
     pub fn expect_remote(&mut self, shard: usize) {
-        self.pending.push_back(Slot::Remote(shard));
+        self.remote_in_flight += 1;
+        self.pending.push_back(if self.mute {
+            Slot::Muted(shard)
+        } else {
+            Slot::Remote(shard)
+        });
     }
 
     /// Fills the first slot waiting for `shard` with its encoded reply, then writes every
@@ -109,14 +140,20 @@ impl Conn {
         let Some(pos) = self
             .pending
             .iter()
-            .position(|s| matches!(s, Slot::Remote(sh) if *sh == shard))
+            .position(|s| matches!(s, Slot::Remote(sh) | Slot::Muted(sh) if *sh == shard))
         else {
             return;
         };
+        self.remote_in_flight = self.remote_in_flight.saturating_sub(1);
         let Some(encoded) = replies.get(range.clone()) else {
             return;
         };
-        if pos == 0 {
+        if matches!(self.pending.get(pos), Some(Slot::Muted(_))) {
+            self.pending.remove(pos);
+            if pos == 0 {
+                self.drain_pending();
+            }
+        } else if pos == 0 {
             self.pending.pop_front();
             self.out.extend_from_slice(encoded);
             self.drain_pending();
@@ -130,7 +167,7 @@ impl Conn {
         let resp3 = self.resp3();
         while let Some(front) = self.pending.front() {
             match front {
-                Slot::Remote(_) => return,
+                Slot::Remote(_) | Slot::Muted(_) => return,
                 Slot::Encoded(bytes) => self.out.extend_from_slice(bytes),
                 Slot::Reply(reply) => encode(reply, resp3, &mut self.out),
             }

@@ -25,16 +25,17 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types};
 use shardis_engine::command::Flags;
-use shardis_engine::{lookup, Command, Exec, Fanout};
+use shardis_engine::{lookup, Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::Conn;
+use super::conn::{Conn, Held};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
 use crate::coord::route::{self, Target};
 use crate::core::client::Client;
+use crate::core::pubsub::{Delivery, Kind as SubKind, What};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
 use crate::io::listen;
@@ -77,8 +78,15 @@ const PAUSE_OUTPUT: usize = 16 << 20;
 const PAUSE_INPUT: usize = 1 << 20;
 /// An idle connection's input buffer above this size is released.
 const KEEP_INPUT_CAPACITY: usize = 64 << 10;
+/// Messages from other cores handled per pass.
+const MESH_BUDGET: usize = 1024;
 /// Reply slots a connection may have waiting on other cores before its input pauses.
 const MAX_PENDING_REPLIES: usize = 64 * 1024;
+/// At most this many of a connection's commands are on other cores at once: each reply can be
+/// a large value, and the pause above only sees replies once they are back (16 unread 1 MiB
+/// GETs cost ~50 MiB with the copies on both cores). Deep pipelines still move: the next
+/// commands go out as soon as replies return, one batch per pass.
+const MAX_REMOTE_IN_FLIGHT: usize = 16;
 
 /// The most registered files a core asks for.
 const MAX_FIXED_FILES: u32 = 1 << 16;
@@ -238,6 +246,9 @@ impl EventLoop {
         // Before any task runs: requests queued this pass go out first, so a connection's
         // later commands (run by a task) reach each shard after its earlier ones.
         self.send_outboxes();
+        self.send_deliveries();
+        // Local deliveries scheduled connections: serve them (write limits, sends) now.
+        self.serve_ready();
         self.polls_seen = spawn::polls();
         if crate::core::shutdown_requested() {
             self.stop();
@@ -357,8 +368,6 @@ impl EventLoop {
             core.now_ms(),
         )));
         core.clients.borrow_mut().insert(id, client.clone());
-        let session = Session::new(core, client.clone());
-        let conn = Box::new(Conn::new(fd, client, session));
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -366,7 +375,8 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
-        let mut conn = conn;
+        let session = Session::new(core, self.conn_ref(i), client.clone());
+        let mut conn = Box::new(Conn::new(fd, client, session));
         if i < self.fixed_files && self.ring.set_file(i, fd).is_ok() {
             conn.fixed = Some(i);
         }
@@ -533,6 +543,10 @@ impl EventLoop {
         } else {
             conn.sent += res as usize;
             core.bump(|s| s.net_output_bytes += res as u64);
+            // Writing counts as activity for `timeout`, as in Redis.
+            if res > 0 {
+                conn.client.borrow_mut().last_active_ms = core.now_ms();
+            }
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
                 conn.sent = 0;
@@ -551,11 +565,17 @@ impl EventLoop {
     // ----------------------------------------------------------------------------------------
     // Messages from other cores and sessions handed back by tasks.
 
+    /// Handles the messages other cores sent, at most `MESH_BUDGET` per pass: a core that
+    /// keeps sending cannot hold this one in here (the rest wait for the next pass).
     fn drain_mesh(&mut self) {
-        while let Some(msg) = self.core.mesh.try_recv() {
+        for _ in 0..MESH_BUDGET {
+            let Some(msg) = self.core.mesh.try_recv() else {
+                return;
+            };
             match msg {
                 Msg::Batch(batch) => self.core.run_batch(*batch),
                 Msg::Replies(replies) => self.deliver_replies(*replies),
+                Msg::Deliver(deliveries) => self.deliver_messages(deliveries),
                 Msg::Run(task) => task(&self.core),
             }
         }
@@ -585,6 +605,83 @@ impl EventLoop {
         }
     }
 
+    /// Pub/Sub messages and MONITOR lines for this core's connections. A connection already
+    /// over its hard output limit gets nothing more: it is closed when it is next served.
+    fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
+        let hot = self.core.config.borrow().hot();
+        for d in deliveries {
+            for &r in &d.conns {
+                let Some((i, conn)) = find(&mut self.places, r) else {
+                    continue;
+                };
+                if conn.closing {
+                    continue;
+                }
+                let limit = if conn.client.borrow().subs.active() {
+                    hot.output_limit_pubsub.hard
+                } else {
+                    hot.output_limit_normal.hard
+                };
+                if limit > 0 && conn.unsent() as u64 > limit {
+                    continue;
+                }
+                {
+                    let c = conn.client.borrow();
+                    match &d.what {
+                        // The client's own subscriptions have the last word.
+                        What::Message {
+                            kind,
+                            pattern,
+                            channel,
+                            payload,
+                        } => {
+                            if !c.subs.wants(*kind, pattern.as_ref(), channel) {
+                                continue;
+                            }
+                            encode_message(
+                                *kind,
+                                pattern,
+                                channel,
+                                payload,
+                                c.resp3,
+                                &mut conn.out,
+                            );
+                        }
+                        What::Monitor(line) => {
+                            if !c.monitor {
+                                continue;
+                            }
+                            conn.out.extend_from_slice(line);
+                        }
+                    }
+                }
+                if !conn.scheduled {
+                    conn.scheduled = true;
+                    self.ready.push(i);
+                }
+            }
+        }
+    }
+
+    /// Sends the Pub/Sub deliveries this pass produced: this core's written at once, the
+    /// others' in one message per core.
+    fn send_deliveries(&mut self) {
+        if !self.core.pubsub.borrow().has_outgoing() {
+            return;
+        }
+        for core in 0..self.core.shards {
+            let deliveries = self.core.pubsub.borrow_mut().take_outgoing(core);
+            if deliveries.is_empty() {
+                continue;
+            }
+            if core == self.core.id {
+                self.deliver_messages(deliveries);
+            } else {
+                self.core.send(core, Msg::Deliver(deliveries));
+            }
+        }
+    }
+
     fn take_returns(&mut self) {
         let returns = std::mem::take(&mut *self.returns.borrow_mut());
         for (r, session, reply) in returns {
@@ -595,6 +692,7 @@ impl EventLoop {
                 continue;
             };
             conn.session = Some(session);
+            conn.mute = conn.muted_task;
             match reply {
                 Some(reply) => conn.reply(reply),
                 None => conn.closing = true,
@@ -641,6 +739,19 @@ impl EventLoop {
             if conn.closing || conn.session.is_none() || conn.paused {
                 break;
             }
+            if let Some(Held {
+                cmd,
+                mut args,
+                mute,
+            }) = conn.held.take()
+            {
+                conn.mute = mute;
+                self.run_parsed(r, &mut conn, cmd, &mut args);
+                if conn.held.is_some() {
+                    break;
+                }
+                continue;
+            }
             if conn.pending.len() >= MAX_PENDING_REPLIES || conn.unsent() > PAUSE_OUTPUT {
                 conn.paused = true;
                 break;
@@ -681,7 +792,13 @@ impl EventLoop {
             c.qbuf = conn.rbuf.len();
             c.omem = conn.unsent();
         }
-        if let Some(reason) = self.output_limit_exceeded(&mut conn) {
+        // (A connection closed for its limit is not counted again while its send fails.)
+        let over_limit = if conn.closing {
+            None
+        } else {
+            self.output_limit_exceeded(&mut conn)
+        };
+        if let Some(reason) = over_limit {
             warn!(
                 client = conn.client.borrow().id,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
@@ -694,7 +811,9 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
-        if !conn.out.is_empty() && !conn.send_inflight {
+        // Output, or the rest of a send the kernel cut short (a send completes partly when the
+        // connection fails half way), goes out with the next pass.
+        if conn.unsent() > 0 && !conn.send_inflight && !conn.read_closed {
             self.to_send.push(i);
         }
         if !conn.paused && !conn.recv_armed && !conn.read_closed {
@@ -737,12 +856,53 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        {
+            let c = conn.client.borrow();
+            let which = match cmd.exec {
+                Exec::Server(which) => Some(which),
+                Exec::Shard(_) => None,
+            };
+            if c.subs.active() && !c.resp3 && !cmd::pubsub::allowed_in_pubsub_mode(which) {
+                drop(c);
+                return conn.reply(Reply::error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    cmd.name
+                )));
+            }
+        }
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
         }
+        // EXEC describes itself after its commands (see `dispatch::exec`).
+        if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) && crate::core::monitored(cmd) {
+            let c = conn.client.borrow();
+            core.feed_monitors(&c.addr, c.db, args);
+        }
+        conn.mute = conn.client.borrow_mut().take_mute();
+        self.run_parsed(r, conn, cmd, args);
+    }
+
+    /// Runs a command past the checks of `dispatch`, or holds it back. A connection's commands
+    /// run in order: those for one shard travel in order, and a command that reads or acts
+    /// beyond one shard (MGET over shards, EXEC, PUBLISH, INFO…) waits until every command
+    /// sent before it to another core has run there. Holding also bounds how many of the
+    /// connection's commands are on other cores at once.
+    fn run_parsed(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+    ) {
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
+                if conn.remote_in_flight > 0 {
+                    return hold(conn, cmd, args);
+                }
+                let Some(session) = conn.session.as_deref_mut() else {
+                    return;
+                };
                 match cmd::run_sync(session, which, cmd, args) {
                     Some(reply) => conn.reply(reply),
                     None => conn.closing = true,
@@ -795,6 +955,9 @@ impl EventLoop {
                 let reply = core.execute(cmd, args, db, resp3);
                 conn.reply(reply);
             }
+            Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
+                hold(conn, cmd, args)
+            }
             Target::Shard(shard) => {
                 let batch = self
                     .outbox
@@ -820,9 +983,13 @@ impl EventLoop {
         cmd: &'static Command,
         args: &mut Vec<Bytes>,
     ) {
+        if conn.remote_in_flight > 0 {
+            return hold(conn, cmd, args);
+        }
         let Some(mut session) = conn.session.take() else {
             return;
         };
+        conn.muted_task = conn.mute;
         let args = std::mem::take(args);
         let returns = self.returns.clone();
         spawn::spawn(async move {
@@ -840,10 +1007,16 @@ impl EventLoop {
         }
     }
 
-    /// Whether connection `conn` went over `client-output-buffer-limit` for normal clients.
+    /// Whether connection `conn` went over its class's `client-output-buffer-limit` (pubsub
+    /// for a client with subscriptions, normal otherwise).
     fn output_limit_exceeded(&self, conn: &mut Conn) -> Option<&'static str> {
         let unsent = conn.unsent() as u64;
-        let limits = self.core.config.borrow().hot().output_limit_normal;
+        let hot = self.core.config.borrow().hot();
+        let limits = if conn.client.borrow().subs.active() {
+            hot.output_limit_pubsub
+        } else {
+            hot.output_limit_normal
+        };
         if limits.hard > 0 && unsent > limits.hard {
             return Some("hard limit");
         }
@@ -862,6 +1035,11 @@ impl EventLoop {
     fn close(&mut self, i: u32, mut conn: Box<Conn>) {
         if let Some(session) = conn.session.as_deref_mut() {
             multi::unwatch_all(session);
+        }
+        let r = self.conn_ref(i);
+        cmd::pubsub::forget_all(&self.core, &mut conn.client.borrow_mut(), r);
+        if let Some(session) = conn.session.as_deref() {
+            cmd::connection::stop_monitoring(session);
         }
         let id = conn.client.borrow().id;
         self.core.clients.borrow_mut().remove(&id);
@@ -896,7 +1074,43 @@ impl EventLoop {
     }
 }
 
+/// Encodes a Pub/Sub message as Redis writes it: `message`, `pmessage` (with the pattern) or
+/// `smessage`, an array in RESP2 and a push in RESP3.
+fn encode_message(
+    kind: SubKind,
+    pattern: &Option<Bytes>,
+    channel: &Bytes,
+    payload: &Bytes,
+    resp3: bool,
+    out: &mut Vec<u8>,
+) {
+    let len = if pattern.is_some() { b'4' } else { b'3' };
+    out.extend_from_slice(&[if resp3 { b'>' } else { b'*' }, len, b'\r', b'\n']);
+    out.extend_from_slice(match kind {
+        SubKind::Channel => b"$7\r\nmessage\r\n",
+        SubKind::Pattern => b"$8\r\npmessage\r\n",
+        SubKind::Shard => b"$8\r\nsmessage\r\n",
+    });
+    for part in pattern.iter().chain([channel, payload]) {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(part.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Writes `msg` to a connection being refused and closes it.
+/// Parks a parsed command on its connection until the connection's replies from other cores
+/// are back; parsing stops meanwhile.
+fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
+    conn.held = Some(Held {
+        cmd,
+        args: std::mem::take(args),
+        mute: conn.mute,
+    });
+}
+
 fn reject(fd: i32, msg: &[u8]) {
     // SAFETY: a best-effort non-blocking send on a socket we were just handed, then close.
     unsafe {
