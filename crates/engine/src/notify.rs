@@ -295,4 +295,29 @@ mod tests {
         );
         assert_eq!(t.events(), ["x expired 0:gone"]);
     }
+
+    #[test]
+    fn evictions_report_evicted_only_with_its_class() {
+        use crate::evict::Policy;
+        let mut t = TestShard::new();
+        let mut config = t.shard.config.clone();
+        config.tracking.policy = Policy::VolatileLru;
+        t.shard.set_config(config);
+        t.run(&["set", "keep", "v"]);
+        t.db = 2;
+        t.run(&["set", "cached", "v", "ex", "100"]);
+        t.run(&["lpush", "list", "a"]);
+        t.shard.notify_flags = KEYEVENT | EXPIRED;
+        let now = t.now_ms;
+        assert!(t.shard.evict_one(now));
+        assert_eq!(t.events(), Vec::<String>::new(), "no e class");
+        t.run(&["set", "cached", "v", "ex", "100"]);
+        t.notify_all();
+        assert!(t.shard.evict_one(now));
+        assert_eq!(t.events(), ["e evicted 2:cached"]);
+        // volatile-lru evicts no key without a TTL.
+        assert!(!t.shard.evict_one(now));
+        assert_eq!(t.events(), Vec::<String>::new());
+        assert_eq!(t.shard.stats.evicted_keys, 2);
+    }
 }

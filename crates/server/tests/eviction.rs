@@ -436,3 +436,46 @@ fn unlink_frees_a_large_set_in_the_background() {
     }
     assert_eq!(field(&info(&mut c, "stats"), "lazyfreed_objects"), 1);
 }
+
+#[test]
+fn evictions_and_expiries_are_notified() {
+    let server = start("allkeys-lru", &["--notify-keyspace-events", "Exe"]);
+    let mut sub = server.conn();
+    sub.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut sub = sub.as_pubsub();
+    sub.psubscribe("__keyevent@0__:*").expect("psubscribe");
+    let mut c = server.conn();
+    let cap = rss_cap(&mut c);
+    // Unique keys, about four times the limit, on both shards.
+    let errors = write_load(&mut c, "n", 30_000, 1000, 1_000_000, cap);
+    assert!(errors.is_empty(), "{:?}", errors.first());
+    let _: () = redis::cmd("SET")
+        .arg("short")
+        .arg("v")
+        .arg("PX")
+        .arg(50)
+        .query(&mut c)
+        .expect("set");
+    let evicted_keys = field(&info(&mut c, "stats"), "evicted_keys");
+    assert!(evicted_keys > 1000, "{evicted_keys}");
+    // Every eviction is published once, on its shard; then the expiry of `short`.
+    let mut evicted = Vec::new();
+    loop {
+        let msg = sub.get_message().expect("a keyspace event");
+        let key: String = msg.get_payload().expect("payload");
+        match msg.get_channel_name() {
+            "__keyevent@0__:evicted" => evicted.push(key),
+            "__keyevent@0__:expired" => {
+                assert_eq!(key, "short");
+                break;
+            }
+            other => panic!("unexpected event {other} {key}"),
+        }
+    }
+    assert_eq!(evicted.len() as u64, evicted_keys);
+    for key in evicted.iter().step_by(97) {
+        let exists: bool = c.exists(key).expect("exists");
+        assert!(!exists, "{key} was notified as evicted but is there");
+    }
+}
