@@ -43,7 +43,7 @@ impl Value {
     /// memory is allocated, and counted, on the shard's own core.
     pub fn reallocated(&self) -> Value {
         match self {
-            Value::Str(s) => Value::Str(s.clone()),
+            Value::Str(s) => Value::Str(Str::new(s)),
             Value::List(l) => Value::List(l.clone()),
             Value::Hash(h) => Value::Hash(h.reallocated()),
             Value::Set(s) => Value::Set(s.reallocated()),
@@ -123,20 +123,29 @@ pub fn string_encoding(s: &[u8]) -> &'static str {
 /// Strings up to this many bytes live in the value itself, with no allocation of their own.
 pub const INLINE_STR: usize = 22;
 
+/// Strings from this many bytes on are shared with the replies that read them.
+pub const SHARED_STR: usize = 16 * 1024;
+
 /// A string value: in place when short, else in a block of exactly its size; a string edited
 /// in place (APPEND, SETRANGE, SETBIT…) moves to a growable buffer, so that repeated edits
-/// grow it amortized. Never shared: a clone copies, and a reply copies the bytes out (as
-/// Redis copies a value into its reply buffer).
+/// grow it amortized. Up to [`SHARED_STR`] a reply copies the bytes out (as Redis copies a
+/// value into its reply buffer; cheaper than a shared handle on a small string). A larger
+/// string is shared with its replies: a pipeline of GETs of a 64 MB value would otherwise hold
+/// a copy per reply until the client reads them, and the 32-byte handle is nothing at that
+/// size. A clone of a shared string shares it; [`Str::new`] over its bytes copies it.
 #[derive(Clone)]
 pub enum Str {
     Inline { len: u8, bytes: [u8; INLINE_STR] },
     Exact(Box<[u8]>),
     Growable(Box<Vec<u8>>),
+    Shared(Box<Bytes>),
 }
 
 impl Str {
     pub fn new(bytes: &[u8]) -> Str {
-        if bytes.len() <= INLINE_STR {
+        if bytes.len() >= SHARED_STR {
+            Str::Shared(Box::new(Bytes::copy_from_slice(bytes)))
+        } else if bytes.len() <= INLINE_STR {
             let mut inline = [0; INLINE_STR];
             inline[..bytes.len()].copy_from_slice(bytes);
             Str::Inline {
@@ -152,6 +161,8 @@ impl Str {
     pub fn from_vec(buf: Vec<u8>) -> Str {
         if buf.len() <= INLINE_STR {
             Str::new(&buf)
+        } else if buf.len() >= SHARED_STR {
+            Str::Shared(Box::new(Bytes::from(buf)))
         } else {
             Str::Exact(buf.into_boxed_slice())
         }
@@ -162,12 +173,16 @@ impl Str {
             Str::Inline { len, bytes } => &bytes[..usize::from(*len).min(INLINE_STR)],
             Str::Exact(b) => b,
             Str::Growable(v) => v,
+            Str::Shared(b) => b,
         }
     }
 
-    /// A copy of the bytes, for a reply.
+    /// The bytes for a reply: a copy, or the shared bytes of a large string.
     pub fn to_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(self.as_bytes())
+        match self {
+            Str::Shared(b) => Bytes::clone(b),
+            other => Bytes::copy_from_slice(other.as_bytes()),
+        }
     }
 
     /// The string as a growable buffer, for editing in place.
@@ -187,6 +202,7 @@ impl Str {
             Str::Inline { .. } => 0,
             Str::Exact(b) => b.len(),
             Str::Growable(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
+            Str::Shared(b) => std::mem::size_of::<Bytes>() + b.len(),
         }
     }
 }
@@ -221,18 +237,40 @@ mod tests {
 
     #[test]
     fn strings_live_inline_exact_or_growable() {
-        for len in [0, 1, INLINE_STR, INLINE_STR + 1, 1000] {
+        for len in [
+            0,
+            1,
+            INLINE_STR,
+            INLINE_STR + 1,
+            1000,
+            SHARED_STR - 1,
+            SHARED_STR,
+        ] {
             let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let s = Str::new(&bytes);
             assert_eq!(s.as_bytes(), &bytes[..]);
+            assert_eq!(s.to_bytes(), &bytes[..]);
             assert_eq!(matches!(s, Str::Inline { .. }), len <= INLINE_STR);
+            assert_eq!(matches!(s, Str::Shared(_)), len >= SHARED_STR);
             assert_eq!(Str::from_vec(bytes.clone()).as_bytes(), &bytes[..]);
             let mut g = s.clone();
             g.make_mut().extend_from_slice(b"tail");
             assert!(matches!(g, Str::Growable(_)));
             assert_eq!(&g[..len], &bytes[..]);
             assert_eq!(&g[len..], b"tail");
-            assert_eq!(s.as_bytes(), &bytes[..], "a clone is a copy");
+            assert_eq!(
+                s.as_bytes(),
+                &bytes[..],
+                "an edit changes only its own string"
+            );
         }
+        // A large string's reply shares its bytes; a reallocated value shares nothing.
+        let big = Str::new(&[7; SHARED_STR]);
+        assert_eq!(big.to_bytes().as_ptr(), big.as_ptr());
+        let Value::Str(copy) = Value::Str(big.clone()).reallocated() else {
+            unreachable!()
+        };
+        assert_ne!(copy.as_ptr(), big.as_ptr());
+        assert_eq!(copy.as_bytes(), big.as_bytes());
     }
 }

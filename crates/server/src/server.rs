@@ -182,9 +182,10 @@ async fn core_main(
 }
 
 /// The core's clock, `hz` times a second: active expiry, idle clients, the memory limit (see
-/// `core::memory::tick`), and the shutdown check (the tick also wakes a sleeping event loop,
-/// which then sees the request).
+/// `core::memory::tick`), returning freed memory to the system, and the shutdown check (the
+/// tick also wakes a sleeping event loop, which then sees the request).
 async fn clock(core: Rc<Core>) {
+    let mut collected = std::time::Instant::now();
     while !shutdown_requested() {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         core.sleep(Duration::from_millis(1000 / hz)).await;
@@ -193,6 +194,11 @@ async fn clock(core: Rc<Core>) {
         core.publish_reported();
         close_idle_clients(&core, now);
         crate::core::memory::tick(&core);
+        // Every 100 ms at most: a collection walks the heap's pages.
+        if collected.elapsed() >= Duration::from_millis(100) {
+            crate::alloc::collect();
+            collected = std::time::Instant::now();
+        }
     }
 }
 
