@@ -651,9 +651,19 @@ fn tls_only_with_port_zero() {
         assert!(matches!(child.try_wait(), Ok(None)), "the server exited");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // INFO's tcp_port is the TLS port when there is no plain one, as in Redis.
+    let info: Option<String> = answered.is_ok().then(|| {
+        let mut c = tls.get_connection().expect("connection");
+        redis::cmd("INFO")
+            .arg("server")
+            .query(&mut c)
+            .expect("INFO")
+    });
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(answered.as_deref(), Ok("PONG"));
+    let info = info.unwrap_or_default();
+    assert!(info.contains(&format!("tcp_port:{tls_port}\r\n")), "{info}");
 
     // Neither port: refused at start.
     let out = Command::new(env!("CARGO_BIN_EXE_shardis-server"))
