@@ -441,7 +441,7 @@ fn unlink_frees_a_large_set_in_the_background() {
 fn evictions_and_expiries_are_notified() {
     let server = start("allkeys-lru", &["--notify-keyspace-events", "Exe"]);
     let mut sub = server.conn();
-    sub.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    sub.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .expect("timeout");
     let mut sub = sub.as_pubsub();
     sub.psubscribe("__keyevent@0__:*").expect("psubscribe");
@@ -457,9 +457,10 @@ fn evictions_and_expiries_are_notified() {
         .arg(50)
         .query(&mut c)
         .expect("set");
-    let evicted_keys = field(&info(&mut c, "stats"), "evicted_keys");
-    assert!(evicted_keys > 1000, "{evicted_keys}");
-    // Every eviction is published once, on its shard; then the expiry of `short`.
+    let evicted_before = field(&info(&mut c, "stats"), "evicted_keys");
+    assert!(evicted_before > 1000, "{evicted_before}");
+    // Every eviction is published once, on its shard; then the expiry of `short`. (The shards
+    // may go on evicting a little meanwhile, as they settle their shares of the limit.)
     let mut evicted = Vec::new();
     loop {
         let msg = sub.get_message().expect("a keyspace event");
@@ -473,7 +474,14 @@ fn evictions_and_expiries_are_notified() {
             other => panic!("unexpected event {other} {key}"),
         }
     }
-    assert_eq!(evicted.len() as u64, evicted_keys);
+    let evicted_after = field(&info(&mut c, "stats"), "evicted_keys");
+    let published = evicted.len() as u64;
+    assert!(
+        (evicted_before..=evicted_after).contains(&published),
+        "{published} evicted events for {evicted_before}..{evicted_after} evictions"
+    );
+    let unique: std::collections::HashSet<&String> = evicted.iter().collect();
+    assert_eq!(unique.len(), evicted.len(), "a key evicted twice");
     for key in evicted.iter().step_by(97) {
         let exists: bool = c.exists(key).expect("exists");
         assert!(!exists, "{key} was notified as evicted but is there");
