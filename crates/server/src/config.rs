@@ -127,6 +127,13 @@ static PARAMS: &[Param] = &[
         Kind::OutputLimits,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
+    // RESTORE and loading always validate payloads in full (as Redis's "yes"); the setting is
+    // accepted for compatibility.
+    p(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+    ),
     // Persistence is not built yet: only the values that mean "off" are accepted.
     p("save", Kind::SavePoints, ""),
     p("appendonly", Kind::Enum(&["no"]), "no"),

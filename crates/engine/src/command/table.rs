@@ -232,6 +232,7 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_string::COMMANDS,
     crate::t_bitops::COMMANDS,
     crate::t_keys::COMMANDS,
+    crate::t_dump::COMMANDS,
     crate::t_memory::COMMANDS,
     crate::t_hash::COMMANDS,
     crate::t_list::COMMANDS,
