@@ -31,6 +31,9 @@ pub struct Db {
     entries: Dict<Bytes, Entry>,
     /// The keys that have an expiry, sampled by the active expiry cycle.
     volatile: Dict<Bytes, ()>,
+    /// Keys removed here without a command asking (lazy and active expiry), collected while
+    /// the shard keeps a journal: they become its `Del` records (see `crate::journal`).
+    reaped: Option<Vec<Bytes>>,
 }
 
 /// What the active expiry cycle did in one call.
@@ -72,6 +75,7 @@ impl Db {
         match self.entries.get(key) {
             Some(e) if Self::is_expired(e, now_ms) => {
                 self.remove(key);
+                self.note_reaped(key);
                 true
             }
             _ => false,
@@ -219,6 +223,7 @@ impl Db {
                 return Some(key);
             }
             self.remove(&key);
+            self.note_reaped(&key);
             on_expired(&key);
         }
         None
@@ -248,9 +253,33 @@ impl Db {
         cycle
     }
 
-    /// Moves every entry out (SWAPDB, FLUSHALL ASYNC-style handoff).
+    /// Moves every entry out (SWAPDB, FLUSHALL ASYNC-style handoff). Keys reaped and not
+    /// yet journaled stay here.
     pub fn take(&mut self) -> Db {
-        std::mem::take(self)
+        Db {
+            entries: std::mem::take(&mut self.entries),
+            volatile: std::mem::take(&mut self.volatile),
+            reaped: None,
+        }
+    }
+
+    /// Starts (or stops) collecting the keys expiry removes, for the journal.
+    pub fn collect_reaped(&mut self, on: bool) {
+        self.reaped = on.then(Vec::new);
+    }
+
+    fn note_reaped(&mut self, key: &[u8]) {
+        if let Some(r) = &mut self.reaped {
+            r.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The keys expiry removed since the last call.
+    pub fn take_reaped(&mut self) -> Vec<Bytes> {
+        match &mut self.reaped {
+            Some(r) if !r.is_empty() => std::mem::take(r),
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod db;
 pub mod dict;
 pub mod error;
 pub mod glob;
+pub mod journal;
 pub mod listpack;
 pub mod notify;
 pub mod num;
