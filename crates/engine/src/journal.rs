@@ -225,11 +225,11 @@ pub fn replay(shard: &mut Shard, record: &Record<'_>, now_ms: u64) -> Result<(),
             if let Some(d) = shard.dbs.get_mut(*db as usize) {
                 d.insert_entry(
                     Bytes::copy_from_slice(key),
-                    Entry {
+                    Entry::new(
                         value,
-                        expire_at: expire_ms.and_then(|at| std::num::NonZeroU64::new(at.max(1))),
-                        accessed: (now_ms / 1000) as u32,
-                    },
+                        expire_ms.and_then(|at| std::num::NonZeroU64::new(at.max(1))),
+                        (now_ms / 1000) as u32,
+                    ),
                 );
             }
         }

@@ -21,6 +21,7 @@ pub mod sample;
 pub mod scan;
 pub mod shard;
 pub mod skiplist;
+pub mod snapshot;
 pub mod t_bitops;
 pub mod t_dump;
 pub mod t_geo;

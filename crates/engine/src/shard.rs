@@ -89,6 +89,8 @@ pub struct Shard {
     /// The log of changes, while the runtime keeps an append-only log (see
     /// `crate::journal`).
     pub journal: Option<Box<crate::journal::Journal>>,
+    /// The epoch of the last snapshot begun (see `crate::snapshot`).
+    pub snapshot_epoch: u32,
     rng_state: u64,
 }
 
@@ -107,6 +109,7 @@ impl Shard {
             notify_flags: 0,
             events: Vec::new(),
             journal: None,
+            snapshot_epoch: 0,
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
