@@ -30,6 +30,8 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
+    /// A file name in `dir`, not a path (`dbfilename`).
+    FileName,
     /// A byte count of which only 0 (no limit) is supported.
     MemoryOff,
 }
@@ -134,8 +136,13 @@ static PARAMS: &[Param] = &[
         Kind::Enum(&["no", "yes", "clients"]),
         "no",
     ),
-    // Persistence is not built yet: only the values that mean "off" are accepted.
+    // Snapshots. Shardis's default is no save rule (Redis's is "3600 1 300 100 60 10000"):
+    // a server started without a configuration writes nothing where it runs.
     p("save", Kind::SavePoints, ""),
+    p("dbfilename", Kind::FileName, "dump.rdb"),
+    p("rdbcompression", Kind::Bool, "yes"),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    // The append-only log is not built yet: only "no" is accepted.
     p("appendonly", Kind::Enum(&["no"]), "no"),
     alias(
         "hash-max-listpack-entries",
@@ -371,10 +378,22 @@ impl Param {
             }
             Kind::Str => Ok(value.to_string()),
             Kind::SavePoints => {
-                if value.trim().is_empty() {
-                    Ok(String::new())
+                let words: Vec<&str> = value.split_whitespace().collect();
+                if !words.len().is_multiple_of(2) {
+                    return Err("Invalid save parameters".into());
+                }
+                for w in &words {
+                    if w.parse::<u64>().is_err() {
+                        return Err("Invalid save parameters".into());
+                    }
+                }
+                Ok(words.join(" "))
+            }
+            Kind::FileName => {
+                if value.contains('/') || value.is_empty() {
+                    Err("dbfilename can't be a path, just a filename".into())
                 } else {
-                    Err("snapshots are not supported yet: only save \"\" is accepted".into())
+                    Ok(value.to_string())
                 }
             }
         }

@@ -21,7 +21,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const PREEMPT_PERIOD: Duration = Duration::from_millis(500);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    request_shutdown();
+    // Core 0's clock saves first when `save` rules exist, then stops every core.
+    crate::persist::signal_shutdown();
 }
 
 /// Starts the server and blocks until it stops.
@@ -56,6 +57,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         config.apply(&[("dir", cwd.display().to_string())]);
     }
     info!("{}", probe::check_memlock(shards)?);
+    crate::persist::init();
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -157,6 +159,8 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
+    // Every core loads its keys before it serves (in parallel with the others).
+    crate::persist::load::load_shard(&core)?;
     let event_loop =
         EventLoop::new(core.clone(), listeners).map_err(|e| format!("io_uring setup: {e}"))?;
     spawn::spawn(clock(core.clone()));
@@ -181,6 +185,8 @@ async fn clock(core: Rc<Core>) {
             core.publish_events(events, flags);
         }
         close_idle_clients(&core, now);
+        // `save` rules, and the save before a shutdown a signal asked for (core 0).
+        crate::persist::save::tick(&core);
     }
 }
 

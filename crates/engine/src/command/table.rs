@@ -167,6 +167,9 @@ pub enum ServerCmd {
     PubsubHelp,
     Monitor,
     ClientReply,
+    Save,
+    BgSave,
+    LastSave,
 }
 
 /// Every registration, family by family.
@@ -224,6 +227,9 @@ pub static TABLE: &[Registration] = &[
     Registration::server("pubsub|help", ServerCmd::PubsubHelp),
     Registration::server("monitor", ServerCmd::Monitor),
     Registration::server("client|reply", ServerCmd::ClientReply),
+    Registration::server("save", ServerCmd::Save),
+    Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("lastsave", ServerCmd::LastSave),
 ];
 
 /// The families' own lists.

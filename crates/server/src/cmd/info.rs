@@ -123,13 +123,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
         ),
     );
-    section(
-        "persistence",
-        format!(
-            "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\n",
-            sum(&|r| r.dirty)
-        ),
-    );
+    section("persistence", crate::persist::info(sum(&|r| r.dirty)));
     section(
         "stats",
         format!(

@@ -40,6 +40,9 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
             | ServerCmd::Monitor
+            | ServerCmd::Save
+            | ServerCmd::BgSave
+            | ServerCmd::Shutdown
     )
 }
 
@@ -56,7 +59,6 @@ pub fn run_sync(
         ServerCmd::Multi => Some(multi::multi(s)),
         ServerCmd::Discard => Some(multi::discard(s)),
         ServerCmd::Unwatch => Some(multi::unwatch(s)),
-        ServerCmd::Shutdown => server::shutdown(s, args),
         _ => Some(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))

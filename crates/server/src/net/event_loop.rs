@@ -822,6 +822,12 @@ impl EventLoop {
             core.feed_monitors(&c.addr, c.db, args);
         }
         conn.mute = conn.client.borrow_mut().take_mute();
+        // Snapshots failing with stop-writes-on-bgsave-error: writes (and PING) are refused.
+        if crate::persist::writes_refused()
+            && (cmd.is_write() || matches!(cmd.exec, Exec::Server(ServerCmd::Ping)))
+        {
+            return conn.reply(Reply::err(crate::persist::MISCONF));
+        }
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 match cmd::run_sync(session, which, cmd, args) {
