@@ -10,6 +10,7 @@
 pub mod command;
 pub mod db;
 pub mod dict;
+pub mod digest;
 pub mod error;
 pub mod glob;
 pub mod journal;

@@ -142,6 +142,11 @@ static PARAMS: &[Param] = &[
     p("dbfilename", Kind::FileName, "dump.rdb"),
     p("rdbcompression", Kind::Bool, "yes"),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    fixed(
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+    ),
     // The append-only log is not built yet: only "no" is accepted.
     p("appendonly", Kind::Enum(&["no"]), "no"),
     alias(

@@ -148,6 +148,12 @@ fn save_then_restart_with_the_same_and_other_shard_counts() {
     let mut c = server.conn();
     let keys = fill(&mut c, 300);
     let before = contents(&mut c, &keys);
+    // DEBUG is refused unless enable-debug-command allows it, as in Redis.
+    let e = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query::<String>(&mut c)
+        .expect_err("refused");
+    assert!(e.to_string().contains("DEBUG command not allowed"), "{e}");
     let lastsave: i64 = redis::cmd("LASTSAVE").query(&mut c).expect("lastsave");
     assert_eq!(
         redis::cmd("SAVE").query::<String>(&mut c).expect("save"),
@@ -293,8 +299,18 @@ fn failing_saves_refuse_writes_with_misconf() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A redis-server, killed when dropped (also when a test fails).
+struct RedisServer(std::process::Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running redis-server in `dir`, or None when it is not installed.
-fn redis_server(dir: &Path) -> Option<(std::process::Child, u16)> {
+fn redis_server(dir: &Path) -> Option<(RedisServer, u16)> {
     if Command::new("redis-server")
         .arg("--version")
         .output()
@@ -315,11 +331,14 @@ fn redis_server(dir: &Path) -> Option<(std::process::Child, u16)> {
             "",
             "--appendonly",
             "no",
+            "--enable-debug-command",
+            "yes",
         ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
         .spawn()
+        .map(RedisServer)
         .ok()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -339,19 +358,48 @@ fn redis_server(dir: &Path) -> Option<(std::process::Child, u16)> {
 #[test]
 fn rdb_files_move_between_redis_and_shardis() {
     let dir = temp_dir("interop");
-    let Some((mut redis, port)) = redis_server(&dir) else {
+    let Some((redis, port)) = redis_server(&dir) else {
         return;
     };
     let mut r = common::connect(port);
     let keys = fill(&mut r, 60);
     let from_redis = contents(&mut r, &keys);
+    let redis_digest: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(&mut r)
+        .expect("digest");
+    let redis_values: Vec<String> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg(&keys)
+        .query(&mut r)
+        .expect("digest-value");
     let _: String = redis::cmd("SAVE").query(&mut r).expect("redis save");
-    let _ = redis.kill();
-    let _ = redis.wait();
-    // Redis → Shardis: the dump.rdb loads (into two shards).
-    let server = start(2, &dir, &[]);
+    drop(redis);
+    // Redis → Shardis: the dump.rdb loads (into two shards), with Redis's digests.
+    let server = start(2, &dir, &["--enable-debug-command", "yes"]);
     let mut c = server.conn();
     assert_eq!(contents(&mut c, &keys), from_redis);
+    let digest: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(&mut c)
+        .expect("digest");
+    assert_eq!(digest, redis_digest);
+    let values: Vec<String> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg(&keys)
+        .query(&mut c)
+        .expect("digest-value");
+    assert_eq!(values, redis_values);
+    // DEBUG RELOAD keeps the data set.
+    let _: String = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .query(&mut c)
+        .expect("reload");
+    let after: String = redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(&mut c)
+        .expect("digest");
+    assert_eq!(after, redis_digest);
     // Shardis → Redis: a one-shard snapshot file is a dump.rdb Redis loads.
     let out = temp_dir("interop-out");
     let server1 = start(1, &out, &[]);
@@ -361,13 +409,12 @@ fn rdb_files_move_between_redis_and_shardis() {
     let _: String = redis::cmd("SAVE").query(&mut c1).expect("save");
     let redis_dir = temp_dir("interop-redis");
     std::fs::copy(out.join("dump.rdb.1.0-of-1"), redis_dir.join("dump.rdb")).expect("copy");
-    let Some((mut redis, port)) = redis_server(&redis_dir) else {
+    let Some((redis, port)) = redis_server(&redis_dir) else {
         return;
     };
     let mut r = common::connect(port);
     assert_eq!(contents(&mut r, &keys), ours);
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     for d in [dir, redis_dir, out] {
         let _ = std::fs::remove_dir_all(d);
     }

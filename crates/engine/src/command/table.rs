@@ -170,6 +170,7 @@ pub enum ServerCmd {
     Save,
     BgSave,
     LastSave,
+    Debug,
 }
 
 /// Every registration, family by family.
@@ -230,6 +231,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("save", ServerCmd::Save),
     Registration::server("bgsave", ServerCmd::BgSave),
     Registration::server("lastsave", ServerCmd::LastSave),
+    Registration::server("debug", ServerCmd::Debug),
 ];
 
 /// The families' own lists.

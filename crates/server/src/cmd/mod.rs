@@ -4,6 +4,7 @@
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
 pub mod connection;
+pub mod debug;
 pub mod info;
 pub mod keyspace;
 pub mod pubsub;
@@ -43,6 +44,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::Save
             | ServerCmd::BgSave
             | ServerCmd::Shutdown
+            | ServerCmd::Debug
     )
 }
 
@@ -82,6 +84,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if let Some(r) = pubsub::run_async(s, which, args).await {
         return Some(r);
+    }
+    if which == ServerCmd::Debug {
+        return Some(debug::debug(s, args).await);
     }
     keyspace::run_async(s, which, args).await
 }
