@@ -23,3 +23,6 @@ pub mod logging;
 pub mod net;
 pub mod persist;
 pub mod server;
+
+/// The Redis version Shardis answers as (clients feature-detect on it; snapshots carry it).
+pub const REDIS_VERSION: &str = "7.0.15";

@@ -193,6 +193,25 @@ fn save_then_restart_with_the_same_and_other_shard_counts() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
+    // A backup as docs/operations.md describes it: the manifest and the files it names,
+    // copied to another node's dir, restored there with another shard count.
+    let backup = temp_dir("backup");
+    let manifest = std::fs::read_to_string(dir.join("dump.rdb.manifest")).expect("manifest");
+    std::fs::copy(
+        dir.join("dump.rdb.manifest"),
+        backup.join("dump.rdb.manifest"),
+    )
+    .expect("copy manifest");
+    for name in manifest.lines().filter_map(|l| l.strip_prefix("file ")) {
+        std::fs::copy(dir.join(name), backup.join(name)).expect("copy file");
+    }
+    let restored = start(1, &backup, &[]);
+    let mut r = restored.conn();
+    assert_eq!(contents(&mut r, &keys), before);
+    assert_eq!(r.get::<_, String>("after").expect("get"), "bgsave");
+    drop(r);
+    drop(restored);
+    let _ = std::fs::remove_dir_all(&backup);
     drop(c);
     drop(server);
     let server = start(2, &dir, &[]);

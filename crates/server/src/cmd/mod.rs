@@ -17,8 +17,7 @@ use shardis_resp::Reply;
 use crate::conn::multi;
 use crate::conn::session::Session;
 
-/// The Redis version Shardis answers as (clients feature-detect on it).
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use crate::REDIS_VERSION;
 
 /// Whether a runtime command must wait for other cores (it then runs in a task).
 pub fn must_wait(which: ServerCmd) -> bool {

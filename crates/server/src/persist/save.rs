@@ -165,7 +165,7 @@ fn header(core: &Core) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = Writer::new(&mut out, false);
     w.header();
-    w.aux(b"redis-ver", crate::cmd::REDIS_VERSION.as_bytes());
+    w.aux(b"redis-ver", crate::REDIS_VERSION.as_bytes());
     w.aux(b"redis-bits", b"64");
     w.aux(b"ctime", (wall_ms() / 1000).to_string().as_bytes());
     w.aux(
