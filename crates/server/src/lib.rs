@@ -11,6 +11,9 @@
 //! - [`cmd`]: the commands the runtime carries out itself (CLIENT, CONFIG, INFO…).
 //! - [`net`]: the event loop: connections' I/O and the inline hot path.
 //! - [`server`]: start-up, executors, shutdown.
+//!
+//! Besides: [`config`], [`logging`], [`alloc`], and [`tls`] (the TLS settings and the record
+//! layer of TLS connections, used by CONFIG SET, start-up and the event loop).
 
 pub mod alloc;
 pub mod cmd;
@@ -23,6 +26,7 @@ pub mod logging;
 pub mod net;
 pub mod persist;
 pub mod server;
+pub mod tls;
 
 /// The Redis version Shardis answers as (clients feature-detect on it; snapshots carry it).
 pub const REDIS_VERSION: &str = "7.0.15";
