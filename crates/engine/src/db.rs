@@ -4,10 +4,11 @@
 //! Keys and values stored here are always owned copies: a request's arguments are views
 //! into the connection's read buffer and must never be kept alive by the keyspace.
 //!
-//! Memory per key is what a cache is made of, so the layout is tight: one 64-byte node per
+//! Memory per key is what a cache is made of, so the layout is tight: one 72-byte node per
 //! key (the dict's link, a 16-byte [`Key`] holding names up to 15 bytes in place, and a
-//! 40-byte [`Entry`]: a 32-byte value, the access field eviction reads, and the index of the
-//! key's expiry). Keys with a TTL also have a 16-byte slot in `expires`, (hash of the key,
+//! 48-byte [`Entry`]: a 32-byte value, the access field eviction reads, the index of the
+//! key's expiry, and the snapshot epoch; without the epoch the node was 64 bytes, a size
+//! class of its own, which packing the epoch with another field would bring back). Keys with a TTL also have a 16-byte slot in `expires`, (hash of the key,
 //! expiry time), whose index the entry keeps: a key without a TTL pays nothing for expiry,
 //! and the slot leads back to its entry through the hash (sampling for active expiry and for
 //! the volatile eviction policies) without a second copy of the key.
@@ -31,6 +32,9 @@ pub struct Entry {
     pub lru: u32,
     /// Index of the key's slot in `Db::expires`, or `NO_EXPIRE`.
     expiry: u32,
+    /// The snapshot epoch that saved the entry, or in which it was created: a running
+    /// snapshot saves the entries below its epoch (see `crate::snapshot`).
+    pub saved: u32,
 }
 
 impl Entry {
@@ -66,6 +70,13 @@ pub struct Db {
     pub lazy_expire: bool,
     /// Values of expired keys waiting to be freed in steps (the shard takes them over).
     pub doomed: Vec<Value>,
+    /// Keys removed here without a command asking (lazy and active expiry), collected while
+    /// the shard keeps a journal: they become its `Del` records (see `crate::journal`).
+    reaped: Option<Vec<Bytes>>,
+    /// The epoch of the last snapshot started (entries created now belong to it).
+    epoch: u32,
+    /// The snapshot running over this database, if any.
+    pub(crate) snap: Option<Box<crate::snapshot::DbSnapshot>>,
 }
 
 /// What the active expiry cycle did in one call.
@@ -96,10 +107,7 @@ impl Db {
 
     /// The absolute expiry of an entry of this database, in Unix ms.
     pub fn expire_of(&self, entry: &Entry) -> Option<u64> {
-        if !entry.has_expire() {
-            return None;
-        }
-        self.expires.get(entry.expiry as usize).map(|&(_, at)| at)
+        expiry_in(&self.expires, entry)
     }
 
     /// The absolute expiry of `key`, in Unix ms (expired or not).
@@ -123,6 +131,7 @@ impl Db {
                 if let Some(gone) = self.remove(key) {
                     self.discard_expired(gone.value);
                 }
+                self.note_reaped(key);
                 true
             }
             _ => false,
@@ -145,7 +154,20 @@ impl Db {
     /// The live entry of `key`, for modification.
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
+        self.before_change(key);
         self.entries.get_mut(key)
+    }
+
+    /// The copy-on-write hook of snapshots: every change to an entry comes through here
+    /// first, and an entry a running snapshot has not saved yet is saved now, as it was.
+    #[inline]
+    fn before_change(&mut self, key: &[u8]) {
+        if let Some(snap) = &mut self.snap {
+            if let Some(e) = self.entries.get_mut(key) {
+                let expire = expiry_in(&self.expires, e);
+                snap.save_early(key, e, expire);
+            }
+        }
     }
 
     /// Reads an entry without expiring or touching it (introspection, persistence).
@@ -157,11 +179,16 @@ impl Db {
     pub fn record(&mut self, key: &[u8], now_ms: u64) -> Option<Record> {
         self.expire_if_needed(key, now_ms);
         let e = self.entries.get(key)?;
-        Some(Record {
+        Some(self.to_record(e))
+    }
+
+    /// A copy of `e`, an entry of this database, as a whole record.
+    pub fn to_record(&self, e: &Entry) -> Record {
+        Record {
             value: e.value.clone(),
             expire_at: self.expire_of(e).and_then(NonZeroU64::new),
             lru: e.lru,
-        })
+        }
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
@@ -190,6 +217,7 @@ impl Db {
         keep_lru: bool,
         keep_ttl: bool,
     ) -> bool {
+        self.before_change(key);
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             if !keep_lru {
@@ -208,6 +236,7 @@ impl Db {
                 value,
                 lru,
                 expiry: NO_EXPIRE,
+                saved: self.epoch,
             },
         );
         true
@@ -228,6 +257,7 @@ impl Db {
 
     /// Deletes `key`; returns its record.
     pub fn remove(&mut self, key: &[u8]) -> Option<Record> {
+        self.before_change(key);
         let (_, entry) = self.entries.remove(key)?;
         let expire_at = self.expire_of(&entry).and_then(NonZeroU64::new);
         if entry.has_expire() {
@@ -266,6 +296,7 @@ impl Db {
 
     /// Sets the absolute expiry of an existing key; returns false when the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
+        self.before_change(key);
         let at = at_ms.max(1);
         let slots = self.expires.len();
         let Some(e) = self.entries.get_mut(key) else {
@@ -285,6 +316,7 @@ impl Db {
 
     /// Removes the expiry of `key`; returns true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.before_change(key);
         let Some(e) = self.entries.get_mut(key) else {
             return false;
         };
@@ -296,10 +328,15 @@ impl Db {
         true
     }
 
+    /// Empties the database. A running snapshot keeps the entries it has not saved yet and
+    /// saves them from there: nothing is copied.
     pub fn clear(&mut self) {
-        self.entries.clear();
-        self.expires = Vec::new();
+        let old = std::mem::take(&mut self.entries);
+        let expires = std::mem::take(&mut self.expires);
         self.doomed.clear();
+        if let Some(snap) = &mut self.snap {
+            snap.detach(old, expires);
+        }
     }
 
     /// Iterates over every entry, expired ones included.
@@ -332,6 +369,7 @@ impl Db {
             if let Some(gone) = self.remove(&key) {
                 self.discard_expired(gone.value);
             }
+            self.note_reaped(&key);
             on_expired(&key);
         }
         None
@@ -438,6 +476,7 @@ impl Db {
             };
             if let Some(gone) = self.remove(&key) {
                 self.discard_expired(gone.value);
+                self.note_reaped(&key);
                 cycle.expired += 1;
                 on_expired(&key);
             }
@@ -463,6 +502,49 @@ impl Db {
         }
         let linked = self.entries.iter().filter(|(_, e)| e.has_expire()).count();
         assert_eq!(linked, self.expires.len());
+    }
+
+    /// Starts (or stops) collecting the keys expiry removes, for the journal.
+    pub fn collect_reaped(&mut self, on: bool) {
+        self.reaped = on.then(Vec::new);
+    }
+
+    /// Notes `key` as removed without a command asking (expiry, eviction) for the journal.
+    pub(crate) fn note_reaped(&mut self, key: &[u8]) {
+        if let Some(r) = &mut self.reaped {
+            r.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The keys expiry removed since the last call.
+    pub fn take_reaped(&mut self) -> Vec<Bytes> {
+        match &mut self.reaped {
+            Some(r) if !r.is_empty() => std::mem::take(r),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The absolute expiry of `entry`, whose expiry slots are `expires`.
+pub(crate) fn expiry_in(expires: &[(u64, u64)], entry: &Entry) -> Option<u64> {
+    if !entry.has_expire() {
+        return None;
+    }
+    expires.get(entry.expiry as usize).map(|&(_, at)| at)
+}
+
+impl Db {
+    /// Starts snapshot `epoch` of this database, which is number `index`.
+    pub(crate) fn snapshot_begin(&mut self, epoch: u32, index: usize, compress: bool) {
+        self.epoch = epoch;
+        self.snap = Some(Box::new(crate::snapshot::DbSnapshot::new(
+            epoch, index, compress,
+        )));
+    }
+
+    /// The entries table, for a snapshot's traversal.
+    pub(crate) fn entries_mut(&mut self) -> (&mut Dict<Key, Entry>, &[(u64, u64)]) {
+        (&mut self.entries, &self.expires)
     }
 }
 

@@ -169,6 +169,12 @@ impl Tracking {
         counter.saturating_sub(periods.min(255) as u8)
     }
 
+    /// The LRU timestamp of a key idle for `idle_secs` seconds now (RESTORE IDLETIME).
+    pub fn idle_since(now_ms: u64, idle_secs: i64) -> u32 {
+        let units = u64::try_from(idle_secs).unwrap_or(0).saturating_mul(1000) / LRU_RESOLUTION_MS;
+        lru_clock(now_ms).wrapping_sub(units.min(u64::from(u32::MAX)) as u32)
+    }
+
     /// Idle time in milliseconds of an LRU timestamp (OBJECT IDLETIME reports it in seconds).
     pub fn idle_ms(lru: u32, now_ms: u64) -> u64 {
         u64::from(lru_clock(now_ms).wrapping_sub(lru)) * LRU_RESOLUTION_MS

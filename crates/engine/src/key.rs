@@ -5,8 +5,7 @@
 //!   16383…) and the bytes, behind an 8-byte pointer. A 6-byte member takes an 8-byte block,
 //!   where a `Bytes` takes 32 bytes of handle plus its block, and a `Box<[u8]>` 16.
 //! - [`Key`]: 16 bytes; a name of up to 15 bytes (`user:123456`, `key:42`…) sits inside, with
-//!   no allocation at all; a longer one is a [`Thin`]. The keyspace node (the dict's link, the
-//!   key, a 40-byte entry) is then exactly 64 bytes, a size class of its own.
+//!   no allocation at all; a longer one is a [`Thin`] (see `db.rs` for the keyspace node).
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Borrow;

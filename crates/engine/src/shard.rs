@@ -112,6 +112,11 @@ pub struct Shard {
     pool: Pool,
     /// The database the random eviction policies visit next.
     next_evict_db: usize,
+    /// The log of changes, while the runtime keeps an append-only log (see
+    /// `crate::journal`).
+    pub journal: Option<Box<crate::journal::Journal>>,
+    /// The epoch of the last snapshot begun (see `crate::snapshot`).
+    pub snapshot_epoch: u32,
     rng_state: u64,
 }
 
@@ -138,6 +143,8 @@ impl Shard {
             lazyfree: LazyFree::default(),
             pool: Pool::default(),
             next_evict_db: 0,
+            journal: None,
+            snapshot_epoch: 0,
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -261,6 +268,10 @@ impl Shard {
     /// share bytes with that core's data), while a shard's memory must be its own core's,
     /// both to be counted there and to be freed without reaching into another shard.
     pub fn import(&mut self, db: usize, key: Bytes, record: Option<Record>) {
+        // A state record: the command ran on a copy elsewhere, so its effect is the entry.
+        if let Some(j) = &mut self.journal {
+            j.state(db, &key, record.as_ref());
+        }
         let Some(d) = self.dbs.get_mut(db) else {
             return;
         };
@@ -475,6 +486,10 @@ pub struct Ctx<'a> {
     pub db: usize,
     pub now_ms: u64,
     pub resp3: bool,
+    /// The commands the journal logs instead of the one that ran (Redis's
+    /// `rewriteClientCommandVector`): set by commands whose effect their arguments do not
+    /// determine (SPOP's random choice, approximate trimming).
+    pub propagate: Option<Vec<Vec<Bytes>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -484,6 +499,14 @@ impl<'a> Ctx<'a> {
             db,
             now_ms,
             resp3,
+            propagate: None,
+        }
+    }
+
+    /// Logs `argv` instead of the command that ran (only while a journal is kept).
+    pub fn propagate_as(&mut self, argv: impl FnOnce() -> Vec<Bytes>) {
+        if self.shard.journal.is_some() {
+            self.propagate = Some(vec![argv()]);
         }
     }
 

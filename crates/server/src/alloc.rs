@@ -205,6 +205,17 @@ pub fn collect() {
     unsafe { mi::mi_collect(false) }
 }
 
+/// Net bytes allocated by the calling thread's core (RDB's `used-mem`), or by the threads
+/// that are not cores when it is not one.
+pub fn allocated_here() -> isize {
+    let core = CORE.try_with(Cell::get).unwrap_or(NO_CORE);
+    if core == NO_CORE {
+        UNOWNED.load(Relaxed)
+    } else {
+        core_used(core)
+    }
+}
+
 /// Live bytes of core `id`'s heap (what it allocated and nobody freed yet).
 pub fn core_used(id: usize) -> isize {
     match (OWNED.get(id), REMOTE.get(id)) {

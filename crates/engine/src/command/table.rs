@@ -167,6 +167,10 @@ pub enum ServerCmd {
     PubsubHelp,
     Monitor,
     ClientReply,
+    Save,
+    BgSave,
+    LastSave,
+    Debug,
 }
 
 /// Every registration, family by family.
@@ -224,6 +228,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("pubsub|help", ServerCmd::PubsubHelp),
     Registration::server("monitor", ServerCmd::Monitor),
     Registration::server("client|reply", ServerCmd::ClientReply),
+    Registration::server("save", ServerCmd::Save),
+    Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("lastsave", ServerCmd::LastSave),
+    Registration::server("debug", ServerCmd::Debug),
 ];
 
 /// The families' own lists.
@@ -232,6 +240,7 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_string::COMMANDS,
     crate::t_bitops::COMMANDS,
     crate::t_keys::COMMANDS,
+    crate::t_dump::COMMANDS,
     crate::t_memory::COMMANDS,
     crate::t_hash::COMMANDS,
     crate::t_list::COMMANDS,
