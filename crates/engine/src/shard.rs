@@ -177,9 +177,14 @@ impl Shard {
         let Some((db, key)) = picked else {
             return false;
         };
-        let Some(entry) = self.dbs.get_mut(db).and_then(|d| d.remove(&key)) else {
+        let Some(d) = self.dbs.get_mut(db) else {
             return false;
         };
+        let Some(entry) = d.remove(&key) else {
+            return false;
+        };
+        // As expiry: the journal logs it as a Del before the next command's record.
+        d.note_reaped(&key);
         self.stats.evicted_keys += 1;
         self.watched.touch(db, &key);
         self.report(db, notify::EVICTED, "evicted", &key);

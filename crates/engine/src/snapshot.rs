@@ -182,6 +182,7 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::testing::TestShard;
+    use bytes::Bytes;
     use shardis_persist::rdb::{Decoded, FileReader, Item};
 
     /// Runs a snapshot to the end in small steps, calling `between` after each, and returns

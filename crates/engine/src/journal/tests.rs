@@ -270,6 +270,34 @@ fn imports_and_expiry_are_logged_as_state() {
 }
 
 #[test]
+fn evictions_are_logged_as_del_before_the_next_command() {
+    let mut t = TestShard::new();
+    let mut config = t.shard.config.clone();
+    config.tracking.policy = crate::evict::Policy::AllKeysLru;
+    t.shard.set_config(config);
+    t.shard.set_journal(true);
+    t.run(&["SET", "a", "1"]);
+    let now = t.now_ms;
+    assert!(t.shard.evict_one(now));
+    t.run(&["SET", "b", "2"]);
+    let buf = t.shard.journal.as_mut().expect("journal").take();
+    let mut kinds = Vec::new();
+    let mut rest = &buf[..];
+    while let Frame::Record(r, n) = aof::decode(rest) {
+        kinds.push(match r {
+            Record::Command { args, .. } => String::from_utf8_lossy(args[1]).into_owned(),
+            Record::Del { key, .. } => format!("del {}", String::from_utf8_lossy(key)),
+            other => format!("{other:?}"),
+        });
+        rest = &rest[n..];
+    }
+    assert_eq!(kinds, vec!["a", "del a", "b"]);
+    let replayed = replay_all(&buf, t.shard.config.clone(), t.now_ms);
+    assert!(replayed.dbs[0].peek(b"a").is_none());
+    assert!(replayed.dbs[0].peek(b"b").is_some());
+}
+
+#[test]
 fn no_journal_no_records_and_no_cost() {
     let mut t = TestShard::new();
     t.run(&["SPOP", "nothing"]);
