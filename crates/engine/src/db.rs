@@ -20,6 +20,9 @@ use crate::dict::{hash_key, Dict};
 use crate::key::Key;
 use crate::value::Value;
 
+/// (hash of the key, absolute expiry in Unix ms) of every key of a database with a TTL.
+pub type ExpirySlots = Vec<(u64, u64)>;
+
 /// An entry's `expiry` when the key has no TTL.
 const NO_EXPIRE: u32 = u32::MAX;
 
@@ -63,8 +66,8 @@ impl Record {
 #[derive(Default)]
 pub struct Db {
     entries: Dict<Key, Entry>,
-    /// (hash of the key, absolute expiry in Unix ms) of every key with a TTL.
-    expires: Vec<(u64, u64)>,
+    /// The expiry slots; see [`ExpirySlots`].
+    expires: ExpirySlots,
     /// `lazyfree-lazy-expire`: large values of expired keys go to `doomed` instead of being
     /// freed on the spot.
     pub lazy_expire: bool,

@@ -18,7 +18,7 @@
 
 use shardis_persist::rdb::Writer;
 
-use crate::db::{expiry_in, Entry};
+use crate::db::{expiry_in, Entry, ExpirySlots};
 use crate::dict::Dict;
 use crate::key::Key;
 use crate::shard::Shard;
@@ -34,7 +34,7 @@ pub struct DbSnapshot {
     /// Entries saved ahead of the traversal, as RDB key records.
     early: Vec<u8>,
     /// A table flushed while the snapshot ran, with its expiry slots, still being saved from.
-    detached: Option<(Dict<Key, Entry>, Vec<(u64, u64)>)>,
+    detached: Option<(Dict<Key, Entry>, ExpirySlots)>,
     compress: bool,
 }
 
@@ -61,7 +61,7 @@ impl DbSnapshot {
     }
 
     /// Takes over a flushed table: its unsaved entries are saved from it.
-    pub(crate) fn detach(&mut self, table: Dict<Key, Entry>, expires: Vec<(u64, u64)>) {
+    pub(crate) fn detach(&mut self, table: Dict<Key, Entry>, expires: ExpirySlots) {
         if self.detached.is_none() && !self.traversed {
             self.detached = Some((table, expires));
         }
