@@ -247,12 +247,14 @@ impl Shard {
     }
 
     /// Before a lookup or a write that expires `key` by itself: when `expired` or `new` events
-    /// are wanted, or clients are blocked on keys, expires it here so that the event is
-    /// reported, a key written over an expired one is new (Redis deletes the expired key
-    /// first), and a client blocked on it learns it is gone. Otherwise two cheap checks.
+    /// are wanted (or expiries, for client-side caching), or clients are blocked on keys,
+    /// expires it here so that the event is reported, a key written over an expired one is new
+    /// (Redis deletes the expired key first), and a client blocked on it learns it is gone.
+    /// Otherwise two cheap checks.
     #[inline]
     fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
-        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 || !self.blocked_keys.is_empty()
+        if self.notify_flags & (notify::EXPIRED | notify::NEW | notify::TRACKING) != 0
+            || !self.blocked_keys.is_empty()
         {
             self.expire_if_needed(db, key, now_ms);
         }

@@ -176,6 +176,7 @@ static PARAMS: &[Param] = &[
     p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
     p("stream-node-max-entries", INT, "100"),
     p("spin-before-park-us", INT, "0"),
+    p("tracking-table-max-keys", INT, "1000000"),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
     p(

@@ -178,8 +178,11 @@ async fn clock(core: Rc<Core>) {
         };
         if !events.is_empty() {
             let flags = core.shard.borrow().notify_flags;
+            core.track_events(&events);
             core.publish_events(events, flags);
         }
+        // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
+        core.track_limit();
         close_idle_clients(&core, now);
     }
 }

@@ -167,6 +167,10 @@ pub enum ServerCmd {
     PubsubHelp,
     Monitor,
     ClientReply,
+    ClientTracking,
+    ClientCaching,
+    ClientGetRedir,
+    ClientTrackingInfo,
 }
 
 /// Every registration, family by family.
@@ -224,6 +228,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("pubsub|help", ServerCmd::PubsubHelp),
     Registration::server("monitor", ServerCmd::Monitor),
     Registration::server("client|reply", ServerCmd::ClientReply),
+    Registration::server("client|tracking", ServerCmd::ClientTracking),
+    Registration::server("client|caching", ServerCmd::ClientCaching),
+    Registration::server("client|getredir", ServerCmd::ClientGetRedir),
+    Registration::server("client|trackinginfo", ServerCmd::ClientTrackingInfo),
 ];
 
 /// The families' own lists.

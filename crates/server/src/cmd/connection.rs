@@ -38,6 +38,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             multi::reset(s);
             stop_monitoring(s);
             super::pubsub::forget_all(&s.core, &mut s.client.borrow_mut(), s.conn);
+            crate::core::tracking::disable(&s.core, &mut s.client.borrow_mut());
             let mut c = s.client.borrow_mut();
             c.db = 0;
             c.resp3 = false;
@@ -87,6 +88,10 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         ServerCmd::ClientHelp => help(
             "CLIENT",
             &[
+                "CACHING (YES|NO)",
+                "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                "GETREDIR",
+                "    Return the client ID we are redirecting to when tracking is enabled.",
                 "GETNAME",
                 "    Return the name of the current connection.",
                 "ID",
@@ -107,6 +112,11 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "    Assign the name <name> to the current connection.",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                 "    Unblock the specified blocked client.",
+                "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                "         [OPTIN] [OPTOUT] [NOLOOP]",
+                "    Control server assisted client side caching.",
+                "TRACKINGINFO",
+                "    Report tracking status for the current connection.",
             ],
         ),
         _ => return None,

@@ -8,6 +8,7 @@ pub mod info;
 pub mod keyspace;
 pub mod pubsub;
 pub mod server;
+pub mod tracking;
 
 use bytes::Bytes;
 use shardis_engine::{error, Command, ServerCmd};
@@ -40,6 +41,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
             | ServerCmd::Monitor
+            | ServerCmd::ClientTracking
     )
 }
 
@@ -61,6 +63,7 @@ pub fn run_sync(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))
                 .or_else(|| pubsub::run_sync(s, which, args))
+                .or_else(|| tracking::run_sync(s, which, args))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
         ),
     }
@@ -79,6 +82,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         return Some(r);
     }
     if let Some(r) = pubsub::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = tracking::run_async(s, which, args).await {
         return Some(r);
     }
     keyspace::run_async(s, which, args).await

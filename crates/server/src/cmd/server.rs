@@ -203,7 +203,9 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
             config.apply(&values);
             let mut shard = core.shard.borrow_mut();
             shard.config = config.engine();
-            shard.notify_flags = config.notify_flags();
+            // Client-side caching's own flag is the runtime's, not the configuration's.
+            shard.notify_flags =
+                config.notify_flags() | shard.notify_flags & shardis_engine::notify::TRACKING;
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));

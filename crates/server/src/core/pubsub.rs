@@ -55,6 +55,8 @@ pub enum What {
     },
     /// A MONITOR line, already encoded.
     Monitor(Bytes),
+    /// Client-side caching: an invalidation, or a step of its way to a redirect target.
+    Tracking(super::tracking::Message),
 }
 
 /// The registry and the deliveries waiting to leave this core.
@@ -175,6 +177,16 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    /// Queues one delivery for core `core`.
+    pub fn queue(&mut self, cores: usize, core: usize, delivery: Delivery) {
+        if self.outgoing.len() < cores {
+            self.outgoing.resize_with(cores, Vec::new);
+        }
+        if let Some(out) = self.outgoing.get_mut(core) {
+            out.push(delivery);
+        }
     }
 
     /// Adds or removes a MONITOR client.

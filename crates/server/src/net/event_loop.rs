@@ -35,7 +35,8 @@ use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
 use crate::coord::route::{self, Target};
 use crate::core::client::Client;
-use crate::core::pubsub::{Delivery, Kind as SubKind, What};
+use crate::core::pubsub::{Delivery, Kind as SubKind, Subscriber, What};
+use crate::core::tracking::{self, Outcome};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
 use crate::io::listen;
@@ -351,14 +352,6 @@ impl EventLoop {
             return;
         }
         let id = core.next_client_id();
-        let client = Rc::new(RefCell::new(Client::new(
-            id,
-            fd,
-            addr,
-            laddr,
-            core.now_ms(),
-        )));
-        core.clients.borrow_mut().insert(id, client.clone());
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -366,6 +359,15 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
+        let client = Rc::new(RefCell::new(Client::new(
+            id,
+            self.conn_ref(i),
+            fd,
+            addr,
+            laddr,
+            core.now_ms(),
+        )));
+        core.clients.borrow_mut().insert(id, client.clone());
         let session = Session::new(core, self.conn_ref(i), client.clone());
         let mut conn = Box::new(Conn::new(fd, client, session));
         if i < self.fixed_files && self.ring.set_file(i, fd).is_ok() {
@@ -587,12 +589,37 @@ impl EventLoop {
         }
     }
 
-    /// Pub/Sub messages and MONITOR lines for this core's connections.
+    /// Pub/Sub messages, MONITOR lines and invalidations for this core's connections.
     fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
         for d in deliveries {
             let Some((i, conn)) = find(&mut self.places, d.conn) else {
+                if let What::Tracking(msg) = d.what {
+                    if let Some((to, back)) = tracking::undeliverable(msg) {
+                        self.core.send_tracking(to, back);
+                    }
+                }
                 continue;
             };
+            if let What::Tracking(msg) = d.what {
+                let me = Subscriber {
+                    core: self.core.id,
+                    conn: d.conn,
+                };
+                let outcome = tracking::receive(me, &mut conn.client.borrow_mut(), msg);
+                match outcome {
+                    Outcome::Write(bytes) => conn.push(&bytes),
+                    Outcome::Forward(to, msg) => {
+                        self.core.send_tracking(to, msg);
+                        continue;
+                    }
+                    Outcome::Drop => continue,
+                }
+                if !conn.scheduled {
+                    conn.scheduled = true;
+                    self.ready.push(i);
+                }
+                continue;
+            }
             if conn.closing {
                 continue;
             }
@@ -617,6 +644,7 @@ impl EventLoop {
                         }
                         conn.out.extend_from_slice(line);
                     }
+                    What::Tracking(_) => continue,
                 }
             }
             if !conn.scheduled {
@@ -626,21 +654,23 @@ impl EventLoop {
         }
     }
 
-    /// Sends the Pub/Sub deliveries this pass produced: this core's written at once, the
-    /// others' in one message per core.
+    /// Sends the Pub/Sub deliveries this pass produced (and the BCAST invalidations it
+    /// collected): this core's written at once, the others' in one message per core.
     fn send_deliveries(&mut self) {
-        if !self.core.pubsub.borrow().has_outgoing() {
-            return;
-        }
-        for core in 0..self.core.shards {
-            let deliveries = self.core.pubsub.borrow_mut().take_outgoing(core);
-            if deliveries.is_empty() {
-                continue;
-            }
-            if core == self.core.id {
-                self.deliver_messages(deliveries);
-            } else {
-                self.core.send(core, Msg::Deliver(deliveries));
+        self.core.track_broadcast();
+        // Writing this core's share may forward an invalidation to a redirect target, and a
+        // target that is gone answers back: at most two more rounds.
+        while self.core.pubsub.borrow().has_outgoing() {
+            for core in 0..self.core.shards {
+                let deliveries = self.core.pubsub.borrow_mut().take_outgoing(core);
+                if deliveries.is_empty() {
+                    continue;
+                }
+                if core == self.core.id {
+                    self.deliver_messages(deliveries);
+                } else {
+                    self.core.send(core, Msg::Deliver(deliveries));
+                }
             }
         }
     }
@@ -656,10 +686,11 @@ impl EventLoop {
             };
             conn.session = Some(session);
             conn.mute = conn.muted_task;
-            match reply {
-                Some(reply) => conn.reply(reply),
-                None => conn.closing = true,
+            if reply.is_none() {
+                conn.closing = true;
             }
+            conn.fill_task(reply);
+            conn.end_of_command();
             if conn.client.borrow().closing {
                 conn.closing = true;
             }
@@ -822,6 +853,7 @@ impl EventLoop {
             core.feed_monitors(&c.addr, c.db, args);
         }
         conn.mute = conn.client.borrow_mut().take_mute();
+        conn.caching_ends = tracking::caching_ends_after(cmd);
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 match cmd::run_sync(session, which, cmd, args) {
@@ -835,6 +867,10 @@ impl EventLoop {
             Exec::Server(_) => self.suspend(r, conn, cmd, args),
             Exec::Shard(_) => self.dispatch_shard(r, conn, cmd, args),
         }
+        // A command that went to a task ends when the task hands the session back.
+        if conn.session.is_some() {
+            conn.end_of_command();
+        }
     }
 
     fn dispatch_shard(
@@ -845,9 +881,13 @@ impl EventLoop {
         args: &mut Vec<Bytes>,
     ) {
         let core = self.core.clone();
-        let (db, resp3) = {
+        let (db, resp3, track) = {
             let c = conn.client.borrow();
-            (c.db, c.resp3)
+            let me = Subscriber {
+                core: core.id,
+                conn: r,
+            };
+            (c.db, c.resp3, c.tracking.caller(me))
         };
         let shards = core.shards;
         let needs_task = cmd.flags.has(Flags::BLOCKING)
@@ -859,7 +899,7 @@ impl EventLoop {
                 if let Target::Shard(s) = route::target(cmd, args, shards, core.id, &mut self.keys)
                 {
                     if s == core.id && !core.lock_blocks(cmd, args, db, None) {
-                        let reply = core.execute(cmd, args, db, resp3);
+                        let reply = core.execute(cmd, args, db, resp3, track);
                         if !crate::core::waiters::is_null(&reply) {
                             return conn.reply(reply);
                         }
@@ -873,7 +913,7 @@ impl EventLoop {
                 if core.lock_blocks(cmd, args, db, None) {
                     return self.suspend(r, conn, cmd, args);
                 }
-                let reply = core.execute(cmd, args, db, resp3);
+                let reply = core.execute(cmd, args, db, resp3, track);
                 conn.reply(reply);
             }
             Target::Shard(shard) => {
@@ -882,7 +922,7 @@ impl EventLoop {
                     .get_mut(shard)
                     .map(|b| b.get_or_insert_with(|| Batch::for_conns(core.id)));
                 if let Some(batch) = batch {
-                    batch.push(cmd, args, db, resp3);
+                    batch.push(cmd, args, db, resp3, track);
                     if let BatchReply::Conns { conns, .. } = &mut batch.reply {
                         conns.push(r);
                     }
@@ -905,6 +945,7 @@ impl EventLoop {
             return;
         };
         conn.muted_task = conn.mute;
+        conn.expect_task();
         let args = std::mem::take(args);
         let returns = self.returns.clone();
         spawn::spawn(async move {
@@ -953,6 +994,7 @@ impl EventLoop {
         }
         let r = self.conn_ref(i);
         cmd::pubsub::forget_all(&self.core, &mut conn.client.borrow_mut(), r);
+        tracking::disable(&self.core, &mut conn.client.borrow_mut());
         if let Some(session) = conn.session.as_deref() {
             cmd::connection::stop_monitoring(session);
         }
