@@ -33,7 +33,7 @@ use shardis_engine::Command;
 use shardis_resp::{encode, Reply};
 
 use super::client::Client;
-use super::pubsub::{Delivery, Subscriber, What};
+use super::pubsub::{Subscriber, What};
 use super::Core;
 
 /// The Pub/Sub channel on which a RESP2 redirect target receives invalidations.
@@ -645,14 +645,9 @@ impl Core {
 
     /// Queues a tracking message for the connection `to` names (sent at the end of the pass).
     pub fn send_tracking(&self, to: Subscriber, msg: Message) {
-        self.pubsub.borrow_mut().queue(
-            self.shards,
-            to.core,
-            Delivery {
-                conn: to.conn,
-                what: What::Tracking(msg),
-            },
-        );
+        self.pubsub
+            .borrow_mut()
+            .queue_one(self.shards, to, What::Tracking(msg));
     }
 
     /// Keeps the shard reporting expired and evicted keys while anything here is tracked.
