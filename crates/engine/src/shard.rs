@@ -74,6 +74,9 @@ pub struct Shard {
     pub stats: Stats,
     /// Writes since the last snapshot (Redis's `dirty`).
     pub dirty: u64,
+    /// FLUSHDB / FLUSHALL runs: client-side caches must then drop every key, which the
+    /// runtime learns by watching this count change.
+    pub flushes: u64,
     /// Keys that clients are blocked on (BLPOP, BZPOPMIN…), maintained by the runtime: the
     /// engine only needs to know whether a write is worth reporting.
     pub blocked_keys: ahash::HashSet<(usize, Bytes)>,
@@ -98,6 +101,7 @@ impl Shard {
             config,
             stats: Stats::default(),
             dirty: 0,
+            flushes: 0,
             blocked_keys: Default::default(),
             ready_keys: Vec::new(),
             watched: Default::default(),

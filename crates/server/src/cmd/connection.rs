@@ -43,7 +43,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             c.db = 0;
             c.resp3 = false;
             c.name = None;
-            c.reply_mode = ReplyMode::On;
+            c.resume_replies();
             Reply::simple("RESET")
         }
         ServerCmd::Hello => hello(s, args),
@@ -78,7 +78,11 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 b"skip" => ReplyMode::SkipNext,
                 _ => return Some(error::syntax()),
             };
-            s.client.borrow_mut().reply_mode = mode;
+            if mode == ReplyMode::On {
+                s.client.borrow_mut().resume_replies();
+            } else {
+                s.client.borrow_mut().reply_mode = mode;
+            }
             match mode {
                 ReplyMode::On => Reply::Ok,
                 // No reply: nothing at all is written.

@@ -74,7 +74,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                 tracking: {
                     let t = core.tracking.borrow();
                     let clients = core.clients.borrow();
-                    let on = clients.values().filter(|c| c.borrow().tracking.on).count();
+                    let on = clients
+                        .values()
+                        .filter(|c| c.try_borrow().is_ok_and(|c| c.tracking.on))
+                        .count();
                     (on, t.keys(), t.items(), t.prefixes())
                 },
             }

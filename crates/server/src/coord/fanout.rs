@@ -274,7 +274,7 @@ pub async fn gather(
     // The keys a read remembers: the command's own, not those only the data names.
     let remembered: Vec<Bytes> = match track {
         Some(c) if c.remember && cmd.flags.has(shardis_engine::command::Flags::READONLY) => {
-            keys.iter().map(|&i| args[i].clone()).collect()
+            keys.iter().filter_map(|&i| args.get(i).cloned()).collect()
         }
         _ => Vec::new(),
     };

@@ -53,6 +53,9 @@ pub struct Client {
     pub monitor: bool,
     /// CLIENT REPLY's setting.
     pub reply_mode: ReplyMode,
+    /// The command being run turned replies back on (CLIENT REPLY ON, RESET): its own reply
+    /// is written although the client was muted when it began, as in Redis.
+    pub replies_resumed: bool,
     /// CLIENT TRACKING's settings.
     pub tracking: ClientTracking,
 }
@@ -201,6 +204,7 @@ impl Client {
             subs: Subscriptions::default(),
             monitor: false,
             reply_mode: ReplyMode::On,
+            replies_resumed: false,
             tracking: ClientTracking::default(),
         }
     }
@@ -216,6 +220,12 @@ impl Client {
                 true
             }
         }
+    }
+
+    /// Turns replies back on; the command doing it gets its reply.
+    pub fn resume_replies(&mut self) {
+        self.reply_mode = ReplyMode::On;
+        self.replies_resumed = true;
     }
 
     /// Seconds since the client last sent something.

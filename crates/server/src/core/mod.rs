@@ -407,9 +407,9 @@ impl Core {
         let Exec::Shard(f) = cmd.exec else {
             return Reply::err("ERR internal: not a shard command");
         };
-        let (reply, wrote) = self.with_ctx(db, resp3, |ctx| {
+        let (reply, wrote, flushed) = self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
-            let dirty = ctx.shard.dirty;
+            let (dirty, flushes) = (ctx.shard.dirty, ctx.shard.flushes);
             let reply = f(ctx, args);
             let wrote = ctx.shard.dirty != dirty;
             if wrote && !ctx.shard.watched.is_empty() {
@@ -421,11 +421,11 @@ impl Core {
                     }
                 }
             }
-            (reply, wrote)
+            (reply, wrote, ctx.shard.flushes != flushes)
         });
         // Client-side caching: keys read by a tracking client, keys written, flushes.
-        if track.is_some() || wrote && self.tracking.borrow().in_use() || tracking::is_flush(cmd) {
-            self.track_command(cmd, args, track, wrote, &reply);
+        if track.is_some() || wrote && self.tracking.borrow().in_use() || flushed {
+            self.track_command(cmd, args, track, wrote, flushed);
         }
         reply
     }

@@ -141,42 +141,116 @@ impl ClientTracking {
 }
 
 /// Checks BCAST prefixes as Redis does: none may be a prefix of another, nor of one the client
-/// already has. The error text on a collision.
+/// already has. The error names the pair Redis's pairwise scan would meet first (the new
+/// prefixes in argument order, each against the existing ones in byte order, then against
+/// the new ones after it), found without comparing every pair: a client may send very many.
 pub fn check_prefixes(existing: &BTreeSet<Bytes>, new: &[Bytes]) -> Result<(), String> {
-    let overlap = |a: &[u8], b: &[u8]| {
-        let n = a.len().min(b.len());
-        a[..n] == b[..n]
-    };
+    let (first_existing, last_partner) = overlaps(existing, new);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     for (i, p) in new.iter().enumerate() {
-        if let Some(old) = existing.iter().find(|old| overlap(old, p)) {
+        if let Some(old) = first_existing[i] {
             return Err(format!(
                 "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
                 text(p),
                 text(old)
             ));
         }
-        if let Some(other) = new[i + 1..].iter().find(|other| overlap(p, other)) {
-            return Err(format!(
-                "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
-                text(p),
-                text(other)
-            ));
+        if last_partner[i].is_some_and(|j| j > i) {
+            if let Some(other) = new[i + 1..].iter().find(|o| overlap(p, o)) {
+                return Err(format!(
+                    "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                    text(p),
+                    text(other)
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// Whether one of `a`, `b` is a prefix of the other.
+fn overlap(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
+}
+
+/// For each new prefix: the first existing prefix (in byte order) it overlaps, and the last
+/// other new prefix (by position) it overlaps. One pass over all prefixes in byte order: the
+/// strings a prefix is a prefix of follow it there, and those it extends are on a stack.
+fn overlaps<'a>(
+    existing: &'a BTreeSet<Bytes>,
+    new: &'a [Bytes],
+) -> (Vec<Option<&'a [u8]>>, Vec<Option<usize>>) {
+    // Each string, and its position among the new ones (None: an existing one).
+    let mut all: Vec<(&[u8], Option<usize>)> = existing.iter().map(|e| (&e[..], None)).collect();
+    all.extend(new.iter().enumerate().map(|(i, p)| (&p[..], Some(i))));
+    all.sort();
+    let mut first_existing = vec![None; new.len()];
+    let mut last_partner = vec![None; new.len()];
+    /// A string on the stack: what it and the strings below it hold, and what has been seen
+    /// after it that it is a prefix of.
+    struct Frame<'a> {
+        at: usize,
+        below_max: Option<usize>,
+        below_existing: Option<&'a [u8]>,
+        after_max: Option<usize>,
+        after_existing: Option<&'a [u8]>,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    // Pops the top frame, settling its string and handing what followed it to its parent.
+    let pop = |stack: &mut Vec<Frame<'a>>,
+               first_existing: &mut Vec<Option<&'a [u8]>>,
+               last_partner: &mut Vec<Option<usize>>| {
+        let Some(f) = stack.pop() else { return };
+        let (s, idx) = all[f.at];
+        if let Some(i) = idx {
+            first_existing[i] = f.below_existing.or(f.after_existing);
+            last_partner[i] = f.below_max.max(f.after_max);
+        }
+        if let Some(parent) = stack.last_mut() {
+            parent.after_max = parent.after_max.max(f.after_max).max(idx);
+            if parent.after_existing.is_none() {
+                parent.after_existing = if idx.is_none() {
+                    Some(s)
+                } else {
+                    f.after_existing
+                };
+            }
+        }
+    };
+    for (at, &(s, _)) in all.iter().enumerate() {
+        while stack
+            .last()
+            .is_some_and(|top| !s.starts_with(all[top.at].0))
+        {
+            pop(&mut stack, &mut first_existing, &mut last_partner);
+        }
+        let (below_max, below_existing) = match stack.last() {
+            Some(top) => {
+                let (ts, tidx) = all[top.at];
+                let existing = top.below_existing.or(tidx.is_none().then_some(ts));
+                (top.below_max.max(tidx), existing)
+            }
+            None => (None, None),
+        };
+        stack.push(Frame {
+            at,
+            below_max,
+            below_existing,
+            after_max: None,
+            after_existing: None,
+        });
+    }
+    while !stack.is_empty() {
+        pop(&mut stack, &mut first_existing, &mut last_partner);
+    }
+    (first_existing, last_partner)
 }
 
 /// Whether a command ends the effect of CLIENT CACHING: any but CLIENT's own (Redis keeps the
 /// flag past CLIENT subcommands, and for a whole transaction).
 pub fn caching_ends_after(cmd: &Command) -> bool {
     cmd.name.split('|').next() != Some("client")
-}
-
-/// FLUSHDB or FLUSHALL: every tracking client learns that all keys are invalid.
-pub fn is_flush(cmd: &Command) -> bool {
-    matches!(cmd.fanout, shardis_engine::Fanout::AllShards(_))
-        && matches!(cmd.name.as_str(), "flushdb" | "flushall")
 }
 
 /// What a change tells a client's core.
@@ -520,14 +594,15 @@ impl Table {
 impl Core {
     /// After a command ran on this shard for `caller`: remembers the keys a tracking client
     /// read, tells the readers of the keys it wrote (`wrote`: it changed something), and
-    /// after a flush tells this core's tracking clients that every key is invalid.
+    /// after a flush (`flushed`) tells this core's tracking clients that every key is
+    /// invalid.
     pub fn track_command(
         &self,
         cmd: &Command,
         args: &[Bytes],
         caller: Option<Caller>,
         wrote: bool,
-        reply: &Reply,
+        flushed: bool,
     ) {
         let mut keys = Vec::new();
         if let Some(c) = caller.filter(|c| c.remember && cmd.flags.has(Flags::READONLY)) {
@@ -546,7 +621,6 @@ impl Core {
                 }
             }
         }
-        let flushed = is_flush(cmd) && *reply == Reply::Ok;
         drop(table);
         if flushed {
             self.track_flush();
@@ -812,6 +886,77 @@ mod tests {
         assert!(e.starts_with("ERR Prefix 'FO' overlaps with an existing prefix 'FOO'"));
         assert!(check_prefixes(&have, &[key("BARB")]).is_err());
         assert!(check_prefixes(&have, &[key("BAZ")]).is_ok());
+        // The pair Redis names: the first new prefix in order with a collision, existing ones
+        // (smallest first) before the new ones after it.
+        let have: BTreeSet<Bytes> = [key("x:"), key("y")].into();
+        let e = check_prefixes(&have, &[key("a"), key("ab"), key("yz"), key("a")]).unwrap_err();
+        assert!(e.starts_with("ERR Prefix 'a' overlaps with another provided prefix 'ab'"));
+        let e = check_prefixes(&have, &[key("b"), key("yz"), key("ab"), key("a")]).unwrap_err();
+        assert!(e.starts_with("ERR Prefix 'yz' overlaps with an existing prefix 'y'"));
+        let e = check_prefixes(&have, &[key("b"), key("x"), key("y")]).unwrap_err();
+        assert!(e.starts_with("ERR Prefix 'x' overlaps with an existing prefix 'x:'"));
+        let e = check_prefixes(&have, &[key("c"), key("d"), key("c")]).unwrap_err();
+        assert!(e.starts_with("ERR Prefix 'c' overlaps with another provided prefix 'c'"));
+        // The empty prefix overlaps everything; existing ones may overlap each other (BCAST
+        // without PREFIX added it to them).
+        let have: BTreeSet<Bytes> = [key(""), key("q")].into();
+        let e = check_prefixes(&have, &[key("qq")]).unwrap_err();
+        assert!(e.starts_with("ERR Prefix 'qq' overlaps with an existing prefix ''"));
+    }
+
+    #[test]
+    fn prefix_checks_agree_with_the_pairwise_rule_and_stay_fast() {
+        // Against the pairwise scan, on every small case over a two-letter alphabet.
+        let words: Vec<Bytes> = ["", "a", "b", "aa", "ab", "ba", "aab", "abb"]
+            .iter()
+            .map(|w| key(w))
+            .collect();
+        let pairwise = |existing: &BTreeSet<Bytes>, new: &[Bytes]| -> Option<(usize, Bytes)> {
+            for (i, p) in new.iter().enumerate() {
+                if let Some(old) = existing.iter().find(|o| overlap(o, p)) {
+                    return Some((i, old.clone()));
+                }
+                if let Some(o) = new[i + 1..].iter().find(|o| overlap(p, o)) {
+                    return Some((i, o.clone()));
+                }
+            }
+            None
+        };
+        for mask in 0u32..(1 << 8) {
+            let existing: BTreeSet<Bytes> = (0..8)
+                .filter(|b| mask & (1 << b) != 0)
+                .map(|b| words[b].clone())
+                .collect();
+            for a in 0..8 {
+                for b in 0..8 {
+                    for c in 0..8 {
+                        let new = [words[a].clone(), words[b].clone(), words[c].clone()];
+                        let got = check_prefixes(&existing, &new).err();
+                        let want = pairwise(&existing, &new).map(|(i, other)| {
+                            (String::from_utf8_lossy(&new[i]).into_owned(), other)
+                        });
+                        match (got, want) {
+                            (None, None) => {}
+                            (Some(e), Some((p, other))) => {
+                                let other = String::from_utf8_lossy(&other).into_owned();
+                                assert!(
+                                    e.contains(&format!("Prefix '{p}' overlaps with"))
+                                        && e.contains(&format!("prefix '{other}'.")),
+                                    "{existing:?} {new:?}: {e}"
+                                );
+                            }
+                            (got, want) => panic!("{existing:?} {new:?}: {got:?} vs {want:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        // Many prefixes, the only collision last: no pairwise scan.
+        let mut many: Vec<Bytes> = (0..100_000u32).map(|i| key(&format!("p{i:06}:"))).collect();
+        many.push(key("p099999"));
+        let started = std::time::Instant::now();
+        assert!(check_prefixes(&BTreeSet::new(), &many).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

@@ -669,7 +669,8 @@ impl EventLoop {
     /// A client-side caching message for connection `r`: written, dropped, or passed on (to a
     /// redirect target, or back to a tracking client whose target is gone).
     fn deliver_tracking(&mut self, r: ConnRef, msg: tracking::Message) {
-        let Some((i, conn)) = find(&mut self.places, r) else {
+        // A connection on its way out (QUIT, CLIENT KILL) is as gone as a closed one.
+        let Some((i, conn)) = find(&mut self.places, r).filter(|(_, c)| !c.closing) else {
             if let Some((to, back)) = tracking::undeliverable(msg) {
                 self.core.send_tracking(to, back);
             }
@@ -683,7 +684,7 @@ impl EventLoop {
         match outcome {
             Outcome::Write(bytes) => {
                 let hot = self.core.config.borrow().hot();
-                if conn.closing || over_hard_limit(&hot, conn) {
+                if over_hard_limit(&hot, conn) {
                     return;
                 }
                 conn.push(&bytes);
@@ -942,7 +943,12 @@ impl EventLoop {
                     return;
                 };
                 match cmd::run_sync(session, which, cmd, args) {
-                    Some(reply) => conn.reply(reply),
+                    Some(reply) => {
+                        if std::mem::take(&mut conn.client.borrow_mut().replies_resumed) {
+                            conn.mute = false;
+                        }
+                        conn.reply(reply)
+                    }
                     None => conn.closing = true,
                 }
                 if conn.client.borrow().closing {
