@@ -32,6 +32,18 @@ enum Kind {
     SavePoints,
     /// A byte count of which only 0 (no limit) is supported.
     MemoryOff,
+    /// `tls-protocols`: TLSv1.2 and/or TLSv1.3.
+    TlsProtocols,
+    /// `tls-ciphersuites`: TLS 1.3 suite names.
+    TlsCipherSuites,
+    /// `tls-ciphers`: an OpenSSL cipher string over the TLS 1.2 suites rustls has.
+    TlsCiphers,
+    /// A setting of a feature that is not built: only the value that leaves it off (`off`) is
+    /// accepted, anything else is refused with `why`.
+    NotBuilt {
+        off: &'static str,
+        why: &'static str,
+    },
 }
 
 struct Param {
@@ -177,6 +189,84 @@ static PARAMS: &[Param] = &[
     p("stream-node-max-entries", INT, "100"),
     p("spin-before-park-us", INT, "0"),
     p("tracking-table-max-keys", INT, "1000000"),
+    // TLS (see `tls.rs`). A change to any of the file, protocol, cipher, client-auth or
+    // session settings rebuilds the TLS settings on every core (CONFIG SET fails, keeping the
+    // old ones, if they do not load).
+    fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    p("tls-cert-file", Kind::Str, ""),
+    p("tls-key-file", Kind::Str, ""),
+    p("tls-key-file-pass", Kind::Str, ""),
+    p("tls-ca-cert-file", Kind::Str, ""),
+    p("tls-ca-cert-dir", Kind::Str, ""),
+    p(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+    ),
+    p("tls-protocols", Kind::TlsProtocols, ""),
+    p("tls-ciphersuites", Kind::TlsCipherSuites, ""),
+    p("tls-ciphers", Kind::TlsCiphers, ""),
+    p("tls-prefer-server-ciphers", Kind::Bool, "no"),
+    p("tls-session-caching", Kind::Bool, "yes"),
+    p(
+        "tls-session-cache-size",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "20480",
+    ),
+    p(
+        "tls-session-cache-timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "300",
+    ),
+    // Only ECDHE key exchange exists in rustls: DH parameters are accepted (the file must
+    // exist) and unused.
+    p("tls-dh-params-file", Kind::Str, ""),
+    p(
+        "tls-replication",
+        Kind::NotBuilt {
+            off: "no",
+            why: "TLS for replication links needs replication, which is not built yet",
+        },
+        "no",
+    ),
+    p(
+        "tls-cluster",
+        Kind::NotBuilt {
+            off: "no",
+            why: "TLS for the cluster bus needs cluster mode, which is not built yet",
+        },
+        "no",
+    ),
+    p(
+        "tls-client-cert-file",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client certificate is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
+    p(
+        "tls-client-key-file",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
+    p(
+        "tls-client-key-file-pass",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
     p(
@@ -364,6 +454,27 @@ impl Param {
                 }
             }
             Kind::Str => Ok(value.to_string()),
+            Kind::TlsProtocols => {
+                crate::tls::check_protocols(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::TlsCipherSuites => {
+                crate::tls::check_ciphersuites(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::TlsCiphers => {
+                crate::tls::check_ciphers(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::NotBuilt { off, why } => {
+                if value.eq_ignore_ascii_case(off) {
+                    Ok(off.to_string())
+                } else if off == "no" && !value.eq_ignore_ascii_case("yes") {
+                    Err("argument must be 'yes' or 'no'".into())
+                } else {
+                    Err(why.into())
+                }
+            }
             Kind::SavePoints => {
                 if value.trim().is_empty() {
                     Ok(String::new())

@@ -10,6 +10,9 @@
 //! - [`cmd`]: the commands the runtime carries out itself (CLIENT, CONFIG, INFO…).
 //! - [`net`]: the event loop: connections' I/O and the inline hot path.
 //! - [`server`]: start-up, executors, shutdown.
+//!
+//! Besides: [`config`], [`logging`], [`alloc`], and [`tls`] (the TLS settings and the record
+//! layer of TLS connections, used by CONFIG SET, start-up and the event loop).
 
 pub mod alloc;
 pub mod cmd;
@@ -21,3 +24,4 @@ pub mod io;
 pub mod logging;
 pub mod net;
 pub mod server;
+pub mod tls;

@@ -319,6 +319,9 @@ pub struct Core {
     pub pubsub: RefCell<pubsub::PubSub>,
     /// Client-side caching: this shard's tracking table and this core's BCAST prefixes.
     pub tracking: RefCell<tracking::Table>,
+    /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
+    /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
+    pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -344,6 +347,7 @@ impl Core {
             mesh,
             pubsub: RefCell::new(pubsub::PubSub::default()),
             tracking: RefCell::new(tracking::Table::new(wall_ms() ^ id as u64)),
+            tls: RefCell::new(None),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }

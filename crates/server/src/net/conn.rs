@@ -16,6 +16,7 @@ use shardis_resp::{encode, Reply, RequestParser};
 
 use crate::conn::session::Session;
 use crate::core::client::{ClientHandle, Hangup};
+use crate::tls::TlsConn;
 
 /// A reply not yet written because an earlier one is still on another core.
 pub enum Slot {
@@ -93,6 +94,9 @@ pub struct Conn {
     pub caching_ends: bool,
     /// Bytes of the `Slot::Push` entries in `pending`.
     held_pushes: usize,
+    /// The TLS session of a connection accepted on `tls-port`: `rbuf` and `out` then hold
+    /// plaintext, and `sending` the ciphertext `TlsConn::seal` made of it.
+    pub tls: Option<Box<TlsConn>>,
 }
 
 impl Conn {
@@ -123,6 +127,7 @@ impl Conn {
             muted_task: false,
             caching_ends: false,
             held_pushes: 0,
+            tls: None,
         }
     }
 
@@ -264,8 +269,18 @@ impl Conn {
         self.out.len() + self.sending.len().saturating_sub(self.sent) + self.held_pushes
     }
 
+    /// Something is waiting to be handed to the kernel: replies, or TLS records of its own
+    /// (handshake, alerts, close_notify).
+    pub fn has_output(&self) -> bool {
+        // Pushes held behind awaited replies are not ready yet.
+        self.unsent() > self.held_pushes || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
     /// Nothing left to hand to the kernel or to wait for from other cores.
     pub fn output_idle(&self) -> bool {
-        self.pending.is_empty() && self.out.is_empty() && !self.send_inflight
+        self.pending.is_empty()
+            && self.out.is_empty()
+            && !self.send_inflight
+            && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 }
