@@ -30,6 +30,8 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
+    /// A file name in `dir`, not a path (`dbfilename`).
+    FileName,
     /// A byte count of which only 0 (no limit) is supported.
     MemoryOff,
     /// `tls-protocols`: TLSv1.2 and/or TLSv1.3.
@@ -139,8 +141,25 @@ static PARAMS: &[Param] = &[
         Kind::OutputLimits,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
-    // Persistence is not built yet: only the values that mean "off" are accepted.
+    // RESTORE and loading always validate payloads in full (as Redis's "yes"); the setting is
+    // accepted for compatibility.
+    p(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+    ),
+    // Snapshots. Shardis's default is no save rule (Redis's is "3600 1 300 100 60 10000"):
+    // a server started without a configuration writes nothing where it runs.
     p("save", Kind::SavePoints, ""),
+    p("dbfilename", Kind::FileName, "dump.rdb"),
+    p("rdbcompression", Kind::Bool, "yes"),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    fixed(
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+    ),
+    // The append-only log is not built yet: only "no" is accepted.
     p("appendonly", Kind::Enum(&["no"]), "no"),
     alias(
         "hash-max-listpack-entries",
@@ -476,10 +495,22 @@ impl Param {
                 }
             }
             Kind::SavePoints => {
-                if value.trim().is_empty() {
-                    Ok(String::new())
+                let words: Vec<&str> = value.split_whitespace().collect();
+                if !words.len().is_multiple_of(2) {
+                    return Err("Invalid save parameters".into());
+                }
+                for w in &words {
+                    if w.parse::<u64>().is_err() {
+                        return Err("Invalid save parameters".into());
+                    }
+                }
+                Ok(words.join(" "))
+            }
+            Kind::FileName => {
+                if value.contains('/') || value.is_empty() {
+                    Err("dbfilename can't be a path, just a filename".into())
                 } else {
-                    Err("snapshots are not supported yet: only save \"\" is accepted".into())
+                    Ok(value.to_string())
                 }
             }
         }

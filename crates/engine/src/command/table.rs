@@ -171,6 +171,10 @@ pub enum ServerCmd {
     ClientCaching,
     ClientGetRedir,
     ClientTrackingInfo,
+    Save,
+    BgSave,
+    LastSave,
+    Debug,
 }
 
 /// Every registration, family by family.
@@ -232,6 +236,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("client|caching", ServerCmd::ClientCaching),
     Registration::server("client|getredir", ServerCmd::ClientGetRedir),
     Registration::server("client|trackinginfo", ServerCmd::ClientTrackingInfo),
+    Registration::server("save", ServerCmd::Save),
+    Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("lastsave", ServerCmd::LastSave),
+    Registration::server("debug", ServerCmd::Debug),
 ];
 
 /// The families' own lists.
@@ -240,6 +248,7 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_string::COMMANDS,
     crate::t_bitops::COMMANDS,
     crate::t_keys::COMMANDS,
+    crate::t_dump::COMMANDS,
     crate::t_memory::COMMANDS,
     crate::t_hash::COMMANDS,
     crate::t_list::COMMANDS,

@@ -414,7 +414,8 @@ impl Core {
         let (reply, wrote, flushed) = self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
             let (dirty, flushes) = (ctx.shard.dirty, ctx.shard.flushes);
-            let reply = f(ctx, args);
+            // The engine's write hook: logs the change when an append-only log is kept.
+            let reply = shardis_engine::journal::execute(ctx, f, args);
             let wrote = ctx.shard.dirty != dirty;
             if wrote && !ctx.shard.watched.is_empty() {
                 let mut idx = Vec::new();

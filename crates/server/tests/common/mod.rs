@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     child: Child,
+    /// The server's own working directory (its `dir` unless the test gives one), so no test
+    /// loads snapshot files another test's server saved.
+    cwd: std::path::PathBuf,
 }
 
 /// The process id INFO reports on `port`, if a server answers there.
@@ -65,7 +68,16 @@ impl Server {
 
     /// Starts a server on `port` and waits until it serves, or says why it did not.
     pub fn try_start_on(port: u16, shards: usize, extra: &[&str]) -> Result<Server, String> {
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        let cwd = std::env::temp_dir().join(format!(
+            "shardis-test-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&cwd);
+        std::fs::create_dir_all(&cwd).map_err(|e| format!("working directory: {e}"))?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_shardis-server"))
+            .current_dir(&cwd)
             .args([
                 "--port",
                 &port.to_string(),
@@ -82,16 +94,18 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                let _ = std::fs::remove_dir_all(&cwd);
                 return Err(format!("it exited: {status}"));
             }
             // Make sure the server answering is ours, not another test's on a reused port.
             if serving_pid(port) == Some(child.id()) {
-                return Ok(Server { port, child });
+                return Ok(Server { port, child, cwd });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&cwd);
         Err("it did not answer within 10 s".into())
     }
 
@@ -181,6 +195,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.cwd);
     }
 }
 
