@@ -176,6 +176,14 @@ static PARAMS: &[Param] = &[
     p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
     p("stream-node-max-entries", INT, "100"),
     p("spin-before-park-us", INT, "0"),
+    p("requirepass", Kind::Str, ""),
+    fixed("aclfile", Kind::Str, ""),
+    p("acllog-max-len", INT, "128"),
+    p(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+    ),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
     p(
@@ -272,6 +280,10 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// The config file given on the command line, if any.
     pub file: Option<String>,
+    /// `user` lines (the words after `user`), loaded into the ACL at start-up.
+    pub users: Vec<Vec<Vec<u8>>>,
+    /// The users every core starts with, resolved at start-up (see `acl::load`).
+    pub acl_users: Vec<crate::acl::User>,
     hot: HotValues,
 }
 
@@ -382,6 +394,8 @@ impl Default for Config {
                 .map(|p| (p.name, p.default.to_string()))
                 .collect(),
             file: None,
+            users: Vec::new(),
+            acl_users: Vec::new(),
             hot: HotValues::default(),
         };
         config.refresh_hot();
@@ -434,6 +448,21 @@ impl Config {
             let Some((name, values)) = words.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("user") {
+                let words: Vec<Vec<u8>> = values.iter().map(|w| w.as_bytes().to_vec()).collect();
+                let all_channels = self.get("acl-pubsub-default") == "allchannels";
+                crate::acl::file::check_config_line(&words, all_channels)
+                    .map_err(|e| format!("line {}: {e}", lineno + 1))?;
+                if self.users.iter().any(|u| u.first() == words.first()) {
+                    return Err(format!(
+                        "line {}: Error in user declaration '{}': Duplicate user found. A user can only be defined once in config files",
+                        lineno + 1,
+                        values.first().map_or("", |v| v.as_str())
+                    ));
+                }
+                self.users.push(words);
+                continue;
+            }
             let param = find(name).ok_or_else(|| {
                 format!(
                     "line {}: Bad directive or wrong number of arguments: '{}'",
@@ -532,6 +561,11 @@ impl Config {
             self.values.insert(name, value.clone());
         }
         self.refresh_hot();
+    }
+
+    /// `acl-pubsub-default`: whether new users may use every channel.
+    pub fn acl_all_channels(&self) -> bool {
+        self.get("acl-pubsub-default") == "allchannels"
     }
 
     /// `notify-keyspace-events` as the engine's flags.

@@ -1,6 +1,8 @@
 //! The Shardis runtime: cores, sockets, forwarding and coordination around the engine.
 //!
 //! Layers, each depending only on those above it in this list:
+//! - [`acl`] and [`config`]: users and their permissions, and the parameters (data, no I/O
+//!   beyond reading their files).
 //! - [`io`]: the core's io_uring ring, provided buffers, listening sockets, start-up probes.
 //! - [`core`]: one core's state (shard, config, clients, clock, timers), its end of the mesh,
 //!   and the shard's side of the shard lock and of blocking commands.
@@ -11,6 +13,7 @@
 //! - [`net`]: the event loop: connections' I/O and the inline hot path.
 //! - [`server`]: start-up, executors, shutdown.
 
+pub mod acl;
 pub mod alloc;
 pub mod cmd;
 pub mod config;

@@ -55,6 +55,13 @@ pub fn run(mut config: Config) -> Result<(), String> {
     if let Ok(cwd) = std::env::current_dir() {
         config.apply(&[("dir", cwd.display().to_string())]);
     }
+    // After the chdir, as Redis: a relative `aclfile` is relative to `dir`.
+    config.acl_users = crate::acl::load(
+        config.get("requirepass"),
+        &config.users,
+        config.get("aclfile"),
+        config.acl_all_channels(),
+    )?;
     info!("{}", probe::check_memlock(shards)?);
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {

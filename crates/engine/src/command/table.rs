@@ -167,6 +167,20 @@ pub enum ServerCmd {
     PubsubHelp,
     Monitor,
     ClientReply,
+    Auth,
+    AclCat,
+    AclDelUser,
+    AclDryRun,
+    AclGenPass,
+    AclGetUser,
+    AclHelp,
+    AclList,
+    AclLoad,
+    AclLog,
+    AclSave,
+    AclSetUser,
+    AclUsers,
+    AclWhoami,
 }
 
 /// Every registration, family by family.
@@ -224,6 +238,20 @@ pub static TABLE: &[Registration] = &[
     Registration::server("pubsub|help", ServerCmd::PubsubHelp),
     Registration::server("monitor", ServerCmd::Monitor),
     Registration::server("client|reply", ServerCmd::ClientReply),
+    Registration::server("auth", ServerCmd::Auth),
+    Registration::server("acl|cat", ServerCmd::AclCat),
+    Registration::server("acl|deluser", ServerCmd::AclDelUser),
+    Registration::server("acl|dryrun", ServerCmd::AclDryRun),
+    Registration::server("acl|genpass", ServerCmd::AclGenPass),
+    Registration::server("acl|getuser", ServerCmd::AclGetUser),
+    Registration::server("acl|help", ServerCmd::AclHelp),
+    Registration::server("acl|list", ServerCmd::AclList),
+    Registration::server("acl|load", ServerCmd::AclLoad),
+    Registration::server("acl|log", ServerCmd::AclLog),
+    Registration::server("acl|save", ServerCmd::AclSave),
+    Registration::server("acl|setuser", ServerCmd::AclSetUser),
+    Registration::server("acl|users", ServerCmd::AclUsers),
+    Registration::server("acl|whoami", ServerCmd::AclWhoami),
 ];
 
 /// The families' own lists.

@@ -3,6 +3,7 @@
 //! (SCAN, RANDOMKEY). Most answer at once and run inline on the event loop; those that must
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
+pub mod acl;
 pub mod connection;
 pub mod info;
 pub mod keyspace;
@@ -40,6 +41,10 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
             | ServerCmd::Monitor
+            | ServerCmd::AclSetUser
+            | ServerCmd::AclDelUser
+            | ServerCmd::AclLoad
+            | ServerCmd::AclLog
     )
 }
 
@@ -61,6 +66,7 @@ pub fn run_sync(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))
                 .or_else(|| pubsub::run_sync(s, which, args))
+                .or_else(|| acl::run_sync(s, which, args))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
         ),
     }
@@ -79,6 +85,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         return Some(r);
     }
     if let Some(r) = pubsub::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = acl::run_async(s, which, args).await {
         return Some(r);
     }
     keyspace::run_async(s, which, args).await

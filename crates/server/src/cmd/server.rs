@@ -197,6 +197,7 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
             ));
         }
     }
+    let applied = values.clone();
     s.core
         .broadcast(move |core| {
             let mut config = core.config.borrow_mut();
@@ -207,6 +208,7 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));
+    super::acl::after_config_set(s, &applied).await;
     Reply::Ok
 }
 

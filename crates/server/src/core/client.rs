@@ -49,6 +49,9 @@ pub struct Client {
     pub monitor: bool,
     /// CLIENT REPLY's setting.
     pub reply_mode: ReplyMode,
+    /// The ACL user it runs as (this core's copy), and whether it authenticated as it.
+    pub user: crate::acl::UserRef,
+    pub authenticated: bool,
 }
 
 /// CLIENT REPLY: whether the client gets replies (pushes always reach it).
@@ -166,7 +169,17 @@ impl Unblock {
 pub type ClientHandle = Rc<RefCell<Client>>;
 
 impl Client {
-    pub fn new(id: u64, fd: RawFd, addr: String, laddr: String, now_ms: u64) -> Client {
+    /// A new connection, running as `user` (the default user, authenticated when it needs no
+    /// password).
+    pub fn new(
+        id: u64,
+        fd: RawFd,
+        addr: String,
+        laddr: String,
+        now_ms: u64,
+        user: crate::acl::UserRef,
+        authenticated: bool,
+    ) -> Client {
         Client {
             id,
             db: 0,
@@ -187,6 +200,8 @@ impl Client {
             subs: Subscriptions::default(),
             monitor: false,
             reply_mode: ReplyMode::On,
+            user,
+            authenticated,
         }
     }
 
@@ -216,7 +231,7 @@ impl Client {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -240,6 +255,7 @@ impl Client {
             self.qbuf,
             self.omem,
             self.last_cmd.unwrap_or("NULL"),
+            String::from_utf8_lossy(&self.user.borrow().name),
             if self.resp3 { 3 } else { 2 },
             text(&self.lib_name),
             text(&self.lib_ver),

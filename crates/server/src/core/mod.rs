@@ -305,6 +305,8 @@ pub struct Core {
     pub mesh: mesh::Mesh<Msg>,
     /// This core's copy of the Pub/Sub registry, and deliveries waiting to leave.
     pub pubsub: RefCell<pubsub::PubSub>,
+    /// This core's copy of the ACL users (and, on core 0, the ACL log).
+    pub acl: RefCell<crate::acl::Acl>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -316,6 +318,7 @@ impl Core {
         let mut shard = Shard::new(id, config.engine());
         shard.notify_flags = config.notify_flags();
         shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
+        let acl = crate::acl::Acl::new(&config.acl_users, config.acl_all_channels());
         Core {
             id,
             shards,
@@ -329,6 +332,7 @@ impl Core {
             timers: Rc::new(Timers::default()),
             mesh,
             pubsub: RefCell::new(pubsub::PubSub::default()),
+            acl: RefCell::new(acl),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }
