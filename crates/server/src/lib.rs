@@ -23,4 +23,5 @@ pub mod core;
 pub mod io;
 pub mod logging;
 pub mod net;
+pub mod process;
 pub mod server;

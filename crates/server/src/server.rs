@@ -90,6 +90,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         handles.push(handle);
     }
     info!(shards, port, "Ready to accept connections");
+    crate::process::ready();
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
     // slow to wind down: after the grace period, exit anyway.
     let (done_tx, done_rx) = std::sync::mpsc::channel();

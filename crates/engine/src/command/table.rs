@@ -181,6 +181,7 @@ pub enum ServerCmd {
     AclSetUser,
     AclUsers,
     AclWhoami,
+    ConfigRewrite,
 }
 
 /// Every registration, family by family.
@@ -252,6 +253,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("acl|setuser", ServerCmd::AclSetUser),
     Registration::server("acl|users", ServerCmd::AclUsers),
     Registration::server("acl|whoami", ServerCmd::AclWhoami),
+    Registration::server("config|rewrite", ServerCmd::ConfigRewrite),
 ];
 
 /// The families' own lists.
