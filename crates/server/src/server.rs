@@ -165,8 +165,19 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
-    let event_loop =
-        EventLoop::new(core.clone(), listeners).map_err(|e| format!("io_uring setup: {e}"))?;
+    let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOMEM) {
+            // The kernel counts locked memory per user, not per process: another server
+            // running as the same user (containers with one uid) takes from the same limit.
+            format!(
+                "io_uring setup: {e}: the locked-memory limit is used up; it is shared by every \
+                 process of this user, other shardis-server instances included. Raise it \
+                 (ulimit -l unlimited, or the container runtime's memlock limit)"
+            )
+        } else {
+            format!("io_uring setup: {e}")
+        }
+    })?;
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
     Ok(())
@@ -192,8 +203,8 @@ async fn clock(core: Rc<Core>) {
     }
 }
 
-/// Closes clients idle for more than `timeout` seconds (Redis skips blocked clients, whose
-/// own timeout applies).
+/// Closes clients idle for more than `timeout` seconds. As Redis, it spares blocked clients
+/// (their own timeout applies), subscribers and MONITOR clients, which wait by design.
 fn close_idle_clients(core: &Core, now_ms: u64) {
     let timeout = core.config.borrow().get_i64("timeout");
     if timeout <= 0 {
@@ -201,7 +212,8 @@ fn close_idle_clients(core: &Core, now_ms: u64) {
     }
     for client in core.clients.borrow().values() {
         let mut c = client.borrow_mut();
-        if c.unblock.is_none() && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
+        let waits = c.unblock.is_some() || c.subs.active() || c.monitor;
+        if !waits && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
             c.kill();
         }
     }

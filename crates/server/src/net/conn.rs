@@ -24,6 +24,15 @@ pub enum Slot {
     Reply(Reply),
 }
 
+/// A command parsed and held back until the connection's commands on other cores come back
+/// (see `EventLoop::run_parsed`).
+pub struct Held {
+    pub cmd: &'static shardis_engine::Command,
+    pub args: Vec<Bytes>,
+    /// Its reply is dropped (CLIENT REPLY OFF or SKIP, decided when it was parsed).
+    pub mute: bool,
+}
+
 /// A connection being served.
 pub struct Conn {
     pub fd: RawFd,
@@ -47,6 +56,10 @@ pub struct Conn {
     pub send_inflight: bool,
     /// Replies waiting behind one still on another core.
     pub pending: VecDeque<Slot>,
+    /// Commands sent to other cores whose replies have not come back.
+    pub remote_in_flight: usize,
+    /// A command that waits for those replies before it runs.
+    pub held: Option<Held>,
     /// A multishot receive is armed.
     pub recv_armed: bool,
     /// The peer closed, or the socket failed: no more input.
@@ -81,6 +94,8 @@ impl Conn {
             sent: 0,
             send_inflight: false,
             pending: VecDeque::new(),
+            remote_in_flight: 0,
+            held: None,
             recv_armed: false,
             read_closed: false,
             closing: false,
@@ -111,6 +126,7 @@ impl Conn {
 
     /// Reserves the place of a reply that shard `shard` will send back.
     pub fn expect_remote(&mut self, shard: usize) {
+        self.remote_in_flight += 1;
         self.pending.push_back(if self.mute {
             Slot::Muted(shard)
         } else {
@@ -128,6 +144,7 @@ impl Conn {
         else {
             return;
         };
+        self.remote_in_flight = self.remote_in_flight.saturating_sub(1);
         let Some(encoded) = replies.get(range.clone()) else {
             return;
         };

@@ -29,7 +29,7 @@ use shardis_engine::{lookup, Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::Conn;
+use super::conn::{Conn, Held};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -78,8 +78,15 @@ const PAUSE_OUTPUT: usize = 16 << 20;
 const PAUSE_INPUT: usize = 1 << 20;
 /// An idle connection's input buffer above this size is released.
 const KEEP_INPUT_CAPACITY: usize = 64 << 10;
+/// Messages from other cores handled per pass.
+const MESH_BUDGET: usize = 1024;
 /// Reply slots a connection may have waiting on other cores before its input pauses.
 const MAX_PENDING_REPLIES: usize = 64 * 1024;
+/// At most this many of a connection's commands are on other cores at once: each reply can be
+/// a large value, and the pause above only sees replies once they are back (16 unread 1 MiB
+/// GETs cost ~50 MiB with the copies on both cores). Deep pipelines still move: the next
+/// commands go out as soon as replies return, one batch per pass.
+const MAX_REMOTE_IN_FLIGHT: usize = 16;
 
 /// The most registered files a core asks for.
 const MAX_FIXED_FILES: u32 = 1 << 16;
@@ -541,6 +548,10 @@ impl EventLoop {
         } else {
             conn.sent += res as usize;
             core.bump(|s| s.net_output_bytes += res as u64);
+            // Writing counts as activity for `timeout`, as in Redis.
+            if res > 0 {
+                conn.client.borrow_mut().last_active_ms = core.now_ms();
+            }
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
                 conn.sent = 0;
@@ -559,8 +570,13 @@ impl EventLoop {
     // ----------------------------------------------------------------------------------------
     // Messages from other cores and sessions handed back by tasks.
 
+    /// Handles the messages other cores sent, at most `MESH_BUDGET` per pass: a core that
+    /// keeps sending cannot hold this one in here (the rest wait for the next pass).
     fn drain_mesh(&mut self) {
-        while let Some(msg) = self.core.mesh.try_recv() {
+        for _ in 0..MESH_BUDGET {
+            let Some(msg) = self.core.mesh.try_recv() else {
+                return;
+            };
             match msg {
                 Msg::Batch(batch) => self.core.run_batch(*batch),
                 Msg::Replies(replies) => self.deliver_replies(*replies),
@@ -594,41 +610,60 @@ impl EventLoop {
         }
     }
 
-    /// Pub/Sub messages and MONITOR lines for this core's connections.
+    /// Pub/Sub messages and MONITOR lines for this core's connections. A connection already
+    /// over its hard output limit gets nothing more: it is closed when it is next served.
     fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
+        let hot = self.core.config.borrow().hot();
         for d in deliveries {
-            let Some((i, conn)) = find(&mut self.places, d.conn) else {
-                continue;
-            };
-            if conn.closing {
-                continue;
-            }
-            {
-                let c = conn.client.borrow();
-                match &d.what {
-                    // The client's own subscriptions have the last word.
-                    What::Message {
-                        kind,
-                        pattern,
-                        channel,
-                        payload,
-                    } => {
-                        if !c.subs.wants(*kind, pattern.as_ref(), channel) {
-                            continue;
+            for &r in &d.conns {
+                let Some((i, conn)) = find(&mut self.places, r) else {
+                    continue;
+                };
+                if conn.closing {
+                    continue;
+                }
+                let limit = if conn.client.borrow().subs.active() {
+                    hot.output_limit_pubsub.hard
+                } else {
+                    hot.output_limit_normal.hard
+                };
+                if limit > 0 && conn.unsent() as u64 > limit {
+                    continue;
+                }
+                {
+                    let c = conn.client.borrow();
+                    match &d.what {
+                        // The client's own subscriptions have the last word.
+                        What::Message {
+                            kind,
+                            pattern,
+                            channel,
+                            payload,
+                        } => {
+                            if !c.subs.wants(*kind, pattern.as_ref(), channel) {
+                                continue;
+                            }
+                            encode_message(
+                                *kind,
+                                pattern,
+                                channel,
+                                payload,
+                                c.resp3,
+                                &mut conn.out,
+                            );
                         }
-                        encode_message(*kind, pattern, channel, payload, c.resp3, &mut conn.out);
-                    }
-                    What::Monitor(line) => {
-                        if !c.monitor {
-                            continue;
+                        What::Monitor(line) => {
+                            if !c.monitor {
+                                continue;
+                            }
+                            conn.out.extend_from_slice(line);
                         }
-                        conn.out.extend_from_slice(line);
                     }
                 }
-            }
-            if !conn.scheduled {
-                conn.scheduled = true;
-                self.ready.push(i);
+                if !conn.scheduled {
+                    conn.scheduled = true;
+                    self.ready.push(i);
+                }
             }
         }
     }
@@ -709,6 +744,19 @@ impl EventLoop {
             if conn.closing || conn.session.is_none() || conn.paused {
                 break;
             }
+            if let Some(Held {
+                cmd,
+                mut args,
+                mute,
+            }) = conn.held.take()
+            {
+                conn.mute = mute;
+                self.run_parsed(r, &mut conn, cmd, &mut args);
+                if conn.held.is_some() {
+                    break;
+                }
+                continue;
+            }
             if conn.pending.len() >= MAX_PENDING_REPLIES || conn.unsent() > PAUSE_OUTPUT {
                 conn.paused = true;
                 break;
@@ -753,7 +801,13 @@ impl EventLoop {
             c.qbuf = conn.rbuf.len();
             c.omem = conn.unsent();
         }
-        if let Some(reason) = self.output_limit_exceeded(&mut conn) {
+        // (A connection closed for its limit is not counted again while its send fails.)
+        let over_limit = if conn.closing {
+            None
+        } else {
+            self.output_limit_exceeded(&mut conn)
+        };
+        if let Some(reason) = over_limit {
             warn!(
                 client = conn.client.borrow().id,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
@@ -766,7 +820,9 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
-        if !conn.out.is_empty() && !conn.send_inflight {
+        // Output, or the rest of a send the kernel cut short (a send completes partly when the
+        // connection fails half way), goes out with the next pass.
+        if conn.unsent() > 0 && !conn.send_inflight && !conn.read_closed {
             self.to_send.push(i);
         }
         if !conn.paused && !conn.recv_armed && !conn.read_closed {
@@ -837,8 +893,29 @@ impl EventLoop {
             core.feed_monitors(&c.addr, c.db, args);
         }
         conn.mute = conn.client.borrow_mut().take_mute();
+        self.run_parsed(r, conn, cmd, args);
+    }
+
+    /// Runs a command past the checks of `dispatch`, or holds it back. A connection's commands
+    /// run in order: those for one shard travel in order, and a command that reads or acts
+    /// beyond one shard (MGET over shards, EXEC, PUBLISH, INFO…) waits until every command
+    /// sent before it to another core has run there. Holding also bounds how many of the
+    /// connection's commands are on other cores at once.
+    fn run_parsed(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+    ) {
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
+                if conn.remote_in_flight > 0 {
+                    return hold(conn, cmd, args);
+                }
+                let Some(session) = conn.session.as_deref_mut() else {
+                    return;
+                };
                 match cmd::run_sync(session, which, cmd, args) {
                     Some(reply) => conn.reply(reply),
                     None => conn.closing = true,
@@ -891,6 +968,9 @@ impl EventLoop {
                 let reply = core.execute(cmd, args, db, resp3);
                 conn.reply(reply);
             }
+            Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
+                hold(conn, cmd, args)
+            }
             Target::Shard(shard) => {
                 let batch = self
                     .outbox
@@ -916,6 +996,9 @@ impl EventLoop {
         cmd: &'static Command,
         args: &mut Vec<Bytes>,
     ) {
+        if conn.remote_in_flight > 0 {
+            return hold(conn, cmd, args);
+        }
         let Some(mut session) = conn.session.take() else {
             return;
         };
@@ -1014,21 +1097,33 @@ fn encode_message(
     resp3: bool,
     out: &mut Vec<u8>,
 ) {
-    let mut items = Vec::with_capacity(4);
-    items.push(Reply::Bulk(Bytes::from_static(match kind {
-        SubKind::Channel => b"message",
-        SubKind::Pattern => b"pmessage",
-        SubKind::Shard => b"smessage",
-    })));
-    if let Some(p) = pattern {
-        items.push(Reply::Bulk(p.clone()));
+    let len = if pattern.is_some() { b'4' } else { b'3' };
+    out.extend_from_slice(&[if resp3 { b'>' } else { b'*' }, len, b'\r', b'\n']);
+    out.extend_from_slice(match kind {
+        SubKind::Channel => b"$7\r\nmessage\r\n",
+        SubKind::Pattern => b"$8\r\npmessage\r\n",
+        SubKind::Shard => b"$8\r\nsmessage\r\n",
+    });
+    for part in pattern.iter().chain([channel, payload]) {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(part.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
     }
-    items.push(Reply::Bulk(channel.clone()));
-    items.push(Reply::Bulk(payload.clone()));
-    shardis_resp::encode(&Reply::Push(items), resp3, out);
 }
 
 /// Writes `msg` to a connection being refused and closes it.
+/// Parks a parsed command on its connection until the connection's replies from other cores
+/// are back; parsing stops meanwhile.
+fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
+    conn.held = Some(Held {
+        cmd,
+        args: std::mem::take(args),
+        mute: conn.mute,
+    });
+}
+
 fn reject(fd: i32, msg: &[u8]) {
     // SAFETY: a best-effort non-blocking send on a socket we were just handed, then close.
     unsafe {
