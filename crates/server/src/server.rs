@@ -71,6 +71,9 @@ pub fn run(mut config: Config) -> Result<(), String> {
     }
     let mut mesh = MeshBuilder::<Msg>::new(shards);
     let mut handles = Vec::with_capacity(shards);
+    // Every core says when its listeners are open: only then is the server ready (a
+    // supervisor is told, and clients connect).
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     for i in 0..shards {
         let placement = match cpus.get(i % cpus.len().max(1)) {
             Some(&cpu) => Placement::Fixed(cpu),
@@ -81,16 +84,22 @@ pub fn run(mut config: Config) -> Result<(), String> {
             .ok_or_else(|| format!("no mesh endpoint for shard {i}"))?;
         let config = config.clone();
         let addrs = addrs.clone();
+        let ready = ready_tx.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .io_memory(probe::IO_MEMORY)
             .preempt_timer(PREEMPT_PERIOD)
-            .spawn(move || async move { core_main(endpoint, config, shards, addrs).await })
+            .spawn(move || async move { core_main(endpoint, config, shards, addrs, ready).await })
             .map_err(|e| format!("cannot start executor {i}: {e}"))?;
         handles.push(handle);
     }
-    info!(shards, port, "Ready to accept connections");
-    crate::process::ready();
+    drop(ready_tx);
+    // A core that fails drops its sender unused: then not every core is ready, and the join
+    // below reports why.
+    if (0..shards).all(|_| ready_rx.recv().is_ok()) {
+        info!(shards, port, "Ready to accept connections");
+        crate::process::ready();
+    }
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
     // slow to wind down: after the grace period, exit anyway.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -147,6 +156,7 @@ async fn core_main(
     config: Config,
     shards: usize,
     addrs: Vec<listen::BindAddr>,
+    ready: std::sync::mpsc::Sender<()>,
 ) -> Result<(), String> {
     let backlog = config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     let core = Rc::new(Core::new(mesh, shards, config));
@@ -178,6 +188,8 @@ async fn core_main(
             format!("io_uring setup: {e}")
         }
     })?;
+    let _ = ready.send(());
+    drop(ready);
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
     Ok(())

@@ -19,8 +19,9 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// One command on a new connection; an error if the server does not answer (yet).
 fn query(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let mut c = common::connect(port);
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?.get_connection()?;
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
         cmd.arg(*a);
@@ -74,6 +75,17 @@ fn debian_stock_config_loads_with_port_dir_and_daemonize_overridden() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Kills a server this test started in the background, should the test fail before its
+/// SHUTDOWN.
+struct Reaper(i32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // SAFETY: signalling a process this test started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ok() {
@@ -101,6 +113,7 @@ fn daemonize_writes_the_pid_file_and_removes_it_at_shutdown() {
             dir.to_str().expect("dir"),
         ])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .expect("run");
     assert!(status.success(), "the foreground process exits at once");
@@ -110,6 +123,7 @@ fn daemonize_writes_the_pid_file_and_removes_it_at_shutdown() {
         .trim()
         .parse()
         .expect("a pid");
+    let _reaper = Reaper(pid);
     wait_for("the server", || query(port, &["PING"]).is_ok());
     let info = match query(port, &["INFO", "server"]) {
         Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -145,8 +159,10 @@ fn supervised_systemd_gets_ready_and_stopping() {
         ])
         .env("NOTIFY_SOCKET", &sock_path)
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
+    let _reaper = Reaper(child.id() as i32);
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     while !got.iter().any(|m: &String| m.contains("READY=1")) {
