@@ -251,6 +251,15 @@ fn authentication_passwords_and_the_acl_log() {
     ok(&mut c, &["AUTH", "secret"]);
     ok(&mut c, &["SET", "k", "v"]);
     ok(&mut c, &["ACL", "LOG", "RESET"]);
+    // One optional argument: more get the subcommand error, as Redis's unit/acl checks.
+    for sub in ["CAT", "GENPASS", "LOG"] {
+        assert_eq!(
+            err(&mut c, &["ACL", sub, "1", "2"]),
+            format!(
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try ACL HELP."
+            )
+        );
+    }
     ok(
         &mut c,
         &[

@@ -598,7 +598,16 @@ fn getuser(u: &User) -> Reply {
 }
 
 /// ACL CAT [category]
+/// CAT, GENPASS and LOG take one optional argument; Redis answers more with the subcommand
+/// syntax error (their arity is open-ended).
+fn too_many(args: &[Bytes]) -> Option<Reply> {
+    (args.len() > 3).then(|| error::subcommand_syntax(args))
+}
+
 fn cat(args: &[Bytes]) -> Reply {
+    if let Some(e) = too_many(args) {
+        return e;
+    }
     let Some(name) = args.get(2) else {
         return Reply::Array(
             shardis_engine::command::ACL_CATEGORIES
@@ -623,6 +632,9 @@ fn cat(args: &[Bytes]) -> Reply {
 
 /// ACL GENPASS [bits]
 fn genpass(args: &[Bytes]) -> Reply {
+    if let Some(e) = too_many(args) {
+        return e;
+    }
     let bits = match args.get(2) {
         None => 256,
         Some(a) => match num::parse_i64(a) {
@@ -645,6 +657,9 @@ fn genpass(args: &[Bytes]) -> Reply {
 
 /// ACL LOG [count | RESET], from core 0.
 async fn log(s: &mut Session, args: &[Bytes]) -> Reply {
+    if let Some(e) = too_many(args) {
+        return e;
+    }
     let mut count = 10usize;
     if let Some(a) = args.get(2) {
         if a.eq_ignore_ascii_case(b"reset") {
