@@ -33,6 +33,18 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
+    /// `tls-protocols`: TLSv1.2 and/or TLSv1.3.
+    TlsProtocols,
+    /// `tls-ciphersuites`: TLS 1.3 suite names.
+    TlsCipherSuites,
+    /// `tls-ciphers`: an OpenSSL cipher string over the TLS 1.2 suites rustls has.
+    TlsCiphers,
+    /// A setting of a feature that is not built: only the value that leaves it off (`off`) is
+    /// accepted, anything else is refused with `why`.
+    NotBuilt {
+        off: &'static str,
+        why: &'static str,
+    },
     /// Checked and normalised by its own function (value, value in force).
     Custom(fn(&str, &str) -> Result<String, String>),
 }
@@ -213,6 +225,84 @@ static PARAMS: &[Param] = &[
     p("requirepass", Kind::Str, ""),
     fixed("aclfile", Kind::Str, ""),
     p("acllog-max-len", INT, "128"),
+    // TLS (see `tls.rs`). A change to any of the file, protocol, cipher, client-auth or
+    // session settings rebuilds the TLS settings on every core (CONFIG SET fails, keeping the
+    // old ones, if they do not load).
+    fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    p("tls-cert-file", Kind::Str, ""),
+    p("tls-key-file", Kind::Str, ""),
+    p("tls-key-file-pass", Kind::Str, ""),
+    p("tls-ca-cert-file", Kind::Str, ""),
+    p("tls-ca-cert-dir", Kind::Str, ""),
+    p(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+    ),
+    p("tls-protocols", Kind::TlsProtocols, ""),
+    p("tls-ciphersuites", Kind::TlsCipherSuites, ""),
+    p("tls-ciphers", Kind::TlsCiphers, ""),
+    p("tls-prefer-server-ciphers", Kind::Bool, "no"),
+    p("tls-session-caching", Kind::Bool, "yes"),
+    p(
+        "tls-session-cache-size",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "20480",
+    ),
+    p(
+        "tls-session-cache-timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "300",
+    ),
+    // Only ECDHE key exchange exists in rustls: DH parameters are accepted (the file must
+    // exist) and unused.
+    p("tls-dh-params-file", Kind::Str, ""),
+    p(
+        "tls-replication",
+        Kind::NotBuilt {
+            off: "no",
+            why: "TLS for replication links needs replication, which is not built yet",
+        },
+        "no",
+    ),
+    p(
+        "tls-cluster",
+        Kind::NotBuilt {
+            off: "no",
+            why: "TLS for the cluster bus needs cluster mode, which is not built yet",
+        },
+        "no",
+    ),
+    p(
+        "tls-client-cert-file",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client certificate is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
+    p(
+        "tls-client-key-file",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
+    p(
+        "tls-client-key-file-pass",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
     p(
         "acl-pubsub-default",
         Kind::Enum(&["allchannels", "resetchannels"]),
@@ -485,6 +575,27 @@ impl Param {
                 }
             }
             Kind::Str => Ok(value.to_string()),
+            Kind::TlsProtocols => {
+                crate::tls::check_protocols(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::TlsCipherSuites => {
+                crate::tls::check_ciphersuites(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::TlsCiphers => {
+                crate::tls::check_ciphers(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::NotBuilt { off, why } => {
+                if value.eq_ignore_ascii_case(off) {
+                    Ok(off.to_string())
+                } else if off == "no" && !value.eq_ignore_ascii_case("yes") {
+                    Err("argument must be 'yes' or 'no'".into())
+                } else {
+                    Err(why.into())
+                }
+            }
             Kind::SavePoints => {
                 let words: Vec<&str> = value.split_whitespace().collect();
                 if words.is_empty() {
@@ -752,8 +863,23 @@ impl Config {
             let value = self.get(name);
             let differs = value != param.default;
             let mut lines: Vec<(String, bool)> = match param.kind {
-                Kind::Str if value.is_empty() && !EMPTY_WRITTEN.contains(&name) => Vec::new(),
-                Kind::Str => vec![(format!("{name} {}", rewrite::quoted(value)), differs)],
+                // Strings (TLS lists and paths included) are written quoted.
+                Kind::Str
+                | Kind::TlsProtocols
+                | Kind::TlsCipherSuites
+                | Kind::TlsCiphers
+                | Kind::NotBuilt { off: "", .. }
+                    if value.is_empty() && !EMPTY_WRITTEN.contains(&name) =>
+                {
+                    Vec::new()
+                }
+                Kind::Str
+                | Kind::TlsProtocols
+                | Kind::TlsCipherSuites
+                | Kind::TlsCiphers
+                | Kind::NotBuilt { off: "", .. } => {
+                    vec![(format!("{name} {}", rewrite::quoted(value)), differs)]
+                }
                 // The working directory is always written, as Redis does.
                 Kind::Dir => vec![(format!("{name} {}", rewrite::quoted(value)), true)],
                 Kind::Memory { .. } => {

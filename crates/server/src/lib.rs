@@ -12,6 +12,9 @@
 //! - [`cmd`]: the commands the runtime carries out itself (CLIENT, CONFIG, INFO…).
 //! - [`net`]: the event loop: connections' I/O and the inline hot path.
 //! - [`server`]: start-up, executors, shutdown.
+//!
+//! Besides: [`config`], [`logging`], [`alloc`], and [`tls`] (the TLS settings and the record
+//! layer of TLS connections, used by CONFIG SET, start-up and the event loop).
 
 pub mod acl;
 pub mod alloc;
@@ -25,3 +28,4 @@ pub mod logging;
 pub mod net;
 pub mod process;
 pub mod server;
+pub mod tls;

@@ -2,6 +2,7 @@
 //! shard, and on each the core's state, its listeners, its clock and its event loop.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
@@ -33,10 +34,23 @@ pub fn run(mut config: Config) -> Result<(), String> {
         _ => cpus.len().max(1),
     };
     let port = config.get_i64("port");
-    if port == 0 {
-        return Err("port 0 (no TCP listener) is not supported".into());
+    let tls_port = config.get_i64("tls-port");
+    if port == 0 && tls_port == 0 {
+        return Err("Configured to not listen anywhere (port 0 and tls-port 0), exiting.".into());
     }
-    let addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
+    // Loaded once here and shared by every core; a file that does not load stops start-up.
+    let tls =
+        crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    let mut addrs = Vec::new();
+    if port != 0 {
+        addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
+    }
+    if tls_port != 0 {
+        for mut a in listen::bind_addrs(config.get("bind"), tls_port as u16)? {
+            a.tls = true;
+            addrs.push(a);
+        }
+    }
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -85,11 +99,14 @@ pub fn run(mut config: Config) -> Result<(), String> {
         let config = config.clone();
         let addrs = addrs.clone();
         let ready = ready_tx.clone();
+        let tls = tls.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .io_memory(probe::IO_MEMORY)
             .preempt_timer(PREEMPT_PERIOD)
-            .spawn(move || async move { core_main(endpoint, config, shards, addrs, ready).await })
+            .spawn(
+                move || async move { core_main(endpoint, config, tls, shards, addrs, ready).await },
+            )
             .map_err(|e| format!("cannot start executor {i}: {e}"))?;
         handles.push(handle);
     }
@@ -97,7 +114,11 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // A core that fails drops its sender unused: then not every core is ready, and the join
     // below reports why.
     if (0..shards).all(|_| ready_rx.recv().is_ok()) {
-        info!(shards, port, "Ready to accept connections");
+        if tls_port != 0 {
+            info!(shards, port, tls_port, "Ready to accept connections");
+        } else {
+            info!(shards, port, "Ready to accept connections");
+        }
         crate::process::ready();
     }
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
@@ -154,16 +175,18 @@ fn describe(e: &std::io::Error) -> String {
 async fn core_main(
     mesh: Mesh<Msg>,
     config: Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shards: usize,
     addrs: Vec<listen::BindAddr>,
     ready: std::sync::mpsc::Sender<()>,
 ) -> Result<(), String> {
     let backlog = config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     let core = Rc::new(Core::new(mesh, shards, config));
+    *core.tls.borrow_mut() = tls;
     let mut listeners = Vec::new();
     for a in &addrs {
         match listen::listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(fd),
+            Ok(fd) => listeners.push(listen::Listener { fd, tls: a.tls }),
             Err(e) if a.optional => {
                 if core.id == 0 {
                     warn!("could not bind {}: {e}", a.addr);

@@ -93,7 +93,11 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             std::env::consts::OS,
             std::env::consts::ARCH,
             std::process::id(),
-            config.get("port"),
+            // As Redis: the TLS port when there is no plain one.
+            match config.get_i64("port") {
+                0 => config.get_i64("tls-port"),
+                port => port,
+            },
             crate::core::wall_ms() * 1000,
             uptime / 86400,
             config.get("hz"),

@@ -194,6 +194,26 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::error(e),
     };
+    // TLS settings load when set, as in Redis: files that do not load make CONFIG SET fail
+    // and the settings in force stay. Loaded once here, shared by every core.
+    let mut tls = None;
+    if let Some(i) = values
+        .iter()
+        .position(|(name, _)| crate::tls::RELOADED_BY.contains(name))
+    {
+        let mut next = s.core.config.borrow().clone();
+        next.apply(&values);
+        match crate::tls::server_config(&next) {
+            Ok(loaded) => tls = Some(loaded),
+            Err(e) => {
+                tracing::warn!("Failed applying the new TLS configuration: {e}");
+                return Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration: {e}",
+                    pairs[i].0
+                ));
+            }
+        }
+    }
     // The working directory is the process's: change it once, before any core applies it.
     if let Some((_, dir)) = values.iter().find(|(name, _)| *name == "dir") {
         if let Err(e) = std::env::set_current_dir(dir) {
@@ -205,6 +225,9 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     let applied = values.clone();
     s.core
         .broadcast(move |core| {
+            if let Some(loaded) = &tls {
+                *core.tls.borrow_mut() = loaded.clone();
+            }
             let mut config = core.config.borrow_mut();
             config.apply(&values);
             let mut shard = core.shard.borrow_mut();

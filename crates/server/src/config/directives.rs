@@ -5,7 +5,7 @@
 //! - process management (`pidfile`, `supervised`, `oom-score-adj`, `disable-thp`) and
 //!   `enable-protected-configs` work as in Redis;
 //! - directives of features Shardis does not have yet (persistence tunables, replication,
-//!   cluster, TLS, eviction, the slow log…) are [`Support::Absent`]: a file may hold them at
+//!   cluster, eviction, the slow log…) are [`Support::Absent`]: a file may hold them at
 //!   Redis's default value, which changes nothing (a stock redis.conf does), any other value
 //!   is refused naming the feature, and CONFIG GET/SET do not know them;
 //! - directives tied to Redis's allocator, thread layout or process title are
@@ -86,7 +86,6 @@ pub(super) const PERSISTENCE: &str = "persistence (RDB and the append-only file)
 pub(super) const EVICTION: &str = "eviction (maxmemory)";
 const REPLICATION: &str = "replication";
 const CLUSTER: &str = "cluster mode";
-const TLS: &str = "TLS";
 const LOGO: &str = "the start-up logo";
 const SYSLOG: &str = "logging to syslog";
 const CRASH: &str = "Redis's crash report and watchdog";
@@ -457,32 +456,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
         "ip",
     ),
     absent(CLUSTER, "cluster-link-sendbuf-limit", MEM, "0"),
-    // TLS.
-    absent(TLS, "tls-port", PORT, "0"),
-    absent(TLS, "tls-cert-file", STR, ""),
-    absent(TLS, "tls-key-file", STR, ""),
-    absent(TLS, "tls-key-file-pass", STR, ""),
-    absent(TLS, "tls-client-cert-file", STR, ""),
-    absent(TLS, "tls-client-key-file", STR, ""),
-    absent(TLS, "tls-client-key-file-pass", STR, ""),
-    absent(TLS, "tls-dh-params-file", STR, ""),
-    absent(TLS, "tls-ca-cert-file", STR, ""),
-    absent(TLS, "tls-ca-cert-dir", STR, ""),
-    absent(TLS, "tls-protocols", STR, ""),
-    absent(TLS, "tls-ciphers", STR, ""),
-    absent(TLS, "tls-ciphersuites", STR, ""),
-    absent(
-        TLS,
-        "tls-auth-clients",
-        Kind::Enum(&["no", "yes", "optional"]),
-        "yes",
-    ),
-    absent(TLS, "tls-prefer-server-ciphers", BOOL, "no"),
-    absent(TLS, "tls-session-caching", BOOL, "yes"),
-    absent(TLS, "tls-session-cache-size", c_int(0), "20480"),
-    absent(TLS, "tls-session-cache-timeout", c_int(0), "300"),
-    absent(TLS, "tls-cluster", BOOL, "no"),
-    absent(TLS, "tls-replication", BOOL, "no"),
 ];
 
 /// `replicaof <host> <port>`, or `replicaof no one` (the default: not a replica).

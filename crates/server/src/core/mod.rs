@@ -307,6 +307,9 @@ pub struct Core {
     pub pubsub: RefCell<pubsub::PubSub>,
     /// This core's copy of the ACL users (and, on core 0, the ACL log).
     pub acl: RefCell<crate::acl::Acl>,
+    /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
+    /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
+    pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -333,6 +336,7 @@ impl Core {
             mesh,
             pubsub: RefCell::new(pubsub::PubSub::default()),
             acl: RefCell::new(acl),
+            tls: RefCell::new(None),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }

@@ -11,6 +11,7 @@ use shardis_resp::{encode, Reply, RequestParser};
 
 use crate::conn::session::Session;
 use crate::core::client::{ClientHandle, Hangup};
+use crate::tls::TlsConn;
 
 /// A reply not yet written because an earlier one is still on another core.
 pub enum Slot {
@@ -76,6 +77,9 @@ pub struct Conn {
     pub mute: bool,
     /// The same, for the command a task is running.
     pub muted_task: bool,
+    /// The TLS session of a connection accepted on `tls-port`: `rbuf` and `out` then hold
+    /// plaintext, and `sending` the ciphertext `TlsConn::seal` made of it.
+    pub tls: Option<Box<TlsConn>>,
 }
 
 impl Conn {
@@ -104,6 +108,7 @@ impl Conn {
             over_soft_since: None,
             mute: false,
             muted_task: false,
+            tls: None,
         }
     }
 
@@ -180,8 +185,17 @@ impl Conn {
         self.out.len() + self.sending.len().saturating_sub(self.sent)
     }
 
+    /// Something is waiting to be handed to the kernel: replies, or TLS records of its own
+    /// (handshake, alerts, close_notify).
+    pub fn has_output(&self) -> bool {
+        self.unsent() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
     /// Nothing left to hand to the kernel or to wait for from other cores.
     pub fn output_idle(&self) -> bool {
-        self.pending.is_empty() && self.out.is_empty() && !self.send_inflight
+        self.pending.is_empty()
+            && self.out.is_empty()
+            && !self.send_inflight
+            && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 }

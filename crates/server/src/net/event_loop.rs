@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -38,8 +38,9 @@ use crate::core::client::Client;
 use crate::core::pubsub::{Delivery, Kind as SubKind, What};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
-use crate::io::listen;
+use crate::io::listen::{self, Listener};
 use crate::io::uring::Ring;
+use crate::tls::{Received, TlsConn};
 
 /// What a completion is for: the top 4 bits of its user data.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -132,7 +133,7 @@ pub struct EventLoop {
     ring: Ring,
     bufs: BufRing,
     core: Rc<Core>,
-    listeners: Vec<OwnedFd>,
+    listeners: Vec<Listener>,
     places: Vec<Place>,
     free: Vec<u32>,
     /// Connections with input to parse or a session handed back.
@@ -158,7 +159,7 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// Sets up the core's ring, buffers and listeners.
-    pub fn new(core: Rc<Core>, listeners: Vec<OwnedFd>) -> std::io::Result<EventLoop> {
+    pub fn new(core: Rc<Core>, listeners: Vec<Listener>) -> std::io::Result<EventLoop> {
         let ring = Ring::new()?;
         let bufs = BufRing::register(&ring)?;
         core.mesh.set_ring_fd(ring.fd());
@@ -208,7 +209,7 @@ impl EventLoop {
         let Some(l) = self.listeners.get(i) else {
             return Ok(());
         };
-        let sqe = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.fd.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
             .user_data(user_data(Kind::Accept, ConnRef(i as u64)));
@@ -333,6 +334,7 @@ impl EventLoop {
             return;
         }
         let fd = res;
+        let tls = self.listeners.get(listener).is_some_and(|l| l.tls);
         let core = self.core.clone();
         core.bump(|s| s.connections_received += 1);
         let (keepalive, protected, maxclients) = {
@@ -345,23 +347,54 @@ impl EventLoop {
         };
         listen::configure_accepted(fd, keepalive);
         let (addr, laddr) = listen::addresses(fd);
-        // Protected mode: while the default user needs no password, loopback clients only.
+        // Protected mode: while the default user needs no password, loopback clients only. A
+        // TLS client gets the refusal once its handshake is done (it could not read it before).
         let (default_user, authenticated) = {
             let acl = core.acl.borrow();
             (acl.default_user().clone(), acl.starts_authenticated())
         };
         let open_default = default_user.borrow().nopass;
-        if protected && open_default && !listen::is_loopback(&addr) {
+        let denied = protected && open_default && !listen::is_loopback(&addr);
+        if denied && !tls {
             reject(fd, DENIED);
             core.bump(|s| s.rejected_connections += 1);
             return;
         }
         if CONNECTED.fetch_add(1, Ordering::Relaxed) >= maxclients {
             CONNECTED.fetch_sub(1, Ordering::Relaxed);
-            reject(fd, b"-ERR max number of clients reached\r\n");
+            if tls {
+                // Before its handshake a TLS client cannot be told why: it just drops, as
+                // in Redis.
+                // SAFETY: closing the socket we were just handed.
+                unsafe { libc::close(fd) };
+            } else {
+                reject(fd, b"-ERR max number of clients reached\r\n");
+            }
             core.bump(|s| s.rejected_connections += 1);
             return;
         }
+        let tls_conn = if tls {
+            let config = core.tls.borrow().clone();
+            match config.map(TlsConn::new) {
+                Some(Ok(t)) => Some(Box::new(t)),
+                Some(Err(e)) => {
+                    debug!("Error accepting a client connection: {e} (addr={addr})");
+                    CONNECTED.fetch_sub(1, Ordering::Relaxed);
+                    // SAFETY: closing the socket we were just handed.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+                None => {
+                    warn!("a TLS connection arrived with no TLS settings loaded");
+                    CONNECTED.fetch_sub(1, Ordering::Relaxed);
+                    // SAFETY: closing the socket we were just handed.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let id = core.next_client_id();
         let client = Rc::new(RefCell::new(Client::new(
             id,
@@ -380,8 +413,17 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
-        let session = Session::new(core, self.conn_ref(i), client.clone());
+        let session = Session::new(core.clone(), self.conn_ref(i), client.clone());
         let mut conn = Box::new(Conn::new(fd, client, session));
+        if tls_conn.is_some() {
+            conn.tls = tls_conn;
+            if denied {
+                // Sealed and sent once the handshake is done, then the connection closes.
+                conn.out.extend_from_slice(DENIED);
+                conn.closing = true;
+                core.bump(|s| s.rejected_connections += 1);
+            }
+        }
         if i < self.fixed_files && self.ring.set_file(i, fd).is_ok() {
             conn.fixed = Some(i);
         }
@@ -443,11 +485,37 @@ impl EventLoop {
         let mut close = false;
         match res {
             n if n > 0 => {
+                let mut input = n as u64;
                 if let Some((bid, len)) = data {
-                    conn.rbuf.extend_from_slice(self.bufs.data(bid, len));
+                    let bytes = self.bufs.data(bid, len);
+                    match conn.tls.as_deref_mut() {
+                        None => conn.rbuf.extend_from_slice(bytes),
+                        Some(tls) => {
+                            let before = conn.rbuf.len();
+                            match tls.receive(bytes, &mut conn.rbuf) {
+                                Ok(Received::Open) => {}
+                                Ok(Received::Closed) => conn.read_closed = true,
+                                Err(e) => {
+                                    let (id, addr) = {
+                                        let c = conn.client.borrow();
+                                        (c.id, c.addr.clone())
+                                    };
+                                    if tls.is_handshaking() {
+                                        debug!("Error accepting a client connection: {e} (client={id} addr={addr})");
+                                    } else {
+                                        debug!("Error reading from client: {e} (client={id} addr={addr})");
+                                    }
+                                    // Its alert goes out, then the connection closes.
+                                    conn.closing = true;
+                                }
+                            }
+                            // Counted as plaintext, as Redis counts what SSL_read returns.
+                            input = conn.rbuf.len().saturating_sub(before) as u64;
+                        }
+                    }
                     self.bufs.give_back(bid);
                 }
-                core.bump(|s| s.net_input_bytes += n as u64);
+                core.bump(|s| s.net_input_bytes += input);
                 conn.client.borrow_mut().last_active_ms = core.now_ms();
                 if conn.rbuf.len() + conn.parser.pending_bytes() > qbuf_limit {
                     warn!(
@@ -501,12 +569,29 @@ impl EventLoop {
             return;
         }
         if conn.sent >= conn.sending.len() {
-            if conn.out.is_empty() {
-                return;
+            if let Some(tls) = conn.tls.as_deref_mut() {
+                // TLS: `out` is plaintext; what goes out is its ciphertext, after any
+                // handshake records or alerts rustls has waiting.
+                conn.sending.clear();
+                conn.sent = 0;
+                let plain = tls.seal(&mut conn.out, &mut conn.sending);
+                if plain > 0 {
+                    self.core.bump(|s| s.net_output_bytes += plain as u64);
+                }
+                if conn.out.is_empty() && conn.out.capacity() > KEEP_INPUT_CAPACITY {
+                    conn.out = Vec::new();
+                }
+                if conn.sending.is_empty() {
+                    return;
+                }
+            } else {
+                if conn.out.is_empty() {
+                    return;
+                }
+                conn.sending.clear();
+                std::mem::swap(&mut conn.sending, &mut conn.out);
+                conn.sent = 0;
             }
-            conn.sending.clear();
-            std::mem::swap(&mut conn.sending, &mut conn.out);
-            conn.sent = 0;
         }
         let Some(rest) = conn.sending.get(conn.sent..) else {
             return;
@@ -547,7 +632,10 @@ impl EventLoop {
             conn.hangup.raise();
         } else {
             conn.sent += res as usize;
-            core.bump(|s| s.net_output_bytes += res as u64);
+            // (A TLS connection's output is counted as plaintext when sealed.)
+            if conn.tls.is_none() {
+                core.bump(|s| s.net_output_bytes += res as u64);
+            }
             // Writing counts as activity for `timeout`, as in Redis.
             if res > 0 {
                 conn.client.borrow_mut().last_active_ms = core.now_ms();
@@ -820,9 +908,16 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
+        // A TLS connection closed by the server (QUIT, CLIENT KILL, limits, an error reply)
+        // says so with close_notify once its last replies are sealed.
+        if conn.closing && !conn.read_closed && conn.pending.is_empty() && conn.out.is_empty() {
+            if let Some(tls) = conn.tls.as_deref_mut() {
+                tls.close();
+            }
+        }
         // Output, or the rest of a send the kernel cut short (a send completes partly when the
         // connection fails half way), goes out with the next pass.
-        if conn.unsent() > 0 && !conn.send_inflight && !conn.read_closed {
+        if conn.has_output() && !conn.send_inflight && !conn.read_closed {
             self.to_send.push(i);
         }
         if !conn.paused && !conn.recv_armed && !conn.read_closed {
