@@ -33,6 +33,8 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
+    /// A file name in `dir`, not a path (`dbfilename`).
+    FileName,
     /// `tls-protocols`: TLSv1.2 and/or TLSv1.3.
     TlsProtocols,
     /// `tls-ciphersuites`: TLS 1.3 suite names.
@@ -173,9 +175,26 @@ static PARAMS: &[Param] = &[
         Kind::OutputLimits,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
-    // Persistence is not built yet: only the values that mean "off" are accepted.
-    off(directives::PERSISTENCE, p("save", Kind::SavePoints, "")),
-    off(directives::PERSISTENCE, p("appendonly", Kind::Bool, "no")),
+    // RESTORE and loading always validate payloads in full (as Redis's "yes"); the setting is
+    // accepted for compatibility.
+    p(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+    ),
+    // Snapshots. Shardis's default is no save rule (Redis's is "3600 1 300 100 60 10000"):
+    // a server started without a configuration writes nothing where it runs.
+    p("save", Kind::SavePoints, ""),
+    p("dbfilename", Kind::FileName, "dump.rdb"),
+    p("rdbcompression", Kind::Bool, "yes"),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    fixed(
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+    ),
+    // The append-only log is not built yet: only "no" is accepted.
+    off(directives::AOF, p("appendonly", Kind::Bool, "no")),
     alias(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -598,14 +617,22 @@ impl Param {
             }
             Kind::SavePoints => {
                 let words: Vec<&str> = value.split_whitespace().collect();
-                if words.is_empty() {
-                    return Ok(String::new());
-                }
-                if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<i64>().is_err())
-                {
+                if !words.len().is_multiple_of(2) {
                     return Err("Invalid save parameters".into());
                 }
+                for w in &words {
+                    if w.parse::<u64>().is_err() {
+                        return Err("Invalid save parameters".into());
+                    }
+                }
                 Ok(words.join(" "))
+            }
+            Kind::FileName => {
+                if value.contains('/') || value.is_empty() {
+                    Err("dbfilename can't be a path, just a filename".into())
+                } else {
+                    Ok(value.to_string())
+                }
             }
             Kind::Custom(check) => check(value, current),
         }
@@ -1146,7 +1173,7 @@ mod tests {
         );
         assert_eq!(
             c.load_text("appendonly yes").err().as_deref(),
-            Some("Reading the configuration file, at line 1\n>>> 'appendonly yes'\npersistence (RDB and the append-only file) is not available in Shardis yet: only Redis's default value (no) is accepted")
+            Some("Reading the configuration file, at line 1\n>>> 'appendonly yes'\nthe append-only file is not available in Shardis yet: only Redis's default value (no) is accepted")
         );
         assert!(c
             .load_text("list-max-ziplist-entries 10\n#@shardis shards 3\nhz 1000")
@@ -1160,14 +1187,15 @@ mod tests {
     fn absent_features_take_only_redis_defaults_from_files() {
         let mut c = Config::default();
         c.load_text(
-            "slowlog-max-len 128\nrepl-backlog-size 1mb\nslave-serve-stale-data yes\nauto-aof-rewrite-min-size 64mb\nreplicaof no one\nsave \"\"\nmaxmemory 0",
+            "slowlog-max-len 128\nrepl-backlog-size 1mb\nslave-serve-stale-data yes\nauto-aof-rewrite-min-size 64mb\nreplicaof no one\nappendonly no\nmaxmemory 0",
         )
         .expect("Redis's defaults load");
         let refused = |line: &str| c.clone().load_text(line).expect_err(line);
         assert!(refused("slowlog-max-len 64")
             .ends_with("the slow log is not available in Shardis yet: only Redis's default value (128) is accepted"));
         assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
-        assert!(refused("save 900 1").contains("only Redis's default value (\"\") is accepted"));
+        assert!(refused("appenddirname x")
+            .contains("only Redis's default value (appendonlydir) is accepted"));
         assert!(refused("maxmemory 1gb").contains("eviction (maxmemory) is not available"));
         // A wrong value gets Redis's own error first.
         assert!(
@@ -1184,7 +1212,7 @@ mod tests {
             .is_err_and(|e| e.starts_with("ERR Unknown option")));
         assert!(c
             .validate_set(&[("appendonly".into(), "yes".into())], true)
-            .is_err_and(|e| e.contains("persistence")));
+            .is_err_and(|e| e.contains("the append-only file is not available")));
         // Settings that mean nothing here are taken and reported.
         c.load_text("jemalloc-bg-thread no\nio-threads 4")
             .expect("taken");

@@ -22,7 +22,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const PREEMPT_PERIOD: Duration = Duration::from_millis(500);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    request_shutdown();
+    // Core 0's clock saves first when `save` rules exist, then stops every core.
+    crate::persist::signal_shutdown();
 }
 
 /// Starts the server and blocks until it stops.
@@ -77,6 +78,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         config.acl_all_channels(),
     )?;
     info!("{}", probe::check_memlock(shards)?);
+    crate::persist::init();
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -198,6 +200,8 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
+    // Every core loads its keys before it serves (in parallel with the others).
+    crate::persist::load::load_shard(&core)?;
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOMEM) {
             // The kernel counts locked memory per user, not per process: another server
@@ -235,6 +239,8 @@ async fn clock(core: Rc<Core>) {
             core.publish_events(events, flags);
         }
         close_idle_clients(&core, now);
+        // `save` rules, and the save before a shutdown a signal asked for (core 0).
+        crate::persist::save::tick(&core);
     }
 }
 

@@ -182,6 +182,10 @@ pub enum ServerCmd {
     AclUsers,
     AclWhoami,
     ConfigRewrite,
+    Save,
+    BgSave,
+    LastSave,
+    Debug,
 }
 
 /// Every registration, family by family.
@@ -254,6 +258,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("acl|users", ServerCmd::AclUsers),
     Registration::server("acl|whoami", ServerCmd::AclWhoami),
     Registration::server("config|rewrite", ServerCmd::ConfigRewrite),
+    Registration::server("save", ServerCmd::Save),
+    Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("lastsave", ServerCmd::LastSave),
+    Registration::server("debug", ServerCmd::Debug),
 ];
 
 /// The families' own lists.
@@ -262,6 +270,7 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_string::COMMANDS,
     crate::t_bitops::COMMANDS,
     crate::t_keys::COMMANDS,
+    crate::t_dump::COMMANDS,
     crate::t_memory::COMMANDS,
     crate::t_hash::COMMANDS,
     crate::t_list::COMMANDS,

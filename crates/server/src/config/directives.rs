@@ -82,7 +82,8 @@ const STR: Kind = Kind::Str;
 const MEM: Kind = Kind::Memory { min: 0 };
 
 /// The features whose directives are absent, as refusals name them.
-pub(super) const PERSISTENCE: &str = "persistence (RDB and the append-only file)";
+pub(super) const AOF: &str = "the append-only file";
+const RDB_TUNING: &str = "this snapshot setting";
 pub(super) const EVICTION: &str = "eviction (maxmemory)";
 const REPLICATION: &str = "replication";
 const CLUSTER: &str = "cluster mode";
@@ -93,7 +94,6 @@ const SHUTDOWN: &str = "shutdown options (they concern saving and replicas)";
 const CPU_LIST: &str = "CPU lists (every shard runs pinned to its own core)";
 const UNIX_SOCKET: &str = "listening on a unix socket";
 const SOCKET_MARK: &str = "socket marks";
-const DEBUG: &str = "the DEBUG command";
 const MODULES: &str = "modules";
 const SLOWLOG: &str = "the slow log";
 const LATENCY_MONITOR: &str = "the latency monitor";
@@ -104,7 +104,6 @@ const LAZYFREE: &str = "lazy freeing";
 const CLIENT_EVICTION: &str = "client eviction (maxmemory-clients)";
 const TRACKING: &str = "client-side caching (CLIENT TRACKING)";
 const SCRIPTING: &str = "scripting";
-const SANITIZE: &str = "deep sanitization of RESTORE payloads";
 const WARNINGS: &str = "Redis's start-up warnings";
 
 const JEMALLOC: &str = "Shardis allocates with mimalloc, not jemalloc";
@@ -217,7 +216,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
         },
         "0",
     ),
-    absent(DEBUG, "enable-debug-command", STR, "no"),
     absent(MODULES, "enable-module-command", STR, "no"),
     absent(
         SLOWLOG,
@@ -268,39 +266,30 @@ pub(super) static DIRECTIVES: &[Param] = &[
         INT,
         "5000",
     ),
+    // Persistence: snapshot tunables Shardis does not have, and the append-only file.
+    absent(AOF, "appendfilename", STR, "appendonly.aof"),
+    absent(AOF, "appenddirname", STR, "appendonlydir"),
+    absent(RDB_TUNING, "rdbchecksum", BOOL, "yes"),
+    absent(RDB_TUNING, "rdb-del-sync-files", BOOL, "no"),
+    absent(RDB_TUNING, "rdb-save-incremental-fsync", BOOL, "yes"),
     absent(
-        SANITIZE,
-        "sanitize-dump-payload",
-        Kind::Enum(&["no", "yes", "clients"]),
-        "no",
-    ),
-    // Persistence.
-    absent(PERSISTENCE, "dbfilename", STR, "dump.rdb"),
-    absent(PERSISTENCE, "appendfilename", STR, "appendonly.aof"),
-    absent(PERSISTENCE, "appenddirname", STR, "appendonlydir"),
-    absent(PERSISTENCE, "rdbcompression", BOOL, "yes"),
-    absent(PERSISTENCE, "rdbchecksum", BOOL, "yes"),
-    absent(PERSISTENCE, "rdb-del-sync-files", BOOL, "no"),
-    absent(PERSISTENCE, "stop-writes-on-bgsave-error", BOOL, "yes"),
-    absent(PERSISTENCE, "rdb-save-incremental-fsync", BOOL, "yes"),
-    absent(
-        PERSISTENCE,
+        AOF,
         "appendfsync",
         Kind::Enum(&["everysec", "always", "no"]),
         "everysec",
     ),
-    absent(PERSISTENCE, "no-appendfsync-on-rewrite", BOOL, "no"),
-    absent(PERSISTENCE, "auto-aof-rewrite-percentage", c_int(0), "100"),
-    absent(PERSISTENCE, "auto-aof-rewrite-min-size", MEM, "67108864"),
-    absent(PERSISTENCE, "aof-load-truncated", BOOL, "yes"),
-    absent(PERSISTENCE, "aof-use-rdb-preamble", BOOL, "yes"),
-    absent(PERSISTENCE, "aof-timestamp-enabled", BOOL, "no"),
-    absent(PERSISTENCE, "aof-rewrite-incremental-fsync", BOOL, "yes"),
-    absent(PERSISTENCE, "aof-disable-auto-gc", BOOL, "no"),
-    absent(PERSISTENCE, "rdb-key-save-delay", C_INT_ANY, "0"),
-    absent(PERSISTENCE, "key-load-delay", C_INT_ANY, "0"),
+    absent(AOF, "no-appendfsync-on-rewrite", BOOL, "no"),
+    absent(AOF, "auto-aof-rewrite-percentage", c_int(0), "100"),
+    absent(AOF, "auto-aof-rewrite-min-size", MEM, "67108864"),
+    absent(AOF, "aof-load-truncated", BOOL, "yes"),
+    absent(AOF, "aof-use-rdb-preamble", BOOL, "yes"),
+    absent(AOF, "aof-timestamp-enabled", BOOL, "no"),
+    absent(AOF, "aof-rewrite-incremental-fsync", BOOL, "yes"),
+    absent(AOF, "aof-disable-auto-gc", BOOL, "no"),
+    absent(RDB_TUNING, "rdb-key-save-delay", C_INT_ANY, "0"),
+    absent(RDB_TUNING, "key-load-delay", C_INT_ANY, "0"),
     absent(
-        PERSISTENCE,
+        RDB_TUNING,
         "loading-process-events-interval-bytes",
         Kind::Int {
             min: 1024,

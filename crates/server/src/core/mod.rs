@@ -395,7 +395,8 @@ impl Core {
         self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
             let dirty = ctx.shard.dirty;
-            let reply = f(ctx, args);
+            // The engine's write hook: logs the change when an append-only log is kept.
+            let reply = shardis_engine::journal::execute(ctx, f, args);
             if ctx.shard.dirty != dirty && !ctx.shard.watched.is_empty() {
                 let mut idx = Vec::new();
                 cmd.written_key_indexes(args, &mut idx);

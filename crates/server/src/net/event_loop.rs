@@ -988,6 +988,12 @@ impl EventLoop {
             core.feed_monitors(&c.addr, c.db, args);
         }
         conn.mute = conn.client.borrow_mut().take_mute();
+        // Snapshots failing with stop-writes-on-bgsave-error: writes (and PING) are refused.
+        if crate::persist::writes_refused()
+            && (cmd.is_write() || matches!(cmd.exec, Exec::Server(ServerCmd::Ping)))
+        {
+            return conn.reply(Reply::err(crate::persist::MISCONF));
+        }
         self.run_parsed(r, conn, cmd, args);
     }
 

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     child: Child,
+    /// The server's own working directory (its `dir` unless the test gives one), so no test
+    /// loads snapshot files another test's server saved.
+    cwd: std::path::PathBuf,
 }
 
 /// The process id INFO reports on `port`, if a server answers there.
@@ -89,7 +92,16 @@ impl Server {
         shards: usize,
         extra: &[&str],
     ) -> Result<Server, String> {
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        let cwd = std::env::temp_dir().join(format!(
+            "shardis-test-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&cwd);
+        std::fs::create_dir_all(&cwd).map_err(|e| format!("working directory: {e}"))?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_shardis-server"))
+            .current_dir(&cwd)
             .args(file)
             .args([
                 "--port",
@@ -107,17 +119,19 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                let _ = std::fs::remove_dir_all(&cwd);
                 return Err(format!("it exited: {status}"));
             }
             // Make sure the server answering is ours, not another test's on a reused port.
             let pid = serving_pid(port);
             if pid == Some(child.id()) || pid == Some(0) {
-                return Ok(Server { port, child });
+                return Ok(Server { port, child, cwd });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&cwd);
         Err("it did not answer within 10 s".into())
     }
 
@@ -207,6 +221,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.cwd);
     }
 }
 
