@@ -39,6 +39,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             stop_monitoring(s);
             super::pubsub::forget_all(&s.core, &mut s.client.borrow_mut(), s.conn);
             crate::core::tracking::disable(&s.core, &mut s.client.borrow_mut());
+            super::acl::reset_auth(s);
             let mut c = s.client.borrow_mut();
             c.db = 0;
             c.resp3 = false;
@@ -166,9 +167,8 @@ fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
     while i < args.len() {
         let more = args.len() - i - 1;
         if args[i].eq_ignore_ascii_case(b"auth") && more >= 2 {
-            // Only the default user exists and it has no password (as a fresh Redis).
-            if !args[i + 1].eq_ignore_ascii_case(b"default") {
-                return Reply::err("WRONGPASS invalid username-password pair or user is disabled.");
+            if let Err(e) = super::acl::authenticate(s, &args[i + 1], &args[i + 2], &args[0]) {
+                return e;
             }
             i += 3;
         } else if args[i].eq_ignore_ascii_case(b"setname") && more >= 1 {
@@ -187,6 +187,9 @@ fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         }
     }
     let mut c = s.client.borrow_mut();
+    if !c.authenticated {
+        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
     if let Some(p) = proto {
         c.resp3 = p == 3;
     }
@@ -319,6 +322,7 @@ struct KillFilter {
     laddr: Option<String>,
     skip: Option<u64>,
     max_age: Option<u64>,
+    user: Option<Vec<u8>>,
     no_type_match: bool,
 }
 
@@ -347,9 +351,10 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
                 b"addr" => f.addr = Some(text(val)),
                 b"laddr" => f.laddr = Some(text(val)),
                 b"user" => {
-                    if !val.eq_ignore_ascii_case(b"default") {
-                        f.no_type_match = true;
+                    if s.core.acl.borrow().get(val).is_none() {
+                        return Reply::error(format!("ERR No such user '{}'", text(val)));
                     }
+                    f.user = Some(val.to_vec());
                 }
                 b"type" => match val.to_ascii_lowercase().as_slice() {
                     b"normal" => {}
@@ -384,7 +389,8 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
                     && f.addr.as_ref().is_none_or(|a| *a == c.addr)
                     && f.laddr.as_ref().is_none_or(|a| *a == c.laddr)
                     && f.skip != Some(*id)
-                    && f.max_age.is_none_or(|m| c.created.elapsed().as_secs() >= m);
+                    && f.max_age.is_none_or(|m| c.created.elapsed().as_secs() >= m)
+                    && f.user.as_ref().is_none_or(|u| *u == c.user.borrow().name);
                 if hit {
                     c.kill();
                     n += 1;

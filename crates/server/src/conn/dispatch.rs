@@ -122,6 +122,10 @@ async fn exec(s: &mut Session) -> Reply {
         return Reply::err("ERR EXEC without MULTI");
     };
     let exec_args = [bytes::Bytes::from_static(b"exec")];
+    let mut state = state;
+    // ACL rules may have changed since the commands were queued: denied ones answer an
+    // error in their place and do not run.
+    let denied = recheck_acl(s, &mut state.queued);
     if state.failed {
         multi::unwatch_all(s);
         feed_monitors(s, &exec_args);
@@ -153,12 +157,43 @@ async fn exec(s: &mut Session) -> Reply {
     } else {
         exec_locked(s, plan, state.queued).await
     };
+    let reply = match reply {
+        Reply::Array(mut replies) if !denied.is_empty() => {
+            for (at, err) in denied {
+                replies.insert(at.min(replies.len()), err);
+            }
+            Reply::Array(replies)
+        }
+        other => other,
+    };
     multi::unwatch_all(s);
     for args in &described {
         feed_monitors(s, args);
     }
     feed_monitors(s, &exec_args);
     reply
+}
+
+/// Removes the queued commands the client's user may no longer run; returns each one's
+/// position and error.
+fn recheck_acl(
+    s: &Session,
+    queued: &mut Vec<(&'static Command, Vec<Bytes>)>,
+) -> Vec<(usize, Reply)> {
+    let mut denied = Vec::new();
+    let mut at = 0;
+    queued.retain(|(cmd, args)| {
+        let keep = match cmd::acl::admit_queued(s, cmd, args) {
+            Ok(()) => true,
+            Err(e) => {
+                denied.push((at, e));
+                false
+            }
+        };
+        at += 1;
+        keep
+    });
+    denied
 }
 
 /// Describes a command of this session to the MONITOR clients.

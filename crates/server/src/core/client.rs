@@ -58,6 +58,9 @@ pub struct Client {
     pub replies_resumed: bool,
     /// CLIENT TRACKING's settings.
     pub tracking: ClientTracking,
+    /// The ACL user it runs as (this core's copy), and whether it authenticated as it.
+    pub user: crate::acl::UserRef,
+    pub authenticated: bool,
 }
 
 /// CLIENT REPLY: whether the client gets replies (pushes always reach it).
@@ -175,6 +178,8 @@ impl Unblock {
 pub type ClientHandle = Rc<RefCell<Client>>;
 
 impl Client {
+    /// A new connection, running as `user` (the default user, authenticated when it needs no
+    /// password).
     pub fn new(
         id: u64,
         conn: ConnRef,
@@ -182,6 +187,8 @@ impl Client {
         addr: String,
         laddr: String,
         now_ms: u64,
+        user: crate::acl::UserRef,
+        authenticated: bool,
     ) -> Client {
         Client {
             id,
@@ -206,6 +213,8 @@ impl Client {
             reply_mode: ReplyMode::On,
             replies_resumed: false,
             tracking: ClientTracking::default(),
+            user,
+            authenticated,
         }
     }
 
@@ -241,7 +250,7 @@ impl Client {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -257,6 +266,7 @@ impl Client {
             self.qbuf,
             self.omem,
             self.last_cmd.unwrap_or("NULL"),
+            String::from_utf8_lossy(&self.user.borrow().name),
             self.tracking.redirect_id(),
             if self.resp3 { 3 } else { 2 },
             text(&self.lib_name),

@@ -319,6 +319,8 @@ pub struct Core {
     pub pubsub: RefCell<pubsub::PubSub>,
     /// Client-side caching: this shard's tracking table and this core's BCAST prefixes.
     pub tracking: RefCell<tracking::Table>,
+    /// This core's copy of the ACL users (and, on core 0, the ACL log).
+    pub acl: RefCell<crate::acl::Acl>,
     /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
     /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
     pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
@@ -333,6 +335,7 @@ impl Core {
         let mut shard = Shard::new(id, config.engine());
         shard.notify_flags = config.notify_flags();
         shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
+        let acl = crate::acl::Acl::new(&config.acl_users, config.acl_all_channels());
         Core {
             id,
             shards,
@@ -347,6 +350,7 @@ impl Core {
             mesh,
             pubsub: RefCell::new(pubsub::PubSub::default()),
             tracking: RefCell::new(tracking::Table::new(wall_ms() ^ id as u64)),
+            acl: RefCell::new(acl),
             tls: RefCell::new(None),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),

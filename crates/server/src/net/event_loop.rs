@@ -348,9 +348,14 @@ impl EventLoop {
         };
         listen::configure_accepted(fd, keepalive);
         let (addr, laddr) = listen::addresses(fd);
-        // No password exists yet, so protected mode admits loopback clients only. A TLS
-        // client gets the refusal once its handshake is done (it could not read it before).
-        let denied = protected && !listen::is_loopback(&addr);
+        // Protected mode: while the default user needs no password, loopback clients only. A
+        // TLS client gets the refusal once its handshake is done (it could not read it before).
+        let (default_user, authenticated) = {
+            let acl = core.acl.borrow();
+            (acl.default_user().clone(), acl.starts_authenticated())
+        };
+        let open_default = default_user.borrow().nopass;
+        let denied = protected && open_default && !listen::is_loopback(&addr);
         if denied && !tls {
             reject(fd, DENIED);
             core.bump(|s| s.rejected_connections += 1);
@@ -406,6 +411,8 @@ impl EventLoop {
             addr,
             laddr,
             core.now_ms(),
+            default_user,
+            authenticated,
         )));
         core.clients.borrow_mut().insert(id, client.clone());
         let session = Session::new(core.clone(), self.conn_ref(i), client.clone());
@@ -882,6 +889,10 @@ impl EventLoop {
                 conn.paused = true;
                 break;
             }
+            // Until it authenticates, a client may send only small requests (Redis's limits).
+            let unauthenticated =
+                !conn.client.borrow().authenticated && core.acl.borrow().auth_required();
+            conn.parser.set_auth_required(unauthenticated);
             let mut args = std::mem::take(&mut conn.args);
             match conn.parser.next_into(&mut conn.rbuf, &limits, &mut args) {
                 Ok(true) => {
@@ -989,6 +1000,10 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        if let Err(denied) = cmd::acl::admit(session, cmd, args) {
+            multi::flag_error(session);
+            return conn.reply(denied);
+        }
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {
