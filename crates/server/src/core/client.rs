@@ -180,9 +180,9 @@ pub type ClientHandle = Rc<RefCell<Client>>;
 impl Client {
     /// A new connection, running as `user` (the default user, authenticated when it needs no
     /// password).
+    /// `conn`: how the core's event loop names the connection.
     pub fn new(
-        id: u64,
-        conn: ConnRef,
+        (id, conn): (u64, ConnRef),
         fd: RawFd,
         addr: String,
         laddr: String,

@@ -405,8 +405,7 @@ impl EventLoop {
             }
         };
         let client = Rc::new(RefCell::new(Client::new(
-            id,
-            self.conn_ref(i),
+            (id, self.conn_ref(i)),
             fd,
             addr,
             laddr,
