@@ -622,7 +622,7 @@ fn settings_shardis_does_not_have_are_refused_like_unknown_ones() {
     // Made up, and real Redis 7.0 settings for features Shardis does not have (yet).
     for (name, value) in [
         ("no-such-setting", "1"),
-        ("activedefrag", "no"),
+        ("active-expire-effort", "1"),
         ("slowlog-log-slower-than", "10"),
         ("lazyfree-lazy-server-del", "no"),
         ("latency-tracking", "yes"),
