@@ -1231,7 +1231,16 @@ mod tests {
         assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
         assert!(refused("appenddirname x")
             .contains("only Redis's default value (appendonlydir) is accepted"));
-        assert!(refused("maxmemory 1gb").contains("eviction (maxmemory) is not available"));
+        assert!(refused("maxmemory-clients 1gb").contains("client eviction (maxmemory-clients)"));
+        // Eviction is built: its directives take any valid value.
+        assert!(c
+            .clone()
+            .load_text(
+                "maxmemory 1gb
+maxmemory-policy allkeys-lfu
+lfu-log-factor 20"
+            )
+            .is_ok());
         // A wrong value gets Redis's own error first.
         assert!(
             refused("slowlog-max-len x").ends_with("argument couldn't be parsed into an integer")
