@@ -20,4 +20,5 @@ pub mod core;
 pub mod io;
 pub mod logging;
 pub mod net;
+pub mod script;
 pub mod server;

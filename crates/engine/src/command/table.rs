@@ -167,6 +167,26 @@ pub enum ServerCmd {
     PubsubHelp,
     Monitor,
     ClientReply,
+    // Scripting (crates/server/src/script).
+    Eval,
+    EvalSha,
+    EvalRo,
+    EvalShaRo,
+    Fcall,
+    FcallRo,
+    ScriptLoad,
+    ScriptExists,
+    ScriptFlush,
+    ScriptKill,
+    ScriptHelp,
+    FunctionLoad,
+    FunctionList,
+    FunctionDelete,
+    FunctionDump,
+    FunctionRestore,
+    FunctionStats,
+    FunctionKill,
+    FunctionHelp,
 }
 
 /// Every registration, family by family.
@@ -224,6 +244,26 @@ pub static TABLE: &[Registration] = &[
     Registration::server("pubsub|help", ServerCmd::PubsubHelp),
     Registration::server("monitor", ServerCmd::Monitor),
     Registration::server("client|reply", ServerCmd::ClientReply),
+    // Scripting: run by crates/server/src/script.
+    Registration::server("eval", ServerCmd::Eval),
+    Registration::server("evalsha", ServerCmd::EvalSha),
+    Registration::server("eval_ro", ServerCmd::EvalRo),
+    Registration::server("evalsha_ro", ServerCmd::EvalShaRo),
+    Registration::server("fcall", ServerCmd::Fcall),
+    Registration::server("fcall_ro", ServerCmd::FcallRo),
+    Registration::server("script|load", ServerCmd::ScriptLoad),
+    Registration::server("script|exists", ServerCmd::ScriptExists),
+    Registration::server("script|flush", ServerCmd::ScriptFlush),
+    Registration::server("script|kill", ServerCmd::ScriptKill),
+    Registration::server("script|help", ServerCmd::ScriptHelp),
+    Registration::server("function|load", ServerCmd::FunctionLoad),
+    Registration::server("function|list", ServerCmd::FunctionList),
+    Registration::server("function|delete", ServerCmd::FunctionDelete),
+    Registration::server("function|dump", ServerCmd::FunctionDump),
+    Registration::server("function|restore", ServerCmd::FunctionRestore),
+    Registration::server("function|stats", ServerCmd::FunctionStats),
+    Registration::server("function|kill", ServerCmd::FunctionKill),
+    Registration::server("function|help", ServerCmd::FunctionHelp),
 ];
 
 /// The families' own lists.

@@ -40,7 +40,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
             | ServerCmd::Monitor
-    )
+    ) || crate::script::commands::is_scripting(which)
 }
 
 /// Runs a runtime command that answers at once (`!must_wait`); None means no reply (the
@@ -72,6 +72,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     if which == ServerCmd::Watch {
         return Some(multi::watch(s, args).await);
     }
+    if crate::script::commands::is_scripting(which) {
+        return crate::script::commands::run(s, which, args).await;
+    }
     if let Some(r) = connection::run_async(s, which, args).await {
         return Some(r);
     }
@@ -93,7 +96,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A HELP reply in Redis's layout.
-fn help(container: &str, lines: &[&str]) -> Reply {
+pub(crate) fn help(container: &str, lines: &[&str]) -> Reply {
     let mut out = vec![Reply::Simple(
         format!("{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").into(),
     )];
