@@ -319,6 +319,9 @@ pub struct Ctx<'a> {
     pub db: usize,
     pub now_ms: u64,
     pub resp3: bool,
+    /// Called by a script: replies whose order would depend on a set's layout are sorted
+    /// (Redis keeps scripts deterministic this way).
+    pub from_script: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -328,6 +331,7 @@ impl<'a> Ctx<'a> {
             db,
             now_ms,
             resp3,
+            from_script: false,
         }
     }
 

@@ -238,10 +238,9 @@ impl RunCtx {
         let mut shard = core.shard.borrow_mut();
         shard.stats.commands_processed += 1;
         let dirty = shard.dirty;
-        let reply = f(
-            &mut Ctx::new(&mut shard, self.db, self.start_ms, self.resp3),
-            args,
-        );
+        let mut ctx = Ctx::new(&mut shard, self.db, self.start_ms, self.resp3);
+        ctx.from_script = true;
+        let reply = f(&mut ctx, args);
         let changed = shard.dirty != dirty;
         let db = self.db;
         if changed && !holding && !shard.watched.is_empty() {

@@ -38,6 +38,26 @@ const GC_PERIOD: u32 = 50;
 
 struct AllocState {
     used: Cell<usize>,
+    /// The cap applies only while Lua runs protected (a script, a compilation, a library
+    /// load): an allocation failing outside a protected call would make Lua panic, which
+    /// exits the process.
+    capped: Cell<bool>,
+}
+
+/// Applies an interpreter's allocation cap while alive (see [`AllocState::capped`]).
+struct Capped<'a>(&'a AllocState);
+
+impl<'a> Capped<'a> {
+    fn new(state: &'a AllocState) -> Self {
+        state.capped.set(true);
+        Capped(state)
+    }
+}
+
+impl Drop for Capped<'_> {
+    fn drop(&mut self) {
+        self.0.capped.set(false);
+    }
 }
 
 thread_local! {
@@ -82,6 +102,7 @@ unsafe extern "C" fn allocate(
     let old = if ptr.is_null() { 0 } else { osize };
     let grows = nsize > old;
     if grows
+        && state.capped.get()
         && state.used.get().saturating_add(nsize - old) > MEMORY_LIMIT
         && HOST_DEPTH.with(Cell::get) == 0
     {
@@ -211,7 +232,10 @@ pub const RAND48_INIT: u64 = 0x1234_ABCD_330E;
 impl Vm {
     /// A new interpreter with Redis's environment; None if Lua cannot allocate one.
     pub fn new(flavor: Flavor) -> Option<Vm> {
-        let alloc = Box::new(AllocState { used: Cell::new(0) });
+        let alloc = Box::new(AllocState {
+            used: Cell::new(0),
+            capped: Cell::new(false),
+        });
         let rand = Box::new(Cell::new(RAND48_INIT));
         // SAFETY: `alloc` outlives the state (the state is closed in Drop, before the box).
         let l = unsafe { ffi::lua_newstate(allocate, &*alloc as *const AllocState as *mut c_void) };
@@ -251,7 +275,10 @@ impl Vm {
         // SAFETY: balanced stack use on a valid state; loading reports errors by status.
         unsafe {
             let top = ffi::lua_gettop(l);
-            let status = sandbox::load_text(l, code, c"@user_script".as_ptr());
+            let status = {
+                let _cap = Capped::new(&self.alloc);
+                sandbox::load_text(l, code, c"@user_script".as_ptr())
+            };
             if status != 0 {
                 let msg =
                     String::from_utf8_lossy(lua::to_bytes(l, -1).unwrap_or_default()).into_owned();
@@ -358,7 +385,10 @@ impl Vm {
                 if hook {
                     ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
                 }
-                let status = ffi::lua_pcall(l, nargs, 1, top + 1);
+                let status = {
+                    let _cap = Capped::new(&self.alloc);
+                    ffi::lua_pcall(l, nargs, 1, top + 1)
+                };
                 if hook {
                     ffi::lua_sethook(l, None, 0, 0);
                 }
@@ -373,8 +403,12 @@ impl Vm {
                 Some(reply)
             }
         });
-        if collect {
-            // SAFETY: a valid state with no script running.
+        // SAFETY: a valid state with no script running.
+        if self.memory() > MEMORY_LIMIT / 4 {
+            // Lua 5.1 does not collect when an allocation fails: without this, the garbage
+            // of a script that ran out of memory would make the next ones fail too.
+            unsafe { ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0) };
+        } else if collect {
             unsafe { ffi::lua_gc(l, ffi::LUA_GCSTEP, GC_PERIOD as c_int) };
         }
         reply
@@ -404,8 +438,10 @@ impl Vm {
             registry_get(l, LIBRARY_API);
             sandbox::redirect_globals(l, ffi::LUA_GLOBALSINDEX, -1);
             ffi::lua_pop(l, 1);
+            let cap = Capped::new(&self.alloc);
             let status = sandbox::load_text(l, code, c"@user_function".as_ptr());
             let result = if status != 0 {
+                drop(cap);
                 let msg =
                     String::from_utf8_lossy(lua::to_bytes(l, -1).unwrap_or_default()).into_owned();
                 Err(format!("Error compiling function: {msg}"))
@@ -413,6 +449,7 @@ impl Vm {
                 ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
                 let status = ffi::lua_pcall(l, 0, 0, 0);
                 ffi::lua_sethook(l, None, 0, 0);
+                drop(cap);
                 if status != 0 {
                     let _host = HostGuard::enter();
                     Err(format!("Error registering functions: {}", error_message(l)))

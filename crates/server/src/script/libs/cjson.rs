@@ -376,6 +376,8 @@ unsafe extern "C-unwind" fn encode(l: *mut lua_State) -> c_int {
         }
         Err(msg) => {
             drop(out);
+            // What the walk left on the stack may fill it: room for the message first.
+            ffi::lua_settop(l, 1);
             lua::raise(l, msg)
         }
     }
@@ -744,7 +746,11 @@ unsafe extern "C-unwind" fn decode(l: *mut lua_State) -> c_int {
     drop(host);
     match result {
         Ok(()) => 1,
-        Err(msg) => lua::raise(l, msg),
+        Err(msg) => {
+            // The tables built so far may fill the stack: room for the message first.
+            ffi::lua_settop(l, 1);
+            lua::raise(l, msg)
+        }
     }
 }
 
