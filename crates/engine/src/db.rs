@@ -17,6 +17,21 @@ pub struct Entry {
     pub expire_at: Option<NonZeroU64>,
     /// Last access, in seconds of the shard's clock (OBJECT IDLETIME).
     pub accessed: u32,
+    /// The snapshot epoch that saved the entry, or in which it was created: a running
+    /// snapshot saves the entries below its epoch (see `crate::snapshot`).
+    pub saved: u32,
+}
+
+impl Entry {
+    /// A new entry (created in snapshot epoch `epoch`).
+    pub fn new(value: Value, expire_at: Option<NonZeroU64>, accessed: u32) -> Entry {
+        Entry {
+            value,
+            expire_at,
+            accessed,
+            saved: 0,
+        }
+    }
 }
 
 impl Entry {
@@ -31,6 +46,13 @@ pub struct Db {
     entries: Dict<Bytes, Entry>,
     /// The keys that have an expiry, sampled by the active expiry cycle.
     volatile: Dict<Bytes, ()>,
+    /// Keys removed here without a command asking (lazy and active expiry), collected while
+    /// the shard keeps a journal: they become its `Del` records (see `crate::journal`).
+    reaped: Option<Vec<Bytes>>,
+    /// The epoch of the last snapshot started (entries created now belong to it).
+    epoch: u32,
+    /// The snapshot running over this database, if any.
+    pub(crate) snap: Option<Box<crate::snapshot::DbSnapshot>>,
 }
 
 /// What the active expiry cycle did in one call.
@@ -72,6 +94,7 @@ impl Db {
         match self.entries.get(key) {
             Some(e) if Self::is_expired(e, now_ms) => {
                 self.remove(key);
+                self.note_reaped(key);
                 true
             }
             _ => false,
@@ -87,7 +110,19 @@ impl Db {
     /// The live entry of `key`, for modification.
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
+        self.before_change(key);
         self.entries.get_mut(key)
+    }
+
+    /// The copy-on-write hook of snapshots: every change to an entry comes through here
+    /// first, and an entry a running snapshot has not saved yet is saved now, as it was.
+    #[inline]
+    fn before_change(&mut self, key: &[u8]) {
+        if let Some(snap) = &mut self.snap {
+            if let Some(e) = self.entries.get_mut(key) {
+                snap.save_early(key, e);
+            }
+        }
     }
 
     /// Reads an entry without expiring or touching it (introspection, persistence).
@@ -102,6 +137,7 @@ impl Db {
     /// Sets `key` to `value`, dropping any expiry (Redis's `setKey`); true if the key was
     /// created.
     pub fn set(&mut self, key: &[u8], value: Value, accessed: u32) -> bool {
+        self.before_change(key);
         if let Some(e) = self.entries.get_mut(key) {
             if e.expire_at.take().is_some() {
                 self.volatile.remove(key);
@@ -110,37 +146,32 @@ impl Db {
             e.accessed = accessed;
             return false;
         }
-        self.entries.insert(
-            Bytes::copy_from_slice(key),
-            Entry {
-                value,
-                expire_at: None,
-                accessed,
-            },
-        );
+        self.insert_new(key, value, accessed);
         true
+    }
+
+    fn insert_new(&mut self, key: &[u8], value: Value, accessed: u32) {
+        let mut entry = Entry::new(value, None, accessed);
+        entry.saved = self.epoch;
+        self.entries.insert(Bytes::copy_from_slice(key), entry);
     }
 
     /// Sets `key` to `value`, keeping its expiry if it has one; true if the key was created.
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, accessed: u32) -> bool {
+        self.before_change(key);
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             e.accessed = accessed;
             return false;
         }
-        self.entries.insert(
-            Bytes::copy_from_slice(key),
-            Entry {
-                value,
-                expire_at: None,
-                accessed,
-            },
-        );
+        self.insert_new(key, value, accessed);
         true
     }
 
     /// Inserts a whole entry (value and expiry), replacing any existing one.
-    pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
+    pub fn insert_entry(&mut self, key: Bytes, mut entry: Entry) {
+        self.before_change(&key);
+        entry.saved = self.epoch;
         let volatile = entry.expire_at.is_some();
         if let Some(old) = self.entries.insert(key.clone(), entry) {
             if old.expire_at.is_some() && !volatile {
@@ -154,6 +185,7 @@ impl Db {
 
     /// Deletes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.before_change(key);
         let (_, entry) = self.entries.remove(key)?;
         if entry.expire_at.is_some() {
             self.volatile.remove(key);
@@ -163,6 +195,7 @@ impl Db {
 
     /// Sets the absolute expiry of an existing key; returns false when the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
+        self.before_change(key);
         let Some(e) = self.entries.get_mut(key) else {
             return false;
         };
@@ -175,6 +208,7 @@ impl Db {
 
     /// Removes the expiry of `key`; returns true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.before_change(key);
         let Some(e) = self.entries.get_mut(key) else {
             return false;
         };
@@ -186,9 +220,14 @@ impl Db {
         }
     }
 
+    /// Empties the database. A running snapshot keeps the entries it has not saved yet and
+    /// saves them from there: nothing is copied.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        let old = std::mem::take(&mut self.entries);
         self.volatile.clear();
+        if let Some(snap) = &mut self.snap {
+            snap.detach(old);
+        }
     }
 
     /// Iterates over every entry, expired ones included.
@@ -219,6 +258,7 @@ impl Db {
                 return Some(key);
             }
             self.remove(&key);
+            self.note_reaped(&key);
             on_expired(&key);
         }
         None
@@ -248,9 +288,43 @@ impl Db {
         cycle
     }
 
-    /// Moves every entry out (SWAPDB, FLUSHALL ASYNC-style handoff).
+    /// Moves the database out, whole (the caller puts it back).
     pub fn take(&mut self) -> Db {
         std::mem::take(self)
+    }
+
+    /// Starts (or stops) collecting the keys expiry removes, for the journal.
+    pub fn collect_reaped(&mut self, on: bool) {
+        self.reaped = on.then(Vec::new);
+    }
+
+    fn note_reaped(&mut self, key: &[u8]) {
+        if let Some(r) = &mut self.reaped {
+            r.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The keys expiry removed since the last call.
+    pub fn take_reaped(&mut self) -> Vec<Bytes> {
+        match &mut self.reaped {
+            Some(r) if !r.is_empty() => std::mem::take(r),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Db {
+    /// Starts snapshot `epoch` of this database, which is number `index`.
+    pub(crate) fn snapshot_begin(&mut self, epoch: u32, index: usize, compress: bool) {
+        self.epoch = epoch;
+        self.snap = Some(Box::new(crate::snapshot::DbSnapshot::new(
+            epoch, index, compress,
+        )));
+    }
+
+    /// The entries table, for a snapshot's traversal.
+    pub(crate) fn entries_mut(&mut self) -> &mut Dict<Bytes, Entry> {
+        &mut self.entries
     }
 }
 

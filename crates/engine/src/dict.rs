@@ -328,39 +328,60 @@ impl<K, V> Dict<K, V> {
     /// bucket of the smaller array is visited together with every bucket of the larger array
     /// it expands to. Elements may be returned more than once.
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(&K, &V)) -> u64 {
-        if self.is_empty() {
-            return 0;
-        }
-        let mut visit = |table: &Table<K, V>, v: u64| {
-            let mut node = table.chain(v);
+        let (plan, next) = self.scan_plan(cursor);
+        for (t, v) in plan {
+            let mut node = self.ht[t].chain(v);
             while let Some(n) = node {
                 f(&n.key, &n.value);
                 node = n.next.as_deref();
             }
-        };
+        }
+        next
+    }
+
+    /// [`Dict::scan`] with the values lent mutably (a snapshot marks what it saved).
+    pub fn scan_mut(&mut self, cursor: u64, mut f: impl FnMut(&K, &mut V)) -> u64 {
+        let (plan, next) = self.scan_plan(cursor);
+        for (t, v) in plan {
+            let size = self.ht[t].size();
+            let mut link = self.ht[t]
+                .buckets
+                .get_mut(bucket_index(v, size))
+                .and_then(|b| b.as_deref_mut());
+            while let Some(n) = link {
+                f(&n.key, &mut n.value);
+                link = n.next.as_deref_mut();
+            }
+        }
+        next
+    }
+
+    /// The buckets one SCAN step visits (table, cursor value), and the next cursor.
+    fn scan_plan(&self, cursor: u64) -> (Vec<(usize, u64)>, u64) {
+        if self.is_empty() {
+            return (Vec::new(), 0);
+        }
         // Sets the bits above `mask`, so that the increment of the reversed cursor carries
         // into the highest bit within `mask`.
         let advance = |v: u64, mask: u64| (v | !mask).reverse_bits().wrapping_add(1).reverse_bits();
         let mut v = cursor;
         if !self.is_rehashing() {
-            let table = &self.ht[0];
-            visit(table, v);
-            return advance(v, table.size() as u64 - 1);
+            return (vec![(0, v)], advance(v, self.ht[0].size() as u64 - 1));
         }
         let (small, large) = if self.ht[0].size() <= self.ht[1].size() {
-            (&self.ht[0], &self.ht[1])
+            (0, 1)
         } else {
-            (&self.ht[1], &self.ht[0])
+            (1, 0)
         };
-        let m0 = small.size() as u64 - 1;
-        let m1 = large.size() as u64 - 1;
-        visit(small, v);
+        let m0 = self.ht[small].size() as u64 - 1;
+        let m1 = self.ht[large].size() as u64 - 1;
+        let mut plan = vec![(small, v)];
         loop {
-            visit(large, v);
+            plan.push((large, v));
             v = advance(v, m1);
             // Stop once the bits the larger array adds to the smaller one's index wrap around.
             if v & (m0 ^ m1) == 0 {
-                return v;
+                return (plan, v);
             }
         }
     }

@@ -86,6 +86,11 @@ pub struct Shard {
     pub notify_flags: u32,
     /// Keyspace events reported since the runtime last took them.
     pub events: Vec<crate::notify::Event>,
+    /// The log of changes, while the runtime keeps an append-only log (see
+    /// `crate::journal`).
+    pub journal: Option<Box<crate::journal::Journal>>,
+    /// The epoch of the last snapshot begun (see `crate::snapshot`).
+    pub snapshot_epoch: u32,
     rng_state: u64,
 }
 
@@ -103,6 +108,8 @@ impl Shard {
             watched: Default::default(),
             notify_flags: 0,
             events: Vec::new(),
+            journal: None,
+            snapshot_epoch: 0,
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -120,6 +127,10 @@ impl Shard {
     /// Replaces (or with None, deletes) a key's whole entry: the write-back of a command that
     /// ran on another shard over a copy of this key. Counts a write and wakes blocked clients.
     pub fn import(&mut self, db: usize, key: Bytes, entry: Option<Entry>) {
+        // A state record: the command ran on a copy elsewhere, so its effect is the entry.
+        if let Some(j) = &mut self.journal {
+            j.state(db, &key, entry.as_ref());
+        }
         let Some(d) = self.dbs.get_mut(db) else {
             return;
         };
@@ -322,6 +333,10 @@ pub struct Ctx<'a> {
     /// Called by a script: replies whose order would depend on a set's layout are sorted
     /// (Redis keeps scripts deterministic this way).
     pub from_script: bool,
+    /// The commands the journal logs instead of the one that ran (Redis's
+    /// `rewriteClientCommandVector`): set by commands whose effect their arguments do not
+    /// determine (SPOP's random choice, approximate trimming).
+    pub propagate: Option<Vec<Vec<Bytes>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -332,6 +347,14 @@ impl<'a> Ctx<'a> {
             now_ms,
             resp3,
             from_script: false,
+            propagate: None,
+        }
+    }
+
+    /// Logs `argv` instead of the command that ran (only while a journal is kept).
+    pub fn propagate_as(&mut self, argv: impl FnOnce() -> Vec<Bytes>) {
+        if self.shard.journal.is_some() {
+            self.propagate = Some(vec![argv()]);
         }
     }
 

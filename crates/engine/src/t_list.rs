@@ -513,6 +513,12 @@ impl ListValue {
         }
     }
 
+    /// The nodes, head to tail (serialisation writes one listpack per node, as Redis's
+    /// quicklist does).
+    pub fn nodes(&self) -> impl ExactSizeIterator<Item = &Node> + '_ {
+        (0..self.nodes.len()).map(move |i| self.nodes.get(i))
+    }
+
     /// The elements, head to tail.
     pub fn iter(&self) -> Cursor<'_> {
         self.iter_from(0)

@@ -692,6 +692,8 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> Reply {
     ctx.notify(SET, "spop", key);
     ctx.delete_if_empty(key, emptied);
     ctx.dirty(1);
+    // The journal logs the member that was drawn.
+    ctx.propagate_as(|| vec![Bytes::from_static(b"SREM"), Ctx::key(key), popped.clone()]);
     Reply::Bulk(popped)
 }
 
@@ -721,6 +723,7 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
         ctx.delete(key);
         ctx.notify(GENERIC, "del", key);
         ctx.dirty(size as u64 - 1);
+        ctx.propagate_as(|| vec![Bytes::from_static(b"DEL"), Ctx::key(key)]);
         return Reply::Set(all);
     }
     let count = count as usize;
@@ -759,6 +762,14 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> Reply {
     }
     ctx.notify(SET, "spop", key);
     ctx.dirty(count as u64);
+    ctx.propagate_as(|| {
+        let mut argv = vec![Bytes::from_static(b"SREM"), Ctx::key(key)];
+        argv.extend(popped.iter().filter_map(|r| match r {
+            Reply::Bulk(b) => Some(b.clone()),
+            _ => None,
+        }));
+        argv
+    });
     Reply::Set(popped)
 }
 

@@ -40,8 +40,9 @@ impl TestShard {
             Err(e) => return e,
         };
         match cmd.exec {
-            Exec::Shard(f) => f(
+            Exec::Shard(f) => crate::journal::execute(
                 &mut Ctx::new(&mut self.shard, self.db, self.now_ms, self.resp3),
+                f,
                 args,
             ),
             Exec::Server(_) => panic!("{} runs in the server", cmd.name),

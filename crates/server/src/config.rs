@@ -30,8 +30,22 @@ enum Kind {
     Str,
     /// The `save` parameter: empty, or pairs of seconds and changes.
     SavePoints,
+    /// A file name in `dir`, not a path (`dbfilename`).
+    FileName,
     /// A byte count of which only 0 (no limit) is supported.
     MemoryOff,
+    /// `tls-protocols`: TLSv1.2 and/or TLSv1.3.
+    TlsProtocols,
+    /// `tls-ciphersuites`: TLS 1.3 suite names.
+    TlsCipherSuites,
+    /// `tls-ciphers`: an OpenSSL cipher string over the TLS 1.2 suites rustls has.
+    TlsCiphers,
+    /// A setting of a feature that is not built: only the value that leaves it off (`off`) is
+    /// accepted, anything else is refused with `why`.
+    NotBuilt {
+        off: &'static str,
+        why: &'static str,
+    },
 }
 
 struct Param {
@@ -127,8 +141,25 @@ static PARAMS: &[Param] = &[
         Kind::OutputLimits,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
-    // Persistence is not built yet: only the values that mean "off" are accepted.
+    // RESTORE and loading always validate payloads in full (as Redis's "yes"); the setting is
+    // accepted for compatibility.
+    p(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+    ),
+    // Snapshots. Shardis's default is no save rule (Redis's is "3600 1 300 100 60 10000"):
+    // a server started without a configuration writes nothing where it runs.
     p("save", Kind::SavePoints, ""),
+    p("dbfilename", Kind::FileName, "dump.rdb"),
+    p("rdbcompression", Kind::Bool, "yes"),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    fixed(
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+    ),
+    // The append-only log is not built yet: only "no" is accepted.
     p("appendonly", Kind::Enum(&["no"]), "no"),
     alias(
         "hash-max-listpack-entries",
@@ -178,6 +209,84 @@ static PARAMS: &[Param] = &[
     p("spin-before-park-us", INT, "0"),
     // Scripts running longer get other clients -BUSY and can be killed (crates/server/src/script).
     alias("busy-reply-threshold", &["lua-time-limit"], INT, "5000"),
+    // TLS (see `tls.rs`). A change to any of the file, protocol, cipher, client-auth or
+    // session settings rebuilds the TLS settings on every core (CONFIG SET fails, keeping the
+    // old ones, if they do not load).
+    fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    p("tls-cert-file", Kind::Str, ""),
+    p("tls-key-file", Kind::Str, ""),
+    p("tls-key-file-pass", Kind::Str, ""),
+    p("tls-ca-cert-file", Kind::Str, ""),
+    p("tls-ca-cert-dir", Kind::Str, ""),
+    p(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+    ),
+    p("tls-protocols", Kind::TlsProtocols, ""),
+    p("tls-ciphersuites", Kind::TlsCipherSuites, ""),
+    p("tls-ciphers", Kind::TlsCiphers, ""),
+    p("tls-prefer-server-ciphers", Kind::Bool, "no"),
+    p("tls-session-caching", Kind::Bool, "yes"),
+    p(
+        "tls-session-cache-size",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "20480",
+    ),
+    p(
+        "tls-session-cache-timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "300",
+    ),
+    // Only ECDHE key exchange exists in rustls: DH parameters are accepted (the file must
+    // exist) and unused.
+    p("tls-dh-params-file", Kind::Str, ""),
+    p(
+        "tls-replication",
+        Kind::NotBuilt {
+            off: "no",
+            why: "TLS for replication links needs replication, which is not built yet",
+        },
+        "no",
+    ),
+    p(
+        "tls-cluster",
+        Kind::NotBuilt {
+            off: "no",
+            why: "TLS for the cluster bus needs cluster mode, which is not built yet",
+        },
+        "no",
+    ),
+    p(
+        "tls-client-cert-file",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client certificate is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
+    p(
+        "tls-client-key-file",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
+    p(
+        "tls-client-key-file-pass",
+        Kind::NotBuilt {
+            off: "",
+            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
+        },
+        "",
+    ),
     // Eviction is not built yet: only "no limit" is accepted.
     p("maxmemory", Kind::MemoryOff, "0"),
     p(
@@ -365,11 +474,44 @@ impl Param {
                 }
             }
             Kind::Str => Ok(value.to_string()),
-            Kind::SavePoints => {
-                if value.trim().is_empty() {
-                    Ok(String::new())
+            Kind::TlsProtocols => {
+                crate::tls::check_protocols(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::TlsCipherSuites => {
+                crate::tls::check_ciphersuites(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::TlsCiphers => {
+                crate::tls::check_ciphers(value)?;
+                Ok(value.trim().to_string())
+            }
+            Kind::NotBuilt { off, why } => {
+                if value.eq_ignore_ascii_case(off) {
+                    Ok(off.to_string())
+                } else if off == "no" && !value.eq_ignore_ascii_case("yes") {
+                    Err("argument must be 'yes' or 'no'".into())
                 } else {
-                    Err("snapshots are not supported yet: only save \"\" is accepted".into())
+                    Err(why.into())
+                }
+            }
+            Kind::SavePoints => {
+                let words: Vec<&str> = value.split_whitespace().collect();
+                if !words.len().is_multiple_of(2) {
+                    return Err("Invalid save parameters".into());
+                }
+                for w in &words {
+                    if w.parse::<u64>().is_err() {
+                        return Err("Invalid save parameters".into());
+                    }
+                }
+                Ok(words.join(" "))
+            }
+            Kind::FileName => {
+                if value.contains('/') || value.is_empty() {
+                    Err("dbfilename can't be a path, just a filename".into())
+                } else {
+                    Ok(value.to_string())
                 }
             }
         }

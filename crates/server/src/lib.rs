@@ -6,10 +6,14 @@
 //!   and the shard's side of the shard lock and of blocking commands.
 //! - [`coord`]: coordination across shards: routing, the coordinator of the two-phase lock,
 //!   commands over several shards, blocking waits.
+//! - [`persist`]: snapshots (taking them under the lock of every shard, writing, loading).
 //! - [`conn`]: a connection's session (transaction state) and the commands that must wait.
 //! - [`cmd`]: the commands the runtime carries out itself (CLIENT, CONFIG, INFO…).
 //! - [`net`]: the event loop: connections' I/O and the inline hot path.
 //! - [`server`]: start-up, executors, shutdown.
+//!
+//! Besides: [`config`], [`logging`], [`alloc`], and [`tls`] (the TLS settings and the record
+//! layer of TLS connections, used by CONFIG SET, start-up and the event loop).
 
 pub mod alloc;
 pub mod cmd;
@@ -20,5 +24,10 @@ pub mod core;
 pub mod io;
 pub mod logging;
 pub mod net;
+pub mod persist;
 pub mod script;
 pub mod server;
+pub mod tls;
+
+/// The Redis version Shardis answers as (clients feature-detect on it; snapshots carry it).
+pub const REDIS_VERSION: &str = "7.0.15";

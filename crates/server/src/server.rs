@@ -2,6 +2,7 @@
 //! shard, and on each the core's state, its listeners, its clock and its event loop.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
@@ -21,7 +22,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const PREEMPT_PERIOD: Duration = Duration::from_millis(500);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    request_shutdown();
+    // Core 0's clock saves first when `save` rules exist, then stops every core.
+    crate::persist::signal_shutdown();
 }
 
 /// Starts the server and blocks until it stops.
@@ -33,10 +35,23 @@ pub fn run(mut config: Config) -> Result<(), String> {
         _ => cpus.len().max(1),
     };
     let port = config.get_i64("port");
-    if port == 0 {
-        return Err("port 0 (no TCP listener) is not supported".into());
+    let tls_port = config.get_i64("tls-port");
+    if port == 0 && tls_port == 0 {
+        return Err("Configured to not listen anywhere (port 0 and tls-port 0), exiting.".into());
     }
-    let addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
+    // Loaded once here and shared by every core; a file that does not load stops start-up.
+    let tls =
+        crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    let mut addrs = Vec::new();
+    if port != 0 {
+        addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
+    }
+    if tls_port != 0 {
+        for mut a in listen::bind_addrs(config.get("bind"), tls_port as u16)? {
+            a.tls = true;
+            addrs.push(a);
+        }
+    }
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -56,6 +71,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         config.apply(&[("dir", cwd.display().to_string())]);
     }
     info!("{}", probe::check_memlock(shards)?);
+    crate::persist::init();
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -74,15 +90,20 @@ pub fn run(mut config: Config) -> Result<(), String> {
             .ok_or_else(|| format!("no mesh endpoint for shard {i}"))?;
         let config = config.clone();
         let addrs = addrs.clone();
+        let tls = tls.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .io_memory(probe::IO_MEMORY)
             .preempt_timer(PREEMPT_PERIOD)
-            .spawn(move || async move { core_main(endpoint, config, shards, addrs).await })
+            .spawn(move || async move { core_main(endpoint, config, tls, shards, addrs).await })
             .map_err(|e| format!("cannot start executor {i}: {e}"))?;
         handles.push(handle);
     }
-    info!(shards, port, "Ready to accept connections");
+    if tls_port != 0 {
+        info!(shards, port, tls_port, "Ready to accept connections");
+    } else {
+        info!(shards, port, "Ready to accept connections");
+    }
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
     // slow to wind down: after the grace period, exit anyway.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -137,15 +158,17 @@ fn describe(e: &std::io::Error) -> String {
 async fn core_main(
     mesh: Mesh<Msg>,
     config: Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shards: usize,
     addrs: Vec<listen::BindAddr>,
 ) -> Result<(), String> {
     let backlog = config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     let core = Rc::new(Core::new(mesh, shards, config));
+    *core.tls.borrow_mut() = tls;
     let mut listeners = Vec::new();
     for a in &addrs {
         match listen::listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(fd),
+            Ok(fd) => listeners.push(listen::Listener { fd, tls: a.tls }),
             Err(e) if a.optional => {
                 if core.id == 0 {
                     warn!("could not bind {}: {e}", a.addr);
@@ -157,8 +180,21 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
-    let event_loop =
-        EventLoop::new(core.clone(), listeners).map_err(|e| format!("io_uring setup: {e}"))?;
+    // Every core loads its keys before it serves (in parallel with the others).
+    crate::persist::load::load_shard(&core)?;
+    let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOMEM) {
+            // The kernel counts locked memory per user, not per process: another server
+            // running as the same user (containers with one uid) takes from the same limit.
+            format!(
+                "io_uring setup: {e}: the locked-memory limit is used up; it is shared by every \
+                 process of this user, other shardis-server instances included. Raise it \
+                 (ulimit -l unlimited, or the container runtime's memlock limit)"
+            )
+        } else {
+            format!("io_uring setup: {e}")
+        }
+    })?;
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
     Ok(())
@@ -181,11 +217,13 @@ async fn clock(core: Rc<Core>) {
             core.publish_events(events, flags);
         }
         close_idle_clients(&core, now);
+        // `save` rules, and the save before a shutdown a signal asked for (core 0).
+        crate::persist::save::tick(&core);
     }
 }
 
-/// Closes clients idle for more than `timeout` seconds (Redis skips blocked clients, whose
-/// own timeout applies).
+/// Closes clients idle for more than `timeout` seconds. As Redis, it spares blocked clients
+/// (their own timeout applies), subscribers and MONITOR clients, which wait by design.
 fn close_idle_clients(core: &Core, now_ms: u64) {
     let timeout = core.config.borrow().get_i64("timeout");
     if timeout <= 0 {
@@ -193,7 +231,8 @@ fn close_idle_clients(core: &Core, now_ms: u64) {
     }
     for client in core.clients.borrow().values() {
         let mut c = client.borrow_mut();
-        if c.unblock.is_none() && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
+        let waits = c.unblock.is_some() || c.subs.active() || c.monitor;
+        if !waits && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
             c.kill();
         }
     }

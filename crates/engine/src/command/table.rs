@@ -187,6 +187,10 @@ pub enum ServerCmd {
     FunctionStats,
     FunctionKill,
     FunctionHelp,
+    Save,
+    BgSave,
+    LastSave,
+    Debug,
 }
 
 /// Every registration, family by family.
@@ -264,6 +268,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("function|stats", ServerCmd::FunctionStats),
     Registration::server("function|kill", ServerCmd::FunctionKill),
     Registration::server("function|help", ServerCmd::FunctionHelp),
+    Registration::server("save", ServerCmd::Save),
+    Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("lastsave", ServerCmd::LastSave),
+    Registration::server("debug", ServerCmd::Debug),
 ];
 
 /// The families' own lists.
@@ -272,6 +280,7 @@ pub static FAMILIES: &[&[Registration]] = &[
     crate::t_string::COMMANDS,
     crate::t_bitops::COMMANDS,
     crate::t_keys::COMMANDS,
+    crate::t_dump::COMMANDS,
     crate::t_memory::COMMANDS,
     crate::t_hash::COMMANDS,
     crate::t_list::COMMANDS,

@@ -187,11 +187,23 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if let Some(spec) = parsed.trim {
         stream.trim(spec);
     }
+    let exact = exact_trim(stream, parsed.trim);
     // Storing a new key counted the command's one write.
     if !created {
         ctx.dirty(1);
     }
     ctx.signal_ready(key);
+    // The journal logs the ID given and the trim as it turned out.
+    ctx.propagate_as(|| {
+        let mut argv = vec![args[0].clone(), key.clone()];
+        if parsed.no_mkstream {
+            argv.push(Bytes::from_static(b"NOMKSTREAM"));
+        }
+        argv.extend(exact);
+        argv.push(added.to_bytes());
+        argv.extend_from_slice(pairs);
+        argv
+    });
     added.reply()
 }
 
@@ -275,8 +287,40 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let deleted = parsed.trim.map_or(0, |spec| stream.trim(spec));
+    let exact = exact_trim(stream, parsed.trim);
     ctx.dirty(deleted);
+    ctx.propagate_as(|| {
+        let mut argv = vec![args[0].clone(), args[1].clone()];
+        argv.extend(exact);
+        argv
+    });
     Reply::Int(deleted as i64)
+}
+
+/// The exact trim that has the effect a trim just had on `stream` (an approximate one
+/// removes whole nodes, which depend on the node layout): MAXLEN = the length now, or
+/// MINID = the first ID now.
+fn exact_trim(stream: &StreamValue, spec: Option<TrimSpec>) -> Vec<Bytes> {
+    let Some(spec) = spec else {
+        return Vec::new();
+    };
+    let mut first = None;
+    stream.visit(StreamId::MIN, StreamId::MAX, false, |_, e| {
+        first = Some(e.id);
+        false
+    });
+    match (spec.trim, first) {
+        (Trim::MinId(_), Some(first)) => vec![
+            Bytes::from_static(b"MINID"),
+            Bytes::from_static(b"="),
+            first.to_bytes(),
+        ],
+        _ => vec![
+            Bytes::from_static(b"MAXLEN"),
+            Bytes::from_static(b"="),
+            Bytes::from(stream.len().to_string()),
+        ],
+    }
 }
 
 /// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]

@@ -128,24 +128,67 @@ impl Node {
     /// A node whose master entry has the field names of `pairs` (field, value, field, value…),
     /// holding the entry `id` → `pairs`; `id` becomes the master ID.
     pub fn new(id: StreamId, pairs: &[Bytes]) -> Node {
-        let fields = pairs.len() / 2;
+        let mut node = Node::with_master(pairs.iter().step_by(2));
+        node.push(id, id, pairs, true);
+        node
+    }
+
+    /// A node with no entries whose master entry has the field names `fields` (a node read
+    /// back from a snapshot keeps the master entry it was saved with).
+    pub fn with_master<'a>(fields: impl ExactSizeIterator<Item = &'a Bytes>) -> Node {
+        let count = fields.len();
         let mut buf = Vec::new();
-        put_u64(&mut buf, fields as u64);
-        let mut lp_rest = LP_FRAME + lp_int(fields as i64) + lp_int(0);
-        for field in pairs.iter().step_by(2) {
+        put_u64(&mut buf, count as u64);
+        let mut lp_rest = LP_FRAME + lp_int(count as i64) + lp_int(0);
+        for field in fields {
             Encoded::new(field).append_content(&mut buf);
             lp_rest += lp_string(field);
         }
-        let mut node = Node {
+        Node {
             entries_at: u32::try_from(buf.len()).unwrap_or(u32::MAX),
             buf,
-            master_fields: u32::try_from(fields).unwrap_or(u32::MAX),
+            master_fields: u32::try_from(count).unwrap_or(u32::MAX),
             live: 0,
             deleted: 0,
             lp_rest,
-        };
-        node.push(id, id, pairs, true);
-        node
+        }
+    }
+
+    /// Appends an entry read back from a snapshot, tombstone or not, whatever the node's
+    /// limits (they were checked when the entry was first added).
+    pub fn push_restored(
+        &mut self,
+        master: StreamId,
+        id: StreamId,
+        pairs: &[Bytes],
+        deleted: bool,
+    ) {
+        let same = self.has_master_fields(pairs);
+        let at = self.buf.len();
+        self.push(master, id, pairs, same);
+        if deleted {
+            if let Some(flags) = self.buf.get_mut(at) {
+                *flags |= FLAG_DELETED;
+                self.live -= 1;
+                self.deleted += 1;
+            }
+        }
+    }
+
+    /// The master entry's field names.
+    pub fn master_fields(&self) -> Vec<Bytes> {
+        let mut out = Vec::with_capacity(self.master_fields as usize);
+        let mut off = self.master_start();
+        for _ in 0..self.master_fields {
+            match self.read(off) {
+                Some((field, next)) => {
+                    out.push(elem_bytes(field));
+                    off = next;
+                }
+                None => break,
+            }
+        }
+        out
     }
 
     /// Entries not deleted.

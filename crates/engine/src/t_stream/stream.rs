@@ -51,6 +51,16 @@ pub struct TrimSpec {
     pub limit: u64,
 }
 
+/// A stream's counters, as a snapshot stores them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub length: u64,
+    pub last_id: StreamId,
+    pub first_id: StreamId,
+    pub max_deleted_id: StreamId,
+    pub entries_added: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct StreamValue {
     nodes: BTreeMap<StreamId, Node>,
@@ -111,6 +121,24 @@ impl StreamValue {
         }
         if !max_deleted.is_zero() {
             self.max_deleted_id = max_deleted;
+        }
+    }
+
+    /// The nodes with their master IDs, in ID order (serialisation).
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &Node)> + '_ {
+        self.nodes.iter().map(|(id, node)| (*id, node))
+    }
+
+    /// A stream read back from a snapshot: its nodes as saved, counters and groups.
+    pub fn from_parts(nodes: Vec<(StreamId, Node)>, counters: Counters) -> StreamValue {
+        StreamValue {
+            nodes: nodes.into_iter().collect(),
+            length: counters.length,
+            last_id: counters.last_id,
+            first_id: counters.first_id,
+            max_deleted_id: counters.max_deleted_id,
+            entries_added: counters.entries_added,
+            groups: BTreeMap::new(),
         }
     }
 

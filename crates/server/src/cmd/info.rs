@@ -93,7 +93,11 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             std::env::consts::OS,
             std::env::consts::ARCH,
             std::process::id(),
-            config.get("port"),
+            // As Redis: the TLS port when there is no plain one.
+            match config.get_i64("port") {
+                0 => config.get_i64("tls-port"),
+                port => port,
+            },
             crate::core::wall_ms() * 1000,
             uptime / 86400,
             config.get("hz"),
@@ -123,17 +127,11 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
         ),
     );
-    section(
-        "persistence",
-        format!(
-            "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_bgrewrite_status:ok\r\n",
-            sum(&|r| r.dirty)
-        ),
-    );
+    section("persistence", crate::persist::info(sum(&|r| r.dirty)));
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:0\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),

@@ -4,6 +4,7 @@
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
 pub mod connection;
+pub mod debug;
 pub mod info;
 pub mod keyspace;
 pub mod pubsub;
@@ -16,8 +17,7 @@ use shardis_resp::Reply;
 use crate::conn::multi;
 use crate::conn::session::Session;
 
-/// The Redis version Shardis answers as (clients feature-detect on it).
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use crate::REDIS_VERSION;
 
 /// Whether a runtime command must wait for other cores (it then runs in a task).
 pub fn must_wait(which: ServerCmd) -> bool {
@@ -40,6 +40,10 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
             | ServerCmd::Monitor
+            | ServerCmd::Save
+            | ServerCmd::BgSave
+            | ServerCmd::Shutdown
+            | ServerCmd::Debug
     ) || crate::script::commands::is_scripting(which)
 }
 
@@ -56,7 +60,6 @@ pub fn run_sync(
         ServerCmd::Multi => Some(multi::multi(s)),
         ServerCmd::Discard => Some(multi::discard(s)),
         ServerCmd::Unwatch => Some(multi::unwatch(s)),
-        ServerCmd::Shutdown => server::shutdown(s, args),
         _ => Some(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))
@@ -83,6 +86,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if let Some(r) = pubsub::run_async(s, which, args).await {
         return Some(r);
+    }
+    if which == ServerCmd::Debug {
+        return Some(debug::debug(s, args).await);
     }
     keyspace::run_async(s, which, args).await
 }

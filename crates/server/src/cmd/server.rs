@@ -92,6 +92,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 Reply::bulk_int(now.subsec_micros() as i64),
             ])
         }
+        ServerCmd::LastSave => Reply::Int(crate::persist::last_save() as i64),
         _ => return None,
     })
 }
@@ -110,8 +111,41 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
             Reply::Ok
         }
         ServerCmd::Info => super::info::info(s, args).await,
+        ServerCmd::Save => save(s, args).await,
+        ServerCmd::BgSave => bgsave(s, args),
+        ServerCmd::Shutdown => return shutdown(s, args).await,
         _ => return None,
     })
+}
+
+/// SAVE: a snapshot of every shard, replied once it is on disk (other clients are served
+/// meanwhile: no fork, no blocking).
+async fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
+    match crate::persist::save::save(&s.core, s.tx).await {
+        Ok(()) => Reply::Ok,
+        Err(crate::persist::save::SaveError::InProgress) => {
+            Reply::err("ERR Background save already in progress")
+        }
+        Err(crate::persist::save::SaveError::Failed(_)) => Reply::err("ERR"),
+    }
+}
+
+/// BGSAVE [SCHEDULE]: the same, replied at once. (SCHEDULE waits for an append-only file
+/// rewrite in Redis; without one it starts at once.)
+fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
+    match args.get(1) {
+        None => {}
+        Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => {}
+        Some(_) => return error::syntax(),
+    }
+    if crate::persist::in_progress() {
+        return Reply::err("ERR Background save already in progress");
+    }
+    let core = s.core.clone();
+    crate::core::spawn::spawn(async move {
+        let _ = crate::persist::save::save(&core, None).await;
+    });
+    Reply::Simple("Background saving started".into())
 }
 
 fn command_list(args: &[Bytes]) -> Reply {
@@ -180,6 +214,26 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         Ok(v) => v,
         Err(e) => return Reply::error(e),
     };
+    // TLS settings load when set, as in Redis: files that do not load make CONFIG SET fail
+    // and the settings in force stay. Loaded once here, shared by every core.
+    let mut tls = None;
+    if let Some(i) = values
+        .iter()
+        .position(|(name, _)| crate::tls::RELOADED_BY.contains(name))
+    {
+        let mut next = s.core.config.borrow().clone();
+        next.apply(&values);
+        match crate::tls::server_config(&next) {
+            Ok(loaded) => tls = Some(loaded),
+            Err(e) => {
+                tracing::warn!("Failed applying the new TLS configuration: {e}");
+                return Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration: {e}",
+                    pairs[i].0
+                ));
+            }
+        }
+    }
     // The working directory is the process's: change it once, before any core applies it.
     if let Some((_, dir)) = values.iter().find(|(name, _)| *name == "dir") {
         if let Err(e) = std::env::set_current_dir(dir) {
@@ -190,6 +244,9 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     s.core
         .broadcast(move |core| {
+            if let Some(loaded) = &tls {
+                *core.tls.borrow_mut() = loaded.clone();
+            }
             let mut config = core.config.borrow_mut();
             config.apply(&values);
             let mut shard = core.shard.borrow_mut();
@@ -201,19 +258,35 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: there is nothing to save yet, so SAVE is
-/// refused rather than pretended.
-pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first with SAVE, or without NOSAVE
+/// when `save` rules exist; a failed save stops the shutdown unless FORCE.
+pub async fn shutdown(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
+    let (mut save, mut nosave, mut force) = (false, false, false);
     for a in &args[1..] {
         let lower = a.to_ascii_lowercase();
         match lower.as_slice() {
-            b"nosave" | b"now" | b"force" => {}
-            b"save" => return Some(Reply::err("ERR Errors trying to SHUTDOWN. Check logs.")),
+            b"now" => {}
+            b"nosave" => nosave = true,
+            b"save" => save = true,
+            b"force" => force = true,
             b"abort" => return Some(Reply::err("ERR No shutdown in progress.")),
             _ => return Some(error::syntax()),
         }
     }
+    if save && nosave {
+        return Some(error::syntax());
+    }
     tracing::warn!("User requested shutdown...");
+    let rules = !s.core.config.borrow().get("save").trim().is_empty();
+    if save || (rules && !nosave) {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = crate::persist::save::save(&s.core, None).await {
+            tracing::warn!("Error trying to save the DB, can't exit: {e:?}");
+            if !force {
+                return Some(Reply::err("ERR Errors trying to SHUTDOWN. Check logs."));
+            }
+        }
+    }
     crate::core::request_shutdown();
     s.client.borrow_mut().closing = true;
     None

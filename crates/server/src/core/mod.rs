@@ -305,6 +305,9 @@ pub struct Core {
     pub mesh: mesh::Mesh<Msg>,
     /// This core's copy of the Pub/Sub registry, and deliveries waiting to leave.
     pub pubsub: RefCell<pubsub::PubSub>,
+    /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
+    /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
+    pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -329,6 +332,7 @@ impl Core {
             timers: Rc::new(Timers::default()),
             mesh,
             pubsub: RefCell::new(pubsub::PubSub::default()),
+            tls: RefCell::new(None),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }
@@ -387,7 +391,8 @@ impl Core {
         self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
             let dirty = ctx.shard.dirty;
-            let reply = f(ctx, args);
+            // The engine's write hook: logs the change when an append-only log is kept.
+            let reply = shardis_engine::journal::execute(ctx, f, args);
             if ctx.shard.dirty != dirty && !ctx.shard.watched.is_empty() {
                 let mut idx = Vec::new();
                 cmd.written_key_indexes(args, &mut idx);

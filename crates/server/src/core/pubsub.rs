@@ -37,9 +37,9 @@ pub enum Kind {
     Shard,
 }
 
-/// One message for one connection.
+/// One message for some connections of one core.
 pub struct Delivery {
-    pub conn: ConnRef,
+    pub conns: Vec<ConnRef>,
     pub what: What,
 }
 
@@ -119,7 +119,8 @@ impl PubSub {
     }
 
     /// Queues `payload` for every subscriber of `channel` (and of matching patterns, unless
-    /// `shard`); returns how many receive it, as PUBLISH answers.
+    /// `shard`); returns how many receive it, as PUBLISH answers. Each core gets one delivery
+    /// per publication (and matching pattern), naming its subscribers.
     pub fn publish(
         &mut self,
         cores: usize,
@@ -130,48 +131,31 @@ impl PubSub {
         if self.outgoing.len() < cores {
             self.outgoing.resize_with(cores, Vec::new);
         }
-        let mut receivers = 0;
         let (map, kind) = if shard {
             (&self.shard_channels, Kind::Shard)
         } else {
             (&self.channels, Kind::Channel)
         };
+        let mut receivers = 0;
         if let Some(list) = map.get(channel) {
-            for s in list {
-                if let Some(out) = self.outgoing.get_mut(s.core) {
-                    out.push(Delivery {
-                        conn: s.conn,
-                        what: What::Message {
-                            kind,
-                            pattern: None,
-                            channel: channel.clone(),
-                            payload: payload.clone(),
-                        },
-                    });
-                    receivers += 1;
-                }
-            }
+            receivers += queue(&mut self.outgoing, list, || What::Message {
+                kind,
+                pattern: None,
+                channel: channel.clone(),
+                payload: payload.clone(),
+            });
         }
         if shard {
             return receivers;
         }
         for (pattern, list) in &self.patterns {
-            if !glob::matches(pattern, channel, false) {
-                continue;
-            }
-            for s in list {
-                if let Some(out) = self.outgoing.get_mut(s.core) {
-                    out.push(Delivery {
-                        conn: s.conn,
-                        what: What::Message {
-                            kind: Kind::Pattern,
-                            pattern: Some(pattern.clone()),
-                            channel: channel.clone(),
-                            payload: payload.clone(),
-                        },
-                    });
-                    receivers += 1;
-                }
+            if glob::matches(pattern, channel, false) {
+                receivers += queue(&mut self.outgoing, list, || What::Message {
+                    kind: Kind::Pattern,
+                    pattern: Some(pattern.clone()),
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                });
             }
         }
         receivers
@@ -195,14 +179,9 @@ impl PubSub {
         if self.outgoing.len() < cores {
             self.outgoing.resize_with(cores, Vec::new);
         }
-        for m in &self.monitors {
-            if let Some(out) = self.outgoing.get_mut(m.core) {
-                out.push(Delivery {
-                    conn: m.conn,
-                    what: What::Monitor(line.clone()),
-                });
-            }
-        }
+        queue(&mut self.outgoing, &self.monitors, || {
+            What::Monitor(line.clone())
+        });
     }
 
     /// Whether a publication on `channel` would reach anyone (keyspace notifications skip
@@ -253,6 +232,24 @@ impl PubSub {
     }
 }
 
+/// Queues one delivery of `what` per core that has someone in `list`; returns how many.
+fn queue(outgoing: &mut [Vec<Delivery>], list: &[Subscriber], what: impl Fn() -> What) -> usize {
+    for (core, out) in outgoing.iter_mut().enumerate() {
+        let conns: Vec<ConnRef> = list
+            .iter()
+            .filter(|s| s.core == core)
+            .map(|s| s.conn)
+            .collect();
+        if !conns.is_empty() {
+            out.push(Delivery {
+                conns,
+                what: what(),
+            });
+        }
+    }
+    list.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,7 +278,8 @@ mod tests {
         assert_eq!(n, 3);
         assert_eq!(ps.take_outgoing(0).len(), 1);
         let to_one = ps.take_outgoing(1);
-        assert_eq!(to_one.len(), 2);
+        assert_eq!(to_one.len(), 2, "one delivery per publication and pattern");
+        assert_eq!(to_one[0].conns, vec![ConnRef(2)]);
         assert!(matches!(&to_one[1].what, What::Message { pattern: Some(p), .. } if p == "n*"));
         assert_eq!(
             ps.publish(2, &Bytes::from_static(b"news"), &Bytes::new(), true),

@@ -143,7 +143,10 @@ fn try_serve(core: &Rc<Core>, waiter: &Waiter, signalled: Option<&Bytes>) -> Out
         return Outcome::Served;
     }
     let reply = match waiter.blocking.serve {
-        Some(serve) => core.with_ctx(req.db, req.resp3, |ctx| serve(ctx, &req.args, key)),
+        // Through the engine's write hook, which logs what serving changed.
+        Some(serve) => core.with_ctx(req.db, req.resp3, |ctx| {
+            shardis_engine::journal::serve(ctx, req.cmd, serve, &req.args, key)
+        }),
         None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3),
     };
     if is_null(&reply) {

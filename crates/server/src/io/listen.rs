@@ -11,6 +11,14 @@ use std::os::fd::{FromRawFd, OwnedFd};
 pub struct BindAddr {
     pub addr: SocketAddr,
     pub optional: bool,
+    /// The `tls-port` listener at this address (the plain `port` one otherwise).
+    pub tls: bool,
+}
+
+/// A core's listening socket, and whether its connections speak TLS.
+pub struct Listener {
+    pub fd: OwnedFd,
+    pub tls: bool,
 }
 
 /// Parses Redis's `bind` value ("127.0.0.1 -::1") for `port`.
@@ -31,6 +39,7 @@ pub fn bind_addrs(bind: &str, port: u16) -> Result<Vec<BindAddr>, String> {
         out.push(BindAddr {
             addr: SocketAddr::new(ip, port),
             optional,
+            tls: false,
         });
     }
     Ok(out)

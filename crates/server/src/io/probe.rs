@@ -90,7 +90,7 @@ fn explain_io_uring_error(e: &io::Error) -> String {
             }
         }
         Some(libc::ENOSYS) => "this kernel has no io_uring (ENOSYS): shardis-server needs Linux 5.8 or newer with io_uring enabled".to_string(),
-        Some(libc::ENOMEM) => "io_uring could not lock memory (ENOMEM): raise the memlock limit (ulimit -l, or --ulimit memlock=-1 in Docker)".to_string(),
+        Some(libc::ENOMEM) => "io_uring could not lock memory (ENOMEM): raise the memlock limit (ulimit -l, or --ulimit memlock=-1 in Docker); the limit is shared by every process of the same user".to_string(),
         _ => format!("io_uring is not usable: {e}"),
     }
 }

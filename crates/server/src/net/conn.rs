@@ -11,6 +11,7 @@ use shardis_resp::{encode, Reply, RequestParser};
 
 use crate::conn::session::Session;
 use crate::core::client::{ClientHandle, Hangup};
+use crate::tls::TlsConn;
 
 /// A reply not yet written because an earlier one is still on another core.
 pub enum Slot {
@@ -22,6 +23,15 @@ pub enum Slot {
     Encoded(Bytes),
     /// A reply produced here.
     Reply(Reply),
+}
+
+/// A command parsed and held back until the connection's commands on other cores come back
+/// (see `EventLoop::run_parsed`).
+pub struct Held {
+    pub cmd: &'static shardis_engine::Command,
+    pub args: Vec<Bytes>,
+    /// Its reply is dropped (CLIENT REPLY OFF or SKIP, decided when it was parsed).
+    pub mute: bool,
 }
 
 /// A connection being served.
@@ -47,6 +57,10 @@ pub struct Conn {
     pub send_inflight: bool,
     /// Replies waiting behind one still on another core.
     pub pending: VecDeque<Slot>,
+    /// Commands sent to other cores whose replies have not come back.
+    pub remote_in_flight: usize,
+    /// A command that waits for those replies before it runs.
+    pub held: Option<Held>,
     /// A multishot receive is armed.
     pub recv_armed: bool,
     /// The peer closed, or the socket failed: no more input.
@@ -63,6 +77,9 @@ pub struct Conn {
     pub mute: bool,
     /// The same, for the command a task is running.
     pub muted_task: bool,
+    /// The TLS session of a connection accepted on `tls-port`: `rbuf` and `out` then hold
+    /// plaintext, and `sending` the ciphertext `TlsConn::seal` made of it.
+    pub tls: Option<Box<TlsConn>>,
 }
 
 impl Conn {
@@ -81,6 +98,8 @@ impl Conn {
             sent: 0,
             send_inflight: false,
             pending: VecDeque::new(),
+            remote_in_flight: 0,
+            held: None,
             recv_armed: false,
             read_closed: false,
             closing: false,
@@ -89,6 +108,7 @@ impl Conn {
             over_soft_since: None,
             mute: false,
             muted_task: false,
+            tls: None,
         }
     }
 
@@ -111,6 +131,7 @@ impl Conn {
 
     /// Reserves the place of a reply that shard `shard` will send back.
     pub fn expect_remote(&mut self, shard: usize) {
+        self.remote_in_flight += 1;
         self.pending.push_back(if self.mute {
             Slot::Muted(shard)
         } else {
@@ -128,6 +149,7 @@ impl Conn {
         else {
             return;
         };
+        self.remote_in_flight = self.remote_in_flight.saturating_sub(1);
         let Some(encoded) = replies.get(range.clone()) else {
             return;
         };
@@ -163,8 +185,17 @@ impl Conn {
         self.out.len() + self.sending.len().saturating_sub(self.sent)
     }
 
+    /// Something is waiting to be handed to the kernel: replies, or TLS records of its own
+    /// (handshake, alerts, close_notify).
+    pub fn has_output(&self) -> bool {
+        self.unsent() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
     /// Nothing left to hand to the kernel or to wait for from other cores.
     pub fn output_idle(&self) -> bool {
-        self.pending.is_empty() && self.out.is_empty() && !self.send_inflight
+        self.pending.is_empty()
+            && self.out.is_empty()
+            && !self.send_inflight
+            && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 }

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -29,7 +29,7 @@ use shardis_engine::{lookup, Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::Conn;
+use super::conn::{Conn, Held};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -38,8 +38,9 @@ use crate::core::client::Client;
 use crate::core::pubsub::{Delivery, Kind as SubKind, What};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
-use crate::io::listen;
+use crate::io::listen::{self, Listener};
 use crate::io::uring::Ring;
+use crate::tls::{Received, TlsConn};
 
 /// What a completion is for: the top 4 bits of its user data.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -78,8 +79,15 @@ const PAUSE_OUTPUT: usize = 16 << 20;
 const PAUSE_INPUT: usize = 1 << 20;
 /// An idle connection's input buffer above this size is released.
 const KEEP_INPUT_CAPACITY: usize = 64 << 10;
+/// Messages from other cores handled per pass.
+const MESH_BUDGET: usize = 1024;
 /// Reply slots a connection may have waiting on other cores before its input pauses.
 const MAX_PENDING_REPLIES: usize = 64 * 1024;
+/// At most this many of a connection's commands are on other cores at once: each reply can be
+/// a large value, and the pause above only sees replies once they are back (16 unread 1 MiB
+/// GETs cost ~50 MiB with the copies on both cores). Deep pipelines still move: the next
+/// commands go out as soon as replies return, one batch per pass.
+const MAX_REMOTE_IN_FLIGHT: usize = 16;
 
 /// The longest a core busy with tasks goes without entering its ring.
 const BUSY_ENTER: Duration = Duration::from_millis(1);
@@ -128,7 +136,7 @@ pub struct EventLoop {
     ring: Ring,
     bufs: BufRing,
     core: Rc<Core>,
-    listeners: Vec<OwnedFd>,
+    listeners: Vec<Listener>,
     places: Vec<Place>,
     free: Vec<u32>,
     /// Connections with input to parse or a session handed back.
@@ -158,7 +166,7 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// Sets up the core's ring, buffers and listeners.
-    pub fn new(core: Rc<Core>, listeners: Vec<OwnedFd>) -> std::io::Result<EventLoop> {
+    pub fn new(core: Rc<Core>, listeners: Vec<Listener>) -> std::io::Result<EventLoop> {
         let ring = Ring::new()?;
         let bufs = BufRing::register(&ring)?;
         core.mesh.set_ring_fd(ring.fd());
@@ -209,7 +217,7 @@ impl EventLoop {
         let Some(l) = self.listeners.get(i) else {
             return Ok(());
         };
-        let sqe = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.fd.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
             .user_data(user_data(Kind::Accept, ConnRef(i as u64)));
@@ -338,6 +346,7 @@ impl EventLoop {
             return;
         }
         let fd = res;
+        let tls = self.listeners.get(listener).is_some_and(|l| l.tls);
         let core = self.core.clone();
         core.bump(|s| s.connections_received += 1);
         let (keepalive, protected, maxclients) = {
@@ -350,18 +359,49 @@ impl EventLoop {
         };
         listen::configure_accepted(fd, keepalive);
         let (addr, laddr) = listen::addresses(fd);
-        // No password exists yet, so protected mode admits loopback clients only.
-        if protected && !listen::is_loopback(&addr) {
+        // No password exists yet, so protected mode admits loopback clients only. A TLS
+        // client gets the refusal once its handshake is done (it could not read it before).
+        let denied = protected && !listen::is_loopback(&addr);
+        if denied && !tls {
             reject(fd, DENIED);
             core.bump(|s| s.rejected_connections += 1);
             return;
         }
         if CONNECTED.fetch_add(1, Ordering::Relaxed) >= maxclients {
             CONNECTED.fetch_sub(1, Ordering::Relaxed);
-            reject(fd, b"-ERR max number of clients reached\r\n");
+            if tls {
+                // Before its handshake a TLS client cannot be told why: it just drops, as
+                // in Redis.
+                // SAFETY: closing the socket we were just handed.
+                unsafe { libc::close(fd) };
+            } else {
+                reject(fd, b"-ERR max number of clients reached\r\n");
+            }
             core.bump(|s| s.rejected_connections += 1);
             return;
         }
+        let tls_conn = if tls {
+            let config = core.tls.borrow().clone();
+            match config.map(TlsConn::new) {
+                Some(Ok(t)) => Some(Box::new(t)),
+                Some(Err(e)) => {
+                    debug!("Error accepting a client connection: {e} (addr={addr})");
+                    CONNECTED.fetch_sub(1, Ordering::Relaxed);
+                    // SAFETY: closing the socket we were just handed.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+                None => {
+                    warn!("a TLS connection arrived with no TLS settings loaded");
+                    CONNECTED.fetch_sub(1, Ordering::Relaxed);
+                    // SAFETY: closing the socket we were just handed.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let id = core.next_client_id();
         let client = Rc::new(RefCell::new(Client::new(
             id,
@@ -378,8 +418,17 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
-        let session = Session::new(core, self.conn_ref(i), client.clone());
+        let session = Session::new(core.clone(), self.conn_ref(i), client.clone());
         let mut conn = Box::new(Conn::new(fd, client, session));
+        if tls_conn.is_some() {
+            conn.tls = tls_conn;
+            if denied {
+                // Sealed and sent once the handshake is done, then the connection closes.
+                conn.out.extend_from_slice(DENIED);
+                conn.closing = true;
+                core.bump(|s| s.rejected_connections += 1);
+            }
+        }
         if i < self.fixed_files && self.ring.set_file(i, fd).is_ok() {
             conn.fixed = Some(i);
         }
@@ -441,11 +490,37 @@ impl EventLoop {
         let mut close = false;
         match res {
             n if n > 0 => {
+                let mut input = n as u64;
                 if let Some((bid, len)) = data {
-                    conn.rbuf.extend_from_slice(self.bufs.data(bid, len));
+                    let bytes = self.bufs.data(bid, len);
+                    match conn.tls.as_deref_mut() {
+                        None => conn.rbuf.extend_from_slice(bytes),
+                        Some(tls) => {
+                            let before = conn.rbuf.len();
+                            match tls.receive(bytes, &mut conn.rbuf) {
+                                Ok(Received::Open) => {}
+                                Ok(Received::Closed) => conn.read_closed = true,
+                                Err(e) => {
+                                    let (id, addr) = {
+                                        let c = conn.client.borrow();
+                                        (c.id, c.addr.clone())
+                                    };
+                                    if tls.is_handshaking() {
+                                        debug!("Error accepting a client connection: {e} (client={id} addr={addr})");
+                                    } else {
+                                        debug!("Error reading from client: {e} (client={id} addr={addr})");
+                                    }
+                                    // Its alert goes out, then the connection closes.
+                                    conn.closing = true;
+                                }
+                            }
+                            // Counted as plaintext, as Redis counts what SSL_read returns.
+                            input = conn.rbuf.len().saturating_sub(before) as u64;
+                        }
+                    }
                     self.bufs.give_back(bid);
                 }
-                core.bump(|s| s.net_input_bytes += n as u64);
+                core.bump(|s| s.net_input_bytes += input);
                 conn.client.borrow_mut().last_active_ms = core.now_ms();
                 if conn.rbuf.len() + conn.parser.pending_bytes() > qbuf_limit {
                     warn!(
@@ -499,12 +574,29 @@ impl EventLoop {
             return;
         }
         if conn.sent >= conn.sending.len() {
-            if conn.out.is_empty() {
-                return;
+            if let Some(tls) = conn.tls.as_deref_mut() {
+                // TLS: `out` is plaintext; what goes out is its ciphertext, after any
+                // handshake records or alerts rustls has waiting.
+                conn.sending.clear();
+                conn.sent = 0;
+                let plain = tls.seal(&mut conn.out, &mut conn.sending);
+                if plain > 0 {
+                    self.core.bump(|s| s.net_output_bytes += plain as u64);
+                }
+                if conn.out.is_empty() && conn.out.capacity() > KEEP_INPUT_CAPACITY {
+                    conn.out = Vec::new();
+                }
+                if conn.sending.is_empty() {
+                    return;
+                }
+            } else {
+                if conn.out.is_empty() {
+                    return;
+                }
+                conn.sending.clear();
+                std::mem::swap(&mut conn.sending, &mut conn.out);
+                conn.sent = 0;
             }
-            conn.sending.clear();
-            std::mem::swap(&mut conn.sending, &mut conn.out);
-            conn.sent = 0;
         }
         let Some(rest) = conn.sending.get(conn.sent..) else {
             return;
@@ -545,7 +637,14 @@ impl EventLoop {
             conn.hangup.raise();
         } else {
             conn.sent += res as usize;
-            core.bump(|s| s.net_output_bytes += res as u64);
+            // (A TLS connection's output is counted as plaintext when sealed.)
+            if conn.tls.is_none() {
+                core.bump(|s| s.net_output_bytes += res as u64);
+            }
+            // Writing counts as activity for `timeout`, as in Redis.
+            if res > 0 {
+                conn.client.borrow_mut().last_active_ms = core.now_ms();
+            }
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
                 conn.sent = 0;
@@ -564,8 +663,13 @@ impl EventLoop {
     // ----------------------------------------------------------------------------------------
     // Messages from other cores and sessions handed back by tasks.
 
+    /// Handles the messages other cores sent, at most `MESH_BUDGET` per pass: a core that
+    /// keeps sending cannot hold this one in here (the rest wait for the next pass).
     fn drain_mesh(&mut self) {
-        while let Some(msg) = self.core.mesh.try_recv() {
+        for _ in 0..MESH_BUDGET {
+            let Some(msg) = self.core.mesh.try_recv() else {
+                return;
+            };
             match msg {
                 Msg::Batch(batch) => self.core.run_batch(*batch),
                 Msg::Replies(replies) => self.deliver_replies(*replies),
@@ -599,41 +703,60 @@ impl EventLoop {
         }
     }
 
-    /// Pub/Sub messages and MONITOR lines for this core's connections.
+    /// Pub/Sub messages and MONITOR lines for this core's connections. A connection already
+    /// over its hard output limit gets nothing more: it is closed when it is next served.
     fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
+        let hot = self.core.config.borrow().hot();
         for d in deliveries {
-            let Some((i, conn)) = find(&mut self.places, d.conn) else {
-                continue;
-            };
-            if conn.closing {
-                continue;
-            }
-            {
-                let c = conn.client.borrow();
-                match &d.what {
-                    // The client's own subscriptions have the last word.
-                    What::Message {
-                        kind,
-                        pattern,
-                        channel,
-                        payload,
-                    } => {
-                        if !c.subs.wants(*kind, pattern.as_ref(), channel) {
-                            continue;
+            for &r in &d.conns {
+                let Some((i, conn)) = find(&mut self.places, r) else {
+                    continue;
+                };
+                if conn.closing {
+                    continue;
+                }
+                let limit = if conn.client.borrow().subs.active() {
+                    hot.output_limit_pubsub.hard
+                } else {
+                    hot.output_limit_normal.hard
+                };
+                if limit > 0 && conn.unsent() as u64 > limit {
+                    continue;
+                }
+                {
+                    let c = conn.client.borrow();
+                    match &d.what {
+                        // The client's own subscriptions have the last word.
+                        What::Message {
+                            kind,
+                            pattern,
+                            channel,
+                            payload,
+                        } => {
+                            if !c.subs.wants(*kind, pattern.as_ref(), channel) {
+                                continue;
+                            }
+                            encode_message(
+                                *kind,
+                                pattern,
+                                channel,
+                                payload,
+                                c.resp3,
+                                &mut conn.out,
+                            );
                         }
-                        encode_message(*kind, pattern, channel, payload, c.resp3, &mut conn.out);
-                    }
-                    What::Monitor(line) => {
-                        if !c.monitor {
-                            continue;
+                        What::Monitor(line) => {
+                            if !c.monitor {
+                                continue;
+                            }
+                            conn.out.extend_from_slice(line);
                         }
-                        conn.out.extend_from_slice(line);
                     }
                 }
-            }
-            if !conn.scheduled {
-                conn.scheduled = true;
-                self.ready.push(i);
+                if !conn.scheduled {
+                    conn.scheduled = true;
+                    self.ready.push(i);
+                }
             }
         }
     }
@@ -714,6 +837,19 @@ impl EventLoop {
             if conn.closing || conn.session.is_none() || conn.paused {
                 break;
             }
+            if let Some(Held {
+                cmd,
+                mut args,
+                mute,
+            }) = conn.held.take()
+            {
+                conn.mute = mute;
+                self.run_parsed(r, &mut conn, cmd, &mut args);
+                if conn.held.is_some() {
+                    break;
+                }
+                continue;
+            }
             if conn.pending.len() >= MAX_PENDING_REPLIES || conn.unsent() > PAUSE_OUTPUT {
                 conn.paused = true;
                 break;
@@ -754,7 +890,13 @@ impl EventLoop {
             c.qbuf = conn.rbuf.len();
             c.omem = conn.unsent();
         }
-        if let Some(reason) = self.output_limit_exceeded(&mut conn) {
+        // (A connection closed for its limit is not counted again while its send fails.)
+        let over_limit = if conn.closing {
+            None
+        } else {
+            self.output_limit_exceeded(&mut conn)
+        };
+        if let Some(reason) = over_limit {
             warn!(
                 client = conn.client.borrow().id,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
@@ -767,7 +909,16 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
-        if !conn.out.is_empty() && !conn.send_inflight {
+        // A TLS connection closed by the server (QUIT, CLIENT KILL, limits, an error reply)
+        // says so with close_notify once its last replies are sealed.
+        if conn.closing && !conn.read_closed && conn.pending.is_empty() && conn.out.is_empty() {
+            if let Some(tls) = conn.tls.as_deref_mut() {
+                tls.close();
+            }
+        }
+        // Output, or the rest of a send the kernel cut short (a send completes partly when the
+        // connection fails half way), goes out with the next pass.
+        if conn.has_output() && !conn.send_inflight && !conn.read_closed {
             self.to_send.push(i);
         }
         if !conn.paused && !conn.recv_armed && !conn.read_closed {
@@ -839,8 +990,35 @@ impl EventLoop {
             core.feed_monitors(&c.addr, c.db, args);
         }
         conn.mute = conn.client.borrow_mut().take_mute();
+        // Snapshots failing with stop-writes-on-bgsave-error: writes (and PING) are refused.
+        if crate::persist::writes_refused()
+            && (cmd.is_write() || matches!(cmd.exec, Exec::Server(ServerCmd::Ping)))
+        {
+            return conn.reply(Reply::err(crate::persist::MISCONF));
+        }
+        self.run_parsed(r, conn, cmd, args);
+    }
+
+    /// Runs a command past the checks of `dispatch`, or holds it back. A connection's commands
+    /// run in order: those for one shard travel in order, and a command that reads or acts
+    /// beyond one shard (MGET over shards, EXEC, PUBLISH, INFO…) waits until every command
+    /// sent before it to another core has run there. Holding also bounds how many of the
+    /// connection's commands are on other cores at once.
+    fn run_parsed(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+    ) {
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
+                if conn.remote_in_flight > 0 {
+                    return hold(conn, cmd, args);
+                }
+                let Some(session) = conn.session.as_deref_mut() else {
+                    return;
+                };
                 match cmd::run_sync(session, which, cmd, args) {
                     Some(reply) => conn.reply(reply),
                     None => conn.closing = true,
@@ -893,6 +1071,9 @@ impl EventLoop {
                 let reply = core.execute(cmd, args, db, resp3);
                 conn.reply(reply);
             }
+            Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
+                hold(conn, cmd, args)
+            }
             Target::Shard(shard) => {
                 let batch = self
                     .outbox
@@ -918,6 +1099,9 @@ impl EventLoop {
         cmd: &'static Command,
         args: &mut Vec<Bytes>,
     ) {
+        if conn.remote_in_flight > 0 {
+            return hold(conn, cmd, args);
+        }
         let Some(mut session) = conn.session.take() else {
             return;
         };
@@ -1016,21 +1200,33 @@ fn encode_message(
     resp3: bool,
     out: &mut Vec<u8>,
 ) {
-    let mut items = Vec::with_capacity(4);
-    items.push(Reply::Bulk(Bytes::from_static(match kind {
-        SubKind::Channel => b"message",
-        SubKind::Pattern => b"pmessage",
-        SubKind::Shard => b"smessage",
-    })));
-    if let Some(p) = pattern {
-        items.push(Reply::Bulk(p.clone()));
+    let len = if pattern.is_some() { b'4' } else { b'3' };
+    out.extend_from_slice(&[if resp3 { b'>' } else { b'*' }, len, b'\r', b'\n']);
+    out.extend_from_slice(match kind {
+        SubKind::Channel => b"$7\r\nmessage\r\n",
+        SubKind::Pattern => b"$8\r\npmessage\r\n",
+        SubKind::Shard => b"$8\r\nsmessage\r\n",
+    });
+    for part in pattern.iter().chain([channel, payload]) {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(part.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
     }
-    items.push(Reply::Bulk(channel.clone()));
-    items.push(Reply::Bulk(payload.clone()));
-    shardis_resp::encode(&Reply::Push(items), resp3, out);
 }
 
 /// Writes `msg` to a connection being refused and closes it.
+/// Parks a parsed command on its connection until the connection's replies from other cores
+/// are back; parsing stops meanwhile.
+fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
+    conn.held = Some(Held {
+        cmd,
+        args: std::mem::take(args),
+        mute: conn.mute,
+    });
+}
+
 fn reject(fd: i32, msg: &[u8]) {
     // SAFETY: a best-effort non-blocking send on a socket we were just handed, then close.
     unsafe {

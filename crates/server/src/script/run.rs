@@ -240,7 +240,8 @@ impl RunCtx {
         let dirty = shard.dirty;
         let mut ctx = Ctx::new(&mut shard, self.db, self.start_ms, self.resp3);
         ctx.from_script = true;
-        let reply = f(&mut ctx, args);
+        // Logged by its effects, as every command (when a journal is kept).
+        let reply = shardis_engine::journal::execute(&mut ctx, f, args);
         let changed = shard.dirty != dirty;
         let db = self.db;
         if changed && !holding && !shard.watched.is_empty() {
@@ -778,6 +779,10 @@ fn undo(core: &Rc<Core>, held: Held, dirty_at_start: u64) {
     let (events, flags) = {
         let mut shard = core.shard.borrow_mut();
         for ((db, key), entry) in held.undo {
+            // The run's writes were logged: so is their undoing.
+            if let Some(j) = &mut shard.journal {
+                j.state(db, &key, entry.as_ref());
+            }
             if let Some(d) = shard.dbs.get_mut(db) {
                 match entry {
                     Some(entry) => d.insert_entry(key, entry),

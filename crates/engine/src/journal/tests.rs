@@ -1,0 +1,276 @@
+//! The journal's promise: replaying what it logged rebuilds exactly the data that was there.
+
+use bytes::Bytes;
+use shardis_persist::aof::{self, Frame};
+use shardis_resp::Reply;
+
+use super::*;
+use crate::testing::TestShard;
+use crate::value::Value;
+
+/// The visible data of a shard, as text: per database, per live key (sorted), its type,
+/// expiry and contents read back through commands.
+fn snapshot(t: &mut TestShard) -> Vec<String> {
+    let mut out = Vec::new();
+    let saved_db = t.db;
+    for db in 0..t.shard.dbs.len() {
+        t.db = db;
+        let now = t.now_ms;
+        let mut keys: Vec<Bytes> = t.shard.dbs[db]
+            .iter()
+            .filter(|(_, e)| !e.is_expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        for k in keys {
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let entry = t.shard.dbs[db].peek(&k).cloned().expect("live");
+            let contents = match &entry.value {
+                Value::Str(_) => format!("{:?}", t.run(&["GET", &key])),
+                Value::List(_) => format!("{:?}", t.run(&["LRANGE", &key, "0", "-1"])),
+                Value::Hash(_) => {
+                    let mut pairs: Vec<String> = match t.run(&["HGETALL", &key]) {
+                        Reply::Array(items) => items.chunks(2).map(|p| format!("{p:?}")).collect(),
+                        other => vec![format!("{other:?}")],
+                    };
+                    pairs.sort();
+                    format!("{pairs:?}")
+                }
+                Value::Set(_) => {
+                    let mut m = flatten(t.run(&["SMEMBERS", &key]));
+                    m.sort();
+                    format!("{m:?}")
+                }
+                Value::ZSet(_) => {
+                    format!("{:?}", t.run(&["ZRANGE", &key, "0", "-1", "WITHSCORES"]))
+                }
+                Value::Stream(_) => format!(
+                    "{:?} {:?} {:?}",
+                    t.run(&["XRANGE", &key, "-", "+"]),
+                    t.run(&["XINFO", "GROUPS", &key]),
+                    t.run(&["XPENDING", &key, "g", "-", "+", "100"]),
+                ),
+            };
+            out.push(format!(
+                "{db} {key} {} {:?} {contents}",
+                entry.value.type_name(),
+                entry.expire_at
+            ));
+        }
+    }
+    t.db = saved_db;
+    out
+}
+
+fn flatten(r: Reply) -> Vec<String> {
+    match r {
+        Reply::Array(items) | Reply::Set(items) => items.iter().map(|r| format!("{r:?}")).collect(),
+        other => vec![format!("{other:?}")],
+    }
+}
+
+fn replay_all(buf: &[u8], config: crate::shard::EngineConfig, now: u64) -> Shard {
+    let mut shard = Shard::new(0, config);
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match aof::decode(rest) {
+            Frame::Record(r, n) => {
+                replay(&mut shard, &r, now).expect("replays");
+                rest = &rest[n..];
+            }
+            other => panic!("bad journal: {other:?}"),
+        }
+    }
+    shard
+}
+
+/// A random write (or read, which may expire keys) over a few keys of each type.
+fn random_command(rnd: &mut impl FnMut(u64) -> u64) -> Vec<String> {
+    let k = |rnd: &mut dyn FnMut(u64) -> u64, prefix: &str| format!("{prefix}{}", rnd(3));
+    let n = |rnd: &mut dyn FnMut(u64) -> u64, max: u64| rnd(max).to_string();
+    let cmd: Vec<String> = match rnd(40) {
+        0 => vec!["SET".into(), k(rnd, "s"), n(rnd, 100)],
+        1 => vec!["INCRBYFLOAT".into(), k(rnd, "s"), "1.5".into()],
+        2 => vec![
+            "SET".into(),
+            k(rnd, "s"),
+            "v".into(),
+            "PX".into(),
+            n(rnd, 3000),
+        ],
+        3 => vec!["EXPIRE".into(), k(rnd, "s"), n(rnd, 3)],
+        4 => vec!["GET".into(), k(rnd, "s")],
+        5 => vec!["APPEND".into(), k(rnd, "s"), "x".into()],
+        6 => vec!["RPUSH".into(), k(rnd, "l"), n(rnd, 10), n(rnd, 10)],
+        7 => vec!["LPOP".into(), k(rnd, "l")],
+        8 => vec![
+            "LMOVE".into(),
+            k(rnd, "l"),
+            k(rnd, "l"),
+            "LEFT".into(),
+            "RIGHT".into(),
+        ],
+        9 => vec!["LTRIM".into(), k(rnd, "l"), "1".into(), "-1".into()],
+        10 => vec![
+            "SADD".into(),
+            k(rnd, "t"),
+            n(rnd, 20),
+            "m".into(),
+            n(rnd, 20),
+        ],
+        11 => vec!["SPOP".into(), k(rnd, "t")],
+        12 => vec!["SPOP".into(), k(rnd, "t"), n(rnd, 4)],
+        13 => vec!["SMOVE".into(), k(rnd, "t"), k(rnd, "t"), n(rnd, 20)],
+        14 => vec!["SINTERSTORE".into(), k(rnd, "t"), k(rnd, "t"), k(rnd, "t")],
+        15 => vec!["ZADD".into(), k(rnd, "z"), n(rnd, 10), n(rnd, 10)],
+        16 => vec!["ZINCRBY".into(), k(rnd, "z"), "0.25".into(), n(rnd, 10)],
+        17 => vec!["ZPOPMIN".into(), k(rnd, "z")],
+        18 => vec![
+            "ZUNIONSTORE".into(),
+            k(rnd, "z"),
+            "2".into(),
+            k(rnd, "z"),
+            k(rnd, "z"),
+        ],
+        19 => vec!["HSET".into(), k(rnd, "h"), n(rnd, 5), n(rnd, 100)],
+        20 => vec!["HINCRBYFLOAT".into(), k(rnd, "h"), n(rnd, 5), "0.1".into()],
+        21 => vec!["HDEL".into(), k(rnd, "h"), n(rnd, 5)],
+        22 => vec![
+            "XADD".into(),
+            k(rnd, "x"),
+            "MAXLEN".into(),
+            "~".into(),
+            n(rnd, 30),
+            "*".into(),
+            "f".into(),
+            n(rnd, 9),
+        ],
+        23 => vec![
+            "XTRIM".into(),
+            k(rnd, "x"),
+            "MAXLEN".into(),
+            "~".into(),
+            n(rnd, 20),
+        ],
+        24 => vec![
+            "XGROUP".into(),
+            "CREATE".into(),
+            k(rnd, "x"),
+            "g".into(),
+            "0".into(),
+            "MKSTREAM".into(),
+        ],
+        25 => vec![
+            "XREADGROUP".into(),
+            "GROUP".into(),
+            "g".into(),
+            format!("c{}", rnd(2)),
+            "COUNT".into(),
+            "2".into(),
+            "STREAMS".into(),
+            k(rnd, "x"),
+            ">".into(),
+        ],
+        26 => vec![
+            "XAUTOCLAIM".into(),
+            k(rnd, "x"),
+            "g".into(),
+            "c9".into(),
+            "10".into(),
+            "0".into(),
+        ],
+        27 => vec!["DEL".into(), k(rnd, "s"), k(rnd, "l")],
+        28 => vec!["RENAME".into(), k(rnd, "h"), k(rnd, "h")],
+        29 => vec!["COPY".into(), k(rnd, "z"), k(rnd, "z"), "REPLACE".into()],
+        30 => vec!["PFADD".into(), k(rnd, "p"), n(rnd, 1000), n(rnd, 1000)],
+        31 => vec!["GETEX".into(), k(rnd, "s"), "PX".into(), n(rnd, 2000)],
+        32 => vec!["GETDEL".into(), k(rnd, "s")],
+        33 => vec![
+            "SORT".into(),
+            k(rnd, "t"),
+            "ALPHA".into(),
+            "STORE".into(),
+            k(rnd, "l"),
+        ],
+        34 => vec!["EXISTS".into(), k(rnd, "s"), k(rnd, "l")],
+        35 => vec!["SETRANGE".into(), k(rnd, "s"), n(rnd, 10), "abc".into()],
+        36 => vec!["BLPOP".into(), k(rnd, "l"), "0".into()],
+        37 => vec!["SELECT-DB".into(), n(rnd, 2)],
+        38 => vec!["FLUSHDB".into()],
+        _ => vec!["PERSIST".into(), k(rnd, "s")],
+    };
+    cmd
+}
+
+#[test]
+fn replaying_the_journal_rebuilds_the_data() {
+    for seed in 1..=40u64 {
+        let mut t = TestShard::new();
+        t.shard.set_journal(true);
+        t.shard.seed(seed);
+        let mut rnd = crate::testing::xorshift(seed);
+        for _ in 0..400 {
+            let cmd = random_command(&mut rnd);
+            if cmd[0] == "SELECT-DB" {
+                t.db = cmd[1].parse().unwrap_or(0);
+                continue;
+            }
+            if cmd[0] == "FLUSHDB" && rnd(20) != 0 {
+                continue;
+            }
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            t.run(&args);
+            t.advance(rnd(700));
+            if rnd(10) == 0 {
+                let now = t.now_ms;
+                t.shard.active_expire(now, 4);
+                t.shard.journal_reaped();
+            }
+        }
+        let buf = t.shard.journal.as_mut().expect("journal").take();
+        let expected = snapshot(&mut t);
+        let mut replayed = TestShard::new();
+        replayed.now_ms = t.now_ms;
+        replayed.shard = replay_all(&buf, t.shard.config.clone(), t.now_ms);
+        assert_eq!(snapshot(&mut replayed), expected, "seed {seed}");
+    }
+}
+
+#[test]
+fn imports_and_expiry_are_logged_as_state() {
+    let mut t = TestShard::new();
+    t.shard.set_journal(true);
+    t.run(&["SET", "a", "1", "PX", "100"]);
+    t.run(&["RPUSH", "l", "x", "y"]);
+    let entry = t.shard.dbs[0].peek(b"l").cloned();
+    t.shard.import(3, Bytes::from_static(b"moved"), entry);
+    t.shard.import(0, Bytes::from_static(b"l"), None);
+    t.advance(200);
+    assert_eq!(t.run(&["GET", "a"]), Reply::Nil);
+    let buf = t.shard.journal.as_mut().expect("journal").take();
+    let mut kinds = Vec::new();
+    let mut rest = &buf[..];
+    while let Frame::Record(r, n) = aof::decode(rest) {
+        kinds.push(match r {
+            Record::Command { args, .. } => String::from_utf8_lossy(args[0]).into_owned(),
+            Record::Put { key, .. } => format!("put {}", String::from_utf8_lossy(key)),
+            Record::Del { key, .. } => format!("del {}", String::from_utf8_lossy(key)),
+            Record::TxEnd { .. } => "end".into(),
+        });
+        rest = &rest[n..];
+    }
+    assert_eq!(kinds, vec!["SET", "RPUSH", "put moved", "del l", "del a"]);
+    let replayed = replay_all(&buf, t.shard.config.clone(), t.now_ms);
+    assert!(replayed.dbs[3].peek(b"moved").is_some());
+    assert!(replayed.dbs[0].peek(b"l").is_none());
+    assert!(replayed.dbs[0].peek(b"a").is_none());
+}
+
+#[test]
+fn no_journal_no_records_and_no_cost() {
+    let mut t = TestShard::new();
+    t.run(&["SPOP", "nothing"]);
+    t.run(&["SADD", "s", "a"]);
+    t.run(&["SPOP", "s"]);
+    assert!(t.shard.journal.is_none());
+}

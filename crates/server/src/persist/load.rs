@@ -1,0 +1,134 @@
+//! Loading at start-up: every core reads the current snapshot set (or, when there is none, a
+//! Redis `dump.rdb` named `dbfilename`) and keeps the keys it owns, all cores in parallel.
+//! With the shard count of the set, core i reads file i only; with another count (or a
+//! single Redis file), every core reads every file and keeps its own keys.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::num::NonZeroU64;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use shardis_engine::db::Entry;
+use shardis_persist::rdb::read::IoSource;
+use shardis_persist::rdb::{Decoded, FileReader, Item};
+use tracing::{info, warn};
+
+use super::files;
+use crate::coord::route;
+use crate::core::{wall_ms, Core};
+
+/// Keys loaded, and keys found already expired, at the last load (all cores).
+pub static KEYS_LOADED: AtomicU64 = AtomicU64::new(0);
+pub static KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
+
+/// The files this core reads.
+fn files_to_read(core: &Core, dbfilename: &str) -> Result<Vec<String>, String> {
+    match files::read_manifest(dbfilename).map_err(|e| e.to_string())? {
+        Some(m) if m.files.len() == core.shards => {
+            Ok(m.files.get(core.id).cloned().into_iter().collect())
+        }
+        Some(m) => Ok(m.files),
+        None if Path::new(dbfilename).exists() => Ok(vec![dbfilename.to_string()]),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Loads this core's keys; an unreadable or corrupt file is an error (the server does not
+/// start, as Redis).
+pub fn load_shard(core: &Core) -> Result<(), String> {
+    let dbfilename = core.config.borrow().get("dbfilename").to_string();
+    let files = files_to_read(core, &dbfilename)?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut loaded = 0;
+    for f in &files {
+        loaded += load_file(core, f)?;
+    }
+    info!(
+        shard = core.id,
+        keys = loaded,
+        "DB loaded from disk: {:.3} seconds",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Loads the keys of one file this core owns; returns how many.
+fn load_file(core: &Core, path: &str) -> Result<u64, String> {
+    let fail = |e: String| format!("loading {path}: {e}");
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    let src = IoSource::new(BufReader::with_capacity(1 << 20, file), len);
+    let mut reader = FileReader::new(src).map_err(|e| fail(e.to_string()))?;
+    let now = wall_ms();
+    let clock = (now / 1000) as u32;
+    let mut shard = core.shard.borrow_mut();
+    let config = shard.config.clone();
+    let (mut loaded, mut expired) = (0u64, 0u64);
+    let mut told_functions = false;
+    loop {
+        let item = reader.next_item().map_err(|e| {
+            fail(format!(
+                "Short read or OOM loading DB. Unrecoverable error, aborting now. ({e})"
+            ))
+        })?;
+        match item {
+            Item::Key(k) => {
+                if route::shard_of(&k.key, core.shards) != core.id {
+                    continue;
+                }
+                let value = match k.value {
+                    Decoded::Value(v) => v,
+                    Decoded::Empty => continue,
+                    Decoded::Module(name) => {
+                        warn!("{path}: key skipped: a value of module type '{name}' (no modules)");
+                        continue;
+                    }
+                };
+                let expire_at = k.expire_ms.map(|ms| ms.max(1) as u64);
+                if expire_at.is_some_and(|at| at <= now) {
+                    expired += 1;
+                    continue;
+                }
+                let db = usize::try_from(k.db).unwrap_or(usize::MAX);
+                let dbs = shard.dbs.len();
+                let Some(d) = shard.dbs.get_mut(db) else {
+                    return Err(fail(format!(
+                        "FATAL: Data file was created with a Redis server configured to handle more than {dbs} databases. Exiting"
+                    )));
+                };
+                let accessed = clock.saturating_sub(
+                    k.idle_secs
+                        .map_or(0, |i| u32::try_from(i).unwrap_or(u32::MAX)),
+                );
+                let value = shardis_engine::rdb::to_value(value, &config);
+                d.insert_entry(
+                    Bytes::clone(&k.key),
+                    Entry::new(value, expire_at.and_then(NonZeroU64::new), accessed),
+                );
+                loaded += 1;
+            }
+            Item::Function(_) => {
+                if !told_functions {
+                    warn!("{path}: function libraries skipped (Shardis has no scripting yet)");
+                    told_functions = true;
+                }
+            }
+            Item::Eof { checksum_ok } => {
+                if !checksum_ok {
+                    return Err(fail("Wrong RDB checksum. Aborting now.".into()));
+                }
+                break;
+            }
+            Item::Aux(..) | Item::SelectDb(_) | Item::ResizeDb { .. } => {}
+        }
+    }
+    KEYS_LOADED.fetch_add(loaded, Ordering::Relaxed);
+    KEYS_EXPIRED.fetch_add(expired, Ordering::Relaxed);
+    Ok(loaded)
+}

@@ -1,0 +1,328 @@
+//! Taking a snapshot of every shard: the cut, each core's serialisation and writer thread,
+//! and the switch to the new set of files. Also the `save` rules and the save before a
+//! shutdown, both driven from core 0's clock.
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, Instant};
+
+use shardis_engine::snapshot::ShardSnapshot;
+use shardis_persist::crc::Crc64;
+use shardis_persist::rdb::{opcodes, Writer};
+use tracing::{info, warn};
+
+use super::files::{self, Manifest};
+use super::{
+    CURRENT_START, IN_PROGRESS, LAST_DURATION, LAST_FAILURE, LAST_OK, LAST_SAVE, SAVES,
+    WRITES_REFUSED,
+};
+use crate::coord::txn::{self, TxId};
+use crate::core::{request_shutdown, spawn, wall_ms, Answer, Core};
+
+/// Bytes serialised per step before the core turns to other work.
+const CHUNK: usize = 256 << 10;
+/// Chunks queued for a writer thread at most (bounds memory when the disk is slow).
+const QUEUED_CHUNKS: usize = 8;
+/// A failed save is retried by the `save` rules only after this long (Redis's).
+const RETRY_DELAY_SECS: u64 = 5;
+
+thread_local! {
+    /// This core's write count when its shard's running snapshot began.
+    static DIRTY_BEFORE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Why a snapshot was not taken.
+#[derive(Debug)]
+pub enum SaveError {
+    InProgress,
+    Failed(String),
+}
+
+/// Takes a snapshot of every shard and makes it the current set; completes once it is
+/// durable. `tx`: the transaction the caller runs in (SAVE inside MULTI), whose locks are
+/// already held; otherwise the cut is taken under the lock of every shard, so no transaction
+/// is half in it.
+pub async fn save(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), SaveError> {
+    if IN_PROGRESS
+        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return Err(SaveError::InProgress);
+    }
+    CURRENT_START.store(wall_ms(), Ordering::Relaxed);
+    let started = Instant::now();
+    let result = take(core, tx).await;
+    let now = wall_ms() / 1000;
+    LAST_DURATION.store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    let (rules, stop_writes) = {
+        let c = core.config.borrow();
+        (
+            !c.get("save").trim().is_empty(),
+            c.get("stop-writes-on-bgsave-error") == "yes",
+        )
+    };
+    match &result {
+        Ok(()) => {
+            LAST_SAVE.store(now, Ordering::Relaxed);
+            LAST_OK.store(true, Ordering::Relaxed);
+            SAVES.fetch_add(1, Ordering::Relaxed);
+            WRITES_REFUSED.store(false, Ordering::Relaxed);
+            info!("DB saved on disk");
+        }
+        Err(e) => {
+            LAST_OK.store(false, Ordering::Relaxed);
+            LAST_FAILURE.store(now, Ordering::Relaxed);
+            WRITES_REFUSED.store(rules && stop_writes, Ordering::Relaxed);
+            warn!("Background saving error: {e}");
+        }
+    }
+    IN_PROGRESS.store(false, Ordering::SeqCst);
+    result.map_err(SaveError::Failed)
+}
+
+async fn take(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), String> {
+    let dbfilename = core.config.borrow().get("dbfilename").to_string();
+    let old = files::read_manifest(&dbfilename).map_err(|e| e.to_string())?;
+    let generation = old.as_ref().map_or(1, |m| m.generation + 1);
+    let shards = core.shards;
+    // 1. The cut: every shard starts its snapshot while none is inside a transaction.
+    let held = match tx {
+        Some(_) => None,
+        None => Some(txn::lock(core, txn::plan_all(shards)).await),
+    };
+    let mut pending = Vec::with_capacity(shards);
+    for shard in 0..shards {
+        let (answer, rx) = core.answer_channel::<Result<(), String>>();
+        core.run_on(shard, move |c| begin(c, generation, answer))
+            .await;
+        pending.push(rx);
+    }
+    if let Some(held) = held {
+        txn::unlock(core, held);
+    }
+    // 2. Every shard writes and syncs its file.
+    let mut errors = Vec::new();
+    for rx in pending {
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push("a shard stopped during the save".to_string()),
+        }
+    }
+    let temps: Vec<String> = (0..shards)
+        .map(|i| files::temp_file(generation, i))
+        .collect();
+    if !errors.is_empty() {
+        for t in &temps {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(errors.join("; "));
+    }
+    // 3. The new set replaces the old one.
+    let manifest = Manifest {
+        generation,
+        files: (0..shards)
+            .map(|i| files::shard_file(&dbfilename, generation, i, shards))
+            .collect(),
+    };
+    for (t, f) in temps.iter().zip(&manifest.files) {
+        std::fs::rename(t, f).map_err(|e| format!("rename {t} to {f}: {e}"))?;
+    }
+    files::publish(&dbfilename, &manifest).map_err(|e| e.to_string())?;
+    files::remove_old(old.as_ref(), &manifest);
+    // Writes made since the cut are the changes since this save.
+    core.broadcast(|c| {
+        let mut shard = c.shard.borrow_mut();
+        shard.dirty = shard.dirty.saturating_sub(DIRTY_BEFORE.get());
+    })
+    .await;
+    Ok(())
+}
+
+/// On each shard, at the cut: starts its snapshot and the task that writes it.
+fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
+    let compress = c.config.borrow().get("rdbcompression") == "yes";
+    let snap = {
+        let mut shard = c.shard.borrow_mut();
+        DIRTY_BEFORE.set(shard.dirty);
+        shard.snapshot_begin(compress)
+    };
+    let core = c.clone();
+    spawn::spawn(async move {
+        let result = write_shard(&core, snap, generation).await;
+        if result.is_err() {
+            core.shard.borrow_mut().snapshot_abort();
+        }
+        core.answer(answer, result);
+    });
+}
+
+/// The header and aux fields of a shard's file.
+fn header(core: &Core) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out, false);
+    w.header();
+    w.aux(b"redis-ver", crate::REDIS_VERSION.as_bytes());
+    w.aux(b"redis-bits", b"64");
+    w.aux(b"ctime", (wall_ms() / 1000).to_string().as_bytes());
+    w.aux(
+        b"used-mem",
+        crate::alloc::allocated_here().max(0).to_string().as_bytes(),
+    );
+    w.aux(b"aof-base", b"0");
+    w.aux(b"shardis-shard", core.id.to_string().as_bytes());
+    w.aux(b"shardis-shards", core.shards.to_string().as_bytes());
+    out
+}
+
+/// Serialises this core's shard in chunks and has a thread write them to the shard's
+/// temporary file; completes once the file is synced.
+async fn write_shard(
+    core: &Rc<Core>,
+    mut snap: ShardSnapshot,
+    generation: u64,
+) -> Result<(), String> {
+    let path = files::temp_file(generation, core.id);
+    let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+    let (done_tx, done) = mpsc::channel::<io::Result<()>>();
+    std::thread::Builder::new()
+        .name(format!("save-{}", core.id))
+        .spawn(move || {
+            let _ = done_tx.send(write_file(&path, queue));
+        })
+        .map_err(|e| format!("cannot start a writer thread: {e}"))?;
+    let mut crc = Crc64::default();
+    let mut sent = send(core, &chunks, &mut crc, header(core)).await;
+    while sent {
+        let mut buf = Vec::with_capacity(CHUNK + (CHUNK >> 2));
+        let complete = core
+            .shard
+            .borrow_mut()
+            .snapshot_step(&mut snap, &mut buf, CHUNK);
+        sent = send(core, &chunks, &mut crc, buf).await;
+        if complete {
+            break;
+        }
+        futures_lite::future::yield_now().await;
+    }
+    if sent {
+        let mut tail = vec![opcodes::EOF];
+        crc.update(&tail);
+        tail.extend_from_slice(&crc.value().to_le_bytes());
+        sent = send(core, &chunks, &mut Crc64::default(), tail).await;
+    }
+    drop(chunks);
+    loop {
+        match done.try_recv() {
+            Ok(Ok(())) if sent => return Ok(()),
+            Ok(Ok(())) => return Err("the writer stopped early".into()),
+            Ok(Err(e)) => return Err(format!("writing the snapshot: {e}")),
+            Err(TryRecvError::Empty) => core.sleep(Duration::from_millis(1)).await,
+            Err(TryRecvError::Disconnected) => return Err("the writer thread died".into()),
+        }
+    }
+}
+
+/// Queues a chunk for the writer, waiting while the queue is full; false if the writer has
+/// stopped (it failed).
+async fn send(core: &Core, to: &SyncSender<Vec<u8>>, crc: &mut Crc64, chunk: Vec<u8>) -> bool {
+    crc.update(&chunk);
+    let mut chunk = chunk;
+    loop {
+        match to.try_send(chunk) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(c)) => {
+                chunk = c;
+                core.sleep(Duration::from_millis(1)).await;
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+/// The writer thread: writes the chunks in order, then syncs the data.
+fn write_file(path: &str, chunks: mpsc::Receiver<Vec<u8>>) -> io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    for chunk in chunks {
+        f.write_all(&chunk)?;
+    }
+    f.sync_data()
+}
+
+/// The `save` rules: pairs of (seconds, changes).
+pub fn save_points(value: &str) -> Vec<(u64, u64)> {
+    let nums: Vec<u64> = value
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    nums.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
+/// A save rule check or the shutdown save is running.
+static CLOCK_JOB: AtomicBool = AtomicBool::new(false);
+
+/// Called by core 0's clock: the save before a shutdown asked for by a signal, and the
+/// `save` rules (a snapshot once a rule's changes happened within its seconds).
+pub fn tick(core: &Rc<Core>) {
+    if core.id != 0 || CLOCK_JOB.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let points = save_points(core.config.borrow().get("save"));
+    let core = core.clone();
+    if super::shutdown_signalled() {
+        spawn::spawn(async move {
+            if !points.is_empty() {
+                warn!("Received SIGTERM scheduling shutdown...");
+                if let Err(e) = save(&core, None).await {
+                    warn!("Error trying to save the DB before exiting: {e:?}");
+                }
+            }
+            request_shutdown();
+        });
+        return;
+    }
+    if points.is_empty() || super::in_progress() {
+        CLOCK_JOB.store(false, Ordering::SeqCst);
+        return;
+    }
+    spawn::spawn(async move {
+        let now = wall_ms() / 1000;
+        let since_save = now.saturating_sub(super::last_save());
+        let retry_ok = LAST_OK.load(Ordering::Relaxed)
+            || now.saturating_sub(LAST_FAILURE.load(Ordering::Relaxed)) > RETRY_DELAY_SECS;
+        if retry_ok {
+            let changes: u64 = core
+                .broadcast(|c| c.shard.borrow().dirty)
+                .await
+                .into_iter()
+                .sum();
+            if points
+                .iter()
+                .any(|&(secs, n)| changes >= n && since_save >= secs)
+            {
+                info!("{changes} changes in {since_save} seconds. Saving...");
+                let _ = save(&core, None).await;
+            }
+        }
+        CLOCK_JOB.store(false, Ordering::SeqCst);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_points_parse_as_pairs() {
+        assert_eq!(save_points(""), vec![]);
+        assert_eq!(save_points("3600 1 300 100"), vec![(3600, 1), (300, 100)]);
+    }
+}
