@@ -79,6 +79,22 @@ pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
     )))
 }
 
+/// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`: a
+/// container command with a known subcommand but the wrong arguments. Redis reads both names
+/// as C strings (up to a NUL).
+pub fn subcommand_syntax(args: &[bytes::Bytes]) -> Reply {
+    let c_str = |i: usize| {
+        let a = args.get(i).map_or(&[][..], |a| &a[..]);
+        let end = a.iter().position(|&b| b == 0).unwrap_or(a.len());
+        String::from_utf8_lossy(&a[..end]).into_owned()
+    };
+    Reply::error(sanitize(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        truncate(&c_str(1), 128),
+        c_str(0).to_ascii_uppercase()
+    )))
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }

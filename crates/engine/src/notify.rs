@@ -38,6 +38,11 @@ pub const NEW: u32 = 1 << 14;
 /// `A`: every class but `m` and `n`.
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+/// Not a letter: set by the runtime while client-side caching (CLIENT TRACKING) watches this
+/// shard's keys, so that keys expired or evicted are reported whatever the published classes
+/// are (their cached copies must be invalidated, as Redis's `signalModifiedKey` does). The
+/// runtime publishes only what the configured letters enable.
+pub const TRACKING: u32 = 1 << 16;
 
 /// One event a command reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,10 +111,12 @@ pub fn flags_to_string(flags: u32) -> String {
     out
 }
 
-/// Whether `flags` publish events of `class` at all (a class needs K or E to go anywhere).
+/// Whether `flags` keep events of `class` at all: a class needs K or E to be published, and
+/// expired and evicted keys are also kept for client-side caching ([`TRACKING`]).
 #[inline]
 pub fn enabled(flags: u32, class: u32) -> bool {
     flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+        || flags & TRACKING != 0 && class & (EXPIRED | EVICTED) != 0
 }
 
 /// Appends an event to `events` when `flags` enable its class: the one place every report
@@ -259,6 +266,24 @@ mod tests {
             };
             assert_eq!(t.events_of(&["set", "k", "w"]), expected);
         }
+    }
+
+    #[test]
+    fn tracking_keeps_expired_keys_and_nothing_else() {
+        let mut t = TestShard::new();
+        t.shard.notify_flags = TRACKING;
+        t.run(&["set", "k", "v", "px", "100"]);
+        t.run(&["set", "j", "v", "px", "100"]);
+        t.advance(100);
+        // Met lazily, with no class published: kept for the runtime to invalidate.
+        assert_eq!(t.events_of(&["get", "k"]), ["x expired 0:k"]);
+        let now = t.now_ms;
+        assert_eq!(t.shard.active_expire(now, 16), 1);
+        assert_eq!(t.events(), ["x expired 0:j"]);
+        assert_eq!(t.events_of(&["set", "k", "v"]), Vec::<String>::new());
+        // With published classes too, those are kept as before.
+        t.shard.notify_flags = TRACKING | KEYSPACE | STRING;
+        assert_eq!(t.events_of(&["set", "k", "w"]), ["$ set 0:k"]);
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub struct Shard {
     pub stats: Stats,
     /// Writes since the last snapshot (Redis's `dirty`).
     pub dirty: u64,
+    /// FLUSHDB / FLUSHALL runs: client-side caches must then drop every key, which the
+    /// runtime learns by watching this count change.
+    pub flushes: u64,
     /// Keys that clients are blocked on (BLPOP, BZPOPMIN…), maintained by the runtime: the
     /// engine only needs to know whether a write is worth reporting.
     pub blocked_keys: ahash::HashSet<(usize, Bytes)>,
@@ -103,6 +106,7 @@ impl Shard {
             config,
             stats: Stats::default(),
             dirty: 0,
+            flushes: 0,
             blocked_keys: Default::default(),
             ready_keys: Vec::new(),
             watched: Default::default(),
@@ -258,12 +262,14 @@ impl Shard {
     }
 
     /// Before a lookup or a write that expires `key` by itself: when `expired` or `new` events
-    /// are wanted, or clients are blocked on keys, expires it here so that the event is
-    /// reported, a key written over an expired one is new (Redis deletes the expired key
-    /// first), and a client blocked on it learns it is gone. Otherwise two cheap checks.
+    /// are wanted (or expiries, for client-side caching), or clients are blocked on keys,
+    /// expires it here so that the event is reported, a key written over an expired one is new
+    /// (Redis deletes the expired key first), and a client blocked on it learns it is gone.
+    /// Otherwise two cheap checks.
     #[inline]
     fn expire_reported(&mut self, db: usize, key: &[u8], now_ms: u64) {
-        if self.notify_flags & (notify::EXPIRED | notify::NEW) != 0 || !self.blocked_keys.is_empty()
+        if self.notify_flags & (notify::EXPIRED | notify::NEW | notify::TRACKING) != 0
+            || !self.blocked_keys.is_empty()
         {
             self.expire_if_needed(db, key, now_ms);
         }

@@ -47,6 +47,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     ctx.shard.signal_blocked_streams(ctx.db);
     ctx.db().clear();
     ctx.dirty(n);
+    ctx.shard.flushes += 1;
     Reply::Ok
 }
 
@@ -66,6 +67,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         db.clear();
     }
     ctx.dirty(n);
+    ctx.shard.flushes += 1;
     Reply::Ok
 }
 
@@ -288,6 +290,11 @@ mod tests {
         assert_eq!(t.run(&["flushall", "async"]), ok());
         assert_eq!(t.run(&["FLUSHALL", "SYNC"]), ok());
         assert_eq!(t.run(&["flushall", "x"]), err("ERR syntax error"));
+        // Every flush is counted (client-side caches drop every key), even of nothing; a
+        // refused one is not.
+        assert_eq!(t.shard.flushes, 3);
+        assert_eq!(t.run(&["flushdb"]), ok());
+        assert_eq!(t.shard.flushes, 4);
     }
 
     #[test]

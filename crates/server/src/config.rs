@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use shardis_engine::EngineConfig;
 
+mod directives;
+pub mod rewrite;
+
 /// How a parameter's value is checked and normalised.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -32,8 +35,6 @@ enum Kind {
     SavePoints,
     /// A file name in `dir`, not a path (`dbfilename`).
     FileName,
-    /// A byte count of which only 0 (no limit) is supported.
-    MemoryOff,
     /// `tls-protocols`: TLSv1.2 and/or TLSv1.3.
     TlsProtocols,
     /// `tls-ciphersuites`: TLS 1.3 suite names.
@@ -46,6 +47,8 @@ enum Kind {
         off: &'static str,
         why: &'static str,
     },
+    /// Checked and normalised by its own function (value, value in force).
+    Custom(fn(&str, &str) -> Result<String, String>),
 }
 
 struct Param {
@@ -56,6 +59,26 @@ struct Param {
     default: &'static str,
     /// Settable at run time by CONFIG SET.
     mutable: bool,
+    support: Support,
+}
+
+/// How far Shardis supports a parameter (docs/operations.md explains the rule).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Support {
+    /// Works as in Redis.
+    Built,
+    /// Part of a feature Shardis does not have (named), which clients look up with CONFIG
+    /// GET (`save`, `appendonly`, `maxmemory`): shown, and only Redis's default value is
+    /// taken, from the file or CONFIG SET.
+    Off(&'static str),
+    /// Part of a feature Shardis does not have (named): a configuration file may set it to
+    /// Redis's default, which changes nothing, so that a stock redis.conf loads; any other
+    /// value is refused, and CONFIG GET / CONFIG SET do not know it.
+    Absent(&'static str),
+    /// Means nothing here (the reason): any valid value is taken, and a value other than the
+    /// default is logged at start-up as having no effect, as Redis does for allocator
+    /// settings when built without jemalloc.
+    NoEffect(&'static str),
 }
 
 const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
@@ -65,6 +88,7 @@ const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
         kind,
         default,
         mutable: true,
+        support: Support::Built,
     }
 }
 
@@ -75,6 +99,7 @@ const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Param {
         kind,
         default,
         mutable: false,
+        support: Support::Built,
     }
 }
 
@@ -90,6 +115,15 @@ const fn alias(
         kind,
         default,
         mutable: true,
+        support: Support::Built,
+    }
+}
+
+/// A parameter of a feature Shardis does not have, that clients read ([`Support::Off`]).
+const fn off(feature: &'static str, param: Param) -> Param {
+    Param {
+        support: Support::Off(feature),
+        ..param
     }
 }
 
@@ -104,7 +138,7 @@ static PARAMS: &[Param] = &[
     fixed("port", Kind::Int { min: 0, max: 65535 }, "6379"),
     fixed("shards", Kind::Int { min: 0, max: 1024 }, "0"),
     fixed("databases", Kind::Int { min: 1, max: 65536 }, "16"),
-    fixed("daemonize", Kind::Enum(&["no"]), "no"),
+    fixed("daemonize", Kind::Bool, "no"),
     fixed("logfile", Kind::Str, ""),
     p("dir", Kind::Dir, "."),
     fixed("tcp-backlog", INT, "511"),
@@ -124,7 +158,7 @@ static PARAMS: &[Param] = &[
     p("timeout", INT, "0"),
     p("tcp-keepalive", INT, "300"),
     p("protected-mode", Kind::Bool, "yes"),
-    p("hz", Kind::Int { min: 1, max: 500 }, "10"),
+    p("hz", Kind::Custom(hz), "10"),
     p("notify-keyspace-events", Kind::NotifyFlags, ""),
     p(
         "proto-max-bulk-len",
@@ -160,7 +194,7 @@ static PARAMS: &[Param] = &[
         "no",
     ),
     // The append-only log is not built yet: only "no" is accepted.
-    p("appendonly", Kind::Enum(&["no"]), "no"),
+    off(directives::AOF, p("appendonly", Kind::Bool, "no")),
     alias(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -209,6 +243,10 @@ static PARAMS: &[Param] = &[
     p("spin-before-park-us", INT, "0"),
     // Scripts running longer get other clients -BUSY and can be killed (crates/server/src/script).
     alias("busy-reply-threshold", &["lua-time-limit"], INT, "5000"),
+    p("tracking-table-max-keys", INT, "1000000"),
+    p("requirepass", Kind::Str, ""),
+    fixed("aclfile", Kind::Str, ""),
+    p("acllog-max-len", INT, "128"),
     // TLS (see `tls.rs`). A change to any of the file, protocol, cipher, client-auth or
     // session settings rebuilds the TLS settings on every core (CONFIG SET fails, keeping the
     // old ones, if they do not load).
@@ -287,12 +325,32 @@ static PARAMS: &[Param] = &[
         },
         "",
     ),
-    // Eviction is not built yet: only "no limit" is accepted.
-    p("maxmemory", Kind::MemoryOff, "0"),
     p(
-        "maxmemory-policy",
-        Kind::Enum(&["noeviction"]),
-        "noeviction",
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+    ),
+    // Eviction is not built yet: only "no limit" is accepted.
+    off(
+        directives::EVICTION,
+        p("maxmemory", Kind::Memory { min: 0 }, "0"),
+    ),
+    off(
+        directives::EVICTION,
+        p(
+            "maxmemory-policy",
+            Kind::Enum(&[
+                "volatile-lru",
+                "volatile-lfu",
+                "volatile-random",
+                "volatile-ttl",
+                "allkeys-lru",
+                "allkeys-lfu",
+                "allkeys-random",
+                "noeviction",
+            ]),
+            "noeviction",
+        ),
     ),
 ];
 
@@ -383,14 +441,64 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// The config file given on the command line, if any.
     pub file: Option<String>,
+    /// `user` lines (the words after `user`), loaded into the ACL at start-up.
+    pub users: Vec<Vec<Vec<u8>>>,
+    /// The users every core starts with, resolved at start-up (see `acl::load`).
+    pub acl_users: Vec<crate::acl::User>,
     hot: HotValues,
+}
+
+/// How a configuration error starts (Redis's wording).
+const LINE_ERROR: &str = "Reading the configuration file";
+
+/// Includes nested deeper than this are refused (a file including itself).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// A comment Redis ignores and Shardis reads as a directive: CONFIG REWRITE writes
+/// Shardis-only parameters this way, so the file still loads in Redis.
+pub const SHARDIS_ONLY: &str = "#@shardis ";
+
+/// Shardis's own parameters: CONFIG REWRITE writes them behind [`SHARDIS_ONLY`].
+const SHARDIS_PARAMS: &[&str] = &["shards", "spin-before-park-us"];
+
+/// Strings whose empty value CONFIG REWRITE writes (`logfile ""`); for the others an empty
+/// value means unset and writes nothing.
+const EMPTY_WRITTEN: &[&str] = &["aclfile", "proc-title-template", "logfile"];
+
+/// Every parameter: Shardis's own list, then the rest of Redis's directives.
+fn all_params() -> impl Iterator<Item = &'static Param> {
+    PARAMS.iter().chain(directives::DIRECTIVES)
 }
 
 fn find(name: &str) -> Option<&'static Param> {
     let lower = name.to_ascii_lowercase();
-    PARAMS
-        .iter()
-        .find(|p| p.name == lower || p.aliases.contains(&lower.as_str()))
+    all_params().find(|p| p.name == lower || p.aliases.contains(&lower.as_str()))
+}
+
+/// Parameters that take several words (`save 900 1`, `bind a b`); the others take one.
+const MULTI_ARG: &[&str] = &[
+    "save",
+    "client-output-buffer-limit",
+    "oom-score-adj-values",
+    "bind",
+    "replicaof",
+    "latency-tracking-info-percentiles",
+    "shutdown-on-sigint",
+    "shutdown-on-sigterm",
+];
+
+/// `hz`: any integer is taken and capped to 1..=500, as Redis does.
+fn hz(value: &str, _current: &str) -> Result<String, String> {
+    let n: i64 = value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if !(0..=i32::MAX as i64).contains(&n) {
+        return Err(format!(
+            "argument must be between 0 and {} inclusive",
+            i32::MAX
+        ));
+    }
+    Ok(n.clamp(1, 500).to_string())
 }
 
 /// Parses a byte count with an optional unit, as Redis's `memtoull`.
@@ -414,10 +522,34 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 }
 
 impl Param {
+    /// Known to CONFIG GET and CONFIG SET (absent features' directives are only read from
+    /// files).
+    fn settable(&self) -> bool {
+        !matches!(self.support, Support::Absent(_))
+    }
+
     /// Checks `value` and returns its canonical form, or Redis's reason for refusing it.
     /// `current` is the value in force (`client-output-buffer-limit` changes only the classes
     /// it names).
     fn normalize(&self, value: &str, current: &str) -> Result<String, String> {
+        let canonical = self.check(value, current)?;
+        match self.support {
+            Support::Off(feature) | Support::Absent(feature) if canonical != self.default => {
+                let default = if self.default.is_empty() {
+                    "\"\""
+                } else {
+                    self.default
+                };
+                Err(format!(
+                    "{feature} is not available in Shardis yet: only Redis's default value ({default}) is accepted"
+                ))
+            }
+            _ => Ok(canonical),
+        }
+    }
+
+    /// Checks `value` against the parameter's kind and returns its canonical form.
+    fn check(&self, value: &str, current: &str) -> Result<String, String> {
         match self.kind {
             Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "yes" => Ok("yes".into()),
@@ -453,19 +585,10 @@ impl Param {
             Kind::NotifyFlags => shardis_engine::notify::parse_flags(value)
                 .map(shardis_engine::notify::flags_to_string)
                 .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
-            Kind::MemoryOff => match parse_memory(value) {
-                Some(0) => Ok("0".into()),
-                Some(_) => Err(
-                    "a memory limit is not supported yet (no eviction): only 0 is accepted".into(),
-                ),
-                None => Err("argument must be a memory value".into()),
-            },
             Kind::Enum(options) => {
                 let lower = value.to_ascii_lowercase();
                 if options.contains(&lower.as_str()) {
                     Ok(lower)
-                } else if self.name == "appendonly" && (lower == "yes") {
-                    Err("the append-only file is not supported yet".into())
                 } else {
                     Err(format!(
                         "argument(s) must be one of the following: {}",
@@ -514,6 +637,7 @@ impl Param {
                     Ok(value.to_string())
                 }
             }
+            Kind::Custom(check) => check(value, current),
         }
     }
 }
@@ -521,11 +645,12 @@ impl Param {
 impl Default for Config {
     fn default() -> Self {
         let mut config = Config {
-            values: PARAMS
-                .iter()
+            values: all_params()
                 .map(|p| (p.name, p.default.to_string()))
                 .collect(),
             file: None,
+            users: Vec::new(),
+            acl_users: Vec::new(),
             hot: HotValues::default(),
         };
         config.refresh_hot();
@@ -542,7 +667,10 @@ impl Config {
         if let Some(first) = rest.first().filter(|a| !a.starts_with("--")) {
             let text = std::fs::read_to_string(first)
                 .map_err(|e| format!("can't open config file '{first}': {e}"))?;
-            config.file = Some(first.clone());
+            // Absolute: CONFIG REWRITE writes it after the server changed directory.
+            let path = std::fs::canonicalize(first)
+                .map_or_else(|_| first.clone(), |p| p.display().to_string());
+            config.file = Some(path);
             config.load_text(&text)?;
             rest = &rest[1..];
         }
@@ -566,33 +694,90 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies redis.conf-style lines (`name value`, `#` comments, quoted values).
+    /// Applies redis.conf-style lines (`name value`, `#` comments, quoted values); errors are
+    /// worded as Redis words them, with the line.
     pub fn load_text(&mut self, text: &str) -> Result<(), String> {
-        for (lineno, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+        self.load_lines(text, 0)
+    }
+
+    fn load_lines(&mut self, text: &str, depth: usize) -> Result<(), String> {
+        for (i, raw) in text.split('\n').enumerate() {
+            let mut line = raw.trim_matches(|c| " \t\r\n".contains(c));
+            match line.strip_prefix(SHARDIS_ONLY) {
+                Some(rest) => line = rest.trim(),
+                None if line.starts_with('#') => continue,
+                None => {}
+            }
+            if line.is_empty() {
                 continue;
             }
-            let words = split_words(line)
-                .ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
-            let Some((name, values)) = words.split_first() else {
-                continue;
-            };
-            let param = find(name).ok_or_else(|| {
-                format!(
-                    "line {}: Bad directive or wrong number of arguments: '{}'",
-                    lineno + 1,
-                    name
-                )
-            })?;
-            let value = values.join(" ");
-            let canonical = param
-                .normalize(&value, self.get(param.name))
-                .map_err(|e| format!("line {}: '{}': {}", lineno + 1, name, e))?;
-            self.values.insert(param.name, canonical);
+            if let Err(e) = self.load_line(line, depth) {
+                // An included file's error already names its own line.
+                if e.starts_with(LINE_ERROR) {
+                    return Err(e);
+                }
+                return Err(format!(
+                    "{LINE_ERROR}, at line {}\n>>> '{line}'\n{e}",
+                    i + 1
+                ));
+            }
         }
         self.refresh_hot();
         Ok(())
+    }
+
+    /// One directive.
+    fn load_line(&mut self, line: &str, depth: usize) -> Result<(), String> {
+        let words = split_words(line).ok_or("Unbalanced quotes in configuration line")?;
+        let Some((name, values)) = words.split_first() else {
+            return Ok(());
+        };
+        let lower = name.to_ascii_lowercase();
+        if let Some(param) = find(&lower) {
+            if !MULTI_ARG.contains(&param.name) && values.len() != 1 {
+                return Err("wrong number of arguments".into());
+            }
+            let canonical = param.normalize(&values.join(" "), self.get(param.name))?;
+            self.values.insert(param.name, canonical);
+            return Ok(());
+        }
+        if directives::DEPRECATED.contains(&lower.as_str()) && values.len() == 1 {
+            return Ok(());
+        }
+        match lower.as_str() {
+            "include" if values.len() == 1 => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err("Too many nested includes".into());
+                }
+                let path = &values[0];
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("Fatal error, can't open config file '{path}': {e}"))?;
+                self.load_lines(&text, depth + 1)
+            }
+            "user" if !values.is_empty() => {
+                let words: Vec<Vec<u8>> = values.iter().map(|w| w.as_bytes().to_vec()).collect();
+                crate::acl::file::check_config_line(&words, self.acl_all_channels())?;
+                if self.users.iter().any(|u| u.first() == words.first()) {
+                    return Err(format!(
+                        "Error in user declaration '{}': Duplicate user found. A user can only be defined once in config files",
+                        values[0]
+                    ));
+                }
+                self.users.push(words);
+                Ok(())
+            }
+            "rename-command" if values.len() == 2 => {
+                Err("rename-command is not available in Shardis yet".into())
+            }
+            "loadmodule" if !values.is_empty() => {
+                Err("modules are not available in Shardis".into())
+            }
+            "sentinel" => Err("sentinel directive while not in sentinel mode".into()),
+            _ if lower.contains('.') && !values.is_empty() => Err(
+                "Module Configuration detected without loadmodule directive or no ApplyConfig call: aborting".into(),
+            ),
+            _ => Err("Bad directive or wrong number of arguments".into()),
+        }
     }
 
     /// Re-reads the values kept parsed.
@@ -630,7 +815,7 @@ impl Config {
     /// CONFIG GET: every (name, value) whose name (or alias) matches one of the patterns.
     pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for param in PARAMS {
+        for param in all_params().filter(|p| p.settable()) {
             for name in std::iter::once(&param.name).chain(param.aliases) {
                 let hit = patterns
                     .iter()
@@ -643,21 +828,28 @@ impl Config {
         out
     }
 
-    /// Validates CONFIG SET pairs; returns the canonical (name, value) list to apply, or the
-    /// exact error reply text.
+    /// Validates CONFIG SET pairs from a client (`local`: connected over loopback, which
+    /// `enable-protected-configs local` allows); returns the canonical (name, value) list to
+    /// apply, or the exact error reply text.
     pub fn validate_set(
         &self,
         pairs: &[(String, String)],
+        local: bool,
     ) -> Result<Vec<(&'static str, String)>, String> {
         let mut out: Vec<(&'static str, String)> = Vec::new();
         for (name, value) in pairs {
-            let Some(param) = find(name) else {
+            let Some(param) = find(name).filter(|p| p.settable()) else {
                 return Err(format!(
                     "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
                 ));
             };
             if !param.mutable {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+            }
+            if directives::PROTECTED.contains(&param.name)
+                && !self.allows_protected("enable-protected-configs", local)
+            {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"));
             }
             if out.iter().any(|(n, _)| *n == param.name) {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"));
@@ -670,12 +862,135 @@ impl Config {
         Ok(out)
     }
 
+    /// Whether a protected action (`enable-protected-configs`) is allowed for a client, local
+    /// or not.
+    fn allows_protected(&self, setting: &str, local: bool) -> bool {
+        match self.get(setting) {
+            "yes" => true,
+            "local" => local,
+            _ => false,
+        }
+    }
+
+    /// Parameters set to something other than their default that have no effect here, with
+    /// the reason (logged at start-up).
+    pub fn ineffective(&self) -> Vec<(&'static str, &'static str)> {
+        all_params()
+            .filter_map(|p| match p.support {
+                Support::NoEffect(why) if self.get(p.name) != p.default => Some((p.name, why)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What CONFIG REWRITE writes for every parameter, and the `user` lines (`users`: the ACL
+    /// users as ACL LIST describes them; their lines are dropped when an ACL file is used).
+    pub fn rewrite_entries(&self, users: Vec<String>) -> Vec<rewrite::Entry> {
+        let mut out = Vec::new();
+        // Absent features' directives hold their defaults: the file's lines stay as they are.
+        for param in all_params().filter(|p| p.settable()) {
+            let name = param.name;
+            let value = self.get(name);
+            let differs = value != param.default;
+            let mut lines: Vec<(String, bool)> = match param.kind {
+                // Strings (TLS lists and paths included) are written quoted.
+                Kind::Str
+                | Kind::TlsProtocols
+                | Kind::TlsCipherSuites
+                | Kind::TlsCiphers
+                | Kind::NotBuilt { off: "", .. }
+                    if value.is_empty() && !EMPTY_WRITTEN.contains(&name) =>
+                {
+                    Vec::new()
+                }
+                Kind::Str
+                | Kind::TlsProtocols
+                | Kind::TlsCipherSuites
+                | Kind::TlsCiphers
+                | Kind::NotBuilt { off: "", .. } => {
+                    vec![(format!("{name} {}", rewrite::quoted(value)), differs)]
+                }
+                // The working directory is always written, as Redis does.
+                Kind::Dir => vec![(format!("{name} {}", rewrite::quoted(value)), true)],
+                Kind::Memory { .. } => {
+                    let n = value.parse().unwrap_or(0);
+                    vec![(format!("{name} {}", rewrite::bytes(n)), differs)]
+                }
+                Kind::SavePoints if value.is_empty() => vec![("save \"\"".to_string(), true)],
+                Kind::SavePoints => value
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .chunks(2)
+                    .map(|pair| (format!("save {}", pair.join(" ")), true))
+                    .collect(),
+                Kind::OutputLimits => {
+                    let defaults = OutputLimits::parse(param.default).unwrap_or_default();
+                    OutputLimits::parse(value)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(class, l)| {
+                            let force = defaults.get(class).is_none_or(|(_, d)| *d != l);
+                            let line = format!(
+                                "{name} {} {} {} {}",
+                                OUTPUT_CLASSES[class],
+                                rewrite::bytes(l.hard),
+                                rewrite::bytes(l.soft),
+                                l.soft_secs
+                            );
+                            (line, force)
+                        })
+                        .collect()
+                }
+                Kind::NotifyFlags => vec![(format!("{name} {}", rewrite::quoted(value)), differs)],
+                Kind::Custom(_) if value.is_empty() => Vec::new(),
+                _ => vec![(format!("{name} {value}"), differs)],
+            };
+            if SHARDIS_PARAMS.contains(&name) {
+                for (line, _) in &mut lines {
+                    line.insert_str(0, SHARDIS_ONLY);
+                }
+            }
+            out.push(rewrite::Entry {
+                option: name,
+                lines,
+            });
+        }
+        let user_lines = if self.get("aclfile").is_empty() {
+            users.into_iter().map(|u| (u, true)).collect()
+        } else {
+            Vec::new()
+        };
+        out.push(rewrite::Entry {
+            option: "user",
+            lines: user_lines,
+        });
+        out
+    }
+
+    /// The primary name of a directive a configuration file may hold (`user` and the other
+    /// file-only directives included), for CONFIG REWRITE.
+    pub fn directive_name(name: &str) -> Option<&'static str> {
+        if let Some(p) = find(name) {
+            return Some(p.name);
+        }
+        directives::FILE_ONLY
+            .iter()
+            .chain(directives::DEPRECATED)
+            .find(|d| **d == name)
+            .copied()
+    }
+
     /// Applies already validated values.
     pub fn apply(&mut self, values: &[(&'static str, String)]) {
         for (name, value) in values {
             self.values.insert(name, value.clone());
         }
         self.refresh_hot();
+    }
+
+    /// `acl-pubsub-default`: whether new users may use every channel.
+    pub fn acl_all_channels(&self) -> bool {
+        self.get("acl-pubsub-default") == "allchannels"
     }
 
     /// `notify-keyspace-events` as the engine's flags.
@@ -807,17 +1122,145 @@ mod tests {
     fn config_set_validation_matches_redis_errors() {
         let c = Config::default();
         assert_eq!(
-            c.validate_set(&[("nosuch".into(), "1".into())])
+            c.validate_set(&[("nosuch".into(), "1".into())], true)
                 .err()
                 .as_deref(),
             Some("ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'")
         );
-        assert!(c.validate_set(&[("port".into(), "1".into())]).is_err());
+        assert!(c
+            .validate_set(&[("port".into(), "1".into())], true)
+            .is_err());
         let ok = c
-            .validate_set(&[("zset-max-ziplist-entries".into(), "5".into())])
+            .validate_set(&[("zset-max-ziplist-entries".into(), "5".into())], true)
             .expect("ok");
         assert_eq!(ok, vec![("zset-max-listpack-entries", "5".to_string())]);
         assert_eq!(parse_memory("1kb"), Some(1024));
         assert_eq!(parse_memory("1x"), None);
+    }
+
+    #[test]
+    fn every_directive_is_declared_once() {
+        let mut seen = std::collections::HashSet::new();
+        for p in all_params() {
+            for name in std::iter::once(&p.name).chain(p.aliases) {
+                assert!(seen.insert(*name), "{name} declared twice");
+            }
+            // `dir` shows the absolute path of its default.
+            assert!(
+                p.name == "dir" || p.normalize(p.default, p.default).as_deref() == Ok(p.default),
+                "{}: default {:?} is not canonical",
+                p.name,
+                p.default
+            );
+        }
+        for d in directives::PROTECTED
+            .iter()
+            .chain(SHARDIS_PARAMS)
+            .chain(EMPTY_WRITTEN)
+            .chain(MULTI_ARG)
+        {
+            assert!(find(d).is_some(), "{d} is not a parameter");
+        }
+    }
+
+    #[test]
+    fn file_errors_name_the_line_as_redis_does() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.load_text("port 7000\nnosuch 1\n").err().as_deref(),
+            Some("Reading the configuration file, at line 2\n>>> 'nosuch 1'\nBad directive or wrong number of arguments")
+        );
+        assert_eq!(
+            c.load_text("port 1 2").err().as_deref(),
+            Some("Reading the configuration file, at line 1\n>>> 'port 1 2'\nwrong number of arguments")
+        );
+        assert_eq!(
+            c.load_text("appendonly yes").err().as_deref(),
+            Some("Reading the configuration file, at line 1\n>>> 'appendonly yes'\nthe append-only file is not available in Shardis yet: only Redis's default value (no) is accepted")
+        );
+        assert!(c
+            .load_text("list-max-ziplist-entries 10\n#@shardis shards 3\nhz 1000")
+            .is_ok());
+        assert_eq!(c.get("shards"), "3");
+        assert_eq!(c.get("hz"), "500");
+        assert!(c.load_text("sentinel monitor x").is_err());
+    }
+
+    #[test]
+    fn absent_features_take_only_redis_defaults_from_files() {
+        let mut c = Config::default();
+        c.load_text(
+            "slowlog-max-len 128\nrepl-backlog-size 1mb\nslave-serve-stale-data yes\nauto-aof-rewrite-min-size 64mb\nreplicaof no one\nappendonly no\nmaxmemory 0",
+        )
+        .expect("Redis's defaults load");
+        let refused = |line: &str| c.clone().load_text(line).expect_err(line);
+        assert!(refused("slowlog-max-len 64")
+            .ends_with("the slow log is not available in Shardis yet: only Redis's default value (128) is accepted"));
+        assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
+        assert!(refused("appenddirname x")
+            .contains("only Redis's default value (appendonlydir) is accepted"));
+        assert!(refused("maxmemory 1gb").contains("eviction (maxmemory) is not available"));
+        // A wrong value gets Redis's own error first.
+        assert!(
+            refused("slowlog-max-len x").ends_with("argument couldn't be parsed into an integer")
+        );
+        // CONFIG GET and CONFIG SET know only what works, and the switches clients read.
+        assert!(c.matching(&[b"slowlog*"]).is_empty());
+        assert_eq!(
+            c.matching(&[b"appendonly"]),
+            vec![("appendonly".to_string(), "no".to_string())]
+        );
+        assert!(c
+            .validate_set(&[("slowlog-max-len".into(), "128".into())], true)
+            .is_err_and(|e| e.starts_with("ERR Unknown option")));
+        assert!(c
+            .validate_set(&[("appendonly".into(), "yes".into())], true)
+            .is_err_and(|e| e.contains("the append-only file is not available")));
+        // Settings that mean nothing here are taken and reported.
+        c.load_text("jemalloc-bg-thread no\nio-threads 4")
+            .expect("taken");
+        let names: Vec<&str> = c.ineffective().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["io-threads", "jemalloc-bg-thread"]);
+    }
+
+    #[test]
+    fn protected_configs_need_permission() {
+        let mut c = Config::default();
+        let dir = std::env::temp_dir().display().to_string();
+        let set = |c: &Config, local| c.validate_set(&[("dir".into(), dir.clone())], local);
+        assert!(set(&c, true)
+            .err()
+            .is_some_and(|e| e.ends_with("can't set protected config")));
+        c.load_text("enable-protected-configs local")
+            .expect("valid");
+        assert!(set(&c, true).is_ok());
+        assert!(set(&c, false).is_err());
+    }
+
+    #[test]
+    fn rewrite_keeps_the_file_and_changes_values() {
+        let mut c = Config::default();
+        let old = "# comment\nport 6379\nclient-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit replica 256mb 64mb 60\nlogfile \"\"\nslaveof no one\n";
+        c.load_text(old).expect("valid");
+        c.load_text("port 7000\nmaxclients 50\nshards 2\nrequirepass pw")
+            .expect("valid");
+        let entries = c.rewrite_entries(vec!["user default on nopass ~* &* +@all".into()]);
+        let new = rewrite::apply(old, Config::directive_name, entries);
+        assert!(new.starts_with("# comment\nport 7000\nclient-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit slave 256mb 64mb 60\nlogfile \"\"\n"), "{new}");
+        // An absent feature's directive at its default stays as written.
+        assert!(new.contains("\nslaveof no one\n"), "{new}");
+        for line in [
+            "maxclients 50",
+            "#@shardis shards 2",
+            "requirepass \"pw\"",
+            "user default on nopass ~* &* +@all",
+            "save \"\"",
+        ] {
+            assert!(new.contains(line), "{line} missing in {new}");
+        }
+        let mut again = Config::default();
+        again.load_text(&new).expect("the rewritten file loads");
+        assert_eq!(again.get("maxclients"), "50");
+        assert_eq!(again.get("shards"), "2");
     }
 }

@@ -1,6 +1,8 @@
 //! The Shardis runtime: cores, sockets, forwarding and coordination around the engine.
 //!
 //! Layers, each depending only on those above it in this list:
+//! - [`acl`] and [`config`]: users and their permissions, and the parameters (data, no I/O
+//!   beyond reading their files).
 //! - [`io`]: the core's io_uring ring, provided buffers, listening sockets, start-up probes.
 //! - [`core`]: one core's state (shard, config, clients, clock, timers), its end of the mesh,
 //!   and the shard's side of the shard lock and of blocking commands.
@@ -15,6 +17,7 @@
 //! Besides: [`config`], [`logging`], [`alloc`], and [`tls`] (the TLS settings and the record
 //! layer of TLS connections, used by CONFIG SET, start-up and the event loop).
 
+pub mod acl;
 pub mod alloc;
 pub mod cmd;
 pub mod config;
@@ -25,6 +28,7 @@ pub mod io;
 pub mod logging;
 pub mod net;
 pub mod persist;
+pub mod process;
 pub mod script;
 pub mod server;
 pub mod tls;

@@ -1,7 +1,7 @@
 //! `shardis-server [config-file] [--name value ...]`: a Redis-compatible server with one
 //! shard per core.
 
-use shardis_server::{alloc, cmd, config, logging, server};
+use shardis_server::{alloc, cmd, config, logging, process, server};
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
@@ -29,7 +29,10 @@ fn main() {
     let config = match config::Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("*** FATAL CONFIG ERROR ***\n{e}");
+            eprintln!(
+                "\n*** FATAL CONFIG FILE ERROR (Redis {}) ***\n{e}",
+                cmd::REDIS_VERSION
+            );
             std::process::exit(1);
         }
     };
@@ -37,7 +40,18 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
-    if let Err(e) = server::run(config) {
+    // Background, pid file, supervision: before any thread starts.
+    if let Err(e) = process::start(&config) {
+        tracing::error!("{e}");
+        eprintln!("shardis-server: {e}");
+        std::process::exit(1);
+    }
+    for (name, why) in config.ineffective() {
+        tracing::warn!("'{name}' has no effect in Shardis: {why}");
+    }
+    let result = server::run(config);
+    process::stopping();
+    if let Err(e) = result {
         tracing::error!("{e}");
         eprintln!("shardis-server: {e}");
         std::process::exit(1);

@@ -70,6 +70,13 @@ pub fn run(mut config: Config) -> Result<(), String> {
     if let Ok(cwd) = std::env::current_dir() {
         config.apply(&[("dir", cwd.display().to_string())]);
     }
+    // After the chdir, as Redis: a relative `aclfile` is relative to `dir`.
+    config.acl_users = crate::acl::load(
+        config.get("requirepass"),
+        &config.users,
+        config.get("aclfile"),
+        config.acl_all_channels(),
+    )?;
     info!("{}", probe::check_memlock(shards)?);
     crate::persist::init();
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
@@ -80,6 +87,9 @@ pub fn run(mut config: Config) -> Result<(), String> {
     }
     let mut mesh = MeshBuilder::<Msg>::new(shards);
     let mut handles = Vec::with_capacity(shards);
+    // Every core says when its listeners are open: only then is the server ready (a
+    // supervisor is told, and clients connect).
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     for i in 0..shards {
         let placement = match cpus.get(i % cpus.len().max(1)) {
             Some(&cpu) => Placement::Fixed(cpu),
@@ -90,19 +100,28 @@ pub fn run(mut config: Config) -> Result<(), String> {
             .ok_or_else(|| format!("no mesh endpoint for shard {i}"))?;
         let config = config.clone();
         let addrs = addrs.clone();
+        let ready = ready_tx.clone();
         let tls = tls.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .io_memory(probe::IO_MEMORY)
             .preempt_timer(PREEMPT_PERIOD)
-            .spawn(move || async move { core_main(endpoint, config, tls, shards, addrs).await })
+            .spawn(
+                move || async move { core_main(endpoint, config, tls, shards, addrs, ready).await },
+            )
             .map_err(|e| format!("cannot start executor {i}: {e}"))?;
         handles.push(handle);
     }
-    if tls_port != 0 {
-        info!(shards, port, tls_port, "Ready to accept connections");
-    } else {
-        info!(shards, port, "Ready to accept connections");
+    drop(ready_tx);
+    // A core that fails drops its sender unused: then not every core is ready, and the join
+    // below reports why.
+    if (0..shards).all(|_| ready_rx.recv().is_ok()) {
+        if tls_port != 0 {
+            info!(shards, port, tls_port, "Ready to accept connections");
+        } else {
+            info!(shards, port, "Ready to accept connections");
+        }
+        crate::process::ready();
     }
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
     // slow to wind down: after the grace period, exit anyway.
@@ -161,6 +180,7 @@ async fn core_main(
     tls: Option<Arc<rustls::ServerConfig>>,
     shards: usize,
     addrs: Vec<listen::BindAddr>,
+    ready: std::sync::mpsc::Sender<()>,
 ) -> Result<(), String> {
     let backlog = config.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     let core = Rc::new(Core::new(mesh, shards, config));
@@ -195,6 +215,8 @@ async fn core_main(
             format!("io_uring setup: {e}")
         }
     })?;
+    let _ = ready.send(());
+    drop(ready);
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
     Ok(())
@@ -214,8 +236,11 @@ async fn clock(core: Rc<Core>) {
         };
         if !events.is_empty() {
             let flags = core.shard.borrow().notify_flags;
+            core.track_events(&events);
             core.publish_events(events, flags);
         }
+        // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
+        core.track_limit();
         close_idle_clients(&core, now);
         // `save` rules, and the save before a shutdown a signal asked for (core 0).
         crate::persist::save::tick(&core);

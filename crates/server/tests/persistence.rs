@@ -288,7 +288,12 @@ fn failing_saves_refuse_writes_with_misconf() {
     let dir = temp_dir("misconf");
     let gone = dir.join("gone");
     std::fs::create_dir_all(&gone).expect("dir");
-    let server = start(1, &dir, &["--save", "3600 1"]);
+    // CONFIG SET dir is a protected config, as in Redis.
+    let server = start(
+        1,
+        &dir,
+        &["--save", "3600 1", "--enable-protected-configs", "yes"],
+    );
     let mut c = server.conn();
     let _: () = redis::cmd("CONFIG")
         .arg("SET")

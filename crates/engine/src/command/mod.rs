@@ -233,6 +233,9 @@ pub const ACL_CATEGORIES: &[&str] = &[
 pub struct Command {
     /// Full name: `get`, or `client|list` for a subcommand.
     pub name: String,
+    /// The command's place among every Redis 7.0 command ([`all_facts`]): ACL rules and
+    /// per-command statistics index by it.
+    pub id: usize,
     pub facts: &'static CommandFacts,
     pub exec: Exec,
     pub fanout: Fanout,
@@ -349,9 +352,10 @@ pub fn lookup(args: &[Bytes]) -> Result<&'static Command, Reply> {
 
 impl Registry {
     fn build() -> Registry {
-        let facts: HashMap<(Option<&str>, &str), &'static CommandFacts> = facts::FACTS
+        let facts: HashMap<(Option<&str>, &str), (usize, &'static CommandFacts)> = facts::FACTS
             .iter()
-            .map(|f| ((f.container, f.name), f))
+            .enumerate()
+            .map(|(id, f)| ((f.container, f.name), (id, f)))
             .collect();
         let mut commands: Vec<Command> = Vec::new();
         let mut by_name = ahash::HashMap::default();
@@ -363,11 +367,11 @@ impl Registry {
                 Some((c, n)) => (Some(c), n),
                 None => (None, reg.name),
             };
-            let Some(&f) = facts.get(&(container, name)) else {
+            let Some(&(id, f)) = facts.get(&(container, name)) else {
                 // A registration without facts is a bug in table.rs, caught by a unit test.
                 continue;
             };
-            let mut cmd = Command::new(reg.name.to_string(), f, reg.exec, reg.fanout);
+            let mut cmd = Command::new(reg.name.to_string(), id, f, reg.exec, reg.fanout);
             cmd.key_finder = reg.key_finder;
             cmd.getkeys = reg.getkeys;
             cmd.blocking = reg.blocking;
@@ -381,12 +385,13 @@ impl Registry {
                     let idx = match by_name.get(parent) {
                         Some(&i) => i,
                         None => {
-                            let Some(&pf) = facts.get(&(None, parent)) else {
+                            let Some(&(pid, pf)) = facts.get(&(None, parent)) else {
                                 continue;
                             };
                             by_name.insert(pf.name, commands.len());
                             commands.push(Command::new(
                                 parent.to_string(),
+                                pid,
                                 pf,
                                 Exec::Server(ServerCmd::Container),
                                 Fanout::Local,
@@ -472,7 +477,13 @@ fn lowercase(name: &[u8]) -> Option<([u8; 64], usize)> {
 }
 
 impl Command {
-    fn new(name: String, facts: &'static CommandFacts, exec: Exec, fanout: Fanout) -> Command {
+    fn new(
+        name: String,
+        id: usize,
+        facts: &'static CommandFacts,
+        exec: Exec,
+        fanout: Fanout,
+    ) -> Command {
         let mut flags = Flags::from_names(facts.flags);
         let movable = facts.key_specs.iter().any(|s| {
             !matches!(s.begin_search, BeginSearch::Index(_))
@@ -485,6 +496,7 @@ impl Command {
             legacy_range: legacy_range(facts),
             acl_categories: acl_categories(facts, flags),
             name,
+            id,
             facts,
             exec,
             fanout,
@@ -496,6 +508,17 @@ impl Command {
             split_rule: None,
         }
     }
+}
+
+/// Every Redis 7.0 command and subcommand Shardis knows the facts of, implemented or not (ACL
+/// rules name commands by these; [`Command::id`] is a position in this list).
+pub fn all_facts() -> &'static [CommandFacts] {
+    facts::FACTS
+}
+
+/// The ACL categories of any known command, explicit and implied, in Redis's order.
+pub fn categories_of(facts: &CommandFacts) -> Vec<&'static str> {
+    acl_categories(facts, Flags::from_names(facts.flags))
 }
 
 /// Explicit categories plus those Redis implies from the flags (`setImplicitACLCategories`).

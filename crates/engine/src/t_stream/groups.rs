@@ -8,8 +8,8 @@ use super::cgroup::{ConsumerGroup, DeliveryCount};
 use super::commands::{empty_stream, parse_ids};
 use super::id::{self, c_str, is_word, StreamId};
 use super::{
-    c_text, no_such_key_or_group, now, parse_int, parse_int_or, read_stream, read_stream_mut,
-    subcommand_syntax_error, tri, write_stream,
+    c_text, no_such_key_or_group, now, parse_int, parse_int_or, read_stream, read_stream_mut, tri,
+    write_stream,
 };
 use crate::error;
 use crate::shard::Ctx;
@@ -63,7 +63,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             };
             i += 2;
         } else {
-            return subcommand_syntax_error(args);
+            return error::subcommand_syntax(args);
         }
     }
     let (key, group) = (&args[2], &args[3]);
@@ -161,7 +161,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             }
             Reply::Int(pending.unwrap_or(0) as i64)
         }
-        _ => subcommand_syntax_error(args),
+        _ => error::subcommand_syntax(args),
     }
 }
 

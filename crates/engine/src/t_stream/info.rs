@@ -6,7 +6,7 @@ use shardis_resp::Reply;
 use super::cgroup::ConsumerGroup;
 use super::id::{is_word, StreamId};
 use super::stream::StreamValue;
-use super::{c_text, entries_reply, now, parse_int, read_stream, subcommand_syntax_error, tri};
+use super::{c_text, entries_reply, now, parse_int, read_stream, tri};
 use crate::error;
 use crate::shard::Ctx;
 use crate::t_keys::help_reply;
@@ -64,7 +64,7 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     } else if is_word(sub, "stream") {
         stream_info(stream, args)
     } else {
-        subcommand_syntax_error(args)
+        error::subcommand_syntax(args)
     }
 }
 
@@ -94,7 +94,7 @@ fn stream_info(stream: &StreamValue, args: &[Bytes]) -> Reply {
                 n => Some(n),
             }
         }
-        _ => return subcommand_syntax_error(args),
+        _ => return error::subcommand_syntax(args),
     };
     let mut info = vec![
         field("length", int(stream.len())),

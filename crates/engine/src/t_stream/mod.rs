@@ -22,7 +22,6 @@ pub mod stream;
 #[cfg(test)]
 mod tests;
 
-use bytes::Bytes;
 use shardis_resp::Reply;
 
 use crate::command::table::Registration;
@@ -131,17 +130,6 @@ fn now(ctx: &Ctx<'_>) -> i64 {
 /// Reads an argument as Redis formats it with `%s`: up to its first NUL, lossily as text.
 fn c_text(arg: &[u8]) -> String {
     String::from_utf8_lossy(id::c_str(arg)).into_owned()
-}
-
-/// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
-fn subcommand_syntax_error(args: &[Bytes]) -> Reply {
-    let sub = id::c_str(args.get(1).map_or(&[][..], |a| &a[..]));
-    let sub = &sub[..sub.len().min(128)];
-    let cmd = c_text(args.first().map_or(&[][..], |a| &a[..])).to_ascii_uppercase();
-    Reply::error(error::sanitize(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {cmd} HELP.",
-        String::from_utf8_lossy(sub)
-    )))
 }
 
 /// `NOGROUP No such key '<key>' or consumer group '<group>'` and its variants.

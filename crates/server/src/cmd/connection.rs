@@ -38,11 +38,13 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             multi::reset(s);
             stop_monitoring(s);
             super::pubsub::forget_all(&s.core, &mut s.client.borrow_mut(), s.conn);
+            crate::core::tracking::disable(&s.core, &mut s.client.borrow_mut());
+            super::acl::reset_auth(s);
             let mut c = s.client.borrow_mut();
             c.db = 0;
             c.resp3 = false;
             c.name = None;
-            c.reply_mode = ReplyMode::On;
+            c.resume_replies();
             Reply::simple("RESET")
         }
         ServerCmd::Hello => hello(s, args),
@@ -77,7 +79,11 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 b"skip" => ReplyMode::SkipNext,
                 _ => return Some(error::syntax()),
             };
-            s.client.borrow_mut().reply_mode = mode;
+            if mode == ReplyMode::On {
+                s.client.borrow_mut().resume_replies();
+            } else {
+                s.client.borrow_mut().reply_mode = mode;
+            }
             match mode {
                 ReplyMode::On => Reply::Ok,
                 // No reply: nothing at all is written.
@@ -87,6 +93,10 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         ServerCmd::ClientHelp => help(
             "CLIENT",
             &[
+                "CACHING (YES|NO)",
+                "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                "GETREDIR",
+                "    Return the client ID we are redirecting to when tracking is enabled.",
                 "GETNAME",
                 "    Return the name of the current connection.",
                 "ID",
@@ -107,6 +117,11 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "    Assign the name <name> to the current connection.",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                 "    Unblock the specified blocked client.",
+                "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                "         [OPTIN] [OPTOUT] [NOLOOP]",
+                "    Control server assisted client side caching.",
+                "TRACKINGINFO",
+                "    Report tracking status for the current connection.",
             ],
         ),
         _ => return None,
@@ -152,9 +167,8 @@ fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
     while i < args.len() {
         let more = args.len() - i - 1;
         if args[i].eq_ignore_ascii_case(b"auth") && more >= 2 {
-            // Only the default user exists and it has no password (as a fresh Redis).
-            if !args[i + 1].eq_ignore_ascii_case(b"default") {
-                return Reply::err("WRONGPASS invalid username-password pair or user is disabled.");
+            if let Err(e) = super::acl::authenticate(s, &args[i + 1], &args[i + 2], &args[0]) {
+                return e;
             }
             i += 3;
         } else if args[i].eq_ignore_ascii_case(b"setname") && more >= 1 {
@@ -173,6 +187,9 @@ fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         }
     }
     let mut c = s.client.borrow_mut();
+    if !c.authenticated {
+        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
     if let Some(p) = proto {
         c.resp3 = p == 3;
     }
@@ -305,6 +322,7 @@ struct KillFilter {
     laddr: Option<String>,
     skip: Option<u64>,
     max_age: Option<u64>,
+    user: Option<Vec<u8>>,
     no_type_match: bool,
 }
 
@@ -333,9 +351,10 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
                 b"addr" => f.addr = Some(text(val)),
                 b"laddr" => f.laddr = Some(text(val)),
                 b"user" => {
-                    if !val.eq_ignore_ascii_case(b"default") {
-                        f.no_type_match = true;
+                    if s.core.acl.borrow().get(val).is_none() {
+                        return Reply::error(format!("ERR No such user '{}'", text(val)));
                     }
+                    f.user = Some(val.to_vec());
                 }
                 b"type" => match val.to_ascii_lowercase().as_slice() {
                     b"normal" => {}
@@ -370,7 +389,8 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
                     && f.addr.as_ref().is_none_or(|a| *a == c.addr)
                     && f.laddr.as_ref().is_none_or(|a| *a == c.laddr)
                     && f.skip != Some(*id)
-                    && f.max_age.is_none_or(|m| c.created.elapsed().as_secs() >= m);
+                    && f.max_age.is_none_or(|m| c.created.elapsed().as_secs() >= m)
+                    && f.user.as_ref().is_none_or(|u| *u == c.user.borrow().name);
                 if hit {
                     c.kill();
                     n += 1;

@@ -33,6 +33,8 @@ struct CoreReport {
     /// (keys, volatile keys) per database.
     dbs: Vec<(usize, usize)>,
     allocated: isize,
+    /// Client-side caching: (tracking clients here, tracked keys, items, BCAST prefixes).
+    tracking: (usize, usize, usize, usize),
 }
 
 pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
@@ -69,6 +71,15 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                     .map(|d| (d.len(), d.volatile_len()))
                     .collect(),
                 allocated: crate::alloc::allocated_here(),
+                tracking: {
+                    let t = core.tracking.borrow();
+                    let clients = core.clients.borrow();
+                    let on = clients
+                        .values()
+                        .filter(|c| c.try_borrow().is_ok_and(|c| c.tracking.on))
+                        .count();
+                    (on, t.keys(), t.items(), t.prefixes())
+                },
             }
         })
         .await;
@@ -109,10 +120,11 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "clients",
         format!(
-            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
             reports.iter().map(|r| r.clients).sum::<usize>(),
             config.get("maxclients"),
             reports.iter().map(|r| r.blocked).sum::<usize>(),
+            reports.iter().map(|r| r.tracking.0).sum::<usize>(),
         ),
     );
     let used: isize = reports.iter().map(|r| r.allocated).sum();
@@ -131,7 +143,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:0\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:0\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),
@@ -140,6 +152,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             sum(&|r| r.expired_keys),
             sum(&|r| r.keyspace_hits),
             sum(&|r| r.keyspace_misses),
+            reports.iter().map(|r| r.tracking.1).sum::<usize>(),
+            reports.iter().map(|r| r.tracking.2).sum::<usize>(),
+            // Every core has the same copy of the prefixes.
+            reports.first().map_or(0, |r| r.tracking.3),
             sum(&|r| r.stats.client_qbuf_limit_disconnections),
             sum(&|r| r.stats.client_outbuf_limit_disconnections),
         ),

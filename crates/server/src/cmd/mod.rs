@@ -3,12 +3,14 @@
 //! (SCAN, RANDOMKEY). Most answer at once and run inline on the event loop; those that must
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
+pub mod acl;
 pub mod connection;
 pub mod debug;
 pub mod info;
 pub mod keyspace;
 pub mod pubsub;
 pub mod server;
+pub mod tracking;
 
 use bytes::Bytes;
 use shardis_engine::{error, Command, ServerCmd};
@@ -40,6 +42,11 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::SSubscribe
             | ServerCmd::SUnsubscribe
             | ServerCmd::Monitor
+            | ServerCmd::ClientTracking
+            | ServerCmd::AclSetUser
+            | ServerCmd::AclDelUser
+            | ServerCmd::AclLoad
+            | ServerCmd::AclLog
             | ServerCmd::Save
             | ServerCmd::BgSave
             | ServerCmd::Shutdown
@@ -64,6 +71,8 @@ pub fn run_sync(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))
                 .or_else(|| pubsub::run_sync(s, which, args))
+                .or_else(|| tracking::run_sync(s, which, args))
+                .or_else(|| acl::run_sync(s, which, args))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
         ),
     }
@@ -87,6 +96,12 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     if let Some(r) = pubsub::run_async(s, which, args).await {
         return Some(r);
     }
+    if let Some(r) = tracking::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = acl::run_async(s, which, args).await {
+        return Some(r);
+    }
     if which == ServerCmd::Debug {
         return Some(debug::debug(s, args).await);
     }
@@ -108,6 +123,6 @@ pub(crate) fn help(container: &str, lines: &[&str]) -> Reply {
     )];
     out.extend(lines.iter().map(|l| Reply::Simple(l.to_string().into())));
     out.push(Reply::simple("HELP"));
-    out.push(Reply::simple("    Print this help."));
+    out.push(Reply::simple("    Prints this help."));
     Reply::Array(out)
 }

@@ -8,6 +8,7 @@ use shardis_engine::{error, Command, ServerCmd, REGISTRY};
 use shardis_resp::Reply;
 
 use super::{bulk, help, text};
+use crate::config::{rewrite, Config};
 use crate::conn::session::Session;
 
 /// The server commands that answer at once; None for the others.
@@ -81,8 +82,11 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "    Set the configuration <directive> to <value>.",
                 "RESETSTAT",
                 "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
             ],
         ),
+        ServerCmd::ConfigRewrite => config_rewrite(s),
         ServerCmd::Time => {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -210,7 +214,8 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         .chunks(2)
         .map(|p| (text(&p[0]), text(&p[1])))
         .collect();
-    let values = match s.core.config.borrow().validate_set(&pairs) {
+    let local = crate::io::listen::is_loopback(&s.client.borrow().addr);
+    let values = match s.core.config.borrow().validate_set(&pairs, local) {
         Ok(v) => v,
         Err(e) => return Reply::error(e),
     };
@@ -242,6 +247,7 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
             ));
         }
     }
+    let applied = values.clone();
     s.core
         .broadcast(move |core| {
             if let Some(loaded) = &tls {
@@ -251,11 +257,58 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
             config.apply(&values);
             let mut shard = core.shard.borrow_mut();
             shard.config = config.engine();
-            shard.notify_flags = config.notify_flags();
+            // Client-side caching's own flag is the runtime's, not the configuration's.
+            shard.notify_flags =
+                config.notify_flags() | shard.notify_flags & shardis_engine::notify::TRACKING;
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));
+    super::acl::after_config_set(s, &applied).await;
     Reply::Ok
+}
+
+/// CONFIG REWRITE: the configuration file updated with the values in force (and the ACL
+/// users as `user` lines), comments and order kept.
+fn config_rewrite(s: &Session) -> Reply {
+    let config = s.core.config.borrow();
+    let Some(path) = config.file.clone() else {
+        return Reply::err("ERR The server is running without a config file");
+    };
+    let users: Vec<String> = s
+        .core
+        .acl
+        .borrow()
+        .users()
+        .map(|u| {
+            let u = u.borrow();
+            format!(
+                "user {} {}",
+                String::from_utf8_lossy(&u.name),
+                String::from_utf8_lossy(&u.describe())
+            )
+        })
+        .collect();
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return rewrite_failed(&e),
+    };
+    let new = rewrite::apply(&old, Config::directive_name, config.rewrite_entries(users));
+    match rewrite::write_file(&path, &new) {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            Reply::Ok
+        }
+        Err(e) => rewrite_failed(&e),
+    }
+}
+
+fn rewrite_failed(e: &std::io::Error) -> Reply {
+    tracing::warn!("CONFIG REWRITE failed: {e}");
+    Reply::error(format!(
+        "ERR Rewriting config file: {}",
+        super::acl::strerror(e)
+    ))
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first with SAVE, or without NOSAVE

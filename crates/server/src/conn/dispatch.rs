@@ -42,6 +42,7 @@ pub fn run<'a>(
 /// A command over shard data, wherever its keys are.
 async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>) -> Option<Reply> {
     let (db, resp3) = s.db_resp3();
+    let track = s.tracker();
     let core = s.core.clone();
     let shards = core.shards;
     if let Fanout::AllShards(merge) = cmd.fanout {
@@ -54,6 +55,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         let who = Blocker {
             client: &s.client,
             hangup: &s.hangup,
+            track,
         };
         return blocking::block(&core, who, cmd, args, db, resp3).await;
     }
@@ -75,19 +77,21 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
             .await
             .unwrap_or_default();
         if extra.iter().any(|k| route::shard_of(k, shards) != home) {
-            return Some(fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, s.tx).await);
+            return Some(
+                fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, track, s.tx).await,
+            );
         }
     }
     Some(match target {
         Target::Shard(shard) if shard == core.id && s.tx.is_some() => {
-            core.execute(cmd, &args, db, resp3)
+            core.execute(cmd, &args, db, resp3, track)
         }
         Target::Shard(shard) if shard == core.id => {
             // Outside a transaction, wait while a lock holder claims these keys.
             while core.lock_blocks(cmd, &args, db, None) {
                 let _ = core.lock_released().await;
             }
-            core.execute(cmd, &args, db, resp3)
+            core.execute(cmd, &args, db, resp3, track)
         }
         Target::Shard(shard) => {
             let request = Request {
@@ -95,6 +99,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
                 args,
                 db,
                 resp3,
+                track,
             };
             core.send_batch(shard, vec![request], s.tx, LockStep::None)
                 .replies()
@@ -104,9 +109,9 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         }
         Target::Several => match cmd.fanout {
             Fanout::Split(merge) => {
-                fanout::split(&core, cmd, args, &keys, db, resp3, merge, s.tx).await
+                fanout::split(&core, cmd, args, &keys, db, resp3, track, merge, s.tx).await
             }
-            _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, s.tx).await,
+            _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, track, s.tx).await,
         },
     })
 }
@@ -117,6 +122,10 @@ async fn exec(s: &mut Session) -> Reply {
         return Reply::err("ERR EXEC without MULTI");
     };
     let exec_args = [bytes::Bytes::from_static(b"exec")];
+    let mut state = state;
+    // ACL rules may have changed since the commands were queued: denied ones answer an
+    // error in their place and do not run.
+    let denied = recheck_acl(s, &mut state.queued);
     if state.failed {
         multi::unwatch_all(s);
         feed_monitors(s, &exec_args);
@@ -148,12 +157,43 @@ async fn exec(s: &mut Session) -> Reply {
     } else {
         exec_locked(s, plan, state.queued).await
     };
+    let reply = match reply {
+        Reply::Array(mut replies) if !denied.is_empty() => {
+            for (at, err) in denied {
+                replies.insert(at.min(replies.len()), err);
+            }
+            Reply::Array(replies)
+        }
+        other => other,
+    };
     multi::unwatch_all(s);
     for args in &described {
         feed_monitors(s, args);
     }
     feed_monitors(s, &exec_args);
     reply
+}
+
+/// Removes the queued commands the client's user may no longer run; returns each one's
+/// position and error.
+fn recheck_acl(
+    s: &Session,
+    queued: &mut Vec<(&'static Command, Vec<Bytes>)>,
+) -> Vec<(usize, Reply)> {
+    let mut denied = Vec::new();
+    let mut at = 0;
+    queued.retain(|(cmd, args)| {
+        let keep = match cmd::acl::admit_queued(s, cmd, args) {
+            Ok(()) => true,
+            Err(e) => {
+                denied.push((at, e));
+                false
+            }
+        };
+        at += 1;
+        keep
+    });
+    denied
 }
 
 /// Describes a command of this session to the MONITOR clients.
@@ -178,7 +218,7 @@ async fn exec_on_one_shard(
             Exec::Server(which) => replies.push(cmd::run_sync(s, which, cmd, &args)),
             Exec::Shard(_) => {
                 let (db, resp3) = s.db_resp3();
-                batch.push(cmd, &args, db, resp3);
+                batch.push(cmd, &args, db, resp3, s.tracker());
                 replies.push(None);
             }
         }
@@ -246,6 +286,7 @@ async fn exec_locked(
                     args,
                     db,
                     resp3,
+                    track: s.tracker(),
                 },
             ));
             continue;

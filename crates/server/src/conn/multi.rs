@@ -181,6 +181,7 @@ pub fn one_shard_each(
     queued: &[(&'static Command, Vec<Bytes>)],
 ) -> Option<Vec<(usize, Request)>> {
     let (db, resp3) = s.db_resp3();
+    let track = s.tracker();
     let mut jobs = Vec::with_capacity(queued.len());
     for (cmd, args) in queued {
         if !matches!(cmd.exec, Exec::Shard(_)) || matches!(cmd.fanout, Fanout::AllShards(_)) {
@@ -194,6 +195,7 @@ pub fn one_shard_each(
                 args: args.clone(),
                 db,
                 resp3,
+                track,
             },
         ));
     }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use shardis_engine::Command;
 
 use crate::core::client::{ClientHandle, Hangup};
+use crate::core::pubsub::Subscriber;
 use crate::core::shard_lock::{TxId, WatchedKey};
+use crate::core::tracking::Caller;
 use crate::core::{ConnRef, Core};
 
 /// Commands queued by MULTI.
@@ -59,5 +61,18 @@ impl Session {
     pub fn db_resp3(&self) -> (usize, bool) {
         let c = self.client.borrow();
         (c.db, c.resp3)
+    }
+
+    /// What the shards are told about this client's next command when it tracks keys.
+    pub fn tracker(&self) -> Option<Caller> {
+        self.client.borrow().tracking.caller(self.me())
+    }
+
+    /// This connection as deliveries address it.
+    pub fn me(&self) -> Subscriber {
+        Subscriber {
+            core: self.core.id,
+            conn: self.conn,
+        }
     }
 }

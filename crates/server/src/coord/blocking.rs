@@ -29,16 +29,19 @@ use shardis_resp::Reply;
 use super::{fanout, route, txn};
 use crate::core::client::{ClientHandle, Hangup, Unblock};
 use crate::core::shard_lock::LockStep;
+use crate::core::tracking::Caller;
 use crate::core::waiters::{self, is_null, Waiter};
 use crate::core::{Core, Request};
 
 /// The reply a ready-only waiter gets: "the key has data, try now".
 const READY: Reply = Reply::Ok;
 
-/// Who is blocking: the client record and its hang-up signal.
+/// Who is blocking: the client record and its hang-up signal, and what the shards are told
+/// about it when it tracks keys.
 pub struct Blocker<'a> {
     pub client: &'a ClientHandle,
     pub hangup: &'a Hangup,
+    pub track: Option<Caller>,
 }
 
 /// One call of a blocking command: what it is, where its keys are.
@@ -48,6 +51,7 @@ struct Call {
     args: Vec<Bytes>,
     db: usize,
     resp3: bool,
+    track: Option<Caller>,
     /// The indexes of the keys it waits on.
     waited: Vec<usize>,
     /// The shard owning each group of waited keys, in key order.
@@ -81,14 +85,15 @@ pub async fn block(
     db: usize,
     resp3: bool,
 ) -> Option<Reply> {
+    let track = who.track;
     let Some(blocking) = cmd.blocking else {
-        return Some(run_once(core, cmd, args, db, resp3).await);
+        return Some(run_once(core, cmd, args, db, resp3, track).await);
     };
     let mut waited = Vec::new();
     cmd.waited_key_indexes(&args, &mut waited);
     if waited.is_empty() {
         // No key to wait on means arguments the command rejects (numkeys…): its own error.
-        return Some(run_once(core, cmd, args, db, resp3).await);
+        return Some(run_once(core, cmd, args, db, resp3, track).await);
     }
     // Owned copies: the waiters outlive the read buffer the arguments point into.
     let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
@@ -108,6 +113,7 @@ pub async fn block(
         args,
         db,
         resp3,
+        track,
         waited,
         order,
     };
@@ -177,11 +183,10 @@ fn run_and_register(
     blocking: Blocking,
     args: &[Bytes],
     keys: Vec<Bytes>,
-    db: usize,
-    resp3: bool,
+    (db, resp3, track): (usize, bool, Option<Caller>),
     template: Option<Template>,
 ) -> (Reply, Option<u64>) {
-    let reply = core.execute(cmd, args, db, resp3);
+    let reply = core.execute(cmd, args, db, resp3, track);
     let Some(template) = template.filter(|_| is_null(&reply)) else {
         return (reply, None);
     };
@@ -193,7 +198,7 @@ fn run_and_register(
         reply,
         Some(waiters::add(
             core,
-            waiter(cmd, blocking, args, keys, db, resp3, &template),
+            waiter(cmd, blocking, args, keys, (db, resp3, track), &template),
         )),
     )
 }
@@ -205,8 +210,7 @@ fn waiter(
     blocking: Blocking,
     args: Vec<Bytes>,
     keys: Vec<Bytes>,
-    db: usize,
-    resp3: bool,
+    (db, resp3, track): (usize, bool, Option<Caller>),
     template: &Template,
 ) -> Waiter {
     Waiter {
@@ -215,6 +219,7 @@ fn waiter(
             args,
             db,
             resp3,
+            track,
         },
         keys,
         blocking,
@@ -238,6 +243,7 @@ fn keys_on(call: &Call, shard: usize) -> Vec<Bytes> {
 /// that found nothing is registered on those shards before anything else can run there.
 async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> Attempt {
     let (cmd, blocking, db, resp3) = (call.cmd, call.blocking, call.db, call.resp3);
+    let who = (db, resp3, call.track);
     if let Some(shard) = call.single_shard {
         let (args, keys, template) = (call.args.clone(), keys_on(call, shard), register.cloned());
         let free = core
@@ -246,7 +252,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
                     return None;
                 }
                 Some(run_and_register(
-                    c, cmd, blocking, &args, keys, db, resp3, template,
+                    c, cmd, blocking, &args, keys, who, template,
                 ))
             })
             .await
@@ -264,7 +270,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
                     (call.args.clone(), keys_on(call, shard), register.cloned());
                 let done = core
                     .run_on(shard, move |c| {
-                        run_and_register(c, cmd, blocking, &args, keys, db, resp3, template)
+                        run_and_register(c, cmd, blocking, &args, keys, who, template)
                     })
                     .await;
                 txn::unlock(core, held);
@@ -279,7 +285,18 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
     if cmd.fanout == Fanout::Gather {
         let mut keys = Vec::new();
         cmd.key_indexes(&call.args, &mut keys);
-        let reply = fanout::gather(core, cmd, call.args.clone(), &keys, &[], db, resp3, None).await;
+        let reply = fanout::gather(
+            core,
+            cmd,
+            call.args.clone(),
+            &keys,
+            &[],
+            db,
+            resp3,
+            call.track,
+            None,
+        )
+        .await;
         let mut registered = Vec::new();
         if let (true, Some(template)) = (is_null(&reply), register) {
             // Moves across shards are re-run by the client; its waiters only watch the keys,
@@ -290,8 +307,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
                     blocking,
                     call.args.clone(),
                     keys_on(call, *shard),
-                    db,
-                    resp3,
+                    who,
                     template,
                 );
                 if let Some(Some(id)) = core.run_on(*shard, move |c| waiters::register(c, w)).await
@@ -319,6 +335,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
 /// nothing was found anywhere, the waiters registered on the way stay.
 async fn attempt_shards(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> Attempt {
     let (cmd, blocking, db, resp3) = (call.cmd, call.blocking, call.db, call.resp3);
+    let who = (db, resp3, call.track);
     let per_shard: Vec<(usize, Vec<usize>, Vec<Bytes>)> = call
         .order
         .iter()
@@ -345,7 +362,7 @@ async fn attempt_shards(core: &Rc<Core>, call: &Call, register: Option<&Template
         let (keys, template) = (keys_on(call, shard), register.cloned());
         let (reply, id) = core
             .run_on(shard, move |c| {
-                run_and_register(c, cmd, blocking, &sub, keys, db, resp3, template)
+                run_and_register(c, cmd, blocking, &sub, keys, who, template)
             })
             .await
             .unwrap_or((Reply::NilArray, None));
@@ -377,12 +394,14 @@ async fn run_once(
     args: Vec<Bytes>,
     db: usize,
     resp3: bool,
+    track: Option<Caller>,
 ) -> Reply {
     let request = Request {
         cmd,
         args,
         db,
         resp3,
+        track,
     };
     core.send_batch(core.id, vec![request], None, LockStep::None)
         .replies()

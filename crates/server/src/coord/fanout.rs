@@ -19,6 +19,7 @@ use shardis_resp::Reply;
 
 use super::route;
 use super::txn::{self, TxId};
+use crate::core::tracking::Caller;
 use crate::core::{waiters, Core, Request};
 
 /// Splits a command whose keys are independent by shard and merges the replies.
@@ -30,11 +31,12 @@ pub async fn split(
     keys: &[usize],
     db: usize,
     resp3: bool,
+    track: Option<Caller>,
     merge: Merge,
     tx: Option<TxId>,
 ) -> Reply {
     if let Some(rule) = cmd.split_rule {
-        return split_by_rule(core, cmd, rule, args, keys, db, resp3, tx).await;
+        return split_by_rule(core, cmd, rule, args, keys, db, resp3, track, tx).await;
     }
     let step = cmd.key_step();
     // For each shard: the ordinals (in `keys`) of its keys.
@@ -61,6 +63,7 @@ pub async fn split(
                 args: sub,
                 db,
                 resp3,
+                track,
             },
         ));
         owners.push(shard);
@@ -103,6 +106,7 @@ async fn split_by_rule(
     keys: &[usize],
     db: usize,
     resp3: bool,
+    track: Option<Caller>,
     tx: Option<TxId>,
 ) -> Reply {
     let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -139,6 +143,7 @@ async fn split_by_rule(
                             args: sub.clone(),
                             db,
                             resp3,
+                            track,
                         },
                     )
                 })
@@ -203,6 +208,8 @@ pub async fn all_shards(
                     args: args.clone(),
                     db,
                     resp3,
+                    // Keyless: nothing to remember; flushes reach every tracking client.
+                    track: None,
                 },
             )
         })
@@ -241,7 +248,8 @@ fn merge_all(replies: Vec<Reply>, merge: Merge) -> Reply {
 
 /// Runs a command whose keys are used together over copies of its keys' entries (`keys` index
 /// `args`; `extra` are keys only the data names, such as SORT's BY/GET targets), then writes
-/// back every key the command may have changed.
+/// back every key the command may have changed. For a tracking client (`track`), each key's
+/// shard remembers a read, and tells readers of a write, as it copies the key.
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     core: &Rc<Core>,
@@ -251,6 +259,7 @@ pub async fn gather(
     extra: &[Bytes],
     db: usize,
     resp3: bool,
+    track: Option<Caller>,
     tx: Option<TxId>,
 ) -> Reply {
     let mut seen = ahash::HashSet::default();
@@ -262,8 +271,21 @@ pub async fn gather(
         .cloned()
         .collect();
     let plan = || txn::plan_keys(core.shards, key_names.iter().map(|k| (db, &k[..])));
+    // The keys a read remembers: the command's own, not those only the data names.
+    let remembered: Vec<Bytes> = match track {
+        Some(c) if c.remember && cmd.flags.has(shardis_engine::command::Flags::READONLY) => {
+            keys.iter().filter_map(|&i| args.get(i).cloned()).collect()
+        }
+        _ => Vec::new(),
+    };
+    let step = GatherStep {
+        db,
+        resp3,
+        writer: track.map(|c| c.who),
+        remembered,
+    };
     locked(core, tx, plan, |_| {
-        gather_locked(core, cmd, &args, &key_names, db, resp3)
+        gather_locked(core, cmd, &args, &key_names, step)
     })
     .await
 }
@@ -285,14 +307,29 @@ where
     result
 }
 
+/// What a gather's steps on the keys' shards need to know besides the keys.
+struct GatherStep {
+    db: usize,
+    resp3: bool,
+    /// The tracking client running the command (NOLOOP skips its own changes).
+    writer: Option<crate::core::pubsub::Subscriber>,
+    /// Keys a tracking client reads, remembered as their shards copy them.
+    remembered: Vec<Bytes>,
+}
+
 async fn gather_locked(
     core: &Rc<Core>,
     cmd: &'static Command,
     args: &[Bytes],
     key_names: &[Bytes],
-    db: usize,
-    resp3: bool,
+    step: GatherStep,
 ) -> Reply {
+    let GatherStep {
+        db,
+        resp3,
+        writer,
+        remembered,
+    } = step;
     let config = core.shard.borrow().config.clone();
     let mut scratch = Shard::new(core.id, config);
     // 1. Copy every key's live entry here.
@@ -305,10 +342,18 @@ async fn gather_locked(
         if mine.is_empty() {
             continue;
         }
+        let remember: Vec<Bytes> = remembered
+            .iter()
+            .filter(|k| route::shard_of(k, core.shards) == shard)
+            .cloned()
+            .collect();
         let entries = core
             .run_on(shard, move |c| {
                 let now = c.now_ms();
-                let entries = c.shard.borrow_mut().export(db, &mine, now);
+                let entries = c.with_ctx(db, resp3, |ctx| ctx.shard.export(db, &mine, now));
+                if let Some(who) = writer.filter(|_| !remember.is_empty()) {
+                    c.track_read(&remember, who);
+                }
                 mine.into_iter().zip(entries).collect::<Vec<_>>()
             })
             .await
@@ -347,11 +392,9 @@ async fn gather_locked(
             continue;
         }
         core.run_on(shard, move |c| {
-            {
-                let mut s = c.shard.borrow_mut();
-                for (key, entry) in updates {
-                    s.import(db, key, entry);
-                }
+            for (key, entry) in updates {
+                c.shard.borrow_mut().import(db, key.clone(), entry);
+                c.track_changed(&key, writer);
             }
             waiters::serve_ready(c);
         })

@@ -18,10 +18,14 @@ use futures_channel::mpsc;
 use shardis_resp::Reply;
 
 use super::pubsub::Kind;
+use super::tracking::ClientTracking;
+use super::ConnRef;
 
 /// What one connection is.
 pub struct Client {
     pub id: u64,
+    /// How the core's event loop names the connection (deliveries are addressed to it).
+    pub conn: ConnRef,
     pub db: usize,
     pub resp3: bool,
     pub name: Option<Bytes>,
@@ -49,6 +53,14 @@ pub struct Client {
     pub monitor: bool,
     /// CLIENT REPLY's setting.
     pub reply_mode: ReplyMode,
+    /// The command being run turned replies back on (CLIENT REPLY ON, RESET): its own reply
+    /// is written although the client was muted when it began, as in Redis.
+    pub replies_resumed: bool,
+    /// CLIENT TRACKING's settings.
+    pub tracking: ClientTracking,
+    /// The ACL user it runs as (this core's copy), and whether it authenticated as it.
+    pub user: crate::acl::UserRef,
+    pub authenticated: bool,
 }
 
 /// CLIENT REPLY: whether the client gets replies (pushes always reach it).
@@ -166,9 +178,21 @@ impl Unblock {
 pub type ClientHandle = Rc<RefCell<Client>>;
 
 impl Client {
-    pub fn new(id: u64, fd: RawFd, addr: String, laddr: String, now_ms: u64) -> Client {
+    /// A new connection, running as `user` (the default user, authenticated when it needs no
+    /// password).
+    /// `conn`: how the core's event loop names the connection.
+    pub fn new(
+        (id, conn): (u64, ConnRef),
+        fd: RawFd,
+        addr: String,
+        laddr: String,
+        now_ms: u64,
+        user: crate::acl::UserRef,
+        authenticated: bool,
+    ) -> Client {
         Client {
             id,
+            conn,
             db: 0,
             resp3: false,
             name: None,
@@ -187,6 +211,10 @@ impl Client {
             subs: Subscriptions::default(),
             monitor: false,
             reply_mode: ReplyMode::On,
+            replies_resumed: false,
+            tracking: ClientTracking::default(),
+            user,
+            authenticated,
         }
     }
 
@@ -203,6 +231,12 @@ impl Client {
         }
     }
 
+    /// Turns replies back on; the command doing it gets its reply.
+    pub fn resume_replies(&mut self) {
+        self.reply_mode = ReplyMode::On;
+        self.replies_resumed = true;
+    }
+
     /// Seconds since the client last sent something.
     pub fn idle_secs(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.last_active_ms) / 1000
@@ -216,7 +250,7 @@ impl Client {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -224,15 +258,7 @@ impl Client {
             text(&self.name),
             self.created.elapsed().as_secs(),
             self.idle_secs(now_ms),
-            if self.unblock.is_some() {
-                "b"
-            } else if self.monitor {
-                "O"
-            } else if self.subs.active() {
-                "P"
-            } else {
-                "N"
-            },
+            self.flags(),
             self.db,
             self.subs.channels.len(),
             self.subs.patterns.len(),
@@ -240,10 +266,31 @@ impl Client {
             self.qbuf,
             self.omem,
             self.last_cmd.unwrap_or("NULL"),
+            String::from_utf8_lossy(&self.user.borrow().name),
+            self.tracking.redirect_id(),
             if self.resp3 { 3 } else { 2 },
             text(&self.lib_name),
             text(&self.lib_ver),
         )
+    }
+
+    /// CLIENT LIST's flags, letters in Redis's order (N: none).
+    fn flags(&self) -> String {
+        let mut out = String::new();
+        if self.monitor {
+            out.push('O');
+        }
+        if self.subs.active() {
+            out.push('P');
+        }
+        if self.unblock.is_some() {
+            out.push('b');
+        }
+        self.tracking.list_flags(&mut out);
+        if out.is_empty() {
+            out.push('N');
+        }
+        out
     }
 
     /// Shuts the socket down under the connection's pending receive, which then ends the

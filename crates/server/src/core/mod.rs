@@ -12,6 +12,7 @@ pub mod pubsub;
 pub mod shard_lock;
 pub mod spawn;
 pub mod timer;
+pub mod tracking;
 pub mod waiters;
 
 use std::cell::{Cell, RefCell};
@@ -37,6 +38,8 @@ pub struct Request {
     pub args: Vec<Bytes>,
     pub db: usize,
     pub resp3: bool,
+    /// The client, when it tracks keys (client-side caching, see `tracking`).
+    pub track: Option<tracking::Caller>,
 }
 
 /// Work sent to another core, run there with that core's state.
@@ -63,6 +66,7 @@ pub struct Req {
     pub cmd: &'static Command,
     pub db: usize,
     pub resp3: bool,
+    pub track: Option<tracking::Caller>,
     pub argc: usize,
 }
 
@@ -130,7 +134,7 @@ impl Batch {
             },
         );
         for r in requests {
-            batch.push(r.cmd, &r.args, r.db, r.resp3);
+            batch.push(r.cmd, &r.args, r.db, r.resp3, r.track);
         }
         batch
     }
@@ -151,11 +155,19 @@ impl Batch {
     }
 
     /// Appends a request.
-    pub fn push(&mut self, cmd: &'static Command, args: &[Bytes], db: usize, resp3: bool) {
+    pub fn push(
+        &mut self,
+        cmd: &'static Command,
+        args: &[Bytes],
+        db: usize,
+        resp3: bool,
+        track: Option<tracking::Caller>,
+    ) {
         self.reqs.push(Req {
             cmd,
             db,
             resp3,
+            track,
             argc: args.len(),
         });
         self.args.extend_from_slice(args);
@@ -305,6 +317,10 @@ pub struct Core {
     pub mesh: mesh::Mesh<Msg>,
     /// This core's copy of the Pub/Sub registry, and deliveries waiting to leave.
     pub pubsub: RefCell<pubsub::PubSub>,
+    /// Client-side caching: this shard's tracking table and this core's BCAST prefixes.
+    pub tracking: RefCell<tracking::Table>,
+    /// This core's copy of the ACL users (and, on core 0, the ACL log).
+    pub acl: RefCell<crate::acl::Acl>,
     /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
     /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
     pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
@@ -319,6 +335,7 @@ impl Core {
         let mut shard = Shard::new(id, config.engine());
         shard.notify_flags = config.notify_flags();
         shard.seed(wall_ms() ^ ((id as u64) << 48) ^ std::process::id() as u64);
+        let acl = crate::acl::Acl::new(&config.acl_users, config.acl_all_channels());
         Core {
             id,
             shards,
@@ -332,6 +349,8 @@ impl Core {
             timers: Rc::new(Timers::default()),
             mesh,
             pubsub: RefCell::new(pubsub::PubSub::default()),
+            tracking: RefCell::new(tracking::Table::new(wall_ms() ^ id as u64)),
+            acl: RefCell::new(acl),
             tls: RefCell::new(None),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
@@ -366,16 +385,17 @@ impl Core {
         self.stats.set(s);
     }
 
-    /// Runs a shard command on this core's shard, then serves the clients blocked on keys it
-    /// filled.
+    /// Runs a shard command on this core's shard (for `track`, a client tracking keys), then
+    /// serves the clients blocked on keys it filled.
     pub fn execute(
         self: &Rc<Self>,
         cmd: &Command,
         args: &[Bytes],
         db: usize,
         resp3: bool,
+        track: Option<tracking::Caller>,
     ) -> Reply {
-        let reply = self.execute_unserved(cmd, args, db, resp3);
+        let reply = self.execute_unserved(cmd, args, db, resp3, track);
         if !self.shard.borrow().ready_keys.is_empty() {
             waiters::serve_ready(self);
         }
@@ -384,16 +404,24 @@ impl Core {
 
     /// Runs a shard command without serving blocked clients (used while serving them, and
     /// inside a transaction, which serves them once it is over).
-    pub fn execute_unserved(&self, cmd: &Command, args: &[Bytes], db: usize, resp3: bool) -> Reply {
+    pub fn execute_unserved(
+        &self,
+        cmd: &Command,
+        args: &[Bytes],
+        db: usize,
+        resp3: bool,
+        track: Option<tracking::Caller>,
+    ) -> Reply {
         let Exec::Shard(f) = cmd.exec else {
             return Reply::err("ERR internal: not a shard command");
         };
-        self.with_ctx(db, resp3, |ctx| {
+        let (reply, wrote, flushed) = self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
-            let dirty = ctx.shard.dirty;
+            let (dirty, flushes) = (ctx.shard.dirty, ctx.shard.flushes);
             // The engine's write hook: logs the change when an append-only log is kept.
             let reply = shardis_engine::journal::execute(ctx, f, args);
-            if ctx.shard.dirty != dirty && !ctx.shard.watched.is_empty() {
+            let wrote = ctx.shard.dirty != dirty;
+            if wrote && !ctx.shard.watched.is_empty() {
                 let mut idx = Vec::new();
                 cmd.written_key_indexes(args, &mut idx);
                 for i in idx {
@@ -402,8 +430,13 @@ impl Core {
                     }
                 }
             }
-            reply
-        })
+            (reply, wrote, ctx.shard.flushes != flushes)
+        });
+        // Client-side caching: keys read by a tracking client, keys written, flushes.
+        if track.is_some() || wrote && self.tracking.borrow().in_use() || flushed {
+            self.track_command(cmd, args, track, wrote, flushed);
+        }
+        reply
     }
 
     /// Runs `f` with a command context on this core's shard, then publishes the keyspace
@@ -415,6 +448,7 @@ impl Core {
             let events = std::mem::take(&mut shard.events);
             let flags = shard.notify_flags;
             drop(shard);
+            self.track_events(&events);
             self.publish_events(events, flags);
         }
         result
@@ -423,12 +457,17 @@ impl Core {
     /// Publishes keyspace events on `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`,
     /// as the notification flags ask.
     pub fn publish_events(&self, events: Vec<shardis_engine::notify::Event>, flags: u32) {
-        use shardis_engine::notify::{KEYEVENT, KEYSPACE};
+        use shardis_engine::notify::{self, KEYEVENT, KEYSPACE};
         let mut pubsub = self.pubsub.borrow_mut();
         if !pubsub.has_subscribers() {
             return;
         }
-        for e in events {
+        // Events kept only for client-side caching are not published.
+        let flags = flags & !notify::TRACKING;
+        for e in events
+            .into_iter()
+            .filter(|e| notify::enabled(flags, e.class))
+        {
             let event = Bytes::from_static(e.name.as_bytes());
             if flags & KEYSPACE != 0 {
                 let mut channel = format!("__keyspace@{}__:", e.db).into_bytes();
@@ -469,7 +508,7 @@ impl Core {
 
     /// Runs a request (owned form) with blocked clients served afterwards.
     pub fn execute_request(self: &Rc<Self>, req: &Request) -> Reply {
-        self.execute(req.cmd, &req.args, req.db, req.resp3)
+        self.execute(req.cmd, &req.args, req.db, req.resp3, req.track)
     }
 
     /// Sends a message to core `to`.

@@ -55,6 +55,8 @@ pub enum What {
     },
     /// A MONITOR line, already encoded.
     Monitor(Bytes),
+    /// Client-side caching: an invalidation, or a step of its way to a redirect target.
+    Tracking(super::tracking::Message),
 }
 
 /// The registry and the deliveries waiting to leave this core.
@@ -159,6 +161,19 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    /// Queues `what` for the one connection `to` names.
+    pub fn queue_one(&mut self, cores: usize, to: Subscriber, what: What) {
+        if self.outgoing.len() < cores {
+            self.outgoing.resize_with(cores, Vec::new);
+        }
+        if let Some(out) = self.outgoing.get_mut(to.core) {
+            out.push(Delivery {
+                conns: vec![to.conn],
+                what,
+            });
+        }
     }
 
     /// Adds or removes a MONITOR client.

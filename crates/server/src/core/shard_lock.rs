@@ -225,7 +225,7 @@ impl Core {
             // Clients blocked on keys the transaction fills are served after all of it,
             // never between its commands.
             while let Some((req, args)) = batch.peek() {
-                let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3);
+                let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3, req.track);
                 batch.record(reply);
             }
             waiters::serve_ready(self);
@@ -234,7 +234,7 @@ impl Core {
                 if self.lock_blocks(req.cmd, args, req.db, batch.tx) {
                     return self.park(batch);
                 }
-                let reply = self.execute(req.cmd, args, req.db, req.resp3);
+                let reply = self.execute(req.cmd, args, req.db, req.resp3, req.track);
                 batch.record(reply);
             }
         }

@@ -147,7 +147,7 @@ fn try_serve(core: &Rc<Core>, waiter: &Waiter, signalled: Option<&Bytes>) -> Out
         Some(serve) => core.with_ctx(req.db, req.resp3, |ctx| {
             shardis_engine::journal::serve(ctx, req.cmd, serve, &req.args, key)
         }),
-        None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3),
+        None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3, req.track),
     };
     if is_null(&reply) {
         // Only if the value vanished under us: give the claim back and keep waiting.

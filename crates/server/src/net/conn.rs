@@ -1,6 +1,11 @@
 //! One connection's I/O state on the event loop: its input buffer and parser, the replies
-//! waiting to be written (in request order, with slots for replies still on other cores), and
-//! the buffer the kernel is sending from.
+//! waiting to be written (in request order, with slots for replies still on other cores or in
+//! a task), and the buffer the kernel is sending from.
+//!
+//! Invalidation pushes (client-side caching) are written behind any reply still awaited: a
+//! client must never learn that a key changed before the reply of a read that preceded the
+//! change (it would cache a stale value), and its own change's invalidation follows the reply
+//! of the command that made it, as in Redis.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -23,7 +28,15 @@ pub enum Slot {
     Encoded(Bytes),
     /// A reply produced here.
     Reply(Reply),
+    /// The reply of the command a task is running for the connection.
+    Task,
+    /// A push message behind an earlier reply.
+    Push(Vec<u8>),
 }
+
+/// Push bytes a connection holds behind awaited replies before it writes new ones at once: a
+/// client blocked for long (BLPOP 0) still gets its pushes, and memory stays bounded.
+const MAX_HELD_PUSHES: usize = 1 << 20;
 
 /// A command parsed and held back until the connection's commands on other cores come back
 /// (see `EventLoop::run_parsed`).
@@ -77,6 +90,10 @@ pub struct Conn {
     pub mute: bool,
     /// The same, for the command a task is running.
     pub muted_task: bool,
+    /// The command being run ends a CLIENT CACHING's effect (see `core::tracking`).
+    pub caching_ends: bool,
+    /// Bytes of the `Slot::Push` entries in `pending`.
+    held_pushes: usize,
     /// The TLS session of a connection accepted on `tls-port`: `rbuf` and `out` then hold
     /// plaintext, and `sending` the ciphertext `TlsConn::seal` made of it.
     pub tls: Option<Box<TlsConn>>,
@@ -108,6 +125,8 @@ impl Conn {
             over_soft_since: None,
             mute: false,
             muted_task: false,
+            caching_ends: false,
+            held_pushes: 0,
             tls: None,
         }
     }
@@ -118,7 +137,7 @@ impl Conn {
 
     /// Queues a reply in request order (or drops it, for a muted command).
     pub fn reply(&mut self, reply: Reply) {
-        if self.mute {
+        if self.drops(&reply) {
             return;
         }
         if self.pending.is_empty() {
@@ -126,6 +145,66 @@ impl Conn {
             encode(&reply, resp3, &mut self.out);
         } else {
             self.pending.push_back(Slot::Reply(reply));
+        }
+    }
+
+    /// Whether a reply of the command being run is dropped: CLIENT REPLY OFF or SKIP mutes
+    /// replies, but not Pub/Sub's (un)subscribe confirmations, which Redis writes as pushes
+    /// whatever the protocol.
+    fn drops(&self, reply: &Reply) -> bool {
+        let push = |r: &Reply| matches!(r, Reply::Push(_));
+        let is_push = match reply {
+            Reply::Multiple(all) => !all.is_empty() && all.iter().all(push),
+            other => push(other),
+        };
+        self.mute && !is_push
+    }
+
+    /// Writes a push message (an invalidation) behind the replies still awaited, if any.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.pending.is_empty() || self.held_pushes > MAX_HELD_PUSHES {
+            self.out.extend_from_slice(bytes);
+        } else {
+            self.held_pushes += bytes.len();
+            self.pending.push_back(Slot::Push(bytes.to_vec()));
+        }
+    }
+
+    /// Reserves the place of the reply of the command a task is about to run.
+    pub fn expect_task(&mut self) {
+        self.pending.push_back(Slot::Task);
+    }
+
+    /// Puts the reply a task handed back in its place (None, or muted: no reply), then writes
+    /// every reply whose turn has come.
+    pub fn fill_task(&mut self, reply: Option<Reply>) {
+        let Some(pos) = self.pending.iter().position(|s| matches!(s, Slot::Task)) else {
+            if let Some(reply) = reply {
+                self.reply(reply);
+            }
+            return;
+        };
+        match reply.filter(|r| !self.drops(r)) {
+            Some(reply) => {
+                if let Some(slot) = self.pending.get_mut(pos) {
+                    *slot = Slot::Reply(reply);
+                }
+            }
+            None => {
+                self.pending.remove(pos);
+            }
+        }
+        if pos == 0 {
+            self.drain_pending();
+        }
+    }
+
+    /// After each command: CLIENT CACHING applies to the next command only, or to a whole
+    /// transaction (Redis keeps it while the client is in MULTI).
+    pub fn end_of_command(&mut self) {
+        let in_multi = self.session.as_ref().is_some_and(|s| s.multi.is_some());
+        if self.caching_ends && !in_multi {
+            self.client.borrow_mut().tracking.caching = false;
         }
     }
 
@@ -172,23 +251,29 @@ impl Conn {
         let resp3 = self.resp3();
         while let Some(front) = self.pending.front() {
             match front {
-                Slot::Remote(_) | Slot::Muted(_) => return,
+                Slot::Remote(_) | Slot::Muted(_) | Slot::Task => return,
                 Slot::Encoded(bytes) => self.out.extend_from_slice(bytes),
                 Slot::Reply(reply) => encode(reply, resp3, &mut self.out),
+                Slot::Push(bytes) => {
+                    self.out.extend_from_slice(bytes);
+                    self.held_pushes = self.held_pushes.saturating_sub(bytes.len());
+                }
             }
             self.pending.pop_front();
         }
     }
 
-    /// Reply bytes not yet written to the socket.
+    /// Reply bytes not yet written to the socket (pushes held behind awaited replies
+    /// included).
     pub fn unsent(&self) -> usize {
-        self.out.len() + self.sending.len().saturating_sub(self.sent)
+        self.out.len() + self.sending.len().saturating_sub(self.sent) + self.held_pushes
     }
 
     /// Something is waiting to be handed to the kernel: replies, or TLS records of its own
     /// (handshake, alerts, close_notify).
     pub fn has_output(&self) -> bool {
-        self.unsent() > 0 || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        // Pushes held behind awaited replies are not ready yet.
+        self.unsent() > self.held_pushes || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Nothing left to hand to the kernel or to wait for from other cores.

@@ -35,7 +35,8 @@ use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
 use crate::coord::route::{self, Target};
 use crate::core::client::Client;
-use crate::core::pubsub::{Delivery, Kind as SubKind, What};
+use crate::core::pubsub::{Delivery, Kind as SubKind, Subscriber, What};
+use crate::core::tracking::{self, Outcome};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
 use crate::io::listen::{self, Listener};
@@ -359,9 +360,14 @@ impl EventLoop {
         };
         listen::configure_accepted(fd, keepalive);
         let (addr, laddr) = listen::addresses(fd);
-        // No password exists yet, so protected mode admits loopback clients only. A TLS
-        // client gets the refusal once its handshake is done (it could not read it before).
-        let denied = protected && !listen::is_loopback(&addr);
+        // Protected mode: while the default user needs no password, loopback clients only. A
+        // TLS client gets the refusal once its handshake is done (it could not read it before).
+        let (default_user, authenticated) = {
+            let acl = core.acl.borrow();
+            (acl.default_user().clone(), acl.starts_authenticated())
+        };
+        let open_default = default_user.borrow().nopass;
+        let denied = protected && open_default && !listen::is_loopback(&addr);
         if denied && !tls {
             reject(fd, DENIED);
             core.bump(|s| s.rejected_connections += 1);
@@ -403,14 +409,6 @@ impl EventLoop {
             None
         };
         let id = core.next_client_id();
-        let client = Rc::new(RefCell::new(Client::new(
-            id,
-            fd,
-            addr,
-            laddr,
-            core.now_ms(),
-        )));
-        core.clients.borrow_mut().insert(id, client.clone());
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -418,6 +416,16 @@ impl EventLoop {
                 (self.places.len() - 1) as u32
             }
         };
+        let client = Rc::new(RefCell::new(Client::new(
+            (id, self.conn_ref(i)),
+            fd,
+            addr,
+            laddr,
+            core.now_ms(),
+            default_user,
+            authenticated,
+        )));
+        core.clients.borrow_mut().insert(id, client.clone());
         let session = Session::new(core.clone(), self.conn_ref(i), client.clone());
         let mut conn = Box::new(Conn::new(fd, client, session));
         if tls_conn.is_some() {
@@ -703,11 +711,18 @@ impl EventLoop {
         }
     }
 
-    /// Pub/Sub messages and MONITOR lines for this core's connections. A connection already
-    /// over its hard output limit gets nothing more: it is closed when it is next served.
+    /// Pub/Sub messages, MONITOR lines and invalidations for this core's connections. A
+    /// connection already over its hard output limit gets nothing more: it is closed when it
+    /// is next served.
     fn deliver_messages(&mut self, deliveries: Vec<Delivery>) {
         let hot = self.core.config.borrow().hot();
         for d in deliveries {
+            if let What::Tracking(msg) = &d.what {
+                for &r in &d.conns {
+                    self.deliver_tracking(r, msg.clone());
+                }
+                continue;
+            }
             for &r in &d.conns {
                 let Some((i, conn)) = find(&mut self.places, r) else {
                     continue;
@@ -715,12 +730,7 @@ impl EventLoop {
                 if conn.closing {
                     continue;
                 }
-                let limit = if conn.client.borrow().subs.active() {
-                    hot.output_limit_pubsub.hard
-                } else {
-                    hot.output_limit_normal.hard
-                };
-                if limit > 0 && conn.unsent() as u64 > limit {
+                if over_hard_limit(&hot, conn) {
                     continue;
                 }
                 {
@@ -751,6 +761,7 @@ impl EventLoop {
                             }
                             conn.out.extend_from_slice(line);
                         }
+                        What::Tracking(_) => continue,
                     }
                 }
                 if !conn.scheduled {
@@ -761,21 +772,55 @@ impl EventLoop {
         }
     }
 
-    /// Sends the Pub/Sub deliveries this pass produced: this core's written at once, the
-    /// others' in one message per core.
-    fn send_deliveries(&mut self) {
-        if !self.core.pubsub.borrow().has_outgoing() {
-            return;
-        }
-        for core in 0..self.core.shards {
-            let deliveries = self.core.pubsub.borrow_mut().take_outgoing(core);
-            if deliveries.is_empty() {
-                continue;
+    /// A client-side caching message for connection `r`: written, dropped, or passed on (to a
+    /// redirect target, or back to a tracking client whose target is gone).
+    fn deliver_tracking(&mut self, r: ConnRef, msg: tracking::Message) {
+        // A connection on its way out (QUIT, CLIENT KILL) is as gone as a closed one.
+        let Some((i, conn)) = find(&mut self.places, r).filter(|(_, c)| !c.closing) else {
+            if let Some((to, back)) = tracking::undeliverable(msg) {
+                self.core.send_tracking(to, back);
             }
-            if core == self.core.id {
-                self.deliver_messages(deliveries);
-            } else {
-                self.core.send(core, Msg::Deliver(deliveries));
+            return;
+        };
+        let me = Subscriber {
+            core: self.core.id,
+            conn: r,
+        };
+        let outcome = tracking::receive(me, &mut conn.client.borrow_mut(), msg);
+        match outcome {
+            Outcome::Write(bytes) => {
+                let hot = self.core.config.borrow().hot();
+                if over_hard_limit(&hot, conn) {
+                    return;
+                }
+                conn.push(&bytes);
+            }
+            Outcome::Forward(to, msg) => return self.core.send_tracking(to, msg),
+            Outcome::Drop => return,
+        }
+        if !conn.scheduled {
+            conn.scheduled = true;
+            self.ready.push(i);
+        }
+    }
+
+    /// Sends the Pub/Sub deliveries this pass produced (and the BCAST invalidations it
+    /// collected): this core's written at once, the others' in one message per core.
+    fn send_deliveries(&mut self) {
+        self.core.track_broadcast();
+        // Writing this core's share may forward an invalidation to a redirect target, and a
+        // target that is gone answers back: at most two more rounds.
+        while self.core.pubsub.borrow().has_outgoing() {
+            for core in 0..self.core.shards {
+                let deliveries = self.core.pubsub.borrow_mut().take_outgoing(core);
+                if deliveries.is_empty() {
+                    continue;
+                }
+                if core == self.core.id {
+                    self.deliver_messages(deliveries);
+                } else {
+                    self.core.send(core, Msg::Deliver(deliveries));
+                }
             }
         }
     }
@@ -791,10 +836,11 @@ impl EventLoop {
             };
             conn.session = Some(session);
             conn.mute = conn.muted_task;
-            match reply {
-                Some(reply) => conn.reply(reply),
-                None => conn.closing = true,
+            if reply.is_none() {
+                conn.closing = true;
             }
+            conn.fill_task(reply);
+            conn.end_of_command();
             if conn.client.borrow().closing {
                 conn.closing = true;
             }
@@ -854,6 +900,10 @@ impl EventLoop {
                 conn.paused = true;
                 break;
             }
+            // Until it authenticates, a client may send only small requests (Redis's limits).
+            let unauthenticated =
+                !conn.client.borrow().authenticated && core.acl.borrow().auth_required();
+            conn.parser.set_auth_required(unauthenticated);
             let mut args = std::mem::take(&mut conn.args);
             match conn.parser.next_into(&mut conn.rbuf, &limits, &mut args) {
                 Ok(true) => {
@@ -961,6 +1011,10 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        if let Err(denied) = cmd::acl::admit(session, cmd, args) {
+            multi::flag_error(session);
+            return conn.reply(denied);
+        }
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {
@@ -1011,6 +1065,7 @@ impl EventLoop {
         cmd: &'static Command,
         args: &mut Vec<Bytes>,
     ) {
+        conn.caching_ends = tracking::caching_ends_after(cmd);
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 if conn.remote_in_flight > 0 {
@@ -1020,7 +1075,12 @@ impl EventLoop {
                     return;
                 };
                 match cmd::run_sync(session, which, cmd, args) {
-                    Some(reply) => conn.reply(reply),
+                    Some(reply) => {
+                        if std::mem::take(&mut conn.client.borrow_mut().replies_resumed) {
+                            conn.mute = false;
+                        }
+                        conn.reply(reply)
+                    }
                     None => conn.closing = true,
                 }
                 if conn.client.borrow().closing {
@@ -1029,6 +1089,11 @@ impl EventLoop {
             }
             Exec::Server(_) => self.suspend(r, conn, cmd, args),
             Exec::Shard(_) => self.dispatch_shard(r, conn, cmd, args),
+        }
+        // A command that went to a task ends when the task hands the session back; a held
+        // one when it runs.
+        if conn.session.is_some() && conn.held.is_none() {
+            conn.end_of_command();
         }
     }
 
@@ -1040,9 +1105,13 @@ impl EventLoop {
         args: &mut Vec<Bytes>,
     ) {
         let core = self.core.clone();
-        let (db, resp3) = {
+        let (db, resp3, track) = {
             let c = conn.client.borrow();
-            (c.db, c.resp3)
+            let me = Subscriber {
+                core: core.id,
+                conn: r,
+            };
+            (c.db, c.resp3, c.tracking.caller(me))
         };
         let shards = core.shards;
         let needs_task = cmd.flags.has(Flags::BLOCKING)
@@ -1054,7 +1123,7 @@ impl EventLoop {
                 if let Target::Shard(s) = route::target(cmd, args, shards, core.id, &mut self.keys)
                 {
                     if s == core.id && !core.lock_blocks(cmd, args, db, None) {
-                        let reply = core.execute(cmd, args, db, resp3);
+                        let reply = core.execute(cmd, args, db, resp3, track);
                         if !crate::core::waiters::is_null(&reply) {
                             return conn.reply(reply);
                         }
@@ -1068,7 +1137,7 @@ impl EventLoop {
                 if core.lock_blocks(cmd, args, db, None) {
                     return self.suspend(r, conn, cmd, args);
                 }
-                let reply = core.execute(cmd, args, db, resp3);
+                let reply = core.execute(cmd, args, db, resp3, track);
                 conn.reply(reply);
             }
             Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
@@ -1080,7 +1149,7 @@ impl EventLoop {
                     .get_mut(shard)
                     .map(|b| b.get_or_insert_with(|| Batch::for_conns(core.id)));
                 if let Some(batch) = batch {
-                    batch.push(cmd, args, db, resp3);
+                    batch.push(cmd, args, db, resp3, track);
                     if let BatchReply::Conns { conns, .. } = &mut batch.reply {
                         conns.push(r);
                     }
@@ -1106,6 +1175,7 @@ impl EventLoop {
             return;
         };
         conn.muted_task = conn.mute;
+        conn.expect_task();
         let args = std::mem::take(args);
         let returns = self.returns.clone();
         spawn::spawn(async move {
@@ -1154,6 +1224,7 @@ impl EventLoop {
         }
         let r = self.conn_ref(i);
         cmd::pubsub::forget_all(&self.core, &mut conn.client.borrow_mut(), r);
+        tracking::disable(&self.core, &mut conn.client.borrow_mut());
         if let Some(session) = conn.session.as_deref() {
             cmd::connection::stop_monitoring(session);
         }
@@ -1216,7 +1287,17 @@ fn encode_message(
     }
 }
 
-/// Writes `msg` to a connection being refused and closes it.
+/// Whether a connection is over its class's hard output limit (it is closed when next served,
+/// and gets no more messages meanwhile).
+fn over_hard_limit(hot: &crate::config::HotValues, conn: &Conn) -> bool {
+    let limit = if conn.client.borrow().subs.active() {
+        hot.output_limit_pubsub.hard
+    } else {
+        hot.output_limit_normal.hard
+    };
+    limit > 0 && conn.unsent() as u64 > limit
+}
+
 /// Parks a parsed command on its connection until the connection's replies from other cores
 /// are back; parsing stops meanwhile.
 fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
@@ -1227,6 +1308,7 @@ fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
     });
 }
 
+/// Writes `msg` to a connection being refused and closes it.
 fn reject(fd: i32, msg: &[u8]) {
     // SAFETY: a best-effort non-blocking send on a socket we were just handed, then close.
     unsafe {

@@ -737,7 +737,17 @@ async fn perform(
     db: usize,
     resp3: bool,
 ) -> Reply {
-    let mut client = Client::new(0, -1, "lua".into(), String::new(), core.now_ms());
+    // The script's commands were authorized as the script: its client is the default user's.
+    let user = core.acl.borrow().default_user().clone();
+    let mut client = Client::new(
+        (0, ConnRef(u64::MAX)),
+        -1,
+        "lua".into(),
+        String::new(),
+        core.now_ms(),
+        user,
+        true,
+    );
     client.db = db;
     client.resp3 = resp3;
     let mut session = Session::new(
