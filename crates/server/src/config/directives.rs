@@ -102,7 +102,6 @@ const EXPIRE_TUNING: &str = "tuning of active expiry and of hz";
 const REHASHING: &str = "incremental rehashing";
 const LAZYFREE: &str = "lazy freeing";
 const CLIENT_EVICTION: &str = "client eviction (maxmemory-clients)";
-const TRACKING: &str = "client-side caching (CLIENT TRACKING)";
 const SCRIPTING: &str = "scripting";
 const WARNINGS: &str = "Redis's start-up warnings";
 
@@ -258,7 +257,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(LAZYFREE, "lazyfree-lazy-user-del", BOOL, "no"),
     absent(LAZYFREE, "lazyfree-lazy-user-flush", BOOL, "no"),
     absent(CLIENT_EVICTION, "maxmemory-clients", STR, "0"),
-    absent(TRACKING, "tracking-table-max-keys", INT, "1000000"),
     absent_alias(
         SCRIPTING,
         "busy-reply-threshold",
