@@ -336,6 +336,9 @@ pub struct Ctx<'a> {
     pub db: usize,
     pub now_ms: u64,
     pub resp3: bool,
+    /// Called by a script: replies whose order would depend on a set's layout are sorted
+    /// (Redis keeps scripts deterministic this way).
+    pub from_script: bool,
     /// The commands the journal logs instead of the one that ran (Redis's
     /// `rewriteClientCommandVector`): set by commands whose effect their arguments do not
     /// determine (SPOP's random choice, approximate trimming).
@@ -349,6 +352,7 @@ impl<'a> Ctx<'a> {
             db,
             now_ms,
             resp3,
+            from_script: false,
             propagate: None,
         }
     }

@@ -291,8 +291,9 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> Reply {
             }
         }
     };
-    // A set has no order of its own: what gets stored must not depend on its layout.
-    if o.dont_sort && is_set && o.store.is_some() {
+    // A set has no order of its own: what gets stored, or returned to a script, must not
+    // depend on its layout.
+    if o.dont_sort && is_set && (o.store.is_some() || ctx.from_script) {
         o.dont_sort = false;
         o.alpha = true;
         o.by = None;

@@ -57,6 +57,16 @@ pub fn encode(reply: &Reply, resp3: bool, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         Reply::Verbatim(data) => bulk(out, data),
+        Reply::BigNumber(digits) if resp3 => line(out, b'(', digits),
+        Reply::BigNumber(digits) => bulk(out, digits),
+        Reply::VerbatimAs(format, data) if resp3 => {
+            header(out, b'=', len_i64(data.len()).saturating_add(4));
+            out.extend_from_slice(format);
+            out.push(b':');
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::VerbatimAs(_, data) => bulk(out, data),
     }
 }
 

@@ -390,6 +390,15 @@ fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// Splits a line into arguments as Redis's `sdssplitargs` does (see [`split_args`]); None
+/// when a quote is unbalanced. Scripts' and libraries' `#!` lines are read with it.
+pub fn split_line(line: &[u8]) -> Option<Vec<Bytes>> {
+    let line = Bytes::copy_from_slice(line);
+    let mut args = Vec::new();
+    split_args(&line, &mut args).ok()?;
+    Some(args)
+}
+
 /// Splits an inline request line into arguments as Redis's `sdssplitargs` does.
 ///
 /// Tokens are separated by whitespace; double quotes take C-like escapes (`\n`, `\r`, `\t`,

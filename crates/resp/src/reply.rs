@@ -39,6 +39,11 @@ pub enum Reply {
     Verbatim(Bytes),
     /// RESP3 push `><n>` (pub/sub messages, invalidations); an array in RESP2.
     Push(Vec<Reply>),
+    /// RESP3 big number `(<digits>`; a bulk string in RESP2. Only scripts return one.
+    BigNumber(Bytes),
+    /// A verbatim string with its three-letter format (`txt`, `mkd`…); a bulk string in RESP2.
+    /// Scripts can return any format; the commands use [`Reply::Verbatim`].
+    VerbatimAs([u8; 3], Bytes),
     /// Several replies in a row, for a command that answers more than once (SUBSCRIBE with
     /// several channels confirms each one).
     Multiple(Vec<Reply>),

@@ -140,6 +140,12 @@ fn reply_tree() -> impl Strategy<Value = Reply> {
         any::<f64>().prop_map(Reply::Double),
         any::<bool>().prop_map(Reply::Bool),
         proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| Reply::Verbatim(b.into())),
+        "[0-9]{1,40}".prop_map(|s| Reply::BigNumber(s.into())),
+        ("[a-z]{3}", proptest::collection::vec(any::<u8>(), 0..20)).prop_map(|(f, b)| {
+            let mut format = [0u8; 3];
+            format.copy_from_slice(f.as_bytes());
+            Reply::VerbatimAs(format, b.into())
+        }),
     ];
     leaf.prop_recursive(4, 64, 6, |inner| {
         prop_oneof![
@@ -191,6 +197,10 @@ fn expected(reply: &Reply, resp3: bool) -> Frame {
         Reply::Bool(b) => line(b':', if *b { "1" } else { "0" }),
         Reply::Verbatim(b) if resp3 => Frame::Blob(b'=', [&b"txt:"[..], b].concat()),
         Reply::Verbatim(b) => Frame::Blob(b'$', b.to_vec()),
+        Reply::BigNumber(b) if resp3 => line(b'(', &String::from_utf8_lossy(b)),
+        Reply::BigNumber(b) => Frame::Blob(b'$', b.to_vec()),
+        Reply::VerbatimAs(f, b) if resp3 => Frame::Blob(b'=', [&f[..], b":", b].concat()),
+        Reply::VerbatimAs(_, b) => Frame::Blob(b'$', b.to_vec()),
         Reply::Multiple(_) => unreachable!("the generator makes one reply at a time"),
     }
 }

@@ -241,6 +241,8 @@ static PARAMS: &[Param] = &[
     p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
     p("stream-node-max-entries", INT, "100"),
     p("spin-before-park-us", INT, "0"),
+    // Scripts running longer get other clients -BUSY and can be killed (crates/server/src/script).
+    alias("busy-reply-threshold", &["lua-time-limit"], INT, "5000"),
     p("tracking-table-max-keys", INT, "1000000"),
     p("requirepass", Kind::Str, ""),
     fixed("aclfile", Kind::Str, ""),

@@ -51,7 +51,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::BgSave
             | ServerCmd::Shutdown
             | ServerCmd::Debug
-    )
+    ) || crate::script::commands::is_scripting(which)
 }
 
 /// Runs a runtime command that answers at once (`!must_wait`); None means no reply (the
@@ -84,6 +84,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     if which == ServerCmd::Watch {
         return Some(multi::watch(s, args).await);
     }
+    if crate::script::commands::is_scripting(which) {
+        return crate::script::commands::run(s, which, args).await;
+    }
     if let Some(r) = connection::run_async(s, which, args).await {
         return Some(r);
     }
@@ -114,7 +117,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A HELP reply in Redis's layout.
-fn help(container: &str, lines: &[&str]) -> Reply {
+pub(crate) fn help(container: &str, lines: &[&str]) -> Reply {
     let mut out = vec![Reply::Simple(
         format!("{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").into(),
     )];

@@ -1,4 +1,4 @@
-//! Server commands: COMMAND, CONFIG, INFO (in `info`), TIME, SHUTDOWN, FUNCTION FLUSH.
+//! Server commands: COMMAND, CONFIG, INFO (in `info`), TIME, SHUTDOWN.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -97,15 +97,6 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             ])
         }
         ServerCmd::LastSave => Reply::Int(crate::persist::last_save() as i64),
-        ServerCmd::FunctionFlush => match args.len() {
-            2 => Reply::Ok,
-            3 if args[2].eq_ignore_ascii_case(b"async")
-                || args[2].eq_ignore_ascii_case(b"sync") =>
-            {
-                Reply::Ok
-            }
-            _ => error::syntax(),
-        },
         _ => return None,
     })
 }

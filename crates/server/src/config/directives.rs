@@ -102,7 +102,6 @@ const EXPIRE_TUNING: &str = "tuning of active expiry and of hz";
 const REHASHING: &str = "incremental rehashing";
 const LAZYFREE: &str = "lazy freeing";
 const CLIENT_EVICTION: &str = "client eviction (maxmemory-clients)";
-const SCRIPTING: &str = "scripting";
 const WARNINGS: &str = "Redis's start-up warnings";
 
 const JEMALLOC: &str = "Shardis allocates with mimalloc, not jemalloc";
@@ -257,13 +256,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(LAZYFREE, "lazyfree-lazy-user-del", BOOL, "no"),
     absent(LAZYFREE, "lazyfree-lazy-user-flush", BOOL, "no"),
     absent(CLIENT_EVICTION, "maxmemory-clients", STR, "0"),
-    absent_alias(
-        SCRIPTING,
-        "busy-reply-threshold",
-        &["lua-time-limit"],
-        INT,
-        "5000",
-    ),
     // Persistence: snapshot tunables Shardis does not have, and the append-only file.
     absent(AOF, "appendfilename", STR, "appendonly.aof"),
     absent(AOF, "appenddirname", STR, "appendonlydir"),

@@ -141,7 +141,13 @@ pub fn plan(
                 }
             }
             Exec::Server(ServerCmd::Ping | ServerCmd::Echo | ServerCmd::Time) => {}
-            Exec::Server(_) => simple = false,
+            Exec::Server(which) => {
+                simple = false;
+                // A script may touch any key: the transaction holds every shard for it.
+                if crate::script::commands::runs_script(which) {
+                    txn::merge_plan(&mut plan, txn::plan_all(shards));
+                }
+            }
             Exec::Shard(_) => match cmd.fanout {
                 Fanout::AllShards(_) => txn::merge_plan(&mut plan, txn::plan_all(shards)),
                 Fanout::Local => {}

@@ -176,6 +176,13 @@ impl Core {
         }
     }
 
+    /// Whether no transaction holds or waits for this shard's lock (scripting: a script may
+    /// run here without taking it, as nothing else can run until it stops or yields).
+    pub fn lock_idle(&self) -> bool {
+        let lock = self.lock.borrow();
+        lock.holders.is_empty() && lock.waiting.is_empty()
+    }
+
     /// Resolves when a lock is released (for a connection of this core that must wait).
     pub fn lock_released(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();

@@ -90,6 +90,9 @@ const MAX_PENDING_REPLIES: usize = 64 * 1024;
 /// commands go out as soon as replies return, one batch per pass.
 const MAX_REMOTE_IN_FLIGHT: usize = 16;
 
+/// The longest a core busy with tasks goes without entering its ring.
+const BUSY_ENTER: Duration = Duration::from_millis(1);
+
 /// The most registered files a core asks for.
 const MAX_FIXED_FILES: u32 = 1 << 16;
 
@@ -150,6 +153,10 @@ pub struct EventLoop {
     wakes: Vec<i32>,
     /// Task polls seen at the end of the last pass.
     polls_seen: u64,
+    /// When the ring was last entered: a core kept busy by long tasks (a script running for
+    /// seconds) still enters it now and then, or the kernel (DEFER_TASKRUN) would hold its
+    /// completions back and its connections would starve.
+    last_enter: Instant,
     /// Spin this long before sleeping (`spin-before-park-us`; 0 = never).
     spin: Duration,
     keys: Vec<usize>,
@@ -195,6 +202,7 @@ impl EventLoop {
             cqes: Vec::with_capacity(1024),
             wakes: Vec::new(),
             polls_seen: 0,
+            last_enter: Instant::now(),
             spin,
             keys: Vec::with_capacity(8),
             fixed_files,
@@ -222,15 +230,19 @@ impl EventLoop {
         self.prepare_submissions();
         let others_ran = spawn::polls() != self.polls_seen;
         let idle = !others_ran && self.ready.is_empty() && self.returns.borrow().is_empty();
+        let enter = idle || self.ring.pending() > 0 || self.last_enter.elapsed() >= BUSY_ENTER;
         let entered = if idle {
             self.spin_then_sleep()
-        } else if self.ring.pending() > 0 {
+        } else if enter {
             self.ring.enter(false, None)
         } else {
             Ok(())
         };
         if let Err(e) = entered {
             warn!("io_uring_enter: {e}");
+        }
+        if enter {
+            self.last_enter = Instant::now();
         }
         self.core.tick_clock();
         self.core.timers.fire(Instant::now());
@@ -1016,6 +1028,11 @@ impl EventLoop {
                     cmd.name
                 )));
             }
+        }
+        // A script running long holds what this command needs: -BUSY (scripting).
+        if let Some(busy) = crate::script::busy::refuse(core, cmd, args) {
+            let reply = crate::script::busy::reject(session, cmd, busy);
+            return conn.reply(reply);
         }
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
             let reply = multi::queue(session, cmd, std::mem::take(args));

@@ -1,0 +1,655 @@
+//! The scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO, SCRIPT
+//! LOAD/EXISTS/FLUSH/KILL/HELP and FUNCTION LOAD/LIST/DELETE/FLUSH/DUMP/RESTORE/STATS/KILL/
+//! HELP, with Redis 7.0's replies and errors.
+//!
+//! Where a script runs (see `run` for how): on the shard of its declared keys when they are
+//! on one shard, or on the client's core when it has none, without any lock; under the lock
+//! of every shard when its keys span shards, when it was seen reaching keys of other shards
+//! before, or when it just did (it then runs again, locked); inside EXEC, under the
+//! transaction's locks.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use shardis_engine::{num, ServerCmd};
+use shardis_resp::Reply;
+
+use super::cache::{normalize_sha, Script};
+use super::functions::{self, Libraries, Library};
+use super::run::{self, Job, Kind, Mode, Outcome};
+use super::state;
+use super::vm::{Flavor, Vm};
+use super::{busy, flags, sha1hex};
+use crate::conn::session::Session;
+use crate::coord::{route, txn};
+use crate::core::{spawn, Core};
+
+/// Whether a runtime command is one of scripting's (they all run in the connection's task).
+pub fn is_scripting(which: ServerCmd) -> bool {
+    matches!(
+        which,
+        ServerCmd::Eval
+            | ServerCmd::EvalSha
+            | ServerCmd::EvalRo
+            | ServerCmd::EvalShaRo
+            | ServerCmd::Fcall
+            | ServerCmd::FcallRo
+            | ServerCmd::ScriptLoad
+            | ServerCmd::ScriptExists
+            | ServerCmd::ScriptFlush
+            | ServerCmd::ScriptKill
+            | ServerCmd::ScriptHelp
+            | ServerCmd::FunctionLoad
+            | ServerCmd::FunctionList
+            | ServerCmd::FunctionDelete
+            | ServerCmd::FunctionFlush
+            | ServerCmd::FunctionDump
+            | ServerCmd::FunctionRestore
+            | ServerCmd::FunctionStats
+            | ServerCmd::FunctionKill
+            | ServerCmd::FunctionHelp
+    )
+}
+
+/// Whether a runtime command runs a script (a transaction holding it must hold every shard).
+pub fn runs_script(which: ServerCmd) -> bool {
+    matches!(
+        which,
+        ServerCmd::Eval
+            | ServerCmd::EvalSha
+            | ServerCmd::EvalRo
+            | ServerCmd::EvalShaRo
+            | ServerCmd::Fcall
+            | ServerCmd::FcallRo
+    )
+}
+
+/// Carries out a scripting command.
+pub async fn run(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    Some(match which {
+        ServerCmd::Eval => eval(s, args, false, false).await,
+        ServerCmd::EvalSha => eval(s, args, true, false).await,
+        ServerCmd::EvalRo => eval(s, args, false, true).await,
+        ServerCmd::EvalShaRo => eval(s, args, true, true).await,
+        ServerCmd::Fcall => fcall(s, args, false).await,
+        ServerCmd::FcallRo => fcall(s, args, true).await,
+        ServerCmd::ScriptLoad => script_load(&s.core, &args[2]).await,
+        ServerCmd::ScriptExists => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|sha| {
+                    let found = normalize_sha(sha)
+                        .is_some_and(|sha| state::with(|st| st.scripts.contains_key(&sha)));
+                    Reply::Int(found as i64)
+                })
+                .collect(),
+        ),
+        ServerCmd::ScriptFlush => match flush_mode(args) {
+            Some(()) => {
+                s.core
+                    .broadcast(|_| state::with(|st| st.flush_scripts()))
+                    .await;
+                Reply::Ok
+            }
+            None => Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+        },
+        ServerCmd::ScriptKill => busy::kill(&s.core, true).await,
+        ServerCmd::ScriptHelp => crate::cmd::help("SCRIPT", SCRIPT_HELP),
+        ServerCmd::FunctionLoad => function_load(&s.core, args).await,
+        ServerCmd::FunctionList => function_list(args),
+        ServerCmd::FunctionDelete => {
+            let name = String::from_utf8_lossy(&args[2]).into_owned();
+            match change(&s.core, Change::Delete(name)).await {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::error(format!("ERR {e}")),
+            }
+        }
+        ServerCmd::FunctionFlush => {
+            if args.len() > 3 {
+                return Some(subcommand_syntax(args));
+            }
+            match flush_mode(args) {
+                Some(()) => match change(&s.core, Change::Flush).await {
+                    Ok(()) => Reply::Ok,
+                    Err(e) => Reply::error(format!("ERR {e}")),
+                },
+                None => Reply::err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+            }
+        }
+        ServerCmd::FunctionDump => Reply::Bulk(Bytes::from(state::with(|st| {
+            functions::dump(&st.libraries)
+        }))),
+        ServerCmd::FunctionRestore => function_restore(&s.core, args).await,
+        ServerCmd::FunctionStats => function_stats(&s.core).await,
+        ServerCmd::FunctionKill => busy::kill(&s.core, false).await,
+        ServerCmd::FunctionHelp => crate::cmd::help("FUNCTION", FUNCTION_HELP),
+        _ => return None,
+    })
+}
+
+const SCRIPT_HELP: &[&str] = &[
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+];
+
+const FUNCTION_HELP: &[&str] = &[
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+];
+
+/// `[ASYNC|SYNC]` after FLUSH (both free at once here).
+fn flush_mode(args: &[Bytes]) -> Option<()> {
+    match args.len() {
+        2 => Some(()),
+        3 if args[2].eq_ignore_ascii_case(b"sync") || args[2].eq_ignore_ascii_case(b"async") => {
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+fn subcommand_syntax(args: &[Bytes]) -> Reply {
+    Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(&args[1]),
+        String::from_utf8_lossy(&args[0]).to_ascii_uppercase()
+    ))
+}
+
+/// The numkeys argument of EVAL/FCALL checked against the arguments: the keys' end.
+fn numkeys(args: &[Bytes], not_integer: &'static str) -> Result<usize, Reply> {
+    let n = num::parse_i64(&args[2]).ok_or(Reply::err(not_integer))?;
+    if n > (args.len() - 3) as i64 {
+        return Err(Reply::err(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    if n < 0 {
+        return Err(Reply::err("ERR Number of keys can't be negative"));
+    }
+    Ok(n as usize)
+}
+
+/// Checks run before a script starts (Redis's `scriptPrepareForRun`); whether it is
+/// read-only. Shardis has no replicas, persistence errors or memory limit to refuse for.
+fn prepare(script_flags: u32, ro: bool) -> Result<bool, Reply> {
+    let compat = script_flags & flags::EVAL_COMPAT != 0;
+    if !compat && script_flags & flags::NO_WRITES == 0 && ro {
+        return Err(Reply::err(
+            "ERR Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    Ok(ro || (!compat && script_flags & flags::NO_WRITES != 0))
+}
+
+/// EVAL, EVALSHA and their read-only forms.
+async fn eval(s: &mut Session, args: &[Bytes], by_sha: bool, ro: bool) -> Reply {
+    const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+    if by_sha && args[1].len() != 40 {
+        return Reply::err(NOSCRIPT);
+    }
+    let nkeys = match numkeys(args, "ERR value is not an integer or out of range") {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let (sha, script) = if by_sha {
+        let sha = normalize_sha(&args[1]).unwrap_or_default();
+        match state::with(|st| st.scripts.get(&sha).cloned()) {
+            Some(script) => (sha, script),
+            None => return Reply::err(NOSCRIPT),
+        }
+    } else {
+        let sha = String::from_utf8_lossy(&sha1hex(&args[1])).into_owned();
+        match state::with(|st| st.scripts.get(&sha).cloned()) {
+            Some(script) => (sha, script),
+            None => match Script::parse(args[1].clone()) {
+                Ok(script) => (sha, script),
+                Err(e) => return Reply::error(format!("ERR {e}")),
+            },
+        }
+    };
+    let read_only = match prepare(script.flags, ro) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let job = job(s, Kind::Eval { sha, script }, args, nkeys, read_only);
+    execute(s, job).await
+}
+
+/// FCALL and FCALL_RO.
+async fn fcall(s: &mut Session, args: &[Bytes], ro: bool) -> Reply {
+    let Some((name, flags)) = state::with(|st| {
+        st.libraries
+            .function(&args[1])
+            .map(|(_, f)| (f.name.clone(), f.flags))
+    }) else {
+        return Reply::err("ERR Function not found");
+    };
+    let nkeys = match numkeys(args, "ERR Bad number of keys provided") {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let read_only = match prepare(flags, ro) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let job = job(s, Kind::Function { name }, args, nkeys, read_only);
+    execute(s, job).await
+}
+
+fn job(s: &Session, kind: Kind, args: &[Bytes], nkeys: usize, read_only: bool) -> Job {
+    let c = s.client.borrow();
+    Job {
+        kind,
+        keys: args[3..3 + nkeys].to_vec(),
+        args: args[3 + nkeys..].to_vec(),
+        db: c.db,
+        read_only,
+        caller_addr: c.addr.clone(),
+        caller_argv: args.to_vec(),
+        shard: None,
+    }
+}
+
+/// The key under which a script's roaming is remembered.
+fn roam_key(job: &Job) -> String {
+    match &job.kind {
+        Kind::Eval { sha, .. } => sha.clone(),
+        Kind::Function { name } => format!("fn:{}", name.to_ascii_lowercase()),
+    }
+}
+
+/// Runs a job where it belongs (see the module doc).
+async fn execute(s: &mut Session, mut job: Job) -> Reply {
+    let core = s.core.clone();
+    if let Some(tx) = s.tx {
+        return finish(run::run(&core, &job, Mode::Locked(tx)).await);
+    }
+    let shards = core.shards;
+    let home = if shards <= 1 || job.keys.is_empty() {
+        Some(core.id)
+    } else {
+        let first = route::shard_of(&job.keys[0], shards);
+        job.keys
+            .iter()
+            .all(|k| route::shard_of(k, shards) == first)
+            .then_some(first)
+    };
+    let key = roam_key(&job);
+    let roams = shards > 1 && state::with(|st| st.roams.contains(&key));
+    if let Some(home) = home.filter(|_| !roams) {
+        job.shard = (!job.keys.is_empty() || shards <= 1).then_some(home);
+        let outcome = if home == core.id {
+            run::run(&core, &job, Mode::Optimistic).await
+        } else {
+            run_on(&core, home, job.clone()).await
+        };
+        match outcome {
+            Outcome::Done(reply) => return reply,
+            Outcome::Escaped => {
+                // It reaches other shards: from now on it runs locked from the start.
+                for c in 0..shards {
+                    let key = key.clone();
+                    core.post(
+                        c,
+                        Box::new(move |_| {
+                            state::with(|st| {
+                                st.roams.insert(key);
+                            })
+                        }),
+                    );
+                }
+            }
+        }
+    }
+    job.shard = None;
+    let held = txn::lock(&core, txn::plan_all(shards)).await;
+    let outcome = run::run(&core, &job, Mode::Locked(held.tx)).await;
+    txn::unlock(&core, held);
+    finish(outcome)
+}
+
+fn finish(outcome: Outcome) -> Reply {
+    match outcome {
+        Outcome::Done(reply) => reply,
+        // Only optimistic runs escape.
+        Outcome::Escaped => Reply::err("ERR script could not run atomically"),
+    }
+}
+
+/// Runs an optimistic job on core `home` (in a task there) and returns its outcome.
+async fn run_on(core: &Rc<Core>, home: usize, job: Job) -> Outcome {
+    let (answer, rx) = core.answer_channel();
+    core.post(
+        home,
+        Box::new(move |c| {
+            let c = c.clone();
+            spawn::spawn(async move {
+                let outcome = run::run(&c, &job, Mode::Optimistic).await;
+                c.answer(answer, outcome);
+            });
+        }),
+    );
+    rx.await
+        .unwrap_or(Outcome::Done(Reply::err("ERR shard did not answer")))
+}
+
+/// Adds a script that compiled here to every core's cache (if it is new).
+pub fn remember_script(core: &Rc<Core>, sha: &str, script: &Script) {
+    let new = state::with(|st| {
+        let new = !st.scripts.contains_key(sha);
+        if new {
+            st.add_script(sha.to_string(), script.clone());
+        }
+        new
+    });
+    if !new {
+        return;
+    }
+    for c in (0..core.shards).filter(|&c| c != core.id) {
+        let (sha, script) = (sha.to_string(), script.clone());
+        core.post(
+            c,
+            Box::new(move |_| state::with(|st| st.add_script(sha, script))),
+        );
+    }
+}
+
+/// SCRIPT LOAD: compiles the script (here, or in a scratch interpreter if this core's is in
+/// use) and adds it to every core's cache.
+async fn script_load(core: &Rc<Core>, body: &Bytes) -> Reply {
+    let sha = String::from_utf8_lossy(&sha1hex(body)).into_owned();
+    if state::with(|st| st.scripts.contains_key(&sha)) {
+        return Reply::Bulk(Bytes::from(sha));
+    }
+    let script = match Script::parse(body.clone()) {
+        Ok(s) => s,
+        Err(e) => return Reply::error(format!("ERR {e}")),
+    };
+    let compiled = match state::with(|st| st.vm(Flavor::Eval)) {
+        Some(vm) => match vm.try_borrow_mut() {
+            Ok(mut vm) => vm.compile_script(&sha, script.code()),
+            Err(_) => scratch_compile(&sha, &script),
+        },
+        None => scratch_compile(&sha, &script),
+    };
+    if let Err(e) = compiled {
+        return Reply::error(format!("ERR {e}"));
+    }
+    remember_script(core, &sha, &script);
+    Reply::Bulk(Bytes::from(sha))
+}
+
+fn scratch_compile(sha: &str, script: &Script) -> Result<(), String> {
+    let mut vm = Vm::new(Flavor::Eval).ok_or("Failed to create the Lua interpreter")?;
+    vm.compile_script(sha, script.code())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function libraries
+
+/// A change to the libraries, decided on core 0 and applied on every core in the same order.
+#[derive(Clone)]
+enum Change {
+    Add(Library, bool),
+    Delete(String),
+    Flush,
+    Restore(Libraries, RestorePolicy),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum RestorePolicy {
+    Flush,
+    Append,
+    Replace,
+}
+
+fn apply(libs: &mut Libraries, change: &Change) -> Result<(), String> {
+    match change {
+        Change::Add(lib, replace) => libs.add(lib.clone(), *replace),
+        Change::Delete(name) => {
+            if libs.delete(name) {
+                Ok(())
+            } else {
+                Err("Library not found".into())
+            }
+        }
+        Change::Flush => {
+            *libs = Libraries::default();
+            Ok(())
+        }
+        Change::Restore(restored, RestorePolicy::Flush) => {
+            *libs = restored.clone();
+            Ok(())
+        }
+        Change::Restore(restored, policy) => {
+            libs.join(restored.clone(), *policy == RestorePolicy::Replace)
+        }
+    }
+}
+
+/// Decides a change on core 0 against its libraries, applies it on every core, and waits
+/// until every core has it (core 0's messages to each core precede the final round trip).
+async fn change(core: &Rc<Core>, change: Change) -> Result<(), String> {
+    let shards = core.shards;
+    let result = core
+        .run_on(0, move |c0| {
+            let result = state::with(|st| apply(&mut st.libraries, &change));
+            if result.is_ok() {
+                for other in 1..shards {
+                    let change = change.clone();
+                    c0.post(
+                        other,
+                        Box::new(move |_| {
+                            state::with(|st| {
+                                if let Err(e) = apply(&mut st.libraries, &change) {
+                                    tracing::warn!("function libraries diverged: {e}");
+                                }
+                            })
+                        }),
+                    );
+                }
+            }
+            result
+        })
+        .await
+        .unwrap_or_else(|| Err("shard did not answer".into()));
+    core.broadcast(|_| ()).await;
+    result
+}
+
+/// FUNCTION LOAD [REPLACE] code.
+async fn function_load(core: &Rc<Core>, args: &[Bytes]) -> Reply {
+    let mut replace = false;
+    let mut at = 2;
+    while at < args.len() - 1 {
+        if args[at].eq_ignore_ascii_case(b"replace") {
+            replace = true;
+            at += 1;
+            continue;
+        }
+        return Reply::error(format!(
+            "ERR Unknown option given: {}",
+            String::from_utf8_lossy(&args[at])
+        ));
+    }
+    if at >= args.len() {
+        return Reply::err("ERR Function code is missing");
+    }
+    let lib = match functions::compile(args[at].clone(), Some(functions::LOAD_TIMEOUT)) {
+        Ok(lib) => lib,
+        Err(e) => return Reply::error(format!("ERR {e}")),
+    };
+    let name = lib.name.clone();
+    match change(core, Change::Add(lib, replace)).await {
+        Ok(()) => Reply::Bulk(Bytes::from(name)),
+        Err(e) => Reply::error(format!("ERR {e}")),
+    }
+}
+
+/// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE].
+fn function_list(args: &[Bytes]) -> Reply {
+    let mut with_code = false;
+    let mut pattern: Option<&Bytes> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let arg = &args[i];
+        if !with_code && arg.eq_ignore_ascii_case(b"withcode") {
+            with_code = true;
+            i += 1;
+            continue;
+        }
+        if pattern.is_none() && arg.eq_ignore_ascii_case(b"libraryname") {
+            if i >= args.len() - 1 {
+                return Reply::err("ERR library name argument was not given");
+            }
+            pattern = Some(&args[i + 1]);
+            i += 2;
+            continue;
+        }
+        return Reply::error(format!(
+            "ERR Unknown argument {}",
+            String::from_utf8_lossy(arg)
+        ));
+    }
+    let bulk = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    state::with(|st| {
+        Reply::Array(
+            st.libraries
+                .iter()
+                .filter(|lib| {
+                    pattern
+                        .is_none_or(|p| shardis_engine::glob::matches(p, lib.name.as_bytes(), true))
+                })
+                .map(|lib| {
+                    let functions = lib
+                        .functions
+                        .iter()
+                        .map(|f| {
+                            Reply::Map(vec![
+                                (bulk("name"), bulk(&f.name)),
+                                (
+                                    bulk("description"),
+                                    f.description.as_deref().map_or(Reply::Nil, bulk),
+                                ),
+                                (
+                                    bulk("flags"),
+                                    Reply::Set(
+                                        flags::NAMES
+                                            .iter()
+                                            .filter(|(bit, _)| f.flags & bit != 0)
+                                            .map(|(_, n)| Reply::Simple((*n).into()))
+                                            .collect(),
+                                    ),
+                                ),
+                            ])
+                        })
+                        .collect();
+                    let mut fields = vec![
+                        (bulk("library_name"), bulk(&lib.name)),
+                        (bulk("engine"), bulk("LUA")),
+                        (bulk("functions"), Reply::Array(functions)),
+                    ];
+                    if with_code {
+                        fields.push((bulk("library_code"), Reply::Bulk(lib.code.clone())));
+                    }
+                    Reply::Map(fields)
+                })
+                .collect(),
+        )
+    })
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE].
+async fn function_restore(core: &Rc<Core>, args: &[Bytes]) -> Reply {
+    if args.len() > 4 {
+        return subcommand_syntax(args);
+    }
+    let policy =
+        match args.get(3).map(|p| p.to_ascii_lowercase()) {
+            None => RestorePolicy::Append,
+            Some(p) if p == b"append" => RestorePolicy::Append,
+            Some(p) if p == b"replace" => RestorePolicy::Replace,
+            Some(p) if p == b"flush" => RestorePolicy::Flush,
+            Some(_) => return Reply::err(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
+        };
+    let libs = match functions::restore(&args[2]) {
+        Ok(libs) => libs,
+        Err(e) => return Reply::error(format!("ERR {e}")),
+    };
+    match change(core, Change::Restore(libs, policy)).await {
+        Ok(()) => Reply::Ok,
+        Err(e) => Reply::error(format!("ERR {e}")),
+    }
+}
+
+/// FUNCTION STATS.
+async fn function_stats(core: &Rc<Core>) -> Reply {
+    let running = match busy::running_function(core).await {
+        Ok(r) => r.unwrap_or(Reply::Nil),
+        Err(e) => return e,
+    };
+    let (libraries, functions) =
+        state::with(|st| (st.libraries.len(), st.libraries.function_count()));
+    let bulk = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    Reply::Map(vec![
+        (bulk("running_script"), running),
+        (
+            bulk("engines"),
+            Reply::Map(vec![(
+                bulk("LUA"),
+                Reply::Map(vec![
+                    (bulk("libraries_count"), Reply::Int(libraries as i64)),
+                    (bulk("functions_count"), Reply::Int(functions as i64)),
+                ]),
+            )]),
+        ),
+    ])
+}

@@ -1,0 +1,263 @@
+//! Lua scripting over a real socket: atomicity of scripts whose keys span shards or are not
+//! declared, BUSY and SCRIPT KILL while a script loops, a token-bucket rate limiter as queue
+//! libraries write them, and hostile scripts that must neither crash nor wedge the server.
+
+mod common;
+
+use common::{connect, Server};
+use redis::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Moves one unit between two random accounts, naming no key: the script may touch any shard.
+const TRANSFER: &str = r#"
+local n = tonumber(ARGV[1])
+local from = 'acct:' .. math.random(n)
+local to = 'acct:' .. math.random(n)
+redis.call('DECRBY', from, 1)
+redis.call('INCRBY', to, 1)
+return 1
+"#;
+
+/// Sums every account, naming no key.
+const TOTAL: &str = r#"
+local sum = 0
+for i = 1, tonumber(ARGV[1]) do
+  sum = sum + tonumber(redis.call('GET', 'acct:' .. i) or '0')
+end
+return sum
+"#;
+
+#[test]
+fn undeclared_keys_on_both_shards_are_atomic_under_concurrent_writers() {
+    let s = Server::start(2, &[]);
+    let port = s.port;
+    const ACCOUNTS: i64 = 16;
+    let mut c = s.conn();
+    for i in 1..=ACCOUNTS {
+        let _: () = redis::cmd("SET")
+            .arg(format!("acct:{i}"))
+            .arg(100)
+            .query(&mut c)
+            .expect("set");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..3 {
+        let stop = stop.clone();
+        writers.push(std::thread::spawn(move || {
+            let mut c = connect(port);
+            let script = redis::Script::new(TRANSFER);
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let _: i64 = script.arg(ACCOUNTS).invoke(&mut c).expect("transfer");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let total = redis::Script::new(TOTAL);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut reads = 0;
+    while Instant::now() < deadline {
+        let sum: i64 = total.arg(ACCOUNTS).invoke(&mut c).expect("total");
+        assert_eq!(sum, 100 * ACCOUNTS, "a script saw a transfer half done");
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let transfers: i64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+    assert!(
+        transfers > 0 && reads > 0,
+        "{transfers} transfers, {reads} reads"
+    );
+    let sum: i64 = total.arg(ACCOUNTS).invoke(&mut c).expect("total");
+    assert_eq!(sum, 100 * ACCOUNTS);
+}
+
+#[test]
+fn declared_keys_on_two_shards_and_plain_clients_see_all_or_nothing() {
+    let s = Server::start(2, &[]);
+    let port = s.port;
+    // Keys of both shards, declared this time; plain MGETs check the invariant.
+    let keys: Vec<String> = (0..8).map(|i| format!("pair:{i}")).collect();
+    let mut c = s.conn();
+    for k in &keys {
+        let _: () = redis::cmd("SET").arg(k).arg(0).query(&mut c).expect("set");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let keys = keys.clone();
+        std::thread::spawn(move || {
+            let mut c = connect(port);
+            let script = redis::Script::new(
+                "for _, k in ipairs(KEYS) do redis.call('INCR', k) end return #KEYS",
+            );
+            while !stop.load(Ordering::Relaxed) {
+                let mut inv = script.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                let _: i64 = inv.invoke(&mut c).expect("incr all");
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let v: Vec<i64> = redis::cmd("MGET").arg(&keys).query(&mut c).expect("mget");
+        assert!(
+            v.iter().all(|x| *x == v[0]),
+            "MGET saw a script half done: {v:?}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+}
+
+#[test]
+fn a_looping_script_gets_others_busy_and_script_kill_stops_it() {
+    let s = Server::start(2, &["--busy-reply-threshold", "100"]);
+    let port = s.port;
+    let looping = std::thread::spawn(move || {
+        let mut c = connect(port);
+        redis::cmd("EVAL")
+            .arg("local i = 0 while true do i = i + 1 end")
+            .arg(0)
+            .query::<Value>(&mut c)
+            .expect_err("killed")
+            .to_string()
+    });
+    let mut c = s.conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        match redis::cmd("GET")
+            .arg("somekey")
+            .query::<Option<String>>(&mut c)
+        {
+            Err(e) if e.to_string().contains("BUSY") => break e.to_string(),
+            _ if Instant::now() > deadline => panic!("never BUSY"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert!(busy.contains("SCRIPT KILL"), "{busy}");
+    let err = redis::cmd("FUNCTION")
+        .arg("KILL")
+        .query::<Value>(&mut c)
+        .expect_err("function kill refused");
+    assert!(err.to_string().contains("BUSY"), "{err}");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query(&mut c)
+        .expect("kill");
+    let reply = looping.join().expect("looping client");
+    assert!(reply.contains("Script killed by user"), "{reply}");
+    let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
+    assert_eq!(pong, "PONG");
+    let err = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query::<Value>(&mut c)
+        .expect_err("nothing to kill");
+    assert!(err.to_string().contains("No scripts in execution"), "{err}");
+}
+
+/// A token bucket as rate-limiting libraries write it: state in a hash, refill by elapsed
+/// time, the key declared, the clock passed in.
+const TOKEN_BUCKET: &str = r#"
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local requested = tonumber(ARGV[4])
+local state = redis.call('HMGET', key, 'tokens', 'ts')
+local tokens = tonumber(state[1]) or capacity
+local ts = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = tokens >= requested
+if allowed then tokens = tokens - requested end
+redis.call('HSET', key, 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', key, math.ceil(capacity / rate * 1000))
+return { allowed and 1 or 0, tokens }
+"#;
+
+#[test]
+fn a_token_bucket_rate_limiter_behaves_as_on_redis() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let bucket = redis::Script::new(TOKEN_BUCKET);
+    let take = |c: &mut redis::Connection, key: &str, now: i64| -> (i64, i64) {
+        bucket
+            .key(key)
+            .arg(1)
+            .arg(5)
+            .arg(now)
+            .arg(1)
+            .invoke(c)
+            .expect("bucket")
+    };
+    // Two limiters, one per shard (the keys hash apart), through EVALSHA after the first.
+    for key in ["rate:a", "rate:b"] {
+        let got: Vec<(i64, i64)> = (0..7).map(|_| take(&mut c, key, 1000)).collect();
+        assert_eq!(
+            got,
+            vec![(1, 4), (1, 3), (1, 2), (1, 1), (1, 0), (0, 0), (0, 0)]
+        );
+        assert_eq!(take(&mut c, key, 1002), (1, 1));
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut c).expect("pttl");
+        assert!(ttl > 0 && ttl <= 5000, "{ttl}");
+    }
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(bucket.get_hash())
+        .query(&mut c)
+        .expect("exists");
+    assert_eq!(exists, vec![1]);
+}
+
+#[test]
+fn hostile_scripts_neither_crash_nor_wedge_the_server() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let eval = |c: &mut redis::Connection, script: &str| -> Result<Value, String> {
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .query::<Value>(c)
+            .map_err(|e| e.to_string())
+    };
+    let err = eval(
+        &mut c,
+        "local function f(n) return f(n + 1) + 1 end return f(1)",
+    )
+    .expect_err("deep recursion");
+    assert!(err.contains("stack overflow"), "{err}");
+    // Until the interpreter's memory runs out, then again right after: the garbage of the
+    // first must not make later scripts fail, nor an allocation outside a protected call.
+    for _ in 0..2 {
+        let err = eval(
+            &mut c,
+            "local t = {} for i = 1, 1e6 do t[i] = string.rep(tostring(i), 100000) end",
+        )
+        .expect_err("out of memory");
+        assert!(err.contains("not enough memory"), "{err}");
+        for n in [1_000_000, 30_000_000, 60_000_000] {
+            let len = eval(&mut c, &format!("return #string.rep('x', {n})")).expect("rep");
+            assert_eq!(len, Value::Int(n));
+        }
+    }
+    let err = eval(&mut c, "return cjson.decode(string.rep('[', 100000))").expect_err("nesting");
+    assert!(err.contains("too many nested"), "{err}");
+    let err = eval(
+        &mut c,
+        "local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end return cjson.encode(t)",
+    )
+    .expect_err("nesting");
+    assert!(err.contains("excessive nesting"), "{err}");
+    let err = eval(&mut c, "return unpack({}, 1, 1e8)").expect_err("unpack");
+    assert!(err.contains("too many results to unpack"), "{err}");
+    let err =
+        eval(&mut c, "return loadstring(string.dump(function() end))()").expect_err("bytecode");
+    assert!(err.contains("attempt to call a nil value"), "{err}");
+    let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
+    assert_eq!(pong, "PONG");
+}
