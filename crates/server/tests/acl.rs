@@ -445,3 +445,100 @@ fn protected_mode_refuses_remote_clients_only_without_a_password() {
         "a password admits remote clients"
     );
 }
+
+#[test]
+fn scripts_run_their_commands_as_the_calling_user() {
+    let s = Server::start(2, &[]);
+    let mut admin = s.conn();
+    let (ok0, ok1) = (key_on("allowed:", 0), key_on("allowed:", 1));
+    let (no0, no1) = (key_on("other:", 0), key_on("other:", 1));
+    for k in [&no0, &no1] {
+        ok(&mut admin, &["SET", k, "orig"]);
+    }
+    ok(
+        &mut admin,
+        &[
+            "ACL",
+            "SETUSER",
+            "u",
+            "on",
+            ">p",
+            "+eval",
+            "+get",
+            "+set",
+            "~allowed:*",
+        ],
+    );
+    ok(&mut admin, &["ACL", "LOG", "RESET"]);
+    let mut c = login(&s, "u", "p");
+    // A command the user lacks fails the script, whatever it would touch.
+    let denied = err(&mut c, &["EVAL", "return redis.call('flushall')", "0"]);
+    assert!(
+        denied.starts_with(
+            "ERR The user executing the script can't run this command or subcommand script:"
+        ),
+        "{denied}"
+    );
+    assert_eq!(ok(&mut admin, &["EXISTS", &no0, &no1]), Value::Int(2));
+    // A key outside its patterns on either shard: declared, EVAL itself is denied; named
+    // only by the script, the script's call is.
+    for k in [&no0, &no1] {
+        assert!(err(&mut c, &["EVAL", "return 1", "1", k]).starts_with("NOPERM"));
+        let undeclared = format!("return redis.call('set', '{k}', 'x')");
+        let denied = err(&mut c, &["EVAL", &undeclared, "0"]);
+        assert!(
+            denied.starts_with("ERR The user executing the script can't access at least one of the keys mentioned in the command arguments script:"),
+            "{denied}"
+        );
+    }
+    assert_eq!(text(&ok(&mut admin, &["GET", &no0])), "orig");
+    // pcall gets the denial as an error it can handle; acl_check_cmd answers without running.
+    let caught = "local r = redis.pcall('del', KEYS[1]) return r['err']";
+    assert!(text(&ok(&mut c, &["EVAL", caught, "1", &ok0]))
+        .starts_with("ERR The user executing the script can't run this command or subcommand"));
+    let check = "return {redis.acl_check_cmd('set', KEYS[1], 'v') and 1 or 0, \
+                 redis.acl_check_cmd('set', ARGV[1], 'v') and 1 or 0}";
+    assert_eq!(
+        ok(&mut c, &["EVAL", check, "1", &ok0, &no0]),
+        Value::Array(vec![Value::Int(1), Value::Int(0)])
+    );
+    // Allowed calls work, keys of both shards included.
+    let both = "redis.call('set', KEYS[1], 'a') redis.call('set', KEYS[2], 'b') \
+                return redis.call('get', KEYS[2])";
+    assert_eq!(text(&ok(&mut c, &["EVAL", both, "2", &ok0, &ok1])), "b");
+    assert_eq!(text(&ok(&mut admin, &["GET", &ok0])), "a");
+    // The log names the command or key, with the context "lua", newest first.
+    let log = ok(&mut admin, &["ACL", "LOG"]);
+    let Value::Array(entries) = log else {
+        panic!("{log:?}")
+    };
+    let field = |e: &Value, name: &str| -> String {
+        let Value::Array(kv) = e else { panic!("{e:?}") };
+        kv.chunks(2)
+            .find(|f| text(&f[0]) == name)
+            .map(|f| text(&f[1]))
+            .unwrap_or_default()
+    };
+    let last = entries.last().expect("an entry");
+    assert_eq!(field(last, "reason"), "command");
+    assert_eq!(field(last, "object"), "flushall");
+    assert_eq!(field(last, "context"), "lua");
+    assert_eq!(field(last, "username"), "u");
+    assert!(field(last, "client-info").contains("cmd=eval"), "{last:?}");
+    assert!(entries
+        .iter()
+        .any(|e| field(e, "reason") == "key" && field(e, "object") == no1));
+    assert!(entries
+        .iter()
+        .any(|e| field(e, "context") == "toplevel" && field(e, "reason") == "key"));
+    // The default user is not limited by the restricted one's rules.
+    let all = "redis.call('set', KEYS[1], 'd') return redis.call('del', KEYS[1])";
+    assert_eq!(ok(&mut admin, &["EVAL", all, "1", &no0]), Value::Int(1));
+    assert_eq!(
+        ok(
+            &mut admin,
+            &["EVAL", "return redis.acl_check_cmd('flushall')", "0"]
+        ),
+        Value::Int(1)
+    );
+}

@@ -186,8 +186,12 @@ fn every_pushed_item_is_popped_exactly_once() {
     const CONSUMERS: usize = 6;
     const ITEMS: usize = 1500;
     let queues = ["jobs:a", "jobs:b", "jobs:c"];
+    // Consumers stop at their first timeout after every producer finished (on a loaded
+    // machine a producer can pause for longer than the BLPOP timeout).
+    let produced = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
+        let produced = produced.clone();
         consumers.push(std::thread::spawn(move || {
             let mut c = common::connect(port);
             let mut got = Vec::new();
@@ -199,7 +203,8 @@ fn every_pushed_item_is_popped_exactly_once() {
                     .expect("blpop");
                 match item {
                     Some((_, v)) => got.push(v),
-                    None => return got,
+                    None if produced.load(std::sync::atomic::Ordering::SeqCst) => return got,
+                    None => {}
                 }
             }
         }));
@@ -221,6 +226,7 @@ fn every_pushed_item_is_popped_exactly_once() {
     for p in producers {
         p.join().expect("producer");
     }
+    produced.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut all: Vec<String> = consumers
         .into_iter()
         .flat_map(|c| c.join().expect("consumer"))

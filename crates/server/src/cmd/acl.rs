@@ -1,10 +1,12 @@
 //! AUTH, the ACL subcommands, and the check every command passes before it runs ([`admit`]:
-//! NOAUTH, then the user's permissions on the command, its keys and its channels).
+//! NOAUTH, then the user's permissions on the command, its keys and its channels), and the
+//! same check for the commands a script runs ([`admit_script`], as the script's caller).
 //!
 //! Users are read from this core's copy; a change is decided on core 0 and applied by every
 //! core in the order core 0 sends it ([`change_users`]), then the command answers.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use shardis_engine::command::Flags;
@@ -46,7 +48,7 @@ pub fn admit(s: &Session, cmd: &'static Command, args: &[Bytes]) -> Result<(), R
     } else {
         Context::TopLevel
     };
-    log_denial(&s.core, &c, &user.name, cmd, args, denial, context);
+    log_denial(&s.core, info(s, &c), &user.name, cmd, args, denial, context);
     Err(match denial {
         Denial::Command => Reply::error(format!(
             "NOPERM this user has no permissions to run the '{}' command",
@@ -68,13 +70,82 @@ pub fn admit_queued(s: &Session, cmd: &'static Command, args: &[Bytes]) -> Resul
     let Err(denial) = check_call(&user, cmd, args) else {
         return Ok(());
     };
-    log_denial(&s.core, &c, &user.name, cmd, args, denial, Context::Multi);
+    log_denial(
+        &s.core,
+        info(s, &c),
+        &user.name,
+        cmd,
+        args,
+        denial,
+        Context::Multi,
+    );
     let reason = match denial {
         Denial::Command => "no permission to execute the command or subcommand",
         Denial::Key(_) => "no permission to touch the specified keys",
         Denial::Channel(_) => "no permission to access one of the channels used as arguments",
     };
     Err(Reply::error(format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}")))
+}
+
+/// A script's caller as ACL sees it, fixed when the script starts (as Redis gives the script
+/// its caller's user): the user's rules then, and the client line its ACL LOG entries show.
+pub struct ScriptCaller {
+    user: User,
+    client_info: String,
+}
+
+/// The caller of a script about to run, or None when its user may run anything (nothing to
+/// check, nothing copied).
+pub fn script_caller(s: &Session) -> Option<Arc<ScriptCaller>> {
+    let c = s.client.borrow();
+    let user = c.user.borrow();
+    (!user.is_unrestricted()).then(|| {
+        Arc::new(ScriptCaller {
+            user: user.clone(),
+            client_info: info(s, &c),
+        })
+    })
+}
+
+/// Whether a script's caller may run `cmd` with `args` (`redis.acl_check_cmd`).
+pub fn script_allows(caller: &ScriptCaller, cmd: &Command, args: &[Bytes]) -> bool {
+    check_call(&caller.user, cmd, args).is_ok()
+}
+
+/// A command a script runs (`redis.call`/`redis.pcall`), checked against its caller's user: a
+/// denial is logged with the context "lua" and fails the call with Redis's scripting wording.
+pub fn admit_script(
+    core: &Rc<Core>,
+    caller: &ScriptCaller,
+    cmd: &Command,
+    args: &[Bytes],
+) -> Result<(), String> {
+    let Err(denial) = check_call(&caller.user, cmd, args) else {
+        return Ok(());
+    };
+    let info = caller.client_info.clone();
+    log_denial(
+        core,
+        info,
+        &caller.user.name,
+        cmd,
+        args,
+        denial,
+        Context::Lua,
+    );
+    let what = match denial {
+        Denial::Command => "can't run this command or subcommand",
+        Denial::Key(_) => {
+            "can't access at least one of the keys mentioned in the command arguments"
+        }
+        Denial::Channel(_) => "can't publish to the channel mentioned in the command",
+    };
+    Err(format!("The user executing the script {what}"))
+}
+
+/// The client line of an ACL LOG entry.
+fn info(s: &Session, c: &Client) -> String {
+    c.info_line(s.core.now_ms())
 }
 
 /// Checks a call against a user: the command, the keys its key specs name (with the access
@@ -162,7 +233,7 @@ fn variable_access(cmd: &Command, args: &[Bytes]) -> KeyAccess {
 /// Sends a denial to the ACL log (kept by core 0).
 fn log_denial(
     core: &Rc<Core>,
-    client: &Client,
+    client_info: String,
     username: &[u8],
     cmd: &Command,
     args: &[Bytes],
@@ -174,7 +245,7 @@ fn log_denial(
         Denial::Key(i) => (Reason::Key, arg_bytes(args, i)),
         Denial::Channel(i) => (Reason::Channel, arg_bytes(args, i)),
     };
-    add_log_entry(core, client, username, reason, context, object);
+    add_log_entry(core, client_info, username, reason, context, object);
 }
 
 fn arg_bytes(args: &[Bytes], i: usize) -> Vec<u8> {
@@ -183,7 +254,7 @@ fn arg_bytes(args: &[Bytes], i: usize) -> Vec<u8> {
 
 fn add_log_entry(
     core: &Rc<Core>,
-    client: &Client,
+    client_info: String,
     username: &[u8],
     reason: Reason,
     context: Context,
@@ -196,7 +267,7 @@ fn add_log_entry(
         object,
         username: username.to_vec(),
         ctime_ms: crate::core::wall_ms(),
-        client_info: client.info_line(core.now_ms()),
+        client_info,
     };
     core.post(
         0,
@@ -226,7 +297,7 @@ pub fn authenticate(
         None => {
             add_log_entry(
                 &s.core,
-                &c,
+                info(s, &c),
                 name,
                 Reason::Auth,
                 if s.multi.is_some() {

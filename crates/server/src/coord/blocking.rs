@@ -134,6 +134,12 @@ pub async fn block(
     };
     let timeout_reply = blocking.on_timeout.reply();
     loop {
+        // A client gone before an attempt gets nothing: an attempt would take shard locks
+        // (and could pop an element nobody receives). Dropped blocked clients otherwise queue
+        // for locks behind live ones.
+        if who.hangup.is_raised() {
+            return None;
+        }
         let (tx, mut rx) = mpsc::unbounded();
         let claim = Arc::new(AtomicBool::new(false));
         let template = Template {

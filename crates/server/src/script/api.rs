@@ -277,16 +277,21 @@ unsafe extern "C-unwind" fn acl_check_cmd(l: *mut lua_State) -> c_int {
             "Lua redis lib command arguments must be strings or integers",
         );
     };
-    // Shardis has only the default user, who may run every command on every key.
-    let known = match REGISTRY.lookup(&args) {
-        Ok(_) => true,
-        Err(e) => !matches!(&e, shardis_resp::Reply::Error(t) if t.starts_with("ERR unknown")),
+    // As Redis, a call of the wrong arity is still checked, as its command.
+    let cmd = match REGISTRY.lookup(&args) {
+        Ok(cmd) => Some(cmd),
+        Err(shardis_resp::Reply::Error(t)) if t.starts_with("ERR unknown") => None,
+        Err(_) => REGISTRY.get(&args[0]),
+    };
+    let allowed = match (cmd, vm::host()) {
+        (Some(cmd), Some(host)) => Some(host.acl_allows(cmd, &args)),
+        _ => None,
     };
     drop(args);
-    if !known {
+    let Some(allowed) = allowed else {
         raise_error(l, "Invalid command passed to redis.acl_check_cmd()");
-    }
-    ffi::lua_pushboolean(l, 1);
+    };
+    ffi::lua_pushboolean(l, c_int::from(allowed));
     1
 }
 

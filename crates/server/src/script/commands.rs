@@ -293,6 +293,7 @@ fn job(s: &Session, kind: Kind, args: &[Bytes], nkeys: usize, read_only: bool) -
         caller_addr: c.addr.clone(),
         caller_argv: args.to_vec(),
         shard: None,
+        caller: crate::cmd::acl::script_caller(s),
     }
 }
 

@@ -29,6 +29,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -43,6 +44,7 @@ use super::cache::Script;
 use super::state::{self, BusyScript, RunInfo};
 use super::vm::{Flavor, Host};
 use super::{busy, functions};
+use crate::cmd::acl::{self, ScriptCaller};
 use crate::conn::dispatch;
 use crate::conn::session::Session;
 use crate::coord::route;
@@ -72,6 +74,8 @@ pub struct Job {
     /// The shard of its declared keys when it runs optimistically there; None when it may
     /// touch any shard (for the BUSY replies).
     pub shard: Option<usize>,
+    /// Whose ACL rules the script's commands pass (None: a user allowed everything).
+    pub caller: Option<Arc<ScriptCaller>>,
 }
 
 impl Job {
@@ -167,6 +171,7 @@ struct Shared {
     dirty_at_start: u64,
     threshold_ms: u64,
     busy_shard: Option<usize>,
+    caller: Option<Arc<ScriptCaller>>,
 }
 
 impl Shared {
@@ -425,6 +430,9 @@ impl Host for RunCtx {
         if cmd.flags.has(Flags::NOSCRIPT) {
             return Err("This Redis command is not allowed from script".into());
         }
+        if let Some(caller) = &self.shared.caller {
+            acl::admit_script(&self.shared.core, caller, cmd, &args)?;
+        }
         if self.read_only && (cmd.flags.has(Flags::WRITE) || cmd.flags.has(Flags::MAY_REPLICATE)) {
             return Err("Write commands are not allowed from read-only scripts.".into());
         }
@@ -438,6 +446,13 @@ impl Host for RunCtx {
             self.monitor(&argv);
         }
         Ok(reply)
+    }
+
+    fn acl_allows(&self, cmd: &Command, args: &[Bytes]) -> bool {
+        self.shared
+            .caller
+            .as_ref()
+            .is_none_or(|caller| acl::script_allows(caller, cmd, args))
     }
 
     fn resp3(&self) -> bool {
@@ -602,6 +617,7 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
         dirty_at_start: core.shard.borrow().dirty,
         threshold_ms,
         busy_shard: job.shard,
+        caller: job.caller.clone(),
     });
     // MONITOR shows the caller's command before the script's.
     if core.pubsub.borrow().has_monitors() {
@@ -737,7 +753,8 @@ async fn perform(
     db: usize,
     resp3: bool,
 ) -> Reply {
-    // The script's commands were authorized as the script: its client is the default user's.
+    // The command passed its caller's ACL rules in `call`; the client carrying it out may run
+    // anything (as Redis's script client once the check is done).
     let user = core.acl.borrow().default_user().clone();
     let mut client = Client::new(
         (0, ConnRef(u64::MAX)),

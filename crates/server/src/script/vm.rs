@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mlua::ffi;
+use shardis_engine::Command;
 use shardis_resp::Reply;
 
 use super::lua::{self, lua_State};
@@ -126,6 +127,8 @@ pub trait Host {
     /// reply; `Err` is an error of the scripting layer in Redis's form (a leading `-` gives
     /// its code, otherwise `ERR`).
     fn call(&mut self, args: Vec<Bytes>) -> Result<Reply, String>;
+    /// `redis.acl_check_cmd`: whether the script's caller may run this command.
+    fn acl_allows(&self, cmd: &Command, args: &[Bytes]) -> bool;
     /// The script's protocol (`redis.setresp`).
     fn resp3(&self) -> bool;
     fn set_resp3(&mut self, resp3: bool);
