@@ -71,6 +71,9 @@ pub struct Db {
     /// `lazyfree-lazy-expire`: large values of expired keys go to `doomed` instead of being
     /// freed on the spot.
     pub lazy_expire: bool,
+    /// On a replica: an expired key is not removed here (the primary's DEL removes it), it
+    /// only reads as missing (Redis's replicas behave so).
+    pub keep_expired: bool,
     /// Values of expired keys waiting to be freed in steps (the shard takes them over).
     pub doomed: Vec<Value>,
     /// Keys removed here without a command asking (lazy and active expiry), collected while
@@ -126,7 +129,7 @@ impl Db {
     /// Removes `key` if it has expired; returns true if it did.
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         // Most keys of a cache have no TTL: skip the lookup when none has.
-        if self.expires.is_empty() {
+        if self.expires.is_empty() || self.keep_expired {
             return false;
         }
         match self.entries.get(key) {
@@ -151,12 +154,17 @@ impl Db {
     /// The live entry of `key` (an expired one is removed first).
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.expire_if_needed(key, now_ms);
-        self.entries.get(key)
+        self.entries
+            .get(key)
+            .filter(|e| !self.keep_expired || !self.is_expired(e, now_ms))
     }
 
     /// The live entry of `key`, for modification.
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
+        if self.keep_expired && self.expire_at(key).is_some_and(|at| at <= now_ms) {
+            return None;
+        }
         self.before_change(key);
         self.entries.get_mut(key)
     }
@@ -180,7 +188,7 @@ impl Db {
 
     /// The whole record of a live key, copied (to move it elsewhere).
     pub fn record(&mut self, key: &[u8], now_ms: u64) -> Option<Record> {
-        self.expire_if_needed(key, now_ms);
+        self.get(key, now_ms)?;
         let e = self.entries.get(key)?;
         Some(self.to_record(e))
     }
@@ -463,6 +471,9 @@ impl Db {
         on_expired: &mut impl FnMut(&[u8]),
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
+        if self.keep_expired {
+            return cycle;
+        }
         for _ in 0..sample.min(self.expires.len()) {
             let slots = self.expires.len();
             if slots == 0 {
@@ -490,9 +501,10 @@ impl Db {
     /// Moves every entry out (FLUSHALL ASYNC): this database is left empty, with its
     /// settings.
     pub fn take(&mut self) -> Db {
-        let lazy_expire = self.lazy_expire;
+        let (lazy_expire, keep_expired) = (self.lazy_expire, self.keep_expired);
         let taken = std::mem::take(self);
         self.lazy_expire = lazy_expire;
+        self.keep_expired = keep_expired;
         taken
     }
 
@@ -557,6 +569,23 @@ mod tests {
 
     fn s(v: &str) -> Value {
         Value::Str(crate::value::Str::new(v.as_bytes()))
+    }
+
+    #[test]
+    fn a_replica_hides_expired_keys_without_removing_them() {
+        let mut db = Db::new();
+        db.keep_expired = true;
+        db.set(b"k", s("v"), 0, false);
+        db.set_expire(b"k", 10);
+        assert!(db.get(b"k", 5).is_some());
+        assert!(db.get(b"k", 10).is_none());
+        assert!(db.get_mut(b"k", 11).is_none());
+        assert!(db.record(b"k", 11).is_none());
+        let mut rand = || 0;
+        assert_eq!(db.expire_sample(20, &mut rand, 11, &mut |_| {}).expired, 0);
+        // Still there, for the primary's DEL.
+        assert!(db.peek(b"k").is_some());
+        assert!(db.remove(b"k").is_some());
     }
 
     #[test]

@@ -165,6 +165,14 @@ impl Shard {
         self.config = config;
     }
 
+    /// Makes this shard a replica's (`true`: expired keys read as missing and wait for the
+    /// primary's DEL) or a primary's.
+    pub fn set_keep_expired(&mut self, keep: bool) {
+        for db in &mut self.dbs {
+            db.keep_expired = keep;
+        }
+    }
+
     /// Evicts one key as `maxmemory-policy` chooses (counted in `evicted_keys`; clients
     /// watching it see it change). False when the policy allows no key to go.
     pub fn evict_one(&mut self, now_ms: u64) -> bool {

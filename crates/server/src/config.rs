@@ -1230,7 +1230,10 @@ mod tests {
         let refused = |line: &str| c.clone().load_text(line).expect_err(line);
         assert!(refused("slowlog-max-len 64")
             .ends_with("the slow log is not available in Shardis yet: only Redis's default value (128) is accepted"));
-        assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
+        assert!(refused("repl-backlog-size 2mb").contains("\nreplication is not available"));
+        // The replica's side is built.
+        assert!(c.clone().load_text("replicaof 10.0.0.1 6379").is_ok());
+        assert!(refused("replicaof 10.0.0.1 x").ends_with("Invalid master port"));
         assert!(refused("appenddirname x")
             .contains("only Redis's default value (appendonlydir) is accepted"));
         assert!(refused("maxmemory-clients 1gb").contains("client eviction (maxmemory-clients)"));

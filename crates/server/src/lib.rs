@@ -29,6 +29,7 @@ pub mod logging;
 pub mod net;
 pub mod persist;
 pub mod process;
+pub mod replica;
 pub mod script;
 pub mod server;
 pub mod tls;

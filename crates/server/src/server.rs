@@ -204,6 +204,9 @@ async fn core_main(
     }
     // Every core loads its keys before it serves (in parallel with the others).
     crate::persist::load::load_shard(&core)?;
+    if core.id == 0 {
+        crate::replica::init(&core);
+    }
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOMEM) {
             // The kernel counts locked memory per user, not per process: another server

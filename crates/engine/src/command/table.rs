@@ -210,6 +210,9 @@ pub enum ServerCmd {
     BgSave,
     LastSave,
     Debug,
+    // Replication, the replica's side (crates/server/src/replica).
+    ReplicaOf,
+    Role,
 }
 
 /// Every registration, family by family.
@@ -310,6 +313,9 @@ pub static TABLE: &[Registration] = &[
     Registration::server("bgsave", ServerCmd::BgSave),
     Registration::server("lastsave", ServerCmd::LastSave),
     Registration::server("debug", ServerCmd::Debug),
+    Registration::server("replicaof", ServerCmd::ReplicaOf),
+    Registration::server("slaveof", ServerCmd::ReplicaOf),
+    Registration::server("role", ServerCmd::Role),
 ];
 
 /// The families' own lists.

@@ -806,7 +806,7 @@ fn dry_run(s: &Session, args: &[Bytes]) -> Reply {
 }
 
 /// Fills `buf` from the kernel's random source.
-fn fill_random(buf: &mut [u8]) -> bool {
+pub(crate) fn fill_random(buf: &mut [u8]) -> bool {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];

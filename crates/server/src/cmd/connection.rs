@@ -206,7 +206,7 @@ fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         (bulk("proto"), Reply::Int(if c.resp3 { 3 } else { 2 })),
         (bulk("id"), Reply::Int(c.id as i64)),
         (bulk("mode"), bulk("standalone")),
-        (bulk("role"), bulk("master")),
+        (bulk("role"), bulk(crate::replica::hello_role())),
         (bulk("modules"), Reply::Array(Vec::new())),
     ])
 }

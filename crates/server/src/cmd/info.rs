@@ -181,7 +181,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             sum(&|r| r.lazyfreed),
         ),
     );
-    section("replication", "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\n".to_string());
+    section(
+        "replication",
+        crate::replica::info(&s.core.config.borrow()),
+    );
     section("cpu", cpu_usage());
     let mut keyspace = String::new();
     let ndbs = reports.first().map_or(0, |r| r.dbs.len());

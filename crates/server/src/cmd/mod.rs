@@ -51,6 +51,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::BgSave
             | ServerCmd::Shutdown
             | ServerCmd::Debug
+            | ServerCmd::ReplicaOf
     ) || crate::script::commands::is_scripting(which)
 }
 
@@ -104,6 +105,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if which == ServerCmd::Debug {
         return Some(debug::debug(s, args).await);
+    }
+    if which == ServerCmd::ReplicaOf {
+        return Some(crate::replica::replicaof(s, args).await);
     }
     keyspace::run_async(s, which, args).await
 }

@@ -97,6 +97,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             ])
         }
         ServerCmd::LastSave => Reply::Int(crate::persist::last_save() as i64),
+        ServerCmd::Role => crate::replica::role(),
         _ => return None,
     })
 }
@@ -265,6 +266,7 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
                 shard.notify_flags = flags | shard.notify_flags & shardis_engine::notify::TRACKING;
             }
             crate::core::memory::reconfigure(core);
+            crate::replica::configure(core);
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));

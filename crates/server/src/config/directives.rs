@@ -24,6 +24,15 @@ const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Param {
     super::fixed(name, kind, default)
 }
 
+const fn alias(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    kind: Kind,
+    default: &'static str,
+) -> Param {
+    super::alias(name, aliases, kind, default)
+}
+
 /// A directive of a feature Shardis does not have.
 const fn absent(
     feature: &'static str,
@@ -274,30 +283,22 @@ pub(super) static DIRECTIVES: &[Param] = &[
         "2097152",
     ),
     // Replication.
-    absent_alias(
-        REPLICATION,
-        "replicaof",
-        &["slaveof"],
-        Kind::Custom(replica_of),
-        "",
-    ),
-    absent(REPLICATION, "masterauth", STR, ""),
-    absent(REPLICATION, "masteruser", STR, ""),
+    // The replica's side is built (crates/server/src/replica): `replicaof` is read at
+    // start-up and shows the primary REPLICAOF set (CONFIG SET cannot change it, as Redis).
+    Param {
+        aliases: &["slaveof"],
+        ..fixed("replicaof", Kind::Custom(replica_of), "")
+    },
+    p("masterauth", STR, ""),
+    p("masteruser", STR, ""),
     absent(REPLICATION, "bind-source-addr", STR, ""),
-    absent_alias(
-        REPLICATION,
+    alias(
         "replica-serve-stale-data",
         &["slave-serve-stale-data"],
         BOOL,
         "yes",
     ),
-    absent_alias(
-        REPLICATION,
-        "replica-read-only",
-        &["slave-read-only"],
-        BOOL,
-        "yes",
-    ),
+    alias("replica-read-only", &["slave-read-only"], BOOL, "yes"),
     absent_alias(
         REPLICATION,
         "replica-ignore-maxmemory",
@@ -312,13 +313,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
         BOOL,
         "no",
     ),
-    absent_alias(
-        REPLICATION,
-        "replica-priority",
-        &["slave-priority"],
-        c_int(0),
-        "100",
-    ),
+    alias("replica-priority", &["slave-priority"], c_int(0), "100"),
     absent_alias(
         REPLICATION,
         "replica-announce-ip",
@@ -333,7 +328,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
         PORT,
         "0",
     ),
-    absent(REPLICATION, "replica-announced", BOOL, "yes"),
+    p("replica-announced", BOOL, "yes"),
     absent(REPLICATION, "replica-ignore-disk-write-errors", BOOL, "no"),
     absent(REPLICATION, "repl-diskless-sync", BOOL, "yes"),
     absent(REPLICATION, "repl-diskless-sync-delay", c_int(0), "5"),
@@ -357,7 +352,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
         c_int(1),
         "10",
     ),
-    absent(REPLICATION, "repl-timeout", c_int(1), "60"),
+    p("repl-timeout", c_int(1), "60"),
     absent(
         REPLICATION,
         "repl-backlog-size",
@@ -431,7 +426,10 @@ fn replica_of(value: &str, _current: &str) -> Result<String, String> {
         [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => {
             Ok(String::new())
         }
-        [host, port] => Ok(format!("{host} {port}")),
+        [host, port] => match port.parse::<u16>() {
+            Ok(port) => Ok(format!("{host} {port}")),
+            Err(_) => Err("Invalid master port".into()),
+        },
         _ => Err("wrong number of arguments".into()),
     }
 }

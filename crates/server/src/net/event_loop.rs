@@ -1015,6 +1015,11 @@ impl EventLoop {
             multi::flag_error(session);
             return conn.reply(denied);
         }
+        // A replica: -READONLY for writes, -MASTERDOWN while the link is down (replication).
+        if let Some(refused) = crate::replica::refuse(cmd) {
+            multi::flag_error(session);
+            return conn.reply(refused);
+        }
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {

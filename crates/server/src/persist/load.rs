@@ -57,8 +57,8 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads the keys of one file this core owns; returns how many.
-fn load_file(core: &Core, path: &str) -> Result<u64, String> {
+/// Loads the keys of one file this core owns (also a replica's full sync); returns how many.
+pub fn load_file(core: &Core, path: &str) -> Result<u64, String> {
     let fail = |e: String| format!("loading {path}: {e}");
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
@@ -68,6 +68,8 @@ fn load_file(core: &Core, path: &str) -> Result<u64, String> {
     let mut shard = core.shard.borrow_mut();
     let config = shard.config.clone();
     let tracking = config.tracking;
+    // A replica keeps keys already expired: they go when the primary deletes them.
+    let keep_expired = shard.dbs.first().is_some_and(|d| d.keep_expired);
     let (mut loaded, mut expired) = (0u64, 0u64);
     let mut told_functions = false;
     loop {
@@ -90,7 +92,7 @@ fn load_file(core: &Core, path: &str) -> Result<u64, String> {
                     }
                 };
                 let expire_at = k.expire_ms.map(|ms| ms.max(1) as u64);
-                if expire_at.is_some_and(|at| at <= now) {
+                if !keep_expired && expire_at.is_some_and(|at| at <= now) {
                     expired += 1;
                     continue;
                 }

@@ -1,0 +1,223 @@
+//! Core 0's side of the link: loads a full sync into every shard and applies the command
+//! stream through the ordinary command paths, as Redis's master client (its replies go
+//! nowhere; REPLCONF GETACK asks the link for an ACK).
+//!
+//! The stream is parsed with the request parser; each command runs as a client's would, so
+//! a command over several shards, and MULTI/EXEC, keep their atomicity through the same
+//! two-phase lock. The offset counts the bytes of every whole command applied, as Redis's
+//! `reploff`; a command cut by a lost link does not count, so `PSYNC` resumes at its start.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use shardis_resp::{Limits, RequestParser};
+use tracing::{info, warn};
+
+use super::link::{Back, Event};
+use super::{is_getack, state, LinkState, GENERATION, LINK_UP, OFFSET};
+use crate::conn::session::Session;
+use crate::conn::{dispatch, multi};
+use crate::core::client::Client;
+use crate::core::{ConnRef, Core};
+
+/// How the master client is named to deliveries (it subscribes to nothing).
+const MASTER_CONN: ConnRef = ConnRef(u64::MAX);
+/// The longest pause between two looks at the link's queue when it is idle.
+const MAX_IDLE: Duration = Duration::from_millis(8);
+
+/// The stream being applied.
+struct Applier {
+    session: Session,
+    parser: RequestParser,
+    buf: BytesMut,
+    args: Vec<Bytes>,
+    /// Bytes received that no whole command applied has counted yet.
+    pending: i64,
+    /// A protocol error: the rest is ignored until the link reconnects.
+    broken: bool,
+    back: SyncSender<Back>,
+}
+
+impl Applier {
+    /// Forgets a command cut short and the master client's transaction (Redis frees the
+    /// master client when its link drops).
+    fn reset(&mut self) {
+        self.parser = RequestParser::new();
+        self.buf.clear();
+        self.pending = 0;
+        self.broken = false;
+        self.session.multi = None;
+        self.session.client.borrow_mut().db = 0;
+    }
+
+    /// Applies every whole command in the buffer.
+    async fn apply(&mut self, generation: u64) {
+        let limits = Limits::default();
+        while !self.broken && GENERATION.load(Ordering::SeqCst) == generation {
+            match self.parser.next_into(&mut self.buf, &limits, &mut self.args) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    warn!("protocol error from the primary: {}", e.message());
+                    self.broken = true;
+                    // The link reconnects and resumes after the last whole command.
+                    let _ = self.back.try_send(Back::Drop);
+                    return;
+                }
+            }
+            let args = std::mem::take(&mut self.args);
+            // The command's bytes count once it has run (GETACK reports the offset before it).
+            let size = self.pending - self.buf.len() as i64;
+            self.pending = self.buf.len() as i64;
+            self.execute(args).await;
+            OFFSET.fetch_add(size, Ordering::SeqCst);
+        }
+    }
+
+    async fn execute(&mut self, args: Vec<Bytes>) {
+        if is_getack(&args) {
+            let _ = self.back.try_send(Back::AckNow);
+            return;
+        }
+        let cmd = match shardis_engine::lookup(&args) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                warn!("command from the primary refused: {e:?}");
+                return;
+            }
+        };
+        if self.session.multi.is_some() && !multi::runs_inside_multi(cmd) {
+            multi::queue(&mut self.session, cmd, args);
+            return;
+        }
+        if let Some(reply) = dispatch::run(&mut self.session, cmd, args).await {
+            if reply.is_error() {
+                warn!("a command from the primary failed here: {reply:?}");
+            }
+        }
+    }
+}
+
+/// Applies the link's events until REPLICAOF changes or the link stops.
+pub async fn run(
+    core: Rc<Core>,
+    generation: u64,
+    events: Receiver<Event>,
+    back: SyncSender<Back>,
+) {
+    let user = core.acl.borrow().default_user().clone();
+    let client = Rc::new(RefCell::new(Client::new(
+        (core.next_client_id(), MASTER_CONN),
+        -1,
+        String::new(),
+        String::new(),
+        core.now_ms(),
+        user,
+        true,
+    )));
+    let mut applier = Applier {
+        session: Session::new(core.clone(), MASTER_CONN, client),
+        parser: RequestParser::new(),
+        buf: BytesMut::new(),
+        args: Vec::new(),
+        pending: 0,
+        broken: false,
+        back,
+    };
+    let mut idle = Duration::ZERO;
+    while GENERATION.load(Ordering::SeqCst) == generation {
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            Err(TryRecvError::Empty) => {
+                // The link thread cannot wake this core: look again soon, less often while
+                // nothing comes.
+                idle = (idle * 2).clamp(Duration::from_millis(1), MAX_IDLE);
+                core.sleep(idle).await;
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => return,
+        };
+        idle = Duration::ZERO;
+        match event {
+            Event::Data(bytes) => {
+                if applier.broken {
+                    continue;
+                }
+                applier.pending += bytes.len() as i64;
+                applier.buf.extend_from_slice(&bytes);
+                applier.apply(generation).await;
+                // Let the core's clients in between chunks.
+                futures_lite::future::yield_now().await;
+            }
+            Event::FullSync {
+                path,
+                replid,
+                offset,
+            } => {
+                applier.reset();
+                match load(&core, &path).await {
+                    Ok(()) => {
+                        OFFSET.store(offset, Ordering::SeqCst);
+                        let mut st = state();
+                        st.replid = replid;
+                        st.replid2 = "0".repeat(40);
+                        st.second_offset = -1;
+                        connected(&mut st);
+                        info!("MASTER <-> REPLICA sync: Finished with success");
+                    }
+                    Err(e) => {
+                        warn!("MASTER <-> REPLICA sync: failed loading the RDB: {e}");
+                        applier.broken = true;
+                        let _ = applier.back.try_send(Back::Drop);
+                    }
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+            Event::Continue { replid } => {
+                applier.reset();
+                let mut st = state();
+                if let Some(id) = replid.filter(|id| *id != st.replid) {
+                    // The primary's history changed (a failover): ours stays valid up to here.
+                    st.replid2 = std::mem::replace(&mut st.replid, id);
+                    st.second_offset = OFFSET.load(Ordering::SeqCst) + 1;
+                }
+                connected(&mut st);
+            }
+            Event::Lost => {
+                applier.reset();
+                let _ = applier.back.try_send(Back::Resumed);
+            }
+        }
+    }
+}
+
+fn connected(st: &mut super::State) {
+    st.link = LinkState::Connected;
+    st.down_since = 0;
+    LINK_UP.store(true, Ordering::SeqCst);
+}
+
+/// Empties every shard and loads the RDB at `path` into all of them (each core reads it and
+/// keeps its own keys, as at start-up).
+async fn load(core: &Rc<Core>, path: &PathBuf) -> Result<(), String> {
+    let path = path.to_string_lossy().into_owned();
+    info!("MASTER <-> REPLICA sync: Flushing old data, loading the DB in memory");
+    let results = core
+        .broadcast(move |c| {
+            {
+                let mut shard = c.shard.borrow_mut();
+                for d in &mut shard.dbs {
+                    d.clear();
+                }
+                shard.set_keep_expired(true);
+            }
+            crate::persist::load::load_file(c, &path)
+        })
+        .await;
+    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+}

@@ -1,0 +1,341 @@
+//! Replication, the replica's side: this server following a Redis 7.0 primary (REPLICAOF,
+//! `replicaof` in the configuration file), and the replication state INFO, ROLE and HELLO
+//! report whichever role the server has.
+//!
+//! - `link`: a thread of its own per primary owns the socket: connection, Redis 7.0's replica
+//!   handshake, PSYNC, the full sync's RDB (written to a file), then the command stream in
+//!   chunks; it sends `REPLCONF ACK` every second and reconnects with backoff;
+//! - `apply`: a task on core 0 loads a full sync into every shard (the RDB loader, each core
+//!   keeping its keys) and runs the stream's commands through the ordinary routing, as a
+//!   client whose replies go nowhere, counting the offset as Redis does.
+//!
+//! The primary's side (PSYNC served by Shardis, a backlog) is not built: REPLCONF, PSYNC and
+//! SYNC stay unknown commands.
+
+mod apply;
+mod link;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use shardis_engine::command::Flags;
+use shardis_engine::Command;
+use shardis_resp::Reply;
+
+use crate::conn::session::Session;
+use crate::core::{wall_ms, Core};
+
+/// Where the link to the primary stands (Redis's `repl_state`, as ROLE names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    Connect,
+    Connecting,
+    Handshake,
+    /// Receiving the full sync's RDB.
+    Sync,
+    Connected,
+}
+
+impl LinkState {
+    fn name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// The replication state of the process (one for all cores).
+struct State {
+    /// The primary followed, if any.
+    master: Option<(String, u16)>,
+    link: LinkState,
+    /// Our replication id: the primary's once synced, else a random one.
+    replid: String,
+    /// The previous id and the first offset it does not cover (after REPLICAOF NO ONE).
+    replid2: String,
+    second_offset: i64,
+    /// Unix seconds the link went down (0: never up).
+    down_since: u64,
+    /// The full sync in progress: bytes expected (0: unknown, diskless) and read.
+    sync_total: u64,
+    sync_read: u64,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    master: None,
+    link: LinkState::Connect,
+    replid: String::new(),
+    replid2: String::new(),
+    second_offset: -1,
+    down_since: 0,
+    sync_total: 0,
+    sync_read: 0,
+});
+
+/// A replica: normal clients' writes are refused while `replica-read-only` is yes.
+static IS_REPLICA: AtomicBool = AtomicBool::new(false);
+/// The link is up (`master_link_status:up`).
+static LINK_UP: AtomicBool = AtomicBool::new(false);
+/// The offset of the stream applied (`master_repl_offset`) and of the bytes read.
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+static READ_OFFSET: AtomicI64 = AtomicI64::new(0);
+/// Unix seconds of the last byte from the primary.
+static LAST_IO: AtomicU64 = AtomicU64::new(0);
+/// Bumped by every REPLICAOF: a link of an older generation stops.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Replica settings read on every client command (kept from the configuration).
+static READ_ONLY: AtomicBool = AtomicBool::new(true);
+static SERVE_STALE: AtomicBool = AtomicBool::new(true);
+
+const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
+const MASTERDOWN_ERR: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// 40 random hex characters (a replication id).
+fn random_id() -> String {
+    let mut raw = [0u8; 20];
+    if !crate::cmd::acl::fill_random(&mut raw) {
+        // No kernel randomness: the clock and pid still make ids of two runs differ.
+        let seed = wall_ms() ^ (u64::from(std::process::id()) << 40);
+        for (i, b) in raw.iter_mut().enumerate() {
+            *b = (seed >> ((i % 8) * 8)) as u8 ^ i as u8;
+        }
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// At start-up: a replication id of our own, the replica settings, and the link when the
+/// configuration names a primary (core 0).
+pub fn init(core: &std::rc::Rc<Core>) {
+    {
+        let mut st = state();
+        st.replid = random_id();
+        st.replid2 = "0".repeat(40);
+    }
+    configure(core);
+    let target = core.config.borrow().get("replicaof").to_string();
+    if let Some((host, port)) = target.split_once(' ') {
+        if let Ok(port) = port.parse() {
+            follow(core, host.to_string(), port);
+        }
+    }
+}
+
+/// Reads the settings the command path checks (at start-up and after CONFIG SET).
+pub fn configure(core: &Core) {
+    let config = core.config.borrow();
+    READ_ONLY.store(config.get_bool("replica-read-only"), Ordering::Relaxed);
+    SERVE_STALE.store(config.get_bool("replica-serve-stale-data"), Ordering::Relaxed);
+}
+
+/// Whether this server follows a primary.
+pub fn is_replica() -> bool {
+    IS_REPLICA.load(Ordering::Relaxed)
+}
+
+/// The error a normal client's command gets on a replica, as Redis's `processCommand`:
+/// -READONLY for a write under `replica-read-only`, -MASTERDOWN for a command not flagged
+/// `stale` while the link is down under `replica-serve-stale-data no`.
+#[inline]
+pub fn refuse(cmd: &Command) -> Option<Reply> {
+    if !IS_REPLICA.load(Ordering::Relaxed) {
+        return None;
+    }
+    if cmd.is_write() && READ_ONLY.load(Ordering::Relaxed) {
+        return Some(Reply::err(READONLY_ERR));
+    }
+    if !LINK_UP.load(Ordering::Relaxed)
+        && !SERVE_STALE.load(Ordering::Relaxed)
+        && !cmd.flags.has(Flags::STALE)
+    {
+        return Some(Reply::err(MASTERDOWN_ERR));
+    }
+    None
+}
+
+/// HELLO's `role`.
+pub fn hello_role() -> &'static str {
+    if is_replica() {
+        "replica"
+    } else {
+        "master"
+    }
+}
+
+/// Starts following `host:port` (core 0's task; a previous link stops).
+fn follow(core: &std::rc::Rc<Core>, host: String, port: u16) {
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    {
+        let mut st = state();
+        st.master = Some((host.clone(), port));
+        st.link = LinkState::Connect;
+        st.down_since = 0;
+    }
+    LINK_UP.store(false, Ordering::SeqCst);
+    IS_REPLICA.store(true, Ordering::SeqCst);
+    let settings = link::Settings::from_config(&core.config.borrow(), host, port);
+    let (events, acks) = link::start(settings, generation);
+    crate::core::spawn::spawn(apply::run(core.clone(), generation, events, acks));
+}
+
+/// REPLICAOF NO ONE: keeps the data, takes a new replication id (the old one stays valid up
+/// to the current offset, as psync2 does).
+fn unfollow() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    IS_REPLICA.store(false, Ordering::SeqCst);
+    LINK_UP.store(false, Ordering::SeqCst);
+    let mut st = state();
+    st.master = None;
+    st.link = LinkState::Connect;
+    st.replid2 = std::mem::replace(&mut st.replid, random_id());
+    st.second_offset = OFFSET.load(Ordering::SeqCst) + 1;
+}
+
+/// REPLICAOF host port | NO ONE (and SLAVEOF).
+pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
+    let (host, port) = (&args[1], &args[2]);
+    let target = if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
+        None
+    } else {
+        let port = std::str::from_utf8(port)
+            .ok()
+            .and_then(|p| p.parse::<i64>().ok());
+        match port.and_then(|p| u16::try_from(p).ok()) {
+            Some(p) => Some((String::from_utf8_lossy(host).into_owned(), p)),
+            None => return Reply::err("ERR Invalid master port"),
+        }
+    };
+    if let Some((h, p)) = &target {
+        let st = state();
+        if st.master.as_ref().is_some_and(|(mh, mp)| mh.eq_ignore_ascii_case(h) && mp == p) {
+            return Reply::Simple("OK Already connected to specified master".into());
+        }
+    }
+    let was_replica = is_replica();
+    if target.is_none() && !was_replica {
+        return Reply::Ok;
+    }
+    let value = target
+        .as_ref()
+        .map_or_else(String::new, |(h, p)| format!("{h} {p}"));
+    // Every core: CONFIG GET replicaof, and how expired keys behave.
+    let keep = target.is_some();
+    s.core
+        .broadcast(move |c| {
+            c.config.borrow_mut().apply(&[("replicaof", value.clone())]);
+            c.shard.borrow_mut().set_keep_expired(keep);
+        })
+        .await;
+    match target {
+        Some((host, port)) => {
+            tracing::info!("Connecting to MASTER {host}:{port}");
+            let _ = s.core.run_on(0, move |c| follow(c, host, port)).await;
+        }
+        None => {
+            unfollow();
+            tracing::info!("MASTER MODE enabled (user request from a client)");
+        }
+    }
+    Reply::Ok
+}
+
+/// ROLE.
+pub fn role() -> Reply {
+    let offset = OFFSET.load(Ordering::SeqCst);
+    let st = state();
+    match &st.master {
+        None => Reply::Array(vec![
+            Reply::bulk(b"master"),
+            Reply::Int(offset),
+            Reply::Array(Vec::new()),
+        ]),
+        Some((host, port)) => Reply::Array(vec![
+            Reply::bulk(b"slave"),
+            Reply::bulk(host.as_bytes()),
+            Reply::Int(i64::from(*port)),
+            Reply::bulk(st.link.name().as_bytes()),
+            Reply::Int(if st.link == LinkState::Connected {
+                offset
+            } else {
+                -1
+            }),
+        ]),
+    }
+}
+
+/// INFO's replication section, as Redis 7.0 writes it (no replicas of our own).
+pub fn info(config: &crate::config::Config) -> String {
+    let now = wall_ms() / 1000;
+    let offset = OFFSET.load(Ordering::SeqCst);
+    let st = state();
+    let mut out = String::new();
+    match &st.master {
+        None => out.push_str("role:master\r\n"),
+        Some((host, port)) => {
+            let up = st.link == LinkState::Connected;
+            let last_io = LAST_IO.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{offset}\r\n",
+                if up { "up" } else { "down" },
+                if up { now.saturating_sub(last_io) as i64 } else { -1 },
+                u8::from(st.link == LinkState::Sync),
+                READ_OFFSET.load(Ordering::SeqCst),
+            ));
+            if st.link == LinkState::Sync {
+                let perc = if st.sync_total > 0 {
+                    st.sync_read as f64 / st.sync_total as f64 * 100.0
+                } else {
+                    0.0
+                };
+                out.push_str(&format!(
+                    "master_sync_total_bytes:{}\r\nmaster_sync_read_bytes:{}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+                    st.sync_total as i64 - i64::from(st.sync_total == 0),
+                    st.sync_read,
+                    st.sync_total as i64 - i64::from(st.sync_total == 0) - st.sync_read as i64,
+                    now.saturating_sub(LAST_IO.load(Ordering::Relaxed)),
+                ));
+            }
+            if !up {
+                out.push_str(&format!(
+                    "master_link_down_since_seconds:{}\r\n",
+                    if st.down_since > 0 {
+                        now.saturating_sub(st.down_since) as i64
+                    } else {
+                        -1
+                    }
+                ));
+            }
+            out.push_str(&format!(
+                "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n",
+                config.get_i64("replica-priority"),
+                u8::from(config.get_bool("replica-read-only")),
+                u8::from(config.get_bool("replica-announced")),
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "connected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+        st.replid,
+        st.replid2,
+        st.second_offset,
+        config.get_i64("repl-backlog-size"),
+    ));
+    out
+}
+
+/// Whether `cmd` is REPLCONF GETACK… (the stream's only command that answers): checked by
+/// name, since REPLCONF is not a command clients may send here.
+fn is_getack(args: &[Bytes]) -> bool {
+    args.len() >= 2
+        && args[0].eq_ignore_ascii_case(b"replconf")
+        && args[1].eq_ignore_ascii_case(b"getack")
+}
