@@ -309,6 +309,19 @@ fn a_shardis_replica_follows_a_redis_primary() {
     );
     let v: String = redis::cmd("GET").arg("str:5").query(&mut r).expect("GET");
     assert_eq!(v, "value-5");
+    let err = redis::cmd("EVAL")
+        .arg("return redis.call('SET', KEYS[1], '1')")
+        .arg(1)
+        .arg("x")
+        .query::<()>(&mut r)
+        .expect_err("a script's write");
+    assert_eq!(err.code(), Some("READONLY"), "{err}");
+    let err = redis::cmd("EVAL")
+        .arg("#!lua\nreturn 1")
+        .arg(0)
+        .query::<()>(&mut r)
+        .expect_err("a script that may write");
+    assert_eq!(err.code(), Some("READONLY"), "{err}");
 
     // The command stream.
     for round in 0..3 {

@@ -160,6 +160,9 @@ pub async fn run(
                 offset,
             } => {
                 applier.reset();
+                // Emptied as FLUSHALL empties (WATCH, client-side caching, blocked clients
+                // learn of it), then loaded.
+                applier.execute(vec![Bytes::from_static(b"FLUSHALL")]).await;
                 match load(&core, &path).await {
                     Ok(()) => {
                         OFFSET.store(offset, Ordering::SeqCst);
@@ -202,20 +205,14 @@ fn connected(st: &mut super::State) {
     LINK_UP.store(true, Ordering::SeqCst);
 }
 
-/// Empties every shard and loads the RDB at `path` into all of them (each core reads it and
-/// keeps its own keys, as at start-up).
+/// Loads the RDB at `path` into every shard (each core reads it and keeps its own keys, as at
+/// start-up).
 async fn load(core: &Rc<Core>, path: &PathBuf) -> Result<(), String> {
     let path = path.to_string_lossy().into_owned();
-    info!("MASTER <-> REPLICA sync: Flushing old data, loading the DB in memory");
+    info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let results = core
         .broadcast(move |c| {
-            {
-                let mut shard = c.shard.borrow_mut();
-                for d in &mut shard.dbs {
-                    d.clear();
-                }
-                shard.set_keep_expired(true);
-            }
+            c.shard.borrow_mut().set_keep_expired(true);
             crate::persist::load::load_file(c, &path)
         })
         .await;

@@ -92,7 +92,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static READ_ONLY: AtomicBool = AtomicBool::new(true);
 static SERVE_STALE: AtomicBool = AtomicBool::new(true);
 
-const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
+pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
 const MASTERDOWN_ERR: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 
@@ -150,7 +150,7 @@ pub fn refuse(cmd: &Command) -> Option<Reply> {
     if !IS_REPLICA.load(Ordering::Relaxed) {
         return None;
     }
-    if cmd.is_write() && READ_ONLY.load(Ordering::Relaxed) {
+    if cmd.is_write() && refuses_writes() {
         return Some(Reply::err(READONLY_ERR));
     }
     if !LINK_UP.load(Ordering::Relaxed)
@@ -160,6 +160,11 @@ pub fn refuse(cmd: &Command) -> Option<Reply> {
         return Some(Reply::err(MASTERDOWN_ERR));
     }
     None
+}
+
+/// Whether normal clients' writes are refused (a replica under `replica-read-only yes`).
+pub fn refuses_writes() -> bool {
+    IS_REPLICA.load(Ordering::Relaxed) && READ_ONLY.load(Ordering::Relaxed)
 }
 
 /// HELLO's `role`.

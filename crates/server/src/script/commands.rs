@@ -219,6 +219,11 @@ fn numkeys(args: &[Bytes], not_integer: &'static str) -> Result<usize, Reply> {
 /// read-only. Shardis has no replicas, persistence errors or memory limit to refuse for.
 fn prepare(script_flags: u32, ro: bool) -> Result<bool, Reply> {
     let compat = script_flags & flags::EVAL_COMPAT != 0;
+    if !compat && script_flags & flags::NO_WRITES == 0 && crate::replica::refuses_writes() {
+        return Err(Reply::err(
+            "READONLY Can not run script with write flag on readonly replica",
+        ));
+    }
     if !compat && script_flags & flags::NO_WRITES == 0 && ro {
         return Err(Reply::err(
             "ERR Can not execute a script with write flag using *_ro command.",

@@ -436,6 +436,10 @@ impl Host for RunCtx {
         if self.read_only && (cmd.flags.has(Flags::WRITE) || cmd.flags.has(Flags::MAY_REPLICATE)) {
             return Err("Write commands are not allowed from read-only scripts.".into());
         }
+        // A read-only replica (the primary's stream carries no scripts, only their effects).
+        if cmd.flags.has(Flags::WRITE) && crate::replica::refuses_writes() {
+            return Err(format!("-{}", crate::replica::READONLY_ERR));
+        }
         if cmd.flags.has(Flags::WRITE) {
             self.shared.info.dirty.set(true);
         }
