@@ -98,18 +98,27 @@ fn wait_in_sync(primary: &mut Connection, replica: &mut Connection) {
 }
 
 fn digest(c: &mut Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).expect("DEBUG DIGEST")
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(c)
+        .expect("DEBUG DIGEST")
 }
 
 /// Both data sets are the same: every database's size, then Redis's digest of all of them.
 fn assert_same(primary: &mut Connection, replica: &mut Connection) {
     for db in 0..2 {
-        let p: i64 = redis::cmd("SELECT").arg(db).query::<()>(primary).map_or(-1, |()| {
-            redis::cmd("DBSIZE").query(primary).expect("DBSIZE")
-        });
-        let r: i64 = redis::cmd("SELECT").arg(db).query::<()>(replica).map_or(-1, |()| {
-            redis::cmd("DBSIZE").query(replica).expect("DBSIZE")
-        });
+        let p: i64 = redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(primary)
+            .map_or(-1, |()| {
+                redis::cmd("DBSIZE").query(primary).expect("DBSIZE")
+            });
+        let r: i64 = redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(replica)
+            .map_or(-1, |()| {
+                redis::cmd("DBSIZE").query(replica).expect("DBSIZE")
+            });
         assert_eq!(p, r, "DBSIZE of db {db}");
     }
     let _: () = redis::cmd("SELECT").arg(0).query(primary).expect("SELECT");
@@ -121,7 +130,9 @@ fn assert_same(primary: &mut Connection, replica: &mut Connection) {
 fn fill(c: &mut Connection) {
     let mut p = redis::pipe();
     for i in 0..300 {
-        p.cmd("SET").arg(format!("str:{i}")).arg(format!("value-{i}"));
+        p.cmd("SET")
+            .arg(format!("str:{i}"))
+            .arg(format!("value-{i}"));
         p.cmd("SET").arg(format!("int:{i}")).arg(i);
         p.cmd("RPUSH").arg("list:big").arg(format!("item-{i}"));
         p.cmd("HSET")
@@ -181,10 +192,16 @@ fn write_load(c: &mut Connection, round: usize) {
         p.cmd("INCRBYFLOAT").arg("float").arg(0.5);
         p.cmd("LPUSH").arg("list:big").arg(n);
         p.cmd("RPOP").arg("list:small");
-        p.cmd("HINCRBY").arg("hash:counters").arg(format!("f{}", i % 20)).arg(1);
+        p.cmd("HINCRBY")
+            .arg("hash:counters")
+            .arg(format!("f{}", i % 20))
+            .arg(1);
         p.cmd("SADD").arg("set:big").arg(format!("new{n}"));
         p.cmd("SPOP").arg("set:ints");
-        p.cmd("ZINCRBY").arg("zset:big").arg(2).arg(format!("z{}", i % 30));
+        p.cmd("ZINCRBY")
+            .arg("zset:big")
+            .arg(2)
+            .arg(format!("z{}", i % 30));
         p.cmd("XADD").arg("stream").arg("*").arg("n").arg(n);
         p.cmd("PFADD").arg("hll").arg(format!("x{n}"));
         p.cmd("EXPIRE").arg(format!("str:{}", i)).arg(5000);
@@ -243,7 +260,10 @@ fn a_shardis_replica_follows_a_redis_primary() {
     // A primary with no replicas.
     assert_eq!(info_of(&mut r, "role").as_deref(), Some("master"));
     assert_eq!(info_of(&mut r, "connected_slaves").as_deref(), Some("0"));
-    assert_eq!(info_of(&mut r, "master_replid").map(|id| id.len()), Some(40));
+    assert_eq!(
+        info_of(&mut r, "master_replid").map(|id| id.len()),
+        Some(40)
+    );
     let role: redis::Value = redis::cmd("ROLE").query(&mut r).expect("ROLE");
     assert_eq!(
         role,
@@ -277,10 +297,7 @@ fn a_shardis_replica_follows_a_redis_primary() {
     wait_in_sync(&mut primary, &mut r);
     assert_same(&mut primary, &mut r);
     assert_eq!(info_of(&mut r, "role").as_deref(), Some("slave"));
-    assert_eq!(
-        info_of(&mut r, "master_port"),
-        Some(redis_port.to_string())
-    );
+    assert_eq!(info_of(&mut r, "master_port"), Some(redis_port.to_string()));
     assert_eq!(
         info_of(&mut r, "master_replid"),
         info_of(&mut primary, "master_replid")
@@ -361,7 +378,11 @@ fn a_shardis_replica_follows_a_redis_primary() {
         .query(&mut r)
         .expect("REPLICAOF NO ONE");
     assert_eq!(ok, "OK");
-    let _: () = redis::cmd("SET").arg("x").arg("1").query(&mut r).expect("writable");
+    let _: () = redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query(&mut r)
+        .expect("writable");
     assert_eq!(info_of(&mut r, "role").as_deref(), Some("master"));
     let v: String = redis::cmd("GET").arg("str:5").query(&mut r).expect("GET");
     assert_eq!(v, "value-5");
@@ -383,7 +404,11 @@ fn the_replica_settings_are_read_from_the_file_and_checked() {
         .arg(0)
         .query(&mut primary)
         .expect("DEBUG");
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut primary).expect("SET");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut primary)
+        .expect("SET");
     let _: () = redis::cmd("SET")
         .arg("gone")
         .arg("v")
@@ -412,13 +437,20 @@ fn the_replica_settings_are_read_from_the_file_and_checked() {
     std::thread::sleep(Duration::from_millis(300));
     let size: i64 = redis::cmd("DBSIZE").query(&mut r).expect("DBSIZE");
     assert_eq!(size, 2);
-    let gone: Option<String> = redis::cmd("GET").arg("gone").query(&mut primary).expect("GET");
+    let gone: Option<String> = redis::cmd("GET")
+        .arg("gone")
+        .query(&mut primary)
+        .expect("GET");
     assert_eq!(gone, None);
     wait_in_sync(&mut primary, &mut r);
     let size: i64 = redis::cmd("DBSIZE").query(&mut r).expect("DBSIZE");
     assert_eq!(size, 1);
     // replica-read-only no: a client may write to the replica.
-    let _: () = redis::cmd("SET").arg("local").arg("1").query(&mut r).expect("SET");
+    let _: () = redis::cmd("SET")
+        .arg("local")
+        .arg("1")
+        .query(&mut r)
+        .expect("SET");
     // Not a setting CONFIG SET changes, as in Redis.
     assert!(redis::cmd("CONFIG")
         .arg("SET")

@@ -718,7 +718,7 @@ fn genpass(args: &[Bytes]) -> Reply {
     }
     let chars = ((bits + 3) / 4) as usize;
     let mut random = vec![0u8; chars.div_ceil(2)];
-    if !fill_random(&mut random) {
+    if !crate::core::fill_random(&mut random) {
         return Reply::err("ERR cannot read random bytes from the kernel");
     }
     let mut hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -803,21 +803,6 @@ fn dry_run(s: &Session, args: &[Bytes]) -> Reply {
             text(&arg_bytes(call, i))
         )),
     }
-}
-
-/// Fills `buf` from the kernel's random source.
-pub(crate) fn fill_random(buf: &mut [u8]) -> bool {
-    let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: getrandom writes at most `rest.len()` bytes into the slice we own.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n <= 0 {
-            return false;
-        }
-        done += n as usize;
-    }
-    true
 }
 
 /// Text safe inside an error reply (no line breaks).

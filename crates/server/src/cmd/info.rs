@@ -181,10 +181,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             sum(&|r| r.lazyfreed),
         ),
     );
-    section(
-        "replication",
-        crate::replica::info(&s.core.config.borrow()),
-    );
+    section("replication", crate::replica::info(&s.core.config.borrow()));
     section("cpu", cpu_usage());
     let mut keyspace = String::new();
     let ndbs = reports.first().map_or(0, |r| r.dbs.len());

@@ -293,13 +293,7 @@ async fn exec_locked(
     let mut group: Vec<(usize, Request)> = Vec::new();
     let mut at: Vec<usize> = Vec::new();
     for (cmd, args) in queued {
-        let single = matches!(cmd.exec, Exec::Shard(_))
-            && !matches!(cmd.fanout, Fanout::AllShards(_))
-            && cmd.key_finder.is_none();
-        let shard = single
-            .then(|| route::single_shard(cmd, &args, core.shards, core.id))
-            .flatten();
-        if let Some(shard) = shard {
+        if let Some(shard) = route::lone_shard(cmd, &args, core.shards, core.id) {
             let (db, resp3) = s.db_resp3();
             at.push(replies.len());
             replies.push(Reply::Nil);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use crc::{Crc, CRC_16_XMODEM};
-use shardis_engine::{Command, Fanout};
+use shardis_engine::{Command, Exec, Fanout};
 
 pub const SLOTS: u16 = 16384;
 
@@ -77,6 +77,18 @@ pub fn single_shard(cmd: &Command, args: &[Bytes], shards: usize, here: usize) -
         Target::Shard(s) => Some(s),
         Target::Several => None,
     }
+}
+
+/// The one shard a shard command runs on as a plain request (sent with others in a batch):
+/// its keys all on that shard, and nothing that needs every shard or keys only its data
+/// names (SORT BY). None for anything else.
+pub fn lone_shard(cmd: &Command, args: &[Bytes], shards: usize, here: usize) -> Option<usize> {
+    let plain = matches!(cmd.exec, Exec::Shard(_))
+        && !matches!(cmd.fanout, Fanout::AllShards(_))
+        && cmd.key_finder.is_none();
+    plain
+        .then(|| single_shard(cmd, args, shards, here))
+        .flatten()
 }
 
 #[cfg(test)]

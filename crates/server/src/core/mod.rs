@@ -266,6 +266,21 @@ pub fn shutdown_requested() -> bool {
     SHUTDOWN.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Fills `buf` from the kernel's random source.
+pub fn fill_random(buf: &mut [u8]) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: getrandom writes at most `rest.len()` bytes into the slice we own.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n <= 0 {
+            return false;
+        }
+        done += n as usize;
+    }
+    true
+}
+
 /// Wall-clock milliseconds.
 pub fn wall_ms() -> u64 {
     SystemTime::now()

@@ -22,11 +22,15 @@ use super::link::{Back, Event};
 use super::{is_getack, state, LinkState, GENERATION, LINK_UP, OFFSET};
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
+use crate::coord::{route, txn};
 use crate::core::client::Client;
-use crate::core::{ConnRef, Core};
+use crate::core::{ConnRef, Core, Request};
+use shardis_engine::Command;
 
 /// How the master client is named to deliveries (it subscribes to nothing).
 const MASTER_CONN: ConnRef = ConnRef(u64::MAX);
+/// Commands sent to the shards together at most.
+const MAX_GROUP: usize = 1024;
 /// The longest pause between two looks at the link's queue when it is idle.
 const MAX_IDLE: Duration = Duration::from_millis(8);
 
@@ -41,12 +45,18 @@ struct Applier {
     /// A protocol error: the rest is ignored until the link reconnects.
     broken: bool,
     back: SyncSender<Back>,
+    /// Commands for single shards not sent yet (sent together, one batch per shard, as a
+    /// pipelining client's are), and the stream bytes they stand for.
+    group: Vec<(usize, Request)>,
+    group_bytes: i64,
 }
 
 impl Applier {
     /// Forgets a command cut short and the master client's transaction (Redis frees the
     /// master client when its link drops).
     fn reset(&mut self) {
+        self.group.clear();
+        self.group_bytes = 0;
         self.parser = RequestParser::new();
         self.buf.clear();
         self.pending = 0;
@@ -55,46 +65,98 @@ impl Applier {
         self.session.client.borrow_mut().db = 0;
     }
 
-    /// Applies every whole command in the buffer.
+    /// Applies every whole command in the buffer. A command's bytes count in the offset once
+    /// it has run.
     async fn apply(&mut self, generation: u64) {
         let limits = Limits::default();
         while !self.broken && GENERATION.load(Ordering::SeqCst) == generation {
-            match self.parser.next_into(&mut self.buf, &limits, &mut self.args) {
+            match self
+                .parser
+                .next_into(&mut self.buf, &limits, &mut self.args)
+            {
                 Ok(true) => {}
-                Ok(false) => return,
+                Ok(false) => break,
                 Err(e) => {
                     warn!("protocol error from the primary: {}", e.message());
                     self.broken = true;
                     // The link reconnects and resumes after the last whole command.
                     let _ = self.back.try_send(Back::Drop);
-                    return;
+                    break;
                 }
             }
             let args = std::mem::take(&mut self.args);
-            // The command's bytes count once it has run (GETACK reports the offset before it).
             let size = self.pending - self.buf.len() as i64;
             self.pending = self.buf.len() as i64;
-            self.execute(args).await;
+            if is_getack(&args) {
+                // The offset before GETACK, as Redis's `replicationSendAck`.
+                self.flush().await;
+                let _ = self
+                    .back
+                    .try_send(Back::AckNow(OFFSET.load(Ordering::SeqCst)));
+                OFFSET.fetch_add(size, Ordering::SeqCst);
+                continue;
+            }
+            let cmd = match shardis_engine::lookup(&args) {
+                Ok(cmd) => cmd,
+                Err(e) => {
+                    warn!("command from the primary refused: {e:?}");
+                    self.group_bytes += size;
+                    continue;
+                }
+            };
+            let core = &self.session.core;
+            let lone = self
+                .session
+                .multi
+                .is_none()
+                .then(|| route::lone_shard(cmd, &args, core.shards, core.id))
+                .flatten();
+            if let Some(shard) = lone {
+                let db = self.session.db_resp3().0;
+                self.group.push((
+                    shard,
+                    Request {
+                        cmd,
+                        args,
+                        db,
+                        resp3: false,
+                        track: None,
+                    },
+                ));
+                self.group_bytes += size;
+                if self.group.len() >= MAX_GROUP {
+                    self.flush().await;
+                }
+                continue;
+            }
+            self.flush().await;
+            self.execute(cmd, args).await;
             OFFSET.fetch_add(size, Ordering::SeqCst);
         }
+        self.flush().await;
     }
 
-    async fn execute(&mut self, args: Vec<Bytes>) {
-        if is_getack(&args) {
-            let _ = self.back.try_send(Back::AckNow);
-            return;
-        }
-        let cmd = match shardis_engine::lookup(&args) {
-            Ok(cmd) => cmd,
-            Err(e) => {
-                warn!("command from the primary refused: {e:?}");
-                return;
+    /// Runs the grouped commands and counts them.
+    async fn flush(&mut self) {
+        if !self.group.is_empty() {
+            let replies =
+                txn::run_each(&self.session.core, std::mem::take(&mut self.group), None).await;
+            if let Some(e) = replies.iter().find(|r| r.is_error()) {
+                warn!("a command from the primary failed here: {e:?}");
             }
-        };
+        }
+        OFFSET.fetch_add(std::mem::take(&mut self.group_bytes), Ordering::SeqCst);
+    }
+
+    /// Runs a command the way a client's runs (over several shards, transactions, runtime
+    /// commands).
+    async fn execute(&mut self, cmd: &'static Command, args: Vec<Bytes>) {
         if self.session.multi.is_some() && !multi::runs_inside_multi(cmd) {
             multi::queue(&mut self.session, cmd, args);
             return;
         }
+        // The primary's commands never block (it sends blocking pops as plain pops).
+        self.session.in_exec = true;
         if let Some(reply) = dispatch::run(&mut self.session, cmd, args).await {
             if reply.is_error() {
                 warn!("a command from the primary failed here: {reply:?}");
@@ -104,12 +166,7 @@ impl Applier {
 }
 
 /// Applies the link's events until REPLICAOF changes or the link stops.
-pub async fn run(
-    core: Rc<Core>,
-    generation: u64,
-    events: Receiver<Event>,
-    back: SyncSender<Back>,
-) {
+pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back: SyncSender<Back>) {
     let user = core.acl.borrow().default_user().clone();
     let client = Rc::new(RefCell::new(Client::new(
         (core.next_client_id(), MASTER_CONN),
@@ -128,6 +185,8 @@ pub async fn run(
         pending: 0,
         broken: false,
         back,
+        group: Vec::new(),
+        group_bytes: 0,
     };
     let mut idle = Duration::ZERO;
     while GENERATION.load(Ordering::SeqCst) == generation {
@@ -162,7 +221,11 @@ pub async fn run(
                 applier.reset();
                 // Emptied as FLUSHALL empties (WATCH, client-side caching, blocked clients
                 // learn of it), then loaded.
-                applier.execute(vec![Bytes::from_static(b"FLUSHALL")]).await;
+                if let Ok(flushall) = shardis_engine::lookup(&[Bytes::from_static(b"FLUSHALL")]) {
+                    applier
+                        .execute(flushall, vec![Bytes::from_static(b"FLUSHALL")])
+                        .await;
+                }
                 match load(&core, &path).await {
                     Ok(()) => {
                         OFFSET.store(offset, Ordering::SeqCst);
@@ -216,5 +279,8 @@ async fn load(core: &Rc<Core>, path: &PathBuf) -> Result<(), String> {
             crate::persist::load::load_file(c, &path)
         })
         .await;
-    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+    results
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
 }

@@ -66,8 +66,8 @@ pub enum Event {
 pub enum Back {
     /// Everything before `Event::Lost` is applied: the offset to resume from is final.
     Resumed,
-    /// Answer `REPLCONF ACK` now (a GETACK was applied).
-    AckNow,
+    /// Answer `REPLCONF ACK <offset>` now (a GETACK was applied).
+    AckNow(i64),
     /// The stream or the full sync could not be applied: reconnect.
     Drop,
 }
@@ -134,7 +134,7 @@ fn run(settings: Settings, generation: u64, events: SyncSender<Event>, back: Rec
             loop {
                 match back.recv_timeout(POLL) {
                     Ok(Back::Resumed) => break,
-                    Ok(Back::AckNow | Back::Drop) => {}
+                    Ok(Back::AckNow(_) | Back::Drop) => {}
                     Err(RecvTimeoutError::Timeout) if current(generation) => {}
                     Err(_) => return,
                 }
@@ -325,9 +325,9 @@ fn session(
 /// Reads the full sync's payload into a file of `dir`; returns its path.
 fn receive_rdb(conn: &mut Conn) -> LinkResult<PathBuf> {
     let header = conn.line()?;
-    let spec = header
-        .strip_prefix('$')
-        .ok_or_else(|| format!("bad protocol from MASTER, the first byte is not '$': '{header}'"))?;
+    let spec = header.strip_prefix('$').ok_or_else(|| {
+        format!("bad protocol from MASTER, the first byte is not '$': '{header}'")
+    })?;
     // The diskless form ends with the 40 bytes announced; the other announces its length.
     let (total, mark) = match spec.strip_prefix("EOF:") {
         Some(mark) if mark.len() == 40 => (None, Some(mark.as_bytes().to_vec())),
@@ -434,18 +434,19 @@ fn stream_commands(
         if !current(conn.generation) {
             return Ok(());
         }
-        let mut ack = last_ack.elapsed() >= Duration::from_secs(1);
+        let mut ack =
+            (last_ack.elapsed() >= Duration::from_secs(1)).then(|| OFFSET.load(Ordering::SeqCst));
         loop {
             match back.try_recv() {
-                Ok(Back::AckNow) => ack = true,
+                Ok(Back::AckNow(offset)) => ack = Some(offset),
                 Ok(Back::Drop) => return Err("the primary's data could not be applied".into()),
                 Ok(Back::Resumed) => {}
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Err("core 0 stopped".into()),
             }
         }
-        if ack {
-            let offset = OFFSET.load(Ordering::SeqCst).to_string();
+        if let Some(offset) = ack {
+            let offset = offset.to_string();
             conn.send(&[b"REPLCONF", b"ACK", offset.as_bytes()])?;
             last_ack = Instant::now();
         }

@@ -103,7 +103,7 @@ fn state() -> MutexGuard<'static, State> {
 /// 40 random hex characters (a replication id).
 fn random_id() -> String {
     let mut raw = [0u8; 20];
-    if !crate::cmd::acl::fill_random(&mut raw) {
+    if !crate::core::fill_random(&mut raw) {
         // No kernel randomness: the clock and pid still make ids of two runs differ.
         let seed = wall_ms() ^ (u64::from(std::process::id()) << 40);
         for (i, b) in raw.iter_mut().enumerate() {
@@ -134,7 +134,10 @@ pub fn init(core: &std::rc::Rc<Core>) {
 pub fn configure(core: &Core) {
     let config = core.config.borrow();
     READ_ONLY.store(config.get_bool("replica-read-only"), Ordering::Relaxed);
-    SERVE_STALE.store(config.get_bool("replica-serve-stale-data"), Ordering::Relaxed);
+    SERVE_STALE.store(
+        config.get_bool("replica-serve-stale-data"),
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether this server follows a primary.
@@ -221,7 +224,11 @@ pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
     };
     if let Some((h, p)) = &target {
         let st = state();
-        if st.master.as_ref().is_some_and(|(mh, mp)| mh.eq_ignore_ascii_case(h) && mp == p) {
+        if st
+            .master
+            .as_ref()
+            .is_some_and(|(mh, mp)| mh.eq_ignore_ascii_case(h) && mp == p)
+        {
             return Reply::Simple("OK Already connected to specified master".into());
         }
     }
