@@ -8,7 +8,7 @@
 //! `reploff`; a command cut by a lost link does not count, so `PSYNC` resumes at its start.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -270,7 +270,7 @@ fn connected(st: &mut super::State) {
 
 /// Loads the RDB at `path` into every shard (each core reads it and keeps its own keys, as at
 /// start-up).
-async fn load(core: &Rc<Core>, path: &PathBuf) -> Result<(), String> {
+async fn load(core: &Rc<Core>, path: &Path) -> Result<(), String> {
     let path = path.to_string_lossy().into_owned();
     info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let results = core
