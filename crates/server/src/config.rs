@@ -1290,7 +1290,7 @@ lfu-log-factor 20"
     #[test]
     fn rewrite_keeps_the_file_and_changes_values() {
         let mut c = Config::default();
-        let old = "# comment\nport 6379\nclient-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit replica 256mb 64mb 60\nlogfile \"\"\nslaveof no one\n";
+        let old = "# comment\nport 6379\nclient-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit replica 256mb 64mb 60\nlogfile \"\"\nslaveof no one\nrepl-backlog-ttl 3600\n";
         c.load_text(old).expect("valid");
         c.load_text("port 7000\nmaxclients 50\nshards 2\nrequirepass pw")
             .expect("valid");
@@ -1298,7 +1298,9 @@ lfu-log-factor 20"
         let new = rewrite::apply(old, Config::directive_name, entries);
         assert!(new.starts_with("# comment\nport 7000\nclient-output-buffer-limit normal 0 0 0\nclient-output-buffer-limit slave 256mb 64mb 60\nlogfile \"\"\n"), "{new}");
         // An absent feature's directive at its default stays as written.
-        assert!(new.contains("\nslaveof no one\n"), "{new}");
+        assert!(new.contains("\nrepl-backlog-ttl 3600\n"), "{new}");
+        // A primary has no `replicaof` line (Redis removes it).
+        assert!(!new.contains("slaveof"), "{new}");
         for line in [
             "maxclients 50",
             "#@shardis shards 2",
