@@ -68,10 +68,6 @@ struct Param {
 enum Support {
     /// Works as in Redis.
     Built,
-    /// Part of a feature Shardis does not have (named), which clients look up with CONFIG
-    /// GET (`save`, `appendonly`, `maxmemory`): shown, and only Redis's default value is
-    /// taken, from the file or CONFIG SET.
-    Off(&'static str),
     /// Part of a feature Shardis does not have (named): a configuration file may set it to
     /// Redis's default, which changes nothing, so that a stock redis.conf loads; any other
     /// value is refused, and CONFIG GET / CONFIG SET do not know it.
@@ -117,14 +113,6 @@ const fn alias(
         default,
         mutable: true,
         support: Support::Built,
-    }
-}
-
-/// A parameter of a feature Shardis does not have, that clients read ([`Support::Off`]).
-const fn off(feature: &'static str, param: Param) -> Param {
-    Param {
-        support: Support::Off(feature),
-        ..param
     }
 }
 
@@ -204,8 +192,34 @@ static PARAMS: &[Param] = &[
         Kind::Enum(&["no", "yes", "local"]),
         "no",
     ),
-    // The append-only log is not built yet: only "no" is accepted.
-    off(directives::AOF, p("appendonly", Kind::Bool, "no")),
+    // The append-only log, per shard (persist/aof).
+    p("appendonly", Kind::Bool, "no"),
+    fixed("appendfilename", Kind::FileName, "appendonly.aof"),
+    fixed("appenddirname", Kind::FileName, "appendonlydir"),
+    p(
+        "appendfsync",
+        Kind::Enum(&["everysec", "always", "no"]),
+        "everysec",
+    ),
+    p("aof-load-truncated", Kind::Bool, "yes"),
+    // Every shard's base is an RDB file (Redis's default); a base of commands is not built.
+    p(
+        "aof-use-rdb-preamble",
+        Kind::NotBuilt {
+            off: "yes",
+            why: "a base written as commands (aof-use-rdb-preamble no) is not built: each shard's base is an RDB file",
+        },
+        "yes",
+    ),
+    p(
+        "auto-aof-rewrite-percentage",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "100",
+    ),
+    p("auto-aof-rewrite-min-size", Kind::Memory { min: 0 }, "67108864"),
     alias(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -550,7 +564,7 @@ impl Param {
     fn normalize(&self, value: &str, current: &str) -> Result<String, String> {
         let canonical = self.check(value, current)?;
         match self.support {
-            Support::Off(feature) | Support::Absent(feature) if canonical != self.default => {
+            Support::Absent(feature) if canonical != self.default => {
                 let default = if self.default.is_empty() {
                     "\"\""
                 } else {
@@ -647,8 +661,12 @@ impl Param {
                 Ok(words.join(" "))
             }
             Kind::FileName => {
-                if value.contains('/') || value.is_empty() {
-                    Err("dbfilename can't be a path, just a filename".into())
+                if value.contains('/') || value.is_empty() || value == "." || value == ".." {
+                    Err(if self.name == "appenddirname" {
+                        "appenddirname can't be a path, just a dirname".to_string()
+                    } else {
+                        format!("{} can't be a path, just a filename", self.name)
+                    })
                 } else {
                     Ok(value.to_string())
                 }

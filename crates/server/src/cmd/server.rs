@@ -117,6 +117,10 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         ServerCmd::Info => super::info::info(s, args).await,
         ServerCmd::Save => save(s, args).await,
         ServerCmd::BgSave => bgsave(s, args),
+        ServerCmd::BgRewriteAof => match crate::persist::aof::bgrewriteaof(&s.core) {
+            Ok(started) => Reply::Simple(started.into()),
+            Err(e) => Reply::err(e),
+        },
         ServerCmd::Shutdown => return shutdown(s, args).await,
         _ => return None,
     })
@@ -141,6 +145,9 @@ fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
         None => {}
         Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => {}
         Some(_) => return error::syntax(),
+    }
+    if crate::persist::aof::rewriting() {
+        return Reply::err("ERR An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
     }
     if crate::persist::in_progress() {
         return Reply::err("ERR Background save already in progress");
@@ -268,6 +275,10 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));
+    crate::persist::aof::configure(&s.core.config.borrow());
+    if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
+        crate::persist::aof::set_enabled(&s.core, on == "yes").await;
+    }
     super::acl::after_config_set(s, &applied).await;
     Reply::Ok
 }

@@ -6,6 +6,10 @@
 //! sender wakes it with a `MSG_RING` completion posted into that ring, and only when the
 //! receiver said it was about to sleep, so a busy core is never woken. The sleep flag follows
 //! the usual store-fence-load handshake on both sides, so no wake-up is ever lost.
+//!
+//! Under `appendfsync always` a core holds what it sends until its log is durable (see
+//! `persist::aof::log`): a reply travelling to another core must not announce a write
+//! before the write's record is synced.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -54,6 +58,8 @@ impl<M: Send> MeshBuilder<M> {
             signals: self.signals.clone(),
             to_wake: RefCell::new(Vec::new()),
             sent: Cell::new(0),
+            hold: Cell::new(false),
+            held: RefCell::new(Vec::new()),
         })
     }
 }
@@ -68,6 +74,9 @@ pub struct Mesh<M> {
     to_wake: RefCell<Vec<i32>>,
     /// Messages sent, for INFO.
     sent: Cell<u64>,
+    /// Messages are held until `release` (the log's group commit).
+    hold: Cell<bool>,
+    held: RefCell<Vec<(usize, M)>>,
 }
 
 impl<M: Send> Mesh<M> {
@@ -89,6 +98,30 @@ impl<M: Send> Mesh<M> {
     /// Pushes `msg` to core `to`. Never blocks: queues are unbounded (what a core may have in
     /// flight is bounded by its connections' limits).
     pub fn send(&self, to: usize, msg: M) {
+        if self.hold.get() {
+            self.held.borrow_mut().push((to, msg));
+            return;
+        }
+        self.send_now(to, msg);
+    }
+
+    /// Holds (or stops holding) what is sent from now on until the next `release`.
+    pub fn set_hold(&self, hold: bool) {
+        self.hold.set(hold);
+    }
+
+    /// Sends the messages held so far, in order.
+    pub fn release(&self) {
+        if self.held.borrow().is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for (to, msg) in held {
+            self.send_now(to, msg);
+        }
+    }
+
+    fn send_now(&self, to: usize, msg: M) {
         let (Some(sender), Some(signal)) = (self.senders.get(to), self.signals.get(to)) else {
             return;
         };
