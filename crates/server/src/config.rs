@@ -1227,8 +1227,12 @@ mod tests {
             Some("Reading the configuration file, at line 1\n>>> 'port 1 2'\nwrong number of arguments")
         );
         assert_eq!(
-            c.load_text("appendonly yes").err().as_deref(),
-            Some("Reading the configuration file, at line 1\n>>> 'appendonly yes'\nthe append-only file is not available in Shardis yet: only Redis's default value (no) is accepted")
+            c.load_text("aof-timestamp-enabled yes").err().as_deref(),
+            Some("Reading the configuration file, at line 1\n>>> 'aof-timestamp-enabled yes'\nthis append-only file setting is not available in Shardis yet: only Redis's default value (no) is accepted")
+        );
+        assert_eq!(
+            c.load_text("appendfilename a/b").err().as_deref(),
+            Some("Reading the configuration file, at line 1\n>>> 'appendfilename a/b'\nappendfilename can't be a path, just a filename")
         );
         assert!(c
             .load_text("list-max-ziplist-entries 10\n#@shardis shards 3\nhz 1000")
@@ -1249,8 +1253,8 @@ mod tests {
         assert!(refused("slowlog-max-len 64")
             .ends_with("the slow log is not available in Shardis yet: only Redis's default value (128) is accepted"));
         assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
-        assert!(refused("appenddirname x")
-            .contains("only Redis's default value (appendonlydir) is accepted"));
+        assert!(refused("no-appendfsync-on-rewrite yes")
+            .contains("only Redis's default value (no) is accepted"));
         assert!(refused("maxmemory-clients 1gb").contains("client eviction (maxmemory-clients)"));
         // Eviction is built: its directives take any valid value.
         assert!(c
@@ -1274,9 +1278,19 @@ lfu-log-factor 20"
         assert!(c
             .validate_set(&[("slowlog-max-len".into(), "128".into())], true)
             .is_err_and(|e| e.starts_with("ERR Unknown option")));
+        // The append-only log is built: its switches take Redis's values.
         assert!(c
-            .validate_set(&[("appendonly".into(), "yes".into())], true)
-            .is_err_and(|e| e.contains("the append-only file is not available")));
+            .validate_set(
+                &[
+                    ("appendonly".into(), "yes".into()),
+                    ("appendfsync".into(), "always".into())
+                ],
+                true
+            )
+            .is_ok());
+        assert!(c
+            .validate_set(&[("aof-use-rdb-preamble".into(), "no".into())], true)
+            .is_err_and(|e| e.contains("a base written as commands")));
         // Settings that mean nothing here are taken and reported.
         c.load_text("jemalloc-bg-thread no\nio-threads 4")
             .expect("taken");

@@ -224,6 +224,24 @@ mod tests {
     }
 
     #[test]
+    fn held_messages_go_out_in_order_on_release() {
+        let mut builder = MeshBuilder::<u32>::new(2);
+        let a = builder.join(0).expect("core 0");
+        let b = builder.join(1).expect("core 1");
+        a.send(1, 1);
+        a.set_hold(true);
+        a.send(1, 2);
+        a.send(1, 3);
+        assert_eq!(b.try_recv(), Some(1));
+        assert_eq!(b.try_recv(), None, "held until released");
+        a.set_hold(false);
+        a.release();
+        assert_eq!(b.try_recv(), Some(2));
+        assert_eq!(b.try_recv(), Some(3));
+        assert_eq!(b.try_recv(), None);
+    }
+
+    #[test]
     fn cross_thread_handshake_never_loses_a_message() {
         let mut builder = MeshBuilder::<u64>::new(2);
         let a = builder.join(0).expect("core 0");

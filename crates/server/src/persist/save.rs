@@ -113,18 +113,18 @@ async fn take(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), String> {
 }
 
 /// What a snapshot is written as: the RDB set of `dbfilename`, or the base files of a new
-/// append-only log (whose incremental files start at the cut).
+/// append-only set (whose incremental files start at the cut when the log is on: `true`).
 #[derive(Clone)]
 pub enum Target {
     Rdb,
-    AofBase(Layout),
+    AofBase(Layout, bool),
 }
 
 impl Target {
     fn temp(&self, generation: u64, shard: usize) -> PathBuf {
         match self {
             Target::Rdb => PathBuf::from(files::temp_file(generation, shard)),
-            Target::AofBase(l) => l.path(&l.temp_base(generation, shard)),
+            Target::AofBase(l, _) => l.path(&l.temp_base(generation, shard)),
         }
     }
 }
@@ -176,7 +176,7 @@ pub async fn cut_and_write(
 fn begin(c: &Rc<Core>, generation: u64, target: Target, answer: Answer<Result<(), String>>) {
     let compress = c.config.borrow().get("rdbcompression") == "yes";
     // A new log starts exactly at the cut: the base holds everything before it.
-    if let Target::AofBase(layout) = &target {
+    if let Target::AofBase(layout, true) = &target {
         if let Err(e) = super::aof::start_incr(c, layout, generation) {
             c.answer(answer, Err(e));
             return;
@@ -211,7 +211,7 @@ fn header(core: &Core, target: &Target) -> Vec<u8> {
     );
     w.aux(
         b"aof-base",
-        if matches!(target, Target::AofBase(_)) {
+        if matches!(target, Target::AofBase(..)) {
             b"1"
         } else {
             b"0"

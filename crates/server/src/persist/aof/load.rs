@@ -362,7 +362,8 @@ fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String>
         "DB loaded from append only file: {:.3} seconds",
         started.elapsed().as_secs_f64()
     );
-    if m.shards.len() != core.shards {
+    // Another shard count, or a set written with the log off (BGREWRITEAOF: bases only).
+    if m.shards.len() != core.shards || m.shards.iter().any(|s| s.incrs.is_empty()) {
         return write_new(core, plan, m.generation + 1).map(Some);
     }
     // This run's marker, durable before any record of the run.
@@ -463,7 +464,7 @@ fn apply(shard: &mut Shard, r: &Record<'_>, now: u64, stats: &mut ReplayStats) -
 fn write_new(core: &Rc<Core>, plan: &Plan, generation: u64) -> Result<u64, String> {
     let l = &plan.layout;
     let temp = l.path(&l.temp_base(generation, core.id));
-    save::write_blocking(core, &temp, &Target::AofBase(l.clone()))?;
+    save::write_blocking(core, &temp, &Target::AofBase(l.clone(), false))?;
     let incr = l.incr(generation, core.id, core.shards);
     File::create(l.path(&incr))
         .and_then(|f| f.sync_all())

@@ -183,13 +183,15 @@ async fn rewrite_files(core: &Rc<Core>) -> Result<(), String> {
         .create_dir()
         .map_err(|e| format!("creating {}: {e}", layout.dir.display()))?;
     let waiting = WAITING_BASE.load(Ordering::Relaxed);
+    // With the log off (BGREWRITEAOF, as Redis allows) the set is bases only.
+    let logging = enabled();
     let old = layout.read().map_err(|e| e.to_string())?;
     let generation = old.as_ref().map_or(1, |m| m.generation + 1);
     let incr = |i: usize| layout.incr(generation, i, shards);
     // 1. With a complete set in force, its manifest names the new incremental files too
     //    (created empty first), so the writes after the cut are in the set whatever happens.
     let interim = match &old {
-        Some(m) if !waiting && m.shards.len() == shards => {
+        Some(m) if logging && !waiting && m.shards.len() == shards => {
             for i in 0..shards {
                 log::open(&layout.path(&incr(i)), incr(i))
                     .map_err(|e| format!("creating {}: {e}", incr(i)))?;
@@ -205,7 +207,8 @@ async fn rewrite_files(core: &Rc<Core>) -> Result<(), String> {
         _ => None,
     };
     // 2. The cut: every shard switches to its new incremental file and writes its base.
-    let temps = save::cut_and_write(core, None, generation, Target::AofBase(layout.clone()))
+    let target = Target::AofBase(layout.clone(), logging);
+    let temps = save::cut_and_write(core, None, generation, target)
         .await
         .inspect_err(|_| {
             if interim.is_none() {
@@ -214,11 +217,11 @@ async fn rewrite_files(core: &Rc<Core>) -> Result<(), String> {
                 }
             }
         })?;
-    if !enabled() {
+    if logging != enabled() {
         for t in &temps {
             let _ = std::fs::remove_file(t);
         }
-        return Err("the append only file was turned off during the rewrite".into());
+        return Err("the append only file was turned on or off during the rewrite".into());
     }
     // 3. The new set: each shard's new base and new incremental file.
     let manifest = Manifest {
@@ -226,7 +229,7 @@ async fn rewrite_files(core: &Rc<Core>) -> Result<(), String> {
         shards: (0..shards)
             .map(|i| ShardFiles {
                 base: Some(layout.base(generation, i, shards)),
-                incrs: vec![incr(i)],
+                incrs: if logging { vec![incr(i)] } else { Vec::new() },
             })
             .collect(),
     };
@@ -242,6 +245,7 @@ async fn rewrite_files(core: &Rc<Core>) -> Result<(), String> {
         layout.remove_unnamed(m, &manifest);
     }
     let incr_size: u64 = (0..shards)
+        .filter(|_| logging)
         .map(|i| {
             std::fs::metadata(layout.path(&incr(i)))
                 .map(|m| m.len())
