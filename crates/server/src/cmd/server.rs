@@ -138,15 +138,19 @@ async fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
     }
 }
 
-/// BGSAVE [SCHEDULE]: the same, replied at once. (SCHEDULE waits for an append-only file
-/// rewrite in Redis; without one it starts at once.)
+/// BGSAVE [SCHEDULE]: the same, replied at once; during an append-only log rewrite,
+/// SCHEDULE has core 0's clock start it once the rewrite is over.
 fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
-    match args.get(1) {
-        None => {}
-        Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => {}
+    let schedule = match args.get(1) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => true,
         Some(_) => return error::syntax(),
-    }
+    };
     if crate::persist::aof::rewriting() {
+        if schedule {
+            crate::persist::save::schedule();
+            return Reply::Simple("Background saving scheduled".into());
+        }
         return Reply::err("ERR An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
     }
     if crate::persist::in_progress() {

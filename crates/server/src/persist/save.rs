@@ -354,6 +354,13 @@ pub fn save_points(value: &str) -> Vec<(u64, u64)> {
 
 /// A save rule check or the shutdown save is running.
 static CLOCK_JOB: AtomicBool = AtomicBool::new(false);
+/// BGSAVE SCHEDULE came during an append-only log rewrite: saved once it is over.
+static SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+/// Has the clock take a snapshot once the running rewrite is over (BGSAVE SCHEDULE).
+pub fn schedule() {
+    SCHEDULED.store(true, Ordering::SeqCst);
+}
 
 /// Called by core 0's clock: the save before a shutdown asked for by a signal, and the
 /// `save` rules (a snapshot once a rule's changes happened within its seconds).
@@ -375,11 +382,16 @@ pub fn tick(core: &Rc<Core>) {
         });
         return;
     }
-    if points.is_empty() || super::in_progress() {
+    if (points.is_empty() && !SCHEDULED.load(Ordering::SeqCst)) || super::in_progress() {
         CLOCK_JOB.store(false, Ordering::SeqCst);
         return;
     }
     spawn::spawn(async move {
+        if SCHEDULED.swap(false, Ordering::SeqCst) {
+            if let Err(SaveError::InProgress) = save(&core, None).await {
+                SCHEDULED.store(true, Ordering::SeqCst);
+            }
+        }
         let now = wall_ms() / 1000;
         let since_save = now.saturating_sub(super::last_save());
         let retry_ok = LAST_OK.load(Ordering::Relaxed)

@@ -339,7 +339,9 @@ pub fn tick(core: &Rc<Core>) {
         let core = core.clone();
         SCHEDULED.store(false, Ordering::SeqCst);
         spawn::spawn(async move {
-            let _ = rewrite(&core).await;
+            if let Err(RewriteError::InProgress) = rewrite(&core).await {
+                SCHEDULED.store(true, Ordering::SeqCst);
+            }
         });
     }
 }
