@@ -243,9 +243,15 @@ fn every_write_acknowledged_under_always_survives_sigkill() {
                 got >= want && got <= want + 1,
                 "round {round}: {counter} = {got}, acknowledged {want}"
             );
-            let (gx, gy): (Option<u64>, Option<u64>) =
-                redis::cmd("MGET").arg(x).arg(y).query(&mut c).expect("mget");
-            assert_eq!(gx, gy, "round {round}: an MSET over two shards came back half");
+            let (gx, gy): (Option<u64>, Option<u64>) = redis::cmd("MGET")
+                .arg(x)
+                .arg(y)
+                .query(&mut c)
+                .expect("mget");
+            assert_eq!(
+                gx, gy,
+                "round {round}: an MSET over two shards came back half"
+            );
             let want = acked[t].mset.load(Ordering::SeqCst);
             let gx = gx.unwrap_or(0);
             assert!(
@@ -285,7 +291,11 @@ fn torn_and_zero_padded_tails_are_trimmed_and_damage_in_the_middle_refused() {
     let files = incr_files(&dir);
     let file = &files[0];
     let good = std::fs::read(file).expect("read");
-    assert!(frame_offsets(&good).len() > 3, "records in {}", file.display());
+    assert!(
+        frame_offsets(&good).len() > 3,
+        "records in {}",
+        file.display()
+    );
 
     // A torn record at the end: refused with aof-load-truncated no, trimmed with yes.
     let mut torn = good.clone();
@@ -392,8 +402,13 @@ fn bgrewriteaof_under_write_load_loses_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(rewrites >= 2, "{rewrites} rewrites");
-    assert_eq!(server.info_field("aof_last_bgrewrite_status").as_deref(), Some("ok"));
-    let files = std::fs::read_dir(dir.join("appendonlydir")).expect("dir").count();
+    assert_eq!(
+        server.info_field("aof_last_bgrewrite_status").as_deref(),
+        Some("ok")
+    );
+    let files = std::fs::read_dir(dir.join("appendonlydir"))
+        .expect("dir")
+        .count();
     kill(server);
     stop.store(true, Ordering::SeqCst);
     for w in writers {
@@ -414,7 +429,10 @@ fn bgrewriteaof_under_write_load_loses_nothing() {
         total += n;
     }
     let keys: u64 = redis::cmd("DBSIZE").query(&mut c).expect("dbsize");
-    assert!(keys >= total && keys <= total + 4, "{keys} keys, {total} acknowledged");
+    assert!(
+        keys >= total && keys <= total + 4,
+        "{keys} keys, {total} acknowledged"
+    );
     println!("{rewrites} rewrites under load; {total} acknowledged writes all present");
     shutdown(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -443,7 +461,10 @@ fn turning_the_log_on_at_run_time_writes_a_base_first() {
         .query(&mut c);
     assert!(refused.is_err());
     let r: redis::RedisResult<()> = redis::cmd("BGREWRITEAOF").query(&mut c);
-    assert!(r.is_ok(), "BGREWRITEAOF with the log off writes a set, as Redis");
+    assert!(
+        r.is_ok(),
+        "BGREWRITEAOF with the log off writes a set, as Redis"
+    );
     while server.info_field("aof_rewrite_in_progress").as_deref() == Some("1") {
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -134,7 +134,12 @@ pub async fn run_jobs_locked(
     // 2. The last shard: take, run, release, in one message.
     let (at, reqs) = take(last);
     let got = core
-        .send_batch(last, reqs, Some(tx), LockStep::AcquireRelease(last_intents, parts))
+        .send_batch(
+            last,
+            reqs,
+            Some(tx),
+            LockStep::AcquireRelease(last_intents, parts),
+        )
         .replies()
         .await;
     place(at, got.unwrap_or_default());

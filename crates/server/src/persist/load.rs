@@ -48,9 +48,12 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     let mut loaded = 0;
     let (shards, id) = (core.shards, core.id);
     for f in &files {
-        loaded += load_rdb(&mut core.shard.borrow_mut(), f, &|key| {
-            route::shard_of(key, shards) == id
-        }, false)?;
+        loaded += load_rdb(
+            &mut core.shard.borrow_mut(),
+            f,
+            &|key| route::shard_of(key, shards) == id,
+            false,
+        )?;
     }
     info!(
         shard = core.id,

@@ -203,7 +203,10 @@ mod tests {
         };
         assert_eq!(l.base(3, 0, 2), "appendonly.aof.0-of-2.3.base.rdb");
         assert_eq!(Manifest::parse(&m.to_text()), Some(m));
-        assert_eq!(Manifest::parse("shardis-aof 1\ngeneration 1\nshards 0\n"), None);
+        assert_eq!(
+            Manifest::parse("shardis-aof 1\ngeneration 1\nshards 0\n"),
+            None
+        );
         assert_eq!(
             Manifest::parse("shardis-aof 1\ngeneration 1\nshards 1\nincr 0 ../x\n"),
             None
@@ -212,6 +215,9 @@ mod tests {
             Manifest::parse("shardis-aof 1\ngeneration 1\nshards 1\nincr 1 x\n"),
             None
         );
-        assert_eq!(Manifest::parse("file appendonly.aof.1.base.rdb type b\n"), None);
+        assert_eq!(
+            Manifest::parse("file appendonly.aof.1.base.rdb type b\n"),
+            None
+        );
     }
 }

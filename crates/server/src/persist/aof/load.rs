@@ -61,9 +61,12 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
     }
     super::enable_at_start();
     let layout = Layout::from_config(config);
-    layout
-        .create_dir()
-        .map_err(|e| format!("Can't open or create append-only dir {}: {e}", layout.dir.display()))?;
+    layout.create_dir().map_err(|e| {
+        format!(
+            "Can't open or create append-only dir {}: {e}",
+            layout.dir.display()
+        )
+    })?;
     let manifest = layout.read().map_err(|e| e.to_string())?;
     let truncate_ok = config.get("aof-load-truncated") == "yes";
     let mut ends: HashMap<(u64, u64), (Vec<u32>, HashSet<u32>)> = HashMap::new();
@@ -218,9 +221,8 @@ fn check_file(
     on_record: &mut dyn FnMut(&Record<'_>),
 ) -> Result<u64, String> {
     let path = layout.path(name);
-    let read_err = |e: io::Error| {
-        format!("Unrecoverable error reading the append only file {name}: {e}")
-    };
+    let read_err =
+        |e: io::Error| format!("Unrecoverable error reading the append only file {name}: {e}");
     let mut f = Frames::open(&path).map_err(read_err)?;
     let end = loop {
         match f.next().map_err(read_err)? {
@@ -325,7 +327,14 @@ fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String>
     let mut stats = ReplayStats::default();
     if m.shards.len() == core.shards {
         let files = m.shards.get(core.id).cloned().unwrap_or_default();
-        load_chain(&mut core.shard.borrow_mut(), plan, core.id, &files, now, &mut stats)?;
+        load_chain(
+            &mut core.shard.borrow_mut(),
+            plan,
+            core.id,
+            &files,
+            now,
+            &mut stats,
+        )?;
     } else {
         let engine = core.config.borrow().engine();
         let (shards, id) = (core.shards, core.id);
@@ -371,7 +380,12 @@ fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String>
         .shards
         .get(core.id)
         .and_then(|s| s.incrs.last().cloned())
-        .ok_or_else(|| format!("the AOF manifest names no incremental file for shard {}", core.id))?;
+        .ok_or_else(|| {
+            format!(
+                "the AOF manifest names no incremental file for shard {}",
+                core.id
+            )
+        })?;
     let mut marker = Vec::new();
     frames::encode(
         &Record::TxEnd {
@@ -454,7 +468,12 @@ fn drop_pending(pending: &mut HashMap<u64, Vec<Vec<u8>>>, stats: &mut ReplayStat
     }
 }
 
-fn apply(shard: &mut Shard, r: &Record<'_>, now: u64, stats: &mut ReplayStats) -> Result<(), String> {
+fn apply(
+    shard: &mut Shard,
+    r: &Record<'_>,
+    now: u64,
+    stats: &mut ReplayStats,
+) -> Result<(), String> {
     stats.records += 1;
     shardis_engine::journal::replay(shard, r, now).map_err(|e| e.to_string())
 }
@@ -487,7 +506,10 @@ fn publish_new(core: &Rc<Core>, plan: &Plan, generation: u64) -> Result<(), Stri
     };
     let mut base_size = 0;
     for i in 0..shards {
-        let (temp, name) = (l.path(&l.temp_base(generation, i)), l.base(generation, i, shards));
+        let (temp, name) = (
+            l.path(&l.temp_base(generation, i)),
+            l.base(generation, i, shards),
+        );
         base_size += std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
         std::fs::rename(&temp, l.path(&name)).map_err(|e| format!("rename to {name}: {e}"))?;
     }
