@@ -697,7 +697,11 @@ impl EventLoop {
             conns,
             out,
             ends,
+            sent,
         } = replies;
+        if let Some(sent) = sent {
+            self.core.forwarding.returned(sent.elapsed());
+        }
         let whole = Bytes::from(out);
         let mut start = 0;
         for (r, end) in conns.into_iter().zip(ends) {
@@ -1014,6 +1018,7 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        core.calls.bump(cmd.id);
         if let Err(denied) = cmd::acl::admit(session, cmd, args) {
             multi::flag_error(session);
             return conn.reply(denied);
@@ -1195,8 +1200,14 @@ impl EventLoop {
 
     /// Sends this pass's batches to their shards.
     fn send_outboxes(&mut self) {
+        // One clock read for all of the pass's batches.
+        let mut now = None;
         for (shard, slot) in self.outbox.iter_mut().enumerate() {
-            if let Some(batch) = slot.take() {
+            if let Some(mut batch) = slot.take() {
+                self.core.forwarding.sent(batch.reqs.len());
+                if let BatchReply::Conns { sent, .. } = &mut batch.reply {
+                    *sent = Some(*now.get_or_insert_with(Instant::now));
+                }
                 self.core.send(shard, Msg::Batch(Box::new(batch)));
             }
         }
