@@ -208,6 +208,7 @@ pub enum ServerCmd {
     ConfigRewrite,
     Save,
     BgSave,
+    BgRewriteAof,
     LastSave,
     Debug,
     // Replication, the replica's side (crates/server/src/replica).
@@ -311,6 +312,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("config|rewrite", ServerCmd::ConfigRewrite),
     Registration::server("save", ServerCmd::Save),
     Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("bgrewriteaof", ServerCmd::BgRewriteAof),
     Registration::server("lastsave", ServerCmd::LastSave),
     Registration::server("debug", ServerCmd::Debug),
     Registration::server("replicaof", ServerCmd::ReplicaOf),

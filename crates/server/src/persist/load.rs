@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use shardis_engine::db::Record;
+use shardis_engine::Shard;
 use shardis_persist::rdb::read::IoSource;
 use shardis_persist::rdb::{Decoded, FileReader, Item};
 use tracing::{info, warn};
@@ -45,8 +46,14 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     }
     let started = Instant::now();
     let mut loaded = 0;
+    let (shards, id) = (core.shards, core.id);
     for f in &files {
-        loaded += load_file(core, f)?;
+        loaded += load_rdb(
+            &mut core.shard.borrow_mut(),
+            f,
+            &|key| route::shard_of(key, shards) == id,
+            false,
+        )?;
     }
     info!(
         shard = core.id,
@@ -57,15 +64,22 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads the keys of one file this core owns (also a replica's full sync); returns how many.
-pub fn load_file(core: &Core, path: &str) -> Result<u64, String> {
+/// Loads the keys of one RDB file that `keep` accepts into `shard`; returns how many. Keys
+/// already expired are dropped, unless the file is the base of an append-only log
+/// (`aof_base`), whose records may still change them as of their time (as Redis keeps the
+/// expired keys of an AOF's RDB preamble), or the shard is a replica's (its full sync).
+pub fn load_rdb(
+    shard: &mut Shard,
+    path: &str,
+    keep: &dyn Fn(&[u8]) -> bool,
+    aof_base: bool,
+) -> Result<u64, String> {
     let fail = |e: String| format!("loading {path}: {e}");
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
     let src = IoSource::new(BufReader::with_capacity(1 << 20, file), len);
     let mut reader = FileReader::new(src).map_err(|e| fail(e.to_string()))?;
     let now = wall_ms();
-    let mut shard = core.shard.borrow_mut();
     let config = shard.config.clone();
     let tracking = config.tracking;
     // A replica keeps keys already expired: they go when the primary deletes them.
@@ -80,7 +94,7 @@ pub fn load_file(core: &Core, path: &str) -> Result<u64, String> {
         })?;
         match item {
             Item::Key(k) => {
-                if route::shard_of(&k.key, core.shards) != core.id {
+                if !keep(&k.key) {
                     continue;
                 }
                 let value = match k.value {
@@ -92,7 +106,7 @@ pub fn load_file(core: &Core, path: &str) -> Result<u64, String> {
                     }
                 };
                 let expire_at = k.expire_ms.map(|ms| ms.max(1) as u64);
-                if !keep_expired && expire_at.is_some_and(|at| at <= now) {
+                if !aof_base && !keep_expired && expire_at.is_some_and(|at| at <= now) {
                     expired += 1;
                     continue;
                 }

@@ -275,8 +275,11 @@ async fn load(core: &Rc<Core>, path: &Path) -> Result<(), String> {
     info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let results = core
         .broadcast(move |c| {
-            c.shard.borrow_mut().set_keep_expired(true);
-            crate::persist::load::load_file(c, &path)
+            let mut shard = c.shard.borrow_mut();
+            shard.set_keep_expired(true);
+            let (id, shards) = (c.id, c.shards);
+            let mine = |key: &[u8]| route::shard_of(key, shards) == id;
+            crate::persist::load::load_rdb(&mut shard, &path, &mine, false)
         })
         .await;
     results
