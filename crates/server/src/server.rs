@@ -237,7 +237,9 @@ async fn clock(core: Rc<Core>) {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         core.sleep(Duration::from_millis(1000 / hz)).await;
         let now = core.now_ms();
+        let started = std::time::Instant::now();
         core.shard.borrow_mut().active_expire(now, 16);
+        core.latency_sample("expire-cycle", started.elapsed());
         core.publish_reported();
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
