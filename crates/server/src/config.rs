@@ -1294,10 +1294,8 @@ lfu-log-factor 20"
             )
             .is_ok());
         // A wrong value gets Redis's own error first.
-        assert!(
-            refused("active-expire-effort x")
-                .ends_with("argument couldn't be parsed into an integer")
-        );
+        assert!(refused("active-expire-effort x")
+            .ends_with("argument couldn't be parsed into an integer"));
         // CONFIG GET and CONFIG SET know only what works, and the switches clients read.
         assert!(c.matching(&[b"active-expire*"]).is_empty());
         assert_eq!(

@@ -245,6 +245,7 @@ async fn clock(core: Rc<Core>) {
         core.track_limit();
         close_idle_clients(&core, now);
         crate::core::memory::tick(&core);
+        crate::alloc::peak_used();
         // Every 100 ms at most: a collection walks the heap's pages.
         if collected.elapsed() >= Duration::from_millis(100) {
             crate::alloc::collect();

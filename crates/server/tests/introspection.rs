@@ -102,7 +102,9 @@ fn slowlog_gathers_both_shards_newest_first_with_unique_ids() {
     assert_eq!(items(ok(&mut c, &["SLOWLOG", "GET", "2"])).len(), 2);
     assert_eq!(items(ok(&mut c, &["SLOWLOG", "GET", "0"])).len(), 0);
     let e = cmd(&mut c, &["SLOWLOG", "GET", "-2"]).unwrap_err();
-    assert!(e.to_string().contains("count should be greater than or equal to -1"));
+    assert!(e
+        .to_string()
+        .contains("count should be greater than or equal to -1"));
     // Off: nothing more is logged.
     ok(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
     ok(&mut c, &["SLOWLOG", "RESET"]);
@@ -153,7 +155,10 @@ fn errorstats_and_commandstats_count_failed_and_rejected_calls() {
     assert!(get.starts_with("calls=0,"), "{get}");
     assert!(get.ends_with(",rejected_calls=1,failed_calls=0"), "{get}");
     // A command over both shards counts once.
-    ok(&mut c, &["MSET", &key_on("a", 0, 2), "1", &key_on("b", 1, 2), "2"]);
+    ok(
+        &mut c,
+        &["MSET", &key_on("a", 0, 2), "1", &key_on("b", 1, 2), "2"],
+    );
     let stats = info(&mut c, "commandstats");
     assert!(field(&stats, "cmdstat_mset")
         .expect("mset")
@@ -164,8 +169,12 @@ fn errorstats_and_commandstats_count_failed_and_rejected_calls() {
     ok(&mut c, &["SET", &key_on("m", 1, 2), "1"]);
     ok(&mut c, &["EXEC"]);
     let stats = info(&mut c, "commandstats");
-    assert!(field(&stats, "cmdstat_exec").expect("exec").starts_with("calls=1,"));
-    assert!(field(&stats, "cmdstat_set").expect("set").starts_with("calls=2,"));
+    assert!(field(&stats, "cmdstat_exec")
+        .expect("exec")
+        .starts_with("calls=1,"));
+    assert!(field(&stats, "cmdstat_set")
+        .expect("set")
+        .starts_with("calls=2,"));
     // The default sections do not show them; RESETSTAT clears them.
     assert!(!info(&mut c, "default").contains("rejected_calls"));
     ok(&mut c, &["CONFIG", "RESETSTAT"]);
@@ -187,12 +196,15 @@ fn latencystats_and_histograms_cover_both_shards() {
     let set = field(&stats, "latency_percentiles_usec_set").expect("set");
     assert!(set.starts_with("p50=") && set.contains(",p99=") && set.contains(",p99.9="));
     assert!(field(&stats, "latency_percentiles_usec_client|id").is_some());
-    ok(&mut c, &[
-        "CONFIG",
-        "SET",
-        "latency-tracking-info-percentiles",
-        "0.0 50.0 100.0",
-    ]);
+    ok(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "latency-tracking-info-percentiles",
+            "0.0 50.0 100.0",
+        ],
+    );
     let got: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("latency-tracking-info-percentiles")
@@ -203,9 +215,16 @@ fn latencystats_and_histograms_cover_both_shards() {
     assert!(field(&stats, "latency_percentiles_usec_set")
         .expect("set")
         .starts_with("p0="));
-    assert!(cmd(&mut c, &["CONFIG", "SET", "latency-tracking-info-percentiles", "10 a"]).is_err());
+    assert!(cmd(
+        &mut c,
+        &["CONFIG", "SET", "latency-tracking-info-percentiles", "10 a"]
+    )
+    .is_err());
     // LATENCY HISTOGRAM: both shards' SETs, one entry; a container names its subcommands.
-    let h = items(ok(&mut c, &["LATENCY", "HISTOGRAM", "set", "blabla", "client"]));
+    let h = items(ok(
+        &mut c,
+        &["LATENCY", "HISTOGRAM", "set", "blabla", "client"],
+    ));
     let names: Vec<String> = h.iter().step_by(2).map(bulk).collect();
     assert_eq!(names, ["client|id", "set"]);
     let set = items(h[3].clone());
@@ -216,7 +235,11 @@ fn latencystats_and_histograms_cover_both_shards() {
     ok(&mut c, &["CONFIG", "RESETSTAT"]);
     ok(&mut c, &["CONFIG", "SET", "latency-tracking", "no"]);
     ok(&mut c, &["SET", &key_on("a", 1, 2), "1"]);
-    assert!(field(&info(&mut c, "latencystats"), "latency_percentiles_usec_set").is_none());
+    assert!(field(
+        &info(&mut c, "latencystats"),
+        "latency_percentiles_usec_set"
+    )
+    .is_none());
 }
 
 #[test]
@@ -225,7 +248,10 @@ fn latency_monitor_records_slow_commands_on_every_shard() {
     let mut c = s.conn();
     assert_eq!(ok(&mut c, &["LATENCY", "LATEST"]), Value::Array(vec![]));
     assert!(bulk(&ok(&mut c, &["LATENCY", "DOCTOR"])).contains("off"));
-    ok(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "50"]);
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "latency-monitor-threshold", "50"],
+    );
     ok(&mut c, &["DEBUG", "SLEEP", "0.1"]);
     let latest = items(ok(&mut c, &["LATENCY", "LATEST"]));
     assert_eq!(latest.len(), 1);
@@ -237,11 +263,63 @@ fn latency_monitor_records_slow_commands_on_every_shard() {
     assert_eq!(history.len(), 1);
     assert!(bulk(&ok(&mut c, &["LATENCY", "GRAPH", "command"])).starts_with("command - high"));
     let e = cmd(&mut c, &["LATENCY", "GRAPH", "blabla"]).unwrap_err();
-    assert!(e.to_string().contains("No samples available for event 'blabla'"));
+    assert!(e
+        .to_string()
+        .contains("No samples available for event 'blabla'"));
     assert!(bulk(&ok(&mut c, &["LATENCY", "DOCTOR"])).contains("- command:"));
     assert_eq!(ok(&mut c, &["LATENCY", "RESET", "blabla"]), Value::Int(0));
     assert_eq!(ok(&mut c, &["LATENCY", "RESET"]), Value::Int(1));
     assert_eq!(ok(&mut c, &["LATENCY", "LATEST"]), Value::Array(vec![]));
     let e = cmd(&mut c, &["LATENCY", "HELP", "x"]).unwrap_err();
-    assert!(e.to_string().contains("wrong number of arguments for 'latency|help'"));
+    assert!(e
+        .to_string()
+        .contains("wrong number of arguments for 'latency|help'"));
+}
+
+#[test]
+fn memory_stats_doctor_malloc_stats_and_purge_cover_every_shard() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    for i in 0..100 {
+        ok(&mut c, &["SET", &format!("key{i}"), &"v".repeat(100)]);
+    }
+    ok(&mut c, &["SELECT", "3"]);
+    ok(&mut c, &["SET", &key_on("other", 1, 2), "x"]);
+    let stats = items(ok(&mut c, &["MEMORY", "STATS"]));
+    let names: Vec<String> = stats.iter().step_by(2).map(bulk).collect();
+    for wanted in [
+        "peak.allocated",
+        "total.allocated",
+        "startup.allocated",
+        "clients.normal",
+        "db.0",
+        "db.3",
+        "overhead.total",
+        "keys.count",
+        "dataset.bytes",
+        "fragmentation",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} missing in {names:?}"
+        );
+    }
+    let at = names
+        .iter()
+        .position(|n| n == "keys.count")
+        .expect("keys.count");
+    assert_eq!(stats[2 * at + 1], Value::Int(101));
+    assert!(!bulk(&ok(&mut c, &["MEMORY", "DOCTOR"])).is_empty());
+    assert!(!bulk(&ok(&mut c, &["MEMORY", "MALLOC-STATS"])).is_empty());
+    assert_eq!(ok(&mut c, &["MEMORY", "PURGE"]), Value::Okay);
+    let info = info(&mut c, "memory");
+    let peak: u64 = field(&info, "used_memory_peak")
+        .expect("peak")
+        .parse()
+        .expect("n");
+    let used: u64 = field(&info, "used_memory")
+        .expect("used")
+        .parse()
+        .expect("n");
+    assert!(peak >= used / 2 && peak > 0, "peak {peak} used {used}");
 }

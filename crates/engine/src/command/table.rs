@@ -218,6 +218,10 @@ pub enum ServerCmd {
     LatencyReset,
     LatencyHistogram,
     LatencyHelp,
+    MemoryStats,
+    MemoryDoctor,
+    MemoryMallocStats,
+    MemoryPurge,
     AclCat,
     AclDelUser,
     AclDryRun,
@@ -347,6 +351,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("latency|reset", ServerCmd::LatencyReset),
     Registration::server("latency|histogram", ServerCmd::LatencyHistogram),
     Registration::server("latency|help", ServerCmd::LatencyHelp),
+    Registration::server("memory|stats", ServerCmd::MemoryStats),
+    Registration::server("memory|doctor", ServerCmd::MemoryDoctor),
+    Registration::server("memory|malloc-stats", ServerCmd::MemoryMallocStats),
+    Registration::server("memory|purge", ServerCmd::MemoryPurge),
 ];
 
 /// AUTH: the password, and the user name given with it.

@@ -69,8 +69,8 @@ fn sleep(seconds: &[u8]) -> Reply {
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0.0);
-    let d = std::time::Duration::try_from_secs_f64(secs.max(0.0))
-        .unwrap_or(std::time::Duration::MAX);
+    let d =
+        std::time::Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(std::time::Duration::MAX);
     std::thread::sleep(d);
     Reply::Ok
 }

@@ -55,7 +55,12 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
     }
     if wanted.iter().any(|w| w == "all" || w == "everything") {
-        wanted.extend(DEFAULT_SECTIONS.iter().chain(CALL_SECTIONS).map(|s| s.to_string()));
+        wanted.extend(
+            DEFAULT_SECTIONS
+                .iter()
+                .chain(CALL_SECTIONS)
+                .map(|s| s.to_string()),
+        );
     }
     let histograms = wanted.iter().any(|w| w == "latencystats");
     let heap_wanted = wanted.iter().any(|w| w == "memory" || w == "shards");
@@ -148,14 +153,16 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         ),
     );
     let used = crate::alloc::total_used().max(0) as u64;
+    let peak = crate::alloc::peak_used() as u64;
     let rss = rss_bytes();
     let maxmemory = config.get_u64("maxmemory");
     section(
         "memory",
         format!(
-            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
             human(used),
             human(rss),
+            human(peak),
             human(maxmemory),
             config.get("maxmemory-policy"),
             reports.iter().map(|r| r.heap).sum::<usize>(),
@@ -238,7 +245,7 @@ fn human(n: u64) -> String {
     }
 }
 
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()

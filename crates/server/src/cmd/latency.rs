@@ -118,15 +118,19 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
                 merged
                     .histograms(wanted.as_deref())
                     .into_iter()
-                    .map(|(name, calls, buckets)| {
-                        let buckets = buckets
+                    .map(|h| {
+                        let buckets = h
+                            .buckets
                             .into_iter()
                             .map(|(us, n)| (Reply::Int(us as i64), Reply::Int(n as i64)))
                             .collect();
                         (
-                            Reply::Bulk(Bytes::from_static(name.as_bytes())),
+                            Reply::Bulk(Bytes::from_static(h.name.as_bytes())),
                             Reply::Map(vec![
-                                (Reply::Bulk(Bytes::from_static(b"calls")), Reply::Int(calls as i64)),
+                                (
+                                    Reply::Bulk(Bytes::from_static(b"calls")),
+                                    Reply::Int(h.calls as i64),
+                                ),
                                 (
                                     Reply::Bulk(Bytes::from_static(b"histogram_usec")),
                                     Reply::Map(buckets),
@@ -305,8 +309,14 @@ mod tests {
     fn graph_draws_a_column_per_sample() {
         let series = Series {
             samples: vec![
-                Sample { time: 100, latency: 10 },
-                Sample { time: 130, latency: 50 },
+                Sample {
+                    time: 100,
+                    latency: 10,
+                },
+                Sample {
+                    time: 130,
+                    latency: 50,
+                },
             ],
             max: 50,
         };

@@ -9,6 +9,7 @@ pub mod debug;
 pub mod info;
 pub mod keyspace;
 pub mod latency;
+pub mod memory;
 pub mod pubsub;
 pub mod server;
 pub mod slowlog;
@@ -62,6 +63,10 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::LatencyLatest
             | ServerCmd::LatencyReset
             | ServerCmd::LatencyHistogram
+            | ServerCmd::MemoryStats
+            | ServerCmd::MemoryDoctor
+            | ServerCmd::MemoryMallocStats
+            | ServerCmd::MemoryPurge
     ) || crate::script::commands::is_scripting(which)
 }
 
@@ -138,6 +143,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         return Some(r);
     }
     if let Some(r) = latency::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = memory::run_async(s, which, args).await {
         return Some(r);
     }
     keyspace::run_async(s, which, args).await

@@ -75,7 +75,7 @@ async fn merged(s: &Session) -> Vec<SlowEntry> {
         .into_iter()
         .flatten()
         .collect();
-    all.sort_by(|a, b| b.id.cmp(&a.id));
+    all.sort_by_key(|e| std::cmp::Reverse(e.id));
     all.truncate(max);
     all
 }

@@ -6,8 +6,8 @@
 //! for single shards sent together per shard.
 
 use std::future::Future;
-use std::time::Instant;
 use std::pin::Pin;
+use std::time::Instant;
 
 use bytes::Bytes;
 use shardis_engine::command::Flags;

@@ -208,7 +208,14 @@ fn run_and_register(
         reply,
         Some(waiters::add(
             core,
-            waiter(cmd, blocking, args, keys, (db, resp3, track, client), &template),
+            waiter(
+                cmd,
+                blocking,
+                args,
+                keys,
+                (db, resp3, track, client),
+                &template,
+            ),
         )),
     )
 }

@@ -38,6 +38,11 @@ const SLOWLOG_MAX_STRING: usize = 128;
 /// order the entries of every core in time.
 static SLOWLOG_IDS: AtomicU64 = AtomicU64::new(0);
 
+/// The client id a script's own calls (`redis.call`) are recorded under: counted as calls, as
+/// Redis counts them, and slow log entries kept on the core that ran them, with the address
+/// Redis shows for its script client.
+pub const SCRIPT: u64 = u64::MAX;
+
 /// One command's counters.
 #[derive(Default)]
 pub struct CommandStat {
@@ -98,11 +103,6 @@ impl Records {
         }
     }
 
-    /// Error counts by code.
-    pub fn errors(&self) -> impl Iterator<Item = (&String, &u64)> {
-        self.errors.iter()
-    }
-
     /// CONFIG RESETSTAT: command and error statistics (not the slow log or latency events,
     /// as in Redis).
     pub fn reset_stats(&mut self) {
@@ -118,12 +118,53 @@ impl Records {
     }
 }
 
+/// One command's figures in a [`Report`].
+#[derive(Default)]
+struct Totals {
+    calls: u64,
+    usec: u64,
+    rejected: u64,
+    failed: u64,
+    histogram: Option<Histogram<u64>>,
+}
+
+impl Totals {
+    fn add(&mut self, other: Totals) {
+        self.calls += other.calls;
+        self.usec += other.usec;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        self.histogram = match (self.histogram.take(), other.histogram) {
+            (Some(mut a), Some(b)) => {
+                // Same bounds on every core: adding cannot fail.
+                let _ = a.add(&b);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The histogram, if it holds anything.
+    fn histogram(&self) -> Option<&Histogram<u64>> {
+        self.histogram.as_ref().filter(|h| !h.is_empty())
+    }
+}
+
+/// One command's latency histogram, for LATENCY HISTOGRAM.
+pub struct CommandHistogram {
+    pub name: &'static str,
+    pub calls: u64,
+    /// (µs upper bound, cumulative count), bounds doubling from 1 µs; only where the count
+    /// grows.
+    pub buckets: Vec<(u64, u64)>,
+}
+
 /// One core's records as INFO shows them, sent to the core answering INFO.
 #[derive(Default)]
 pub struct Report {
-    /// (command id, calls, usec, rejected, failed, histogram when asked for).
-    commands: Vec<(usize, u64, u64, u64, u64, Option<Histogram<u64>>)>,
-    errors: Vec<(String, u64)>,
+    /// By command id.
+    commands: BTreeMap<usize, Totals>,
+    errors: BTreeMap<String, u64>,
     pub total_errors: u64,
 }
 
@@ -137,80 +178,62 @@ impl Report {
                 .enumerate()
                 .filter(|(_, c)| c.calls + c.rejected + c.failed > 0 || c.histogram.is_some())
                 .map(|(id, c)| {
-                    let h = if histograms {
-                        c.histogram.as_deref().cloned()
-                    } else {
-                        None
+                    let totals = Totals {
+                        calls: c.calls,
+                        usec: c.usec,
+                        rejected: c.rejected,
+                        failed: c.failed,
+                        histogram: c.histogram.as_deref().filter(|_| histograms).cloned(),
                     };
-                    (id, c.calls, c.usec, c.rejected, c.failed, h)
+                    (id, totals)
                 })
                 .collect(),
-            errors: records.errors().map(|(k, v)| (k.clone(), *v)).collect(),
+            errors: records.errors.clone(),
             total_errors: records.total_errors,
         }
     }
 
     /// Every core's reports summed.
     pub fn merge(reports: impl Iterator<Item = Report>) -> Report {
-        let mut by_id: BTreeMap<usize, (u64, u64, u64, u64, Option<Histogram<u64>>)> =
-            BTreeMap::new();
-        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-        let mut total_errors = 0;
+        let mut out = Report::default();
         for r in reports {
-            total_errors += r.total_errors;
+            out.total_errors += r.total_errors;
             for (code, n) in r.errors {
-                *errors.entry(code).or_default() += n;
+                *out.errors.entry(code).or_default() += n;
             }
-            for (id, calls, usec, rejected, failed, h) in r.commands {
-                let e = by_id.entry(id).or_default();
-                e.0 += calls;
-                e.1 += usec;
-                e.2 += rejected;
-                e.3 += failed;
-                e.4 = match (e.4.take(), h) {
-                    (Some(mut a), Some(b)) => {
-                        let _ = a.add(&b);
-                        Some(a)
-                    }
-                    (a, b) => a.or(b),
-                };
+            for (id, totals) in r.commands {
+                out.commands.entry(id).or_default().add(totals);
             }
         }
-        Report {
-            commands: by_id
-                .into_iter()
-                .map(|(id, (c, u, r, f, h))| (id, c, u, r, f, h))
-                .collect(),
-            errors: errors.into_iter().collect(),
-            total_errors,
-        }
+        out
     }
 
     /// The commands that have records, with their full names (`client|id`), by name.
-    fn named(&self) -> Vec<(&'static str, &(usize, u64, u64, u64, u64, Option<Histogram<u64>>))> {
+    fn named(&self) -> Vec<(&'static str, usize, &Totals)> {
         let mut out: Vec<_> = self
             .commands
             .iter()
-            .filter_map(|c| command_name(c.0).map(|n| (n, c)))
+            .filter_map(|(&id, t)| command_name(id).map(|n| (n, id, t)))
             .collect();
-        out.sort_by_key(|(n, _)| *n);
+        out.sort_by_key(|(n, ..)| *n);
         out
     }
 
     /// INFO commandstats.
     pub fn commandstats(&self) -> String {
         let mut out = String::new();
-        for (name, (_, calls, usec, rejected, failed, _)) in self.named() {
-            if calls + rejected + failed == 0 {
+        for (name, _, t) in self.named() {
+            if t.calls + t.rejected + t.failed == 0 {
                 continue;
             }
-            let per_call = if *calls > 0 {
-                *usec as f64 / *calls as f64
+            let per_call = if t.calls > 0 {
+                t.usec as f64 / t.calls as f64
             } else {
                 0.0
             };
             out.push_str(&format!(
-                "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n"
+                "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                t.calls, t.usec, t.rejected, t.failed
             ));
         }
         out
@@ -231,8 +254,8 @@ impl Report {
             .filter_map(|p| p.parse().ok())
             .collect();
         let mut out = String::new();
-        for (name, (.., h)) in self.named() {
-            let Some(h) = h.as_ref().filter(|h| h.len() > 0) else {
+        for (name, _, t) in self.named() {
+            let Some(h) = t.histogram() else {
                 continue;
             };
             let values: Vec<String> = wanted
@@ -254,33 +277,35 @@ impl Report {
     }
 
     /// The latency histograms of the commands named by `wanted` (all when None; a container
-    /// names its subcommands too), for LATENCY HISTOGRAM: (full name, calls, buckets of
-    /// (µs upper bound, cumulative count) doubling from 1 µs).
-    pub fn histograms(&self, wanted: Option<&[&'static Command]>) -> Vec<(&'static str, u64, Vec<(u64, u64)>)> {
+    /// names its subcommands too), for LATENCY HISTOGRAM.
+    pub fn histograms(&self, wanted: Option<&[&'static Command]>) -> Vec<CommandHistogram> {
         let mut out = Vec::new();
-        for (name, (id, .., h)) in self.named() {
-            let Some(h) = h.as_ref().filter(|h| h.len() > 0) else {
+        for (name, id, t) in self.named() {
+            let Some(h) = t.histogram() else {
                 continue;
             };
             if let Some(wanted) = wanted {
                 let hit = wanted
                     .iter()
-                    .any(|c| c.id == *id || c.subcommands.iter().any(|s| s.id == *id));
+                    .any(|c| c.id == id || c.subcommands.iter().any(|s| s.id == id));
                 if !hit {
                     continue;
                 }
             }
             let mut buckets = Vec::new();
             let mut cumulative = 0;
-            let mut previous = 0;
             for v in h.iter_log(HISTOGRAM_MIN_NS, 2.0) {
+                let before = cumulative;
                 cumulative += v.count_since_last_iteration();
-                if cumulative > previous {
+                if cumulative > before {
                     buckets.push((v.value_iterated_to() / 1000, cumulative));
                 }
-                previous = cumulative;
             }
-            out.push((name, h.len(), buckets));
+            out.push(CommandHistogram {
+                name,
+                calls: h.len(),
+                buckets,
+            });
         }
         out
     }
@@ -430,7 +455,14 @@ impl Core {
     }
 
     /// Adds a slow log entry on the client's core, which knows its address and name.
-    fn log_slow(self: &Rc<Self>, cmd: &Command, args: &[Bytes], client: u64, micros: u64, max: usize) {
+    fn log_slow(
+        self: &Rc<Self>,
+        cmd: &Command,
+        args: &[Bytes],
+        client: u64,
+        micros: u64,
+        max: usize,
+    ) {
         let entry = SlowEntry {
             id: SLOWLOG_IDS.fetch_add(1, Ordering::Relaxed),
             time: super::wall_ms() / 1000,
@@ -439,6 +471,12 @@ impl Core {
             addr: String::new(),
             name: String::new(),
         };
+        if client == SCRIPT {
+            let mut entry = entry;
+            entry.addr = "?:0".into();
+            self.records.borrow_mut().push_slow(entry, max);
+            return;
+        }
         let home = home_of(client, self.shards);
         self.post(
             home,
@@ -518,7 +556,7 @@ mod tests {
         for i in 0..200 {
             r.count_error(&format!("E{i} x"));
         }
-        assert_eq!(r.errors().count(), MAX_ERROR_CODES);
+        assert_eq!(r.errors.len(), MAX_ERROR_CODES);
         assert_eq!(r.total_errors, 200);
     }
 

@@ -133,14 +133,26 @@ mod tests {
         m.add("command", 10, 9);
         m.add("command", 10, 3);
         let s = &m.events["command"];
-        assert_eq!(s.samples, vec![Sample { time: 10, latency: 9 }]);
+        assert_eq!(
+            s.samples,
+            vec![Sample {
+                time: 10,
+                latency: 9
+            }]
+        );
         for t in 11..300 {
             m.add("command", t, 1);
         }
         let s = &m.events["command"];
         assert_eq!(s.samples.len(), SERIES_LEN);
         assert_eq!(s.max, 9);
-        assert_eq!(s.latest(), Sample { time: 299, latency: 1 });
+        assert_eq!(
+            s.latest(),
+            Sample {
+                time: 299,
+                latency: 1
+            }
+        );
     }
 
     #[test]

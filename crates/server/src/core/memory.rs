@@ -118,6 +118,11 @@ impl Memory {
             .set(config.get_i64("maxmemory-eviction-tenacity").clamp(0, 100) as u8);
     }
 
+    /// The fixed I/O memory the core allocated at start-up.
+    pub fn fixed(&self) -> u64 {
+        self.fixed.get()
+    }
+
     /// Records the fixed I/O memory the core allocated at start-up.
     pub fn set_fixed(&self, bytes: u64) {
         self.fixed.set(bytes);

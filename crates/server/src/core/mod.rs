@@ -461,8 +461,7 @@ impl Core {
             (reply, wrote, ctx.shard.flushes != flushes)
         });
         // A blocking command that found nothing is recorded once it is served.
-        if !(cmd.flags.has(shardis_engine::command::Flags::BLOCKING) && waiters::is_null(&reply))
-        {
+        if !(cmd.flags.has(shardis_engine::command::Flags::BLOCKING) && waiters::is_null(&reply)) {
             self.record_call(cmd, args, client, started.elapsed(), &reply);
         }
         memory::after_command(self);

@@ -149,9 +149,7 @@ fn try_serve(core: &Rc<Core>, waiter: &Waiter, signalled: Option<&Bytes>) -> Out
         Some(serve) => core.with_ctx(req.db, req.resp3, |ctx| {
             shardis_engine::journal::serve(ctx, req.cmd, serve, &req.args, key)
         }),
-        None => core.execute_unserved(
-            req.cmd, &req.args, req.db, req.resp3, req.track, req.client,
-        ),
+        None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3, req.track, req.client),
     });
     if waiter.blocking.serve.is_some() && !is_null(&reply) {
         // The call is recorded as it is served (`execute_unserved` records the others).

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types};
-use shardis_engine::command::Flags;
 use shardis_engine::command::lookup_call;
+use shardis_engine::command::Flags;
 use shardis_engine::{Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
