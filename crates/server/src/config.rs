@@ -262,6 +262,10 @@ static PARAMS: &[Param] = &[
     // session settings rebuilds the TLS settings on every core (CONFIG SET fails, keeping the
     // old ones, if they do not load).
     fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    // The Prometheus endpoint (`metrics`): off at 0; bound at start-up only, so not settable
+    // at run time. An empty `metrics-bind` means the addresses of `bind`.
+    fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    fixed("metrics-bind", Kind::Str, ""),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),

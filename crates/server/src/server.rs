@@ -65,6 +65,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
             ));
         }
     }
+    // The Prometheus endpoint's sockets (none with `metrics-port 0`), served once ready.
+    let metrics = crate::metrics::bind(&config)?;
     let dir = config.get("dir").to_string();
     std::env::set_current_dir(&dir).map_err(|e| format!("Can't chdir to '{dir}': {e}"))?;
     if let Ok(cwd) = std::env::current_dir() {
@@ -86,6 +88,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let mut mesh = MeshBuilder::<Msg>::new(shards);
+    let to_cores = mesh.outside();
     let mut handles = Vec::with_capacity(shards);
     // Every core says when its listeners are open: only then is the server ready (a
     // supervisor is told, and clients connect).
@@ -122,6 +125,11 @@ pub fn run(mut config: Config) -> Result<(), String> {
             info!(shards, port, "Ready to accept connections");
         }
         crate::process::ready();
+        if let Some(endpoint) = metrics {
+            if let Err(e) = endpoint.start(to_cores) {
+                warn!("{e}");
+            }
+        }
     }
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
     // slow to wind down: after the grace period, exit anyway.

@@ -56,6 +56,41 @@ impl<M: Send> MeshBuilder<M> {
             sent: Cell::new(0),
         })
     }
+
+    /// A sender for a thread that is not a core (the metrics endpoint's).
+    pub fn outside(&self) -> Outside<M> {
+        Outside {
+            senders: self.senders.clone(),
+            signals: self.signals.clone(),
+        }
+    }
+}
+
+/// Sends messages to the cores from a thread that is not one. It has no ring of its own to
+/// post wake-ups with: it tells the caller which ring to wake, and never clears a core's
+/// sleep flag, so the cores' own wake-ups of each other are unaffected.
+pub struct Outside<M> {
+    senders: Vec<Sender<M>>,
+    signals: Arc<[Signal]>,
+}
+
+impl<M: Send> Outside<M> {
+    /// Pushes `msg` to core `to`. Returns the ring fd to wake when that core sleeps, None
+    /// when it is awake (it will see the message) or has stopped.
+    pub fn send(&self, to: usize, msg: M) -> Option<i32> {
+        let (sender, signal) = (self.senders.get(to)?, self.signals.get(to)?);
+        signal.queued.fetch_add(1, Ordering::Relaxed);
+        if sender.send(msg).is_err() {
+            signal.queued.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        // The same handshake as `Mesh::send`.
+        fence(Ordering::SeqCst);
+        if signal.sleeping.load(Ordering::Relaxed) {
+            return Some(signal.ring_fd.load(Ordering::Acquire));
+        }
+        None
+    }
 }
 
 /// One core's end of the mesh.
@@ -188,6 +223,27 @@ mod tests {
             !b.prepare_to_sleep(),
             "a queued message keeps the core awake"
         );
+    }
+
+    #[test]
+    fn an_outside_sender_names_the_ring_of_a_sleeping_core() {
+        let mut builder = MeshBuilder::<u32>::new(2);
+        let outside = builder.outside();
+        let a = builder.join(0).expect("core 0");
+        let b = builder.join(1).expect("core 1");
+        b.set_ring_fd(42);
+        assert_eq!(outside.send(1, 7), None, "an awake core needs no wake-up");
+        assert!(!b.prepare_to_sleep(), "the queued message keeps it awake");
+        assert_eq!(b.try_recv(), Some(7));
+        b.awake();
+        assert!(b.prepare_to_sleep());
+        assert_eq!(outside.send(1, 8), Some(42));
+        // The flag stays for the cores: another core's message still wakes it.
+        a.send(1, 9);
+        let mut wakes = Vec::new();
+        a.take_wakes(&mut wakes);
+        assert_eq!(wakes, vec![42]);
+        assert_eq!(outside.send(5, 1), None, "no such core");
     }
 
     #[test]

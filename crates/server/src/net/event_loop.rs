@@ -695,7 +695,11 @@ impl EventLoop {
             conns,
             out,
             ends,
+            sent,
         } = replies;
+        if let Some(sent) = sent {
+            self.core.forwarding.returned(sent.elapsed());
+        }
         let whole = Bytes::from(out);
         let mut start = 0;
         for (r, end) in conns.into_iter().zip(ends) {
@@ -1013,6 +1017,7 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        core.calls.bump(cmd.id);
         if let Err(denied) = cmd::acl::admit(session, cmd, args) {
             multi::flag_error(session);
             core.record_rejected(Some(cmd), &denied);
@@ -1194,8 +1199,14 @@ impl EventLoop {
 
     /// Sends this pass's batches to their shards.
     fn send_outboxes(&mut self) {
+        // One clock read for all of the pass's batches.
+        let mut now = None;
         for (shard, slot) in self.outbox.iter_mut().enumerate() {
-            if let Some(batch) = slot.take() {
+            if let Some(mut batch) = slot.take() {
+                self.core.forwarding.sent(batch.reqs.len());
+                if let BatchReply::Conns { sent, .. } = &mut batch.reply {
+                    *sent = Some(*now.get_or_insert_with(Instant::now));
+                }
                 self.core.send(shard, Msg::Batch(Box::new(batch)));
             }
         }

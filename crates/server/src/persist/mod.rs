@@ -64,6 +64,14 @@ pub fn last_save() -> u64 {
     LAST_SAVE.load(Ordering::Relaxed)
 }
 
+/// Whether the last snapshot succeeded, and how many were taken since the start.
+pub fn last_outcome() -> (bool, u64) {
+    (
+        LAST_OK.load(Ordering::Relaxed),
+        SAVES.load(Ordering::Relaxed),
+    )
+}
+
 /// A signal asked the server to stop.
 pub fn signal_shutdown() {
     SIGNALLED.store(true, Ordering::SeqCst);
