@@ -171,7 +171,7 @@ async fn exec(s: &mut Session) -> Reply {
             .queued
             .iter()
             .filter(|(cmd, _)| crate::core::monitored(cmd))
-            .map(|(_, args)| args.clone())
+            .map(|(cmd, args)| crate::core::calls::redacted(cmd, args).into_owned())
             .collect()
     } else {
         Vec::new()

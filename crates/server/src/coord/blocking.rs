@@ -153,7 +153,9 @@ pub async fn block(
             notify_only: moves_across,
         };
         let register = (wait != Wait::Never).then_some(&template);
+        let attempted = Instant::now();
         let first = attempt(core, &call, register).await;
+        let attempt_took = attempted.elapsed();
         if !is_null(&first.reply) || wait == Wait::Never {
             return Some(first.reply);
         }
@@ -179,7 +181,11 @@ pub async fn block(
             Some(r) if moves_across && r == READY => continue, // data arrived: try again
             Some(r) => return Some(r),
             None if who.hangup.is_raised() => return None,
-            None => return Some(timeout_reply),
+            None => {
+                // A timeout is a call too (Redis counts it, with the time the command ran).
+                core.record_call(cmd, &call.args, client, attempt_took, &timeout_reply);
+                return Some(timeout_reply);
+            }
         }
     }
 }

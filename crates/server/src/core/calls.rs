@@ -6,6 +6,7 @@
 //! client's core carried out in a task (runtime commands, commands over several shards) by
 //! that core. The commands that show them merge every core's records.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -339,14 +340,31 @@ fn failed(reply: &Reply) -> bool {
     }
 }
 
+/// The arguments with secrets (passwords) shown as `(redacted)`, as the slow log and MONITOR
+/// show them.
+pub fn redacted<'a>(cmd: &Command, args: &'a [Bytes]) -> Cow<'a, [Bytes]> {
+    let Some(redact) = cmd.redact else {
+        return Cow::Borrowed(args);
+    };
+    let mut hidden = Vec::new();
+    redact(args, &mut hidden);
+    if hidden.is_empty() {
+        return Cow::Borrowed(args);
+    }
+    let mut out = args.to_vec();
+    for i in hidden {
+        if let Some(a) = out.get_mut(i) {
+            *a = Bytes::from_static(b"(redacted)");
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// The arguments as the slow log keeps them: at most 32 (the last saying how many more
 /// there were), each at most 128 bytes (saying how many more bytes there were), secrets
 /// redacted.
 pub fn slowlog_argv(cmd: &Command, args: &[Bytes]) -> Vec<Bytes> {
-    let mut redacted = Vec::new();
-    if let Some(redact) = cmd.redact {
-        redact(args, &mut redacted);
-    }
+    let args = redacted(cmd, args);
     let kept = if args.len() > SLOWLOG_MAX_ARGC {
         SLOWLOG_MAX_ARGC - 1
     } else {
@@ -354,11 +372,8 @@ pub fn slowlog_argv(cmd: &Command, args: &[Bytes]) -> Vec<Bytes> {
     };
     let mut out: Vec<Bytes> = args[..kept]
         .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            if redacted.contains(&i) {
-                Bytes::from_static(b"(redacted)")
-            } else if a.len() > SLOWLOG_MAX_STRING {
+        .map(|a| {
+            if a.len() > SLOWLOG_MAX_STRING {
                 let mut s = a[..SLOWLOG_MAX_STRING].to_vec();
                 s.extend_from_slice(
                     format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_STRING).as_bytes(),
@@ -548,6 +563,28 @@ mod tests {
         let kept = slowlog_argv(cmd, &call);
         assert_eq!(&kept[2][..], b"(redacted)");
         assert_eq!(&kept[3][..], b"(redacted)");
+    }
+
+    #[test]
+    fn auth_and_hello_passwords_are_hidden() {
+        let call = args(&[b"auth", b"user", b"pw"]);
+        let cmd = shardis_engine::lookup(&call).unwrap();
+        assert_eq!(
+            redacted(cmd, &call)
+                .iter()
+                .map(|a| &a[..])
+                .collect::<Vec<_>>(),
+            [&b"auth"[..], b"(redacted)", b"(redacted)"]
+        );
+        let call = args(&[b"hello", b"2", b"SETNAME", b"n", b"AUTH", b"u", b"p"]);
+        let cmd = shardis_engine::lookup(&call).unwrap();
+        let shown = redacted(cmd, &call);
+        assert_eq!(&shown[3][..], b"n");
+        assert_eq!(&shown[5][..], b"(redacted)");
+        assert_eq!(&shown[6][..], b"(redacted)");
+        let call = args(&[b"get", b"k"]);
+        let cmd = shardis_engine::lookup(&call).unwrap();
+        assert!(matches!(redacted(cmd, &call), Cow::Borrowed(_)));
     }
 
     #[test]

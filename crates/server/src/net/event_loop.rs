@@ -1052,7 +1052,7 @@ impl EventLoop {
         // EXEC describes itself after its commands (see `dispatch::exec`).
         if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) && crate::core::monitored(cmd) {
             let c = conn.client.borrow();
-            core.feed_monitors(&c.addr, c.db, args);
+            core.feed_monitors(&c.addr, c.db, &crate::core::calls::redacted(cmd, args));
         }
         conn.mute = conn.client.borrow_mut().take_mute();
         // Snapshots failing with stop-writes-on-bgsave-error: writes (and PING) are refused.
