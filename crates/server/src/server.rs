@@ -81,6 +81,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     )?;
     info!("{}", probe::check_memlock(shards)?);
     crate::persist::init();
+    crate::persist::aof::load::prepare(&config, shards)?;
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -195,6 +196,9 @@ async fn core_main(
     crate::alloc::register_core(mesh.id());
     let core = Rc::new(Core::new(mesh, shards, config));
     *core.tls.borrow_mut() = tls;
+    // With `appendonly yes` every core loads from the append-only set, before it binds (a
+    // core failing to bind must not leave the others waiting for it to load).
+    crate::persist::aof::load::start_shard(&core)?;
     let mut listeners = Vec::new();
     for a in &addrs {
         match listen::listen(&a.addr, backlog) {
@@ -210,8 +214,11 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
-    // Every core loads its keys before it serves (in parallel with the others).
-    crate::persist::load::load_shard(&core)?;
+    // Every core loads its keys before it serves (in parallel with the others); with
+    // `appendonly yes` the append-only set alone is loaded, as in Redis.
+    if !crate::persist::aof::load::planned() {
+        crate::persist::load::load_shard(&core)?;
+    }
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOMEM) {
             // The kernel counts locked memory per user, not per process: another server
@@ -261,6 +268,8 @@ async fn clock(core: Rc<Core>) {
         }
         // `save` rules, and the save before a shutdown a signal asked for (core 0).
         crate::persist::save::tick(&core);
+        // The log's everysec sync and retries, scheduled and automatic rewrites.
+        crate::persist::aof::tick(&core);
     }
 }
 

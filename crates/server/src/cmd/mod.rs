@@ -52,6 +52,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::AclLog
             | ServerCmd::Save
             | ServerCmd::BgSave
+            | ServerCmd::BgRewriteAof
             | ServerCmd::Shutdown
             | ServerCmd::Debug
             | ServerCmd::SlowlogGet

@@ -298,6 +298,9 @@ impl EventLoop {
     /// Queues what the last pass and the tasks since produced: sends, re-armed receives,
     /// buffers given back, wake-ups of other cores.
     fn prepare_submissions(&mut self) {
+        // The shard's log first: under `appendfsync always` nothing this pass hands out
+        // (sends below, messages to other cores) may announce a write not yet durable.
+        let _ = crate::persist::aof::log::flush(&self.core, false);
         for i in std::mem::take(&mut self.to_arm) {
             self.arm_recv(i);
         }
@@ -1063,6 +1066,12 @@ impl EventLoop {
             core.record_rejected(Some(cmd), &refused);
             return conn.reply(refused);
         }
+        // The append-only log cannot be written: writes are refused, as Redis does.
+        if cmd.is_write() {
+            if let Some(refused) = crate::persist::aof::writes_refused() {
+                return conn.reply(Reply::error(refused));
+            }
+        }
         self.run_parsed(r, conn, cmd, args);
     }
 
@@ -1270,6 +1279,9 @@ impl EventLoop {
             return;
         }
         self.stopped = true;
+        if let Err(e) = crate::persist::aof::log::close(&self.core) {
+            warn!("closing the append only file: {e}");
+        }
         for place in &mut self.places {
             if let Some(conn) = place.conn.take() {
                 // SAFETY: closing fds this loop owns, at shutdown.
