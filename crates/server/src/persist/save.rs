@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use shardis_engine::snapshot::ShardSnapshot;
 use shardis_persist::crc::Crc64;
 use shardis_persist::rdb::{opcodes, Writer};
@@ -21,6 +22,7 @@ use super::{
 };
 use crate::coord::txn::{self, TxId};
 use crate::core::{request_shutdown, spawn, wall_ms, Answer, Core};
+use crate::script;
 
 /// Bytes serialised per step before the core turns to other work.
 const CHUNK: usize = 256 << 10;
@@ -142,9 +144,16 @@ async fn take(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), String> {
     Ok(())
 }
 
-/// On each shard, at the cut: starts its snapshot and the task that writes it.
+/// On each shard, at the cut: starts its snapshot and the task that writes it. Shard 0's file
+/// also carries the function libraries (every core holds the same ones, decided on core 0):
+/// one copy, taken at the cut.
 fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
     let compress = c.config.borrow().get("rdbcompression") == "yes";
+    let functions: Vec<Bytes> = if c.id == 0 {
+        script::state::with(|s| s.libraries.iter().map(|l| l.code.clone()).collect())
+    } else {
+        Vec::new()
+    };
     let snap = {
         let mut shard = c.shard.borrow_mut();
         DIRTY_BEFORE.set(shard.dirty);
@@ -152,7 +161,8 @@ fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
     };
     let core = c.clone();
     spawn::spawn(async move {
-        let result = write_shard(&core, snap, generation).await;
+        let head = header(&core, &functions, compress);
+        let result = write_shard(&core, snap, head, generation).await;
         if result.is_err() {
             core.shard.borrow_mut().snapshot_abort();
         }
@@ -160,10 +170,11 @@ fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
     });
 }
 
-/// The header and aux fields of a shard's file.
-fn header(core: &Core) -> Vec<u8> {
+/// The header and aux fields of a shard's file, then the function libraries' code, where
+/// Redis 7.0 writes them (before the databases).
+fn header(core: &Core, functions: &[Bytes], compress: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut w = Writer::new(&mut out, false);
+    let mut w = Writer::new(&mut out, compress);
     w.header();
     w.aux(b"redis-ver", crate::REDIS_VERSION.as_bytes());
     w.aux(b"redis-bits", b"64");
@@ -175,6 +186,10 @@ fn header(core: &Core) -> Vec<u8> {
     w.aux(b"aof-base", b"0");
     w.aux(b"shardis-shard", core.id.to_string().as_bytes());
     w.aux(b"shardis-shards", core.shards.to_string().as_bytes());
+    for code in functions {
+        w.byte(opcodes::FUNCTION2);
+        w.string(code);
+    }
     out
 }
 
@@ -183,6 +198,7 @@ fn header(core: &Core) -> Vec<u8> {
 async fn write_shard(
     core: &Rc<Core>,
     mut snap: ShardSnapshot,
+    head: Vec<u8>,
     generation: u64,
 ) -> Result<(), String> {
     let path = files::temp_file(generation, core.id);
@@ -195,7 +211,7 @@ async fn write_shard(
         })
         .map_err(|e| format!("cannot start a writer thread: {e}"))?;
     let mut crc = Crc64::default();
-    let mut sent = send(core, &chunks, &mut crc, header(core)).await;
+    let mut sent = send(core, &chunks, &mut crc, head).await;
     while sent {
         let mut buf = Vec::with_capacity(CHUNK + (CHUNK >> 2));
         let complete = core
