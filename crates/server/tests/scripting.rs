@@ -261,3 +261,73 @@ fn hostile_scripts_neither_crash_nor_wedge_the_server() {
     let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
     assert_eq!(pong, "PONG");
 }
+
+/// The value of `field` in INFO memory.
+fn info_memory(c: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+#[test]
+fn info_memory_reports_scripts_and_functions() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    for j in 0..5 {
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(format!("return {j}"))
+            .query(&mut c)
+            .expect("script load");
+    }
+    let _: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .arg(1)
+        .arg("k")
+        .query(&mut c)
+        .expect("eval");
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=lib\nredis.register_function('f1', function() return 1 end)\nredis.register_function('f2', function() return 2 end)")
+        .query(&mut c)
+        .expect("function load");
+    let _: i64 = redis::cmd("FCALL")
+        .arg("f1")
+        .arg(0)
+        .query(&mut c)
+        .expect("fcall");
+    // Counts are the server's (each core holds the same copies), not a sum over cores.
+    assert_eq!(info_memory(&mut c, "number_of_cached_scripts"), "6");
+    assert_eq!(info_memory(&mut c, "number_of_functions"), "2");
+    assert_eq!(info_memory(&mut c, "number_of_libraries"), "1");
+    let num = |c: &mut redis::Connection, f: &str| -> u64 {
+        info_memory(c, f).parse().expect("a number")
+    };
+    let lua = num(&mut c, "used_memory_lua");
+    assert!(lua > 0 && lua < 1 << 20, "{lua}");
+    assert_eq!(num(&mut c, "used_memory_vm_eval"), lua);
+    assert!(num(&mut c, "used_memory_vm_functions") > 0);
+    assert_eq!(
+        num(&mut c, "used_memory_vm_total"),
+        lua + num(&mut c, "used_memory_vm_functions")
+    );
+    let scripts = num(&mut c, "used_memory_scripts");
+    assert_eq!(
+        scripts,
+        num(&mut c, "used_memory_scripts_eval") + num(&mut c, "used_memory_functions")
+    );
+    assert!(info_memory(&mut c, "used_memory_scripts_human").ends_with(['B', 'K']));
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("flush");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("flush");
+    assert_eq!(info_memory(&mut c, "number_of_cached_scripts"), "0");
+    assert_eq!(info_memory(&mut c, "number_of_functions"), "0");
+    assert_eq!(info_memory(&mut c, "used_memory_scripts"), "0");
+}
