@@ -97,8 +97,12 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
             core.execute(cmd, &args, db, resp3, track)
         }
         Target::Shard(shard) if shard == core.id => {
-            // Outside a transaction, wait while a lock holder claims these keys.
+            // Outside a transaction, wait while a lock holder claims these keys; a script
+            // holding them that turns busy meanwhile makes this -BUSY (scripting).
             while core.lock_blocks(cmd, &args, db, None) {
+                if let Some(busy) = crate::script::busy::refuse(&core, cmd, &args) {
+                    return Some(crate::script::busy::reject(s, cmd, busy));
+                }
                 let _ = core.lock_released().await;
             }
             core.execute(cmd, &args, db, resp3, track)
