@@ -132,6 +132,17 @@ fn a_looping_script_gets_others_busy_and_script_kill_stops_it() {
     // GETs for the script's key sent 10 ms in, before the threshold, from several
     // connections (on both cores): each waits behind the script's lock, then gets -BUSY once
     // the threshold passes, not after the script ends (it never does).
+    let mut c = s.conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis::cmd("CLIENT")
+        .arg("LIST")
+        .query::<String>(&mut c)
+        .expect("client list")
+        .contains("cmd=eval")
+    {
+        assert!(Instant::now() < deadline, "the script never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     std::thread::sleep(Duration::from_millis(10));
     let waiting: Vec<_> = (0..4)
         .map(|_| {
@@ -151,7 +162,6 @@ fn a_looping_script_gets_others_busy_and_script_kill_stops_it() {
         assert!(err.contains("BUSY"), "{err}");
         assert!(took < Duration::from_secs(3), "{took:?}");
     }
-    let mut c = s.conn();
     let busy = redis::cmd("PING")
         .query::<String>(&mut c)
         .expect_err("busy")
@@ -346,4 +356,43 @@ fn info_memory_reports_scripts_and_functions() {
     assert_eq!(info_memory(&mut c, "number_of_cached_scripts"), "0");
     assert_eq!(info_memory(&mut c, "number_of_functions"), "0");
     assert_eq!(info_memory(&mut c, "used_memory_scripts"), "0");
+}
+
+#[test]
+fn sort_by_a_constant_sorts_a_set_on_another_shard_for_a_script() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let on = |shard: usize, prefix: &str| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| common::shard_of(k.as_bytes(), 2) == shard)
+            .expect("a key")
+    };
+    let (home, set) = (on(0, "home"), on(1, "set"));
+    let mut members: Vec<String> = (0..200).map(|i| format!("m{i:03}")).collect();
+    let _: i64 = redis::cmd("SADD")
+        .arg(&set)
+        .arg(&members)
+        .query(&mut c)
+        .expect("sadd");
+    members.sort();
+    // A client gets the set's own order; a script gets it sorted, as in Redis, even when the
+    // script runs on another shard's core (declared key) and reaches the set there.
+    let plain: Vec<String> = redis::cmd("SORT")
+        .arg(&set)
+        .arg("BY")
+        .arg("_")
+        .query(&mut c)
+        .expect("sort");
+    assert_ne!(plain, members, "a set's own order is not sorted");
+    for run in 0..2 {
+        let got: Vec<String> = redis::cmd("EVAL")
+            .arg("redis.call('GET', KEYS[1]) return redis.call('SORT', ARGV[1], 'BY', '_')")
+            .arg(1)
+            .arg(&home)
+            .arg(&set)
+            .query(&mut c)
+            .expect("eval");
+        assert_eq!(got, members, "run {run}");
+    }
 }

@@ -94,7 +94,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
     }
     Some(match target {
         Target::Shard(shard) if shard == core.id && s.tx.is_some() => {
-            core.execute(cmd, &args, db, resp3, track)
+            core.execute_as(cmd, &args, db, resp3, track, s.from_script)
         }
         Target::Shard(shard) if shard == core.id => {
             // Outside a transaction, wait while a lock holder claims these keys; a script
@@ -115,7 +115,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
                 resp3,
                 track,
             };
-            core.send_batch(shard, vec![request], s.tx, LockStep::None)
+            core.send_batch_as(shard, vec![request], s.tx, LockStep::None, s.from_script)
                 .replies()
                 .await
                 .and_then(|mut r| r.pop())

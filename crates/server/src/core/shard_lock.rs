@@ -259,7 +259,14 @@ impl Core {
                             None => return true,
                         }
                     }
-                    let reply = self.execute(req.cmd, args, req.db, req.resp3, req.track);
+                    let reply = self.execute_as(
+                        req.cmd,
+                        args,
+                        req.db,
+                        req.resp3,
+                        req.track,
+                        batch.from_script,
+                    );
                     batch.record(reply);
                 }
                 false
