@@ -395,4 +395,17 @@ fn sort_by_a_constant_sorts_a_set_on_another_shard_for_a_script() {
             .expect("eval");
         assert_eq!(got, members, "run {run}");
     }
+    // With GET patterns naming keys on both shards, the command runs over copies of its keys
+    // (a gather): sorted there too.
+    let got: Vec<Option<String>> = redis::cmd("EVAL")
+        .arg("return redis.call('SORT', KEYS[1], 'BY', '_', 'GET', '#', 'GET', '_:*')")
+        .arg(1)
+        .arg(&set)
+        .query(&mut c)
+        .expect("eval");
+    let want: Vec<Option<String>> = members
+        .iter()
+        .flat_map(|m| [Some(m.clone()), None])
+        .collect();
+    assert_eq!(got, want);
 }

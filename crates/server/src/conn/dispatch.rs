@@ -88,7 +88,19 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
             .unwrap_or_default();
         if extra.iter().any(|k| route::shard_of(k, shards) != home) {
             return Some(
-                fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, track, s.tx).await,
+                fanout::gather(
+                    &core,
+                    cmd,
+                    args,
+                    &keys,
+                    &extra,
+                    db,
+                    resp3,
+                    track,
+                    s.tx,
+                    s.from_script,
+                )
+                .await,
             );
         }
     }
@@ -125,7 +137,21 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
             Fanout::Split(merge) => {
                 fanout::split(&core, cmd, args, &keys, db, resp3, track, merge, s.tx).await
             }
-            _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, track, s.tx).await,
+            _ => {
+                fanout::gather(
+                    &core,
+                    cmd,
+                    args,
+                    &keys,
+                    &[],
+                    db,
+                    resp3,
+                    track,
+                    s.tx,
+                    s.from_script,
+                )
+                .await
+            }
         },
     })
 }
