@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use shardis_engine::db::Record;
+use shardis_engine::Shard;
 use shardis_persist::rdb::read::IoSource;
 use shardis_persist::rdb::{Decoded, FileReader, Item};
 use tracing::{info, warn};
@@ -59,8 +60,15 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     if let Some(f) = functions_from {
         load_functions(&f, &mut libraries)?;
     }
+    let (shards, id) = (core.shards, core.id);
     for f in &files {
-        loaded += load_file(core, f, &mut libraries)?;
+        loaded += load_rdb(
+            &mut core.shard.borrow_mut(),
+            f,
+            &|key| route::shard_of(key, shards) == id,
+            false,
+            Some(&mut libraries),
+        )?;
     }
     // Libraries of the same name as ones already there (DEBUG RELOAD NOFLUSH) replace them.
     script::state::with(|st| st.libraries.join(libraries, true))
@@ -99,19 +107,28 @@ fn load_functions(path: &str, libraries: &mut Libraries) -> Result<(), String> {
     }
 }
 
-/// Loads the keys of one file this core owns, and the file's function libraries into
-/// `libraries`; returns how many keys.
-fn load_file(core: &Core, path: &str, libraries: &mut Libraries) -> Result<u64, String> {
+/// Loads the keys of one RDB file that `keep` accepts into `shard`; returns how many. Keys
+/// already expired are dropped, unless the file is the base of an append-only log
+/// (`aof_base`), whose records may still change them as of their time (as Redis keeps the
+/// expired keys of an AOF's RDB preamble). The file's function libraries go to `libraries`
+/// (None: skipped with a warning).
+pub fn load_rdb(
+    shard: &mut Shard,
+    path: &str,
+    keep: &dyn Fn(&[u8]) -> bool,
+    aof_base: bool,
+    mut libraries: Option<&mut Libraries>,
+) -> Result<u64, String> {
     let fail = |e: String| format!("loading {path}: {e}");
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
     let src = IoSource::new(BufReader::with_capacity(1 << 20, file), len);
     let mut reader = FileReader::new(src).map_err(|e| fail(e.to_string()))?;
     let now = wall_ms();
-    let mut shard = core.shard.borrow_mut();
     let config = shard.config.clone();
     let tracking = config.tracking;
     let (mut loaded, mut expired) = (0u64, 0u64);
+    let mut told_functions = false;
     loop {
         let item = reader.next_item().map_err(|e| {
             fail(format!(
@@ -120,7 +137,7 @@ fn load_file(core: &Core, path: &str, libraries: &mut Libraries) -> Result<u64, 
         })?;
         match item {
             Item::Key(k) => {
-                if route::shard_of(&k.key, core.shards) != core.id {
+                if !keep(&k.key) {
                     continue;
                 }
                 let value = match k.value {
@@ -132,7 +149,7 @@ fn load_file(core: &Core, path: &str, libraries: &mut Libraries) -> Result<u64, 
                     }
                 };
                 let expire_at = k.expire_ms.map(|ms| ms.max(1) as u64);
-                if expire_at.is_some_and(|at| at <= now) {
+                if !aof_base && expire_at.is_some_and(|at| at <= now) {
                     expired += 1;
                     continue;
                 }
@@ -164,8 +181,15 @@ fn load_file(core: &Core, path: &str, libraries: &mut Libraries) -> Result<u64, 
                 );
                 loaded += 1;
             }
-            Item::Function(code) => add_library(libraries, code)
-                .map_err(|e| fail(format!("Failed loading library, {e}")))?,
+            Item::Function(code) => match libraries.as_deref_mut() {
+                Some(libs) => add_library(libs, code)
+                    .map_err(|e| fail(format!("Failed loading library, {e}")))?,
+                None if !told_functions => {
+                    warn!("{path}: function libraries skipped (not restored from an append-only log's base)");
+                    told_functions = true;
+                }
+                None => {}
+            },
             Item::Eof { checksum_ok } => {
                 if !checksum_ok {
                     return Err(fail("Wrong RDB checksum. Aborting now.".into()));
