@@ -248,7 +248,8 @@ impl Core {
             // as a whole (EXEC checks before sending it).
             self.memory.admitted(true, || {
                 while let Some((req, args)) = batch.peek() {
-                    let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3, req.track);
+                    let reply = self
+                        .execute_unserved(req.cmd, args, req.db, req.resp3, req.track, req.client);
                     batch.record(reply);
                 }
             });
@@ -280,6 +281,7 @@ impl Core {
                         req.db,
                         req.resp3,
                         req.track,
+                        req.client,
                         batch.from_script,
                     );
                     batch.record(reply);
