@@ -269,7 +269,7 @@ fn connected(st: &mut super::State) {
 }
 
 /// Loads the RDB at `path` into every shard (each core reads it and keeps its own keys, as at
-/// start-up).
+/// start-up, and every core the function libraries).
 async fn load(core: &Rc<Core>, path: &Path) -> Result<(), String> {
     let path = path.to_string_lossy().into_owned();
     info!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -279,7 +279,18 @@ async fn load(core: &Rc<Core>, path: &Path) -> Result<(), String> {
             shard.set_keep_expired(true);
             let (id, shards) = (c.id, c.shards);
             let mine = |key: &[u8]| route::shard_of(key, shards) == id;
-            crate::persist::load::load_rdb(&mut shard, &path, &mine, false)
+            // Every core keeps its copy of the primary's function libraries.
+            let mut libraries = crate::script::functions::Libraries::default();
+            let loaded = crate::persist::load::load_rdb(
+                &mut shard,
+                &path,
+                &mine,
+                false,
+                Some(&mut libraries),
+            )?;
+            crate::script::state::with(|st| st.libraries.join(libraries, true))
+                .map_err(|e| format!("Failed loading library, {e}"))?;
+            Ok(loaded)
         })
         .await;
     results
