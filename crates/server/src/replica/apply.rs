@@ -113,6 +113,7 @@ impl Applier {
                 .flatten();
             if let Some(shard) = lone {
                 let db = self.session.db_resp3().0;
+                let client = self.session.client.borrow().id;
                 self.group.push((
                     shard,
                     Request {
@@ -121,6 +122,7 @@ impl Applier {
                         db,
                         resp3: false,
                         track: None,
+                        client,
                     },
                 ));
                 self.group_bytes += size;
