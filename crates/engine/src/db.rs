@@ -71,6 +71,12 @@ pub struct Db {
     /// `lazyfree-lazy-expire`: large values of expired keys go to `doomed` instead of being
     /// freed on the spot.
     pub lazy_expire: bool,
+    /// While clients are paused (CLIENT PAUSE) expired keys read as missing but stay: the
+    /// dataset is kept as it is until the pause ends, as Redis does.
+    pub expiry_paused: bool,
+    /// Keys removed because a lookup found them expired (INFO's `expired_keys` adds them to
+    /// active expiry's).
+    pub lazily_expired: u64,
     /// Values of expired keys waiting to be freed in steps (the shard takes them over).
     pub doomed: Vec<Value>,
     /// Keys removed here without a command asking (lazy and active expiry), collected while
@@ -123,7 +129,8 @@ impl Db {
         self.expire_of(entry).is_some_and(|at| at <= now_ms)
     }
 
-    /// Removes `key` if it has expired; returns true if it did.
+    /// Whether `key` has expired; removes it unless expiry is paused (it is then only
+    /// logically gone, as Redis's `expireIfNeeded`).
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         // Most keys of a cache have no TTL: skip the lookup when none has.
         if self.expires.is_empty() {
@@ -131,9 +138,13 @@ impl Db {
         }
         match self.entries.get(key) {
             Some(e) if self.is_expired(e, now_ms) => {
+                if self.expiry_paused {
+                    return true;
+                }
                 if let Some(gone) = self.remove(key) {
                     self.discard_expired(gone.value);
                 }
+                self.lazily_expired += 1;
                 self.note_reaped(key);
                 true
             }
@@ -150,13 +161,17 @@ impl Db {
 
     /// The live entry of `key` (an expired one is removed first).
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now_ms);
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
         self.entries.get(key)
     }
 
     /// The live entry of `key`, for modification.
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(key, now_ms);
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
         self.before_change(key);
         self.entries.get_mut(key)
     }
@@ -180,7 +195,9 @@ impl Db {
 
     /// The whole record of a live key, copied (to move it elsewhere).
     pub fn record(&mut self, key: &[u8], now_ms: u64) -> Option<Record> {
-        self.expire_if_needed(key, now_ms);
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
         let e = self.entries.get(key)?;
         Some(self.to_record(e))
     }
@@ -490,9 +507,12 @@ impl Db {
     /// Moves every entry out (FLUSHALL ASYNC): this database is left empty, with its
     /// settings.
     pub fn take(&mut self) -> Db {
-        let lazy_expire = self.lazy_expire;
+        let (lazy_expire, expiry_paused) = (self.lazy_expire, self.expiry_paused);
+        let lazily_expired = self.lazily_expired;
         let taken = std::mem::take(self);
         self.lazy_expire = lazy_expire;
+        self.expiry_paused = expiry_paused;
+        self.lazily_expired = lazily_expired;
         taken
     }
 

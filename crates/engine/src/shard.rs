@@ -120,6 +120,8 @@ pub struct Shard {
     pub journal: Option<Box<crate::journal::Journal>>,
     /// The epoch of the last snapshot begun (see `crate::snapshot`).
     pub snapshot_epoch: u32,
+    /// Expiry stopped while clients are paused (see [`Shard::pause_expiry`]).
+    expiry_paused: bool,
     rng_state: u64,
 }
 
@@ -149,6 +151,7 @@ impl Shard {
             next_evict_db: 0,
             journal: None,
             snapshot_epoch: 0,
+            expiry_paused: false,
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -395,12 +398,13 @@ impl Shard {
 
     /// Lazily expires `key` of database `db` if it is due, reporting `expired` (Redis's
     /// `expireIfNeeded`); true if it did.
+    /// While expiry is paused the key is only reported gone, not removed (no event).
     pub fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         let expired = self
             .dbs
             .get_mut(db)
             .is_some_and(|d| d.expire_if_needed(key, now_ms));
-        if expired {
+        if expired && !self.expiry_paused {
             self.report(db, notify::EXPIRED, "expired", key);
             // A client blocked on it must learn that it is gone, as when it is deleted.
             self.mark_ready(db, key);
@@ -433,6 +437,29 @@ impl Shard {
         }
     }
 
+    /// Stops or resumes expiry (CLIENT PAUSE): while stopped, active expiry does nothing and
+    /// an expired key reads as missing but stays, as Redis keeps the dataset still while
+    /// clients are paused.
+    pub fn pause_expiry(&mut self, paused: bool) {
+        self.expiry_paused = paused;
+        for db in &mut self.dbs {
+            db.expiry_paused = paused;
+        }
+    }
+
+    /// Keys expired so far, actively or found expired by a lookup (INFO's `expired_keys`).
+    pub fn expired_keys(&self) -> u64 {
+        self.stats.expired_keys + self.dbs.iter().map(|d| d.lazily_expired).sum::<u64>()
+    }
+
+    /// Zeroes the statistics (CONFIG RESETSTAT).
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+        for db in &mut self.dbs {
+            db.lazily_expired = 0;
+        }
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)
@@ -442,6 +469,9 @@ impl Shard {
     /// variant): sample 20 volatile keys per database and repeat while more than a quarter
     /// were expired, up to `max_rounds`. Returns the number of keys deleted.
     pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
+        if self.expiry_paused {
+            return 0;
+        }
         let mut total = 0;
         let mut rand = rand_stream(self.rng_state);
         let (blocked, ready) = (&self.blocked_keys, &mut self.ready_keys);

@@ -521,6 +521,23 @@ mod tests {
         t
     }
 
+    #[test]
+    fn paused_expiry_hides_expired_keys_without_removing_them() {
+        let mut t = TestShard::new();
+        assert_eq!(t.run(&["set", "k", "v", "px", "10"]), ok());
+        t.shard.pause_expiry(true);
+        t.advance(20);
+        assert_eq!(t.run(&["get", "k"]), Reply::Nil);
+        assert_eq!(t.run(&["exists", "k"]), int(0));
+        assert_eq!(t.shard.active_expire(t.now_ms, 16), 0);
+        assert_eq!(t.shard.expired_keys(), 0);
+        assert_eq!(t.shard.db_len(0), 1, "the key stays while paused");
+        t.shard.pause_expiry(false);
+        assert_eq!(t.run(&["get", "k"]), Reply::Nil);
+        assert_eq!(t.shard.db_len(0), 0);
+        assert_eq!(t.shard.expired_keys(), 1, "a lazy expiry counts");
+    }
+
     /// Puts an (empty-bodied) list at `key`, for type checks: Shardis' list commands are
     /// another module's.
     fn put_list(t: &mut TestShard, key: &str) {

@@ -254,7 +254,8 @@ async fn clock(core: Rc<Core>) {
 }
 
 /// Closes clients idle for more than `timeout` seconds. As Redis, it spares blocked clients
-/// (their own timeout applies), subscribers and MONITOR clients, which wait by design.
+/// (their own timeout applies; one held by CLIENT PAUSE has none), subscribers and MONITOR
+/// clients, which wait by design.
 fn close_idle_clients(core: &Core, now_ms: u64) {
     let timeout = core.config.borrow().get_i64("timeout");
     if timeout <= 0 {
@@ -262,7 +263,7 @@ fn close_idle_clients(core: &Core, now_ms: u64) {
     }
     for client in core.clients.borrow().values() {
         let mut c = client.borrow_mut();
-        let waits = c.unblock.is_some() || c.subs.active() || c.monitor;
+        let waits = c.is_blocked() || c.subs.active() || c.monitor;
         if !waits && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
             c.kill();
         }

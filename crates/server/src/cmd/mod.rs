@@ -28,6 +28,8 @@ pub fn must_wait(which: ServerCmd) -> bool {
         ServerCmd::ClientList
             | ServerCmd::ClientKill
             | ServerCmd::ClientUnblock
+            | ServerCmd::ClientPause
+            | ServerCmd::ClientUnpause
             | ServerCmd::ConfigSet
             | ServerCmd::ConfigResetStat
             | ServerCmd::Info

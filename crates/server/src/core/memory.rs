@@ -224,7 +224,9 @@ pub fn make_room(core: &Rc<Core>) -> Room {
 fn reclaim(core: &Rc<Core>, limit: Duration) -> Room {
     let m = &core.memory;
     let s = slot(core.id);
-    let room = if m.maxmemory.get() == 0 {
+    // While clients are paused the dataset stays as it is: nothing is evicted, and nothing
+    // is refused for memory either (Redis's `isSafeToPerformEvictions`).
+    let room = if m.maxmemory.get() == 0 || core.pause_mode() != super::pause::PauseMode::Off {
         Room::Ok
     } else {
         evict_down(core, limit)

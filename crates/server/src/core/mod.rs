@@ -9,6 +9,7 @@
 pub mod client;
 pub mod memory;
 pub mod mesh;
+pub mod pause;
 pub mod pubsub;
 pub mod shard_lock;
 pub mod spawn;
@@ -327,6 +328,8 @@ pub struct Core {
     /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
     /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
     pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// This core's copy of CLIENT PAUSE.
+    pub pause: pause::Pause,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -358,6 +361,7 @@ impl Core {
             tracking: RefCell::new(tracking::Table::new(wall_ms() ^ id as u64)),
             acl: RefCell::new(acl),
             tls: RefCell::new(None),
+            pause: pause::Pause::default(),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
         }
