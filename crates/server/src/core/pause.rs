@@ -4,9 +4,12 @@
 //! covers (parsed, waiting, not refused), and the shard neither expires nor evicts keys:
 //! Redis keeps the dataset still while clients are paused.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use futures_lite::future;
 
 use super::{spawn, wall_ms, Core};
 
@@ -28,6 +31,9 @@ pub struct Pause {
     mode: Cell<PauseMode>,
     /// Wall-clock ms at which it ends.
     end_ms: Cell<u64>,
+    /// Dropping it ends the task waiting for the deadline: one such task per core at most,
+    /// however many pauses and extensions come.
+    timer: RefCell<Option<oneshot::Sender<()>>>,
 }
 
 impl Core {
@@ -44,23 +50,45 @@ impl Core {
         p.mode.set(p.mode.get().max(mode));
         if end > p.end_ms.get() {
             p.end_ms.set(end);
-            // Ends the pause on time although no command arrives: the event loop wakes for
-            // the timer, and the check below lifts the pause and frees the held clients.
-            if let Some(at) = Instant::now().checked_add(Duration::from_millis(end - now)) {
-                let core = self.clone();
-                spawn::spawn(async move {
-                    core.timers.sleep_until(at).await;
-                    core.pause_mode();
-                });
-            }
+            self.arm_pause_timer(Duration::from_millis(end - now));
         }
         self.shard.borrow_mut().pause_expiry(true);
+    }
+
+    /// Lifts the pause on time although no command arrives: the event loop wakes for the
+    /// timer, and `pause_mode` lifts the pause (the loop then serves the held clients). A
+    /// timer armed before is cancelled.
+    fn arm_pause_timer(self: &Rc<Self>, after: Duration) {
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        *self.pause.timer.borrow_mut() = Some(cancel);
+        // A deadline past what the clock can express: only UNPAUSE ends the pause.
+        let Some(at) = Instant::now().checked_add(after) else {
+            return;
+        };
+        let core = self.clone();
+        spawn::spawn(async move {
+            let due = future::or(
+                async {
+                    core.timers.sleep_until(at).await;
+                    true
+                },
+                async {
+                    let _ = cancelled.await;
+                    false
+                },
+            )
+            .await;
+            if due {
+                core.pause_mode();
+            }
+        });
     }
 
     /// Ends the pause (CLIENT UNPAUSE, or its deadline): the held clients run again.
     pub fn unpause_clients(&self) {
         self.pause.mode.set(PauseMode::Off);
         self.pause.end_ms.set(0);
+        self.pause.timer.borrow_mut().take();
         self.shard.borrow_mut().pause_expiry(false);
     }
 
