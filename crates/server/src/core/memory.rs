@@ -118,6 +118,11 @@ impl Memory {
             .set(config.get_i64("maxmemory-eviction-tenacity").clamp(0, 100) as u8);
     }
 
+    /// The fixed I/O memory the core allocated at start-up.
+    pub fn fixed(&self) -> u64 {
+        self.fixed.get()
+    }
+
     /// Records the fixed I/O memory the core allocated at start-up.
     pub fn set_fixed(&self, bytes: u64) {
         self.fixed.set(bytes);
@@ -254,9 +259,12 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
     let started = Instant::now();
     let now = core.now_ms();
     let mut evicted = 0u32;
-    while used > share {
+    let room = loop {
+        if used <= share {
+            break Room::Ok;
+        }
         if !core.shard.borrow_mut().evict_one(now) {
-            return Room::Full;
+            break Room::Full;
         }
         let after = counted(core);
         s.evicted_bytes
@@ -265,10 +273,12 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
         evicted += 1;
         // The clock is read every 16 evictions, as Redis does.
         if evicted.is_multiple_of(16) && started.elapsed() > limit {
-            return Room::Evicting;
+            break Room::Evicting;
         }
-    }
-    Room::Ok
+    };
+    // The latency monitor's `eviction-cycle`, as Redis's performEvictions reports it.
+    core.latency_sample("eviction-cycle", started.elapsed());
+    room
 }
 
 /// After a command: starts freeing in steps what it left queued.
