@@ -119,7 +119,7 @@ pub struct Shard {
     /// `crate::journal`).
     pub journal: Option<Box<crate::journal::Journal>>,
     /// The epoch of the last snapshot begun (see `crate::snapshot`).
-    pub snapshot_epoch: u32,
+    pub snapshot_epoch: u8,
     rng_state: u64,
 }
 
@@ -553,7 +553,7 @@ impl<'a> Ctx<'a> {
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
         let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(&e.value)
     }
 
@@ -731,7 +731,7 @@ impl Ctx<'_> {
     pub fn lookup_read_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(&mut e.value)
     }
 
@@ -739,7 +739,7 @@ impl Ctx<'_> {
     pub fn lookup_write_entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let access = self.access();
         let e = self.entry(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(e)
     }
 }

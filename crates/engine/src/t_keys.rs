@@ -440,7 +440,7 @@ pub fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match object_lookup(ctx, args) {
         None => Reply::Nil,
         Some(_) if !tracking.policy.is_lfu() => Reply::err(LFU_NOT_SELECTED),
-        Some(e) => Reply::Int(i64::from(tracking.frequency(e.lru, now))),
+        Some(e) => Reply::Int(i64::from(tracking.frequency(e.lru(), now))),
     }
 }
 
@@ -451,7 +451,7 @@ pub fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match object_lookup(ctx, args) {
         None => Reply::Nil,
         Some(_) if tracking.policy.is_lfu() => Reply::err(LFU_SELECTED),
-        Some(e) => Reply::Int((Tracking::idle_ms(e.lru, now) / 1000) as i64),
+        Some(e) => Reply::Int((Tracking::idle_ms(e.lru(), now) / 1000) as i64),
     }
 }
 
