@@ -76,6 +76,11 @@ impl Policy {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 
+    /// True for the policies that rank keys by an access time or frequency (LRU and LFU).
+    pub fn tracks_access(self) -> bool {
+        matches!(self.rank(), Some(Rank::Lru | Rank::Lfu))
+    }
+
     /// True when only keys with a TTL may be evicted.
     pub fn volatile_only(self) -> bool {
         matches!(
@@ -455,8 +460,14 @@ mod tests {
         assert_eq!(Tracking::idle_ms(late, wrap + 4000), 5000);
         // RESTORE IDLETIME: an idle time far past the wrap is clamped, never wrapped round.
         let old = Tracking::idle_since(wrap + 4000, i64::MAX);
-        assert_eq!(Tracking::idle_ms(old, wrap + 4000), u64::from(LRU_MAX) * 100);
-        assert_eq!(Tracking::idle_ms(Tracking::idle_since(13_000, 2), 13_000), 2000);
+        assert_eq!(
+            Tracking::idle_ms(old, wrap + 4000),
+            u64::from(LRU_MAX) * 100
+        );
+        assert_eq!(
+            Tracking::idle_ms(Tracking::idle_since(13_000, 2), 13_000),
+            2000
+        );
     }
 
     #[test]

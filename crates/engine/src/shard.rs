@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub tracking: Tracking,
     /// `maxmemory-samples`: keys sampled per database to pick one to evict.
     pub maxmemory_samples: usize,
+    /// Whether Redis would share the objects of small integers: not under a `maxmemory` with
+    /// an LRU or LFU policy, whose keys each need an access field of their own (OBJECT
+    /// REFCOUNT reports it).
+    pub shared_integers: bool,
     /// `lazyfree-lazy-eviction`, `-expire`, `-user-del`, `-user-flush`: free large values in
     /// steps instead of at once.
     pub lazyfree_lazy_eviction: bool,
@@ -68,6 +72,7 @@ impl Default for EngineConfig {
             stream_node_max_entries: 100,
             tracking: Tracking::default(),
             maxmemory_samples: 5,
+            shared_integers: true,
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_user_del: false,
@@ -199,6 +204,24 @@ impl Shard {
         let lazy = self.config.lazyfree_lazy_eviction;
         self.dispose(entry.value, lazy);
         true
+    }
+
+    /// How many keys `maxmemory-policy` may evict here (all keys, or those with a TTL).
+    pub fn evictable(&self) -> usize {
+        let policy = self.config.tracking.policy;
+        if policy == crate::evict::Policy::NoEviction {
+            return 0;
+        }
+        self.dbs
+            .iter()
+            .map(|d| {
+                if policy.volatile_only() {
+                    d.volatile_len()
+                } else {
+                    d.len()
+                }
+            })
+            .sum()
     }
 
     /// How cold the keys this shard would evict next are (the best candidate's score; see

@@ -300,13 +300,21 @@ mod tests {
                 if round % 2 == 0 {
                     t.shard.snapshot_step(&mut s, &mut Vec::new(), 64);
                 }
-                t.run(&["SET", &format!("k{}", round % 40), &format!("v{}", round % 40)]);
+                t.run(&[
+                    "SET",
+                    &format!("k{}", round % 40),
+                    &format!("v{}", round % 40),
+                ]);
                 t.run(&["SET", &format!("made{round}"), "x"]);
                 t.shard.snapshot_abort();
                 t.run(&["DEL", &format!("made{round}")]);
             }
             let got = run(&mut t, |_, _| {});
-            assert!(got == want, "after {aborts} aborts: {} keys saved", got.len());
+            assert!(
+                got == want,
+                "after {aborts} aborts: {} keys saved",
+                got.len()
+            );
         }
     }
 }

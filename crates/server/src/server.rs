@@ -217,10 +217,6 @@ async fn core_main(
             format!("io_uring setup: {e}")
         }
     })?;
-    // What the core holds before any client (mostly the event loop's I/O buffers) is fixed
-    // overhead, not data: it does not count against `maxmemory`.
-    core.memory
-        .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
     let _ = ready.send(());
     drop(ready);
     spawn::spawn(clock(core.clone()));
