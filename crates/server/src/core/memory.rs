@@ -3,8 +3,9 @@
 //! between cores.
 //!
 //! `maxmemory` is for the whole server, but each shard can only evict its own keys and only
-//! knows its own memory (exactly: `crate::alloc` counts every core's heap). So the limit is
-//! split into per-core *shares* whose sum never exceeds it:
+//! knows its own memory (exactly: `crate::alloc` counts every core's heap). So the limit,
+//! less what the threads that are not cores hold, is split into per-core *shares* whose sum
+//! never exceeds it:
 //!
 //! - Shares grow on demand: a core over its share first takes a chunk of the unassigned rest
 //!   of `maxmemory` (one atomic compare-and-swap), and only evicts when nothing is left. A
@@ -177,9 +178,15 @@ pub fn share(id: usize) -> u64 {
     slot(id).share.load(Relaxed)
 }
 
+/// The part of `maxmemory` the cores share: what the threads that are not cores hold counts
+/// against the limit too (`used_memory` is the whole process's, as Redis's).
+fn budget(maxmemory: u64) -> u64 {
+    maxmemory.saturating_sub(alloc::unowned_used().max(0) as u64)
+}
+
 /// Takes up to `want` more bytes of the unassigned limit; returns the new share.
 fn grow(core: &Core, want: u64) -> u64 {
-    let max = core.memory.maxmemory.get();
+    let max = budget(core.memory.maxmemory.get());
     let mut assigned = ASSIGNED.load(Relaxed);
     loop {
         let take = want.min(max.saturating_sub(assigned));
@@ -426,8 +433,8 @@ pub fn tick(core: &Rc<Core>) {
         shrink(core, asked);
     }
     let assigned = ASSIGNED.load(Relaxed);
-    if assigned > max {
-        let over = (assigned - max).div_ceil(core.shards.max(1) as u64);
+    if assigned > budget(max) {
+        let over = (assigned - budget(max)).div_ceil(core.shards.max(1) as u64);
         shrink(core, over);
     }
     let coldness = core
@@ -446,7 +453,7 @@ pub fn tick(core: &Rc<Core>) {
 /// Moves one chunk of share per tick between full cores; see the module documentation.
 fn rebalance(core: &Rc<Core>, max: u64, chunk: u64) {
     let cores = core.shards;
-    if cores < 2 || ASSIGNED.load(Relaxed) + chunk * cores as u64 / 2 < max {
+    if cores < 2 || ASSIGNED.load(Relaxed) + chunk * cores as u64 / 2 < budget(max) {
         return;
     }
     // Each core: (id, coldness, evicted since the last tick, share).
