@@ -10,7 +10,7 @@
 //! each key's digest.
 
 use crate::db::{Db, Entry};
-use crate::skiplist::Item;
+use crate::order_tree::Item;
 use crate::value::Value;
 
 pub type Digest = [u8; 20];

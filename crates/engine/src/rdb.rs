@@ -15,8 +15,8 @@ use shardis_persist::rdb::{types, Decoded, RdbValue, SetMembers, Writer};
 use shardis_persist::{intset, Error};
 
 use crate::listpack::Elem;
+use crate::order_tree::Item;
 use crate::shard::EngineConfig;
-use crate::skiplist::Item;
 use crate::t_hash::{HashValue, ListpackLimits};
 use crate::t_list::{ListOptions, ListValue};
 use crate::t_set::{Member, SetValue};
@@ -239,7 +239,7 @@ pub fn to_value(v: RdbValue, config: &EngineConfig) -> Value {
                 .into_iter()
                 .map(|(member, score)| Item {
                     score,
-                    member: crate::skiplist::Member::from(&member[..]),
+                    member: crate::order_tree::Member::from(&member[..]),
                 })
                 .collect();
             Value::ZSet(ZSetValue::from_items(items, limits))

@@ -20,8 +20,8 @@ use shardis_resp::Reply;
 use crate::command::table::Registration;
 use crate::error;
 use crate::num::{self, LongDouble};
+use crate::order_tree::{Item, Member};
 use crate::shard::Ctx;
-use crate::skiplist::{Item, Member};
 use crate::t_zset::{self, Limits, ZSetValue};
 use crate::value::Value;
 

@@ -68,10 +68,6 @@ struct Param {
 enum Support {
     /// Works as in Redis.
     Built,
-    /// Part of a feature Shardis does not have (named), which clients look up with CONFIG
-    /// GET (`save`, `appendonly`, `maxmemory`): shown, and only Redis's default value is
-    /// taken, from the file or CONFIG SET.
-    Off(&'static str),
     /// Part of a feature Shardis does not have (named): a configuration file may set it to
     /// Redis's default, which changes nothing, so that a stock redis.conf loads; any other
     /// value is refused, and CONFIG GET / CONFIG SET do not know it.
@@ -117,14 +113,6 @@ const fn alias(
         default,
         mutable: true,
         support: Support::Built,
-    }
-}
-
-/// A parameter of a feature Shardis does not have, that clients read ([`Support::Off`]).
-const fn off(feature: &'static str, param: Param) -> Param {
-    Param {
-        support: Support::Off(feature),
-        ..param
     }
 }
 
@@ -204,8 +192,34 @@ static PARAMS: &[Param] = &[
         Kind::Enum(&["no", "yes", "local"]),
         "no",
     ),
-    // The append-only log is not built yet: only "no" is accepted.
-    off(directives::AOF, p("appendonly", Kind::Bool, "no")),
+    // The append-only log, per shard (persist/aof).
+    p("appendonly", Kind::Bool, "no"),
+    fixed("appendfilename", Kind::FileName, "appendonly.aof"),
+    fixed("appenddirname", Kind::FileName, "appendonlydir"),
+    p(
+        "appendfsync",
+        Kind::Enum(&["everysec", "always", "no"]),
+        "everysec",
+    ),
+    p("aof-load-truncated", Kind::Bool, "yes"),
+    // Every shard's base is an RDB file (Redis's default); a base of commands is not built.
+    p(
+        "aof-use-rdb-preamble",
+        Kind::NotBuilt {
+            off: "yes",
+            why: "a base written as commands (aof-use-rdb-preamble no) is not built: each shard's base is an RDB file",
+        },
+        "yes",
+    ),
+    p(
+        "auto-aof-rewrite-percentage",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "100",
+    ),
+    p("auto-aof-rewrite-min-size", Kind::Memory { min: 0 }, "67108864"),
     alias(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -262,6 +276,10 @@ static PARAMS: &[Param] = &[
     // session settings rebuilds the TLS settings on every core (CONFIG SET fails, keeping the
     // old ones, if they do not load).
     fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    // The Prometheus endpoint (`metrics`): off at 0; bound at start-up only, so not settable
+    // at run time. An empty `metrics-bind` means the addresses of `bind`.
+    fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    fixed("metrics-bind", Kind::Str, ""),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),
@@ -550,7 +568,7 @@ impl Param {
     fn normalize(&self, value: &str, current: &str) -> Result<String, String> {
         let canonical = self.check(value, current)?;
         match self.support {
-            Support::Off(feature) | Support::Absent(feature) if canonical != self.default => {
+            Support::Absent(feature) if canonical != self.default => {
                 let default = if self.default.is_empty() {
                     "\"\""
                 } else {
@@ -647,8 +665,12 @@ impl Param {
                 Ok(words.join(" "))
             }
             Kind::FileName => {
-                if value.contains('/') || value.is_empty() {
-                    Err("dbfilename can't be a path, just a filename".into())
+                if value.contains('/') || value.is_empty() || value == "." || value == ".." {
+                    Err(if self.name == "appenddirname" {
+                        "appenddirname can't be a path, just a dirname".to_string()
+                    } else {
+                        format!("{} can't be a path, just a filename", self.name)
+                    })
                 } else {
                     Ok(value.to_string())
                 }
@@ -1213,8 +1235,12 @@ mod tests {
             Some("Reading the configuration file, at line 1\n>>> 'port 1 2'\nwrong number of arguments")
         );
         assert_eq!(
-            c.load_text("appendonly yes").err().as_deref(),
-            Some("Reading the configuration file, at line 1\n>>> 'appendonly yes'\nthe append-only file is not available in Shardis yet: only Redis's default value (no) is accepted")
+            c.load_text("aof-timestamp-enabled yes").err().as_deref(),
+            Some("Reading the configuration file, at line 1\n>>> 'aof-timestamp-enabled yes'\nthis append-only file setting is not available in Shardis yet: only Redis's default value (no) is accepted")
+        );
+        assert_eq!(
+            c.load_text("appendfilename a/b").err().as_deref(),
+            Some("Reading the configuration file, at line 1\n>>> 'appendfilename a/b'\nappendfilename can't be a path, just a filename")
         );
         assert!(c
             .load_text("list-max-ziplist-entries 10\n#@shardis shards 3\nhz 1000")
@@ -1235,8 +1261,8 @@ mod tests {
         assert!(refused("slowlog-max-len 64")
             .ends_with("the slow log is not available in Shardis yet: only Redis's default value (128) is accepted"));
         assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
-        assert!(refused("appenddirname x")
-            .contains("only Redis's default value (appendonlydir) is accepted"));
+        assert!(refused("no-appendfsync-on-rewrite yes")
+            .contains("only Redis's default value (no) is accepted"));
         assert!(refused("maxmemory-clients 1gb").contains("client eviction (maxmemory-clients)"));
         // Eviction is built: its directives take any valid value.
         assert!(c
@@ -1260,9 +1286,19 @@ lfu-log-factor 20"
         assert!(c
             .validate_set(&[("slowlog-max-len".into(), "128".into())], true)
             .is_err_and(|e| e.starts_with("ERR Unknown option")));
+        // The append-only log is built: its switches take Redis's values.
         assert!(c
-            .validate_set(&[("appendonly".into(), "yes".into())], true)
-            .is_err_and(|e| e.contains("the append-only file is not available")));
+            .validate_set(
+                &[
+                    ("appendonly".into(), "yes".into()),
+                    ("appendfsync".into(), "always".into())
+                ],
+                true
+            )
+            .is_ok());
+        assert!(c
+            .validate_set(&[("aof-use-rdb-preamble".into(), "no".into())], true)
+            .is_err_and(|e| e.contains("a base written as commands")));
         // Settings that mean nothing here are taken and reported.
         c.load_text("jemalloc-bg-thread no\nio-threads 4")
             .expect("taken");

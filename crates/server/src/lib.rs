@@ -12,6 +12,7 @@
 //! - [`conn`]: a connection's session (transaction state) and the commands that must wait.
 //! - [`cmd`]: the commands the runtime carries out itself (CLIENT, CONFIG, INFO…).
 //! - [`net`]: the event loop: connections' I/O and the inline hot path.
+//! - [`metrics`]: the Prometheus endpoint (a thread of its own that asks the cores).
 //! - [`server`]: start-up, executors, shutdown.
 //!
 //! Besides: [`config`], [`logging`], [`alloc`], and [`tls`] (the TLS settings and the record
@@ -26,6 +27,7 @@ pub mod coord;
 pub mod core;
 pub mod io;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod persist;
 pub mod process;

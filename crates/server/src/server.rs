@@ -65,6 +65,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
             ));
         }
     }
+    // The Prometheus endpoint's sockets (none with `metrics-port 0`), served once ready.
+    let metrics = crate::metrics::bind(&config)?;
     let dir = config.get("dir").to_string();
     std::env::set_current_dir(&dir).map_err(|e| format!("Can't chdir to '{dir}': {e}"))?;
     if let Ok(cwd) = std::env::current_dir() {
@@ -79,6 +81,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     )?;
     info!("{}", probe::check_memlock(shards)?);
     crate::persist::init();
+    crate::persist::aof::load::prepare(&config, shards)?;
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -86,6 +89,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let mut mesh = MeshBuilder::<Msg>::new(shards);
+    let to_cores = mesh.outside();
     let mut handles = Vec::with_capacity(shards);
     // Every core says when its listeners are open: only then is the server ready (a
     // supervisor is told, and clients connect).
@@ -122,6 +126,11 @@ pub fn run(mut config: Config) -> Result<(), String> {
             info!(shards, port, "Ready to accept connections");
         }
         crate::process::ready();
+        if let Some(endpoint) = metrics {
+            if let Err(e) = endpoint.start(to_cores) {
+                warn!("{e}");
+            }
+        }
     }
     // Join the executors from helper threads so that a shutdown cannot hang on one that is
     // slow to wind down: after the grace period, exit anyway.
@@ -187,6 +196,9 @@ async fn core_main(
     crate::alloc::register_core(mesh.id());
     let core = Rc::new(Core::new(mesh, shards, config));
     *core.tls.borrow_mut() = tls;
+    // With `appendonly yes` every core loads from the append-only set, before it binds (a
+    // core failing to bind must not leave the others waiting for it to load).
+    crate::persist::aof::load::start_shard(&core)?;
     let mut listeners = Vec::new();
     for a in &addrs {
         match listen::listen(&a.addr, backlog) {
@@ -202,8 +214,11 @@ async fn core_main(
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
-    // Every core loads its keys before it serves (in parallel with the others).
-    crate::persist::load::load_shard(&core)?;
+    // Every core loads its keys before it serves (in parallel with the others); with
+    // `appendonly yes` the append-only set alone is loaded, as in Redis.
+    if !crate::persist::aof::load::planned() {
+        crate::persist::load::load_shard(&core)?;
+    }
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOMEM) {
             // The kernel counts locked memory per user, not per process: another server
@@ -246,6 +261,8 @@ async fn clock(core: Rc<Core>) {
         }
         // `save` rules, and the save before a shutdown a signal asked for (core 0).
         crate::persist::save::tick(&core);
+        // The log's everysec sync and retries, scheduled and automatic rewrites.
+        crate::persist::aof::tick(&core);
     }
 }
 

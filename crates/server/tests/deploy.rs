@@ -286,18 +286,34 @@ impl Rendered {
 
     /// The container's port named `redis`.
     fn container_port(&self) -> u16 {
+        self.container_port_named("redis")
+    }
+
+    fn container_port_named(&self, name: &str) -> u16 {
         self.container()
             .pointer("/ports")
             .and_then(Value::as_array)
             .and_then(|ports| {
                 ports
                     .iter()
-                    .find(|p| p.get("name").and_then(Value::as_str) == Some("redis"))
+                    .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
             })
             .and_then(|p| p.get("containerPort"))
             .and_then(Value::as_u64)
             .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or_else(|| panic!("{}: no container port named redis", self.name))
+            .unwrap_or_else(|| panic!("{}: no container port named {name}", self.name))
+    }
+
+    /// A setting of the ConfigMap's `redis.conf` (the last line naming it).
+    fn redis_conf_setting(&self, name: &str) -> Option<String> {
+        let conf = of_kind(&self.docs, "ConfigMap")
+            .into_iter()
+            .find_map(|cm| cm.pointer("/data/redis.conf").and_then(Value::as_str))
+            .unwrap_or_else(|| panic!("{}: no ConfigMap with redis.conf", self.name));
+        conf.lines()
+            .filter_map(|l| l.trim().strip_prefix(name)?.strip_prefix(' '))
+            .map(|v| v.trim().to_string())
+            .next_back()
     }
 }
 
@@ -741,6 +757,18 @@ fn pod_command_line(r: &Rendered, dir: &Path) -> Vec<String> {
     line
 }
 
+/// The answer to `GET path` on `port`, whole.
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: pod\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read the answer");
+    answer
+}
+
 /// Runs the readiness probe's command with the container port replaced by `port`.
 fn readiness_probe(r: &Rendered, port: u16) -> (ExitStatus, String) {
     let probe = strings_at(r.container(), "/readinessProbe/exec/command");
@@ -772,6 +800,7 @@ fn every_overlay_pod_command_line_serves_and_passes_its_readiness_probe() {
             );
             override_arg(&mut line, "port", &port.to_string());
             override_arg(&mut line, "dir", &dir.display().to_string());
+            override_arg(&mut line, "metrics-port", &free_port().to_string());
             let mut cmd = Command::new(server_binary());
             cmd.args(&line[1..]);
             cmd
@@ -779,6 +808,42 @@ fn every_overlay_pod_command_line_serves_and_passes_its_readiness_probe() {
         server.set_get_round_trip();
         // What the ConfigMap sets took effect.
         assert_eq!(server.config_get("protected-mode"), "no", "{name}");
+        // The metrics endpoint the ConfigMap turns on, where the pod says Prometheus finds it.
+        let metrics_port = r
+            .redis_conf_setting("metrics-port")
+            .unwrap_or_else(|| panic!("{name}: redis.conf sets no metrics-port"));
+        assert_eq!(
+            r.container_port_named("metrics").to_string(),
+            metrics_port,
+            "{name}"
+        );
+        let annotations = r
+            .statefulset()
+            .pointer("/spec/template/metadata/annotations")
+            .unwrap_or_else(|| panic!("{name}: no pod annotations"));
+        assert_eq!(
+            str_at(annotations, "/prometheus.io~1scrape"),
+            "true",
+            "{name}"
+        );
+        assert_eq!(
+            str_at(annotations, "/prometheus.io~1port"),
+            metrics_port,
+            "{name}"
+        );
+        assert_eq!(
+            str_at(annotations, "/prometheus.io~1path"),
+            "/metrics",
+            "{name}"
+        );
+        let scrape = http_get(
+            server.config_get("metrics-port").parse().expect("a port"),
+            "/metrics",
+        );
+        assert!(
+            scrape.starts_with("HTTP/1.1 200 OK") && scrape.contains("\nshardis_shards "),
+            "{name}: the metrics endpoint answers: {scrape}"
+        );
         let port = server.port;
         let (status, stderr) = readiness_probe(&r, port);
         assert!(

@@ -208,6 +208,7 @@ pub enum ServerCmd {
     ConfigRewrite,
     Save,
     BgSave,
+    BgRewriteAof,
     LastSave,
     Debug,
 }
@@ -308,6 +309,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("config|rewrite", ServerCmd::ConfigRewrite),
     Registration::server("save", ServerCmd::Save),
     Registration::server("bgsave", ServerCmd::BgSave),
+    Registration::server("bgrewriteaof", ServerCmd::BgRewriteAof),
     Registration::server("lastsave", ServerCmd::LastSave),
     Registration::server("debug", ServerCmd::Debug),
 ];

@@ -49,6 +49,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::AclLog
             | ServerCmd::Save
             | ServerCmd::BgSave
+            | ServerCmd::BgRewriteAof
             | ServerCmd::Shutdown
             | ServerCmd::Debug
     ) || crate::script::commands::is_scripting(which)

@@ -117,6 +117,10 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         ServerCmd::Info => super::info::info(s, args).await,
         ServerCmd::Save => save(s, args).await,
         ServerCmd::BgSave => bgsave(s, args),
+        ServerCmd::BgRewriteAof => match crate::persist::aof::bgrewriteaof(&s.core) {
+            Ok(started) => Reply::Simple(started.into()),
+            Err(e) => Reply::err(e),
+        },
         ServerCmd::Shutdown => return shutdown(s, args).await,
         _ => return None,
     })
@@ -134,13 +138,20 @@ async fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
     }
 }
 
-/// BGSAVE [SCHEDULE]: the same, replied at once. (SCHEDULE waits for an append-only file
-/// rewrite in Redis; without one it starts at once.)
+/// BGSAVE [SCHEDULE]: the same, replied at once; during an append-only log rewrite,
+/// SCHEDULE has core 0's clock start it once the rewrite is over.
 fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
-    match args.get(1) {
-        None => {}
-        Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => {}
+    let schedule = match args.get(1) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => true,
         Some(_) => return error::syntax(),
+    };
+    if crate::persist::aof::rewriting() {
+        if schedule {
+            crate::persist::save::schedule();
+            return Reply::Simple("Background saving scheduled".into());
+        }
+        return Reply::err("ERR An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
     }
     if crate::persist::in_progress() {
         return Reply::err("ERR Background save already in progress");
@@ -268,6 +279,10 @@ async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
         })
         .await;
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));
+    crate::persist::aof::configure(&s.core.config.borrow());
+    if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
+        crate::persist::aof::set_enabled(&s.core, on == "yes").await;
+    }
     super::acl::after_config_set(s, &applied).await;
     Reply::Ok
 }

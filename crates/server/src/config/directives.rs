@@ -82,7 +82,7 @@ const STR: Kind = Kind::Str;
 const MEM: Kind = Kind::Memory { min: 0 };
 
 /// The features whose directives are absent, as refusals name them.
-pub(super) const AOF: &str = "the append-only file";
+pub(super) const AOF: &str = "this append-only file setting";
 const RDB_TUNING: &str = "this snapshot setting";
 const REPLICATION: &str = "replication";
 const CLUSTER: &str = "cluster mode";
@@ -242,23 +242,12 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(REHASHING, "activerehashing", BOOL, "yes"),
     absent(LAZYFREE, "lazyfree-lazy-server-del", BOOL, "no"),
     absent(CLIENT_EVICTION, "maxmemory-clients", STR, "0"),
-    // Persistence: snapshot tunables Shardis does not have, and the append-only file.
-    absent(AOF, "appendfilename", STR, "appendonly.aof"),
-    absent(AOF, "appenddirname", STR, "appendonlydir"),
+    // Persistence: snapshot tunables Shardis does not have, and tunables of the append-only
+    // file it does not have (the log itself is built: see config.rs).
     absent(RDB_TUNING, "rdbchecksum", BOOL, "yes"),
     absent(RDB_TUNING, "rdb-del-sync-files", BOOL, "no"),
     absent(RDB_TUNING, "rdb-save-incremental-fsync", BOOL, "yes"),
-    absent(
-        AOF,
-        "appendfsync",
-        Kind::Enum(&["everysec", "always", "no"]),
-        "everysec",
-    ),
     absent(AOF, "no-appendfsync-on-rewrite", BOOL, "no"),
-    absent(AOF, "auto-aof-rewrite-percentage", c_int(0), "100"),
-    absent(AOF, "auto-aof-rewrite-min-size", MEM, "67108864"),
-    absent(AOF, "aof-load-truncated", BOOL, "yes"),
-    absent(AOF, "aof-use-rdb-preamble", BOOL, "yes"),
     absent(AOF, "aof-timestamp-enabled", BOOL, "no"),
     absent(AOF, "aof-rewrite-incremental-fsync", BOOL, "yes"),
     absent(AOF, "aof-disable-auto-gc", BOOL, "no"),

@@ -283,7 +283,7 @@ async fn exec_locked(
             .unwrap_or(false);
     }
     if !intact {
-        txn::unlock(&core, held);
+        txn::unlock(&core, held).await;
         return Reply::NilArray;
     }
     s.tx = Some(held.tx);
@@ -322,7 +322,7 @@ async fn exec_locked(
     flush_group(s, &mut group, &mut at, &mut replies).await;
     s.tx = None;
     s.in_exec = false;
-    txn::unlock(&core, held);
+    txn::unlock(&core, held).await;
     Reply::Array(replies)
 }
 

@@ -279,7 +279,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
                         run_and_register(c, cmd, blocking, &args, keys, who, template)
                     })
                     .await;
-                txn::unlock(core, held);
+                txn::unlock(core, held).await;
                 done.unwrap_or((Reply::NilArray, None))
             }
         };
@@ -331,7 +331,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
     );
     let held = txn::lock(core, plan).await;
     let attempt = attempt_shards(core, call, register).await;
-    txn::unlock(core, held);
+    txn::unlock(core, held).await;
     attempt
 }
 

@@ -303,7 +303,7 @@ where
     }
     let held = txn::lock(core, plan()).await;
     let result = body(Some(held.tx)).await;
-    txn::unlock(core, held);
+    txn::unlock(core, held).await;
     result
 }
 

@@ -30,29 +30,58 @@ pub struct Held {
 }
 
 /// Takes the lock of `shard` for `tx`; completes once it is held.
-async fn acquire(core: &Rc<Core>, shard: usize, tx: TxId, intents: Intents) {
+async fn acquire(core: &Rc<Core>, shard: usize, tx: TxId, intents: Intents, parts: Vec<u32>) {
     let (granted, rx) = core.answer_channel();
-    core.post(shard, Box::new(move |c| c.acquire(tx, intents, granted)));
+    core.post(
+        shard,
+        Box::new(move |c| c.acquire(tx, intents, parts, granted)),
+    );
     let _ = rx.await;
+}
+
+/// The shards of a plan, for the log's record of a transaction's end.
+fn participants(plan: &[(usize, Intents)]) -> Vec<u32> {
+    plan.iter().map(|(s, _)| *s as u32).collect()
 }
 
 /// Takes the locks of `plan`'s shards in ascending order (the plan is sorted here).
 pub async fn lock(core: &Rc<Core>, mut plan: Vec<(usize, Intents)>) -> Held {
     plan.sort_by_key(|(shard, _)| *shard);
     let tx = core.next_tx();
+    let parts = participants(&plan);
     let mut shards = Vec::with_capacity(plan.len());
     for (shard, intents) in plan {
-        acquire(core, shard, tx, intents).await;
+        acquire(core, shard, tx, intents, parts.clone()).await;
         shards.push(shard);
     }
     Held { tx, shards }
 }
 
-/// Releases every lock of `held`.
-pub fn unlock(core: &Rc<Core>, held: Held) {
+/// Releases every lock of `held`. With an append-only log, completes once every shard has
+/// released (and so logged the end of its part): a transaction's reply must not go out
+/// before its ends are in the logs, or a restart could drop an acknowledged transaction.
+pub async fn unlock(core: &Rc<Core>, held: Held) {
     let tx = held.tx;
+    if !crate::persist::aof::enabled() {
+        for shard in held.shards {
+            core.post(shard, Box::new(move |c| c.release(tx)));
+        }
+        return;
+    }
+    let mut pending = Vec::with_capacity(held.shards.len());
     for shard in held.shards {
-        core.post(shard, Box::new(move |c| c.release(tx)));
+        let (done, rx) = core.answer_channel::<()>();
+        core.post(
+            shard,
+            Box::new(move |c| {
+                c.release(tx);
+                c.answer(done, ());
+            }),
+        );
+        pending.push(rx);
+    }
+    for rx in pending {
+        let _ = rx.await;
     }
 }
 
@@ -67,6 +96,7 @@ pub async fn run_jobs_locked(
 ) -> Vec<Reply> {
     plan.sort_by_key(|(shard, _)| *shard);
     let tx = core.next_tx();
+    let parts = participants(&plan);
     let count = jobs.len();
     // Per shard: its requests and their positions in `jobs`.
     let mut work: Vec<(usize, Vec<usize>, Vec<Request>)> = Vec::new();
@@ -99,12 +129,17 @@ pub async fn run_jobs_locked(
     };
     // 1. Every shard but the last: take its lock.
     for (shard, intents) in &plan {
-        acquire(core, *shard, tx, intents.clone()).await;
+        acquire(core, *shard, tx, intents.clone(), parts.clone()).await;
     }
     // 2. The last shard: take, run, release, in one message.
     let (at, reqs) = take(last);
     let got = core
-        .send_batch(last, reqs, Some(tx), LockStep::AcquireRelease(last_intents))
+        .send_batch(
+            last,
+            reqs,
+            Some(tx),
+            LockStep::AcquireRelease(last_intents, parts),
+        )
         .replies()
         .await;
     place(at, got.unwrap_or_default());

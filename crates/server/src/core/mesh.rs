@@ -6,6 +6,10 @@
 //! sender wakes it with a `MSG_RING` completion posted into that ring, and only when the
 //! receiver said it was about to sleep, so a busy core is never woken. The sleep flag follows
 //! the usual store-fence-load handshake on both sides, so no wake-up is ever lost.
+//!
+//! Under `appendfsync always` a core holds what it sends until its log is durable (see
+//! `persist::aof::log`): a reply travelling to another core must not announce a write
+//! before the write's record is synced.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -54,7 +58,44 @@ impl<M: Send> MeshBuilder<M> {
             signals: self.signals.clone(),
             to_wake: RefCell::new(Vec::new()),
             sent: Cell::new(0),
+            hold: Cell::new(false),
+            held: RefCell::new(Vec::new()),
         })
+    }
+
+    /// A sender for a thread that is not a core (the metrics endpoint's).
+    pub fn outside(&self) -> Outside<M> {
+        Outside {
+            senders: self.senders.clone(),
+            signals: self.signals.clone(),
+        }
+    }
+}
+
+/// Sends messages to the cores from a thread that is not one. It has no ring of its own to
+/// post wake-ups with: it tells the caller which ring to wake, and never clears a core's
+/// sleep flag, so the cores' own wake-ups of each other are unaffected.
+pub struct Outside<M> {
+    senders: Vec<Sender<M>>,
+    signals: Arc<[Signal]>,
+}
+
+impl<M: Send> Outside<M> {
+    /// Pushes `msg` to core `to`. Returns the ring fd to wake when that core sleeps, None
+    /// when it is awake (it will see the message) or has stopped.
+    pub fn send(&self, to: usize, msg: M) -> Option<i32> {
+        let (sender, signal) = (self.senders.get(to)?, self.signals.get(to)?);
+        signal.queued.fetch_add(1, Ordering::Relaxed);
+        if sender.send(msg).is_err() {
+            signal.queued.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        // The same handshake as `Mesh::send`.
+        fence(Ordering::SeqCst);
+        if signal.sleeping.load(Ordering::Relaxed) {
+            return Some(signal.ring_fd.load(Ordering::Acquire));
+        }
+        None
     }
 }
 
@@ -68,6 +109,9 @@ pub struct Mesh<M> {
     to_wake: RefCell<Vec<i32>>,
     /// Messages sent, for INFO.
     sent: Cell<u64>,
+    /// Messages are held until `release` (the log's group commit).
+    hold: Cell<bool>,
+    held: RefCell<Vec<(usize, M)>>,
 }
 
 impl<M: Send> Mesh<M> {
@@ -89,6 +133,30 @@ impl<M: Send> Mesh<M> {
     /// Pushes `msg` to core `to`. Never blocks: queues are unbounded (what a core may have in
     /// flight is bounded by its connections' limits).
     pub fn send(&self, to: usize, msg: M) {
+        if self.hold.get() {
+            self.held.borrow_mut().push((to, msg));
+            return;
+        }
+        self.send_now(to, msg);
+    }
+
+    /// Holds (or stops holding) what is sent from now on until the next `release`.
+    pub fn set_hold(&self, hold: bool) {
+        self.hold.set(hold);
+    }
+
+    /// Sends the messages held so far, in order.
+    pub fn release(&self) {
+        if self.held.borrow().is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for (to, msg) in held {
+            self.send_now(to, msg);
+        }
+    }
+
+    fn send_now(&self, to: usize, msg: M) {
         let (Some(sender), Some(signal)) = (self.senders.get(to), self.signals.get(to)) else {
             return;
         };
@@ -188,6 +256,45 @@ mod tests {
             !b.prepare_to_sleep(),
             "a queued message keeps the core awake"
         );
+    }
+
+    #[test]
+    fn held_messages_go_out_in_order_on_release() {
+        let mut builder = MeshBuilder::<u32>::new(2);
+        let a = builder.join(0).expect("core 0");
+        let b = builder.join(1).expect("core 1");
+        a.send(1, 1);
+        a.set_hold(true);
+        a.send(1, 2);
+        a.send(1, 3);
+        assert_eq!(b.try_recv(), Some(1));
+        assert_eq!(b.try_recv(), None, "held until released");
+        a.set_hold(false);
+        a.release();
+        assert_eq!(b.try_recv(), Some(2));
+        assert_eq!(b.try_recv(), Some(3));
+        assert_eq!(b.try_recv(), None);
+    }
+
+    #[test]
+    fn an_outside_sender_names_the_ring_of_a_sleeping_core() {
+        let mut builder = MeshBuilder::<u32>::new(2);
+        let outside = builder.outside();
+        let a = builder.join(0).expect("core 0");
+        let b = builder.join(1).expect("core 1");
+        b.set_ring_fd(42);
+        assert_eq!(outside.send(1, 7), None, "an awake core needs no wake-up");
+        assert!(!b.prepare_to_sleep(), "the queued message keeps it awake");
+        assert_eq!(b.try_recv(), Some(7));
+        b.awake();
+        assert!(b.prepare_to_sleep());
+        assert_eq!(outside.send(1, 8), Some(42));
+        // The flag stays for the cores: another core's message still wakes it.
+        a.send(1, 9);
+        let mut wakes = Vec::new();
+        a.take_wakes(&mut wakes);
+        assert_eq!(wakes, vec![42]);
+        assert_eq!(outside.send(5, 1), None, "no such core");
     }
 
     #[test]

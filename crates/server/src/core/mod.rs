@@ -7,6 +7,7 @@
 //! waker never crosses cores.
 
 pub mod client;
+pub mod counters;
 pub mod memory;
 pub mod mesh;
 pub mod pubsub;
@@ -79,6 +80,8 @@ pub enum BatchReply {
         out: Vec<u8>,
         /// End offset in `out` of each request's reply.
         ends: Vec<usize>,
+        /// When the batch left its core (for the round trip `counters::Forwarding` records).
+        sent: Option<Instant>,
     },
     /// To a task of core `origin`, as values; None when a watched key changed (nothing ran).
     Task {
@@ -117,6 +120,7 @@ impl Batch {
                 conns: Vec::new(),
                 out: Vec::new(),
                 ends: Vec::new(),
+                sent: None,
             },
         )
     }
@@ -222,6 +226,8 @@ pub struct ConnReplies {
     pub conns: Vec<ConnRef>,
     pub out: Vec<u8>,
     pub ends: Vec<usize>,
+    /// When the batch left this core.
+    pub sent: Option<Instant>,
 }
 
 /// A one-shot answer for a task of core `home`. It is always completed on that core, so the
@@ -242,7 +248,7 @@ impl BatchAnswer {
 }
 
 /// Counters of one core, summed by INFO.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug)]
 pub struct CoreStats {
     pub connections_received: u64,
     pub commands_processed: u64,
@@ -313,6 +319,10 @@ pub struct Core {
     /// This shard's lock (see `shard_lock`).
     pub lock: RefCell<LockTable>,
     pub stats: Cell<CoreStats>,
+    /// Calls by command, for the metrics endpoint.
+    pub calls: counters::CommandCalls,
+    /// Requests forwarded to other cores and their batches' round trips.
+    pub forwarding: counters::Forwarding,
     pub started: Instant,
     pub timers: Rc<Timers>,
     pub mesh: mesh::Mesh<Msg>,
@@ -350,6 +360,8 @@ impl Core {
             waiters: RefCell::new(Waiters::default()),
             lock: RefCell::new(LockTable::default()),
             stats: Cell::new(CoreStats::default()),
+            calls: counters::CommandCalls::default(),
+            forwarding: counters::Forwarding::default(),
             started: Instant::now(),
             timers: Rc::new(Timers::default()),
             mesh,
@@ -652,7 +664,12 @@ impl Core {
     /// Hands a finished batch's replies to where they go.
     fn finish_batch(self: &Rc<Self>, batch: Batch) {
         match batch.reply {
-            BatchReply::Conns { conns, out, ends } => {
+            BatchReply::Conns {
+                conns,
+                out,
+                ends,
+                sent,
+            } => {
                 self.send(
                     batch.origin,
                     Msg::Replies(Box::new(ConnReplies {
@@ -660,6 +677,7 @@ impl Core {
                         conns,
                         out,
                         ends,
+                        sent,
                     })),
                 );
             }

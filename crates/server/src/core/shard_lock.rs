@@ -74,8 +74,9 @@ pub enum LockStep {
     #[default]
     None,
     /// Take the lock for `tx` with these intents (waiting for it if needed), run, release: for
-    /// the last shard a coordinator locks, when every other lock is already held.
-    AcquireRelease(Intents),
+    /// the last shard a coordinator locks, when every other lock is already held. With the
+    /// shards the transaction locks (for the append-only log's record of its end).
+    AcquireRelease(Intents, Vec<u32>),
     /// Run as the holder, then release.
     Release,
 }
@@ -104,6 +105,9 @@ pub struct LockTable {
     /// Keys that became ready for blocked clients while a holder covered them.
     deferred_ready: Vec<(usize, Bytes)>,
     next_tx: u64,
+    /// The shards each transaction holding or waiting for this lock locks: logged with the
+    /// end of its part here, so a restart applies it only if every part ended.
+    participants: Vec<(TxId, Vec<u32>)>,
 }
 
 impl LockTable {
@@ -194,9 +198,10 @@ impl Core {
     pub fn run_batch(self: &Rc<Self>, mut batch: Batch) {
         match std::mem::take(&mut batch.lock) {
             LockStep::None => {}
-            LockStep::AcquireRelease(intents) => {
+            LockStep::AcquireRelease(intents, participants) => {
                 let Some(tx) = batch.tx else { return };
                 let mut lock = self.lock.borrow_mut();
+                lock.participants.push((tx, participants));
                 if !lock.grantable(&intents, lock.waiting.len()) {
                     batch.lock = LockStep::Release;
                     lock.waiting
@@ -222,6 +227,8 @@ impl Core {
             if self.batch_blocked(&batch) {
                 return self.park(batch);
             }
+            // In the log, a transaction of its own: replayed whole or not at all.
+            let tx = self.journal_tx(Some(self.next_tx()));
             // Clients blocked on keys the transaction fills are served after all of it,
             // never between its commands. The transaction was admitted under `maxmemory`
             // as a whole (EXEC checks before sending it).
@@ -231,8 +238,16 @@ impl Core {
                     batch.record(reply);
                 }
             });
+            if let Some(tx) = tx {
+                self.journal_tx(None);
+                if let Some(j) = &mut self.shard.borrow_mut().journal {
+                    j.tx_end(tx, vec![self.id as u32]);
+                }
+            }
             waiters::serve_ready(self);
         } else {
+            // A lock holder's records carry its id.
+            self.journal_tx(batch.tx);
             // A lock holder's parts were admitted as a whole by its coordinator.
             let parked = self.memory.admitted(batch.tx.is_some(), || {
                 while let Some((req, args)) = batch.peek() {
@@ -244,6 +259,7 @@ impl Core {
                 }
                 false
             });
+            self.journal_tx(None);
             if parked {
                 return self.park(batch);
             }
@@ -284,9 +300,26 @@ impl Core {
             .all(|w| shard.watch_unchanged(w.db, &w.key, w.version, w.live, now))
     }
 
-    /// Takes the lock for `tx` with `intents`; `granted` is answered once it holds it.
-    pub fn acquire(self: &Rc<Self>, tx: TxId, intents: Intents, granted: Answer<()>) {
+    /// Tags the records the journal logs from now on with transaction `tx` (None: none);
+    /// returns `tx` if a journal is kept.
+    fn journal_tx(&self, tx: Option<TxId>) -> Option<TxId> {
+        let mut shard = self.shard.borrow_mut();
+        let j = shard.journal.as_mut()?;
+        j.tx = tx.unwrap_or(0);
+        tx
+    }
+
+    /// Takes the lock for `tx` (over the shards `participants`) with `intents`; `granted` is
+    /// answered once it holds it.
+    pub fn acquire(
+        self: &Rc<Self>,
+        tx: TxId,
+        intents: Intents,
+        participants: Vec<u32>,
+        granted: Answer<()>,
+    ) {
         let mut lock = self.lock.borrow_mut();
+        lock.participants.push((tx, participants));
         if lock.grantable(&intents, lock.waiting.len()) {
             lock.holders.push((tx, intents));
             drop(lock);
@@ -300,13 +333,21 @@ impl Core {
     /// Releases `tx`'s lock: parked work resumes, waiting coordinators that no longer
     /// conflict get the lock, and clients blocked on keys the transaction filled are served.
     pub fn release(self: &Rc<Self>, tx: TxId) {
-        let released = {
+        let (released, participants) = {
             let mut lock = self.lock.borrow_mut();
             let at = lock.holders.iter().position(|(holder, _)| *holder == tx);
-            at.map(|at| lock.holders.swap_remove(at))
+            let p = lock.participants.iter().position(|(t, _)| *t == tx);
+            (
+                at.map(|at| lock.holders.swap_remove(at)),
+                p.map(|p| lock.participants.swap_remove(p).1),
+            )
         };
         if released.is_none() {
             return;
+        }
+        // The end of this shard's part, logged before anything parked runs.
+        if let Some(j) = &mut self.shard.borrow_mut().journal {
+            j.tx_end(tx, participants.unwrap_or_else(|| vec![self.id as u32]));
         }
         let parked = std::mem::take(&mut self.lock.borrow_mut().parked);
         for p in parked {

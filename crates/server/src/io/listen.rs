@@ -140,10 +140,22 @@ pub fn check_free(addr: &SocketAddr) -> io::Result<()> {
 /// A listening socket for one core: SO_REUSEADDR (restarts over TIME_WAIT) and SO_REUSEPORT
 /// (every core listens on the same port).
 pub fn listen(addr: &SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    listen_on(addr, backlog, true)
+}
+
+/// A listening socket only this one listens on (no SO_REUSEPORT: a second bind fails), IPv6
+/// ones IPv6-only as the cores' (the metrics endpoint's).
+pub fn listen_alone(addr: &SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    listen_on(addr, backlog, false)
+}
+
+fn listen_on(addr: &SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<OwnedFd> {
     use std::os::fd::AsRawFd;
     let fd = socket_for(addr)?;
     set_flag(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
-    set_flag(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
+    if reuse_port {
+        set_flag(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
+    }
     if addr.is_ipv6() {
         set_flag(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
     }

@@ -297,6 +297,9 @@ impl EventLoop {
     /// Queues what the last pass and the tasks since produced: sends, re-armed receives,
     /// buffers given back, wake-ups of other cores.
     fn prepare_submissions(&mut self) {
+        // The shard's log first: under `appendfsync always` nothing this pass hands out
+        // (sends below, messages to other cores) may announce a write not yet durable.
+        let _ = crate::persist::aof::log::flush(&self.core, false);
         for i in std::mem::take(&mut self.to_arm) {
             self.arm_recv(i);
         }
@@ -694,7 +697,11 @@ impl EventLoop {
             conns,
             out,
             ends,
+            sent,
         } = replies;
+        if let Some(sent) = sent {
+            self.core.forwarding.returned(sent.elapsed());
+        }
         let whole = Bytes::from(out);
         let mut start = 0;
         for (r, end) in conns.into_iter().zip(ends) {
@@ -1011,6 +1018,7 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
+        core.calls.bump(cmd.id);
         if let Err(denied) = cmd::acl::admit(session, cmd, args) {
             multi::flag_error(session);
             return conn.reply(denied);
@@ -1049,6 +1057,12 @@ impl EventLoop {
             && (cmd.is_write() || matches!(cmd.exec, Exec::Server(ServerCmd::Ping)))
         {
             return conn.reply(Reply::err(crate::persist::MISCONF));
+        }
+        // The append-only log cannot be written: writes are refused, as Redis does.
+        if cmd.is_write() {
+            if let Some(refused) = crate::persist::aof::writes_refused() {
+                return conn.reply(Reply::error(refused));
+            }
         }
         self.run_parsed(r, conn, cmd, args);
     }
@@ -1186,8 +1200,14 @@ impl EventLoop {
 
     /// Sends this pass's batches to their shards.
     fn send_outboxes(&mut self) {
+        // One clock read for all of the pass's batches.
+        let mut now = None;
         for (shard, slot) in self.outbox.iter_mut().enumerate() {
-            if let Some(batch) = slot.take() {
+            if let Some(mut batch) = slot.take() {
+                self.core.forwarding.sent(batch.reqs.len());
+                if let BatchReply::Conns { sent, .. } = &mut batch.reply {
+                    *sent = Some(*now.get_or_insert_with(Instant::now));
+                }
                 self.core.send(shard, Msg::Batch(Box::new(batch)));
             }
         }
@@ -1251,6 +1271,9 @@ impl EventLoop {
             return;
         }
         self.stopped = true;
+        if let Err(e) = crate::persist::aof::log::close(&self.core) {
+            warn!("closing the append only file: {e}");
+        }
         for place in &mut self.places {
             if let Some(conn) = place.conn.take() {
                 // SAFETY: closing fds this loop owns, at shutdown.

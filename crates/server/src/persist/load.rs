@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use shardis_engine::db::Record;
+use shardis_engine::Shard;
 use shardis_persist::rdb::read::IoSource;
 use shardis_persist::rdb::{Decoded, FileReader, Item};
 use tracing::{info, warn};
@@ -45,8 +46,14 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     }
     let started = Instant::now();
     let mut loaded = 0;
+    let (shards, id) = (core.shards, core.id);
     for f in &files {
-        loaded += load_file(core, f)?;
+        loaded += load_rdb(
+            &mut core.shard.borrow_mut(),
+            f,
+            &|key| route::shard_of(key, shards) == id,
+            false,
+        )?;
     }
     info!(
         shard = core.id,
@@ -57,15 +64,22 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads the keys of one file this core owns; returns how many.
-fn load_file(core: &Core, path: &str) -> Result<u64, String> {
+/// Loads the keys of one RDB file that `keep` accepts into `shard`; returns how many. Keys
+/// already expired are dropped, unless the file is the base of an append-only log
+/// (`aof_base`), whose records may still change them as of their time (as Redis keeps the
+/// expired keys of an AOF's RDB preamble).
+pub fn load_rdb(
+    shard: &mut Shard,
+    path: &str,
+    keep: &dyn Fn(&[u8]) -> bool,
+    aof_base: bool,
+) -> Result<u64, String> {
     let fail = |e: String| format!("loading {path}: {e}");
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
     let src = IoSource::new(BufReader::with_capacity(1 << 20, file), len);
     let mut reader = FileReader::new(src).map_err(|e| fail(e.to_string()))?;
     let now = wall_ms();
-    let mut shard = core.shard.borrow_mut();
     let config = shard.config.clone();
     let tracking = config.tracking;
     let (mut loaded, mut expired) = (0u64, 0u64);
@@ -78,7 +92,7 @@ fn load_file(core: &Core, path: &str) -> Result<u64, String> {
         })?;
         match item {
             Item::Key(k) => {
-                if route::shard_of(&k.key, core.shards) != core.id {
+                if !keep(&k.key) {
                     continue;
                 }
                 let value = match k.value {
@@ -90,7 +104,7 @@ fn load_file(core: &Core, path: &str) -> Result<u64, String> {
                     }
                 };
                 let expire_at = k.expire_ms.map(|ms| ms.max(1) as u64);
-                if expire_at.is_some_and(|at| at <= now) {
+                if !aof_base && expire_at.is_some_and(|at| at <= now) {
                     expired += 1;
                     continue;
                 }

@@ -16,6 +16,7 @@
 //! core only queues chunks (bounded, so memory stays bounded when the disk is slow) and polls
 //! for completion from its timer; nothing a thread does touches the shard.
 
+pub mod aof;
 pub mod files;
 pub mod load;
 pub mod save;
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use crate::core::wall_ms;
 
 /// A snapshot is being taken.
-static IN_PROGRESS: AtomicBool = AtomicBool::new(false);
+pub(crate) static IN_PROGRESS: AtomicBool = AtomicBool::new(false);
 /// Unix seconds of the last successful save (or of the start).
 static LAST_SAVE: AtomicU64 = AtomicU64::new(0);
 static LAST_OK: AtomicBool = AtomicBool::new(true);
@@ -34,7 +35,7 @@ static LAST_FAILURE: AtomicU64 = AtomicU64::new(0);
 /// Seconds the last snapshot took (-1: none yet).
 static LAST_DURATION: AtomicI64 = AtomicI64::new(-1);
 /// When the running snapshot started (Unix ms).
-static CURRENT_START: AtomicU64 = AtomicU64::new(0);
+pub(crate) static CURRENT_START: AtomicU64 = AtomicU64::new(0);
 static SAVES: AtomicU64 = AtomicU64::new(0);
 /// Write commands are refused (MISCONF): the last save failed, `save` rules exist and
 /// `stop-writes-on-bgsave-error` is yes.
@@ -64,6 +65,14 @@ pub fn last_save() -> u64 {
     LAST_SAVE.load(Ordering::Relaxed)
 }
 
+/// Whether the last snapshot succeeded, and how many were taken since the start.
+pub fn last_outcome() -> (bool, u64) {
+    (
+        LAST_OK.load(Ordering::Relaxed),
+        SAVES.load(Ordering::Relaxed),
+    )
+}
+
 /// A signal asked the server to stop.
 pub fn signal_shutdown() {
     SIGNALLED.store(true, Ordering::SeqCst);
@@ -76,14 +85,16 @@ pub fn shutdown_signalled() -> bool {
 /// INFO's persistence section (without `rdb_changes_since_last_save`'s value, given).
 pub fn info(changes: u64) -> String {
     let now = wall_ms();
-    let running = in_progress();
+    // A rewrite of the append-only log uses the same machinery; it is not a BGSAVE.
+    let running = in_progress() && !aof::rewriting();
     let current = if running {
         (now.saturating_sub(CURRENT_START.load(Ordering::Relaxed)) / 1000) as i64
     } else {
         -1
     };
+    let (aof_state, aof_sizes) = aof::info();
     format!(
-        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n{aof_state}module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n{aof_sizes}",
         u8::from(running),
         last_save(),
         if LAST_OK.load(Ordering::Relaxed) { "ok" } else { "err" },

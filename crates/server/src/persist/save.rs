@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
@@ -14,6 +15,7 @@ use shardis_persist::crc::Crc64;
 use shardis_persist::rdb::{opcodes, Writer};
 use tracing::{info, warn};
 
+use super::aof::files::Layout;
 use super::files::{self, Manifest};
 use super::{
     CURRENT_START, IN_PROGRESS, LAST_DURATION, LAST_FAILURE, LAST_OK, LAST_SAVE, SAVES,
@@ -88,39 +90,7 @@ async fn take(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), String> {
     let old = files::read_manifest(&dbfilename).map_err(|e| e.to_string())?;
     let generation = old.as_ref().map_or(1, |m| m.generation + 1);
     let shards = core.shards;
-    // 1. The cut: every shard starts its snapshot while none is inside a transaction.
-    let held = match tx {
-        Some(_) => None,
-        None => Some(txn::lock(core, txn::plan_all(shards)).await),
-    };
-    let mut pending = Vec::with_capacity(shards);
-    for shard in 0..shards {
-        let (answer, rx) = core.answer_channel::<Result<(), String>>();
-        core.run_on(shard, move |c| begin(c, generation, answer))
-            .await;
-        pending.push(rx);
-    }
-    if let Some(held) = held {
-        txn::unlock(core, held);
-    }
-    // 2. Every shard writes and syncs its file.
-    let mut errors = Vec::new();
-    for rx in pending {
-        match rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push("a shard stopped during the save".to_string()),
-        }
-    }
-    let temps: Vec<String> = (0..shards)
-        .map(|i| files::temp_file(generation, i))
-        .collect();
-    if !errors.is_empty() {
-        for t in &temps {
-            let _ = std::fs::remove_file(t);
-        }
-        return Err(errors.join("; "));
-    }
+    let temps = cut_and_write(core, tx, generation, Target::Rdb).await?;
     // 3. The new set replaces the old one.
     let manifest = Manifest {
         generation,
@@ -129,7 +99,7 @@ async fn take(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), String> {
             .collect(),
     };
     for (t, f) in temps.iter().zip(&manifest.files) {
-        std::fs::rename(t, f).map_err(|e| format!("rename {t} to {f}: {e}"))?;
+        std::fs::rename(t, f).map_err(|e| format!("rename {} to {f}: {e}", t.display()))?;
     }
     files::publish(&dbfilename, &manifest).map_err(|e| e.to_string())?;
     files::remove_old(old.as_ref(), &manifest);
@@ -142,9 +112,76 @@ async fn take(core: &Rc<Core>, tx: Option<TxId>) -> Result<(), String> {
     Ok(())
 }
 
+/// What a snapshot is written as: the RDB set of `dbfilename`, or the base files of a new
+/// append-only set (whose incremental files start at the cut when the log is on: `true`).
+#[derive(Clone)]
+pub enum Target {
+    Rdb,
+    AofBase(Layout, bool),
+}
+
+impl Target {
+    fn temp(&self, generation: u64, shard: usize) -> PathBuf {
+        match self {
+            Target::Rdb => PathBuf::from(files::temp_file(generation, shard)),
+            Target::AofBase(l, _) => l.path(&l.temp_base(generation, shard)),
+        }
+    }
+}
+
+/// The first two steps of every snapshot: the cut (every shard starts its snapshot while
+/// none is inside a transaction), then every shard writes and syncs its temporary file.
+/// Returns the files in shard order; on failure none is left behind.
+pub async fn cut_and_write(
+    core: &Rc<Core>,
+    tx: Option<TxId>,
+    generation: u64,
+    target: Target,
+) -> Result<Vec<PathBuf>, String> {
+    let shards = core.shards;
+    let held = match tx {
+        Some(_) => None,
+        None => Some(txn::lock(core, txn::plan_all(shards)).await),
+    };
+    let mut pending = Vec::with_capacity(shards);
+    for shard in 0..shards {
+        let (answer, rx) = core.answer_channel::<Result<(), String>>();
+        let target = target.clone();
+        core.run_on(shard, move |c| begin(c, generation, target, answer))
+            .await;
+        pending.push(rx);
+    }
+    if let Some(held) = held {
+        txn::unlock(core, held).await;
+    }
+    let mut errors = Vec::new();
+    for rx in pending {
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push("a shard stopped during the save".to_string()),
+        }
+    }
+    let temps: Vec<PathBuf> = (0..shards).map(|i| target.temp(generation, i)).collect();
+    if !errors.is_empty() {
+        for t in &temps {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(errors.join("; "));
+    }
+    Ok(temps)
+}
+
 /// On each shard, at the cut: starts its snapshot and the task that writes it.
-fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
+fn begin(c: &Rc<Core>, generation: u64, target: Target, answer: Answer<Result<(), String>>) {
     let compress = c.config.borrow().get("rdbcompression") == "yes";
+    // A new log starts exactly at the cut: the base holds everything before it.
+    if let Target::AofBase(layout, true) = &target {
+        if let Err(e) = super::aof::start_incr(c, layout, generation) {
+            c.answer(answer, Err(e));
+            return;
+        }
+    }
     let snap = {
         let mut shard = c.shard.borrow_mut();
         DIRTY_BEFORE.set(shard.dirty);
@@ -152,7 +189,7 @@ fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
     };
     let core = c.clone();
     spawn::spawn(async move {
-        let result = write_shard(&core, snap, generation).await;
+        let result = write_shard(&core, snap, target.temp(generation, core.id), &target).await;
         if result.is_err() {
             core.shard.borrow_mut().snapshot_abort();
         }
@@ -161,7 +198,7 @@ fn begin(c: &Rc<Core>, generation: u64, answer: Answer<Result<(), String>>) {
 }
 
 /// The header and aux fields of a shard's file.
-fn header(core: &Core) -> Vec<u8> {
+fn header(core: &Core, target: &Target) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = Writer::new(&mut out, false);
     w.header();
@@ -172,7 +209,14 @@ fn header(core: &Core) -> Vec<u8> {
         b"used-mem",
         crate::alloc::allocated_here().max(0).to_string().as_bytes(),
     );
-    w.aux(b"aof-base", b"0");
+    w.aux(
+        b"aof-base",
+        if matches!(target, Target::AofBase(..)) {
+            b"1"
+        } else {
+            b"0"
+        },
+    );
     w.aux(b"shardis-shard", core.id.to_string().as_bytes());
     w.aux(b"shardis-shards", core.shards.to_string().as_bytes());
     out
@@ -183,9 +227,9 @@ fn header(core: &Core) -> Vec<u8> {
 async fn write_shard(
     core: &Rc<Core>,
     mut snap: ShardSnapshot,
-    generation: u64,
+    path: PathBuf,
+    target: &Target,
 ) -> Result<(), String> {
-    let path = files::temp_file(generation, core.id);
     let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
     let (done_tx, done) = mpsc::channel::<io::Result<()>>();
     std::thread::Builder::new()
@@ -195,7 +239,7 @@ async fn write_shard(
         })
         .map_err(|e| format!("cannot start a writer thread: {e}"))?;
     let mut crc = Crc64::default();
-    let mut sent = send(core, &chunks, &mut crc, header(core)).await;
+    let mut sent = send(core, &chunks, &mut crc, header(core, target)).await;
     while sent {
         let mut buf = Vec::with_capacity(CHUNK + (CHUNK >> 2));
         let complete = core
@@ -226,6 +270,48 @@ async fn write_shard(
     }
 }
 
+/// Writes this core's whole shard to `path` as one RDB file and syncs it, serving nothing
+/// meanwhile (at start-up, before the core listens: the base of a new append-only set).
+/// Returns the file's size.
+pub fn write_blocking(core: &Core, path: &Path, target: &Target) -> Result<u64, String> {
+    let fail = |e: io::Error| format!("writing {}: {e}", path.display());
+    let compress = core.config.borrow().get("rdbcompression") == "yes";
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(fail)?;
+    let mut crc = Crc64::default();
+    let mut size = 0u64;
+    let mut put = |chunk: &[u8]| -> io::Result<()> {
+        crc.update(chunk);
+        size += chunk.len() as u64;
+        f.write_all(chunk)
+    };
+    put(&header(core, target)).map_err(fail)?;
+    {
+        let mut shard = core.shard.borrow_mut();
+        let mut snap = shard.snapshot_begin(compress);
+        loop {
+            let mut buf = Vec::with_capacity(CHUNK + (CHUNK >> 2));
+            let complete = shard.snapshot_step(&mut snap, &mut buf, CHUNK);
+            put(&buf).map_err(fail)?;
+            if complete {
+                break;
+            }
+        }
+    }
+    let mut tail = vec![opcodes::EOF];
+    crc.update(&tail);
+    tail.extend_from_slice(&crc.value().to_le_bytes());
+    size += tail.len() as u64;
+    f.write_all(&tail).map_err(fail)?;
+    f.sync_data().map_err(fail)?;
+    Ok(size)
+}
+
 /// Queues a chunk for the writer, waiting while the queue is full; false if the writer has
 /// stopped (it failed).
 async fn send(core: &Core, to: &SyncSender<Vec<u8>>, crc: &mut Crc64, chunk: Vec<u8>) -> bool {
@@ -244,7 +330,7 @@ async fn send(core: &Core, to: &SyncSender<Vec<u8>>, crc: &mut Crc64, chunk: Vec
 }
 
 /// The writer thread: writes the chunks in order, then syncs the data.
-fn write_file(path: &str, chunks: mpsc::Receiver<Vec<u8>>) -> io::Result<()> {
+fn write_file(path: &Path, chunks: mpsc::Receiver<Vec<u8>>) -> io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -268,6 +354,13 @@ pub fn save_points(value: &str) -> Vec<(u64, u64)> {
 
 /// A save rule check or the shutdown save is running.
 static CLOCK_JOB: AtomicBool = AtomicBool::new(false);
+/// BGSAVE SCHEDULE came during an append-only log rewrite: saved once it is over.
+static SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+/// Has the clock take a snapshot once the running rewrite is over (BGSAVE SCHEDULE).
+pub fn schedule() {
+    SCHEDULED.store(true, Ordering::SeqCst);
+}
 
 /// Called by core 0's clock: the save before a shutdown asked for by a signal, and the
 /// `save` rules (a snapshot once a rule's changes happened within its seconds).
@@ -289,11 +382,16 @@ pub fn tick(core: &Rc<Core>) {
         });
         return;
     }
-    if points.is_empty() || super::in_progress() {
+    if (points.is_empty() && !SCHEDULED.load(Ordering::SeqCst)) || super::in_progress() {
         CLOCK_JOB.store(false, Ordering::SeqCst);
         return;
     }
     spawn::spawn(async move {
+        if SCHEDULED.swap(false, Ordering::SeqCst) {
+            if let Err(SaveError::InProgress) = save(&core, None).await {
+                SCHEDULED.store(true, Ordering::SeqCst);
+            }
+        }
         let now = wall_ms() / 1000;
         let since_save = now.saturating_sub(super::last_save());
         let retry_ok = LAST_OK.load(Ordering::Relaxed)

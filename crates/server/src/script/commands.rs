@@ -351,7 +351,7 @@ async fn execute(s: &mut Session, mut job: Job) -> Reply {
     job.shard = None;
     let held = txn::lock(&core, txn::plan_all(shards)).await;
     let outcome = run::run(&core, &job, Mode::Locked(held.tx)).await;
-    txn::unlock(&core, held);
+    txn::unlock(&core, held).await;
     finish(outcome)
 }
 

@@ -532,7 +532,7 @@ pub async fn run(core: &Rc<Core>, job: &Job, mode: Mode) -> Outcome {
     if mode == Mode::Optimistic && !core.lock_idle() {
         let tx = core.next_tx();
         let (granted, rx) = core.answer_channel();
-        core.acquire(tx, Intents::All, granted);
+        core.acquire(tx, Intents::All, vec![core.id as u32], granted);
         let _ = rx.await;
         owned_tx = Some(tx);
     }
@@ -737,7 +737,7 @@ fn hold_shard(core: &Rc<Core>, shared: &Rc<Shared>) {
     if shared.tx.get().is_none() {
         let tx = core.next_tx();
         let (granted, _rx) = core.answer_channel();
-        core.acquire(tx, Intents::All, granted);
+        core.acquire(tx, Intents::All, vec![core.id as u32], granted);
         shared.tx.set(Some(tx));
     }
     let events = std::mem::take(&mut core.shard.borrow_mut().events);
