@@ -20,13 +20,12 @@
 //!   evicts. A core asked to give back a chunk evicts down to its smaller share. Over a few
 //!   seconds the shares follow where the data that deserves to stay is.
 //!
-//! - A core over its share first takes what other cores hold and do not use (a core's heap
-//!   is also client buffers and start-up state, which vary from core to core, so a fixed
-//!   split would have one core evict everything while another sits on unused share). One
-//!   with nothing of its own to evict (or only keys without a TTL under a volatile policy)
-//!   then takes share from a core that has keys to evict, which evicts down to what is left
-//!   it. As in Redis, a write is refused only when the server as a whole has nothing left
-//!   it may evict.
+//! - A core over its share with nothing of its own to evict (its heap is client buffers and
+//!   start-up state, or it has only keys without a TTL under a volatile policy) takes what
+//!   other cores hold and do not use, then share from a core that has keys to evict, which
+//!   evicts down to what is left it. As in Redis, a write is refused only when the server as
+//!   a whole has nothing left it may evict. (Taking unused share before evicting, on every
+//!   command, moved share away for good from the core whose client buffers come and go.)
 //!
 //! With `noeviction`, a core over its share with nothing left to take refuses DENYOOM
 //! commands with Redis's OOM error. A command over several shards is checked up front
@@ -225,15 +224,12 @@ fn shrink(core: &Core, bytes: u64) {
 }
 
 /// Moves up to `want` bytes of share from other cores to this one, which is over its share
-/// with nothing of its own to evict: first what they do not use, then, if `evicting`, what
-/// the cores with keys to evict use (they evict down to what is left them). Returns the new share, or None if no
-/// core had anything to give.
-fn borrow_share(core: &Core, want: u64, evicting: bool) -> Option<u64> {
+/// with nothing of its own to evict: first what they do not use, then what the cores with
+/// keys to evict use (they evict down to what is left them). Returns the new share, or None
+/// if no core had anything to give.
+fn borrow_share(core: &Core, want: u64) -> Option<u64> {
     let mut got = 0;
     for pass in [false, true] {
-        if pass && !evicting {
-            break;
-        }
         for id in (0..core.shards).filter(|&id| id != core.id) {
             let s = slot(id);
             if got >= want || s.oom.load(Relaxed) || (pass && !s.evictable.load(Relaxed)) {
@@ -299,11 +295,6 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
     if used > share {
         share = grow(core, used - share + chunk(m.maxmemory.get(), core.shards));
     }
-    if used > share {
-        // What other cores hold and do not use comes before evicting anything.
-        let want = used - share + chunk(m.maxmemory.get(), core.shards);
-        share = borrow_share(core, want, false).unwrap_or(share);
-    }
     if used <= share {
         return Room::Ok;
     }
@@ -316,7 +307,7 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
     while used > share {
         if !core.shard.borrow_mut().evict_one(now) {
             let want = used - share + chunk(m.maxmemory.get(), core.shards);
-            match borrow_share(core, want, true) {
+            match borrow_share(core, want) {
                 Some(more) => {
                     share = more;
                     continue;
