@@ -138,6 +138,16 @@ impl Db {
         self.entries.is_empty()
     }
 
+    /// Bytes of the key table (its buckets and one node per key) and of the expiry slots:
+    /// MEMORY STATS's per-database overhead.
+    pub fn overhead(&self) -> (usize, usize) {
+        let nodes = self.entries.len() * Dict::<Key, Entry>::node_bytes();
+        (
+            self.entries.allocated_bytes(0, |_, _| 0) + nodes,
+            self.expires.capacity() * std::mem::size_of::<(u64, u64)>(),
+        )
+    }
+
     /// Number of keys with an expiry.
     pub fn volatile_len(&self) -> usize {
         self.expires.len()

@@ -205,6 +205,61 @@ pub fn collect() {
     unsafe { mi::mi_collect(false) }
 }
 
+/// MEMORY PURGE: returns every page the calling thread's heap can give back, now.
+pub fn purge() {
+    // SAFETY: mimalloc's own maintenance of the calling thread's heap.
+    unsafe { mi::mi_collect(true) }
+}
+
+/// The highest `total_used` seen (INFO `used_memory_peak`, MEMORY STATS `peak.allocated`).
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes the current total as a candidate peak and returns the peak (every core's clock
+/// calls it, as Redis's cron samples its peak).
+pub fn peak_used() -> usize {
+    let now = total_used().max(0) as usize;
+    PEAK.fetch_max(now, Relaxed).max(now)
+}
+
+/// The memory mimalloc has committed from the system for the whole process (MEMORY STATS's
+/// `allocator.active`/`allocator.resident`).
+pub fn committed() -> usize {
+    let (mut elapsed, mut user, mut sys, mut rss, mut peak_rss) = (0, 0, 0, 0, 0);
+    let (mut commit, mut peak_commit, mut faults) = (0, 0, 0);
+    // SAFETY: every pointer is to a local the call fills.
+    unsafe {
+        mi::mi_process_info(
+            &mut elapsed,
+            &mut user,
+            &mut sys,
+            &mut rss,
+            &mut peak_rss,
+            &mut commit,
+            &mut peak_commit,
+            &mut faults,
+        )
+    };
+    commit
+}
+
+/// MEMORY MALLOC-STATS: mimalloc's own statistics report.
+pub fn malloc_stats() -> String {
+    unsafe extern "C" fn out(msg: *const std::ffi::c_char, arg: *mut c_void) {
+        // SAFETY: mimalloc passes a NUL-terminated message; `arg` is the String below.
+        unsafe {
+            let text = std::ffi::CStr::from_ptr(msg).to_string_lossy();
+            (*(arg as *mut String)).push_str(&text);
+        }
+    }
+    let mut text = String::new();
+    // SAFETY: `out` only appends to `text`, which outlives the call.
+    unsafe {
+        mi::mi_stats_merge();
+        mi::mi_stats_print_out(Some(out), &mut text as *mut String as *mut c_void);
+    }
+    text
+}
+
 /// Net bytes allocated by the calling thread's core (RDB's `used-mem`), or by the threads
 /// that are not cores when it is not one.
 pub fn allocated_here() -> isize {

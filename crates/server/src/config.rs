@@ -386,7 +386,46 @@ static PARAMS: &[Param] = &[
     p("lazyfree-lazy-expire", Kind::Bool, NO),
     p("lazyfree-lazy-user-del", Kind::Bool, NO),
     p("lazyfree-lazy-user-flush", Kind::Bool, NO),
+    // Introspection (core/calls.rs).
+    p(
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "10000",
+    ),
+    p("slowlog-max-len", c_int(0), "128"),
+    p("latency-monitor-threshold", INT, "0"),
+    p("latency-tracking", Kind::Bool, "yes"),
+    p(
+        "latency-tracking-info-percentiles",
+        Kind::Custom(percentiles),
+        "50 99 99.9",
+    ),
 ];
+
+/// `latency-tracking-info-percentiles`: numbers from 0 to 100, shown as Redis shows them
+/// (`50.0` → `50`).
+fn percentiles(value: &str, _current: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for word in value.split_whitespace() {
+        let p: f64 = word
+            .parse()
+            .map_err(|_| "Invalid latency-tracking-info-percentiles parameters".to_string())?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err("Invalid latency-tracking-info-percentiles parameters".into());
+        }
+        out.push(format_percentile(p));
+    }
+    Ok(out.join(" "))
+}
+
+/// A percentile as Redis prints it: no trailing zeros.
+pub fn format_percentile(p: f64) -> String {
+    let s = format!("{p:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
 
 /// One client class's `client-output-buffer-limit` (0 = no limit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -467,6 +506,13 @@ pub struct HotValues {
     pub query_buffer_limit: usize,
     pub output_limit_normal: OutputLimit,
     pub output_limit_pubsub: OutputLimit,
+    /// `slowlog-log-slower-than` (µs; negative: off) and `slowlog-max-len`.
+    pub slowlog_slower_than: i64,
+    pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` (ms; 0: off).
+    pub latency_threshold_ms: u64,
+    /// `latency-tracking`.
+    pub latency_tracking: bool,
 }
 
 /// One value per parameter, in canonical form.
@@ -833,6 +879,10 @@ impl Config {
             query_buffer_limit: self.get_i64("client-query-buffer-limit").max(0) as usize,
             output_limit_normal: class(0),
             output_limit_pubsub: class(2),
+            slowlog_slower_than: self.get_i64("slowlog-log-slower-than"),
+            slowlog_max_len: self.get_i64("slowlog-max-len").max(0) as usize,
+            latency_threshold_ms: self.get_i64("latency-monitor-threshold").max(0) as u64,
+            latency_tracking: self.get("latency-tracking") == "yes",
         };
     }
 
@@ -1254,12 +1304,12 @@ mod tests {
     fn absent_features_take_only_redis_defaults_from_files() {
         let mut c = Config::default();
         c.load_text(
-            "slowlog-max-len 128\nrepl-backlog-size 1mb\nslave-serve-stale-data yes\nauto-aof-rewrite-min-size 64mb\nreplicaof no one\nappendonly no\nmaxmemory 0",
+            "active-expire-effort 1\nrepl-backlog-size 1mb\nslave-serve-stale-data yes\nauto-aof-rewrite-min-size 64mb\nreplicaof no one\nappendonly no\nmaxmemory 0",
         )
         .expect("Redis's defaults load");
         let refused = |line: &str| c.clone().load_text(line).expect_err(line);
-        assert!(refused("slowlog-max-len 64")
-            .ends_with("the slow log is not available in Shardis yet: only Redis's default value (128) is accepted"));
+        assert!(refused("active-expire-effort 5")
+            .ends_with("tuning of active expiry and of hz is not available in Shardis yet: only Redis's default value (1) is accepted"));
         assert!(refused("replicaof 10.0.0.1 6379").contains("\nreplication is not available"));
         assert!(refused("no-appendfsync-on-rewrite yes")
             .contains("only Redis's default value (no) is accepted"));
@@ -1274,17 +1324,16 @@ lfu-log-factor 20"
             )
             .is_ok());
         // A wrong value gets Redis's own error first.
-        assert!(
-            refused("slowlog-max-len x").ends_with("argument couldn't be parsed into an integer")
-        );
+        assert!(refused("active-expire-effort x")
+            .ends_with("argument couldn't be parsed into an integer"));
         // CONFIG GET and CONFIG SET know only what works, and the switches clients read.
-        assert!(c.matching(&[b"slowlog*"]).is_empty());
+        assert!(c.matching(&[b"active-expire*"]).is_empty());
         assert_eq!(
             c.matching(&[b"appendonly"]),
             vec![("appendonly".to_string(), "no".to_string())]
         );
         assert!(c
-            .validate_set(&[("slowlog-max-len".into(), "128".into())], true)
+            .validate_set(&[("active-expire-effort".into(), "1".into())], true)
             .is_err_and(|e| e.starts_with("ERR Unknown option")));
         // The append-only log is built: its switches take Redis's values.
         assert!(c
@@ -1304,6 +1353,16 @@ lfu-log-factor 20"
             .expect("taken");
         let names: Vec<&str> = c.ineffective().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["io-threads", "jemalloc-bg-thread"]);
+    }
+
+    #[test]
+    fn latency_percentiles_are_shown_as_redis_shows_them() {
+        assert_eq!(percentiles("0.0 50.0 100.0", "").as_deref(), Ok("0 50 100"));
+        assert_eq!(percentiles("99.9", "").as_deref(), Ok("99.9"));
+        assert_eq!(percentiles("", "").as_deref(), Ok(""));
+        assert!(percentiles("10.0 50.0 a", "").is_err());
+        assert!(percentiles("101", "").is_err());
+        assert!(percentiles("-1", "").is_err());
     }
 
     #[test]

@@ -232,6 +232,9 @@ async fn core_main(
             format!("io_uring setup: {e}")
         }
     })?;
+    // What the core holds before any client: MEMORY STATS's `startup.allocated`.
+    core.memory
+        .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
     let _ = ready.send(());
     drop(ready);
     spawn::spawn(clock(core.clone()));
@@ -248,12 +251,15 @@ async fn clock(core: Rc<Core>) {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         core.sleep(Duration::from_millis(1000 / hz)).await;
         let now = core.now_ms();
+        let started = std::time::Instant::now();
         core.shard.borrow_mut().active_expire(now, 16);
+        core.latency_sample("expire-cycle", started.elapsed());
         core.publish_reported();
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
         close_idle_clients(&core, now);
         crate::core::memory::tick(&core);
+        crate::alloc::peak_used();
         // Every 100 ms at most: a collection walks the heap's pages.
         if collected.elapsed() >= Duration::from_millis(100) {
             crate::alloc::collect();

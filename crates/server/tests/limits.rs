@@ -623,9 +623,9 @@ fn settings_shardis_does_not_have_are_refused_like_unknown_ones() {
     for (name, value) in [
         ("no-such-setting", "1"),
         ("active-expire-effort", "1"),
-        ("slowlog-log-slower-than", "10"),
+        ("activerehashing", "yes"),
         ("lazyfree-lazy-server-del", "no"),
-        ("latency-tracking", "yes"),
+        ("dynamic-hz", "yes"),
     ] {
         assert_eq!(
             c.call(&["CONFIG", "SET", name, value]).ok(),

@@ -32,6 +32,10 @@ pub type KeyFinder = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
 /// `getkeys_proc`), appending their indexes.
 pub type GetKeys = fn(&[Bytes], &mut Vec<usize>);
 
+/// Names the arguments of a call that hold secrets (passwords), appending their indexes: the
+/// slow log shows them as `(redacted)`, as Redis does.
+pub type Redact = fn(&[Bytes], &mut Vec<usize>);
+
 /// How a blocking command waits when its first attempt finds nothing (Redis's blocking on
 /// keys). The runtime waits on the keys [`Command::waited_key_indexes`] names; when one of them
 /// is reported ready, the waiter is served if `ready` says so.
@@ -254,6 +258,8 @@ pub struct Command {
     pub blocking: Option<Blocking>,
     /// Replaces the step-based split, see [`SplitRule`].
     pub split_rule: Option<SplitRule>,
+    /// The arguments the slow log hides, see [`Redact`].
+    pub redact: Option<Redact>,
 }
 
 impl Command {
@@ -350,6 +356,12 @@ pub fn lookup(args: &[Bytes]) -> Result<&'static Command, Reply> {
     REGISTRY.lookup(args)
 }
 
+/// [`lookup`], also naming the command a call with the wrong number of arguments was for
+/// (Redis counts it among that command's rejected calls).
+pub fn lookup_call(args: &[Bytes]) -> Result<&'static Command, (Option<&'static Command>, Reply)> {
+    REGISTRY.lookup_call(args)
+}
+
 impl Registry {
     fn build() -> Registry {
         let facts: HashMap<(Option<&str>, &str), (usize, &'static CommandFacts)> = facts::FACTS
@@ -376,6 +388,7 @@ impl Registry {
             cmd.getkeys = reg.getkeys;
             cmd.blocking = reg.blocking;
             cmd.split_rule = reg.split_rule;
+            cmd.redact = reg.redact;
             match container {
                 None => {
                     by_name.insert(f.name, commands.len());
@@ -426,8 +439,13 @@ impl Registry {
 
     /// Resolves a request to its command, checking subcommand and arity, with Redis's errors.
     pub fn lookup(&self, args: &[Bytes]) -> Result<&Command, Reply> {
+        self.lookup_call(args).map_err(|(_, e)| e)
+    }
+
+    /// [`Registry::lookup`], with the command a wrong number of arguments was for.
+    pub fn lookup_call(&self, args: &[Bytes]) -> Result<&Command, (Option<&Command>, Reply)> {
         let Some(name) = args.first() else {
-            return Err(error::unknown_command(args));
+            return Err((None, error::unknown_command(args)));
         };
         let cmd = match lowercase(name) {
             Some((buf, len)) => std::str::from_utf8(&buf[..len])
@@ -436,12 +454,12 @@ impl Registry {
             None => None,
         };
         let Some(&idx) = cmd else {
-            return Err(error::unknown_command(args));
+            return Err((None, error::unknown_command(args)));
         };
         let cmd = &self.commands[idx];
         if cmd.subcommands.is_empty() {
             if !cmd.arity_ok(args.len()) {
-                return Err(error::wrong_arity(&cmd.name));
+                return Err((Some(cmd), error::wrong_arity(&cmd.name)));
             }
             return Ok(cmd);
         }
@@ -450,7 +468,7 @@ impl Registry {
             if !matches!(cmd.exec, Exec::Server(ServerCmd::Container)) && cmd.arity_ok(args.len()) {
                 return Ok(cmd);
             }
-            return Err(error::wrong_arity(&cmd.name));
+            return Err((Some(cmd), error::wrong_arity(&cmd.name)));
         }
         let sub = cmd
             .subcommands
@@ -458,8 +476,8 @@ impl Registry {
             .find(|s| args[1].eq_ignore_ascii_case(s.facts.name.as_bytes()));
         match sub {
             Some(sub) if sub.arity_ok(args.len()) => Ok(sub),
-            Some(sub) => Err(error::wrong_arity(&sub.name)),
-            None => Err(error::unknown_subcommand(&cmd.name, &args[1])),
+            Some(sub) => Err((Some(sub), error::wrong_arity(&sub.name))),
+            None => Err((None, error::unknown_subcommand(&cmd.name, &args[1]))),
         }
     }
 }
@@ -506,6 +524,7 @@ impl Command {
             getkeys: None,
             blocking: None,
             split_rule: None,
+            redact: None,
         }
     }
 }

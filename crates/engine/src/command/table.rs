@@ -3,7 +3,9 @@
 //! runtime carries out itself. A command that is not here answers `-ERR unknown command` and
 //! is not listed by COMMAND.
 
-use super::{Blocking, Exec, Fanout, GetKeys, KeyFinder, Merge, ShardFn, SplitRule};
+use bytes::Bytes;
+
+use super::{Blocking, Exec, Fanout, GetKeys, KeyFinder, Merge, Redact, ShardFn, SplitRule};
 
 /// One line of the table: a command name (`container|sub` for subcommands), where it runs and
 /// how it spreads over shards.
@@ -15,6 +17,7 @@ pub struct Registration {
     pub getkeys: Option<GetKeys>,
     pub blocking: Option<Blocking>,
     pub split_rule: Option<SplitRule>,
+    pub redact: Option<Redact>,
 }
 
 impl Registration {
@@ -28,6 +31,7 @@ impl Registration {
             getkeys: None,
             blocking: None,
             split_rule: None,
+            redact: None,
         }
     }
 
@@ -41,6 +45,7 @@ impl Registration {
             getkeys: None,
             blocking: None,
             split_rule: None,
+            redact: None,
         }
     }
 
@@ -54,6 +59,7 @@ impl Registration {
             getkeys: None,
             blocking: None,
             split_rule: None,
+            redact: None,
         }
     }
 
@@ -67,6 +73,7 @@ impl Registration {
             getkeys: None,
             blocking: None,
             split_rule: None,
+            redact: None,
         }
     }
 
@@ -95,6 +102,12 @@ impl Registration {
         self
     }
 
+    /// Names the arguments holding secrets, which the slow log hides (see [`Redact`]).
+    pub const fn redacting(mut self, redact: Redact) -> Registration {
+        self.redact = Some(redact);
+        self
+    }
+
     /// A command the runtime carries out.
     pub const fn server(name: &'static str, cmd: ServerCmd) -> Registration {
         Registration {
@@ -105,6 +118,7 @@ impl Registration {
             getkeys: None,
             blocking: None,
             split_rule: None,
+            redact: None,
         }
     }
 }
@@ -192,6 +206,22 @@ pub enum ServerCmd {
     ClientGetRedir,
     ClientTrackingInfo,
     Auth,
+    // Introspection (crates/server/src/cmd/slowlog.rs, latency.rs).
+    SlowlogGet,
+    SlowlogLen,
+    SlowlogReset,
+    SlowlogHelp,
+    LatencyDoctor,
+    LatencyGraph,
+    LatencyHistory,
+    LatencyLatest,
+    LatencyReset,
+    LatencyHistogram,
+    LatencyHelp,
+    MemoryStats,
+    MemoryDoctor,
+    MemoryMallocStats,
+    MemoryPurge,
     AclCat,
     AclDelUser,
     AclDryRun,
@@ -219,7 +249,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("echo", ServerCmd::Echo),
     Registration::server("quit", ServerCmd::Quit),
     Registration::server("reset", ServerCmd::Reset),
-    Registration::server("hello", ServerCmd::Hello),
+    Registration::server("hello", ServerCmd::Hello).redacting(redact_hello),
     Registration::server("select", ServerCmd::Select),
     Registration::server("client|id", ServerCmd::ClientId),
     Registration::server("client|setname", ServerCmd::ClientSetName),
@@ -238,7 +268,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("command|getkeys", ServerCmd::CommandGetKeys),
     Registration::server("command|help", ServerCmd::CommandHelp),
     Registration::server("config|get", ServerCmd::ConfigGet),
-    Registration::server("config|set", ServerCmd::ConfigSet),
+    Registration::server("config|set", ServerCmd::ConfigSet).redacting(redact_config_set),
     Registration::server("config|resetstat", ServerCmd::ConfigResetStat),
     Registration::server("config|help", ServerCmd::ConfigHelp),
     Registration::server("info", ServerCmd::Info),
@@ -292,7 +322,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("client|caching", ServerCmd::ClientCaching),
     Registration::server("client|getredir", ServerCmd::ClientGetRedir),
     Registration::server("client|trackinginfo", ServerCmd::ClientTrackingInfo),
-    Registration::server("auth", ServerCmd::Auth),
+    Registration::server("auth", ServerCmd::Auth).redacting(redact_auth),
     Registration::server("acl|cat", ServerCmd::AclCat),
     Registration::server("acl|deluser", ServerCmd::AclDelUser),
     Registration::server("acl|dryrun", ServerCmd::AclDryRun),
@@ -303,7 +333,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("acl|load", ServerCmd::AclLoad),
     Registration::server("acl|log", ServerCmd::AclLog),
     Registration::server("acl|save", ServerCmd::AclSave),
-    Registration::server("acl|setuser", ServerCmd::AclSetUser),
+    Registration::server("acl|setuser", ServerCmd::AclSetUser).redacting(redact_setuser),
     Registration::server("acl|users", ServerCmd::AclUsers),
     Registration::server("acl|whoami", ServerCmd::AclWhoami),
     Registration::server("config|rewrite", ServerCmd::ConfigRewrite),
@@ -312,7 +342,56 @@ pub static TABLE: &[Registration] = &[
     Registration::server("bgrewriteaof", ServerCmd::BgRewriteAof),
     Registration::server("lastsave", ServerCmd::LastSave),
     Registration::server("debug", ServerCmd::Debug),
+    Registration::server("slowlog|get", ServerCmd::SlowlogGet),
+    Registration::server("slowlog|len", ServerCmd::SlowlogLen),
+    Registration::server("slowlog|reset", ServerCmd::SlowlogReset),
+    Registration::server("slowlog|help", ServerCmd::SlowlogHelp),
+    Registration::server("latency|doctor", ServerCmd::LatencyDoctor),
+    Registration::server("latency|graph", ServerCmd::LatencyGraph),
+    Registration::server("latency|history", ServerCmd::LatencyHistory),
+    Registration::server("latency|latest", ServerCmd::LatencyLatest),
+    Registration::server("latency|reset", ServerCmd::LatencyReset),
+    Registration::server("latency|histogram", ServerCmd::LatencyHistogram),
+    Registration::server("latency|help", ServerCmd::LatencyHelp),
+    Registration::server("memory|stats", ServerCmd::MemoryStats),
+    Registration::server("memory|doctor", ServerCmd::MemoryDoctor),
+    Registration::server("memory|malloc-stats", ServerCmd::MemoryMallocStats),
+    Registration::server("memory|purge", ServerCmd::MemoryPurge),
 ];
+
+/// AUTH: the password, and the user name given with it.
+fn redact_auth(args: &[Bytes], out: &mut Vec<usize>) {
+    out.extend(1..args.len());
+}
+
+/// HELLO: the user name and password after AUTH.
+fn redact_hello(args: &[Bytes], out: &mut Vec<usize>) {
+    let mut i = 2;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"auth") {
+            out.extend((i + 1..i + 3).filter(|&j| j < args.len()));
+            i += 3;
+        } else {
+            // SETNAME's name.
+            i += 2;
+        }
+    }
+}
+
+/// ACL SETUSER: the user name and every rule (rules hold passwords).
+fn redact_setuser(args: &[Bytes], out: &mut Vec<usize>) {
+    out.extend(2..args.len());
+}
+
+/// CONFIG SET: the value of a parameter holding a secret.
+fn redact_config_set(args: &[Bytes], out: &mut Vec<usize>) {
+    const SECRETS: [&[u8]; 3] = [b"requirepass", b"masterauth", b"masteruser"];
+    for i in (2..args.len()).step_by(2) {
+        if SECRETS.iter().any(|s| args[i].eq_ignore_ascii_case(s)) && i + 1 < args.len() {
+            out.push(i + 1);
+        }
+    }
+}
 
 /// The families' own lists.
 pub static FAMILIES: &[&[Registration]] = &[

@@ -1,5 +1,6 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: DIGEST and DIGEST-VALUE (Redis's data set
-//! digest, so a data set can be compared with Redis's) and RELOAD (save, empty, load back).
+//! digest, so a data set can be compared with Redis's), RELOAD (save, empty, load back) and
+//! SLEEP (stops the client's core, as Redis's stops its one thread).
 
 use bytes::Bytes;
 use shardis_engine::digest::{self, Digest};
@@ -33,6 +34,7 @@ pub async fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         b"digest" if args.len() == 2 => Reply::Simple(digest::hex(&dataset_digest(s).await).into()),
         b"digest-value" => digest_values(s, &args[2..]).await,
         b"reload" => reload(s, &args[2..]).await,
+        b"sleep" if args.len() == 3 => sleep(&args[2]),
         b"help" if args.len() == 2 => help(),
         _ => Reply::error(shardis_engine::error::sanitize(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
@@ -54,8 +56,23 @@ fn help() -> Reply {
             "    Save the RDB on disk and load it back to memory. MERGE: loaded keys replace",
             "    existing ones; NOFLUSH: the data set is not emptied first; NOSAVE: the file",
             "    on disk is loaded as it is.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
         ],
     )
+}
+
+/// DEBUG SLEEP: blocks this core (its clients and its shard) for the time given; what is not
+/// a number sleeps 0 s, as Redis's `strtod`.
+fn sleep(seconds: &[u8]) -> Reply {
+    let secs: f64 = std::str::from_utf8(seconds)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0.0);
+    let d =
+        std::time::Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(std::time::Duration::MAX);
+    std::thread::sleep(d);
+    Reply::Ok
 }
 
 /// Every shard's per-database key digests, combined.

@@ -7,7 +7,10 @@ use shardis_resp::Reply;
 
 use super::REDIS_VERSION;
 use crate::conn::session::Session;
-use crate::core::{memory, CoreStats};
+use crate::core::{calls, memory, CoreStats};
+
+/// The sections about calls, shown by `all` and by name only.
+const CALL_SECTIONS: &[&str] = &["commandstats", "errorstats", "latencystats"];
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
@@ -40,6 +43,7 @@ struct CoreReport {
     heap: usize,
     /// Client-side caching: (tracking clients here, tracked keys, items, BCAST prefixes).
     tracking: (usize, usize, usize, usize),
+    calls: calls::Report,
 }
 
 pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
@@ -51,8 +55,14 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
     }
     if wanted.iter().any(|w| w == "all" || w == "everything") {
-        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+        wanted.extend(
+            DEFAULT_SECTIONS
+                .iter()
+                .chain(CALL_SECTIONS)
+                .map(|s| s.to_string()),
+        );
     }
+    let histograms = wanted.iter().any(|w| w == "latencystats");
     let heap_wanted = wanted.iter().any(|w| w == "memory" || w == "shards");
     let reports = s
         .core
@@ -94,6 +104,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                         .count();
                     (on, t.keys(), t.items(), t.prefixes())
                 },
+                calls: calls::Report::of(&core.records.borrow(), histograms),
             }
         })
         .await;
@@ -142,14 +153,16 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         ),
     );
     let used = crate::alloc::total_used().max(0) as u64;
+    let peak = crate::alloc::peak_used() as u64;
     let rss = rss_bytes();
     let maxmemory = config.get_u64("maxmemory");
     section(
         "memory",
         format!(
-            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
             human(used),
             human(rss),
+            human(peak),
             human(maxmemory),
             config.get("maxmemory-policy"),
             reports.iter().map(|r| r.heap).sum::<usize>(),
@@ -162,7 +175,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:0\r\nlazyfreed_objects:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:0\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),
@@ -179,6 +192,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             sum(&|r| r.stats.client_qbuf_limit_disconnections),
             sum(&|r| r.stats.client_outbuf_limit_disconnections),
             sum(&|r| r.lazyfreed),
+            sum(&|r| r.calls.total_errors),
         ),
     );
     section("replication", "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\n".to_string());
@@ -206,6 +220,13 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         );
     }
     section("shards", shards);
+    let merged = calls::Report::merge(reports.into_iter().map(|r| r.calls));
+    section("commandstats", merged.commandstats());
+    section("errorstats", merged.errorstats());
+    section(
+        "latencystats",
+        merged.latencystats(config.get("latency-tracking-info-percentiles")),
+    );
     Reply::Verbatim(Bytes::from(out))
 }
 
@@ -224,7 +245,7 @@ fn human(n: u64) -> String {
     }
 }
 
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()

@@ -8,8 +8,11 @@ pub mod connection;
 pub mod debug;
 pub mod info;
 pub mod keyspace;
+pub mod latency;
+pub mod memory;
 pub mod pubsub;
 pub mod server;
+pub mod slowlog;
 pub mod tracking;
 
 use bytes::Bytes;
@@ -52,6 +55,19 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::BgRewriteAof
             | ServerCmd::Shutdown
             | ServerCmd::Debug
+            | ServerCmd::SlowlogGet
+            | ServerCmd::SlowlogLen
+            | ServerCmd::SlowlogReset
+            | ServerCmd::LatencyDoctor
+            | ServerCmd::LatencyGraph
+            | ServerCmd::LatencyHistory
+            | ServerCmd::LatencyLatest
+            | ServerCmd::LatencyReset
+            | ServerCmd::LatencyHistogram
+            | ServerCmd::MemoryStats
+            | ServerCmd::MemoryDoctor
+            | ServerCmd::MemoryMallocStats
+            | ServerCmd::MemoryPurge
     ) || crate::script::commands::is_scripting(which)
 }
 
@@ -74,9 +90,27 @@ pub fn run_sync(
                 .or_else(|| pubsub::run_sync(s, which, args))
                 .or_else(|| tracking::run_sync(s, which, args))
                 .or_else(|| acl::run_sync(s, which, args))
+                .or_else(|| slowlog::run_sync(which))
+                .or_else(|| latency::run_sync(which))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
         ),
     }
+}
+
+/// [`run_sync`], recorded as a call of the session's client (see `core::calls`).
+pub fn call_sync(
+    s: &mut Session,
+    which: ServerCmd,
+    cmd: &'static Command,
+    args: &[Bytes],
+) -> Option<Reply> {
+    let started = std::time::Instant::now();
+    let reply = run_sync(s, which, cmd, args);
+    if let Some(r) = &reply {
+        let client = s.client.borrow().id;
+        s.core.record_call(cmd, args, client, started.elapsed(), r);
+    }
+    reply
 }
 
 /// Runs a runtime command that waits for other cores (`must_wait`, except EXEC, which the
@@ -105,6 +139,15 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if which == ServerCmd::Debug {
         return Some(debug::debug(s, args).await);
+    }
+    if let Some(r) = slowlog::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = latency::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = memory::run_async(s, which, args).await {
+        return Some(r);
     }
     keyspace::run_async(s, which, args).await
 }

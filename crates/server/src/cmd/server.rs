@@ -110,6 +110,7 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
                 .broadcast(|core| {
                     core.shard.borrow_mut().stats = Default::default();
                     core.stats.set(Default::default());
+                    core.records.borrow_mut().reset_stats();
                 })
                 .await;
             Reply::Ok

@@ -5,7 +5,7 @@
 //! - process management (`pidfile`, `supervised`, `oom-score-adj`, `disable-thp`) and
 //!   `enable-protected-configs` work as in Redis;
 //! - directives of features Shardis does not have yet (persistence tunables, replication,
-//!   cluster, the slow log…) are [`Support::Absent`]: a file may hold them at
+//!   cluster…) are [`Support::Absent`]: a file may hold them at
 //!   Redis's default value, which changes nothing (a stock redis.conf does), any other value
 //!   is refused naming the feature, and CONFIG GET/SET do not know them;
 //! - directives tied to Redis's allocator, thread layout or process title are
@@ -94,9 +94,6 @@ const CPU_LIST: &str = "CPU lists (every shard runs pinned to its own core)";
 const UNIX_SOCKET: &str = "listening on a unix socket";
 const SOCKET_MARK: &str = "socket marks";
 const MODULES: &str = "modules";
-const SLOWLOG: &str = "the slow log";
-const LATENCY_MONITOR: &str = "the latency monitor";
-const LATENCY_TRACKING: &str = "latency tracking (INFO latencystats)";
 const EXPIRE_TUNING: &str = "tuning of active expiry and of hz";
 const REHASHING: &str = "incremental rehashing";
 const LAZYFREE: &str = "lazy freeing";
@@ -214,24 +211,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
         "0",
     ),
     absent(MODULES, "enable-module-command", STR, "no"),
-    absent(
-        SLOWLOG,
-        "slowlog-log-slower-than",
-        Kind::Int {
-            min: -1,
-            max: i64::MAX,
-        },
-        "10000",
-    ),
-    absent(SLOWLOG, "slowlog-max-len", INT, "128"),
-    absent(LATENCY_MONITOR, "latency-monitor-threshold", INT, "0"),
-    absent(LATENCY_TRACKING, "latency-tracking", BOOL, "yes"),
-    absent(
-        LATENCY_TRACKING,
-        "latency-tracking-info-percentiles",
-        STR,
-        "50 99 99.9",
-    ),
     absent(
         EXPIRE_TUNING,
         "active-expire-effort",

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use bytes::Bytes;
 use shardis_engine::command::Flags;
@@ -31,12 +32,19 @@ pub fn run<'a>(
     args: Vec<Bytes>,
 ) -> Pin<Box<dyn Future<Output = Option<Reply>> + 'a>> {
     Box::pin(async move {
-        match cmd.exec {
+        let started = Instant::now();
+        let reply = match cmd.exec {
             Exec::Server(ServerCmd::Exec) => Some(exec(s).await),
             Exec::Server(which) if cmd::must_wait(which) => cmd::run_async(s, which, &args).await,
             Exec::Server(which) => cmd::run_sync(s, which, cmd, &args),
-            Exec::Shard(_) => shard_command(s, cmd, args).await,
+            // Recorded where it runs (see `shard_command`).
+            Exec::Shard(_) => return shard_command(s, cmd, args).await,
+        };
+        if let Some(r) = &reply {
+            let client = s.client.borrow().id;
+            s.core.record_call(cmd, &args, client, started.elapsed(), r);
         }
+        reply
     })
 }
 
@@ -45,10 +53,15 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
     let (db, resp3) = s.db_resp3();
     let track = s.tracker();
     let core = s.core.clone();
+    let client = s.client.borrow().id;
     let shards = core.shards;
     if let Fanout::AllShards(merge) = cmd.fanout {
         if shards > 1 {
-            return Some(fanout::all_shards(&core, cmd, args, db, resp3, merge, s.tx).await);
+            let started = Instant::now();
+            let recorded = args.clone();
+            let reply = fanout::all_shards(&core, cmd, args, db, resp3, merge, s.tx).await;
+            core.record_call(cmd, &recorded, client, started.elapsed(), &reply);
+            return Some(reply);
         }
     }
     // Inside EXEC a blocking command runs as its non-blocking form.
@@ -87,21 +100,24 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
             .await
             .unwrap_or_default();
         if extra.iter().any(|k| route::shard_of(k, shards) != home) {
-            return Some(
-                fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, track, s.tx).await,
-            );
+            let started = Instant::now();
+            let recorded = args.clone();
+            let reply =
+                fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, track, s.tx).await;
+            core.record_call(cmd, &recorded, client, started.elapsed(), &reply);
+            return Some(reply);
         }
     }
     Some(match target {
         Target::Shard(shard) if shard == core.id && s.tx.is_some() => {
-            core.execute(cmd, &args, db, resp3, track)
+            core.execute(cmd, &args, db, resp3, track, client)
         }
         Target::Shard(shard) if shard == core.id => {
             // Outside a transaction, wait while a lock holder claims these keys.
             while core.lock_blocks(cmd, &args, db, None) {
                 let _ = core.lock_released().await;
             }
-            core.execute(cmd, &args, db, resp3, track)
+            core.execute(cmd, &args, db, resp3, track, client)
         }
         Target::Shard(shard) => {
             let request = Request {
@@ -110,6 +126,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
                 db,
                 resp3,
                 track,
+                client,
             };
             core.send_batch(shard, vec![request], s.tx, LockStep::None)
                 .replies()
@@ -117,12 +134,19 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
                 .and_then(|mut r| r.pop())
                 .unwrap_or_else(|| Reply::err("ERR shard did not answer"))
         }
-        Target::Several => match cmd.fanout {
-            Fanout::Split(merge) => {
-                fanout::split(&core, cmd, args, &keys, db, resp3, track, merge, s.tx).await
-            }
-            _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, track, s.tx).await,
-        },
+        Target::Several => {
+            // Recorded here as one call, with the time it took over every shard.
+            let started = Instant::now();
+            let recorded = args.clone();
+            let reply = match cmd.fanout {
+                Fanout::Split(merge) => {
+                    fanout::split(&core, cmd, args, &keys, db, resp3, track, merge, s.tx).await
+                }
+                _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, track, s.tx).await,
+            };
+            core.record_call(cmd, &recorded, client, started.elapsed(), &reply);
+            reply
+        }
     })
 }
 
@@ -147,7 +171,7 @@ async fn exec(s: &mut Session) -> Reply {
             .queued
             .iter()
             .filter(|(cmd, _)| crate::core::monitored(cmd))
-            .map(|(_, args)| args.clone())
+            .map(|(cmd, args)| crate::core::calls::redacted(cmd, args).into_owned())
             .collect()
     } else {
         Vec::new()
@@ -239,10 +263,11 @@ async fn exec_on_one_shard(
     let mut batch = Batch::for_task(core.id, Vec::new(), answer);
     for (cmd, args) in queued {
         match cmd.exec {
-            Exec::Server(which) => replies.push(cmd::run_sync(s, which, cmd, &args)),
+            Exec::Server(which) => replies.push(cmd::call_sync(s, which, cmd, &args)),
             Exec::Shard(_) => {
                 let (db, resp3) = s.db_resp3();
-                batch.push(cmd, &args, db, resp3, s.tracker());
+                let client = s.client.borrow().id;
+                batch.push(cmd, &args, db, resp3, s.tracker(), client);
                 replies.push(None);
             }
         }
@@ -311,6 +336,7 @@ async fn exec_locked(
                     db,
                     resp3,
                     track: s.tracker(),
+                    client: s.client.borrow().id,
                 },
             ));
             continue;

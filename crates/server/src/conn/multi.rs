@@ -201,6 +201,7 @@ pub fn one_shard_each(
 ) -> Option<Vec<(usize, Request)>> {
     let (db, resp3) = s.db_resp3();
     let track = s.tracker();
+    let client = s.client.borrow().id;
     let mut jobs = Vec::with_capacity(queued.len());
     for (cmd, args) in queued {
         if !matches!(cmd.exec, Exec::Shard(_)) || matches!(cmd.fanout, Fanout::AllShards(_)) {
@@ -215,6 +216,7 @@ pub fn one_shard_each(
                 db,
                 resp3,
                 track,
+                client,
             },
         ));
     }

@@ -52,6 +52,8 @@ struct Call {
     db: usize,
     resp3: bool,
     track: Option<Caller>,
+    /// The client blocking (its call is recorded when served).
+    client: u64,
     /// The indexes of the keys it waits on.
     waited: Vec<usize>,
     /// The shard owning each group of waited keys, in key order.
@@ -86,14 +88,15 @@ pub async fn block(
     resp3: bool,
 ) -> Option<Reply> {
     let track = who.track;
+    let client = who.client.borrow().id;
     let Some(blocking) = cmd.blocking else {
-        return Some(run_once(core, cmd, args, db, resp3, track).await);
+        return Some(run_once(core, cmd, args, db, resp3, track, client).await);
     };
     let mut waited = Vec::new();
     cmd.waited_key_indexes(&args, &mut waited);
     if waited.is_empty() {
         // No key to wait on means arguments the command rejects (numkeys…): its own error.
-        return Some(run_once(core, cmd, args, db, resp3, track).await);
+        return Some(run_once(core, cmd, args, db, resp3, track, client).await);
     }
     // Owned copies: the waiters outlive the read buffer the arguments point into.
     let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
@@ -114,6 +117,7 @@ pub async fn block(
         db,
         resp3,
         track,
+        client,
         waited,
         order,
     };
@@ -149,7 +153,9 @@ pub async fn block(
             notify_only: moves_across,
         };
         let register = (wait != Wait::Never).then_some(&template);
+        let attempted = Instant::now();
         let first = attempt(core, &call, register).await;
+        let attempt_took = attempted.elapsed();
         if !is_null(&first.reply) || wait == Wait::Never {
             return Some(first.reply);
         }
@@ -160,7 +166,14 @@ pub async fn block(
             timeout_reply: timeout_reply.clone(),
         });
         let outcome = wait_for(core, who.hangup, &mut rx, deadline).await;
-        who.client.borrow_mut().unblock = None;
+        {
+            let mut client = who.client.borrow_mut();
+            client.unblock = None;
+            // The wait was the command at work, not idleness: `timeout` counts from its end.
+            // (Redis writes the reply, which refreshes the clock, before its next idle check
+            // can run; here the reply may still be in flight when that check comes.)
+            client.last_active_ms = core.now_ms();
+        }
         // Leave nothing behind on any shard.
         for (shard, id) in registered {
             core.post(shard, Box::new(move |c| waiters::unregister(c, id)));
@@ -175,7 +188,11 @@ pub async fn block(
             Some(r) if moves_across && r == READY => continue, // data arrived: try again
             Some(r) => return Some(r),
             None if who.hangup.is_raised() => return None,
-            None => return Some(timeout_reply),
+            None => {
+                // A timeout is a call too (Redis counts it, with the time the command ran).
+                core.record_call(cmd, &call.args, client, attempt_took, &timeout_reply);
+                return Some(timeout_reply);
+            }
         }
     }
 }
@@ -189,10 +206,10 @@ fn run_and_register(
     blocking: Blocking,
     args: &[Bytes],
     keys: Vec<Bytes>,
-    (db, resp3, track): (usize, bool, Option<Caller>),
+    (db, resp3, track, client): (usize, bool, Option<Caller>, u64),
     template: Option<Template>,
 ) -> (Reply, Option<u64>) {
-    let reply = core.execute(cmd, args, db, resp3, track);
+    let reply = core.execute(cmd, args, db, resp3, track, client);
     let Some(template) = template.filter(|_| is_null(&reply)) else {
         return (reply, None);
     };
@@ -204,7 +221,14 @@ fn run_and_register(
         reply,
         Some(waiters::add(
             core,
-            waiter(cmd, blocking, args, keys, (db, resp3, track), &template),
+            waiter(
+                cmd,
+                blocking,
+                args,
+                keys,
+                (db, resp3, track, client),
+                &template,
+            ),
         )),
     )
 }
@@ -216,7 +240,7 @@ fn waiter(
     blocking: Blocking,
     args: Vec<Bytes>,
     keys: Vec<Bytes>,
-    (db, resp3, track): (usize, bool, Option<Caller>),
+    (db, resp3, track, client): (usize, bool, Option<Caller>, u64),
     template: &Template,
 ) -> Waiter {
     Waiter {
@@ -226,6 +250,7 @@ fn waiter(
             db,
             resp3,
             track,
+            client,
         },
         keys,
         blocking,
@@ -249,7 +274,7 @@ fn keys_on(call: &Call, shard: usize) -> Vec<Bytes> {
 /// that found nothing is registered on those shards before anything else can run there.
 async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> Attempt {
     let (cmd, blocking, db, resp3) = (call.cmd, call.blocking, call.db, call.resp3);
-    let who = (db, resp3, call.track);
+    let who = (db, resp3, call.track, call.client);
     if let Some(shard) = call.single_shard {
         let (args, keys, template) = (call.args.clone(), keys_on(call, shard), register.cloned());
         let free = core
@@ -341,7 +366,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
 /// nothing was found anywhere, the waiters registered on the way stay.
 async fn attempt_shards(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> Attempt {
     let (cmd, blocking, db, resp3) = (call.cmd, call.blocking, call.db, call.resp3);
-    let who = (db, resp3, call.track);
+    let who = (db, resp3, call.track, call.client);
     let per_shard: Vec<(usize, Vec<usize>, Vec<Bytes>)> = call
         .order
         .iter()
@@ -401,6 +426,7 @@ async fn run_once(
     db: usize,
     resp3: bool,
     track: Option<Caller>,
+    client: u64,
 ) -> Reply {
     let request = Request {
         cmd,
@@ -408,6 +434,7 @@ async fn run_once(
         db,
         resp3,
         track,
+        client,
     };
     core.send_batch(core.id, vec![request], None, LockStep::None)
         .replies()

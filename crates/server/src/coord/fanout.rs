@@ -64,6 +64,8 @@ pub async fn split(
                 db,
                 resp3,
                 track,
+                // A part: the whole is recorded by the client's core.
+                client: 0,
             },
         ));
         owners.push(shard);
@@ -144,6 +146,7 @@ async fn split_by_rule(
                             db,
                             resp3,
                             track,
+                            client: 0,
                         },
                     )
                 })
@@ -210,6 +213,7 @@ pub async fn all_shards(
                     resp3,
                     // Keyless: nothing to remember; flushes reach every tracking client.
                     track: None,
+                    client: 0,
                 },
             )
         })

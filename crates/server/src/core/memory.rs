@@ -108,6 +108,9 @@ pub struct Memory {
     policy: Cell<Policy>,
     /// `maxmemory-eviction-tenacity`.
     tenacity: Cell<u8>,
+    /// What the core allocated at start-up (MEMORY STATS reports it; it counts against
+    /// `maxmemory` as any other heap memory).
+    fixed: Cell<u64>,
     /// Set while the reclaim task runs.
     reclaiming: Cell<bool>,
     /// Set while a command over several shards, already admitted as a whole, runs its parts.
@@ -124,6 +127,16 @@ impl Memory {
             .set(Policy::parse(config.get("maxmemory-policy")).unwrap_or_default());
         self.tenacity
             .set(config.get_i64("maxmemory-eviction-tenacity").clamp(0, 100) as u8);
+    }
+
+    /// What the core allocated at start-up (MEMORY STATS `startup.allocated`).
+    pub fn fixed(&self) -> u64 {
+        self.fixed.get()
+    }
+
+    /// Records what the core allocated at start-up.
+    pub fn set_fixed(&self, bytes: u64) {
+        self.fixed.set(bytes);
     }
 
     pub fn maxmemory(&self) -> u64 {
@@ -304,7 +317,10 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
     let started = Instant::now();
     let now = core.now_ms();
     let mut evicted = 0u32;
-    while used > share {
+    let room = loop {
+        if used <= share {
+            break Room::Ok;
+        }
         if !core.shard.borrow_mut().evict_one(now) {
             let want = used - share + chunk(m.maxmemory.get(), core.shards);
             match borrow_share(core, want) {
@@ -312,7 +328,7 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
                     share = more;
                     continue;
                 }
-                None => return Room::Full,
+                None => break Room::Full,
             }
         }
         let after = counted(core);
@@ -322,10 +338,12 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
         evicted += 1;
         // The clock is read every 16 evictions, as Redis does.
         if evicted.is_multiple_of(16) && started.elapsed() > limit {
-            return Room::Evicting;
+            break Room::Evicting;
         }
-    }
-    Room::Ok
+    };
+    // The latency monitor's `eviction-cycle`, as Redis's performEvictions reports it.
+    core.latency_sample("eviction-cycle", started.elapsed());
+    room
 }
 
 /// After a command: starts freeing in steps what it left queued.

@@ -6,8 +6,10 @@
 //! answer to a task always travels back to the task's own core before its waker runs, so a
 //! waker never crosses cores.
 
+pub mod calls;
 pub mod client;
 pub mod counters;
+pub mod latency;
 pub mod memory;
 pub mod mesh;
 pub mod pubsub;
@@ -42,6 +44,9 @@ pub struct Request {
     pub resp3: bool,
     /// The client, when it tracks keys (client-side caching, see `tracking`).
     pub track: Option<tracking::Caller>,
+    /// The client whose call this is, recorded as one (see `calls`); 0 for a part of a
+    /// command over several shards.
+    pub client: u64,
 }
 
 /// Work sent to another core, run there with that core's state.
@@ -69,6 +74,7 @@ pub struct Req {
     pub db: usize,
     pub resp3: bool,
     pub track: Option<tracking::Caller>,
+    pub client: u64,
     pub argc: usize,
 }
 
@@ -139,7 +145,7 @@ impl Batch {
             },
         );
         for r in requests {
-            batch.push(r.cmd, &r.args, r.db, r.resp3, r.track);
+            batch.push(r.cmd, &r.args, r.db, r.resp3, r.track, r.client);
         }
         batch
     }
@@ -167,12 +173,14 @@ impl Batch {
         db: usize,
         resp3: bool,
         track: Option<tracking::Caller>,
+        client: u64,
     ) {
         self.reqs.push(Req {
             cmd,
             db,
             resp3,
             track,
+            client,
             argc: args.len(),
         });
         self.args.extend_from_slice(args);
@@ -332,6 +340,8 @@ pub struct Core {
     pub pubsub: RefCell<pubsub::PubSub>,
     /// Client-side caching: this shard's tracking table and this core's BCAST prefixes.
     pub tracking: RefCell<tracking::Table>,
+    /// Command statistics, the slow log and latency events of what ran here (see `calls`).
+    pub records: RefCell<calls::Records>,
     /// This core's copy of the ACL users (and, on core 0, the ACL log).
     pub acl: RefCell<crate::acl::Acl>,
     /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
@@ -368,6 +378,7 @@ impl Core {
             memory,
             pubsub: RefCell::new(pubsub::PubSub::default()),
             tracking: RefCell::new(tracking::Table::new(wall_ms() ^ id as u64)),
+            records: RefCell::new(calls::Records::default()),
             acl: RefCell::new(acl),
             tls: RefCell::new(None),
             now_ms: Cell::new(wall_ms()),
@@ -403,17 +414,19 @@ impl Core {
         self.stats.set(s);
     }
 
-    /// Runs a shard command on this core's shard (for `track`, a client tracking keys), then
-    /// serves the clients blocked on keys it filled.
+    /// Runs a shard command on this core's shard (for `track`, a client tracking keys) as a
+    /// call of `client` (0: a part of a bigger command, not recorded), then serves the
+    /// clients blocked on keys it filled.
     pub fn execute(
         self: &Rc<Self>,
-        cmd: &Command,
+        cmd: &'static Command,
         args: &[Bytes],
         db: usize,
         resp3: bool,
         track: Option<tracking::Caller>,
+        client: u64,
     ) -> Reply {
-        let reply = self.execute_unserved(cmd, args, db, resp3, track);
+        let reply = self.execute_unserved(cmd, args, db, resp3, track, client);
         if !self.shard.borrow().ready_keys.is_empty() {
             waiters::serve_ready(self);
         }
@@ -425,18 +438,23 @@ impl Core {
     /// first makes room, and a DENYOOM command finding none is refused.
     pub fn execute_unserved(
         self: &Rc<Self>,
-        cmd: &Command,
+        cmd: &'static Command,
         args: &[Bytes],
         db: usize,
         resp3: bool,
         track: Option<tracking::Caller>,
+        client: u64,
     ) -> Reply {
         let Exec::Shard(f) = cmd.exec else {
             return Reply::err("ERR internal: not a shard command");
         };
         if let Some(refused) = memory::admit(self, cmd) {
+            if client != 0 {
+                self.record_rejected(Some(cmd), &refused);
+            }
             return refused;
         }
+        let started = Instant::now();
         let (reply, wrote, flushed) = self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
             let (dirty, flushes) = (ctx.shard.dirty, ctx.shard.flushes);
@@ -454,6 +472,10 @@ impl Core {
             }
             (reply, wrote, ctx.shard.flushes != flushes)
         });
+        // A blocking command that found nothing is recorded once it is served.
+        if !(cmd.flags.has(shardis_engine::command::Flags::BLOCKING) && waiters::is_null(&reply)) {
+            self.record_call(cmd, args, client, started.elapsed(), &reply);
+        }
         memory::after_command(self);
         // Client-side caching: keys read by a tracking client, keys written, flushes.
         if track.is_some() || wrote && self.tracking.borrow().in_use() || flushed {
@@ -543,7 +565,7 @@ impl Core {
 
     /// Runs a request (owned form) with blocked clients served afterwards.
     pub fn execute_request(self: &Rc<Self>, req: &Request) -> Reply {
-        self.execute(req.cmd, &req.args, req.db, req.resp3, req.track)
+        self.execute(req.cmd, &req.args, req.db, req.resp3, req.track, req.client)
     }
 
     /// Sends a message to core `to`.

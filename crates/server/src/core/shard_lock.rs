@@ -234,7 +234,8 @@ impl Core {
             // as a whole (EXEC checks before sending it).
             self.memory.admitted(true, || {
                 while let Some((req, args)) = batch.peek() {
-                    let reply = self.execute_unserved(req.cmd, args, req.db, req.resp3, req.track);
+                    let reply = self
+                        .execute_unserved(req.cmd, args, req.db, req.resp3, req.track, req.client);
                     batch.record(reply);
                 }
             });
@@ -254,7 +255,8 @@ impl Core {
                     if self.lock_blocks(req.cmd, args, req.db, batch.tx) {
                         return true;
                     }
-                    let reply = self.execute(req.cmd, args, req.db, req.resp3, req.track);
+                    let reply =
+                        self.execute(req.cmd, args, req.db, req.resp3, req.track, req.client);
                     batch.record(reply);
                 }
                 false

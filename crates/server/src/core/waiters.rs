@@ -143,13 +143,18 @@ fn try_serve(core: &Rc<Core>, waiter: &Waiter, signalled: Option<&Bytes>) -> Out
         return Outcome::Served;
     }
     // Admitted when it blocked, as in Redis: serving it is never refused for memory.
+    let started = std::time::Instant::now();
     let reply = core.memory.admitted(true, || match waiter.blocking.serve {
         // Through the engine's write hook, which logs what serving changed.
         Some(serve) => core.with_ctx(req.db, req.resp3, |ctx| {
             shardis_engine::journal::serve(ctx, req.cmd, serve, &req.args, key)
         }),
-        None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3, req.track),
+        None => core.execute_unserved(req.cmd, &req.args, req.db, req.resp3, req.track, req.client),
     });
+    if waiter.blocking.serve.is_some() && !is_null(&reply) {
+        // The call is recorded as it is served (`execute_unserved` records the others).
+        core.record_call(req.cmd, &req.args, req.client, started.elapsed(), &reply);
+    }
     if is_null(&reply) {
         // Only if the value vanished under us: give the claim back and keep waiting.
         waiter.claim.store(false, Ordering::SeqCst);

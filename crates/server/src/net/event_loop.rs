@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types};
+use shardis_engine::command::lookup_call;
 use shardis_engine::command::Flags;
-use shardis_engine::{lookup, Command, Exec, Fanout, ServerCmd};
+use shardis_engine::{Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
@@ -1010,10 +1011,11 @@ impl EventLoop {
         let Some(session) = conn.session.as_deref_mut() else {
             return;
         };
-        let cmd = match lookup(args) {
+        let cmd = match lookup_call(args) {
             Ok(cmd) => cmd,
-            Err(e) => {
+            Err((cmd, e)) => {
                 multi::flag_error(session);
+                core.record_rejected(cmd, &e);
                 return conn.reply(e);
             }
         };
@@ -1021,6 +1023,7 @@ impl EventLoop {
         core.calls.bump(cmd.id);
         if let Err(denied) = cmd::acl::admit(session, cmd, args) {
             multi::flag_error(session);
+            core.record_rejected(Some(cmd), &denied);
             return conn.reply(denied);
         }
         {
@@ -1031,15 +1034,18 @@ impl EventLoop {
             };
             if c.subs.active() && !c.resp3 && !cmd::pubsub::allowed_in_pubsub_mode(which) {
                 drop(c);
-                return conn.reply(Reply::error(format!(
+                let refused = Reply::error(format!(
                     "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                     cmd.name
-                )));
+                ));
+                core.record_rejected(Some(cmd), &refused);
+                return conn.reply(refused);
             }
         }
         // A script running long holds what this command needs: -BUSY (scripting).
         if let Some(busy) = crate::script::busy::refuse(core, cmd, args) {
             let reply = crate::script::busy::reject(session, cmd, busy);
+            core.record_rejected(Some(cmd), &reply);
             return conn.reply(reply);
         }
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
@@ -1049,14 +1055,16 @@ impl EventLoop {
         // EXEC describes itself after its commands (see `dispatch::exec`).
         if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) && crate::core::monitored(cmd) {
             let c = conn.client.borrow();
-            core.feed_monitors(&c.addr, c.db, args);
+            core.feed_monitors(&c.addr, c.db, &crate::core::calls::redacted(cmd, args));
         }
         conn.mute = conn.client.borrow_mut().take_mute();
         // Snapshots failing with stop-writes-on-bgsave-error: writes (and PING) are refused.
         if crate::persist::writes_refused()
             && (cmd.is_write() || matches!(cmd.exec, Exec::Server(ServerCmd::Ping)))
         {
-            return conn.reply(Reply::err(crate::persist::MISCONF));
+            let refused = Reply::err(crate::persist::MISCONF);
+            core.record_rejected(Some(cmd), &refused);
+            return conn.reply(refused);
         }
         // The append-only log cannot be written: writes are refused, as Redis does.
         if cmd.is_write() {
@@ -1088,7 +1096,7 @@ impl EventLoop {
                 let Some(session) = conn.session.as_deref_mut() else {
                     return;
                 };
-                match cmd::run_sync(session, which, cmd, args) {
+                match cmd::call_sync(session, which, cmd, args) {
                     Some(reply) => {
                         if std::mem::take(&mut conn.client.borrow_mut().replies_resumed) {
                             conn.mute = false;
@@ -1119,13 +1127,13 @@ impl EventLoop {
         args: &mut Vec<Bytes>,
     ) {
         let core = self.core.clone();
-        let (db, resp3, track) = {
+        let (db, resp3, track, client) = {
             let c = conn.client.borrow();
             let me = Subscriber {
                 core: core.id,
                 conn: r,
             };
-            (c.db, c.resp3, c.tracking.caller(me))
+            (c.db, c.resp3, c.tracking.caller(me), c.id)
         };
         let shards = core.shards;
         let needs_task = cmd.flags.has(Flags::BLOCKING)
@@ -1137,7 +1145,7 @@ impl EventLoop {
                 if let Target::Shard(s) = route::target(cmd, args, shards, core.id, &mut self.keys)
                 {
                     if s == core.id && !core.lock_blocks(cmd, args, db, None) {
-                        let reply = core.execute(cmd, args, db, resp3, track);
+                        let reply = core.execute(cmd, args, db, resp3, track, client);
                         if !crate::core::waiters::is_null(&reply) {
                             return conn.reply(reply);
                         }
@@ -1151,7 +1159,7 @@ impl EventLoop {
                 if core.lock_blocks(cmd, args, db, None) {
                     return self.suspend(r, conn, cmd, args);
                 }
-                let reply = core.execute(cmd, args, db, resp3, track);
+                let reply = core.execute(cmd, args, db, resp3, track, client);
                 conn.reply(reply);
             }
             Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
@@ -1163,7 +1171,7 @@ impl EventLoop {
                     .get_mut(shard)
                     .map(|b| b.get_or_insert_with(|| Batch::for_conns(core.id)));
                 if let Some(batch) = batch {
-                    batch.push(cmd, args, db, resp3, track);
+                    batch.push(cmd, args, db, resp3, track, client);
                     if let BatchReply::Conns { conns, .. } = &mut batch.reply {
                         conns.push(r);
                     }

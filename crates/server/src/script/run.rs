@@ -48,6 +48,7 @@ use crate::cmd::acl::{self, ScriptCaller};
 use crate::conn::dispatch;
 use crate::conn::session::Session;
 use crate::coord::route;
+use crate::core::calls::SCRIPT;
 use crate::core::client::Client;
 use crate::core::shard_lock::{Intents, TxId};
 use crate::core::{ConnRef, Core};
@@ -440,10 +441,16 @@ impl Host for RunCtx {
             self.shared.info.dirty.set(true);
         }
         let monitored = crate::core::monitored(cmd);
-        let argv = if monitored { args.clone() } else { Vec::new() };
+        let argv = args.clone();
+        let started = std::time::Instant::now();
         let reply = self.run_command(cmd, args)?;
-        if monitored && !self.shared.escaped.get() {
-            self.monitor(&argv);
+        if !self.shared.escaped.get() {
+            // A call of the script's, in INFO commandstats and the slow log as in Redis.
+            let core = &self.shared.core;
+            core.record_call(cmd, &argv, SCRIPT, started.elapsed(), &reply);
+            if monitored {
+                self.monitor(&argv);
+            }
         }
         Ok(reply)
     }
