@@ -326,6 +326,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
             resp3,
             call.track,
             None,
+            false,
         )
         .await;
         let mut registered = Vec::new();
