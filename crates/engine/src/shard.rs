@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub tracking: Tracking,
     /// `maxmemory-samples`: keys sampled per database to pick one to evict.
     pub maxmemory_samples: usize,
+    /// Whether Redis would share the objects of small integers: not under a `maxmemory` with
+    /// an LRU or LFU policy, whose keys each need an access field of their own (OBJECT
+    /// REFCOUNT reports it).
+    pub shared_integers: bool,
     /// `lazyfree-lazy-eviction`, `-expire`, `-user-del`, `-user-flush`: free large values in
     /// steps instead of at once.
     pub lazyfree_lazy_eviction: bool,
@@ -68,6 +72,7 @@ impl Default for EngineConfig {
             stream_node_max_entries: 100,
             tracking: Tracking::default(),
             maxmemory_samples: 5,
+            shared_integers: true,
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_user_del: false,
@@ -119,7 +124,7 @@ pub struct Shard {
     /// `crate::journal`).
     pub journal: Option<Box<crate::journal::Journal>>,
     /// The epoch of the last snapshot begun (see `crate::snapshot`).
-    pub snapshot_epoch: u32,
+    pub snapshot_epoch: u8,
     /// Expiry stopped while clients are paused (see [`Shard::pause_expiry`]).
     expiry_paused: bool,
     rng_state: u64,
@@ -202,6 +207,24 @@ impl Shard {
         let lazy = self.config.lazyfree_lazy_eviction;
         self.dispose(entry.value, lazy);
         true
+    }
+
+    /// How many keys `maxmemory-policy` may evict here (all keys, or those with a TTL).
+    pub fn evictable(&self) -> usize {
+        let policy = self.config.tracking.policy;
+        if policy == crate::evict::Policy::NoEviction {
+            return 0;
+        }
+        self.dbs
+            .iter()
+            .map(|d| {
+                if policy.volatile_only() {
+                    d.volatile_len()
+                } else {
+                    d.len()
+                }
+            })
+            .sum()
     }
 
     /// How cold the keys this shard would evict next are (the best candidate's score; see
@@ -583,7 +606,7 @@ impl<'a> Ctx<'a> {
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
         let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(&e.value)
     }
 
@@ -761,7 +784,7 @@ impl Ctx<'_> {
     pub fn lookup_read_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(&mut e.value)
     }
 
@@ -769,7 +792,7 @@ impl Ctx<'_> {
     pub fn lookup_write_entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let access = self.access();
         let e = self.entry(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(e)
     }
 }

@@ -195,6 +195,8 @@ async fn core_main(
     // From here on this thread's allocations count for its core (see `alloc`).
     crate::alloc::register_core(mesh.id());
     let core = Rc::new(Core::new(mesh, shards, config));
+    // Requests parked behind a script that turns busy are answered -BUSY, as Redis does.
+    crate::core::shard_lock::set_blocked_refusal(crate::script::busy::refuse);
     *core.tls.borrow_mut() = tls;
     // With `appendonly yes` every core loads from the append-only set, before it binds (a
     // core failing to bind must not leave the others waiting for it to load).
@@ -232,8 +234,7 @@ async fn core_main(
             format!("io_uring setup: {e}")
         }
     })?;
-    // What the core holds before any client (mostly the event loop's I/O buffers) is fixed
-    // overhead, not data: it does not count against `maxmemory`.
+    // What the core holds before any client: MEMORY STATS's `startup.allocated`.
     core.memory
         .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
     let _ = ready.send(());

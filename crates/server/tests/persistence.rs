@@ -141,11 +141,43 @@ fn wait_bgsave(c: &mut redis::Connection) {
     }
 }
 
+/// A function library: `kept_get` returns its key's value, `kept_tag` a constant.
+const LIBRARY: &str = "#!lua name=kept\nredis.register_function('kept_get', function(keys) return redis.call('GET', keys[1]) end)\nredis.register_function{function_name='kept_tag', callback=function() return 'tagged' end, flags={'no-writes'}}";
+
+/// Checks the library is there and runs on every shard: FCALL runs on its key's shard, and
+/// keys `fkey0`..`fkey11` reach every shard of up to 3.
+fn assert_library(c: &mut redis::Connection, what: &str) {
+    for i in 0..12 {
+        let key = format!("fkey{i}");
+        let _: () = c.set(&key, i).expect("set");
+        let got: i64 = redis::cmd("FCALL")
+            .arg("kept_get")
+            .arg(1)
+            .arg(&key)
+            .query(c)
+            .unwrap_or_else(|e| panic!("{what}: FCALL on {key}: {e}"));
+        assert_eq!(got, i, "{what}");
+    }
+    let tag: String = redis::cmd("FCALL_RO")
+        .arg("kept_tag")
+        .arg(0)
+        .query(c)
+        .expect("fcall_ro");
+    assert_eq!(tag, "tagged", "{what}");
+    let libs: Vec<redis::Value> = redis::cmd("FUNCTION").arg("LIST").query(c).expect("list");
+    assert_eq!(libs.len(), 1, "{what}: {libs:?}");
+}
+
 #[test]
 fn save_then_restart_with_the_same_and_other_shard_counts() {
     let dir = temp_dir("restart");
     let server = start(2, &dir, &[]);
     let mut c = server.conn();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIBRARY)
+        .query(&mut c)
+        .expect("function load");
     let keys = fill(&mut c, 300);
     let before = contents(&mut c, &keys);
     // DEBUG is refused unless enable-debug-command allows it, as in Redis.
@@ -178,6 +210,7 @@ fn save_then_restart_with_the_same_and_other_shard_counts() {
             before,
             "restart with {shards} shard(s)"
         );
+        assert_library(&mut c, &format!("restart with {shards} shard(s)"));
         let ttl: i64 = c.ttl("with-ttl").expect("ttl");
         assert!(ttl > 900, "expiry kept: {ttl}");
     }
@@ -387,6 +420,11 @@ fn rdb_files_move_between_redis_and_shardis() {
     };
     let mut r = common::connect(port);
     let keys = fill(&mut r, 60);
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIBRARY)
+        .query(&mut r)
+        .expect("function load");
     let from_redis = contents(&mut r, &keys);
     let redis_digest: String = redis::cmd("DEBUG")
         .arg("DIGEST")
@@ -424,11 +462,18 @@ fn rdb_files_move_between_redis_and_shardis() {
         .query(&mut c)
         .expect("digest");
     assert_eq!(after, redis_digest);
+    // Redis's function library came with the file, and DEBUG RELOAD keeps it.
+    assert_library(&mut c, "loaded from Redis, after DEBUG RELOAD");
     // Shardis → Redis: a one-shard snapshot file is a dump.rdb Redis loads.
     let out = temp_dir("interop-out");
     let server1 = start(1, &out, &[]);
     let mut c1 = server1.conn();
     let keys = fill(&mut c1, 60);
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIBRARY)
+        .query(&mut c1)
+        .expect("function load");
     let ours = contents(&mut c1, &keys);
     let _: String = redis::cmd("SAVE").query(&mut c1).expect("save");
     let redis_dir = temp_dir("interop-redis");
@@ -438,6 +483,7 @@ fn rdb_files_move_between_redis_and_shardis() {
     };
     let mut r = common::connect(port);
     assert_eq!(contents(&mut r, &keys), ours);
+    assert_library(&mut r, "Shardis's file loaded by Redis");
     drop(redis);
     for d in [dir, redis_dir, out] {
         let _ = std::fs::remove_dir_all(d);

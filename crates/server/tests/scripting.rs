@@ -123,23 +123,49 @@ fn a_looping_script_gets_others_busy_and_script_kill_stops_it() {
         let mut c = connect(port);
         redis::cmd("EVAL")
             .arg("local i = 0 while true do i = i + 1 end")
-            .arg(0)
+            .arg(1)
+            .arg("busy:key")
             .query::<Value>(&mut c)
             .expect_err("killed")
             .to_string()
     });
+    // GETs for the script's key sent 10 ms in, before the threshold, from several
+    // connections (on both cores): each waits behind the script's lock, then gets -BUSY once
+    // the threshold passes, not after the script ends (it never does).
     let mut c = s.conn();
     let deadline = Instant::now() + Duration::from_secs(10);
-    // PING, not a keyed command: a command for the script's shard that arrives before the
-    // script passes the threshold waits on that shard's lock until the script ends (a known
-    // difference: Redis answers it BUSY once the threshold passes).
-    let busy = loop {
-        match redis::cmd("PING").query::<String>(&mut c) {
-            Err(e) if e.to_string().contains("BUSY") => break e.to_string(),
-            _ if Instant::now() > deadline => panic!("never BUSY"),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
+    while !redis::cmd("CLIENT")
+        .arg("LIST")
+        .query::<String>(&mut c)
+        .expect("client list")
+        .contains("cmd=eval")
+    {
+        assert!(Instant::now() < deadline, "the script never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    let waiting: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = connect(port);
+            c.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let got = redis::cmd("GET").arg("busy:key").query::<Value>(&mut c);
+                (got.map_err(|e| e.to_string()), started.elapsed())
+            })
+        })
+        .collect();
+    for w in waiting {
+        let (got, took) = w.join().expect("waiting client");
+        let err = got.expect_err("BUSY, not a value or a hang");
+        assert!(err.contains("BUSY"), "{err}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+    let busy = redis::cmd("PING")
+        .query::<String>(&mut c)
+        .expect_err("busy")
+        .to_string();
     assert!(busy.contains("SCRIPT KILL"), "{busy}");
     let err = redis::cmd("FUNCTION")
         .arg("KILL")
@@ -260,4 +286,126 @@ fn hostile_scripts_neither_crash_nor_wedge_the_server() {
     assert!(err.contains("attempt to call a nil value"), "{err}");
     let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
     assert_eq!(pong, "PONG");
+}
+
+/// The value of `field` in INFO memory.
+fn info_memory(c: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+#[test]
+fn info_memory_reports_scripts_and_functions() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    for j in 0..5 {
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(format!("return {j}"))
+            .query(&mut c)
+            .expect("script load");
+    }
+    let _: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .arg(1)
+        .arg("k")
+        .query(&mut c)
+        .expect("eval");
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=lib\nredis.register_function('f1', function() return 1 end)\nredis.register_function('f2', function() return 2 end)")
+        .query(&mut c)
+        .expect("function load");
+    let _: i64 = redis::cmd("FCALL")
+        .arg("f1")
+        .arg(0)
+        .query(&mut c)
+        .expect("fcall");
+    // Counts are the server's (each core holds the same copies), not a sum over cores.
+    assert_eq!(info_memory(&mut c, "number_of_cached_scripts"), "6");
+    assert_eq!(info_memory(&mut c, "number_of_functions"), "2");
+    assert_eq!(info_memory(&mut c, "number_of_libraries"), "1");
+    let num = |c: &mut redis::Connection, f: &str| -> u64 {
+        info_memory(c, f).parse().expect("a number")
+    };
+    let lua = num(&mut c, "used_memory_lua");
+    assert!(lua > 0 && lua < 1 << 20, "{lua}");
+    assert_eq!(num(&mut c, "used_memory_vm_eval"), lua);
+    assert!(num(&mut c, "used_memory_vm_functions") > 0);
+    assert_eq!(
+        num(&mut c, "used_memory_vm_total"),
+        lua + num(&mut c, "used_memory_vm_functions")
+    );
+    let scripts = num(&mut c, "used_memory_scripts");
+    assert_eq!(
+        scripts,
+        num(&mut c, "used_memory_scripts_eval") + num(&mut c, "used_memory_functions")
+    );
+    assert!(info_memory(&mut c, "used_memory_scripts_human").ends_with(['B', 'K']));
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("flush");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("flush");
+    assert_eq!(info_memory(&mut c, "number_of_cached_scripts"), "0");
+    assert_eq!(info_memory(&mut c, "number_of_functions"), "0");
+    assert_eq!(info_memory(&mut c, "used_memory_scripts"), "0");
+}
+
+#[test]
+fn sort_by_a_constant_sorts_a_set_on_another_shard_for_a_script() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let on = |shard: usize, prefix: &str| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| common::shard_of(k.as_bytes(), 2) == shard)
+            .expect("a key")
+    };
+    let (home, set) = (on(0, "home"), on(1, "set"));
+    let mut members: Vec<String> = (0..200).map(|i| format!("m{i:03}")).collect();
+    let _: i64 = redis::cmd("SADD")
+        .arg(&set)
+        .arg(&members)
+        .query(&mut c)
+        .expect("sadd");
+    members.sort();
+    // A client gets the set's own order; a script gets it sorted, as in Redis, even when the
+    // script runs on another shard's core (declared key) and reaches the set there.
+    let plain: Vec<String> = redis::cmd("SORT")
+        .arg(&set)
+        .arg("BY")
+        .arg("_")
+        .query(&mut c)
+        .expect("sort");
+    assert_ne!(plain, members, "a set's own order is not sorted");
+    for run in 0..2 {
+        let got: Vec<String> = redis::cmd("EVAL")
+            .arg("redis.call('GET', KEYS[1]) return redis.call('SORT', ARGV[1], 'BY', '_')")
+            .arg(1)
+            .arg(&home)
+            .arg(&set)
+            .query(&mut c)
+            .expect("eval");
+        assert_eq!(got, members, "run {run}");
+    }
+    // With GET patterns naming keys on both shards, the command runs over copies of its keys
+    // (a gather): sorted there too.
+    let got: Vec<Option<String>> = redis::cmd("EVAL")
+        .arg("return redis.call('SORT', KEYS[1], 'BY', '_', 'GET', '#', 'GET', '_:*')")
+        .arg(1)
+        .arg(&set)
+        .query(&mut c)
+        .expect("eval");
+    let want: Vec<Option<String>> = members
+        .iter()
+        .flat_map(|m| [Some(m.clone()), None])
+        .collect();
+    assert_eq!(got, want);
 }

@@ -18,7 +18,7 @@ pub enum Item {
         keys: u64,
         expires: u64,
     },
-    /// A function library's code (skipped by Shardis until scripting exists).
+    /// A function library's code (its `#!lua name=` line included).
     Function(Bytes),
     Key(Key),
     /// The end; `checksum_ok` is false when the stored CRC64 did not match.

@@ -125,7 +125,8 @@ async fn digest_values(s: &Session, keys: &[Bytes]) -> Reply {
 }
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves (unless NOSAVE), empties every shard
-/// (unless MERGE or NOFLUSH: then loaded keys replace existing ones), loads the snapshot back.
+/// and its function libraries (unless MERGE or NOFLUSH: then loaded keys and libraries
+/// replace existing ones), loads the snapshot back.
 async fn reload(s: &mut Session, opts: &[Bytes]) -> Reply {
     let (mut save, mut flush) = (true, true);
     for o in opts {
@@ -149,6 +150,7 @@ async fn reload(s: &mut Session, opts: &[Bytes]) -> Reply {
                 for d in &mut c.shard.borrow_mut().dbs {
                     d.clear();
                 }
+                crate::script::state::with(|st| st.libraries = Default::default());
             }
             crate::persist::load::load_shard(c)
         })

@@ -8,6 +8,7 @@ use shardis_resp::Reply;
 use super::REDIS_VERSION;
 use crate::conn::session::Session;
 use crate::core::{calls, memory, CoreStats};
+use crate::script;
 
 /// The sections about calls, shown by `all` and by name only.
 const CALL_SECTIONS: &[&str] = &["commandstats", "errorstats", "latencystats"];
@@ -43,6 +44,7 @@ struct CoreReport {
     heap: usize,
     /// Client-side caching: (tracking clients here, tracked keys, items, BCAST prefixes).
     tracking: (usize, usize, usize, usize),
+    scripting: script::state::Usage,
     calls: calls::Report,
 }
 
@@ -104,6 +106,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                         .count();
                     (on, t.keys(), t.items(), t.prefixes())
                 },
+                scripting: script::state::with(|st| st.usage()),
                 calls: calls::Report::of(&core.records.borrow(), histograms),
             }
         })
@@ -159,10 +162,11 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "memory",
         format!(
-            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\n{}maxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_allocated:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_not_counted_for_evict:{}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:{}\r\n",
             human(used),
             human(rss),
             human(peak),
+            scripting(&reports),
             human(maxmemory),
             config.get("maxmemory-policy"),
             reports.iter().map(|r| r.heap).sum::<usize>(),
@@ -243,6 +247,33 @@ fn human(n: u64) -> String {
     } else {
         format!("{v:.2}{}", units[i])
     }
+}
+
+/// INFO memory's scripting lines, as Redis 7.0 names them: memory summed over the cores (each
+/// has its own interpreters and its own copy of the scripts and libraries), counts from one
+/// core (every core holds the same scripts and libraries).
+fn scripting(reports: &[CoreReport]) -> String {
+    let sum = |f: &dyn Fn(&script::state::Usage) -> usize| {
+        reports.iter().map(|r| f(&r.scripting) as u64).sum::<u64>()
+    };
+    let most = |f: &dyn Fn(&script::state::Usage) -> usize| {
+        reports.iter().map(|r| f(&r.scripting)).max().unwrap_or(0)
+    };
+    let eval_vm = sum(&|u| u.eval_vm);
+    let functions_vm = sum(&|u| u.functions_vm);
+    let scripts_eval = sum(&|u| u.scripts_memory);
+    let functions = sum(&|u| u.functions_memory);
+    format!(
+        "used_memory_lua:{eval_vm}\r\nused_memory_vm_eval:{eval_vm}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts_eval}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{functions_vm}\r\nused_memory_vm_total:{}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{functions}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{}\r\n",
+        human(eval_vm),
+        most(&|u| u.scripts),
+        most(&|u| u.functions),
+        most(&|u| u.libraries),
+        eval_vm + functions_vm,
+        human(eval_vm + functions_vm),
+        scripts_eval + functions,
+        human(scripts_eval + functions),
+    )
 }
 
 pub(crate) fn rss_bytes() -> u64 {

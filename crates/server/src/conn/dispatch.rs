@@ -102,19 +102,34 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         if extra.iter().any(|k| route::shard_of(k, shards) != home) {
             let started = Instant::now();
             let recorded = args.clone();
-            let reply =
-                fanout::gather(&core, cmd, args, &keys, &extra, db, resp3, track, s.tx).await;
+            let reply = fanout::gather(
+                &core,
+                cmd,
+                args,
+                &keys,
+                &extra,
+                db,
+                resp3,
+                track,
+                s.tx,
+                s.from_script,
+            )
+            .await;
             core.record_call(cmd, &recorded, client, started.elapsed(), &reply);
             return Some(reply);
         }
     }
     Some(match target {
         Target::Shard(shard) if shard == core.id && s.tx.is_some() => {
-            core.execute(cmd, &args, db, resp3, track, client)
+            core.execute_as(cmd, &args, db, resp3, track, client, s.from_script)
         }
         Target::Shard(shard) if shard == core.id => {
-            // Outside a transaction, wait while a lock holder claims these keys.
+            // Outside a transaction, wait while a lock holder claims these keys; a script
+            // holding them that turns busy meanwhile makes this -BUSY (scripting).
             while core.lock_blocks(cmd, &args, db, None) {
+                if let Some(busy) = crate::script::busy::refuse(&core, cmd, &args) {
+                    return Some(crate::script::busy::reject(s, cmd, busy));
+                }
                 let _ = core.lock_released().await;
             }
             core.execute(cmd, &args, db, resp3, track, client)
@@ -128,7 +143,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
                 track,
                 client,
             };
-            core.send_batch(shard, vec![request], s.tx, LockStep::None)
+            core.send_batch_as(shard, vec![request], s.tx, LockStep::None, s.from_script)
                 .replies()
                 .await
                 .and_then(|mut r| r.pop())
@@ -142,7 +157,21 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
                 Fanout::Split(merge) => {
                     fanout::split(&core, cmd, args, &keys, db, resp3, track, merge, s.tx).await
                 }
-                _ => fanout::gather(&core, cmd, args, &keys, &[], db, resp3, track, s.tx).await,
+                _ => {
+                    fanout::gather(
+                        &core,
+                        cmd,
+                        args,
+                        &keys,
+                        &[],
+                        db,
+                        resp3,
+                        track,
+                        s.tx,
+                        s.from_script,
+                    )
+                    .await
+                }
             };
             core.record_call(cmd, &recorded, client, started.elapsed(), &reply);
             reply

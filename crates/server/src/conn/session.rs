@@ -44,6 +44,8 @@ pub struct Session {
     pub watched: Vec<WatchedKey>,
     /// Inside EXEC: blocking commands run as their non-blocking form.
     pub in_exec: bool,
+    /// A script's client: its commands run as a script's on every shard.
+    pub from_script: bool,
 }
 
 impl Session {
@@ -57,6 +59,7 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             in_exec: false,
+            from_script: false,
         }
     }
 

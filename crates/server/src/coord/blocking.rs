@@ -166,7 +166,14 @@ pub async fn block(
             timeout_reply: timeout_reply.clone(),
         });
         let outcome = wait_for(core, who.hangup, &mut rx, deadline).await;
-        who.client.borrow_mut().unblock = None;
+        {
+            let mut client = who.client.borrow_mut();
+            client.unblock = None;
+            // The wait was the command at work, not idleness: `timeout` counts from its end.
+            // (Redis writes the reply, which refreshes the clock, before its next idle check
+            // can run; here the reply may still be in flight when that check comes.)
+            client.last_active_ms = core.now_ms();
+        }
         // Leave nothing behind on any shard.
         for (shard, id) in registered {
             core.post(shard, Box::new(move |c| waiters::unregister(c, id)));
@@ -319,6 +326,7 @@ async fn attempt(core: &Rc<Core>, call: &Call, register: Option<&Template>) -> A
             resp3,
             call.track,
             None,
+            false,
         )
         .await;
         let mut registered = Vec::new();

@@ -253,7 +253,8 @@ fn merge_all(replies: Vec<Reply>, merge: Merge) -> Reply {
 /// Runs a command whose keys are used together over copies of its keys' entries (`keys` index
 /// `args`; `extra` are keys only the data names, such as SORT's BY/GET targets), then writes
 /// back every key the command may have changed. For a tracking client (`track`), each key's
-/// shard remembers a read, and tells readers of a write, as it copies the key.
+/// shard remembers a read, and tells readers of a write, as it copies the key. A script's
+/// call (`from_script`) runs as a script's (SORT BY a constant sorts a set).
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     core: &Rc<Core>,
@@ -265,6 +266,7 @@ pub async fn gather(
     resp3: bool,
     track: Option<Caller>,
     tx: Option<TxId>,
+    from_script: bool,
 ) -> Reply {
     let mut seen = ahash::HashSet::default();
     let key_names: Vec<Bytes> = keys
@@ -287,6 +289,7 @@ pub async fn gather(
         resp3,
         writer: track.map(|c| c.who),
         remembered,
+        from_script,
     };
     locked(core, tx, plan, |_| {
         gather_locked(core, cmd, &args, &key_names, step)
@@ -319,6 +322,7 @@ struct GatherStep {
     writer: Option<crate::core::pubsub::Subscriber>,
     /// Keys a tracking client reads, remembered as their shards copy them.
     remembered: Vec<Bytes>,
+    from_script: bool,
 }
 
 async fn gather_locked(
@@ -333,6 +337,7 @@ async fn gather_locked(
         resp3,
         writer,
         remembered,
+        from_script,
     } = step;
     let config = core.shard.borrow().config.clone();
     let mut scratch = Shard::new(core.id, config);
@@ -377,6 +382,7 @@ async fn gather_locked(
             return Reply::err("ERR internal: not a shard command");
         };
         let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, core.now_ms(), resp3);
+        ctx.from_script = from_script;
         f(&mut ctx, args)
     };
     // Nothing written (a read, an error, an empty source): nothing goes back, so no key is

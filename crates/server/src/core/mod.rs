@@ -116,6 +116,9 @@ pub struct Batch {
     pub watch: Vec<WatchedKey>,
     /// A lock step fused with the batch, saving a round trip per shard.
     pub lock: LockStep,
+    /// Calls of a script: they run as a script's (a reply whose order would depend on a set's
+    /// layout is sorted, as for the script's own shard).
+    pub from_script: bool,
 }
 
 impl Batch {
@@ -163,6 +166,7 @@ impl Batch {
             atomic: false,
             watch: Vec::new(),
             lock: LockStep::None,
+            from_script: false,
         }
     }
 
@@ -353,6 +357,8 @@ pub struct Core {
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
+    /// A script's call is running (see [`Batch::from_script`]).
+    script_call: Cell<bool>,
 }
 
 impl Core {
@@ -387,6 +393,7 @@ impl Core {
             pause: pause::Pause::default(),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
+            script_call: Cell::new(false),
         }
     }
 
@@ -430,7 +437,24 @@ impl Core {
         track: Option<tracking::Caller>,
         client: u64,
     ) -> Reply {
+        self.execute_as(cmd, args, db, resp3, track, client, false)
+    }
+
+    /// [`Core::execute`], as a script's call when `from_script`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute_as(
+        self: &Rc<Self>,
+        cmd: &'static Command,
+        args: &[Bytes],
+        db: usize,
+        resp3: bool,
+        track: Option<tracking::Caller>,
+        client: u64,
+        from_script: bool,
+    ) -> Reply {
+        self.script_call.set(from_script);
         let reply = self.execute_unserved(cmd, args, db, resp3, track, client);
+        self.script_call.set(false);
         if !self.shard.borrow().ready_keys.is_empty() {
             waiters::serve_ready(self);
         }
@@ -491,12 +515,11 @@ impl Core {
     /// Runs `f` with a command context on this core's shard, then publishes the keyspace
     /// events it reported.
     pub fn with_ctx<R>(&self, db: usize, resp3: bool, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
-        let result = f(&mut Ctx::new(
-            &mut self.shard.borrow_mut(),
-            db,
-            self.now_ms(),
-            resp3,
-        ));
+        let mut shard = self.shard.borrow_mut();
+        let mut ctx = Ctx::new(&mut shard, db, self.now_ms(), resp3);
+        ctx.from_script = self.script_call.get();
+        let result = f(&mut ctx);
+        drop(shard);
         self.publish_reported();
         result
     }
@@ -670,10 +693,23 @@ impl Core {
         tx: Option<TxId>,
         lock: LockStep,
     ) -> BatchAnswer {
+        self.send_batch_as(shard, requests, tx, lock, false)
+    }
+
+    /// [`Core::send_batch`], as a script's calls when `from_script`.
+    pub fn send_batch_as(
+        self: &Rc<Self>,
+        shard: usize,
+        requests: Vec<Request>,
+        tx: Option<TxId>,
+        lock: LockStep,
+        from_script: bool,
+    ) -> BatchAnswer {
         let (answer, rx) = self.answer_channel();
         let mut batch = Batch::for_task(self.id, requests, answer);
         batch.tx = tx;
         batch.lock = lock;
+        batch.from_script = from_script;
         self.submit_batch(shard, batch);
         BatchAnswer(rx)
     }

@@ -9,11 +9,13 @@
 
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 use ahash::HashSet;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use shardis_engine::{Command, Fanout};
+use shardis_resp::Reply;
 
 use super::{waiters, Answer, Batch, Core};
 
@@ -66,6 +68,18 @@ pub struct WatchedKey {
     pub key: Bytes,
     pub version: u64,
     pub live: bool,
+}
+
+/// The answer a request blocked by a lock holder gets at once instead of being parked: the
+/// `-BUSY` of a script that runs past `busy-reply-threshold` holding the lock, as Redis
+/// refuses commands while a script runs long. Installed by the runtime (`server.rs`).
+pub type BlockedRefusal = fn(&Core, &Command, &[Bytes]) -> Option<Reply>;
+
+static REFUSAL: OnceLock<BlockedRefusal> = OnceLock::new();
+
+/// Installs the refusal of blocked requests (once; later calls are ignored).
+pub fn set_blocked_refusal(f: BlockedRefusal) {
+    let _ = REFUSAL.set(f);
 }
 
 /// What a batch does with its shard's lock around running.
@@ -253,10 +267,23 @@ impl Core {
             let parked = self.memory.admitted(batch.tx.is_some(), || {
                 while let Some((req, args)) = batch.peek() {
                     if self.lock_blocks(req.cmd, args, req.db, batch.tx) {
-                        return true;
+                        match REFUSAL.get().and_then(|refuse| refuse(self, req.cmd, args)) {
+                            Some(refused) => {
+                                batch.record(refused);
+                                continue;
+                            }
+                            None => return true,
+                        }
                     }
-                    let reply =
-                        self.execute(req.cmd, args, req.db, req.resp3, req.track, req.client);
+                    let reply = self.execute_as(
+                        req.cmd,
+                        args,
+                        req.db,
+                        req.resp3,
+                        req.track,
+                        req.client,
+                        batch.from_script,
+                    );
                     batch.record(reply);
                 }
                 false
@@ -351,6 +378,20 @@ impl Core {
         if let Some(j) = &mut self.shard.borrow_mut().journal {
             j.tx_end(tx, participants.unwrap_or_else(|| vec![self.id as u32]));
         }
+        self.recheck_parked();
+        // Keys that became ready while held are served now, unless another holder covers them.
+        {
+            let deferred = std::mem::take(&mut self.lock.borrow_mut().deferred_ready);
+            self.shard.borrow_mut().ready_keys.extend(deferred);
+        }
+        waiters::serve_ready(self);
+        self.grant_waiting();
+    }
+
+    /// Everything parked behind the lock looks again: it runs, is refused (a script holding
+    /// the lock turned busy: the waiters Redis would answer `-BUSY` get it now, not when the
+    /// script ends), or parks again, in its order.
+    pub fn recheck_parked(self: &Rc<Self>) {
         let parked = std::mem::take(&mut self.lock.borrow_mut().parked);
         for p in parked {
             match p {
@@ -360,13 +401,6 @@ impl Core {
                 Parked::Batch(b) => self.run_batch(*b),
             }
         }
-        // Keys that became ready while held are served now, unless another holder covers them.
-        {
-            let deferred = std::mem::take(&mut self.lock.borrow_mut().deferred_ready);
-            self.shard.borrow_mut().ready_keys.extend(deferred);
-        }
-        waiters::serve_ready(self);
-        self.grant_waiting();
     }
 
     /// Grants the lock to every waiter that conflicts with no holder and no earlier waiter.

@@ -1,7 +1,8 @@
 //! Loading at start-up: every core reads the current snapshot set (or, when there is none, a
 //! Redis `dump.rdb` named `dbfilename`) and keeps the keys it owns, all cores in parallel.
-//! With the shard count of the set, core i reads file i only; with another count (or a
-//! single Redis file), every core reads every file and keeps its own keys.
+//! With the shard count of the set, core i reads file i only (and the function libraries at
+//! the head of file 0); with another count (or a single Redis file), every core reads every
+//! file and keeps its own keys. Every core loads every function library.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use shardis_engine::db::Record;
 use shardis_engine::Shard;
 use shardis_persist::rdb::read::IoSource;
@@ -19,20 +21,28 @@ use tracing::{info, warn};
 use super::files;
 use crate::coord::route;
 use crate::core::{wall_ms, Core};
+use crate::script::{
+    self,
+    functions::{self, Libraries},
+};
 
 /// Keys loaded, and keys found already expired, at the last load (all cores).
 pub static KEYS_LOADED: AtomicU64 = AtomicU64::new(0);
 pub static KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
 
-/// The files this core reads.
-fn files_to_read(core: &Core, dbfilename: &str) -> Result<Vec<String>, String> {
+/// The files this core reads whole, and a file whose function libraries alone it reads: with
+/// the shard count of the set, core i reads file i, and the libraries only shard 0's file
+/// carries; with another count (or a single Redis file), every core reads every file.
+fn files_to_read(core: &Core, dbfilename: &str) -> Result<(Vec<String>, Option<String>), String> {
     match files::read_manifest(dbfilename).map_err(|e| e.to_string())? {
         Some(m) if m.files.len() == core.shards => {
-            Ok(m.files.get(core.id).cloned().into_iter().collect())
+            let own = m.files.get(core.id).cloned().into_iter().collect();
+            let functions = (core.id != 0).then(|| m.files.first().cloned()).flatten();
+            Ok((own, functions))
         }
-        Some(m) => Ok(m.files),
-        None if Path::new(dbfilename).exists() => Ok(vec![dbfilename.to_string()]),
-        None => Ok(Vec::new()),
+        Some(m) => Ok((m.files, None)),
+        None if Path::new(dbfilename).exists() => Ok((vec![dbfilename.to_string()], None)),
+        None => Ok((Vec::new(), None)),
     }
 }
 
@@ -40,12 +50,16 @@ fn files_to_read(core: &Core, dbfilename: &str) -> Result<Vec<String>, String> {
 /// start, as Redis).
 pub fn load_shard(core: &Core) -> Result<(), String> {
     let dbfilename = core.config.borrow().get("dbfilename").to_string();
-    let files = files_to_read(core, &dbfilename)?;
+    let (files, functions_from) = files_to_read(core, &dbfilename)?;
     if files.is_empty() {
         return Ok(());
     }
     let started = Instant::now();
     let mut loaded = 0;
+    let mut libraries = Libraries::default();
+    if let Some(f) = functions_from {
+        load_functions(&f, &mut libraries)?;
+    }
     let (shards, id) = (core.shards, core.id);
     for f in &files {
         loaded += load_rdb(
@@ -53,8 +67,12 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
             f,
             &|key| route::shard_of(key, shards) == id,
             false,
+            Some(&mut libraries),
         )?;
     }
+    // Libraries of the same name as ones already there (DEBUG RELOAD NOFLUSH) replace them.
+    script::state::with(|st| st.libraries.join(libraries, true))
+        .map_err(|e| format!("Failed loading library, {e}"))?;
     info!(
         shard = core.id,
         keys = loaded,
@@ -64,15 +82,42 @@ pub fn load_shard(core: &Core) -> Result<(), String> {
     Ok(())
 }
 
+/// Compiles a library found in a file and adds it to `libraries` (a name found twice is an
+/// error, as in Redis).
+fn add_library(libraries: &mut Libraries, code: Bytes) -> Result<(), String> {
+    let lib = functions::compile(code, None)?;
+    libraries.add(lib, false)
+}
+
+/// Reads only the function libraries of a file: those before its first database, where
+/// Shardis and Redis write them.
+fn load_functions(path: &str, libraries: &mut Libraries) -> Result<(), String> {
+    let fail = |e: String| format!("loading {path}: {e}");
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    let src = IoSource::new(BufReader::with_capacity(64 << 10, file), len);
+    let mut reader = FileReader::new(src).map_err(|e| fail(e.to_string()))?;
+    loop {
+        match reader.next_item().map_err(|e| fail(e.to_string()))? {
+            Item::Function(code) => add_library(libraries, code)
+                .map_err(|e| fail(format!("Failed loading library, {e}")))?,
+            Item::Aux(..) => {}
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Loads the keys of one RDB file that `keep` accepts into `shard`; returns how many. Keys
 /// already expired are dropped, unless the file is the base of an append-only log
 /// (`aof_base`), whose records may still change them as of their time (as Redis keeps the
-/// expired keys of an AOF's RDB preamble).
+/// expired keys of an AOF's RDB preamble). The file's function libraries go to `libraries`
+/// (None: skipped with a warning).
 pub fn load_rdb(
     shard: &mut Shard,
     path: &str,
     keep: &dyn Fn(&[u8]) -> bool,
     aof_base: bool,
+    mut libraries: Option<&mut Libraries>,
 ) -> Result<u64, String> {
     let fail = |e: String| format!("loading {path}: {e}");
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
@@ -136,12 +181,15 @@ pub fn load_rdb(
                 );
                 loaded += 1;
             }
-            Item::Function(_) => {
-                if !told_functions {
-                    warn!("{path}: function libraries skipped (Shardis has no scripting yet)");
+            Item::Function(code) => match libraries.as_deref_mut() {
+                Some(libs) => add_library(libs, code)
+                    .map_err(|e| fail(format!("Failed loading library, {e}")))?,
+                None if !told_functions => {
+                    warn!("{path}: function libraries skipped (not restored from an append-only log's base)");
                     told_functions = true;
                 }
-            }
+                None => {}
+            },
             Item::Eof { checksum_ok } => {
                 if !checksum_ok {
                     return Err(fail("Wrong RDB checksum. Aborting now.".into()));

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use shardis_engine::snapshot::ShardSnapshot;
 use shardis_persist::crc::Crc64;
 use shardis_persist::rdb::{opcodes, Writer};
@@ -23,6 +24,7 @@ use super::{
 };
 use crate::coord::txn::{self, TxId};
 use crate::core::{request_shutdown, spawn, wall_ms, Answer, Core};
+use crate::script;
 
 /// Bytes serialised per step before the core turns to other work.
 const CHUNK: usize = 256 << 10;
@@ -197,10 +199,13 @@ fn begin(c: &Rc<Core>, generation: u64, target: Target, answer: Answer<Result<()
     });
 }
 
-/// The header and aux fields of a shard's file.
+/// The header and aux fields of a shard's file; shard 0's also carries the function
+/// libraries' code, where Redis 7.0 writes them (before the databases). Every core holds the
+/// same libraries (decided on core 0), so one copy is written.
 fn header(core: &Core, target: &Target) -> Vec<u8> {
+    let compress = core.config.borrow().get("rdbcompression") == "yes";
     let mut out = Vec::new();
-    let mut w = Writer::new(&mut out, false);
+    let mut w = Writer::new(&mut out, compress);
     w.header();
     w.aux(b"redis-ver", crate::REDIS_VERSION.as_bytes());
     w.aux(b"redis-bits", b"64");
@@ -219,6 +224,14 @@ fn header(core: &Core, target: &Target) -> Vec<u8> {
     );
     w.aux(b"shardis-shard", core.id.to_string().as_bytes());
     w.aux(b"shardis-shards", core.shards.to_string().as_bytes());
+    if core.id == 0 {
+        let functions: Vec<Bytes> =
+            script::state::with(|s| s.libraries.iter().map(|l| l.code.clone()).collect());
+        for code in &functions {
+            w.byte(opcodes::FUNCTION2);
+            w.string(code);
+        }
+    }
     out
 }
 

@@ -18,7 +18,7 @@ use shardis_resp::Reply;
 
 use super::state::{self, BusyScript};
 use crate::coord::route;
-use crate::core::Core;
+use crate::core::{spawn, Core};
 
 /// The reply while an EVAL script runs long.
 pub const BUSY_EVAL: &str =
@@ -27,13 +27,23 @@ pub const BUSY_EVAL: &str =
 pub const BUSY_FUNCTION: &str =
     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
-/// Tells every core that a script runs long (`add`), or no longer does.
+/// Tells every core that a script runs long (`add`), or no longer does. A core learning of a
+/// long script has what waits behind its shard's lock look again, so that commands sent
+/// before the threshold get `-BUSY` too rather than wait for the script's end. That happens
+/// in a task: the announcement to the script's own core runs inside the script, before it
+/// switches back and holds its shard.
 pub fn announce(core: &Rc<Core>, script: BusyScript, add: bool) {
     for c in 0..core.shards {
         let script = script.clone();
         core.post(
             c,
-            Box::new(move |_| state::with(|s| s.set_busy(script, add))),
+            Box::new(move |c| {
+                state::with(|s| s.set_busy(script, add));
+                if add {
+                    let c = c.clone();
+                    spawn::spawn(async move { c.recheck_parked() });
+                }
+            }),
         );
     }
 }

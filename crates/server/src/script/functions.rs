@@ -69,6 +69,26 @@ impl Libraries {
         self.functions.len()
     }
 
+    /// Bytes held by the registry: the libraries' code, names and descriptions (the
+    /// interpreter's share is counted with the interpreter).
+    pub fn memory(&self) -> usize {
+        self.libs
+            .values()
+            .map(|l| {
+                let functions: usize = l
+                    .functions
+                    .iter()
+                    .map(|f| {
+                        std::mem::size_of::<FunctionDef>()
+                            + 2 * f.name.len()
+                            + f.description.as_ref().map_or(0, String::len)
+                    })
+                    .sum();
+                std::mem::size_of::<LibraryDef>() + 2 * l.name.len() + l.code.len() + functions
+            })
+            .sum()
+    }
+
     /// The library and definition of function `name` (any case).
     pub fn function(&self, name: &[u8]) -> Option<(&Library, &FunctionDef)> {
         let lower = String::from_utf8_lossy(&name.to_ascii_lowercase()).into_owned();

@@ -782,6 +782,7 @@ async fn perform(
     session.tx = tx;
     // Blocking commands run as their non-blocking form, as inside EXEC.
     session.in_exec = true;
+    session.from_script = true;
     dispatch::run(&mut session, cmd, args)
         .await
         .unwrap_or(Reply::Nil)

@@ -66,6 +66,20 @@ pub struct Scripting {
     next_run: u64,
 }
 
+/// What INFO memory shows of one core's scripting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// Bytes of the EVAL interpreter, and of the functions one.
+    pub eval_vm: usize,
+    pub functions_vm: usize,
+    /// Bytes of the script cache, and of the libraries' registry.
+    pub scripts_memory: usize,
+    pub functions_memory: usize,
+    pub scripts: usize,
+    pub functions: usize,
+    pub libraries: usize,
+}
+
 thread_local! {
     static STATE: RefCell<Scripting> = RefCell::new(Scripting::default());
     /// Scripts running long anywhere, for the check on every command.
@@ -121,6 +135,19 @@ impl Scripting {
         vm.as_ref()
             .and_then(|v| v.try_borrow().ok().map(|v| v.memory()))
             .unwrap_or(0)
+    }
+
+    /// This core's figures for INFO memory.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            eval_vm: self.vm_memory(Flavor::Eval),
+            functions_vm: self.vm_memory(Flavor::Functions),
+            scripts_memory: self.scripts_memory,
+            functions_memory: self.libraries.memory(),
+            scripts: self.scripts.len(),
+            functions: self.libraries.function_count(),
+            libraries: self.libraries.len(),
+        }
     }
 
     /// SCRIPT FLUSH on this core: the cache is emptied and the EVAL interpreter replaced

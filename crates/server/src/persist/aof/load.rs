@@ -424,7 +424,7 @@ fn load_chain(
     // The whole base, whatever the keys' shards now: the records replay over all of it.
     if let Some(b) = &files.base {
         let path = plan.layout.path(b);
-        crate::persist::load::load_rdb(shard, &path.to_string_lossy(), &|_| true, true)?;
+        crate::persist::load::load_rdb(shard, &path.to_string_lossy(), &|_| true, true, None)?;
     }
     // Records of transactions not yet ended, by id, as whole frames.
     let mut pending: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
