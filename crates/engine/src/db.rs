@@ -4,12 +4,11 @@
 //! Keys and values stored here are always owned copies: a request's arguments are views
 //! into the connection's read buffer and must never be kept alive by the keyspace.
 //!
-//! Memory per key is what a cache is made of, so the layout is tight: one 72-byte node per
+//! Memory per key is what a cache is made of, so the layout is tight: one 64-byte node per
 //! key (the dict's link, a 16-byte [`Key`] holding names up to 15 bytes in place, and a
-//! 48-byte [`Entry`]: a 32-byte value, the access field eviction reads, the index of the
-//! key's expiry, and the snapshot epoch; without the epoch the node was 64 bytes, a size
-//! class of its own, which packing the epoch with another field would bring back). Keys with a TTL also have a 16-byte slot in `expires`, (hash of the key,
-//! expiry time), whose index the entry keeps: a key without a TTL pays nothing for expiry,
+//! 40-byte [`Entry`]: a 32-byte value, one word packing the access field eviction reads with
+//! the snapshot epoch, and the index of the key's expiry). Keys with a TTL also have a
+//! 16-byte slot in `expires`, (hash of the key, expiry time), whose index the entry keeps: a key without a TTL pays nothing for expiry,
 //! and the slot leads back to its entry through the hash (sampling for active expiry and for
 //! the volatile eviction policies) without a second copy of the key.
 
@@ -30,19 +29,51 @@ const NO_EXPIRE: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct Entry {
     pub value: Value,
-    /// The access clock (LRU) or frequency counter (LFU) eviction ranks keys by; see
-    /// [`crate::evict`].
-    pub lru: u32,
+    /// The access field (low [`ACCESS_BITS`] bits: the LRU clock or LFU counter eviction
+    /// ranks keys by, see [`crate::evict`]) and the snapshot epoch that saved the entry, or in
+    /// which it was created (the high bits, see `crate::snapshot`). One word for both keeps
+    /// the entry at 40 bytes and the node at 64, a size class of its own: a separate epoch
+    /// made it 72, in the 80-byte class.
+    meta: u32,
     /// Index of the key's slot in `Db::expires`, or `NO_EXPIRE`.
     expiry: u32,
-    /// The snapshot epoch that saved the entry, or in which it was created: a running
-    /// snapshot saves the entries below its epoch (see `crate::snapshot`).
-    pub saved: u32,
 }
 
+/// Bits of an entry's access field.
+pub const ACCESS_BITS: u32 = crate::evict::ACCESS_BITS;
+const ACCESS_MASK: u32 = (1 << ACCESS_BITS) - 1;
+/// Snapshot epochs wrap at this many values (the bits of `Entry::meta` above the access field).
+pub(crate) const EPOCHS: u8 = 1 << (32 - ACCESS_BITS);
+
 impl Entry {
+    fn new(value: Value, lru: u32, epoch: u8) -> Entry {
+        Entry {
+            value,
+            meta: (u32::from(epoch) << ACCESS_BITS) | (lru & ACCESS_MASK),
+            expiry: NO_EXPIRE,
+        }
+    }
+
     pub fn has_expire(&self) -> bool {
         self.expiry != NO_EXPIRE
+    }
+
+    /// The access clock (LRU) or frequency counter (LFU).
+    pub fn lru(&self) -> u32 {
+        self.meta & ACCESS_MASK
+    }
+
+    pub fn set_lru(&mut self, lru: u32) {
+        self.meta = (self.meta & !ACCESS_MASK) | (lru & ACCESS_MASK);
+    }
+
+    /// The snapshot epoch that saved the entry, or in which it was created.
+    pub(crate) fn saved(&self) -> u8 {
+        (self.meta >> ACCESS_BITS) as u8
+    }
+
+    pub(crate) fn set_saved(&mut self, epoch: u8) {
+        self.meta = (u32::from(epoch % EPOCHS) << ACCESS_BITS) | (self.meta & ACCESS_MASK);
     }
 }
 
@@ -74,13 +105,23 @@ pub struct Db {
     /// On a replica: an expired key is not removed here (the primary's DEL removes it), it
     /// only reads as missing (Redis's replicas behave so).
     pub keep_expired: bool,
+    /// While clients are paused (CLIENT PAUSE) expired keys read as missing but stay: the
+    /// dataset is kept as it is until the pause ends, as Redis does.
+    pub expiry_paused: bool,
+    /// Keys removed because a lookup found them expired (INFO's `expired_keys` adds them to
+    /// active expiry's).
+    pub lazily_expired: u64,
     /// Values of expired keys waiting to be freed in steps (the shard takes them over).
     pub doomed: Vec<Value>,
     /// Keys removed here without a command asking (lazy and active expiry), collected while
     /// the shard keeps a journal: they become its `Del` records (see `crate::journal`).
     reaped: Option<Vec<Bytes>>,
     /// The epoch of the last snapshot started (entries created now belong to it).
-    epoch: u32,
+    epoch: u8,
+    /// The oldest epoch an entry may still carry: the last snapshot that saved every entry
+    /// (snapshots aborted since left some entries with older epochs). Epochs wrap, so the
+    /// next one must not come round to it (see [`Db::snapshot_begin`]).
+    oldest: u8,
     /// The snapshot running over this database, if any.
     pub(crate) snap: Option<Box<crate::snapshot::DbSnapshot>>,
 }
@@ -136,7 +177,8 @@ impl Db {
         self.expire_of(entry).is_some_and(|at| at <= now_ms)
     }
 
-    /// Removes `key` if it has expired; returns true if it did.
+    /// Whether `key` has expired; removes it unless expiry is paused (it is then only
+    /// logically gone, as Redis's `expireIfNeeded`).
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         // Most keys of a cache have no TTL: skip the lookup when none has.
         if self.expires.is_empty() || self.keep_expired {
@@ -144,9 +186,13 @@ impl Db {
         }
         match self.entries.get(key) {
             Some(e) if self.is_expired(e, now_ms) => {
+                if self.expiry_paused {
+                    return true;
+                }
                 if let Some(gone) = self.remove(key) {
                     self.discard_expired(gone.value);
                 }
+                self.lazily_expired += 1;
                 self.note_reaped(key);
                 true
             }
@@ -163,7 +209,9 @@ impl Db {
 
     /// The live entry of `key` (an expired one is removed first).
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now_ms);
+        if self.expire_if_needed(key, now_ms) {
+            return None;
+        }
         self.entries
             .get(key)
             .filter(|e| !self.keep_expired || !self.is_expired(e, now_ms))
@@ -171,8 +219,9 @@ impl Db {
 
     /// The live entry of `key`, for modification.
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(key, now_ms);
-        if self.keep_expired && self.expire_at(key).is_some_and(|at| at <= now_ms) {
+        if self.expire_if_needed(key, now_ms)
+            || self.keep_expired && self.expire_at(key).is_some_and(|at| at <= now_ms)
+        {
             return None;
         }
         self.before_change(key);
@@ -208,7 +257,7 @@ impl Db {
         Record {
             value: e.value.clone(),
             expire_at: self.expire_of(e).and_then(NonZeroU64::new),
-            lru: e.lru,
+            lru: e.lru(),
         }
     }
 
@@ -242,7 +291,7 @@ impl Db {
         if let Some(e) = self.entries.get_mut(key) {
             e.value = value;
             if !keep_lru {
-                e.lru = lru;
+                e.set_lru(lru);
             }
             let expiry = e.expiry;
             if !keep_ttl && expiry != NO_EXPIRE {
@@ -251,15 +300,8 @@ impl Db {
             }
             return false;
         }
-        self.entries.insert(
-            Key::new(key),
-            Entry {
-                value,
-                lru,
-                expiry: NO_EXPIRE,
-                saved: self.epoch,
-            },
-        );
+        self.entries
+            .insert(Key::new(key), Entry::new(value, lru, self.epoch));
         true
     }
 
@@ -285,9 +327,9 @@ impl Db {
             self.unlink_expiry(entry.expiry);
         }
         Some(Record {
+            lru: entry.lru(),
             value: entry.value,
             expire_at,
-            lru: entry.lru,
         })
     }
 
@@ -511,9 +553,12 @@ impl Db {
     /// Moves every entry out (FLUSHALL ASYNC): this database is left empty, with its
     /// settings.
     pub fn take(&mut self) -> Db {
-        let (lazy_expire, keep_expired) = (self.lazy_expire, self.keep_expired);
+        let (lazy_expire, expiry_paused) = (self.lazy_expire, self.expiry_paused);
+        let (lazily_expired, keep_expired) = (self.lazily_expired, self.keep_expired);
         let taken = std::mem::take(self);
         self.lazy_expire = lazy_expire;
+        self.expiry_paused = expiry_paused;
+        self.lazily_expired = lazily_expired;
         self.keep_expired = keep_expired;
         taken
     }
@@ -559,12 +604,29 @@ pub(crate) fn expiry_in(expires: &[(u64, u64)], entry: &Entry) -> Option<u64> {
 }
 
 impl Db {
-    /// Starts snapshot `epoch` of this database, which is number `index`.
-    pub(crate) fn snapshot_begin(&mut self, epoch: u32, index: usize, compress: bool) {
+    /// Starts snapshot `epoch` of this database, which is number `index`. The snapshot saves
+    /// the entries whose epoch differs from its own, so none may carry it already: that
+    /// happens only when every epoch since `oldest` was used by a snapshot that was aborted
+    /// (as many failed saves in a row as there are epochs), and then every entry is marked
+    /// with the previous epoch first (one pass over the table).
+    pub(crate) fn snapshot_begin(&mut self, epoch: u8, index: usize, compress: bool) {
+        if epoch == self.oldest {
+            let previous = epoch.wrapping_add(EPOCHS - 1) % EPOCHS;
+            for (_, e) in self.entries.iter_mut() {
+                e.set_saved(previous);
+            }
+            self.oldest = previous;
+        }
         self.epoch = epoch;
         self.snap = Some(Box::new(crate::snapshot::DbSnapshot::new(
             epoch, index, compress,
         )));
+    }
+
+    /// The snapshot of this database is complete: every entry now carries its epoch.
+    pub(crate) fn snapshot_done(&mut self) {
+        self.snap = None;
+        self.oldest = self.epoch;
     }
 
     /// The entries table, for a snapshot's traversal.

@@ -4,8 +4,10 @@
 //! The shard never measures memory: the runtime does (per core, from the allocator), and asks
 //! the shard to evict one key at a time until its share of `maxmemory` is respected.
 //!
-//! - LRU: an entry's `lru` field is the shard's clock in seconds at its last access; its idle
-//!   time is the difference.
+//! - LRU: an entry's access field is the shard's clock at its last access, in tenths of a
+//!   second over 28 bits (it wraps after 310 days; Redis's counts seconds over 24 bits and
+//!   wraps after 194); its idle time is the difference. A tenth of a second tells apart the
+//!   keys of a cache whose contents turn over in seconds.
 //! - LFU: the same 24 bits hold the minute of the last decrement (16 bits) and a logarithmic
 //!   access counter (8 bits): new keys start at 5, an access increments the counter with a
 //!   probability falling as it grows (`lfu-log-factor`), and it loses one per
@@ -74,6 +76,11 @@ impl Policy {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
 
+    /// True for the policies that rank keys by an access time or frequency (LRU and LFU).
+    pub fn tracks_access(self) -> bool {
+        matches!(self.rank(), Some(Rank::Lru | Rank::Lfu))
+    }
+
     /// True when only keys with a TTL may be evicted.
     pub fn volatile_only(self) -> bool {
         matches!(
@@ -120,12 +127,17 @@ impl Default for Tracking {
     }
 }
 
-/// Milliseconds per unit of the LRU clock.
-const LRU_RESOLUTION_MS: u64 = 10;
+/// Bits of an entry's access field (the rest of its word holds the snapshot epoch, see
+/// `crate::db::Entry`). LFU fields take 24 of them.
+pub const ACCESS_BITS: u32 = 28;
+const LRU_MAX: u32 = (1 << ACCESS_BITS) - 1;
 
-/// The LRU timestamp: the clock in 10 ms units, wrapping.
+/// Milliseconds per unit of the LRU clock.
+const LRU_RESOLUTION_MS: u64 = 100;
+
+/// The LRU timestamp: the clock in 100 ms units, wrapping at `ACCESS_BITS` bits.
 fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / LRU_RESOLUTION_MS) as u32
+    (now_ms / LRU_RESOLUTION_MS) as u32 & LRU_MAX
 }
 
 /// Minutes of the clock, 16 bits (the LFU decrement time wraps every 45 days, as Redis's).
@@ -172,20 +184,20 @@ impl Tracking {
     /// The LRU timestamp of a key idle for `idle_secs` seconds now (RESTORE IDLETIME).
     pub fn idle_since(now_ms: u64, idle_secs: i64) -> u32 {
         let units = u64::try_from(idle_secs).unwrap_or(0).saturating_mul(1000) / LRU_RESOLUTION_MS;
-        lru_clock(now_ms).wrapping_sub(units.min(u64::from(u32::MAX)) as u32)
+        lru_clock(now_ms).wrapping_sub(units.min(u64::from(LRU_MAX)) as u32) & LRU_MAX
     }
 
     /// Idle time in milliseconds of an LRU timestamp (OBJECT IDLETIME reports it in seconds).
     pub fn idle_ms(lru: u32, now_ms: u64) -> u64 {
-        u64::from(lru_clock(now_ms).wrapping_sub(lru)) * LRU_RESOLUTION_MS
+        u64::from(lru_clock(now_ms).wrapping_sub(lru) & LRU_MAX) * LRU_RESOLUTION_MS
     }
 
     /// How good a candidate for eviction an entry (expiring at `expire_at`) is: higher is
     /// evicted first.
     fn score(&self, rank: Rank, entry: &Entry, expire_at: Option<u64>, now_ms: u64) -> u64 {
         match rank {
-            Rank::Lru => Self::idle_ms(entry.lru, now_ms),
-            Rank::Lfu => 255 - u64::from(self.frequency(entry.lru, now_ms)),
+            Rank::Lru => Self::idle_ms(entry.lru(), now_ms),
+            Rank::Lfu => 255 - u64::from(self.frequency(entry.lru(), now_ms)),
             Rank::Ttl => u64::MAX - expire_at.unwrap_or(u64::MAX),
             Rank::Random => 0,
         }
@@ -438,9 +450,24 @@ mod tests {
     fn lru_idle_time_is_seconds_since_access() {
         let t = Tracking::default();
         let lru = t.fresh(10_000);
-        assert_eq!(Tracking::idle_ms(lru, 10_009), 0);
-        assert_eq!(Tracking::idle_ms(lru, 10_999), 990);
+        assert_eq!(Tracking::idle_ms(lru, 10_099), 0);
+        assert_eq!(Tracking::idle_ms(lru, 10_999), 900);
         assert_eq!(Tracking::idle_ms(lru, 13_000), 3000);
+        // The clock wraps at 28 bits of tenths of a second, 310 days.
+        let wrap = (1u64 << ACCESS_BITS) * 100;
+        let late = t.fresh(wrap - 1000);
+        assert!(late <= LRU_MAX);
+        assert_eq!(Tracking::idle_ms(late, wrap + 4000), 5000);
+        // RESTORE IDLETIME: an idle time far past the wrap is clamped, never wrapped round.
+        let old = Tracking::idle_since(wrap + 4000, i64::MAX);
+        assert_eq!(
+            Tracking::idle_ms(old, wrap + 4000),
+            u64::from(LRU_MAX) * 100
+        );
+        assert_eq!(
+            Tracking::idle_ms(Tracking::idle_since(13_000, 2), 13_000),
+            2000
+        );
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub tracking: Tracking,
     /// `maxmemory-samples`: keys sampled per database to pick one to evict.
     pub maxmemory_samples: usize,
+    /// Whether Redis would share the objects of small integers: not under a `maxmemory` with
+    /// an LRU or LFU policy, whose keys each need an access field of their own (OBJECT
+    /// REFCOUNT reports it).
+    pub shared_integers: bool,
     /// `lazyfree-lazy-eviction`, `-expire`, `-user-del`, `-user-flush`: free large values in
     /// steps instead of at once.
     pub lazyfree_lazy_eviction: bool,
@@ -68,6 +72,7 @@ impl Default for EngineConfig {
             stream_node_max_entries: 100,
             tracking: Tracking::default(),
             maxmemory_samples: 5,
+            shared_integers: true,
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_user_del: false,
@@ -119,7 +124,9 @@ pub struct Shard {
     /// `crate::journal`).
     pub journal: Option<Box<crate::journal::Journal>>,
     /// The epoch of the last snapshot begun (see `crate::snapshot`).
-    pub snapshot_epoch: u32,
+    pub snapshot_epoch: u8,
+    /// Expiry stopped while clients are paused (see [`Shard::pause_expiry`]).
+    expiry_paused: bool,
     rng_state: u64,
 }
 
@@ -149,6 +156,7 @@ impl Shard {
             next_evict_db: 0,
             journal: None,
             snapshot_epoch: 0,
+            expiry_paused: false,
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1),
         }
     }
@@ -207,6 +215,24 @@ impl Shard {
         let lazy = self.config.lazyfree_lazy_eviction;
         self.dispose(entry.value, lazy);
         true
+    }
+
+    /// How many keys `maxmemory-policy` may evict here (all keys, or those with a TTL).
+    pub fn evictable(&self) -> usize {
+        let policy = self.config.tracking.policy;
+        if policy == crate::evict::Policy::NoEviction {
+            return 0;
+        }
+        self.dbs
+            .iter()
+            .map(|d| {
+                if policy.volatile_only() {
+                    d.volatile_len()
+                } else {
+                    d.len()
+                }
+            })
+            .sum()
     }
 
     /// How cold the keys this shard would evict next are (the best candidate's score; see
@@ -403,12 +429,13 @@ impl Shard {
 
     /// Lazily expires `key` of database `db` if it is due, reporting `expired` (Redis's
     /// `expireIfNeeded`); true if it did.
+    /// While expiry is paused the key is only reported gone, not removed (no event).
     pub fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         let expired = self
             .dbs
             .get_mut(db)
             .is_some_and(|d| d.expire_if_needed(key, now_ms));
-        if expired {
+        if expired && !self.expiry_paused {
             self.report(db, notify::EXPIRED, "expired", key);
             // A client blocked on it must learn that it is gone, as when it is deleted.
             self.mark_ready(db, key);
@@ -441,6 +468,29 @@ impl Shard {
         }
     }
 
+    /// Stops or resumes expiry (CLIENT PAUSE): while stopped, active expiry does nothing and
+    /// an expired key reads as missing but stays, as Redis keeps the dataset still while
+    /// clients are paused.
+    pub fn pause_expiry(&mut self, paused: bool) {
+        self.expiry_paused = paused;
+        for db in &mut self.dbs {
+            db.expiry_paused = paused;
+        }
+    }
+
+    /// Keys expired so far, actively or found expired by a lookup (INFO's `expired_keys`).
+    pub fn expired_keys(&self) -> u64 {
+        self.stats.expired_keys + self.dbs.iter().map(|d| d.lazily_expired).sum::<u64>()
+    }
+
+    /// Zeroes the statistics (CONFIG RESETSTAT).
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+        for db in &mut self.dbs {
+            db.lazily_expired = 0;
+        }
+    }
+
     /// Keys in database `db`.
     pub fn db_len(&self, db: usize) -> usize {
         self.dbs.get(db).map_or(0, Db::len)
@@ -450,6 +500,9 @@ impl Shard {
     /// variant): sample 20 volatile keys per database and repeat while more than a quarter
     /// were expired, up to `max_rounds`. Returns the number of keys deleted.
     pub fn active_expire(&mut self, now_ms: u64, max_rounds: usize) -> usize {
+        if self.expiry_paused {
+            return 0;
+        }
         let mut total = 0;
         let mut rand = rand_stream(self.rng_state);
         let (blocked, ready) = (&self.blocked_keys, &mut self.ready_keys);
@@ -561,7 +614,7 @@ impl<'a> Ctx<'a> {
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Value> {
         let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(&e.value)
     }
 
@@ -739,7 +792,7 @@ impl Ctx<'_> {
     pub fn lookup_read_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         let access = self.access();
         let e = self.lookup_counted(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(&mut e.value)
     }
 
@@ -747,7 +800,7 @@ impl Ctx<'_> {
     pub fn lookup_write_entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let access = self.access();
         let e = self.entry(key)?;
-        e.lru = access(e.lru);
+        e.set_lru(access(e.lru()));
         Some(e)
     }
 }

@@ -25,7 +25,7 @@ use crate::shard::Shard;
 
 /// One database's part of a running snapshot.
 pub struct DbSnapshot {
-    epoch: u32,
+    epoch: u8,
     /// The database's number when the snapshot began.
     index: usize,
     cursor: u64,
@@ -39,7 +39,7 @@ pub struct DbSnapshot {
 }
 
 impl DbSnapshot {
-    pub(crate) fn new(epoch: u32, index: usize, compress: bool) -> DbSnapshot {
+    pub(crate) fn new(epoch: u8, index: usize, compress: bool) -> DbSnapshot {
         DbSnapshot {
             epoch,
             index,
@@ -54,8 +54,8 @@ impl DbSnapshot {
     /// Saves `e` now if this snapshot still has to (the entry is about to change).
     #[inline]
     pub(crate) fn save_early(&mut self, key: &[u8], e: &mut Entry, expire: Option<u64>) {
-        if e.saved < self.epoch {
-            e.saved = self.epoch;
+        if e.saved() != self.epoch {
+            e.set_saved(self.epoch);
             write_key(&mut self.early, key, e, expire, self.compress);
         }
     }
@@ -89,7 +89,7 @@ pub struct ShardSnapshot {
 impl Shard {
     /// Starts a snapshot: from now on the data as it is is what the snapshot saves.
     pub fn snapshot_begin(&mut self, compress: bool) -> ShardSnapshot {
-        self.snapshot_epoch = self.snapshot_epoch.wrapping_add(1).max(1);
+        self.snapshot_epoch = (self.snapshot_epoch + 1) % crate::db::EPOCHS;
         let epoch = self.snapshot_epoch;
         for (i, d) in self.dbs.iter_mut().enumerate() {
             d.snapshot_begin(epoch, i, compress);
@@ -136,15 +136,15 @@ impl Shard {
                         out.append(&mut snap.early);
                     }
                     if snap.traversed {
-                        d.snap = None;
+                        d.snapshot_done();
                         break;
                     }
                 }
                 let mut records = Vec::new();
                 let cursor = d.snap.as_deref().map_or(0, |s| s.cursor);
                 let mut visit = |expires: &[(u64, u64)], k: &Key, e: &mut Entry| {
-                    if e.saved < epoch {
-                        e.saved = epoch;
+                    if e.saved() != epoch {
+                        e.set_saved(epoch);
                         write_key(&mut records, k, e, expiry_in(expires, e), compress);
                     }
                 };
@@ -282,5 +282,39 @@ mod tests {
         let second = run(&mut t, |_, _| {});
         assert!(second.len() > 125);
         assert!(!t.shard.snapshot_running());
+    }
+
+    #[test]
+    fn epochs_wrap_safely_however_many_snapshots_are_aborted() {
+        let mut t = TestShard::new();
+        fill(&mut t, 40);
+        let want = run(&mut t, |_, _| {});
+        assert_eq!(want.len(), 100);
+        let epochs = usize::from(crate::db::EPOCHS);
+        // Runs of failed saves, each after traversing a little and changing and creating a
+        // key: up to more than the epochs there are, so the epoch comes round to the one the
+        // untouched entries still carry. The save after each run has every key.
+        for aborts in [1, epochs - 1, epochs, epochs + 1, 3 * epochs + 2] {
+            for round in 0..aborts {
+                let mut s = t.shard.snapshot_begin(false);
+                if round % 2 == 0 {
+                    t.shard.snapshot_step(&mut s, &mut Vec::new(), 64);
+                }
+                t.run(&[
+                    "SET",
+                    &format!("k{}", round % 40),
+                    &format!("v{}", round % 40),
+                ]);
+                t.run(&["SET", &format!("made{round}"), "x"]);
+                t.shard.snapshot_abort();
+                t.run(&["DEL", &format!("made{round}")]);
+            }
+            let got = run(&mut t, |_, _| {});
+            assert!(
+                got == want,
+                "after {aborts} aborts: {} keys saved",
+                got.len()
+            );
+        }
     }
 }

@@ -124,7 +124,7 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     if let Some(lru) = lru {
         if let Some(e) = ctx.db().get_mut(key, 0) {
-            e.lru = lru;
+            e.set_lru(lru);
         }
     }
     ctx.notify(GENERIC, "restore", key);

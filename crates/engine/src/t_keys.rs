@@ -440,7 +440,7 @@ pub fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match object_lookup(ctx, args) {
         None => Reply::Nil,
         Some(_) if !tracking.policy.is_lfu() => Reply::err(LFU_NOT_SELECTED),
-        Some(e) => Reply::Int(i64::from(tracking.frequency(e.lru, now))),
+        Some(e) => Reply::Int(i64::from(tracking.frequency(e.lru(), now))),
     }
 }
 
@@ -451,22 +451,26 @@ pub fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match object_lookup(ctx, args) {
         None => Reply::Nil,
         Some(_) if tracking.policy.is_lfu() => Reply::err(LFU_SELECTED),
-        Some(e) => Reply::Int((Tracking::idle_ms(e.lru, now) / 1000) as i64),
+        Some(e) => Reply::Int((Tracking::idle_ms(e.lru(), now) / 1000) as i64),
     }
 }
 
 /// OBJECT REFCOUNT key: Shardis shares no values, but reports what Redis would: its shared
-/// small integers have a pinned count, everything else a count of 1.
+/// small integers have a pinned count (unless the memory policy rules sharing out, judged
+/// now rather than when the value was stored), everything else a count of 1.
 pub fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    object_lookup(ctx, args).map_or(Reply::Nil, |e| Reply::Int(refcount(&e.value)))
+    let shared = ctx.shard.config.shared_integers;
+    object_lookup(ctx, args).map_or(Reply::Nil, |e| Reply::Int(refcount(&e.value, shared)))
 }
 
-fn refcount(v: &Value) -> i64 {
+fn refcount(v: &Value, shared_integers: bool) -> i64 {
     match v {
-        Value::Str(s) if value::string_encoding(s) == "int" => match num::parse_i64(s) {
-            Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
-            _ => 1,
-        },
+        Value::Str(s) if shared_integers && value::string_encoding(s) == "int" => {
+            match num::parse_i64(s) {
+                Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
+                _ => 1,
+            }
+        }
         _ => 1,
     }
 }
@@ -519,6 +523,23 @@ mod tests {
             assert_eq!(t.run(&["set", k, "v"]), ok());
         }
         t
+    }
+
+    #[test]
+    fn paused_expiry_hides_expired_keys_without_removing_them() {
+        let mut t = TestShard::new();
+        assert_eq!(t.run(&["set", "k", "v", "px", "10"]), ok());
+        t.shard.pause_expiry(true);
+        t.advance(20);
+        assert_eq!(t.run(&["get", "k"]), Reply::Nil);
+        assert_eq!(t.run(&["exists", "k"]), int(0));
+        assert_eq!(t.shard.active_expire(t.now_ms, 16), 0);
+        assert_eq!(t.shard.expired_keys(), 0);
+        assert_eq!(t.shard.db_len(0), 1, "the key stays while paused");
+        t.shard.pause_expiry(false);
+        assert_eq!(t.run(&["get", "k"]), Reply::Nil);
+        assert_eq!(t.shard.db_len(0), 0);
+        assert_eq!(t.shard.expired_keys(), 1, "a lazy expiry counts");
     }
 
     /// Puts an (empty-bodied) list at `key`, for type checks: Shardis' list commands are
@@ -1204,6 +1225,12 @@ mod tests {
         put_list(&mut t, "l");
         assert_eq!(t.run(&["object", "refcount", "l"]), int(1));
         assert_eq!(t.run(&["object", "refcount", "nosuch"]), Reply::Nil);
+        // Under a maxmemory with an LRU or LFU policy, Redis shares no integers.
+        let mut config = t.shard.config.clone();
+        config.shared_integers = false;
+        t.shard.set_config(config);
+        t.run(&["set", "k", "1"]);
+        assert_eq!(t.run(&["object", "refcount", "k"]), int(1));
     }
 
     #[test]

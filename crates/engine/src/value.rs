@@ -2,7 +2,7 @@
 //! Redis reports for them.
 //!
 //! A `Value` is 32 bytes: every form sits in 24 (collections box their large forms), so that a
-//! keyspace entry (value, access clock, expiry slot, snapshot epoch) is 48 (see `db.rs`).
+//! keyspace entry (value, access field and snapshot epoch, expiry slot) is 40 (see `db.rs`).
 
 use bytes::Bytes;
 
@@ -227,10 +227,10 @@ mod tests {
     fn values_and_entries_stay_small() {
         assert_eq!(std::mem::size_of::<Str>(), 24);
         assert_eq!(std::mem::size_of::<Value>(), 32);
-        assert_eq!(std::mem::size_of::<crate::db::Entry>(), 48);
+        assert_eq!(std::mem::size_of::<crate::db::Entry>(), 40);
         assert_eq!(
             crate::dict::Dict::<crate::key::Key, crate::db::Entry>::node_bytes(),
-            72
+            64
         );
     }
 

@@ -279,6 +279,11 @@ pub fn core_used(id: usize) -> isize {
     }
 }
 
+/// Live bytes of the threads that are not cores (start-up, configuration, logging).
+pub fn unowned_used() -> isize {
+    UNOWNED.load(Relaxed)
+}
+
 /// Live bytes of the whole process (every core and every other thread).
 pub fn total_used() -> isize {
     let n = REGISTERED.load(Relaxed).min(MAX_CORES);

@@ -1116,6 +1116,10 @@ impl Config {
                 lfu_decay_time: self.get_i64("lfu-decay-time").clamp(0, u32::MAX as i64) as u32,
             },
             maxmemory_samples: n("maxmemory-samples").max(1),
+            shared_integers: self.get_u64("maxmemory") == 0
+                || !Policy::parse(self.get("maxmemory-policy"))
+                    .unwrap_or_default()
+                    .tracks_access(),
             lazyfree_lazy_eviction: self.get_bool("lazyfree-lazy-eviction"),
             lazyfree_lazy_expire: self.get_bool("lazyfree-lazy-expire"),
             lazyfree_lazy_user_del: self.get_bool("lazyfree-lazy-user-del"),

@@ -237,8 +237,7 @@ async fn core_main(
             format!("io_uring setup: {e}")
         }
     })?;
-    // What the core holds before any client (mostly the event loop's I/O buffers) is fixed
-    // overhead, not data: it does not count against `maxmemory`.
+    // What the core holds before any client: MEMORY STATS's `startup.allocated`.
     core.memory
         .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
     let _ = ready.send(());
@@ -279,7 +278,8 @@ async fn clock(core: Rc<Core>) {
 }
 
 /// Closes clients idle for more than `timeout` seconds. As Redis, it spares blocked clients
-/// (their own timeout applies), subscribers and MONITOR clients, which wait by design.
+/// (their own timeout applies; one held by CLIENT PAUSE has none), subscribers and MONITOR
+/// clients, which wait by design.
 fn close_idle_clients(core: &Core, now_ms: u64) {
     let timeout = core.config.borrow().get_i64("timeout");
     if timeout <= 0 {
@@ -287,7 +287,7 @@ fn close_idle_clients(core: &Core, now_ms: u64) {
     }
     for client in core.clients.borrow().values() {
         let mut c = client.borrow_mut();
-        let waits = c.unblock.is_some() || c.subs.active() || c.monitor;
+        let waits = c.is_blocked() || c.subs.active() || c.monitor;
         if !waits && c.idle_secs(now_ms) > timeout as u64 && !c.closing {
             c.kill();
         }

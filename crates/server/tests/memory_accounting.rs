@@ -47,9 +47,11 @@ fn assert_in_step(c: &mut redis::Connection, when: &str) {
             "{when}: shard {i} counts {used} bytes, its heap holds {heap}"
         );
     }
+    // `used_memory` also has the threads that are not cores (start-up, configuration: about
+    // 100 KB), which the cores' heaps do not.
     let (used, heap) = total_memory(c);
     assert!(
-        (used - heap).abs() <= heap / 50,
+        (used - heap).abs() <= heap / 50 + (256 << 10),
         "{when}: used_memory {used}, allocator {heap}"
     );
 }

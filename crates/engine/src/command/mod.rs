@@ -206,6 +206,12 @@ impl Flags {
     pub fn has(self, bit: u32) -> bool {
         self.0 & bit != 0
     }
+
+    /// These flags with `bit` set (`on`) or cleared: a script's declared flags replace some
+    /// of its command's (Redis's `scriptFlagsToCmdFlags`).
+    pub fn set(self, bit: u32, on: bool) -> Flags {
+        Flags(if on { self.0 | bit } else { self.0 & !bit })
+    }
 }
 
 /// ACL categories in Redis's own order (COMMAND INFO lists them in this order).

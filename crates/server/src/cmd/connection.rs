@@ -1,14 +1,17 @@
 //! Connection commands: PING, ECHO, QUIT, RESET, HELLO, SELECT, and the CLIENT subcommands
-//! (those about this connection answer at once; LIST, KILL and UNBLOCK look at every core).
+//! (those about this connection answer at once; LIST, KILL, UNBLOCK, PAUSE and UNPAUSE act
+//! on every core), and which commands a CLIENT PAUSE holds.
 
 use bytes::Bytes;
-use shardis_engine::{error, num, ServerCmd};
+use shardis_engine::command::Flags;
+use shardis_engine::{error, num, Command, Exec, ServerCmd};
 use shardis_resp::Reply;
 
 use super::{bulk, help, text, REDIS_VERSION};
 use crate::conn::multi;
 use crate::conn::session::Session;
 use crate::core::client::{self, ReplyMode};
+use crate::core::pause::PauseMode;
 use crate::core::pubsub::Subscriber;
 
 /// The connection commands that answer at once; None for the others.
@@ -79,10 +82,12 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 b"skip" => ReplyMode::SkipNext,
                 _ => return Some(error::syntax()),
             };
-            if mode == ReplyMode::On {
-                s.client.borrow_mut().resume_replies();
-            } else {
-                s.client.borrow_mut().reply_mode = mode;
+            let mut c = s.client.borrow_mut();
+            match mode {
+                ReplyMode::On => c.resume_replies(),
+                // SKIP does not turn OFF into skipping one reply.
+                ReplyMode::SkipNext if c.reply_mode == ReplyMode::Off => {}
+                _ => c.reply_mode = mode,
             }
             match mode {
                 ReplyMode::On => Reply::Ok,
@@ -90,6 +95,13 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 _ => Reply::Multiple(Vec::new()),
             }
         }
+        ServerCmd::ClientNoEvict => match args[2].to_ascii_lowercase().as_slice() {
+            b"on" | b"off" => {
+                s.client.borrow_mut().no_evict = args[2].eq_ignore_ascii_case(b"on");
+                Reply::Ok
+            }
+            _ => error::syntax(),
+        },
         ServerCmd::ClientHelp => help(
             "CLIENT",
             &[
@@ -106,9 +118,25 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "KILL <ip:port>",
                 "    Kill connection made from <ip:port>.",
                 "KILL <option> <value> [<option> <value> [...]]",
-                "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>, USER <username>, SKIPME (YES|NO), MAXAGE <maxage>.",
+                "    Kill connections. Options are:",
+                "    * ADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made from the specified address",
+                "    * LADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made to specified local address",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Kill connections by type.",
+                "    * USER <username>",
+                "      Kill connections authenticated by <username>.",
+                "    * SKIPME (YES|NO)",
+                "      Skip killing current connection (default: yes).",
                 "LIST [options ...]",
-                "    Return information about client connections. Options: TYPE (NORMAL|MASTER|REPLICA|PUBSUB), ID <client-id> [...].",
+                "    Return information about client connections. Options:",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Return clients of specified type.",
+                "UNPAUSE",
+                "    Stop the current client pause, resuming traffic.",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "    Suspend all, or just write, clients for <timeout> milliseconds.",
                 "REPLY (ON|OFF|SKIP)",
                 "    Control the replies sent to the current connection.",
                 "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -122,6 +150,8 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "    Control server assisted client side caching.",
                 "TRACKINGINFO",
                 "    Report tracking status for the current connection.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
             ],
         ),
         _ => return None,
@@ -135,6 +165,11 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         ServerCmd::ClientList => client_list(s, args).await,
         ServerCmd::ClientKill => client_kill(s, args).await,
         ServerCmd::ClientUnblock => client_unblock(s, args).await,
+        ServerCmd::ClientPause => client_pause(s, args).await,
+        ServerCmd::ClientUnpause => {
+            s.core.broadcast(|core| core.unpause_clients()).await;
+            Reply::Ok
+        }
         _ => return None,
     })
 }
@@ -235,58 +270,154 @@ fn client_setinfo(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]
-async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
-    let mut ids: Option<Vec<u64>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if args[i].eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
-            let t = args[i + 1].to_ascii_lowercase();
-            match t.as_slice() {
-                b"normal" => {}
-                b"master" | b"replica" | b"slave" | b"pubsub" => ids = Some(Vec::new()),
-                _ => {
-                    return Reply::error(format!(
-                        "ERR Unknown client type '{}'",
-                        text(&args[i + 1])
-                    ))
-                }
-            }
-            i += 2;
-        } else if args[i].eq_ignore_ascii_case(b"id") && i + 1 < args.len() {
-            let mut list = Vec::new();
-            for a in &args[i + 1..] {
-                match num::parse_i64(a) {
-                    Some(n) if n > 0 => list.push(n as u64),
-                    _ => return Reply::err("ERR Invalid client ID"),
-                }
-            }
-            ids = Some(list);
-            i = args.len();
-        } else {
-            return error::syntax();
+/// A client's type, as CLIENT LIST and CLIENT KILL filter by it: there are no replication
+/// links here, so a client is `pubsub` while it subscribes to something and `normal`
+/// otherwise (a MONITOR client too, as in Redis).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    /// master, replica or slave: never matched.
+    Replication,
+    PubSub,
+}
+
+impl ClientType {
+    fn parse(name: &[u8]) -> Result<ClientType, Reply> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"normal" => Ok(ClientType::Normal),
+            b"master" | b"replica" | b"slave" => Ok(ClientType::Replication),
+            b"pubsub" => Ok(ClientType::PubSub),
+            _ => Err(Reply::error(format!(
+                "ERR Unknown client type '{}'",
+                text(name)
+            ))),
         }
     }
+
+    fn of(c: &client::Client) -> ClientType {
+        if c.subs.active() {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+}
+
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] | [ID id ...]
+async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut kind = None;
+    let mut ids: Option<Vec<u64>> = None;
+    if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
+        match ClientType::parse(&args[3]) {
+            Ok(t) => kind = Some(t),
+            Err(e) => return e,
+        }
+    } else if args.len() > 3 && args[2].eq_ignore_ascii_case(b"id") {
+        let mut list = Vec::with_capacity(args.len() - 3);
+        for a in &args[3..] {
+            match num::parse_i64(a) {
+                // An ID no client can have lists nothing.
+                Some(n) => list.push(u64::try_from(n).unwrap_or(0)),
+                None => return Reply::err("ERR Invalid client ID"),
+            }
+        }
+        ids = Some(list);
+    } else if args.len() != 2 {
+        return error::syntax();
+    }
+    let wanted = ids.clone();
     let lines = s
         .core
         .broadcast(move |core| {
             let now = core.now_ms();
-            core.clients
-                .borrow()
-                .iter()
-                .filter(|(id, _)| ids.as_ref().is_none_or(|l| l.contains(id)))
-                .map(|(id, c)| (*id, c.borrow().info_line(now)))
-                .collect::<Vec<_>>()
+            let clients = core.clients.borrow();
+            match &wanted {
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| clients.get(id).map(|c| (*id, c.borrow().info_line(now))))
+                    .collect::<Vec<_>>(),
+                None => clients
+                    .iter()
+                    .filter(|(_, c)| kind.is_none_or(|k| ClientType::of(&c.borrow()) == k))
+                    .map(|(id, c)| (*id, c.borrow().info_line(now)))
+                    .collect(),
+            }
         })
         .await;
-    let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
-    all.sort_by_key(|(id, _)| *id);
+    let mut found: Vec<(u64, String)> = lines.into_iter().flatten().collect();
     let mut out = String::new();
-    for (_, line) in all {
-        out.push_str(&line);
-        out.push('\n');
+    match ids {
+        // As Redis: in the order asked, once per time asked.
+        Some(ids) => {
+            for id in ids {
+                if let Some((_, line)) = found.iter().find(|(i, _)| *i == id) {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        None => {
+            found.sort_by_key(|(id, _)| *id);
+            for (_, line) in found {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
     }
     Reply::Verbatim(Bytes::from(out))
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL]: every core pauses before the reply.
+async fn client_pause(s: &mut Session, args: &[Bytes]) -> Reply {
+    if args.len() > 4 {
+        return error::subcommand_syntax(args);
+    }
+    let mode = match args.get(3) {
+        None => PauseMode::All,
+        Some(m) if m.eq_ignore_ascii_case(b"write") => PauseMode::Write,
+        Some(m) if m.eq_ignore_ascii_case(b"all") => PauseMode::All,
+        Some(_) => return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let Some(ms) = num::parse_i64(&args[2]) else {
+        return Reply::err("ERR timeout is not an integer or out of range");
+    };
+    let Ok(ms) = u64::try_from(ms) else {
+        return Reply::err("ERR timeout is negative");
+    };
+    // A timeout of 0 ends at once (Redis's end time 0).
+    let end = if ms == 0 {
+        0
+    } else {
+        crate::core::wall_ms().saturating_add(ms)
+    };
+    s.core
+        .broadcast(move |core| core.pause_clients(mode, end))
+        .await;
+    Reply::Ok
+}
+
+/// Whether CLIENT PAUSE holds a command of the client in session `s` now: every command
+/// under ALL; under WRITE, those that may write or replicate (Redis's
+/// `is_may_replicate_command`): by their flags, a script by its declared flags, and EXEC by
+/// its queued commands'.
+pub fn pause_holds(s: &Session, cmd: &Command, args: &[Bytes]) -> bool {
+    match s.core.pause_mode() {
+        PauseMode::Off => false,
+        PauseMode::All => true,
+        PauseMode::Write => {
+            let writes = |cmd: &Command, args: &[Bytes]| {
+                let flags = crate::script::commands::command_flags(cmd, args);
+                flags.has(Flags::WRITE) || flags.has(Flags::MAY_REPLICATE)
+            };
+            if matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) {
+                s.multi
+                    .as_ref()
+                    .is_some_and(|m| m.queued.iter().any(|(c, a)| writes(c, a)))
+            } else {
+                writes(cmd, args)
+            }
+        }
+    }
 }
 
 /// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]
@@ -320,12 +451,28 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<String>,
     laddr: Option<String>,
-    skip: Option<u64>,
-    max_age: Option<u64>,
+    kind: Option<ClientType>,
     user: Option<Vec<u8>>,
-    no_type_match: bool,
+    /// The client asking, unless SKIPME no (or the old form).
+    skip: Option<u64>,
 }
 
+impl KillFilter {
+    fn matches(&self, id: u64, c: &client::Client) -> bool {
+        self.id.is_none_or(|x| x == id)
+            && self.addr.as_ref().is_none_or(|a| *a == c.addr)
+            && self.laddr.as_ref().is_none_or(|a| *a == c.laddr)
+            && self.kind.is_none_or(|k| k == ClientType::of(c))
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| *u == c.user.borrow().name)
+            && self.skip != Some(id)
+    }
+}
+
+/// CLIENT KILL addr:port, or CLIENT KILL with filters (ID, ADDR, LADDR, TYPE, USER,
+/// SKIPME): on every core. The client asking, if it matches, is closed after its reply.
 async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
     let me = s.client.borrow().id;
     let legacy = args.len() == 3;
@@ -337,16 +484,19 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
         f.addr = Some(text(&args[2]));
         f.skip = None;
     } else {
-        if !args.len().is_multiple_of(2) {
-            return error::syntax();
-        }
-        for pair in args[2..].chunks(2) {
-            let (opt, val) = (&pair[0], &pair[1]);
-            let lower = opt.to_ascii_lowercase();
-            match lower.as_slice() {
+        let mut i = 2;
+        while i < args.len() {
+            let (opt, Some(val)) = (&args[i], args.get(i + 1)) else {
+                return error::syntax();
+            };
+            match opt.to_ascii_lowercase().as_slice() {
                 b"id" => match num::parse_i64(val) {
                     Some(n) if n > 0 => f.id = Some(n as u64),
                     _ => return Reply::err("ERR client-id should be greater than 0"),
+                },
+                b"type" => match ClientType::parse(val) {
+                    Ok(t) => f.kind = Some(t),
+                    Err(e) => return e,
                 },
                 b"addr" => f.addr = Some(text(val)),
                 b"laddr" => f.laddr = Some(text(val)),
@@ -356,45 +506,32 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
                     }
                     f.user = Some(val.to_vec());
                 }
-                b"type" => match val.to_ascii_lowercase().as_slice() {
-                    b"normal" => {}
-                    b"master" | b"replica" | b"slave" | b"pubsub" => f.no_type_match = true,
-                    _ => return Reply::error(format!("ERR Unknown client type '{}'", text(val))),
-                },
                 b"skipme" => match val.to_ascii_lowercase().as_slice() {
                     b"yes" => f.skip = Some(me),
                     b"no" => f.skip = None,
                     _ => return error::syntax(),
                 },
-                b"maxage" => match num::parse_i64(val) {
-                    Some(n) if n >= 0 => f.max_age = Some(n as u64),
-                    _ => return error::not_integer(),
-                },
                 _ => return error::syntax(),
             }
+            i += 2;
         }
     }
-    let filter = f.clone();
     let killed: usize = s
         .core
         .broadcast(move |core| {
-            let f = &filter;
-            if f.no_type_match {
-                return 0;
-            }
             let mut n = 0;
             for (id, c) in core.clients.borrow().iter() {
                 let mut c = c.borrow_mut();
-                let hit = f.id.is_none_or(|x| x == *id)
-                    && f.addr.as_ref().is_none_or(|a| *a == c.addr)
-                    && f.laddr.as_ref().is_none_or(|a| *a == c.laddr)
-                    && f.skip != Some(*id)
-                    && f.max_age.is_none_or(|m| c.created.elapsed().as_secs() >= m)
-                    && f.user.as_ref().is_none_or(|u| *u == c.user.borrow().name);
-                if hit {
-                    c.kill();
-                    n += 1;
+                if !f.matches(*id, &c) {
+                    continue;
                 }
+                if *id == me {
+                    // Closed once its reply is written, as Redis's CLOSE_AFTER_REPLY.
+                    c.closing = true;
+                } else {
+                    c.kill();
+                }
+                n += 1;
             }
             n
         })

@@ -76,12 +76,12 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                     .clients
                     .borrow()
                     .values()
-                    .filter(|c| c.borrow().unblock.is_some())
+                    .filter(|c| c.borrow().is_blocked())
                     .count(),
                 stats: core.stats.get(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,
-                expired_keys: shard.stats.expired_keys,
+                expired_keys: shard.expired_keys(),
                 dirty: shard.dirty,
                 dbs: shard
                     .dbs

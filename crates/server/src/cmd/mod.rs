@@ -31,6 +31,8 @@ pub fn must_wait(which: ServerCmd) -> bool {
         ServerCmd::ClientList
             | ServerCmd::ClientKill
             | ServerCmd::ClientUnblock
+            | ServerCmd::ClientPause
+            | ServerCmd::ClientUnpause
             | ServerCmd::ConfigSet
             | ServerCmd::ConfigResetStat
             | ServerCmd::Info

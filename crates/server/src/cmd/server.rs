@@ -109,7 +109,7 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         ServerCmd::ConfigResetStat => {
             s.core
                 .broadcast(|core| {
-                    core.shard.borrow_mut().stats = Default::default();
+                    core.shard.borrow_mut().reset_stats();
                     core.stats.set(Default::default());
                     core.records.borrow_mut().reset_stats();
                 })

@@ -42,6 +42,10 @@ pub fn queue(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>) -> Reply 
         state.failed = true;
         return Reply::err(memory::OOM_ERROR);
     }
+    state.argv_mem += args
+        .iter()
+        .map(|a| a.len() + std::mem::size_of::<usize>())
+        .sum::<usize>();
     state.queued.push((cmd, args));
     Reply::simple("QUEUED")
 }

@@ -21,6 +21,9 @@ use crate::core::{ConnRef, Core};
 #[derive(Default)]
 pub struct MultiState {
     pub queued: Vec<(&'static Command, Vec<Bytes>)>,
+    /// Memory of the queued arguments, as Redis counts it for CLIENT LIST's `multi-mem`
+    /// (their bytes and a pointer each).
+    pub argv_mem: usize,
     /// A command failed to queue: EXEC answers EXECABORT.
     pub failed: bool,
 }

@@ -39,10 +39,28 @@ pub struct Client {
     pub last_active_ms: u64,
     /// Full name of the last command (`client|list`), for CLIENT LIST's `cmd=`.
     pub last_cmd: Option<&'static str>,
-    /// Bytes waiting in the query buffer at the last look.
+    /// The query buffer at the last look: bytes in it (the command being run included, as
+    /// Redis trims its buffer only after the command) and its free capacity.
     pub qbuf: usize,
-    /// Reply bytes not yet written to the socket at the last look.
+    pub qbuf_free: usize,
+    /// Bytes of the arguments of the command being run (Redis's `argv-mem`).
+    pub argv_mem: usize,
+    /// Reply bytes not yet written to the socket at the last look, and how many separate
+    /// replies they are behind (Redis's `oll`: replies still awaited from other cores or a
+    /// task count as one each).
     pub omem: usize,
+    pub oll: usize,
+    /// Capacity of its input and output buffers (part of `tot-mem`).
+    pub buf_cap: usize,
+    /// Commands queued since MULTI (None outside MULTI), and their arguments' bytes.
+    pub multi: Option<(usize, usize)>,
+    /// Waiting for socket space to write (`events=w`).
+    pub writing: bool,
+    /// Its command is held by CLIENT PAUSE (counted as blocked, flag `b`).
+    pub paused: bool,
+    /// CLIENT NO-EVICT: kept out of client eviction (flag `e`; `maxmemory-clients` does not
+    /// exist here, so it only records the choice).
+    pub no_evict: bool,
     /// Set when the connection must close after its pending replies are written.
     pub closing: bool,
     /// While blocked (BLPOP…): how CLIENT UNBLOCK ends the wait.
@@ -205,7 +223,15 @@ impl Client {
             last_active_ms: now_ms,
             last_cmd: None,
             qbuf: 0,
+            qbuf_free: 0,
+            argv_mem: 0,
             omem: 0,
+            oll: 0,
+            buf_cap: 0,
+            multi: None,
+            writing: false,
+            paused: false,
+            no_evict: false,
             closing: false,
             unblock: None,
             subs: Subscriptions::default(),
@@ -242,15 +268,33 @@ impl Client {
         now_ms.saturating_sub(self.last_active_ms) / 1000
     }
 
-    /// One CLIENT LIST / CLIENT INFO line, fields as Redis prints them.
+    /// One CLIENT LIST / CLIENT INFO line, fields as Redis prints them. Output is shown as
+    /// Redis's: up to 16 KiB of unsent replies in the fixed buffer (`obl`), the rest in the
+    /// reply list (`omem`), whose entries (`oll`) are also the replies still awaited from
+    /// other cores or a task.
     pub fn info_line(&self, now_ms: u64) -> String {
+        const FIXED_REPLY_BUFFER: usize = 16 * 1024;
         let text = |b: &Option<Bytes>| {
             b.as_ref()
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
+        let obl = self.omem.min(FIXED_REPLY_BUFFER);
+        let omem = self.omem - obl;
+        let oll = self.oll + usize::from(omem > 0);
+        let (multi, multi_mem) = match self.multi {
+            Some((n, mem)) => (n as i64, mem),
+            None => (-1, 0),
+        };
+        let tot_mem = std::mem::size_of::<Client>() + self.buf_cap + self.argv_mem + multi_mem;
+        let events = match (self.closing, self.writing) {
+            (true, false) => "",
+            (true, true) => "w",
+            (false, false) => "r",
+            (false, true) => "rw",
+        };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={multi} qbuf={} qbuf-free={} argv-mem={} multi-mem={multi_mem} rbs={} rbp={} obl={obl} oll={oll} omem={omem} tot-mem={tot_mem} events={events} cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -264,7 +308,10 @@ impl Client {
             self.subs.patterns.len(),
             self.subs.shard_channels.len(),
             self.qbuf,
-            self.omem,
+            self.qbuf_free,
+            self.argv_mem,
+            FIXED_REPLY_BUFFER,
+            obl,
             self.last_cmd.unwrap_or("NULL"),
             String::from_utf8_lossy(&self.user.borrow().name),
             self.tracking.redirect_id(),
@@ -283,14 +330,29 @@ impl Client {
         if self.subs.active() {
             out.push('P');
         }
-        if self.unblock.is_some() {
+        if self.multi.is_some() {
+            out.push('x');
+        }
+        if self.is_blocked() {
             out.push('b');
         }
         self.tracking.list_flags(&mut out);
+        if self.closing {
+            out.push('c');
+        }
+        if self.no_evict {
+            out.push('e');
+        }
         if out.is_empty() {
             out.push('N');
         }
         out
+    }
+
+    /// Blocked, as INFO's `blocked_clients` counts: in a blocking command, or held by
+    /// CLIENT PAUSE.
+    pub fn is_blocked(&self) -> bool {
+        self.unblock.is_some() || self.paused
     }
 
     /// Shuts the socket down under the connection's pending receive, which then ends the

@@ -3,8 +3,9 @@
 //! between cores.
 //!
 //! `maxmemory` is for the whole server, but each shard can only evict its own keys and only
-//! knows its own memory (exactly: `crate::alloc` counts every core's heap). So the limit is
-//! split into per-core *shares* whose sum never exceeds it:
+//! knows its own memory (exactly: `crate::alloc` counts every core's heap). So the limit,
+//! less what the threads that are not cores hold, is split into per-core *shares* whose sum
+//! never exceeds it:
 //!
 //! - Shares grow on demand: a core over its share first takes a chunk of the unassigned rest
 //!   of `maxmemory` (one atomic compare-and-swap), and only evicts when nothing is left. A
@@ -18,6 +19,13 @@
 //!   warmer keys; under the random policies, from a core that evicts nothing to one that
 //!   evicts. A core asked to give back a chunk evicts down to its smaller share. Over a few
 //!   seconds the shares follow where the data that deserves to stay is.
+//!
+//! - A core over its share with nothing of its own to evict (its heap is client buffers and
+//!   start-up state, or it has only keys without a TTL under a volatile policy) takes what
+//!   other cores hold and do not use, then share from a core that has keys to evict, which
+//!   evicts down to what is left it. As in Redis, a write is refused only when the server as
+//!   a whole has nothing left it may evict. (Taking unused share before evicting, on every
+//!   command, moved share away for good from the core whose client buffers come and go.)
 //!
 //! With `noeviction`, a core over its share with nothing left to take refuses DENYOOM
 //! commands with Redis's OOM error. A command over several shards is checked up front
@@ -50,6 +58,8 @@ struct Slot {
     share: AtomicU64,
     /// Over its share with nothing it may evict (DENYOOM commands are refused).
     oom: AtomicBool,
+    /// Has keys the policy may evict (others may then take its share, see `borrow_share`).
+    evictable: AtomicBool,
     /// The score of its best eviction candidate (see `shardis_engine::evict`), `NO_SCORE`
     /// when it has none or the policy is random.
     coldness: AtomicU64,
@@ -65,6 +75,7 @@ const NO_SCORE: u64 = u64::MAX;
 const SLOT_INIT: Slot = Slot {
     share: AtomicU64::new(0),
     oom: AtomicBool::new(false),
+    evictable: AtomicBool::new(false),
     coldness: AtomicU64::new(NO_SCORE),
     evicted_bytes: AtomicU64::new(0),
     give_back: AtomicU64::new(0),
@@ -97,8 +108,8 @@ pub struct Memory {
     policy: Cell<Policy>,
     /// `maxmemory-eviction-tenacity`.
     tenacity: Cell<u8>,
-    /// Memory allocated at start-up for the core's I/O (provided buffers, rings): fixed,
-    /// not data, not counted against `maxmemory` (INFO `mem_not_counted_for_evict`).
+    /// What the core allocated at start-up (MEMORY STATS reports it; it counts against
+    /// `maxmemory` as any other heap memory).
     fixed: Cell<u64>,
     /// Set while the reclaim task runs.
     reclaiming: Cell<bool>,
@@ -118,12 +129,12 @@ impl Memory {
             .set(config.get_i64("maxmemory-eviction-tenacity").clamp(0, 100) as u8);
     }
 
-    /// The fixed I/O memory the core allocated at start-up.
+    /// What the core allocated at start-up (MEMORY STATS `startup.allocated`).
     pub fn fixed(&self) -> u64 {
         self.fixed.get()
     }
 
-    /// Records the fixed I/O memory the core allocated at start-up.
+    /// Records what the core allocated at start-up.
     pub fn set_fixed(&self, bytes: u64) {
         self.fixed.set(bytes);
     }
@@ -160,17 +171,18 @@ fn time_limit(tenacity: u8) -> Duration {
     }
 }
 
-/// The memory of core `id` that counts against its share: its heap, less its fixed I/O
-/// buffers and what it is about to free in steps.
+/// The memory of core `id` that counts against its share: its whole heap (start-up state
+/// and client buffers included, as Redis counts its own), less what it is about to free in
+/// steps. (The receive buffers are outside the heap, see `crate::io::buf_ring`.)
 pub fn counted(core: &Core) -> u64 {
     let used = alloc::core_used(core.id).max(0) as u64;
-    let pending = core.shard.borrow().lazyfree.pending_bytes() as u64;
-    used.saturating_sub(core.memory.fixed.get() + pending)
+    used.saturating_sub(not_counted(core))
 }
 
-/// Memory not counted against the limit (INFO `mem_not_counted_for_evict`).
+/// Memory not counted against the limit (INFO `mem_not_counted_for_evict`): values queued
+/// to be freed in steps.
 pub fn not_counted(core: &Core) -> u64 {
-    core.memory.fixed.get() + core.shard.borrow().lazyfree.pending_bytes() as u64
+    core.shard.borrow().lazyfree.pending_bytes() as u64
 }
 
 /// This core's share of `maxmemory`.
@@ -178,9 +190,15 @@ pub fn share(id: usize) -> u64 {
     slot(id).share.load(Relaxed)
 }
 
+/// The part of `maxmemory` the cores share: what the threads that are not cores hold counts
+/// against the limit too (`used_memory` is the whole process's, as Redis's).
+fn budget(maxmemory: u64) -> u64 {
+    maxmemory.saturating_sub(alloc::unowned_used().max(0) as u64)
+}
+
 /// Takes up to `want` more bytes of the unassigned limit; returns the new share.
 fn grow(core: &Core, want: u64) -> u64 {
-    let max = core.memory.maxmemory.get();
+    let max = budget(core.memory.maxmemory.get());
     let mut assigned = ASSIGNED.load(Relaxed);
     loop {
         let take = want.min(max.saturating_sub(assigned));
@@ -194,12 +212,52 @@ fn grow(core: &Core, want: u64) -> u64 {
     }
 }
 
+/// Takes up to `want` bytes off `s`'s share (other cores take from it too); returns how much.
+fn take_share(s: &Slot, want: u64) -> u64 {
+    let mut share = s.share.load(Relaxed);
+    loop {
+        let take = want.min(share);
+        if take == 0 {
+            return 0;
+        }
+        match s
+            .share
+            .compare_exchange_weak(share, share - take, Relaxed, Relaxed)
+        {
+            Ok(_) => return take,
+            Err(now) => share = now,
+        }
+    }
+}
+
 /// Gives `bytes` of the share back to the unassigned limit.
 fn shrink(core: &Core, bytes: u64) {
-    let s = slot(core.id);
-    let bytes = bytes.min(s.share.load(Relaxed));
-    s.share.fetch_sub(bytes, Relaxed);
-    ASSIGNED.fetch_sub(bytes, Relaxed);
+    let taken = take_share(slot(core.id), bytes);
+    ASSIGNED.fetch_sub(taken, Relaxed);
+}
+
+/// Moves up to `want` bytes of share from other cores to this one, which is over its share
+/// with nothing of its own to evict: first what they do not use, then what the cores with
+/// keys to evict use (they evict down to what is left them). Returns the new share, or None
+/// if no core had anything to give.
+fn borrow_share(core: &Core, want: u64) -> Option<u64> {
+    let mut got = 0;
+    for pass in [false, true] {
+        for id in (0..core.shards).filter(|&id| id != core.id) {
+            let s = slot(id);
+            if got >= want || s.oom.load(Relaxed) || (pass && !s.evictable.load(Relaxed)) {
+                continue;
+            }
+            let share = s.share.load(Relaxed);
+            let available = if pass {
+                share
+            } else {
+                share.saturating_sub(alloc::core_used(id).max(0) as u64)
+            };
+            got += take_share(s, available.min(want - got));
+        }
+    }
+    (got > 0).then(|| slot(core.id).share.fetch_add(got, Relaxed) + got)
 }
 
 /// Before a command runs on this core's shard: makes room if the shard is over its share,
@@ -229,7 +287,9 @@ pub fn make_room(core: &Rc<Core>) -> Room {
 fn reclaim(core: &Rc<Core>, limit: Duration) -> Room {
     let m = &core.memory;
     let s = slot(core.id);
-    let room = if m.maxmemory.get() == 0 {
+    // While clients are paused the dataset stays as it is: nothing is evicted, and nothing
+    // is refused for memory either (Redis's `isSafeToPerformEvictions`).
+    let room = if m.maxmemory.get() == 0 || core.pause_mode() != super::pause::PauseMode::Off {
         Room::Ok
     } else {
         evict_down(core, limit)
@@ -237,6 +297,8 @@ fn reclaim(core: &Rc<Core>, limit: Duration) -> Room {
     // The `evicted` events, published before the command that made room runs.
     core.publish_reported();
     s.oom.store(room == Room::Full, Relaxed);
+    s.evictable
+        .store(core.shard.borrow().evictable() > 0, Relaxed);
     room
 }
 
@@ -262,7 +324,14 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
             break Room::Ok;
         }
         if !core.shard.borrow_mut().evict_one(now) {
-            break Room::Full;
+            let want = used - share + chunk(m.maxmemory.get(), core.shards);
+            match borrow_share(core, want) {
+                Some(more) => {
+                    share = more;
+                    continue;
+                }
+                None => break Room::Full,
+            }
         }
         let after = counted(core);
         s.evicted_bytes
@@ -375,8 +444,8 @@ pub fn tick(core: &Rc<Core>) {
         shrink(core, asked);
     }
     let assigned = ASSIGNED.load(Relaxed);
-    if assigned > max {
-        let over = (assigned - max).div_ceil(core.shards.max(1) as u64);
+    if assigned > budget(max) {
+        let over = (assigned - budget(max)).div_ceil(core.shards.max(1) as u64);
         shrink(core, over);
     }
     let coldness = core
@@ -395,7 +464,7 @@ pub fn tick(core: &Rc<Core>) {
 /// Moves one chunk of share per tick between full cores; see the module documentation.
 fn rebalance(core: &Rc<Core>, max: u64, chunk: u64) {
     let cores = core.shards;
-    if cores < 2 || ASSIGNED.load(Relaxed) + chunk * cores as u64 / 2 < max {
+    if cores < 2 || ASSIGNED.load(Relaxed) + chunk * cores as u64 / 2 < budget(max) {
         return;
     }
     // Each core: (id, coldness, evicted since the last tick, share).

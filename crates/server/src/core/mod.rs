@@ -12,6 +12,7 @@ pub mod counters;
 pub mod latency;
 pub mod memory;
 pub mod mesh;
+pub mod pause;
 pub mod pubsub;
 pub mod shard_lock;
 pub mod spawn;
@@ -366,6 +367,8 @@ pub struct Core {
     /// The TLS settings new TLS connections get (None while `tls-port` is 0). Every core
     /// holds the same `Arc`; CONFIG SET of a tls-* file replaces it on all of them.
     pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// This core's copy of CLIENT PAUSE.
+    pub pause: pause::Pause,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -402,6 +405,7 @@ impl Core {
             records: RefCell::new(calls::Records::default()),
             acl: RefCell::new(acl),
             tls: RefCell::new(None),
+            pause: pause::Pause::default(),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
             script_call: Cell::new(false),

@@ -55,13 +55,13 @@ pub async fn snapshot(core: &Rc<Core>) -> Snapshot {
                 clients: clients.len(),
                 blocked_clients: clients
                     .values()
-                    .filter(|c| c.try_borrow().is_ok_and(|c| c.unblock.is_some()))
+                    .filter(|c| c.try_borrow().is_ok_and(|c| c.is_blocked()))
                     .count(),
                 stats: core.stats.get(),
                 calls: core.calls.called(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,
-                expired_keys: shard.stats.expired_keys,
+                expired_keys: shard.expired_keys(),
                 evicted_keys: shard.stats.evicted_keys,
                 dirty: shard.dirty,
                 dbs: shard

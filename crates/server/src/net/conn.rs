@@ -45,6 +45,9 @@ pub struct Held {
     pub args: Vec<Bytes>,
     /// Its reply is dropped (CLIENT REPLY OFF or SKIP, decided when it was parsed).
     pub mute: bool,
+    /// Held by CLIENT PAUSE before any of its effects (it is admitted again once the pause
+    /// ends), rather than by the connection's replies on other cores.
+    pub paused: bool,
 }
 
 /// A connection being served.
@@ -92,6 +95,10 @@ pub struct Conn {
     pub muted_task: bool,
     /// The command being run ends a CLIENT CACHING's effect (see `core::tracking`).
     pub caching_ends: bool,
+    /// The request bytes and argument bytes of the command being run (CLIENT LIST's
+    /// `qbuf` counts the first until the command ends, as Redis trims its buffer after it).
+    pub cmd_bytes: usize,
+    pub argv_mem: usize,
     /// Bytes of the `Slot::Push` entries in `pending`.
     held_pushes: usize,
     /// The TLS session of a connection accepted on `tls-port`: `rbuf` and `out` then hold
@@ -126,6 +133,8 @@ impl Conn {
             mute: false,
             muted_task: false,
             caching_ends: false,
+            cmd_bytes: 0,
+            argv_mem: 0,
             held_pushes: 0,
             tls: None,
         }
@@ -267,6 +276,28 @@ impl Conn {
     /// included).
     pub fn unsent(&self) -> usize {
         self.out.len() + self.sending.len().saturating_sub(self.sent) + self.held_pushes
+    }
+
+    /// Copies what CLIENT LIST shows of the connection into its client record: its buffers,
+    /// its output, its transaction. `running`: a command of it is in progress (its request
+    /// still counts in `qbuf`, its arguments in `argv-mem`).
+    pub fn report(&self, running: bool) {
+        let mut c = self.client.borrow_mut();
+        let (cmd_bytes, argv_mem) = if running {
+            (self.cmd_bytes, self.argv_mem)
+        } else {
+            (0, 0)
+        };
+        c.qbuf = self.rbuf.len() + cmd_bytes;
+        c.qbuf_free = self.rbuf.capacity() - self.rbuf.len();
+        c.argv_mem = argv_mem;
+        c.omem = self.unsent();
+        c.oll = self.pending.len();
+        c.buf_cap = self.out.capacity() + self.sending.capacity() + self.rbuf.capacity();
+        c.writing = self.send_inflight;
+        if let Some(s) = &self.session {
+            c.multi = s.multi.as_ref().map(|m| (m.queued.len(), m.argv_mem));
+        }
     }
 
     /// Something is waiting to be handed to the kernel: replies, or TLS records of its own

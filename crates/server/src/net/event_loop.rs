@@ -36,6 +36,7 @@ use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
 use crate::coord::route::{self, Target};
 use crate::core::client::Client;
+use crate::core::pause::PauseMode;
 use crate::core::pubsub::{Delivery, Kind as SubKind, Subscriber, What};
 use crate::core::tracking::{self, Outcome};
 use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
@@ -147,6 +148,8 @@ pub struct EventLoop {
     to_send: Vec<u32>,
     /// Connections whose receive must be armed again.
     to_arm: Vec<u32>,
+    /// Connections with a command held by CLIENT PAUSE, served again once it ends.
+    paused_conns: Vec<ConnRef>,
     returns: Returns,
     /// This pass's requests for each other shard.
     outbox: Vec<Option<Batch>>,
@@ -198,6 +201,7 @@ impl EventLoop {
             ready: Vec::new(),
             to_send: Vec::new(),
             to_arm: Vec::new(),
+            paused_conns: Vec::new(),
             returns: Rc::new(RefCell::new(Vec::new())),
             outbox: (0..shards).map(|_| None).collect(),
             cqes: Vec::with_capacity(1024),
@@ -255,6 +259,7 @@ impl EventLoop {
         self.cqes = cqes;
         self.drain_mesh();
         self.take_returns();
+        self.resume_paused();
         self.serve_ready();
         // Before any task runs: requests queued this pass go out first, so a connection's
         // later commands (run by a task) reach each shard after its earlier ones.
@@ -833,6 +838,22 @@ impl EventLoop {
         }
     }
 
+    /// Once CLIENT PAUSE ends (UNPAUSE from any core, or its deadline), the connections it
+    /// held are served again, in the order they were held.
+    fn resume_paused(&mut self) {
+        if self.paused_conns.is_empty() || self.core.pause_mode() != PauseMode::Off {
+            return;
+        }
+        for r in std::mem::take(&mut self.paused_conns) {
+            if let Some((i, conn)) = find(&mut self.places, r) {
+                if !conn.scheduled {
+                    conn.scheduled = true;
+                    self.ready.push(i);
+                }
+            }
+        }
+    }
+
     fn take_returns(&mut self) {
         let returns = std::mem::take(&mut *self.returns.borrow_mut());
         for (r, session, reply) in returns {
@@ -895,10 +916,25 @@ impl EventLoop {
                 cmd,
                 mut args,
                 mute,
+                paused,
             }) = conn.held.take()
             {
-                conn.mute = mute;
-                self.run_parsed(r, &mut conn, cmd, &mut args);
+                if paused {
+                    if self.pause_holds(&conn, cmd, &args) {
+                        conn.held = Some(Held {
+                            cmd,
+                            args,
+                            mute,
+                            paused,
+                        });
+                        break;
+                    }
+                    conn.client.borrow_mut().paused = false;
+                    self.admit(r, &mut conn, cmd, &mut args);
+                } else {
+                    conn.mute = mute;
+                    self.run_parsed(r, &mut conn, cmd, &mut args);
+                }
                 if conn.held.is_some() {
                     break;
                 }
@@ -913,8 +949,12 @@ impl EventLoop {
                 !conn.client.borrow().authenticated && core.acl.borrow().auth_required();
             conn.parser.set_auth_required(unauthenticated);
             let mut args = std::mem::take(&mut conn.args);
+            let unparsed = conn.rbuf.len() + conn.parser.pending_bytes();
             match conn.parser.next_into(&mut conn.rbuf, &limits, &mut args) {
                 Ok(true) => {
+                    conn.cmd_bytes =
+                        unparsed.saturating_sub(conn.rbuf.len() + conn.parser.pending_bytes());
+                    conn.argv_mem = args.iter().map(Bytes::len).sum();
                     self.dispatch(r, &mut conn, &mut args);
                     args.clear();
                     conn.args = args;
@@ -943,11 +983,7 @@ impl EventLoop {
         if conn.rbuf.is_empty() && conn.rbuf.capacity() > KEEP_INPUT_CAPACITY {
             conn.rbuf = BytesMut::new();
         }
-        {
-            let mut c = conn.client.borrow_mut();
-            c.qbuf = conn.rbuf.len();
-            c.omem = conn.unsent();
-        }
+        conn.report(conn.session.is_none() || conn.held.is_some());
         // (A connection closed for its limit is not counted again while its send fails.)
         let over_limit = if conn.closing {
             None
@@ -1008,6 +1044,7 @@ impl EventLoop {
     fn dispatch(&mut self, r: ConnRef, conn: &mut Conn, args: &mut Vec<Bytes>) {
         let core = &self.core;
         core.bump(|s| s.commands_processed += 1);
+        conn.report(true);
         let Some(session) = conn.session.as_deref_mut() else {
             return;
         };
@@ -1053,6 +1090,37 @@ impl EventLoop {
             core.record_rejected(Some(cmd), &reply);
             return conn.reply(reply);
         }
+        self.admit(r, conn, cmd, args);
+    }
+
+    /// Whether CLIENT PAUSE holds connection `conn`'s command now.
+    fn pause_holds(&self, conn: &Conn, cmd: &'static Command, args: &[Bytes]) -> bool {
+        self.core.pause_mode() != PauseMode::Off
+            && conn
+                .session
+                .as_deref()
+                .is_some_and(|s| cmd::connection::pause_holds(s, cmd, args))
+    }
+
+    /// Runs a command that passed the checks that answer at once (name, arity, ACL, BUSY),
+    /// or holds it while CLIENT PAUSE covers it: as Redis, a paused client's command waits
+    /// before it is queued in MULTI, shown to MONITOR or run.
+    fn admit(&mut self, r: ConnRef, conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
+        let core = &self.core;
+        if self.pause_holds(conn, cmd, args) {
+            conn.held = Some(Held {
+                cmd,
+                args: std::mem::take(args),
+                mute: false,
+                paused: true,
+            });
+            conn.client.borrow_mut().paused = true;
+            self.paused_conns.push(r);
+            return;
+        }
+        let Some(session) = conn.session.as_deref_mut() else {
+            return;
+        };
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
@@ -1341,6 +1409,7 @@ fn hold(conn: &mut Conn, cmd: &'static Command, args: &mut Vec<Bytes>) {
         cmd,
         args: std::mem::take(args),
         mute: conn.mute,
+        paused: false,
     });
 }
 

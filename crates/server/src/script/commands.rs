@@ -11,10 +11,11 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use shardis_engine::{num, ServerCmd};
+use shardis_engine::command::Flags;
+use shardis_engine::{num, Command, Exec, ServerCmd};
 use shardis_resp::Reply;
 
-use super::cache::{normalize_sha, Script};
+use super::cache::{normalize_sha, parse_shebang, Script};
 use super::functions::{self, Libraries, Library};
 use super::run::{self, Job, Kind, Mode, Outcome};
 use super::state;
@@ -62,6 +63,42 @@ pub fn runs_script(which: ServerCmd) -> bool {
             | ServerCmd::Fcall
             | ServerCmd::FcallRo
     )
+}
+
+/// The flags a command runs with, a script's declared flags taking the place of EVAL's or
+/// FCALL's (Redis's `getCommandFlags`): a script without a shebang line, or one not known,
+/// keeps its command's flags. CLIENT PAUSE WRITE holds what this says may write.
+pub fn command_flags(cmd: &Command, args: &[Bytes]) -> Flags {
+    let Exec::Server(which) = cmd.exec else {
+        return cmd.flags;
+    };
+    let declared = match which {
+        ServerCmd::Eval | ServerCmd::EvalRo => {
+            let sha = String::from_utf8_lossy(&sha1hex(&args[1])).into_owned();
+            state::with(|st| st.scripts.get(&sha).map(|s| s.flags))
+                .or_else(|| parse_shebang(&args[1]).ok().map(|(f, _)| f))
+        }
+        ServerCmd::EvalSha | ServerCmd::EvalShaRo => normalize_sha(&args[1])
+            .and_then(|sha| state::with(|st| st.scripts.get(&sha).map(|s| s.flags))),
+        ServerCmd::Fcall | ServerCmd::FcallRo => {
+            state::with(|st| st.libraries.function(&args[1]).map(|(_, f)| f.flags))
+        }
+        _ => None,
+    };
+    match declared {
+        Some(f) if f & flags::EVAL_COMPAT == 0 => {
+            let writes = f & flags::NO_WRITES == 0;
+            cmd.flags
+                .set(Flags::STALE, f & flags::ALLOW_STALE != 0)
+                .set(
+                    Flags::DENYOOM,
+                    f & (flags::ALLOW_OOM | flags::NO_WRITES) == 0,
+                )
+                .set(Flags::WRITE, writes)
+                .set(Flags::MAY_REPLICATE, false)
+        }
+        _ => cmd.flags,
+    }
 }
 
 /// Carries out a scripting command.
