@@ -26,8 +26,13 @@ use crate::shard::{Ctx, Shard};
 /// Records waiting for the runtime to write them.
 #[derive(Debug, Default)]
 pub struct Journal {
-    /// Framed records ([`aof`]), oldest first.
+    /// Framed records ([`aof`]), oldest first, for the log (kept only while `log` is on).
     pub buf: Vec<u8>,
+    /// The append-only log is kept.
+    pub log: bool,
+    /// The same records for replication, while a primary feeds replicas (taken separately:
+    /// the two readers never wait for each other).
+    pub feed: Option<Vec<u8>>,
     /// Records appended since the journal started.
     pub records: u64,
     /// The multi-shard transaction the shard is running a step of (0: none).
@@ -38,8 +43,15 @@ pub struct Journal {
 
 impl Journal {
     fn append(&mut self, r: &Record<'_>) {
+        let start = self.buf.len();
         if aof::encode(r, &mut self.buf) {
             self.records += 1;
+            if let Some(feed) = &mut self.feed {
+                feed.extend_from_slice(&self.buf[start..]);
+            }
+            if !self.log {
+                self.buf.truncate(start);
+            }
         } else {
             self.oversized += 1;
         }
@@ -89,14 +101,41 @@ impl Journal {
 }
 
 impl Shard {
-    /// Starts or stops journaling (the runtime turns it on with `appendonly yes`).
+    /// Starts or stops journaling for the log (the runtime turns it on with `appendonly yes`).
     pub fn set_journal(&mut self, on: bool) {
-        if on == self.journal.is_some() {
-            return;
+        let j = self.journal_mut();
+        j.log = on;
+        if !on {
+            j.buf.clear();
         }
-        self.journal = on.then(Box::default);
-        for d in &mut self.dbs {
-            d.collect_reaped(on);
+        self.drop_idle_journal();
+    }
+
+    /// Starts or stops the copy of the journal that replication reads.
+    pub fn set_journal_feed(&mut self, on: bool) {
+        let j = self.journal_mut();
+        if on != j.feed.is_some() {
+            j.feed = on.then(Vec::new);
+        }
+        self.drop_idle_journal();
+    }
+
+    fn journal_mut(&mut self) -> &mut Journal {
+        if self.journal.is_none() {
+            for d in &mut self.dbs {
+                d.collect_reaped(true);
+            }
+        }
+        self.journal.get_or_insert_with(Box::default)
+    }
+
+    /// No reader left: the journal goes.
+    fn drop_idle_journal(&mut self) {
+        if self.journal.as_ref().is_some_and(|j| !j.log && j.feed.is_none()) {
+            self.journal = None;
+            for d in &mut self.dbs {
+                d.collect_reaped(false);
+            }
         }
     }
 

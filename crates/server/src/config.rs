@@ -886,6 +886,16 @@ impl Config {
         };
     }
 
+    /// `client-output-buffer-limit replica` (the replication links read it).
+    pub fn output_limit_replica(&self) -> OutputLimit {
+        OutputLimits::parse(self.get("client-output-buffer-limit"))
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(class, _)| *class == 1)
+            .map(|(_, l)| l)
+            .unwrap_or_default()
+    }
+
     /// The values read on every request.
     pub fn hot(&self) -> HotValues {
         self.hot
@@ -1308,7 +1318,10 @@ mod tests {
         )
         .expect("Redis's defaults load");
         let refused = |line: &str| c.clone().load_text(line).expect_err(line);
-        assert!(refused("repl-backlog-size 2mb").contains("\nreplication is not available"));
+        assert!(refused("repl-diskless-sync-max-replicas 2")
+            .contains("\nreplication is not available"));
+        // The primary's side is built.
+        assert!(c.clone().load_text("repl-backlog-size 2mb").is_ok());
         // The replica's side is built.
         assert!(c.clone().load_text("replicaof 10.0.0.1 6379").is_ok());
         assert!(refused("replicaof 10.0.0.1 x").ends_with("Invalid master port"));

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod net;
 pub mod persist;
 pub mod process;
+pub mod primary;
 pub mod replica;
 pub mod script;
 pub mod server;

@@ -222,6 +222,7 @@ async fn core_main(
         crate::persist::load::load_shard(&core)?;
     }
     if core.id == 0 {
+        crate::primary::init(&core.config.borrow());
         crate::replica::init(&core);
     }
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {

@@ -247,6 +247,11 @@ pub enum ServerCmd {
     // Replication, the replica's side (crates/server/src/replica).
     ReplicaOf,
     Role,
+    // Replication, the primary's side (crates/server/src/primary).
+    ReplConf,
+    Psync,
+    Sync,
+    Wait,
 }
 
 /// Every registration, family by family.
@@ -354,6 +359,10 @@ pub static TABLE: &[Registration] = &[
     Registration::server("replicaof", ServerCmd::ReplicaOf),
     Registration::server("slaveof", ServerCmd::ReplicaOf),
     Registration::server("role", ServerCmd::Role),
+    Registration::server("replconf", ServerCmd::ReplConf),
+    Registration::server("psync", ServerCmd::Psync),
+    Registration::server("sync", ServerCmd::Sync),
+    Registration::server("wait", ServerCmd::Wait),
     Registration::server("slowlog|get", ServerCmd::SlowlogGet),
     Registration::server("slowlog|len", ServerCmd::SlowlogLen),
     Registration::server("slowlog|reset", ServerCmd::SlowlogReset),

@@ -305,3 +305,22 @@ fn no_journal_no_records_and_no_cost() {
     t.run(&["SPOP", "s"]);
     assert!(t.shard.journal.is_none());
 }
+
+#[test]
+fn the_replication_feed_gets_every_record_with_or_without_the_log() {
+    let mut t = TestShard::new();
+    t.shard.set_journal_feed(true);
+    t.run(&["SET", "a", "1"]);
+    let j = t.shard.journal.as_mut().expect("journal");
+    assert!(j.buf.is_empty(), "no log: nothing kept for it");
+    let fed = j.feed.take().expect("feed");
+    assert!(matches!(aof::decode(&fed), Frame::Record(Record::Command { .. }, n) if n == fed.len()));
+    j.feed = Some(Vec::new());
+    t.shard.set_journal(true);
+    t.run(&["SET", "b", "1"]);
+    let j = t.shard.journal.as_mut().expect("journal");
+    assert_eq!(j.buf, j.feed.clone().expect("feed"));
+    t.shard.set_journal(false);
+    t.shard.set_journal_feed(false);
+    assert!(t.shard.journal.is_none());
+}

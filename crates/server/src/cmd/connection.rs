@@ -276,8 +276,10 @@ fn client_setinfo(s: &mut Session, args: &[Bytes]) -> Reply {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
-    /// master, replica or slave: never matched.
-    Replication,
+    /// The link to our primary (not a client here: never matched).
+    Master,
+    /// replica or slave: the links of our replicas (`crate::primary`, not in the client list).
+    Replica,
     PubSub,
 }
 
@@ -285,7 +287,8 @@ impl ClientType {
     fn parse(name: &[u8]) -> Result<ClientType, Reply> {
         match name.to_ascii_lowercase().as_slice() {
             b"normal" => Ok(ClientType::Normal),
-            b"master" | b"replica" | b"slave" => Ok(ClientType::Replication),
+            b"master" => Ok(ClientType::Master),
+            b"replica" | b"slave" => Ok(ClientType::Replica),
             b"pubsub" => Ok(ClientType::PubSub),
             _ => Err(Reply::error(format!(
                 "ERR Unknown client type '{}'",
@@ -516,9 +519,22 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
             i += 2;
         }
     }
+    // Replicas' links live outside the cores' client lists.
+    let replicas = if f.kind.is_none_or(|k| k == ClientType::Replica)
+        && f.laddr.is_none()
+        && f.user.is_none()
+    {
+        crate::primary::kill(|id, addr| {
+            f.id.is_none_or(|x| x == id) && f.addr.as_ref().is_none_or(|a| a == addr)
+        })
+    } else {
+        0
+    };
+    let f2 = f.clone();
     let killed: usize = s
         .core
         .broadcast(move |core| {
+            let f = &f2;
             let mut n = 0;
             for (id, c) in core.clients.borrow().iter() {
                 let mut c = c.borrow_mut();
@@ -537,7 +553,8 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
         })
         .await
         .into_iter()
-        .sum();
+        .sum::<usize>()
+        + replicas;
     if legacy {
         if killed == 0 {
             Reply::err("ERR No such client")

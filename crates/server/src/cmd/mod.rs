@@ -58,6 +58,9 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::Shutdown
             | ServerCmd::Debug
             | ServerCmd::ReplicaOf
+            | ServerCmd::Psync
+            | ServerCmd::Sync
+            | ServerCmd::Wait
             | ServerCmd::SlowlogGet
             | ServerCmd::SlowlogLen
             | ServerCmd::SlowlogReset
@@ -87,6 +90,7 @@ pub fn run_sync(
         ServerCmd::Multi => Some(multi::multi(s)),
         ServerCmd::Discard => Some(multi::discard(s)),
         ServerCmd::Unwatch => Some(multi::unwatch(s)),
+        ServerCmd::ReplConf => crate::primary::replconf(s, args),
         _ => Some(
             connection::run_sync(s, which, args)
                 .or_else(|| server::run_sync(s, which, args))
@@ -145,6 +149,12 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if which == ServerCmd::ReplicaOf {
         return Some(crate::replica::replicaof(s, args).await);
+    }
+    if matches!(which, ServerCmd::Psync | ServerCmd::Sync) {
+        return crate::primary::psync(s, args).await;
+    }
+    if which == ServerCmd::Wait {
+        return Some(crate::primary::wait(s, args).await);
     }
     if let Some(r) = slowlog::run_async(s, which, args).await {
         return Some(r);

@@ -298,8 +298,8 @@ pub(super) static DIRECTIVES: &[Param] = &[
     ),
     p("replica-announced", BOOL, "yes"),
     absent(REPLICATION, "replica-ignore-disk-write-errors", BOOL, "no"),
-    absent(REPLICATION, "repl-diskless-sync", BOOL, "yes"),
-    absent(REPLICATION, "repl-diskless-sync-delay", c_int(0), "5"),
+    p("repl-diskless-sync", BOOL, "yes"),
+    p("repl-diskless-sync-delay", c_int(0), "5"),
     absent(
         REPLICATION,
         "repl-diskless-sync-max-replicas",
@@ -312,31 +312,23 @@ pub(super) static DIRECTIVES: &[Param] = &[
         Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
         "disabled",
     ),
-    absent(REPLICATION, "repl-disable-tcp-nodelay", BOOL, "no"),
-    absent_alias(
-        REPLICATION,
+    p("repl-disable-tcp-nodelay", BOOL, "no"),
+    alias(
         "repl-ping-replica-period",
         &["repl-ping-slave-period"],
         c_int(1),
         "10",
     ),
     p("repl-timeout", c_int(1), "60"),
-    absent(
-        REPLICATION,
-        "repl-backlog-size",
-        Kind::Memory { min: 1 },
-        "1048576",
-    ),
-    absent(REPLICATION, "repl-backlog-ttl", INT, "3600"),
-    absent_alias(
-        REPLICATION,
+    p("repl-backlog-size", Kind::Memory { min: 1 }, "1048576"),
+    p("repl-backlog-ttl", INT, "3600"),
+    alias(
         "min-replicas-to-write",
         &["min-slaves-to-write"],
         c_int(0),
         "0",
     ),
-    absent_alias(
-        REPLICATION,
+    alias(
         "min-replicas-max-lag",
         &["min-slaves-max-lag"],
         c_int(0),

@@ -79,6 +79,22 @@ pub struct Client {
     /// The ACL user it runs as (this core's copy), and whether it authenticated as it.
     pub user: crate::acl::UserRef,
     pub authenticated: bool,
+    /// What a replica said of itself with REPLCONF before PSYNC.
+    pub replica_hello: ReplicaHello,
+    /// Set by PSYNC/SYNC: the connection leaves the event loop once its replies are written,
+    /// and its socket is handed to this (the replication link takes it over).
+    pub handoff: Option<Box<dyn FnOnce(RawFd)>>,
+}
+
+/// REPLCONF's facts about a replica (listening-port, ip-address, capa).
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaHello {
+    pub port: u16,
+    pub ip: Option<String>,
+    /// `capa eof`: it reads a full sync's RDB delimited by a mark (diskless).
+    pub eof: bool,
+    /// `capa psync2`: it understands `+CONTINUE <replid>`.
+    pub psync2: bool,
 }
 
 /// CLIENT REPLY: whether the client gets replies (pushes always reach it).
@@ -241,6 +257,8 @@ impl Client {
             tracking: ClientTracking::default(),
             user,
             authenticated,
+            replica_hello: ReplicaHello::default(),
+            handoff: None,
         }
     }
 

@@ -82,6 +82,23 @@ pub fn set_blocked_refusal(f: BlockedRefusal) {
     let _ = REFUSAL.set(f);
 }
 
+/// Told when this shard grants a transaction its lock (replication orders transactions by
+/// it, `primary::merge`). Installed by the runtime.
+pub type GrantHook = fn(&Core, TxId);
+
+static GRANTED: OnceLock<GrantHook> = OnceLock::new();
+
+/// Installs the hook told of every grant (once; later calls are ignored).
+pub fn set_grant_hook(f: GrantHook) {
+    let _ = GRANTED.set(f);
+}
+
+fn granted(core: &Core, tx: TxId) {
+    if let Some(hook) = GRANTED.get() {
+        hook(core, tx);
+    }
+}
+
 /// What a batch does with its shard's lock around running.
 #[derive(Default)]
 pub enum LockStep {
@@ -224,6 +241,7 @@ impl Core {
                 }
                 lock.holders.push((tx, intents));
                 drop(lock);
+                granted(self, tx);
                 return self.run_and_release(batch);
             }
             LockStep::Release => return self.run_and_release(batch),
@@ -352,6 +370,7 @@ impl Core {
         if lock.grantable(&intents, lock.waiting.len()) {
             lock.holders.push((tx, intents));
             drop(lock);
+            self::granted(self, tx);
             self.answer(granted, ());
         } else {
             lock.waiting
@@ -407,6 +426,7 @@ impl Core {
     fn grant_waiting(self: &Rc<Self>) {
         let mut granted = Vec::new();
         let mut runnable = Vec::new();
+        let mut txs = Vec::new();
         {
             let mut lock = self.lock.borrow_mut();
             let mut i = 0;
@@ -419,11 +439,15 @@ impl Core {
                     break;
                 };
                 lock.holders.push((tx, intents));
+                txs.push(tx);
                 match grant {
                     Grant::Notify(answer) => granted.push(answer),
                     Grant::Run(batch) => runnable.push(batch),
                 }
             }
+        }
+        for tx in txs {
+            self::granted(self, tx);
         }
         for answer in granted {
             self.answer(answer, ());

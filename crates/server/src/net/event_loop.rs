@@ -305,6 +305,7 @@ impl EventLoop {
     fn prepare_submissions(&mut self) {
         // The shard's log first: under `appendfsync always` nothing this pass hands out
         // (sends below, messages to other cores) may announce a write not yet durable.
+        crate::primary::feed(&self.core);
         let _ = crate::persist::aof::log::flush(&self.core, false);
         for i in std::mem::take(&mut self.to_arm) {
             self.arm_recv(i);
@@ -1023,9 +1024,19 @@ impl EventLoop {
             && (conn.output_idle() || conn.read_closed && !conn.send_inflight);
         if done {
             if conn.recv_armed {
-                // Ends the receive; its last completion finishes the close.
-                // SAFETY: shutting down a socket this connection owns.
-                unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+                if conn.client.borrow().handoff.is_some() {
+                    // The socket lives on (a replica's link takes it): only the receive ends.
+                    let cancel = opcode::AsyncCancel::new(user_data(Kind::Recv, r))
+                        .build()
+                        .user_data(user_data(Kind::Cancel, r));
+                    if let Err(e) = self.ring.push(&cancel) {
+                        warn!("cannot cancel a receive: {e}");
+                    }
+                } else {
+                    // Ends the receive; its last completion finishes the close.
+                    // SAFETY: shutting down a socket this connection owns.
+                    unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+                }
                 conn.read_closed = true;
                 if let Some(place) = self.places.get_mut(i as usize) {
                     place.conn = Some(conn);
@@ -1143,6 +1154,10 @@ impl EventLoop {
         if cmd.is_write() {
             if let Some(refused) = crate::persist::aof::writes_refused() {
                 return conn.reply(Reply::error(refused));
+            }
+            if let Some(refused) = crate::primary::writes_refused() {
+                core.record_rejected(Some(cmd), &refused);
+                return conn.reply(refused);
             }
         }
         self.run_parsed(r, conn, cmd, args);
@@ -1337,9 +1352,19 @@ impl EventLoop {
                 warn!("cannot release a registered file: {e}");
             }
         }
-        // SAFETY: the connection owns its fd and nothing in the kernel refers to it any more
-        // (no receive armed, no send in flight).
-        unsafe { libc::close(conn.fd) };
+        let handoff = conn.client.borrow_mut().handoff.take();
+        match handoff {
+            // A replica's link takes the socket over (not a TLS one: its session stays here).
+            Some(take) if conn.tls.is_none() => take(conn.fd),
+            other => {
+                if let Some(refuse) = other {
+                    refuse(-1);
+                }
+                // SAFETY: the connection owns its fd and nothing in the kernel refers to it
+                // any more (no receive armed, no send in flight).
+                unsafe { libc::close(conn.fd) };
+            }
+        }
         if let Some(place) = self.places.get_mut(i as usize) {
             place.conn = None;
             place.gen = place.gen.wrapping_add(1);

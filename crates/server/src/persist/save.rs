@@ -253,17 +253,8 @@ async fn write_shard(
         .map_err(|e| format!("cannot start a writer thread: {e}"))?;
     let mut crc = Crc64::default();
     let mut sent = send(core, &chunks, &mut crc, header(core, target)).await;
-    while sent {
-        let mut buf = Vec::with_capacity(CHUNK + (CHUNK >> 2));
-        let complete = core
-            .shard
-            .borrow_mut()
-            .snapshot_step(&mut snap, &mut buf, CHUNK);
-        sent = send(core, &chunks, &mut crc, buf).await;
-        if complete {
-            break;
-        }
-        futures_lite::future::yield_now().await;
+    if sent {
+        sent = stream_body(core, &mut snap, &chunks, &mut crc).await;
     }
     if sent {
         let mut tail = vec![opcodes::EOF];
@@ -280,6 +271,27 @@ async fn write_shard(
             Err(TryRecvError::Empty) => core.sleep(Duration::from_millis(1)).await,
             Err(TryRecvError::Disconnected) => return Err("the writer thread died".into()),
         }
+    }
+}
+
+/// Serialises the rest of this core's shard snapshot in chunks into `to` (waiting while it is
+/// full), yielding to other work between chunks; false if the reader has gone.
+pub(crate) async fn stream_body(
+    core: &Core,
+    snap: &mut ShardSnapshot,
+    to: &SyncSender<Vec<u8>>,
+    crc: &mut Crc64,
+) -> bool {
+    loop {
+        let mut buf = Vec::with_capacity(CHUNK + (CHUNK >> 2));
+        let complete = core.shard.borrow_mut().snapshot_step(snap, &mut buf, CHUNK);
+        if !send(core, to, crc, buf).await {
+            return false;
+        }
+        if complete {
+            return true;
+        }
+        futures_lite::future::yield_now().await;
     }
 }
 

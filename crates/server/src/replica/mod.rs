@@ -9,8 +9,8 @@
 //!   keeping its keys) and runs the stream's commands through the ordinary routing, as a
 //!   client whose replies go nowhere, counting the offset as Redis does.
 //!
-//! The primary's side (PSYNC served by Shardis, a backlog) is not built: REPLCONF, PSYNC and
-//! SYNC stay unknown commands.
+//! The primary's side (PSYNC served by Shardis, the backlog) is `crate::primary`; the
+//! replication id and offset here are both sides' (a primary's offset counts its stream).
 
 mod apply;
 mod link;
@@ -101,7 +101,7 @@ fn state() -> MutexGuard<'static, State> {
 }
 
 /// 40 random hex characters (a replication id).
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut raw = [0u8; 20];
     if !crate::core::fill_random(&mut raw) {
         // No kernel randomness: the clock and pid still make ids of two runs differ.
@@ -138,6 +138,23 @@ pub fn configure(core: &Core) {
         config.get_bool("replica-serve-stale-data"),
         Ordering::Relaxed,
     );
+}
+
+/// The replication offset (`master_repl_offset`).
+pub fn offset() -> i64 {
+    OFFSET.load(Ordering::SeqCst)
+}
+
+/// A primary's stream grew by `n` bytes.
+pub fn advance_offset(n: i64) {
+    OFFSET.fetch_add(n, Ordering::SeqCst);
+}
+
+/// The replication id, the previous one, and the first offset the previous one does not
+/// cover (psync2: a replica of our old primary may continue with us up to there).
+pub fn ids() -> (String, String, i64) {
+    let st = state();
+    (st.replid.clone(), st.replid2.clone(), st.second_offset)
 }
 
 /// Whether this server follows a primary.
@@ -190,6 +207,8 @@ fn follow(core: &std::rc::Rc<Core>, host: String, port: u16) {
     }
     LINK_UP.store(false, Ordering::SeqCst);
     IS_REPLICA.store(true, Ordering::SeqCst);
+    // Our own replicas resync with us once we have synced (no chaining while we follow).
+    crate::primary::disconnect_all();
     let settings = link::Settings::from_config(&core.config.borrow(), host, port);
     let (events, acks) = link::start(settings, generation);
     crate::core::spawn::spawn(apply::run(core.clone(), generation, events, acks));
@@ -262,13 +281,14 @@ pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
 
 /// ROLE.
 pub fn role() -> Reply {
+    let replicas = crate::primary::role_replicas();
     let offset = OFFSET.load(Ordering::SeqCst);
     let st = state();
     match &st.master {
         None => Reply::Array(vec![
             Reply::bulk(b"master"),
             Reply::Int(offset),
-            Reply::Array(Vec::new()),
+            Reply::Array(replicas),
         ]),
         Some((host, port)) => Reply::Array(vec![
             Reply::bulk(b"slave"),
@@ -286,6 +306,8 @@ pub fn role() -> Reply {
 
 /// INFO's replication section, as Redis 7.0 writes it (no replicas of our own).
 pub fn info(config: &crate::config::Config) -> String {
+    // Before our state's lock: the primary's side takes its own first (never the reverse).
+    let (replicas, backlog) = crate::primary::info();
     let now = wall_ms() / 1000;
     let offset = OFFSET.load(Ordering::SeqCst);
     let st = state();
@@ -335,11 +357,8 @@ pub fn info(config: &crate::config::Config) -> String {
         }
     }
     out.push_str(&format!(
-        "connected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-        st.replid,
-        st.replid2,
-        st.second_offset,
-        config.get_i64("repl-backlog-size"),
+        "{replicas}master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\n{backlog}",
+        st.replid, st.replid2, st.second_offset,
     ));
     out
 }

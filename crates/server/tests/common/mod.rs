@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod replication;
 pub mod resp;
 
 use std::net::TcpStream;

@@ -1,0 +1,494 @@
+//! The merge of every shard's journal into the one command stream a replica reads.
+//!
+//! Each shard reports, in its own order: its journal's commands (tagged with the transaction
+//! over several shards they belong to, or not), the ends of its parts of transactions, the
+//! moment it granted a transaction its lock (`Begin`), and markers. The stream must keep each
+//! key's order (a key lives on one shard, so each shard's order of the commands that may
+//! touch it) and give every transaction whole, between MULTI and EXEC.
+//!
+//! - An untagged command goes out at once, unless its shard saw the end of a transaction
+//!   that has not gone out yet (its keys are free again, so the command may touch them): it
+//!   then waits behind that transaction, in the shard's order.
+//! - A transaction's commands are collected; it goes out once every participant reported
+//!   its end and every transaction it depends on went out: those that had ended on one of
+//!   its shards when it was granted that shard's lock (or, for a transaction of one shard,
+//!   when its first command came). Locks are two-phase (every grant before any release), so
+//!   these dependencies cannot form a cycle; transactions that held a shard together had
+//!   disjoint keys and go out in either order.
+//! - Keyless commands a transaction ran on every shard (FLUSHALL, SWAPDB…) go out once:
+//!   every shard's part is cut at them and the parts are interleaved segment by segment.
+//! - A `Mark` (the cut of a full sync, inside a transaction holding every shard) holds its
+//!   shard like an end: the sync's offset is the point where that transaction goes out.
+//! - A `Token` (WAIT) resolves once everything its shards reported before it went out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// One command of the stream, encoded as RESP, with its database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmd {
+    pub db: u32,
+    pub resp: Vec<u8>,
+    /// A command without keys (run on every shard when it runs in a transaction).
+    pub keyless: bool,
+}
+
+/// What a shard reports.
+#[derive(Debug)]
+pub enum Input {
+    Cmd { tx: u64, cmd: Cmd },
+    End { tx: u64, participants: Vec<u32> },
+    Begin(u64),
+    Mark { tx: u64, sync: u64 },
+    Token(u64),
+}
+
+/// Something that happened at a point of the output.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// A full sync's cut: the stream after this point is the replica's.
+    Sync(u64),
+    /// A WAIT token: every write reported before it is before this point.
+    Token(u64),
+}
+
+#[derive(Default)]
+struct Tx {
+    /// Commands by shard, in each shard's order.
+    parts: Vec<(u32, Vec<Cmd>)>,
+    participants: Option<Vec<u32>>,
+    ended: HashSet<u32>,
+    begun: HashSet<u32>,
+    deps: HashSet<u64>,
+    syncs: Vec<u64>,
+}
+
+enum Waiting {
+    Cmd(Cmd),
+    Token(u64),
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Transactions whose end (or mark) this shard reported and that have not gone out.
+    open: Vec<u64>,
+    /// What waits behind them, in order, with the transactions it waits for.
+    held: VecDeque<(Waiting, Vec<u64>)>,
+}
+
+/// The merge state.
+pub struct Merger {
+    shards: Vec<Shard>,
+    txs: HashMap<u64, Tx>,
+    /// Transactions that went out (removed once no shard refers to them).
+    done: HashSet<u64>,
+    /// Tokens: shards still to pass.
+    tokens: HashMap<u64, usize>,
+    /// The database the stream's reader has selected (None: unknown, SELECT before the next).
+    db: Option<u32>,
+    /// The output not yet taken, and what happened along it (at byte positions).
+    pub out: Vec<u8>,
+    pub resolved: Vec<(usize, Resolved)>,
+}
+
+fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A command as RESP.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    resp(args)
+}
+
+impl Merger {
+    pub fn new(shards: usize) -> Merger {
+        Merger {
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            txs: HashMap::new(),
+            done: HashSet::new(),
+            tokens: HashMap::new(),
+            db: None,
+            out: Vec::new(),
+            resolved: Vec::new(),
+        }
+    }
+
+    /// The next command is preceded by a SELECT (a replica starts reading here).
+    pub fn forget_db(&mut self) {
+        self.db = None;
+    }
+
+    /// Adds bytes that are not commands of a shard (PING, REPLCONF GETACK).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn emit(&mut self, cmd: &Cmd) {
+        if self.db != Some(cmd.db) {
+            let db = cmd.db.to_string();
+            self.out.extend(resp(&[b"SELECT", db.as_bytes()]));
+            self.db = Some(cmd.db);
+        }
+        self.out.extend_from_slice(&cmd.resp);
+    }
+
+    fn is_open(&self, tx: u64) -> bool {
+        !self.done.contains(&tx)
+    }
+
+    /// Takes what shard `shard` reported.
+    pub fn push(&mut self, shard: usize, input: Input) {
+        if shard >= self.shards.len() {
+            return;
+        }
+        let id = shard as u32;
+        match input {
+            Input::Cmd { tx: 0, cmd } => {
+                let open = self.open_of(shard);
+                if open.is_empty() && self.shards[shard].held.is_empty() {
+                    self.emit(&cmd);
+                } else {
+                    self.shards[shard].held.push_back((Waiting::Cmd(cmd), open));
+                }
+            }
+            Input::Cmd { tx, cmd } => {
+                let open = self.open_of(shard);
+                let t = self.txs.entry(tx).or_default();
+                if !t.begun.contains(&id) && !t.parts.iter().any(|(s, _)| *s == id) {
+                    t.deps.extend(open);
+                }
+                match t.parts.iter_mut().find(|(s, _)| *s == id) {
+                    Some((_, cmds)) => cmds.push(cmd),
+                    None => t.parts.push((id, vec![cmd])),
+                }
+            }
+            Input::Begin(tx) => {
+                let open = self.open_of(shard);
+                let t = self.txs.entry(tx).or_default();
+                t.begun.insert(id);
+                t.deps.extend(open);
+            }
+            Input::End { tx, participants } => {
+                let t = self.txs.entry(tx).or_default();
+                t.ended.insert(id);
+                t.participants = Some(participants);
+                self.open(shard, tx);
+            }
+            Input::Mark { tx, sync } => {
+                let t = self.txs.entry(tx).or_default();
+                if !t.syncs.contains(&sync) {
+                    t.syncs.push(sync);
+                }
+                self.open(shard, tx);
+            }
+            Input::Token(token) => {
+                let shards = self.shards.len();
+                // Transactions with commands of this shard not yet out come before it too.
+                let mut wait = self.open_of(shard);
+                wait.extend(
+                    self.txs
+                        .iter()
+                        .filter(|(_, t)| t.parts.iter().any(|(s, _)| *s == id))
+                        .map(|(tx, _)| *tx),
+                );
+                if wait.is_empty() && self.shards[shard].held.is_empty() {
+                    let left = self.tokens.entry(token).or_insert(shards);
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        self.tokens.remove(&token);
+                        self.resolved
+                            .push((self.out.len(), Resolved::Token(token)));
+                    }
+                } else {
+                    self.tokens.entry(token).or_insert(shards);
+                    self.shards[shard]
+                        .held
+                        .push_back((Waiting::Token(token), wait));
+                }
+            }
+        }
+        self.progress();
+    }
+
+    fn open(&mut self, shard: usize, tx: u64) {
+        if self.is_open(tx) && !self.shards[shard].open.contains(&tx) {
+            self.shards[shard].open.push(tx);
+        }
+    }
+
+    fn open_of(&mut self, shard: usize) -> Vec<u64> {
+        let done = &self.done;
+        let s = &mut self.shards[shard];
+        s.open.retain(|tx| !done.contains(tx));
+        s.open.clone()
+    }
+
+    /// Sends out whatever can go, until nothing more can.
+    fn progress(&mut self) {
+        loop {
+            let mut moved = false;
+            for shard in 0..self.shards.len() {
+                while let Some((_, deps)) = self.shards[shard].held.front() {
+                    if deps.iter().any(|d| self.is_open(*d)) {
+                        break;
+                    }
+                    let Some((w, _)) = self.shards[shard].held.pop_front() else {
+                        break;
+                    };
+                    moved = true;
+                    match w {
+                        Waiting::Cmd(cmd) => self.emit(&cmd),
+                        Waiting::Token(token) => {
+                            let left = self.tokens.entry(token).or_insert(1);
+                            *left = left.saturating_sub(1);
+                            if *left == 0 {
+                                self.tokens.remove(&token);
+                                self.resolved
+                                    .push((self.out.len(), Resolved::Token(token)));
+                            }
+                        }
+                    }
+                }
+            }
+            let ready: Vec<u64> = self
+                .txs
+                .iter()
+                .filter(|(_, t)| {
+                    t.participants
+                        .as_ref()
+                        .is_some_and(|p| p.iter().all(|s| t.ended.contains(s)))
+                        && t.deps.iter().all(|d| !self.is_open(*d))
+                })
+                .map(|(tx, _)| *tx)
+                .collect();
+            for tx in ready {
+                if let Some(t) = self.txs.remove(&tx) {
+                    self.emit_tx(t);
+                    self.done.insert(tx);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        // Forget transactions no shard waits for any more.
+        if self.done.len() > 1024 {
+            let referenced: HashSet<u64> = self
+                .shards
+                .iter()
+                .flat_map(|s| {
+                    s.open
+                        .iter()
+                        .copied()
+                        .chain(s.held.iter().flat_map(|(_, d)| d.iter().copied()))
+                })
+                .chain(self.txs.values().flat_map(|t| t.deps.iter().copied()))
+                .collect();
+            self.done.retain(|tx| referenced.contains(tx));
+            for s in &mut self.shards {
+                let done = &self.done;
+                s.open.retain(|tx| !done.contains(tx));
+            }
+        }
+    }
+
+    fn emit_tx(&mut self, mut t: Tx) {
+        t.parts.sort_by_key(|(s, _)| *s);
+        // Each shard's part cut at its keyless commands.
+        let cut: Vec<Vec<Vec<Cmd>>> = t
+            .parts
+            .into_iter()
+            .map(|(_, cmds)| {
+                let mut segments = vec![Vec::new()];
+                for c in cmds {
+                    let keyless = c.keyless;
+                    if let Some(last) = segments.last_mut() {
+                        last.push(c);
+                    }
+                    if keyless {
+                        segments.push(Vec::new());
+                    }
+                }
+                segments
+            })
+            .collect();
+        let aligned = cut.windows(2).all(|w| w[0].len() == w[1].len());
+        let mut cmds: Vec<Cmd> = Vec::new();
+        if aligned && cut.len() > 1 {
+            let n = cut.first().map_or(0, Vec::len);
+            for seg in 0..n {
+                // Every part's commands up to the keyless one closing the segment, then that
+                // one once.
+                let mut closing = None;
+                for part in &cut {
+                    for c in &part[seg] {
+                        if c.keyless {
+                            closing.get_or_insert_with(|| c.clone());
+                        } else {
+                            cmds.push(c.clone());
+                        }
+                    }
+                }
+                cmds.extend(closing);
+            }
+        } else {
+            cmds = cut.into_iter().flatten().flatten().collect();
+        }
+        let wrap = cmds.len() > 1;
+        if wrap {
+            self.out.extend(resp(&[b"MULTI"]));
+        }
+        for c in &cmds {
+            self.emit(c);
+        }
+        if wrap {
+            self.out.extend(resp(&[b"EXEC"]));
+        }
+        for sync in t.syncs {
+            self.resolved.push((self.out.len(), Resolved::Sync(sync)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &str) -> Cmd {
+        let args: Vec<&[u8]> = s.split(' ').map(str::as_bytes).collect();
+        Cmd {
+            db: 0,
+            resp: resp(&args),
+            keyless: s.starts_with("FLUSHALL"),
+        }
+    }
+
+    fn text(m: &mut Merger) -> String {
+        let out = String::from_utf8(std::mem::take(&mut m.out)).unwrap();
+        // Back to "CMD a b" lines for reading.
+        let mut lines = Vec::new();
+        let mut parts = out.split("\r\n").peekable();
+        while let Some(p) = parts.next() {
+            if let Some(n) = p.strip_prefix('*') {
+                let n: usize = n.parse().unwrap();
+                let mut words = Vec::new();
+                for _ in 0..n {
+                    parts.next();
+                    words.push(parts.next().unwrap().to_string());
+                }
+                lines.push(words.join(" "));
+            }
+        }
+        lines.join("; ")
+    }
+
+    fn end(tx: u64, parts: &[u32]) -> Input {
+        Input::End {
+            tx,
+            participants: parts.to_vec(),
+        }
+    }
+
+    #[test]
+    fn untagged_commands_go_out_at_once() {
+        let mut m = Merger::new(2);
+        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET a 1") });
+        m.push(1, Input::Cmd { tx: 0, cmd: cmd("SET b 1") });
+        assert_eq!(text(&mut m), "SELECT 0; SET a 1; SET b 1");
+    }
+
+    #[test]
+    fn a_transaction_goes_out_whole_once_every_shard_ended() {
+        let mut m = Merger::new(2);
+        m.push(0, Input::Begin(7));
+        m.push(1, Input::Begin(7));
+        m.push(1, Input::Cmd { tx: 7, cmd: cmd("SET b 1") });
+        m.push(1, end(7, &[0, 1]));
+        // Shard 1's later write waits behind the transaction.
+        m.push(1, Input::Cmd { tx: 0, cmd: cmd("SET b 2") });
+        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET x 1") });
+        m.push(0, Input::Cmd { tx: 7, cmd: cmd("SET a 1") });
+        assert_eq!(text(&mut m), "SELECT 0; SET x 1");
+        m.push(0, end(7, &[0, 1]));
+        assert_eq!(text(&mut m), "MULTI; SET a 1; SET b 1; EXEC; SET b 2");
+    }
+
+    #[test]
+    fn concurrent_transactions_ending_in_opposite_orders_both_go_out() {
+        let mut m = Merger::new(2);
+        for s in 0..2 {
+            m.push(s, Input::Begin(1));
+            m.push(s, Input::Begin(2));
+        }
+        m.push(0, Input::Cmd { tx: 1, cmd: cmd("SET a 1") });
+        m.push(0, Input::Cmd { tx: 2, cmd: cmd("SET c 1") });
+        m.push(0, end(2, &[0, 1]));
+        m.push(0, end(1, &[0, 1]));
+        m.push(1, Input::Cmd { tx: 1, cmd: cmd("SET b 1") });
+        m.push(1, end(1, &[0, 1]));
+        m.push(1, Input::Cmd { tx: 2, cmd: cmd("SET d 1") });
+        m.push(1, end(2, &[0, 1]));
+        let out = text(&mut m);
+        assert!(out.contains("MULTI; SET a 1; SET b 1; EXEC"), "{out}");
+        assert!(out.contains("MULTI; SET c 1; SET d 1; EXEC"), "{out}");
+    }
+
+    #[test]
+    fn a_later_transaction_waits_for_one_ended_before_its_grant() {
+        let mut m = Merger::new(2);
+        m.push(0, Input::Begin(1));
+        m.push(1, Input::Begin(1));
+        m.push(0, Input::Cmd { tx: 1, cmd: cmd("SET a 1") });
+        m.push(0, end(1, &[0, 1]));
+        // Transaction 2 takes shard 0 after 1 released it, and completes first.
+        m.push(0, Input::Begin(2));
+        m.push(0, Input::Cmd { tx: 2, cmd: cmd("SET a 2") });
+        m.push(0, end(2, &[0]));
+        assert_eq!(text(&mut m), "");
+        m.push(1, end(1, &[0, 1]));
+        assert_eq!(text(&mut m), "SELECT 0; SET a 1; SET a 2");
+    }
+
+    #[test]
+    fn keyless_commands_of_every_shard_go_out_once_in_place() {
+        let mut m = Merger::new(2);
+        m.push(0, Input::Begin(3));
+        m.push(1, Input::Begin(3));
+        m.push(0, Input::Cmd { tx: 3, cmd: cmd("FLUSHALL") });
+        m.push(0, Input::Cmd { tx: 3, cmd: cmd("SET a 1") });
+        m.push(1, Input::Cmd { tx: 3, cmd: cmd("SET b 1") });
+        m.push(1, Input::Cmd { tx: 3, cmd: cmd("FLUSHALL") });
+        m.push(0, end(3, &[0, 1]));
+        m.push(1, end(3, &[0, 1]));
+        assert_eq!(
+            text(&mut m),
+            "MULTI; SELECT 0; SET b 1; FLUSHALL; SET a 1; EXEC"
+        );
+    }
+
+    #[test]
+    fn a_sync_resolves_where_its_cut_goes_out_and_tokens_after_earlier_writes() {
+        let mut m = Merger::new(2);
+        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET a 1") });
+        for s in 0..2 {
+            m.push(s, Input::Begin(9));
+            m.push(s, Input::Mark { tx: 9, sync: 1 });
+        }
+        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET a 2") });
+        assert_eq!(text(&mut m), "SELECT 0; SET a 1");
+        m.push(0, end(9, &[0, 1]));
+        m.push(1, Input::Token(5));
+        m.push(1, end(9, &[0, 1]));
+        assert_eq!(m.resolved, vec![(0, Resolved::Sync(1))]);
+        m.push(0, Input::Token(5));
+        let at = cmd("SET a 2").resp.len();
+        assert_eq!(m.resolved.last(), Some(&(at, Resolved::Token(5))));
+        assert_eq!(text(&mut m), "SET a 2");
+    }
+}

@@ -1,0 +1,880 @@
+//! Replication, the primary's side: Redis 7.0 replicas (or Shardis ones) follow this server
+//! with SYNC/PSYNC.
+//!
+//! - every core copies its shard's journal (the one write hook, `shardis_engine::journal`)
+//!   to the *hub*, a thread of its own, once per event-loop pass, together with the grants of
+//!   its shard's lock (`core::shard_lock`) and markers; the hub merges the shards' records
+//!   into one command stream (`merge`), numbers its bytes (the replication offset), keeps the
+//!   backlog, and appends it to each replica's buffer;
+//! - `sync`: a full sync: the cut of every shard under the lock of all of them, each core
+//!   serialising its snapshot (copy-on-write, no fork) in chunks to the replica's link;
+//! - `link`: a replica's socket, taken over from the event loop after PSYNC: a thread writing
+//!   the RDB and then the stream, and one reading its REPLCONF ACKs.
+//!
+//! Here: the shared state (replicas, backlog, ids, counters), PSYNC/SYNC/REPLCONF, WAIT,
+//! `min-replicas-*`, CLIENT KILL TYPE replica, and the lines INFO and ROLE show.
+
+mod link;
+pub mod merge;
+mod sync;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Shutdown, TcpStream};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shardis_persist::aof::{self, Frame, Record};
+use shardis_resp::Reply;
+use tracing::{info, warn};
+
+use self::merge::{Cmd, Input, Merger, Resolved};
+use crate::conn::session::Session;
+use crate::core::shard_lock::TxId;
+use crate::core::Core;
+use crate::replica;
+
+/// Settings the hub and the links read (copied from the configuration on every change).
+#[derive(Clone, Debug)]
+struct Settings {
+    backlog_size: usize,
+    backlog_ttl: u64,
+    ping_period: u64,
+    timeout: u64,
+    limit: crate::config::OutputLimit,
+    min_to_write: usize,
+    max_lag: u64,
+    diskless: bool,
+    delay: u64,
+    nodelay: bool,
+}
+
+static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
+
+fn settings() -> Settings {
+    lock(&SETTINGS).clone().unwrap_or(Settings {
+        backlog_size: 1 << 20,
+        backlog_ttl: 3600,
+        ping_period: 10,
+        timeout: 60,
+        limit: crate::config::OutputLimit::default(),
+        min_to_write: 0,
+        max_lag: 10,
+        diskless: true,
+        delay: 5,
+        nodelay: true,
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads the settings (at start-up and after CONFIG SET).
+pub fn configure(config: &crate::config::Config) {
+    let s = Settings {
+        backlog_size: config.get_i64("repl-backlog-size").max(1) as usize,
+        backlog_ttl: config.get_i64("repl-backlog-ttl").max(0) as u64,
+        ping_period: config.get_i64("repl-ping-replica-period").max(1) as u64,
+        timeout: config.get_i64("repl-timeout").max(1) as u64,
+        limit: config.output_limit_replica(),
+        min_to_write: config.get_i64("min-replicas-to-write").max(0) as usize,
+        max_lag: config.get_i64("min-replicas-max-lag").max(0) as u64,
+        diskless: config.get_bool("repl-diskless-sync"),
+        delay: config.get_i64("repl-diskless-sync-delay").max(0) as u64,
+        nodelay: !config.get_bool("repl-disable-tcp-nodelay"),
+    };
+    MIN_TO_WRITE.store(
+        (s.min_to_write > 0 && s.max_lag > 0) as u64 * s.min_to_write as u64,
+        Ordering::Relaxed,
+    );
+    *lock(&SETTINGS) = Some(s);
+}
+
+/// Where a replica stands (INFO's `state=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the cut of its full sync.
+    WaitCut,
+    /// Receiving the RDB; the stream since the cut collects in its buffer.
+    SendRdb,
+    Online,
+}
+
+/// A replica's link.
+pub struct Replica {
+    /// The client id it had.
+    id: u64,
+    /// Its address (ip:port of the socket), and the address it listens on.
+    addr: String,
+    ip: String,
+    port: u16,
+    st: Mutex<LinkState>,
+    wake: Condvar,
+    /// A handle on the socket to shut it down from elsewhere (kill, limits, timeout).
+    sock: Mutex<Option<TcpStream>>,
+}
+
+struct LinkState {
+    phase: Phase,
+    /// Stream bytes not yet written to the socket.
+    buf: Vec<u8>,
+    /// The offset its stream starts after (its full sync's cut, or the partial resync's).
+    start: i64,
+    /// The offset it last acknowledged, and when.
+    ack: i64,
+    ack_at: Instant,
+    closed: bool,
+    /// Since when its buffer is over the soft limit.
+    soft_since: Option<Instant>,
+}
+
+impl Replica {
+    fn new(id: u64, addr: String, hello: &crate::core::client::ReplicaHello) -> Arc<Replica> {
+        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+        Arc::new(Replica {
+            id,
+            ip: hello.ip.clone().unwrap_or_else(|| host.to_string()),
+            addr,
+            port: hello.port,
+            st: Mutex::new(LinkState {
+                phase: Phase::WaitCut,
+                buf: Vec::new(),
+                start: 0,
+                ack: 0,
+                ack_at: Instant::now(),
+                closed: false,
+                soft_since: None,
+            }),
+            wake: Condvar::new(),
+            sock: Mutex::new(None),
+        })
+    }
+
+    /// Closes the link (both threads notice: the socket is shut down).
+    fn close(&self, why: &str) {
+        let mut st = lock(&self.st);
+        if !st.closed {
+            st.closed = true;
+            info!("Connection with replica {} lost ({why})", self.addr);
+        }
+        drop(st);
+        if let Some(s) = lock(&self.sock).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        self.wake.notify_all();
+    }
+
+    fn closed(&self) -> bool {
+        lock(&self.st).closed
+    }
+}
+
+/// The replication backlog: the last `repl-backlog-size` bytes of the stream.
+struct Backlog {
+    buf: VecDeque<u8>,
+    /// The offset of its first byte (Redis's `repl_backlog_first_byte_offset`).
+    first: i64,
+    active: bool,
+}
+
+/// What the hub and the commands share.
+struct Hub {
+    backlog: Backlog,
+    replicas: Vec<Arc<Replica>>,
+    /// Replicas waiting for the cut of their full sync, by sync id.
+    waiting: BTreeMap<u64, Arc<Replica>>,
+    /// WAIT tokens resolved to offsets.
+    tokens: BTreeMap<u64, i64>,
+    /// A WAIT asked the replicas for their offsets.
+    getack: bool,
+    /// When the last replica went (the backlog is freed `repl-backlog-ttl` later).
+    alone_since: Option<Instant>,
+}
+
+static HUB: Mutex<Hub> = Mutex::new(Hub {
+    backlog: Backlog {
+        buf: VecDeque::new(),
+        first: 0,
+        active: false,
+    },
+    replicas: Vec::new(),
+    waiting: BTreeMap::new(),
+    tokens: BTreeMap::new(),
+    getack: false,
+    alone_since: None,
+});
+
+fn hub() -> MutexGuard<'static, Hub> {
+    lock(&HUB)
+}
+
+static SYNC_FULL: AtomicU64 = AtomicU64::new(0);
+static SYNC_PARTIAL_OK: AtomicU64 = AtomicU64::new(0);
+static SYNC_PARTIAL_ERR: AtomicU64 = AtomicU64::new(0);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// `min-replicas-to-write` when it is in force (0: not).
+static MIN_TO_WRITE: AtomicU64 = AtomicU64::new(0);
+/// Every core copies its journal to the hub.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static ACTIVATING: AtomicBool = AtomicBool::new(false);
+
+/// What cores tell the hub.
+enum Msg {
+    Records(usize, Vec<u8>),
+    Begin(usize, TxId),
+    Mark(usize, TxId, u64),
+    Token(usize, u64),
+}
+
+static HUB_TX: OnceLock<Sender<Msg>> = OnceLock::new();
+
+fn send(msg: Msg) {
+    if let Some(tx) = HUB_TX.get() {
+        let _ = tx.send(msg);
+    }
+}
+
+/// At start-up (every core): the hook told of lock grants.
+pub fn init(config: &crate::config::Config) {
+    crate::core::shard_lock::set_grant_hook(granted);
+    configure(config);
+}
+
+/// Copies what this core's journal collected to the hub (every event-loop pass, and before
+/// anything the hub must see after those records).
+pub fn feed(core: &Core) {
+    let bytes = {
+        let mut shard = core.shard.borrow_mut();
+        if !shard.journal.as_ref().is_some_and(|j| j.feed.is_some()) {
+            return;
+        }
+        shard.journal_reaped();
+        match shard.journal.as_mut().and_then(|j| j.feed.as_mut()) {
+            Some(f) if !f.is_empty() => std::mem::take(f),
+            _ => return,
+        }
+    };
+    send(Msg::Records(core.id, bytes));
+}
+
+fn feeding(core: &Core) -> bool {
+    core.shard
+        .borrow()
+        .journal
+        .as_ref()
+        .is_some_and(|j| j.feed.is_some())
+}
+
+/// The shard granted `tx` its lock.
+fn granted(core: &Core, tx: TxId) {
+    if feeding(core) {
+        feed(core);
+        send(Msg::Begin(core.id, tx));
+    }
+}
+
+/// Turns the journal's copy on on every core (once), under the lock of every shard so that
+/// no transaction is half copied; starts the hub.
+async fn activate(core: &Rc<Core>) {
+    while !ACTIVE.load(Ordering::SeqCst) {
+        if ACTIVATING
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            core.sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        let shards = core.shards;
+        HUB_TX.get_or_init(|| {
+            let (tx, rx) = mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("repl-hub".into())
+                .spawn(move || run_hub(shards, rx));
+            if let Err(e) = spawned {
+                warn!("cannot start the replication thread: {e}");
+            }
+            tx
+        });
+        let held = crate::coord::txn::lock(core, crate::coord::txn::plan_all(shards)).await;
+        core.broadcast(|c| c.shard.borrow_mut().set_journal_feed(true))
+            .await;
+        ACTIVE.store(true, Ordering::SeqCst);
+        crate::coord::txn::unlock(core, held).await;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The hub.
+
+fn run_hub(shards: usize, rx: mpsc::Receiver<Msg>) {
+    let mut merger = Merger::new(shards);
+    let mut last_ping = Instant::now();
+    let mut last_check = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(msg) => {
+                take(&mut merger, msg);
+                while let Ok(msg) = rx.try_recv() {
+                    take(&mut merger, msg);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let s = settings();
+        {
+            let mut h = hub();
+            if h.getack {
+                h.getack = false;
+                merger.raw(&merge::encode(&[b"REPLCONF", b"GETACK", b"*"]));
+            }
+            if !h.replicas.is_empty() && last_ping.elapsed().as_secs() >= s.ping_period {
+                last_ping = Instant::now();
+                merger.raw(&merge::encode(&[b"PING"]));
+            }
+        }
+        distribute(&mut merger, &s);
+        if last_check.elapsed() >= Duration::from_millis(500) {
+            last_check = Instant::now();
+            check(&s);
+        }
+    }
+}
+
+/// Turns a core's message into the merger's inputs.
+fn take(merger: &mut Merger, msg: Msg) {
+    match msg {
+        Msg::Records(shard, bytes) => {
+            let mut at = 0;
+            while at < bytes.len() {
+                match aof::decode(&bytes[at..]) {
+                    Frame::Record(r, n) => {
+                        at += n;
+                        if let Some(input) = input_of(r) {
+                            merger.push(shard, input);
+                        }
+                    }
+                    _ => {
+                        warn!("replication: an unreadable journal record was skipped");
+                        break;
+                    }
+                }
+            }
+        }
+        Msg::Begin(shard, tx) => merger.push(shard, Input::Begin(tx)),
+        Msg::Mark(shard, tx, sync) => merger.push(shard, Input::Mark { tx, sync }),
+        Msg::Token(shard, token) => merger.push(shard, Input::Token(token)),
+    }
+}
+
+/// A journal record as the command a Redis replica runs.
+fn input_of(r: Record<'_>) -> Option<Input> {
+    let (tx, db, resp, keyless) = match r {
+        Record::Command { tx, db, args, .. } => {
+            let keyless = tx != 0 && is_keyless(&args);
+            (tx, db, merge::encode(&args), keyless)
+        }
+        Record::Put {
+            tx,
+            db,
+            key,
+            expire_ms,
+            value,
+        } => {
+            let payload = shardis_persist::dump::seal(value.to_vec());
+            let ttl = expire_ms.unwrap_or(0).to_string();
+            let argv: [&[u8]; 6] = [
+                b"RESTORE",
+                key,
+                ttl.as_bytes(),
+                &payload,
+                b"REPLACE",
+                b"ABSTTL",
+            ];
+            (tx, db, merge::encode(&argv), false)
+        }
+        Record::Del { tx, db, key } => (tx, db, merge::encode(&[b"DEL", key]), false),
+        // A run marker of the log.
+        Record::TxEnd { participants, .. } if participants.is_empty() => return None,
+        Record::TxEnd { tx, participants } => return Some(Input::End { tx, participants }),
+    };
+    Some(Input::Cmd {
+        tx,
+        cmd: Cmd { db, resp, keyless },
+    })
+}
+
+/// A command without keys (FLUSHALL, SWAPDB…), which a transaction runs on every shard.
+fn is_keyless(args: &[&[u8]]) -> bool {
+    let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+    match shardis_engine::command::lookup(&args) {
+        Ok(cmd) => {
+            let mut keys = Vec::new();
+            cmd.key_indexes(&args, &mut keys);
+            keys.is_empty()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Appends the merged output to the backlog and the replicas, handling what happened along
+/// it (full syncs' cuts, WAIT tokens) at its place.
+fn distribute(merger: &mut Merger, s: &Settings) {
+    if merger.out.is_empty() && merger.resolved.is_empty() {
+        return;
+    }
+    let out = std::mem::take(&mut merger.out);
+    let resolved = std::mem::take(&mut merger.resolved);
+    let mut h = hub();
+    // A replica keeps its own offset: what merges here while it follows a primary is
+    // not a stream of ours.
+    if replica::is_replica() {
+        h.backlog.active = false;
+        h.backlog.buf.clear();
+        return;
+    }
+    let mut at = 0;
+    for (pos, what) in resolved {
+        let pos = pos.min(out.len());
+        append(&mut h, &out[at..pos], s);
+        at = pos;
+        let offset = replica::offset();
+        match what {
+            Resolved::Sync(id) => {
+                if let Some(r) = h.waiting.remove(&id) {
+                    let mut st = lock(&r.st);
+                    st.phase = Phase::SendRdb;
+                    st.start = offset;
+                    drop(st);
+                    r.wake.notify_all();
+                    h.replicas.push(r);
+                }
+            }
+            Resolved::Token(id) => {
+                h.tokens.insert(id, offset);
+            }
+        }
+    }
+    append(&mut h, &out[at..], s);
+}
+
+fn ensure_backlog(h: &mut Hub) {
+    if !h.backlog.active {
+        h.backlog.active = true;
+        h.backlog.buf.clear();
+        h.backlog.first = replica::offset() + 1;
+    }
+}
+
+fn append(h: &mut Hub, bytes: &[u8], s: &Settings) {
+    if bytes.is_empty() {
+        return;
+    }
+    ensure_backlog(h);
+    replica::advance_offset(bytes.len() as i64);
+    let b = &mut h.backlog;
+    b.buf.extend(bytes);
+    let over = b.buf.len().saturating_sub(s.backlog_size);
+    if over > 0 {
+        b.buf.drain(..over);
+        b.first += over as i64;
+    }
+    let now = Instant::now();
+    for r in &h.replicas {
+        let mut st = lock(&r.st);
+        if st.closed || st.phase == Phase::WaitCut {
+            continue;
+        }
+        st.buf.extend_from_slice(bytes);
+        let len = st.buf.len() as u64;
+        let l = s.limit;
+        let hard = l.hard > 0 && len >= l.hard;
+        let soft = l.soft > 0 && len >= l.soft;
+        if soft {
+            st.soft_since.get_or_insert(now);
+        } else {
+            st.soft_since = None;
+        }
+        let soft_over = st
+            .soft_since
+            .is_some_and(|t| now.duration_since(t).as_secs() >= l.soft_secs);
+        drop(st);
+        if hard || soft && soft_over {
+            warn!(
+                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                r.id, r.addr
+            );
+            r.close("output buffer limit");
+        } else {
+            r.wake.notify_all();
+        }
+    }
+}
+
+/// Drops closed links, times out silent replicas, frees the backlog once alone too long.
+fn check(s: &Settings) {
+    let mut h = hub();
+    for r in &h.replicas {
+        let st = lock(&r.st);
+        let silent = st.phase == Phase::Online
+            && !st.closed
+            && st.ack_at.elapsed().as_secs() > s.timeout;
+        drop(st);
+        if silent {
+            warn!("Disconnecting timedout replica (streaming sync): {}", r.addr);
+            r.close("timeout");
+        }
+    }
+    h.replicas.retain(|r| !r.closed());
+    h.waiting.retain(|_, r| !r.closed());
+    if h.replicas.is_empty() && h.waiting.is_empty() {
+        let since = *h.alone_since.get_or_insert_with(Instant::now);
+        if s.backlog_ttl > 0 && h.backlog.active && since.elapsed().as_secs() >= s.backlog_ttl {
+            info!("Replication backlog freed after {} seconds without connected replicas.", s.backlog_ttl);
+            h.backlog.active = false;
+            h.backlog.buf = VecDeque::new();
+        }
+    } else {
+        h.alone_since = None;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Commands.
+
+/// REPLCONF option value ...: what a replica says of itself before PSYNC. ACK and GETACK
+/// from a client that is not a replica's link are ignored without a reply, as Redis does.
+pub fn replconf(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
+    if args.len().is_multiple_of(2) {
+        return Some(shardis_engine::error::syntax());
+    }
+    let mut hello = s.client.borrow().replica_hello.clone();
+    for pair in args[1..].chunks(2) {
+        let (opt, val) = (&pair[0], &pair[1]);
+        match opt.to_ascii_lowercase().as_slice() {
+            b"listening-port" => match std::str::from_utf8(val).ok().and_then(|v| v.parse().ok())
+            {
+                Some(p) => hello.port = p,
+                None => return Some(Reply::err("ERR value is not an integer or out of range")),
+            },
+            b"ip-address" => {
+                if val.len() >= 46 {
+                    return Some(Reply::err(
+                        "ERR REPLCONF ip-address provided by replica instance is too long: 46 bytes or more",
+                    ));
+                }
+                hello.ip = Some(String::from_utf8_lossy(val).into_owned());
+            }
+            b"capa" => {
+                if val.eq_ignore_ascii_case(b"eof") {
+                    hello.eof = true;
+                } else if val.eq_ignore_ascii_case(b"psync2") {
+                    hello.psync2 = true;
+                }
+            }
+            b"ack" | b"getack" => return Some(Reply::Multiple(Vec::new())),
+            _ => {
+                return Some(Reply::error(format!(
+                    "ERR Unrecognized REPLCONF option: {}",
+                    String::from_utf8_lossy(opt)
+                )))
+            }
+        }
+    }
+    s.client.borrow_mut().replica_hello = hello;
+    Some(Reply::Ok)
+}
+
+/// PSYNC replid offset, and SYNC: the connection becomes a replica's link.
+pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
+    if replica::is_replica() {
+        return Some(Reply::err(
+            "ERR Replica chaining is not built here: this server follows a primary",
+        ));
+    }
+    activate(&s.core).await;
+    let old_sync = args.len() == 1;
+    let (hello, id, addr) = {
+        let c = s.client.borrow();
+        (c.replica_hello.clone(), c.id, c.addr.clone())
+    };
+    let r = Replica::new(id, addr, &hello);
+    let wanted = if old_sync {
+        None
+    } else {
+        let offset = std::str::from_utf8(&args[2])
+            .ok()
+            .and_then(|o| o.parse::<i64>().ok());
+        Some((String::from_utf8_lossy(&args[1]).into_owned(), offset))
+    };
+    // A partial resync when the id is ours (or our previous one, up to where it ended) and
+    // the backlog still holds everything from the offset asked for.
+    let partial = {
+        let mut h = hub();
+        ensure_backlog(&mut h);
+        let (replid, replid2, second) = replica::ids();
+        let master = replica::offset();
+        let b = &h.backlog;
+        let histlen = b.buf.len() as i64;
+        let from = match &wanted {
+            Some((id, Some(off)))
+                if (*id == replid || *id == replid2 && *off <= second)
+                    && *off >= b.first
+                    && *off <= b.first + histlen =>
+            {
+                Some(*off)
+            }
+            _ => None,
+        };
+        match from {
+            Some(off) => {
+                let skip = (off - b.first) as usize;
+                let backlog: Vec<u8> = b.buf.iter().skip(skip).copied().collect();
+                {
+                    let mut st = lock(&r.st);
+                    st.phase = Phase::Online;
+                    st.start = off - 1;
+                    st.ack = off - 1;
+                    st.buf = backlog;
+                }
+                h.replicas.push(r.clone());
+                SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
+                info!(
+                    "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {off}.",
+                    r.addr,
+                    master + 1 - off
+                );
+                true
+            }
+            None => {
+                if matches!(&wanted, Some((id, _)) if id != "?") {
+                    SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
+                }
+                SYNC_FULL.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    };
+    let how = if partial {
+        link::Start::Continue {
+            psync2: hello.psync2,
+        }
+    } else {
+        let sync = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        hub().waiting.insert(sync, r.clone());
+        let s2 = settings();
+        let diskless = s2.diskless && hello.eof && !old_sync;
+        info!(
+            "Replica {} asks for synchronization; starting a full sync ({})",
+            r.addr,
+            if diskless { "diskless" } else { "through a file" }
+        );
+        let (plan_tx, plan_rx) = mpsc::channel();
+        crate::core::spawn::spawn(sync::run(s.core.clone(), r.clone(), sync, plan_tx, diskless));
+        link::Start::Full {
+            announce: !old_sync,
+            diskless,
+            plan: plan_rx,
+        }
+    };
+    let nodelay = settings().nodelay;
+    let link = r.clone();
+    s.client.borrow_mut().handoff = Some(Box::new(move |fd| {
+        if fd < 0 {
+            link.close("the connection could not be handed over");
+        } else {
+            link::start(link, fd, how, nodelay);
+        }
+    }));
+    None
+}
+
+/// Replicas that acknowledged at least `offset`.
+fn acked(offset: i64) -> usize {
+    hub()
+        .replicas
+        .iter()
+        .filter(|r| {
+            let st = lock(&r.st);
+            !st.closed && st.phase == Phase::Online && st.ack >= offset
+        })
+        .count()
+}
+
+/// WAIT numreplicas timeout.
+pub async fn wait(s: &mut Session, args: &[Bytes]) -> Reply {
+    if replica::is_replica() {
+        return Reply::err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+    }
+    let Some(n) = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return Reply::err("ERR value is not an integer or out of range");
+    };
+    let timeout = match std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        Some(t) if t < 0 => return Reply::err("ERR timeout is negative"),
+        Some(t) => t as u64,
+        None => return Reply::err("ERR timeout is not an integer or out of range"),
+    };
+    // Every write this client saw acknowledged is in the stream before the token.
+    let target = if ACTIVE.load(Ordering::SeqCst) {
+        let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        s.core
+            .broadcast(move |c| {
+                feed(c);
+                send(Msg::Token(c.id, token));
+            })
+            .await;
+        loop {
+            if let Some(off) = hub().tokens.remove(&token) {
+                break off;
+            }
+            s.core.sleep(Duration::from_millis(1)).await;
+        }
+    } else {
+        0
+    };
+    // Inside MULTI or a script: the count now, without waiting.
+    if s.in_exec || s.from_script {
+        return Reply::Int(acked(target) as i64);
+    }
+    let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
+    let mut asked = false;
+    loop {
+        let count = acked(target);
+        if count as i64 >= n || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Reply::Int(count as i64);
+        }
+        if s.hangup.is_raised() {
+            return Reply::Int(count as i64);
+        }
+        if !asked {
+            asked = true;
+            hub().getack = true;
+        }
+        s.core.sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Redis's refusal of writes while fewer than `min-replicas-to-write` replicas lag less
+/// than `min-replicas-max-lag` seconds.
+#[inline]
+pub fn writes_refused() -> Option<Reply> {
+    let min = MIN_TO_WRITE.load(Ordering::Relaxed);
+    if min == 0 || replica::is_replica() {
+        return None;
+    }
+    (good_replicas() < min as usize)
+        .then(|| Reply::err("NOREPLICAS Not enough good replicas to write."))
+}
+
+fn good_replicas() -> usize {
+    let max_lag = settings().max_lag;
+    hub()
+        .replicas
+        .iter()
+        .filter(|r| {
+            let st = lock(&r.st);
+            !st.closed && st.phase == Phase::Online && st.ack_at.elapsed().as_secs() <= max_lag
+        })
+        .count()
+}
+
+/// CLIENT KILL's matching of replicas' links: closes those `matches(id, addr)` accepts.
+pub fn kill(matches: impl Fn(u64, &str) -> bool) -> usize {
+    let h = hub();
+    let mut n = 0;
+    for r in h.replicas.iter().chain(h.waiting.values()) {
+        if !r.closed() && matches(r.id, &r.addr) {
+            r.close("killed by CLIENT KILL");
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Disconnects every replica (this server starts following a primary).
+pub fn disconnect_all() {
+    kill(|_, _| true);
+}
+
+/// INFO replication's lines about replicas (`connected_slaves`, `slaveN`), and the backlog's.
+pub fn info() -> (String, String) {
+    let h = hub();
+    let mut lines = String::new();
+    let mut n = 0;
+    for r in &h.replicas {
+        let st = lock(&r.st);
+        if st.closed {
+            continue;
+        }
+        let state = match st.phase {
+            Phase::WaitCut => "wait_bgsave",
+            Phase::SendRdb => "send_bulk",
+            Phase::Online => "online",
+        };
+        lines.push_str(&format!(
+            "slave{n}:ip={},port={},state={state},offset={},lag={}\r\n",
+            r.ip,
+            r.port,
+            st.ack,
+            st.ack_at.elapsed().as_secs()
+        ));
+        n += 1;
+    }
+    for r in h.waiting.values() {
+        if r.closed() {
+            continue;
+        }
+        lines.push_str(&format!(
+            "slave{n}:ip={},port={},state=wait_bgsave,offset=0,lag=0\r\n",
+            r.ip, r.port
+        ));
+        n += 1;
+    }
+    let slaves = format!("connected_slaves:{n}\r\n{lines}");
+    let b = &h.backlog;
+    let backlog = format!(
+        "repl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        u8::from(b.active),
+        settings().backlog_size,
+        if b.active { b.first } else { 0 },
+        if b.active { b.buf.len() } else { 0 },
+    );
+    (slaves, backlog)
+}
+
+/// ROLE's list of replicas: [ip, port, offset] each.
+pub fn role_replicas() -> Vec<Reply> {
+    hub()
+        .replicas
+        .iter()
+        .filter_map(|r| {
+            let st = lock(&r.st);
+            (!st.closed).then(|| {
+                Reply::Array(vec![
+                    Reply::bulk(r.ip.as_bytes()),
+                    Reply::bulk(r.port.to_string().as_bytes()),
+                    Reply::bulk(st.ack.to_string().as_bytes()),
+                ])
+            })
+        })
+        .collect()
+}
+
+/// INFO stats' counters: sync_full, sync_partial_ok, sync_partial_err.
+pub fn sync_stats() -> (u64, u64, u64) {
+    (
+        SYNC_FULL.load(Ordering::Relaxed),
+        SYNC_PARTIAL_OK.load(Ordering::Relaxed),
+        SYNC_PARTIAL_ERR.load(Ordering::Relaxed),
+    )
+}

@@ -1,0 +1,243 @@
+//! Replication tests' shared parts: a real redis-server (primary or replica), INFO fields,
+//! waiting for a replica to catch up, comparing data sets, and a fill and write load of
+//! every data type.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Connection;
+
+/// A redis-server, killed when dropped (also when a test fails).
+pub struct RedisServer(pub std::process::Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running redis-server in `dir`, or None when it is not installed.
+pub fn redis_server(dir: &Path, extra: &[&str]) -> Option<(RedisServer, u16)> {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-server not installed: skipping");
+        return None;
+    }
+    let port = super::free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .map(RedisServer)
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ping = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if ping.is_ok() {
+            return Some((child, port));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn info_of(c: &mut Connection, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg("all").query(c).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+pub fn number(c: &mut Connection, field: &str) -> i64 {
+    info_of(c, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO {field}"))
+}
+
+/// Waits until the replica is up and has applied everything the primary wrote.
+pub fn wait_in_sync(primary: &mut Connection, replica: &mut Connection) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let target = number(primary, "master_repl_offset");
+        let up = info_of(replica, "master_link_status").as_deref() == Some("up");
+        if up && number(replica, "slave_repl_offset") == target {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica not in sync: link {:?}, offset {} of {target}",
+            info_of(replica, "master_link_status"),
+            number(replica, "master_repl_offset")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn digest(c: &mut Connection) -> String {
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(c)
+        .expect("DEBUG DIGEST")
+}
+
+/// Both data sets are the same: every database's size, then Redis's digest of all of them.
+pub fn assert_same(primary: &mut Connection, replica: &mut Connection) {
+    for db in 0..2 {
+        let p: i64 = redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(primary)
+            .map_or(-1, |()| {
+                redis::cmd("DBSIZE").query(primary).expect("DBSIZE")
+            });
+        let r: i64 = redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(replica)
+            .map_or(-1, |()| {
+                redis::cmd("DBSIZE").query(replica).expect("DBSIZE")
+            });
+        assert_eq!(p, r, "DBSIZE of db {db}");
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(primary).expect("SELECT");
+    let _: () = redis::cmd("SELECT").arg(0).query(replica).expect("SELECT");
+    assert_eq!(digest(primary), digest(replica), "DEBUG DIGEST");
+}
+
+/// Data of every type, in two databases, some of it large enough for the general encodings.
+pub fn fill(c: &mut Connection) {
+    let mut p = redis::pipe();
+    for i in 0..300 {
+        p.cmd("SET")
+            .arg(format!("str:{i}"))
+            .arg(format!("value-{i}"));
+        p.cmd("SET").arg(format!("int:{i}")).arg(i);
+        p.cmd("RPUSH").arg("list:big").arg(format!("item-{i}"));
+        p.cmd("HSET")
+            .arg("hash:big")
+            .arg(format!("f{i}"))
+            .arg(format!("v{i}"));
+        p.cmd("SADD").arg("set:big").arg(format!("m{i}"));
+        p.cmd("SADD").arg("set:ints").arg(i);
+        p.cmd("ZADD")
+            .arg("zset:big")
+            .arg(i as f64 * 1.5)
+            .arg(format!("z{i}"));
+        p.cmd("XADD").arg("stream").arg("*").arg("n").arg(i);
+        p.cmd("PFADD").arg("hll").arg(format!("e{i}"));
+    }
+    p.cmd("RPUSH").arg("list:small").arg("a").arg("b");
+    p.cmd("HSET").arg("hash:small").arg("a").arg("1");
+    p.cmd("SADD").arg("set:small").arg("a").arg("b");
+    p.cmd("ZADD").arg("zset:small").arg(1).arg("a");
+    p.cmd("GEOADD")
+        .arg("geo")
+        .arg(13.361389)
+        .arg(38.115556)
+        .arg("Palermo");
+    p.cmd("SETBIT").arg("bits").arg(1000).arg(1);
+    p.cmd("SET").arg("big:string").arg("x".repeat(100_000));
+    p.cmd("SET").arg("ttl").arg("v").arg("EX").arg(1000);
+    p.cmd("XGROUP")
+        .arg("CREATE")
+        .arg("stream")
+        .arg("g")
+        .arg("0");
+    p.cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("COUNT")
+        .arg(5)
+        .arg("STREAMS")
+        .arg("stream")
+        .arg(">");
+    p.cmd("SELECT").arg(1);
+    p.cmd("SET").arg("in-db1").arg("1");
+    p.cmd("HSET").arg("h1").arg("f").arg("v");
+    p.cmd("SELECT").arg(0);
+    p.query::<()>(c).expect("fill");
+}
+
+/// A write load of every type: single keys on both shards, commands over several shards,
+/// transactions, a script, expiries, deletions, another database.
+pub fn write_load(c: &mut Connection, round: usize) {
+    let mut p = redis::pipe();
+    for i in 0..200 {
+        let n = round * 1000 + i;
+        p.cmd("SET").arg(format!("k:{n}")).arg(n);
+        p.cmd("INCR").arg(format!("int:{}", i % 50));
+        p.cmd("INCRBYFLOAT").arg("float").arg(0.5);
+        p.cmd("LPUSH").arg("list:big").arg(n);
+        p.cmd("RPOP").arg("list:small");
+        p.cmd("HINCRBY")
+            .arg("hash:counters")
+            .arg(format!("f{}", i % 20))
+            .arg(1);
+        p.cmd("SADD").arg("set:big").arg(format!("new{n}"));
+        p.cmd("SPOP").arg("set:ints");
+        p.cmd("ZINCRBY")
+            .arg("zset:big")
+            .arg(2)
+            .arg(format!("z{}", i % 30));
+        p.cmd("XADD").arg("stream").arg("*").arg("n").arg(n);
+        p.cmd("PFADD").arg("hll").arg(format!("x{n}"));
+        p.cmd("EXPIRE").arg(format!("str:{}", i)).arg(5000);
+        p.cmd("DEL").arg(format!("str:{}", 299 - i));
+        p.cmd("MSET")
+            .arg(format!("a:{n}"))
+            .arg(1)
+            .arg(format!("b:{n}"))
+            .arg(2)
+            .arg(format!("c:{n}"))
+            .arg(3);
+        if i % 10 == 0 {
+            p.cmd("SUNIONSTORE")
+                .arg(format!("union:{n}"))
+                .arg("set:small")
+                .arg("set:big");
+            p.cmd("RENAME")
+                .arg(format!("k:{n}"))
+                .arg(format!("renamed:{n}"));
+            p.cmd("MULTI");
+            p.cmd("INCR").arg("tx:a");
+            p.cmd("INCR").arg("tx:b");
+            p.cmd("LMOVE")
+                .arg("list:big")
+                .arg("tx:list")
+                .arg("LEFT")
+                .arg("RIGHT");
+            p.cmd("EXEC");
+            p.cmd("EVAL")
+                .arg("redis.call('INCR', KEYS[1]); return redis.call('SET', KEYS[2], ARGV[1])")
+                .arg(2)
+                .arg("script:a")
+                .arg("script:b")
+                .arg(n);
+            p.cmd("SELECT").arg(1);
+            p.cmd("INCR").arg("in-db1:counter");
+            p.cmd("SELECT").arg(0);
+        }
+    }
+    p.query::<()>(c).expect("write load");
+}
+
