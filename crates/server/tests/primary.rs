@@ -8,9 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::replication::{
-    assert_same, fill, info_of, number, redis_server, wait_in_sync, write_load,
-};
+use common::real_redis::redis_server_with;
+use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
 use common::Server;
 use redis::Connection;
 
@@ -56,7 +55,7 @@ fn a_redis_replica_follows_a_shardis_primary() {
     let shardis = primary();
     let mut p = shardis.conn();
     fill(&mut p);
-    let Some((_redis, redis_port)) = redis_server(
+    let Some((_redis, redis_port)) = redis_server_with(
         &dir,
         &["--replicaof", "127.0.0.1", &shardis.port.to_string()],
     ) else {
@@ -192,7 +191,7 @@ fn replicas_sync_through_a_file_and_shardis_follows_shardis() {
     write_load(&mut p, 0);
     wait_in_sync(&mut p, &mut f);
     assert_same(&mut p, &mut f);
-    if let Some((_redis, redis_port)) = redis_server(
+    if let Some((_redis, redis_port)) = redis_server_with(
         &dir,
         &["--replicaof", "127.0.0.1", &shardis.port.to_string()],
     ) {

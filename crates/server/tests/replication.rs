@@ -7,9 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::replication::{
-    assert_same, fill, info_of, number, redis_server, wait_in_sync, write_load,
-};
+use common::real_redis::redis_server;
+use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
 use common::Server;
 
 #[test]
@@ -17,7 +16,7 @@ fn a_shardis_replica_follows_a_redis_primary() {
     let dir = std::env::temp_dir().join(format!("shardis-repl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let Some((_redis, redis_port)) = redis_server(&dir, &[]) else {
+    let Some((_redis, redis_port)) = redis_server(&dir) else {
         return;
     };
     let mut primary = common::connect(redis_port);
@@ -162,7 +161,7 @@ fn the_replica_settings_are_read_from_the_file_and_checked() {
     let dir = std::env::temp_dir().join(format!("shardis-repl-conf-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let Some((_redis, redis_port)) = redis_server(&dir, &[]) else {
+    let Some((_redis, redis_port)) = redis_server(&dir) else {
         return;
     };
     let mut primary = common::connect(redis_port);
