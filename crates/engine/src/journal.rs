@@ -131,7 +131,11 @@ impl Shard {
 
     /// No reader left: the journal goes.
     fn drop_idle_journal(&mut self) {
-        if self.journal.as_ref().is_some_and(|j| !j.log && j.feed.is_none()) {
+        if self
+            .journal
+            .as_ref()
+            .is_some_and(|j| !j.log && j.feed.is_none())
+        {
             self.journal = None;
             for d in &mut self.dbs {
                 d.collect_reaped(false);

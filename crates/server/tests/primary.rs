@@ -70,7 +70,9 @@ fn a_redis_replica_follows_a_shardis_primary() {
     assert_eq!(info_of(&mut p, "connected_slaves").as_deref(), Some("1"));
     let line = info_of(&mut p, "slave0").expect("slave0");
     assert!(
-        line.starts_with(&format!("ip=127.0.0.1,port={redis_port},state=online,offset=")),
+        line.starts_with(&format!(
+            "ip=127.0.0.1,port={redis_port},state=online,offset="
+        )),
         "{line}"
     );
     assert_eq!(number(&mut p, "sync_full"), 1);
@@ -158,11 +160,19 @@ fn a_redis_replica_follows_a_shardis_primary() {
         .expect("one good replica");
 
     // FLUSHALL and SWAPDB run on every shard and reach the replica once each.
-    let _: () = redis::cmd("SWAPDB").arg(0).arg(1).query(&mut p).expect("SWAPDB");
+    let _: () = redis::cmd("SWAPDB")
+        .arg(0)
+        .arg(1)
+        .query(&mut p)
+        .expect("SWAPDB");
     wait_in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
     let _: () = redis::cmd("FLUSHALL").query(&mut p).expect("FLUSHALL");
-    let _: () = redis::cmd("SET").arg("after").arg(1).query(&mut p).expect("SET");
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg(1)
+        .query(&mut p)
+        .expect("SET");
     wait_in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
     let _ = std::fs::remove_dir_all(&dir);

@@ -314,7 +314,9 @@ fn the_replication_feed_gets_every_record_with_or_without_the_log() {
     let j = t.shard.journal.as_mut().expect("journal");
     assert!(j.buf.is_empty(), "no log: nothing kept for it");
     let fed = j.feed.take().expect("feed");
-    assert!(matches!(aof::decode(&fed), Frame::Record(Record::Command { .. }, n) if n == fed.len()));
+    assert!(
+        matches!(aof::decode(&fed), Frame::Record(Record::Command { .. }, n) if n == fed.len())
+    );
     j.feed = Some(Vec::new());
     t.shard.set_journal(true);
     t.run(&["SET", "b", "1"]);

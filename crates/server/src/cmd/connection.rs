@@ -520,16 +520,15 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
         }
     }
     // Replicas' links live outside the cores' client lists.
-    let replicas = if f.kind.is_none_or(|k| k == ClientType::Replica)
-        && f.laddr.is_none()
-        && f.user.is_none()
-    {
-        crate::primary::kill(|id, addr| {
-            f.id.is_none_or(|x| x == id) && f.addr.as_ref().is_none_or(|a| a == addr)
-        })
-    } else {
-        0
-    };
+    let replicas =
+        if f.kind.is_none_or(|k| k == ClientType::Replica) && f.laddr.is_none() && f.user.is_none()
+        {
+            crate::primary::kill(|id, addr| {
+                f.id.is_none_or(|x| x == id) && f.addr.as_ref().is_none_or(|a| a == addr)
+            })
+        } else {
+            0
+        };
     let f2 = f.clone();
     let killed: usize = s
         .core

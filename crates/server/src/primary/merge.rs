@@ -201,8 +201,7 @@ impl Merger {
                     *left = left.saturating_sub(1);
                     if *left == 0 {
                         self.tokens.remove(&token);
-                        self.resolved
-                            .push((self.out.len(), Resolved::Token(token)));
+                        self.resolved.push((self.out.len(), Resolved::Token(token)));
                     }
                 } else {
                     self.tokens.entry(token).or_insert(shards);
@@ -248,8 +247,7 @@ impl Merger {
                             *left = left.saturating_sub(1);
                             if *left == 0 {
                                 self.tokens.remove(&token);
-                                self.resolved
-                                    .push((self.out.len(), Resolved::Token(token)));
+                                self.resolved.push((self.out.len(), Resolved::Token(token)));
                             }
                         }
                     }
@@ -398,8 +396,20 @@ mod tests {
     #[test]
     fn untagged_commands_go_out_at_once() {
         let mut m = Merger::new(2);
-        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET a 1") });
-        m.push(1, Input::Cmd { tx: 0, cmd: cmd("SET b 1") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET a 1"),
+            },
+        );
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET b 1"),
+            },
+        );
         assert_eq!(text(&mut m), "SELECT 0; SET a 1; SET b 1");
     }
 
@@ -408,12 +418,36 @@ mod tests {
         let mut m = Merger::new(2);
         m.push(0, Input::Begin(7));
         m.push(1, Input::Begin(7));
-        m.push(1, Input::Cmd { tx: 7, cmd: cmd("SET b 1") });
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 7,
+                cmd: cmd("SET b 1"),
+            },
+        );
         m.push(1, end(7, &[0, 1]));
         // Shard 1's later write waits behind the transaction.
-        m.push(1, Input::Cmd { tx: 0, cmd: cmd("SET b 2") });
-        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET x 1") });
-        m.push(0, Input::Cmd { tx: 7, cmd: cmd("SET a 1") });
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET b 2"),
+            },
+        );
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET x 1"),
+            },
+        );
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 7,
+                cmd: cmd("SET a 1"),
+            },
+        );
         assert_eq!(text(&mut m), "SELECT 0; SET x 1");
         m.push(0, end(7, &[0, 1]));
         assert_eq!(text(&mut m), "MULTI; SET a 1; SET b 1; EXEC; SET b 2");
@@ -426,13 +460,37 @@ mod tests {
             m.push(s, Input::Begin(1));
             m.push(s, Input::Begin(2));
         }
-        m.push(0, Input::Cmd { tx: 1, cmd: cmd("SET a 1") });
-        m.push(0, Input::Cmd { tx: 2, cmd: cmd("SET c 1") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 1,
+                cmd: cmd("SET a 1"),
+            },
+        );
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 2,
+                cmd: cmd("SET c 1"),
+            },
+        );
         m.push(0, end(2, &[0, 1]));
         m.push(0, end(1, &[0, 1]));
-        m.push(1, Input::Cmd { tx: 1, cmd: cmd("SET b 1") });
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 1,
+                cmd: cmd("SET b 1"),
+            },
+        );
         m.push(1, end(1, &[0, 1]));
-        m.push(1, Input::Cmd { tx: 2, cmd: cmd("SET d 1") });
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 2,
+                cmd: cmd("SET d 1"),
+            },
+        );
         m.push(1, end(2, &[0, 1]));
         let out = text(&mut m);
         assert!(out.contains("MULTI; SET a 1; SET b 1; EXEC"), "{out}");
@@ -444,11 +502,23 @@ mod tests {
         let mut m = Merger::new(2);
         m.push(0, Input::Begin(1));
         m.push(1, Input::Begin(1));
-        m.push(0, Input::Cmd { tx: 1, cmd: cmd("SET a 1") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 1,
+                cmd: cmd("SET a 1"),
+            },
+        );
         m.push(0, end(1, &[0, 1]));
         // Transaction 2 takes shard 0 after 1 released it, and completes first.
         m.push(0, Input::Begin(2));
-        m.push(0, Input::Cmd { tx: 2, cmd: cmd("SET a 2") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 2,
+                cmd: cmd("SET a 2"),
+            },
+        );
         m.push(0, end(2, &[0]));
         assert_eq!(text(&mut m), "");
         m.push(1, end(1, &[0, 1]));
@@ -460,10 +530,34 @@ mod tests {
         let mut m = Merger::new(2);
         m.push(0, Input::Begin(3));
         m.push(1, Input::Begin(3));
-        m.push(0, Input::Cmd { tx: 3, cmd: cmd("FLUSHALL") });
-        m.push(0, Input::Cmd { tx: 3, cmd: cmd("SET a 1") });
-        m.push(1, Input::Cmd { tx: 3, cmd: cmd("SET b 1") });
-        m.push(1, Input::Cmd { tx: 3, cmd: cmd("FLUSHALL") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 3,
+                cmd: cmd("FLUSHALL"),
+            },
+        );
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 3,
+                cmd: cmd("SET a 1"),
+            },
+        );
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 3,
+                cmd: cmd("SET b 1"),
+            },
+        );
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 3,
+                cmd: cmd("FLUSHALL"),
+            },
+        );
         m.push(0, end(3, &[0, 1]));
         m.push(1, end(3, &[0, 1]));
         assert_eq!(
@@ -475,12 +569,24 @@ mod tests {
     #[test]
     fn a_sync_resolves_where_its_cut_goes_out_and_tokens_after_earlier_writes() {
         let mut m = Merger::new(2);
-        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET a 1") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET a 1"),
+            },
+        );
         for s in 0..2 {
             m.push(s, Input::Begin(9));
             m.push(s, Input::Mark { tx: 9, sync: 1 });
         }
-        m.push(0, Input::Cmd { tx: 0, cmd: cmd("SET a 2") });
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET a 2"),
+            },
+        );
         assert_eq!(text(&mut m), "SELECT 0; SET a 1");
         m.push(0, end(9, &[0, 1]));
         m.push(1, Input::Token(5));

@@ -249,7 +249,7 @@ pub fn init(config: &crate::config::Config) {
 pub fn feed(core: &Core) {
     let bytes = {
         let mut shard = core.shard.borrow_mut();
-        if !shard.journal.as_ref().is_some_and(|j| j.feed.is_some()) {
+        if shard.journal.as_ref().is_none_or(|j| j.feed.is_none()) {
             return;
         }
         shard.journal_reaped();
@@ -520,12 +520,14 @@ fn check(s: &Settings) {
     let mut h = hub();
     for r in &h.replicas {
         let st = lock(&r.st);
-        let silent = st.phase == Phase::Online
-            && !st.closed
-            && st.ack_at.elapsed().as_secs() > s.timeout;
+        let silent =
+            st.phase == Phase::Online && !st.closed && st.ack_at.elapsed().as_secs() > s.timeout;
         drop(st);
         if silent {
-            warn!("Disconnecting timedout replica (streaming sync): {}", r.addr);
+            warn!(
+                "Disconnecting timedout replica (streaming sync): {}",
+                r.addr
+            );
             r.close("timeout");
         }
     }
@@ -534,7 +536,10 @@ fn check(s: &Settings) {
     if h.replicas.is_empty() && h.waiting.is_empty() {
         let since = *h.alone_since.get_or_insert_with(Instant::now);
         if s.backlog_ttl > 0 && h.backlog.active && since.elapsed().as_secs() >= s.backlog_ttl {
-            info!("Replication backlog freed after {} seconds without connected replicas.", s.backlog_ttl);
+            info!(
+                "Replication backlog freed after {} seconds without connected replicas.",
+                s.backlog_ttl
+            );
             h.backlog.active = false;
             h.backlog.buf = VecDeque::new();
         }
@@ -556,8 +561,7 @@ pub fn replconf(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     for pair in args[1..].chunks(2) {
         let (opt, val) = (&pair[0], &pair[1]);
         match opt.to_ascii_lowercase().as_slice() {
-            b"listening-port" => match std::str::from_utf8(val).ok().and_then(|v| v.parse().ok())
-            {
+            b"listening-port" => match std::str::from_utf8(val).ok().and_then(|v| v.parse().ok()) {
                 Some(p) => hello.port = p,
                 None => return Some(Reply::err("ERR value is not an integer or out of range")),
             },
@@ -671,10 +675,20 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
         info!(
             "Replica {} asks for synchronization; starting a full sync ({})",
             r.addr,
-            if diskless { "diskless" } else { "through a file" }
+            if diskless {
+                "diskless"
+            } else {
+                "through a file"
+            }
         );
         let (plan_tx, plan_rx) = mpsc::channel();
-        crate::core::spawn::spawn(sync::run(s.core.clone(), r.clone(), sync, plan_tx, diskless));
+        crate::core::spawn::spawn(sync::run(
+            s.core.clone(),
+            r.clone(),
+            sync,
+            plan_tx,
+            diskless,
+        ));
         link::Start::Full {
             announce: !old_sync,
             diskless,

@@ -82,7 +82,14 @@ pub async fn run(core: Rc<Core>, r: Arc<Replica>, sync: u64, plan: Sender<Plan>,
 }
 
 /// On each shard, under the lock of all: the cut, and the task that serialises the snapshot.
-fn begin(c: &Rc<Core>, tx: u64, sync: u64, compress: bool, to: SyncSender<Vec<u8>>, answer: Answer<bool>) {
+fn begin(
+    c: &Rc<Core>,
+    tx: u64,
+    sync: u64,
+    compress: bool,
+    to: SyncSender<Vec<u8>>,
+    answer: Answer<bool>,
+) {
     feed(c);
     send(Msg::Mark(c.id, tx, sync));
     let mut snap = c.shard.borrow_mut().snapshot_begin(compress);

@@ -64,4 +64,3 @@ pub fn redis_server_with(dir: &Path, extra: &[&str]) -> Option<(RedisServer, u16
         std::thread::sleep(Duration::from_millis(50));
     }
 }
-

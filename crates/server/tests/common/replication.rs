@@ -184,4 +184,3 @@ pub fn write_load(c: &mut Connection, round: usize) {
     }
     p.query::<()>(c).expect("write load");
 }
-
