@@ -388,6 +388,15 @@ fn start_reclaiming(core: &Rc<Core>) {
     });
 }
 
+/// Whether the server is out of memory for a command about to run on this core (Redis's
+/// `pre_command_oom_state`, taken before each command): this shard first makes room as it
+/// would before any command and finds none, or another shard published that it has none.
+/// Scripts use it, as their commands on this shard do not pass [`admit`] one by one.
+pub fn out_of_memory(core: &Rc<Core>) -> bool {
+    core.memory.maxmemory.get() > 0
+        && (make_room(core) == Room::Full || any_oom(0..core.shards))
+}
+
 /// True if any of `shards` is over its share with nothing to evict: a command writing to all
 /// of them is refused before any part runs.
 pub fn any_oom(shards: impl IntoIterator<Item = usize>) -> bool {
