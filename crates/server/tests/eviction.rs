@@ -494,4 +494,3 @@ fn evictions_and_expiries_are_notified() {
         assert!(!exists, "{key} was notified as evicted but is there");
     }
 }
-

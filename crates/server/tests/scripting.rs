@@ -431,7 +431,11 @@ fn scripts_over_maxmemory_are_refused_as_redis_refuses_them() {
     };
     // Keys on both shards, so that a script's first write is refused whichever core runs it.
     for k in ["x", "y", "k:1", "k:2", "k:3"] {
-        let _: () = redis::cmd("SET").arg(k).arg(123).query(&mut c).expect("set");
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(123)
+            .query(&mut c)
+            .expect("set");
     }
     let _: () = redis::cmd("CONFIG")
         .arg("SET")

@@ -381,8 +381,7 @@ fn start_reclaiming(core: &Rc<Core>) {
 /// would before any command and finds none, or another shard published that it has none.
 /// Scripts use it, as their commands on this shard do not pass [`admit`] one by one.
 pub fn out_of_memory(core: &Rc<Core>) -> bool {
-    core.memory.maxmemory.get() > 0
-        && (make_room(core) == Room::Full || any_oom(0..core.shards))
+    core.memory.maxmemory.get() > 0 && (make_room(core) == Room::Full || any_oom(0..core.shards))
 }
 
 /// True if any of `shards` is over its share with nothing to evict: a command writing to all

@@ -315,7 +315,14 @@ async fn eval(s: &mut Session, args: &[Bytes], by_sha: bool, ro: bool) -> Reply 
         Err(e) => return e,
     };
     let allow_oom = allows_oom(script.flags);
-    let job = job(s, Kind::Eval { sha, script }, args, nkeys, read_only, allow_oom);
+    let job = job(
+        s,
+        Kind::Eval { sha, script },
+        args,
+        nkeys,
+        read_only,
+        allow_oom,
+    );
     execute(s, job).await
 }
 
@@ -336,7 +343,14 @@ async fn fcall(s: &mut Session, args: &[Bytes], ro: bool) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let job = job(s, Kind::Function { name }, args, nkeys, read_only, allows_oom(flags));
+    let job = job(
+        s,
+        Kind::Function { name },
+        args,
+        nkeys,
+        read_only,
+        allows_oom(flags),
+    );
     execute(s, job).await
 }
 

@@ -439,9 +439,7 @@ impl RunCtx {
             Some(coded) => coded.to_string(),
             None => format!("ERR {err}"),
         };
-        self.shared
-            .core
-            .record_rejected(cmd, &Reply::error(text));
+        self.shared.core.record_rejected(cmd, &Reply::error(text));
         Err(err)
     }
 
@@ -610,7 +608,10 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
     };
     let Some(vm) = state::with(|s| s.vm(flavor)) else {
         release(owned_tx);
-        return Outcome::Done(Reply::err("ERR Failed to create the Lua interpreter"), false);
+        return Outcome::Done(
+            Reply::err("ERR Failed to create the Lua interpreter"),
+            false,
+        );
     };
     // Another run of this core never holds the interpreter here (it would hold this shard's
     // lock); wait out any that does, defensively.
