@@ -1,12 +1,12 @@
-//! A real redis-server for tests that compare with Redis or replicate to or from it
-//! (skipped, saying so, when it is not installed).
+//! Debian's `redis-server` 7.0 started beside Shardis, for the tests that check interop with
+//! real Redis (RDB files both ways, replication). Tests skip, saying so, when it is absent.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A redis-server, killed when dropped (also when a test fails).
-pub struct RedisServer(pub std::process::Child);
+pub struct RedisServer(Child);
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
@@ -15,8 +15,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// A running redis-server in `dir` (no snapshots, DEBUG allowed), or None when it is not
-/// installed.
+/// A running redis-server in `dir` (no save rules, no log, DEBUG enabled), or None when it
+/// is not installed or does not answer PING within 10 s.
 pub fn redis_server(dir: &Path) -> Option<(RedisServer, u16)> {
     redis_server_with(dir, &[])
 }
