@@ -4,6 +4,7 @@
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
 pub mod acl;
+pub mod cluster;
 pub mod connection;
 pub mod debug;
 pub mod info;
@@ -93,6 +94,7 @@ pub fn run_sync(
                 .or_else(|| pubsub::run_sync(s, which, args))
                 .or_else(|| tracking::run_sync(s, which, args))
                 .or_else(|| acl::run_sync(s, which, args))
+                .or_else(|| cluster::run_sync(s, which, args))
                 .or_else(|| slowlog::run_sync(which))
                 .or_else(|| latency::run_sync(which))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),

@@ -1,7 +1,11 @@
 //! Where a key lives: its Redis Cluster hash slot and the shard that owns the slot.
 //!
 //! slot = CRC16-XMODEM(key, or the `{tag}` inside it) mod 16384, exactly as Redis Cluster, so
-//! hash tags co-locate keys on one shard and cluster mode can reuse the same function.
+//! hash tags co-locate keys on one shard. A shard owns the slots `slot mod N == shard`; in
+//! cluster mode it owns one contiguous range instead (`slot * N / 16384 == shard`), as the
+//! nodes of a Redis Cluster do, so that it can be announced as a node with one range.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use crc::{Crc, CRC_16_XMODEM};
@@ -24,12 +28,34 @@ pub fn key_slot(key: &[u8]) -> u16 {
     CRC16.checksum(hashed) % SLOTS
 }
 
-/// The shard owning `key` among `shards` shards (slot mod N).
+/// Set once at start-up, before any core runs, in cluster mode: slots map to shards by range.
+static SLOT_RANGES: AtomicBool = AtomicBool::new(false);
+
+/// Cluster mode: from now on every shard owns a contiguous range of slots.
+pub fn use_slot_ranges() {
+    SLOT_RANGES.store(true, Ordering::Relaxed);
+}
+
+/// The shard owning `slot` among `shards` shards.
+pub fn shard_of_slot(slot: u16, shards: usize) -> usize {
+    if SLOT_RANGES.load(Ordering::Relaxed) {
+        shard_of_slot_in_ranges(slot, shards)
+    } else {
+        slot as usize % shards.max(1)
+    }
+}
+
+/// The shard owning `slot` when shards own contiguous ranges (cluster mode).
+pub fn shard_of_slot_in_ranges(slot: u16, shards: usize) -> usize {
+    slot as usize * shards / SLOTS as usize
+}
+
+/// The shard owning `key` among `shards` shards.
 pub fn shard_of(key: &[u8], shards: usize) -> usize {
     if shards <= 1 {
         0
     } else {
-        key_slot(key) as usize % shards
+        shard_of_slot(key_slot(key), shards)
     }
 }
 
