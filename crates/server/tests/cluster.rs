@@ -263,6 +263,89 @@ fn cluster_slots_nodes_shards_and_info_describe_the_nodes() {
 }
 
 #[test]
+fn keys_are_counted_and_listed_by_slot() {
+    let server = cluster_server();
+    let mut shared = server.conn();
+    let tag_slot = key_slot(b"tag");
+    for i in 0..300 {
+        let _: () = shared.set(format!("{{tag}}:{i}"), i).unwrap();
+    }
+    let _: () = shared.set("foo", 1).unwrap();
+    let _: i64 = shared.del("{tag}:0").unwrap();
+    let _: () = redis::cmd("UNLINK").arg("{tag}:1").query(&mut shared).unwrap();
+    let _: () = shared.set_ex("{tag}:2", 1, 100).unwrap();
+    let owner = node_port(&server, tag_slot);
+    let mut node = conn_to(owner);
+    let count: usize = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(tag_slot)
+        .query(&mut node)
+        .unwrap();
+    assert_eq!(count, 298);
+    let mut keys: Vec<String> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(tag_slot)
+        .arg(1000)
+        .query(&mut node)
+        .unwrap();
+    keys.sort();
+    let mut want: Vec<String> = (2..300).map(|i| format!("{{tag}}:{i}")).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    let some: Vec<String> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(tag_slot)
+        .arg(10)
+        .query(&mut node)
+        .unwrap();
+    assert_eq!(some.len(), 10);
+    // The shared port asks the slot's owner; the other node holds nothing of it.
+    let count: usize = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(12182)
+        .query(&mut shared)
+        .unwrap();
+    assert_eq!(count, 1);
+    let other = if owner == server.port + 1 { server.port + 2 } else { server.port + 1 };
+    let count: usize = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(tag_slot)
+        .query(&mut conn_to(other))
+        .unwrap();
+    assert_eq!(count, 0);
+    // FLUSHALL empties the index too.
+    let _: () = redis::cmd("FLUSHALL").query(&mut shared).unwrap();
+    let count: usize = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(tag_slot)
+        .query(&mut node)
+        .unwrap();
+    assert_eq!(count, 0);
+    // Redis's argument errors.
+    for (args, want) in [
+        (&["COUNTKEYSINSLOT", "16384"][..], "ERR Invalid slot"),
+        (&["COUNTKEYSINSLOT", "x"], "ERR value is not an integer or out of range"),
+        (&["GETKEYSINSLOT", "0", "-1"], "ERR Invalid slot or number of keys"),
+        (&["GETKEYSINSLOT", "-1", "1"], "ERR Invalid slot or number of keys"),
+    ] {
+        let e = redis::cmd("CLUSTER").arg(args).query::<Value>(&mut node).expect_err("invalid");
+        assert_eq!(error_text(e), want);
+    }
+    // One database: MOVE, SWAPDB and COPY … DB are refused.
+    for (args, want) in [
+        (&["MOVE", "foo", "1"][..], "ERR MOVE is not allowed in cluster mode"),
+        (&["SWAPDB", "0", "1"], "ERR SWAPDB is not allowed in cluster mode"),
+        (
+            &["COPY", "foo", "bar", "DB", "1"],
+            "ERR Copying to another database is not allowed in cluster mode",
+        ),
+    ] {
+        let e = redis::cmd(args[0]).arg(&args[1..]).query::<Value>(&mut shared).expect_err("refused");
+        assert_eq!(error_text(e), want);
+    }
+}
+
+#[test]
 fn node_ids_survive_a_restart() {
     let dir = std::env::temp_dir().join(format!("shardis-cluster-ids-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -18,7 +18,14 @@ use crate::config::Config;
 /// Node `shard`'s line: its id, address, flags, epochs, link and slots, as Redis writes a
 /// node of its own cluster. `myself` flags the node the reader is connected to; `pong_ms` is
 /// the last pong received (0 for myself): every node of the process is up.
-pub fn line(id: &str, addr: &NodeAddr, shard: usize, shards: usize, myself: bool, pong_ms: u64) -> String {
+pub fn line(
+    id: &str,
+    addr: &NodeAddr,
+    shard: usize,
+    shards: usize,
+    myself: bool,
+    pong_ms: u64,
+) -> String {
     let (first, last) = slot_range(shard, shards);
     let flags = if myself { "myself,master" } else { "master" };
     let pong = if myself { 0 } else { pong_ms };
@@ -51,7 +58,11 @@ pub fn load_or_create(config: &Config, shards: usize) -> Result<Vec<String>, Str
             format!("Unrecoverable error: corrupted cluster config file \"{path}\": {e}")
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("cannot read the cluster config file \"{path}\": {e}")),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the cluster config file \"{path}\": {e}"
+            ))
+        }
     };
     let ids: Vec<String> = (0..shards)
         .map(|shard| {
@@ -115,7 +126,9 @@ fn write_locked(path: &str, text: &str) -> Result<(), String> {
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write the cluster config file \"{path}\": {e}"));
+        return Err(format!(
+            "cannot write the cluster config file \"{path}\": {e}"
+        ));
     }
     let file = std::fs::OpenOptions::new()
         .read(true)

@@ -20,7 +20,10 @@ pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same sl
 pub enum Redirect {
     CrossSlot,
     /// The slot and the shard whose node owns it.
-    Moved { slot: u16, shard: usize },
+    Moved {
+        slot: u16,
+        shard: usize,
+    },
 }
 
 /// The slot of the keys of a request made of `commands` (one, or a transaction's), None
@@ -71,7 +74,12 @@ pub fn check<'a>(
 /// The refusal of a command a client of a node's own port sends, if the node does not serve
 /// it (None for clients of the shared port). EXEC is judged on its queued commands together
 /// and a refused EXEC drops the transaction; a command refused inside MULTI fails it.
-pub fn refuse(s: &mut Session, cmd: &Command, args: &[Bytes], idx: &mut Vec<usize>) -> Option<Reply> {
+pub fn refuse(
+    s: &mut Session,
+    cmd: &Command,
+    args: &[Bytes],
+    idx: &mut Vec<usize>,
+) -> Option<Reply> {
     if !s.client.borrow().node {
         return None;
     }
@@ -112,7 +120,10 @@ mod tests {
     use shardis_engine::command::lookup;
 
     fn args(words: &[&str]) -> Vec<Bytes> {
-        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -126,10 +137,16 @@ mod tests {
         assert_eq!(check([(get, &foo[..])], 0, 2, &mut idx), Ok(()));
         assert_eq!(
             check([(get, &foo[..])], 1, 2, &mut idx),
-            Err(Redirect::Moved { slot: 12182, shard: 0 })
+            Err(Redirect::Moved {
+                slot: 12182,
+                shard: 0
+            })
         );
         let cross = args(&["mget", "foo", "bar"]);
-        assert_eq!(check([(mget, &cross[..])], 0, 2, &mut idx), Err(Redirect::CrossSlot));
+        assert_eq!(
+            check([(mget, &cross[..])], 0, 2, &mut idx),
+            Err(Redirect::CrossSlot)
+        );
         let tagged = args(&["mget", "{foo}a", "{foo}b"]);
         assert_eq!(check([(mget, &tagged[..])], 0, 2, &mut idx), Ok(()));
         let none = args(&["ping"]);

@@ -1,9 +1,9 @@
-//! CLUSTER INFO, MYID, NODES, SLOTS, SHARDS, KEYSLOT, LINKS, HELP, and ASKING, READONLY,
-//! READWRITE: the cluster of one process (`crate::cluster`) as its nodes describe it. The node
+//! CLUSTER INFO, MYID, NODES, SLOTS, SHARDS, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, LINKS,
+//! HELP, and ASKING, READONLY, READWRITE: the cluster of one process (`crate::cluster`) as its nodes describe it. The node
 //! a client talks to ("myself") is its connection's core: on a node's own port, that node.
 
 use bytes::Bytes;
-use shardis_engine::ServerCmd;
+use shardis_engine::{error, num, ServerCmd};
 use shardis_resp::Reply;
 
 use crate::cluster::{self, nodes, slot_range, NodeAddr, Topology};
@@ -59,6 +59,62 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
     })
 }
 
+/// COUNTKEYSINSLOT and GETKEYSINSLOT: read from the database 0 of the shard owning the slot
+/// (a node's own client of another node's slot gets what that node holds of it: nothing).
+pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    if !matches!(
+        which,
+        ServerCmd::ClusterCountKeysInSlot | ServerCmd::ClusterGetKeysInSlot
+    ) {
+        return None;
+    }
+    if !cluster::enabled() {
+        return Some(Reply::err(DISABLED));
+    }
+    let Some(slot) = num::parse_i64(&args[2]) else {
+        return Some(error::not_integer());
+    };
+    let max = match which {
+        ServerCmd::ClusterGetKeysInSlot => match num::parse_i64(&args[3]) {
+            Some(n) => Some(n),
+            None => return Some(error::not_integer()),
+        },
+        _ => None,
+    };
+    let slot = match (u16::try_from(slot), max) {
+        (Ok(slot), Some(max)) if slot < route::SLOTS && max >= 0 => slot,
+        (_, Some(_)) => return Some(Reply::err("ERR Invalid slot or number of keys")),
+        (Ok(slot), None) if slot < route::SLOTS => slot,
+        (_, None) => return Some(Reply::err("ERR Invalid slot")),
+    };
+    let owner = route::shard_of_slot(slot, s.core.shards);
+    if s.client.borrow().node && owner != s.core.id {
+        return Some(match max {
+            Some(_) => Reply::Array(Vec::new()),
+            None => Reply::Int(0),
+        });
+    }
+    let reply = s
+        .core
+        .run_on(owner, move |core| {
+            let shard = core.shard.borrow();
+            let Some(db) = shard.dbs.first() else {
+                return Reply::Int(0);
+            };
+            match max {
+                Some(max) => Reply::Array(
+                    db.keys_in_slot(slot, usize::try_from(max).unwrap_or(usize::MAX))
+                        .into_iter()
+                        .map(Reply::Bulk)
+                        .collect(),
+                ),
+                None => Reply::Int(db.count_in_slot(slot) as i64),
+            }
+        })
+        .await;
+    Some(reply.unwrap_or_else(|| Reply::err("ERR internal: the slot's shard did not answer")))
+}
+
 /// The cluster as the asking client's node sees it.
 struct View<'a> {
     topology: &'a Topology,
@@ -97,7 +153,14 @@ impl View<'_> {
         let mut text = String::new();
         for (shard, addr) in self.addrs.iter().enumerate() {
             let id = &self.topology.ids[shard];
-            text.push_str(&nodes::line(id, addr, shard, self.shards, shard == self.me, now));
+            text.push_str(&nodes::line(
+                id,
+                addr,
+                shard,
+                self.shards,
+                shard == self.me,
+                now,
+            ));
             text.push('\n');
         }
         Reply::Verbatim(Bytes::from(text))
@@ -163,6 +226,10 @@ fn help() -> Reply {
         &[
             "INFO",
             "    The cluster's state, size and epochs.",
+            "COUNTKEYSINSLOT <slot>",
+            "    How many keys of <slot> this node holds.",
+            "GETKEYSINSLOT <slot> <count>",
+            "    Up to <count> key names of <slot> held by this node.",
             "KEYSLOT <key>",
             "    The hash slot of <key>.",
             "LINKS",

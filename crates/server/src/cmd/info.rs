@@ -209,7 +209,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section("cpu", cpu_usage());
     section(
         "cluster",
-        format!("cluster_enabled:{}\r\n", u8::from(crate::cluster::enabled())),
+        format!(
+            "cluster_enabled:{}\r\n",
+            u8::from(crate::cluster::enabled())
+        ),
     );
     let mut keyspace = String::new();
     let ndbs = reports.first().map_or(0, |r| r.dbs.len());

@@ -72,6 +72,8 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::MemoryDoctor
             | ServerCmd::MemoryMallocStats
             | ServerCmd::MemoryPurge
+            | ServerCmd::ClusterCountKeysInSlot
+            | ServerCmd::ClusterGetKeysInSlot
     ) || crate::script::commands::is_scripting(which)
 }
 
@@ -155,6 +157,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         return Some(r);
     }
     if let Some(r) = memory::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = cluster::run_async(s, which, args).await {
         return Some(r);
     }
     keyspace::run_async(s, which, args).await

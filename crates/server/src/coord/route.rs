@@ -8,25 +8,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use crc::{Crc, CRC_16_XMODEM};
 use shardis_engine::{Command, Exec, Fanout};
 
-pub const SLOTS: u16 = 16384;
-
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_XMODEM);
-
-/// The hash slot of `key`. Only a non-empty `{...}` section (the first `{` and the first `}`
-/// after it) is hashed when present.
-pub fn key_slot(key: &[u8]) -> u16 {
-    let hashed = match key.iter().position(|&c| c == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&c| c == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    CRC16.checksum(hashed) % SLOTS
-}
+pub use shardis_engine::slots::{key_slot, SLOTS};
 
 /// Set once at start-up, before any core runs, in cluster mode: slots map to shards by range.
 static SLOT_RANGES: AtomicBool = AtomicBool::new(false);
@@ -131,10 +115,6 @@ mod tests {
         );
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         // An empty tag hashes the whole key; only the first tag counts.
-        assert_eq!(
-            key_slot(b"foo{}{bar}"),
-            CRC16.checksum(b"foo{}{bar}") % SLOTS
-        );
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
     }

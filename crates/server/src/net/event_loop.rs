@@ -1066,7 +1066,8 @@ impl EventLoop {
             return conn.reply(denied);
         }
         // Cluster mode: a node's own client is redirected, never forwarded.
-        if let Some(redirect) = crate::cluster::redirect::refuse(session, cmd, args, &mut self.keys) {
+        if let Some(redirect) = crate::cluster::redirect::refuse(session, cmd, args, &mut self.keys)
+        {
             core.record_rejected(Some(cmd), &redirect);
             return conn.reply(redirect);
         }
