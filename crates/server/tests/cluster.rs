@@ -136,8 +136,14 @@ fn node_ports_refuse_cross_slot_requests_and_redirect() {
     let (a, b) = two_keys_of_one_node_in_two_slots(0);
     let mut raw = common::resp::Conn::connect(server.port + 1).expect("raw");
     assert_eq!(raw.call(&["MULTI"]).unwrap().text().unwrap(), "OK");
-    assert_eq!(raw.call(&["SET", &a, "1"]).unwrap().text().unwrap(), "QUEUED");
-    assert_eq!(raw.call(&["SET", &b, "1"]).unwrap().text().unwrap(), "QUEUED");
+    assert_eq!(
+        raw.call(&["SET", &a, "1"]).unwrap().text().unwrap(),
+        "QUEUED"
+    );
+    assert_eq!(
+        raw.call(&["SET", &b, "1"]).unwrap().text().unwrap(),
+        "QUEUED"
+    );
     let exec = raw.call(&["EXEC"]).unwrap();
     assert_eq!(
         err(exec),
@@ -156,14 +162,17 @@ fn node_ports_refuse_cross_slot_requests_and_redirect() {
         .query::<()>(&mut first)
         .expect_err("select");
     assert_eq!(error_text(e), "ERR SELECT is not allowed in cluster mode");
-    let _: () = redis::cmd("SELECT").arg(0).query(&mut first).expect("select 0");
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query(&mut first)
+        .expect("select 0");
 }
 
 /// Two keys in different slots that both belong to `shard`'s node.
 fn two_keys_of_one_node_in_two_slots(shard: usize) -> (String, String) {
-    let mut keys = (0..).map(|i| format!("k{i}")).filter(|k| {
-        usize::from(key_slot(k.as_bytes()) >= 8192) == shard
-    });
+    let mut keys = (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| usize::from(key_slot(k.as_bytes()) >= 8192) == shard);
     let a = keys.next().unwrap();
     let b = keys
         .find(|k| key_slot(k.as_bytes()) != key_slot(a.as_bytes()))
@@ -177,7 +186,10 @@ fn cluster_slots_nodes_shards_and_info_describe_the_nodes() {
     let ids: Vec<String> = (0..SHARDS)
         .map(|i| {
             let mut c = conn_to(server.port + 1 + i as u16);
-            redis::cmd("CLUSTER").arg("MYID").query(&mut c).expect("myid")
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut c)
+                .expect("myid")
         })
         .collect();
     assert_ne!(ids[0], ids[1]);
@@ -208,12 +220,23 @@ fn cluster_slots_nodes_shards_and_info_describe_the_nodes() {
     assert_eq!(
         slots,
         vec![
-            (0, 8191, ("127.0.0.1".into(), server.port + 1, ids[0].clone())),
-            (8192, 16383, ("127.0.0.1".into(), server.port + 2, ids[1].clone())),
+            (
+                0,
+                8191,
+                ("127.0.0.1".into(), server.port + 1, ids[0].clone())
+            ),
+            (
+                8192,
+                16383,
+                ("127.0.0.1".into(), server.port + 2, ids[1].clone())
+            ),
         ]
     );
     // NODES: one line per node, this one flagged myself.
-    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).expect("nodes");
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut c)
+        .expect("nodes");
     let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0][0], ids[0]);
@@ -225,7 +248,10 @@ fn cluster_slots_nodes_shards_and_info_describe_the_nodes() {
     assert_eq!(lines[0][8], "0-8191");
     assert_eq!(lines[1][0], ids[1]);
     assert_eq!(lines[1][2], "myself,master");
-    assert_eq!(&lines[1][3..], &["-", "0", "0", "2", "connected", "8192-16383"]);
+    assert_eq!(
+        &lines[1][3..],
+        &["-", "0", "0", "2", "connected", "8192-16383"]
+    );
     // SHARDS: slots and nodes of each shard.
     let shards: Vec<HashMap<String, Value>> = redis::cmd("CLUSTER")
         .arg("SHARDS")
@@ -239,9 +265,15 @@ fn cluster_slots_nodes_shards_and_info_describe_the_nodes() {
     let id: String = redis::from_redis_value(nodes[0]["id"].clone()).unwrap();
     let port: u16 = redis::from_redis_value(nodes[0]["port"].clone()).unwrap();
     let role: String = redis::from_redis_value(nodes[0]["role"].clone()).unwrap();
-    assert_eq!((id, port, role.as_str()), (ids[1].clone(), server.port + 2, "master"));
+    assert_eq!(
+        (id, port, role.as_str()),
+        (ids[1].clone(), server.port + 2, "master")
+    );
     // INFO.
-    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).expect("info");
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(&mut c)
+        .expect("info");
     for line in [
         "cluster_state:ok",
         "cluster_slots_assigned:16384",
@@ -252,7 +284,11 @@ fn cluster_slots_nodes_shards_and_info_describe_the_nodes() {
         assert!(info.contains(line), "{line} in {info}");
     }
     // KEYSLOT.
-    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg("{user1000}.following").query(&mut c).unwrap();
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("{user1000}.following")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(slot, i64::from(key_slot(b"user1000")));
     let ok: String = redis::cmd("READONLY").query(&mut c).unwrap();
     assert_eq!(ok, "OK");
@@ -272,7 +308,10 @@ fn keys_are_counted_and_listed_by_slot() {
     }
     let _: () = shared.set("foo", 1).unwrap();
     let _: i64 = shared.del("{tag}:0").unwrap();
-    let _: () = redis::cmd("UNLINK").arg("{tag}:1").query(&mut shared).unwrap();
+    let _: () = redis::cmd("UNLINK")
+        .arg("{tag}:1")
+        .query(&mut shared)
+        .unwrap();
     let _: () = shared.set_ex("{tag}:2", 1, 100).unwrap();
     let owner = node_port(&server, tag_slot);
     let mut node = conn_to(owner);
@@ -306,7 +345,11 @@ fn keys_are_counted_and_listed_by_slot() {
         .query(&mut shared)
         .unwrap();
     assert_eq!(count, 1);
-    let other = if owner == server.port + 1 { server.port + 2 } else { server.port + 1 };
+    let other = if owner == server.port + 1 {
+        server.port + 2
+    } else {
+        server.port + 1
+    };
     let count: usize = redis::cmd("CLUSTER")
         .arg("COUNTKEYSINSLOT")
         .arg(tag_slot)
@@ -324,23 +367,44 @@ fn keys_are_counted_and_listed_by_slot() {
     // Redis's argument errors.
     for (args, want) in [
         (&["COUNTKEYSINSLOT", "16384"][..], "ERR Invalid slot"),
-        (&["COUNTKEYSINSLOT", "x"], "ERR value is not an integer or out of range"),
-        (&["GETKEYSINSLOT", "0", "-1"], "ERR Invalid slot or number of keys"),
-        (&["GETKEYSINSLOT", "-1", "1"], "ERR Invalid slot or number of keys"),
+        (
+            &["COUNTKEYSINSLOT", "x"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["GETKEYSINSLOT", "0", "-1"],
+            "ERR Invalid slot or number of keys",
+        ),
+        (
+            &["GETKEYSINSLOT", "-1", "1"],
+            "ERR Invalid slot or number of keys",
+        ),
     ] {
-        let e = redis::cmd("CLUSTER").arg(args).query::<Value>(&mut node).expect_err("invalid");
+        let e = redis::cmd("CLUSTER")
+            .arg(args)
+            .query::<Value>(&mut node)
+            .expect_err("invalid");
         assert_eq!(error_text(e), want);
     }
     // One database: MOVE, SWAPDB and COPY … DB are refused.
     for (args, want) in [
-        (&["MOVE", "foo", "1"][..], "ERR MOVE is not allowed in cluster mode"),
-        (&["SWAPDB", "0", "1"], "ERR SWAPDB is not allowed in cluster mode"),
+        (
+            &["MOVE", "foo", "1"][..],
+            "ERR MOVE is not allowed in cluster mode",
+        ),
+        (
+            &["SWAPDB", "0", "1"],
+            "ERR SWAPDB is not allowed in cluster mode",
+        ),
         (
             &["COPY", "foo", "bar", "DB", "1"],
             "ERR Copying to another database is not allowed in cluster mode",
         ),
     ] {
-        let e = redis::cmd(args[0]).arg(&args[1..]).query::<Value>(&mut shared).expect_err("refused");
+        let e = redis::cmd(args[0])
+            .arg(&args[1..])
+            .query::<Value>(&mut shared)
+            .expect_err("refused");
         assert_eq!(error_text(e), want);
     }
 }
@@ -365,7 +429,10 @@ fn node_ids_survive_a_restart() {
     let before = myids(&server);
     let text = std::fs::read_to_string(file).unwrap();
     assert!(text.contains(&format!("{} ", before[0])), "{text}");
-    assert!(text.ends_with("vars currentEpoch 2 lastVoteEpoch 0\n"), "{text}");
+    assert!(
+        text.ends_with("vars currentEpoch 2 lastVoteEpoch 0\n"),
+        "{text}"
+    );
     // A second server cannot take the same file while the first holds it.
     assert!(Server::try_start_on(common::free_port(), SHARDS, &args).is_err());
     drop(server);
@@ -379,11 +446,19 @@ fn node_ids_survive_a_restart() {
 fn cluster_commands_need_cluster_mode() {
     let server = Server::start(SHARDS, &[]);
     let mut c = server.conn();
-    for cmd in [&["CLUSTER", "INFO"][..], &["CLUSTER", "KEYSLOT", "a"], &["READONLY"], &["ASKING"]] {
+    for cmd in [
+        &["CLUSTER", "INFO"][..],
+        &["CLUSTER", "KEYSLOT", "a"],
+        &["READONLY"],
+        &["ASKING"],
+    ] {
         let e = redis::cmd(cmd[0])
             .arg(&cmd[1..])
             .query::<Value>(&mut c)
             .expect_err("disabled");
-        assert_eq!(error_text(e), "ERR This instance has cluster support disabled");
+        assert_eq!(
+            error_text(e),
+            "ERR This instance has cluster support disabled"
+        );
     }
 }
