@@ -229,6 +229,10 @@ fn unfollow() {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
+    // A cluster node follows a primary through CLUSTER REPLICATE (not built).
+    if crate::cluster::enabled() {
+        return Reply::err("ERR REPLICAOF not allowed in cluster mode.");
+    }
     let (host, port) = (&args[1], &args[2]);
     let target = if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
         None
