@@ -42,16 +42,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Loaded once here and shared by every core; a file that does not load stops start-up.
     let tls =
         crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
-    let mut addrs = Vec::new();
-    if port != 0 {
-        addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
-    }
-    if tls_port != 0 {
-        for mut a in listen::bind_addrs(config.get("bind"), tls_port as u16)? {
-            a.tls = true;
-            addrs.push(a);
-        }
-    }
+    let addrs = listen::server_addrs(config.get("bind"), port as u16, tls_port as u16)?;
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -61,7 +52,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
             return Err(format!(
                 "Could not create server TCP listening socket {}: bind: {}",
                 a.addr,
-                describe(&e)
+                listen::describe(&e)
             ));
         }
     }
@@ -173,15 +164,6 @@ pub fn run(mut config: Config) -> Result<(), String> {
     result
 }
 
-/// Redis's wording for the usual bind failures.
-fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::AddrInUse => "Address already in use".into(),
-        std::io::ErrorKind::AddrNotAvailable => "Cannot assign requested address".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// One core: its state, listeners, clock and event loop, until shutdown.
 async fn core_main(
     mesh: Mesh<Msg>,
@@ -201,18 +183,7 @@ async fn core_main(
     // With `appendonly yes` every core loads from the append-only set, before it binds (a
     // core failing to bind must not leave the others waiting for it to load).
     crate::persist::aof::load::start_shard(&core)?;
-    let mut listeners = Vec::new();
-    for a in &addrs {
-        match listen::listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(listen::Listener { fd, tls: a.tls }),
-            Err(e) if a.optional => {
-                if core.id == 0 {
-                    warn!("could not bind {}: {e}", a.addr);
-                }
-            }
-            Err(e) => return Err(format!("could not bind {}: {e}", a.addr)),
-        }
-    }
+    let listeners = listen::open(&addrs, backlog, core.id == 0)?;
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
@@ -263,6 +234,7 @@ async fn clock(core: Rc<Core>) {
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
         close_idle_clients(&core, now);
+        crate::core::client_eviction::tick(&core);
         crate::core::memory::tick(&core);
         crate::alloc::peak_used();
         // Every 100 ms at most: a collection walks the heap's pages.

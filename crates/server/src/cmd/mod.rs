@@ -4,6 +4,7 @@
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
 pub mod acl;
+pub mod config_set;
 pub mod connection;
 pub mod debug;
 pub mod info;

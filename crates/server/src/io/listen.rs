@@ -45,6 +45,59 @@ pub fn bind_addrs(bind: &str, port: u16) -> Result<Vec<BindAddr>, String> {
     Ok(out)
 }
 
+/// Every address the server listens on: `bind`'s for `port` and for `tls-port` (0: that one
+/// is not listened on).
+pub fn server_addrs(bind: &str, port: u16, tls_port: u16) -> Result<Vec<BindAddr>, String> {
+    let mut addrs = Vec::new();
+    if port != 0 {
+        addrs = bind_addrs(bind, port)?;
+    }
+    if tls_port != 0 {
+        for mut a in bind_addrs(bind, tls_port)? {
+            a.tls = true;
+            addrs.push(a);
+        }
+    }
+    Ok(addrs)
+}
+
+/// One core's listening sockets on `addrs`. An optional address (`-addr`) that cannot be
+/// bound is skipped (logged when `log`), unless another process holds it; an address that
+/// cannot be bound otherwise is an error, with Redis's words for it.
+pub fn open(addrs: &[BindAddr], backlog: i32, log: bool) -> Result<Vec<Listener>, String> {
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for a in addrs {
+        match listen(&a.addr, backlog) {
+            Ok(fd) => listeners.push(Listener { fd, tls: a.tls }),
+            Err(e) if a.optional && e.kind() != io::ErrorKind::AddrInUse => {
+                if log {
+                    tracing::warn!("could not bind {}: {e}", a.addr);
+                }
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {}: bind: {}",
+                    a.addr,
+                    describe(&e)
+                ))
+            }
+        }
+    }
+    if listeners.is_empty() && !addrs.is_empty() {
+        return Err("Failed listening on every address".into());
+    }
+    Ok(listeners)
+}
+
+/// Redis's wording for the usual bind failures.
+pub fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "Address already in use".into(),
+        io::ErrorKind::AddrNotAvailable => "Cannot assign requested address".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn socket_for(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
