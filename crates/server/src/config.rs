@@ -105,6 +105,16 @@ const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Param {
     }
 }
 
+/// A Shardis parameter (Redis has none like it) fixed at start-up: hidden from CONFIG GET's
+/// patterns, so a tool that sets back every value `CONFIG GET *` lists (Redis's own CONFIG
+/// sanity test does) meets only Redis's parameters; CONFIG GET of its name answers.
+const fn shardis_fixed(name: &'static str, kind: Kind, default: &'static str) -> Param {
+    Param {
+        hidden: true,
+        ..fixed(name, kind, default)
+    }
+}
+
 const fn alias(
     name: &'static str,
     aliases: &'static [&'static str],
@@ -142,7 +152,7 @@ static PARAMS: &[Param] = &[
     // Both re-bind every core's listeners when CONFIG SET changes them (cmd/config_set.rs).
     p("bind", Kind::Custom(bind), "127.0.0.1 -::1"),
     p("port", Kind::Int { min: 0, max: 65535 }, "6379"),
-    fixed("shards", Kind::Int { min: 0, max: 1024 }, "0"),
+    shardis_fixed("shards", Kind::Int { min: 0, max: 1024 }, "0"),
     fixed("databases", Kind::Int { min: 1, max: 65536 }, "16"),
     fixed("daemonize", Kind::Bool, "no"),
     fixed("logfile", Kind::Str, ""),
@@ -285,8 +295,8 @@ static PARAMS: &[Param] = &[
     fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
     // The Prometheus endpoint (`metrics`): off at 0; bound at start-up only, so not settable
     // at run time. An empty `metrics-bind` means the addresses of `bind`.
-    fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
-    fixed("metrics-bind", Kind::Str, ""),
+    shardis_fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    shardis_fixed("metrics-bind", Kind::Str, ""),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),

@@ -72,6 +72,12 @@ pub async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     let applied: Vec<(&'static str, String)> =
         values.iter().map(|v| (v.name, v.value.clone())).collect();
     let for_cores = applied.clone();
+    // A new client memory limit is applied by one eviction over every core (below); the
+    // cores' own checks wait from the moment they take it until that is done.
+    let limit_changes = applied
+        .iter()
+        .any(|(name, _)| *name == "maxmemory-clients" || *name == "maxmemory");
+    let choosing = limit_changes.then(client_eviction::Choosing::start);
     let tls = prepared.tls;
     // Each core takes its own listeners out of the shared list.
     let listeners = prepared
@@ -104,12 +110,10 @@ pub async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
             crate::replica::configure(core);
         })
         .await;
-    if applied
-        .iter()
-        .any(|(name, _)| *name == "maxmemory-clients" || *name == "maxmemory")
-    {
+    if limit_changes {
         evict_clients(s).await;
     }
+    drop(choosing);
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));
     crate::persist::aof::configure(&s.core.config.borrow());
     if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
@@ -120,13 +124,13 @@ pub async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 /// A new client memory limit takes effect at once, as in Redis: the biggest clients of every
-/// core together are closed until the total is below it.
+/// core together are closed until the total is below it (while a `Choosing` holds the
+/// cores' own checks).
 async fn evict_clients(s: &Session) {
     let limit = client_eviction::limit_of(&s.core.config.borrow());
     if limit == 0 {
         return;
     }
-    let _choosing = client_eviction::Choosing::start();
     let census = s.core.broadcast(|core| client_eviction::census(core)).await;
     let chosen = client_eviction::choose(limit, &census);
     if chosen.iter().all(Vec::is_empty) {

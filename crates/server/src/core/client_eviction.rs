@@ -138,6 +138,10 @@ pub fn served(core: &Rc<Core>, client: &ClientHandle) {
     }
     let (id, mem, may) = {
         let c = client.borrow();
+        // A client being closed (evicted, killed) no longer counts, whatever still arrives.
+        if c.closing {
+            return;
+        }
         (c.id, usage(&c), evictable(&c))
     };
     // Its biggest first, so that another core never sees the new total without it.
@@ -226,15 +230,17 @@ pub fn census(core: &Core) -> (u64, Vec<(u64, u64)>) {
             (c.id, usage(&c), evictable(&c))
         })
         .collect();
-    let mut candidates = Vec::new();
-    for (id, mem, may) in figures {
-        memory.set(core, id, mem);
-        if may {
-            candidates.push((id, mem));
-        }
-    }
+    let candidates: Vec<(u64, u64)> = figures
+        .iter()
+        .filter(|(_, _, may)| *may)
+        .map(|&(id, mem, _)| (id, mem))
+        .collect();
+    // The biggest first, so that no core sees a new total without it.
     let largest = candidates.iter().map(|(_, mem)| *mem).max().unwrap_or(0);
     slot(core.id).largest.store(largest, Relaxed);
+    for (id, mem, _) in figures {
+        memory.set(core, id, mem);
+    }
     (memory.total.get(), candidates)
 }
 
@@ -268,7 +274,7 @@ pub fn choose(limit: u64, cores: &[(u64, Vec<(u64, u64)>)]) -> Vec<Vec<u64>> {
         .enumerate()
         .flat_map(|(core, (_, cands))| cands.iter().map(move |&(id, mem)| (mem, core, id)))
         .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (mem, core, id) in all {
         if total < limit {
             break;
