@@ -42,7 +42,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Loaded once here and shared by every core; a file that does not load stops start-up.
     let tls =
         crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
-    let addrs = listen::server_addrs(config.get("bind"), port as u16, tls_port as u16)?;
+    crate::cluster::check_ports(&config, shards)?;
+    let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -63,6 +64,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
     if let Ok(cwd) = std::env::current_dir() {
         config.apply(&[("dir", cwd.display().to_string())]);
     }
+    // Relative to `dir`, as Redis: the cluster configuration file.
+    crate::cluster::init(&config, shards)?;
     // After the chdir, as Redis: a relative `aclfile` is relative to `dir`.
     config.acl_users = crate::acl::load(
         config.get("requirepass"),
@@ -183,7 +186,7 @@ async fn core_main(
     // With `appendonly yes` every core loads from the append-only set, before it binds (a
     // core failing to bind must not leave the others waiting for it to load).
     crate::persist::aof::load::start_shard(&core)?;
-    let listeners = listen::open(&addrs, backlog, core.id == 0)?;
+    let listeners = listen::open(&addrs, backlog, core.id)?;
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }

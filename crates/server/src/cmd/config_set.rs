@@ -221,13 +221,7 @@ fn prepare(s: &Session, values: &[SetValue]) -> Result<Prepared, Reply> {
 /// Opens every core's listening sockets for `next`'s addresses. An address the server does
 /// not listen on yet must be free of other processes (SO_REUSEPORT would share it silently).
 fn open_listeners(s: &Session, next: &Config) -> Result<Vec<Vec<Listener>>, String> {
-    let addrs_of = |c: &Config| {
-        listen::server_addrs(
-            c.get("bind"),
-            c.get_i64("port").clamp(0, u16::MAX as i64) as u16,
-            c.get_i64("tls-port").clamp(0, u16::MAX as i64) as u16,
-        )
-    };
+    let addrs_of = |c: &Config| listen::server_addrs(c, s.core.shards);
     let addrs = addrs_of(next)?;
     let current = addrs_of(&s.core.config.borrow()).unwrap_or_default();
     for a in &addrs {
@@ -246,6 +240,6 @@ fn open_listeners(s: &Session, next: &Config) -> Result<Vec<Vec<Listener>>, Stri
     }
     let backlog = next.get_i64("tcp-backlog").clamp(1, i32::MAX as i64) as i32;
     (0..s.core.shards)
-        .map(|core| listen::open(&addrs, backlog, core == 0))
+        .map(|core| listen::open(&addrs, backlog, core))
         .collect()
 }

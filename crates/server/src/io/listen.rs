@@ -13,12 +13,16 @@ pub struct BindAddr {
     pub optional: bool,
     /// The `tls-port` listener at this address (the plain `port` one otherwise).
     pub tls: bool,
+    /// In cluster mode, the port of this shard's node alone (see `cluster`).
+    pub node: Option<usize>,
 }
 
-/// A core's listening socket, and whether its connections speak TLS.
+/// A core's listening socket, whether its connections speak TLS, and whether it is the
+/// core's own cluster node port (its clients are redirected, not forwarded).
 pub struct Listener {
     pub fd: OwnedFd,
     pub tls: bool,
+    pub node: bool,
 }
 
 /// Parses Redis's `bind` value ("127.0.0.1 -::1") for `port`.
@@ -40,14 +44,21 @@ pub fn bind_addrs(bind: &str, port: u16) -> Result<Vec<BindAddr>, String> {
             addr: SocketAddr::new(ip, port),
             optional,
             tls: false,
+            node: None,
         });
     }
     Ok(out)
 }
 
 /// Every address the server listens on: `bind`'s for `port` and for `tls-port` (0: that one
-/// is not listened on).
-pub fn server_addrs(bind: &str, port: u16, tls_port: u16) -> Result<Vec<BindAddr>, String> {
+/// is not listened on), and in cluster mode every shard's node port.
+pub fn server_addrs(
+    config: &crate::config::Config,
+    shards: usize,
+) -> Result<Vec<BindAddr>, String> {
+    let port = config.get_i64("port").clamp(0, u16::MAX as i64) as u16;
+    let tls_port = config.get_i64("tls-port").clamp(0, u16::MAX as i64) as u16;
+    let bind = config.get("bind");
     let mut addrs = Vec::new();
     if port != 0 {
         addrs = bind_addrs(bind, port)?;
@@ -58,19 +69,34 @@ pub fn server_addrs(bind: &str, port: u16, tls_port: u16) -> Result<Vec<BindAddr
             addrs.push(a);
         }
     }
+    // Cluster mode: every shard's node listens on a port of its own too.
+    if config.get_bool("cluster-enabled") && port != 0 {
+        for shard in 0..shards {
+            let node_port = crate::cluster::listen_port(port, shard);
+            for mut a in bind_addrs(bind, node_port)? {
+                a.node = Some(shard);
+                addrs.push(a);
+            }
+        }
+    }
     Ok(addrs)
 }
 
-/// One core's listening sockets on `addrs`. An optional address (`-addr`) that cannot be
-/// bound is skipped (logged when `log`), unless another process holds it; an address that
-/// cannot be bound otherwise is an error, with Redis's words for it.
-pub fn open(addrs: &[BindAddr], backlog: i32, log: bool) -> Result<Vec<Listener>, String> {
+/// Core `core`'s listening sockets on `addrs`: the shared ports, and a cluster node's own
+/// port on its core alone. An optional address (`-addr`) that cannot be bound is skipped
+/// (logged by core 0), unless another process holds it; an address that cannot be bound
+/// otherwise is an error, with Redis's words for it.
+pub fn open(addrs: &[BindAddr], backlog: i32, core: usize) -> Result<Vec<Listener>, String> {
     let mut listeners = Vec::with_capacity(addrs.len());
-    for a in addrs {
+    for a in addrs.iter().filter(|a| a.node.is_none_or(|n| n == core)) {
         match listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(Listener { fd, tls: a.tls }),
+            Ok(fd) => listeners.push(Listener {
+                fd,
+                tls: a.tls,
+                node: a.node.is_some(),
+            }),
             Err(e) if a.optional && e.kind() != io::ErrorKind::AddrInUse => {
-                if log {
+                if core == 0 {
                     tracing::warn!("could not bind {}: {e}", a.addr);
                 }
             }

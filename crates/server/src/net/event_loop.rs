@@ -242,10 +242,13 @@ impl EventLoop {
         self.ring.push(&sqe)
     }
 
-    /// An accept's reference: the listener set, whether it is a TLS listener, its index.
+    /// An accept's reference: the listener set, whether it is a TLS listener and a cluster
+    /// node's own port, its index.
     fn listener_ref(&self, i: usize) -> ConnRef {
-        let tls = self.listeners.get(i).is_some_and(|l| l.tls);
-        ConnRef((self.listeners_gen as u64) << 32 | (tls as u64) << 31 | (i as u64 & 0xffff))
+        let l = self.listeners.get(i);
+        let tls = l.is_some_and(|l| l.tls) as u64;
+        let node = l.is_some_and(|l| l.node) as u64;
+        ConnRef((self.listeners_gen as u64) << 32 | tls << 31 | node << 30 | (i as u64 & 0xffff))
     }
 
     /// Takes over the listeners CONFIG SET port/bind opened: the old ones' accepts are
@@ -396,6 +399,7 @@ impl EventLoop {
         // A connection an old listener took before its accept was cancelled is served too.
         let current = listener.0 >> 32 == self.listeners_gen as u64;
         let tls = listener.0 & (1 << 31) != 0;
+        let node = listener.0 & (1 << 30) != 0;
         if !more && current {
             if let Err(e) = self.arm_accept((listener.0 & 0xffff) as usize) {
                 warn!("cannot re-arm accept: {e}");
@@ -485,6 +489,7 @@ impl EventLoop {
             default_user,
             authenticated,
         )));
+        client.borrow_mut().node = node;
         core.clients.borrow_mut().insert(id, client.clone());
         let session = Session::new(core.clone(), self.conn_ref(i), client.clone());
         let mut conn = Box::new(Conn::new(fd, client, session));
@@ -1115,6 +1120,12 @@ impl EventLoop {
             core.record_rejected(Some(cmd), &denied);
             return conn.reply(denied);
         }
+        // Cluster mode: a node's own client is redirected, never forwarded.
+        if let Some(redirect) = crate::cluster::redirect::refuse(session, cmd, args, &mut self.keys)
+        {
+            core.record_rejected(Some(cmd), &redirect);
+            return conn.reply(redirect);
+        }
         // A replica: -READONLY for writes, -MASTERDOWN while the link is down (replication).
         if let Some(refused) = crate::replica::refuse(cmd) {
             multi::flag_error(session);
@@ -1261,9 +1272,11 @@ impl EventLoop {
             (c.db, c.resp3, c.tracking.caller(me), c.id)
         };
         let shards = core.shards;
+        // A cluster node's own client: keyless commands over all data (DBSIZE, KEYS,
+        // FLUSHALL…) cover this node's keys only, as on a Redis Cluster node.
+        let all_shards = matches!(cmd.fanout, Fanout::AllShards(_)) && !conn.client.borrow().node;
         let needs_task = cmd.flags.has(Flags::BLOCKING)
-            || (shards > 1
-                && (matches!(cmd.fanout, Fanout::AllShards(_)) || cmd.key_finder.is_some()));
+            || (shards > 1 && (all_shards || cmd.key_finder.is_some()));
         if needs_task {
             // A blocking command with data at hand answers at once; others wait in a task.
             if cmd.flags.has(Flags::BLOCKING) && conn.pending.is_empty() {
