@@ -118,6 +118,10 @@ const SKIPPED: &[(&str, &str)] = &[
     ("failover", "replication control"),
     ("sync", "replication stream"),
     ("psync", "replication stream"),
+    (
+        "wait",
+        "waits for replicas for as long as it is told (0: for ever, as Redis)",
+    ),
 ];
 
 fn text(v: &Value) -> String {
