@@ -1057,7 +1057,7 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
-        core.calls.bump(cmd.id);
+        core.records.borrow_mut().received(cmd);
         if let Err(denied) = cmd::acl::admit(session, cmd, args) {
             multi::flag_error(session);
             core.record_rejected(Some(cmd), &denied);
@@ -1126,7 +1126,10 @@ impl EventLoop {
             return conn.reply(reply);
         }
         // EXEC describes itself after its commands (see `dispatch::exec`).
-        if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) && crate::core::monitored(cmd) {
+        if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec))
+            && crate::core::monitored(cmd)
+            && core.pubsub.borrow().has_monitors()
+        {
             let c = conn.client.borrow();
             core.feed_monitors(&c.addr, c.db, &crate::core::calls::redacted(cmd, args));
         }
