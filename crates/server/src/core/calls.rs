@@ -89,7 +89,9 @@ pub struct Records {
 impl Default for Records {
     fn default() -> Records {
         Records {
-            commands: (0..all_facts().len()).map(|_| CommandStat::default()).collect(),
+            commands: (0..all_facts().len())
+                .map(|_| CommandStat::default())
+                .collect(),
             errors: BTreeMap::new(),
             total_errors: 0,
             slowlog: VecDeque::new(),
