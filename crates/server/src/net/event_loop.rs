@@ -1084,6 +1084,11 @@ impl EventLoop {
                 return conn.reply(refused);
             }
         }
+        // While the shards load: -LOADING for what Redis refuses then.
+        if let Some(refused) = crate::persist::loading::refuse(session, cmd) {
+            core.record_rejected(Some(cmd), &refused);
+            return conn.reply(refused);
+        }
         // A script running long holds what this command needs: -BUSY (scripting).
         if let Some(busy) = crate::script::busy::refuse(core, cmd, args) {
             let reply = crate::script::busy::reject(session, cmd, busy);
