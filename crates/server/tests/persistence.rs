@@ -5,9 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::real_redis::redis_server;
 use common::Server;
 use redis::Commands;
 
@@ -354,62 +354,6 @@ fn failing_saves_refuse_writes_with_misconf() {
     );
     let _: () = c.set("k", "v").expect("writes again");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A redis-server, killed when dropped (also when a test fails).
-struct RedisServer(std::process::Child);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A running redis-server in `dir`, or None when it is not installed.
-fn redis_server(dir: &Path) -> Option<(RedisServer, u16)> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("redis-server not installed: skipping");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .ok()?;
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .map(RedisServer)
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ping = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .and_then(|c| c.get_connection())
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-        if ping.is_ok() {
-            return Some((child, port));
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod real_redis;
 pub mod resp;
 
 use std::net::TcpStream;
