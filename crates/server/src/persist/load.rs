@@ -200,7 +200,7 @@ impl RdbLoad {
         let mut batch = 0u32;
         loop {
             batch += 1;
-            if batch % 256 == 0 && slice.is_some_and(Slice::due) {
+            if batch.is_multiple_of(256) && slice.is_some_and(Slice::due) {
                 return Ok(false);
             }
             let item = self.reader.next_item().map_err(|e| {
