@@ -409,3 +409,102 @@ fn sort_by_a_constant_sorts_a_set_on_another_shard_for_a_script() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// The error text of a failed query.
+fn error_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
+    match r {
+        Err(e) => format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+#[test]
+fn scripts_over_maxmemory_are_refused_as_redis_refuses_them() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let eval = |c: &mut redis::Connection, body: &str, keys: &[&str]| {
+        redis::cmd("EVAL")
+            .arg(body)
+            .arg(keys.len())
+            .arg(keys)
+            .query::<Value>(c)
+    };
+    // Keys on both shards, so that a script's first write is refused whichever core runs it.
+    for k in ["x", "y", "k:1", "k:2", "k:3"] {
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(123)
+            .query(&mut c)
+            .expect("set");
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query(&mut c)
+        .expect("config set");
+    let oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    for k in ["x", "y", "k:1", "k:2", "k:3"] {
+        // No shebang: reads run, the first write is refused (the script's error).
+        let e = error_text(eval(&mut c, "redis.call('set', KEYS[1], 1) return 1", &[k]));
+        assert!(e.starts_with(oom), "{e}");
+        let got = eval(&mut c, "return redis.call('get', KEYS[1])", &[k]).expect("read");
+        assert_eq!(got, Value::BulkString(b"123".to_vec()));
+        // pcall sees Redis's error table, without the dash.
+        let got = eval(
+            &mut c,
+            "local t = redis.pcall('set', KEYS[1], 1) return t['err']",
+            &[k],
+        )
+        .expect("pcall");
+        assert_eq!(got, Value::BulkString(oom.as_bytes().to_vec()));
+        // Undeclared keys: the same, wherever the key lives.
+        let body = format!("redis.call('set', '{k}', 1) return 1");
+        let e = error_text(eval(&mut c, &body, &[]));
+        assert!(e.starts_with(oom), "{e}");
+    }
+    // A shebang without allow-oom is refused before it runs, whatever it would do.
+    for _ in 0..50 {
+        let e = error_text(eval(&mut c, "#!lua\nreturn 1", &[]));
+        assert!(e.starts_with(oom), "{e}");
+    }
+    let e = error_text(eval(&mut c, "#!lua flags=\nreturn 1", &[]));
+    assert!(e.starts_with("OOM"), "{e}");
+    // allow-oom writes; no-writes implies it.
+    let got = eval(
+        &mut c,
+        "#!lua flags=allow-oom\nredis.call('set', KEYS[1], 7) return redis.call('get', KEYS[1])",
+        &["y"],
+    )
+    .expect("allow-oom");
+    assert_eq!(got, Value::BulkString(b"7".to_vec()));
+    let got = redis::cmd("EVAL_RO")
+        .arg("#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])")
+        .arg(1)
+        .arg("x")
+        .query::<Value>(&mut c)
+        .expect("no-writes");
+    assert_eq!(got, Value::BulkString(b"123".to_vec()));
+    // Each refused call counts as a rejected SET (3 per key), as in Redis; the SETs that ran
+    // are the 5 before the limit and the allow-oom one.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut c)
+        .expect("info");
+    let set = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_set:"))
+        .unwrap_or_default();
+    assert!(set.starts_with("cmdstat_set:calls=6,"), "{set}");
+    assert!(set.contains("rejected_calls=15,failed_calls=0"), "{set}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut c)
+        .expect("config set");
+    let got = eval(&mut c, "#!lua\nreturn 1", &[]).expect("under no limit");
+    assert_eq!(got, Value::Int(1));
+    let got = eval(&mut c, "redis.call('set', KEYS[1], 1) return 1", &["x"]).expect("write");
+    assert_eq!(got, Value::Int(1));
+}

@@ -42,7 +42,9 @@ pub fn run<'a>(
         };
         if let Some(r) = &reply {
             let client = s.client.borrow().id;
-            s.core.record_call(cmd, &args, client, started.elapsed(), r);
+            let count_error = !std::mem::take(&mut s.error_counted);
+            s.core
+                .record_call_counting(cmd, &args, client, started.elapsed(), r, count_error);
         }
         reply
     })

@@ -46,6 +46,9 @@ pub struct Session {
     pub in_exec: bool,
     /// A script's client: its commands run as a script's on every shard.
     pub from_script: bool,
+    /// The reply just made is a script's error already counted in the error statistics where
+    /// it arose (the command's call records it without counting the error again).
+    pub error_counted: bool,
 }
 
 impl Session {
@@ -60,6 +63,7 @@ impl Session {
             watched: Vec::new(),
             in_exec: false,
             from_script: false,
+            error_counted: false,
         }
     }
 

@@ -411,6 +411,20 @@ impl Core {
         took: Duration,
         reply: &Reply,
     ) {
+        self.record_call_counting(cmd, args, client, took, reply, true);
+    }
+
+    /// [`Core::record_call`], counting an error reply in the error statistics only with
+    /// `count_error` (a script's error reply made of a failed command's, counted already).
+    pub fn record_call_counting(
+        self: &Rc<Self>,
+        cmd: &'static Command,
+        args: &[Bytes],
+        client: u64,
+        took: Duration,
+        reply: &Reply,
+        count_error: bool,
+    ) {
         if client == 0 {
             return;
         }
@@ -437,8 +451,9 @@ impl Core {
                 }
             }
         }
-        if let Reply::Error(text) = reply {
-            records.count_error(text);
+        match reply {
+            Reply::Error(text) if count_error => records.count_error(text),
+            _ => {}
         }
         let event = if cmd.flags.has(Flags::FAST) {
             "fast-command"

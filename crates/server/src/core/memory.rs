@@ -17,8 +17,9 @@
 //! - Core 0's clock moves shares between full cores: from the core whose eviction candidates
 //!   are coldest (longest idle, least frequent, nearest expiry) to a core that is evicting
 //!   warmer keys; under the random policies, from a core that evicts nothing to one that
-//!   evicts. A core asked to give back a chunk evicts down to its smaller share. Over a few
-//!   seconds the shares follow where the data that deserves to stay is.
+//!   evicts. A core asked to give back a chunk evicts down to its smaller share, and gives
+//!   only what it could free (see `give_back`). Over a few seconds the shares follow where
+//!   the data that deserves to stay is.
 //!
 //! - A core over its share with nothing of its own to evict (its heap is client buffers and
 //!   start-up state, or it has only keys without a TTL under a volatile policy) takes what
@@ -317,30 +318,17 @@ fn evict_down(core: &Rc<Core>, limit: Duration) -> Room {
         return Room::Full;
     }
     let started = Instant::now();
-    let now = core.now_ms();
-    let mut evicted = 0u32;
     let room = loop {
-        if used <= share {
-            break Room::Ok;
-        }
-        if !core.shard.borrow_mut().evict_one(now) {
-            let want = used - share + chunk(m.maxmemory.get(), core.shards);
-            match borrow_share(core, want) {
-                Some(more) => {
-                    share = more;
-                    continue;
+        match evict_to(core, share, &mut used, started, limit) {
+            Evicted::Under => break Room::Ok,
+            Evicted::OutOfTime => break Room::Evicting,
+            Evicted::NothingLeft => {
+                let want = used - share + chunk(m.maxmemory.get(), core.shards);
+                match borrow_share(core, want) {
+                    Some(more) => share = more,
+                    None => break Room::Full,
                 }
-                None => break Room::Full,
             }
-        }
-        let after = counted(core);
-        s.evicted_bytes
-            .fetch_add(used.saturating_sub(after), Relaxed);
-        used = after;
-        evicted += 1;
-        // The clock is read every 16 evictions, as Redis does.
-        if evicted.is_multiple_of(16) && started.elapsed() > limit {
-            break Room::Evicting;
         }
     };
     // The latency monitor's `eviction-cycle`, as Redis's performEvictions reports it.
@@ -386,6 +374,14 @@ fn start_reclaiming(core: &Rc<Core>) {
         }
         core.memory.reclaiming.set(false);
     });
+}
+
+/// Whether the server is out of memory for a command about to run on this core (Redis's
+/// `pre_command_oom_state`, taken before each command): this shard first makes room as it
+/// would before any command and finds none, or another shard published that it has none.
+/// Scripts use it, as their commands on this shard do not pass [`admit`] one by one.
+pub fn out_of_memory(core: &Rc<Core>) -> bool {
+    core.memory.maxmemory.get() > 0 && (make_room(core) == Room::Full || any_oom(0..core.shards))
 }
 
 /// True if any of `shards` is over its share with nothing to evict: a command writing to all
@@ -441,7 +437,7 @@ pub fn tick(core: &Rc<Core>) {
     }
     let asked = s.give_back.swap(0, Relaxed);
     if asked > 0 {
-        shrink(core, asked);
+        give_back(core, asked);
     }
     let assigned = ASSIGNED.load(Relaxed);
     if assigned > budget(max) {
@@ -459,6 +455,60 @@ pub fn tick(core: &Rc<Core>) {
     if core.id == 0 {
         rebalance(core, max, c);
     }
+}
+
+/// The rebalancer's request to give up to `asked` bytes of share: evicts down to the smaller
+/// share (for at most the tenacity's time limit), but gives only what the core is then under
+/// it by. Giving share the core cannot free by evicting (its heap is mostly start-up state and
+/// client buffers, as under a limit just above the idle heap) would leave it over with
+/// nothing to evict, and it would take the share straight back (`grow`, `borrow_share`):
+/// the share would ping-pong between the cores and both would evict every key written.
+fn give_back(core: &Rc<Core>, asked: u64) {
+    let target = share(core.id).saturating_sub(asked);
+    let mut used = counted(core);
+    let limit = time_limit(core.memory.tenacity.get());
+    evict_to(core, target, &mut used, Instant::now(), limit);
+    shrink(core, share(core.id).saturating_sub(used.max(target)));
+}
+
+/// How evicting towards a target ended.
+enum Evicted {
+    Under,
+    NothingLeft,
+    OutOfTime,
+}
+
+/// Evicts the shard's keys until `used` (its counted memory, kept up to date) is at most
+/// `target`, until `limit` after `started`.
+fn evict_to(
+    core: &Rc<Core>,
+    target: u64,
+    used: &mut u64,
+    started: Instant,
+    limit: Duration,
+) -> Evicted {
+    let s = slot(core.id);
+    let now = core.now_ms();
+    let mut evicted = 0u32;
+    while *used > target {
+        if !core.shard.borrow_mut().evict_one(now) {
+            return Evicted::NothingLeft;
+        }
+        let after = counted(core);
+        s.evicted_bytes
+            .fetch_add(used.saturating_sub(after), Relaxed);
+        *used = after;
+        evicted += 1;
+        // The clock is read every 16 evictions, as Redis does.
+        if evicted.is_multiple_of(16) && started.elapsed() > limit {
+            return if *used > target {
+                Evicted::OutOfTime
+            } else {
+                Evicted::Under
+            };
+        }
+    }
+    Evicted::Under
 }
 
 /// Moves one chunk of share per tick between full cores; see the module documentation.

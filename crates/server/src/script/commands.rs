@@ -20,10 +20,10 @@ use super::functions::{self, Libraries, Library};
 use super::run::{self, Job, Kind, Mode, Outcome};
 use super::state;
 use super::vm::{Flavor, Vm};
-use super::{busy, flags, sha1hex};
+use super::{busy, flags, roaming, sha1hex};
 use crate::conn::session::Session;
-use crate::coord::{route, txn};
-use crate::core::{spawn, Core};
+use crate::coord::route;
+use crate::core::{memory, spawn, Core};
 
 /// Whether a runtime command is one of scripting's (they all run in the connection's task).
 pub fn is_scripting(which: ServerCmd) -> bool {
@@ -252,10 +252,25 @@ fn numkeys(args: &[Bytes], not_integer: &'static str) -> Result<usize, Reply> {
     Ok(n as usize)
 }
 
-/// Checks run before a script starts (Redis's `scriptPrepareForRun`); whether it is
-/// read-only. Shardis has no replicas, persistence errors or memory limit to refuse for.
-fn prepare(script_flags: u32, ro: bool) -> Result<bool, Reply> {
+/// Checks run before a script starts (Redis's `processCommand` memory check with the
+/// script's flags, then `scriptPrepareForRun`); whether it is read-only.
+fn prepare(s: &Session, script_flags: u32, ro: bool) -> Result<bool, Reply> {
     let compat = script_flags & flags::EVAL_COMPAT != 0;
+    // A script declaring flags may write unless it says `no-writes`, so without `allow-oom`
+    // it is refused as a whole over the limit, whatever it would do (a script without a
+    // shebang line is only refused its first write, see `run`).
+    if !compat
+        && script_flags & (flags::ALLOW_OOM | flags::NO_WRITES) == 0
+        && memory::out_of_memory(&s.core)
+    {
+        return Err(match s.tx {
+            None => Reply::err(memory::OOM_ERROR),
+            // Inside EXEC, which checked the transaction as a whole before it ran.
+            Some(_) => Reply::err(
+                "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
+            ),
+        });
+    }
     if !compat && script_flags & flags::NO_WRITES == 0 && crate::replica::refuses_writes() {
         return Err(Reply::err(
             "READONLY Can not run script with write flag on readonly replica",
@@ -295,11 +310,19 @@ async fn eval(s: &mut Session, args: &[Bytes], by_sha: bool, ro: bool) -> Reply 
             },
         }
     };
-    let read_only = match prepare(script.flags, ro) {
+    let read_only = match prepare(s, script.flags, ro) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let job = job(s, Kind::Eval { sha, script }, args, nkeys, read_only);
+    let allow_oom = allows_oom(script.flags);
+    let job = job(
+        s,
+        Kind::Eval { sha, script },
+        args,
+        nkeys,
+        read_only,
+        allow_oom,
+    );
     execute(s, job).await
 }
 
@@ -316,15 +339,35 @@ async fn fcall(s: &mut Session, args: &[Bytes], ro: bool) -> Reply {
         Ok(n) => n,
         Err(e) => return e,
     };
-    let read_only = match prepare(flags, ro) {
+    let read_only = match prepare(s, flags, ro) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let job = job(s, Kind::Function { name }, args, nkeys, read_only);
+    let job = job(
+        s,
+        Kind::Function { name },
+        args,
+        nkeys,
+        read_only,
+        allows_oom(flags),
+    );
     execute(s, job).await
 }
 
-fn job(s: &Session, kind: Kind, args: &[Bytes], nkeys: usize, read_only: bool) -> Job {
+/// Whether a script's commands may use memory over the limit (`allow-oom`, only with a
+/// shebang line).
+fn allows_oom(script_flags: u32) -> bool {
+    script_flags & flags::EVAL_COMPAT == 0 && script_flags & flags::ALLOW_OOM != 0
+}
+
+fn job(
+    s: &Session,
+    kind: Kind,
+    args: &[Bytes],
+    nkeys: usize,
+    read_only: bool,
+    allow_oom: bool,
+) -> Job {
     let c = s.client.borrow();
     Job {
         kind,
@@ -332,6 +375,7 @@ fn job(s: &Session, kind: Kind, args: &[Bytes], nkeys: usize, read_only: bool) -
         args: args[3 + nkeys..].to_vec(),
         db: c.db,
         read_only,
+        allow_oom,
         caller_addr: c.addr.clone(),
         caller_argv: args.to_vec(),
         shard: None,
@@ -351,7 +395,7 @@ fn roam_key(job: &Job) -> String {
 async fn execute(s: &mut Session, mut job: Job) -> Reply {
     let core = s.core.clone();
     if let Some(tx) = s.tx {
-        return finish(run::run(&core, &job, Mode::Locked(tx)).await);
+        return finish(s, run::run(&core, &job, Mode::Locked(tx)).await);
     }
     let shards = core.shards;
     let home = if shards <= 1 || job.keys.is_empty() {
@@ -373,7 +417,7 @@ async fn execute(s: &mut Session, mut job: Job) -> Reply {
             run_on(&core, home, job.clone()).await
         };
         match outcome {
-            Outcome::Done(reply) => return reply,
+            Outcome::Done(..) => return finish(s, outcome),
             Outcome::Escaped => {
                 // It reaches other shards: from now on it runs locked from the start.
                 for c in 0..shards {
@@ -391,15 +435,17 @@ async fn execute(s: &mut Session, mut job: Job) -> Reply {
         }
     }
     job.shard = None;
-    let held = txn::lock(&core, txn::plan_all(shards)).await;
-    let outcome = run::run(&core, &job, Mode::Locked(held.tx)).await;
-    txn::unlock(&core, held).await;
-    finish(outcome)
+    let outcome = roaming::run(&core, job).await;
+    finish(s, outcome)
 }
 
-fn finish(outcome: Outcome) -> Reply {
+/// The script's reply; the session learns whether the error statistics already count it.
+fn finish(s: &mut Session, outcome: Outcome) -> Reply {
     match outcome {
-        Outcome::Done(reply) => reply,
+        Outcome::Done(reply, counted) => {
+            s.error_counted = counted;
+            reply
+        }
         // Only optimistic runs escape.
         Outcome::Escaped => Reply::err("ERR script could not run atomically"),
     }
@@ -419,7 +465,7 @@ async fn run_on(core: &Rc<Core>, home: usize, job: Job) -> Outcome {
         }),
     );
     rx.await
-        .unwrap_or(Outcome::Done(Reply::err("ERR shard did not answer")))
+        .unwrap_or(Outcome::Done(Reply::err("ERR shard did not answer"), false))
 }
 
 /// Adds a script that compiled here to every core's cache (if it is new).

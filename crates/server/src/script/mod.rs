@@ -6,7 +6,8 @@
 //! - [`state`]: what each core keeps (interpreters, its copy of the script cache and of the
 //!   libraries, its running script).
 //! - [`run`]: running a script atomically, on a stack of its own so that it can wait for
-//!   other cores; [`busy`]: long scripts, BUSY replies, SCRIPT/FUNCTION KILL.
+//!   other cores; [`roaming`]: scripts under the lock of every shard, batched per core;
+//!   [`busy`]: long scripts, BUSY replies, SCRIPT/FUNCTION KILL.
 //! - [`commands`]: EVAL, FCALL, SCRIPT and FUNCTION.
 //!
 //! This layer sits beside `cmd`: it runs the commands a script calls through
@@ -20,6 +21,7 @@ pub mod convert;
 pub mod functions;
 pub mod libs;
 pub mod lua;
+pub mod roaming;
 pub mod run;
 pub mod sandbox;
 pub mod state;

@@ -51,7 +51,7 @@ use crate::coord::route;
 use crate::core::calls::SCRIPT;
 use crate::core::client::Client;
 use crate::core::shard_lock::{Intents, TxId};
-use crate::core::{ConnRef, Core};
+use crate::core::{memory, ConnRef, Core};
 
 /// What a script is.
 #[derive(Clone)]
@@ -69,6 +69,8 @@ pub struct Job {
     pub db: usize,
     /// `*_RO` or a `no-writes` script: write commands are refused.
     pub read_only: bool,
+    /// `allow-oom`: its commands are never refused for memory.
+    pub allow_oom: bool,
     pub caller_addr: String,
     /// The caller's command (MONITOR and FUNCTION STATS show it).
     pub caller_argv: Vec<Bytes>,
@@ -94,7 +96,9 @@ impl Job {
 
 /// How a run ended.
 pub enum Outcome {
-    Done(Reply),
+    /// Its reply, and whether that is an error already counted in the error statistics
+    /// (see [`super::vm::Host::error_counted`]).
+    Done(Reply, bool),
     /// An optimistic run reached another shard; nothing it did remains.
     Escaped,
 }
@@ -173,6 +177,12 @@ struct Shared {
     threshold_ms: u64,
     busy_shard: Option<usize>,
     caller: Option<Arc<ScriptCaller>>,
+    /// Over `maxmemory` when the run began (and not `allow-oom`): a command that may use
+    /// memory is refused until the script has written something (after that it cannot be
+    /// stopped halfway), as Redis's `scriptVerifyOOM`.
+    out_of_memory: bool,
+    /// The run's error reply was counted where it arose.
+    error_counted: Cell<bool>,
 }
 
 impl Shared {
@@ -397,6 +407,42 @@ impl RunCtx {
         }
     }
 
+    /// The checks a script's command passes before it runs (Redis's `scriptCall`): `Err` is
+    /// the refusal, in the form of [`Host::call`]'s errors.
+    fn admit(&self, cmd: &'static Command, args: &[Bytes]) -> Result<(), String> {
+        if cmd.flags.has(Flags::NOSCRIPT) {
+            return Err("This Redis command is not allowed from script".into());
+        }
+        if let Some(caller) = &self.shared.caller {
+            acl::admit_script(&self.shared.core, caller, cmd, args)?;
+        }
+        if self.read_only && (cmd.flags.has(Flags::WRITE) || cmd.flags.has(Flags::MAY_REPLICATE)) {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
+        // A read-only replica (the primary's stream carries no scripts, only their effects).
+        if cmd.flags.has(Flags::WRITE) && crate::replica::refuses_writes() {
+            return Err(format!("-{}", crate::replica::READONLY_ERR));
+        }
+        if self.shared.out_of_memory
+            && !self.shared.info.dirty.get()
+            && cmd.flags.has(Flags::DENYOOM)
+        {
+            return Err(format!("-{}", memory::OOM_ERROR));
+        }
+        Ok(())
+    }
+
+    /// A command refused to the script: counted as the command's rejection and as an error
+    /// reply, as Redis counts it (the script's error reply made of it is not counted again).
+    fn refuse(&self, cmd: Option<&Command>, err: String) -> Result<Reply, String> {
+        let text = match err.strip_prefix('-') {
+            Some(coded) => coded.to_string(),
+            None => format!("ERR {err}"),
+        };
+        self.shared.core.record_rejected(cmd, &Reply::error(text));
+        Err(err)
+    }
+
     /// Whether the keys only the data names (SORT's BY/GET patterns) are on this shard too.
     fn extra_keys_local(&self, cmd: &Command, args: &[Bytes]) -> bool {
         let Some(finder) = cmd.key_finder else {
@@ -424,22 +470,17 @@ impl Host for RunCtx {
         let cmd = match REGISTRY.lookup(&args) {
             Ok(cmd) => cmd,
             Err(Reply::Error(e)) if e.starts_with("ERR unknown") => {
-                return Err("Unknown Redis command called from script".into())
+                return self.refuse(None, "Unknown Redis command called from script".into())
             }
-            Err(_) => return Err("Wrong number of args calling Redis command from script".into()),
+            Err(_) => {
+                return self.refuse(
+                    None,
+                    "Wrong number of args calling Redis command from script".into(),
+                )
+            }
         };
-        if cmd.flags.has(Flags::NOSCRIPT) {
-            return Err("This Redis command is not allowed from script".into());
-        }
-        if let Some(caller) = &self.shared.caller {
-            acl::admit_script(&self.shared.core, caller, cmd, &args)?;
-        }
-        if self.read_only && (cmd.flags.has(Flags::WRITE) || cmd.flags.has(Flags::MAY_REPLICATE)) {
-            return Err("Write commands are not allowed from read-only scripts.".into());
-        }
-        // A read-only replica (the primary's stream carries no scripts, only their effects).
-        if cmd.flags.has(Flags::WRITE) && crate::replica::refuses_writes() {
-            return Err(format!("-{}", crate::replica::READONLY_ERR));
+        if let Err(e) = self.admit(cmd, &args) {
+            return self.refuse(Some(cmd), e);
         }
         if cmd.flags.has(Flags::WRITE) {
             self.shared.info.dirty.set(true);
@@ -516,6 +557,10 @@ impl Host for RunCtx {
     fn doomed(&self) -> bool {
         self.shared.escaped.get() || self.shared.info.killed.get()
     }
+
+    fn error_counted(&mut self) {
+        self.shared.error_counted.set(true);
+    }
 }
 
 /// Keeps a coroutine from being unwound through Lua's C frames if its task is dropped before
@@ -563,7 +608,10 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
     };
     let Some(vm) = state::with(|s| s.vm(flavor)) else {
         release(owned_tx);
-        return Outcome::Done(Reply::err("ERR Failed to create the Lua interpreter"));
+        return Outcome::Done(
+            Reply::err("ERR Failed to create the Lua interpreter"),
+            false,
+        );
     };
     // Another run of this core never holds the interpreter here (it would hold this shard's
     // lock); wait out any that does, defensively.
@@ -582,7 +630,7 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
             };
             if let Err(e) = compiled {
                 release(owned_tx);
-                return Outcome::Done(Reply::error(format!("ERR {e}")));
+                return Outcome::Done(Reply::error(format!("ERR {e}")), false);
             }
             super::commands::remember_script(core, sha, script);
             0
@@ -593,7 +641,7 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
                 Some(r) => r,
                 None => {
                     release(owned_tx);
-                    return Outcome::Done(Reply::err("ERR Function not found"));
+                    return Outcome::Done(Reply::err("ERR Function not found"), false);
                 }
             }
         }
@@ -615,6 +663,8 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
     });
     state::with(|s| s.active = Some(info.clone()));
     let optimistic = mode == Mode::Optimistic;
+    // Makes room first, as before any command (it may evict).
+    let out_of_memory = !job.allow_oom && memory::out_of_memory(core);
     let shared = Rc::new(Shared {
         core: core.clone(),
         info: info.clone(),
@@ -629,6 +679,8 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
         threshold_ms,
         busy_shard: job.shard,
         caller: job.caller.clone(),
+        out_of_memory,
+        error_counted: Cell::new(false),
     });
     // MONITOR shows the caller's command before the script's.
     if core.pubsub.borrow().has_monitors() {
@@ -666,7 +718,7 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
         commit(core, held);
     }
     release(taken);
-    Outcome::Done(reply)
+    Outcome::Done(reply, shared.error_counted.get())
 }
 
 /// Runs the script on its stack until it returns, carrying out what it waits for.

@@ -142,6 +142,10 @@ pub trait Host {
     fn doomed(&self) -> bool {
         false
     }
+    /// The run's reply is an error already counted in the error statistics (an error table
+    /// a command's failure made, Redis's `ignore_error_stats_update`): its caller must not
+    /// count it again.
+    fn error_counted(&mut self) {}
 }
 
 /// Makes the running code check its host on every line (see [`Host::doomed`]).
@@ -396,12 +400,24 @@ impl Vm {
                     ffi::lua_sethook(l, None, 0, 0);
                 }
                 let _host = HostGuard::enter();
+                let counted = ffi::lua_istable(l, -1) != 0 && {
+                    lua::push_str(l, "ignore_error_stats_update");
+                    ffi::lua_rawget(l, -2);
+                    let set = ffi::lua_toboolean(l, -1) != 0;
+                    ffi::lua_pop(l, 1);
+                    set
+                };
                 let reply = if status == 0 {
                     let resp3 = self::host().is_some_and(|h| h.resp3());
                     convert::to_reply(l, resp3)
                 } else {
                     error_reply(l, funcname)
                 };
+                if counted && reply.is_error() {
+                    if let Some(h) = self::host() {
+                        h.error_counted();
+                    }
+                }
                 ffi::lua_settop(l, top);
                 Some(reply)
             }
