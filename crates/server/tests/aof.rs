@@ -1,7 +1,8 @@
 //! The append-only log against a real server: restart replay with the same and other shard
 //! counts, SIGKILL under concurrent writers with `appendfsync always` (every acknowledged
 //! write survives, cross-shard MSETs whole), SIGKILL under `everysec` (what survives is a
-//! prefix of what was written, missing at most the last two seconds), torn and zero-padded tails, damage in the
+//! prefix of what was written, missing at most the last two seconds), function libraries
+//! restored from the log and its base, torn and zero-padded tails, damage in the
 //! middle, a cross-shard transaction cut by a crash, BGREWRITEAOF under write load, turning
 //! the log on at run time.
 
@@ -362,6 +363,140 @@ fn everysec_loses_at_most_the_last_seconds_after_sigkill() {
     }
     println!("{ROUNDS} crashes under everysec: {checked} surviving appends checked as prefixes");
     assert!(checked > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A library whose function `name` returns `answer`.
+fn library(lib: &str, name: &str, answer: &str) -> String {
+    format!(
+        "#!lua name={lib}\nredis.register_function('{name}', function(keys, args) return '{answer}' end)"
+    )
+}
+
+/// FCALL `name` on a key of every shard (so every core's copy of the libraries answers).
+fn fcall_everywhere(c: &mut redis::Connection, name: &str, shards: u16) -> Vec<String> {
+    (0..shards)
+        .map(|s| {
+            redis::cmd("FCALL")
+                .arg(name)
+                .arg(1)
+                .arg(key_on("fk:", s, shards))
+                .query(c)
+                .unwrap_or_else(|e| format!("error: {e}"))
+        })
+        .collect()
+}
+
+fn load_library(c: &mut redis::Connection, code: &str, replace: bool) {
+    let mut cmd = redis::cmd("FUNCTION");
+    cmd.arg("LOAD");
+    if replace {
+        cmd.arg("REPLACE");
+    }
+    let _: String = cmd.arg(code).query(c).expect("FUNCTION LOAD");
+}
+
+fn wait_rewrite(c: &mut redis::Connection, rewrites: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(c)
+            .expect("INFO");
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if field("aof_rewrite_in_progress") == Some(0) && field("aof_rewrites") >= Some(rewrites) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "rewrite did not finish: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn function_libraries_come_back_from_the_log_and_its_base() {
+    let dir = temp_dir("functions");
+    let server = start(2, &dir, &[]);
+    let mut c = server.conn();
+    load_library(&mut c, &library("lib1", "f1", "one"), false);
+    load_library(&mut c, &library("lib2", "f2", "two"), false);
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("lib2")
+        .query(&mut c)
+        .expect("DELETE");
+    load_library(&mut c, &library("lib1", "f1", "one-v2"), true);
+    let dump: Vec<u8> = redis::cmd("FUNCTION")
+        .arg("DUMP")
+        .query(&mut c)
+        .expect("DUMP");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("FLUSH");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(&dump)
+        .query(&mut c)
+        .expect("RESTORE");
+    drop(c);
+    // From the log alone (the base of the first set has no libraries).
+    kill(server);
+    let server = start(2, &dir, &[]);
+    let mut c = server.conn();
+    assert_eq!(fcall_everywhere(&mut c, "f1", 2), ["one-v2", "one-v2"]);
+    let missing: redis::RedisResult<String> = redis::cmd("FCALL").arg("f2").arg(0).query(&mut c);
+    assert!(missing.is_err(), "f2 was deleted");
+    // From a base (rewritten) plus the log after it.
+    let _: String = redis::cmd("BGREWRITEAOF")
+        .query(&mut c)
+        .expect("BGREWRITEAOF");
+    wait_rewrite(&mut c, 1);
+    load_library(&mut c, &library("lib3", "f3", "three"), false);
+    drop(c);
+    shutdown(server);
+    let server = start(2, &dir, &[]);
+    let mut c = server.conn();
+    assert_eq!(fcall_everywhere(&mut c, "f1", 2), ["one-v2", "one-v2"]);
+    assert_eq!(fcall_everywhere(&mut c, "f3", 2), ["three", "three"]);
+    drop(c);
+    shutdown(server);
+    // Another shard count: the new set written for it keeps them too.
+    for shards in [3u16, 3] {
+        let server = start(shards as usize, &dir, &[]);
+        let mut c = server.conn();
+        assert_eq!(
+            fcall_everywhere(&mut c, "f1", shards),
+            vec!["one-v2"; shards as usize]
+        );
+        assert_eq!(
+            fcall_everywhere(&mut c, "f3", shards),
+            vec!["three"; shards as usize]
+        );
+        drop(c);
+        shutdown(server);
+    }
+    // FUNCTION FLUSH is logged as well.
+    let server = start(3, &dir, &[]);
+    let mut c = server.conn();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("FLUSH");
+    drop(c);
+    kill(server);
+    let server = start(3, &dir, &[]);
+    let mut c = server.conn();
+    let libs: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query(&mut c)
+        .expect("LIST");
+    assert!(libs.is_empty(), "{libs:?}");
+    drop(c);
+    shutdown(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -32,6 +32,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::time::Instant;
 
+use shardis_engine::journal::ReplayError;
 use shardis_engine::Shard;
 use shardis_persist::aof::{self as frames, Frame, Record, FRAME_HEADER};
 use tracing::{info, warn};
@@ -43,6 +44,7 @@ use crate::coord::route;
 use crate::core::{wall_ms, Core};
 use crate::persist::loading::{self, Counted, Slice};
 use crate::persist::save::{self, Target};
+use crate::script::functions::Libraries;
 
 /// What start-up found, shared by the cores.
 struct Plan {
@@ -57,6 +59,9 @@ struct Plan {
     published: Gate,
     shards: usize,
     failed: Mutex<Option<String>>,
+    /// The function libraries core 0 restored (base 0 and shard 0's log), as a FUNCTION
+    /// DUMP payload, for the other cores to take once every core has loaded.
+    libraries: Mutex<Option<Vec<u8>>>,
 }
 
 static PLAN: OnceLock<Plan> = OnceLock::new();
@@ -133,6 +138,7 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
         published: Gate::default(),
         shards,
         failed: Mutex::new(None),
+        libraries: Mutex::new(None),
     });
     Ok(())
 }
@@ -307,6 +313,9 @@ pub async fn start_shard(core: &Rc<Core>) -> Result<(), String> {
     if let Some(e) = failed(plan) {
         return Err(e);
     }
+    if core.id != 0 {
+        take_libraries(plan)?;
+    }
     let new_set = result.unwrap_or(None);
     if core.id == 0 {
         if let Some(generation) = new_set {
@@ -350,10 +359,14 @@ async fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, S
     };
     let now = wall_ms();
     let mut stats = ReplayStats::default();
+    // Core 0 restores the function libraries: shard 0's base holds them, its log the
+    // FUNCTION commands since.
+    let mut libraries = Libraries::default();
     if m.shards.len() == core.shards {
         let files = m.shards.get(core.id).cloned().unwrap_or_default();
         loading::add_total(chain_size(plan, &files));
-        load_chain(&core.shard, plan, core.id, &files, now, &mut stats).await?;
+        let libs = (core.id == 0).then_some(&mut libraries);
+        load_chain(&core.shard, plan, core.id, &files, now, &mut stats, libs).await?;
     } else {
         loading::add_total(m.shards.iter().map(|f| chain_size(plan, f)).sum());
         let engine = core.config.borrow().engine();
@@ -361,7 +374,8 @@ async fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, S
         let mine = |key: &[u8]| route::shard_of(key, shards) == id;
         for (old, files) in m.shards.iter().enumerate() {
             let scratch = RefCell::new(Shard::new(id, engine.clone()));
-            load_chain(&scratch, plan, old, files, now, &mut stats).await?;
+            let libs = (id == 0 && old == 0).then_some(&mut libraries);
+            load_chain(&scratch, plan, old, files, now, &mut stats, libs).await?;
             let scratch = scratch.into_inner();
             let mut shard = core.shard.borrow_mut();
             for (db, d) in scratch.dbs.iter().enumerate() {
@@ -374,6 +388,14 @@ async fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, S
                     }
                 }
             }
+        }
+    }
+    // In force before a new set is written (core 0's base carries them).
+    if core.id == 0 {
+        let payload = crate::script::functions::dump(&libraries);
+        crate::script::state::with(|st| st.libraries = libraries);
+        if let Ok(mut l) = plan.libraries.lock() {
+            *l = Some(payload);
         }
     }
     // Loading is not a change since the last save.
@@ -426,6 +448,18 @@ async fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, S
     Ok(None)
 }
 
+/// A core other than 0 takes the libraries core 0 restored.
+fn take_libraries(plan: &Plan) -> Result<(), String> {
+    let payload = plan.libraries.lock().ok().and_then(|l| l.clone());
+    let Some(payload) = payload else {
+        return Ok(());
+    };
+    let libraries = crate::script::functions::restore(&payload)
+        .map_err(|e| format!("Failed loading library, {e}"))?;
+    crate::script::state::with(|st| st.libraries = libraries);
+    Ok(())
+}
+
 #[derive(Default)]
 struct ReplayStats {
     records: u64,
@@ -453,12 +487,20 @@ async fn load_chain(
     files: &ShardFiles,
     now: u64,
     stats: &mut ReplayStats,
+    mut libraries: Option<&mut Libraries>,
 ) -> Result<(), String> {
     // The whole base, whatever the keys' shards now: the records replay over all of it.
     if let Some(b) = &files.base {
         let path = plan.layout.path(b);
-        crate::persist::load::load_rdb(shard, &path.to_string_lossy(), &|_| true, true, None, true)
-            .await?;
+        crate::persist::load::load_rdb(
+            shard,
+            &path.to_string_lossy(),
+            &|_| true,
+            true,
+            libraries.as_deref_mut(),
+            true,
+        )
+        .await?;
     }
     let mut slice = Slice::start();
     // Records of transactions not yet ended, by id, as whole frames.
@@ -483,7 +525,8 @@ async fn load_chain(
                     if plan.complete.contains(&(run, *tx)) {
                         for frame in &held {
                             if let Frame::Record(r, _) = frames::decode(frame) {
-                                apply(shard, &r, now, stats).map_err(fail)?;
+                                apply(shard, &r, now, stats, libraries.as_deref_mut())
+                                    .map_err(fail)?;
                             }
                         }
                     } else if !held.is_empty() {
@@ -492,7 +535,7 @@ async fn load_chain(
                     }
                 }
                 r if r.tx() != 0 => pending.entry(r.tx()).or_default().push(f.buf.clone()),
-                r => apply(shard, r, now, stats).map_err(fail)?,
+                r => apply(shard, r, now, stats, libraries.as_deref_mut()).map_err(fail)?,
             }
         }
     }
@@ -507,14 +550,27 @@ fn drop_pending(pending: &mut HashMap<u64, Vec<Vec<u8>>>, stats: &mut ReplayStat
     }
 }
 
+/// Replays one record; a FUNCTION command goes to `libraries` (core 0's, replaying shard
+/// 0's log), and is skipped by the other cores.
 fn apply(
     shard: &mut Shard,
     r: &Record<'_>,
     now: u64,
     stats: &mut ReplayStats,
+    libraries: Option<&mut Libraries>,
 ) -> Result<(), String> {
     stats.records += 1;
-    shardis_engine::journal::replay(shard, r, now).map_err(|e| e.to_string())
+    match shardis_engine::journal::replay(shard, r, now) {
+        Err(ReplayError::Runtime(which, args))
+            if crate::script::commands::changes_libraries(which) =>
+        {
+            match libraries {
+                Some(libs) => crate::script::commands::replay_change(libs, which, &args),
+                None => Ok(()),
+            }
+        }
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// Writes this core's base of a new set (generation `generation`) and its empty incremental
