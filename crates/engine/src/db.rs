@@ -17,6 +17,7 @@ use std::num::NonZeroU64;
 
 use crate::dict::{hash_key, Dict};
 use crate::key::Key;
+use crate::slots::{key_slot, SlotIndex};
 use crate::value::Value;
 
 /// (hash of the key, absolute expiry in Unix ms) of every key of a database with a TTL.
@@ -124,6 +125,8 @@ pub struct Db {
     oldest: u8,
     /// The snapshot running over this database, if any.
     pub(crate) snap: Option<Box<crate::snapshot::DbSnapshot>>,
+    /// Its keys by hash slot, in cluster mode (see `crate::slots`).
+    slots: Option<Box<SlotIndex>>,
 }
 
 /// What the active expiry cycle did in one call.
@@ -302,6 +305,9 @@ impl Db {
         }
         self.entries
             .insert(Key::new(key), Entry::new(value, lru, self.epoch));
+        if let Some(ix) = &mut self.slots {
+            ix.added(key, hash_key(key));
+        }
         true
     }
 
@@ -322,6 +328,17 @@ impl Db {
     pub fn remove(&mut self, key: &[u8]) -> Option<Record> {
         self.before_change(key);
         let (_, entry) = self.entries.remove(key)?;
+        if let Some(ix) = &mut self.slots {
+            let hash = hash_key(key);
+            let entries = &self.entries;
+            ix.removed(key, hash, |slot| {
+                entries
+                    .find_by_hash(hash, |k, _| {
+                        key_slot(&k[..]) == slot && SlotIndex::same_entry(hash_key(&k[..]), hash)
+                    })
+                    .is_some()
+            });
+        }
         let expire_at = self.expire_of(&entry).and_then(NonZeroU64::new);
         if entry.has_expire() {
             self.unlink_expiry(entry.expiry);
@@ -394,6 +411,9 @@ impl Db {
     /// Empties the database. A running snapshot keeps the entries it has not saved yet and
     /// saves them from there: nothing is copied.
     pub fn clear(&mut self) {
+        if self.slots.is_some() {
+            self.slots = Some(Box::default());
+        }
         let old = std::mem::take(&mut self.entries);
         let expires = std::mem::take(&mut self.expires);
         self.doomed.clear();
@@ -502,6 +522,8 @@ impl Db {
     /// Removes up to `max` keys, for freeing a whole database in steps; large values go to
     /// `large` instead of being freed here. Returns the keys removed.
     pub fn shed(&mut self, max: usize, large: &mut impl FnMut(Value)) -> usize {
+        // Only a database taken out to be freed is shed: no one asks it by slot.
+        self.slots = None;
         let removed = self.entries.shed(max, |_, entry| {
             if crate::lazyfree::is_large(&entry.value) {
                 large(entry.value);
@@ -555,12 +577,54 @@ impl Db {
     pub fn take(&mut self) -> Db {
         let (lazy_expire, expiry_paused) = (self.lazy_expire, self.expiry_paused);
         let (lazily_expired, keep_expired) = (self.lazily_expired, self.keep_expired);
+        let indexed = self.slots.is_some();
         let taken = std::mem::take(self);
+        if indexed {
+            self.slots = Some(Box::default());
+        }
         self.lazy_expire = lazy_expire;
         self.expiry_paused = expiry_paused;
         self.lazily_expired = lazily_expired;
         self.keep_expired = keep_expired;
         taken
+    }
+
+    /// Keeps this database's keys by hash slot from now on (cluster mode).
+    pub fn index_slots(&mut self) {
+        let mut ix = SlotIndex::default();
+        for (k, _) in self.entries.iter() {
+            ix.added(&k[..], hash_key(&k[..]));
+        }
+        self.slots = Some(Box::new(ix));
+    }
+
+    /// Keys in `slot` (0 when slots are not indexed).
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        self.slots.as_ref().map_or(0, |ix| ix.count(slot))
+    }
+
+    /// Up to `max` keys of `slot` (none when slots are not indexed), expired ones not yet
+    /// reclaimed included, as Redis's GETKEYSINSLOT.
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let Some(ix) = &self.slots else {
+            return out;
+        };
+        for hash in ix.hashes(slot) {
+            if out.len() >= max {
+                break;
+            }
+            // Every key of the chain with this slot and these hash bits (usually one).
+            let mut found = Vec::new();
+            self.entries.find_by_hash(hash, |k, _| {
+                if key_slot(&k[..]) == slot && SlotIndex::same_entry(hash_key(&k[..]), hash) {
+                    found.push(Bytes::copy_from_slice(&k[..]));
+                }
+                false
+            });
+            out.extend(found.into_iter().take(max - out.len()));
+        }
+        out
     }
 
     /// Checks that every expiry slot and its entry point at each other (tests).
@@ -637,6 +701,39 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn slot_index_follows_every_change() {
+        use crate::slots::key_slot;
+        let mut db = Db::new();
+        db.set(b"before", s("v"), 0, false);
+        db.index_slots();
+        let slot = key_slot(b"a");
+        assert_eq!(db.count_in_slot(key_slot(b"before")), 1);
+        for i in 0..100 {
+            let k = format!("{{a}}{i}");
+            db.set(k.as_bytes(), s("v"), 0, false);
+        }
+        // Overwriting a key does not count it twice.
+        db.set(b"{a}0", s("w"), 0, false);
+        assert_eq!(db.count_in_slot(slot), 100);
+        assert!(db.remove(b"{a}0").is_some());
+        assert_eq!(db.count_in_slot(slot), 99);
+        let mut keys = db.keys_in_slot(slot, 1000);
+        keys.sort();
+        let mut want: Vec<Bytes> = (1..100).map(|i| Bytes::from(format!("{{a}}{i}"))).collect();
+        want.sort();
+        assert_eq!(keys, want);
+        assert_eq!(db.keys_in_slot(slot, 5).len(), 5);
+        let taken = db.take();
+        assert_eq!(taken.count_in_slot(slot), 99);
+        assert_eq!(db.count_in_slot(slot), 0);
+        db.set(b"{a}x", s("v"), 0, false);
+        assert_eq!(db.keys_in_slot(slot, 10), vec![Bytes::from_static(b"{a}x")]);
+        db.clear();
+        assert_eq!(db.count_in_slot(slot), 0);
+        assert!(db.keys_in_slot(slot, 10).is_empty());
+    }
     use super::*;
 
     fn s(v: &str) -> Value {

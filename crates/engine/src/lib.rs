@@ -25,6 +25,7 @@ pub mod rdb;
 pub mod sample;
 pub mod scan;
 pub mod shard;
+pub mod slots;
 pub mod snapshot;
 pub mod t_bitops;
 pub mod t_dump;

@@ -53,6 +53,9 @@ pub struct EngineConfig {
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
+    /// `cluster-enabled`: database 0 only (MOVE, SWAPDB, COPY … DB refused) and its keys kept
+    /// by hash slot (`crate::slots`).
+    pub cluster: bool,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +80,7 @@ impl Default for EngineConfig {
             lazyfree_lazy_expire: false,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
+            cluster: false,
         }
     }
 }
@@ -133,9 +137,12 @@ pub struct Shard {
 impl Shard {
     pub fn new(id: usize, config: EngineConfig) -> Self {
         let dbs = (0..config.databases.max(1))
-            .map(|_| {
+            .map(|i| {
                 let mut db = Db::new();
                 db.lazy_expire = config.lazyfree_lazy_expire;
+                if config.cluster && i == 0 {
+                    db.index_slots();
+                }
                 db
             })
             .collect();

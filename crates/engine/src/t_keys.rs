@@ -376,6 +376,9 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         i += 1;
     }
+    if ctx.shard.config.cluster && (ctx.db != 0 || dst_db != 0) {
+        return Reply::err("ERR Copying to another database is not allowed in cluster mode");
+    }
     let (src, dst) = (&args[1], &args[2]);
     if dst_db == ctx.db && src == dst {
         return Reply::err(SAME_OBJECT);
@@ -401,6 +404,9 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// MOVE key db: to another database of this shard, with its expiry; never over an existing key.
 pub fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if ctx.shard.config.cluster {
+        return Reply::err("ERR MOVE is not allowed in cluster mode");
+    }
     let dst_db = match parse_int(&args[2], None).and_then(|id| db_index(ctx, id)) {
         Ok(d) => d,
         Err(e) => return e,

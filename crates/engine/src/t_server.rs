@@ -75,6 +75,10 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// SWAPDB index1 index2: swaps two databases of this shard. Clients blocked on a key of
 /// either database may be served by the data swapped in.
 pub fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    // A cluster has database 0 only.
+    if ctx.shard.config.cluster {
+        return Reply::err("ERR SWAPDB is not allowed in cluster mode");
+    }
     let ids = parse_int(&args[1], Some("ERR invalid first DB index"))
         .and_then(|a| parse_int(&args[2], Some("ERR invalid second DB index")).map(|b| (a, b)));
     let (a, b) = match ids.and_then(|(a, b)| Ok((db_index(ctx, a)?, db_index(ctx, b)?))) {

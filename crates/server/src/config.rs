@@ -1124,6 +1124,7 @@ impl Config {
             lazyfree_lazy_expire: self.get_bool("lazyfree-lazy-expire"),
             lazyfree_lazy_user_del: self.get_bool("lazyfree-lazy-user-del"),
             lazyfree_lazy_user_flush: self.get_bool("lazyfree-lazy-user-flush"),
+            cluster: self.get_bool("cluster-enabled"),
         }
     }
 }

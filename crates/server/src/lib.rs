@@ -20,6 +20,7 @@
 
 pub mod acl;
 pub mod alloc;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod conn;

@@ -52,6 +52,17 @@ pub fn run(mut config: Config) -> Result<(), String> {
             addrs.push(a);
         }
     }
+    // Cluster mode: every shard's node listens on a port of its own too.
+    crate::cluster::check_ports(&config, shards)?;
+    if config.get_bool("cluster-enabled") && port != 0 {
+        for shard in 0..shards {
+            let node_port = crate::cluster::listen_port(port as u16, shard);
+            for mut a in listen::bind_addrs(config.get("bind"), node_port)? {
+                a.node = Some(shard);
+                addrs.push(a);
+            }
+        }
+    }
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -72,6 +83,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
     if let Ok(cwd) = std::env::current_dir() {
         config.apply(&[("dir", cwd.display().to_string())]);
     }
+    // Relative to `dir`, as Redis: the cluster configuration file.
+    crate::cluster::init(&config, shards)?;
     // After the chdir, as Redis: a relative `aclfile` is relative to `dir`.
     config.acl_users = crate::acl::load(
         config.get("requirepass"),
@@ -200,9 +213,14 @@ async fn core_main(
     crate::core::shard_lock::set_blocked_refusal(crate::script::busy::refuse);
     *core.tls.borrow_mut() = tls;
     let mut listeners = Vec::new();
-    for a in &addrs {
+    // The shared ports on every core; a node's own port on its core alone.
+    for a in addrs.iter().filter(|a| a.node.is_none_or(|n| n == core.id)) {
         match listen::listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(listen::Listener { fd, tls: a.tls }),
+            Ok(fd) => listeners.push(listen::Listener {
+                fd,
+                tls: a.tls,
+                node: a.node.is_some(),
+            }),
             Err(e) if a.optional => {
                 if core.id == 0 {
                     warn!("could not bind {}: {e}", a.addr);

@@ -247,6 +247,20 @@ pub enum ServerCmd {
     // Replication, the replica's side (crates/server/src/replica).
     ReplicaOf,
     Role,
+    // Cluster mode (crates/server/src/cluster).
+    ClusterInfo,
+    ClusterMyId,
+    ClusterNodes,
+    ClusterSlots,
+    ClusterShards,
+    ClusterKeySlot,
+    ClusterCountKeysInSlot,
+    ClusterGetKeysInSlot,
+    ClusterLinks,
+    ClusterHelp,
+    Asking,
+    ReadOnly,
+    ReadWrite,
 }
 
 /// Every registration, family by family.
@@ -369,6 +383,19 @@ pub static TABLE: &[Registration] = &[
     Registration::server("memory|doctor", ServerCmd::MemoryDoctor),
     Registration::server("memory|malloc-stats", ServerCmd::MemoryMallocStats),
     Registration::server("memory|purge", ServerCmd::MemoryPurge),
+    Registration::server("cluster|info", ServerCmd::ClusterInfo),
+    Registration::server("cluster|myid", ServerCmd::ClusterMyId),
+    Registration::server("cluster|nodes", ServerCmd::ClusterNodes),
+    Registration::server("cluster|slots", ServerCmd::ClusterSlots),
+    Registration::server("cluster|shards", ServerCmd::ClusterShards),
+    Registration::server("cluster|keyslot", ServerCmd::ClusterKeySlot),
+    Registration::server("cluster|countkeysinslot", ServerCmd::ClusterCountKeysInSlot),
+    Registration::server("cluster|getkeysinslot", ServerCmd::ClusterGetKeysInSlot),
+    Registration::server("cluster|links", ServerCmd::ClusterLinks),
+    Registration::server("cluster|help", ServerCmd::ClusterHelp),
+    Registration::server("asking", ServerCmd::Asking),
+    Registration::server("readonly", ServerCmd::ReadOnly),
+    Registration::server("readwrite", ServerCmd::ReadWrite),
 ];
 
 /// AUTH: the password, and the user name given with it.

@@ -47,6 +47,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             c.db = 0;
             c.resp3 = false;
             c.name = None;
+            c.readonly = false;
             c.resume_replies();
             Reply::simple("RESET")
         }
@@ -178,6 +179,10 @@ fn select(s: &mut Session, arg: &[u8]) -> Reply {
     let Some(n) = num::parse_i64(arg) else {
         return error::not_integer();
     };
+    // A cluster has database 0 only.
+    if crate::cluster::enabled() && n != 0 {
+        return Reply::err("ERR SELECT is not allowed in cluster mode");
+    }
     let dbs = s.core.shard.borrow().dbs.len() as i64;
     if n < 0 || n >= dbs {
         return Reply::err(error::DB_INDEX);

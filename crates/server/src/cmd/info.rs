@@ -21,6 +21,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "cluster",
     "keyspace",
     "shards",
 ];
@@ -127,8 +128,13 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "server",
         format!(
-            "redis_version:{REDIS_VERSION}\r\nshardis_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
+            "redis_version:{REDIS_VERSION}\r\nshardis_version:{}\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\n",
             env!("CARGO_PKG_VERSION"),
+            if crate::cluster::enabled() {
+                "cluster"
+            } else {
+                "standalone"
+            },
             std::env::consts::OS,
             std::env::consts::ARCH,
             std::process::id(),
@@ -201,6 +207,13 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     );
     section("replication", crate::replica::info(&s.core.config.borrow()));
     section("cpu", cpu_usage());
+    section(
+        "cluster",
+        format!(
+            "cluster_enabled:{}\r\n",
+            u8::from(crate::cluster::enabled())
+        ),
+    );
     let mut keyspace = String::new();
     let ndbs = reports.first().map_or(0, |r| r.dbs.len());
     for db in 0..ndbs {

@@ -4,6 +4,7 @@
 //! ask other cores run in the connection's task. MULTI/EXEC/WATCH live in `conn`.
 
 pub mod acl;
+pub mod cluster;
 pub mod connection;
 pub mod debug;
 pub mod info;
@@ -71,6 +72,8 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::MemoryDoctor
             | ServerCmd::MemoryMallocStats
             | ServerCmd::MemoryPurge
+            | ServerCmd::ClusterCountKeysInSlot
+            | ServerCmd::ClusterGetKeysInSlot
     ) || crate::script::commands::is_scripting(which)
 }
 
@@ -93,6 +96,7 @@ pub fn run_sync(
                 .or_else(|| pubsub::run_sync(s, which, args))
                 .or_else(|| tracking::run_sync(s, which, args))
                 .or_else(|| acl::run_sync(s, which, args))
+                .or_else(|| cluster::run_sync(s, which, args))
                 .or_else(|| slowlog::run_sync(which))
                 .or_else(|| latency::run_sync(which))
                 .unwrap_or_else(|| Reply::err("ERR internal: command not runnable here")),
@@ -153,6 +157,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         return Some(r);
     }
     if let Some(r) = memory::run_async(s, which, args).await {
+        return Some(r);
+    }
+    if let Some(r) = cluster::run_async(s, which, args).await {
         return Some(r);
     }
     keyspace::run_async(s, which, args).await

@@ -348,11 +348,12 @@ pub(super) static DIRECTIVES: &[Param] = &[
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
     ),
-    // Cluster mode.
-    absent(CLUSTER, "cluster-enabled", BOOL, "no"),
-    absent(CLUSTER, "cluster-config-file", STR, "nodes.conf"),
-    absent(CLUSTER, "cluster-port", PORT, "0"),
-    absent(CLUSTER, "cluster-node-timeout", INT, "15000"),
+    // Cluster mode (crates/server/src/cluster): one process, each shard a node. The rest
+    // needs the cluster bus between processes.
+    fixed("cluster-enabled", BOOL, "no"),
+    fixed("cluster-config-file", STR, "nodes.conf"),
+    fixed("cluster-port", PORT, "0"),
+    p("cluster-node-timeout", INT, "15000"),
     absent_alias(
         CLUSTER,
         "cluster-replica-validity-factor",
@@ -372,9 +373,9 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(CLUSTER, "cluster-allow-reads-when-down", BOOL, "no"),
     absent(CLUSTER, "cluster-allow-pubsubshard-when-down", BOOL, "yes"),
     absent(CLUSTER, "cluster-allow-replica-migration", BOOL, "yes"),
-    absent(CLUSTER, "cluster-announce-ip", STR, ""),
+    p("cluster-announce-ip", STR, ""),
     absent(CLUSTER, "cluster-announce-hostname", STR, ""),
-    absent(CLUSTER, "cluster-announce-port", PORT, "0"),
+    p("cluster-announce-port", PORT, "0"),
     absent(CLUSTER, "cluster-announce-bus-port", PORT, "0"),
     absent(CLUSTER, "cluster-announce-tls-port", PORT, "0"),
     absent(

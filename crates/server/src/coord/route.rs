@@ -1,35 +1,45 @@
 //! Where a key lives: its Redis Cluster hash slot and the shard that owns the slot.
 //!
 //! slot = CRC16-XMODEM(key, or the `{tag}` inside it) mod 16384, exactly as Redis Cluster, so
-//! hash tags co-locate keys on one shard and cluster mode can reuse the same function.
+//! hash tags co-locate keys on one shard. A shard owns the slots `slot mod N == shard`; in
+//! cluster mode it owns one contiguous range instead (`slot * N / 16384 == shard`), as the
+//! nodes of a Redis Cluster do, so that it can be announced as a node with one range.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use crc::{Crc, CRC_16_XMODEM};
 use shardis_engine::{Command, Exec, Fanout};
 
-pub const SLOTS: u16 = 16384;
+pub use shardis_engine::slots::{key_slot, SLOTS};
 
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_XMODEM);
+/// Set once at start-up, before any core runs, in cluster mode: slots map to shards by range.
+static SLOT_RANGES: AtomicBool = AtomicBool::new(false);
 
-/// The hash slot of `key`. Only a non-empty `{...}` section (the first `{` and the first `}`
-/// after it) is hashed when present.
-pub fn key_slot(key: &[u8]) -> u16 {
-    let hashed = match key.iter().position(|&c| c == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&c| c == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    CRC16.checksum(hashed) % SLOTS
+/// Cluster mode: from now on every shard owns a contiguous range of slots.
+pub fn use_slot_ranges() {
+    SLOT_RANGES.store(true, Ordering::Relaxed);
 }
 
-/// The shard owning `key` among `shards` shards (slot mod N).
+/// The shard owning `slot` among `shards` shards.
+pub fn shard_of_slot(slot: u16, shards: usize) -> usize {
+    if SLOT_RANGES.load(Ordering::Relaxed) {
+        shard_of_slot_in_ranges(slot, shards)
+    } else {
+        slot as usize % shards.max(1)
+    }
+}
+
+/// The shard owning `slot` when shards own contiguous ranges (cluster mode).
+pub fn shard_of_slot_in_ranges(slot: u16, shards: usize) -> usize {
+    slot as usize * shards / SLOTS as usize
+}
+
+/// The shard owning `key` among `shards` shards.
 pub fn shard_of(key: &[u8], shards: usize) -> usize {
     if shards <= 1 {
         0
     } else {
-        key_slot(key) as usize % shards
+        shard_of_slot(key_slot(key), shards)
     }
 }
 
@@ -105,10 +115,6 @@ mod tests {
         );
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         // An empty tag hashes the whole key; only the first tag counts.
-        assert_eq!(
-            key_slot(b"foo{}{bar}"),
-            CRC16.checksum(b"foo{}{bar}") % SLOTS
-        );
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
     }

@@ -79,6 +79,11 @@ pub struct Client {
     /// The ACL user it runs as (this core's copy), and whether it authenticated as it.
     pub user: crate::acl::UserRef,
     pub authenticated: bool,
+    /// Connected to its core's own cluster node port: redirected, never forwarded.
+    pub node: bool,
+    /// READONLY (cluster mode; flag `r`): reads may be served by a replica of the slot's
+    /// primary. Every node here is a primary, so it changes no routing.
+    pub readonly: bool,
 }
 
 /// CLIENT REPLY: whether the client gets replies (pushes always reach it).
@@ -241,6 +246,8 @@ impl Client {
             tracking: ClientTracking::default(),
             user,
             authenticated,
+            node: false,
+            readonly: false,
         }
     }
 
@@ -339,6 +346,9 @@ impl Client {
         self.tracking.list_flags(&mut out);
         if self.closing {
             out.push('c');
+        }
+        if self.readonly {
+            out.push('r');
         }
         if self.no_evict {
             out.push('e');

@@ -13,12 +13,16 @@ pub struct BindAddr {
     pub optional: bool,
     /// The `tls-port` listener at this address (the plain `port` one otherwise).
     pub tls: bool,
+    /// In cluster mode, the port of this shard's node alone (see `cluster`).
+    pub node: Option<usize>,
 }
 
-/// A core's listening socket, and whether its connections speak TLS.
+/// A core's listening socket, whether its connections speak TLS, and whether it is the
+/// core's own cluster node port (its clients are redirected, not forwarded).
 pub struct Listener {
     pub fd: OwnedFd,
     pub tls: bool,
+    pub node: bool,
 }
 
 /// Parses Redis's `bind` value ("127.0.0.1 -::1") for `port`.
@@ -40,6 +44,7 @@ pub fn bind_addrs(bind: &str, port: u16) -> Result<Vec<BindAddr>, String> {
             addr: SocketAddr::new(ip, port),
             optional,
             tls: false,
+            node: None,
         });
     }
     Ok(out)

@@ -370,6 +370,7 @@ impl EventLoop {
         }
         let fd = res;
         let tls = self.listeners.get(listener).is_some_and(|l| l.tls);
+        let node = self.listeners.get(listener).is_some_and(|l| l.node);
         let core = self.core.clone();
         core.bump(|s| s.connections_received += 1);
         let (keepalive, protected, maxclients) = {
@@ -447,6 +448,7 @@ impl EventLoop {
             default_user,
             authenticated,
         )));
+        client.borrow_mut().node = node;
         core.clients.borrow_mut().insert(id, client.clone());
         let session = Session::new(core.clone(), self.conn_ref(i), client.clone());
         let mut conn = Box::new(Conn::new(fd, client, session));
@@ -1076,6 +1078,12 @@ impl EventLoop {
             core.record_rejected(Some(cmd), &denied);
             return conn.reply(denied);
         }
+        // Cluster mode: a node's own client is redirected, never forwarded.
+        if let Some(redirect) = crate::cluster::redirect::refuse(session, cmd, args, &mut self.keys)
+        {
+            core.record_rejected(Some(cmd), &redirect);
+            return conn.reply(redirect);
+        }
         // A replica: -READONLY for writes, -MASTERDOWN while the link is down (replication).
         if let Some(refused) = crate::replica::refuse(cmd) {
             multi::flag_error(session);
@@ -1227,9 +1235,11 @@ impl EventLoop {
             (c.db, c.resp3, c.tracking.caller(me), c.id)
         };
         let shards = core.shards;
+        // A cluster node's own client: keyless commands over all data (DBSIZE, KEYS,
+        // FLUSHALL…) cover this node's keys only, as on a Redis Cluster node.
+        let all_shards = matches!(cmd.fanout, Fanout::AllShards(_)) && !conn.client.borrow().node;
         let needs_task = cmd.flags.has(Flags::BLOCKING)
-            || (shards > 1
-                && (matches!(cmd.fanout, Fanout::AllShards(_)) || cmd.key_finder.is_some()));
+            || (shards > 1 && (all_shards || cmd.key_finder.is_some()));
         if needs_task {
             // A blocking command with data at hand answers at once; others wait in a task.
             if cmd.flags.has(Flags::BLOCKING) && conn.pending.is_empty() {

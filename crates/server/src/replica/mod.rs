@@ -101,7 +101,7 @@ fn state() -> MutexGuard<'static, State> {
 }
 
 /// 40 random hex characters (a replication id).
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut raw = [0u8; 20];
     if !crate::core::fill_random(&mut raw) {
         // No kernel randomness: the clock and pid still make ids of two runs differ.
@@ -210,6 +210,10 @@ fn unfollow() {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
+    // A cluster node follows a primary through CLUSTER REPLICATE (not built).
+    if crate::cluster::enabled() {
+        return Reply::err("ERR REPLICAOF not allowed in cluster mode.");
+    }
     let (host, port) = (&args[1], &args[2]);
     let target = if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
         None
