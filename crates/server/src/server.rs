@@ -42,27 +42,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Loaded once here and shared by every core; a file that does not load stops start-up.
     let tls =
         crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
-    let mut addrs = Vec::new();
-    if port != 0 {
-        addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
-    }
-    if tls_port != 0 {
-        for mut a in listen::bind_addrs(config.get("bind"), tls_port as u16)? {
-            a.tls = true;
-            addrs.push(a);
-        }
-    }
-    // Cluster mode: every shard's node listens on a port of its own too.
     crate::cluster::check_ports(&config, shards)?;
-    if config.get_bool("cluster-enabled") && port != 0 {
-        for shard in 0..shards {
-            let node_port = crate::cluster::listen_port(port as u16, shard);
-            for mut a in listen::bind_addrs(config.get("bind"), node_port)? {
-                a.node = Some(shard);
-                addrs.push(a);
-            }
-        }
-    }
+    let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -72,7 +53,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
             return Err(format!(
                 "Could not create server TCP listening socket {}: bind: {}",
                 a.addr,
-                describe(&e)
+                listen::describe(&e)
             ));
         }
     }
@@ -187,15 +168,6 @@ pub fn run(mut config: Config) -> Result<(), String> {
     result
 }
 
-/// Redis's wording for the usual bind failures.
-fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::AddrInUse => "Address already in use".into(),
-        std::io::ErrorKind::AddrNotAvailable => "Cannot assign requested address".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// One core: its state, listeners, clock and event loop, until shutdown.
 async fn core_main(
     mesh: Mesh<Msg>,
@@ -212,23 +184,7 @@ async fn core_main(
     // Requests parked behind a script that turns busy are answered -BUSY, as Redis does.
     crate::core::shard_lock::set_blocked_refusal(crate::script::busy::refuse);
     *core.tls.borrow_mut() = tls;
-    let mut listeners = Vec::new();
-    // The shared ports on every core; a node's own port on its core alone.
-    for a in addrs.iter().filter(|a| a.node.is_none_or(|n| n == core.id)) {
-        match listen::listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(listen::Listener {
-                fd,
-                tls: a.tls,
-                node: a.node.is_some(),
-            }),
-            Err(e) if a.optional => {
-                if core.id == 0 {
-                    warn!("could not bind {}: {e}", a.addr);
-                }
-            }
-            Err(e) => return Err(format!("could not bind {}: {e}", a.addr)),
-        }
-    }
+    let listeners = listen::open(&addrs, backlog, core.id)?;
     if listeners.is_empty() {
         return Err("no address to listen on".into());
     }
@@ -311,6 +267,7 @@ async fn clock(core: Rc<Core>) {
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
         close_idle_clients(&core, now);
+        crate::core::client_eviction::tick(&core);
         crate::core::memory::tick(&core);
         crate::alloc::peak_used();
         // Every 100 ms at most: a collection walks the heap's pages.

@@ -155,6 +155,11 @@ fn restart_replays_the_log_with_the_same_and_other_shard_counts() {
     let _: () = c.set("db3", "x").expect("set");
     let _: () = redis::cmd("SELECT").arg(0).query(&mut c).expect("select");
     std::thread::sleep(Duration::from_millis(1200));
+    // DEBUG DIGEST counts a key that is past its expiry until something removes it (as in
+    // Redis). Reading `gone` removes it now and logs its DEL, so the digest does not depend
+    // on whether active expiry reached it before the digest or before a restart's.
+    let gone: Option<String> = c.get("gone").expect("get");
+    assert_eq!(gone, None);
     let expected = digest(&mut c);
     let ttl: i64 = c.ttl("ttl").expect("ttl");
     kill(server);
