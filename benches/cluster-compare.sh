@@ -8,7 +8,13 @@
 #   redis-server --cluster-enabled yes (all slots)   on CPU 0
 #   shardis-server --shards 1 --cluster-enabled yes  on CPU 0
 #   shardis-server --shards 2 --cluster-enabled yes  on CPUs 0-1
-# The load generator (redis-benchmark --cluster, Debian's redis-tools 7.0) runs on CPU 1, so
+# redis-benchmark --cluster (Debian's redis-tools 7.0) refuses a cluster of one node, so the
+# one-node servers (Redis, Shardis with 1 shard) get plain redis-benchmark on the node's own
+# port: every slot is that node's, so a cluster-aware client would send it the same requests,
+# and the server still checks each key's slot. The 2-shard server gets redis-benchmark
+# --cluster (started on the shared port, it reads CLUSTER NODES and talks to each node's port),
+# and plain redis-benchmark on the shared port (forwarding).
+# The load generator runs on CPU 1, so
 # with 2 shards it shares a CPU with one of them; CPU per request is the server's own
 # (utime + stime of its process from /proc over the run), which that does not change.
 #
@@ -85,7 +91,7 @@ start s1 0 "$s1_port" "$binary" --port "$s1_port" --shards 1 --cluster-enabled y
 start s2 0-1 "$s2_port" "$binary" --port "$s2_port" --shards 2 --cluster-enabled yes
 
 # server label, its pid, the port the client starts from, cluster-aware or not
-servers="redis:$pid_redis:$redis_port:cluster shardis1:$pid_s1:$s1_port:cluster shardis2:$pid_s2:$s2_port:cluster shardis2-shared:$pid_s2:$s2_port:plain"
+servers="redis:$pid_redis:$redis_port:plain shardis1:$pid_s1:$((s1_port + 1)):plain shardis2:$pid_s2:$s2_port:cluster shardis2-shared:$pid_s2:$s2_port:plain"
 
 rows="$work/rows.tsv"
 printf 'test\tpipeline\tserver\trun\tops_per_s\tcpu_us_per_req\n' | tee "$rows"
@@ -113,14 +119,16 @@ done
 echo
 echo "medians (min-max) over $repeat runs:"
 printf 'test\tpipeline\tserver\tops/s\tcpu µs/req\n'
-tail -n +2 "$rows" | sort -t$'\t' -k1,1 -k2,2n -k3,3 | awk -F'\t' '
-    function report() {
-        if (key == "") return
-        n = asort(ops, o); m = asort(cpu, c)
-        printf "%s\t%.0f (%.0f-%.0f)\t%.2f (%.2f-%.2f)\n", key, o[int((n + 1) / 2)], o[1], o[n],
-            c[int((m + 1) / 2)], c[1], c[m]
-    }
-    { k = $1 "\t" $2 "\t" $3
-      if (k != key) { report(); key = k; delete ops; delete cpu; i = 0 }
-      i++; ops[i] = $5; cpu[i] = $6 }
-    END { report() }'
+python3 - "$rows" <<'PY'
+import csv, statistics, sys
+runs = {}
+with open(sys.argv[1]) as f:
+    for r in csv.DictReader(f, delimiter="\t"):
+        key = (r["test"], int(r["pipeline"]), r["server"])
+        runs.setdefault(key, []).append((float(r["ops_per_s"]), float(r["cpu_us_per_req"])))
+for (test, p, server), v in sorted(runs.items()):
+    ops = [o for o, _ in v]
+    cpu = [c for _, c in v]
+    print(f"{test}\t{p}\t{server}\t{statistics.median(ops):.0f} ({min(ops):.0f}-{max(ops):.0f})"
+          f"\t{statistics.median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f})")
+PY

@@ -23,9 +23,27 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("bitcount", bitcount),
     Registration::shard("bitpos", bitpos),
     Registration::shard("bitop", bitop),
-    Registration::shard("bitfield", bitfield),
+    Registration::shard("bitfield", bitfield).with_key_flags(bitfield_key_flags),
     Registration::shard("bitfield_ro", bitfield_ro),
 ];
+
+/// BITFIELD's key: read-only when it only has GETs (and OVERFLOW), as Redis's
+/// `bitfieldGetKeys` judges it (anything it cannot read counts as a write).
+fn bitfield_key_flags(args: &[Bytes]) -> &'static [&'static str] {
+    let mut i = 2;
+    while i < args.len() {
+        let rest = args.len() - i - 1;
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"get") && rest >= 2 {
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"overflow") && rest >= 1 {
+            i += 2;
+        } else {
+            return &["rw", "access", "update"];
+        }
+    }
+    &["ro", "access"]
+}
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
 const BAD_BIT: &str = "ERR bit is not an integer or out of range";

@@ -18,7 +18,7 @@ use crate::value::{Str, Value};
 
 pub static COMMANDS: &[Registration] = &[
     Registration::shard("get", get),
-    Registration::shard("set", set),
+    Registration::shard("set", set).with_key_flags(set_key_flags),
     Registration::shard("setnx", setnx),
     Registration::shard("setex", setex),
     Registration::shard("psetex", psetex),
@@ -40,6 +40,15 @@ pub static COMMANDS: &[Registration] = &[
     Registration::shard("setrange", setrange),
     Registration::shard("lcs", lcs),
 ];
+
+/// SET's key: read too when GET asks for the old value (Redis's `setGetKeys`).
+fn set_key_flags(args: &[Bytes]) -> &'static [&'static str] {
+    if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+        &["rw", "access", "update"]
+    } else {
+        &["ow", "update"]
+    }
+}
 
 const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";

@@ -60,6 +60,9 @@ struct Param {
     default: &'static str,
     /// Settable at run time by CONFIG SET.
     mutable: bool,
+    /// Left out of CONFIG GET's patterns: only its exact name shows it (Redis's debugging
+    /// knobs).
+    hidden: bool,
     support: Support,
 }
 
@@ -85,6 +88,7 @@ const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
         kind,
         default,
         mutable: true,
+        hidden: false,
         support: Support::Built,
     }
 }
@@ -96,7 +100,18 @@ const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Param {
         kind,
         default,
         mutable: false,
+        hidden: false,
         support: Support::Built,
+    }
+}
+
+/// A Shardis parameter (Redis has none like it) fixed at start-up: hidden from CONFIG GET's
+/// patterns, so a tool that sets back every value `CONFIG GET *` lists (Redis's own CONFIG
+/// sanity test does) meets only Redis's parameters; CONFIG GET of its name answers.
+const fn shardis_fixed(name: &'static str, kind: Kind, default: &'static str) -> Param {
+    Param {
+        hidden: true,
+        ..fixed(name, kind, default)
     }
 }
 
@@ -112,6 +127,7 @@ const fn alias(
         kind,
         default,
         mutable: true,
+        hidden: false,
         support: Support::Built,
     }
 }
@@ -133,9 +149,10 @@ const NO: &str = "no";
 
 /// The parameters Shardis has, with Redis 7.0's defaults.
 static PARAMS: &[Param] = &[
-    fixed("bind", Kind::Str, "127.0.0.1 -::1"),
-    fixed("port", Kind::Int { min: 0, max: 65535 }, "6379"),
-    fixed("shards", Kind::Int { min: 0, max: 1024 }, "0"),
+    // Both re-bind every core's listeners when CONFIG SET changes them (cmd/config_set.rs).
+    p("bind", Kind::Custom(bind), "127.0.0.1 -::1"),
+    p("port", Kind::Int { min: 0, max: 65535 }, "6379"),
+    shardis_fixed("shards", Kind::Int { min: 0, max: 1024 }, "0"),
     fixed("databases", Kind::Int { min: 1, max: 65536 }, "16"),
     fixed("daemonize", Kind::Bool, "no"),
     fixed("logfile", Kind::Str, ""),
@@ -278,8 +295,8 @@ static PARAMS: &[Param] = &[
     fixed("tls-port", Kind::Int { min: 0, max: 65535 }, "0"),
     // The Prometheus endpoint (`metrics`): off at 0; bound at start-up only, so not settable
     // at run time. An empty `metrics-bind` means the addresses of `bind`.
-    fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
-    fixed("metrics-bind", Kind::Str, ""),
+    shardis_fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
+    shardis_fixed("metrics-bind", Kind::Str, ""),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),
@@ -375,6 +392,8 @@ static PARAMS: &[Param] = &[
         "noeviction",
     ),
     p("maxmemory-samples", c_int(1), "5"),
+    // Client eviction (core/client_eviction.rs).
+    p("maxmemory-clients", Kind::Custom(memory_or_percent), "0"),
     p(
         "maxmemory-eviction-tenacity",
         Kind::Int { min: 0, max: 100 },
@@ -555,6 +574,39 @@ fn find(name: &str) -> Option<&'static Param> {
     all_params().find(|p| p.name == lower || p.aliases.contains(&lower.as_str()))
 }
 
+/// A parameter CONFIG GET / CONFIG SET know, by name or alias, with the name it was found
+/// under (lower case).
+fn lookup(name: &str) -> Option<(&'static Param, &'static str)> {
+    let param = find(name).filter(|p| p.settable())?;
+    let called = std::iter::once(&param.name)
+        .chain(param.aliases)
+        .find(|n| n.eq_ignore_ascii_case(name))?;
+    Some((param, called))
+}
+
+/// Files CONFIG SET reads again even when their name is unchanged (Redis's volatile
+/// configs): setting one to the same path reloads a renewed certificate.
+const RELOADED_FILES: &[&str] = &[
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-dh-params-file",
+];
+
+/// One parameter of a CONFIG SET, checked and in canonical form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetValue {
+    /// The parameter (the name its value is kept under).
+    pub name: &'static str,
+    /// The name or alias the client used, as errors about it name it.
+    pub called: &'static str,
+    pub value: String,
+    /// Differs from the value in force: only then do its side effects run (Redis's apply
+    /// functions).
+    pub changed: bool,
+}
+
 /// Parameters that take several words (`save 900 1`, `bind a b`); the others take one.
 const MULTI_ARG: &[&str] = &[
     "save",
@@ -566,6 +618,36 @@ const MULTI_ARG: &[&str] = &[
     "shutdown-on-sigint",
     "shutdown-on-sigterm",
 ];
+
+/// `bind`: at most 16 addresses, as Redis; whether they can be bound is seen when binding.
+fn bind(value: &str, _current: &str) -> Result<String, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() > 16 {
+        return Err("Too many bind addresses specified.".into());
+    }
+    Ok(words.join(" "))
+}
+
+/// `maxmemory-clients`: a byte count, or a percentage (of `maxmemory`) up to 100.
+fn memory_or_percent(value: &str, _current: &str) -> Result<String, String> {
+    if let Some(percent) = value.strip_suffix('%').filter(|p| !p.is_empty()) {
+        if let Ok(n) = percent.parse::<u64>() {
+            if n > 100 {
+                return Err("percentage argument must be less or equal to 100".into());
+            }
+            // 0% is 0: off.
+            return Ok(if n == 0 { "0".into() } else { format!("{n}%") });
+        }
+    }
+    match parse_memory(value) {
+        Some(n) if n <= i64::MAX as u64 => Ok(n.to_string()),
+        Some(_) => Err(format!(
+            "argument must be between -100 and {} inclusive",
+            i64::MAX
+        )),
+        None => Err("argument must be a memory or percent value".into()),
+    }
+}
 
 /// `hz`: any integer is taken and capped to 1..=500, as Redis does.
 fn hz(value: &str, _current: &str) -> Result<String, String> {
@@ -908,52 +990,89 @@ impl Config {
         self.get(name) == "yes"
     }
 
-    /// CONFIG GET: every (name, value) whose name (or alias) matches one of the patterns.
+    /// CONFIG GET: the (name, value) pairs the patterns ask for, each name once. As Redis, a
+    /// pattern without glob characters is a name: it is shown as written and may name a
+    /// hidden parameter; the others match the names and aliases of the parameters that are
+    /// not hidden.
     pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for param in all_params().filter(|p| p.settable()) {
-            for name in std::iter::once(&param.name).chain(param.aliases) {
-                let hit = patterns
-                    .iter()
-                    .any(|pat| shardis_engine::glob::matches(pat, name.as_bytes(), true));
-                if hit && !out.iter().any(|(n, _): &(String, String)| n == name) {
-                    out.push((name.to_string(), self.get(param.name).to_string()));
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut add = |name: String, param: &Param| {
+            if seen.insert(name.clone()) {
+                out.push((name, self.get(param.name).to_string()));
+            }
+        };
+        for pattern in patterns {
+            if !pattern.iter().any(|c| b"[*?".contains(c)) {
+                let name = String::from_utf8_lossy(pattern);
+                if let Some((param, _)) = lookup(&name) {
+                    add(name.into_owned(), param);
+                }
+                continue;
+            }
+            for param in all_params().filter(|p| p.settable() && !p.hidden) {
+                for name in std::iter::once(&param.name).chain(param.aliases) {
+                    if shardis_engine::glob::matches(pattern, name.as_bytes(), true) {
+                        add(name.to_string(), param);
+                    }
                 }
             }
         }
         out
     }
 
-    /// Validates CONFIG SET pairs from a client (`local`: connected over loopback, which
-    /// `enable-protected-configs local` allows); returns the canonical (name, value) list to
-    /// apply, or the exact error reply text.
+    /// Checks CONFIG SET's pairs from a client (`local`: connected over loopback, which
+    /// `enable-protected-configs local` allows) as Redis 7.0 does: first every name (known,
+    /// mutable, allowed, not given twice), then every value in order; the first failure is
+    /// the exact error reply text. Nothing is changed here.
     pub fn validate_set(
         &self,
         pairs: &[(String, String)],
         local: bool,
-    ) -> Result<Vec<(&'static str, String)>, String> {
-        let mut out: Vec<(&'static str, String)> = Vec::new();
-        for (name, value) in pairs {
-            let Some(param) = find(name).filter(|p| p.settable()) else {
+    ) -> Result<Vec<SetValue>, String> {
+        let failed = |name: &str, why: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        let mut params: Vec<(&'static Param, &'static str)> = Vec::with_capacity(pairs.len());
+        for (name, _) in pairs {
+            let Some((param, called)) = lookup(name) else {
                 return Err(format!(
                     "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
                 ));
             };
             if !param.mutable {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+                return Err(failed(name, "can't set immutable config"));
             }
             if directives::PROTECTED.contains(&param.name)
                 && !self.allows_protected("enable-protected-configs", local)
             {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"));
+                return Err(failed(name, "can't set protected config"));
             }
-            if out.iter().any(|(n, _)| *n == param.name) {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"));
+            // An alias and its parameter are two entries for Redis: only the same one twice
+            // is a duplicate.
+            if params.iter().any(|(_, c)| *c == called) {
+                return Err(failed(name, "duplicate parameter"));
             }
-            let canonical = param.normalize(value, self.get(param.name)).map_err(|e| {
-                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
-            })?;
-            out.push((param.name, canonical));
+            params.push((param, called));
+        }
+        let mut out: Vec<SetValue> = Vec::with_capacity(pairs.len());
+        for ((param, called), (_, value)) in params.into_iter().zip(pairs) {
+            // A value set earlier in the same command (through an alias) is the one it
+            // changes (`client-output-buffer-limit` merges classes into it).
+            let before = out
+                .iter()
+                .rev()
+                .find(|v| v.name == param.name)
+                .map_or(self.get(param.name), |v| v.value.as_str());
+            let canonical = param
+                .normalize(value, before)
+                .map_err(|e| failed(called, &e))?;
+            out.push(SetValue {
+                name: param.name,
+                called,
+                changed: canonical != self.get(param.name) || RELOADED_FILES.contains(&param.name),
+                value: canonical,
+            });
         }
         Ok(out)
     }
@@ -1239,14 +1358,138 @@ mod tests {
             Some("ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'")
         );
         assert!(c
-            .validate_set(&[("port".into(), "1".into())], true)
-            .is_err());
+            .validate_set(&[("daemonize".into(), "yes".into())], true)
+            .is_err_and(|e| e.ends_with("'daemonize') - can't set immutable config")));
         let ok = c
             .validate_set(&[("zset-max-ziplist-entries".into(), "5".into())], true)
             .expect("ok");
-        assert_eq!(ok, vec![("zset-max-listpack-entries", "5".to_string())]);
+        assert_eq!(
+            ok,
+            vec![SetValue {
+                name: "zset-max-listpack-entries",
+                called: "zset-max-ziplist-entries",
+                value: "5".into(),
+                changed: true
+            }]
+        );
         assert_eq!(parse_memory("1kb"), Some(1024));
         assert_eq!(parse_memory("1x"), None);
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn config_set_checks_every_name_first_then_the_values_in_order() {
+        let c = Config::default();
+        let err = |v: &[(&str, &str)]| c.validate_set(&pairs(v), true).expect_err("refused");
+        // A bad value before an unknown name: the names are checked first.
+        assert_eq!(
+            err(&[("maxmemory", "x"), ("nosuch", "1")]),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"
+        );
+        // The first name error wins, named as written.
+        assert_eq!(
+            err(&[("DAEMONIZE", "yes"), ("nosuch", "1")]),
+            "ERR CONFIG SET failed (possibly related to argument 'DAEMONIZE') - can't set immutable config"
+        );
+        assert_eq!(
+            err(&[("maxmemory", "1"), ("MAXMEMORY", "2")]),
+            "ERR CONFIG SET failed (possibly related to argument 'MAXMEMORY') - duplicate parameter"
+        );
+        // A parameter and its alias are two entries, as in Redis: the later one wins.
+        let both = c
+            .validate_set(
+                &pairs(&[
+                    ("hash-max-ziplist-entries", "1"),
+                    ("hash-max-listpack-entries", "2"),
+                ]),
+                true,
+            )
+            .expect("not a duplicate");
+        assert_eq!(both.len(), 2);
+        // Values: the first bad one, named by its parameter's own (lower-case) name.
+        assert_eq!(
+            err(&[
+                ("maxmemory", "10"),
+                ("HASH-MAX-ZIPLIST-ENTRIES", "x"),
+                ("hz", "x")
+            ]),
+            "ERR CONFIG SET failed (possibly related to argument 'hash-max-ziplist-entries') - argument couldn't be parsed into an integer"
+        );
+        // Unchanged values are told apart (their side effects do not run).
+        let same = c
+            .validate_set(&pairs(&[("port", "6379"), ("maxmemory", "1mb")]), true)
+            .expect("valid");
+        assert_eq!(
+            same.iter().map(|v| v.changed).collect::<Vec<_>>(),
+            [false, true]
+        );
+        assert_eq!(same[1].value, "1048576");
+    }
+
+    #[test]
+    fn config_get_patterns_names_and_hidden_parameters() {
+        let c = Config::default();
+        let names = |pats: &[&[u8]]| -> Vec<String> {
+            c.matching(pats).into_iter().map(|(n, _)| n).collect()
+        };
+        let got = names(&[b"maxmemory", b"maxmemory*", b"bind", b"*of"]);
+        let mut unique = got.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), got.len(), "{got:?}");
+        for n in [
+            "maxmemory",
+            "maxmemory-policy",
+            "bind",
+            "replicaof",
+            "slaveof",
+        ] {
+            assert!(got.iter().any(|g| g == n), "{n} missing in {got:?}");
+        }
+        // A name is shown as written.
+        assert_eq!(names(&[b"MAXMEMORY"]), ["MAXMEMORY"]);
+        assert!(names(&[b"nosuch"]).is_empty());
+        for hidden in all_params().filter(|p| p.hidden && p.settable()) {
+            assert!(!names(&[b"*"]).iter().any(|n| n == hidden.name));
+            assert_eq!(names(&[hidden.name.as_bytes()]), [hidden.name]);
+        }
+    }
+
+    #[test]
+    fn maxmemory_clients_takes_bytes_or_a_percentage() {
+        assert_eq!(memory_or_percent("1mb", "").as_deref(), Ok("1048576"));
+        assert_eq!(memory_or_percent("7%", "").as_deref(), Ok("7%"));
+        assert_eq!(memory_or_percent("0%", "").as_deref(), Ok("0"));
+        assert_eq!(
+            memory_or_percent("200%", ""),
+            Err("percentage argument must be less or equal to 100".to_string())
+        );
+        for bad in ["%", "-5", "x%", "1.5%", "abc"] {
+            assert_eq!(
+                memory_or_percent(bad, ""),
+                Err("argument must be a memory or percent value".to_string()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bind_takes_at_most_sixteen_addresses() {
+        let c = Config::default();
+        let many = vec!["127.0.0.1"; 17].join(" ");
+        assert!(c
+            .validate_set(&pairs(&[("bind", &many)]), true)
+            .is_err_and(|e| e.ends_with("Too many bind addresses specified.")));
+        let ok = c
+            .validate_set(&pairs(&[("bind", " 127.0.0.1   -::1 ")]), true)
+            .expect("valid");
+        assert_eq!(ok[0].value, "127.0.0.1 -::1");
+        assert!(!ok[0].changed);
     }
 
     #[test]
@@ -1317,7 +1560,8 @@ mod tests {
             .ends_with("tuning of active expiry and of hz is not available in Shardis yet: only Redis's default value (1) is accepted"));
         assert!(refused("no-appendfsync-on-rewrite yes")
             .contains("only Redis's default value (no) is accepted"));
-        assert!(refused("maxmemory-clients 1gb").contains("client eviction (maxmemory-clients)"));
+        // Client eviction is built.
+        assert!(c.clone().load_text("maxmemory-clients 10%").is_ok());
         // Eviction is built: its directives take any valid value.
         assert!(c
             .clone()

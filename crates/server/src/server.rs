@@ -42,27 +42,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Loaded once here and shared by every core; a file that does not load stops start-up.
     let tls =
         crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
-    let mut addrs = Vec::new();
-    if port != 0 {
-        addrs = listen::bind_addrs(config.get("bind"), port as u16)?;
-    }
-    if tls_port != 0 {
-        for mut a in listen::bind_addrs(config.get("bind"), tls_port as u16)? {
-            a.tls = true;
-            addrs.push(a);
-        }
-    }
-    // Cluster mode: every shard's node listens on a port of its own too.
     crate::cluster::check_ports(&config, shards)?;
-    if config.get_bool("cluster-enabled") && port != 0 {
-        for shard in 0..shards {
-            let node_port = crate::cluster::listen_port(port as u16, shard);
-            for mut a in listen::bind_addrs(config.get("bind"), node_port)? {
-                a.node = Some(shard);
-                addrs.push(a);
-            }
-        }
-    }
+    let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {
         if let Err(e) = listen::check_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
@@ -72,7 +53,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
             return Err(format!(
                 "Could not create server TCP listening socket {}: bind: {}",
                 a.addr,
-                describe(&e)
+                listen::describe(&e)
             ));
         }
     }
@@ -95,6 +76,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     info!("{}", probe::check_memlock(shards)?);
     crate::persist::init();
     crate::persist::aof::load::prepare(&config, shards)?;
+    crate::persist::loading::begin(shards);
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -186,15 +168,6 @@ pub fn run(mut config: Config) -> Result<(), String> {
     result
 }
 
-/// Redis's wording for the usual bind failures.
-fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::AddrInUse => "Address already in use".into(),
-        std::io::ErrorKind::AddrNotAvailable => "Cannot assign requested address".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// One core: its state, listeners, clock and event loop, until shutdown.
 async fn core_main(
     mesh: Mesh<Msg>,
@@ -211,36 +184,9 @@ async fn core_main(
     // Requests parked behind a script that turns busy are answered -BUSY, as Redis does.
     crate::core::shard_lock::set_blocked_refusal(crate::script::busy::refuse);
     *core.tls.borrow_mut() = tls;
-    // With `appendonly yes` every core loads from the append-only set, before it binds (a
-    // core failing to bind must not leave the others waiting for it to load).
-    crate::persist::aof::load::start_shard(&core)?;
-    let mut listeners = Vec::new();
-    // The shared ports on every core; a node's own port on its core alone.
-    for a in addrs.iter().filter(|a| a.node.is_none_or(|n| n == core.id)) {
-        match listen::listen(&a.addr, backlog) {
-            Ok(fd) => listeners.push(listen::Listener {
-                fd,
-                tls: a.tls,
-                node: a.node.is_some(),
-            }),
-            Err(e) if a.optional => {
-                if core.id == 0 {
-                    warn!("could not bind {}: {e}", a.addr);
-                }
-            }
-            Err(e) => return Err(format!("could not bind {}: {e}", a.addr)),
-        }
-    }
+    let listeners = listen::open(&addrs, backlog, core.id)?;
     if listeners.is_empty() {
         return Err("no address to listen on".into());
-    }
-    // Every core loads its keys before it serves (in parallel with the others); with
-    // `appendonly yes` the append-only set alone is loaded, as in Redis.
-    if !crate::persist::aof::load::planned() {
-        crate::persist::load::load_shard(&core)?;
-    }
-    if core.id == 0 {
-        crate::replica::init(&core);
     }
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOMEM) {
@@ -258,11 +204,42 @@ async fn core_main(
     // What the core holds before any client: MEMORY STATS's `startup.allocated`.
     core.memory
         .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
-    let _ = ready.send(());
-    drop(ready);
+    // The core listens while it loads (clients get -LOADING), as Redis; the server is ready
+    // once every core has loaded.
+    let failed = Rc::new(std::cell::RefCell::new(None));
+    spawn::spawn(load(core.clone(), ready, failed.clone()));
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
-    Ok(())
+    let failed = failed.borrow_mut().take();
+    failed.map_or(Ok(()), Err)
+}
+
+/// Loads the core's shard, every core in parallel: with `appendonly yes` from the
+/// append-only set alone, as Redis; otherwise from the snapshot set (or a Redis
+/// `dump.rdb`). Then says the core is ready, or stops the server with the error.
+async fn load(
+    core: Rc<Core>,
+    ready: std::sync::mpsc::Sender<()>,
+    failed: Rc<std::cell::RefCell<Option<String>>>,
+) {
+    let result = if crate::persist::aof::load::planned() {
+        crate::persist::aof::load::start_shard(&core).await
+    } else {
+        crate::persist::load::load_shard_paced(&core, true).await
+    };
+    crate::persist::loading::core_done();
+    match result {
+        Ok(()) => {
+            if core.id == 0 {
+                crate::replica::init(&core);
+            }
+            let _ = ready.send(());
+        }
+        Err(e) => {
+            *failed.borrow_mut() = Some(e);
+            request_shutdown();
+        }
+    }
 }
 
 /// The core's clock, `hz` times a second: active expiry, idle clients, the memory limit (see
@@ -274,6 +251,15 @@ async fn clock(core: Rc<Core>) {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         core.sleep(Duration::from_millis(1000 / hz)).await;
         let now = core.now_ms();
+        // While loading, Redis runs none of its periodic jobs; a signal stops the server
+        // without saving (a partial data set must not replace the files).
+        if crate::persist::loading::active() {
+            if crate::persist::shutdown_signalled() {
+                warn!("Received shutdown signal during loading, scheduling shutdown.");
+                request_shutdown();
+            }
+            continue;
+        }
         let started = std::time::Instant::now();
         core.shard.borrow_mut().active_expire(now, 16);
         core.latency_sample("expire-cycle", started.elapsed());
@@ -281,6 +267,7 @@ async fn clock(core: Rc<Core>) {
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
         close_idle_clients(&core, now);
+        crate::core::client_eviction::tick(&core);
         crate::core::memory::tick(&core);
         crate::alloc::peak_used();
         // Every 100 ms at most: a collection walks the heap's pages.

@@ -410,6 +410,8 @@ fn config_set_changes_the_limit_and_the_policy_at_run_time() {
             "allkeys-random",
             "maxmemory-samples",
             "5",
+            "maxmemory-clients",
+            "0",
             "maxmemory-eviction-tenacity",
             "10"
         ]

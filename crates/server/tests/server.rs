@@ -280,6 +280,57 @@ fn info_and_command_introspection() {
 }
 
 #[test]
+fn command_getkeys_and_flags_follow_the_key_specs() {
+    let s = Server::start(1, &[]);
+    let mut c = s.conn();
+    let ask = |c: &mut redis::Connection, args: &[&str]| {
+        redis::cmd("COMMAND")
+            .arg("GETKEYSANDFLAGS")
+            .arg(args)
+            .query::<Vec<(String, Vec<String>)>>(c)
+    };
+    let entry = |k: &str, f: &[&str]| (k.to_string(), f.iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        ask(&mut c, &["mset", "k1", "v1", "k2", "v2"]).expect("mset"),
+        vec![
+            entry("k1", &["OW", "update"]),
+            entry("k2", &["OW", "update"])
+        ]
+    );
+    assert_eq!(
+        ask(&mut c, &["LMOVE", "k1", "k2", "left", "right"]).expect("lmove"),
+        vec![
+            entry("k1", &["RW", "access", "delete"]),
+            entry("k2", &["RW", "insert"])
+        ]
+    );
+    assert_eq!(
+        ask(&mut c, &["sort", "k1", "store", "k2"]).expect("sort"),
+        vec![
+            entry("k1", &["RO", "access"]),
+            entry("k2", &["OW", "update"])
+        ]
+    );
+    let getkeys = |c: &mut redis::Connection, args: &[&str]| {
+        redis::cmd("COMMAND")
+            .arg("GETKEYS")
+            .arg(args)
+            .query::<Vec<String>>(c)
+    };
+    // EVAL without keys has none (it may run without keys); the errors in Redis's order.
+    assert_eq!(
+        getkeys(&mut c, &["eval", "return 1", "0"]).expect("eval"),
+        Vec::<String>::new()
+    );
+    let err = |r: redis::RedisResult<Vec<String>>| r.expect_err("refused").to_string();
+    assert!(err(getkeys(&mut c, &["nosuch", "x"])).contains("Invalid command specified"));
+    assert!(err(getkeys(&mut c, &["ping", "x"])).contains("The command has no key arguments"));
+    assert!(err(getkeys(&mut c, &["get", "a", "b"])).contains("Invalid number of arguments"));
+    assert!(err(getkeys(&mut c, &["zunionstore", "d", "5", "a"]))
+        .contains("Invalid arguments specified for command"));
+}
+
+#[test]
 fn shutdown_stops_the_server() {
     let mut s = Server::start(2, &[]);
     let mut c = s.conn();

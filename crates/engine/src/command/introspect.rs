@@ -76,12 +76,19 @@ pub fn info(cmd: &Command) -> Reply {
     ])
 }
 
+/// Key-spec flags as Redis replies them (a set, in its order and spelling).
+pub fn key_flags(flags: &[&str]) -> Reply {
+    Reply::Set(
+        KEY_FLAG_NAMES
+            .iter()
+            .filter(|(k, _)| flags.contains(k))
+            .map(|(_, n)| status(n))
+            .collect(),
+    )
+}
+
 fn key_spec(spec: &KeySpec) -> Reply {
-    let flags = KEY_FLAG_NAMES
-        .iter()
-        .filter(|(k, _)| spec.flags.contains(k))
-        .map(|(_, n)| status(n))
-        .collect();
+    let flags = key_flags(spec.flags);
     let begin = match spec.begin_search {
         BeginSearch::Index(pos) => typed("index", vec![(bulk("index"), Reply::Int(pos as i64))]),
         BeginSearch::Keyword {
@@ -124,7 +131,7 @@ fn key_spec(spec: &KeySpec) -> Reply {
         FindKeys::Unknown => typed("unknown", vec![]),
     };
     Reply::Map(vec![
-        (bulk("flags"), Reply::Set(flags)),
+        (bulk("flags"), flags),
         (bulk("begin_search"), begin),
         (bulk("find_keys"), find),
     ])

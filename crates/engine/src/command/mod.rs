@@ -32,6 +32,10 @@ pub type KeyFinder = fn(&mut Ctx<'_>, &[Bytes]) -> Vec<Bytes>;
 /// `getkeys_proc`), appending their indexes.
 pub type GetKeys = fn(&[Bytes], &mut Vec<usize>);
 
+/// The flags of a call's key whose key spec has `variable_flags` (Redis's `setGetKeys`,
+/// `bitfieldGetKeys`): SET with GET reads the key, BITFIELD with only GETs does not write.
+pub type KeyFlags = fn(&[Bytes]) -> &'static [&'static str];
+
 /// Names the arguments of a call that hold secrets (passwords), appending their indexes: the
 /// slow log shows them as `(redacted)`, as Redis does.
 pub type Redact = fn(&[Bytes], &mut Vec<usize>);
@@ -266,6 +270,8 @@ pub struct Command {
     pub split_rule: Option<SplitRule>,
     /// The arguments the slow log hides, see [`Redact`].
     pub redact: Option<Redact>,
+    /// A call's key flags where its key spec says they vary, see [`KeyFlags`].
+    pub key_flags: Option<KeyFlags>,
 }
 
 impl Command {
@@ -300,6 +306,44 @@ impl Command {
             }
         }
         true
+    }
+
+    /// The key arguments of `args` with the flags of the key spec each one answers to
+    /// (COMMAND GETKEYSANDFLAGS), or None as [`Command::key_indexes`]. A key is the first
+    /// spec's that finds it; a key only a command's own extractor finds (SORT's STORE) is the
+    /// last spec's that Redis leaves to the extractor (an unknown search). A spec whose flags
+    /// vary with the call (`variable_flags`) gives the command's own answer.
+    pub fn keys_and_flags(&self, args: &[Bytes]) -> Option<Vec<(usize, &'static [&'static str])>> {
+        let mut keys = Vec::new();
+        if !self.key_indexes(args, &mut keys) {
+            return None;
+        }
+        let specs = self.facts.key_specs;
+        let mut found = Vec::new();
+        let flags_of = |i: usize, found: &mut Vec<usize>| {
+            specs
+                .iter()
+                .filter(|s| !s.flags.contains(&"not_key"))
+                .find(|s| {
+                    found.clear();
+                    s.find(args.len(), args, found) && found.contains(&i)
+                })
+                .or_else(|| {
+                    specs
+                        .iter()
+                        .rev()
+                        .find(|s| matches!(s.begin_search, BeginSearch::Unknown))
+                })
+                .map_or(&[][..], |s| match self.key_flags {
+                    Some(vary) if s.flags.contains(&"variable_flags") => vary(args),
+                    _ => s.flags,
+                })
+        };
+        Some(
+            keys.into_iter()
+                .map(|i| (i, flags_of(i, &mut found)))
+                .collect(),
+        )
     }
 
     /// Appends the indexes of the keys the command may write: those of key specs that are not
@@ -395,6 +439,7 @@ impl Registry {
             cmd.blocking = reg.blocking;
             cmd.split_rule = reg.split_rule;
             cmd.redact = reg.redact;
+            cmd.key_flags = reg.key_flags;
             match container {
                 None => {
                     by_name.insert(f.name, commands.len());
@@ -531,6 +576,7 @@ impl Command {
             blocking: None,
             split_rule: None,
             redact: None,
+            key_flags: None,
         }
     }
 }
@@ -623,6 +669,56 @@ mod tests {
         v.iter()
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn keys_carry_the_flags_of_their_key_spec() {
+        let flags = |v: &[&str]| {
+            let a = args(v);
+            let cmd = REGISTRY.lookup(&a).expect("command");
+            cmd.keys_and_flags(&a)
+                .expect("keys")
+                .into_iter()
+                .map(|(i, f)| (v[i].to_string(), f.join(" ")))
+                .collect::<Vec<_>>()
+        };
+        let pair = |k: &str, f: &str| (k.to_string(), f.to_string());
+        assert_eq!(flags(&["set", "k1", "v"]), [pair("k1", "ow update")]);
+        assert_eq!(
+            flags(&["set", "k1", "v", "GET"]),
+            [pair("k1", "rw access update")]
+        );
+        assert_eq!(
+            flags(&["bitfield", "b", "get", "u8", "0", "overflow", "wrap"]),
+            [pair("b", "ro access")]
+        );
+        assert_eq!(
+            flags(&["bitfield", "b", "get", "u8", "0", "set", "u8", "0", "1"]),
+            [pair("b", "rw access update")]
+        );
+        assert_eq!(
+            flags(&["LMOVE", "k1", "k2", "left", "right"]),
+            [pair("k1", "rw access delete"), pair("k2", "rw insert")]
+        );
+        // SORT's STORE key is found by SORT's own extractor.
+        assert_eq!(
+            flags(&["sort", "k1", "by", "x", "store", "k2"]),
+            [pair("k1", "ro access"), pair("k2", "ow update")]
+        );
+        assert_eq!(
+            flags(&["georadius", "g", "0", "0", "1", "km", "store", "d"]),
+            [pair("g", "ro access"), pair("d", "ow update")]
+        );
+        assert_eq!(
+            flags(&["xread", "count", "1", "streams", "s1", "s2", "0", "0"]),
+            [pair("s1", "ro access"), pair("s2", "ro access")]
+        );
+        let a = args(&["eval", "return 1", "1"]);
+        assert!(REGISTRY
+            .lookup(&a)
+            .expect("eval")
+            .keys_and_flags(&a)
+            .is_none());
     }
 
     #[test]

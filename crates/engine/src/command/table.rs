@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 
-use super::{Blocking, Exec, Fanout, GetKeys, KeyFinder, Merge, Redact, ShardFn, SplitRule};
+use super::{
+    Blocking, Exec, Fanout, GetKeys, KeyFinder, KeyFlags, Merge, Redact, ShardFn, SplitRule,
+};
 
 /// One line of the table: a command name (`container|sub` for subcommands), where it runs and
 /// how it spreads over shards.
@@ -18,6 +20,7 @@ pub struct Registration {
     pub blocking: Option<Blocking>,
     pub split_rule: Option<SplitRule>,
     pub redact: Option<Redact>,
+    pub key_flags: Option<KeyFlags>,
 }
 
 impl Registration {
@@ -32,6 +35,7 @@ impl Registration {
             blocking: None,
             split_rule: None,
             redact: None,
+            key_flags: None,
         }
     }
 
@@ -46,6 +50,7 @@ impl Registration {
             blocking: None,
             split_rule: None,
             redact: None,
+            key_flags: None,
         }
     }
 
@@ -60,6 +65,7 @@ impl Registration {
             blocking: None,
             split_rule: None,
             redact: None,
+            key_flags: None,
         }
     }
 
@@ -74,6 +80,7 @@ impl Registration {
             blocking: None,
             split_rule: None,
             redact: None,
+            key_flags: None,
         }
     }
 
@@ -102,6 +109,12 @@ impl Registration {
         self
     }
 
+    /// Gives the flags of a key whose key spec says they vary with the call (SET ... GET).
+    pub const fn with_key_flags(mut self, key_flags: KeyFlags) -> Registration {
+        self.key_flags = Some(key_flags);
+        self
+    }
+
     /// Names the arguments holding secrets, which the slow log hides (see [`Redact`]).
     pub const fn redacting(mut self, redact: Redact) -> Registration {
         self.redact = Some(redact);
@@ -119,6 +132,7 @@ impl Registration {
             blocking: None,
             split_rule: None,
             redact: None,
+            key_flags: None,
         }
     }
 }
@@ -152,6 +166,7 @@ pub enum ServerCmd {
     CommandDocs,
     CommandList,
     CommandGetKeys,
+    CommandGetKeysAndFlags,
     CommandHelp,
     ConfigGet,
     ConfigSet,
@@ -289,6 +304,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("command|docs", ServerCmd::CommandDocs),
     Registration::server("command|list", ServerCmd::CommandList),
     Registration::server("command|getkeys", ServerCmd::CommandGetKeys),
+    Registration::server("command|getkeysandflags", ServerCmd::CommandGetKeysAndFlags),
     Registration::server("command|help", ServerCmd::CommandHelp),
     Registration::server("config|get", ServerCmd::ConfigGet),
     Registration::server("config|set", ServerCmd::ConfigSet).redacting(redact_config_set),

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod cluster;
+pub mod config_set;
 pub mod connection;
 pub mod debug;
 pub mod info;

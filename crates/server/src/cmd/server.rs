@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use shardis_engine::command::introspect;
+use shardis_engine::command::{introspect, Flags};
 use shardis_engine::{error, Command, ServerCmd, REGISTRY};
 use shardis_resp::Reply;
 
@@ -45,7 +45,8 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             }
         }
         ServerCmd::CommandList => command_list(args),
-        ServerCmd::CommandGetKeys => command_getkeys(args),
+        ServerCmd::CommandGetKeys => command_getkeys(args, false),
+        ServerCmd::CommandGetKeysAndFlags => command_getkeys(args, true),
         ServerCmd::CommandHelp => help(
             "COMMAND",
             &[
@@ -57,10 +58,16 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 "    Return a list of all commands in this Redis server.",
                 "INFO [<command-name> ...]",
                 "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
                 "DOCS [<command-name> ...]",
                 "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
                 "GETKEYS <full-command>",
                 "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
             ],
         ),
         ServerCmd::ConfigGet => {
@@ -105,7 +112,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
 /// The server commands that look at every core.
 pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
     Some(match which {
-        ServerCmd::ConfigSet => config_set(s, args).await,
+        ServerCmd::ConfigSet => super::config_set::config_set(s, args).await,
         ServerCmd::ConfigResetStat => {
             s.core
                 .broadcast(|core| {
@@ -196,98 +203,43 @@ fn command_list(args: &[Bytes]) -> Reply {
     Reply::Array(filtered)
 }
 
-fn command_getkeys(args: &[Bytes]) -> Reply {
+/// COMMAND GETKEYS / GETKEYSANDFLAGS <full-command>, checked in Redis's order: the command
+/// exists, has keys at all, has a valid argument count, and its arguments name keys.
+fn command_getkeys(args: &[Bytes], with_flags: bool) -> Reply {
     let target = &args[2..];
-    let cmd = match REGISTRY.lookup(target) {
-        Ok(c) => c,
-        Err(Reply::Error(e)) if e.starts_with("ERR unknown command") => {
-            return Reply::err("ERR Invalid command specified")
-        }
-        Err(_) => return Reply::err("ERR Invalid number of arguments specified for command"),
+    let cmd = match REGISTRY.lookup_call(target) {
+        Ok(c) | Err((Some(c), _)) => c,
+        Err((None, _)) => return Reply::err("ERR Invalid command specified"),
     };
-    let mut idx = Vec::new();
-    if !cmd.key_indexes(target, &mut idx) {
-        return Reply::err("ERR Invalid arguments specified for command");
-    }
-    if idx.is_empty() {
+    let has_keys = cmd.getkeys.is_some()
+        || cmd
+            .facts
+            .key_specs
+            .iter()
+            .any(|s| !s.flags.contains(&"not_key"));
+    if !has_keys {
         return Reply::err("ERR The command has no key arguments");
     }
+    if !cmd.arity_ok(target.len()) {
+        return Reply::err("ERR Invalid number of arguments specified for command");
+    }
+    let keys = match cmd.keys_and_flags(target) {
+        Some(keys) if !keys.is_empty() => keys,
+        _ if cmd.flags.has(Flags::NO_MANDATORY_KEYS) => Vec::new(),
+        _ => return Reply::err("ERR Invalid arguments specified for command"),
+    };
     Reply::Array(
-        idx.into_iter()
-            .map(|i| Reply::Bulk(target[i].clone()))
+        keys.into_iter()
+            .map(|(i, flags)| {
+                let key = Reply::Bulk(target[i].clone());
+                if with_flags {
+                    Reply::Array(vec![key, introspect::key_flags(flags)])
+                } else {
+                    key
+                }
+            })
             .collect(),
     )
-}
-
-async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
-    if !args.len().is_multiple_of(2) {
-        return error::wrong_arity("config|set");
-    }
-    let pairs: Vec<(String, String)> = args[2..]
-        .chunks(2)
-        .map(|p| (text(&p[0]), text(&p[1])))
-        .collect();
-    let local = crate::io::listen::is_loopback(&s.client.borrow().addr);
-    let values = match s.core.config.borrow().validate_set(&pairs, local) {
-        Ok(v) => v,
-        Err(e) => return Reply::error(e),
-    };
-    // TLS settings load when set, as in Redis: files that do not load make CONFIG SET fail
-    // and the settings in force stay. Loaded once here, shared by every core.
-    let mut tls = None;
-    if let Some(i) = values
-        .iter()
-        .position(|(name, _)| crate::tls::RELOADED_BY.contains(name))
-    {
-        let mut next = s.core.config.borrow().clone();
-        next.apply(&values);
-        match crate::tls::server_config(&next) {
-            Ok(loaded) => tls = Some(loaded),
-            Err(e) => {
-                tracing::warn!("Failed applying the new TLS configuration: {e}");
-                return Reply::error(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration: {e}",
-                    pairs[i].0
-                ));
-            }
-        }
-    }
-    // The working directory is the process's: change it once, before any core applies it.
-    if let Some((_, dir)) = values.iter().find(|(name, _)| *name == "dir") {
-        if let Err(e) = std::env::set_current_dir(dir) {
-            return Reply::error(format!(
-                "ERR CONFIG SET failed (possibly related to argument 'dir') - {e}"
-            ));
-        }
-    }
-    let applied = values.clone();
-    s.core
-        .broadcast(move |core| {
-            if let Some(loaded) = &tls {
-                *core.tls.borrow_mut() = loaded.clone();
-            }
-            let (engine, flags) = {
-                let mut config = core.config.borrow_mut();
-                config.apply(&values);
-                (config.engine(), config.notify_flags())
-            };
-            {
-                let mut shard = core.shard.borrow_mut();
-                shard.set_config(engine);
-                // Client-side caching's own flag is the runtime's, not the configuration's.
-                shard.notify_flags = flags | shard.notify_flags & shardis_engine::notify::TRACKING;
-            }
-            crate::core::memory::reconfigure(core);
-            crate::replica::configure(core);
-        })
-        .await;
-    crate::logging::set_level(s.core.config.borrow().get("loglevel"));
-    crate::persist::aof::configure(&s.core.config.borrow());
-    if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
-        crate::persist::aof::set_enabled(&s.core, on == "yes").await;
-    }
-    super::acl::after_config_set(s, &applied).await;
-    Reply::Ok
 }
 
 /// CONFIG REWRITE: the configuration file updated with the values in force (and the ACL
@@ -354,7 +306,9 @@ pub async fn shutdown(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     }
     tracing::warn!("User requested shutdown...");
     let rules = !s.core.config.borrow().get("save").trim().is_empty();
-    if save || (rules && !nosave) {
+    // While loading nothing is saved, SAVE or not (Redis): the data set is partial.
+    let loading = crate::persist::loading::active();
+    if !loading && (save || (rules && !nosave)) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         if let Err(e) = crate::persist::save::save(&s.core, None).await {
             tracing::warn!("Error trying to save the DB, can't exit: {e:?}");

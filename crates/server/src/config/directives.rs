@@ -60,6 +60,14 @@ const fn absent_alias(
     }
 }
 
+/// Redis's debugging knobs: CONFIG GET shows them only when named exactly.
+const fn hidden(param: Param) -> Param {
+    Param {
+        hidden: true,
+        ..param
+    }
+}
+
 /// A directive that means nothing here, and why.
 const fn no_effect(
     why: &'static str,
@@ -106,7 +114,6 @@ const MODULES: &str = "modules";
 const EXPIRE_TUNING: &str = "tuning of active expiry and of hz";
 const REHASHING: &str = "incremental rehashing";
 const LAZYFREE: &str = "lazy freeing";
-const CLIENT_EVICTION: &str = "client eviction (maxmemory-clients)";
 const WARNINGS: &str = "Redis's start-up warnings";
 
 const JEMALLOC: &str = "Shardis allocates with mimalloc, not jemalloc";
@@ -198,8 +205,8 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(SYSLOG, "syslog-facility", STR, "local0"),
     absent(CRASH, "crash-log-enabled", BOOL, "yes"),
     absent(CRASH, "crash-memcheck-enabled", BOOL, "yes"),
-    absent(CRASH, "use-exit-on-panic", BOOL, "no"),
-    absent(CRASH, "watchdog-period", c_int(0), "0"),
+    hidden(absent(CRASH, "use-exit-on-panic", BOOL, "no")),
+    hidden(absent(CRASH, "watchdog-period", c_int(0), "0")),
     absent(WARNINGS, "ignore-warnings", STR, ""),
     absent(SHUTDOWN, "shutdown-on-sigint", STR, "default"),
     absent(SHUTDOWN, "shutdown-on-sigterm", STR, "default"),
@@ -229,7 +236,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(EXPIRE_TUNING, "dynamic-hz", BOOL, "yes"),
     absent(REHASHING, "activerehashing", BOOL, "yes"),
     absent(LAZYFREE, "lazyfree-lazy-server-del", BOOL, "no"),
-    absent(CLIENT_EVICTION, "maxmemory-clients", STR, "0"),
     // Persistence: snapshot tunables Shardis does not have, and tunables of the append-only
     // file it does not have (the log itself is built: see config.rs).
     absent(RDB_TUNING, "rdbchecksum", BOOL, "yes"),
@@ -239,9 +245,9 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(AOF, "aof-timestamp-enabled", BOOL, "no"),
     absent(AOF, "aof-rewrite-incremental-fsync", BOOL, "yes"),
     absent(AOF, "aof-disable-auto-gc", BOOL, "no"),
-    absent(RDB_TUNING, "rdb-key-save-delay", C_INT_ANY, "0"),
-    absent(RDB_TUNING, "key-load-delay", C_INT_ANY, "0"),
-    absent(
+    hidden(absent(RDB_TUNING, "rdb-key-save-delay", C_INT_ANY, "0")),
+    hidden(absent(RDB_TUNING, "key-load-delay", C_INT_ANY, "0")),
+    hidden(absent(
         RDB_TUNING,
         "loading-process-events-interval-bytes",
         Kind::Int {
@@ -249,7 +255,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
             max: i32::MAX as i64,
         },
         "2097152",
-    ),
+    )),
     // Replication.
     // The replica's side is built (crates/server/src/replica): `replicaof` is read at
     // start-up and shows the primary REPLICAOF set (CONFIG SET cannot change it, as Redis).

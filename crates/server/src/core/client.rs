@@ -58,8 +58,7 @@ pub struct Client {
     pub writing: bool,
     /// Its command is held by CLIENT PAUSE (counted as blocked, flag `b`).
     pub paused: bool,
-    /// CLIENT NO-EVICT: kept out of client eviction (flag `e`; `maxmemory-clients` does not
-    /// exist here, so it only records the choice).
+    /// CLIENT NO-EVICT: never closed by client eviction (flag `e`).
     pub no_evict: bool,
     /// Set when the connection must close after its pending replies are written.
     pub closing: bool,
@@ -104,7 +103,13 @@ pub struct Subscriptions {
     /// In subscription order.
     pub patterns: Vec<Bytes>,
     pub shard_channels: ahash::HashSet<Bytes>,
+    /// What the subscriptions take of the client's memory (`tot-mem`): their entries; the
+    /// names are shared with the core's registry.
+    pub mem: usize,
 }
+
+/// One subscription's entry in a client's sets.
+const SUBSCRIPTION_MEM: usize = std::mem::size_of::<Bytes>() + 8;
 
 impl Subscriptions {
     /// Channels and patterns, as SUBSCRIBE and PSUBSCRIBE replies count them.
@@ -125,7 +130,7 @@ impl Subscriptions {
 
     /// Adds a subscription; false if it was there already.
     pub fn add(&mut self, kind: Kind, name: &Bytes) -> bool {
-        match kind {
+        let added = match kind {
             Kind::Channel => self.channels.insert(name.clone()),
             Kind::Shard => self.shard_channels.insert(name.clone()),
             Kind::Pattern => {
@@ -135,12 +140,16 @@ impl Subscriptions {
                 self.patterns.push(name.clone());
                 true
             }
+        };
+        if added {
+            self.mem += SUBSCRIPTION_MEM;
         }
+        added
     }
 
     /// Removes a subscription; false if it was not there.
     pub fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
-        match kind {
+        let removed = match kind {
             Kind::Channel => self.channels.remove(name),
             Kind::Shard => self.shard_channels.remove(name),
             Kind::Pattern => {
@@ -148,7 +157,11 @@ impl Subscriptions {
                 self.patterns.retain(|p| p[..] != *name);
                 self.patterns.len() != before
             }
+        };
+        if removed {
+            self.mem = self.mem.saturating_sub(SUBSCRIPTION_MEM);
         }
+        removed
     }
 
     /// Every subscription of `kind`.
@@ -293,7 +306,7 @@ impl Client {
             Some((n, mem)) => (n as i64, mem),
             None => (-1, 0),
         };
-        let tot_mem = std::mem::size_of::<Client>() + self.buf_cap + self.argv_mem + multi_mem;
+        let tot_mem = self.tot_mem();
         let events = match (self.closing, self.writing) {
             (true, false) => "",
             (true, true) => "w",
@@ -326,6 +339,14 @@ impl Client {
             text(&self.lib_name),
             text(&self.lib_ver),
         )
+    }
+
+    /// The memory the client takes (CLIENT LIST's `tot-mem`, what client eviction counts):
+    /// its record, input and output buffers, the arguments of the command it runs, its MULTI
+    /// queue and its subscriptions.
+    pub fn tot_mem(&self) -> usize {
+        let multi_mem = self.multi.map_or(0, |(_, mem)| mem);
+        std::mem::size_of::<Client>() + self.buf_cap + self.argv_mem + multi_mem + self.subs.mem
     }
 
     /// CLIENT LIST's flags, letters in Redis's order (N: none).

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod client;
+pub mod client_eviction;
 pub mod counters;
 pub mod latency;
 pub mod memory;
@@ -271,6 +272,8 @@ pub struct CoreStats {
     /// Clients closed for exceeding `client-query-buffer-limit` or `client-output-buffer-limit`.
     pub client_qbuf_limit_disconnections: u64,
     pub client_outbuf_limit_disconnections: u64,
+    /// Clients closed by client eviction (`maxmemory-clients`).
+    pub evicted_clients: u64,
 }
 
 /// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it with its clock and stops.
@@ -368,6 +371,10 @@ pub struct Core {
     pub tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// This core's copy of CLIENT PAUSE.
     pub pause: pause::Pause,
+    /// Client eviction's count of this core's clients' memory.
+    pub client_memory: client_eviction::ClientMemory,
+    /// Listening sockets CONFIG SET port/bind opened, for the event loop to take over.
+    pub new_listeners: Cell<Option<Vec<crate::io::listen::Listener>>>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
     next_client: Cell<u64>,
@@ -404,6 +411,8 @@ impl Core {
             acl: RefCell::new(acl),
             tls: RefCell::new(None),
             pause: pause::Pause::default(),
+            client_memory: Default::default(),
+            new_listeners: Cell::new(None),
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
             script_call: Cell::new(false),

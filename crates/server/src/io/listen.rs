@@ -50,6 +50,80 @@ pub fn bind_addrs(bind: &str, port: u16) -> Result<Vec<BindAddr>, String> {
     Ok(out)
 }
 
+/// Every address the server listens on: `bind`'s for `port` and for `tls-port` (0: that one
+/// is not listened on), and in cluster mode every shard's node port.
+pub fn server_addrs(
+    config: &crate::config::Config,
+    shards: usize,
+) -> Result<Vec<BindAddr>, String> {
+    let port = config.get_i64("port").clamp(0, u16::MAX as i64) as u16;
+    let tls_port = config.get_i64("tls-port").clamp(0, u16::MAX as i64) as u16;
+    let bind = config.get("bind");
+    let mut addrs = Vec::new();
+    if port != 0 {
+        addrs = bind_addrs(bind, port)?;
+    }
+    if tls_port != 0 {
+        for mut a in bind_addrs(bind, tls_port)? {
+            a.tls = true;
+            addrs.push(a);
+        }
+    }
+    // Cluster mode: every shard's node listens on a port of its own too.
+    if config.get_bool("cluster-enabled") && port != 0 {
+        for shard in 0..shards {
+            let node_port = crate::cluster::listen_port(port, shard);
+            for mut a in bind_addrs(bind, node_port)? {
+                a.node = Some(shard);
+                addrs.push(a);
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+/// Core `core`'s listening sockets on `addrs`: the shared ports, and a cluster node's own
+/// port on its core alone. An optional address (`-addr`) that cannot be bound is skipped
+/// (logged by core 0), unless another process holds it; an address that cannot be bound
+/// otherwise is an error, with Redis's words for it.
+pub fn open(addrs: &[BindAddr], backlog: i32, core: usize) -> Result<Vec<Listener>, String> {
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for a in addrs.iter().filter(|a| a.node.is_none_or(|n| n == core)) {
+        match listen(&a.addr, backlog) {
+            Ok(fd) => listeners.push(Listener {
+                fd,
+                tls: a.tls,
+                node: a.node.is_some(),
+            }),
+            Err(e) if a.optional && e.kind() != io::ErrorKind::AddrInUse => {
+                if core == 0 {
+                    tracing::warn!("could not bind {}: {e}", a.addr);
+                }
+            }
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {}: bind: {}",
+                    a.addr,
+                    describe(&e)
+                ))
+            }
+        }
+    }
+    if listeners.is_empty() && !addrs.is_empty() {
+        return Err("Failed listening on every address".into());
+    }
+    Ok(listeners)
+}
+
+/// Redis's wording for the usual bind failures.
+pub fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "Address already in use".into(),
+        io::ErrorKind::AddrNotAvailable => "Cannot assign requested address".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn socket_for(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET

@@ -283,10 +283,12 @@ impl Conn {
     /// still counts in `qbuf`, its arguments in `argv-mem`).
     pub fn report(&self, running: bool) {
         let mut c = self.client.borrow_mut();
+        // Between commands, the arguments of a command still arriving are the parser's (as
+        // Redis shows them in `argv-mem` before the command is complete).
         let (cmd_bytes, argv_mem) = if running {
             (self.cmd_bytes, self.argv_mem)
         } else {
-            (0, 0)
+            (0, self.parser.pending_bytes())
         };
         c.qbuf = self.rbuf.len() + cmd_bytes;
         c.qbuf_free = self.rbuf.capacity() - self.rbuf.len();

@@ -148,6 +148,9 @@ pub struct EventLoop {
     bufs: BufRing,
     core: Rc<Core>,
     listeners: Vec<Listener>,
+    /// Counts the listener sets CONFIG SET port/bind installed: a completion of an accept on
+    /// an earlier set is not re-armed.
+    listeners_gen: u32,
     places: Vec<Place>,
     free: Vec<u32>,
     /// Connections with input to parse or a session handed back.
@@ -204,6 +207,7 @@ impl EventLoop {
             bufs,
             core,
             listeners,
+            listeners_gen: 0,
             places: Vec::new(),
             free: Vec::new(),
             ready: Vec::new(),
@@ -234,8 +238,42 @@ impl EventLoop {
         let sqe = opcode::AcceptMulti::new(types::Fd(l.fd.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(user_data(Kind::Accept, ConnRef(i as u64)));
+            .user_data(user_data(Kind::Accept, self.listener_ref(i)));
         self.ring.push(&sqe)
+    }
+
+    /// An accept's reference: the listener set, whether it is a TLS listener and a cluster
+    /// node's own port, its index.
+    fn listener_ref(&self, i: usize) -> ConnRef {
+        let l = self.listeners.get(i);
+        let tls = l.is_some_and(|l| l.tls) as u64;
+        let node = l.is_some_and(|l| l.node) as u64;
+        ConnRef((self.listeners_gen as u64) << 32 | tls << 31 | node << 30 | (i as u64 & 0xffff))
+    }
+
+    /// Takes over the listeners CONFIG SET port/bind opened: the old ones' accepts are
+    /// cancelled (their sockets close when the kernel lets go of them), the new ones armed.
+    fn swap_listeners(&mut self) {
+        let Some(new) = self.core.new_listeners.take() else {
+            return;
+        };
+        for i in 0..self.listeners.len() {
+            let target = user_data(Kind::Accept, self.listener_ref(i));
+            let sqe = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(user_data(Kind::Cancel, ConnRef(0)));
+            if let Err(e) = self.ring.push(&sqe) {
+                warn!("cannot cancel an accept: {e}");
+            }
+        }
+        self.listeners = new;
+        // Within the 28 bits the user data has room for above the index and TLS bit.
+        self.listeners_gen = (self.listeners_gen + 1) & 0x0fff_ffff;
+        for i in 0..self.listeners.len() {
+            if let Err(e) = self.arm_accept(i) {
+                warn!("cannot arm accept: {e}");
+            }
+        }
     }
 
     /// One pass. Returns false once the server stops.
@@ -266,6 +304,7 @@ impl EventLoop {
         }
         self.cqes = cqes;
         self.drain_mesh();
+        self.swap_listeners();
         self.take_returns();
         self.resume_paused();
         self.serve_ready();
@@ -346,7 +385,7 @@ impl EventLoop {
         let Some(kind) = Kind::of(data) else { return };
         let r = ConnRef(data & ((1 << 60) - 1));
         match kind {
-            Kind::Accept => self.accepted(r.0 as usize, cqe.result(), cqueue::more(cqe.flags())),
+            Kind::Accept => self.accepted(r, cqe.result(), cqueue::more(cqe.flags())),
             Kind::Recv => self.received(r, cqe),
             Kind::Send => self.sent(r, cqe.result()),
             Kind::Wake | Kind::Cancel => {}
@@ -356,9 +395,13 @@ impl EventLoop {
     // ----------------------------------------------------------------------------------------
     // Connections: accept, receive, send, close.
 
-    fn accepted(&mut self, listener: usize, res: i32, more: bool) {
-        if !more {
-            if let Err(e) = self.arm_accept(listener) {
+    fn accepted(&mut self, listener: ConnRef, res: i32, more: bool) {
+        // A connection an old listener took before its accept was cancelled is served too.
+        let current = listener.0 >> 32 == self.listeners_gen as u64;
+        let tls = listener.0 & (1 << 31) != 0;
+        let node = listener.0 & (1 << 30) != 0;
+        if !more && current {
+            if let Err(e) = self.arm_accept((listener.0 & 0xffff) as usize) {
                 warn!("cannot re-arm accept: {e}");
             }
         }
@@ -369,8 +412,6 @@ impl EventLoop {
             return;
         }
         let fd = res;
-        let tls = self.listeners.get(listener).is_some_and(|l| l.tls);
-        let node = self.listeners.get(listener).is_some_and(|l| l.node);
         let core = self.core.clone();
         core.bump(|s| s.connections_received += 1);
         let (keepalive, protected, maxclients) = {
@@ -999,6 +1040,7 @@ impl EventLoop {
             conn.rbuf = BytesMut::new();
         }
         conn.report(conn.session.is_none() || conn.held.is_some());
+        crate::core::client_eviction::served(&core, &conn.client);
         // (A connection closed for its limit is not counted again while its send fails.)
         let over_limit = if conn.closing {
             None
@@ -1104,6 +1146,11 @@ impl EventLoop {
                 core.record_rejected(Some(cmd), &refused);
                 return conn.reply(refused);
             }
+        }
+        // While the shards load: -LOADING for what Redis refuses then.
+        if let Some(refused) = crate::persist::loading::refuse(session, cmd) {
+            core.record_rejected(Some(cmd), &refused);
+            return conn.reply(refused);
         }
         // A script running long holds what this command needs: -BUSY (scripting).
         if let Some(busy) = crate::script::busy::refuse(core, cmd, args) {
@@ -1357,6 +1404,7 @@ impl EventLoop {
         }
         let id = conn.client.borrow().id;
         self.core.clients.borrow_mut().remove(&id);
+        crate::core::client_eviction::closed(&self.core, id);
         CONNECTED.fetch_sub(1, Ordering::Relaxed);
         if let Some(slot) = conn.fixed {
             if let Err(e) = self.ring.set_file(slot, -1) {
