@@ -5,7 +5,7 @@
 //! into the connection's read buffer and must never be kept alive by the keyspace.
 //!
 //! Memory per key is what a cache is made of, so the layout is tight: one 64-byte node per
-//! key (the dict's link, a 16-byte [`Key`] holding names up to 15 bytes in place, and a
+//! key (the dict's link, a 16-byte [`Key`] holding names up to 15 bytes in place (16 when the last byte allows), and a
 //! 40-byte [`Entry`]: a 32-byte value, one word packing the access field eviction reads with
 //! the snapshot epoch, and the index of the key's expiry). Keys with a TTL also have a
 //! 16-byte slot in `expires`, (hash of the key, expiry time), whose index the entry keeps: a key without a TTL pays nothing for expiry,

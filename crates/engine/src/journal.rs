@@ -228,6 +228,8 @@ pub fn serve(
 pub enum ReplayError {
     UnknownCommand(String),
     BadValue(String),
+    /// A command the runtime carries out (FUNCTION LOAD…): the caller replays it.
+    Runtime(crate::ServerCmd, Vec<Bytes>),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -235,6 +237,11 @@ impl std::fmt::Display for ReplayError {
         match self {
             ReplayError::UnknownCommand(c) => write!(f, "unknown or non-shard command '{c}'"),
             ReplayError::BadValue(k) => write!(f, "unreadable value for key '{k}'"),
+            ReplayError::Runtime(_, args) => write!(
+                f,
+                "command '{}' not replayed by a shard",
+                String::from_utf8_lossy(args.first().map_or(&[][..], |a| a))
+            ),
         }
     }
 }
@@ -252,8 +259,9 @@ pub fn replay(shard: &mut Shard, record: &Record<'_>, now_ms: u64) -> Result<(),
                     String::from_utf8_lossy(args.first().map_or(&[][..], |a| a)).into_owned(),
                 )
             })?;
-            let Exec::Shard(f) = cmd.exec else {
-                return Err(ReplayError::UnknownCommand(cmd.name.to_string()));
+            let f = match cmd.exec {
+                Exec::Shard(f) => f,
+                Exec::Server(which) => return Err(ReplayError::Runtime(which, args)),
             };
             let db = (*db as usize).min(shard.dbs.len().saturating_sub(1));
             f(&mut Ctx::new(shard, db, *now_ms, false), &args);

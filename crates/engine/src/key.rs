@@ -5,7 +5,10 @@
 //!   16383…) and the bytes, behind an 8-byte pointer. A 6-byte member takes an 8-byte block,
 //!   where a `Bytes` takes 32 bytes of handle plus its block, and a `Box<[u8]>` 16.
 //! - [`Key`]: 16 bytes; a name of up to 15 bytes (`user:123456`, `key:42`…) sits inside, with
-//!   no allocation at all; a longer one is a [`Thin`] (see `db.rs` for the keyspace node).
+//!   no allocation at all, and so does a name of exactly 16 bytes whose last byte cannot be
+//!   mistaken for a length or the tag (`key:000000012345`: any text); a longer one is a
+//!   [`Thin`] (see `db.rs` for the keyspace node). A name inside costs no block and, on a
+//!   lookup, no dependent load after the node's.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Borrow;
@@ -179,8 +182,22 @@ impl std::fmt::Debug for Thin {
     }
 }
 
-/// Names up to this long live inside the [`Key`].
+/// Names up to this long live inside the [`Key`], and names one byte longer when
+/// [`fills_key`] says so.
 pub const INLINE_KEY: usize = 15;
+
+/// Whether a name of 16 bytes fills a [`Key`]: its last byte, where a shorter name keeps its
+/// length (0..=15) and a long one the tag `THIN`, is neither.
+fn fills_key(bytes: &[u8]) -> bool {
+    bytes.len() == INLINE_KEY + 1
+        && bytes[INLINE_KEY] > INLINE_KEY as u8
+        && bytes[INLINE_KEY] != THIN
+}
+
+/// Whether a name lives inside its [`Key`] (no block of its own).
+pub fn is_inline(bytes: &[u8]) -> bool {
+    bytes.len() <= INLINE_KEY || fills_key(bytes)
+}
 
 /// The tag byte of a [`Key`] holding a [`Thin`].
 const THIN: u8 = 0xff;
@@ -190,8 +207,9 @@ pub struct Key {
     repr: Repr,
 }
 
-/// The 16 bytes of a key: the name and, last, its length (at most 15), or a [`Thin`] and the
-/// tag `THIN` in that same last byte.
+/// The 16 bytes of a key: the name and, last, its length (at most 15); or a name of 16 bytes
+/// whose last byte is neither a length nor `THIN`; or a [`Thin`] and the tag `THIN` in that
+/// same last byte.
 #[repr(C)]
 union Repr {
     inline: [u8; 16],
@@ -211,6 +229,13 @@ impl Key {
             let mut inline = [0u8; 16];
             inline[..bytes.len()].copy_from_slice(bytes);
             inline[15] = bytes.len() as u8;
+            return Key {
+                repr: Repr { inline },
+            };
+        }
+        if fills_key(bytes) {
+            let mut inline = [0u8; 16];
+            inline.copy_from_slice(bytes);
             return Key {
                 repr: Repr { inline },
             };
@@ -238,11 +263,20 @@ impl Key {
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        match self.thin() {
-            Some(t) => t.as_bytes(),
-            // SAFETY: an inline key wrote its length (≤ 15) and that many bytes.
-            None => unsafe { &self.repr.inline[..usize::from(self.tag()).min(INLINE_KEY)] },
+        let tag = self.tag();
+        if tag == THIN {
+            // SAFETY: a `THIN` key was built with a `Thin`.
+            return unsafe { self.repr.thin.thin.as_bytes() };
         }
+        // A last byte past the lengths is the last of a 16-byte name (see `fills_key`).
+        let len = if usize::from(tag) <= INLINE_KEY {
+            usize::from(tag)
+        } else {
+            INLINE_KEY + 1
+        };
+        // SAFETY: an inline key wrote its 16 bytes: the name, and its length unless it fills
+        // them.
+        unsafe { &self.repr.inline[..len] }
     }
 
     /// Heap bytes this key holds beyond itself (for MEMORY USAGE): its thin block, if any.
@@ -326,7 +360,7 @@ mod tests {
             assert_eq!(&*c, &bytes[..]);
             let k = Key::new(&bytes);
             assert_eq!(k.as_bytes(), &bytes[..], "{len}");
-            assert_eq!(k.heap_len() == 0, len <= INLINE_KEY);
+            assert_eq!(k.heap_len() == 0, is_inline(&bytes), "{len}");
             let c = k.clone();
             drop(k);
             assert_eq!(&*c, &bytes[..]);
@@ -334,6 +368,24 @@ mod tests {
         assert_eq!(varint_len(127), 1);
         assert_eq!(varint_len(128), 2);
         assert_eq!(varint_len(16_384), 3);
+    }
+
+    #[test]
+    fn sixteen_byte_names_fill_the_key_unless_the_last_byte_is_ambiguous() {
+        for last in [0u8, 1, 15, 16, 17, b'0', b'9', b'z', 0x80, 0xfe, 0xff] {
+            let mut name = *b"key:00000001234_";
+            name[15] = last;
+            let k = Key::new(&name);
+            assert_eq!(k.as_bytes(), &name[..], "{last}");
+            let inline = last > 15 && last != 0xff;
+            assert_eq!(is_inline(&name), inline, "{last}");
+            assert_eq!(k.heap_len() == 0, inline, "{last}");
+            assert_eq!(k, Key::new(&name));
+            assert_eq!(k.clone().as_bytes(), &name[..]);
+        }
+        assert_eq!(&*Key::new(b"key:000000012345"), b"key:000000012345");
+        assert!(is_inline(b"key:000000012345"));
+        assert!(!is_inline(b"key:0000000123456"));
     }
 
     #[test]

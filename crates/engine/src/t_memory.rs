@@ -13,7 +13,7 @@ use crate::command::table::Registration;
 use crate::db::Entry;
 use crate::dict::Dict;
 use crate::error;
-use crate::key::{Key, INLINE_KEY};
+use crate::key::{is_inline, Key};
 use crate::num;
 use crate::shard::Ctx;
 use crate::t_keys::help_reply;
@@ -56,7 +56,7 @@ pub fn memory_usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// The bytes `key` and its entry take in the keyspace.
 pub fn key_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
     // A name past the inline limit has a block of its own: a length varint and the bytes.
-    let key_block = if key.len() > INLINE_KEY {
+    let key_block = if !is_inline(key) {
         key.len() + 1 + usize::from(key.len() >= 128) + usize::from(key.len() >= 1 << 14)
     } else {
         0
@@ -135,9 +135,12 @@ mod tests {
         assert_eq!(usage(&mut t, &["k"]), small);
         t.run(&["set", "k", &"x".repeat(1001)]);
         assert_eq!(usage(&mut t, &["k"]), small + 1001);
-        // Names up to 15 bytes live in the node; a longer one has a block (length + bytes).
+        // Names up to 15 bytes (16 when the last byte allows) live in the node; a longer one
+        // has a block (length + bytes).
         t.run(&["set", "longerkey", "v"]);
         assert_eq!(usage(&mut t, &["longerkey"]), small);
+        t.run(&["set", "key:000000012345", "v"]);
+        assert_eq!(usage(&mut t, &["key:000000012345"]), small);
         t.run(&["set", "a-name-of-20-bytes..", "v"]);
         assert_eq!(usage(&mut t, &["a-name-of-20-bytes.."]), small + 21);
     }

@@ -76,6 +76,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     info!("{}", probe::check_memlock(shards)?);
     crate::persist::init();
     crate::persist::aof::load::prepare(&config, shards)?;
+    crate::persist::loading::begin(shards);
     // SAFETY: installing handlers that only store to an atomic is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
@@ -183,21 +184,9 @@ async fn core_main(
     // Requests parked behind a script that turns busy are answered -BUSY, as Redis does.
     crate::core::shard_lock::set_blocked_refusal(crate::script::busy::refuse);
     *core.tls.borrow_mut() = tls;
-    // With `appendonly yes` every core loads from the append-only set, before it binds (a
-    // core failing to bind must not leave the others waiting for it to load).
-    crate::persist::aof::load::start_shard(&core)?;
     let listeners = listen::open(&addrs, backlog, core.id)?;
     if listeners.is_empty() {
         return Err("no address to listen on".into());
-    }
-    // Every core loads its keys before it serves (in parallel with the others); with
-    // `appendonly yes` the append-only set alone is loaded, as in Redis.
-    if !crate::persist::aof::load::planned() {
-        crate::persist::load::load_shard(&core)?;
-    }
-    if core.id == 0 {
-        crate::primary::init(&core.config.borrow());
-        crate::replica::init(&core);
     }
     let event_loop = EventLoop::new(core.clone(), listeners).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOMEM) {
@@ -215,11 +204,43 @@ async fn core_main(
     // What the core holds before any client: MEMORY STATS's `startup.allocated`.
     core.memory
         .set_fixed(crate::alloc::core_used(core.id).max(0) as u64);
-    let _ = ready.send(());
-    drop(ready);
+    // The core listens while it loads (clients get -LOADING), as Redis; the server is ready
+    // once every core has loaded.
+    let failed = Rc::new(std::cell::RefCell::new(None));
+    spawn::spawn(load(core.clone(), ready, failed.clone()));
     spawn::spawn(clock(core.clone()));
     glommio::spawn_local(event_loop).await;
-    Ok(())
+    let failed = failed.borrow_mut().take();
+    failed.map_or(Ok(()), Err)
+}
+
+/// Loads the core's shard, every core in parallel: with `appendonly yes` from the
+/// append-only set alone, as Redis; otherwise from the snapshot set (or a Redis
+/// `dump.rdb`). Then says the core is ready, or stops the server with the error.
+async fn load(
+    core: Rc<Core>,
+    ready: std::sync::mpsc::Sender<()>,
+    failed: Rc<std::cell::RefCell<Option<String>>>,
+) {
+    let result = if crate::persist::aof::load::planned() {
+        crate::persist::aof::load::start_shard(&core).await
+    } else {
+        crate::persist::load::load_shard_paced(&core, true).await
+    };
+    crate::persist::loading::core_done();
+    match result {
+        Ok(()) => {
+            if core.id == 0 {
+                crate::primary::init(&core.config.borrow());
+                crate::replica::init(&core);
+            }
+            let _ = ready.send(());
+        }
+        Err(e) => {
+            *failed.borrow_mut() = Some(e);
+            request_shutdown();
+        }
+    }
 }
 
 /// The core's clock, `hz` times a second: active expiry, idle clients, the memory limit (see
@@ -231,6 +252,15 @@ async fn clock(core: Rc<Core>) {
         let hz = core.config.borrow().get_i64("hz").clamp(1, 500) as u64;
         core.sleep(Duration::from_millis(1000 / hz)).await;
         let now = core.now_ms();
+        // While loading, Redis runs none of its periodic jobs; a signal stops the server
+        // without saving (a partial data set must not replace the files).
+        if crate::persist::loading::active() {
+            if crate::persist::shutdown_signalled() {
+                warn!("Received shutdown signal during loading, scheduling shutdown.");
+                request_shutdown();
+            }
+            continue;
+        }
         let started = std::time::Instant::now();
         core.shard.borrow_mut().active_expire(now, 16);
         core.latency_sample("expire-cycle", started.elapsed());

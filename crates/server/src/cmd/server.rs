@@ -306,7 +306,9 @@ pub async fn shutdown(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     }
     tracing::warn!("User requested shutdown...");
     let rules = !s.core.config.borrow().get("save").trim().is_empty();
-    if save || (rules && !nosave) {
+    // While loading nothing is saved, SAVE or not (Redis): the data set is partial.
+    let loading = crate::persist::loading::active();
+    if !loading && (save || (rules && !nosave)) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         if let Err(e) = crate::persist::save::save(&s.core, None).await {
             tracing::warn!("Error trying to save the DB, can't exit: {e:?}");

@@ -1,5 +1,9 @@
 //! What a core records about the commands it runs, for INFO commandstats / errorstats /
-//! latencystats, LATENCY HISTOGRAM, the slow log and the latency monitor.
+//! latencystats, LATENCY HISTOGRAM, the slow log, the latency monitor and the metrics
+//! endpoint's calls by command.
+//!
+//! One record per command holds every per-command figure, in a table sized once for every
+//! command id, so a call touches one record and never grows anything.
 //!
 //! Each core keeps its own records of what ran on it: a command over one shard is recorded by
 //! the core that ran it (exact execution time, as Redis measures `call()`), a command the
@@ -47,6 +51,10 @@ pub const SCRIPT: u64 = u64::MAX;
 /// One command's counters.
 #[derive(Default)]
 pub struct CommandStat {
+    /// Calls this core's connections sent, rejected ones included, for the metrics endpoint:
+    /// counted on the client's core, and kept by CONFIG RESETSTAT (a Prometheus counter
+    /// never goes back).
+    pub received: u64,
     pub calls: u64,
     pub usec: u64,
     pub rejected: u64,
@@ -68,10 +76,9 @@ pub struct SlowEntry {
 }
 
 /// Everything a core records.
-#[derive(Default)]
 pub struct Records {
-    /// Indexed by `Command::id`.
-    commands: Vec<CommandStat>,
+    /// Indexed by `Command::id`: one record for every command there is.
+    commands: Box<[CommandStat]>,
     errors: BTreeMap<String, u64>,
     pub total_errors: u64,
     /// Newest first.
@@ -79,13 +86,43 @@ pub struct Records {
     pub latency: Monitor,
 }
 
-impl Records {
-    fn command(&mut self, cmd: &Command) -> &mut CommandStat {
-        if self.commands.len() <= cmd.id {
-            self.commands
-                .resize_with(all_facts().len().max(cmd.id + 1), Default::default);
+impl Default for Records {
+    fn default() -> Records {
+        Records {
+            commands: (0..all_facts().len())
+                .map(|_| CommandStat::default())
+                .collect(),
+            errors: BTreeMap::new(),
+            total_errors: 0,
+            slowlog: VecDeque::new(),
+            latency: Monitor::default(),
         }
-        &mut self.commands[cmd.id]
+    }
+}
+
+impl Records {
+    /// The record of `cmd` (every command id has one; None only for an id from elsewhere).
+    #[inline]
+    fn command(&mut self, cmd: &Command) -> Option<&mut CommandStat> {
+        self.commands.get_mut(cmd.id)
+    }
+
+    /// Counts a call of `cmd` sent by one of this core's connections.
+    #[inline]
+    pub fn received(&mut self, cmd: &Command) {
+        if let Some(stat) = self.command(cmd) {
+            stat.received += 1;
+        }
+    }
+
+    /// (command id, calls received) of every command this core's connections sent.
+    pub fn received_calls(&self) -> Vec<(usize, u64)> {
+        self.commands
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.received > 0)
+            .map(|(id, c)| (id, c.received))
+            .collect()
     }
 
     /// The counters of command `id`, if it ran here.
@@ -107,7 +144,12 @@ impl Records {
     /// CONFIG RESETSTAT: command and error statistics (not the slow log or latency events,
     /// as in Redis).
     pub fn reset_stats(&mut self) {
-        self.commands.clear();
+        for stat in self.commands.iter_mut() {
+            *stat = CommandStat {
+                received: stat.received,
+                ..CommandStat::default()
+            };
+        }
         self.errors.clear();
         self.total_errors = 0;
     }
@@ -429,17 +471,16 @@ impl Core {
             return;
         }
         let hot = self.config.borrow().hot();
-        let micros = took.as_micros() as u64;
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let micros = nanos / 1000;
         let mut records = self.records.borrow_mut();
-        {
-            let stat = records.command(cmd);
+        if let Some(stat) = records.command(cmd) {
             stat.calls += 1;
             stat.usec += micros;
             if failed(reply) {
                 stat.failed += 1;
             }
             if hot.latency_tracking {
-                let nanos = (took.as_nanos() as u64).clamp(HISTOGRAM_MIN_NS, HISTOGRAM_MAX_NS);
                 if stat.histogram.is_none() {
                     stat.histogram =
                         Histogram::new_with_bounds(HISTOGRAM_MIN_NS, HISTOGRAM_MAX_NS, 2)
@@ -447,7 +488,7 @@ impl Core {
                             .map(Box::new);
                 }
                 if let Some(h) = stat.histogram.as_deref_mut() {
-                    h.saturating_record(nanos);
+                    h.saturating_record(nanos.clamp(HISTOGRAM_MIN_NS, HISTOGRAM_MAX_NS));
                 }
             }
         }
@@ -476,8 +517,8 @@ impl Core {
     /// Records a call refused before it ran (arity, ACL, OOM, BUSY…): `cmd` when known.
     pub fn record_rejected(&self, cmd: Option<&Command>, reply: &Reply) {
         let mut records = self.records.borrow_mut();
-        if let Some(cmd) = cmd {
-            records.command(cmd).rejected += 1;
+        if let Some(stat) = cmd.and_then(|cmd| records.command(cmd)) {
+            stat.rejected += 1;
         }
         if let Reply::Error(text) = reply {
             records.count_error(text);
@@ -600,6 +641,25 @@ mod tests {
         let call = args(&[b"get", b"k"]);
         let cmd = shardis_engine::lookup(&call).unwrap();
         assert!(matches!(redacted(cmd, &call), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn calls_received_survive_resetstat() {
+        let get = shardis_engine::lookup(&args(&[b"get", b"k"])).unwrap();
+        let set = shardis_engine::lookup(&args(&[b"set", b"k", b"v"])).unwrap();
+        let mut r = Records::default();
+        r.received(get);
+        r.received(get);
+        r.received(set);
+        if let Some(stat) = r.command(get) {
+            stat.calls += 1;
+        }
+        let mut expected = vec![(get.id, 2), (set.id, 1)];
+        expected.sort();
+        assert_eq!(r.received_calls(), expected);
+        r.reset_stats();
+        assert_eq!(r.stat(get.id).map(|s| s.calls), Some(0));
+        assert_eq!(r.received_calls(), expected);
     }
 
     #[test]

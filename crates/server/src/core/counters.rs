@@ -1,5 +1,6 @@
-//! Per-core counters that only the metrics endpoint reads: calls by command, and requests
-//! forwarded to other cores with the round trip of their batches.
+//! Per-core counters that only the metrics endpoint reads: requests forwarded to other cores
+//! and the round trip of their batches (calls by command are in `calls`, beside the other
+//! per-command figures).
 //!
 //! They are plain cells owned by the core: the hot path adds to them without atomics or
 //! fences, and a scrape reads them on the core itself (the fan-out runs a closure on every
@@ -7,38 +8,6 @@
 
 use std::cell::Cell;
 use std::time::Duration;
-
-use shardis_engine::command::all_facts;
-
-/// Calls of each command (subcommands apart) received by this core's connections, indexed by
-/// the command's id.
-pub struct CommandCalls(Box<[Cell<u64>]>);
-
-impl Default for CommandCalls {
-    fn default() -> CommandCalls {
-        CommandCalls((0..all_facts().len()).map(|_| Cell::new(0)).collect())
-    }
-}
-
-impl CommandCalls {
-    /// Counts one call of command `id`.
-    #[inline]
-    pub fn bump(&self, id: usize) {
-        if let Some(c) = self.0.get(id) {
-            c.set(c.get() + 1);
-        }
-    }
-
-    /// (command id, calls) of every command called at least once.
-    pub fn called(&self) -> Vec<(usize, u64)> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.get() > 0)
-            .map(|(id, c)| (id, c.get()))
-            .collect()
-    }
-}
 
 /// Upper bounds of the round-trip buckets: 2^(k+3) microseconds, 8 µs to about 1 s, and
 /// +Inf past the last.
@@ -127,15 +96,5 @@ mod tests {
             assert_eq!(b[k], 1, "{bound} µs is in bucket {k}");
             assert_eq!(b[k + 1], 1, "{} µs is past bucket {k}", bound + 1);
         }
-    }
-
-    #[test]
-    fn calls_are_counted_by_command_id() {
-        let c = CommandCalls::default();
-        c.bump(3);
-        c.bump(3);
-        c.bump(5);
-        c.bump(usize::MAX);
-        assert_eq!(c.called(), vec![(3, 2), (5, 1)]);
     }
 }

@@ -350,8 +350,6 @@ pub struct Core {
     /// This shard's lock (see `shard_lock`).
     pub lock: RefCell<LockTable>,
     pub stats: Cell<CoreStats>,
-    /// Calls by command, for the metrics endpoint.
-    pub calls: counters::CommandCalls,
     /// Requests forwarded to other cores and their batches' round trips.
     pub forwarding: counters::Forwarding,
     pub started: Instant,
@@ -363,7 +361,8 @@ pub struct Core {
     pub pubsub: RefCell<pubsub::PubSub>,
     /// Client-side caching: this shard's tracking table and this core's BCAST prefixes.
     pub tracking: RefCell<tracking::Table>,
-    /// Command statistics, the slow log and latency events of what ran here (see `calls`).
+    /// Command statistics, the slow log and latency events of what ran here, and the calls
+    /// this core's connections sent (see `calls`).
     pub records: RefCell<calls::Records>,
     /// This core's copy of the ACL users (and, on core 0, the ACL log).
     pub acl: RefCell<crate::acl::Acl>,
@@ -401,7 +400,6 @@ impl Core {
             waiters: RefCell::new(Waiters::default()),
             lock: RefCell::new(LockTable::default()),
             stats: Cell::new(CoreStats::default()),
-            calls: counters::CommandCalls::default(),
             forwarding: counters::Forwarding::default(),
             started: Instant::now(),
             timers: Rc::new(Timers::default()),

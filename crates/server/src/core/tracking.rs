@@ -250,7 +250,7 @@ fn overlaps<'a>(
 /// Whether a command ends the effect of CLIENT CACHING: any but CLIENT's own (Redis keeps the
 /// flag past CLIENT subcommands, and for a whole transaction).
 pub fn caching_ends_after(cmd: &Command) -> bool {
-    cmd.name.split('|').next() != Some("client")
+    cmd.facts.container != Some("client") && cmd.name != "client"
 }
 
 /// What a change tells a client's core.

@@ -58,7 +58,7 @@ pub async fn snapshot(core: &Rc<Core>) -> Snapshot {
                     .filter(|c| c.try_borrow().is_ok_and(|c| c.is_blocked()))
                     .count(),
                 stats: core.stats.get(),
-                calls: core.calls.called(),
+                calls: core.records.borrow().received_calls(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,
                 expired_keys: shard.expired_keys(),

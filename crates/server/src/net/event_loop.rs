@@ -1125,7 +1125,7 @@ impl EventLoop {
             }
         };
         conn.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
-        core.calls.bump(cmd.id);
+        core.records.borrow_mut().received(cmd);
         if let Err(denied) = cmd::acl::admit(session, cmd, args) {
             multi::flag_error(session);
             core.record_rejected(Some(cmd), &denied);
@@ -1157,6 +1157,11 @@ impl EventLoop {
                 core.record_rejected(Some(cmd), &refused);
                 return conn.reply(refused);
             }
+        }
+        // While the shards load: -LOADING for what Redis refuses then.
+        if let Some(refused) = crate::persist::loading::refuse(session, cmd) {
+            core.record_rejected(Some(cmd), &refused);
+            return conn.reply(refused);
         }
         // A script running long holds what this command needs: -BUSY (scripting).
         if let Some(busy) = crate::script::busy::refuse(core, cmd, args) {
@@ -1200,7 +1205,10 @@ impl EventLoop {
             return conn.reply(reply);
         }
         // EXEC describes itself after its commands (see `dispatch::exec`).
-        if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) && crate::core::monitored(cmd) {
+        if !matches!(cmd.exec, Exec::Server(ServerCmd::Exec))
+            && crate::core::monitored(cmd)
+            && core.pubsub.borrow().has_monitors()
+        {
             let c = conn.client.borrow();
             core.feed_monitors(&c.addr, c.db, &crate::core::calls::redacted(cmd, args));
         }

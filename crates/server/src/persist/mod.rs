@@ -9,7 +9,8 @@
 //!   and hands them to a writer thread of its own, which writes, syncs and reports back;
 //!   the new set replaces the old one only once every file is durable;
 //! - `load`: at start-up every core reads the current set (or a Redis `dump.rdb`) and keeps
-//!   the keys it owns, all cores in parallel, whatever the shard count was.
+//!   the keys it owns, all cores in parallel, whatever the shard count was;
+//! - `loading`: the loading state while the server listens (`-LOADING`, INFO's progress).
 //!
 //! File I/O runs on a blocking thread per shard and per snapshot rather than on the core's
 //! ring: it moves large sequential writes and their `fdatasync` off the core entirely, the
@@ -19,6 +20,7 @@
 pub mod aof;
 pub mod files;
 pub mod load;
+pub mod loading;
 pub mod save;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -93,8 +95,9 @@ pub fn info(changes: u64) -> String {
         -1
     };
     let (aof_state, aof_sizes) = aof::info();
+    let (loading, progress) = loading::info();
     format!(
-        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n{aof_state}module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n{aof_sizes}",
+        "loading:{loading}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n{aof_state}module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n{aof_sizes}{progress}",
         u8::from(running),
         last_save(),
         if LAST_OK.load(Ordering::Relaxed) { "ok" } else { "err" },

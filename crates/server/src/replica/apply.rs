@@ -271,32 +271,48 @@ fn connected(st: &mut super::State) {
 }
 
 /// Loads the RDB at `path` into every shard (each core reads it and keeps its own keys, as at
-/// start-up, and every core the function libraries).
+/// start-up, and every core the function libraries). The cores load in time slices and
+/// serve meanwhile: clients get `-LOADING` until every core is done, as from Redis while a
+/// replica loads its full sync.
 async fn load(core: &Rc<Core>, path: &Path) -> Result<(), String> {
     let path = path.to_string_lossy().into_owned();
     info!("MASTER <-> REPLICA sync: Loading DB in memory");
-    let results = core
-        .broadcast(move |c| {
-            let mut shard = c.shard.borrow_mut();
-            shard.set_keep_expired(true);
-            let (id, shards) = (c.id, c.shards);
-            let mine = |key: &[u8]| route::shard_of(key, shards) == id;
-            // Every core keeps its copy of the primary's function libraries.
-            let mut libraries = crate::script::functions::Libraries::default();
-            let loaded = crate::persist::load::load_rdb(
-                &mut shard,
-                &path,
-                &mine,
-                false,
-                Some(&mut libraries),
-            )?;
-            crate::script::state::with(|st| st.libraries.join(libraries, true))
-                .map_err(|e| format!("Failed loading library, {e}"))?;
-            Ok(loaded)
-        })
-        .await;
-    results
-        .into_iter()
-        .find_map(Result::err)
-        .map_or(Ok(()), Err)
+    crate::persist::loading::begin(core.shards);
+    if let Ok(size) = std::fs::metadata(&path) {
+        crate::persist::loading::add_total(size.len() * core.shards as u64);
+    }
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let report = failures.clone();
+    core.broadcast(move |c| {
+        let (c, path, report) = (c.clone(), path.clone(), report.clone());
+        crate::core::spawn::spawn(async move {
+            if let Err(e) = load_shard(&c, &path).await {
+                if let Ok(mut f) = report.lock() {
+                    f.push(e);
+                }
+            }
+            crate::persist::loading::core_done();
+        });
+    })
+    .await;
+    while crate::persist::loading::active() {
+        core.sleep(Duration::from_millis(1)).await;
+    }
+    let first = failures.lock().ok().and_then(|mut f| f.pop());
+    first.map_or(Ok(()), Err)
+}
+
+/// One core's part of [`load`].
+async fn load_shard(c: &Rc<Core>, path: &str) -> Result<u64, String> {
+    c.shard.borrow_mut().set_keep_expired(true);
+    let (id, shards) = (c.id, c.shards);
+    let mine = |key: &[u8]| route::shard_of(key, shards) == id;
+    // Every core keeps its copy of the primary's function libraries.
+    let mut libraries = crate::script::functions::Libraries::default();
+    let loaded =
+        crate::persist::load::load_rdb(&c.shard, path, &mine, false, Some(&mut libraries), true)
+            .await?;
+    crate::script::state::with(|st| st.libraries.join(libraries, true))
+        .map_err(|e| format!("Failed loading library, {e}"))?;
+    Ok(loaded)
 }

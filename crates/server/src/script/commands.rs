@@ -132,31 +132,14 @@ pub async fn run(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Re
         },
         ServerCmd::ScriptKill => busy::kill(&s.core, true).await,
         ServerCmd::ScriptHelp => crate::cmd::help("SCRIPT", SCRIPT_HELP),
-        ServerCmd::FunctionLoad => function_load(&s.core, args).await,
+        ServerCmd::FunctionLoad
+        | ServerCmd::FunctionDelete
+        | ServerCmd::FunctionFlush
+        | ServerCmd::FunctionRestore => function_change(&s.core, which, args).await,
         ServerCmd::FunctionList => function_list(args),
-        ServerCmd::FunctionDelete => {
-            let name = String::from_utf8_lossy(&args[2]).into_owned();
-            match change(&s.core, Change::Delete(name)).await {
-                Ok(()) => Reply::Ok,
-                Err(e) => Reply::error(format!("ERR {e}")),
-            }
-        }
-        ServerCmd::FunctionFlush => {
-            if args.len() > 3 {
-                return Some(subcommand_syntax(args));
-            }
-            match flush_mode(args) {
-                Some(()) => match change(&s.core, Change::Flush).await {
-                    Ok(()) => Reply::Ok,
-                    Err(e) => Reply::error(format!("ERR {e}")),
-                },
-                None => Reply::err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
-            }
-        }
         ServerCmd::FunctionDump => Reply::Bulk(Bytes::from(state::with(|st| {
             functions::dump(&st.libraries)
         }))),
-        ServerCmd::FunctionRestore => function_restore(&s.core, args).await,
         ServerCmd::FunctionStats => function_stats(&s.core).await,
         ServerCmd::FunctionKill => busy::kill(&s.core, false).await,
         ServerCmd::FunctionHelp => crate::cmd::help("FUNCTION", FUNCTION_HELP),
@@ -564,12 +547,18 @@ fn apply(libs: &mut Libraries, change: &Change) -> Result<(), String> {
 
 /// Decides a change on core 0 against its libraries, applies it on every core, and waits
 /// until every core has it (core 0's messages to each core precede the final round trip).
-async fn change(core: &Rc<Core>, change: Change) -> Result<(), String> {
+/// With `appendonly yes` the command (`logged`) goes to shard 0's log, in the order core 0
+/// decided the changes, as Redis logs it; start-up replays it (`persist::aof::load`).
+async fn change(core: &Rc<Core>, change: Change, logged: Vec<Bytes>) -> Result<(), String> {
     let shards = core.shards;
     let result = core
         .run_on(0, move |c0| {
             let result = state::with(|st| apply(&mut st.libraries, &change));
             if result.is_ok() {
+                let now = c0.now_ms();
+                if let Some(journal) = &mut c0.shard.borrow_mut().journal {
+                    journal.command(0, now, &logged);
+                }
                 for other in 1..shards {
                     let change = change.clone();
                     c0.post(
@@ -592,32 +581,96 @@ async fn change(core: &Rc<Core>, change: Change) -> Result<(), String> {
     result
 }
 
-/// FUNCTION LOAD [REPLACE] code.
-async fn function_load(core: &Rc<Core>, args: &[Bytes]) -> Reply {
-    let mut replace = false;
-    let mut at = 2;
-    while at < args.len() - 1 {
-        if args[at].eq_ignore_ascii_case(b"replace") {
-            replace = true;
-            at += 1;
-            continue;
-        }
-        return Reply::error(format!(
-            "ERR Unknown option given: {}",
-            String::from_utf8_lossy(&args[at])
-        ));
-    }
-    if at >= args.len() {
-        return Reply::err("ERR Function code is missing");
-    }
-    let lib = match functions::compile(args[at].clone(), Some(functions::LOAD_TIMEOUT)) {
-        Ok(lib) => lib,
-        Err(e) => return Reply::error(format!("ERR {e}")),
+/// FUNCTION LOAD, DELETE, FLUSH or RESTORE: the change decided on core 0, applied on every
+/// core, and logged (see [`change`]).
+async fn function_change(core: &Rc<Core>, which: ServerCmd, args: &[Bytes]) -> Reply {
+    let change_asked = match parse_change(which, args) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
-    let name = lib.name.clone();
-    match change(core, Change::Add(lib, replace)).await {
-        Ok(()) => Reply::Bulk(Bytes::from(name)),
+    let loaded = match &change_asked {
+        Change::Add(lib, _) => Some(lib.name.clone()),
+        _ => None,
+    };
+    match change(core, change_asked, args.to_vec()).await {
+        Ok(()) => loaded.map_or(Reply::Ok, |name| Reply::Bulk(Bytes::from(name))),
         Err(e) => Reply::error(format!("ERR {e}")),
+    }
+}
+
+/// Whether a runtime command changes the function libraries (and is logged).
+pub fn changes_libraries(which: ServerCmd) -> bool {
+    matches!(
+        which,
+        ServerCmd::FunctionLoad
+            | ServerCmd::FunctionDelete
+            | ServerCmd::FunctionFlush
+            | ServerCmd::FunctionRestore
+    )
+}
+
+/// Applies a FUNCTION LOAD, DELETE, FLUSH or RESTORE read back from the append-only log.
+pub fn replay_change(libs: &mut Libraries, which: ServerCmd, args: &[Bytes]) -> Result<(), String> {
+    let change = parse_change(which, args).map_err(|reply| match reply {
+        Reply::Error(e) => e.to_string(),
+        _ => "not a change to the libraries".to_string(),
+    })?;
+    apply(libs, &change)
+}
+
+/// The change a FUNCTION LOAD, DELETE, FLUSH or RESTORE asks for, or its error reply.
+fn parse_change(which: ServerCmd, args: &[Bytes]) -> Result<Change, Reply> {
+    match which {
+        ServerCmd::FunctionLoad => {
+            let mut replace = false;
+            let mut at = 2;
+            while at < args.len() - 1 {
+                if args[at].eq_ignore_ascii_case(b"replace") {
+                    replace = true;
+                    at += 1;
+                    continue;
+                }
+                return Err(Reply::error(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(&args[at])
+                )));
+            }
+            let Some(code) = args.get(at) else {
+                return Err(Reply::err("ERR Function code is missing"));
+            };
+            functions::compile(code.clone(), Some(functions::LOAD_TIMEOUT))
+                .map(|lib| Change::Add(lib, replace))
+                .map_err(|e| Reply::error(format!("ERR {e}")))
+        }
+        ServerCmd::FunctionDelete => Ok(Change::Delete(
+            String::from_utf8_lossy(args.get(2).map_or(&[][..], |a| a)).into_owned(),
+        )),
+        ServerCmd::FunctionFlush => {
+            if args.len() > 3 {
+                return Err(subcommand_syntax(args));
+            }
+            flush_mode(args)
+                .map(|()| Change::Flush)
+                .ok_or_else(|| Reply::err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"))
+        }
+        ServerCmd::FunctionRestore => {
+            if args.len() > 4 {
+                return Err(subcommand_syntax(args));
+            }
+            let policy = match args.get(3).map(|p| p.to_ascii_lowercase()) {
+                None => RestorePolicy::Append,
+                Some(p) if p == b"append" => RestorePolicy::Append,
+                Some(p) if p == b"replace" => RestorePolicy::Replace,
+                Some(p) if p == b"flush" => RestorePolicy::Flush,
+                Some(_) => return Err(Reply::err(
+                    "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+                )),
+            };
+            functions::restore(args.get(2).map_or(&[][..], |a| a))
+                .map(|libs| Change::Restore(libs, policy))
+                .map_err(|e| Reply::error(format!("ERR {e}")))
+        }
+        _ => Err(Reply::err("ERR not a change to the function libraries")),
     }
 }
 
@@ -692,31 +745,6 @@ fn function_list(args: &[Bytes]) -> Reply {
                 .collect(),
         )
     })
-}
-
-/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE].
-async fn function_restore(core: &Rc<Core>, args: &[Bytes]) -> Reply {
-    if args.len() > 4 {
-        return subcommand_syntax(args);
-    }
-    let policy =
-        match args.get(3).map(|p| p.to_ascii_lowercase()) {
-            None => RestorePolicy::Append,
-            Some(p) if p == b"append" => RestorePolicy::Append,
-            Some(p) if p == b"replace" => RestorePolicy::Replace,
-            Some(p) if p == b"flush" => RestorePolicy::Flush,
-            Some(_) => return Reply::err(
-                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
-            ),
-        };
-    let libs = match functions::restore(&args[2]) {
-        Ok(libs) => libs,
-        Err(e) => return Reply::error(format!("ERR {e}")),
-    };
-    match change(core, Change::Restore(libs, policy)).await {
-        Ok(()) => Reply::Ok,
-        Err(e) => Reply::error(format!("ERR {e}")),
-    }
 }
 
 /// FUNCTION STATS.

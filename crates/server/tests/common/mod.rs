@@ -21,15 +21,20 @@ pub struct Server {
     cwd: std::path::PathBuf,
 }
 
-/// The process id INFO reports on `port`, if a server answers there.
-fn serving_pid(port: u16) -> Option<u32> {
+/// The process id INFO reports on `port`, if a server answers there and has loaded its data
+/// (or, with `loaded` false, as soon as it listens).
+fn serving_pid(port: u16, loaded: bool) -> Option<u32> {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"INFO server\r\n").ok()?;
+    s.write_all(b"INFO server persistence\r\n").ok()?;
     let mut text = String::new();
     let mut buf = [0u8; 4096];
-    while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains('\r') {
+    while !text.contains("process_id:")
+        || !text[text.find("process_id:")?..].contains('\r')
+        || !text.contains("\r\nloading:")
+        || !text[text.find("\r\nloading:")? + 2..].contains('\r')
+    {
         let n = s.read(&mut buf).ok()?;
         if n == 0 {
             return None;
@@ -40,6 +45,9 @@ fn serving_pid(port: u16) -> Option<u32> {
             // server started by this harness is the one expected on a fresh port.
             return Some(0);
         }
+    }
+    if loaded && text.contains("\r\nloading:1") {
+        return None;
     }
     let rest = &text[text.find("process_id:")? + "process_id:".len()..];
     rest[..rest.find('\r')?].trim().parse().ok()
@@ -62,6 +70,16 @@ impl Server {
     /// Starts a server on a configuration file, with overrides as `start`.
     pub fn start_with_file(file: &std::path::Path, shards: usize, extra: &[&str]) -> Server {
         Server::launch(Some(file), shards, extra)
+    }
+
+    /// Starts a server as `start` and returns once it listens, before it has loaded its data.
+    pub fn start_loading(shards: usize, extra: &[&str]) -> Server {
+        for _ in 0..5 {
+            if let Ok(server) = Server::try_start_as(None, free_port(), shards, extra, false) {
+                return server;
+            }
+        }
+        panic!("shardis-server did not start");
     }
 
     fn launch(file: Option<&std::path::Path>, shards: usize, extra: &[&str]) -> Server {
@@ -94,6 +112,17 @@ impl Server {
         shards: usize,
         extra: &[&str],
     ) -> Result<Server, String> {
+        Server::try_start_as(file, port, shards, extra, true)
+    }
+
+    /// [`Server::try_start`]; `loaded`: waits until the server has loaded its data too.
+    fn try_start_as(
+        file: Option<&std::path::Path>,
+        port: u16,
+        shards: usize,
+        extra: &[&str],
+        loaded: bool,
+    ) -> Result<Server, String> {
         static STARTED: AtomicU64 = AtomicU64::new(0);
         let cwd = std::env::temp_dir().join(format!(
             "shardis-test-{}-{}",
@@ -118,14 +147,15 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn shardis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Loading a large data set in a debug build takes a while.
+        let deadline = Instant::now() + Duration::from_secs(if loaded { 60 } else { 10 });
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
                 let _ = std::fs::remove_dir_all(&cwd);
                 return Err(format!("it exited: {status}"));
             }
             // Make sure the server answering is ours, not another test's on a reused port.
-            let pid = serving_pid(port);
+            let pid = serving_pid(port, loaded);
             if pid == Some(child.id()) || pid == Some(0) {
                 return Ok(Server { port, child, cwd });
             }
@@ -134,7 +164,7 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&cwd);
-        Err("it did not answer within 10 s".into())
+        Err("it did not answer in time".into())
     }
 
     pub fn client(&self) -> redis::Client {

@@ -15,19 +15,24 @@
 //!    transaction's records are held back until its end record, then applied only if every
 //!    shard that took part logged its end too. Without a set, or after a change of shard
 //!    count, each core writes a new base and a new incremental file and core 0 publishes
-//!    the new manifest once all are durable; until then no core serves.
+//!    the new manifest once all are durable; until then every core answers `-LOADING`
+//!    (the cores wait for each other at two gates with their event loops running).
 //!
 //! Each start appends a run marker (an end record of transaction `run id` with no
 //! participants) to every shard's log, since transaction ids start again with each run.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::{Barrier, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 use std::time::Instant;
 
+use shardis_engine::journal::ReplayError;
 use shardis_engine::Shard;
 use shardis_persist::aof::{self as frames, Frame, Record, FRAME_HEADER};
 use tracing::{info, warn};
@@ -37,7 +42,9 @@ use super::log;
 use crate::config::Config;
 use crate::coord::route;
 use crate::core::{wall_ms, Core};
+use crate::persist::loading::{self, Counted, Slice};
 use crate::persist::save::{self, Target};
+use crate::script::functions::Libraries;
 
 /// What start-up found, shared by the cores.
 struct Plan {
@@ -47,11 +54,32 @@ struct Plan {
     complete: HashSet<(u64, u64)>,
     /// This run's id (its marker).
     run: u64,
-    barrier: Barrier,
+    /// Cores that loaded (first gate), and that saw the set in force complete (second).
+    loaded: Gate,
+    published: Gate,
+    shards: usize,
     failed: Mutex<Option<String>>,
+    /// The function libraries core 0 restored (base 0 and shard 0's log), as a FUNCTION
+    /// DUMP payload, for the other cores to take once every core has loaded.
+    libraries: Mutex<Option<Vec<u8>>>,
 }
 
 static PLAN: OnceLock<Plan> = OnceLock::new();
+
+/// A point every core must reach before any goes on; a core waits on it with its event
+/// loop running (its clients get -LOADING meanwhile).
+#[derive(Default)]
+struct Gate(AtomicUsize);
+
+impl Gate {
+    /// Arrives, and waits for the other cores (or a shutdown).
+    async fn pass(&self, core: &Core, cores: usize) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        while self.0.load(Ordering::SeqCst) < cores && !crate::core::shutdown_requested() {
+            core.sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
 
 /// Reads `appendfsync`; with `appendonly yes`, checks the set on disk (see the module doc).
 pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
@@ -106,8 +134,11 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
         manifest,
         complete,
         run: wall_ms(),
-        barrier: Barrier::new(shards),
+        loaded: Gate::default(),
+        published: Gate::default(),
+        shards,
         failed: Mutex::new(None),
+        libraries: Mutex::new(None),
     });
     Ok(())
 }
@@ -119,7 +150,7 @@ pub fn planned() -> bool {
 
 /// Reads frames from a file, `on_frame` getting each whole frame (header included).
 struct Frames {
-    reader: BufReader<File>,
+    reader: BufReader<Counted<File>>,
     len: u64,
     offset: u64,
     buf: Vec<u8>,
@@ -140,7 +171,7 @@ impl Frames {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         Ok(Frames {
-            reader: BufReader::with_capacity(1 << 20, file),
+            reader: BufReader::with_capacity(1 << 20, Counted(file)),
             len,
             offset: 0,
             buf: Vec::new(),
@@ -267,20 +298,23 @@ fn check_file(
 
 /// Loads this core's shard from the set and starts its log (see the module doc). Every core
 /// calls it; none returns before all have loaded and the set in force is complete.
-pub fn start_shard(core: &Rc<Core>) -> Result<(), String> {
+pub async fn start_shard(core: &Rc<Core>) -> Result<(), String> {
     let Some(plan) = PLAN.get() else {
         return Ok(());
     };
-    let result = load_and_prepare(core, plan);
+    let result = load_and_prepare(core, plan).await;
     if let Err(e) = &result {
         if let Ok(mut f) = plan.failed.lock() {
             f.get_or_insert_with(|| e.clone());
         }
     }
-    plan.barrier.wait();
+    plan.loaded.pass(core, plan.shards).await;
     let failed = |plan: &Plan| plan.failed.lock().ok().and_then(|f| f.clone());
     if let Some(e) = failed(plan) {
         return Err(e);
+    }
+    if core.id != 0 {
+        take_libraries(plan)?;
     }
     let new_set = result.unwrap_or(None);
     if core.id == 0 {
@@ -292,7 +326,7 @@ pub fn start_shard(core: &Rc<Core>) -> Result<(), String> {
             }
         }
     }
-    plan.barrier.wait();
+    plan.published.pass(core, plan.shards).await;
     if let Some(e) = failed(plan) {
         return Err(e);
     }
@@ -318,30 +352,31 @@ pub fn start_shard(core: &Rc<Core>) -> Result<(), String> {
 
 /// Loads the shard; returns the generation of the new set this core wrote files for, if the
 /// set must be rewritten (none yet, or another shard count).
-fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String> {
+async fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String> {
     let started = Instant::now();
     let Some(m) = &plan.manifest else {
         return write_new(core, plan, 1).map(Some);
     };
     let now = wall_ms();
     let mut stats = ReplayStats::default();
+    // Core 0 restores the function libraries: shard 0's base holds them, its log the
+    // FUNCTION commands since.
+    let mut libraries = Libraries::default();
     if m.shards.len() == core.shards {
         let files = m.shards.get(core.id).cloned().unwrap_or_default();
-        load_chain(
-            &mut core.shard.borrow_mut(),
-            plan,
-            core.id,
-            &files,
-            now,
-            &mut stats,
-        )?;
+        loading::add_total(chain_size(plan, &files));
+        let libs = (core.id == 0).then_some(&mut libraries);
+        load_chain(&core.shard, plan, core.id, &files, now, &mut stats, libs).await?;
     } else {
+        loading::add_total(m.shards.iter().map(|f| chain_size(plan, f)).sum());
         let engine = core.config.borrow().engine();
         let (shards, id) = (core.shards, core.id);
         let mine = |key: &[u8]| route::shard_of(key, shards) == id;
         for (old, files) in m.shards.iter().enumerate() {
-            let mut scratch = Shard::new(id, engine.clone());
-            load_chain(&mut scratch, plan, old, files, now, &mut stats)?;
+            let scratch = RefCell::new(Shard::new(id, engine.clone()));
+            let libs = (id == 0 && old == 0).then_some(&mut libraries);
+            load_chain(&scratch, plan, old, files, now, &mut stats, libs).await?;
+            let scratch = scratch.into_inner();
             let mut shard = core.shard.borrow_mut();
             for (db, d) in scratch.dbs.iter().enumerate() {
                 let Some(target) = shard.dbs.get_mut(db) else {
@@ -353,6 +388,14 @@ fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String>
                     }
                 }
             }
+        }
+    }
+    // In force before a new set is written (core 0's base carries them).
+    if core.id == 0 {
+        let payload = crate::script::functions::dump(&libraries);
+        crate::script::state::with(|st| st.libraries = libraries);
+        if let Ok(mut l) = plan.libraries.lock() {
+            *l = Some(payload);
         }
     }
     // Loading is not a change since the last save.
@@ -405,6 +448,18 @@ fn load_and_prepare(core: &Rc<Core>, plan: &Plan) -> Result<Option<u64>, String>
     Ok(None)
 }
 
+/// A core other than 0 takes the libraries core 0 restored.
+fn take_libraries(plan: &Plan) -> Result<(), String> {
+    let payload = plan.libraries.lock().ok().and_then(|l| l.clone());
+    let Some(payload) = payload else {
+        return Ok(());
+    };
+    let libraries = crate::script::functions::restore(&payload)
+        .map_err(|e| format!("Failed loading library, {e}"))?;
+    crate::script::state::with(|st| st.libraries = libraries);
+    Ok(())
+}
+
 #[derive(Default)]
 struct ReplayStats {
     records: u64,
@@ -412,20 +467,42 @@ struct ReplayStats {
     dropped_tx: u64,
 }
 
-/// Loads one old shard's base and replays its incremental files into `shard`.
-fn load_chain(
-    shard: &mut Shard,
+/// The bytes of one old shard's files.
+fn chain_size(plan: &Plan, files: &ShardFiles) -> u64 {
+    files
+        .base
+        .iter()
+        .chain(&files.incrs)
+        .filter_map(|name| std::fs::metadata(plan.layout.path(name)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Loads one old shard's base and replays its incremental files into `shard`, in time
+/// slices (the core serves its clients in between; the shard is borrowed only in a slice).
+async fn load_chain(
+    shard: &RefCell<Shard>,
     plan: &Plan,
     old: usize,
     files: &ShardFiles,
     now: u64,
     stats: &mut ReplayStats,
+    mut libraries: Option<&mut Libraries>,
 ) -> Result<(), String> {
     // The whole base, whatever the keys' shards now: the records replay over all of it.
     if let Some(b) = &files.base {
         let path = plan.layout.path(b);
-        crate::persist::load::load_rdb(shard, &path.to_string_lossy(), &|_| true, true, None)?;
+        crate::persist::load::load_rdb(
+            shard,
+            &path.to_string_lossy(),
+            &|_| true,
+            true,
+            libraries.as_deref_mut(),
+            true,
+        )
+        .await?;
     }
+    let mut slice = Slice::start();
     // Records of transactions not yet ended, by id, as whole frames.
     let mut pending: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
     let mut run = 0;
@@ -433,6 +510,10 @@ fn load_chain(
         let fail = |e: String| format!("replaying {name} (shard {old}): {e}");
         let mut f = Frames::open(&plan.layout.path(name)).map_err(|e| fail(e.to_string()))?;
         while f.next().map_err(|e| fail(e.to_string()))?.is_none() {
+            if slice.due() {
+                slice.pause().await;
+            }
+            let shard = &mut *shard.borrow_mut();
             let Some(record) = f.record() else { continue };
             match &record {
                 Record::TxEnd { tx, participants } if participants.is_empty() => {
@@ -444,7 +525,8 @@ fn load_chain(
                     if plan.complete.contains(&(run, *tx)) {
                         for frame in &held {
                             if let Frame::Record(r, _) = frames::decode(frame) {
-                                apply(shard, &r, now, stats).map_err(fail)?;
+                                apply(shard, &r, now, stats, libraries.as_deref_mut())
+                                    .map_err(fail)?;
                             }
                         }
                     } else if !held.is_empty() {
@@ -453,7 +535,7 @@ fn load_chain(
                     }
                 }
                 r if r.tx() != 0 => pending.entry(r.tx()).or_default().push(f.buf.clone()),
-                r => apply(shard, r, now, stats).map_err(fail)?,
+                r => apply(shard, r, now, stats, libraries.as_deref_mut()).map_err(fail)?,
             }
         }
     }
@@ -468,14 +550,27 @@ fn drop_pending(pending: &mut HashMap<u64, Vec<Vec<u8>>>, stats: &mut ReplayStat
     }
 }
 
+/// Replays one record; a FUNCTION command goes to `libraries` (core 0's, replaying shard
+/// 0's log), and is skipped by the other cores.
 fn apply(
     shard: &mut Shard,
     r: &Record<'_>,
     now: u64,
     stats: &mut ReplayStats,
+    libraries: Option<&mut Libraries>,
 ) -> Result<(), String> {
     stats.records += 1;
-    shardis_engine::journal::replay(shard, r, now).map_err(|e| e.to_string())
+    match shardis_engine::journal::replay(shard, r, now) {
+        Err(ReplayError::Runtime(which, args))
+            if crate::script::commands::changes_libraries(which) =>
+        {
+            match libraries {
+                Some(libs) => crate::script::commands::replay_change(libs, which, &args),
+                None => Ok(()),
+            }
+        }
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// Writes this core's base of a new set (generation `generation`) and its empty incremental

@@ -1,0 +1,169 @@
+//! The loading state: while shards load their data (at start-up, or a replica's full sync)
+//! the server already listens, and answers what Redis answers while it loads: commands the
+//! command table flags `loading` (INFO, CONFIG, SHUTDOWN…) run, every other one gets
+//! `-LOADING`; INFO persistence says `loading:1` with the progress fields.
+//!
+//! Loading is process-wide: it starts for all cores at once and ends when the last core is
+//! done, so a command routed to any shard sees one state. The loaders read their files in
+//! slices of [`SLICE`] and yield to the core's event loop in between (`pace`), as Redis
+//! processes events while it loads.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use shardis_engine::command::Flags;
+use shardis_engine::{Command, Exec, ServerCmd};
+use shardis_resp::Reply;
+
+use crate::conn::session::Session;
+use crate::core::wall_ms;
+
+/// Redis's reply to a command refused while loading.
+pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
+
+/// How long a loader works before the core serves its clients again.
+pub const SLICE: Duration = Duration::from_millis(5);
+
+/// Cores still loading (0: not loading).
+static CORES: AtomicUsize = AtomicUsize::new(0);
+/// When loading began (Unix seconds).
+static START: AtomicU64 = AtomicU64::new(0);
+/// Bytes of the files to read, over all cores (a file every core reads counts once per core).
+static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
+static LOADED_BYTES: AtomicU64 = AtomicU64::new(0);
+/// The `used-mem` recorded in the RDB files read (Redis's `loading_rdb_used_mem`).
+static RDB_USED_MEM: AtomicU64 = AtomicU64::new(0);
+
+/// Loading begins on `cores` cores; each calls [`core_done`] when it has loaded.
+pub fn begin(cores: usize) {
+    START.store(wall_ms() / 1000, Ordering::SeqCst);
+    TOTAL_BYTES.store(0, Ordering::SeqCst);
+    LOADED_BYTES.store(0, Ordering::SeqCst);
+    RDB_USED_MEM.store(0, Ordering::SeqCst);
+    CORES.store(cores, Ordering::SeqCst);
+}
+
+/// One core finished loading (successfully or not).
+pub fn core_done() {
+    let _ = CORES.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+}
+
+/// Whether the server is loading its data set.
+#[inline]
+pub fn active() -> bool {
+    CORES.load(Ordering::Relaxed) != 0
+}
+
+/// A core is about to read `bytes` more.
+pub fn add_total(bytes: u64) {
+    TOTAL_BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// An RDB file read records this `used-mem`.
+pub fn add_rdb_used_mem(bytes: u64) {
+    RDB_USED_MEM.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// `-LOADING` for a command not allowed while loading, as Redis's `processCommand`: one
+/// without the `loading` flag, or EXEC of a transaction holding one; a refused command
+/// inside MULTI fails the transaction, a refused EXEC discards it.
+#[inline]
+pub fn refuse(session: &mut Session, cmd: &Command) -> Option<Reply> {
+    if !active() {
+        return None;
+    }
+    let denied = !cmd.flags.has(Flags::LOADING)
+        || matches!(cmd.exec, Exec::Server(ServerCmd::Exec))
+            && session
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.queued.iter().any(|(c, _)| !c.flags.has(Flags::LOADING)));
+    denied.then(|| crate::script::busy::reject(session, cmd, Reply::err(LOADING_ERR)))
+}
+
+/// INFO persistence's `loading` field and, while loading, the progress fields after the
+/// section's others (Redis's layout and arithmetic: the ETA from the rate so far).
+pub fn info() -> (u8, String) {
+    if !active() {
+        return (0, String::new());
+    }
+    let fields = progress(
+        START.load(Ordering::Relaxed),
+        TOTAL_BYTES.load(Ordering::Relaxed),
+        RDB_USED_MEM.load(Ordering::Relaxed),
+        LOADED_BYTES.load(Ordering::Relaxed),
+        wall_ms() / 1000,
+    );
+    (1, fields)
+}
+
+/// The progress fields from the counts (Redis's arithmetic: the percentage of the files'
+/// bytes, or of the recorded `used-mem` when no size is known; the ETA from the rate so far).
+fn progress(start: u64, total: u64, used_mem: u64, loaded: u64, now_secs: u64) -> String {
+    let (mut perc, mut remaining) = (0.0, 1u64);
+    if total > 0 {
+        perc = loaded as f64 / total as f64 * 100.0;
+        remaining = total.saturating_sub(loaded);
+    } else if used_mem > 0 {
+        perc = (loaded as f64 / used_mem as f64 * 100.0).min(99.99);
+        remaining = used_mem.saturating_sub(loaded).max(1);
+    }
+    let elapsed = now_secs.saturating_sub(start);
+    let eta = if elapsed == 0 {
+        1
+    } else {
+        elapsed.saturating_mul(remaining) / loaded.saturating_add(1)
+    };
+    format!(
+        "loading_start_time:{start}\r\nloading_total_bytes:{total}\r\nloading_rdb_used_mem:{used_mem}\r\nloading_loaded_bytes:{loaded}\r\nloading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\n"
+    )
+}
+
+/// A file being loaded: what is read from it counts as loaded bytes.
+pub struct Counted<R>(pub R);
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        LOADED_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A loader's time slice: `due` says when it should let the core serve again.
+pub struct Slice(Instant);
+
+impl Slice {
+    pub fn start() -> Slice {
+        Slice(Instant::now())
+    }
+
+    pub fn due(&self) -> bool {
+        self.0.elapsed() >= SLICE
+    }
+
+    /// Lets the core's event loop run a pass, then starts a new slice.
+    pub async fn pause(&mut self) {
+        futures_lite::future::yield_now().await;
+        self.0 = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_fields_follow_redis() {
+        let fields = progress(100, 1000, 0, 250, 102);
+        assert_eq!(
+            fields,
+            "loading_start_time:100\r\nloading_total_bytes:1000\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:250\r\nloading_loaded_perc:25.00\r\nloading_eta_seconds:5\r\n"
+        );
+        // No size known: the percentage of used-mem, never 100.
+        let fields = progress(100, 0, 200, 500, 100);
+        assert!(fields.contains("loading_loaded_perc:99.99\r\n"), "{fields}");
+        assert!(fields.contains("loading_eta_seconds:1\r\n"), "{fields}");
+    }
+}
