@@ -465,8 +465,8 @@ fn compress_packed(packed: &[u8]) -> Option<Box<[u8]>> {
     if !(MIN_COMPRESS_BYTES..=MAX_COMPRESS_BYTES).contains(&packed.len()) {
         return None;
     }
-    // lzf gives up when its output would not fit in the input's size.
-    let lzf = lzf::compress(packed).ok()?;
+    // None when the LZF form would not be shorter.
+    let lzf = shardis_persist::lzf::compress(packed)?;
     (lzf.len() + MIN_COMPRESS_IMPROVE < packed.len()).then(|| lzf.into_boxed_slice())
 }
 

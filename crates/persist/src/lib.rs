@@ -22,6 +22,7 @@ pub mod crc;
 pub mod dump;
 pub mod intset;
 pub mod listpack;
+pub mod lzf;
 pub mod rdb;
 pub mod ziplist;
 pub mod zipmap;

@@ -73,7 +73,7 @@ impl<'a> Writer<'a> {
     }
 
     fn lzf_string(&mut self, s: &[u8]) -> bool {
-        let Ok(c) = lzf::compress(s) else {
+        let Some(c) = crate::lzf::compress(s) else {
             return false;
         };
         // Redis requires at least four bytes saved.
