@@ -66,6 +66,12 @@ start() {
   local name=$1 port=$2 dir=$3
   shift 3
   mkdir -p "$dir"
+  # A killed server's io_uring instance is torn down by the kernel after the process is
+  # reaped and may hold its listening socket a moment longer: wait for the port (5 s at most).
+  for _ in $(seq 100); do
+    ss -Hltn "sport = :$port" | grep -q . || break
+    sleep 0.05
+  done
   case "$name" in
     redis) "$redis" --port "$port" --dir "$dir" --save "" --daemonize no --logfile "$dir/log" "$@" & ;;
     shardis-*) "$shardis" --port "$port" --dir "$dir" --shards "${name#shardis-}" \
