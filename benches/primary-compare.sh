@@ -8,7 +8,7 @@
 # (Redis's default delay of 5 s would only add a constant). Runs alternate, --runs each.
 #
 # Usage: benches/primary-compare.sh [--keys N] [--runs R] [--shards S] [--shardis PATH]
-#                                   [--redis PATH] [--base-port P]
+#                                   [--redis PATH] [--base-port P] [--rdbcompression yes|no]
 # Needs: redis-server, redis-cli, python3, a release build of shardis-server.
 set -euo pipefail
 
@@ -19,6 +19,7 @@ shards=2
 shardis="${CARGO_TARGET_DIR:-$here/target}/release/shardis-server"
 redis="$(command -v redis-server || true)"
 base_port=16690
+compression=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --keys) keys="$2"; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --shardis) shardis="$2"; shift 2 ;;
     --redis) redis="$2"; shift 2 ;;
     --base-port) base_port="$2"; shift 2 ;;
+    --rdbcompression) compression="$2"; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
@@ -52,7 +54,8 @@ trap 'stop_all; rm -rf "$work"' EXIT
 
 wait_ping() {
   for _ in $(seq 1 400); do
-    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+    # PONG, not -LOADING: the server has loaded and serves.
+    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
     sleep 0.05
   done
   echo "nothing answers on port $1" >&2
@@ -123,10 +126,10 @@ run_once() {
 s_t=(); s_m=(); r_t=(); r_m=()
 for r in $(seq 1 "$runs"); do
   read -r t m < <(run_once "$shardis" --port "$primary_port" --shards "$shards" --save "" \
-    --loglevel warning --repl-diskless-sync-delay 0)
+    --loglevel warning --repl-diskless-sync-delay 0 --rdbcompression "$compression")
   s_t+=("$t"); s_m+=("$m")
   read -r t m < <(run_once "$redis" --port "$primary_port" --save "" --appendonly no \
-    --repl-diskless-sync-delay 0)
+    --repl-diskless-sync-delay 0 --rdbcompression "$compression")
   r_t+=("$t"); r_m+=("$m")
   echo "run $r: shardis ${s_t[-1]} s (+${s_m[-1]} MiB), redis ${r_t[-1]} s (+${r_m[-1]} MiB)"
 done
