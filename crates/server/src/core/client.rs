@@ -87,7 +87,8 @@ pub struct Client {
     pub replica_hello: ReplicaHello,
     /// Set by PSYNC/SYNC: the connection leaves the event loop once its replies are written,
     /// and its socket is handed to this (the replication link takes it over).
-    pub handoff: Option<Box<dyn FnOnce(RawFd)>>,
+    /// A connection of the `tls-port` hands its established session over with it.
+    pub handoff: Option<Box<dyn FnOnce(RawFd, Option<rustls::ServerConnection>)>>,
 }
 
 /// REPLCONF's facts about a replica (listening-port, ip-address, capa).

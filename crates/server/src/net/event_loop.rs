@@ -1062,10 +1062,13 @@ impl EventLoop {
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
         // A TLS connection closed by the server (QUIT, CLIENT KILL, limits, an error reply)
-        // says so with close_notify once its last replies are sealed.
+        // says so with close_notify once its last replies are sealed; one a replica's link
+        // takes over keeps its session open.
         if conn.closing && !conn.read_closed && conn.pending.is_empty() && conn.out.is_empty() {
             if let Some(tls) = conn.tls.as_deref_mut() {
-                tls.close();
+                if conn.client.borrow().handoff.is_none() {
+                    tls.close();
+                }
             }
         }
         // Output, or the rest of a send the kernel cut short (a send completes partly when the
@@ -1427,12 +1430,14 @@ impl EventLoop {
             }
         }
         let handoff = conn.client.borrow_mut().handoff.take();
-        match handoff {
-            // A replica's link takes the socket over (not a TLS one: its session stays here).
-            Some(take) if conn.tls.is_none() => take(conn.fd),
-            other => {
+        // A replica's link takes the socket over, with its TLS session if it has one.
+        let session = conn.tls.take().map(|tls| tls.into_session());
+        match (handoff, session) {
+            (Some(take), None) => take(conn.fd, None),
+            (Some(take), Some(Some(session))) => take(conn.fd, Some(session)),
+            (other, _) => {
                 if let Some(refuse) = other {
-                    refuse(-1);
+                    refuse(-1, None);
                 }
                 // SAFETY: the connection owns its fd and nothing in the kernel refers to it
                 // any more (no receive armed, no send in flight).
