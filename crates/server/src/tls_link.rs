@@ -60,9 +60,10 @@ pub fn client_config(config: &Config) -> Result<Arc<ClientConfig>, String> {
     let chain = crate::tls::load_certs(cert, cert_param)?;
     let key = crate::tls::load_key(key, key_param)?;
     let (provider, versions) = crate::tls::provider(config)?;
-    let chain_check = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| format!("server certificate verifier: {e}"))?;
+    let chain_check =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| format!("server certificate verifier: {e}"))?;
     let client = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS settings: {e}"))?
@@ -202,7 +203,10 @@ impl LinkStream {
                 Err(e) => return Err(e),
             }
         }
-        Ok(LinkStream::Tls(TlsHalf::new(sock, Connection::Client(conn))))
+        Ok(LinkStream::Tls(TlsHalf::new(
+            sock,
+            Connection::Client(conn),
+        )))
     }
 
     /// The socket underneath (timeouts, shutdown).

@@ -983,12 +983,21 @@ fn a_redis_replica_follows_a_shardis_primary_over_tls() {
         2,
         tls_port,
         &pki,
-        &["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"],
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--enable-debug-command",
+            "yes",
+        ],
     );
     let mut p = shardis.conn();
     fill(&mut p);
     let mut args = replica_tls_args(&pki);
-    args.extend(["--replicaof".into(), "127.0.0.1".into(), tls_port.to_string()]);
+    args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        tls_port.to_string(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let Some((_redis, redis_port)) = redis_server_with(&dir.0, &args) else {
         return;
@@ -1094,7 +1103,12 @@ fn shardis_follows_shardis_over_tls_and_refuses_an_untrusted_primary() {
         2,
         tls_port,
         &pki,
-        &["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"],
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--enable-debug-command",
+            "yes",
+        ],
     );
     let mut p = client(tls_port, &pki.ca_pem, Some(&pki.client))
         .get_connection()
@@ -1123,7 +1137,10 @@ fn shardis_follows_shardis_over_tls_and_refuses_an_untrusted_primary() {
     let bad = follow(&other);
     let mut b = bad.conn();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(info_of(&mut b, "master_link_status").as_deref(), Some("down"));
+    assert_eq!(
+        info_of(&mut b, "master_link_status").as_deref(),
+        Some("down")
+    );
     let keys: i64 = redis::cmd("DBSIZE").query(&mut b).expect("DBSIZE");
     assert_eq!(keys, 0);
     assert_eq!(info_of(&mut p, "connected_slaves").as_deref(), Some("1"));

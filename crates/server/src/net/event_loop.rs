@@ -567,6 +567,7 @@ impl EventLoop {
                 let mut input = n as u64;
                 if let Some((bid, len)) = data {
                     let bytes = self.bufs.data(bid, len);
+                    conn.fit_input(bytes.len());
                     match conn.tls.as_deref_mut() {
                         None => conn.rbuf.extend_from_slice(bytes),
                         Some(tls) => {
@@ -595,7 +596,8 @@ impl EventLoop {
                     self.bufs.give_back(bid);
                 }
                 core.bump(|s| s.net_input_bytes += input);
-                conn.client.borrow_mut().last_active_ms = core.now_ms();
+                conn.report_input(input as usize, core.now_ms());
+                crate::core::client_eviction::served(&core, &conn.client);
                 if conn.rbuf.len() + conn.parser.pending_bytes() > qbuf_limit {
                     warn!(
                         client = conn.client.borrow().id,
@@ -1040,8 +1042,8 @@ impl EventLoop {
         if conn.rbuf.is_empty() && conn.rbuf.capacity() > KEEP_INPUT_CAPACITY {
             conn.rbuf = BytesMut::new();
         }
+        conn.fit_input(0);
         conn.report(conn.session.is_none() || conn.held.is_some());
-        crate::core::client_eviction::served(&core, &conn.client);
         // (A connection closed for its limit is not counted again while its send fails.)
         let over_limit = if conn.closing {
             None
@@ -1049,11 +1051,20 @@ impl EventLoop {
             self.output_limit_exceeded(&mut conn)
         };
         if let Some(reason) = over_limit {
+            let id = {
+                let mut c = conn.client.borrow_mut();
+                // Gone at once, as Redis frees it before its next command: client eviction
+                // no longer counts it, so the output limit has precedence over eviction.
+                c.closing = true;
+                c.id
+            };
             warn!(
-                client = conn.client.borrow().id,
+                client = id,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
             );
             core.bump(|s| s.client_outbuf_limit_disconnections += 1);
+            core.clients.borrow_mut().remove(&id);
+            crate::core::client_eviction::closed(&core, id);
             conn.out.clear();
             conn.pending.clear();
             conn.closing = true;
@@ -1061,6 +1072,7 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
+        crate::core::client_eviction::served(&core, &conn.client);
         // A TLS connection closed by the server (QUIT, CLIENT KILL, limits, an error reply)
         // says so with close_notify once its last replies are sealed; one a replica's link
         // takes over keeps its session open.

@@ -115,7 +115,8 @@ pub fn kill_link(matches: impl Fn(u64, &str, &str) -> bool) -> usize {
     let Some(sock) = sock.as_ref() else {
         return 0;
     };
-    let addr = |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let addr =
+        |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
     let (peer, local) = (addr(sock.peer_addr()), addr(sock.local_addr()));
     if !matches(MASTER_ID.load(Ordering::SeqCst), &peer, &local) {
         return 0;
