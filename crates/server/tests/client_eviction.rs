@@ -241,7 +241,9 @@ fn an_argument_arriving_is_counted_at_once_in_a_buffer_that_fits_it() {
     // No command of the writer is served again: the listing sees what it received.
     let size = 300_000;
     let _f = filler(&s, "writer", size, size);
-    wait_for("the argument counted", || tot_mem(&mut c, "writer") >= size as u64);
+    wait_for("the argument counted", || {
+        tot_mem(&mut c, "writer") >= size as u64
+    });
     // Its buffer grew to the argument's end, not to the next power of two (524288).
     let mem = tot_mem(&mut c, "writer");
     assert!(mem < size as u64 + 64 * 1024, "tot-mem {mem}");
@@ -262,7 +264,10 @@ fn watched_keys_and_tracking_prefixes_count_in_a_clients_memory() {
     let _: () = watch.query(&mut w).expect("WATCH");
     let watching = tot_mem(&mut admin, "watcher");
     assert!(watching >= before + 1000 * 8, "{before} -> {watching}");
-    let line: String = redis::cmd("CLIENT").arg("INFO").query(&mut w).expect("INFO");
+    let line: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query(&mut w)
+        .expect("INFO");
     assert!(!line.contains(" multi-mem=0 "), "{line}");
     ok(&mut w, &["UNWATCH"]);
     assert!(tot_mem(&mut admin, "watcher") < watching);
@@ -281,7 +286,10 @@ fn watched_keys_and_tracking_prefixes_count_in_a_clients_memory() {
 
     // Past the limit, WATCH alone gets a client evicted, as in Redis.
     ok(&mut admin, &["CLIENT", "NO-EVICT", "on"]);
-    ok(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "200000"]);
+    ok(
+        &mut admin,
+        &["CONFIG", "SET", "maxmemory-clients", "200000"],
+    );
     let mut w2 = s.conn();
     let evicted_at = (0..20_000).find(|i| {
         redis::cmd("WATCH")
@@ -301,7 +309,12 @@ fn the_output_buffer_limit_closes_before_eviction_counts_the_reply() {
     ok(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "10mb"]);
     ok(
         &mut admin,
-        &["CONFIG", "SET", "client-output-buffer-limit", "normal 3mb 0 0"],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 3mb 0 0",
+        ],
     );
     let _: i64 = redis::cmd("SETRANGE")
         .arg("k")
@@ -311,7 +324,9 @@ fn the_output_buffer_limit_closes_before_eviction_counts_the_reply() {
         .expect("SETRANGE");
     // 6 MiB of query buffer: with a 4 MiB reply counted the clients would pass 10 MiB.
     let _q = filler(&s, "qbuf", 6 << 20, 6 << 20);
-    wait_for("the query buffer", || tot_mem(&mut admin, "qbuf") >= 6 << 20);
+    wait_for("the query buffer", || {
+        tot_mem(&mut admin, "qbuf") >= 6 << 20
+    });
     for _ in 0..2 {
         let mut g = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
         g.write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").expect("GET");
