@@ -84,6 +84,7 @@ impl Gate {
 /// Reads `appendfsync`; with `appendonly yes`, checks the set on disk (see the module doc).
 pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
     super::configure(config);
+    loading::configure(config);
     if config.get("appendonly") != "yes" {
         return Ok(());
     }
@@ -171,7 +172,7 @@ impl Frames {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         Ok(Frames {
-            reader: BufReader::with_capacity(1 << 20, Counted(file)),
+            reader: loading::reader(file),
             len,
             offset: 0,
             buf: Vec::new(),
