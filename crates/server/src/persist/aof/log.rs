@@ -81,10 +81,14 @@ impl Group {
         }
     }
 
-    /// The generation of a sync to queue now, if one is due: records are waiting and no
-    /// sync is in flight.
+    /// A sync is due: records are waiting and no sync is in flight.
+    fn due(&self) -> bool {
+        self.dirty && self.inflight.is_none()
+    }
+
+    /// The generation of a sync to queue now, if one is due.
     fn start(&mut self, file: Option<Arc<File>>) -> Option<u64> {
-        if !self.dirty || self.inflight.is_some() {
+        if !self.due() {
             return None;
         }
         let generation = self.next();
@@ -129,10 +133,8 @@ impl Group {
     }
 }
 
-/// What a pass of the event loop does about the log under `always`.
+/// Where the log stands for a pass of the event loop (under `always`).
 pub struct Pass {
-    /// A sync to queue on the ring: the file and the generation it completes.
-    pub sync: Option<(RawFd, u64)>,
     /// The generation the output produced so far must wait for.
     pub wait: u64,
     /// Every generation up to this one is durable.
@@ -221,36 +223,32 @@ pub fn pass(core: &Core, submit: impl FnOnce(RawFd, u64) -> bool) -> Pass {
         .set_hold(policy == Fsync::Always && super::enabled());
     // A failed write is recorded by `flush` (under `always` it exits).
     let _ = flush(core, false);
-    let (sync, wait, durable) = GROUP.with(|g| {
+    let (wait, durable) = GROUP.with(|g| {
         let mut g = g.borrow_mut();
-        let file = LOG.with(|l| l.borrow().as_ref().map(|l| l.file.clone()));
-        let sync = match g.start(file.clone()) {
-            Some(generation) => match &file {
-                Some(f) if submit(f.as_raw_fd(), generation) => Some((f.as_raw_fd(), generation)),
-                // No ring entry free (or no file): the sync is done here, blocking.
-                _ => {
-                    let synced = LOG.with(|l| match l.borrow_mut().as_mut() {
-                        Some(log) => log.sync(),
-                        None => Ok(()),
-                    });
-                    if let Err(e) = synced {
-                        fsync_failed(&e);
-                    }
-                    g.synced(generation);
-                    None
-                }
-            },
-            None => None,
+        let file = if g.due() {
+            LOG.with(|l| l.borrow().as_ref().map(|l| l.file.clone()))
+        } else {
+            None
         };
-        (sync, g.wait(), g.durable)
+        if let Some(generation) = g.start(file.clone()) {
+            let queued = file.is_some_and(|f| submit(f.as_raw_fd(), generation));
+            if !queued {
+                // No ring entry free: the sync is done here, blocking.
+                let synced = LOG.with(|l| match l.borrow_mut().as_mut() {
+                    Some(log) => log.sync(),
+                    None => Ok(()),
+                });
+                if let Err(e) = synced {
+                    fsync_failed(&e);
+                }
+                g.synced(generation);
+            }
+        }
+        (g.wait(), g.durable)
     });
     core.mesh.seal(wait);
     core.mesh.release(durable);
-    Pass {
-        sync,
-        wait,
-        durable,
-    }
+    Pass { wait, durable }
 }
 
 /// The ring's sync of `generation` completed with `result` (0, or a negated errno).
