@@ -752,7 +752,8 @@ fn pipelined_replies_under_always_come_back_whole_and_in_order() {
                         pipe.cmd("SET").arg(&key).arg(round * 1000).ignore();
                         pipe.cmd("INCR").arg(&key);
                     }
-                    pipe.cmd("GET").arg(if round % 2 == 0 { "big:a" } else { "big:b" });
+                    pipe.cmd("GET")
+                        .arg(if round % 2 == 0 { "big:a" } else { "big:b" });
                     let (incrs, value): (Vec<i64>, Vec<u8>) = {
                         let mut got: Vec<redis::Value> = pipe.query(&mut c).expect("pipeline");
                         let value = got.pop().expect("GET's reply");
@@ -762,7 +763,11 @@ fn pipelined_replies_under_always_come_back_whole_and_in_order() {
                             .collect();
                         (incrs, redis::from_redis_value(value).expect("bytes"))
                     };
-                    assert_eq!(incrs, vec![round * 1000 + 1; 100], "client {t} round {round}");
+                    assert_eq!(
+                        incrs,
+                        vec![round * 1000 + 1; 100],
+                        "client {t} round {round}"
+                    );
                     assert!(value == *big, "client {t} round {round}: the value differs");
                 }
             })

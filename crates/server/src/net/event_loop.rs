@@ -30,7 +30,7 @@ use shardis_engine::{Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::{Conn, Held};
+use super::conn::{Conn, Held, ENCODE_AHEAD};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -80,7 +80,7 @@ fn user_data(kind: Kind, r: ConnRef) -> u64 {
 
 /// Output a connection may have unsent before its input is no longer parsed: a client that does
 /// not read its replies stops being served instead of growing the server's memory.
-const PAUSE_OUTPUT: usize = 16 << 20;
+const PAUSE_OUTPUT: usize = ENCODE_AHEAD;
 /// Input read while paused beyond which the receive is cancelled, so TCP pushes back.
 const PAUSE_INPUT: usize = 1 << 20;
 /// An idle connection's input buffer above this size is released.
@@ -391,6 +391,11 @@ impl EventLoop {
         for &i in &to_send {
             let r = self.conn_ref(i);
             if let Some((_, conn)) = find(&mut self.places, r) {
+                // Replies `ENCODE_AHEAD` left for later are encoded once the previous output
+                // went to the kernel, before the tagging, so they are tagged too.
+                if !conn.send_inflight && conn.sent >= conn.sending.len() {
+                    conn.refill();
+                }
                 let end = conn.out_end();
                 if log.wait <= log.durable {
                     conn.out_cleared = end;
