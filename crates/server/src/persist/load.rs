@@ -199,6 +199,7 @@ impl RdbLoad {
         let now = self.now;
         let config = shard.config.clone();
         let tracking = config.tracking;
+        let delay = loading::key_load_delay();
         loop {
             if slice.is_some_and(Slice::due) {
                 return Ok(false);
@@ -256,6 +257,9 @@ impl RdbLoad {
                         },
                     );
                     self.loaded += 1;
+                    if delay != 0 {
+                        loading::pause_after_key(delay, self.loaded);
+                    }
                 }
                 Item::Function(code) => match libraries.as_deref_mut() {
                     Some(libs) => add_library(libs, code)

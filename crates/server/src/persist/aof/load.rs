@@ -84,7 +84,6 @@ impl Gate {
 /// Reads `appendfsync`; with `appendonly yes`, checks the set on disk (see the module doc).
 pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
     super::configure(config);
-    loading::configure(config);
     if config.get("appendonly") != "yes" {
         return Ok(());
     }
