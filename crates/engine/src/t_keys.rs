@@ -476,7 +476,6 @@ pub fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// writes it by default.
 pub fn debug_object(shard: &crate::Shard, db: usize, key: &[u8], now_ms: u64) -> Option<String> {
     let e = shard.dbs.get(db)?.peek(key)?;
-    let tracking = shard.config.tracking;
     Some(format!(
         "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
         &e.value,

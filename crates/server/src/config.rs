@@ -219,6 +219,19 @@ static PARAMS: &[Param] = &[
         "everysec",
     ),
     p("aof-load-truncated", Kind::Bool, "yes"),
+    // Bytes a loader reads between two passes of its core's event loop (persist/loading);
+    // hidden from CONFIG GET's patterns, as in Redis.
+    Param {
+        hidden: true,
+        ..p(
+            "loading-process-events-interval-bytes",
+            Kind::Int {
+                min: 1024,
+                max: i32::MAX as i64,
+            },
+            "2097152",
+        )
+    },
     // Every shard's base is an RDB file (Redis's default); a base of commands is not built.
     p(
         "aof-use-rdb-preamble",
@@ -297,6 +310,9 @@ static PARAMS: &[Param] = &[
     // at run time. An empty `metrics-bind` means the addresses of `bind`.
     shardis_fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
     shardis_fixed("metrics-bind", Kind::Str, ""),
+    // Cluster mode across processes (`cluster::bus`): each shard a node on Redis's cluster
+    // bus, starting alone, instead of the one-process cluster.
+    shardis_fixed("cluster-bus", Kind::Bool, "no"),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),

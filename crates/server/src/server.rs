@@ -46,7 +46,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     crate::cluster::check_ports(&config, shards)?;
     let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {
-        if let Err(e) = listen::check_free(&a.addr) {
+        if let Err(e) = listen::wait_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
                 warn!("could not bind {}: {e}", a.addr);
                 continue;
@@ -86,6 +86,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     }
     let mut mesh = MeshBuilder::<Msg>::new(shards);
     let to_cores = mesh.outside();
+    let to_bus = mesh.outside();
     let mut handles = Vec::with_capacity(shards);
     // Every core says when its listeners are open: only then is the server ready (a
     // supervisor is told, and clients connect).
@@ -122,6 +123,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
             info!(shards, port, "Ready to accept connections");
         }
         crate::process::ready();
+        crate::cluster::bus::start(to_bus)?;
         if let Some(endpoint) = metrics {
             if let Err(e) = endpoint.start(to_cores) {
                 warn!("{e}");
