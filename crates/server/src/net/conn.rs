@@ -229,7 +229,7 @@ impl Conn {
 
     /// Fills the first slot waiting for `shard` with its encoded reply, then writes every
     /// reply whose turn has come.
-    pub fn fill_remote(&mut self, shard: usize, replies: &Bytes, range: std::ops::Range<usize>) {
+    pub fn fill_remote(&mut self, shard: usize, encoded: &[u8]) {
         let Some(pos) = self
             .pending
             .iter()
@@ -238,9 +238,6 @@ impl Conn {
             return;
         };
         self.remote_in_flight = self.remote_in_flight.saturating_sub(1);
-        let Some(encoded) = replies.get(range.clone()) else {
-            return;
-        };
         if matches!(self.pending.get(pos), Some(Slot::Muted(_))) {
             self.pending.remove(pos);
             if pos == 0 {
@@ -251,7 +248,8 @@ impl Conn {
             self.out.extend_from_slice(encoded);
             self.drain_pending();
         } else if let Some(slot) = self.pending.get_mut(pos) {
-            *slot = Slot::Encoded(replies.slice(range));
+            // Behind a reply still awaited: copied out of the batch, which goes back for reuse.
+            *slot = Slot::Encoded(Bytes::copy_from_slice(encoded));
         }
     }
 
