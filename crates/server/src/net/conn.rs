@@ -38,6 +38,12 @@ pub enum Slot {
 /// client blocked for long (BLPOP 0) still gets its pushes, and memory stays bounded.
 const MAX_HELD_PUSHES: usize = 1 << 20;
 
+/// Reply bytes encoded ahead of the socket at most. Replies past it stay in `pending` as they
+/// are (a reference to the value read, or the bytes another core encoded) until the kernel
+/// has taken the earlier ones: a pipeline of large reads then holds one encoded copy of at
+/// most this much instead of a copy of every value it asked for.
+pub const ENCODE_AHEAD: usize = 16 << 20;
+
 /// A command parsed and held back until the connection's commands on other cores come back
 /// (see `EventLoop::run_parsed`).
 pub struct Held {
@@ -253,10 +259,14 @@ impl Conn {
         }
     }
 
-    /// Writes the pending replies up to the next one still on another core.
+    /// Writes the pending replies up to the next one still on another core, or until
+    /// [`ENCODE_AHEAD`] bytes wait for the socket (`refill` takes the rest once they went).
     fn drain_pending(&mut self) {
         let resp3 = self.resp3();
         while let Some(front) = self.pending.front() {
+            if self.out.len() >= ENCODE_AHEAD {
+                return;
+            }
             match front {
                 Slot::Remote(_) | Slot::Muted(_) | Slot::Task => return,
                 Slot::Encoded(bytes) => self.out.extend_from_slice(bytes),
@@ -268,6 +278,21 @@ impl Conn {
             }
             self.pending.pop_front();
         }
+    }
+
+    /// Encodes the replies `drain_pending` left for later, when the output has room again.
+    pub fn refill(&mut self) {
+        if self.ready_in_pending() {
+            self.drain_pending();
+        }
+    }
+
+    /// The first pending reply is complete: it waits only for room in the output.
+    fn ready_in_pending(&self) -> bool {
+        matches!(
+            self.pending.front(),
+            Some(Slot::Encoded(_) | Slot::Reply(_) | Slot::Push(_))
+        )
     }
 
     /// Reply bytes not yet written to the socket (pushes held behind awaited replies
@@ -293,18 +318,63 @@ impl Conn {
         c.argv_mem = argv_mem;
         c.omem = self.unsent();
         c.oll = self.pending.len();
-        c.buf_cap = self.out.capacity() + self.sending.capacity() + self.rbuf.capacity();
+        c.buf_cap = self.buffer_capacity();
         c.writing = self.send_inflight;
         if let Some(s) = &self.session {
             c.multi = s.multi.as_ref().map(|m| (m.queued.len(), m.argv_mem));
         }
     }
 
+    /// Makes room for `incoming` more bytes of input (0: after parsing). While a big argument
+    /// (32 KiB or more, Redis's PROTO_MBULK_BIG_ARG) arrives, the buffer grows by doubling but
+    /// never past the end of that argument, and one grown past it before its header was
+    /// parsed is cut back to it, so it fits the argument as Redis's does, not up to twice its
+    /// size (what CLIENT LIST and client eviction count). Growing in steps, not to the
+    /// announced length at once, keeps a client from reserving memory it does not send.
+    pub fn fit_input(&mut self, incoming: usize) {
+        const BIG_ARG: usize = 32 * 1024;
+        let Some(end) = self.parser.awaited_bulk() else {
+            return;
+        };
+        let want = self.rbuf.len().saturating_add(incoming);
+        if end < BIG_ARG || want > end {
+            return;
+        }
+        let have = self.rbuf.capacity();
+        let cap = if have < want {
+            have.saturating_mul(2).clamp(want, end)
+        } else if have > end {
+            end
+        } else {
+            return;
+        };
+        let mut grown = BytesMut::with_capacity(cap);
+        grown.extend_from_slice(&self.rbuf);
+        self.rbuf = grown;
+    }
+
+    /// What `input` bytes just received change in the client record, so that CLIENT LIST and
+    /// client eviction see a command still arriving (it may be all there is to see) before
+    /// the next serve reports the rest.
+    pub fn report_input(&self, input: usize, now_ms: u64) {
+        let mut c = self.client.borrow_mut();
+        c.last_active_ms = now_ms;
+        c.qbuf = c.qbuf.saturating_add(input);
+        c.qbuf_free = self.rbuf.capacity() - self.rbuf.len();
+        c.buf_cap = self.buffer_capacity();
+    }
+
+    fn buffer_capacity(&self) -> usize {
+        self.out.capacity() + self.sending.capacity() + self.rbuf.capacity()
+    }
+
     /// Something is waiting to be handed to the kernel: replies, or TLS records of its own
     /// (handshake, alerts, close_notify).
     pub fn has_output(&self) -> bool {
         // Pushes held behind awaited replies are not ready yet.
-        self.unsent() > self.held_pushes || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.unsent() > self.held_pushes
+            || self.ready_in_pending()
+            || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Nothing left to hand to the kernel or to wait for from other cores.
