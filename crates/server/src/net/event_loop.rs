@@ -30,7 +30,7 @@ use shardis_engine::{Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::{Conn, Held, ENCODE_AHEAD};
+use super::conn::{Conn, Encoded, Held, ENCODE_AHEAD};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -94,6 +94,9 @@ const MAX_REMOTE_IN_FLIGHT: usize = 16;
 /// Emptied batches a core keeps for reuse (more than one can be in flight to a shard); few,
 /// as what they hold counts against the core's share of `maxmemory`.
 const MAX_SPARE_BATCHES: usize = 2;
+/// A reply from another core that must wait behind an earlier one is copied out of its batch
+/// up to this size; a larger one keeps a share of the batch's buffer instead.
+const COPY_WAITING_REPLY: usize = 16 << 10;
 
 /// The longest a core busy with tasks goes without entering its ring.
 const BUSY_ENTER: Duration = Duration::from_millis(1);
@@ -168,6 +171,8 @@ pub struct EventLoop {
     /// This pass's requests for each other shard.
     outbox: Vec<Option<Box<Batch>>>,
     /// Batches that came back from other shards, emptied, for the next passes' requests.
+    /// Boxed: the box itself is what travels between cores, so it is reused too.
+    #[allow(clippy::vec_box)]
     spare_batches: Vec<Box<Batch>>,
     cqes: Vec<cqueue::Entry>,
     wakes: Vec<i32>,
@@ -763,7 +768,8 @@ impl EventLoop {
     }
 
     /// Replies another core encoded for this core's connections, in the batch they came in;
-    /// the batch is kept for reuse.
+    /// the batch is kept for reuse. A large reply that must wait behind another keeps a share
+    /// of the batch's reply buffer rather than a copy (the buffer then stays with the replies).
     fn deliver_replies(&mut self, mut batch: Box<Batch>) {
         let BatchReply::Conns {
             to,
@@ -771,7 +777,7 @@ impl EventLoop {
             out,
             ends,
             sent,
-        } = &batch.reply
+        } = &mut batch.reply
         else {
             return;
         };
@@ -779,14 +785,26 @@ impl EventLoop {
         if let Some(sent) = sent {
             self.core.forwarding.returned(sent.elapsed());
         }
+        let mut shared: Option<Bytes> = None;
         let mut start = 0;
-        for (&r, &end) in conns.iter().zip(ends) {
+        for (&r, &end) in conns.iter().zip(ends.iter()) {
             let range = start..end;
             start = end;
             let Some((i, conn)) = find(&mut self.places, r) else {
                 continue;
             };
-            conn.fill_remote(from, out.get(range).unwrap_or_default());
+            if shared.is_none() && range.len() > COPY_WAITING_REPLY && conn.remote_reply_waits(from)
+            {
+                shared = Some(Bytes::from(std::mem::take(out)));
+            }
+            let encoded = match &shared {
+                Some(whole) if whole.get(range.clone()).is_some() => {
+                    Encoded::Shared(whole.slice(range))
+                }
+                Some(_) => Encoded::Borrowed(&[]),
+                None => Encoded::Borrowed(out.get(range).unwrap_or_default()),
+            };
+            conn.fill_remote(from, encoded);
             if !conn.scheduled {
                 conn.scheduled = true;
                 self.ready.push(i);
