@@ -190,15 +190,13 @@ async fn exec(s: &mut Session) -> Reply {
     let mut state = state;
     // A transaction holding writes, when too few good replicas are connected: refused as a
     // whole before anything else is checked, as Redis refuses EXEC then.
-    if state.queued.iter().any(|(cmd, _)| cmd.is_write()) {
-        if crate::primary::too_few_replicas() {
-            multi::unwatch_all(s);
-            feed_monitors(s, &exec_args);
-            return Reply::error(format!(
-                "EXECABORT Transaction discarded because of: {}",
-                crate::primary::NOREPLICAS
-            ));
-        }
+    if state.queued.iter().any(|(cmd, _)| cmd.is_write()) && crate::primary::too_few_replicas() {
+        multi::unwatch_all(s);
+        feed_monitors(s, &exec_args);
+        return Reply::error(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            crate::primary::NOREPLICAS
+        ));
     }
     // ACL rules may have changed since the commands were queued: denied ones answer an
     // error in their place and do not run.
