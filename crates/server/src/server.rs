@@ -42,10 +42,11 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Loaded once here and shared by every core; a file that does not load stops start-up.
     let tls =
         crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    crate::persist::loading::configure(&config);
     crate::cluster::check_ports(&config, shards)?;
     let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {
-        if let Err(e) = listen::check_free(&a.addr) {
+        if let Err(e) = listen::wait_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
                 warn!("could not bind {}: {e}", a.addr);
                 continue;
@@ -261,9 +262,11 @@ async fn clock(core: Rc<Core>) {
             }
             continue;
         }
-        let started = std::time::Instant::now();
-        core.shard.borrow_mut().active_expire(now, 16);
-        core.latency_sample("expire-cycle", started.elapsed());
+        if !core.debug.no_active_expire.get() {
+            let started = std::time::Instant::now();
+            core.shard.borrow_mut().active_expire(now, 16);
+            core.latency_sample("expire-cycle", started.elapsed());
+        }
         core.publish_reported();
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();

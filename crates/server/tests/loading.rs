@@ -51,7 +51,18 @@ fn clients_get_loading_until_the_data_set_is_in_memory() {
     write_dump(&dir.join("dump.rdb"), KEYS);
     let dir_arg = dir.to_string_lossy().into_owned();
     let started = Instant::now();
-    let server = Server::start_loading(2, &["--dir", &dir_arg, "--save", ""]);
+    // The cores serve every 64 KiB they read (Redis's default is 2 MiB).
+    let server = Server::start_loading(
+        2,
+        &[
+            "--dir",
+            &dir_arg,
+            "--save",
+            "",
+            "--loading-process-events-interval-bytes",
+            "65536",
+        ],
+    );
     let mut c = server.resp();
     let wait = Duration::from_secs(10);
 
@@ -91,9 +102,32 @@ fn clients_get_loading_until_the_data_set_is_in_memory() {
         text(&c.call(&["EXEC"]).expect("EXEC")),
         "EXECABORT Transaction discarded because of previous errors."
     );
-    // Commands flagged `loading` run.
+    // Commands flagged `loading` run; the interval is a hidden parameter, as in Redis.
     let config = c.call(&["CONFIG", "GET", "maxmemory"]).expect("CONFIG");
     assert!(!config.is_error(), "{config:?}");
+    let interval = "loading-process-events-interval-bytes";
+    assert_eq!(
+        c.call(&["CONFIG", "GET", interval]).expect("CONFIG"),
+        Value::Array(Some(vec![
+            Value::Bulk(Some(interval.as_bytes().to_vec())),
+            Value::Bulk(Some(b"65536".to_vec())),
+        ]))
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "loading-*"]).expect("CONFIG"),
+        Value::Array(Some(vec![]))
+    );
+    assert!(c
+        .call(&["CONFIG", "SET", interval, "1023"])
+        .expect("CONFIG")
+        .is_error());
+    assert_eq!(
+        text(
+            &c.call(&["CONFIG", "SET", interval, "131072"])
+                .expect("CONFIG")
+        ),
+        "OK"
+    );
     // The redis crate's client sees Redis's error kind.
     let mut rc = server.conn();
     let err = redis::cmd("GET")
@@ -129,6 +163,73 @@ fn clients_get_loading_until_the_data_set_is_in_memory() {
     let loaded = server.info_number("rdb_last_load_keys_loaded");
     assert_eq!(loaded, KEYS as u64);
     println!("{KEYS} keys loaded in about {took:?} while serving");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn key_load_delay_slows_loading_and_config_set_lifts_it() {
+    const KEYS: u32 = 20_000;
+    let dir = std::env::temp_dir().join(format!("shardis-key-load-delay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    write_dump(&dir.join("dump.rdb"), KEYS);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    // 1 ms a key: 20 s at least for each core's 10000 keys. The cores serve every 1 KiB
+    // read (as Redis's own tests lower the interval with the delay: the whole file is
+    // smaller than the default 2 MiB).
+    let server = Server::start_loading(
+        2,
+        &[
+            "--dir",
+            &dir_arg,
+            "--save",
+            "",
+            "--key-load-delay",
+            "1000",
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ],
+    );
+    let mut c = server.resp();
+    // Hidden from patterns, answered by name (Redis's HIDDEN_CONFIG).
+    let names = |v: Value| -> Vec<String> {
+        match v {
+            Value::Array(Some(items)) => items.iter().map(text).collect(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let all = names(c.call(&["CONFIG", "GET", "*"]).expect("CONFIG"));
+    assert!(all.len() > 100 && !all.iter().any(|n| n == "key-load-delay"));
+    let named = names(
+        c.call(&["CONFIG", "GET", "key-load-delay"])
+            .expect("CONFIG"),
+    );
+    assert_eq!(named, ["key-load-delay", "1000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let info = text(&c.call(&["INFO", "persistence"]).expect("INFO"));
+    assert_eq!(field(&info, "loading"), Some("1"), "{info}");
+    // The load in progress goes on at full speed once the delay is 0.
+    assert_eq!(
+        text(
+            &c.call(&["CONFIG", "SET", "key-load-delay", "0"])
+                .expect("SET")
+        ),
+        "OK"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = text(&c.call(&["INFO", "persistence"]).expect("INFO"));
+        if field(&info, "loading") == Some("0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still loading: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        c.call(&["DBSIZE"]).expect("DBSIZE"),
+        Value::Int(KEYS as i64)
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
