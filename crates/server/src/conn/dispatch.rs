@@ -320,7 +320,7 @@ async fn exec_on_one_shard(
             Exec::Shard(_) => {
                 let (db, resp3) = s.db_resp3();
                 let client = s.client.borrow().id;
-                batch.push(cmd, &args, db, resp3, s.tracker(), client);
+                batch.push(cmd, args.into_iter(), db, resp3, s.tracker(), client);
                 replies.push(None);
             }
         }
