@@ -1251,6 +1251,17 @@ impl EventLoop {
             multi::flag_error(session);
             return conn.reply(refused);
         }
+        if cmd.is_write() || cmd.flags.has(Flags::MAY_REPLICATE) {
+            // A primary short of good replicas refuses writes, queued ones too (EXEC then
+            // fails), as Redis checks before queueing.
+            if let Some(refused) = crate::primary::writes_refused().filter(|_| cmd.is_write()) {
+                multi::flag_error(session);
+                core.record_rejected(Some(cmd), &refused);
+                return conn.reply(refused);
+            }
+            // WAIT's target moves past this client's writes (see `primary::wait`).
+            session.woff = None;
+        }
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {
@@ -1334,10 +1345,6 @@ impl EventLoop {
         if cmd.is_write() {
             if let Some(refused) = crate::persist::aof::writes_refused() {
                 return conn.reply(Reply::error(refused));
-            }
-            if let Some(refused) = crate::primary::writes_refused() {
-                core.record_rejected(Some(cmd), &refused);
-                return conn.reply(refused);
             }
         }
         self.run_parsed(r, conn, cmd, args);
