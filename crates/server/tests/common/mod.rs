@@ -23,11 +23,18 @@ pub struct Server {
 
 /// The process id INFO reports on `port`, if a server answers there and has loaded its data
 /// (or, with `loaded` false, as soon as it listens).
-fn serving_pid(port: u16, loaded: bool) -> Option<u32> {
+fn serving_pid(port: u16, loaded: bool, password: Option<&str>) -> Option<u32> {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"INFO server persistence\r\n").ok()?;
+    // With the password the harness gave, INFO says whether loading is over (a client
+    // without it gets only -NOAUTH, loading or not).
+    let mut request = Vec::new();
+    if let Some(password) = password {
+        resp::push_command(&mut request, &["AUTH", password]);
+    }
+    request.extend_from_slice(b"INFO server persistence\r\n");
+    s.write_all(&request).ok()?;
     let mut text = String::new();
     let mut buf = [0u8; 4096];
     while !text.contains("process_id:")
@@ -40,7 +47,12 @@ fn serving_pid(port: u16, loaded: bool) -> Option<u32> {
             return None;
         }
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if text.starts_with("-NOAUTH") {
+        if password.is_some() {
+            if let Some(rest) = text.strip_prefix("+OK\r\n") {
+                text = rest.to_string();
+            }
+        }
+        if text.starts_with("-NOAUTH") || text.starts_with("-WRONGPASS") {
             // A server that wants a password: the process id is out of reach; a shardis
             // server started by this harness is the one expected on a fresh port.
             return Some(0);
@@ -147,6 +159,11 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn shardis-server");
+        let password = extra
+            .windows(2)
+            .rev()
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1]);
         // Loading a large data set in a debug build takes a while.
         let deadline = Instant::now() + Duration::from_secs(if loaded { 60 } else { 10 });
         while Instant::now() < deadline {
@@ -155,7 +172,7 @@ impl Server {
                 return Err(format!("it exited: {status}"));
             }
             // Make sure the server answering is ours, not another test's on a reused port.
-            let pid = serving_pid(port, loaded);
+            let pid = serving_pid(port, loaded, password);
             if pid == Some(child.id()) || pid == Some(0) {
                 return Ok(Server { port, child, cwd });
             }
