@@ -30,10 +30,18 @@ pub struct Settings {
     masteruser: String,
     listening_port: i64,
     timeout: Duration,
+    /// The history and offset to continue from at the first PSYNC (a FAILOVER's old
+    /// primary), else a full sync.
+    resume: Option<(String, i64)>,
 }
 
 impl Settings {
-    pub fn from_config(config: &Config, host: String, port: u16) -> Settings {
+    pub fn from_config(
+        config: &Config,
+        host: String,
+        port: u16,
+        resume: Option<(String, i64)>,
+    ) -> Settings {
         Settings {
             host,
             port,
@@ -41,6 +49,7 @@ impl Settings {
             masteruser: config.get("masteruser").to_string(),
             listening_port: config.get_i64("port"),
             timeout: Duration::from_secs(config.get_u64("repl-timeout").max(1)),
+            resume,
         }
     }
 }
@@ -101,8 +110,8 @@ fn set_link(link: LinkState) {
 
 /// Connects, syncs and streams until REPLICAOF changes, reconnecting after each loss.
 fn run(settings: Settings, generation: u64, events: SyncSender<Event>, back: Receiver<Back>) {
-    // A new REPLICAOF starts from a full sync.
-    let mut resume: Option<(String, i64)> = None;
+    // A new REPLICAOF starts from a full sync; a FAILOVER's old primary continues.
+    let mut resume = settings.resume.clone();
     while current(generation) {
         set_link(LinkState::Connecting);
         match session(&settings, generation, &events, &back, &mut resume) {
@@ -290,7 +299,17 @@ fn session(
         Some((id, offset)) => (id.clone(), (*offset + 1).to_string()),
         None => ("?".to_string(), "-1".to_string()),
     };
-    let reply = conn.call(&[b"PSYNC", id.as_bytes(), from.as_bytes()])?;
+    // A FAILOVER's old primary asks the target to take over (Redis's `PSYNC ... FAILOVER`).
+    let failover = crate::primary::failover::in_progress();
+    let reply = if failover {
+        conn.call(&[b"PSYNC", id.as_bytes(), from.as_bytes(), b"FAILOVER"])?
+    } else {
+        conn.call(&[b"PSYNC", id.as_bytes(), from.as_bytes()])?
+    };
+    if failover {
+        let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
+        crate::primary::failover::psync_answered(accepted);
+    }
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut words = rest.split_whitespace();
         let replid = words.next().unwrap_or_default().to_string();
