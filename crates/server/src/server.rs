@@ -225,7 +225,7 @@ async fn load(
     let result = if crate::persist::aof::load::planned() {
         crate::persist::aof::load::start_shard(&core).await
     } else {
-        crate::persist::load::load_shard_paced(&core, true).await
+        crate::persist::load::load_shard_paced(&core, true, false).await
     };
     crate::persist::loading::core_done();
     match result {

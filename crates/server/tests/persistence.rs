@@ -433,3 +433,50 @@ fn rdb_files_move_between_redis_and_shardis() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// DEBUG RELOAD NOFLUSH loads the snapshot over what is in memory: a library still loaded is
+/// an error (Redis's "Error trying to load the RDB dump") unless MERGE lets the file's
+/// replace it; without NOFLUSH the data set is emptied first.
+#[test]
+fn debug_reload_noflush_merges_libraries_only_with_merge() {
+    let dir = temp_dir("reload-noflush");
+    let server = start(2, &dir, &["--enable-debug-command", "yes"]);
+    let mut c = server.conn();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIBRARY)
+        .query(&mut c)
+        .expect("function load");
+    let _: () = redis::cmd("SET")
+        .arg("x")
+        .arg(1)
+        .query(&mut c)
+        .expect("set");
+    let debug_reload = |c: &mut redis::Connection, opts: &[&str]| {
+        redis::cmd("DEBUG")
+            .arg("RELOAD")
+            .arg(opts)
+            .query::<String>(c)
+    };
+    let e = debug_reload(&mut c, &["NOFLUSH"]).expect_err("a library already loaded");
+    assert!(
+        e.to_string().contains("Error trying to load the RDB dump"),
+        "{e}"
+    );
+    for opts in [
+        &["NOFLUSH", "MERGE"][..],
+        &["MERGE"],
+        &[],
+        &["NOSAVE", "NOFLUSH", "MERGE"],
+    ] {
+        assert_eq!(
+            debug_reload(&mut c, opts).expect("reload"),
+            "OK",
+            "{opts:?}"
+        );
+        assert_library(&mut c, &format!("after DEBUG RELOAD {opts:?}"));
+        let x: i64 = redis::cmd("GET").arg("x").query(&mut c).expect("get");
+        assert_eq!(x, 1);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

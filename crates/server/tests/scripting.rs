@@ -437,6 +437,10 @@ fn scripts_over_maxmemory_are_refused_as_redis_refuses_them() {
             .query(&mut c)
             .expect("set");
     }
+    let dump: Vec<u8> = redis::cmd("FUNCTION")
+        .arg("DUMP")
+        .query(&mut c)
+        .expect("function dump");
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory")
@@ -444,6 +448,22 @@ fn scripts_over_maxmemory_are_refused_as_redis_refuses_them() {
         .query(&mut c)
         .expect("config set");
     let oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    // Loading a library uses memory on every shard: refused, as FUNCTION RESTORE.
+    let library = "#!lua name=oomlib\nredis.register_function('f1', function() return 1 end)";
+    let e = error_text(
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(library)
+            .query::<Value>(&mut c),
+    );
+    assert!(e.starts_with(oom), "{e}");
+    let e = error_text(
+        redis::cmd("FUNCTION")
+            .arg("RESTORE")
+            .arg(&dump[..])
+            .query::<Value>(&mut c),
+    );
+    assert!(e.starts_with(oom), "{e}");
     for k in ["x", "y", "k:1", "k:2", "k:3"] {
         // No shebang: reads run, the first write is refused (the script's error).
         let e = error_text(eval(&mut c, "redis.call('set', KEYS[1], 1) return 1", &[k]));
@@ -505,6 +525,12 @@ fn scripts_over_maxmemory_are_refused_as_redis_refuses_them() {
         .expect("config set");
     let got = eval(&mut c, "#!lua\nreturn 1", &[]).expect("under no limit");
     assert_eq!(got, Value::Int(1));
+    let name: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(library)
+        .query(&mut c)
+        .expect("function load under no limit");
+    assert_eq!(name, "oomlib");
     let got = eval(&mut c, "redis.call('set', KEYS[1], 1) return 1", &["x"]).expect("write");
     assert_eq!(got, Value::Int(1));
 }

@@ -53,9 +53,9 @@ fn help() -> Reply {
             "DIGEST-VALUE <key> [<key> ...]",
             "    Output a hex signature of the values of all the specified keys.",
             "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
-            "    Save the RDB on disk and load it back to memory. MERGE: loaded keys replace",
-            "    existing ones; NOFLUSH: the data set is not emptied first; NOSAVE: the file",
-            "    on disk is loaded as it is.",
+            "    Save the RDB on disk and load it back to memory. NOFLUSH: the data set is not",
+            "    emptied first; MERGE: loaded libraries replace existing ones (an error",
+            "    otherwise); NOSAVE: the file on disk is loaded as it is.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
         ],
@@ -125,14 +125,17 @@ async fn digest_values(s: &Session, keys: &[Bytes]) -> Reply {
 }
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves (unless NOSAVE), empties every shard
-/// and its function libraries (unless MERGE or NOFLUSH: then loaded keys and libraries
-/// replace existing ones), loads the snapshot back.
+/// and its function libraries (unless NOFLUSH), loads the snapshot back. A loaded key
+/// replaces a key still there; a loaded library replaces one still there with MERGE and is
+/// an error without it, as in Redis (whose loading stops at a duplicated key; Shardis's does
+/// not).
 async fn reload(s: &mut Session, opts: &[Bytes]) -> Reply {
-    let (mut save, mut flush) = (true, true);
+    let (mut save, mut flush, mut merge) = (true, true, false);
     for o in opts {
         match o.to_ascii_lowercase().as_slice() {
             b"nosave" => save = false,
-            b"merge" | b"noflush" => flush = false,
+            b"noflush" => flush = false,
+            b"merge" => merge = true,
             _ => {
                 return Reply::err(
                     "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
@@ -152,7 +155,7 @@ async fn reload(s: &mut Session, opts: &[Bytes]) -> Reply {
                 }
                 crate::script::state::with(|st| st.libraries = Default::default());
             }
-            crate::persist::load::load_shard(c)
+            crate::persist::load::load_shard(c, merge)
         })
         .await;
     match results.into_iter().find_map(Result::err) {

@@ -33,6 +33,18 @@ pub fn run<'a>(
 ) -> Pin<Box<dyn Future<Output = Option<Reply>> + 'a>> {
     Box::pin(async move {
         let started = Instant::now();
+        // A runtime command that may use memory (FUNCTION LOAD, FUNCTION RESTORE) writes on
+        // every shard: refused, as Redis refuses it, when this one cannot make room or
+        // another is full. Inside EXEC the transaction was admitted as a whole.
+        if matches!(cmd.exec, Exec::Server(_))
+            && cmd.flags.has(Flags::DENYOOM)
+            && s.tx.is_none()
+            && (memory::admit(&s.core, cmd).is_some() || memory::any_oom(0..s.core.shards))
+        {
+            let refused = Reply::err(memory::OOM_ERROR);
+            s.core.record_rejected(Some(cmd), &refused);
+            return Some(refused);
+        }
         let reply = match cmd.exec {
             Exec::Server(ServerCmd::Exec) => Some(exec(s).await),
             Exec::Server(which) if cmd::must_wait(which) => cmd::run_async(s, which, &args).await,

@@ -106,20 +106,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_match_redis_cluster() {
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"bar"), 5061);
-        assert_eq!(
-            key_slot(b"{user1000}.following"),
-            key_slot(b"{user1000}.followers")
-        );
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        // An empty tag hashes the whole key; only the first tag counts.
-        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
-        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
-    }
-
-    #[test]
     fn one_shard_owns_everything() {
         assert_eq!(shard_of(b"anything", 1), 0);
         assert!(shard_of(b"foo", 2) < 2);

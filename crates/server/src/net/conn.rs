@@ -38,6 +38,12 @@ pub enum Slot {
 /// client blocked for long (BLPOP 0) still gets its pushes, and memory stays bounded.
 const MAX_HELD_PUSHES: usize = 1 << 20;
 
+/// Reply bytes encoded ahead of the socket at most. Replies past it stay in `pending` as they
+/// are (a reference to the value read, or the bytes another core encoded) until the kernel
+/// has taken the earlier ones: a pipeline of large reads then holds one encoded copy of at
+/// most this much instead of a copy of every value it asked for.
+pub const ENCODE_AHEAD: usize = 16 << 20;
+
 /// A command parsed and held back until the connection's commands on other cores come back
 /// (see `EventLoop::run_parsed`).
 pub struct Held {
@@ -255,10 +261,14 @@ impl Conn {
         }
     }
 
-    /// Writes the pending replies up to the next one still on another core.
+    /// Writes the pending replies up to the next one still on another core, or until
+    /// [`ENCODE_AHEAD`] bytes wait for the socket (`refill` takes the rest once they went).
     fn drain_pending(&mut self) {
         let resp3 = self.resp3();
         while let Some(front) = self.pending.front() {
+            if self.out.len() >= ENCODE_AHEAD {
+                return;
+            }
             match front {
                 Slot::Remote(_) | Slot::Muted(_) | Slot::Task => return,
                 Slot::Encoded(bytes) => self.out.extend_from_slice(bytes),
@@ -270,6 +280,21 @@ impl Conn {
             }
             self.pending.pop_front();
         }
+    }
+
+    /// Encodes the replies `drain_pending` left for later, when the output has room again.
+    pub fn refill(&mut self) {
+        if self.ready_in_pending() {
+            self.drain_pending();
+        }
+    }
+
+    /// The first pending reply is complete: it waits only for room in the output.
+    fn ready_in_pending(&self) -> bool {
+        matches!(
+            self.pending.front(),
+            Some(Slot::Encoded(_) | Slot::Reply(_) | Slot::Push(_))
+        )
     }
 
     /// Reply bytes not yet written to the socket (pushes held behind awaited replies
@@ -306,7 +331,9 @@ impl Conn {
     /// (handshake, alerts, close_notify).
     pub fn has_output(&self) -> bool {
         // Pushes held behind awaited replies are not ready yet.
-        self.unsent() > self.held_pushes || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.unsent() > self.held_pushes
+            || self.ready_in_pending()
+            || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Nothing left to hand to the kernel or to wait for from other cores.

@@ -30,7 +30,7 @@ use shardis_engine::{Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::{Conn, Held};
+use super::conn::{Conn, Held, ENCODE_AHEAD};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -77,7 +77,7 @@ fn user_data(kind: Kind, r: ConnRef) -> u64 {
 
 /// Output a connection may have unsent before its input is no longer parsed: a client that does
 /// not read its replies stops being served instead of growing the server's memory.
-const PAUSE_OUTPUT: usize = 16 << 20;
+const PAUSE_OUTPUT: usize = ENCODE_AHEAD;
 /// Input read while paused beyond which the receive is cancelled, so TCP pushes back.
 const PAUSE_INPUT: usize = 1 << 20;
 /// An idle connection's input buffer above this size is released.
@@ -648,6 +648,7 @@ impl EventLoop {
             return;
         }
         if conn.sent >= conn.sending.len() {
+            conn.refill();
             if let Some(tls) = conn.tls.as_deref_mut() {
                 // TLS: `out` is plaintext; what goes out is its ciphertext, after any
                 // handshake records or alerts rustls has waiting.

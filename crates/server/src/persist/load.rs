@@ -48,14 +48,15 @@ fn files_to_read(core: &Core, dbfilename: &str) -> Result<(Vec<String>, Option<S
     }
 }
 
-/// Loads this core's keys at once (DEBUG RELOAD); see [`load_shard_paced`].
-pub fn load_shard(core: &Core) -> Result<(), String> {
-    futures_lite::future::block_on(load_shard_paced(core, false))
+/// Loads this core's keys at once (DEBUG RELOAD); see [`load_shard_paced`]. `merge`: a
+/// library already loaded is replaced by the file's (DEBUG RELOAD MERGE) rather than an error.
+pub fn load_shard(core: &Core, merge: bool) -> Result<(), String> {
+    futures_lite::future::block_on(load_shard_paced(core, false, merge))
 }
 
 /// Loads this core's keys; an unreadable or corrupt file is an error (the server does not
 /// start, as Redis). `paced`: in time slices, the core serving its clients in between.
-pub async fn load_shard_paced(core: &Core, paced: bool) -> Result<(), String> {
+pub async fn load_shard_paced(core: &Core, paced: bool, merge: bool) -> Result<(), String> {
     let dbfilename = core.config.borrow().get("dbfilename").to_string();
     let (files, functions_from) = files_to_read(core, &dbfilename)?;
     if files.is_empty() {
@@ -86,8 +87,9 @@ pub async fn load_shard_paced(core: &Core, paced: bool) -> Result<(), String> {
         )
         .await?;
     }
-    // Libraries of the same name as ones already there (DEBUG RELOAD NOFLUSH) replace them.
-    script::state::with(|st| st.libraries.join(libraries, true))
+    // Libraries of the same name as ones already there (DEBUG RELOAD NOFLUSH) replace them
+    // only when merging, as Redis's RDBFLAGS_ALLOW_DUP.
+    script::state::with(|st| st.libraries.join(libraries, merge))
         .map_err(|e| format!("Failed loading library, {e}"))?;
     info!(
         shard = core.id,

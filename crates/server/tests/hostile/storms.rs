@@ -141,3 +141,50 @@ fn resets_during_big_replies() {
     check_health(&server, &dog, "20 resets during 64 MiB replies", 1);
     eprintln!("  bystander: {served} rounds served meanwhile");
 }
+
+/// A client that pipelines many reads of big values on both shards and reads its replies only
+/// later: the server holds a bounded window of encoded output (the rest waits as references
+/// to the values), and every reply then arrives whole and in order.
+#[test]
+fn slow_reader_of_big_values_is_served_in_bounded_memory() {
+    let server = Server::start(2, &[]);
+    let dog = Watchdog::start(server.pid(), RSS_LIMIT);
+    let (foo, bar) = (vec![b'f'; 8 << 20], vec![b'b'; 8 << 20]);
+    let mut c = resp::Conn::connect(server.port).expect("connect");
+    for (key, value) in [("{foo}big", &foo), ("{bar}big", &bar)] {
+        assert_eq!(
+            c.call(&[b"SET".as_slice(), key.as_bytes(), value]).ok(),
+            Some(Value::Simple("OK".into()))
+        );
+    }
+    let rss_before = server.rss().expect("server RSS");
+    dog.reset_peak();
+    dog.doing("32 pipelined reads of 8 MiB values, not read yet");
+    // 256 MiB of replies asked for at once.
+    let mut pipeline = Vec::new();
+    for _ in 0..16 {
+        resp::push_command(&mut pipeline, &["GET", "{foo}big"]);
+        resp::push_command(&mut pipeline, &["GET", "{bar}big"]);
+    }
+    c.send(&pipeline).expect("send");
+    std::thread::sleep(Duration::from_secs(2));
+    let held = dog.peak().saturating_sub(rss_before);
+    eprintln!(
+        "  32 unread 8 MiB replies: RSS +{} MiB at the peak",
+        held >> 20
+    );
+    for i in 0..32 {
+        let want = if i % 2 == 0 { &foo } else { &bar };
+        match c.read(REPLY_WAIT) {
+            Ok(Value::Bulk(Some(got))) => assert!(&got == want, "reply {i} is not its value"),
+            other => panic!("reply {i}: {:?}", other.map(|v| v.text())),
+        }
+    }
+    check_health(&server, &dog, "32 big reads read late", 1);
+    // Encoded ahead: 16 MiB and one value; on the other shard, its replies in flight.
+    assert!(
+        held < 256 << 20,
+        "the unread replies grew the server by {} MiB",
+        held >> 20
+    );
+}
