@@ -411,14 +411,15 @@ fn copy_payload(
                 }
             }
             (None, Some(mark)) => {
-                // Keep the last 40 bytes back until more arrive: they may be the mark.
-                if conn.buf.len() >= mark.len() && conn.buf.ends_with(mark) {
-                    let body = conn.buf.len() - mark.len();
+                // The mark may be followed by the stream already (a Shardis primary sends it
+                // at once; Redis waits for the first ACK): what follows it stays in `buf`.
+                if let Some(body) = conn.buf.windows(mark.len()).position(|w| w == mark) {
                     out.write_all(&conn.buf[..body]).map_err(write_err)?;
-                    conn.buf.clear();
+                    conn.buf.drain(..body + mark.len());
                     state().sync_read = read + body as u64;
                     return Ok(());
                 }
+                // Keep the last 40 bytes back until more arrive: they may begin the mark.
                 let keep = mark.len().min(conn.buf.len());
                 let body = conn.buf.len() - keep;
                 out.write_all(&conn.buf[..body]).map_err(write_err)?;
@@ -488,5 +489,41 @@ fn stream_commands(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A diskless RDB whose EOF mark arrives in the same read as the stream behind it.
+    #[test]
+    fn the_eof_mark_may_be_followed_by_the_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mark = [b'm'; 40];
+        let sender = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut payload = b"REDIS-body".to_vec();
+            payload.extend_from_slice(&mark);
+            payload.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+            s.write_all(&payload).expect("write");
+        });
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(POLL)).expect("timeout");
+        let mut conn = Conn {
+            stream,
+            buf: Vec::new(),
+            timeout: Duration::from_secs(5),
+            generation: GENERATION.load(Ordering::SeqCst),
+        };
+        let mut out = Vec::new();
+        // The whole payload may come in several reads: wait until the stream's part is here.
+        sender.join().expect("sender");
+        std::thread::sleep(Duration::from_millis(50));
+        copy_payload(&mut conn, &mut out, None, Some(&mark)).expect("payload");
+        assert_eq!(out, b"REDIS-body");
+        assert_eq!(conn.buf, b"*1\r\n$4\r\nPING\r\n");
     }
 }
