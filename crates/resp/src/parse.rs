@@ -289,6 +289,15 @@ impl RequestParser {
         }
     }
 
+    /// While an argument's data is arriving: the bytes from the buffer's front that end it
+    /// (its data and CRLF), so the caller can give a big argument a buffer that fits it.
+    pub fn awaited_bulk(&self) -> Option<usize> {
+        match self.state {
+            State::BulkData { len, .. } => Some(len.saturating_add(2)),
+            _ => None,
+        }
+    }
+
     /// Bytes the parser holds for the multibulk in progress that are no longer in the read
     /// buffer: the arguments already received (their data plus one argument slot each).
     /// With the buffer's length this is everything the client sent that has not been handed
@@ -546,6 +555,23 @@ mod tests {
     fn binary_arguments_are_kept_whole() {
         let (cmds, _) = parse(b"*2\r\n$3\r\nGET\r\n$5\r\na\r\n\0b\r\n");
         assert_eq!(cmds, vec![vec![b"GET".to_vec(), b"a\r\n\0b".to_vec()]]);
+    }
+
+    #[test]
+    fn awaited_bulk_is_the_rest_of_the_argument_in_progress() {
+        let mut p = RequestParser::new();
+        let limits = Limits::default();
+        let mut args = Vec::new();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$100000\r\nvvv"[..]);
+        assert_eq!(p.awaited_bulk(), None);
+        assert_eq!(p.next_into(&mut buf, &limits, &mut args), Ok(false));
+        // The buffer starts at the argument's data: its length and CRLF end it.
+        assert_eq!(p.awaited_bulk(), Some(100_002));
+        assert_eq!(&buf[..], b"vvv");
+        buf.extend_from_slice(&vec![b'v'; 99_997]);
+        buf.extend_from_slice(b"\r\n");
+        assert_eq!(p.next_into(&mut buf, &limits, &mut args), Ok(true));
+        assert_eq!(p.awaited_bulk(), None);
     }
 
     // The tests of tests/unit/protocol.tcl, at the parser level.

@@ -331,14 +331,7 @@ static PARAMS: &[Param] = &[
     // Only ECDHE key exchange exists in rustls: DH parameters are accepted (the file must
     // exist) and unused.
     p("tls-dh-params-file", Kind::Str, ""),
-    p(
-        "tls-replication",
-        Kind::NotBuilt {
-            off: "no",
-            why: "TLS for replication links needs replication, which is not built yet",
-        },
-        "no",
-    ),
+    p("tls-replication", Kind::Bool, "no"),
     p(
         "tls-cluster",
         Kind::NotBuilt {
@@ -347,30 +340,11 @@ static PARAMS: &[Param] = &[
         },
         "no",
     ),
-    p(
-        "tls-client-cert-file",
-        Kind::NotBuilt {
-            off: "",
-            why: "the client certificate is for outgoing TLS links (replication, cluster), which are not built yet",
-        },
-        "",
-    ),
-    p(
-        "tls-client-key-file",
-        Kind::NotBuilt {
-            off: "",
-            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
-        },
-        "",
-    ),
-    p(
-        "tls-client-key-file-pass",
-        Kind::NotBuilt {
-            off: "",
-            why: "the client key is for outgoing TLS links (replication, cluster), which are not built yet",
-        },
-        "",
-    ),
+    // The replica's certificate on a TLS replication link (tls_link.rs); the server's when
+    // unset. An encrypted key is refused as for tls-key-file.
+    p("tls-client-cert-file", Kind::Str, ""),
+    p("tls-client-key-file", Kind::Str, ""),
+    p("tls-client-key-file-pass", Kind::Str, ""),
     p(
         "acl-pubsub-default",
         Kind::Enum(&["allchannels", "resetchannels"]),

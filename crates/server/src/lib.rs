@@ -37,6 +37,7 @@ pub mod replica;
 pub mod script;
 pub mod server;
 pub mod tls;
+pub mod tls_link;
 
 /// The Redis version Shardis answers as (clients feature-detect on it; snapshots carry it).
 pub const REDIS_VERSION: &str = "7.0.15";

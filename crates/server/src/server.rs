@@ -42,6 +42,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     // Loaded once here and shared by every core; a file that does not load stops start-up.
     let tls =
         crate::tls::server_config(&config).map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    crate::persist::loading::configure(&config);
     crate::cluster::check_ports(&config, shards)?;
     let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {

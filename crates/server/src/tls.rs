@@ -55,34 +55,45 @@ pub const RELOADED_BY: &[&str] = &[
     "tls-session-cache-size",
     "tls-session-cache-timeout",
     "tls-dh-params-file",
+    "tls-replication",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-client-key-file-pass",
 ];
 
-/// Whether the configuration listens for TLS, so that its settings must load.
+/// Why TLS settings without a CA are refused when something must verify a peer.
+pub const CA_REQUIRED: &str = "Either tls-ca-cert-file or tls-ca-cert-dir must be specified \
+     when tls-cluster, tls-replication or tls-auth-clients are enabled!";
+
+/// Whether the configuration uses TLS (listens for it, or replicates over it), so that its
+/// settings must load, as Redis configures TLS for either.
 pub fn in_use(config: &Config) -> bool {
-    config.get_i64("tls-port") != 0
+    config.get_i64("tls-port") != 0 || config.get("tls-replication") == "yes"
 }
 
-/// The TLS settings for `config` when TLS is in use, or None.
+/// The TLS settings for `config` when TLS is in use, or None. With `tls-replication` the
+/// replica's client settings must load too (they are built again at each REPLICAOF).
 pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, String> {
     if !in_use(config) {
         return Ok(None);
     }
-    build(config).map(Some)
+    let server = build(config)?;
+    if config.get("tls-replication") == "yes" {
+        crate::tls_link::client_config(config)?;
+    }
+    Ok(Some(server))
 }
 
-/// Builds the server's TLS settings from the `tls-*` parameters, or says why they do not load.
-pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
-    let cert_file = config.get("tls-cert-file");
-    if cert_file.is_empty() {
-        return Err("No tls-cert-file configured!".into());
-    }
-    let key_file = config.get("tls-key-file");
-    if key_file.is_empty() {
-        return Err("No tls-key-file configured!".into());
-    }
-    let chain = load_certs(cert_file, "tls-cert-file")?;
-    let key = load_key(key_file)?;
-
+/// The crypto provider limited to the configured suites, and the protocol versions.
+pub(crate) fn provider(
+    config: &Config,
+) -> Result<
+    (
+        Arc<CryptoProvider>,
+        Vec<&'static rustls::SupportedProtocolVersion>,
+    ),
+    String,
+> {
     let versions = protocol_versions(config.get("tls-protocols"))?;
     let tls13 = check_ciphersuites(config.get("tls-ciphersuites"))?;
     let tls12 = check_ciphers(config.get("tls-ciphers"))?;
@@ -102,6 +113,22 @@ pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
         cipher_suites: tls13.into_iter().chain(tls12).collect(),
         ..provider::default_provider()
     });
+    Ok((provider, versions))
+}
+
+/// Builds the server's TLS settings from the `tls-*` parameters, or says why they do not load.
+pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
+    let cert_file = config.get("tls-cert-file");
+    if cert_file.is_empty() {
+        return Err("No tls-cert-file configured!".into());
+    }
+    let key_file = config.get("tls-key-file");
+    if key_file.is_empty() {
+        return Err("No tls-key-file configured!".into());
+    }
+    let chain = load_certs(cert_file, "tls-cert-file")?;
+    let key = load_key(key_file, "tls-key-file")?;
+    let (provider, versions) = provider(config)?;
 
     let dh = config.get("tls-dh-params-file");
     if !dh.is_empty() {
@@ -114,6 +141,9 @@ pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
         config.get("tls-ca-cert-file"),
         config.get("tls-ca-cert-dir"),
     )?;
+    if roots.is_none() && config.get("tls-replication") == "yes" {
+        return Err(CA_REQUIRED.into());
+    }
     let auth = config.get("tls-auth-clients");
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
@@ -122,11 +152,7 @@ pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
         builder.with_no_client_auth()
     } else {
         let Some(roots) = roots else {
-            return Err(
-                "Either tls-ca-cert-file or tls-ca-cert-dir must be specified when \
-                 tls-auth-clients is yes or optional (the default is yes)"
-                    .into(),
-            );
+            return Err(CA_REQUIRED.into());
         };
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
         let verifier = if auth == "optional" {
@@ -161,7 +187,7 @@ pub fn build(config: &Config) -> Result<Arc<ServerConfig>, String> {
 // Files.
 
 /// Every certificate in a PEM file.
-fn load_certs(path: &str, param: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn load_certs(path: &str, param: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("Failed to load {param} {path}: {e}"))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -176,21 +202,20 @@ fn load_certs(path: &str, param: &str) -> Result<Vec<CertificateDer<'static>>, S
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1). Encrypted keys are refused by
 /// name: rustls has no decryption of private keys, so `tls-key-file-pass` cannot be honoured.
-fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("Failed to load tls-key-file {path}: {e}"))?;
+pub(crate) fn load_key(path: &str, param: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("Failed to load {param} {path}: {e}"))?;
     if is_encrypted_key(&bytes) {
         return Err(format!(
-            "tls-key-file {path} is an encrypted private key, which Shardis cannot read \
-             (rustls has no key decryption, so tls-key-file-pass is not supported): store the key \
+            "{param} {path} is an encrypted private key, which Shardis cannot read \
+             (rustls has no key decryption, so {param}-pass is not supported): store the key \
              unencrypted, e.g. `openssl pkey -in {path} -out key.pem`, and protect the file instead"
         ));
     }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => format!(
-            "Failed to load tls-key-file {path}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)"
+            "Failed to load {param} {path}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)"
         ),
-        e => format!("Failed to load tls-key-file {path}: {e}"),
+        e => format!("Failed to load {param} {path}: {e}"),
     })
 }
 
@@ -203,7 +228,7 @@ fn is_encrypted_key(pem: &[u8]) -> bool {
 
 /// The trusted CAs of `tls-ca-cert-file` and every file of `tls-ca-cert-dir` that holds PEM
 /// certificates (OpenSSL's hashed names, `*.pem`, `*.crt` alike); None when neither is set.
-fn load_roots(file: &str, dir: &str) -> Result<Option<RootCertStore>, String> {
+pub(crate) fn load_roots(file: &str, dir: &str) -> Result<Option<RootCertStore>, String> {
     if file.is_empty() && dir.is_empty() {
         return Ok(None);
     }
@@ -781,6 +806,12 @@ impl TlsConn {
         if !self.failed && !self.conn.is_handshaking() {
             self.conn.send_close_notify();
         }
+    }
+
+    /// The established session, for a replica's link that takes the connection over; None
+    /// when the session failed.
+    pub fn into_session(self) -> Option<ServerConnection> {
+        (!self.failed).then_some(self.conn)
     }
 
     /// The negotiated protocol version and cipher suite, for logs.

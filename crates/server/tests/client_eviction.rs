@@ -1,6 +1,8 @@
 //! Client eviction (`maxmemory-clients`) over two shards: a client whose buffers take the
 //! server's clients past the limit is closed, biggest first across cores; CLIENT NO-EVICT
-//! keeps one; INFO counts `evicted_clients`.
+//! keeps one; INFO counts `evicted_clients`. A client's memory counts an argument as it
+//! arrives (in a buffer that fits it), WATCHed keys and tracking prefixes; the output buffer
+//! limit closes a client before its reply counts for eviction.
 
 mod common;
 
@@ -222,4 +224,114 @@ fn a_bad_percentage_changes_nothing() {
         &mut c,
         &["CONFIG", "SET", "maxmemory-clients", "0", "maxmemory", "0"],
     );
+}
+
+/// The `tot-mem` CLIENT LIST shows for client `name` (0 when it is not listed).
+fn tot_mem(c: &mut redis::Connection, name: &str) -> u64 {
+    listed(c)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, mem)| mem)
+}
+
+#[test]
+fn an_argument_arriving_is_counted_at_once_in_a_buffer_that_fits_it() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    // No command of the writer is served again: the listing sees what it received.
+    let size = 300_000;
+    let _f = filler(&s, "writer", size, size);
+    wait_for("the argument counted", || {
+        tot_mem(&mut c, "writer") >= size as u64
+    });
+    // Its buffer grew to the argument's end, not to the next power of two (524288).
+    let mem = tot_mem(&mut c, "writer");
+    assert!(mem < size as u64 + 64 * 1024, "tot-mem {mem}");
+}
+
+#[test]
+fn watched_keys_and_tracking_prefixes_count_in_a_clients_memory() {
+    let s = Server::start(2, &[]);
+    let mut admin = s.conn();
+    let mut w = s.conn();
+    ok(&mut w, &["CLIENT", "SETNAME", "watcher"]);
+    let before = tot_mem(&mut admin, "watcher");
+    let keys: Vec<String> = (0..1000).map(|i| format!("watched:{i}")).collect();
+    let mut watch = redis::cmd("WATCH");
+    for k in &keys {
+        watch.arg(k);
+    }
+    let _: () = watch.query(&mut w).expect("WATCH");
+    let watching = tot_mem(&mut admin, "watcher");
+    assert!(watching >= before + 1000 * 8, "{before} -> {watching}");
+    let line: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query(&mut w)
+        .expect("INFO");
+    assert!(!line.contains(" multi-mem=0 "), "{line}");
+    ok(&mut w, &["UNWATCH"]);
+    assert!(tot_mem(&mut admin, "watcher") < watching);
+
+    let mut t = s.conn();
+    ok(&mut t, &["CLIENT", "SETNAME", "tracker"]);
+    let before = tot_mem(&mut admin, "tracker");
+    let mut on = redis::cmd("CLIENT");
+    on.arg("TRACKING").arg("ON").arg("BCAST");
+    for i in 0..500 {
+        on.arg("PREFIX").arg(format!("prefix:{i:05}:"));
+    }
+    let _: () = on.query(&mut t).expect("TRACKING");
+    let tracking = tot_mem(&mut admin, "tracker");
+    assert!(tracking >= before + 500 * 8, "{before} -> {tracking}");
+
+    // Past the limit, WATCH alone gets a client evicted, as in Redis.
+    ok(&mut admin, &["CLIENT", "NO-EVICT", "on"]);
+    ok(
+        &mut admin,
+        &["CONFIG", "SET", "maxmemory-clients", "200000"],
+    );
+    let mut w2 = s.conn();
+    let evicted_at = (0..20_000).find(|i| {
+        redis::cmd("WATCH")
+            .arg(format!("many:{i}"))
+            .query::<()>(&mut w2)
+            .is_err()
+    });
+    assert!(evicted_at.is_some(), "WATCH never evicted its client");
+    assert!(evicted(&mut admin) >= 1);
+}
+
+#[test]
+fn the_output_buffer_limit_closes_before_eviction_counts_the_reply() {
+    let s = Server::start(2, &[]);
+    let mut admin = s.conn();
+    ok(&mut admin, &["CLIENT", "NO-EVICT", "on"]);
+    ok(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "10mb"]);
+    ok(
+        &mut admin,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 3mb 0 0",
+        ],
+    );
+    let _: i64 = redis::cmd("SETRANGE")
+        .arg("k")
+        .arg(4 << 20)
+        .arg("v")
+        .query(&mut admin)
+        .expect("SETRANGE");
+    // 6 MiB of query buffer: with a 4 MiB reply counted the clients would pass 10 MiB.
+    let _q = filler(&s, "qbuf", 6 << 20, 6 << 20);
+    wait_for("the query buffer", || {
+        tot_mem(&mut admin, "qbuf") >= 6 << 20
+    });
+    for _ in 0..2 {
+        let mut g = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+        g.write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").expect("GET");
+        wait_for("the reader closed", || closed(&mut g));
+    }
+    assert_eq!(evicted(&mut admin), 0);
+    assert!(tot_mem(&mut admin, "qbuf") >= 6 << 20);
 }

@@ -132,3 +132,59 @@ fn clients_get_loading_until_the_data_set_is_in_memory() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn key_load_delay_slows_loading_and_config_set_lifts_it() {
+    const KEYS: u32 = 20_000;
+    let dir = std::env::temp_dir().join(format!("shardis-key-load-delay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    write_dump(&dir.join("dump.rdb"), KEYS);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    // 1 ms a key: 20 s at least for each core's 10000 keys.
+    let server = Server::start_loading(
+        2,
+        &["--dir", &dir_arg, "--save", "", "--key-load-delay", "1000"],
+    );
+    let mut c = server.resp();
+    // Hidden from patterns, answered by name (Redis's HIDDEN_CONFIG).
+    let names = |v: Value| -> Vec<String> {
+        match v {
+            Value::Array(Some(items)) => items.iter().map(text).collect(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let all = names(c.call(&["CONFIG", "GET", "*"]).expect("CONFIG"));
+    assert!(all.len() > 100 && !all.iter().any(|n| n == "key-load-delay"));
+    let named = names(
+        c.call(&["CONFIG", "GET", "key-load-delay"])
+            .expect("CONFIG"),
+    );
+    assert_eq!(named, ["key-load-delay", "1000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let info = text(&c.call(&["INFO", "persistence"]).expect("INFO"));
+    assert_eq!(field(&info, "loading"), Some("1"), "{info}");
+    // The load in progress goes on at full speed once the delay is 0.
+    assert_eq!(
+        text(
+            &c.call(&["CONFIG", "SET", "key-load-delay", "0"])
+                .expect("SET")
+        ),
+        "OK"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = text(&c.call(&["INFO", "persistence"]).expect("INFO"));
+        if field(&info, "loading") == Some("0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still loading: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        c.call(&["DBSIZE"]).expect("DBSIZE"),
+        Value::Int(KEYS as i64)
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

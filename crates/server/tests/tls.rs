@@ -1,7 +1,9 @@
 //! TLS on `tls-port`: round trips with the `redis` crate (rustls) and `redis-cli --tls`, client
 //! certificates (`tls-auth-clients` yes, optional, no), protocol versions and cipher suites,
 //! certificate reload by CONFIG SET, session resumption, large values and pipelines over TLS on
-//! both shards, and what a peer that does not speak TLS gets. Certificates are made by the
+//! both shards, what a peer that does not speak TLS gets, and replication links over TLS
+//! (`tls-replication`) with Debian's redis-server 7.0 on either side and between Shardis
+//! servers. Certificates are made by the
 //! tests (rcgen), in a directory of their own.
 
 mod common;
@@ -13,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::real_redis::redis_server_with;
+use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
 use common::{free_port, Server};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -757,12 +761,35 @@ fn settings_that_cannot_work_are_refused_at_start() {
         &s(&["--tls-protocols", "TLSv1.1 TLSv1.2"]),
         "TLSv1.1 is not supported",
     );
-    refused_at_start(&s(&["--tls-replication", "yes"]), "replication");
-    refused_at_start(&s(&["--tls-cluster", "yes"]), "cluster");
+    // TLS replication needs the certificate (even with no tls-port) and a CA, as in Redis.
+    refused_at_start(&s(&["--tls-replication", "yes"]), "No tls-cert-file");
     refused_at_start(
-        &s(&["--tls-client-cert-file", "/tmp/x.pem"]),
-        "outgoing TLS links",
+        &s(&[
+            "--tls-replication",
+            "yes",
+            "--tls-cert-file",
+            &path(&pki.server.cert_file),
+            "--tls-key-file",
+            &path(&pki.server.key_file),
+        ]),
+        "tls-ca-cert-file or tls-ca-cert-dir must be specified",
     );
+    refused_at_start(
+        &tls_args(
+            free_port(),
+            &pki,
+            &[
+                "--tls-replication",
+                "yes",
+                "--tls-client-cert-file",
+                "/nonexistent/client.pem",
+                "--tls-client-key-file",
+                &path(&pki.client.key_file),
+            ],
+        ),
+        "Failed to load tls-client-cert-file /nonexistent/client.pem",
+    );
+    refused_at_start(&s(&["--tls-cluster", "yes"]), "cluster");
     // Only classes rustls lacks were chosen: no TLS 1.2 suite left.
     refused_at_start(
         &tls_args(free_port(), &pki, &["--tls-ciphers", "RC4:3DES"]),
@@ -907,4 +934,215 @@ fn redis_cli_over_tls() {
         !String::from_utf8_lossy(&out.stdout).contains("PONG"),
         "redis-cli without a certificate got in"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replication over TLS (`tls-replication`).
+
+/// The TLS arguments of a Redis or Shardis replica: the CA, the server's certificate (Redis
+/// requires one even without a tls-port), the client certificate the link presents.
+fn replica_tls_args(pki: &Pki) -> Vec<String> {
+    [
+        "--tls-cert-file",
+        &path(&pki.server.cert_file),
+        "--tls-key-file",
+        &path(&pki.server.key_file),
+        "--tls-ca-cert-file",
+        &path(&pki.ca_file),
+        "--tls-client-cert-file",
+        &path(&pki.client.cert_file),
+        "--tls-client-key-file",
+        &path(&pki.client.key_file),
+        "--tls-replication",
+        "yes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A plain connection's `field` of INFO, waiting until `ok` holds it (30 s).
+fn wait_info(c: &mut redis::Connection, field: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = info_of(c, field).unwrap_or_default();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "INFO {field}: {v:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_redis_replica_follows_a_shardis_primary_over_tls() {
+    let dir = Dir::new("repl-redis-replica");
+    let pki = make_pki(&dir, "a");
+    let tls_port = free_port();
+    let shardis = start(
+        2,
+        tls_port,
+        &pki,
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--enable-debug-command",
+            "yes",
+        ],
+    );
+    let mut p = shardis.conn();
+    fill(&mut p);
+    let mut args = replica_tls_args(&pki);
+    args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        tls_port.to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some((_redis, redis_port)) = redis_server_with(&dir.0, &args) else {
+        return;
+    };
+    let mut r = common::connect(redis_port);
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    // The link was accepted on the TLS port: the plain port saw no replica.
+    let line = wait_info(&mut p, "slave0", |l| l.contains("state=online"));
+    assert!(line.starts_with("ip=127.0.0.1,"), "{line}");
+    write_load(&mut p, 0);
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10000)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(acked, 1, "REPLCONF ACK over TLS");
+
+    // A killed link comes back over TLS with a partial resync.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut p)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    write_load(&mut p, 1);
+    wait_info(&mut p, "sync_partial_ok", |v| v == "1");
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    assert_eq!(number(&mut p, "sync_full"), 1);
+}
+
+#[test]
+fn shardis_follows_a_redis_primary_over_tls_and_client_kill_type_master() {
+    let dir = Dir::new("repl-redis-primary");
+    let pki = make_pki(&dir, "a");
+    let redis_tls = free_port();
+    // Redis requires the replica's client certificate (tls-auth-clients yes, its default).
+    let primary_args = tls_args(redis_tls, &pki, &[]);
+    let primary_args: Vec<&str> = primary_args.iter().map(String::as_str).collect();
+    let Some((_redis, redis_port)) = redis_server_with(&dir.0, &primary_args) else {
+        return;
+    };
+    let mut p = common::connect(redis_port);
+    fill(&mut p);
+    let mut args = replica_tls_args(&pki);
+    args.extend([
+        "--enable-debug-command".into(),
+        "yes".into(),
+        "--replicaof".into(),
+        format!("127.0.0.1 {redis_tls}"),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let shardis = Server::start(2, &args);
+    let mut r = shardis.conn();
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    write_load(&mut p, 0);
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10000)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(acked, 1, "REPLCONF ACK over TLS");
+
+    // CLIENT KILL TYPE master ends the link; it comes back with a partial resync.
+    let none: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .arg("USER")
+        .arg("default")
+        .query(&mut r)
+        .expect("CLIENT KILL");
+    assert_eq!(none, 0, "the master client has no user");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .query(&mut r)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    write_load(&mut p, 1);
+    wait_info(&mut p, "sync_partial_ok", |v| v == "1");
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    assert_eq!(number(&mut p, "sync_full"), 1);
+}
+
+#[test]
+fn shardis_follows_shardis_over_tls_and_refuses_an_untrusted_primary() {
+    let dir = Dir::new("repl-shardis");
+    let pki = make_pki(&dir, "a");
+    let other = make_pki(&dir, "b");
+    let tls_port = free_port();
+    // Replicas must present a certificate of CA a (tls-auth-clients yes).
+    let primary = start(
+        2,
+        tls_port,
+        &pki,
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--enable-debug-command",
+            "yes",
+        ],
+    );
+    let mut p = client(tls_port, &pki.ca_pem, Some(&pki.client))
+        .get_connection()
+        .expect("TLS connection");
+    fill(&mut p);
+    let follow = |pki: &Pki| {
+        let mut args = replica_tls_args(pki);
+        args.extend([
+            "--enable-debug-command".into(),
+            "yes".into(),
+            "--replicaof".into(),
+            format!("127.0.0.1 {tls_port}"),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start(3, &args)
+    };
+    let good = follow(&pki);
+    let mut r = good.conn();
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    write_load(&mut p, 0);
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+
+    // CA b trusts neither the primary's certificate nor is its client certificate trusted.
+    let bad = follow(&other);
+    let mut b = bad.conn();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        info_of(&mut b, "master_link_status").as_deref(),
+        Some("down")
+    );
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut b).expect("DBSIZE");
+    assert_eq!(keys, 0);
+    assert_eq!(info_of(&mut p, "connected_slaves").as_deref(), Some("1"));
+    drop(primary);
 }

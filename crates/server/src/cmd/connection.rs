@@ -281,7 +281,7 @@ fn client_setinfo(s: &mut Session, args: &[Bytes]) -> Reply {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
-    /// The link to our primary (not a client here: never matched).
+    /// The link to our primary (`crate::replica`, not in the client list).
     Master,
     /// replica or slave: the links of our replicas (`crate::primary`, not in the client list).
     Replica,
@@ -534,6 +534,15 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
         } else {
             0
         };
+    let master = if f.kind.is_none_or(|k| k == ClientType::Master) && f.user.is_none() {
+        crate::replica::kill_link(|id, addr, laddr| {
+            f.id.is_none_or(|x| x == id)
+                && f.addr.as_ref().is_none_or(|a| a == addr)
+                && f.laddr.as_ref().is_none_or(|a| a == laddr)
+        })
+    } else {
+        0
+    };
     let f2 = f.clone();
     let killed: usize = s
         .core
@@ -558,7 +567,8 @@ async fn client_kill(s: &mut Session, args: &[Bytes]) -> Reply {
         .await
         .into_iter()
         .sum::<usize>()
-        + replicas;
+        + replicas
+        + master;
     if legacy {
         if killed == 0 {
             Reply::err("ERR No such client")

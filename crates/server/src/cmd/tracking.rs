@@ -157,6 +157,10 @@ async fn enable(s: &mut Session, o: Options) -> Reply {
     t.optout = o.optout;
     t.noloop = o.noloop;
     if let Some(all) = bcast_prefixes {
+        t.prefix_mem = all
+            .iter()
+            .map(|p| p.len() + std::mem::size_of::<Bytes>())
+            .sum();
         t.prefixes = all;
     }
     Reply::Ok

@@ -246,7 +246,8 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(AOF, "aof-rewrite-incremental-fsync", BOOL, "yes"),
     absent(AOF, "aof-disable-auto-gc", BOOL, "no"),
     hidden(absent(RDB_TUNING, "rdb-key-save-delay", C_INT_ANY, "0")),
-    hidden(absent(RDB_TUNING, "key-load-delay", C_INT_ANY, "0")),
+    // Loading made slower for tests, as Redis's (persist/loading.rs).
+    hidden(p("key-load-delay", C_INT_ANY, "0")),
     hidden(absent(
         RDB_TUNING,
         "loading-process-events-interval-bytes",

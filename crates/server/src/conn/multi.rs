@@ -125,6 +125,8 @@ pub async fn watch(s: &mut Session, args: &[Bytes]) -> Reply {
             })
             .await;
         if let Some(w) = watched {
+            // Counted with the client's memory (client eviction), as Redis counts it.
+            s.client.borrow_mut().watch_mem += std::mem::size_of::<WatchedKey>() + w.key.len();
             s.watched.push(w);
         }
     }
@@ -133,6 +135,7 @@ pub async fn watch(s: &mut Session, args: &[Bytes]) -> Reply {
 
 /// Forgets the watched keys on their shards (UNWATCH, and the end of every transaction).
 pub fn unwatch_all(s: &mut Session) {
+    s.client.borrow_mut().watch_mem = 0;
     for w in std::mem::take(&mut s.watched) {
         let (db, key) = (w.db, w.key);
         s.core.post(

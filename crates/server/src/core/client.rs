@@ -54,6 +54,8 @@ pub struct Client {
     pub buf_cap: usize,
     /// Commands queued since MULTI (None outside MULTI), and their arguments' bytes.
     pub multi: Option<(usize, usize)>,
+    /// Memory of the WATCHed keys (counted in `multi-mem`, as Redis counts them there).
+    pub watch_mem: usize,
     /// Waiting for socket space to write (`events=w`).
     pub writing: bool,
     /// Its command is held by CLIENT PAUSE (counted as blocked, flag `b`).
@@ -87,8 +89,13 @@ pub struct Client {
     pub replica_hello: ReplicaHello,
     /// Set by PSYNC/SYNC: the connection leaves the event loop once its replies are written,
     /// and its socket is handed to this (the replication link takes it over).
-    pub handoff: Option<Box<dyn FnOnce(RawFd)>>,
+    /// A connection of the `tls-port` hands its established session over with it.
+    pub handoff: Option<Handoff>,
 }
+
+/// What takes a connection over from the event loop: its socket (-1: it could not be
+/// handed over) and, from the `tls-port`, its established TLS session.
+pub type Handoff = Box<dyn FnOnce(RawFd, Option<rustls::ServerConnection>)>;
 
 /// REPLCONF's facts about a replica (listening-port, ip-address, capa).
 #[derive(Clone, Debug, Default)]
@@ -262,6 +269,7 @@ impl Client {
             omem: 0,
             oll: 0,
             buf_cap: 0,
+            watch_mem: 0,
             multi: None,
             writing: false,
             paused: false,
@@ -321,8 +329,8 @@ impl Client {
         let omem = self.omem - obl;
         let oll = self.oll + usize::from(omem > 0);
         let (multi, multi_mem) = match self.multi {
-            Some((n, mem)) => (n as i64, mem),
-            None => (-1, 0),
+            Some((n, mem)) => (n as i64, mem + self.watch_mem),
+            None => (-1, self.watch_mem),
         };
         let tot_mem = self.tot_mem();
         let events = match (self.closing, self.writing) {
@@ -363,8 +371,13 @@ impl Client {
     /// its record, input and output buffers, the arguments of the command it runs, its MULTI
     /// queue and its subscriptions.
     pub fn tot_mem(&self) -> usize {
-        let multi_mem = self.multi.map_or(0, |(_, mem)| mem);
-        std::mem::size_of::<Client>() + self.buf_cap + self.argv_mem + multi_mem + self.subs.mem
+        let multi_mem = self.multi.map_or(0, |(_, mem)| mem) + self.watch_mem;
+        std::mem::size_of::<Client>()
+            + self.buf_cap
+            + self.argv_mem
+            + multi_mem
+            + self.subs.mem
+            + self.tracking.prefix_mem
     }
 
     /// CLIENT LIST's flags, letters in Redis's order (N: none).

@@ -119,9 +119,11 @@ pub fn usage(c: &Client) -> u64 {
     c.tot_mem() as u64
 }
 
-/// Whether eviction may close the client: not one CLIENT NO-EVICT keeps.
+/// Whether eviction may close the client: not one CLIENT NO-EVICT keeps, nor a replica's
+/// connection that PSYNC hands to its link (as Redis spares replicas and its master; both
+/// links live outside the client table).
 fn evictable(c: &Client) -> bool {
-    !c.no_evict && !c.closing
+    !c.no_evict && !c.closing && c.handoff.is_none()
 }
 
 /// The memory of every core's clients.

@@ -69,6 +69,8 @@ pub struct ClientTracking {
     pub redirect: Option<Redirect>,
     /// BCAST prefixes, in byte order (as CLIENT TRACKINGINFO lists them).
     pub prefixes: BTreeSet<Bytes>,
+    /// Their memory, counted in the client's (`tot-mem`, client eviction).
+    pub prefix_mem: usize,
 }
 
 impl ClientTracking {

@@ -320,11 +320,54 @@ impl Conn {
         c.argv_mem = argv_mem;
         c.omem = self.unsent();
         c.oll = self.pending.len();
-        c.buf_cap = self.out.capacity() + self.sending.capacity() + self.rbuf.capacity();
+        c.buf_cap = self.buffer_capacity();
         c.writing = self.send_inflight;
         if let Some(s) = &self.session {
             c.multi = s.multi.as_ref().map(|m| (m.queued.len(), m.argv_mem));
         }
+    }
+
+    /// Makes room for `incoming` more bytes of input (0: after parsing). While a big argument
+    /// (32 KiB or more, Redis's PROTO_MBULK_BIG_ARG) arrives, the buffer grows by doubling but
+    /// never past the end of that argument, and one grown past it before its header was
+    /// parsed is cut back to it, so it fits the argument as Redis's does, not up to twice its
+    /// size (what CLIENT LIST and client eviction count). Growing in steps, not to the
+    /// announced length at once, keeps a client from reserving memory it does not send.
+    pub fn fit_input(&mut self, incoming: usize) {
+        const BIG_ARG: usize = 32 * 1024;
+        let Some(end) = self.parser.awaited_bulk() else {
+            return;
+        };
+        let want = self.rbuf.len().saturating_add(incoming);
+        if end < BIG_ARG || want > end {
+            return;
+        }
+        let have = self.rbuf.capacity();
+        let cap = if have < want {
+            have.saturating_mul(2).clamp(want, end)
+        } else if have > end {
+            end
+        } else {
+            return;
+        };
+        let mut grown = BytesMut::with_capacity(cap);
+        grown.extend_from_slice(&self.rbuf);
+        self.rbuf = grown;
+    }
+
+    /// What `input` bytes just received change in the client record, so that CLIENT LIST and
+    /// client eviction see a command still arriving (it may be all there is to see) before
+    /// the next serve reports the rest.
+    pub fn report_input(&self, input: usize, now_ms: u64) {
+        let mut c = self.client.borrow_mut();
+        c.last_active_ms = now_ms;
+        c.qbuf = c.qbuf.saturating_add(input);
+        c.qbuf_free = self.rbuf.capacity() - self.rbuf.len();
+        c.buf_cap = self.buffer_capacity();
+    }
+
+    fn buffer_capacity(&self) -> usize {
+        self.out.capacity() + self.sending.capacity() + self.rbuf.capacity()
     }
 
     /// Something is waiting to be handed to the kernel: replies, or TLS records of its own

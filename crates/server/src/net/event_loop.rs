@@ -567,6 +567,7 @@ impl EventLoop {
                 let mut input = n as u64;
                 if let Some((bid, len)) = data {
                     let bytes = self.bufs.data(bid, len);
+                    conn.fit_input(bytes.len());
                     match conn.tls.as_deref_mut() {
                         None => conn.rbuf.extend_from_slice(bytes),
                         Some(tls) => {
@@ -595,7 +596,8 @@ impl EventLoop {
                     self.bufs.give_back(bid);
                 }
                 core.bump(|s| s.net_input_bytes += input);
-                conn.client.borrow_mut().last_active_ms = core.now_ms();
+                conn.report_input(input as usize, core.now_ms());
+                crate::core::client_eviction::served(&core, &conn.client);
                 if conn.rbuf.len() + conn.parser.pending_bytes() > qbuf_limit {
                     warn!(
                         client = conn.client.borrow().id,
@@ -1049,8 +1051,8 @@ impl EventLoop {
         if conn.rbuf.is_empty() && conn.rbuf.capacity() > KEEP_INPUT_CAPACITY {
             conn.rbuf = BytesMut::new();
         }
+        conn.fit_input(0);
         conn.report(conn.session.is_none() || conn.held.is_some());
-        crate::core::client_eviction::served(&core, &conn.client);
         // (A connection closed for its limit is not counted again while its send fails.)
         let over_limit = if conn.closing {
             None
@@ -1058,11 +1060,20 @@ impl EventLoop {
             self.output_limit_exceeded(&mut conn)
         };
         if let Some(reason) = over_limit {
+            let id = {
+                let mut c = conn.client.borrow_mut();
+                // Gone at once, as Redis frees it before its next command: client eviction
+                // no longer counts it, so the output limit has precedence over eviction.
+                c.closing = true;
+                c.id
+            };
             warn!(
-                client = conn.client.borrow().id,
+                client = id,
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits ({reason})"
             );
             core.bump(|s| s.client_outbuf_limit_disconnections += 1);
+            core.clients.borrow_mut().remove(&id);
+            crate::core::client_eviction::closed(&core, id);
             conn.out.clear();
             conn.pending.clear();
             conn.closing = true;
@@ -1070,11 +1081,15 @@ impl EventLoop {
             // SAFETY: shutting down a socket this connection owns; its send in flight fails.
             unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
         }
+        crate::core::client_eviction::served(&core, &conn.client);
         // A TLS connection closed by the server (QUIT, CLIENT KILL, limits, an error reply)
-        // says so with close_notify once its last replies are sealed.
+        // says so with close_notify once its last replies are sealed; one a replica's link
+        // takes over keeps its session open.
         if conn.closing && !conn.read_closed && conn.pending.is_empty() && conn.out.is_empty() {
             if let Some(tls) = conn.tls.as_deref_mut() {
-                tls.close();
+                if conn.client.borrow().handoff.is_none() {
+                    tls.close();
+                }
             }
         }
         // Output, or the rest of a send the kernel cut short (a send completes partly when the
@@ -1436,12 +1451,14 @@ impl EventLoop {
             }
         }
         let handoff = conn.client.borrow_mut().handoff.take();
-        match handoff {
-            // A replica's link takes the socket over (not a TLS one: its session stays here).
-            Some(take) if conn.tls.is_none() => take(conn.fd),
-            other => {
+        // A replica's link takes the socket over, with its TLS session if it has one.
+        let session = conn.tls.take().map(|tls| tls.into_session());
+        match (handoff, session) {
+            (Some(take), None) => take(conn.fd, None),
+            (Some(take), Some(Some(session))) => take(conn.fd, Some(session)),
+            (other, _) => {
                 if let Some(refuse) = other {
-                    refuse(-1);
+                    refuse(-1, None);
                 }
                 // SAFETY: the connection owns its fd and nothing in the kernel refers to it
                 // any more (no receive armed, no send in flight).

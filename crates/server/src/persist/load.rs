@@ -198,11 +198,12 @@ impl RdbLoad {
         let now = self.now;
         let config = shard.config.clone();
         let tracking = config.tracking;
-        // Keys between looks at the clock.
+        // Keys between looks at the clock (each key when they are slowed down on purpose).
+        let delay = loading::key_load_delay();
         let mut batch = 0u32;
         loop {
             batch += 1;
-            if batch.is_multiple_of(256) && slice.is_some_and(Slice::due) {
+            if (delay != 0 || batch.is_multiple_of(256)) && slice.is_some_and(Slice::due) {
                 return Ok(false);
             }
             let item = self.reader.next_item().map_err(|e| {
@@ -258,6 +259,9 @@ impl RdbLoad {
                         },
                     );
                     self.loaded += 1;
+                    if delay != 0 {
+                        loading::pause_after_key(delay, self.loaded);
+                    }
                 }
                 Item::Function(code) => match libraries.as_deref_mut() {
                     Some(libs) => add_library(libs, code)

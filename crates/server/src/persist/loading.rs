@@ -9,7 +9,7 @@
 //! processes events while it loads.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use shardis_engine::command::Flags;
@@ -25,6 +25,10 @@ pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 /// How long a loader works before the core serves its clients again.
 pub const SLICE: Duration = Duration::from_millis(5);
 
+/// `key-load-delay`, a knob of Redis's tests that makes loading slow: microseconds to sleep
+/// after each key loaded; -N sleeps 1 µs after one key in N (Redis: with probability 1/N).
+static KEY_LOAD_DELAY: AtomicI64 = AtomicI64::new(0);
+
 /// Cores still loading (0: not loading).
 static CORES: AtomicUsize = AtomicUsize::new(0);
 /// When loading began (Unix seconds).
@@ -34,6 +38,28 @@ static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
 static LOADED_BYTES: AtomicU64 = AtomicU64::new(0);
 /// The `used-mem` recorded in the RDB files read (Redis's `loading_rdb_used_mem`).
 static RDB_USED_MEM: AtomicU64 = AtomicU64::new(0);
+
+/// Takes `key-load-delay` from the configuration (at start-up and after CONFIG SET; a load
+/// in progress sees a change from its next slice).
+pub fn configure(config: &crate::config::Config) {
+    KEY_LOAD_DELAY.store(config.get_i64("key-load-delay"), Ordering::Relaxed);
+}
+
+pub fn key_load_delay() -> i64 {
+    KEY_LOAD_DELAY.load(Ordering::Relaxed)
+}
+
+/// The pause after the `n`th key loaded under `key-load-delay` `delay` (not 0).
+pub fn pause_after_key(delay: i64, n: u64) {
+    let usec = if delay > 0 {
+        delay.unsigned_abs()
+    } else {
+        u64::from(n.is_multiple_of(delay.unsigned_abs()))
+    };
+    if usec > 0 {
+        std::thread::sleep(Duration::from_micros(usec));
+    }
+}
 
 /// Loading begins on `cores` cores; each calls [`core_done`] when it has loaded.
 pub fn begin(cores: usize) {

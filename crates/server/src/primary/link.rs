@@ -2,7 +2,8 @@
 //! writes (the full sync's RDB, then the stream from the replica's buffer) and one that reads
 //! (REPLCONF ACK). Blocking I/O on threads of their own keeps a slow or distant replica off
 //! the cores: TCP back-pressure stops only the writer, and what piles up meanwhile is the
-//! replica's buffer, bounded by `client-output-buffer-limit replica`.
+//! replica's buffer, bounded by `client-output-buffer-limit replica`. A link accepted on the
+//! `tls-port` goes on in its TLS session, shared by both threads (`tls_link`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -19,6 +20,7 @@ use shardis_resp::{Limits, RequestParser};
 use tracing::{info, warn};
 
 use super::{lock, Phase, Replica};
+use crate::tls_link::LinkStream;
 
 /// What the full sync's orchestrator (`sync`) hands the writer.
 pub enum Plan {
@@ -44,13 +46,21 @@ pub enum Start {
     Continue { psync2: bool },
 }
 
-/// Starts the link's threads on the socket `fd` (taken over from the event loop).
-pub fn start(r: Arc<Replica>, fd: RawFd, how: Start, nodelay: bool) {
+/// Starts the link's threads on the socket `fd` (taken over from the event loop, with its
+/// TLS session when it came on the `tls-port`).
+pub fn start(
+    r: Arc<Replica>,
+    fd: RawFd,
+    tls: Option<rustls::ServerConnection>,
+    how: Start,
+    nodelay: bool,
+) {
     // SAFETY: the event loop handed this fd over and no longer uses or closes it.
     let sock = unsafe { TcpStream::from_raw_fd(fd) };
     let _ = sock.set_nonblocking(false);
     let _ = sock.set_nodelay(nodelay);
-    let (reader, handle) = match (sock.try_clone(), sock.try_clone()) {
+    let sock = LinkStream::handed_over(sock, tls);
+    let (reader, handle) = match (sock.try_clone(), sock.tcp().try_clone()) {
         (Ok(a), Ok(b)) => (a, b),
         _ => {
             r.close("cannot duplicate the socket");
@@ -85,7 +95,7 @@ pub fn start(r: Arc<Replica>, fd: RawFd, how: Start, nodelay: bool) {
     }
 }
 
-fn write(r: &Replica, mut sock: TcpStream, how: Start) -> io::Result<()> {
+fn write(r: &Replica, mut sock: LinkStream, how: Start) -> io::Result<()> {
     match how {
         Start::Continue { psync2 } => {
             let line = if psync2 {
@@ -181,7 +191,7 @@ fn write_rdb(r: &Replica, out: &mut impl Write, plan: &Receiver<Plan>) -> io::Re
 }
 
 /// Diskless: `$EOF:<mark>`, the RDB, the mark (Redis 7.0 replicas with `capa eof`).
-fn send_diskless(r: &Replica, sock: &mut TcpStream, plan: &Receiver<Plan>) -> io::Result<u64> {
+fn send_diskless(r: &Replica, sock: &mut LinkStream, plan: &Receiver<Plan>) -> io::Result<u64> {
     let mark = super::replica::random_id();
     sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())?;
     let mut out = BufWriter::with_capacity(256 << 10, &mut *sock);
@@ -192,7 +202,7 @@ fn send_diskless(r: &Replica, sock: &mut TcpStream, plan: &Receiver<Plan>) -> io
 }
 
 /// Through a file: the RDB is written to a temporary file in `dir`, then sent as `$<len>`.
-fn send_file(r: &Replica, sock: &mut TcpStream, plan: &Receiver<Plan>) -> io::Result<u64> {
+fn send_file(r: &Replica, sock: &mut LinkStream, plan: &Receiver<Plan>) -> io::Result<u64> {
     let path = format!("temp-shardis-repl-{}-{}.rdb", std::process::id(), r.id);
     let result = (|| {
         let mut f = BufWriter::new(File::create(&path)?);
@@ -208,7 +218,7 @@ fn send_file(r: &Replica, sock: &mut TcpStream, plan: &Receiver<Plan>) -> io::Re
 }
 
 /// Writes the stream as it collects in the replica's buffer.
-fn stream(r: &Replica, sock: &mut TcpStream) -> io::Result<()> {
+fn stream(r: &Replica, sock: &mut LinkStream) -> io::Result<()> {
     loop {
         let data = {
             let mut st = lock(&r.st);
@@ -230,7 +240,7 @@ fn stream(r: &Replica, sock: &mut TcpStream) -> io::Result<()> {
 
 /// Reads the replica's REPLCONF ACK <offset> (anything else is ignored, as Redis's master
 /// ignores replies on a replica link).
-fn read_acks(r: Arc<Replica>, mut sock: TcpStream) {
+fn read_acks(r: Arc<Replica>, mut sock: LinkStream) {
     let mut parser = RequestParser::new();
     let limits = Limits::default();
     let mut input = BytesMut::with_capacity(4096);

@@ -724,11 +724,11 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     };
     let nodelay = settings().nodelay;
     let link = r.clone();
-    s.client.borrow_mut().handoff = Some(Box::new(move |fd| {
+    s.client.borrow_mut().handoff = Some(Box::new(move |fd, tls| {
         if fd < 0 {
             link.close("the connection could not be handed over");
         } else {
-            link::start(link, fd, how, nodelay);
+            link::start(link, fd, tls, how, nodelay);
         }
     }));
     None

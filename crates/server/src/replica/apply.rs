@@ -170,8 +170,10 @@ impl Applier {
 /// Applies the link's events until REPLICAOF changes or the link stops.
 pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back: SyncSender<Back>) {
     let user = core.acl.borrow().default_user().clone();
+    let id = core.next_client_id();
+    super::MASTER_ID.store(id, std::sync::atomic::Ordering::SeqCst);
     let client = Rc::new(RefCell::new(Client::new(
-        (core.next_client_id(), MASTER_CONN),
+        (id, MASTER_CONN),
         -1,
         String::new(),
         String::new(),

@@ -5,6 +5,8 @@
 //! then the command stream handed to core 0 in chunks through a bounded queue (a slow
 //! replica pushes back on the primary through TCP, as Redis's does).
 //!
+//! With `tls-replication yes` the link is a TLS session (`tls_link`), made before PING.
+//!
 //! `REPLCONF ACK <offset>` goes out every second and when core 0 asks (GETACK). A lost link
 //! is retried every second with `PSYNC <replid> <offset+1>`, once core 0 has applied every
 //! whole command received, so the primary can answer `+CONTINUE`.
@@ -18,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{state, LinkState, GENERATION, LAST_IO, OFFSET, READ_OFFSET};
+use super::{state, LinkState, GENERATION, LAST_IO, LINK_SOCKET, OFFSET, READ_OFFSET};
 use crate::config::Config;
 use crate::core::wall_ms;
+use crate::tls_link::LinkStream;
 
 /// What the link needs from the configuration.
 pub struct Settings {
@@ -33,6 +36,8 @@ pub struct Settings {
     /// The history and offset to continue from at the first PSYNC (a FAILOVER's old
     /// primary), else a full sync.
     resume: Option<(String, i64)>,
+    /// `tls-replication yes`: the client settings, or why they did not load.
+    tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
 }
 
 impl Settings {
@@ -42,14 +47,20 @@ impl Settings {
         port: u16,
         resume: Option<(String, i64)>,
     ) -> Settings {
+        let tls = config.get("tls-replication") == "yes";
         Settings {
             host,
             port,
             masterauth: config.get("masterauth").to_string(),
             masteruser: config.get("masteruser").to_string(),
-            listening_port: config.get_i64("port"),
+            // The primary connects back where replicas reach us: the TLS port over TLS.
+            listening_port: match config.get_i64("tls-port") {
+                p if tls && p != 0 => p,
+                _ => config.get_i64("port"),
+            },
             timeout: Duration::from_secs(config.get_u64("repl-timeout").max(1)),
             resume,
+            tls: tls.then(|| crate::tls_link::client_config(config)),
         }
     }
 }
@@ -114,7 +125,9 @@ fn run(settings: Settings, generation: u64, events: SyncSender<Event>, back: Rec
     let mut resume = settings.resume.clone();
     while current(generation) {
         set_link(LinkState::Connecting);
-        match session(&settings, generation, &events, &back, &mut resume) {
+        let ended = session(&settings, generation, &events, &back, &mut resume);
+        *LINK_SOCKET.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        match ended {
             Ok(()) => return,
             Err(e) => {
                 if !current(generation) {
@@ -167,7 +180,7 @@ type LinkResult<T> = Result<T, String>;
 
 /// The socket and what was read past the last parsed line.
 struct Conn {
-    stream: TcpStream,
+    stream: LinkStream,
     buf: Vec<u8>,
     timeout: Duration,
     generation: u64,
@@ -260,6 +273,15 @@ fn session(
     stream
         .set_write_timeout(Some(settings.timeout))
         .map_err(|e| e.to_string())?;
+    *LINK_SOCKET.lock().unwrap_or_else(|e| e.into_inner()) = stream.try_clone().ok();
+    let stream = match &settings.tls {
+        None => LinkStream::Plain(stream),
+        Some(Ok(config)) => {
+            LinkStream::connect(stream, config.clone(), &settings.host, settings.timeout)
+                .map_err(|e| format!("TLS with the primary: {e}"))?
+        }
+        Some(Err(e)) => return Err(format!("TLS settings for replication: {e}")),
+    };
     info!("MASTER <-> REPLICA sync started");
     set_link(LinkState::Handshake);
     let mut conn = Conn {
@@ -513,7 +535,7 @@ mod tests {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(POLL)).expect("timeout");
         let mut conn = Conn {
-            stream,
+            stream: LinkStream::Plain(stream),
             buf: Vec::new(),
             timeout: Duration::from_secs(5),
             generation: GENERATION.load(Ordering::SeqCst),

@@ -88,6 +88,10 @@ static READ_OFFSET: AtomicI64 = AtomicI64::new(0);
 static LAST_IO: AtomicU64 = AtomicU64::new(0);
 /// Bumped by every REPLICAOF: a link of an older generation stops.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The link's socket, to end it from a client (CLIENT KILL TYPE master), and the id of the
+/// client that applies the stream (the master client's id, as CLIENT KILL ID matches it).
+static LINK_SOCKET: Mutex<Option<std::net::TcpStream>> = Mutex::new(None);
+static MASTER_ID: AtomicU64 = AtomicU64::new(0);
 /// Replica settings read on every client command (kept from the configuration).
 static READ_ONLY: AtomicBool = AtomicBool::new(true);
 static SERVE_STALE: AtomicBool = AtomicBool::new(true);
@@ -98,6 +102,28 @@ const MASTERDOWN_ERR: &str =
 
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// CLIENT KILL of the link to our primary when it is up and `matches(id, addr, laddr)` (the
+/// master client's id, the primary's and our address): the link reconnects and asks for a
+/// partial resync, as when Redis frees its master client. How many were killed (0 or 1).
+pub fn kill_link(matches: impl Fn(u64, &str, &str) -> bool) -> usize {
+    if !LINK_UP.load(Ordering::SeqCst) {
+        return 0;
+    }
+    let sock = LINK_SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sock) = sock.as_ref() else {
+        return 0;
+    };
+    let addr =
+        |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let (peer, local) = (addr(sock.peer_addr()), addr(sock.local_addr()));
+    if !matches(MASTER_ID.load(Ordering::SeqCst), &peer, &local) {
+        return 0;
+    }
+    // The link's thread sees its read fail and reconnects.
+    let _ = sock.shutdown(std::net::Shutdown::Both);
+    1
 }
 
 /// 40 random hex characters (a replication id).
