@@ -27,6 +27,16 @@ pub fn encode(reply: &Reply, resp3: bool, out: &mut Vec<u8>) {
                 encode(reply, resp3, out);
             }
         }
+        Reply::Attribute(pairs, reply) => {
+            if resp3 {
+                header(out, b'|', len_i64(pairs.len()));
+                for (key, value) in pairs {
+                    encode(key, resp3, out);
+                    encode(value, resp3, out);
+                }
+            }
+            encode(reply, resp3, out);
+        }
         Reply::Map(pairs) => {
             if resp3 {
                 header(out, b'%', len_i64(pairs.len()));
@@ -302,6 +312,18 @@ mod tests {
     fn both(reply: Reply, resp2: &str, resp3: &str) {
         assert_eq!(enc(&reply, false), resp2, "RESP2 {:?}", reply);
         assert_eq!(enc(&reply, true), resp3, "RESP3 {:?}", reply);
+    }
+
+    #[test]
+    fn attributes_precede_their_reply_in_resp3_only() {
+        both(
+            Reply::Attribute(
+                vec![(Reply::bulk(b"k"), Reply::Int(1))],
+                Box::new(Reply::bulk(b"v")),
+            ),
+            "$1\r\nv\r\n",
+            "|1\r\n$1\r\nk\r\n:1\r\n$1\r\nv\r\n",
+        );
     }
 
     #[test]

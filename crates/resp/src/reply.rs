@@ -44,6 +44,9 @@ pub enum Reply {
     /// A verbatim string with its three-letter format (`txt`, `mkd`…); a bulk string in RESP2.
     /// Scripts can return any format; the commands use [`Reply::Verbatim`].
     VerbatimAs([u8; 3], Bytes),
+    /// RESP3 attributes (`|<n>` and their pairs) before the reply they describe; only that
+    /// reply in RESP2, as Redis drops attributes for RESP2 clients.
+    Attribute(Vec<(Reply, Reply)>, Box<Reply>),
     /// Several replies in a row, for a command that answers more than once (SUBSCRIBE with
     /// several channels confirms each one).
     Multiple(Vec<Reply>),

@@ -201,7 +201,9 @@ fn expected(reply: &Reply, resp3: bool) -> Frame {
         Reply::BigNumber(b) => Frame::Blob(b'$', b.to_vec()),
         Reply::VerbatimAs(f, b) if resp3 => Frame::Blob(b'=', [&f[..], b":", b].concat()),
         Reply::VerbatimAs(_, b) => Frame::Blob(b'$', b.to_vec()),
-        Reply::Multiple(_) => unreachable!("the generator makes one reply at a time"),
+        Reply::Multiple(_) | Reply::Attribute(..) => {
+            unreachable!("the generator makes one plain reply at a time")
+        }
     }
 }
 

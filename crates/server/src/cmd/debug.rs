@@ -1,6 +1,7 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: DIGEST and DIGEST-VALUE (Redis's data set
-//! digest, so a data set can be compared with Redis's), RELOAD (save, empty, load back) and
-//! SLEEP (stops the client's core, as Redis's stops its one thread).
+//! digest, so a data set can be compared with Redis's), RELOAD (save, empty, load back),
+//! SLEEP (stops the client's core, as Redis's stops its one thread), and the hooks Redis's own
+//! tests use: POPULATE, PROTOCOL, SET-ACTIVE-EXPIRE and SET-DISABLE-DENY-SCRIPTS.
 
 use bytes::Bytes;
 use shardis_engine::digest::{self, Digest};
@@ -35,6 +36,22 @@ pub async fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         b"digest-value" => digest_values(s, &args[2..]).await,
         b"reload" => reload(s, &args[2..]).await,
         b"sleep" if args.len() == 3 => sleep(&args[2]),
+        b"populate" if (3..=5).contains(&args.len()) => populate(s, &args[2..]).await,
+        b"protocol" if args.len() == 3 => protocol(&args[2], s.db_resp3().1),
+        b"set-active-expire" if args.len() == 3 => {
+            let off = atoi(&args[2]) == 0;
+            s.core
+                .broadcast(move |c| c.debug.no_active_expire.set(off))
+                .await;
+            Reply::Ok
+        }
+        b"set-disable-deny-scripts" if args.len() == 3 => {
+            let on = atoi(&args[2]) != 0;
+            s.core
+                .broadcast(move |c| c.debug.scripts_unrestricted.set(on))
+                .await;
+            Reply::Ok
+        }
         b"help" if args.len() == 2 => help(),
         _ => Reply::error(shardis_engine::error::sanitize(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
@@ -56,6 +73,21 @@ fn help() -> Reply {
             "    Save the RDB on disk and load it back to memory. NOFLUSH: the data set is not",
             "    emptied first; MERGE: loaded libraries replace existing ones (an error",
             "    otherwise); NOSAVE: the file on disk is loaded as it is.",
+            "POPULATE <count> [<prefix>] [<size>]",
+            "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+            "    it is used instead of the 'key' prefix. These are not propagated to",
+            "    replicas. Cluster slots are not respected so keys not belonging to the",
+            "    current node can be created in cluster mode.",
+            "PROTOCOL <type>",
+            "    Reply with a test value of the specified type. <type> can be: string,",
+            "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+            "    true, false.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Setting it to 0 disables expiring keys in background when they are not",
+            "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+            "    default.",
+            "SET-DISABLE-DENY-SCRIPTS <0|1>",
+            "    For testing only: let scripts run commands flagged noscript.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
         ],
@@ -163,6 +195,141 @@ async fn reload(s: &mut Session, opts: &[Bytes]) -> Reply {
         Some(e) => {
             tracing::warn!("DEBUG RELOAD: {e}");
             Reply::err("ERR Error trying to load the RDB dump")
+        }
+    }
+}
+
+/// C's `atoi`, as Redis reads DEBUG's switches: an optional sign and the digits that follow,
+/// 0 for anything else.
+fn atoi(arg: &[u8]) -> i64 {
+    let text = arg.trim_ascii_start();
+    let (negative, digits) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let n = digits
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0i64, |n, &c| {
+            n.saturating_mul(10).saturating_add(i64::from(c - b'0'))
+        });
+    if negative {
+        -n
+    } else {
+        n
+    }
+}
+
+/// DEBUG POPULATE count [prefix] [size]: string keys `prefix:N` holding `value:N` (cut or
+/// padded with zero bytes to `size`), skipping names that exist; every core creates its own
+/// keys. Not propagated, not counted as changes, as in Redis.
+async fn populate(s: &Session, args: &[Bytes]) -> Reply {
+    let positive = |arg: &Bytes| match shardis_engine::num::parse_i64(arg) {
+        None => Err(Reply::err("ERR value is not an integer or out of range")),
+        Some(n) if n < 0 => Err(Reply::err("ERR value is out of range, must be positive")),
+        Some(n) => Ok(n as u64),
+    };
+    let count = match positive(&args[0]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let size = match args.get(2).map(positive).transpose() {
+        Ok(size) => size.unwrap_or(0),
+        Err(e) => return e,
+    };
+    // Bounded as any value a client sends (Redis allocates whatever size it is given).
+    let max_value = s.core.shard.borrow().config.proto_max_bulk_len as u64;
+    if size > max_value {
+        return Reply::err("ERR value is out of range, must not exceed proto-max-bulk-len");
+    }
+    let prefix = args.get(1).cloned().unwrap_or(Bytes::from_static(b"key"));
+    let db = s.db_resp3().0;
+    s.core
+        .broadcast(move |c| {
+            let (id, shards, now) = (c.id, c.shards, c.now_ms());
+            let mut shard = c.shard.borrow_mut();
+            let lru = shard.config.tracking.fresh(now);
+            let mut name = Vec::with_capacity(prefix.len() + 21);
+            for j in 0..count {
+                name.clear();
+                name.extend_from_slice(&prefix);
+                name.extend_from_slice(format!(":{j}").as_bytes());
+                // Redis formats the name into 128 bytes.
+                name.truncate(127);
+                if route::shard_of(&name, shards) != id {
+                    continue;
+                }
+                let Some(d) = shard.dbs.get_mut(db) else {
+                    return;
+                };
+                if d.contains(&name, now) {
+                    continue;
+                }
+                let mut value = format!("value:{j}").into_bytes();
+                if size > 0 {
+                    value.resize(size as usize, 0);
+                }
+                let value = shardis_engine::Value::Str(shardis_engine::value::Str::from_vec(value));
+                d.set(&name, value, lru, false);
+                shard.watched.touch(db, &name);
+            }
+        })
+        .await;
+    Reply::Ok
+}
+
+/// DEBUG PROTOCOL type: a fixed reply of each RESP type, for clients' and scripts' tests.
+fn protocol(kind: &[u8], resp3: bool) -> Reply {
+    let ints = || (0..3).map(Reply::Int).collect::<Vec<_>>();
+    match kind.to_ascii_lowercase().as_slice() {
+        b"string" => Reply::bulk(b"Hello World"),
+        b"integer" => Reply::Int(12345),
+        // Redis's fixed test value (not π).
+        #[allow(clippy::approx_constant)]
+        b"double" => Reply::Double(3.141),
+        b"bignum" => Reply::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
+        b"null" => Reply::Nil,
+        b"array" => Reply::Array(ints()),
+        b"set" => Reply::Set(ints()),
+        b"map" => Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect()),
+        b"attrib" => Reply::Attribute(
+            vec![(
+                Reply::bulk(b"key-popularity"),
+                Reply::Array(vec![Reply::bulk(b"key:123"), Reply::Int(90)]),
+            )],
+            Box::new(Reply::bulk(b"Some real reply following the attribute")),
+        ),
+        b"push" if !resp3 => Reply::err("ERR RESP2 is not supported by this command"),
+        // The push, then a reply of the command's own for clients that skip pushes.
+        b"push" => Reply::Multiple(vec![
+            Reply::Push(vec![Reply::bulk(b"server-cpu-usage"), Reply::Int(42)]),
+            Reply::bulk(b"Some real reply following the push reply"),
+        ]),
+        b"verbatim" => Reply::Verbatim(Bytes::from_static(b"This is a verbatim\nstring")),
+        b"true" => Reply::Bool(true),
+        b"false" => Reply::Bool(false),
+        _ => Reply::err("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::atoi;
+
+    #[test]
+    fn atoi_reads_like_c() {
+        for (text, n) in [
+            (&b"1"[..], 1),
+            (b"0", 0),
+            (b" 12x", 12),
+            (b"-3", -3),
+            (b"+4", 4),
+            (b"abc", 0),
+            (b"", 0),
+            (b"99999999999999999999999", i64::MAX),
+        ] {
+            assert_eq!(atoi(text), n, "{:?}", String::from_utf8_lossy(text));
         }
     }
 }

@@ -380,6 +380,18 @@ pub struct Core {
     next_client: Cell<u64>,
     /// A script's call is running (see [`Batch::from_script`]).
     script_call: Cell<bool>,
+    /// Test hooks DEBUG sets on every core.
+    pub debug: DebugSwitches,
+}
+
+/// The switches of DEBUG SET-ACTIVE-EXPIRE and SET-DISABLE-DENY-SCRIPTS, which Redis's own
+/// tests use; each core keeps its copy (DEBUG sets them on every core).
+#[derive(Default)]
+pub struct DebugSwitches {
+    /// The clock's active expiry is off (keys still expire when read).
+    pub no_active_expire: Cell<bool>,
+    /// Scripts may run commands flagged `noscript`.
+    pub scripts_unrestricted: Cell<bool>,
 }
 
 impl Core {
@@ -416,6 +428,7 @@ impl Core {
             now_ms: Cell::new(wall_ms()),
             next_client: Cell::new(0),
             script_call: Cell::new(false),
+            debug: DebugSwitches::default(),
         }
     }
 

@@ -91,6 +91,8 @@ unsafe fn push_reply_at(l: *mut lua_State, reply: &Reply, resp3: bool, depth: us
                 ffi::lua_pushboolean(l, 0)
             }
         }
+        // Scripts do not see attributes (nor does Redis expose them to Lua yet).
+        Reply::Attribute(_, reply) => push_reply_at(l, reply, resp3, depth + 1),
         Reply::Array(items) | Reply::Push(items) | Reply::Multiple(items) => {
             push_array(l, items, resp3, depth)
         }
