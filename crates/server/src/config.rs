@@ -219,6 +219,19 @@ static PARAMS: &[Param] = &[
         "everysec",
     ),
     p("aof-load-truncated", Kind::Bool, "yes"),
+    // Bytes a loader reads between two passes of its core's event loop (persist/loading);
+    // hidden from CONFIG GET's patterns, as in Redis.
+    Param {
+        hidden: true,
+        ..p(
+            "loading-process-events-interval-bytes",
+            Kind::Int {
+                min: 1024,
+                max: i32::MAX as i64,
+            },
+            "2097152",
+        )
+    },
     // Every shard's base is an RDB file (Redis's default); a base of commands is not built.
     p(
         "aof-use-rdb-preamble",

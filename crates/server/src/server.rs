@@ -46,7 +46,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     crate::cluster::check_ports(&config, shards)?;
     let addrs = listen::server_addrs(&config, shards)?;
     for a in &addrs {
-        if let Err(e) = listen::check_free(&a.addr) {
+        if let Err(e) = listen::wait_free(&a.addr) {
             if a.optional && e.kind() != std::io::ErrorKind::AddrInUse {
                 warn!("could not bind {}: {e}", a.addr);
                 continue;

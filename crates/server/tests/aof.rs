@@ -725,3 +725,65 @@ fn turning_the_log_on_at_run_time_writes_a_base_first() {
     shutdown(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under `always` replies wait for the sync covering their commands while the core serves
+/// on: pipelines from many clients over both shards, with large replies that take several
+/// sends, all come back whole and in order.
+#[test]
+fn pipelined_replies_under_always_come_back_whole_and_in_order() {
+    let dir = temp_dir("always-pipelines");
+    let server = start(2, &dir, &["--appendfsync", "always"]);
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i * 31 + (i >> 9)) as u8).collect();
+    {
+        let mut c = server.conn();
+        let _: () = c.set("big:a", &big[..]).expect("SET");
+        let _: () = c.set("big:b", &big[..]).expect("SET");
+    }
+    let big = Arc::new(big);
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            let mut c = server.conn();
+            let big = big.clone();
+            std::thread::spawn(move || {
+                for round in 0..15 {
+                    let mut pipe = redis::pipe();
+                    for i in 0..100 {
+                        let key = format!("p:{t}:{i}");
+                        pipe.cmd("SET").arg(&key).arg(round * 1000).ignore();
+                        pipe.cmd("INCR").arg(&key);
+                    }
+                    pipe.cmd("GET")
+                        .arg(if round % 2 == 0 { "big:a" } else { "big:b" });
+                    let (incrs, value): (Vec<i64>, Vec<u8>) = {
+                        let mut got: Vec<redis::Value> = pipe.query(&mut c).expect("pipeline");
+                        let value = got.pop().expect("GET's reply");
+                        let incrs = got
+                            .into_iter()
+                            .map(|v| redis::from_redis_value(v).expect("an integer"))
+                            .collect();
+                        (incrs, redis::from_redis_value(value).expect("bytes"))
+                    };
+                    assert_eq!(
+                        incrs,
+                        vec![round * 1000 + 1; 100],
+                        "client {t} round {round}"
+                    );
+                    assert!(value == *big, "client {t} round {round}: the value differs");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let mut c = server.conn();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    assert_eq!(n, 8 * 100 + 2);
+    kill(server);
+    let server = start(2, &dir, &["--appendfsync", "always"]);
+    let mut c = server.conn();
+    let v: i64 = c.get("p:7:99").expect("GET");
+    assert_eq!(v, 14 * 1000 + 1, "the last round is in the log");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

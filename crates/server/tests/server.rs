@@ -377,3 +377,45 @@ fn sort_reads_patterns_and_stores_across_shards() {
         .expect("lrange");
     assert_eq!(got, vec!["2", "3", "1"]);
 }
+
+/// A port still held at start-up (a SIGKILLed predecessor's io_uring teardown holds its
+/// listening socket briefly) is waited for, a few seconds at most; then start-up fails as
+/// Redis's does.
+#[test]
+fn start_up_waits_a_few_seconds_for_a_held_port() {
+    let hold = |port: u16, for_how_long: Option<Duration>| {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port");
+        if let Some(d) = for_how_long {
+            std::thread::spawn(move || {
+                std::thread::sleep(d);
+                drop(listener);
+            });
+            None
+        } else {
+            Some(listener)
+        }
+    };
+    let args = ["--bind", "127.0.0.1"];
+    // Released after a second: the server starts once it is free.
+    let port = common::free_port();
+    let _ = hold(port, Some(Duration::from_secs(1)));
+    let started = std::time::Instant::now();
+    let server = Server::try_start_on(port, 2, &args).expect("starts once the port is free");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let mut c = server.conn();
+    let pong: String = redis::cmd("PING").query(&mut c).expect("ping");
+    assert_eq!(pong, "PONG");
+    // Held for good: start-up gives up after the wait.
+    let port = common::free_port();
+    let _held = hold(port, None);
+    let started = std::time::Instant::now();
+    let e = Server::try_start_on(port, 1, &args)
+        .err()
+        .expect("the port stays taken");
+    assert!(e.contains("exited"), "{e}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(4500) && waited < Duration::from_secs(30),
+        "gave up after {waited:?}"
+    );
+}

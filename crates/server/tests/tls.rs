@@ -936,6 +936,47 @@ fn redis_cli_over_tls() {
     );
 }
 
+/// Under `appendfsync always` a TLS connection's replies are sealed only once their records
+/// are durable, while the core serves on: a pipeline over both shards, with a reply larger
+/// than one send, comes back whole and in order.
+#[test]
+fn pipelines_over_tls_under_appendfsync_always() {
+    let dir = Dir::new("always");
+    let pki = make_pki(&dir, "a");
+    let tls_port = free_port();
+    let _server = start(
+        2,
+        tls_port,
+        &pki,
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let mut c = client(tls_port, &pki.ca_pem, Some(&pki.client))
+        .get_connection()
+        .expect("connection");
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i * 13 + (i >> 7)) as u8).collect();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big[..])
+        .query(&mut c)
+        .expect("SET");
+    for round in 0..5 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET").arg(format!("p:{i}")).arg(round).ignore();
+            pipe.cmd("INCR").arg(format!("p:{i}"));
+        }
+        pipe.cmd("GET").arg("big");
+        let mut got: Vec<redis::Value> = pipe.query(&mut c).expect("pipeline");
+        let value: Vec<u8> = redis::from_redis_value(got.pop().expect("GET")).expect("bytes");
+        assert!(value == big, "round {round}: the value differs");
+        let incrs: Vec<i64> = got
+            .into_iter()
+            .map(|v| redis::from_redis_value(v).expect("an integer"))
+            .collect();
+        assert_eq!(incrs, vec![round + 1; 1000], "round {round}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replication over TLS (`tls-replication`).
 

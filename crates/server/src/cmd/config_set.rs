@@ -116,8 +116,8 @@ pub async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     drop(choosing);
     crate::logging::set_level(s.core.config.borrow().get("loglevel"));
     crate::persist::aof::configure(&s.core.config.borrow());
-    crate::primary::configure(&s.core.config.borrow());
     crate::persist::loading::configure(&s.core.config.borrow());
+    crate::primary::configure(&s.core.config.borrow());
     if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
         crate::persist::aof::set_enabled(&s.core, on == "yes").await;
     }

@@ -248,15 +248,6 @@ pub(super) static DIRECTIVES: &[Param] = &[
     hidden(absent(RDB_TUNING, "rdb-key-save-delay", C_INT_ANY, "0")),
     // Loading made slower for tests, as Redis's (persist/loading.rs).
     hidden(p("key-load-delay", C_INT_ANY, "0")),
-    hidden(absent(
-        RDB_TUNING,
-        "loading-process-events-interval-bytes",
-        Kind::Int {
-            min: 1024,
-            max: i32::MAX as i64,
-        },
-        "2097152",
-    )),
     // Replication.
     // The replica's side is built (crates/server/src/replica): `replicaof` is read at
     // start-up and shows the primary REPLICAOF set (CONFIG SET cannot change it, as Redis).

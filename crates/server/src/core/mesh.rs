@@ -9,12 +9,17 @@
 //!
 //! Under `appendfsync always` a core holds what it sends until its log is durable (see
 //! `persist::aof::log`): a reply travelling to another core must not announce a write
-//! before the write's record is synced.
+//! before the write's record is synced. Held messages are sealed with the sync generation
+//! that must complete first and go out, in order, once it has.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+
+/// The generation of a held message not yet sealed.
+const UNSEALED: u64 = u64::MAX;
 
 /// What one core publishes for the others: whether it sleeps, and the fd of its ring.
 #[derive(Default)]
@@ -59,7 +64,7 @@ impl<M: Send> MeshBuilder<M> {
             to_wake: RefCell::new(Vec::new()),
             sent: Cell::new(0),
             hold: Cell::new(false),
-            held: RefCell::new(Vec::new()),
+            held: RefCell::new(VecDeque::new()),
         })
     }
 
@@ -111,7 +116,9 @@ pub struct Mesh<M> {
     sent: Cell<u64>,
     /// Messages are held until `release` (the log's group commit).
     hold: Cell<bool>,
-    held: RefCell<Vec<(usize, M)>>,
+    /// Held messages, oldest first, with the sync generation each waits for
+    /// ([`UNSEALED`] until the next `seal`).
+    held: RefCell<VecDeque<(u64, usize, M)>>,
 }
 
 impl<M: Send> Mesh<M> {
@@ -131,27 +138,42 @@ impl<M: Send> Mesh<M> {
     }
 
     /// Pushes `msg` to core `to`. Never blocks: queues are unbounded (what a core may have in
-    /// flight is bounded by its connections' limits).
+    /// flight is bounded by its connections' limits). While anything is held, later messages
+    /// are held behind it, so each destination sees them in the order they were sent.
     pub fn send(&self, to: usize, msg: M) {
-        if self.hold.get() {
-            self.held.borrow_mut().push((to, msg));
+        if self.hold.get() || !self.held.borrow().is_empty() {
+            self.held.borrow_mut().push_back((UNSEALED, to, msg));
             return;
         }
         self.send_now(to, msg);
     }
 
-    /// Holds (or stops holding) what is sent from now on until the next `release`.
+    /// Holds (or stops holding) what is sent from now on.
     pub fn set_hold(&self, hold: bool) {
         self.hold.set(hold);
     }
 
-    /// Sends the messages held so far, in order.
-    pub fn release(&self) {
-        if self.held.borrow().is_empty() {
-            return;
+    /// The messages held and not yet sealed wait for sync generation `generation`.
+    pub fn seal(&self, generation: u64) {
+        for m in self.held.borrow_mut().iter_mut().rev() {
+            if m.0 != UNSEALED {
+                break;
+            }
+            m.0 = generation;
         }
-        let held = std::mem::take(&mut *self.held.borrow_mut());
-        for (to, msg) in held {
+    }
+
+    /// Sends, in order, the held messages sealed with a generation up to `durable`.
+    pub fn release(&self, durable: u64) {
+        loop {
+            let next = {
+                let mut held = self.held.borrow_mut();
+                match held.front() {
+                    Some(m) if m.0 <= durable => held.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((_, to, msg)) = next else { return };
             self.send_now(to, msg);
         }
     }
@@ -259,21 +281,37 @@ mod tests {
     }
 
     #[test]
-    fn held_messages_go_out_in_order_on_release() {
+    fn held_messages_go_out_in_order_once_their_generation_is_durable() {
         let mut builder = MeshBuilder::<u32>::new(2);
         let a = builder.join(0).expect("core 0");
         let b = builder.join(1).expect("core 1");
         a.send(1, 1);
         a.set_hold(true);
         a.send(1, 2);
+        a.seal(1);
         a.send(1, 3);
+        a.seal(2);
+        a.send(1, 4);
         assert_eq!(b.try_recv(), Some(1));
         assert_eq!(b.try_recv(), None, "held until released");
-        a.set_hold(false);
-        a.release();
+        a.release(0);
+        assert_eq!(b.try_recv(), None, "generation 1 is not durable yet");
+        a.release(1);
         assert_eq!(b.try_recv(), Some(2));
+        assert_eq!(b.try_recv(), None, "3 waits for generation 2");
+        a.set_hold(false);
+        a.send(1, 5);
+        assert_eq!(b.try_recv(), None, "a message is never sent past held ones");
+        a.release(5);
         assert_eq!(b.try_recv(), Some(3));
+        assert_eq!(b.try_recv(), None, "unsealed messages wait for their seal");
+        a.seal(3);
+        a.release(3);
+        assert_eq!(b.try_recv(), Some(4));
+        assert_eq!(b.try_recv(), Some(5));
         assert_eq!(b.try_recv(), None);
+        a.send(1, 6);
+        assert_eq!(b.try_recv(), Some(6), "nothing held: sent at once");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Listening sockets: one per core and address, all bound with SO_REUSEPORT so the kernel
 //! spreads new connections over the cores, and the start-up check that no other process is
-//! listening on the port already.
+//! listening on the port already (after a few seconds' wait for one a killed predecessor
+//! still holds).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// One `bind` entry: the address and whether a failure to bind it may be skipped (`-addr`).
 #[derive(Clone, Debug)]
@@ -214,6 +216,39 @@ pub fn check_free(addr: &SocketAddr) -> io::Result<()> {
         set_flag(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
     }
     bind_fd(&fd, addr)
+}
+
+/// How long start-up waits for a port still held: a predecessor killed with SIGKILL keeps its
+/// listening sockets until its io_uring rings are torn down, which the kernel finishes a
+/// little after the process is reaped.
+pub const BIND_RETRY: Duration = Duration::from_secs(5);
+
+/// [`check_free`], retried for up to [`BIND_RETRY`] while the address is in use, with a log
+/// line saying so (Redis fails at once; it has no such teardown to wait for).
+pub fn wait_free(addr: &SocketAddr) -> io::Result<()> {
+    let deadline = Instant::now() + BIND_RETRY;
+    let mut logged = false;
+    loop {
+        match check_free(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                if !logged {
+                    tracing::warn!(
+                        "{addr} is still in use; retrying for up to {} s",
+                        BIND_RETRY.as_secs()
+                    );
+                    logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {
+                if logged {
+                    tracing::info!("{addr} is free now");
+                }
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// A listening socket for one core: SO_REUSEADDR (restarts over TIME_WAIT) and SO_REUSEPORT

@@ -72,6 +72,13 @@ pub struct Conn {
     pub args: Vec<Bytes>,
     /// Replies encoded and not yet handed to the kernel.
     pub out: Vec<u8>,
+    /// Bytes ever taken from the front of `out`, and the position (counted the same way) up
+    /// to which `out` may be handed to the kernel: under `appendfsync always` replies wait
+    /// for the sync of their commands' records (see `persist::aof::log`).
+    pub out_taken: u64,
+    pub out_cleared: u64,
+    /// The position of the last reply queued to wait for a sync.
+    pub out_awaited: u64,
     /// The buffer the kernel is sending from (stays put until its completion), and how much
     /// of it is sent.
     pub sending: Vec<u8>,
@@ -124,6 +131,9 @@ impl Conn {
             parser: RequestParser::new(),
             args: Vec::new(),
             out: Vec::new(),
+            out_taken: 0,
+            out_cleared: 0,
+            out_awaited: 0,
             sending: Vec::new(),
             sent: 0,
             send_inflight: false,
@@ -377,6 +387,17 @@ impl Conn {
         self.unsent() > self.held_pushes
             || self.ready_in_pending()
             || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// `out`'s end, counted as `out_taken`.
+    pub fn out_end(&self) -> u64 {
+        self.out_taken + self.out.len() as u64
+    }
+
+    /// Drops the output not yet handed to the kernel (the connection is closing).
+    pub fn discard_output(&mut self) {
+        self.out_taken = self.out_end();
+        self.out.clear();
     }
 
     /// Nothing left to hand to the kernel or to wait for from other cores.

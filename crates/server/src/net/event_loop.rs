@@ -55,6 +55,8 @@ enum Kind {
     Wake = 4,
     /// A cancellation we asked for.
     Cancel = 5,
+    /// The append-only log's sync (`appendfsync always`); the rest is its generation.
+    Fsync = 6,
 }
 
 impl Kind {
@@ -65,6 +67,7 @@ impl Kind {
             3 => Kind::Send,
             4 => Kind::Wake,
             5 => Kind::Cancel,
+            6 => Kind::Fsync,
             _ => return None,
         })
     }
@@ -157,6 +160,9 @@ pub struct EventLoop {
     ready: Vec<u32>,
     /// Connections with output to hand to the kernel.
     to_send: Vec<u32>,
+    /// Output waiting for a sync of the log: the generation, the connection, and how far
+    /// its output may go once that generation is durable. Generations never decrease.
+    awaiting: std::collections::VecDeque<(u64, ConnRef, u64)>,
     /// Connections whose receive must be armed again.
     to_arm: Vec<u32>,
     /// Connections with a command held by CLIENT PAUSE, served again once it ends.
@@ -212,6 +218,7 @@ impl EventLoop {
             free: Vec::new(),
             ready: Vec::new(),
             to_send: Vec::new(),
+            awaiting: std::collections::VecDeque::new(),
             to_arm: Vec::new(),
             paused_conns: Vec::new(),
             returns: Rc::new(RefCell::new(Vec::new())),
@@ -358,12 +365,45 @@ impl EventLoop {
         // The shard's log first: under `appendfsync always` nothing this pass hands out
         // (sends below, messages to other cores) may announce a write not yet durable.
         crate::primary::feed(&self.core);
-        let _ = crate::persist::aof::log::flush(&self.core, false);
+        let ring = &mut self.ring;
+        let log = crate::persist::aof::log::pass(&self.core, |fd, generation| {
+            let sqe = opcode::Fsync::new(types::Fd(fd))
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(user_data(Kind::Fsync, ConnRef(generation)));
+            ring.push(&sqe).is_ok()
+        });
         for i in std::mem::take(&mut self.to_arm) {
             self.arm_recv(i);
         }
+        // Output whose sync completed goes out.
+        while let Some(&(generation, r, end)) = self.awaiting.front() {
+            if generation > log.durable {
+                break;
+            }
+            self.awaiting.pop_front();
+            if let Some((i, conn)) = find(&mut self.places, r) {
+                conn.out_cleared = conn.out_cleared.max(end);
+                self.to_send.push(i);
+            }
+        }
         let mut to_send = std::mem::take(&mut self.to_send);
         for &i in &to_send {
+            let r = self.conn_ref(i);
+            if let Some((_, conn)) = find(&mut self.places, r) {
+                // Replies `ENCODE_AHEAD` left for later are encoded once the previous output
+                // went to the kernel, before the tagging, so they are tagged too.
+                if !conn.send_inflight && conn.sent >= conn.sending.len() {
+                    conn.refill();
+                }
+                let end = conn.out_end();
+                if log.wait <= log.durable {
+                    conn.out_cleared = end;
+                } else if end > conn.out_cleared && end > conn.out_awaited {
+                    conn.out_awaited = end;
+                    self.awaiting.push_back((log.wait, r, end));
+                }
+            }
             self.start_send(i);
         }
         to_send.clear();
@@ -389,6 +429,7 @@ impl EventLoop {
             Kind::Accept => self.accepted(r, cqe.result(), cqueue::more(cqe.flags())),
             Kind::Recv => self.received(r, cqe),
             Kind::Send => self.sent(r, cqe.result()),
+            Kind::Fsync => crate::persist::aof::log::synced(&self.core, r.0, cqe.result()),
             Kind::Wake | Kind::Cancel => {}
         }
     }
@@ -650,13 +691,27 @@ impl EventLoop {
             return;
         }
         if conn.sent >= conn.sending.len() {
-            conn.refill();
+            // Only output whose commands' records are durable goes (`appendfsync always`).
+            let ready = conn
+                .out_cleared
+                .saturating_sub(conn.out_taken)
+                .min(conn.out.len() as u64) as usize;
             if let Some(tls) = conn.tls.as_deref_mut() {
                 // TLS: `out` is plaintext; what goes out is its ciphertext, after any
                 // handshake records or alerts rustls has waiting.
                 conn.sending.clear();
                 conn.sent = 0;
+                let rest = conn.out.split_off(ready);
                 let plain = tls.seal(&mut conn.out, &mut conn.sending);
+                if conn.out.is_empty() {
+                    conn.out_taken += ready as u64;
+                    if !rest.is_empty() {
+                        conn.out = rest;
+                    }
+                } else {
+                    // Still handshaking: nothing was taken.
+                    conn.out.extend_from_slice(&rest);
+                }
                 if plain > 0 {
                     self.core.bump(|s| s.net_output_bytes += plain as u64);
                 }
@@ -667,11 +722,17 @@ impl EventLoop {
                     return;
                 }
             } else {
-                if conn.out.is_empty() {
+                if ready == 0 {
                     return;
                 }
                 conn.sending.clear();
-                std::mem::swap(&mut conn.sending, &mut conn.out);
+                if ready == conn.out.len() {
+                    std::mem::swap(&mut conn.sending, &mut conn.out);
+                } else {
+                    conn.sending.extend_from_slice(&conn.out[..ready]);
+                    conn.out.drain(..ready);
+                }
+                conn.out_taken += ready as u64;
                 conn.sent = 0;
             }
         }
@@ -708,7 +769,7 @@ impl EventLoop {
             // The peer is gone: nothing more will be written.
             conn.read_closed = true;
             conn.closing = true;
-            conn.out.clear();
+            conn.discard_output();
             conn.sending.clear();
             conn.sent = 0;
             conn.hangup.raise();
@@ -1074,7 +1135,7 @@ impl EventLoop {
             core.bump(|s| s.client_outbuf_limit_disconnections += 1);
             core.clients.borrow_mut().remove(&id);
             crate::core::client_eviction::closed(&core, id);
-            conn.out.clear();
+            conn.discard_output();
             conn.pending.clear();
             conn.closing = true;
             conn.read_closed = true;

@@ -55,7 +55,8 @@ pub fn load_shard(core: &Core, merge: bool) -> Result<(), String> {
 }
 
 /// Loads this core's keys; an unreadable or corrupt file is an error (the server does not
-/// start, as Redis). `paced`: in time slices, the core serving its clients in between.
+/// start, as Redis). `paced`: in slices of `loading-process-events-interval-bytes`, the
+/// core serving its clients in between.
 pub async fn load_shard_paced(core: &Core, paced: bool, merge: bool) -> Result<(), String> {
     let dbfilename = core.config.borrow().get("dbfilename").to_string();
     let (files, functions_from) = files_to_read(core, &dbfilename)?;
@@ -130,7 +131,7 @@ fn load_functions(path: &str, libraries: &mut Libraries) -> Result<(), String> {
 /// (`aof_base`), whose records may still change them as of their time (as Redis keeps the
 /// expired keys of an AOF's RDB preamble), or the shard is a replica's (its full sync). The
 /// file's function libraries go to `libraries` (None: skipped with a warning). `paced`: in
-/// time slices, the core serving its clients in between (the shard is borrowed only during
+/// slices of `loading-process-events-interval-bytes` bytes, the core serving its clients in between (the shard is borrowed only during
 /// a slice); otherwise at once.
 pub async fn load_rdb(
     shard: &RefCell<Shard>,
@@ -171,7 +172,7 @@ impl RdbLoad {
         let fail = |e: String| format!("loading {path}: {e}");
         let file = File::open(path).map_err(|e| fail(e.to_string()))?;
         let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
-        let src = IoSource::new(BufReader::with_capacity(1 << 20, Counted(file)), len);
+        let src = IoSource::new(loading::reader(file), len);
         let reader = FileReader::new(src).map_err(|e| fail(e.to_string()))?;
         Ok(RdbLoad {
             path: path.to_string(),
@@ -198,12 +199,9 @@ impl RdbLoad {
         let now = self.now;
         let config = shard.config.clone();
         let tracking = config.tracking;
-        // Keys between looks at the clock (each key when they are slowed down on purpose).
         let delay = loading::key_load_delay();
-        let mut batch = 0u32;
         loop {
-            batch += 1;
-            if (delay != 0 || batch.is_multiple_of(256)) && slice.is_some_and(Slice::due) {
+            if slice.is_some_and(Slice::due) {
                 return Ok(false);
             }
             let item = self.reader.next_item().map_err(|e| {

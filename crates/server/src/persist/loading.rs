@@ -4,13 +4,15 @@
 //! `-LOADING`; INFO persistence says `loading:1` with the progress fields.
 //!
 //! Loading is process-wide: it starts for all cores at once and ends when the last core is
-//! done, so a command routed to any shard sees one state. The loaders read their files in
-//! slices of [`SLICE`] and yield to the core's event loop in between (`pace`), as Redis
-//! processes events while it loads.
+//! done, so a command routed to any shard sees one state. The loaders yield to the core's
+//! event loop every `loading-process-events-interval-bytes` bytes they read ([`Slice`]), as
+//! Redis processes events while it loads.
 
-use std::io::Read;
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shardis_engine::command::Flags;
 use shardis_engine::{Command, Exec, ServerCmd};
@@ -22,8 +24,16 @@ use crate::core::wall_ms;
 /// Redis's reply to a command refused while loading.
 pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 
-/// How long a loader works before the core serves its clients again.
-pub const SLICE: Duration = Duration::from_millis(5);
+/// `loading-process-events-interval-bytes`: bytes a loader reads before the core serves its
+/// clients again.
+static INTERVAL_BYTES: AtomicU64 = AtomicU64::new(2 << 20);
+/// The most a loader reads from its file at once.
+const MAX_READ: u64 = 1 << 20;
+
+thread_local! {
+    /// Bytes this core's loaders have read.
+    static READ_HERE: Cell<u64> = const { Cell::new(0) };
+}
 
 /// `key-load-delay`, a knob of Redis's tests that makes loading slow: microseconds to sleep
 /// after each key loaded; -N sleeps 1 µs after one key in N (Redis: with probability 1/N).
@@ -39,9 +49,13 @@ static LOADED_BYTES: AtomicU64 = AtomicU64::new(0);
 /// The `used-mem` recorded in the RDB files read (Redis's `loading_rdb_used_mem`).
 static RDB_USED_MEM: AtomicU64 = AtomicU64::new(0);
 
-/// Takes `key-load-delay` from the configuration (at start-up and after CONFIG SET; a load
-/// in progress sees a change from its next slice).
+/// Takes `loading-process-events-interval-bytes` and `key-load-delay` from the configuration
+/// (at start-up and after CONFIG SET; a load in progress sees a change from its next slice).
 pub fn configure(config: &crate::config::Config) {
+    let bytes = config
+        .get_i64("loading-process-events-interval-bytes")
+        .max(1) as u64;
+    INTERVAL_BYTES.store(bytes, Ordering::Relaxed);
     KEY_LOAD_DELAY.store(config.get_i64("key-load-delay"), Ordering::Relaxed);
 }
 
@@ -153,32 +167,62 @@ impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.0.read(buf)?;
         LOADED_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+        READ_HERE.with(|r| r.set(r.get() + n as u64));
         Ok(n)
     }
 }
 
-/// A loader's time slice: `due` says when it should let the core serve again.
-pub struct Slice(Instant);
+/// `file`, read for loading: counted, in reads no larger than the interval between event
+/// passes (so a small interval is kept to), 1 MiB at most.
+pub fn reader(file: File) -> BufReader<Counted<File>> {
+    let size = INTERVAL_BYTES.load(Ordering::Relaxed).min(MAX_READ) as usize;
+    BufReader::with_capacity(size, Counted(file))
+}
+
+/// A loader's slice of work: `due` once it has read the interval's bytes since it began.
+pub struct Slice {
+    start: u64,
+}
 
 impl Slice {
     pub fn start() -> Slice {
-        Slice(Instant::now())
+        Slice {
+            start: READ_HERE.with(Cell::get),
+        }
     }
 
     pub fn due(&self) -> bool {
-        self.0.elapsed() >= SLICE
+        READ_HERE.with(Cell::get).saturating_sub(self.start)
+            >= INTERVAL_BYTES.load(Ordering::Relaxed)
     }
 
     /// Lets the core's event loop run a pass, then starts a new slice.
     pub async fn pause(&mut self) {
         futures_lite::future::yield_now().await;
-        self.0 = Instant::now();
+        *self = Slice::start();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slice_lasts_the_interval_in_bytes_read() {
+        let data = vec![7u8; 10_000];
+        INTERVAL_BYTES.store(4096, Ordering::Relaxed);
+        let mut r = Counted(&data[..]);
+        let slice = Slice::start();
+        let mut buf = [0u8; 1000];
+        for _ in 0..4 {
+            r.read_exact(&mut buf).expect("read");
+        }
+        assert!(!slice.due(), "4000 bytes of 4096");
+        r.read_exact(&mut buf).expect("read");
+        assert!(slice.due());
+        assert!(!Slice::start().due(), "a new slice starts from nothing");
+        INTERVAL_BYTES.store(2 << 20, Ordering::Relaxed);
+    }
 
     #[test]
     fn progress_fields_follow_redis() {

@@ -171,7 +171,7 @@ impl Frames {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         Ok(Frames {
-            reader: BufReader::with_capacity(1 << 20, Counted(file)),
+            reader: loading::reader(file),
             len,
             offset: 0,
             buf: Vec::new(),
