@@ -310,6 +310,9 @@ static PARAMS: &[Param] = &[
     // at run time. An empty `metrics-bind` means the addresses of `bind`.
     shardis_fixed("metrics-port", Kind::Int { min: 0, max: 65535 }, "0"),
     shardis_fixed("metrics-bind", Kind::Str, ""),
+    // Cluster mode across processes (`cluster::bus`): each shard a node on Redis's cluster
+    // bus, starting alone, instead of the one-process cluster.
+    shardis_fixed("cluster-bus", Kind::Bool, "no"),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),

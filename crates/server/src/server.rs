@@ -86,6 +86,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     }
     let mut mesh = MeshBuilder::<Msg>::new(shards);
     let to_cores = mesh.outside();
+    let to_bus = mesh.outside();
     let mut handles = Vec::with_capacity(shards);
     // Every core says when its listeners are open: only then is the server ready (a
     // supervisor is told, and clients connect).
@@ -122,6 +123,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
             info!(shards, port, "Ready to accept connections");
         }
         crate::process::ready();
+        crate::cluster::bus::start(to_bus)?;
         if let Some(endpoint) = metrics {
             if let Err(e) = endpoint.start(to_cores) {
                 warn!("{e}");

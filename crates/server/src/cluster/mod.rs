@@ -7,8 +7,10 @@
 //! `cluster-config-file`, `nodes.rs`) and the slot ranges. The addresses are announced from
 //! the configuration in force (`cluster-announce-ip`, `cluster-announce-port`).
 
+pub mod bus;
 pub mod nodes;
 pub mod redirect;
+pub mod view;
 
 use std::sync::OnceLock;
 
@@ -23,9 +25,9 @@ pub struct Topology {
 
 static TOPOLOGY: OnceLock<Topology> = OnceLock::new();
 
-/// Whether the server runs in cluster mode.
+/// Whether the server runs in cluster mode (of one process, or on the bus).
 pub fn enabled() -> bool {
-    TOPOLOGY.get().is_some()
+    TOPOLOGY.get().is_some() || bus::enabled()
 }
 
 /// The cluster, in cluster mode.
@@ -65,8 +67,12 @@ pub fn init(config: &Config, shards: usize) -> Result<(), String> {
     if !config.get_bool("cluster-enabled") {
         return Ok(());
     }
-    let ids = nodes::load_or_create(config, shards)?;
     crate::coord::route::use_slot_ranges();
+    if config.get_bool("cluster-bus") {
+        // Every node's id and view belong to the bus (`bus`); none is fixed here.
+        return bus::prepare(config, shards);
+    }
+    let ids = nodes::load_or_create(config, shards)?;
     TOPOLOGY
         .set(Topology { ids })
         .map_err(|_| "cluster mode initialised twice".to_string())

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use shardis_engine::{Command, Exec, ServerCmd};
 use shardis_resp::Reply;
 
+use super::view::{Snapshot, UNOWNED};
 use super::NodeAddr;
 use crate::config::Config;
 use crate::conn::multi;
@@ -16,7 +17,7 @@ use crate::coord::route;
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Why node `here` does not serve a request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone)]
 pub enum Redirect {
     CrossSlot,
     /// The slot and the shard whose node owns it.
@@ -24,6 +25,38 @@ pub enum Redirect {
         slot: u16,
         shard: usize,
     },
+    /// On the bus: -MOVED to a node's announced address.
+    To {
+        slot: u16,
+        ip: String,
+        port: u16,
+    },
+    /// On the bus: the slot has no owner (-CLUSTERDOWN Hash slot not served).
+    Unbound,
+    /// On the bus: the cluster state is fail (-CLUSTERDOWN The cluster is down).
+    Down,
+}
+
+/// Whether node `view` serves `slot` (for a client of its own port, `node`, or of the
+/// shared port, which serves every local node's slots), as Redis's `getNodeByQuery`.
+fn on_bus(view: &Snapshot, slot: u16, node: bool) -> Result<(), Redirect> {
+    let Some(&owner) = view.owner.get(slot as usize).filter(|&&o| o != UNOWNED) else {
+        return Err(Redirect::Unbound);
+    };
+    if !view.ok {
+        return Err(Redirect::Down);
+    }
+    let owner = owner as usize;
+    let served = owner == view.me || (!node && view.local.get(owner).copied().unwrap_or(false));
+    if served {
+        return Ok(());
+    }
+    let n = view.nodes.get(owner).ok_or(Redirect::Unbound)?;
+    Err(Redirect::To {
+        slot,
+        ip: n.ip.clone(),
+        port: n.port,
+    })
 }
 
 /// The slot of the keys of a request made of `commands` (one, or a transaction's), None
@@ -80,18 +113,35 @@ pub fn refuse(
     args: &[Bytes],
     idx: &mut Vec<usize>,
 ) -> Option<Reply> {
-    if !s.client.borrow().node {
+    let bus = super::bus::enabled();
+    if !bus && !s.client.borrow().node {
         return None;
     }
     let (here, shards) = (s.core.id, s.core.shards);
-    let verdict = if matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) {
+    let exec = matches!(cmd.exec, Exec::Server(ServerCmd::Exec));
+    let verdict = if bus {
+        // On the bus the slot map is the node's view; the shared port serves the slots of
+        // every node of the process.
+        let view = super::bus::snapshot(here)?;
+        let node = s.client.borrow().node;
+        let slot = if exec {
+            let queued = s.multi.as_ref()?.queued.iter();
+            slot_of(queued.map(|(c, a)| (*c, &a[..])), idx)
+        } else {
+            slot_of([(cmd, args)], idx)
+        };
+        slot.and_then(|slot| match slot {
+            Some(slot) => on_bus(&view, slot, node),
+            None => Ok(()),
+        })
+    } else if exec {
         let queued = s.multi.as_ref()?.queued.iter();
         check(queued.map(|(c, a)| (*c, &a[..])), here, shards, idx)
     } else {
         check([(cmd, args)], here, shards, idx)
     };
     let redirect = verdict.err()?;
-    if matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) {
+    if exec {
         multi::discard(s);
     } else {
         multi::flag_error(s);
@@ -110,6 +160,11 @@ impl Redirect {
                 let addr = NodeAddr::of(config, shard, local_ip);
                 Reply::error(format!("MOVED {slot} {}:{}", addr.ip, addr.port))
             }
+            Redirect::To { slot, ref ip, port } => {
+                Reply::error(format!("MOVED {slot} {ip}:{port}"))
+            }
+            Redirect::Unbound => Reply::err("CLUSTERDOWN Hash slot not served"),
+            Redirect::Down => Reply::err("CLUSTERDOWN The cluster is down"),
         }
     }
 }

@@ -1,16 +1,42 @@
-//! CLUSTER INFO, MYID, NODES, SLOTS, SHARDS, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, LINKS,
-//! HELP, and ASKING, READONLY, READWRITE: the cluster of one process (`crate::cluster`) as its nodes describe it. The node
-//! a client talks to ("myself") is its connection's core: on a node's own port, that node.
+//! The CLUSTER commands, ASKING, READONLY, READWRITE. What a node reports is its view
+//! (`cluster::view::Snapshot`): on the bus, the latest one its core received from the bus
+//! thread; in the cluster of one process, built from the fixed topology. The node a client
+//! talks to ("myself") is its connection's core. Changes of the configuration (ADDSLOTS,
+//! MEET…) are carried out by the bus thread (`cluster::bus`); without the bus they are
+//! refused.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use shardis_engine::{error, num, ServerCmd};
 use shardis_resp::Reply;
 
+use crate::cluster::bus::{self, msg::flags, Op};
+use crate::cluster::view::{self, NodeInfo, Snapshot};
 use crate::cluster::{self, nodes, slot_range, NodeAddr, Topology};
 use crate::conn::session::Session;
 use crate::coord::route;
 
 const DISABLED: &str = "ERR This instance has cluster support disabled";
+const NO_BUS: &str =
+    "ERR this needs the cluster bus (cluster-bus yes); the cluster of one process is fixed";
+
+/// The commands that change the configuration through the bus thread.
+pub fn is_bus_change(which: ServerCmd) -> bool {
+    matches!(
+        which,
+        ServerCmd::ClusterAddSlots
+            | ServerCmd::ClusterAddSlotsRange
+            | ServerCmd::ClusterDelSlots
+            | ServerCmd::ClusterDelSlotsRange
+            | ServerCmd::ClusterSetConfigEpoch
+            | ServerCmd::ClusterMeet
+            | ServerCmd::ClusterForget
+            | ServerCmd::ClusterBumpEpoch
+            | ServerCmd::ClusterSaveConfig
+            | ServerCmd::ClusterReset
+    )
+}
 
 /// The cluster commands that answer at once; None for other commands.
 pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
@@ -31,19 +57,21 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
     if !cluster_cmd {
         return None;
     }
-    let Some(topology) = cluster::topology() else {
+    let Some(view) = view_of(s) else {
         return Some(Reply::err(DISABLED));
     };
-    let view = View::of(s, topology);
     Some(match which {
         ServerCmd::ClusterInfo => view.info(),
-        ServerCmd::ClusterMyId => Reply::bulk(topology.ids[view.me].as_bytes()),
-        ServerCmd::ClusterNodes => view.nodes(),
+        ServerCmd::ClusterMyId => Reply::bulk(view.myself().id.as_bytes()),
+        ServerCmd::ClusterNodes => Reply::Verbatim(Bytes::from(view.nodes_text())),
         ServerCmd::ClusterSlots => view.slots(),
         ServerCmd::ClusterShards => view.shards(),
         ServerCmd::ClusterKeySlot => Reply::Int(i64::from(route::key_slot(&args[2]))),
         // Links are those of the cluster bus: the nodes of one process have none.
-        ServerCmd::ClusterLinks => Reply::Array(Vec::new()),
+        ServerCmd::ClusterLinks if !bus::enabled() => Reply::Array(Vec::new()),
+        ServerCmd::ClusterLinks => {
+            Reply::err("ERR CLUSTER LINKS is not built for the cluster bus yet")
+        }
         ServerCmd::ClusterHelp => help(),
         // No slot is ever being imported here: ASKING changes nothing a command sees.
         ServerCmd::Asking => Reply::Ok,
@@ -59,9 +87,21 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
     })
 }
 
-/// COUNTKEYSINSLOT and GETKEYSINSLOT: read from the database 0 of the shard owning the slot
-/// (a node's own client of another node's slot gets what that node holds of it: nothing).
+/// COUNTKEYSINSLOT, GETKEYSINSLOT and the changes through the bus.
 pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Reply> {
+    if is_bus_change(which) {
+        if !cluster::enabled() {
+            return Some(Reply::err(DISABLED));
+        }
+        if !bus::enabled() {
+            return Some(Reply::err(NO_BUS));
+        }
+        let op = match bus_op(s, which, args).await {
+            Ok(op) => op,
+            Err(e) => return Some(e),
+        };
+        return Some(bus::request(s.core.id, op).await);
+    }
     if !matches!(
         which,
         ServerCmd::ClusterCountKeysInSlot | ServerCmd::ClusterGetKeysInSlot
@@ -87,8 +127,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
         (Ok(slot), None) if slot < route::SLOTS => slot,
         (_, None) => return Some(Reply::err("ERR Invalid slot")),
     };
+    // The shard keeping the slot's keys (on the bus, whichever node owns it).
     let owner = route::shard_of_slot(slot, s.core.shards);
-    if s.client.borrow().node && owner != s.core.id {
+    if !bus::enabled() && s.client.borrow().node && owner != s.core.id {
         return Some(match max {
             Some(_) => Reply::Array(Vec::new()),
             None => Reply::Int(0),
@@ -115,108 +156,184 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     Some(reply.unwrap_or_else(|| Reply::err("ERR internal: the slot's shard did not answer")))
 }
 
-/// The cluster as the asking client's node sees it.
-struct View<'a> {
-    topology: &'a Topology,
-    me: usize,
-    shards: usize,
-    addrs: Vec<NodeAddr>,
+/// A slot argument (Redis's `getSlotOrReply`).
+fn slot_arg(b: &Bytes) -> Result<u16, Reply> {
+    num::parse_i64(b)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&n| n < route::SLOTS)
+        .ok_or_else(|| Reply::err("ERR Invalid or out of range slot"))
 }
 
-impl View<'_> {
-    fn of<'a>(s: &Session, topology: &'a Topology) -> View<'a> {
-        let local = s.client.borrow().laddr.clone();
-        let config = s.core.config.borrow();
-        let shards = s.core.shards;
-        View {
-            topology,
-            me: s.core.id,
-            shards,
-            addrs: (0..shards)
-                .map(|shard| NodeAddr::of(&config, shard, cluster::ip_of(&local)))
-                .collect(),
+fn wrong_arity(sub: &str) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for 'cluster|{sub}' command"
+    ))
+}
+
+/// The bus operation a command asks for, or its argument error.
+async fn bus_op(s: &Session, which: ServerCmd, args: &[Bytes]) -> Result<Op, Reply> {
+    let rest = &args[2..];
+    Ok(match which {
+        ServerCmd::ClusterAddSlots | ServerCmd::ClusterDelSlots => {
+            let slots = rest.iter().map(slot_arg).collect::<Result<Vec<_>, _>>()?;
+            if which == ServerCmd::ClusterAddSlots {
+                Op::AddSlots(slots)
+            } else {
+                Op::DelSlots(slots)
+            }
+        }
+        ServerCmd::ClusterAddSlotsRange | ServerCmd::ClusterDelSlotsRange => {
+            let add = which == ServerCmd::ClusterAddSlotsRange;
+            if !rest.len().is_multiple_of(2) {
+                return Err(wrong_arity(if add {
+                    "addslotsrange"
+                } else {
+                    "delslotsrange"
+                }));
+            }
+            let mut slots = Vec::new();
+            for pair in rest.chunks(2) {
+                let (a, b) = (slot_arg(&pair[0])?, slot_arg(&pair[1])?);
+                if a > b {
+                    return Err(Reply::error(format!(
+                        "ERR start slot number {a} is greater than end slot number {b}"
+                    )));
+                }
+                slots.extend(a..=b);
+            }
+            if add {
+                Op::AddSlots(slots)
+            } else {
+                Op::DelSlots(slots)
+            }
+        }
+        ServerCmd::ClusterSetConfigEpoch => {
+            Op::SetConfigEpoch(num::parse_i64(&rest[0]).ok_or_else(error::not_integer)?)
+        }
+        ServerCmd::ClusterMeet => {
+            if rest.len() > 3 {
+                return Err(wrong_arity("meet"));
+            }
+            let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+            let port = num::parse_i64(&rest[1]).ok_or_else(|| {
+                Reply::error(format!(
+                    "ERR Invalid TCP base port specified: {}",
+                    text(&rest[1])
+                ))
+            })?;
+            let cport = match rest.get(2) {
+                Some(c) => num::parse_i64(c).ok_or_else(|| {
+                    Reply::error(format!("ERR Invalid TCP bus port specified: {}", text(c)))
+                })?,
+                None => port.saturating_add(10000),
+            };
+            Op::Meet {
+                ip: text(&rest[0]),
+                port,
+                cport,
+            }
+        }
+        ServerCmd::ClusterForget => Op::Forget(rest[0].clone()),
+        ServerCmd::ClusterBumpEpoch => Op::BumpEpoch,
+        ServerCmd::ClusterSaveConfig => Op::SaveConfig,
+        ServerCmd::ClusterReset => {
+            let hard = match rest {
+                [] => false,
+                [w] if w.eq_ignore_ascii_case(b"hard") => true,
+                [w] if w.eq_ignore_ascii_case(b"soft") => false,
+                [_] => return Err(error::syntax()),
+                _ => return Err(wrong_arity("reset")),
+            };
+            if node_holds_keys(s).await {
+                return Err(Reply::err(
+                    "ERR CLUSTER RESET can't be called with master nodes containing keys",
+                ));
+            }
+            Op::Reset { hard }
+        }
+        _ => return Err(Reply::err("ERR internal: not a cluster bus command")),
+    })
+}
+
+/// Whether the process holds keys in slots the client's node serves.
+async fn node_holds_keys(s: &Session) -> bool {
+    let Some(view) = bus::snapshot(s.core.id) else {
+        return false;
+    };
+    let ranges: Arc<Vec<(u16, u16)>> = Arc::new(view.myself().ranges.clone());
+    let shards = s.core.shards;
+    for shard in 0..shards {
+        let ranges = ranges.clone();
+        let held = s
+            .core
+            .run_on(shard, move |core| {
+                let shard_db = core.shard.borrow();
+                let Some(db) = shard_db.dbs.first() else {
+                    return false;
+                };
+                ranges.iter().any(|&(a, b)| {
+                    (a..=b).any(|slot| {
+                        route::shard_of_slot(slot, shards) == core.id && db.count_in_slot(slot) > 0
+                    })
+                })
+            })
+            .await;
+        if held.unwrap_or(false) {
+            return true;
         }
     }
+    false
+}
 
-    fn info(&self) -> Reply {
-        let n = self.shards;
-        Reply::Verbatim(Bytes::from(format!(
-            "cluster_state:ok\r\ncluster_slots_assigned:{slots}\r\ncluster_slots_ok:{slots}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{n}\r\ncluster_size:{n}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
-            nodes::current_epoch(n),
-            nodes::config_epoch(self.me),
-            slots = route::SLOTS,
-        )))
+/// The view of the client's node: from the bus, or the fixed cluster of one process.
+fn view_of(s: &Session) -> Option<Arc<Snapshot>> {
+    if bus::enabled() {
+        return bus::snapshot(s.core.id);
     }
+    let topology = cluster::topology()?;
+    Some(Arc::new(one_process(s, topology)))
+}
 
-    fn nodes(&self) -> Reply {
-        let now = crate::core::wall_ms();
-        let mut text = String::new();
-        for (shard, addr) in self.addrs.iter().enumerate() {
-            let id = &self.topology.ids[shard];
-            text.push_str(&nodes::line(
-                id,
-                addr,
-                shard,
-                self.shards,
-                shard == self.me,
-                now,
-            ));
-            text.push('\n');
-        }
-        Reply::Verbatim(Bytes::from(text))
-    }
-
-    fn slots(&self) -> Reply {
-        Reply::Array(
-            self.addrs
-                .iter()
-                .enumerate()
-                .map(|(shard, addr)| {
-                    let (first, last) = slot_range(shard, self.shards);
-                    Reply::Array(vec![
-                        Reply::Int(first.into()),
-                        Reply::Int(last.into()),
-                        Reply::Array(vec![
-                            Reply::bulk(addr.ip.as_bytes()),
-                            Reply::Int(addr.port.into()),
-                            Reply::bulk(self.topology.ids[shard].as_bytes()),
-                            // No hostname is announced: no further endpoint.
-                            Reply::Map(Vec::new()),
-                        ]),
-                    ])
-                })
-                .collect(),
-        )
-    }
-
-    fn shards(&self) -> Reply {
-        let text = |s: &str| Reply::bulk(s.as_bytes());
-        Reply::Array(
-            self.addrs
-                .iter()
-                .enumerate()
-                .map(|(shard, addr)| {
-                    let (first, last) = slot_range(shard, self.shards);
-                    let node = Reply::Map(vec![
-                        (text("id"), text(&self.topology.ids[shard])),
-                        (text("port"), Reply::Int(addr.port.into())),
-                        (text("ip"), text(&addr.ip)),
-                        (text("endpoint"), text(&addr.ip)),
-                        (text("role"), text("master")),
-                        // No replica follows a node's own stream.
-                        (text("replication-offset"), Reply::Int(0)),
-                        (text("health"), text("online")),
-                    ]);
-                    Reply::Map(vec![
-                        (
-                            text("slots"),
-                            Reply::Array(vec![Reply::Int(first.into()), Reply::Int(last.into())]),
-                        ),
-                        (text("nodes"), Reply::Array(vec![node])),
-                    ])
-                })
-                .collect(),
-        )
+/// The cluster of one process as node `s.core.id` sees it: every shard a master with its
+/// range, all up.
+fn one_process(s: &Session, topology: &Topology) -> Snapshot {
+    let local = s.client.borrow().laddr.clone();
+    let config = s.core.config.borrow();
+    let shards = s.core.shards;
+    let now = crate::core::wall_ms();
+    let me = s.core.id;
+    let mut owner = vec![view::UNOWNED; route::SLOTS as usize];
+    let nodes = (0..shards)
+        .map(|shard| {
+            let addr = NodeAddr::of(&config, shard, cluster::ip_of(&local));
+            let (first, last) = slot_range(shard, shards);
+            for o in &mut owner[first as usize..=last as usize] {
+                *o = shard as u16;
+            }
+            NodeInfo {
+                id: topology.ids[shard].clone(),
+                ip: addr.ip,
+                port: addr.port as u16,
+                cport: addr.bus_port as u16,
+                flags: flags::MASTER | if shard == me { flags::MYSELF } else { 0 },
+                master: None,
+                ping_sent: 0,
+                pong_received: if shard == me { 0 } else { now },
+                config_epoch: nodes::config_epoch(shard),
+                connected: true,
+                ranges: vec![(first, last)],
+            }
+        })
+        .collect();
+    Snapshot {
+        me,
+        nodes,
+        owner,
+        ok: true,
+        current_epoch: nodes::current_epoch(shards),
+        sent: Default::default(),
+        received: Default::default(),
+        local: vec![true; shards],
     }
 }
 
@@ -224,21 +341,41 @@ fn help() -> Reply {
     super::help(
         "CLUSTER",
         &[
-            "INFO",
-            "    The cluster's state, size and epochs.",
+            "ADDSLOTS <slot> [<slot> ...]",
+            "    Assign slots to this node (cluster bus).",
+            "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+            "    Assign slot ranges to this node (cluster bus).",
+            "BUMPEPOCH",
+            "    Advance the cluster config epoch (cluster bus).",
             "COUNTKEYSINSLOT <slot>",
             "    How many keys of <slot> this node holds.",
+            "DELSLOTS <slot> [<slot> ...]",
+            "    Unassign slots from this node (cluster bus).",
+            "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+            "    Unassign slot ranges from this node (cluster bus).",
+            "FORGET <node-id>",
+            "    Remove a node from the cluster (cluster bus).",
             "GETKEYSINSLOT <slot> <count>",
             "    Up to <count> key names of <slot> held by this node.",
+            "INFO",
+            "    The cluster's state, size and epochs.",
             "KEYSLOT <key>",
             "    The hash slot of <key>.",
             "LINKS",
             "    The cluster bus links of this node (none: the nodes are cores of one process).",
+            "MEET <ip> <port> [<bus-port>]",
+            "    Connect this node to another one (cluster bus).",
             "MYID",
             "    This node's id.",
             "NODES",
             "    Every node, one per line: <id> <ip:port@bus-port> <flags> <primary> <ping-sent>",
             "    <pong-received> <config-epoch> <link-state> <slot-range> ...",
+            "RESET [HARD|SOFT]",
+            "    Forget every node and slot; HARD also takes a new id and zeroes the epochs.",
+            "SAVECONFIG",
+            "    Write the cluster configuration file (cluster bus).",
+            "SET-CONFIG-EPOCH <epoch>",
+            "    Set this node's config epoch, on a node that knows no other (cluster bus).",
             "SHARDS",
             "    Every shard: its slot ranges and its nodes.",
             "SLOTS",

@@ -79,7 +79,8 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::MemoryPurge
             | ServerCmd::ClusterCountKeysInSlot
             | ServerCmd::ClusterGetKeysInSlot
-    ) || crate::script::commands::is_scripting(which)
+    ) || cluster::is_bus_change(which)
+        || crate::script::commands::is_scripting(which)
 }
 
 /// Runs a runtime command that answers at once (`!must_wait`); None means no reply (the

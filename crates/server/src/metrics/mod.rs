@@ -111,10 +111,10 @@ fn scrape(cores: &Outside<Msg>, waker: &mut Waker) -> Option<String> {
 /// into its ring (which the event loop ignores, and which ends its wait), from a small ring
 /// of this thread's. Without one (setup failed) the core still finds the message when its
 /// clock next wakes it, within 1/hz seconds.
-struct Waker(Option<io_uring::IoUring>);
+pub(crate) struct Waker(Option<io_uring::IoUring>);
 
 impl Waker {
-    fn new() -> Waker {
+    pub(crate) fn new() -> Waker {
         match io_uring::IoUring::new(2) {
             Ok(ring) => Waker(Some(ring)),
             Err(e) => {
@@ -124,7 +124,7 @@ impl Waker {
         }
     }
 
-    fn wake(&mut self, ring_fd: i32) {
+    pub(crate) fn wake(&mut self, ring_fd: i32) {
         let Some(ring) = &mut self.0 else { return };
         let sqe =
             io_uring::opcode::MsgRingData::new(io_uring::types::Fd(ring_fd), 0, 0, None).build();

@@ -1,0 +1,574 @@
+//! Redis's cluster bus (`cluster-bus yes`): many processes form one cluster, each shard a
+//! node speaking Redis 7.0's binary bus protocol on its own bus port, so Shardis nodes and
+//! Redis nodes meet, gossip and agree on the slot map.
+//!
+//! The bus runs on one thread of its own, not on the cores: it is a low-traffic channel of
+//! blocking sockets (a reader thread per link feeds it), and the cores' event loops stay as
+//! they are. The thread owns every local node's state (`state::State`, one per shard: each a
+//! full node with its own links, epochs and view) and nothing else; cores never share it.
+//! They talk by messages: a CLUSTER command that changes the configuration is sent to the
+//! thread, which answers it through the core's mesh queue; after every change the thread
+//! sends the node's core a new immutable snapshot of its view (`view::Snapshot`), which the
+//! core's routing (-MOVED, -CLUSTERDOWN) and its CLUSTER NODES/SLOTS/SHARDS/INFO read.
+//!
+//! Where keys live does not change with the slot map: a process keeps slot `s`'s keys in
+//! the shard of its static range (`route::shard_of_slot`), whichever of its nodes owns the
+//! slot, and a node's client is forwarded there like any other.
+
+pub mod conf;
+pub mod msg;
+pub mod state;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shardis_resp::Reply;
+use tracing::{info, warn};
+
+use self::state::{Announce, Io, LinkId, State};
+use super::view::{self, NodeInfo, Snapshot, UNOWNED};
+use crate::config::Config;
+use crate::core::mesh::Outside;
+use crate::core::{shutdown_requested, wall_ms, Msg};
+use crate::io::listen;
+
+/// How often each node's clock runs (Redis's `clusterCron`: 10 times a second).
+const TICK: Duration = Duration::from_millis(100);
+/// A write to a link that does not drain in this long closes the link.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+const BACKLOG: i32 = 511;
+
+/// A configuration change asked by a client of node `node`.
+pub enum Op {
+    AddSlots(Vec<u16>),
+    DelSlots(Vec<u16>),
+    SetConfigEpoch(i64),
+    Meet { ip: String, port: i64, cport: i64 },
+    Forget(Bytes),
+    BumpEpoch,
+    SaveConfig,
+    Reset { hard: bool },
+}
+
+type Done = Box<dyn FnOnce(Reply) + Send>;
+
+enum Event {
+    Accepted(usize, TcpStream),
+    Connected(usize, LinkId, TcpStream),
+    Frame(usize, LinkId, Vec<u8>),
+    Closed(usize, LinkId),
+    Request(usize, Op, Done),
+}
+
+/// What start-up prepared before the cores run: the nodes, their files, their listeners.
+struct Prepared {
+    nodes: Vec<LocalNode>,
+}
+
+struct LocalNode {
+    state: State,
+    file: File,
+    listeners: Vec<TcpListener>,
+}
+
+static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
+static REQUESTS: OnceLock<Sender<Event>> = OnceLock::new();
+/// Each node's first snapshot, read by its core until the thread sends one.
+static INITIAL: OnceLock<Vec<Arc<Snapshot>>> = OnceLock::new();
+
+thread_local! {
+    /// This core's node's latest snapshot.
+    static SNAPSHOT: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
+}
+
+/// Whether the cluster bus runs (`cluster-enabled yes` and `cluster-bus yes`).
+pub fn enabled() -> bool {
+    INITIAL.get().is_some()
+}
+
+/// The view of core `id`'s node.
+pub fn snapshot(id: usize) -> Option<Arc<Snapshot>> {
+    SNAPSHOT
+        .with(|s| s.borrow().clone())
+        .or_else(|| INITIAL.get()?.get(id).cloned())
+}
+
+/// The configuration file of node `shard`: `cluster-config-file` for the first, with
+/// `.<shard>` appended for the others.
+pub fn file_name(config: &Config, shard: usize) -> String {
+    let base = config.get("cluster-config-file");
+    if shard == 0 {
+        base.to_string()
+    } else {
+        format!("{base}.{shard}")
+    }
+}
+
+/// Where node `shard` is announced, and its bus port.
+fn announce(config: &Config, shard: usize) -> Announce {
+    let addr = super::NodeAddr::of(config, shard, "");
+    Announce {
+        port: addr.port as u16,
+        cport: addr.bus_port as u16,
+        ip: config.get("cluster-announce-ip").to_string(),
+    }
+}
+
+/// At start-up, before the cores: loads or creates every node's configuration file (locked
+/// for the life of the process) and binds the bus ports.
+pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
+    let now = wall_ms();
+    let timeout = config.get_u64("cluster-node-timeout");
+    let mut nodes = Vec::with_capacity(shards);
+    for shard in 0..shards {
+        let path = file_name(config, shard);
+        let (file, text) = conf::open_locked(&path)?;
+        let a = announce(config, shard);
+        let state = if text.trim().is_empty() {
+            State::new(state::random_name(), a.clone(), timeout, now)
+        } else {
+            conf::load(&text, a.clone(), timeout, now).map_err(|e| {
+                format!("Unrecoverable error: corrupted cluster config file \"{path}\": {e}")
+            })?
+        };
+        let mut listeners = Vec::new();
+        for b in listen::bind_addrs(config.get("bind"), a.cport)? {
+            match listen::listen_alone(&b.addr, BACKLOG) {
+                Ok(fd) => listeners.push(TcpListener::from(fd)),
+                Err(e) if b.optional => warn!("cluster bus: could not bind {}: {e}", b.addr),
+                Err(e) => {
+                    return Err(format!(
+                        "Could not bind the cluster bus port {}: {e}",
+                        b.addr
+                    ))
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err("cluster bus: no address to listen on".into());
+        }
+        nodes.push(LocalNode {
+            state,
+            file,
+            listeners,
+        });
+    }
+    for node in &mut nodes {
+        save(node)?;
+    }
+    let locals: Vec<msg::Name> = nodes.iter().map(|n| n.state.myself).collect();
+    let initial = nodes
+        .iter()
+        .map(|n| Arc::new(snapshot_of(&n.state, &locals)))
+        .collect();
+    INITIAL
+        .set(initial)
+        .map_err(|_| "cluster bus prepared twice".to_string())?;
+    if let Ok(mut p) = PREPARED.lock() {
+        *p = Some(Prepared { nodes });
+    }
+    Ok(())
+}
+
+/// Once the cores serve: starts the bus thread; `cores` reaches every core.
+pub fn start(cores: Outside<Msg>) -> Result<(), String> {
+    let Some(prepared) = PREPARED.lock().ok().and_then(|mut p| p.take()) else {
+        return Ok(());
+    };
+    let (tx, rx) = channel();
+    for (i, node) in prepared.nodes.iter().enumerate() {
+        for l in &node.listeners {
+            let l = l
+                .try_clone()
+                .map_err(|e| format!("cluster bus listener: {e}"))?;
+            let tx = tx.clone();
+            spawn_named(format!("bus-accept-{i}"), move || {
+                for s in l.incoming() {
+                    match s {
+                        Ok(s) => {
+                            if tx.send(Event::Accepted(i, s)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            warn!("cluster bus accept: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            })?;
+        }
+    }
+    let _ = REQUESTS.set(tx.clone());
+    let bus = Bus {
+        nodes: prepared.nodes,
+        socks: HashMap::new(),
+        events: tx,
+        cores,
+        waker: crate::metrics::Waker::new(),
+    };
+    spawn_named("cluster-bus".into(), move || bus.run(rx)).map(drop)
+}
+
+fn spawn_named(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| format!("cannot start a cluster bus thread: {e}"))
+}
+
+/// Sends `op` from a client of node `node` to the bus thread; the reply comes back on that
+/// node's core.
+pub async fn request(node: usize, op: Op) -> Reply {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let done: Done = Box::new(move |reply| {
+        let _ = tx.send(reply);
+    });
+    let sent = REQUESTS
+        .get()
+        .is_some_and(|s| s.send(Event::Request(node, op, done)).is_ok());
+    if !sent {
+        return Reply::err("ERR the cluster bus is not running");
+    }
+    rx.await
+        .unwrap_or_else(|_| Reply::err("ERR the cluster bus did not answer"))
+}
+
+/// A link's socket: connecting (what to send once connected) or open.
+enum Sock {
+    Connecting(Vec<Vec<u8>>),
+    Open(TcpStream),
+}
+
+struct Bus {
+    nodes: Vec<LocalNode>,
+    socks: HashMap<(usize, LinkId), Sock>,
+    events: Sender<Event>,
+    cores: Outside<Msg>,
+    waker: crate::metrics::Waker,
+}
+
+impl Bus {
+    fn run(mut self, rx: Receiver<Event>) {
+        info!("cluster bus running for {} node(s)", self.nodes.len());
+        let mut next = Instant::now();
+        let mut ticks = 0u64;
+        loop {
+            if shutdown_requested() {
+                return;
+            }
+            let wait = next.saturating_duration_since(Instant::now());
+            let mut done = Vec::new();
+            match rx.recv_timeout(wait) {
+                Ok(ev) => self.handle(ev, &mut done),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while let Ok(ev) = rx.try_recv() {
+                self.handle(ev, &mut done);
+            }
+            let mut publish_all = false;
+            if Instant::now() >= next {
+                next += TICK;
+                if next < Instant::now() {
+                    next = Instant::now() + TICK;
+                }
+                ticks += 1;
+                let now = wall_ms();
+                for n in &mut self.nodes {
+                    n.state.cron(now);
+                }
+                // Ping and pong times move without a change of state: once a second.
+                publish_all = ticks.is_multiple_of(10);
+            }
+            self.flush(publish_all);
+            for (node, reply, d) in done {
+                self.run_on_core(node, move || d(reply));
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event, done: &mut Vec<(usize, Reply, Done)>) {
+        let now = wall_ms();
+        match ev {
+            Event::Accepted(i, s) => {
+                let (peer, local) = addrs(&s);
+                let Some(n) = self.nodes.get_mut(i) else {
+                    return;
+                };
+                let link = n.state.accepted(now, peer, local);
+                self.open(i, link, s);
+            }
+            Event::Connected(i, link, s) => {
+                let Some(Sock::Connecting(queued)) = self.socks.remove(&(i, link)) else {
+                    // The link was closed while connecting.
+                    let _ = s.shutdown(Shutdown::Both);
+                    return;
+                };
+                let (peer, local) = addrs(&s);
+                self.open(i, link, s);
+                for bytes in queued {
+                    self.write(i, link, &bytes);
+                }
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.state.connected(link, now, peer, local);
+                }
+            }
+            Event::Frame(i, link, bytes) => {
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.state.received(link, &bytes, now);
+                }
+            }
+            Event::Closed(i, link) => {
+                self.socks.remove(&(i, link));
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.state.closed(link);
+                }
+            }
+            Event::Request(i, op, d) => {
+                let reply = match self.nodes.get_mut(i) {
+                    Some(n) => apply(n, op, now),
+                    None => Reply::err("ERR no such cluster node"),
+                };
+                done.push((i, reply, d));
+            }
+        }
+    }
+
+    /// Registers an open socket for link `link` of node `i` and starts its reader.
+    fn open(&mut self, i: usize, link: LinkId, s: TcpStream) {
+        let _ = s.set_nodelay(true);
+        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+        let reader = match s.try_clone() {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.state.closed(link);
+                }
+                return;
+            }
+        };
+        let tx = self.events.clone();
+        let spawned = spawn_named(format!("bus-link-{i}"), move || {
+            read_frames(reader, i, link, tx)
+        });
+        if spawned.is_err() {
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.state.closed(link);
+            }
+            return;
+        }
+        self.socks.insert((i, link), Sock::Open(s));
+    }
+
+    fn write(&mut self, i: usize, link: LinkId, bytes: &[u8]) {
+        let failed = match self.socks.get_mut(&(i, link)) {
+            Some(Sock::Open(s)) => s.write_all(bytes).is_err(),
+            Some(Sock::Connecting(q)) => {
+                q.push(bytes.to_vec());
+                false
+            }
+            None => false,
+        };
+        if failed {
+            self.drop_link(i, link);
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.state.closed(link);
+            }
+        }
+    }
+
+    fn drop_link(&mut self, i: usize, link: LinkId) {
+        if let Some(Sock::Open(s)) = self.socks.remove(&(i, link)) {
+            // Ends the reader too.
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Carries out every node's pending I/O, publishes changed views, saves changed
+    /// configurations.
+    fn flush(&mut self, publish_all: bool) {
+        for i in 0..self.nodes.len() {
+            // Sends can close links, which can queue more I/O: until quiet.
+            loop {
+                let io = std::mem::take(&mut self.nodes[i].state.io);
+                if io.is_empty() {
+                    break;
+                }
+                for op in io {
+                    match op {
+                        Io::Send(link, bytes) => self.write(i, link, &bytes),
+                        Io::Close(link) => self.drop_link(i, link),
+                        Io::Connect { link, ip, port } => self.connect(i, link, ip, port),
+                    }
+                }
+            }
+            let locals: Vec<msg::Name> = self.nodes.iter().map(|n| n.state.myself).collect();
+            let node = &mut self.nodes[i];
+            if node.state.save {
+                if let Err(e) = save(node) {
+                    warn!("{e}");
+                }
+            }
+            if node.state.changed || publish_all {
+                node.state.changed = false;
+                let snap = Arc::new(snapshot_of(&node.state, &locals));
+                self.run_on_core(i, move || SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap)));
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, link: LinkId, ip: String, port: u16) {
+        self.socks.insert((i, link), Sock::Connecting(Vec::new()));
+        let tx = self.events.clone();
+        let spawned = spawn_named(format!("bus-connect-{i}"), move || {
+            let addr = ip
+                .parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, port));
+            let ev = match addr.map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1))) {
+                Ok(Ok(s)) => Event::Connected(i, link, s),
+                _ => Event::Closed(i, link),
+            };
+            let _ = tx.send(ev);
+        });
+        if spawned.is_err() {
+            self.socks.remove(&(i, link));
+            self.nodes[i].state.closed(link);
+        }
+    }
+
+    fn run_on_core(&mut self, core: usize, f: impl FnOnce() + Send + 'static) {
+        let task: crate::core::Task = Box::new(move |_| f());
+        if let Some(ring) = self.cores.send(core, Msg::Run(task)) {
+            self.waker.wake(ring);
+        }
+    }
+}
+
+/// The peer's and our own IP of a socket.
+fn addrs(s: &TcpStream) -> (String, String) {
+    let ip = |a: std::io::Result<SocketAddr>| a.map(|a| a.ip().to_string()).unwrap_or_default();
+    (ip(s.peer_addr()), ip(s.local_addr()))
+}
+
+/// A link's reader: whole messages to the bus thread until the socket ends.
+fn read_frames(mut s: TcpStream, i: usize, link: LinkId, tx: Sender<Event>) {
+    loop {
+        let mut head = [0u8; 8];
+        if s.read_exact(&mut head).is_err() {
+            break;
+        }
+        let Ok(len) = msg::frame_len(&head) else {
+            break;
+        };
+        let mut buf = head.to_vec();
+        // Grows as bytes arrive: an announced length alone allocates nothing.
+        let rest = (len - 8) as u64;
+        match (&mut s).take(rest).read_to_end(&mut buf) {
+            Ok(n) if n as u64 == rest => {}
+            _ => break,
+        }
+        if tx.send(Event::Frame(i, link, buf)).is_err() {
+            return;
+        }
+    }
+    let _ = s.shutdown(Shutdown::Both);
+    let _ = tx.send(Event::Closed(i, link));
+}
+
+/// Carries out a configuration change on node `n`.
+fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
+    let st = &mut n.state;
+    let result = match op {
+        Op::AddSlots(slots) => st.assign(&slots, false),
+        Op::DelSlots(slots) => st.assign(&slots, true),
+        Op::SetConfigEpoch(e) => st.set_config_epoch(e),
+        Op::Meet { ip, port, cport } => {
+            if st.meet(&ip, port, cport, now) {
+                Ok(())
+            } else {
+                Err(format!("ERR Invalid node address specified: {ip}:{port}"))
+            }
+        }
+        Op::Forget(id) => st.forget(&id, now),
+        Op::BumpEpoch => {
+            let (bumped, epoch) = st.bump_epoch();
+            let word = if bumped { "BUMPED" } else { "STILL" };
+            return Reply::Simple(format!("{word} {epoch}").into());
+        }
+        Op::SaveConfig => {
+            return match save(n) {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::error(format!("ERR error saving the cluster node config: {e}")),
+            }
+        }
+        Op::Reset { hard } => {
+            st.reset(hard);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => Reply::Ok,
+        Err(e) => Reply::error(e),
+    }
+}
+
+/// Writes node `n`'s configuration file.
+fn save(n: &mut LocalNode) -> Result<(), String> {
+    let text = snapshot_of(&n.state, &[]).config_text(n.state.last_vote_epoch);
+    n.state.save = false;
+    conf::rewrite(&mut n.file, &text)
+}
+
+/// Node `st`'s view as clients read it.
+pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
+    let index: HashMap<msg::Name, u16> = st
+        .nodes
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (*n, i as u16))
+        .collect();
+    let owner: Vec<u16> = st
+        .slots
+        .iter()
+        .map(|o| o.and_then(|o| index.get(&o).copied()).unwrap_or(UNOWNED))
+        .collect();
+    let nodes = st
+        .nodes
+        .values()
+        .enumerate()
+        .map(|(i, n)| NodeInfo {
+            id: state::name_str(&n.name),
+            ip: n.ip.clone(),
+            port: n.port,
+            cport: n.cport,
+            flags: n.flags,
+            master: n.slaveof.as_ref().map(state::name_str),
+            ping_sent: n.ping_sent,
+            pong_received: n.pong_received,
+            config_epoch: n.config_epoch,
+            connected: st.link_up(&n.name) || n.name == st.myself,
+            ranges: view::ranges_of(&owner, i as u16),
+        })
+        .collect();
+    Snapshot {
+        me: index.get(&st.myself).copied().unwrap_or(0) as usize,
+        nodes,
+        owner,
+        ok: st.ok,
+        current_epoch: st.current_epoch,
+        sent: st.sent,
+        received: st.received,
+        local: st.nodes.keys().map(|n| locals.contains(n)).collect(),
+    }
+}

@@ -1,0 +1,1409 @@
+//! One cluster node's view of the cluster and what it does on the bus, as a Redis 7.0 node:
+//! the known nodes and their flags, the slot table, the epochs, the handshake of a MEET,
+//! PING/PONG with gossip, failure detection (PFAIL after `cluster-node-timeout` without a
+//! PONG, FAIL on a majority of masters' reports, broadcast), the slot map's convergence by
+//! config epoch (with UPDATE for a node claiming slots it lost), and the cluster state.
+//!
+//! Pure: time comes in as an argument and what must go on the wire comes out as [`Io`]; the
+//! bus thread (`super::thread`) does the sockets. Unit-tested by wiring states together.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::msg::{self, flags, Body, Gossip, Header, Message, Name, Slots, NAME_LEN};
+
+pub const SLOTS: usize = 16384;
+/// A forgotten node is not re-added from gossip for this long (`CLUSTER_BLACKLIST_TTL`).
+const BLACKLIST_MS: u64 = 60_000;
+
+pub type LinkId = u64;
+
+/// What the node knows of one node (itself included).
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: Name,
+    pub flags: u16,
+    pub config_epoch: u64,
+    pub ip: String,
+    pub port: u16,
+    pub pport: u16,
+    pub cport: u16,
+    pub slaveof: Option<Name>,
+    pub ctime: u64,
+    pub ping_sent: u64,
+    pub pong_received: u64,
+    pub data_received: u64,
+    pub fail_time: u64,
+    /// The link this node opened to it, and the one it accepted from it.
+    pub link: Option<LinkId>,
+    pub inbound: Option<LinkId>,
+    /// Masters that reported it PFAIL/FAIL, with when.
+    pub fail_reports: Vec<(Name, u64)>,
+}
+
+impl Node {
+    fn new(name: Name, flags: u16, now: u64) -> Node {
+        Node {
+            name,
+            flags,
+            config_epoch: 0,
+            ip: String::new(),
+            port: 0,
+            pport: 0,
+            cport: 0,
+            slaveof: None,
+            ctime: now,
+            ping_sent: 0,
+            pong_received: 0,
+            data_received: 0,
+            fail_time: 0,
+            link: None,
+            inbound: None,
+            fail_reports: Vec::new(),
+        }
+    }
+
+    fn is(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+}
+
+struct Link {
+    node: Option<Name>,
+    inbound: bool,
+    ctime: u64,
+    /// The address of the other end, and of ours (for a MEET: our own address).
+    peer_ip: String,
+    local_ip: String,
+    /// Connected (an outbound link is not until `connected`).
+    up: bool,
+}
+
+/// What the bus thread must do on the sockets.
+#[derive(Debug, PartialEq)]
+pub enum Io {
+    Send(LinkId, Vec<u8>),
+    /// Open link `link` to a node's bus port; `connected` or `closed` follows.
+    Connect {
+        link: LinkId,
+        ip: String,
+        port: u16,
+    },
+    Close(LinkId),
+}
+
+/// Where this node is announced.
+#[derive(Clone, Debug)]
+pub struct Announce {
+    pub port: u16,
+    pub cport: u16,
+    /// `cluster-announce-ip`; empty: learned from the first MEET received.
+    pub ip: String,
+}
+
+pub struct State {
+    pub myself: Name,
+    pub nodes: BTreeMap<Name, Node>,
+    /// The owner of every slot.
+    pub slots: Vec<Option<Name>>,
+    /// Slots whose owner stopped claiming them (Redis's `owner_not_claiming_slot`).
+    not_claiming: Vec<bool>,
+    pub current_epoch: u64,
+    pub last_vote_epoch: u64,
+    pub ok: bool,
+    pub node_timeout: u64,
+    pub announce: Announce,
+    pub sent: [u64; msg::TYPES],
+    pub received: [u64; msg::TYPES],
+    blacklist: HashMap<Name, u64>,
+    links: HashMap<LinkId, Link>,
+    next_link: LinkId,
+    iteration: u64,
+    rng: u64,
+    /// Output for the sockets, taken by the bus thread.
+    pub io: Vec<Io>,
+    /// The configuration changed: save it (`cluster-config-file`).
+    pub save: bool,
+    /// Something a client sees changed: publish a new snapshot.
+    pub changed: bool,
+}
+
+/// A new random node name.
+pub fn random_name() -> Name {
+    let id = crate::replica::random_id();
+    let mut n = [b'0'; NAME_LEN];
+    let len = id.len().min(NAME_LEN);
+    n[..len].copy_from_slice(&id.as_bytes()[..len]);
+    n
+}
+
+pub fn name_str(n: &Name) -> String {
+    String::from_utf8_lossy(n).into_owned()
+}
+
+impl State {
+    pub fn new(myself: Name, announce: Announce, node_timeout: u64, now: u64) -> State {
+        let mut me = Node::new(myself, flags::MYSELF | flags::MASTER, now);
+        me.ip = announce.ip.clone();
+        me.port = announce.port;
+        me.cport = announce.cport;
+        let mut nodes = BTreeMap::new();
+        nodes.insert(myself, me);
+        State {
+            myself,
+            nodes,
+            slots: vec![None; SLOTS],
+            not_claiming: vec![false; SLOTS],
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            ok: false,
+            node_timeout: node_timeout.max(1),
+            announce,
+            sent: [0; msg::TYPES],
+            received: [0; msg::TYPES],
+            blacklist: HashMap::new(),
+            links: HashMap::new(),
+            next_link: 1,
+            iteration: 0,
+            rng: now ^ 0x9e37_79b9_7f4a_7c15,
+            io: Vec::new(),
+            save: true,
+            changed: true,
+        }
+    }
+
+    fn touch(&mut self) {
+        self.save = true;
+        self.changed = true;
+    }
+
+    fn me(&self) -> &Node {
+        &self.nodes[&self.myself]
+    }
+
+    fn me_mut(&mut self) -> &mut Node {
+        self.nodes
+            .get_mut(&self.myself)
+            .expect("myself is always known")
+    }
+
+    pub fn slots_of(&self, name: &Name) -> Box<Slots> {
+        let mut bits = Box::new([0u8; msg::SLOT_BYTES]);
+        for (j, o) in self.slots.iter().enumerate() {
+            if o.as_ref() == Some(name) {
+                msg::set_slot(&mut bits, j);
+            }
+        }
+        bits
+    }
+
+    pub fn numslots(&self, name: &Name) -> usize {
+        self.slots
+            .iter()
+            .filter(|o| o.as_ref() == Some(name))
+            .count()
+    }
+
+    /// Masters serving at least one slot (Redis's `cluster->size`).
+    pub fn size(&self) -> usize {
+        let mut owners: Vec<&Name> = self.slots.iter().flatten().collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners.len()
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64: gossip picks need no more.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    // ---- links ----
+
+    /// The bus thread accepted a connection on this node's bus port.
+    pub fn accepted(&mut self, now: u64, peer_ip: String, local_ip: String) -> LinkId {
+        let id = self.new_link_id();
+        self.links.insert(
+            id,
+            Link {
+                node: None,
+                inbound: true,
+                ctime: now,
+                peer_ip,
+                local_ip,
+                up: true,
+            },
+        );
+        id
+    }
+
+    fn new_link_id(&mut self) -> LinkId {
+        let id = self.next_link;
+        self.next_link += 1;
+        id
+    }
+
+    /// Outbound link `link` is connected: it starts with a MEET or a PING.
+    pub fn connected(&mut self, link: LinkId, now: u64, peer_ip: String, local_ip: String) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        l.peer_ip = peer_ip;
+        l.local_ip = local_ip;
+        l.up = true;
+        let Some(name) = l.node else { return };
+        let Some(node) = self.nodes.get(&name) else {
+            return;
+        };
+        let old_ping = node.ping_sent;
+        let kind = if node.is(flags::MEET) {
+            msg::MEET
+        } else {
+            msg::PING
+        };
+        self.send_ping(link, kind, now);
+        if let Some(node) = self.nodes.get_mut(&name) {
+            if old_ping != 0 {
+                node.ping_sent = old_ping;
+            }
+            node.flags &= !flags::MEET;
+        }
+    }
+
+    /// Link `link` is gone (closed by the other end, an error, or `Io::Close`).
+    pub fn closed(&mut self, link: LinkId) {
+        let Some(l) = self.links.remove(&link) else {
+            return;
+        };
+        if let Some(node) = l.node.and_then(|n| self.nodes.get_mut(&n)) {
+            if node.link == Some(link) {
+                node.link = None;
+            }
+            if node.inbound == Some(link) {
+                node.inbound = None;
+            }
+        }
+    }
+
+    fn close(&mut self, link: LinkId) {
+        if self.links.contains_key(&link) {
+            self.closed(link);
+            self.io.push(Io::Close(link));
+        }
+    }
+
+    /// The node's outbound link (connected or connecting).
+    pub fn link_of(&self, name: &Name) -> Option<LinkId> {
+        self.nodes.get(name).and_then(|n| n.link)
+    }
+
+    /// Whether the node's outbound link is connected (CLUSTER NODES' link state).
+    pub fn link_up(&self, name: &Name) -> bool {
+        self.link_of(name)
+            .and_then(|l| self.links.get(&l))
+            .is_some_and(|l| l.up)
+    }
+
+    // ---- sending ----
+
+    fn header(&self, kind: u16) -> Header {
+        let me = self.me();
+        Header {
+            kind,
+            port: self.announce.port,
+            current_epoch: self.current_epoch,
+            config_epoch: me.config_epoch,
+            offset: 0,
+            sender: self.myself,
+            slots: self.slots_of(&self.myself),
+            slaveof: [0; NAME_LEN],
+            myip: self.announce.ip.clone(),
+            pport: 0,
+            cport: self.announce.cport,
+            flags: me.flags,
+            state: if self.ok { 0 } else { 1 },
+        }
+    }
+
+    fn push(&mut self, link: LinkId, kind: u16, body: Body) {
+        let bytes = msg::encode(&self.header(kind), &body);
+        if let Some(n) = self.sent.get_mut(kind as usize) {
+            *n += 1;
+        }
+        self.io.push(Io::Send(link, bytes));
+    }
+
+    fn gossip_entry(n: &Node) -> Gossip {
+        Gossip {
+            name: n.name,
+            ping_sent: (n.ping_sent / 1000) as u32,
+            pong_received: (n.pong_received / 1000) as u32,
+            ip: n.ip.clone(),
+            port: n.port,
+            cport: n.cport,
+            flags: n.flags,
+            pport: n.pport,
+        }
+    }
+
+    /// PING, PONG or MEET on `link`, with gossip about a tenth of the nodes (at least 3)
+    /// and every node in PFAIL.
+    fn send_ping(&mut self, link: LinkId, kind: u16, now: u64) {
+        let Some(l) = self.links.get(&link) else {
+            return;
+        };
+        if !l.inbound && kind == msg::PING {
+            if let Some(n) = l.node.and_then(|n| self.nodes.get_mut(&n)) {
+                n.ping_sent = now;
+            }
+        }
+        let mut owners: HashMap<Name, usize> = HashMap::new();
+        for o in self.slots.iter().flatten() {
+            *owners.entry(*o).or_default() += 1;
+        }
+        let fresh = self.nodes.len().saturating_sub(2);
+        let wanted = (self.nodes.len() / 10).max(3).min(fresh);
+        let mut candidates: Vec<&Node> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                n.name != self.myself
+                    && !n.is(flags::PFAIL | flags::HANDSHAKE | flags::NOADDR)
+                    && (n.link.is_some() || owners.contains_key(&n.name))
+            })
+            .collect();
+        let mut picked = Vec::with_capacity(wanted);
+        let mut seed = self.rng;
+        while picked.len() < wanted && !candidates.is_empty() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed % candidates.len() as u64) as usize;
+            picked.push(Self::gossip_entry(candidates.swap_remove(i)));
+        }
+        picked.extend(
+            self.nodes
+                .values()
+                .filter(|n| n.is(flags::PFAIL) && !n.is(flags::HANDSHAKE | flags::NOADDR))
+                .map(Self::gossip_entry),
+        );
+        self.rng = seed;
+        self.push(link, kind, Body::Ping(picked));
+    }
+
+    /// FAIL about `about` to every node with a link.
+    fn broadcast_fail(&mut self, about: Name) {
+        let links: Vec<LinkId> = self
+            .nodes
+            .values()
+            .filter(|n| n.name != self.myself && !n.is(flags::HANDSHAKE))
+            .filter_map(|n| n.link)
+            .collect();
+        for l in links {
+            self.push(l, msg::FAIL, Body::Fail(about));
+        }
+    }
+
+    fn send_update(&mut self, link: Option<LinkId>, about: Name) {
+        let (Some(link), Some(n)) = (link, self.nodes.get(&about)) else {
+            return;
+        };
+        let body = Body::Update {
+            config_epoch: n.config_epoch,
+            name: about,
+            slots: self.slots_of(&about),
+        };
+        self.push(link, msg::UPDATE, body);
+    }
+
+    // ---- receiving ----
+
+    /// One whole message received on `link`.
+    pub fn received(&mut self, link: LinkId, bytes: &[u8], now: u64) {
+        let Ok(m) = msg::decode(bytes) else {
+            return;
+        };
+        if let Some(n) = self.received.get_mut(m.header.kind as usize) {
+            *n += 1;
+        }
+        self.process(link, m, now);
+    }
+
+    fn in_handshake(&self, name: &Name) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.is(flags::HANDSHAKE))
+    }
+
+    fn process(&mut self, link: LinkId, m: Message, now: u64) {
+        let Some(l) = self.links.get(&link) else {
+            return;
+        };
+        let (link_node, inbound) = (l.node, l.inbound);
+        let h = &m.header;
+        let sender = match link_node {
+            Some(n) if !self.in_handshake(&n) => Some(n),
+            _ => {
+                let found = self.nodes.contains_key(&h.sender).then_some(h.sender);
+                if let (Some(s), None) = (found, link_node) {
+                    self.attach_inbound(s, link);
+                }
+                found
+            }
+        };
+        let mut sender_config_epoch = 0;
+        if let Some(s) = sender {
+            let handshake = self.in_handshake(&s);
+            if let Some(n) = self.nodes.get_mut(&s) {
+                n.data_received = now;
+            }
+            if !handshake {
+                sender_config_epoch = h.config_epoch;
+                if h.current_epoch > self.current_epoch {
+                    self.current_epoch = h.current_epoch;
+                    self.touch();
+                }
+                if let Some(n) = self.nodes.get_mut(&s) {
+                    if h.config_epoch > n.config_epoch {
+                        n.config_epoch = h.config_epoch;
+                        self.save = true;
+                        self.changed = true;
+                    }
+                }
+            }
+        }
+        let kind = h.kind;
+        if kind == msg::PING || kind == msg::MEET {
+            let local_ip = self.links.get(&link).map(|l| l.local_ip.clone());
+            if (kind == msg::MEET || self.me().ip.is_empty()) && self.announce.ip.is_empty() {
+                if let Some(ip) = local_ip.filter(|ip| !ip.is_empty() && *ip != self.me().ip) {
+                    self.me_mut().ip = ip;
+                    self.touch();
+                }
+            }
+            if sender.is_none() && kind == msg::MEET {
+                let mut node = Node::new(random_name(), flags::HANDSHAKE, now);
+                node.ip = self.ip_of(link, h);
+                node.port = h.port;
+                node.pport = h.pport;
+                node.cport = h.cport;
+                self.nodes.insert(node.name, node);
+                self.touch();
+                if let Body::Ping(g) = &m.body {
+                    self.process_gossip(None, g, now);
+                }
+            }
+            self.send_ping(link, msg::PONG, now);
+        }
+        match (&m.body, kind) {
+            (Body::Ping(gossip), msg::PING | msg::PONG | msg::MEET) => {
+                if !inbound {
+                    let Some(ln) = link_node else { return };
+                    if self.in_handshake(&ln) {
+                        if let Some(s) = sender {
+                            self.update_address(s, link, h);
+                            self.del_node(ln);
+                            return;
+                        }
+                        self.rename(ln, h.sender);
+                        if let Some(n) = self.nodes.get_mut(&h.sender) {
+                            n.flags &= !flags::HANDSHAKE;
+                            n.flags |= h.flags & (flags::MASTER | flags::SLAVE);
+                        }
+                        self.touch();
+                    } else if ln != h.sender {
+                        // A PONG from another node than the one expected there.
+                        if let Some(n) = self.nodes.get_mut(&ln) {
+                            n.flags |= flags::NOADDR;
+                            n.ip.clear();
+                            n.port = 0;
+                            n.pport = 0;
+                            n.cport = 0;
+                        }
+                        self.close(link);
+                        self.touch();
+                        return;
+                    }
+                }
+                if let Some(n) = sender.and_then(|s| self.nodes.get_mut(&s)) {
+                    n.flags = (n.flags & !flags::NOFAILOVER) | (h.flags & flags::NOFAILOVER);
+                }
+                if let Some(s) = sender {
+                    if kind == msg::PING
+                        && !self.in_handshake(&s)
+                        && self.update_address(s, link, h)
+                    {
+                        self.touch();
+                    }
+                }
+                if !inbound && kind == msg::PONG {
+                    if let Some(name) = self.links.get(&link).and_then(|l| l.node) {
+                        self.pong_from(name, now);
+                    }
+                }
+                if let Some(s) = sender {
+                    self.role_of(s, &h.slaveof);
+                }
+                let Some(s) = sender else { return };
+                let Some(sn) = self.nodes.get(&s) else { return };
+                let sender_is_master = sn.is(flags::MASTER);
+                let master = if sender_is_master {
+                    Some(s)
+                } else {
+                    sn.slaveof
+                };
+                let dirty = master.is_some_and(|m| *self.slots_of(&m) != *h.slots);
+                if sender_is_master && dirty {
+                    self.update_slots_with(s, sender_config_epoch, &h.slots);
+                }
+                if dirty {
+                    // The sender claims slots a node with a newer config serves: tell it.
+                    for j in 0..SLOTS {
+                        if !msg::has_slot(&h.slots, j) {
+                            continue;
+                        }
+                        let Some(owner) = self.slots[j] else { continue };
+                        if owner == s || self.not_claiming[j] {
+                            continue;
+                        }
+                        if self.nodes.get(&owner).map_or(0, |o| o.config_epoch)
+                            > sender_config_epoch
+                        {
+                            let to = self.link_of(&s);
+                            self.send_update(to, owner);
+                            break;
+                        }
+                    }
+                }
+                let me = self.me();
+                if me.is(flags::MASTER)
+                    && sender_is_master
+                    && sender_config_epoch == me.config_epoch
+                {
+                    self.config_epoch_collision(s);
+                }
+                self.process_gossip(Some(s), gossip, now);
+            }
+            (Body::Fail(about), _) => {
+                if sender.is_none() {
+                    return;
+                }
+                if let Some(n) = self.nodes.get_mut(about) {
+                    if !n.is(flags::FAIL | flags::MYSELF) {
+                        n.flags = (n.flags | flags::FAIL) & !flags::PFAIL;
+                        n.fail_time = now;
+                        self.touch();
+                        self.update_state();
+                    }
+                }
+            }
+            (
+                Body::Update {
+                    config_epoch,
+                    name,
+                    slots,
+                },
+                _,
+            ) => {
+                if sender.is_none() {
+                    return;
+                }
+                let Some(n) = self.nodes.get(name) else {
+                    return;
+                };
+                if n.config_epoch >= *config_epoch {
+                    return;
+                }
+                self.set_master(*name);
+                if let Some(n) = self.nodes.get_mut(name) {
+                    n.config_epoch = *config_epoch;
+                }
+                self.touch();
+                self.update_slots_with(*name, *config_epoch, slots);
+            }
+            _ => {}
+        }
+    }
+
+    fn attach_inbound(&mut self, name: Name, link: LinkId) {
+        let old = self.nodes.get(&name).and_then(|n| n.inbound);
+        if old == Some(link) {
+            return;
+        }
+        if let Some(old) = old {
+            self.close(old);
+        }
+        if let Some(n) = self.nodes.get_mut(&name) {
+            n.inbound = Some(link);
+        }
+        if let Some(l) = self.links.get_mut(&link) {
+            l.node = Some(name);
+        }
+    }
+
+    /// The address a message's sender is at: what it announces, else where its link comes
+    /// from.
+    fn ip_of(&self, link: LinkId, h: &Header) -> String {
+        if !h.myip.is_empty() {
+            return h.myip.clone();
+        }
+        self.links
+            .get(&link)
+            .map(|l| l.peer_ip.clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes the address `h` announces for `name` (seen on `link`); true if it changed.
+    fn update_address(&mut self, name: Name, link: LinkId, h: &Header) -> bool {
+        let ip = self.ip_of(link, h);
+        let Some(n) = self.nodes.get_mut(&name) else {
+            return false;
+        };
+        if n.link == Some(link) || (n.ip == ip && n.port == h.port && n.cport == h.cport) {
+            return false;
+        }
+        n.ip = ip;
+        n.port = h.port;
+        n.pport = h.pport;
+        n.cport = h.cport;
+        n.flags &= !flags::NOADDR;
+        if let Some(old) = n.link {
+            self.close(old);
+        }
+        true
+    }
+
+    fn pong_from(&mut self, name: Name, now: u64) {
+        let timeout = self.node_timeout;
+        let numslots = self.numslots(&name);
+        let Some(n) = self.nodes.get_mut(&name) else {
+            return;
+        };
+        n.pong_received = now;
+        n.ping_sent = 0;
+        if n.is(flags::PFAIL) {
+            n.flags &= !flags::PFAIL;
+        } else if n.is(flags::FAIL)
+            && (n.is(flags::SLAVE)
+                || numslots == 0
+                || now.saturating_sub(n.fail_time) > timeout * 2)
+        {
+            n.flags &= !flags::FAIL;
+        } else {
+            return;
+        }
+        self.touch();
+        self.update_state();
+    }
+
+    fn set_master(&mut self, name: Name) {
+        if let Some(n) = self.nodes.get_mut(&name) {
+            if n.is(flags::MASTER) && n.slaveof.is_none() {
+                return;
+            }
+            n.flags = (n.flags & !flags::SLAVE) | flags::MASTER;
+            n.slaveof = None;
+            self.touch();
+        }
+    }
+
+    fn role_of(&mut self, name: Name, slaveof: &Name) {
+        if slaveof.iter().all(|&b| b == 0) {
+            self.set_master(name);
+            return;
+        }
+        let was_master = self.nodes.get(&name).is_some_and(|n| n.is(flags::MASTER));
+        if was_master {
+            for s in self.slots.iter_mut() {
+                if *s == Some(name) {
+                    *s = None;
+                }
+            }
+        }
+        let known = self.nodes.contains_key(slaveof);
+        if let Some(n) = self.nodes.get_mut(&name) {
+            n.flags = (n.flags & !flags::MASTER) | flags::SLAVE;
+            if known {
+                n.slaveof = Some(*slaveof);
+            }
+        }
+        if was_master {
+            self.touch();
+            self.update_state();
+        }
+    }
+
+    /// Rebinds the slots `sender` claims with `epoch` where it wins (Redis's
+    /// `clusterUpdateSlotsConfigWith`).
+    fn update_slots_with(&mut self, sender: Name, epoch: u64, slots: &Slots) {
+        if sender == self.myself {
+            return;
+        }
+        let mut changed = false;
+        for j in 0..SLOTS {
+            if msg::has_slot(slots, j) {
+                if self.slots[j] == Some(sender) {
+                    self.not_claiming[j] = false;
+                    continue;
+                }
+                let unclaimed = self.slots[j].is_none() || self.not_claiming[j];
+                let older = self.slots[j]
+                    .and_then(|o| self.nodes.get(&o))
+                    .is_some_and(|o| o.config_epoch < epoch);
+                if unclaimed || older {
+                    self.slots[j] = Some(sender);
+                    self.not_claiming[j] = false;
+                    changed = true;
+                }
+            } else if self.slots[j] == Some(sender) {
+                self.not_claiming[j] = true;
+            }
+        }
+        if changed {
+            self.touch();
+            self.update_state();
+        }
+    }
+
+    fn config_epoch_collision(&mut self, sender: Name) {
+        if sender <= self.myself {
+            return;
+        }
+        self.current_epoch += 1;
+        let e = self.current_epoch;
+        self.me_mut().config_epoch = e;
+        self.touch();
+    }
+
+    fn process_gossip(&mut self, sender: Option<Name>, gossip: &[Gossip], now: u64) {
+        let sender_master = sender
+            .and_then(|s| self.nodes.get(&s))
+            .is_some_and(|n| n.is(flags::MASTER));
+        for g in gossip {
+            if self.nodes.contains_key(&g.name) {
+                let failing = g.flags & (flags::FAIL | flags::PFAIL) != 0;
+                if let (Some(s), true, false) = (sender, sender_master, g.name == self.myself) {
+                    if failing {
+                        self.add_fail_report(g.name, s, now);
+                        self.mark_failing_if_needed(g.name, now);
+                    } else if let Some(n) = self.nodes.get_mut(&g.name) {
+                        n.fail_reports.retain(|(r, _)| *r != s);
+                    }
+                }
+                let timeout = self.node_timeout;
+                let Some(n) = self.nodes.get_mut(&g.name) else {
+                    continue;
+                };
+                let reports = n
+                    .fail_reports
+                    .iter()
+                    .filter(|(_, t)| now.saturating_sub(*t) <= timeout * 2)
+                    .count();
+                if !failing && n.ping_sent == 0 && reports == 0 {
+                    let pong = u64::from(g.pong_received) * 1000;
+                    if pong <= now + 500 && pong > n.pong_received {
+                        n.pong_received = pong;
+                    }
+                }
+                if n.is(flags::FAIL | flags::PFAIL)
+                    && g.flags & flags::NOADDR == 0
+                    && !failing
+                    && (n.ip != g.ip || n.port != g.port || n.cport != g.cport)
+                {
+                    n.ip = g.ip.clone();
+                    n.port = g.port;
+                    n.pport = g.pport;
+                    n.cport = g.cport;
+                    n.flags &= !flags::NOADDR;
+                    if let Some(old) = n.link {
+                        self.close(old);
+                    }
+                    self.touch();
+                }
+            } else if sender.is_some()
+                && g.flags & flags::NOADDR == 0
+                && !self.blacklisted(&g.name, now)
+                && g.name.iter().all(u8::is_ascii_hexdigit)
+            {
+                let mut n = Node::new(g.name, g.flags & !flags::MYSELF, now);
+                n.ip = g.ip.clone();
+                n.port = g.port;
+                n.pport = g.pport;
+                n.cport = g.cport;
+                self.nodes.insert(g.name, n);
+                self.touch();
+            }
+        }
+    }
+
+    fn add_fail_report(&mut self, about: Name, by: Name, now: u64) {
+        if let Some(n) = self.nodes.get_mut(&about) {
+            match n.fail_reports.iter_mut().find(|(r, _)| *r == by) {
+                Some(r) => r.1 = now,
+                None => n.fail_reports.push((by, now)),
+            }
+        }
+    }
+
+    fn mark_failing_if_needed(&mut self, name: Name, now: u64) {
+        let quorum = self.size() / 2 + 1;
+        let timeout = self.node_timeout;
+        let me_master = self.me().is(flags::MASTER);
+        let Some(n) = self.nodes.get_mut(&name) else {
+            return;
+        };
+        if !n.is(flags::PFAIL) || n.is(flags::FAIL) {
+            return;
+        }
+        n.fail_reports
+            .retain(|(_, t)| now.saturating_sub(*t) <= timeout * 2);
+        let failures = n.fail_reports.len() + usize::from(me_master);
+        if failures < quorum {
+            return;
+        }
+        tracing::info!(
+            "cluster: marking node {} as failing (quorum reached)",
+            name_str(&name)
+        );
+        n.flags = (n.flags | flags::FAIL) & !flags::PFAIL;
+        n.fail_time = now;
+        self.broadcast_fail(name);
+        self.touch();
+        self.update_state();
+    }
+
+    fn blacklisted(&mut self, name: &Name, now: u64) -> bool {
+        self.blacklist.retain(|_, until| *until >= now);
+        self.blacklist.contains_key(name)
+    }
+
+    fn rename(&mut self, from: Name, to: Name) {
+        let Some(mut n) = self.nodes.remove(&from) else {
+            return;
+        };
+        n.name = to;
+        for l in [n.link, n.inbound].into_iter().flatten() {
+            if let Some(l) = self.links.get_mut(&l) {
+                l.node = Some(to);
+            }
+        }
+        self.nodes.insert(to, n);
+    }
+
+    fn del_node(&mut self, name: Name) {
+        for s in self.slots.iter_mut() {
+            if *s == Some(name) {
+                *s = None;
+            }
+        }
+        for n in self.nodes.values_mut() {
+            n.fail_reports.retain(|(r, _)| *r != name);
+        }
+        if let Some(n) = self.nodes.remove(&name) {
+            for l in [n.link, n.inbound].into_iter().flatten() {
+                self.links.remove(&l);
+                self.io.push(Io::Close(l));
+            }
+        }
+        self.touch();
+        self.update_state();
+    }
+
+    // ---- the clock ----
+
+    /// Every 100 ms (Redis's `clusterCron`): connects, pings, timeouts.
+    pub fn cron(&mut self, now: u64) {
+        self.iteration += 1;
+        let timeout = self.node_timeout;
+        let handshake_timeout = timeout.max(1000);
+        let names: Vec<Name> = self.nodes.keys().copied().collect();
+        for name in &names {
+            let Some(n) = self.nodes.get(name) else {
+                continue;
+            };
+            if n.is(flags::MYSELF | flags::NOADDR) {
+                continue;
+            }
+            if n.is(flags::HANDSHAKE) && now.saturating_sub(n.ctime) > handshake_timeout {
+                self.del_node(*name);
+                continue;
+            }
+            if n.link.is_none() {
+                let (ip, port) = (n.ip.clone(), n.cport);
+                let id = self.new_link_id();
+                self.links.insert(
+                    id,
+                    Link {
+                        node: Some(*name),
+                        inbound: false,
+                        ctime: now,
+                        peer_ip: String::new(),
+                        local_ip: String::new(),
+                        up: false,
+                    },
+                );
+                if let Some(n) = self.nodes.get_mut(name) {
+                    n.link = Some(id);
+                    // Failure detection counts from here until the link answers.
+                    if n.ping_sent == 0 {
+                        n.ping_sent = now;
+                    }
+                }
+                self.io.push(Io::Connect { link: id, ip, port });
+            }
+        }
+        if self.iteration.is_multiple_of(10) {
+            // Once a second: the node heard from longest ago among a few random ones.
+            let eligible: Vec<(u64, LinkId)> = self
+                .nodes
+                .values()
+                .filter(|n| !n.is(flags::MYSELF | flags::HANDSHAKE) && n.ping_sent == 0)
+                .filter_map(|n| n.link.map(|l| (n.pong_received, l)))
+                .collect();
+            let mut best: Option<(u64, LinkId)> = None;
+            for _ in 0..5.min(eligible.len()) {
+                let c = eligible[(self.random() % eligible.len() as u64) as usize];
+                if best.is_none_or(|b| c.0 < b.0) {
+                    best = Some(c);
+                }
+            }
+            if let Some((_, link)) = best {
+                self.send_ping(link, msg::PING, now);
+            }
+        }
+        let mut update = false;
+        for name in &names {
+            let Some(n) = self.nodes.get(name) else {
+                continue;
+            };
+            if n.is(flags::MYSELF | flags::NOADDR | flags::HANDSHAKE) {
+                continue;
+            }
+            let ping_delay = now.saturating_sub(n.ping_sent);
+            let data_delay = now.saturating_sub(n.data_received);
+            if let Some(link) = n.link {
+                let age = self
+                    .links
+                    .get(&link)
+                    .map_or(0, |l| now.saturating_sub(l.ctime));
+                if age > timeout
+                    && n.ping_sent != 0
+                    && ping_delay > timeout / 2
+                    && data_delay > timeout / 2
+                {
+                    // The link looks stuck: reconnect.
+                    self.close(link);
+                } else if n.ping_sent == 0 && now.saturating_sub(n.pong_received) > timeout / 2 {
+                    self.send_ping(link, msg::PING, now);
+                    continue;
+                }
+            }
+            let Some(n) = self.nodes.get_mut(name) else {
+                continue;
+            };
+            if n.ping_sent == 0 {
+                continue;
+            }
+            if ping_delay.min(data_delay) > timeout && !n.is(flags::PFAIL | flags::FAIL) {
+                n.flags |= flags::PFAIL;
+                update = true;
+            }
+        }
+        if update {
+            self.touch();
+        }
+        if update || !self.ok {
+            self.update_state();
+        }
+    }
+
+    /// Whether the cluster is ok from here: every slot served by a node not FAIL (Redis's
+    /// default `cluster-require-full-coverage yes`) and a majority of the masters with slots
+    /// reachable.
+    pub fn update_state(&mut self) {
+        let mut ok = self.slots.iter().all(|o| {
+            o.and_then(|o| self.nodes.get(&o))
+                .is_some_and(|n| !n.is(flags::FAIL))
+        });
+        let mut owners: Vec<Name> = self.slots.iter().flatten().copied().collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let reachable = owners
+            .iter()
+            .filter(|o| {
+                self.nodes
+                    .get(*o)
+                    .is_some_and(|n| !n.is(flags::PFAIL | flags::FAIL))
+            })
+            .count();
+        if reachable < owners.len() / 2 + 1 {
+            ok = false;
+        }
+        if ok != self.ok {
+            tracing::info!("cluster state changed: {}", if ok { "ok" } else { "fail" });
+            self.ok = ok;
+            self.changed = true;
+        }
+    }
+
+    // ---- commands ----
+
+    /// CLUSTER ADDSLOTS / DELSLOTS (and their RANGE forms, expanded): all or nothing.
+    pub fn assign(&mut self, slots: &[u16], del: bool) -> Result<(), String> {
+        let mut seen = vec![false; SLOTS];
+        for &s in slots {
+            let j = s as usize;
+            match (del, self.slots.get(j)) {
+                (true, Some(None)) => return Err(format!("ERR Slot {s} is already unassigned")),
+                (false, Some(Some(_))) => return Err(format!("ERR Slot {s} is already busy")),
+                (_, None) => return Err("ERR Invalid or out of range slot".into()),
+                _ => {}
+            }
+            if std::mem::replace(&mut seen[j], true) {
+                return Err(format!("ERR Slot {s} specified multiple times"));
+            }
+        }
+        for &s in slots {
+            self.slots[s as usize] = if del { None } else { Some(self.myself) };
+            self.not_claiming[s as usize] = false;
+        }
+        self.touch();
+        self.update_state();
+        Ok(())
+    }
+
+    /// CLUSTER SET-CONFIG-EPOCH.
+    pub fn set_config_epoch(&mut self, epoch: i64) -> Result<(), String> {
+        if epoch < 0 {
+            return Err(format!("ERR Invalid config epoch specified: {epoch}"));
+        }
+        if self.nodes.len() > 1 {
+            return Err("ERR The user can assign a config epoch only when the node does not know any other node.".into());
+        }
+        if self.me().config_epoch != 0 {
+            return Err("ERR Node config epoch is already non-zero".into());
+        }
+        let epoch = epoch as u64;
+        self.me_mut().config_epoch = epoch;
+        self.current_epoch = self.current_epoch.max(epoch);
+        self.touch();
+        self.update_state();
+        Ok(())
+    }
+
+    /// CLUSTER MEET: false when the address is not valid.
+    pub fn meet(&mut self, ip: &str, port: i64, cport: i64, now: u64) -> bool {
+        let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        if !(1..=65535).contains(&port) || !(1..=65535).contains(&cport) {
+            return false;
+        }
+        let ip = addr.to_string();
+        let (port, cport) = (port as u16, cport as u16);
+        let in_progress = self.nodes.values().any(|n| {
+            n.is(flags::HANDSHAKE)
+                && n.ip.eq_ignore_ascii_case(&ip)
+                && n.port == port
+                && n.cport == cport
+        });
+        if !in_progress {
+            let mut n = Node::new(random_name(), flags::HANDSHAKE | flags::MEET, now);
+            n.ip = ip;
+            n.port = port;
+            n.cport = cport;
+            self.nodes.insert(n.name, n);
+            self.touch();
+        }
+        true
+    }
+
+    /// CLUSTER FORGET.
+    pub fn forget(&mut self, id: &[u8], now: u64) -> Result<(), String> {
+        let shown = String::from_utf8_lossy(id);
+        let Some(name) = <Name>::try_from(id)
+            .ok()
+            .filter(|n| self.nodes.contains_key(n))
+        else {
+            return Err(format!("ERR Unknown node {shown}"));
+        };
+        if name == self.myself {
+            return Err("ERR I tried hard but I can't forget myself...".into());
+        }
+        if self.me().slaveof == Some(name) {
+            return Err("ERR Can't forget my master!".into());
+        }
+        self.blacklist.retain(|_, until| *until >= now);
+        self.blacklist.insert(name, now + BLACKLIST_MS);
+        self.del_node(name);
+        Ok(())
+    }
+
+    /// CLUSTER BUMPEPOCH: whether the epoch moved, and the node's config epoch.
+    pub fn bump_epoch(&mut self) -> (bool, u64) {
+        let max = self
+            .nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0)
+            .max(self.current_epoch);
+        let mine = self.me().config_epoch;
+        if mine == 0 || mine != max {
+            self.current_epoch += 1;
+            let e = self.current_epoch;
+            self.me_mut().config_epoch = e;
+            self.touch();
+            (true, e)
+        } else {
+            (false, mine)
+        }
+    }
+
+    /// CLUSTER RESET: forgets every other node and every slot; HARD also zeroes the epochs
+    /// and takes a new name.
+    pub fn reset(&mut self, hard: bool) {
+        for s in self.slots.iter_mut() {
+            *s = None;
+        }
+        let others: Vec<Name> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|n| *n != self.myself)
+            .collect();
+        for n in others {
+            self.del_node(n);
+        }
+        if hard {
+            self.current_epoch = 0;
+            self.last_vote_epoch = 0;
+            self.me_mut().config_epoch = 0;
+            let new = random_name();
+            self.rename(self.myself, new);
+            self.myself = new;
+        }
+        self.touch();
+        self.update_state();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nodes wired by hand: every Io::Send is delivered to the other end of its link.
+    struct Net {
+        nodes: Vec<State>,
+        /// (node, link) -> (node, link) of the other end.
+        ends: HashMap<(usize, LinkId), (usize, LinkId)>,
+        /// Nodes reachable (a killed node drops everything).
+        up: Vec<bool>,
+        now: u64,
+    }
+
+    impl Net {
+        fn new(n: usize) -> Net {
+            let nodes = (0..n)
+                .map(|i| {
+                    let a = Announce {
+                        port: 7000 + i as u16,
+                        cport: 17000 + i as u16,
+                        ip: String::new(),
+                    };
+                    State::new(random_name(), a, 1000, 1_000_000)
+                })
+                .collect();
+            Net {
+                nodes,
+                ends: HashMap::new(),
+                up: vec![true; n],
+                now: 1_000_000,
+            }
+        }
+
+        fn by_cport(&self, port: u16) -> Option<usize> {
+            self.nodes.iter().position(|s| s.announce.cport == port)
+        }
+
+        /// Delivers everything pending until quiet.
+        fn settle(&mut self) {
+            loop {
+                let mut any = false;
+                for i in 0..self.nodes.len() {
+                    let out = std::mem::take(&mut self.nodes[i].io);
+                    for io in out {
+                        any = true;
+                        match io {
+                            Io::Connect { link, port, .. } => {
+                                match self.by_cport(port).filter(|&j| self.up[j] && self.up[i]) {
+                                    Some(j) => {
+                                        let now = self.now;
+                                        let back = self.nodes[j].accepted(
+                                            now,
+                                            "127.0.0.1".into(),
+                                            "127.0.0.1".into(),
+                                        );
+                                        self.ends.insert((i, link), (j, back));
+                                        self.ends.insert((j, back), (i, link));
+                                        self.nodes[i].connected(
+                                            link,
+                                            now,
+                                            "127.0.0.1".into(),
+                                            "127.0.0.1".into(),
+                                        );
+                                    }
+                                    None => self.nodes[i].closed(link),
+                                }
+                            }
+                            Io::Send(link, bytes) => {
+                                if let Some(&(j, back)) = self.ends.get(&(i, link)) {
+                                    if self.up[j] && self.up[i] {
+                                        let now = self.now;
+                                        self.nodes[j].received(back, &bytes, now);
+                                    }
+                                }
+                            }
+                            Io::Close(link) => {
+                                if let Some((j, back)) = self.ends.remove(&(i, link)) {
+                                    self.ends.remove(&(j, back));
+                                    self.nodes[j].closed(back);
+                                }
+                            }
+                        }
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+        }
+
+        fn tick(&mut self, ms: u64) {
+            for _ in 0..ms / 100 {
+                self.now += 100;
+                for i in 0..self.nodes.len() {
+                    if self.up[i] {
+                        let now = self.now;
+                        self.nodes[i].cron(now);
+                    }
+                }
+                self.settle();
+            }
+        }
+    }
+
+    fn create(n: usize) -> Net {
+        let mut net = Net::new(n);
+        for i in 0..n {
+            let (a, b) = (i * SLOTS / n, (i + 1) * SLOTS / n);
+            let slots: Vec<u16> = (a as u16..b as u16).collect();
+            net.nodes[i].assign(&slots, false).unwrap();
+            net.nodes[i].set_config_epoch(i as i64 + 1).unwrap();
+        }
+        let now = net.now;
+        for i in 1..n {
+            assert!(net.nodes[i].meet("127.0.0.1", 7000, 17000, now));
+        }
+        net.tick(3000);
+        net
+    }
+
+    #[test]
+    fn meet_and_gossip_converge_on_one_slot_map() {
+        let net = create(4);
+        for s in &net.nodes {
+            assert_eq!(s.nodes.len(), 4, "every node knows every other");
+            assert!(s.ok, "the cluster is ok everywhere");
+            assert!(s.nodes.values().all(|n| n.flags & flags::HANDSHAKE == 0));
+            assert_eq!(s.slots, net.nodes[0].slots);
+            assert_eq!(s.current_epoch, 4);
+        }
+        assert_eq!(net.nodes[0].slots[0], Some(net.nodes[0].myself));
+        assert_eq!(net.nodes[0].slots[16383], Some(net.nodes[3].myself));
+        // Myself's address was learned from the MEET.
+        assert_eq!(net.nodes[0].me().ip, "127.0.0.1");
+    }
+
+    #[test]
+    fn a_dead_node_turns_pfail_then_fail_and_the_cluster_fails() {
+        let mut net = create(3);
+        net.up[2] = false;
+        let dead = net.nodes[2].myself;
+        net.tick(2500);
+        for i in 0..2 {
+            let n = &net.nodes[i].nodes[&dead];
+            assert!(
+                n.flags & flags::FAIL != 0,
+                "node {i} sees FAIL: {:x}",
+                n.flags
+            );
+            assert!(!net.nodes[i].ok);
+        }
+        net.up[2] = true;
+        net.tick(5000);
+        for i in 0..3 {
+            assert!(net.nodes[i].ok, "node {i} ok again");
+        }
+    }
+
+    #[test]
+    fn a_higher_config_epoch_wins_a_slot_and_update_corrects_the_loser() {
+        let mut net = create(3);
+        let (a, b) = (net.nodes[0].myself, net.nodes[1].myself);
+        // Node 1 takes slot 0 with a newer epoch, without node 0 giving it up.
+        net.nodes[1].slots[0] = Some(b);
+        net.nodes[1].bump_epoch();
+        net.tick(3000);
+        for s in &net.nodes {
+            assert_eq!(s.slots[0], Some(b), "node {} follows", name_str(&s.myself));
+        }
+        assert_ne!(net.nodes[0].slots[1], None);
+        assert_eq!(net.nodes[0].slots[1], Some(a));
+    }
+
+    #[test]
+    fn commands_check_like_redis() {
+        let mut net = Net::new(2);
+        let s = &mut net.nodes[0];
+        assert_eq!(s.assign(&[1, 2], false), Ok(()));
+        assert_eq!(
+            s.assign(&[3, 2], false),
+            Err("ERR Slot 2 is already busy".into())
+        );
+        assert_eq!(
+            s.assign(&[4, 4], false),
+            Err("ERR Slot 4 specified multiple times".into())
+        );
+        assert_eq!(
+            s.assign(&[5], true),
+            Err("ERR Slot 5 is already unassigned".into())
+        );
+        assert_eq!(s.numslots(&s.myself.clone()), 2);
+        assert!(s.set_config_epoch(-1).is_err());
+        assert_eq!(s.set_config_epoch(5), Ok(()));
+        assert!(s.set_config_epoch(6).is_err());
+        assert_eq!(s.bump_epoch(), (false, 5));
+        assert!(!s.meet("nonsense", 1, 2, 0));
+        assert!(s.meet("127.0.0.1", 7001, 17001, 0));
+        assert_eq!(s.nodes.len(), 2);
+        assert!(s.forget(b"abc", 0).is_err());
+        let me = s.myself;
+        assert!(s.forget(&me, 0).is_err());
+        s.reset(true);
+        assert_ne!(s.myself, me);
+        assert_eq!(s.nodes.len(), 1);
+        assert_eq!(s.numslots(&s.myself.clone()), 0);
+    }
+
+    #[test]
+    fn forget_blacklists_against_gossip() {
+        let mut net = create(3);
+        let gone = net.nodes[2].myself;
+        let now = net.now;
+        net.nodes[0].forget(&gone, now).unwrap();
+        net.tick(2000);
+        assert!(!net.nodes[0].nodes.contains_key(&gone));
+    }
+}

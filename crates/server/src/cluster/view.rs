@@ -1,0 +1,340 @@
+//! A node's view of the cluster as its clients read it (CLUSTER NODES, SLOTS, SHARDS, INFO,
+//! nodes.conf) and as routing uses it (the owner of every slot). Built by the bus thread for
+//! a node of a cluster across processes and sent to the node's core as an immutable
+//! snapshot; built on demand for the cluster of one process.
+
+use bytes::Bytes;
+use shardis_resp::Reply;
+
+use super::bus::msg::flags;
+use crate::coord::route::SLOTS;
+
+/// No node owns the slot.
+pub const UNOWNED: u16 = u16::MAX;
+
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub id: String,
+    pub ip: String,
+    pub port: u16,
+    pub cport: u16,
+    pub flags: u16,
+    pub master: Option<String>,
+    pub ping_sent: u64,
+    pub pong_received: u64,
+    pub config_epoch: u64,
+    pub connected: bool,
+    /// Slot ranges served (masters).
+    pub ranges: Vec<(u16, u16)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Index of "myself" in `nodes`.
+    pub me: usize,
+    pub nodes: Vec<NodeInfo>,
+    /// Every slot's owner, an index in `nodes`, or [`UNOWNED`].
+    pub owner: Vec<u16>,
+    pub ok: bool,
+    pub current_epoch: u64,
+    /// Bus messages sent and received, by type.
+    pub sent: [u64; super::bus::msg::TYPES],
+    pub received: [u64; super::bus::msg::TYPES],
+    /// Which nodes are this process's (the shared port serves their slots).
+    pub local: Vec<bool>,
+}
+
+/// Contiguous runs of the slots owned by `who`.
+pub fn ranges_of(owner: &[u16], who: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (j, &o) in owner.iter().enumerate() {
+        match (o == who, start) {
+            (true, None) => start = Some(j),
+            (false, Some(s)) => {
+                out.push((s as u16, j as u16 - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s as u16, owner.len() as u16 - 1));
+    }
+    out
+}
+
+/// Redis's flag words for a node (`representClusterNodeFlags`).
+pub fn flag_words(f: u16) -> String {
+    let words = [
+        (flags::MYSELF, "myself"),
+        (flags::MASTER, "master"),
+        (flags::SLAVE, "slave"),
+        (flags::PFAIL, "fail?"),
+        (flags::FAIL, "fail"),
+        (flags::HANDSHAKE, "handshake"),
+        (flags::NOADDR, "noaddr"),
+        (flags::NOFAILOVER, "nofailover"),
+    ];
+    let set: Vec<&str> = words
+        .iter()
+        .filter(|(bit, _)| f & bit != 0)
+        .map(|(_, w)| *w)
+        .collect();
+    if set.is_empty() {
+        "noflags".into()
+    } else {
+        set.join(",")
+    }
+}
+
+const MESSAGE_TYPES: [&str; super::bus::msg::TYPES] = [
+    "ping",
+    "pong",
+    "meet",
+    "fail",
+    "publish",
+    "auth-req",
+    "auth-ack",
+    "update",
+    "mfstart",
+    "module",
+    "publishshard",
+];
+
+impl Snapshot {
+    pub fn myself(&self) -> &NodeInfo {
+        &self.nodes[self.me]
+    }
+
+    /// The node owning `slot`, if any.
+    pub fn owner_of(&self, slot: u16) -> Option<&NodeInfo> {
+        let o = *self.owner.get(slot as usize)?;
+        self.nodes.get(o as usize)
+    }
+
+    /// One line of CLUSTER NODES / nodes.conf.
+    pub fn line(&self, i: usize, myself_flag: bool) -> String {
+        let n = &self.nodes[i];
+        let mut f = n.flags;
+        if !myself_flag {
+            f &= !flags::MYSELF;
+        }
+        let epoch = match n.master.as_ref().filter(|_| n.flags & flags::SLAVE != 0) {
+            Some(m) => self
+                .nodes
+                .iter()
+                .find(|x| &x.id == m)
+                .map_or(n.config_epoch, |x| x.config_epoch),
+            None => n.config_epoch,
+        };
+        let mut line = format!(
+            "{} {}:{}@{} {} {} {} {} {} {}",
+            n.id,
+            n.ip,
+            n.port,
+            n.cport,
+            flag_words(f),
+            n.master.as_deref().unwrap_or("-"),
+            n.ping_sent,
+            n.pong_received,
+            epoch,
+            if n.connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
+        );
+        for &(a, b) in &n.ranges {
+            if a == b {
+                line.push_str(&format!(" {a}"));
+            } else {
+                line.push_str(&format!(" {a}-{b}"));
+            }
+        }
+        line
+    }
+
+    /// CLUSTER NODES: every node, "myself" flagged.
+    pub fn nodes_text(&self) -> String {
+        let mut text = String::new();
+        for i in 0..self.nodes.len() {
+            text.push_str(&self.line(i, true));
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The cluster configuration file: the node lines and the epochs.
+    pub fn config_text(&self, last_vote_epoch: u64) -> String {
+        // Nodes in handshake are not part of the configuration yet.
+        let mut text = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.flags & flags::HANDSHAKE == 0 {
+                text.push_str(&self.line(i, true));
+                text.push('\n');
+            }
+        }
+        text.push_str(&format!(
+            "vars currentEpoch {} lastVoteEpoch {last_vote_epoch}\n",
+            self.current_epoch
+        ));
+        text
+    }
+
+    pub fn info(&self) -> Reply {
+        let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
+        for slot in 0..SLOTS {
+            if let Some(n) = self.owner_of(slot) {
+                assigned += 1;
+                if n.flags & flags::FAIL != 0 {
+                    fail += 1;
+                } else if n.flags & flags::PFAIL != 0 {
+                    pfail += 1;
+                } else {
+                    ok += 1;
+                }
+            }
+        }
+        let size = self.nodes.iter().filter(|n| !n.ranges.is_empty()).count();
+        let me = self.myself();
+        let my_epoch = match me.master.as_ref() {
+            Some(m) => self
+                .nodes
+                .iter()
+                .find(|x| &x.id == m)
+                .map_or(me.config_epoch, |x| x.config_epoch),
+            None => me.config_epoch,
+        };
+        let mut text = format!(
+            "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{ok}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{size}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{my_epoch}\r\n",
+            if self.ok { "ok" } else { "fail" },
+            self.nodes.len(),
+            self.current_epoch,
+        );
+        for (dir, counts) in [("sent", &self.sent), ("received", &self.received)] {
+            for (name, &n) in MESSAGE_TYPES.iter().zip(counts.iter()) {
+                if n != 0 {
+                    text.push_str(&format!("cluster_stats_messages_{name}_{dir}:{n}\r\n"));
+                }
+            }
+            text.push_str(&format!(
+                "cluster_stats_messages_{dir}:{}\r\n",
+                counts.iter().sum::<u64>()
+            ));
+        }
+        text.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
+        Reply::Verbatim(Bytes::from(text))
+    }
+
+    fn endpoint(n: &NodeInfo) -> Reply {
+        // A node whose address is not known yet is shown as Redis shows it: "?".
+        let ip = if n.ip.is_empty() { "?" } else { &n.ip };
+        Reply::bulk(ip.as_bytes())
+    }
+
+    pub fn slots(&self) -> Reply {
+        let mut out = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.flags & flags::MASTER == 0 {
+                continue;
+            }
+            for &(a, b) in &n.ranges {
+                let mut entry = vec![
+                    Reply::Int(a.into()),
+                    Reply::Int(b.into()),
+                    Reply::Array(vec![
+                        Self::endpoint(n),
+                        Reply::Int(n.port.into()),
+                        Reply::bulk(n.id.as_bytes()),
+                        // No hostname is announced: no further endpoint.
+                        Reply::Map(Vec::new()),
+                    ]),
+                ];
+                for r in self.nodes.iter().filter(|r| {
+                    r.master.as_deref() == Some(&self.nodes[i].id) && r.flags & flags::FAIL == 0
+                }) {
+                    entry.push(Reply::Array(vec![
+                        Self::endpoint(r),
+                        Reply::Int(r.port.into()),
+                        Reply::bulk(r.id.as_bytes()),
+                        Reply::Map(Vec::new()),
+                    ]));
+                }
+                out.push(Reply::Array(entry));
+            }
+        }
+        Reply::Array(out)
+    }
+
+    pub fn shards(&self) -> Reply {
+        let text = |s: &str| Reply::bulk(s.as_bytes());
+        let node = |n: &NodeInfo| {
+            let role = if n.flags & flags::SLAVE != 0 {
+                "replica"
+            } else {
+                "master"
+            };
+            let health = if n.flags & flags::FAIL != 0 {
+                "fail"
+            } else {
+                "online"
+            };
+            Reply::Map(vec![
+                (text("id"), text(&n.id)),
+                (text("port"), Reply::Int(n.port.into())),
+                (text("ip"), text(&n.ip)),
+                (
+                    text("endpoint"),
+                    text(if n.ip.is_empty() { "?" } else { &n.ip }),
+                ),
+                (text("role"), text(role)),
+                // Replication offsets are not carried on the bus here.
+                (text("replication-offset"), Reply::Int(0)),
+                (text("health"), text(health)),
+            ])
+        };
+        let mut out = Vec::new();
+        for m in self.nodes.iter().filter(|n| n.flags & flags::SLAVE == 0) {
+            let slots = m
+                .ranges
+                .iter()
+                .flat_map(|&(a, b)| [Reply::Int(a.into()), Reply::Int(b.into())])
+                .collect();
+            let mut members = vec![node(m)];
+            members.extend(
+                self.nodes
+                    .iter()
+                    .filter(|r| r.master.as_deref() == Some(&m.id))
+                    .map(node),
+            );
+            out.push(Reply::Map(vec![
+                (text("slots"), Reply::Array(slots)),
+                (text("nodes"), Reply::Array(members)),
+            ]));
+        }
+        Reply::Array(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_flags_read_as_redis_writes_them() {
+        let mut owner = vec![UNOWNED; SLOTS as usize];
+        for o in owner.iter_mut().take(11).skip(5) {
+            *o = 0;
+        }
+        owner[100] = 0;
+        owner[16383] = 0;
+        assert_eq!(
+            ranges_of(&owner, 0),
+            vec![(5, 10), (100, 100), (16383, 16383)]
+        );
+        assert_eq!(flag_words(flags::MYSELF | flags::MASTER), "myself,master");
+        assert_eq!(flag_words(flags::MASTER | flags::PFAIL), "master,fail?");
+        assert_eq!(flag_words(0), "noflags");
+    }
+}

@@ -1,0 +1,340 @@
+//! A cluster across processes (`cluster-bus yes`): Shardis processes, each shard a node on
+//! Redis's cluster bus, formed into one cluster by `redis-cli --cluster create`, checked by
+//! `redis-cli --cluster check`, served to a cluster client, and joined by a real Redis node.
+//! Tests skip, saying so, when redis-cli (Debian's redis-tools) is absent.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{key_slot, Server};
+use redis::cluster::ClusterClient;
+use redis::Commands;
+
+/// A base port whose node ports (base + 1 + shard) and bus ports (base + 10001 + shard) are
+/// free at the moment.
+fn base_port(shards: u16) -> u16 {
+    loop {
+        let base = common::free_port();
+        if base > 50000 {
+            continue;
+        }
+        let ports = (1..=shards).flat_map(|i| [base + i, base + 10000 + i]);
+        let held: Vec<TcpListener> = ports
+            .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == 2 * shards as usize {
+            return base;
+        }
+    }
+}
+
+/// A bus node process with `shards` shards (nodes).
+fn bus_server(shards: u16) -> Server {
+    for _ in 0..5 {
+        let port = base_port(shards);
+        if let Ok(s) = Server::try_start_on(
+            port,
+            shards.into(),
+            &[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-bus",
+                "yes",
+                "--cluster-node-timeout",
+                "1000",
+            ],
+        ) {
+            return s;
+        }
+    }
+    panic!("no cluster bus server started");
+}
+
+fn redis_cli() -> bool {
+    let ok = Command::new("redis-cli").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("redis-cli not installed: skipping");
+    }
+    ok
+}
+
+/// Runs redis-cli with `args`; its output, and whether it succeeded.
+fn cli(args: &[String]) -> (bool, String) {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn node_addrs(servers: &[(&Server, u16)]) -> Vec<String> {
+    servers
+        .iter()
+        .flat_map(|(s, shards)| (1..=*shards).map(move |i| format!("127.0.0.1:{}", s.port + i)))
+        .collect()
+}
+
+fn create(addrs: &[String]) {
+    let mut args = vec!["--cluster".to_string(), "create".to_string()];
+    args.extend(addrs.iter().cloned());
+    args.push("--cluster-yes".into());
+    let (ok, out) = cli(&args);
+    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+}
+
+fn check(addr: &str) -> String {
+    let (ok, out) = cli(&["--cluster".into(), "check".into(), addr.into()]);
+    assert!(ok, "redis-cli --cluster check failed:\n{out}");
+    out
+}
+
+fn info_field(port: u16, field: &str) -> String {
+    let mut c = common::connect(port);
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(&mut c)
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Waits until `cond` holds, up to `secs` seconds.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn error_text(e: redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+#[test]
+fn three_processes_form_one_cluster_with_redis_cli() {
+    if !redis_cli() {
+        return;
+    }
+    let (a, b, c) = (bus_server(1), bus_server(2), bus_server(1));
+    let servers = [(&a, 1), (&b, 2), (&c, 1)];
+    let addrs = node_addrs(&servers);
+    // A fresh node knows only itself and serves nothing.
+    assert_eq!(info_field(a.port + 1, "cluster_known_nodes"), "1");
+    assert_eq!(info_field(a.port + 1, "cluster_state"), "fail");
+    let mut fresh = common::connect(a.port + 1);
+    let refused: redis::RedisResult<String> = fresh.get("foo");
+    assert_eq!(
+        error_text(refused.unwrap_err()),
+        "CLUSTERDOWN Hash slot not served"
+    );
+    create(&addrs);
+    let out = check(&addrs[2]);
+    assert!(out.contains("[OK] All nodes agree about slots configuration."));
+    for addr in &addrs {
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        wait_for(10, "cluster_state:ok everywhere", || {
+            info_field(port, "cluster_state") == "ok"
+        });
+        assert_eq!(info_field(port, "cluster_known_nodes"), "4");
+        assert_eq!(info_field(port, "cluster_size"), "4");
+    }
+    // A cluster client reads and writes across every node.
+    let client = ClusterClient::new(vec![format!("redis://{}/", addrs[0])]).expect("client");
+    let mut conn = client.get_connection().expect("cluster connection");
+    for i in 0..4000 {
+        let _: () = conn.set(format!("key:{i}"), i).expect("set");
+        let _: () = conn.rpush(format!("list:{i}"), i).expect("rpush");
+    }
+    for i in 0..4000 {
+        let v: i64 = conn.get(format!("key:{i}")).expect("get");
+        assert_eq!(v, i);
+        let l: Vec<i64> = conn.lrange(format!("list:{i}"), 0, -1).expect("lrange");
+        assert_eq!(l, vec![i]);
+    }
+    // Each key on the node that owns its slot; -MOVED from the others to it.
+    let mut moved = 0;
+    for addr in &addrs {
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let mut node = common::connect(port);
+        let key = "key:7";
+        let got: redis::RedisResult<i64> = node.get(key);
+        match got {
+            Ok(v) => assert_eq!(v, 7),
+            Err(e) => {
+                let text = error_text(e);
+                assert!(
+                    text.starts_with(&format!("MOVED {} 127.0.0.1:", key_slot(key.as_bytes()))),
+                    "{text}"
+                );
+                moved += 1;
+            }
+        }
+    }
+    assert_eq!(moved, 3, "one node serves the key, three redirect");
+    // Configuration changes follow Redis's rules.
+    let mut n = common::connect(a.port + 1);
+    let busy: redis::RedisResult<()> = redis::cmd("CLUSTER").arg("ADDSLOTS").arg(0).query(&mut n);
+    assert!(error_text(busy.unwrap_err()).contains("is already busy"));
+    let epoch: redis::RedisResult<()> = redis::cmd("CLUSTER")
+        .arg("SET-CONFIG-EPOCH")
+        .arg(9)
+        .query(&mut n);
+    assert!(error_text(epoch.unwrap_err()).contains("does not know any other node"));
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SAVECONFIG")
+        .query(&mut n)
+        .unwrap();
+}
+
+#[test]
+fn a_redis_node_joins_over_the_bus_and_takes_a_slot() {
+    if !redis_cli() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("shardis-bus-redis-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some((_redis, rport)) = common::real_redis::redis_server_with(
+        &dir,
+        &["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"],
+    ) else {
+        return;
+    };
+    let servers: Vec<Server> = (0..3).map(|_| bus_server(1)).collect();
+    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    create(&addrs);
+    let mut r = common::connect(rport);
+    let _: () = redis::cmd("CLUSTER")
+        .arg("MEET")
+        .arg("127.0.0.1")
+        .arg(servers[0].port + 1)
+        .arg(servers[0].port + 10001)
+        .query(&mut r)
+        .expect("meet");
+    for port in [
+        rport,
+        servers[0].port + 1,
+        servers[1].port + 1,
+        servers[2].port + 1,
+    ] {
+        wait_for(15, "every node to know the Redis node", || {
+            info_field(port, "cluster_known_nodes") == "4"
+        });
+    }
+    let out = check(&format!("127.0.0.1:{rport}"));
+    assert!(out.contains("[OK] All nodes agree about slots configuration."));
+    // Slot 0 moves to the Redis node: its owner lets it go, Redis claims it with a newer
+    // config epoch, and the Shardis nodes follow.
+    for port in [servers[0].port + 1, rport] {
+        let mut c = common::connect(port);
+        let _: () = redis::cmd("CLUSTER")
+            .arg("DELSLOTS")
+            .arg(0)
+            .query(&mut c)
+            .unwrap();
+    }
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTS")
+        .arg(0)
+        .query(&mut r)
+        .unwrap();
+    let _: String = redis::cmd("CLUSTER")
+        .arg("BUMPEPOCH")
+        .query(&mut r)
+        .unwrap();
+    // "{06S}" hashes to slot 0.
+    assert_eq!(key_slot(b"{06S}x"), 0);
+    for s in &servers {
+        let mut c = common::connect(s.port + 1);
+        wait_for(15, "slot 0 to move to the Redis node", || {
+            let got: redis::RedisResult<String> = c.get("{06S}x");
+            got.err()
+                .map(error_text)
+                .is_some_and(|e| e == format!("MOVED 0 127.0.0.1:{rport}"))
+        });
+    }
+    // Redis's own state went to fail while slot 0 was unassigned there; it comes back.
+    for port in [
+        rport,
+        servers[0].port + 1,
+        servers[1].port + 1,
+        servers[2].port + 1,
+    ] {
+        wait_for(15, "cluster_state:ok again", || {
+            info_field(port, "cluster_state") == "ok"
+        });
+    }
+    let mut redis_side = common::connect(rport);
+    let _: () = redis_side.set("{06S}x", "on redis").unwrap();
+    let client = ClusterClient::new(vec![format!("redis://{}/", addrs[1])]).expect("client");
+    let mut conn = client.get_connection().expect("cluster connection");
+    let v: String = conn.get("{06S}x").unwrap();
+    assert_eq!(v, "on redis");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_killed_node_is_failed_and_the_cluster_goes_down() {
+    if !redis_cli() {
+        return;
+    }
+    let mut servers: Vec<Server> = (0..3).map(|_| bus_server(1)).collect();
+    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    create(&addrs);
+    let gone = servers.pop().unwrap();
+    let gone_node = format!("127.0.0.1:{}@", gone.port + 1);
+    drop(gone);
+    for s in &servers {
+        let port = s.port + 1;
+        wait_for(20, "the dead node to be failed", || {
+            let mut c = common::connect(port);
+            let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).unwrap();
+            nodes
+                .lines()
+                .any(|l| l.contains(&gone_node) && l.contains("master,fail "))
+        });
+        assert_eq!(info_field(port, "cluster_state"), "fail");
+        let mut c = common::connect(port);
+        let down: redis::RedisResult<String> = c.get("anything");
+        assert_eq!(
+            error_text(down.unwrap_err()),
+            "CLUSTERDOWN The cluster is down"
+        );
+        // Keyless commands still run.
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+}
+
+#[test]
+fn without_the_bus_configuration_changes_are_refused() {
+    let server = Server::start(2, &["--cluster-enabled", "yes"]);
+    let mut c = common::connect(server.port + 1);
+    let r: redis::RedisResult<()> = redis::cmd("CLUSTER").arg("ADDSLOTS").arg(1).query(&mut c);
+    assert!(error_text(r.unwrap_err()).contains("cluster bus"));
+    let plain = Server::start(1, &[]);
+    let mut c = plain.conn();
+    let r: redis::RedisResult<()> = redis::cmd("CLUSTER")
+        .arg("MEET")
+        .arg("127.0.0.1")
+        .arg(1)
+        .query(&mut c);
+    assert_eq!(
+        error_text(r.unwrap_err()),
+        "ERR This instance has cluster support disabled"
+    );
+}
