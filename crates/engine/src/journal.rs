@@ -6,7 +6,9 @@
 //!   it), as the command itself, with the database and the clock it ran under: replayed at
 //!   that clock, relative expiry, XADD `*`, consumer times and lazy expiry come out the same.
 //!   A command whose arguments do not determine its effect logs what it did instead
-//!   ([`crate::shard::Ctx::propagate_as`]: SPOP as SREM or DEL, approximate trims as exact);
+//!   ([`crate::shard::Ctx::propagate_as`]: SPOP as SREM or DEL, approximate trims as exact,
+//!   and, as Redis 7.0 propagates them, relative expiry as absolute times and INCRBYFLOAT as
+//!   the value it made, so replicas, which run records at their own clock, agree too);
 //! - clients served from a key they were blocked on ([`serve`]), and the copy-back of a
 //!   command that ran on another shard ([`crate::shard::Shard::import`]): as the keys' new
 //!   entries (`Put`) or their removal (`Del`);

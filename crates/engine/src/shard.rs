@@ -593,6 +593,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Logs the removal of `key` by an expiry already past (Redis 7.0's rewrite of such an
+    /// EXPIRE or GETEX): UNLINK under `lazyfree-lazy-expire`, else DEL.
+    pub fn propagate_expired(&mut self, key: &[u8]) {
+        let lazy = self.shard.config.lazyfree_lazy_expire;
+        self.propagate_as(|| {
+            let verb: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+            vec![Bytes::from_static(verb), Ctx::key(key)]
+        });
+    }
+
     /// The selected database. The runtime only selects indexes that exist.
     pub fn db(&mut self) -> &mut Db {
         let n = self.shard.dbs.len();

@@ -107,12 +107,22 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         if deleted {
             ctx.notify(GENERIC, "del", key);
             ctx.dirty(1);
+            ctx.propagate_as(|| vec![Bytes::from_static(b"DEL"), key.clone()]);
         }
         return Reply::Ok;
     }
     ctx.set(key, value);
     if at != 0 {
         ctx.db().set_expire(key, at as u64);
+        // A relative TTL is logged (and replicated) as absolute, as Redis 7.0 propagates it.
+        if !o.absttl {
+            ctx.propagate_as(|| {
+                let mut argv = args.to_vec();
+                argv[2] = Bytes::from(at.to_string());
+                argv.push(Bytes::from_static(b"ABSTTL"));
+                argv
+            });
+        }
     }
     let (tracking, now) = (ctx.shard.config.tracking, ctx.now_ms);
     let lru = if tracking.policy.is_lfu() {

@@ -198,9 +198,20 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
             ctx.shard.dispose(gone.value, lazy);
         }
         ctx.notify(GENERIC, "del", key);
+        ctx.propagate_expired(key);
     } else {
         ctx.db().set_expire(key, when as u64);
         ctx.notify(GENERIC, "expire", key);
+        // Logged (and replicated) as PEXPIREAT with the absolute time, the options kept, as
+        // Redis 7.0 propagates it: replayed later or elsewhere, it sets the same expiry.
+        if relative || seconds {
+            ctx.propagate_as(|| {
+                let mut argv = args.to_vec();
+                argv[0] = Bytes::from_static(b"PEXPIREAT");
+                argv[2] = Bytes::from(when.to_string());
+                argv
+            });
+        }
     }
     ctx.dirty(1);
     Reply::Int(1)

@@ -230,6 +230,7 @@ fn set_generic(
     if (opts.nx && found) || (opts.xx && !found) {
         return old.unwrap_or(aborted);
     }
+    let value_bytes = value;
     let value = Value::Str(Str::new(value));
     if opts.keep_ttl {
         ctx.set_keep_ttl(key, value);
@@ -240,6 +241,17 @@ fn set_generic(
     if let Some(at) = at {
         ctx.db().set_expire(key, at);
         ctx.notify(GENERIC, "expire", key);
+        // Logged (and replicated) as SET key value PXAT <ms>, as Redis 7.0 propagates any
+        // expiry option: a relative one replayed later would end later.
+        ctx.propagate_as(|| {
+            vec![
+                Bytes::from_static(b"SET"),
+                Ctx::key(key),
+                Bytes::copy_from_slice(value_bytes),
+                Bytes::from_static(b"PXAT"),
+                Bytes::from(at.to_string()),
+            ]
+        });
     }
     old.unwrap_or(ok)
 }
@@ -251,10 +263,25 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         ctx.notify(STRING, "set", &args[1]);
         return Reply::Ok;
     }
-    match parse_options(args, 3, true) {
-        Ok(opts) => set_generic(ctx, &args[1], &args[2], &opts, "set", Reply::Ok, Reply::Nil),
-        Err(e) => e,
+    let opts = match parse_options(args, 3, true) {
+        Ok(opts) => opts,
+        Err(e) => return e,
+    };
+    let reply = set_generic(ctx, &args[1], &args[2], &opts, "set", Reply::Ok, Reply::Nil);
+    // Logged without GET, as Redis propagates it (an expiry rewrote the whole command).
+    if opts.get && opts.expire.is_none() {
+        ctx.propagate_as(|| {
+            let mut argv = args[..3].to_vec();
+            argv.extend(
+                args[3..]
+                    .iter()
+                    .filter(|a| !a.eq_ignore_ascii_case(b"get"))
+                    .cloned(),
+            );
+            argv
+        });
     }
+    reply
 }
 
 /// SETNX key value
@@ -342,17 +369,27 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => return e,
         };
         // An absolute time already past deletes the key now, as Redis does.
+        // Logged (and replicated) as DEL/UNLINK or PEXPIREAT, as Redis 7.0 propagates it.
         if unit.is_absolute() && at <= ctx.now_ms {
             ctx.delete(key, false);
             ctx.notify(GENERIC, "del", key);
+            ctx.propagate_expired(key);
         } else {
             ctx.db().set_expire(key, at);
             ctx.dirty(1);
             ctx.notify(GENERIC, "expire", key);
+            ctx.propagate_as(|| {
+                vec![
+                    Bytes::from_static(b"PEXPIREAT"),
+                    key.clone(),
+                    Bytes::from(at.to_string()),
+                ]
+            });
         }
     } else if opts.persist && ctx.db().persist(key) {
         ctx.dirty(1);
         ctx.notify(GENERIC, "persist", key);
+        ctx.propagate_as(|| vec![Bytes::from_static(b"PERSIST"), key.clone()]);
     }
     Reply::Bulk(value)
 }
@@ -510,6 +547,16 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         None => ctx.set(key, Value::Str(Str::new(&text))),
     }
     ctx.notify(STRING, "incrbyfloat", key);
+    // Logged (and replicated) as the value it produced, as Redis does: no reader has to
+    // repeat the floating-point sum.
+    ctx.propagate_as(|| {
+        vec![
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            text.clone(),
+            Bytes::from_static(b"KEEPTTL"),
+        ]
+    });
     Reply::Bulk(text)
 }
 

@@ -167,7 +167,11 @@ unsafe impl GlobalAlloc for Counting {
         // Looked at while the old block is live; a failed realloc leaves it as it was.
         let (was, old) = (owner(ptr), usable(ptr));
         let p = unsafe { Backing.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
+        if p == ptr {
+            // Resized in place: still its owner's block, whichever core resized it (a core
+            // shrinking a buffer another core grew).
+            freed(was, old - usable(p));
+        } else if !p.is_null() {
             freed(was, old);
             allocated(usable(p));
         }
@@ -384,6 +388,48 @@ mod tests {
             a.join().expect("a"),
             0,
             "the owner's figure is back where it was"
+        );
+    }
+
+    #[test]
+    fn a_block_resized_in_place_by_another_core_stays_its_owners() {
+        let layout = Layout::from_size_align(4000, 8).expect("layout");
+        let (to_other, block) = std::sync::mpsc::channel::<usize>();
+        let (to_owner, done) = std::sync::mpsc::channel::<()>();
+        // The owner stays alive (its heap registered) until the other core is done.
+        let owner = std::thread::spawn(move || {
+            register_core(903);
+            let start = core_used(903);
+            // SAFETY: a valid layout; the other thread frees the block.
+            let p = unsafe { Counting.alloc(layout) };
+            let _ = to_other.send(p as usize);
+            let _ = done.recv();
+            start
+        });
+        let other = std::thread::spawn(move || {
+            register_core(904);
+            let start = core_used(904);
+            let p = block.recv().expect("block") as *mut u8;
+            let owner_before = core_used(903);
+            // SAFETY: the live block of `layout`; shrinking by a quarter stays in place.
+            let q = unsafe { Counting.realloc(p, layout, 3000) };
+            assert_eq!(q, p, "mimalloc keeps a block shrunk by a quarter in place");
+            assert_eq!(
+                core_used(904),
+                start,
+                "nothing counted for the resizing core"
+            );
+            assert_eq!(core_used(903), owner_before - usable(p) + usable(q));
+            // SAFETY: freed with its final size.
+            unsafe { Counting.dealloc(q, Layout::from_size_align(3000, 8).expect("layout")) };
+            let _ = to_owner.send(());
+        });
+        other.join().expect("other core");
+        let start = owner.join().expect("owner");
+        assert_eq!(
+            core_used(903),
+            start,
+            "the owner's count is back where it started"
         );
     }
 

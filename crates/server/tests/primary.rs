@@ -2,27 +2,49 @@
 //! it) and a Shardis server as replicas of a Shardis primary with 2 shards: full sync
 //! (diskless and through a file), the merged command stream under a write load of every type
 //! (commands over both shards, MULTI/EXEC, scripts, db 1), a killed link resumed with a
-//! partial resync, WAIT, `min-replicas-to-write`, INFO and ROLE.
+//! partial resync, WAIT, `min-replicas-to-write`, INFO and ROLE; expiry sent as absolute
+//! times, PUBLISH and FUNCTION propagated; Shardis replicas of 2 and 1 shards under load,
+//! one killed with SIGKILL and restarted.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
-use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
+use common::replication::{
+    assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
+    wait_in_sync, write_load, LIBRARY,
+};
 use common::Server;
 use redis::Connection;
 
 fn primary() -> Server {
-    Server::start(
-        2,
-        &[
-            "--enable-debug-command",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    )
+    primary_with(&[])
+}
+
+fn primary_with(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(2, &args)
+}
+
+/// Runs rounds `rounds` of the write load from another connection while `during` runs.
+fn under_load<T>(server: &Server, rounds: std::ops::Range<usize>, during: impl FnOnce() -> T) -> T {
+    let client = server.client();
+    let load = std::thread::spawn(move || {
+        let mut c = client.get_connection().expect("connection");
+        for round in rounds {
+            write_load(&mut c, round);
+        }
+    });
+    let out = during();
+    load.join().expect("write load");
+    out
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -95,7 +117,36 @@ fn a_redis_replica_follows_a_shardis_primary() {
     wait_in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
 
-    // WAIT counts the replica's acknowledgement of everything written before it.
+    // Expiry reaches the replica as absolute times: the same millisecond on both.
+    expiry_load(&mut p);
+    wait_in_sync(&mut p, &mut r);
+    assert_same_expiry(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+
+    // PUBLISH reaches the replica's subscribers; FUNCTION LOAD and DELETE its libraries.
+    hears(redis_port, "hello", || {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg("hello")
+            .query(&mut shardis.conn())
+            .expect("PUBLISH");
+    });
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIBRARY)
+        .query(&mut p)
+        .expect("FUNCTION LOAD");
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(call_rf(&mut r).expect("FCALL_RO on the replica"), 7);
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("replib")
+        .query(&mut p)
+        .expect("FUNCTION DELETE");
+    wait_in_sync(&mut p, &mut r);
+    assert!(call_rf(&mut r).is_err());
+
+    // WAIT counts the replicas that acknowledged the client's own last write.
     write_load(&mut p, 4);
     let acked: i64 = redis::cmd("WAIT")
         .arg(1)
@@ -105,14 +156,28 @@ fn a_redis_replica_follows_a_shardis_primary() {
     assert_eq!(acked, 1);
     let target = number(&mut p, "master_repl_offset");
     assert!(number(&mut r, "slave_repl_offset") >= target - 64);
-    // The target is the stream's position at the WAIT, past the first WAIT's GETACK, so the
-    // count needs the replica's answer to a new GETACK: allow for a loaded machine.
+    // With the replica stopped, another client's write moves the stream on: clients that
+    // wrote nothing since their last acknowledged write (or nothing at all) still count the
+    // replica, as in Redis; the writer does not.
+    unsafe { libc::kill(_redis.pid() as i32, libc::SIGSTOP) };
+    let mut other = shardis.conn();
+    let _: () = redis::cmd("SET")
+        .arg("late")
+        .arg(1)
+        .query(&mut other)
+        .expect("SET");
+    let wait =
+        |c: &mut Connection| -> i64 { redis::cmd("WAIT").arg(1).arg(200).query(c).expect("WAIT") };
+    let (mine, fresh, writer) = (wait(&mut p), wait(&mut shardis.conn()), wait(&mut other));
+    unsafe { libc::kill(_redis.pid() as i32, libc::SIGCONT) };
+    assert_eq!((mine, fresh, writer), (1, 1, 0));
     let none: i64 = redis::cmd("WAIT")
         .arg(2)
-        .arg(1000)
+        .arg(100)
         .query(&mut p)
         .expect("WAIT");
     assert_eq!(none, 1);
+    wait_in_sync(&mut p, &mut r);
 
     // A killed link resumes with a partial resync.
     let full = number(&mut p, "sync_full");
@@ -149,6 +214,58 @@ fn a_redis_replica_follows_a_shardis_primary() {
         .expect_err("NOREPLICAS");
     assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
     assert_eq!(err.detail(), Some("Not enough good replicas to write."));
+    // A transaction holding writes, and scripts that write, as Redis refuses them.
+    let mut tx = shardis.conn();
+    let _: () = redis::cmd("MULTI").query(&mut tx).expect("MULTI");
+    let queued = redis::cmd("SET").arg("x").arg(1).query::<()>(&mut tx);
+    assert_eq!(queued.expect_err("queued").code(), Some("NOREPLICAS"));
+    let aborted = redis::cmd("EXEC").query::<()>(&mut tx).expect_err("EXEC");
+    assert_eq!(aborted.code(), Some("EXECABORT"), "{aborted}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("min-replicas-to-write")
+        .arg(1)
+        .query(&mut p)
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("MULTI").query(&mut tx).expect("MULTI");
+    let _: () = redis::cmd("SET")
+        .arg("x")
+        .arg(1)
+        .query(&mut tx)
+        .expect("queued");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("min-replicas-to-write")
+        .arg(2)
+        .query(&mut p)
+        .expect("CONFIG SET");
+    let aborted = redis::cmd("EXEC").query::<()>(&mut tx).expect_err("EXEC");
+    assert_eq!(aborted.code(), Some("EXECABORT"), "{aborted}");
+    assert_eq!(
+        aborted.detail(),
+        Some("Transaction discarded because of: NOREPLICAS Not enough good replicas to write.")
+    );
+    let flagged = redis::cmd("EVAL")
+        .arg("#!lua\nreturn redis.call('SET', KEYS[1], 1)")
+        .arg(1)
+        .arg("x")
+        .query::<()>(&mut p)
+        .expect_err("flagged script");
+    assert_eq!(flagged.code(), Some("NOREPLICAS"), "{flagged}");
+    let plain = redis::cmd("EVAL")
+        .arg("return redis.call('SET', KEYS[1], 1)")
+        .arg(1)
+        .arg("x")
+        .query::<()>(&mut p)
+        .expect_err("script's write");
+    assert_eq!(plain.code(), Some("NOREPLICAS"), "{plain}");
+    let read: Option<String> = redis::cmd("EVAL")
+        .arg("return redis.call('GET', KEYS[1])")
+        .arg(1)
+        .arg("nothing")
+        .query(&mut p)
+        .expect("a script that only reads");
+    assert_eq!(read, None);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("min-replicas-to-write")
@@ -222,4 +339,108 @@ fn replicas_sync_through_a_file_and_shardis_follows_shardis() {
         assert_eq!(acked, 2);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shardis_replicas_of_2_and_1_shards_under_load_resume_and_survive_sigkill() {
+    // A backlog large enough for the load that runs while the links are down.
+    let shardis = primary_with(&["--repl-backlog-size", "64mb"]);
+    let mut p = shardis.conn();
+    fill(&mut p);
+    expiry_load(&mut p);
+    let port = shardis.port.to_string();
+    let follow = [
+        "--enable-debug-command",
+        "yes",
+        "--replicaof",
+        "127.0.0.1",
+        port.as_str(),
+    ];
+    // A replica of 2 shards from the command line and one of 1 shard by REPLICAOF, both
+    // syncing while the write load runs.
+    let (two, one) = under_load(&shardis, 0..3, || {
+        let two = Server::start(2, &follow);
+        let one = Server::start(1, &["--enable-debug-command", "yes"]);
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(shardis.port)
+            .query(&mut one.conn())
+            .expect("REPLICAOF");
+        (two, one)
+    });
+    let (mut r2, mut r1) = (two.conn(), one.conn());
+    for r in [&mut r2, &mut r1] {
+        wait_in_sync(&mut p, r);
+        assert_same(&mut p, r);
+        assert_same_expiry(&mut p, r);
+    }
+    wait_online(&mut p, 2);
+    assert_eq!(number(&mut p, "sync_full"), 2);
+
+    // PUBLISH and FUNCTION LOAD reach Shardis replicas too.
+    hears(one.port, "hi", || {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg("hi")
+            .query(&mut shardis.conn())
+            .expect("PUBLISH");
+    });
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(LIBRARY)
+        .query(&mut p)
+        .expect("FUNCTION LOAD");
+    for r in [&mut r2, &mut r1] {
+        wait_in_sync(&mut p, r);
+        assert_eq!(call_rf(r).expect("FCALL_RO on a replica"), 7);
+    }
+
+    // Both links dropped under load: partial resyncs, no full one.
+    let full = number(&mut p, "sync_full");
+    let partial = number(&mut p, "sync_partial_ok");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut p)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 2);
+    under_load(&shardis, 3..5, || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut p = shardis.conn();
+        while number(&mut p, "sync_partial_ok") < partial + 2 {
+            assert!(Instant::now() < deadline, "no partial resyncs");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    for r in [&mut r2, &mut r1] {
+        wait_in_sync(&mut p, r);
+        assert_same(&mut p, r);
+    }
+    assert_eq!(number(&mut p, "sync_partial_ok"), partial + 2);
+    assert_eq!(number(&mut p, "sync_full"), full);
+
+    // The 2-shard replica killed with SIGKILL, the load going on, then restarted: it
+    // converges (with a full sync: a replica keeps no replication id across restarts).
+    let mut two = two;
+    unsafe { libc::kill(two.pid() as i32, libc::SIGKILL) };
+    assert!(two.wait_exit(Duration::from_secs(30)), "SIGKILL");
+    drop(r2);
+    write_load(&mut p, 5);
+    let restarted = under_load(&shardis, 6..8, || Server::start(2, &follow));
+    let mut r2 = restarted.conn();
+    for r in [&mut r2, &mut r1] {
+        wait_in_sync(&mut p, r);
+        assert_same(&mut p, r);
+        assert_same_expiry(&mut p, r);
+    }
+    assert_eq!(call_rf(&mut r2).expect("FCALL_RO after the full sync"), 7);
+    assert_eq!(number(&mut p, "sync_full"), full + 1);
+    wait_online(&mut p, 2);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(30000)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(acked, 2);
 }

@@ -326,3 +326,96 @@ fn the_replication_feed_gets_every_record_with_or_without_the_log() {
     t.shard.set_journal_feed(false);
     assert!(t.shard.journal.is_none());
 }
+
+/// The commands logged since the last call, as text.
+fn logged(t: &mut TestShard) -> Vec<String> {
+    let buf = t.shard.journal.as_mut().expect("journal").take();
+    let mut rest = &buf[..];
+    let mut out = Vec::new();
+    while let Frame::Record(r, n) = aof::decode(rest) {
+        if let Record::Command { args, .. } = r {
+            let words: Vec<String> = args
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            out.push(words.join(" "));
+        }
+        rest = &rest[n..];
+    }
+    out
+}
+
+#[test]
+fn relative_expiry_is_logged_as_absolute_as_redis_propagates_it() {
+    let mut t = TestShard::new();
+    t.shard.set_journal(true);
+    let now = t.now_ms;
+    let at = |ms: u64| (now + ms).to_string();
+    t.run(&["SET", "k", "v"]);
+    t.run(&["EXPIRE", "k", "100", "NX"]);
+    t.run(&["PEXPIRE", "k", "5000"]);
+    t.run(&["EXPIREAT", "k", &((now / 1000) + 200).to_string()]);
+    t.run(&["PEXPIREAT", "k", &at(9000)]);
+    t.run(&["EXPIRE", "k", "100", "LT"]);
+    assert_eq!(
+        logged(&mut t),
+        vec![
+            "SET k v".to_string(),
+            format!("PEXPIREAT k {} NX", at(100_000)),
+            format!("PEXPIREAT k {}", at(5000)),
+            format!("PEXPIREAT k {}", (now / 1000 + 200) * 1000),
+            format!("PEXPIREAT k {}", at(9000)),
+        ]
+    );
+    // A time already past deletes: DEL (UNLINK under lazyfree-lazy-expire).
+    t.run(&["EXPIRE", "k", "-1"]);
+    t.run(&["SET", "k", "v"]);
+    t.shard.config.lazyfree_lazy_expire = true;
+    t.run(&["PEXPIREAT", "k", "1"]);
+    t.shard.config.lazyfree_lazy_expire = false;
+    assert_eq!(logged(&mut t)[..], ["DEL k", "SET k v", "UNLINK k"]);
+    // The SET family and GETEX.
+    t.run(&["SET", "s", "v", "EX", "10", "GET"]);
+    t.run(&["SETEX", "s", "20", "v"]);
+    t.run(&["PSETEX", "s", "30", "v"]);
+    t.run(&["SET", "s", "v", "XX", "PXAT", &at(40)]);
+    t.run(&["SET", "s", "w", "GET", "KEEPTTL"]);
+    t.run(&["GETEX", "s", "PX", "50"]);
+    t.run(&["GETEX", "s", "PERSIST"]);
+    t.run(&["GETEX", "s", "PERSIST"]);
+    t.run(&["GETEX", "s"]);
+    t.run(&["GETEX", "s", "EXAT", "1"]);
+    assert_eq!(
+        logged(&mut t),
+        vec![
+            format!("SET s v PXAT {}", at(10_000)),
+            format!("SET s v PXAT {}", at(20_000)),
+            format!("SET s v PXAT {}", at(30)),
+            format!("SET s v PXAT {}", at(40)),
+            "SET s w KEEPTTL".to_string(),
+            format!("PEXPIREAT s {}", at(50)),
+            "PERSIST s".to_string(),
+            "DEL s".to_string(),
+        ]
+    );
+    // INCRBYFLOAT as its result; RESTORE with a relative TTL as ABSTTL.
+    t.run(&["INCRBYFLOAT", "f", "1.5"]);
+    t.run(&["SET", "d", "x"]);
+    let Reply::Bulk(dumped) = t.run(&["DUMP", "d"]) else {
+        panic!("DUMP")
+    };
+    let payload = String::from_utf8_lossy(&dumped).into_owned();
+    let mut args: Vec<Bytes> = ["RESTORE", "d2", "1000"]
+        .iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect();
+    args.push(dumped);
+    args.push(Bytes::from_static(b"REPLACE"));
+    assert_eq!(t.run_bytes(&args), Reply::Ok);
+    let logged_now = logged(&mut t);
+    assert_eq!(logged_now[..2], ["SET f 1.5 KEEPTTL", "SET d x"]);
+    assert_eq!(
+        logged_now[2],
+        format!("RESTORE d2 {} {payload} REPLACE ABSTTL", at(1000))
+    );
+}

@@ -1,6 +1,7 @@
 //! Pub/Sub commands: (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE, which register on every core before
 //! they confirm (so any publisher, on any core, sees the subscription once the client does),
-//! PUBLISH and SPUBLISH, which count and deliver from the publisher's core, and PUBSUB.
+//! PUBLISH and SPUBLISH, which count and deliver from the publisher's core (and reach
+//! replicas, `primary::propagate_publish`), and PUBSUB.
 
 use std::rc::Rc;
 
@@ -63,6 +64,8 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 .pubsub
                 .borrow_mut()
                 .publish(core.shards, &args[1], &args[2], shard);
+            let db = s.client.borrow().db;
+            crate::primary::propagate_publish(core, db, args);
             Reply::Int(n as i64)
         }
         ServerCmd::PubsubChannels | ServerCmd::PubsubShardChannels => {

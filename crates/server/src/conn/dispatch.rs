@@ -200,6 +200,16 @@ async fn exec(s: &mut Session) -> Reply {
     };
     let exec_args = [bytes::Bytes::from_static(b"exec")];
     let mut state = state;
+    // A transaction holding writes, when too few good replicas are connected: refused as a
+    // whole before anything else is checked, as Redis refuses EXEC then.
+    if state.queued.iter().any(|(cmd, _)| cmd.is_write()) && crate::primary::too_few_replicas() {
+        multi::unwatch_all(s);
+        feed_monitors(s, &exec_args);
+        return Reply::error(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            crate::primary::NOREPLICAS
+        ));
+    }
     // ACL rules may have changed since the commands were queued: denied ones answer an
     // error in their place and do not run.
     let denied = recheck_acl(s, &mut state.queued);
@@ -310,7 +320,7 @@ async fn exec_on_one_shard(
             Exec::Shard(_) => {
                 let (db, resp3) = s.db_resp3();
                 let client = s.client.borrow().id;
-                batch.push(cmd, &args, db, resp3, s.tracker(), client);
+                batch.push(cmd, args.into_iter(), db, resp3, s.tracker(), client);
                 replies.push(None);
             }
         }

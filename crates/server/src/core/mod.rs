@@ -58,8 +58,11 @@ pub type Task = Box<dyn FnOnce(&Rc<Core>) + Send>;
 pub enum Msg {
     /// Commands for this core's shard, run back to back.
     Batch(Box<Batch>),
-    /// Encoded replies for this core's connections (the answer to a `Batch` of theirs).
-    Replies(Box<ConnReplies>),
+    /// A batch of this core's connections, run, with its replies encoded (the answer to a
+    /// `Batch` of theirs). It comes back whole so that the sender reuses its buffers and drops
+    /// the requests' arguments itself: they are views of its connections' input buffers, whose
+    /// reference counts and memory then never leave its core.
+    Replies(Box<Batch>),
     /// Pub/Sub messages for this core's connections.
     Deliver(Vec<pubsub::Delivery>),
     /// Anything else: runs on the receiving core.
@@ -80,10 +83,15 @@ pub struct Req {
     pub argc: usize,
 }
 
+/// What a recycled batch keeps of each of its buffers, in bytes.
+pub const KEEP_BATCH_CAPACITY: usize = 16 * 1024;
+
 /// Where a batch's replies go.
 pub enum BatchReply {
-    /// To connections of core `origin`, encoded: one message back per batch.
+    /// To connections of core `origin`, encoded: the batch goes back to it once run.
     Conns {
+        /// The shard the batch is for.
+        to: usize,
         conns: Vec<ConnRef>,
         out: Vec<u8>,
         /// End offset in `out` of each request's reply.
@@ -123,11 +131,13 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// An empty batch from core `origin` whose replies go to that core's connections.
-    pub fn for_conns(origin: usize) -> Batch {
+    /// An empty batch from core `origin` for shard `to` whose replies go to that core's
+    /// connections.
+    pub fn for_conns(origin: usize, to: usize) -> Batch {
         Batch::new(
             origin,
             BatchReply::Conns {
+                to,
                 conns: Vec::new(),
                 out: Vec::new(),
                 ends: Vec::new(),
@@ -150,7 +160,7 @@ impl Batch {
             },
         );
         for r in requests {
-            batch.push(r.cmd, &r.args, r.db, r.resp3, r.track, r.client);
+            batch.push(r.cmd, r.args.into_iter(), r.db, r.resp3, r.track, r.client);
         }
         batch
     }
@@ -171,11 +181,12 @@ impl Batch {
         }
     }
 
-    /// Appends a request.
+    /// Appends a request, taking its arguments (moved, not cloned: a clone and the drop of
+    /// the original would each touch the shared count of the buffer they view).
     pub fn push(
         &mut self,
         cmd: &'static Command,
-        args: &[Bytes],
+        args: impl ExactSizeIterator<Item = Bytes>,
         db: usize,
         resp3: bool,
         track: Option<tracking::Caller>,
@@ -189,11 +200,48 @@ impl Batch {
             client,
             argc: args.len(),
         });
-        self.args.extend_from_slice(args);
+        self.args.extend(args);
     }
 
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
+    }
+
+    /// Empties a batch of connections' requests that came back, for shard `to`, keeping its
+    /// buffers (up to [`KEEP_BATCH_CAPACITY`] bytes of replies and as many arguments): a
+    /// core's forwarding then allocates nothing once its batches have grown.
+    pub fn recycle(&mut self, shard: usize) {
+        self.reqs.clear();
+        self.args.clear();
+        self.args
+            .shrink_to(KEEP_BATCH_CAPACITY / size_of::<Bytes>());
+        self.reqs.shrink_to(KEEP_BATCH_CAPACITY / size_of::<Req>());
+        self.next = 0;
+        self.next_arg = 0;
+        self.tx = None;
+        self.atomic = false;
+        self.watch.clear();
+        self.lock = LockStep::None;
+        self.from_script = false;
+        match &mut self.reply {
+            BatchReply::Conns {
+                to,
+                conns,
+                out,
+                ends,
+                sent,
+            } => {
+                *to = shard;
+                conns.clear();
+                ends.clear();
+                out.clear();
+                out.shrink_to(KEEP_BATCH_CAPACITY);
+                conns.shrink_to(KEEP_BATCH_CAPACITY / size_of::<ConnRef>());
+                ends.shrink_to(KEEP_BATCH_CAPACITY / size_of::<usize>());
+                *sent = None;
+            }
+            BatchReply::Task { .. } => {}
+        }
     }
 
     /// The next request to run and its arguments.
@@ -231,17 +279,6 @@ impl Batch {
                 Some((r, args))
             })
     }
-}
-
-/// Replies encoded by another core for this core's connections.
-pub struct ConnReplies {
-    /// The shard that ran the requests.
-    pub from: usize,
-    pub conns: Vec<ConnRef>,
-    pub out: Vec<u8>,
-    pub ends: Vec<usize>,
-    /// When the batch left this core.
-    pub sent: Option<Instant>,
 }
 
 /// A one-shot answer for a task of core `home`. It is always completed on that core, so the
@@ -751,42 +788,86 @@ impl Core {
 
     /// Runs `batch` on `shard`: here when it is this core, else by message.
     pub fn submit_batch(self: &Rc<Self>, shard: usize, batch: Batch) {
+        let batch = Box::new(batch);
         if shard == self.id {
             self.run_batch(batch);
         } else {
-            self.send(shard, Msg::Batch(Box::new(batch)));
+            self.send(shard, Msg::Batch(batch));
         }
     }
 
     /// Hands a finished batch's replies to where they go.
-    fn finish_batch(self: &Rc<Self>, batch: Batch) {
+    fn finish_batch(self: &Rc<Self>, batch: Box<Batch>) {
         match batch.reply {
-            BatchReply::Conns {
-                conns,
-                out,
-                ends,
-                sent,
-            } => {
-                self.send(
-                    batch.origin,
-                    Msg::Replies(Box::new(ConnReplies {
-                        from: self.id,
-                        conns,
-                        out,
-                        ends,
-                        sent,
-                    })),
-                );
-            }
+            BatchReply::Conns { .. } => self.send(batch.origin, Msg::Replies(batch)),
             BatchReply::Task { replies, answer } => self.answer(answer, Some(replies)),
         }
     }
 
     /// Answers a batch whose watched keys changed: nothing ran.
-    fn fail_batch(self: &Rc<Self>, batch: Batch) {
+    fn fail_batch(self: &Rc<Self>, batch: Box<Batch>) {
         match batch.reply {
             BatchReply::Task { answer, .. } => self.answer(answer, None),
             BatchReply::Conns { .. } => self.finish_batch(batch),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_batch_keeps_its_buffers_and_drops_the_arguments() {
+        let get = [Bytes::from_static(b"get"), Bytes::from_static(b"k")];
+        let cmd = shardis_engine::lookup(&get).unwrap();
+        // An argument viewing a connection's buffer: the batch moves it, no second reference.
+        let input = Bytes::from(b"k".to_vec());
+        let mut batch = Batch::for_conns(0, 1);
+        batch.push(
+            cmd,
+            [get[0].clone(), input.clone()].into_iter(),
+            0,
+            false,
+            None,
+            7,
+        );
+        batch.push(cmd, get.clone().into_iter(), 0, false, None, 7);
+        assert!(!input.is_unique(), "the batch holds the argument");
+        let (req, args) = batch.peek().unwrap();
+        assert_eq!((req.argc, &args[1][..]), (2, &b"k"[..]));
+        batch.record(Reply::Bulk(Bytes::from_static(b"v")));
+        batch.record(Reply::Nil);
+        let BatchReply::Conns { out, ends, .. } = &batch.reply else {
+            panic!("a batch of connections");
+        };
+        assert_eq!(
+            (&out[..], &ends[..]),
+            (&b"$1\r\nv\r\n$-1\r\n"[..], &[7, 12][..])
+        );
+        let out_capacity = out.capacity();
+        batch.recycle(2);
+        assert!(input.is_unique(), "recycling dropped the batch's reference");
+        assert!(batch.is_empty() && batch.peek().is_none());
+        assert_eq!((batch.next, batch.next_arg), (0, 0));
+        let BatchReply::Conns { to, out, ends, .. } = &batch.reply else {
+            panic!("still a batch of connections");
+        };
+        assert_eq!((*to, out.len(), ends.len()), (2, 0, 0));
+        assert_eq!(out.capacity(), out_capacity, "the reply buffer is kept");
+        assert!(batch.args.capacity() >= 4, "the argument slots are kept");
+    }
+
+    #[test]
+    fn a_recycled_batch_gives_back_what_a_huge_one_grew() {
+        let mut batch = Batch::for_conns(0, 1);
+        if let BatchReply::Conns { out, .. } = &mut batch.reply {
+            out.reserve(4 * KEEP_BATCH_CAPACITY);
+        }
+        batch.recycle(1);
+        let BatchReply::Conns { out, .. } = &batch.reply else {
+            panic!("a batch of connections");
+        };
+        assert!(out.capacity() <= KEEP_BATCH_CAPACITY);
     }
 }

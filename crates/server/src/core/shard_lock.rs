@@ -226,7 +226,7 @@ impl Core {
     }
 
     /// Runs a batch, parking what conflicts with a lock holder.
-    pub fn run_batch(self: &Rc<Self>, mut batch: Batch) {
+    pub fn run_batch(self: &Rc<Self>, mut batch: Box<Batch>) {
         match std::mem::take(&mut batch.lock) {
             LockStep::None => {}
             LockStep::AcquireRelease(intents, participants) => {
@@ -235,8 +235,7 @@ impl Core {
                 lock.participants.push((tx, participants));
                 if !lock.grantable(&intents, lock.waiting.len()) {
                     batch.lock = LockStep::Release;
-                    lock.waiting
-                        .push_back((tx, intents, Grant::Run(Box::new(batch))));
+                    lock.waiting.push_back((tx, intents, Grant::Run(batch)));
                     return;
                 }
                 lock.holders.push((tx, intents));
@@ -315,7 +314,7 @@ impl Core {
     }
 
     /// Runs a batch of a lock holder, then releases its lock.
-    fn run_and_release(self: &Rc<Self>, batch: Batch) {
+    fn run_and_release(self: &Rc<Self>, batch: Box<Batch>) {
         let tx = batch.tx;
         self.run_batch(batch);
         if let Some(tx) = tx {
@@ -331,11 +330,11 @@ impl Core {
             || batch.watch.iter().any(|w| lock.covers(w.db, &w.key))
     }
 
-    fn park(&self, batch: Batch) {
+    fn park(&self, batch: Box<Batch>) {
         self.lock
             .borrow_mut()
             .parked
-            .push_back(Parked::Batch(Box::new(batch)));
+            .push_back(Parked::Batch(batch));
     }
 
     /// True if no watched key of this shard changed (or expired) since WATCH.
@@ -417,7 +416,7 @@ impl Core {
                 Parked::Wake(w) => {
                     let _ = w.send(());
                 }
-                Parked::Batch(b) => self.run_batch(*b),
+                Parked::Batch(b) => self.run_batch(b),
             }
         }
     }
@@ -454,7 +453,7 @@ impl Core {
         }
         // Fused batches run and release (which grants further waiters in turn).
         for batch in runnable {
-            self.run_batch(*batch);
+            self.run_batch(batch);
         }
     }
 }

@@ -34,6 +34,23 @@ pub enum Slot {
     Push(Vec<u8>),
 }
 
+/// A reply another core encoded, as `Conn::fill_remote` gets it: inside the batch it came
+/// in, or a share of the batch's reply buffer (for a large reply that must wait, which is
+/// then kept without a copy).
+pub enum Encoded<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Bytes),
+}
+
+impl Encoded<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Encoded::Borrowed(bytes) => bytes,
+            Encoded::Shared(bytes) => bytes,
+        }
+    }
+}
+
 /// Push bytes a connection holds behind awaited replies before it writes new ones at once: a
 /// client blocked for long (BLPOP 0) still gets its pushes, and memory stays bounded.
 const MAX_HELD_PUSHES: usize = 1 << 20;
@@ -243,20 +260,27 @@ impl Conn {
         });
     }
 
-    /// Fills the first slot waiting for `shard` with its encoded reply, then writes every
-    /// reply whose turn has come.
-    pub fn fill_remote(&mut self, shard: usize, replies: &Bytes, range: std::ops::Range<usize>) {
-        let Some(pos) = self
-            .pending
+    /// The first slot waiting for `shard`.
+    fn remote_slot(&self, shard: usize) -> Option<usize> {
+        self.pending
             .iter()
             .position(|s| matches!(s, Slot::Remote(sh) | Slot::Muted(sh) if *sh == shard))
-        else {
+    }
+
+    /// Whether the next reply from `shard` will wait behind another one (so it is kept, not
+    /// written at once).
+    pub fn remote_reply_waits(&self, shard: usize) -> bool {
+        self.remote_slot(shard)
+            .is_some_and(|pos| pos > 0 && matches!(self.pending.get(pos), Some(Slot::Remote(_))))
+    }
+
+    /// Fills the first slot waiting for `shard` with its encoded reply, then writes every
+    /// reply whose turn has come.
+    pub fn fill_remote(&mut self, shard: usize, encoded: Encoded<'_>) {
+        let Some(pos) = self.remote_slot(shard) else {
             return;
         };
         self.remote_in_flight = self.remote_in_flight.saturating_sub(1);
-        let Some(encoded) = replies.get(range.clone()) else {
-            return;
-        };
         if matches!(self.pending.get(pos), Some(Slot::Muted(_))) {
             self.pending.remove(pos);
             if pos == 0 {
@@ -264,10 +288,14 @@ impl Conn {
             }
         } else if pos == 0 {
             self.pending.pop_front();
-            self.out.extend_from_slice(encoded);
+            self.out.extend_from_slice(encoded.bytes());
             self.drain_pending();
         } else if let Some(slot) = self.pending.get_mut(pos) {
-            *slot = Slot::Encoded(replies.slice(range));
+            *slot = Slot::Encoded(match encoded {
+                // Copied out of the batch, which goes back for reuse.
+                Encoded::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
+                Encoded::Shared(bytes) => bytes,
+            });
         }
     }
 

@@ -30,7 +30,7 @@ use shardis_engine::{Command, Exec, Fanout, ServerCmd};
 use shardis_resp::{Limits, Reply};
 use tracing::{debug, warn};
 
-use super::conn::{Conn, Held, ENCODE_AHEAD};
+use super::conn::{Conn, Encoded, Held, ENCODE_AHEAD};
 use crate::cmd;
 use crate::conn::session::Session;
 use crate::conn::{dispatch, multi};
@@ -39,7 +39,7 @@ use crate::core::client::Client;
 use crate::core::pause::PauseMode;
 use crate::core::pubsub::{Delivery, Kind as SubKind, Subscriber, What};
 use crate::core::tracking::{self, Outcome};
-use crate::core::{spawn, Batch, BatchReply, ConnRef, ConnReplies, Core, Msg};
+use crate::core::{spawn, Batch, BatchReply, ConnRef, Core, Msg};
 use crate::io::buf_ring::{self, BufRing};
 use crate::io::listen::{self, Listener};
 use crate::io::uring::Ring;
@@ -94,6 +94,12 @@ const MAX_PENDING_REPLIES: usize = 64 * 1024;
 /// GETs cost ~50 MiB with the copies on both cores). Deep pipelines still move: the next
 /// commands go out as soon as replies return, one batch per pass.
 const MAX_REMOTE_IN_FLIGHT: usize = 16;
+/// Emptied batches a core keeps for reuse (more than one can be in flight to a shard); few,
+/// as what they hold counts against the core's share of `maxmemory`.
+const MAX_SPARE_BATCHES: usize = 2;
+/// A reply from another core that must wait behind an earlier one is copied out of its batch
+/// up to this size; a larger one keeps a share of the batch's buffer instead.
+const COPY_WAITING_REPLY: usize = 16 << 10;
 
 /// The longest a core busy with tasks goes without entering its ring.
 const BUSY_ENTER: Duration = Duration::from_millis(1);
@@ -169,7 +175,11 @@ pub struct EventLoop {
     paused_conns: Vec<ConnRef>,
     returns: Returns,
     /// This pass's requests for each other shard.
-    outbox: Vec<Option<Batch>>,
+    outbox: Vec<Option<Box<Batch>>>,
+    /// Batches that came back from other shards, emptied, for the next passes' requests.
+    /// Boxed: the box itself is what travels between cores, so it is reused too.
+    #[allow(clippy::vec_box)]
+    spare_batches: Vec<Box<Batch>>,
     cqes: Vec<cqueue::Entry>,
     wakes: Vec<i32>,
     /// Task polls seen at the end of the last pass.
@@ -223,6 +233,7 @@ impl EventLoop {
             paused_conns: Vec::new(),
             returns: Rc::new(RefCell::new(Vec::new())),
             outbox: (0..shards).map(|_| None).collect(),
+            spare_batches: Vec::new(),
             cqes: Vec::with_capacity(1024),
             wakes: Vec::new(),
             polls_seen: 0,
@@ -809,39 +820,60 @@ impl EventLoop {
                 return;
             };
             match msg {
-                Msg::Batch(batch) => self.core.run_batch(*batch),
-                Msg::Replies(replies) => self.deliver_replies(*replies),
+                Msg::Batch(batch) => self.core.run_batch(batch),
+                Msg::Replies(batch) => self.deliver_replies(batch),
                 Msg::Deliver(deliveries) => self.deliver_messages(deliveries),
                 Msg::Run(task) => task(&self.core),
             }
         }
     }
 
-    /// Replies another core encoded for this core's connections.
-    fn deliver_replies(&mut self, replies: ConnReplies) {
-        let ConnReplies {
-            from,
+    /// Replies another core encoded for this core's connections, in the batch they came in;
+    /// the batch is kept for reuse. A large reply that must wait behind another keeps a share
+    /// of the batch's reply buffer rather than a copy (the buffer then stays with the replies).
+    fn deliver_replies(&mut self, mut batch: Box<Batch>) {
+        let BatchReply::Conns {
+            to,
             conns,
             out,
             ends,
             sent,
-        } = replies;
+        } = &mut batch.reply
+        else {
+            return;
+        };
+        let from = *to;
         if let Some(sent) = sent {
             self.core.forwarding.returned(sent.elapsed());
         }
-        let whole = Bytes::from(out);
+        let mut shared: Option<Bytes> = None;
         let mut start = 0;
-        for (r, end) in conns.into_iter().zip(ends) {
+        for (&r, &end) in conns.iter().zip(ends.iter()) {
             let range = start..end;
             start = end;
             let Some((i, conn)) = find(&mut self.places, r) else {
                 continue;
             };
-            conn.fill_remote(from, &whole, range);
+            if shared.is_none() && range.len() > COPY_WAITING_REPLY && conn.remote_reply_waits(from)
+            {
+                shared = Some(Bytes::from(std::mem::take(out)));
+            }
+            let encoded = match &shared {
+                Some(whole) if whole.get(range.clone()).is_some() => {
+                    Encoded::Shared(whole.slice(range))
+                }
+                Some(_) => Encoded::Borrowed(&[]),
+                None => Encoded::Borrowed(out.get(range).unwrap_or_default()),
+            };
+            conn.fill_remote(from, encoded);
             if !conn.scheduled {
                 conn.scheduled = true;
                 self.ready.push(i);
             }
+        }
+        if self.spare_batches.len() < MAX_SPARE_BATCHES {
+            batch.recycle(from);
+            self.spare_batches.push(batch);
         }
     }
 
@@ -1227,6 +1259,17 @@ impl EventLoop {
             multi::flag_error(session);
             return conn.reply(refused);
         }
+        if cmd.is_write() || cmd.flags.has(Flags::MAY_REPLICATE) {
+            // A primary short of good replicas refuses writes, queued ones too (EXEC then
+            // fails), as Redis checks before queueing.
+            if let Some(refused) = crate::primary::writes_refused().filter(|_| cmd.is_write()) {
+                multi::flag_error(session);
+                core.record_rejected(Some(cmd), &refused);
+                return conn.reply(refused);
+            }
+            // WAIT's target moves past this client's writes (see `primary::wait`).
+            session.woff = None;
+        }
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {
@@ -1310,10 +1353,6 @@ impl EventLoop {
         if cmd.is_write() {
             if let Some(refused) = crate::persist::aof::writes_refused() {
                 return conn.reply(Reply::error(refused));
-            }
-            if let Some(refused) = crate::primary::writes_refused() {
-                core.record_rejected(Some(cmd), &refused);
-                return conn.reply(refused);
             }
         }
         self.run_parsed(r, conn, cmd, args);
@@ -1412,12 +1451,18 @@ impl EventLoop {
                 hold(conn, cmd, args)
             }
             Target::Shard(shard) => {
-                let batch = self
-                    .outbox
-                    .get_mut(shard)
-                    .map(|b| b.get_or_insert_with(|| Batch::for_conns(core.id)));
+                let spare = &mut self.spare_batches;
+                let batch = self.outbox.get_mut(shard).map(|b| {
+                    b.get_or_insert_with(|| match spare.pop() {
+                        Some(mut batch) => {
+                            batch.recycle(shard);
+                            batch
+                        }
+                        None => Box::new(Batch::for_conns(core.id, shard)),
+                    })
+                });
                 if let Some(batch) = batch {
-                    batch.push(cmd, args, db, resp3, track, client);
+                    batch.push(cmd, args.drain(..), db, resp3, track, client);
                     if let BatchReply::Conns { conns, .. } = &mut batch.reply {
                         conns.push(r);
                     }
@@ -1462,7 +1507,7 @@ impl EventLoop {
                 if let BatchReply::Conns { sent, .. } = &mut batch.reply {
                     *sent = Some(*now.get_or_insert_with(Instant::now));
                 }
-                self.core.send(shard, Msg::Batch(Box::new(batch)));
+                self.core.send(shard, Msg::Batch(batch));
             }
         }
     }

@@ -127,9 +127,32 @@ fn write(r: &Replica, mut sock: LinkStream, how: Start) -> io::Result<()> {
             let mut st = lock(&r.st);
             st.phase = Phase::Online;
             st.ack_at = Instant::now();
+            drop(st);
+            // A replica finds the end of a diskless RDB by its mark at the end of what it
+            // read: the stream waits for its first ACK (sent once it loaded), as Redis's
+            // does, or it could arrive in the same read and hide the mark.
+            if diskless {
+                wait_first_ack(r)?;
+            }
         }
     }
     stream(r, &mut sock)
+}
+
+/// Waits until the replica acknowledged something (`repl-timeout` closes a silent one).
+fn wait_first_ack(r: &Replica) -> io::Result<()> {
+    let mut st = lock(&r.st);
+    while !st.acked {
+        if st.closed {
+            return Err(io::Error::other("closed before its first ACK"));
+        }
+        st = r
+            .wake
+            .wait_timeout(st, Duration::from_millis(200))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+    Ok(())
 }
 
 /// Waits for the hub to place the replica's cut in the stream; its offset.
@@ -266,6 +289,10 @@ fn read_acks(r: Arc<Replica>, mut sock: LinkStream) {
                             let mut st = lock(&r.st);
                             st.ack = st.ack.max(off);
                             st.ack_at = Instant::now();
+                            if !st.acked {
+                                st.acked = true;
+                                r.wake.notify_all();
+                            }
                         }
                     }
                     args.clear();

@@ -19,7 +19,9 @@
 //!   every shard's part is cut at them and the parts are interleaved segment by segment.
 //! - A `Mark` (the cut of a full sync, inside a transaction holding every shard) holds its
 //!   shard like an end: the sync's offset is the point where that transaction goes out.
-//! - A `Token` (WAIT) resolves once everything its shards reported before it went out.
+//! - A `Token` (WAIT) resolves once everything its shards reported before it went out, at
+//!   the end of the last command out (PINGs and GETACKs after it are not writes to wait
+//!   for). A token carrying a command (PUBLISH, see `attach`) sends it out there instead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -47,8 +49,9 @@ pub enum Input {
 pub enum Resolved {
     /// A full sync's cut: the stream after this point is the replica's.
     Sync(u64),
-    /// A WAIT token: every write reported before it is before this point.
-    Token(u64),
+    /// A WAIT token: every write reported before it is before this point, less the given
+    /// count of bytes that are not commands of a shard (PING, GETACK).
+    Token(u64, usize),
 }
 
 #[derive(Default)]
@@ -83,6 +86,10 @@ pub struct Merger {
     done: HashSet<u64>,
     /// Tokens: shards still to pass.
     tokens: HashMap<u64, usize>,
+    /// Commands that go out when their token resolves.
+    attached: HashMap<u64, Cmd>,
+    /// Bytes added by `raw` since the last command.
+    raw_since_cmd: usize,
     /// The database the stream's reader has selected (None: unknown, SELECT before the next).
     db: Option<u32>,
     /// The output not yet taken, and what happened along it (at byte positions).
@@ -112,6 +119,8 @@ impl Merger {
             txs: HashMap::new(),
             done: HashSet::new(),
             tokens: HashMap::new(),
+            attached: HashMap::new(),
+            raw_since_cmd: 0,
             db: None,
             out: Vec::new(),
             resolved: Vec::new(),
@@ -126,6 +135,29 @@ impl Merger {
     /// Adds bytes that are not commands of a shard (PING, REPLCONF GETACK).
     pub fn raw(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
+        self.raw_since_cmd += bytes.len();
+    }
+
+    /// Token `token` carries `cmd`: it goes out once every shard passed the token, after
+    /// everything the shards reported before it (attached before any shard's token).
+    pub fn attach(&mut self, token: u64, cmd: Cmd) {
+        self.attached.insert(token, cmd);
+    }
+
+    /// One more shard passed `token`.
+    fn pass(&mut self, token: u64) {
+        let shards = self.shards.len();
+        let left = self.tokens.entry(token).or_insert(shards);
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.tokens.remove(&token);
+            match self.attached.remove(&token) {
+                Some(cmd) => self.emit(&cmd),
+                None => self
+                    .resolved
+                    .push((self.out.len(), Resolved::Token(token, self.raw_since_cmd))),
+            }
+        }
     }
 
     fn emit(&mut self, cmd: &Cmd) {
@@ -135,6 +167,7 @@ impl Merger {
             self.db = Some(cmd.db);
         }
         self.out.extend_from_slice(&cmd.resp);
+        self.raw_since_cmd = 0;
     }
 
     fn is_open(&self, tx: u64) -> bool {
@@ -197,12 +230,7 @@ impl Merger {
                         .map(|(tx, _)| *tx),
                 );
                 if wait.is_empty() && self.shards[shard].held.is_empty() {
-                    let left = self.tokens.entry(token).or_insert(shards);
-                    *left = left.saturating_sub(1);
-                    if *left == 0 {
-                        self.tokens.remove(&token);
-                        self.resolved.push((self.out.len(), Resolved::Token(token)));
-                    }
+                    self.pass(token);
                 } else {
                     self.tokens.entry(token).or_insert(shards);
                     self.shards[shard]
@@ -242,14 +270,7 @@ impl Merger {
                     moved = true;
                     match w {
                         Waiting::Cmd(cmd) => self.emit(&cmd),
-                        Waiting::Token(token) => {
-                            let left = self.tokens.entry(token).or_insert(1);
-                            *left = left.saturating_sub(1);
-                            if *left == 0 {
-                                self.tokens.remove(&token);
-                                self.resolved.push((self.out.len(), Resolved::Token(token)));
-                            }
-                        }
+                        Waiting::Token(token) => self.pass(token),
                     }
                 }
             }
@@ -595,7 +616,51 @@ mod tests {
         assert_eq!(m.resolved, vec![(0, Resolved::Sync(1))]);
         m.push(0, Input::Token(5));
         let at = cmd("SET a 2").resp.len();
-        assert_eq!(m.resolved.last(), Some(&(at, Resolved::Token(5))));
+        assert_eq!(m.resolved.last(), Some(&(at, Resolved::Token(5, 0))));
         assert_eq!(text(&mut m), "SET a 2");
+    }
+
+    #[test]
+    fn tokens_stop_at_the_last_command_and_carry_publish() {
+        let mut m = Merger::new(2);
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET a 1"),
+            },
+        );
+        m.raw(&resp(&[b"PING"]));
+        m.push(0, Input::Token(3));
+        m.push(1, Input::Token(3));
+        let ping = resp(&[b"PING"]).len();
+        assert_eq!(
+            m.resolved.last(),
+            Some(&(m.out.len(), Resolved::Token(3, ping)))
+        );
+        // A PUBLISH waits behind a transaction ended on shard 1 and not yet out.
+        m.push(1, Input::Begin(4));
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 4,
+                cmd: cmd("SET b 1"),
+            },
+        );
+        m.push(1, end(4, &[0, 1]));
+        m.attach(7, cmd("PUBLISH ch hi"));
+        m.push(0, Input::Token(7));
+        m.push(1, Input::Token(7));
+        assert_eq!(text(&mut m), "SELECT 0; SET a 1; PING");
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 4,
+                cmd: cmd("SET c 1"),
+            },
+        );
+        m.push(0, end(4, &[0, 1]));
+        assert_eq!(text(&mut m), "MULTI; SET c 1; SET b 1; EXEC; PUBLISH ch hi");
+        assert_eq!(m.resolved.len(), 1);
     }
 }

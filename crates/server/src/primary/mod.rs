@@ -130,6 +130,8 @@ struct LinkState {
     /// The offset it last acknowledged, and when.
     ack: i64,
     ack_at: Instant,
+    /// The replica sent an ACK on this link (after a diskless sync, the stream waits for it).
+    acked: bool,
     closed: bool,
     /// Since when its buffer is over the soft limit.
     soft_since: Option<Instant>,
@@ -149,6 +151,7 @@ impl Replica {
                 start: 0,
                 ack: 0,
                 ack_at: Instant::now(),
+                acked: false,
                 closed: false,
                 soft_since: None,
             }),
@@ -231,6 +234,8 @@ enum Msg {
     Begin(usize, TxId),
     Mark(usize, TxId, u64),
     Token(usize, u64),
+    /// A token that carries a command to send out (PUBLISH) once every shard passed it.
+    Publish(usize, u64, Cmd),
 }
 
 static HUB_TX: OnceLock<Sender<Msg>> = OnceLock::new();
@@ -372,6 +377,10 @@ fn take(merger: &mut Merger, msg: Msg) {
         Msg::Begin(shard, tx) => merger.push(shard, Input::Begin(tx)),
         Msg::Mark(shard, tx, sync) => merger.push(shard, Input::Mark { tx, sync }),
         Msg::Token(shard, token) => merger.push(shard, Input::Token(token)),
+        Msg::Publish(shard, token, cmd) => {
+            merger.attach(token, cmd);
+            merger.push(shard, Input::Token(token));
+        }
     }
 }
 
@@ -458,8 +467,8 @@ fn distribute(merger: &mut Merger, s: &Settings) {
                     h.replicas.push(r);
                 }
             }
-            Resolved::Token(id) => {
-                h.tokens.insert(id, offset);
+            Resolved::Token(id, back) => {
+                h.tokens.insert(id, offset - back as i64);
             }
         }
     }
@@ -765,24 +774,7 @@ pub async fn wait(s: &mut Session, args: &[Bytes]) -> Reply {
         Some(t) => t as u64,
         None => return Reply::err("ERR timeout is not an integer or out of range"),
     };
-    // Every write this client saw acknowledged is in the stream before the token.
-    let target = if ACTIVE.load(Ordering::SeqCst) {
-        let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        s.core
-            .broadcast(move |c| {
-                feed(c);
-                send(Msg::Token(c.id, token));
-            })
-            .await;
-        loop {
-            if let Some(off) = hub().tokens.remove(&token) {
-                break off;
-            }
-            s.core.sleep(Duration::from_millis(1)).await;
-        }
-    } else {
-        0
-    };
+    let target = write_offset(s).await;
     // Inside MULTI or a script: the count now, without waiting.
     if s.in_exec || s.from_script {
         return Reply::Int(acked(target) as i64);
@@ -805,16 +797,77 @@ pub async fn wait(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
+/// WAIT's target, Redis's `woff`: the stream's position after this client's last write. Once
+/// the client wrote, it is resolved at its next WAIT: a token every core sends the hub after
+/// what its shard logged, which resolves at the end of the last command out before it (so
+/// it covers every write the client saw acknowledged). Without writes since, the position
+/// found then still holds: no fresh acknowledgement is needed.
+async fn write_offset(s: &mut Session) -> i64 {
+    if let Some(known) = s.woff {
+        return known;
+    }
+    if !ACTIVE.load(Ordering::SeqCst) {
+        return 0;
+    }
+    let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    s.core
+        .broadcast(move |c| {
+            feed(c);
+            send(Msg::Token(c.id, token));
+        })
+        .await;
+    let target = loop {
+        if let Some(off) = hub().tokens.remove(&token) {
+            break off;
+        }
+        s.core.sleep(Duration::from_millis(1)).await;
+    };
+    s.woff = Some(target);
+    target
+}
+
+/// PUBLISH and SPUBLISH reach the replicas (not the append-only log), as Redis 7.0
+/// propagates them outside cluster mode: after every write the shards logged before them,
+/// so a subscriber of a replica hears of a change once the replica has it.
+pub fn propagate_publish(core: &Rc<Core>, db: usize, args: &[Bytes]) {
+    if !ACTIVE.load(Ordering::Relaxed) || replica::is_replica() || crate::cluster::enabled() {
+        return;
+    }
+    let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let cmd = Cmd {
+        db: db as u32,
+        resp: merge::encode(&argv),
+        keyless: false,
+    };
+    feed(core);
+    send(Msg::Publish(core.id, token, cmd));
+    // Each other core passes the token after what its shard logged so far.
+    for other in (0..core.shards).filter(|&c| c != core.id) {
+        core.post(
+            other,
+            Box::new(move |c| {
+                feed(c);
+                send(Msg::Token(c.id, token));
+            }),
+        );
+    }
+}
+
 /// Redis's refusal of writes while fewer than `min-replicas-to-write` replicas lag less
 /// than `min-replicas-max-lag` seconds.
 #[inline]
 pub fn writes_refused() -> Option<Reply> {
+    too_few_replicas().then(|| Reply::err(NOREPLICAS))
+}
+
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
+/// Fewer good replicas than `min-replicas-to-write` (and this server is a primary).
+#[inline]
+pub fn too_few_replicas() -> bool {
     let min = MIN_TO_WRITE.load(Ordering::Relaxed);
-    if min == 0 || replica::is_replica() {
-        return None;
-    }
-    (good_replicas() < min as usize)
-        .then(|| Reply::err("NOREPLICAS Not enough good replicas to write."))
+    min > 0 && !replica::is_replica() && good_replicas() < min as usize
 }
 
 fn good_replicas() -> usize {

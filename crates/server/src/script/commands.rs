@@ -264,6 +264,11 @@ fn prepare(s: &Session, script_flags: u32, ro: bool) -> Result<bool, Reply> {
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
+    if !compat && script_flags & flags::NO_WRITES == 0 {
+        if let Some(refused) = crate::primary::writes_refused() {
+            return Err(refused);
+        }
+    }
     Ok(ro || (!compat && script_flags & flags::NO_WRITES != 0))
 }
 

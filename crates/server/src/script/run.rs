@@ -423,6 +423,14 @@ impl RunCtx {
         if cmd.flags.has(Flags::WRITE) && crate::replica::refuses_writes() {
             return Err(format!("-{}", crate::replica::READONLY_ERR));
         }
+        // Too few good replicas: refused until the script has written (it cannot stop half
+        // way then), as Redis checks a script's writes.
+        if cmd.flags.has(Flags::WRITE)
+            && !self.shared.info.dirty.get()
+            && crate::primary::too_few_replicas()
+        {
+            return Err(format!("-{}", crate::primary::NOREPLICAS));
+        }
         if self.shared.out_of_memory
             && !self.shared.info.dirty.get()
             && cmd.flags.has(Flags::DENYOOM)
@@ -839,6 +847,8 @@ async fn perform(
     // Blocking commands run as their non-blocking form, as inside EXEC.
     session.in_exec = true;
     session.from_script = true;
+    // WAIT inside a script counts acknowledgements of the stream's position now.
+    session.woff = None;
     dispatch::run(&mut session, cmd, args)
         .await
         .unwrap_or(Reply::Nil)

@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 /// A redis-server, killed when dropped (also when a test fails).
 pub struct RedisServer(Child);
 
+impl RedisServer {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -184,3 +184,89 @@ pub fn write_load(c: &mut Connection, round: usize) {
     }
     p.query::<()>(c).expect("write load");
 }
+
+/// Keys given expiries by every command that sets one (relative, absolute, removed), which
+/// reach replicas as absolute times (`assert_same_expiry`).
+pub const EXPIRY_KEYS: &[&str] = &[
+    "exp:set",
+    "exp:px",
+    "exp:setex",
+    "exp:psetex",
+    "exp:getex",
+    "exp:expire",
+    "exp:pexpire",
+    "exp:persist",
+    "exp:restore",
+    "exp:float",
+    "exp:gone",
+];
+
+pub fn expiry_load(c: &mut Connection) {
+    let mut p = redis::pipe();
+    p.cmd("SET").arg("exp:set").arg("v").arg("EX").arg(1000);
+    p.cmd("SET")
+        .arg("exp:px")
+        .arg("v")
+        .arg("PX")
+        .arg(900_000)
+        .arg("GET");
+    p.cmd("SETEX").arg("exp:setex").arg(1000).arg("v");
+    p.cmd("PSETEX").arg("exp:psetex").arg(900_000).arg("v");
+    p.cmd("SET").arg("exp:getex").arg("v");
+    p.cmd("GETEX").arg("exp:getex").arg("EX").arg(800);
+    p.cmd("SET").arg("exp:expire").arg("v");
+    p.cmd("EXPIRE").arg("exp:expire").arg(700);
+    p.cmd("SET").arg("exp:pexpire").arg("v");
+    p.cmd("PEXPIRE").arg("exp:pexpire").arg(600_000).arg("NX");
+    p.cmd("SET").arg("exp:persist").arg("v").arg("EX").arg(100);
+    p.cmd("GETEX").arg("exp:persist").arg("PERSIST");
+    p.cmd("SET").arg("exp:float").arg(1).arg("EX").arg(1000);
+    p.cmd("INCRBYFLOAT").arg("exp:float").arg(1.1);
+    p.cmd("SET").arg("exp:gone").arg("v");
+    p.cmd("EXPIRE").arg("exp:gone").arg(-1);
+    p.query::<()>(c).expect("expiry load");
+    let dumped: Vec<u8> = redis::cmd("DUMP").arg("exp:set").query(c).expect("DUMP");
+    let _: () = redis::cmd("RESTORE")
+        .arg("exp:restore")
+        .arg(500_000)
+        .arg(dumped)
+        .arg("REPLACE")
+        .query(c)
+        .expect("RESTORE");
+}
+
+/// Every key of `EXPIRY_KEYS` expires at the same millisecond on both servers.
+pub fn assert_same_expiry(primary: &mut Connection, replica: &mut Connection) {
+    for key in EXPIRY_KEYS {
+        let p: i64 = redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query(primary)
+            .expect("PEXPIRETIME");
+        let r: i64 = redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query(replica)
+            .expect("PEXPIRETIME");
+        assert_eq!(p, r, "PEXPIRETIME {key}");
+    }
+}
+
+/// A library with a read-only function `rf`, for checking FUNCTION's propagation.
+pub const LIBRARY: &str = "#!lua name=replib\nredis.register_function{function_name='rf', callback=function() return 7 end, flags={'no-writes'}}";
+
+/// FCALL_RO rf: Ok(7) once the library is there.
+pub fn call_rf(c: &mut Connection) -> redis::RedisResult<i64> {
+    redis::cmd("FCALL_RO").arg("rf").arg(0).query(c)
+}
+
+/// A subscriber of channel `ch` on the server at `port` hears `msg` once `publish` ran.
+pub fn hears(port: u16, msg: &str, publish: impl FnOnce()) {
+    let mut c = super::connect(port);
+    let mut ps = c.as_pubsub();
+    ps.subscribe("ch").expect("SUBSCRIBE");
+    ps.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    publish();
+    let m = ps.get_message().expect("a published message");
+    assert_eq!(m.get_channel_name(), "ch");
+    assert_eq!(m.get_payload::<String>().expect("payload"), msg);
+}
