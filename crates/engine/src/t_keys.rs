@@ -480,6 +480,26 @@ pub fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     object_lookup(ctx, args).map_or(Reply::Nil, |e| Reply::Int(refcount(&e.value, shared)))
 }
 
+/// DEBUG OBJECT's status line for `key` of database `db`, found as Redis's `dictFind` finds
+/// it: a key past its expiry but not yet removed is still there. The address is the value's
+/// place in the table (it stays while a command changes the value in place, as Redis's
+/// object address does); `serializedlength` is the value's RDB body, compressed as SAVE
+/// writes it by default.
+pub fn debug_object(shard: &crate::Shard, db: usize, key: &[u8], now_ms: u64) -> Option<String> {
+    let e = shard.dbs.get(db)?.peek(key)?;
+    Some(format!(
+        "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        &e.value,
+        refcount(&e.value, shard.config.shared_integers),
+        e.value.encoding(),
+        crate::rdb::serialize(&e.value, true)
+            .len()
+            .saturating_sub(1),
+        e.lru(),
+        Tracking::idle_ms(e.lru(), now_ms) / 1000,
+    ))
+}
+
 fn refcount(v: &Value, shared_integers: bool) -> i64 {
     match v {
         Value::Str(s) if shared_integers && value::string_encoding(s) == "int" => {

@@ -205,3 +205,48 @@ fn set_disable_deny_scripts_lets_scripts_run_noscript_commands() {
     let e = error(&mut c, &script);
     assert!(e.contains("not allowed from script"), "{e}");
 }
+
+#[test]
+fn object_describes_values_even_past_their_expiry() {
+    let server = start();
+    let mut c = server.conn();
+    let e = error(&mut c, &["DEBUG", "OBJECT", "nothing"]);
+    assert!(e.contains("no such key"), "{e}");
+    for shard in 0..2 {
+        let key = key_on("n", shard, 2);
+        ok(&mut c, &["SET", &key, "20000"]);
+        ok(&mut c, &["INCR", &key]);
+        let text = |c: &mut redis::Connection| match ok(c, &["DEBUG", "OBJECT", &key]) {
+            Value::SimpleString(s) => s,
+            other => panic!("{other:?}"),
+        };
+        let before = text(&mut c);
+        let fields: Vec<&str> = before.split(' ').collect();
+        assert_eq!(fields[0], "Value");
+        assert!(fields[1].starts_with("at:0x"), "{before}");
+        assert_eq!(fields[2], "refcount:1");
+        assert_eq!(fields[3], "encoding:int");
+        assert!(fields[4].starts_with("serializedlength:"), "{before}");
+        assert!(fields[5].starts_with("lru:"), "{before}");
+        assert!(fields[6].starts_with("lru_seconds_idle:"), "{before}");
+        // INCR changes the value in place: the same address.
+        ok(&mut c, &["INCR", &key]);
+        let after = text(&mut c);
+        assert_eq!(
+            after.split(' ').nth(1),
+            Some(fields[1]),
+            "{before} / {after}"
+        );
+    }
+    ok(&mut c, &["HSET", "h", "f", &"a".repeat(1024)]);
+    match ok(&mut c, &["DEBUG", "OBJECT", "h"]) {
+        Value::SimpleString(s) => assert!(s.contains("encoding:hashtable"), "{s}"),
+        other => panic!("{other:?}"),
+    }
+    // A key past its expiry that nothing removed yet is still described.
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    ok(&mut c, &["SET", "brief", "v", "PX", "1"]);
+    std::thread::sleep(Duration::from_millis(50));
+    ok(&mut c, &["DEBUG", "OBJECT", "brief"]);
+    assert_eq!(ok(&mut c, &["EXISTS", "brief"]), Value::Int(0));
+}

@@ -1,7 +1,7 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: DIGEST and DIGEST-VALUE (Redis's data set
 //! digest, so a data set can be compared with Redis's), RELOAD (save, empty, load back),
 //! SLEEP (stops the client's core, as Redis's stops its one thread), and the hooks Redis's own
-//! tests use: POPULATE, PROTOCOL, SET-ACTIVE-EXPIRE and SET-DISABLE-DENY-SCRIPTS.
+//! tests use: OBJECT, POPULATE, PROTOCOL, SET-ACTIVE-EXPIRE and SET-DISABLE-DENY-SCRIPTS.
 
 use bytes::Bytes;
 use shardis_engine::digest::{self, Digest};
@@ -36,6 +36,7 @@ pub async fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         b"digest-value" => digest_values(s, &args[2..]).await,
         b"reload" => reload(s, &args[2..]).await,
         b"sleep" if args.len() == 3 => sleep(&args[2]),
+        b"object" if args.len() == 3 => object(s, &args[2]).await,
         b"populate" if (3..=5).contains(&args.len()) => populate(s, &args[2..]).await,
         b"protocol" if args.len() == 3 => protocol(&args[2], s.db_resp3().1),
         b"set-active-expire" if args.len() == 3 => {
@@ -73,6 +74,8 @@ fn help() -> Reply {
             "    Save the RDB on disk and load it back to memory. NOFLUSH: the data set is not",
             "    emptied first; MERGE: loaded libraries replace existing ones (an error",
             "    otherwise); NOSAVE: the file on disk is loaded as it is.",
+            "OBJECT <key>",
+            "    Show low level info about the `key` and associated value.",
             "POPULATE <count> [<prefix>] [<size>]",
             "    Create <count> string keys named key:<num>. If <prefix> is specified then",
             "    it is used instead of the 'key' prefix. These are not propagated to",
@@ -196,6 +199,24 @@ async fn reload(s: &mut Session, opts: &[Bytes]) -> Reply {
             tracing::warn!("DEBUG RELOAD: {e}");
             Reply::err("ERR Error trying to load the RDB dump")
         }
+    }
+}
+
+/// DEBUG OBJECT key: the value's low-level description, from the key's shard.
+async fn object(s: &Session, key: &Bytes) -> Reply {
+    let db = s.db_resp3().0;
+    let k = key.clone();
+    let shard = route::shard_of(key, s.core.shards);
+    let line = s
+        .core
+        .run_on(shard, move |c| {
+            shardis_engine::t_keys::debug_object(&c.shard.borrow(), db, &k, c.now_ms())
+        })
+        .await
+        .flatten();
+    match line {
+        Some(line) => Reply::Simple(line.into()),
+        None => Reply::err("ERR no such key"),
     }
 }
 

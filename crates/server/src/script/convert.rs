@@ -228,7 +228,11 @@ unsafe fn table_to_reply(l: *mut lua_State, resp3: bool, depth: usize) -> Reply 
         return Reply::Double(d);
     }
     ffi::lua_pop(l, 1);
-    if let Some(digits) = lua::raw_string_field(l, -1, "big_number") {
+    if let Some(mut digits) = lua::raw_string_field(l, -1, "big_number") {
+        // A line break would end the `(` line early: Redis turns each into a space.
+        for c in digits.iter_mut().filter(|c| matches!(c, b'\r' | b'\n')) {
+            *c = b' ';
+        }
         return Reply::BigNumber(Bytes::from(digits));
     }
     lua::push_str(l, "verbatim_string");

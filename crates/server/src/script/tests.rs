@@ -136,7 +136,7 @@ fn lua_to_redis_conversions() {
     assert_eq!(eval("return {double=3.5}"), Reply::Double(3.5));
     assert_eq!(
         eval("return {big_number='123\\r\\n1'}"),
-        Reply::BigNumber(b("123\r\n1"))
+        Reply::BigNumber(b("123  1"))
     );
 }
 
