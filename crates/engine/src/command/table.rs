@@ -291,6 +291,7 @@ pub enum ServerCmd {
     Psync,
     Sync,
     Wait,
+    Failover,
 }
 
 /// Every registration, family by family.
@@ -403,6 +404,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("psync", ServerCmd::Psync),
     Registration::server("sync", ServerCmd::Sync),
     Registration::server("wait", ServerCmd::Wait),
+    Registration::server("failover", ServerCmd::Failover),
     Registration::server("slowlog|get", ServerCmd::SlowlogGet),
     Registration::server("slowlog|len", ServerCmd::SlowlogLen),
     Registration::server("slowlog|reset", ServerCmd::SlowlogReset),

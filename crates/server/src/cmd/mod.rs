@@ -63,6 +63,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::Psync
             | ServerCmd::Sync
             | ServerCmd::Wait
+            | ServerCmd::Failover
             | ServerCmd::SlowlogGet
             | ServerCmd::SlowlogLen
             | ServerCmd::SlowlogReset
@@ -161,6 +162,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if which == ServerCmd::Wait {
         return Some(crate::primary::wait(s, args).await);
+    }
+    if which == ServerCmd::Failover {
+        return Some(crate::primary::failover::failover(s, args).await);
     }
     if let Some(r) = slowlog::run_async(s, which, args).await {
         return Some(r);

@@ -2,7 +2,8 @@
 //! every core's copy before they answer, and each core ends it alone at its deadline (all
 //! cores read the same wall clock). While a pause is on, the event loop holds the commands it
 //! covers (parsed, waiting, not refused), and the shard neither expires nor evicts keys:
-//! Redis keeps the dataset still while clients are paused.
+//! Redis keeps the dataset still while clients are paused. A FAILOVER holds writes the same
+//! way, apart from CLIENT PAUSE (CLIENT UNPAUSE does not end it).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -34,6 +35,9 @@ pub struct Pause {
     /// Dropping it ends the task waiting for the deadline: one such task per core at most,
     /// however many pauses and extensions come.
     timer: RefCell<Option<oneshot::Sender<()>>>,
+    /// A FAILOVER holds writes until it ends, apart from CLIENT PAUSE (Redis's
+    /// `PAUSE_DURING_FAILOVER`): CLIENT UNPAUSE and a deadline do not end it.
+    failover: Cell<bool>,
 }
 
 impl Core {
@@ -84,20 +88,33 @@ impl Core {
         });
     }
 
-    /// Ends the pause (CLIENT UNPAUSE, or its deadline): the held clients run again.
+    /// Ends the pause (CLIENT UNPAUSE, or its deadline): the held clients run again, unless
+    /// a FAILOVER holds them.
     pub fn unpause_clients(&self) {
         self.pause.mode.set(PauseMode::Off);
         self.pause.end_ms.set(0);
         self.pause.timer.borrow_mut().take();
-        self.shard.borrow_mut().pause_expiry(false);
+        self.shard
+            .borrow_mut()
+            .pause_expiry(self.pause.failover.get());
     }
 
-    /// What the pause covers now; lifts it once its deadline has passed.
+    /// Holds (or releases) writes for a FAILOVER, whatever CLIENT PAUSE does meanwhile.
+    pub fn pause_for_failover(&self, on: bool) {
+        self.pause.failover.set(on);
+        let client_pause = self.pause.mode.get() != PauseMode::Off;
+        self.shard.borrow_mut().pause_expiry(on || client_pause);
+    }
+
+    /// What the pause covers now; lifts CLIENT PAUSE once its deadline has passed.
     pub fn pause_mode(&self) -> PauseMode {
-        let mode = self.pause.mode.get();
+        let mut mode = self.pause.mode.get();
         if mode != PauseMode::Off && wall_ms() >= self.pause.end_ms.get() {
             self.unpause_clients();
-            return PauseMode::Off;
+            mode = PauseMode::Off;
+        }
+        if self.pause.failover.get() {
+            mode = mode.max(PauseMode::Write);
         }
         mode
     }

@@ -1083,7 +1083,15 @@ impl EventLoop {
                         break;
                     }
                     conn.client.borrow_mut().paused = false;
-                    self.admit(r, &mut conn, cmd, &mut args);
+                    // Checked again as it runs: a FAILOVER may have made us a replica.
+                    let refused = conn
+                        .session
+                        .as_deref_mut()
+                        .and_then(|s| crate::replica::refuse_held(s, cmd));
+                    match refused {
+                        Some(reply) => conn.reply(reply),
+                        None => self.admit(r, &mut conn, cmd, &mut args),
+                    }
                 } else {
                     conn.mute = mute;
                     self.run_parsed(r, &mut conn, cmd, &mut args);

@@ -11,9 +11,12 @@
 //! - `link`: a replica's socket, taken over from the event loop after PSYNC: a thread writing
 //!   the RDB and then the stream, and one reading its REPLCONF ACKs.
 //!
+//! - `failover`: FAILOVER, handing the primary's role to a replica.
+//!
 //! Here: the shared state (replicas, backlog, ids, counters), PSYNC/SYNC/REPLCONF, WAIT,
 //! `min-replicas-*`, CLIENT KILL TYPE replica, and the lines INFO and ROLE show.
 
+pub mod failover;
 mod link;
 pub mod merge;
 mod sync;
@@ -331,7 +334,8 @@ fn run_hub(shards: usize, rx: mpsc::Receiver<Msg>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let s = settings();
-        {
+        // Nothing of ours while a FAILOVER waits for its target to reach our offset.
+        if !failover::active() {
             let mut h = hub();
             if h.getack {
                 h.getack = false;
@@ -602,8 +606,31 @@ pub fn replconf(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     Some(Reply::Ok)
 }
 
-/// PSYNC replid offset, and SYNC: the connection becomes a replica's link.
+/// PSYNC replid offset [FAILOVER], and SYNC: the connection becomes a replica's link. With
+/// FAILOVER, our primary asks us to take its place first (it then follows us).
 pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
+    if args.len() > 3 && args[3].eq_ignore_ascii_case(b"failover") {
+        warn!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&args[1])
+        );
+        if !replica::is_replica() {
+            return Some(Reply::err("ERR PSYNC FAILOVER can't be sent to a master."));
+        }
+        if !args[1].eq_ignore_ascii_case(replica::ids().0.as_bytes()) {
+            return Some(Reply::err(
+                "ERR PSYNC FAILOVER replid must match my replid.",
+            ));
+        }
+        replica::set_master(&s.core, None, None).await;
+        info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            s.client.borrow().addr
+        );
+    }
+    if failover::active() {
+        return Some(Reply::err("NOMASTERLINK Can't SYNC while failing over"));
+    }
     if replica::is_replica() {
         return Some(Reply::err(
             "ERR Replica chaining is not built here: this server follows a primary",
@@ -868,9 +895,56 @@ pub fn kill(matches: impl Fn(u64, &str) -> bool) -> usize {
     n
 }
 
-/// Disconnects every replica (this server starts following a primary).
+/// Disconnects every replica and forgets the backlog (this server starts following a
+/// primary: the stream it gets is not ours, and the backlog would not match our offsets if
+/// we became a primary again).
 pub fn disconnect_all() {
     kill(|_, _| true);
+    let mut h = hub();
+    h.backlog.active = false;
+    h.backlog.buf = VecDeque::new();
+}
+
+/// A replica's listening address, as FAILOVER TO names it and the target's link states it.
+fn listens_at(r: &Replica, host: &str, port: i64) -> bool {
+    r.ip.eq_ignore_ascii_case(host) && i64::from(r.port) == port
+}
+
+/// Whether any replica is connected (in any state).
+fn has_replicas() -> bool {
+    let h = hub();
+    h.replicas
+        .iter()
+        .chain(h.waiting.values())
+        .any(|r| !r.closed())
+}
+
+/// The replica listening at `host:port`: whether it is online, if connected.
+fn replica_online(host: &str, port: i64) -> Option<bool> {
+    let h = hub();
+    if h.waiting
+        .values()
+        .any(|r| !r.closed() && listens_at(r, host, port))
+    {
+        return Some(false);
+    }
+    h.replicas
+        .iter()
+        .find(|r| !r.closed() && listens_at(r, host, port))
+        .map(|r| lock(&r.st).phase == Phase::Online)
+}
+
+/// A replica that acknowledged our whole stream (the one at `target` if named): its
+/// listening address.
+fn caught_up(target: Option<&(String, u16)>) -> Option<(String, u16)> {
+    let h = hub();
+    let offset = replica::offset();
+    h.replicas.iter().find_map(|r| {
+        let st = lock(&r.st);
+        let wanted = target.is_none_or(|(host, port)| listens_at(r, host, i64::from(*port)));
+        (wanted && !st.closed && st.phase == Phase::Online && st.ack >= offset)
+            .then(|| (r.ip.clone(), r.port))
+    })
 }
 
 /// INFO replication's lines about replicas (`connected_slaves`, `slaveN`), and the backlog's.

@@ -33,12 +33,20 @@ pub struct Settings {
     masteruser: String,
     listening_port: i64,
     timeout: Duration,
+    /// The history and offset to continue from at the first PSYNC (a FAILOVER's old
+    /// primary), else a full sync.
+    resume: Option<(String, i64)>,
     /// `tls-replication yes`: the client settings, or why they did not load.
     tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
 }
 
 impl Settings {
-    pub fn from_config(config: &Config, host: String, port: u16) -> Settings {
+    pub fn from_config(
+        config: &Config,
+        host: String,
+        port: u16,
+        resume: Option<(String, i64)>,
+    ) -> Settings {
         let tls = config.get("tls-replication") == "yes";
         Settings {
             host,
@@ -51,6 +59,7 @@ impl Settings {
                 _ => config.get_i64("port"),
             },
             timeout: Duration::from_secs(config.get_u64("repl-timeout").max(1)),
+            resume,
             tls: tls.then(|| crate::tls_link::client_config(config)),
         }
     }
@@ -112,8 +121,8 @@ fn set_link(link: LinkState) {
 
 /// Connects, syncs and streams until REPLICAOF changes, reconnecting after each loss.
 fn run(settings: Settings, generation: u64, events: SyncSender<Event>, back: Receiver<Back>) {
-    // A new REPLICAOF starts from a full sync.
-    let mut resume: Option<(String, i64)> = None;
+    // A new REPLICAOF starts from a full sync; a FAILOVER's old primary continues.
+    let mut resume = settings.resume.clone();
     while current(generation) {
         set_link(LinkState::Connecting);
         let ended = session(&settings, generation, &events, &back, &mut resume);
@@ -312,7 +321,17 @@ fn session(
         Some((id, offset)) => (id.clone(), (*offset + 1).to_string()),
         None => ("?".to_string(), "-1".to_string()),
     };
-    let reply = conn.call(&[b"PSYNC", id.as_bytes(), from.as_bytes()])?;
+    // A FAILOVER's old primary asks the target to take over (Redis's `PSYNC ... FAILOVER`).
+    let failover = crate::primary::failover::in_progress();
+    let reply = if failover {
+        conn.call(&[b"PSYNC", id.as_bytes(), from.as_bytes(), b"FAILOVER"])?
+    } else {
+        conn.call(&[b"PSYNC", id.as_bytes(), from.as_bytes()])?
+    };
+    if failover {
+        let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
+        crate::primary::failover::psync_answered(accepted);
+    }
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
         let mut words = rest.split_whitespace();
         let replid = words.next().unwrap_or_default().to_string();
@@ -414,14 +433,15 @@ fn copy_payload(
                 }
             }
             (None, Some(mark)) => {
-                // Keep the last 40 bytes back until more arrive: they may be the mark.
-                if conn.buf.len() >= mark.len() && conn.buf.ends_with(mark) {
-                    let body = conn.buf.len() - mark.len();
+                // The mark may be followed by the stream already (a Shardis primary sends it
+                // at once; Redis waits for the first ACK): what follows it stays in `buf`.
+                if let Some(body) = conn.buf.windows(mark.len()).position(|w| w == mark) {
                     out.write_all(&conn.buf[..body]).map_err(write_err)?;
-                    conn.buf.clear();
+                    conn.buf.drain(..body + mark.len());
                     state().sync_read = read + body as u64;
                     return Ok(());
                 }
+                // Keep the last 40 bytes back until more arrive: they may begin the mark.
                 let keep = mark.len().min(conn.buf.len());
                 let body = conn.buf.len() - keep;
                 out.write_all(&conn.buf[..body]).map_err(write_err)?;
@@ -491,5 +511,41 @@ fn stream_commands(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A diskless RDB whose EOF mark arrives in the same read as the stream behind it.
+    #[test]
+    fn the_eof_mark_may_be_followed_by_the_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mark = [b'm'; 40];
+        let sender = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut payload = b"REDIS-body".to_vec();
+            payload.extend_from_slice(&mark);
+            payload.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+            s.write_all(&payload).expect("write");
+        });
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(POLL)).expect("timeout");
+        let mut conn = Conn {
+            stream: LinkStream::Plain(stream),
+            buf: Vec::new(),
+            timeout: Duration::from_secs(5),
+            generation: GENERATION.load(Ordering::SeqCst),
+        };
+        let mut out = Vec::new();
+        // The whole payload may come in several reads: wait until the stream's part is here.
+        sender.join().expect("sender");
+        std::thread::sleep(Duration::from_millis(50));
+        copy_payload(&mut conn, &mut out, None, Some(&mark)).expect("payload");
+        assert_eq!(out, b"REDIS-body");
+        assert_eq!(conn.buf, b"*1\r\n$4\r\nPING\r\n");
     }
 }

@@ -151,7 +151,7 @@ pub fn init(core: &std::rc::Rc<Core>) {
     let target = core.config.borrow().get("replicaof").to_string();
     if let Some((host, port)) = target.split_once(' ') {
         if let Ok(port) = port.parse() {
-            follow(core, host.to_string(), port);
+            follow(core, host.to_string(), port, None);
         }
     }
 }
@@ -208,6 +208,32 @@ pub fn refuse(cmd: &Command) -> Option<Reply> {
     None
 }
 
+/// The refusal of a command a pause held (CLIENT PAUSE, FAILOVER), once it is released:
+/// Redis processes a held command again from the start, and the server may have become a
+/// replica meanwhile (a FAILOVER's old primary). EXEC of a transaction that writes is then
+/// refused whole, as Redis's EXEC on a read-only replica.
+pub fn refuse_held(s: &mut Session, cmd: &Command) -> Option<Reply> {
+    let exec = matches!(
+        cmd.exec,
+        shardis_engine::command::Exec::Server(shardis_engine::command::ServerCmd::Exec)
+    );
+    if exec
+        && refuses_writes()
+        && s.multi
+            .as_ref()
+            .is_some_and(|m| m.queued.iter().any(|(c, _)| c.is_write()))
+    {
+        s.multi = None;
+        crate::conn::multi::unwatch_all(s);
+        return Some(Reply::error(format!(
+            "EXECABORT Transaction discarded because of: {READONLY_ERR}"
+        )));
+    }
+    let refused = refuse(cmd)?;
+    crate::conn::multi::flag_error(s);
+    Some(refused)
+}
+
 /// Whether normal clients' writes are refused (a replica under `replica-read-only yes`).
 pub fn refuses_writes() -> bool {
     IS_REPLICA.load(Ordering::Relaxed) && READ_ONLY.load(Ordering::Relaxed)
@@ -222,8 +248,9 @@ pub fn hello_role() -> &'static str {
     }
 }
 
-/// Starts following `host:port` (core 0's task; a previous link stops).
-fn follow(core: &std::rc::Rc<Core>, host: String, port: u16) {
+/// Starts following `host:port` (core 0's task; a previous link stops). `resume`: the history
+/// and offset to ask the primary to continue from (a FAILOVER's old primary), else a full sync.
+fn follow(core: &std::rc::Rc<Core>, host: String, port: u16, resume: Option<(String, i64)>) {
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     {
         let mut st = state();
@@ -235,7 +262,7 @@ fn follow(core: &std::rc::Rc<Core>, host: String, port: u16) {
     IS_REPLICA.store(true, Ordering::SeqCst);
     // Our own replicas resync with us once we have synced (no chaining while we follow).
     crate::primary::disconnect_all();
-    let settings = link::Settings::from_config(&core.config.borrow(), host, port);
+    let settings = link::Settings::from_config(&core.config.borrow(), host, port, resume);
     let (events, acks) = link::start(settings, generation);
     crate::core::spawn::spawn(apply::run(core.clone(), generation, events, acks));
 }
@@ -259,6 +286,9 @@ pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
     if crate::cluster::enabled() {
         return Reply::err("ERR REPLICAOF not allowed in cluster mode.");
     }
+    if crate::primary::failover::active() {
+        return Reply::err("ERR REPLICAOF not allowed while failing over.");
+    }
     let (host, port) = (&args[1], &args[2]);
     let target = if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
         None
@@ -281,32 +311,41 @@ pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
             return Reply::Simple("OK Already connected to specified master".into());
         }
     }
-    let was_replica = is_replica();
-    if target.is_none() && !was_replica {
+    if target.is_none() && !is_replica() {
         return Reply::Ok;
     }
+    let from_client = target.is_none();
+    set_master(&s.core, target, None).await;
+    if from_client {
+        tracing::info!("MASTER MODE enabled (user request from a client)");
+    }
+    Reply::Ok
+}
+
+/// Follows `target` (with `resume`, see [`follow`]) or, for `None`, stops following and keeps
+/// the data: REPLICAOF, and a FAILOVER's two sides.
+pub async fn set_master(
+    core: &std::rc::Rc<Core>,
+    target: Option<(String, u16)>,
+    resume: Option<(String, i64)>,
+) {
     let value = target
         .as_ref()
         .map_or_else(String::new, |(h, p)| format!("{h} {p}"));
     // Every core: CONFIG GET replicaof, and how expired keys behave.
     let keep = target.is_some();
-    s.core
-        .broadcast(move |c| {
-            c.config.borrow_mut().apply(&[("replicaof", value.clone())]);
-            c.shard.borrow_mut().set_keep_expired(keep);
-        })
-        .await;
+    core.broadcast(move |c| {
+        c.config.borrow_mut().apply(&[("replicaof", value.clone())]);
+        c.shard.borrow_mut().set_keep_expired(keep);
+    })
+    .await;
     match target {
         Some((host, port)) => {
             tracing::info!("Connecting to MASTER {host}:{port}");
-            let _ = s.core.run_on(0, move |c| follow(c, host, port)).await;
+            let _ = core.run_on(0, move |c| follow(c, host, port, resume)).await;
         }
-        None => {
-            unfollow();
-            tracing::info!("MASTER MODE enabled (user request from a client)");
-        }
+        None => unfollow(),
     }
-    Reply::Ok
 }
 
 /// ROLE.
@@ -387,8 +426,11 @@ pub fn info(config: &crate::config::Config) -> String {
         }
     }
     out.push_str(&format!(
-        "{replicas}master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\n{backlog}",
-        st.replid, st.replid2, st.second_offset,
+        "{replicas}master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\n{backlog}",
+        crate::primary::failover::state_name(),
+        st.replid,
+        st.replid2,
+        st.second_offset,
     ));
     out
 }
