@@ -285,6 +285,8 @@ pub enum ServerCmd {
     ClusterReset,
     Asking,
     ReadOnly,
+    // Moving keys to another server (crates/server/src/migrate).
+    Migrate,
     ReadWrite,
     // Replication, the primary's side (crates/server/src/primary).
     ReplConf,
@@ -443,6 +445,9 @@ pub static TABLE: &[Registration] = &[
     Registration::server("asking", ServerCmd::Asking),
     Registration::server("readonly", ServerCmd::ReadOnly),
     Registration::server("readwrite", ServerCmd::ReadWrite),
+    Registration::server("migrate", ServerCmd::Migrate)
+        .with_getkeys(crate::t_dump::migrate_keys)
+        .redacting(crate::t_dump::redact_migrate),
 ];
 
 /// AUTH: the password, and the user name given with it.
