@@ -98,6 +98,24 @@ fn a_redis_replica_follows_a_shardis_primary() {
         "{line}"
     );
     assert_eq!(number(&mut p, "sync_full"), 1);
+    // The link is in CLIENT LIST with flags S, as in Redis (and only under TYPE replica).
+    let listed: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut p)
+        .expect("CLIENT LIST");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains(" flags=S "), "{listed}");
+    let all: String = redis::cmd("CLIENT").arg("LIST").query(&mut p).expect("CLIENT LIST");
+    assert!(all.contains(" flags=S "), "{all}");
+    let normal: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut p)
+        .expect("CLIENT LIST");
+    assert!(!normal.contains(" flags=S "), "{normal}");
     assert_eq!(info_of(&mut p, "repl_backlog_active").as_deref(), Some("1"));
     assert_eq!(
         info_of(&mut r, "master_replid"),

@@ -275,15 +275,15 @@ fn client_setinfo(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// A client's type, as CLIENT LIST and CLIENT KILL filter by it: there are no replication
-/// links here, so a client is `pubsub` while it subscribes to something and `normal`
-/// otherwise (a MONITOR client too, as in Redis).
+/// A client's type, as CLIENT LIST and CLIENT KILL filter by it: a client of an event loop
+/// is `pubsub` while it subscribes to something and `normal` otherwise (a MONITOR client too,
+/// as in Redis); our replicas' links are listed by `crate::primary`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
     /// The link to our primary (`crate::replica`, not in the client list).
     Master,
-    /// replica or slave: the links of our replicas (`crate::primary`, not in the client list).
+    /// replica or slave: the links of our replicas (`crate::primary::client_lines`).
     Replica,
     PubSub,
 }
@@ -353,6 +353,10 @@ async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
         })
         .await;
     let mut found: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+    // Our replicas' links (flags S), whose sockets left the event loops.
+    if kind.is_none_or(|k| k == ClientType::Replica) {
+        found.extend(crate::primary::client_lines());
+    }
     let mut out = String::new();
     match ids {
         // As Redis: in the order asked, once per time asked.
