@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
 use common::replication::{
-    assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
+    assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
     wait_in_sync, write_load, LIBRARY,
 };
 use common::Server;
@@ -98,24 +98,8 @@ fn a_redis_replica_follows_a_shardis_primary() {
         "{line}"
     );
     assert_eq!(number(&mut p, "sync_full"), 1);
-    // The link is in CLIENT LIST with flags S, as in Redis (and only under TYPE replica).
-    let listed: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut p)
-        .expect("CLIENT LIST");
-    assert_eq!(listed.lines().count(), 1, "{listed}");
-    assert!(listed.contains(" flags=S "), "{listed}");
-    let all: String = redis::cmd("CLIENT").arg("LIST").query(&mut p).expect("CLIENT LIST");
-    assert!(all.contains(" flags=S "), "{all}");
-    let normal: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .arg("TYPE")
-        .arg("normal")
-        .query(&mut p)
-        .expect("CLIENT LIST");
-    assert!(!normal.contains(" flags=S "), "{normal}");
+    // The link is in CLIENT LIST with flags S, as Redis lists it (Redis: M, on its side).
+    assert_links_listed(&mut p, &mut r);
     assert_eq!(info_of(&mut p, "repl_backlog_active").as_deref(), Some("1"));
     assert_eq!(
         info_of(&mut r, "master_replid"),

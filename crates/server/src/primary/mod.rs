@@ -947,6 +947,57 @@ pub fn kill(matches: impl Fn(u64, &str) -> bool) -> usize {
     n
 }
 
+/// CLIENT LIST's lines of the replicas' links, by client id: flags `S`, as Redis shows them.
+/// The link's threads own the socket, so the input fields are 0 and the unsent stream is
+/// the reply list (`omem`).
+pub fn client_lines() -> Vec<(u64, String)> {
+    let h = hub();
+    h.replicas
+        .iter()
+        .chain(h.waiting.values())
+        .filter_map(|r| {
+            let st = lock(&r.st);
+            if st.closed {
+                return None;
+            }
+            let l = &r.listed;
+            let omem = st.buf.len();
+            let line = crate::core::client::ListLine {
+                id: r.id,
+                addr: &r.addr,
+                laddr: &l.laddr,
+                fd: l.fd,
+                name: &l.name,
+                age: l.created.elapsed().as_secs(),
+                idle: st.ack_at.elapsed().as_secs(),
+                flags: "S",
+                db: l.db,
+                sub: 0,
+                psub: 0,
+                ssub: 0,
+                multi: -1,
+                qbuf: 0,
+                qbuf_free: 0,
+                argv_mem: 0,
+                multi_mem: 0,
+                rbp: 0,
+                obl: 0,
+                oll: usize::from(omem > 0),
+                omem,
+                tot_mem: std::mem::size_of::<Replica>() + st.buf.capacity(),
+                events: if omem > 0 { "rw" } else { "r" },
+                cmd: if st.acked { "replconf" } else { l.cmd },
+                user: &l.user,
+                redir: -1,
+                resp: l.resp,
+                lib_name: &l.lib_name,
+                lib_ver: &l.lib_ver,
+            };
+            Some((r.id, line.to_string()))
+        })
+        .collect()
+}
+
 /// Disconnects every replica and forgets the backlog (this server starts following a
 /// primary: the stream it gets is not ours, and the backlog would not match our offsets if
 /// we became a primary again).
