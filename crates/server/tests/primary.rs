@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
 use common::replication::{
-    assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
-    wait_in_sync, write_load, LIBRARY,
+    assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
+    info_of, number, wait_in_sync, write_load, LIBRARY,
 };
 use common::Server;
 use redis::Connection;

@@ -60,9 +60,8 @@ fn link_up(client: &RefCell<Client>, now_ms: u64) {
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
     {
-        let addr = |a: std::io::Result<std::net::SocketAddr>| {
-            a.map(|a| a.to_string()).unwrap_or_default()
-        };
+        let addr =
+            |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
         c.addr = addr(sock.peer_addr());
         c.laddr = addr(sock.local_addr());
         c.fd = std::os::fd::AsRawFd::as_raw_fd(sock);

@@ -280,7 +280,11 @@ pub fn listed_link(c: &mut Connection, kind: &str) -> Vec<(String, String)> {
         .arg(kind)
         .query(c)
         .expect("CLIENT LIST TYPE");
-    assert_eq!(listed.lines().count(), 1, "CLIENT LIST TYPE {kind}: {listed}");
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "CLIENT LIST TYPE {kind}: {listed}"
+    );
     listed
         .trim_end()
         .split(' ')
@@ -321,7 +325,10 @@ pub fn assert_links_listed(primary: &mut Connection, replica: &mut Connection) {
     for (c, line) in [(primary, &s), (replica, &m)] {
         let id = field(line, "id");
         let all: String = redis::cmd("CLIENT").arg("LIST").query(c).expect("LIST");
-        assert!(all.lines().any(|l| l.starts_with(&format!("id={id} "))), "{all}");
+        assert!(
+            all.lines().any(|l| l.starts_with(&format!("id={id} "))),
+            "{all}"
+        );
         let by_id: String = redis::cmd("CLIENT")
             .arg("LIST")
             .arg("ID")
