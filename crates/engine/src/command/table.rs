@@ -283,6 +283,7 @@ pub enum ServerCmd {
     ClusterBumpEpoch,
     ClusterSaveConfig,
     ClusterReset,
+    ClusterSetSlot,
     Asking,
     ReadOnly,
     // Moving keys to another server (crates/server/src/migrate).
@@ -442,6 +443,7 @@ pub static TABLE: &[Registration] = &[
     Registration::server("cluster|bumpepoch", ServerCmd::ClusterBumpEpoch),
     Registration::server("cluster|saveconfig", ServerCmd::ClusterSaveConfig),
     Registration::server("cluster|reset", ServerCmd::ClusterReset),
+    Registration::server("cluster|setslot", ServerCmd::ClusterSetSlot),
     Registration::server("asking", ServerCmd::Asking),
     Registration::server("readonly", ServerCmd::ReadOnly),
     Registration::server("readwrite", ServerCmd::ReadWrite),

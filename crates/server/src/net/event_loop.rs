@@ -1329,6 +1329,8 @@ impl EventLoop {
             return;
         };
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
+            // Queued unweighed: EXEC is judged on the whole transaction.
+            session.open_slot = None;
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
         }
@@ -1371,6 +1373,9 @@ impl EventLoop {
         args: &mut Vec<Bytes>,
     ) {
         conn.caching_ends = tracking::caching_ends_after(cmd);
+        if let Some(asking) = conn.session.as_deref_mut().and_then(|s| s.open_slot.take()) {
+            return self.suspend_open(r, conn, cmd, args, asking);
+        }
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 if conn.remote_in_flight > 0 {
@@ -1493,6 +1498,40 @@ impl EventLoop {
         let returns = self.returns.clone();
         spawn::spawn(async move {
             let reply = dispatch::run(&mut session, cmd, args).await;
+            returns.borrow_mut().push((r, session, reply));
+        });
+    }
+
+    /// Runs a command of a slot being moved whose keys are another core's in a task: the
+    /// cluster's verdict first (`cluster::redirect::refuse_open`), then the command.
+    fn suspend_open(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+        asking: bool,
+    ) {
+        if conn.remote_in_flight > 0 {
+            if let Some(s) = conn.session.as_deref_mut() {
+                s.open_slot = Some(asking);
+            }
+            return hold(conn, cmd, args);
+        }
+        let Some(mut session) = conn.session.take() else {
+            return;
+        };
+        conn.muted_task = conn.mute;
+        conn.expect_task();
+        let args = std::mem::take(args);
+        let returns = self.returns.clone();
+        spawn::spawn(async move {
+            let reply =
+                match crate::cluster::redirect::refuse_open(&mut session, cmd, &args, asking).await
+                {
+                    Some(refused) => Some(refused),
+                    None => dispatch::run(&mut session, cmd, args).await,
+                };
             returns.borrow_mut().push((r, session, reply));
         });
     }
