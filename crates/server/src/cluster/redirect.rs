@@ -5,9 +5,11 @@
 //!
 //! On the bus a slot can be open (being moved, CLUSTER SETSLOT): the verdict then depends
 //! on which of the request's keys this node still has (-ASK to the node taking the slot,
-//! -TRYAGAIN for keys partly moved, or served after ASKING on the importing node). When the
-//! slot's keys live on another core, that is asked in a task (`refuse_open`) before the
-//! command runs.
+//! -TRYAGAIN for keys partly moved, or served after ASKING on the importing node). Such a
+//! request runs in a task (`run_open`) that takes the lock of its keys, weighs them on
+//! their shard and runs the command under that lock: a MIGRATE (which holds the same lock
+//! while it moves them) cannot slip in between, so a write never lands on a key that has
+//! just left, as none can while Redis weighs and runs a command in one step.
 
 use bytes::Bytes;
 use shardis_engine::command::Flags;
@@ -19,7 +21,7 @@ use super::NodeAddr;
 use crate::config::Config;
 use crate::conn::multi;
 use crate::conn::session::Session;
-use crate::coord::route;
+use crate::coord::{route, txn};
 
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -262,14 +264,8 @@ pub fn refuse(
         };
         match slot {
             Ok(Some(slot)) if is_open(&view, slot) => {
-                if route::shard_of_slot(slot, shards) != here {
-                    s.open_slot = Some(asking);
-                    return None;
-                }
-                let mut open = open_for(cmd, asking);
-                let keys = keys_of(s, cmd, args, idx);
-                weigh(&s.core, &keys, &mut open);
-                on_bus(&view, slot, node, Some(open))
+                s.open_slot = Some(asking);
+                return None;
             }
             Ok(Some(slot)) => on_bus(&view, slot, node, None),
             Ok(None) => Ok(()),
@@ -297,33 +293,60 @@ fn refused(s: &mut Session, exec: bool, redirect: Redirect) -> Reply {
     redirect.reply(&s.core.config.borrow(), super::ip_of(&local))
 }
 
-/// The verdict on a request in an open slot whose keys live on another core (left by
-/// [`refuse`]): they are weighed there, then judged with the node's view of now.
-pub async fn refuse_open(
+/// Runs a request of an open slot (left by [`refuse`] in `s.open_slot`): judged on the
+/// keys its shard has, with the node's view of now, and run if served. A command over shard
+/// data runs under the lock of its keys, taken before they are weighed; MIGRATE, EXEC and
+/// blocking commands, which take locks or wait themselves, are weighed without it.
+pub async fn run_open(
     s: &mut Session,
     cmd: &'static Command,
-    args: &[Bytes],
+    args: Vec<Bytes>,
     asking: bool,
 ) -> Option<Reply> {
     let core = s.core.clone();
-    let view = super::bus::snapshot(core.id)?;
     let mut idx = Vec::new();
     let exec = matches!(cmd.exec, Exec::Server(ServerCmd::Exec));
-    let keys = keys_of(s, cmd, args, &mut idx);
-    let slot = route::key_slot(keys.first()?);
+    let keys = keys_of(s, cmd, &args, &mut idx);
+    let Some(first) = keys.first() else {
+        return crate::conn::dispatch::run(s, cmd, args).await;
+    };
+    let slot = route::key_slot(first);
     let shard = route::shard_of_slot(slot, core.shards);
+    let atomic = matches!(cmd.exec, Exec::Shard(_))
+        && !(cmd.flags.has(Flags::BLOCKING) && cmd.may_block(&args))
+        && s.tx.is_none();
+    let held = if atomic {
+        let plan = txn::plan_keys(core.shards, keys.iter().map(|k| (0, &k[..])));
+        let held = txn::lock(&core, plan).await;
+        s.tx = Some(held.tx);
+        Some(held)
+    } else {
+        None
+    };
     let mut open = core
         .run_on(shard, move |c| {
             let mut open = Open::default();
             weigh(c, &keys, &mut open);
             open
         })
-        .await?;
+        .await
+        .unwrap_or_default();
     let fresh = open_for(cmd, asking);
     (open.asking, open.migrate) = (fresh.asking, fresh.migrate);
     let node = s.client.borrow().node;
-    let redirect = on_bus(&view, slot, node, Some(open)).err()?;
-    Some(refused(s, exec, redirect))
+    let verdict = match super::bus::snapshot(core.id) {
+        Some(view) => on_bus(&view, slot, node, Some(open)),
+        None => Ok(()),
+    };
+    let reply = match verdict {
+        Ok(()) => crate::conn::dispatch::run(s, cmd, args).await,
+        Err(redirect) => Some(refused(s, exec, redirect)),
+    };
+    if let Some(held) = held {
+        s.tx = None;
+        txn::unlock(&core, held).await;
+    }
+    reply
 }
 
 impl Redirect {

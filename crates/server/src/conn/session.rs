@@ -52,9 +52,8 @@ pub struct Session {
     /// WAIT's target (Redis's `woff`): the replication stream's position after this client's
     /// last write, or None when it wrote since the last WAIT (`primary::wait` resolves it).
     pub woff: Option<i64>,
-    /// The command being admitted is in a slot being moved, whose keys are another core's:
-    /// it is judged in a task before it runs (`cluster::redirect::refuse_open`), with the
-    /// client's ASKING.
+    /// The command being admitted is in a slot being moved: it is judged and run in a task
+    /// (`cluster::redirect::run_open`), with the client's ASKING.
     pub open_slot: Option<bool>,
 }
 

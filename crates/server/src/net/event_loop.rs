@@ -1502,8 +1502,8 @@ impl EventLoop {
         });
     }
 
-    /// Runs a command of a slot being moved whose keys are another core's in a task: the
-    /// cluster's verdict first (`cluster::redirect::refuse_open`), then the command.
+    /// Runs a command of a slot being moved in a task: the cluster's verdict on the keys its
+    /// shard has, then the command (`cluster::redirect::run_open`).
     fn suspend_open(
         &mut self,
         r: ConnRef,
@@ -1526,12 +1526,7 @@ impl EventLoop {
         let args = std::mem::take(args);
         let returns = self.returns.clone();
         spawn::spawn(async move {
-            let reply =
-                match crate::cluster::redirect::refuse_open(&mut session, cmd, &args, asking).await
-                {
-                    Some(refused) => Some(refused),
-                    None => dispatch::run(&mut session, cmd, args).await,
-                };
+            let reply = crate::cluster::redirect::run_open(&mut session, cmd, args, asking).await;
             returns.borrow_mut().push((r, session, reply));
         });
     }
