@@ -87,6 +87,8 @@ pub struct Client {
     pub readonly: bool,
     /// ASKING (cluster bus): the next command may be served in a slot this node imports.
     pub asking: bool,
+    /// WAIT's target (Redis's `woff`, see `crate::primary::Woff`).
+    pub woff: crate::primary::Woff,
     /// The client applying our primary's stream (`crate::replica`; flag `M`, type master).
     pub master: bool,
     /// What a replica said of itself with REPLCONF before PSYNC.
@@ -290,6 +292,7 @@ impl Client {
             node: false,
             readonly: false,
             asking: false,
+            woff: crate::primary::Woff::default(),
             master: false,
             replica_hello: ReplicaHello::default(),
             handoff: None,
