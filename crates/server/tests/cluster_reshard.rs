@@ -151,3 +151,256 @@ fn a_slot_moves_by_hand_with_ask_and_tryagain_as_redis() {
         "{out}"
     );
 }
+
+/// Node ports of the given processes (each with its shard count).
+fn node_ports(servers: &[(&common::Server, u16)]) -> Vec<u16> {
+    servers
+        .iter()
+        .flat_map(|(s, shards)| (1..=*shards).map(move |i| s.port + i))
+        .collect()
+}
+
+fn cli_ok(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (ok, out) = cli(&args);
+    assert!(ok, "redis-cli {args:?} failed:\n{out}");
+    out
+}
+
+fn check_clean(port: u16) {
+    let out = cli_ok(&["--cluster", "check", &format!("127.0.0.1:{port}")]);
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration.")
+            && out.contains("[OK] All 16384 slots covered."),
+        "{out}"
+    );
+    assert!(!out.contains("[WARNING]"), "{out}");
+}
+
+/// How many slots node `port` serves, by its own CLUSTER NODES line.
+fn slots_of(port: u16) -> usize {
+    let text = nodes(port);
+    let me = text.lines().find(|l| l.contains("myself")).unwrap_or("");
+    me.split_whitespace()
+        .skip(8)
+        .filter(|w| !w.starts_with('['))
+        .map(|w| match w.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
+/// A cluster client writing `k:<i>` = i (and reading some back) until told to stop; the
+/// writes it saw acknowledged, and every error it got.
+fn writer(
+    entry: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<u64>, Vec<String>)> {
+    use redis::Commands;
+    std::thread::spawn(move || {
+        let client =
+            redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{entry}/")])
+                .expect("cluster client");
+        let mut conn = client.get_connection().expect("cluster connection");
+        let (mut acked, mut errors) = (Vec::new(), Vec::new());
+        let mut i = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match conn.set::<_, _, ()>(format!("k:{i}"), i) {
+                Ok(()) => acked.push(i),
+                Err(e) => errors.push(format!("SET k:{i}: {e}")),
+            }
+            if i % 7 == 0 && !acked.is_empty() {
+                let j = acked[acked.len() / 2];
+                match conn.get::<_, Option<u64>>(format!("k:{j}")) {
+                    Ok(Some(v)) if v == j => {}
+                    other => errors.push(format!("GET k:{j}: {other:?}")),
+                }
+            }
+            i += 1;
+        }
+        (acked, errors)
+    })
+}
+
+/// Every acknowledged write reads back, through a fresh cluster client.
+fn all_readable(entry: u16, acked: &[u64]) {
+    use redis::Commands;
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{entry}/")])
+        .expect("cluster client");
+    let mut conn = client.get_connection().expect("cluster connection");
+    for &i in acked {
+        let v: Option<u64> = conn.get(format!("k:{i}")).expect("get");
+        assert_eq!(v, Some(i), "k:{i} lost");
+    }
+}
+
+#[test]
+fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
+    if !redis_cli() {
+        return;
+    }
+    let (a, b, c) = (bus_server(1), bus_server(2), bus_server(1));
+    let ports = node_ports(&[(&a, 1), (&b, 2), (&c, 1)]);
+    let mut create = vec!["--cluster".to_string(), "create".to_string()];
+    create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+    create.push("--cluster-yes".into());
+    let (ok, out) = cli(&create);
+    assert!(ok, "{out}");
+    for &port in &ports {
+        wait_for(15, "the cluster forms", || {
+            info_field(port, "cluster_state") == "ok"
+        });
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = writer(ports[0], stop.clone());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // 200 slots from the first node to the last, keys and all.
+    let (from, to) = (myid(ports[0]), myid(ports[3]));
+    let before = slots_of(ports[3]);
+    let out = cli_ok(&[
+        "--cluster",
+        "reshard",
+        &format!("127.0.0.1:{}", ports[0]),
+        "--cluster-from",
+        &from,
+        "--cluster-to",
+        &to,
+        "--cluster-slots",
+        "200",
+        "--cluster-yes",
+    ]);
+    assert!(!out.contains("ERR"), "{out}");
+    assert_eq!(slots_of(ports[3]), before + 200);
+    check_clean(ports[1]);
+    // A new node joins and takes a small share (its weight keeps the slots moved few).
+    let d = bus_server(1);
+    let dp = d.port + 1;
+    cli_ok(&[
+        "--cluster",
+        "add-node",
+        &format!("127.0.0.1:{dp}"),
+        &format!("127.0.0.1:{}", ports[0]),
+    ]);
+    for &port in &ports {
+        wait_for(15, "every node knows the new one", || {
+            info_field(port, "cluster_known_nodes") == "5"
+        });
+    }
+    let id_d = myid(dp);
+    let out = cli_ok(&[
+        "--cluster",
+        "rebalance",
+        &format!("127.0.0.1:{}", ports[0]),
+        "--cluster-use-empty-masters",
+        "--cluster-weight",
+        &format!("{id_d}=0.03"),
+    ]);
+    assert!(!out.contains("ERR"), "{out}");
+    assert!(slots_of(dp) > 50, "the new node got its share");
+    check_clean(dp);
+    // It gives everything back and leaves.
+    let out = cli_ok(&[
+        "--cluster",
+        "rebalance",
+        &format!("127.0.0.1:{}", ports[0]),
+        "--cluster-weight",
+        &format!("{id_d}=0"),
+    ]);
+    assert!(!out.contains("ERR"), "{out}");
+    assert_eq!(slots_of(dp), 0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, errors) = load.join().expect("writer");
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert!(acked.len() > 100, "the load ran ({} writes)", acked.len());
+    all_readable(ports[0], &acked);
+    cli_ok(&[
+        "--cluster",
+        "del-node",
+        &format!("127.0.0.1:{}", ports[0]),
+        &id_d,
+    ]);
+    for &port in &ports {
+        wait_for(15, "the node is forgotten", || {
+            info_field(port, "cluster_known_nodes") == "4"
+        });
+    }
+    check_clean(ports[2]);
+    all_readable(ports[2], &acked);
+}
+
+#[test]
+fn slots_move_to_a_real_redis_node_and_back() {
+    if !redis_cli() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("shardis-reshard-redis-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some((_redis, rport)) = common::real_redis::redis_server_with(
+        &dir,
+        &["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"],
+    ) else {
+        return;
+    };
+    let (a, b) = (bus_server(2), bus_server(1));
+    let ports = node_ports(&[(&a, 2), (&b, 1)]);
+    let mut create = vec!["--cluster".to_string(), "create".to_string()];
+    create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+    create.push("--cluster-yes".into());
+    let (ok, out) = cli(&create);
+    assert!(ok, "{out}");
+    for &port in &ports {
+        wait_for(15, "the cluster forms", || {
+            info_field(port, "cluster_state") == "ok"
+        });
+    }
+    {
+        use redis::Commands;
+        let client =
+            redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", ports[0])])
+                .unwrap();
+        let mut conn = client.get_connection().unwrap();
+        for i in 0..3000u64 {
+            let _: () = conn.set(format!("k:{i}"), i).unwrap();
+        }
+    }
+    cli_ok(&[
+        "--cluster",
+        "add-node",
+        &format!("127.0.0.1:{rport}"),
+        &format!("127.0.0.1:{}", ports[0]),
+    ]);
+    for &port in &ports {
+        wait_for(15, "every node knows Redis", || {
+            info_field(port, "cluster_known_nodes") == "4"
+        });
+    }
+    wait_for(15, "Redis sees the cluster ok", || {
+        info_field(rport, "cluster_state") == "ok"
+    });
+    let (redis_id, first) = (myid(rport), myid(ports[0]));
+    // Shardis to Redis (MIGRATE to RESTORE-ASKING on Redis), then back.
+    for (from, to) in [(&first, &redis_id), (&redis_id, &first)] {
+        let out = cli_ok(&[
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", ports[1]),
+            "--cluster-from",
+            from,
+            "--cluster-to",
+            to,
+            "--cluster-slots",
+            "100",
+            "--cluster-yes",
+        ]);
+        assert!(!out.contains("ERR"), "{out}");
+        check_clean(rport);
+    }
+    all_readable(rport, &(0..3000).collect::<Vec<_>>());
+}

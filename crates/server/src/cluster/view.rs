@@ -48,26 +48,6 @@ pub struct Snapshot {
     pub importing: Vec<(u16, u16)>,
 }
 
-/// Contiguous runs of the slots owned by `who`.
-pub fn ranges_of(owner: &[u16], who: u16) -> Vec<(u16, u16)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (j, &o) in owner.iter().enumerate() {
-        match (o == who, start) {
-            (true, None) => start = Some(j),
-            (false, Some(s)) => {
-                out.push((s as u16, j as u16 - 1));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s as u16, owner.len() as u16 - 1));
-    }
-    out
-}
-
 /// Redis's flag words for a node (`representClusterNodeFlags`).
 pub fn flag_words(f: u16) -> String {
     let words = [
@@ -362,17 +342,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_and_flags_read_as_redis_writes_them() {
-        let mut owner = vec![UNOWNED; SLOTS as usize];
-        for o in owner.iter_mut().take(11).skip(5) {
-            *o = 0;
-        }
-        owner[100] = 0;
-        owner[16383] = 0;
-        assert_eq!(
-            ranges_of(&owner, 0),
-            vec![(5, 10), (100, 100), (16383, 16383)]
-        );
+    fn flags_read_as_redis_writes_them() {
         assert_eq!(flag_words(flags::MYSELF | flags::MASTER), "myself,master");
         assert_eq!(flag_words(flags::MASTER | flags::PFAIL), "master,fail?");
         assert_eq!(flag_words(0), "noflags");

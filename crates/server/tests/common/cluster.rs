@@ -37,8 +37,9 @@ pub fn bus_server(shards: u16) -> Server {
                 "yes",
                 "--cluster-bus",
                 "yes",
+                // Generous: a debug build's bus thread is slow while slots move.
                 "--cluster-node-timeout",
-                "1000",
+                "5000",
             ],
         ) {
             return s;

@@ -30,13 +30,16 @@ pub fn open_locked(path: &str) -> Result<(File, String), String> {
     Ok((f, text))
 }
 
-/// Replaces the file's content with `text` and syncs it.
-pub fn rewrite(f: &mut File, text: &str) -> Result<(), String> {
+/// Replaces the file's content with `text`, synced to disk if `sync`.
+pub fn rewrite(f: &mut File, text: &str, sync: bool) -> Result<(), String> {
     (|| {
         f.seek(SeekFrom::Start(0))?;
         f.write_all(text.as_bytes())?;
         f.set_len(text.len() as u64)?;
-        f.sync_data()
+        if sync {
+            f.sync_data()?;
+        }
+        Ok::<(), std::io::Error>(())
     })()
     .map_err(|e| format!("cannot write the cluster config file: {e}"))
 }

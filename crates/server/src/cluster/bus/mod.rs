@@ -33,7 +33,7 @@ use shardis_resp::Reply;
 use tracing::{info, warn};
 
 use self::state::{Announce, Io, LinkId, State};
-use super::view::{self, NodeInfo, Snapshot, UNOWNED};
+use super::view::{NodeInfo, Snapshot, UNOWNED};
 use crate::config::Config;
 use crate::core::mesh::Outside;
 use crate::core::{shutdown_requested, wall_ms, Msg};
@@ -77,6 +77,8 @@ struct LocalNode {
     state: State,
     file: File,
     listeners: Vec<TcpListener>,
+    /// The epochs (current, own config) the file last synced to disk held.
+    synced_epochs: (u64, u64),
 }
 
 static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
@@ -159,6 +161,7 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
             state,
             file,
             listeners,
+            synced_epochs: (u64::MAX, u64::MAX),
         });
     }
     for node in &mut nodes {
@@ -508,10 +511,11 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
             return Reply::Simple(format!("{word} {epoch}").into());
         }
         Op::SaveConfig => {
+            n.synced_epochs = (u64::MAX, u64::MAX);
             return match save(n) {
                 Ok(()) => Reply::Ok,
                 Err(e) => Reply::error(format!("ERR error saving the cluster node config: {e}")),
-            }
+            };
         }
         Op::Reset { hard } => {
             st.reset(hard);
@@ -525,11 +529,20 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
     }
 }
 
-/// Writes node `n`'s configuration file.
+/// Writes node `n`'s configuration file; synced to disk when its epochs changed (or on
+/// SAVECONFIG), as Redis syncs it for what must survive a crash: slot moves (SETSLOT, one
+/// write per slot and node while resharding) are only written.
 fn save(n: &mut LocalNode) -> Result<(), String> {
-    let text = snapshot_of(&n.state, &[]).config_text(n.state.last_vote_epoch);
+    let snap = snapshot_of(&n.state, &[]);
+    let text = snap.config_text(n.state.last_vote_epoch);
     n.state.save = false;
-    conf::rewrite(&mut n.file, &text)
+    let epochs = (n.state.current_epoch, snap.myself().config_epoch);
+    let sync = epochs != n.synced_epochs;
+    conf::rewrite(&mut n.file, &text, sync)?;
+    if sync {
+        n.synced_epochs = epochs;
+    }
+    Ok(())
 }
 
 /// Node `st`'s view as clients read it.
@@ -540,11 +553,32 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
         .enumerate()
         .map(|(i, n)| (*n, i as u16))
         .collect();
+    // One pass over the slots (taken on every change, once per slot while resharding):
+    // runs of one owner are looked up once, and every node's ranges are built together.
+    let mut last: Option<(msg::Name, u16)> = None;
     let owner: Vec<u16> = st
         .slots
         .iter()
-        .map(|o| o.and_then(|o| index.get(&o).copied()).unwrap_or(UNOWNED))
+        .map(|o| match (o, last) {
+            (None, _) => UNOWNED,
+            (Some(n), Some((ln, li))) if ln == *n => li,
+            (Some(n), _) => {
+                let i = index.get(n).copied().unwrap_or(UNOWNED);
+                last = Some((*n, i));
+                i
+            }
+        })
         .collect();
+    let mut ranges: Vec<Vec<(u16, u16)>> = vec![Vec::new(); st.nodes.len()];
+    for (j, &o) in owner.iter().enumerate() {
+        let Some(r) = ranges.get_mut(o as usize) else {
+            continue;
+        };
+        match r.last_mut() {
+            Some((_, b)) if *b as usize + 1 == j => *b = j as u16,
+            _ => r.push((j as u16, j as u16)),
+        }
+    }
     let nodes = st
         .nodes
         .values()
@@ -560,7 +594,7 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
             pong_received: n.pong_received,
             config_epoch: n.config_epoch,
             connected: st.link_up(&n.name) || n.name == st.myself,
-            ranges: view::ranges_of(&owner, i as u16),
+            ranges: ranges.get_mut(i).map(std::mem::take).unwrap_or_default(),
         })
         .collect();
     Snapshot {
