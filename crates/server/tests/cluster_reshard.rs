@@ -210,7 +210,7 @@ fn writer(
                 Ok(()) => acked.push(i),
                 Err(e) => errors.push(format!("SET k:{i}: {e}")),
             }
-            if i % 7 == 0 && !acked.is_empty() {
+            if i.is_multiple_of(7) && !acked.is_empty() {
                 let j = acked[acked.len() / 2];
                 match conn.get::<_, Option<u64>>(format!("k:{j}")) {
                     Ok(Some(v)) if v == j => {}
