@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::cluster::{bus_server, cli, info_field, redis_cli, run, wait_for};
+use common::cluster::{bus_server, cli, info_field, redis_cli, run, wait_for, HEAVY, NODE_TIMEOUT};
 use common::{connect, key_slot};
 
 /// A node's id.
@@ -218,6 +218,8 @@ fn writer(
                 }
             }
             i += 1;
+            // A steady load, not one that starves the nodes of the shared CPUs.
+            std::thread::sleep(std::time::Duration::from_micros(500));
         }
         (acked, errors)
     })
@@ -240,6 +242,7 @@ fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
     if !redis_cli() {
         return;
     }
+    let _one_at_a_time = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (a, b, c) = (bus_server(1), bus_server(2), bus_server(1));
     let ports = node_ports(&[(&a, 1), (&b, 2), (&c, 1)]);
     let mut create = vec!["--cluster".to_string(), "create".to_string()];
@@ -339,12 +342,18 @@ fn slots_move_to_a_real_redis_node_and_back() {
     if !redis_cli() {
         return;
     }
+    let _one_at_a_time = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("shardis-reshard-redis-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let Some((_redis, rport)) = common::real_redis::redis_server_with(
         &dir,
-        &["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"],
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            NODE_TIMEOUT,
+        ],
     ) else {
         return;
     };

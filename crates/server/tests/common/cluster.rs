@@ -7,6 +7,13 @@ use std::time::{Duration, Instant};
 
 use super::Server;
 
+/// `cluster-node-timeout` of the test nodes: generous, as a debug build's bus thread is slow
+/// while slots move and the machine is shared.
+pub const NODE_TIMEOUT: &str = "15000";
+
+/// One resharding test at a time: each keeps every core of the machine busy.
+pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A base port whose node ports (base + 1 + shard) and bus ports (base + 10001 + shard) are
 /// free at the moment.
 pub fn base_port(shards: u16) -> u16 {
@@ -37,9 +44,8 @@ pub fn bus_server(shards: u16) -> Server {
                 "yes",
                 "--cluster-bus",
                 "yes",
-                // Generous: a debug build's bus thread is slow while slots move.
                 "--cluster-node-timeout",
-                "5000",
+                NODE_TIMEOUT,
             ],
         ) {
             return s;
