@@ -838,11 +838,12 @@ impl EventLoop {
             out,
             ends,
             sent,
+            fed,
         } = &mut batch.reply
         else {
             return;
         };
-        let from = *to;
+        let (from, fed) = (*to, *fed);
         if let Some(sent) = sent {
             self.core.forwarding.returned(sent.elapsed());
         }
@@ -866,6 +867,11 @@ impl EventLoop {
                 None => Encoded::Borrowed(out.get(range).unwrap_or_default()),
             };
             conn.fill_remote(from, encoded);
+            // A write forwarded there is carried by that shard's delivery `fed` or earlier.
+            if conn.client.borrow().woff.awaits(from) {
+                let last = !conn.awaits_remote(from);
+                conn.client.borrow_mut().woff.replied(from, fed, last);
+            }
             if !conn.scheduled {
                 conn.scheduled = true;
                 self.ready.push(i);
@@ -1267,9 +1273,10 @@ impl EventLoop {
                 core.record_rejected(Some(cmd), &refused);
                 return conn.reply(refused);
             }
-            // WAIT's target moves past this client's writes (see `primary::wait`).
-            session.woff = None;
+            // WAIT's target moves past this client's writes (see `primary::Woff`).
+            conn.client.borrow_mut().woff.wrote();
         }
+        let writes = cmd.is_write() || cmd.flags.has(Flags::MAY_REPLICATE);
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {
@@ -1297,7 +1304,13 @@ impl EventLoop {
             core.record_rejected(Some(cmd), &reply);
             return conn.reply(reply);
         }
+        // Where the write runs tells WAIT which delivery carries it (`dispatch_shard`);
+        // anywhere else (a task, MULTI, a held command), WAIT takes the stream's position.
+        conn.write_pending = writes;
         self.admit(r, conn, cmd, args);
+        if std::mem::take(&mut conn.write_pending) {
+            conn.client.borrow_mut().woff.anywhere();
+        }
     }
 
     /// Whether CLIENT PAUSE holds connection `conn`'s command now.
@@ -1445,6 +1458,10 @@ impl EventLoop {
                     return self.suspend(r, conn, cmd, args);
                 }
                 let reply = core.execute(cmd, args, db, resp3, track, client);
+                if std::mem::take(&mut conn.write_pending) {
+                    let seq = crate::primary::feed_seq(core.id);
+                    conn.client.borrow_mut().woff.ran_on(core.id, seq);
+                }
                 conn.reply(reply);
             }
             Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
@@ -1467,6 +1484,9 @@ impl EventLoop {
                         conns.push(r);
                     }
                     conn.expect_remote(shard);
+                    if std::mem::take(&mut conn.write_pending) {
+                        conn.client.borrow_mut().woff.forwarded(shard);
+                    }
                 }
             }
             Target::Several => self.suspend(r, conn, cmd, args),
