@@ -154,14 +154,25 @@ fn message(inp: &mut Input<'_>) -> Vec<u8> {
 fn check(st: &State) {
     let me = st.nodes.get(&st.myself).expect("the node forgot itself");
     assert_eq!(me.name, st.myself);
-    assert_ne!(me.flags & msg::flags::MYSELF, 0, "myself lost its MYSELF flag");
+    assert_ne!(
+        me.flags & msg::flags::MYSELF,
+        0,
+        "myself lost its MYSELF flag"
+    );
     for n in st.nodes.values() {
         if n.name != st.myself {
-            assert_eq!(n.flags & msg::flags::MYSELF, 0, "another node flagged myself");
+            assert_eq!(
+                n.flags & msg::flags::MYSELF,
+                0,
+                "another node flagged myself"
+            );
         }
     }
     for owner in st.slots.iter().flatten() {
-        assert!(st.nodes.contains_key(owner), "a slot owned by an unknown node");
+        assert!(
+            st.nodes.contains_key(owner),
+            "a slot owned by an unknown node"
+        );
     }
 }
 

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shardis_server::cluster::bus::{conf, snapshot_of};
 use shardis_server::cluster::bus::state::Announce;
+use shardis_server::cluster::bus::{conf, snapshot_of};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut st) = conf::load(text, announce, 15_000, now) {
         assert!(st.nodes.contains_key(&st.myself), "loaded without myself");
         for owner in st.slots.iter().flatten() {
-            assert!(st.nodes.contains_key(owner), "a slot owned by an unknown node");
+            assert!(
+                st.nodes.contains_key(owner),
+                "a slot owned by an unknown node"
+            );
         }
         let view = snapshot_of(&st, &[st.myself]);
         let _ = (view.nodes_text(), view.config_text(st.last_vote_epoch));
