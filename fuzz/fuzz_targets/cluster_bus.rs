@@ -2,8 +2,8 @@
 //! messages built from the input (every header field and gossip entry chosen by it, then
 //! optionally one byte overwritten) or raw bytes, on an inbound and an outbound link, with
 //! the clock moving and `cron` running between them. Nothing may panic (overflow checks are
-//! on), and the node's invariants must hold after every step: it still knows itself, every
-//! slot owner is a known node, and it never takes another node's name.
+//! on), and the node's invariants must hold after every step: it still knows itself at its own
+//! ports, every slot owner is a known node, and it never takes another node's name.
 //!
 //! Input layout: a sequence of steps; each step's first byte picks what happens (receive a
 //! built message, receive raw bytes, run cron, close a link, CLUSTER MEET / FORGET /
@@ -154,6 +154,8 @@ fn message(inp: &mut Input<'_>) -> Vec<u8> {
 fn check(st: &State) {
     let me = st.nodes.get(&st.myself).expect("the node forgot itself");
     assert_eq!(me.name, st.myself);
+    // Only the node's own settings say where it listens.
+    assert_eq!((me.port, me.cport), (7000, 17000), "a peer moved myself");
     assert_ne!(
         me.flags & msg::flags::MYSELF,
         0,

@@ -1298,8 +1298,9 @@ mod tests {
 
     #[test]
     fn a_peer_announcing_the_last_epoch_overflows_nothing() {
-        // Found by fuzz/fuzz_targets/cluster_bus.rs: a known master's PING with currentEpoch
-        // u64::MAX and our config epoch made the collision handling add 1 to u64::MAX.
+        // A known master's PING with currentEpoch u64::MAX and our config epoch made the
+        // collision handling add 1 to u64::MAX (a panic with overflow checks, a wrap to 0
+        // without).
         let mut net = create(2);
         let (lo, hi) = if net.nodes[0].myself < net.nodes[1].myself {
             (0, 1)
