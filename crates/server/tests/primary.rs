@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::real_redis::redis_server_with;
 use common::replication::{
     assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
-    info_of, kill_type, number, primary_with, temp_dir, wait_in_sync, wait_online,
-    wait_replicas, write_load, LIBRARY,
+    info_of, kill_type, number, primary_with, temp_dir, wait_in_sync, wait_online, wait_replicas,
+    write_load, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
@@ -130,8 +130,7 @@ fn a_redis_replica_follows_a_shardis_primary() {
         .arg(1)
         .query(&mut other)
         .expect("SET");
-    let wait =
-        |c: &mut Connection| wait_replicas(c, 1, 200);
+    let wait = |c: &mut Connection| wait_replicas(c, 1, 200);
     let (mine, fresh, writer) = (wait(&mut p), wait(&mut shardis.conn()), wait(&mut other));
     unsafe { libc::kill(_redis.pid() as i32, libc::SIGCONT) };
     assert_eq!((mine, fresh, writer), (1, 1, 0));

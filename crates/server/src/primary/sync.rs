@@ -103,4 +103,3 @@ fn begin(
         core.answer(answer, ok);
     });
 }
-
