@@ -368,6 +368,7 @@ fn job(
         caller_argv: args.to_vec(),
         shard: None,
         caller: crate::cmd::acl::script_caller(s),
+        tracker: s.tracker(),
     }
 }
 
