@@ -38,8 +38,9 @@ pub enum Redirect {
 }
 
 /// Whether node `view` serves `slot` (for a client of its own port, `node`, or of the
-/// shared port, which serves every local node's slots), as Redis's `getNodeByQuery`.
-fn on_bus(view: &Snapshot, slot: u16, node: bool) -> Result<(), Redirect> {
+/// shared port, which serves every local node's slots), as Redis's `getNodeByQuery`. A
+/// replica serves its master's slots to a READONLY client's reads (`replica_read`).
+fn on_bus(view: &Snapshot, slot: u16, node: bool, replica_read: bool) -> Result<(), Redirect> {
     let Some(&owner) = view.owner.get(slot as usize).filter(|&&o| o != UNOWNED) else {
         return Err(Redirect::Unbound);
     };
@@ -47,7 +48,15 @@ fn on_bus(view: &Snapshot, slot: u16, node: bool) -> Result<(), Redirect> {
         return Err(Redirect::Down);
     }
     let owner = owner as usize;
-    let served = owner == view.me || (!node && view.local.get(owner).copied().unwrap_or(false));
+    let my_master = view.myself().master.as_ref();
+    let replica_of_owner = view.myself().flags & super::bus::msg::flags::SLAVE != 0
+        && view
+            .nodes
+            .get(owner)
+            .is_some_and(|o| Some(&o.id) == my_master);
+    let served = owner == view.me
+        || (replica_read && replica_of_owner)
+        || (!node && view.local.get(owner).copied().unwrap_or(false));
     if served {
         return Ok(());
     }
@@ -123,15 +132,22 @@ pub fn refuse(
         // On the bus the slot map is the node's view; the shared port serves the slots of
         // every node of the process.
         let view = super::bus::snapshot(here)?;
-        let node = s.client.borrow().node;
-        let slot = if exec {
-            let queued = s.multi.as_ref()?.queued.iter();
-            slot_of(queued.map(|(c, a)| (*c, &a[..])), idx)
+        let (node, readonly) = {
+            let c = s.client.borrow();
+            (c.node, c.readonly)
+        };
+        let (slot, writes) = if exec {
+            let queued = &s.multi.as_ref()?.queued;
+            let writes = queued.iter().any(|(c, _)| c.is_write());
+            (
+                slot_of(queued.iter().map(|(c, a)| (*c, &a[..])), idx),
+                writes,
+            )
         } else {
-            slot_of([(cmd, args)], idx)
+            (slot_of([(cmd, args)], idx), cmd.is_write())
         };
         slot.and_then(|slot| match slot {
-            Some(slot) => on_bus(&view, slot, node),
+            Some(slot) => on_bus(&view, slot, node, readonly && !writes),
             None => Ok(()),
         })
     } else if exec {

@@ -809,21 +809,30 @@ async fn write_offset(s: &mut Session) -> i64 {
     if !ACTIVE.load(Ordering::SeqCst) {
         return 0;
     }
-    let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    s.core
-        .broadcast(move |c| {
-            feed(c);
-            send(Msg::Token(c.id, token));
-        })
-        .await;
-    let target = loop {
-        if let Some(off) = hub().tokens.remove(&token) {
-            break off;
-        }
-        s.core.sleep(Duration::from_millis(1)).await;
-    };
+    let target = stream_position(&s.core).await;
     s.woff = Some(target);
     target
+}
+
+/// The stream's position after everything every shard logged before this call (0 before
+/// the hub runs): WAIT's target, and where a master paused for a cluster manual failover
+/// stopped.
+pub async fn stream_position(core: &Rc<Core>) -> i64 {
+    if !ACTIVE.load(Ordering::SeqCst) {
+        return 0;
+    }
+    let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    core.broadcast(move |c| {
+        feed(c);
+        send(Msg::Token(c.id, token));
+    })
+    .await;
+    loop {
+        if let Some(off) = hub().tokens.remove(&token) {
+            return off;
+        }
+        core.sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// PUBLISH and SPUBLISH reach the replicas (not the append-only log), as Redis 7.0
