@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
 use common::replication::{
-    assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
-    wait_in_sync, write_load, LIBRARY,
+    assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
+    info_of, number, wait_in_sync, write_load, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
@@ -98,6 +98,8 @@ fn a_redis_replica_follows_a_shardis_primary() {
         "{line}"
     );
     assert_eq!(number(&mut p, "sync_full"), 1);
+    // The link is in CLIENT LIST with flags S, as Redis lists it (Redis: M, on its side).
+    assert_links_listed(&mut p, &mut r);
     assert_eq!(info_of(&mut p, "repl_backlog_active").as_deref(), Some("1"));
     assert_eq!(
         info_of(&mut r, "master_replid"),

@@ -119,6 +119,46 @@ pub struct Replica {
     wake: Condvar,
     /// A handle on the socket to shut it down from elsewhere (kill, limits, timeout).
     sock: Mutex<Option<TcpStream>>,
+    /// What CLIENT LIST shows of the client it was.
+    listed: Listed,
+}
+
+/// A replica's client as CLIENT LIST shows it: its record leaves the event loop with the
+/// socket, so what does not change is kept here.
+pub struct Listed {
+    pub laddr: String,
+    pub fd: i32,
+    pub name: String,
+    pub created: Instant,
+    pub db: usize,
+    pub user: String,
+    pub resp: u8,
+    pub lib_name: String,
+    pub lib_ver: String,
+    /// PSYNC or SYNC: its last command until its first REPLCONF ACK.
+    pub cmd: &'static str,
+}
+
+impl Listed {
+    fn of(c: &crate::core::client::Client, cmd: &'static str) -> Listed {
+        let text = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        Listed {
+            laddr: c.laddr.clone(),
+            fd: c.fd,
+            name: text(&c.name),
+            created: c.created,
+            db: c.db,
+            user: String::from_utf8_lossy(&c.user.borrow().name).into_owned(),
+            resp: if c.resp3 { 3 } else { 2 },
+            lib_name: text(&c.lib_name),
+            lib_ver: text(&c.lib_ver),
+            cmd,
+        }
+    }
 }
 
 struct LinkState {
@@ -138,7 +178,12 @@ struct LinkState {
 }
 
 impl Replica {
-    fn new(id: u64, addr: String, hello: &crate::core::client::ReplicaHello) -> Arc<Replica> {
+    fn new(
+        id: u64,
+        addr: String,
+        hello: &crate::core::client::ReplicaHello,
+        listed: Listed,
+    ) -> Arc<Replica> {
         let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
         Arc::new(Replica {
             id,
@@ -157,6 +202,7 @@ impl Replica {
             }),
             wake: Condvar::new(),
             sock: Mutex::new(None),
+            listed,
         })
     }
 
@@ -638,11 +684,17 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     }
     activate(&s.core).await;
     let old_sync = args.len() == 1;
-    let (hello, id, addr) = {
+    let (hello, id, addr, listed) = {
         let c = s.client.borrow();
-        (c.replica_hello.clone(), c.id, c.addr.clone())
+        let cmd = if old_sync { "sync" } else { "psync" };
+        (
+            c.replica_hello.clone(),
+            c.id,
+            c.addr.clone(),
+            Listed::of(&c, cmd),
+        )
     };
-    let r = Replica::new(id, addr, &hello);
+    let r = Replica::new(id, addr, &hello, listed);
     let wanted = if old_sync {
         None
     } else {
@@ -902,6 +954,57 @@ pub fn kill(matches: impl Fn(u64, &str) -> bool) -> usize {
         }
     }
     n
+}
+
+/// CLIENT LIST's lines of the replicas' links, by client id: flags `S`, as Redis shows them.
+/// The link's threads own the socket, so the input fields are 0 and the unsent stream is
+/// the reply list (`omem`).
+pub fn client_lines() -> Vec<(u64, String)> {
+    let h = hub();
+    h.replicas
+        .iter()
+        .chain(h.waiting.values())
+        .filter_map(|r| {
+            let st = lock(&r.st);
+            if st.closed {
+                return None;
+            }
+            let l = &r.listed;
+            let omem = st.buf.len();
+            let line = crate::core::client::ListLine {
+                id: r.id,
+                addr: &r.addr,
+                laddr: &l.laddr,
+                fd: l.fd,
+                name: &l.name,
+                age: l.created.elapsed().as_secs(),
+                idle: st.ack_at.elapsed().as_secs(),
+                flags: "S",
+                db: l.db,
+                sub: 0,
+                psub: 0,
+                ssub: 0,
+                multi: -1,
+                qbuf: 0,
+                qbuf_free: 0,
+                argv_mem: 0,
+                multi_mem: 0,
+                rbp: 0,
+                obl: 0,
+                oll: usize::from(omem > 0),
+                omem,
+                tot_mem: std::mem::size_of::<Replica>() + st.buf.capacity(),
+                events: if omem > 0 { "rw" } else { "r" },
+                cmd: if st.acked { "replconf" } else { l.cmd },
+                user: &l.user,
+                redir: -1,
+                resp: l.resp,
+                lib_name: &l.lib_name,
+                lib_ver: &l.lib_ver,
+            };
+            Some((r.id, line.to_string()))
+        })
+        .collect()
 }
 
 /// Disconnects every replica and forgets the backlog (this server starts following a
