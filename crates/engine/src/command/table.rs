@@ -286,8 +286,11 @@ pub enum ServerCmd {
     ClusterReplicate,
     ClusterReplicas,
     ClusterFailover,
+    ClusterSetSlot,
     Asking,
     ReadOnly,
+    // Moving keys to another server (crates/server/src/migrate).
+    Migrate,
     ReadWrite,
     // Replication, the primary's side (crates/server/src/primary).
     ReplConf,
@@ -447,9 +450,13 @@ pub static TABLE: &[Registration] = &[
     Registration::server("cluster|replicas", ServerCmd::ClusterReplicas),
     Registration::server("cluster|slaves", ServerCmd::ClusterReplicas),
     Registration::server("cluster|failover", ServerCmd::ClusterFailover),
+    Registration::server("cluster|setslot", ServerCmd::ClusterSetSlot),
     Registration::server("asking", ServerCmd::Asking),
     Registration::server("readonly", ServerCmd::ReadOnly),
     Registration::server("readwrite", ServerCmd::ReadWrite),
+    Registration::server("migrate", ServerCmd::Migrate)
+        .with_getkeys(crate::t_dump::migrate_keys)
+        .redacting(crate::t_dump::redact_migrate),
 ];
 
 /// AUTH: the password, and the user name given with it.

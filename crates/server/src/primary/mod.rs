@@ -241,6 +241,9 @@ struct Hub {
     waiting: BTreeMap<u64, Arc<Replica>>,
     /// WAIT tokens resolved to offsets.
     tokens: BTreeMap<u64, i64>,
+    /// Per shard, the offsets by which its last deliveries were out: (sequence number,
+    /// offset), oldest first, at most `FED_KEPT`.
+    fed: Vec<VecDeque<(u64, i64)>>,
     /// A WAIT asked the replicas for their offsets.
     getack: bool,
     /// When the last replica went (the backlog is freed `repl-backlog-ttl` later).
@@ -256,6 +259,7 @@ static HUB: Mutex<Hub> = Mutex::new(Hub {
     replicas: Vec::new(),
     waiting: BTreeMap::new(),
     tokens: BTreeMap::new(),
+    fed: Vec::new(),
     getack: false,
     alone_since: None,
 });
@@ -274,9 +278,26 @@ static MIN_TO_WRITE: AtomicU64 = AtomicU64::new(0);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static ACTIVATING: AtomicBool = AtomicBool::new(false);
 
+/// Deliveries of a shard whose offsets the hub keeps for WAIT: an older one counts as out by
+/// the oldest kept (a later point, so WAIT may wait longer, never less).
+const FED_KEPT: usize = 1024;
+
+/// Each shard's next delivery's sequence number (`feed`), once replication is active.
+static FEEDS: OnceLock<Box<[AtomicU64]>> = OnceLock::new();
+
+/// The sequence number of shard `shard`'s next delivery to the hub: a record its journal
+/// holds now goes out with it or with an earlier one.
+pub fn feed_seq(shard: usize) -> u64 {
+    FEEDS
+        .get()
+        .and_then(|f| f.get(shard))
+        .map_or(0, |s| s.load(Ordering::SeqCst))
+}
+
 /// What cores tell the hub.
 enum Msg {
-    Records(usize, Vec<u8>),
+    /// A delivery of a shard's records, with its sequence number.
+    Records(usize, Vec<u8>, u64),
     Begin(usize, TxId),
     Mark(usize, TxId, u64),
     Token(usize, u64),
@@ -301,6 +322,12 @@ pub fn init(config: &crate::config::Config) {
 /// Copies what this core's journal collected to the hub (every event-loop pass, and before
 /// anything the hub must see after those records).
 pub fn feed(core: &Core) {
+    deliver(core, false);
+}
+
+/// [`feed`]; with `always`, a delivery is sent even with nothing collected, so its sequence
+/// number passes.
+fn deliver(core: &Core, always: bool) {
     let bytes = {
         let mut shard = core.shard.borrow_mut();
         if shard.journal.as_ref().is_none_or(|j| j.feed.is_none()) {
@@ -309,10 +336,25 @@ pub fn feed(core: &Core) {
         shard.journal_reaped();
         match shard.journal.as_mut().and_then(|j| j.feed.as_mut()) {
             Some(f) if !f.is_empty() => std::mem::take(f),
+            _ if always => Vec::new(),
             _ => return,
         }
     };
-    send(Msg::Records(core.id, bytes));
+    let Some(seq) = FEEDS.get().and_then(|f| f.get(core.id)) else {
+        return;
+    };
+    send(Msg::Records(
+        core.id,
+        bytes,
+        seq.fetch_add(1, Ordering::SeqCst),
+    ));
+}
+
+/// Sends this core's delivery `seq` unless it went already (a WAIT needs it out).
+fn deliver_through(core: &Core, seq: u64) {
+    if feed_seq(core.id) <= seq {
+        deliver(core, true);
+    }
 }
 
 fn feeding(core: &Core) -> bool {
@@ -343,6 +385,7 @@ async fn activate(core: &Rc<Core>) {
             continue;
         }
         let shards = core.shards;
+        FEEDS.get_or_init(|| (0..shards).map(|_| AtomicU64::new(0)).collect());
         HUB_TX.get_or_init(|| {
             let (tx, rx) = mpsc::channel();
             let spawned = std::thread::Builder::new()
@@ -403,7 +446,7 @@ fn run_hub(shards: usize, rx: mpsc::Receiver<Msg>) {
 /// Turns a core's message into the merger's inputs.
 fn take(merger: &mut Merger, msg: Msg) {
     match msg {
-        Msg::Records(shard, bytes) => {
+        Msg::Records(shard, bytes, seq) => {
             let mut at = 0;
             while at < bytes.len() {
                 match aof::decode(&bytes[at..]) {
@@ -419,6 +462,7 @@ fn take(merger: &mut Merger, msg: Msg) {
                     }
                 }
             }
+            merger.push(shard, Input::Fed(seq));
         }
         Msg::Begin(shard, tx) => merger.push(shard, Input::Begin(tx)),
         Msg::Mark(shard, tx, sync) => merger.push(shard, Input::Mark { tx, sync }),
@@ -515,6 +559,17 @@ fn distribute(merger: &mut Merger, s: &Settings) {
             }
             Resolved::Token(id, back) => {
                 h.tokens.insert(id, offset - back as i64);
+            }
+            Resolved::Fed(shard, seq, back) => {
+                let shard = shard as usize;
+                if h.fed.len() <= shard {
+                    h.fed.resize_with(shard + 1, VecDeque::new);
+                }
+                let ring = &mut h.fed[shard];
+                if ring.len() >= FED_KEPT {
+                    ring.pop_front();
+                }
+                ring.push_back((seq, offset - back as i64));
             }
         }
     }
@@ -849,21 +904,135 @@ pub async fn wait(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// WAIT's target, Redis's `woff`: the stream's position after this client's last write. Once
-/// the client wrote, it is resolved at its next WAIT: a token every core sends the hub after
-/// what its shard logged, which resolves at the end of the last command out before it (so
-/// it covers every write the client saw acknowledged). Without writes since, the position
-/// found then still holds: no fresh acknowledgement is needed.
+/// WAIT's target for one client, Redis's `woff`: where the stream holds its last write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Woff {
+    /// The offset after its last write (0: none yet).
+    Known(i64),
+    /// It wrote since the target `base` was known: for each shard that ran its writes, the
+    /// delivery to the hub that carries them (`feeds`, see [`feed_seq`]); shards whose reply
+    /// to a forwarded write has not come back (`awaiting`); and whether a write ran where
+    /// neither is known (a transaction, a script, a command over several shards), so that
+    /// WAIT takes the stream's position when it runs.
+    Wrote {
+        base: i64,
+        feeds: Vec<(usize, u64)>,
+        awaiting: Vec<usize>,
+        anywhere: bool,
+    },
+}
+
+impl Default for Woff {
+    fn default() -> Woff {
+        Woff::Known(0)
+    }
+}
+
+impl Woff {
+    /// The client is about to write.
+    pub fn wrote(&mut self) {
+        if let Woff::Known(base) = *self {
+            *self = Woff::Wrote {
+                base,
+                feeds: Vec::new(),
+                awaiting: Vec::new(),
+                anywhere: false,
+            };
+        }
+    }
+
+    /// Its write ran on `shard`, whose delivery `seq` (or an earlier one) carries it.
+    pub fn ran_on(&mut self, shard: usize, seq: u64) {
+        if let Woff::Wrote { feeds, .. } = self {
+            match feeds.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, known)) => *known = (*known).max(seq),
+                None => feeds.push((shard, seq)),
+            }
+        }
+    }
+
+    /// Its write went to `shard`'s core, which will say which delivery carries it.
+    pub fn forwarded(&mut self, shard: usize) {
+        if let Woff::Wrote { awaiting, .. } = self {
+            if !awaiting.contains(&shard) {
+                awaiting.push(shard);
+            }
+        }
+    }
+
+    /// Its write ran where no single delivery is known.
+    pub fn anywhere(&mut self) {
+        if let Woff::Wrote { anywhere, .. } = self {
+            *anywhere = true;
+        }
+    }
+
+    /// Whether a reply from `shard` may be its write's.
+    pub fn awaits(&self, shard: usize) -> bool {
+        matches!(self, Woff::Wrote { awaiting, .. } if awaiting.contains(&shard))
+    }
+
+    /// A reply came back from `shard`, which had delivered up to `seq` when it ran; `last`:
+    /// nothing more is awaited from that shard, so every write sent there ran.
+    pub fn replied(&mut self, shard: usize, seq: u64, last: bool) {
+        self.ran_on(shard, seq);
+        if let (Woff::Wrote { awaiting, .. }, true) = (&mut *self, last) {
+            awaiting.retain(|s| *s != shard);
+        }
+    }
+}
+
+/// WAIT's target: the stream's position after this client's last write. Once it wrote, the
+/// target is resolved at its next WAIT: where each delivery that carried its writes was out
+/// (each shard sends the one it still holds), or, for writes whose delivery is not known,
+/// where a token every core sends the hub resolves (the end of the last command out before
+/// it, so it covers every write the client saw acknowledged). Without writes since, the
+/// position found then still holds: no fresh acknowledgement is needed.
 async fn write_offset(s: &mut Session) -> i64 {
-    if let Some(known) = s.woff {
-        return known;
-    }
-    if !ACTIVE.load(Ordering::SeqCst) {
-        return 0;
-    }
-    let target = stream_position(&s.core).await;
-    s.woff = Some(target);
+    let woff = s.client.borrow().woff.clone();
+    let target = match woff {
+        Woff::Known(known) => return known,
+        _ if !ACTIVE.load(Ordering::SeqCst) => 0,
+        Woff::Wrote {
+            base,
+            feeds,
+            awaiting,
+            anywhere: false,
+        } if awaiting.is_empty() => base.max(delivered(s, feeds).await),
+        Woff::Wrote { .. } => stream_position(&s.core).await,
+    };
+    s.client.borrow_mut().woff = Woff::Known(target);
     target
+}
+
+/// Where the last of `feeds` (shard, delivery) went out.
+async fn delivered(s: &Session, feeds: Vec<(usize, u64)>) -> i64 {
+    for &(shard, seq) in &feeds {
+        s.core
+            .post(shard, Box::new(move |c| deliver_through(c, seq)));
+    }
+    loop {
+        {
+            let h = hub();
+            let out: Option<Vec<i64>> = feeds
+                .iter()
+                .map(|&(shard, seq)| {
+                    let ring = h.fed.get(shard)?;
+                    // Not yet out while the newest out is older.
+                    ring.back().filter(|(newest, _)| *newest >= seq)?;
+                    ring.iter().find(|(n, _)| *n >= seq).map(|(_, off)| *off)
+                })
+                .collect();
+            if let Some(out) = out {
+                return out.into_iter().max().unwrap_or(0);
+            }
+        }
+        // Became a replica meanwhile (the hub then resolves nothing of ours): WAIT counts.
+        if replica::is_replica() {
+            return 0;
+        }
+        s.core.sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// The stream's position after everything every shard logged before this call (0 before

@@ -1,5 +1,5 @@
-//! Clusters of Shardis processes on the cluster bus, for the tests: starting bus nodes on
-//! free ports, driving `redis-cli --cluster`, reading CLUSTER INFO, waiting for convergence.
+//! Clusters across processes for the tests: bus nodes on free ports, redis-cli
+//! (`--cluster create`, `check`), waits, CLUSTER INFO fields and Redis's error texts.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -53,6 +53,7 @@ pub fn bus_server_timeout(shards: u16, ms: u64) -> Server {
     panic!("no cluster bus server started");
 }
 
+/// Whether redis-cli is installed (tests skip, saying so, when it is not).
 pub fn redis_cli() -> bool {
     let ok = Command::new("redis-cli").arg("--version").output().is_ok();
     if !ok {
@@ -94,6 +95,7 @@ pub fn check(addr: &str) -> String {
     out
 }
 
+/// A field of CLUSTER INFO on `port`.
 pub fn info_field(port: u16, field: &str) -> String {
     let mut c = super::connect(port);
     let info: String = redis::cmd("CLUSTER")
@@ -116,10 +118,34 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// An error as Redis writes it: its code and its text.
 pub fn error_text(e: redis::RedisError) -> String {
     match (e.code(), e.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
         (Some(code), None) => code.to_string(),
         _ => e.to_string(),
     }
+}
+
+/// A reply, or its error, as text (`OK`, `nil`, a string, an integer, `CODE detail`).
+pub fn text(r: redis::RedisResult<redis::Value>) -> String {
+    use redis::Value;
+    match r {
+        Ok(Value::Okay) => "OK".into(),
+        Ok(Value::Nil) => "nil".into(),
+        Ok(Value::SimpleString(s)) => s,
+        Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(Value::Int(n)) => n.to_string(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => error_text(e),
+    }
+}
+
+/// Runs one command given as words on `c`.
+pub fn run(c: &mut redis::Connection, words: &[&str]) -> String {
+    let mut cmd = redis::cmd(words[0]);
+    for w in &words[1..] {
+        cmd.arg(*w);
+    }
+    text(cmd.query(c))
 }

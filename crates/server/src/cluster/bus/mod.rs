@@ -25,7 +25,7 @@ pub mod msg;
 pub mod state;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -79,6 +79,7 @@ pub enum Op {
     },
     /// The runtime holds writes for a manual failover since the stream reached this offset.
     MfPaused(u64),
+    SetSlot(u16, state::SetSlot),
 }
 
 type Done = Box<dyn FnOnce(Reply) + Send>;
@@ -662,6 +663,7 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
             st.mf_paused(offset, now);
             Ok(())
         }
+        Op::SetSlot(slot, action) => st.set_slot(slot, action, now),
     };
     match result {
         Ok(()) => Reply::Ok,
@@ -716,5 +718,14 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
         sent: st.sent,
         received: st.received,
         local: st.nodes.keys().map(|n| locals.contains(n)).collect(),
+        migrating: open_slots(&st.migrating, &index),
+        importing: open_slots(&st.importing, &index),
     }
+}
+
+/// Slots being moved, with the other node's index in the view.
+fn open_slots(open: &BTreeMap<u16, msg::Name>, index: &HashMap<msg::Name, u16>) -> Vec<(u16, u16)> {
+    open.iter()
+        .filter_map(|(&slot, n)| index.get(n).map(|&i| (slot, i)))
+        .collect()
 }

@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use super::msg::{self, flags, Body, Gossip, Header, Message, Name, Slots, NAME_LEN};
 
 mod failover;
+mod setslot;
 
 pub use failover::{Ha, Runtime};
+pub use setslot::SetSlot;
 
 pub const SLOTS: usize = 16384;
 /// A forgotten node is not re-added from gossip for this long (`CLUSTER_BLACKLIST_TTL`).
@@ -117,6 +119,9 @@ pub struct State {
     pub slots: Vec<Option<Name>>,
     /// Slots whose owner stopped claiming them (Redis's `owner_not_claiming_slot`).
     not_claiming: Vec<bool>,
+    /// Slots this node moves to another node, and those it takes from one (`setslot`).
+    pub migrating: BTreeMap<u16, Name>,
+    pub importing: BTreeMap<u16, Name>,
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
     pub ok: bool,
@@ -165,6 +170,8 @@ impl State {
             nodes,
             slots: vec![None; SLOTS],
             not_claiming: vec![false; SLOTS],
+            migrating: BTreeMap::new(),
+            importing: BTreeMap::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
             ok: false,
@@ -800,6 +807,10 @@ impl State {
         let (mut claimed, mut taken_from_ours) = (0usize, 0usize);
         let mut changed = false;
         for j in 0..SLOTS {
+            // A slot being imported changes only by SETSLOT (Redis's rule).
+            if self.importing.contains_key(&(j as u16)) {
+                continue;
+            }
             if msg::has_slot(slots, j) {
                 claimed += 1;
                 if self.slots[j] == Some(sender) {
@@ -833,7 +844,8 @@ impl State {
         if sender <= self.myself {
             return;
         }
-        self.current_epoch += 1;
+        // Saturating: a peer can announce the last epoch u64 holds.
+        self.current_epoch = self.current_epoch.saturating_add(1);
         self.set_my_config_epoch(self.current_epoch);
         self.touch();
     }
@@ -969,6 +981,7 @@ impl State {
         for n in self.nodes.values_mut() {
             n.fail_reports.retain(|(r, _)| *r != name);
         }
+        self.close_slots_of(&name);
         if let Some(n) = self.nodes.remove(&name) {
             for l in [n.link, n.inbound].into_iter().flatten() {
                 self.links.remove(&l);
@@ -1221,7 +1234,8 @@ impl State {
             .max(self.current_epoch);
         let mine = self.my_config_epoch();
         if mine == 0 || mine != max {
-            self.current_epoch += 1;
+            // Saturating: a peer can announce the last epoch u64 holds.
+            self.current_epoch = self.current_epoch.saturating_add(1);
             let e = self.current_epoch;
             self.set_my_config_epoch(e);
             self.touch();
@@ -1237,6 +1251,8 @@ impl State {
         for s in self.slots.iter_mut() {
             *s = None;
         }
+        self.migrating.clear();
+        self.importing.clear();
         let others: Vec<Name> = self
             .nodes
             .keys()
@@ -1298,7 +1314,7 @@ mod tests {
         }
 
         /// Delivers everything pending until quiet.
-        fn settle(&mut self) {
+        pub(super) fn settle(&mut self) {
             loop {
                 let mut any = false;
                 for i in 0..self.nodes.len() {
@@ -1364,7 +1380,33 @@ mod tests {
         }
     }
 
-    fn create(n: usize) -> Net {
+    #[test]
+    fn a_peer_announcing_the_last_epoch_overflows_nothing() {
+        // A known master's PING with currentEpoch u64::MAX and our config epoch made the
+        // collision handling add 1 to u64::MAX (a panic with overflow checks, a wrap to 0
+        // without).
+        let mut net = create(2);
+        let (lo, hi) = if net.nodes[0].myself < net.nodes[1].myself {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        let now = net.now;
+        let sender = net.nodes[hi].myself;
+        let victim = &mut net.nodes[lo];
+        let mut h = victim.header(msg::PING);
+        h.sender = sender;
+        h.current_epoch = u64::MAX;
+        h.slots = victim.slots_of(&sender);
+        h.flags = flags::MASTER;
+        let link = victim.accepted(now, "127.0.0.1".into(), "127.0.0.1".into());
+        victim.received(link, &msg::encode(&h, &Body::Ping(Vec::new())), now);
+        assert_eq!(victim.current_epoch, u64::MAX);
+        assert_eq!(victim.my_config_epoch(), u64::MAX);
+        assert_eq!(victim.bump_epoch(), (false, u64::MAX));
+    }
+
+    pub(super) fn create(n: usize) -> Net {
         let mut net = Net::new(n);
         for i in 0..n {
             let (a, b) = (i * SLOTS / n, (i + 1) * SLOTS / n);

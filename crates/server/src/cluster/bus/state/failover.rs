@@ -406,8 +406,9 @@ impl State {
         self.reset_manual_failover();
     }
 
-    /// A PONG to every node with a link, or only to the other replicas of `of`.
-    fn broadcast_pong(&mut self, of: Option<Name>, now: u64) {
+    /// A PONG to every node with a link (the cluster learns a change at once), or only to
+    /// the other replicas of `of`.
+    pub(super) fn broadcast_pong(&mut self, of: Option<Name>, now: u64) {
         let links: Vec<LinkId> = self
             .nodes
             .values()
