@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
 use common::replication::{
-    assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
-    wait_in_sync, write_load, LIBRARY,
+    assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
+    info_of, number, wait_in_sync, write_load, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
@@ -98,6 +98,8 @@ fn a_redis_replica_follows_a_shardis_primary() {
         "{line}"
     );
     assert_eq!(number(&mut p, "sync_full"), 1);
+    // The link is in CLIENT LIST with flags S, as Redis lists it (Redis: M, on its side).
+    assert_links_listed(&mut p, &mut r);
     assert_eq!(info_of(&mut p, "repl_backlog_active").as_deref(), Some("1"));
     assert_eq!(
         info_of(&mut r, "master_replid"),
@@ -443,4 +445,54 @@ fn shardis_replicas_of_2_and_1_shards_under_load_resume_and_survive_sigkill() {
         .query(&mut p)
         .expect("WAIT");
     assert_eq!(acked, 2);
+}
+
+/// WAIT targets the end of the calling client's own last write, as Redis's `woff`: with a
+/// replica stopped after it acknowledged a client's writes (one ran on the client's core,
+/// one was forwarded to the other shard's), another client's later write does not make the
+/// first client's WAIT count the stopped replica out; a new write of its own does. With a
+/// Redis 7.0 replica and a Shardis one, each stopped in turn.
+#[test]
+fn wait_targets_the_clients_own_last_write() {
+    let dir = temp_dir("woff");
+    let shardis = primary();
+    let port = shardis.port.to_string();
+    let Some((redis, _)) = redis_server_with(&dir, &["--replicaof", "127.0.0.1", &port]) else {
+        return;
+    };
+    let shardis_replica = Server::start(2, &["--replicaof", "127.0.0.1", &port]);
+    let mut p = shardis.conn();
+    wait_online(&mut p, 2);
+    let set = |c: &mut Connection, key: &str| {
+        let _: () = redis::cmd("SET").arg(key).arg(1).query(c).expect("SET");
+    };
+    let wait = |c: &mut Connection, timeout: u64| -> i64 {
+        redis::cmd("WAIT")
+            .arg(2)
+            .arg(timeout)
+            .query(c)
+            .expect("WAIT")
+    };
+    for pid in [redis.pid(), shardis_replica.pid()] {
+        let (mut a, mut b, mut c) = (shardis.conn(), shardis.conn(), shardis.conn());
+        for shard in 0..2 {
+            set(&mut a, &common::key_on("a", shard, 2));
+        }
+        // Another client's write after a's, acknowledged by both: a's are too.
+        set(&mut c, "sync");
+        assert_eq!(wait(&mut c, 10_000), 2);
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        for shard in 0..2 {
+            set(&mut b, &common::key_on("b", shard, 2));
+        }
+        // The running replica acknowledges on GETACK; a busy machine may take a while.
+        let (mine, theirs) = (wait(&mut a, 1000), wait(&mut b, 1000));
+        set(&mut a, &common::key_on("a2", 1, 2));
+        let again = wait(&mut a, 1000);
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        assert_eq!((mine, theirs, again), (2, 1, 1), "replica pid {pid}");
+        assert_eq!(wait(&mut a, 10_000), 2);
+        assert_eq!(wait(&mut b, 10_000), 2);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,6 +15,8 @@
 mod apply;
 mod link;
 
+pub use apply::listed as master_listed;
+
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 

@@ -887,7 +887,12 @@ async fn perform(
     session.in_exec = true;
     session.from_script = true;
     // WAIT inside a script counts acknowledgements of the stream's position now.
-    session.woff = None;
+    session.client.borrow_mut().woff = crate::primary::Woff::Wrote {
+        base: 0,
+        feeds: Vec::new(),
+        awaiting: Vec::new(),
+        anywhere: true,
+    };
     dispatch::run(&mut session, cmd, args)
         .await
         .unwrap_or(Reply::Nil)

@@ -270,3 +270,78 @@ pub fn hears(port: u16, msg: &str, publish: impl FnOnce()) {
     assert_eq!(m.get_channel_name(), "ch");
     assert_eq!(m.get_payload::<String>().expect("payload"), msg);
 }
+
+/// The replication link CLIENT LIST shows under `TYPE kind` (master, replica): exactly one
+/// line, as (field, value) pairs in order.
+pub fn listed_link(c: &mut Connection, kind: &str) -> Vec<(String, String)> {
+    let listed: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg(kind)
+        .query(c)
+        .expect("CLIENT LIST TYPE");
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "CLIENT LIST TYPE {kind}: {listed}"
+    );
+    listed
+        .trim_end()
+        .split(' ')
+        .map(|f| {
+            let (k, v) = f.split_once('=').unwrap_or((f, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// A field of a [`listed_link`] line.
+pub fn field<'a>(line: &'a [(String, String)], name: &str) -> &'a str {
+    line.iter()
+        .find(|(k, _)| k == name)
+        .map_or_else(|| panic!("no {name} in {line:?}"), |(_, v)| v.as_str())
+}
+
+/// The link between a primary and its replica as both list it (one of them Redis 7.0),
+/// checked against each other: the primary lists flags S, the replica flags M with the
+/// primary's address, both with Redis's fields in Redis's order; each is listed without TYPE
+/// and by ID, never as a normal client.
+pub fn assert_links_listed(primary: &mut Connection, replica: &mut Connection) {
+    let s = listed_link(primary, "replica");
+    let m = listed_link(replica, "master");
+    assert_eq!(field(&s, "flags"), "S", "{s:?}");
+    assert_eq!(field(&m, "flags"), "M", "{m:?}");
+    assert_eq!(field(&m, "user"), "(superuser)", "{m:?}");
+    assert_eq!(field(&s, "addr"), field(&m, "laddr"));
+    assert_eq!(field(&s, "laddr"), field(&m, "addr"));
+    // Shardis lists CLIENT SETINFO's two fields after Redis 7.0's (as Redis 7.2 does).
+    let names = |l: &[(String, String)]| {
+        l.iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k != "lib-name" && k != "lib-ver")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&s), names(&m), "the fields Redis lists");
+    for (c, line) in [(primary, &s), (replica, &m)] {
+        let id = field(line, "id");
+        let all: String = redis::cmd("CLIENT").arg("LIST").query(c).expect("LIST");
+        assert!(
+            all.lines().any(|l| l.starts_with(&format!("id={id} "))),
+            "{all}"
+        );
+        let by_id: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(id)
+            .query(c)
+            .expect("LIST ID");
+        assert!(by_id.starts_with(&format!("id={id} ")), "{by_id}");
+        let normal: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("normal")
+            .query(c)
+            .expect("LIST TYPE normal");
+        assert!(!normal.contains(&format!("id={id} ")), "{normal}");
+    }
+}
