@@ -11,7 +11,7 @@ use bytes::Bytes;
 use shardis_engine::{error, num, ServerCmd};
 use shardis_resp::Reply;
 
-use crate::cluster::bus::{self, msg::flags, Op};
+use crate::cluster::bus::{self, msg::flags, state::SetSlot, Op};
 use crate::cluster::view::{self, NodeInfo, Snapshot};
 use crate::cluster::{self, nodes, slot_range, NodeAddr, Topology};
 use crate::conn::session::Session;
@@ -35,6 +35,7 @@ pub fn is_bus_change(which: ServerCmd) -> bool {
             | ServerCmd::ClusterBumpEpoch
             | ServerCmd::ClusterSaveConfig
             | ServerCmd::ClusterReset
+            | ServerCmd::ClusterSetSlot
     )
 }
 
@@ -73,8 +74,11 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             Reply::err("ERR CLUSTER LINKS is not built for the cluster bus yet")
         }
         ServerCmd::ClusterHelp => help(),
-        // No slot is ever being imported here: ASKING changes nothing a command sees.
-        ServerCmd::Asking => Reply::Ok,
+        // The next command may be served in a slot this node imports (`redirect`).
+        ServerCmd::Asking => {
+            s.client.borrow_mut().asking = true;
+            Reply::Ok
+        }
         ServerCmd::ReadOnly => {
             s.client.borrow_mut().readonly = true;
             Reply::Ok
@@ -251,8 +255,43 @@ async fn bus_op(s: &Session, which: ServerCmd, args: &[Bytes]) -> Result<Op, Rep
             }
             Op::Reset { hard }
         }
+        ServerCmd::ClusterSetSlot => {
+            let slot = slot_arg(&rest[0])?;
+            let id = rest.get(2).map(|b| b.to_vec());
+            let action = match (&rest[1], id) {
+                (w, Some(id)) if w.eq_ignore_ascii_case(b"migrating") && rest.len() == 3 => {
+                    SetSlot::Migrating(id)
+                }
+                (w, Some(id)) if w.eq_ignore_ascii_case(b"importing") && rest.len() == 3 => {
+                    SetSlot::Importing(id)
+                }
+                (w, None) if w.eq_ignore_ascii_case(b"stable") => SetSlot::Stable,
+                (w, Some(id)) if w.eq_ignore_ascii_case(b"node") && rest.len() == 3 => {
+                    SetSlot::Node(id, keys_in_slot(s, slot).await)
+                }
+                _ => return Err(Reply::err(
+                    "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+                )),
+            };
+            Op::SetSlot(slot, action)
+        }
         _ => return Err(Reply::err("ERR internal: not a cluster bus command")),
     })
+}
+
+/// How many keys of `slot` the process holds (in the shard of its static range).
+async fn keys_in_slot(s: &Session, slot: u16) -> u64 {
+    let shard = route::shard_of_slot(slot, s.core.shards);
+    s.core
+        .run_on(shard, move |core| {
+            core.shard
+                .borrow()
+                .dbs
+                .first()
+                .map_or(0, |db| db.count_in_slot(slot) as u64)
+        })
+        .await
+        .unwrap_or(0)
 }
 
 /// Whether the process holds keys in slots the client's node serves.
@@ -334,6 +373,8 @@ fn one_process(s: &Session, topology: &Topology) -> Snapshot {
         sent: Default::default(),
         received: Default::default(),
         local: vec![true; shards],
+        migrating: Vec::new(),
+        importing: Vec::new(),
     }
 }
 
@@ -376,6 +417,8 @@ fn help() -> Reply {
             "    Write the cluster configuration file (cluster bus).",
             "SET-CONFIG-EPOCH <epoch>",
             "    Set this node's config epoch, on a node that knows no other (cluster bus).",
+            "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+            "    Set slot state (cluster bus).",
             "SHARDS",
             "    Every shard: its slot ranges and its nodes.",
             "SLOTS",

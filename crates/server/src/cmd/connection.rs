@@ -48,6 +48,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             c.resp3 = false;
             c.name = None;
             c.readonly = false;
+            c.asking = false;
             c.resume_replies();
             Reply::simple("RESET")
         }

@@ -85,6 +85,8 @@ pub struct Client {
     /// READONLY (cluster mode; flag `r`): reads may be served by a replica of the slot's
     /// primary. Every node here is a primary, so it changes no routing.
     pub readonly: bool,
+    /// ASKING (cluster bus): the next command may be served in a slot this node imports.
+    pub asking: bool,
     /// WAIT's target (Redis's `woff`, see `crate::primary::Woff`).
     pub woff: crate::primary::Woff,
     /// The client applying our primary's stream (`crate::replica`; flag `M`, type master).
@@ -289,6 +291,7 @@ impl Client {
             authenticated,
             node: false,
             readonly: false,
+            asking: false,
             woff: crate::primary::Woff::default(),
             master: false,
             replica_hello: ReplicaHello::default(),

@@ -1342,6 +1342,8 @@ impl EventLoop {
             return;
         };
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
+            // Queued unweighed: EXEC is judged on the whole transaction.
+            session.open_slot = None;
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
         }
@@ -1384,6 +1386,9 @@ impl EventLoop {
         args: &mut Vec<Bytes>,
     ) {
         conn.caching_ends = tracking::caching_ends_after(cmd);
+        if let Some(asking) = conn.session.as_deref_mut().and_then(|s| s.open_slot.take()) {
+            return self.suspend_open(r, conn, cmd, args, asking);
+        }
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 if conn.remote_in_flight > 0 {
@@ -1513,6 +1518,35 @@ impl EventLoop {
         let returns = self.returns.clone();
         spawn::spawn(async move {
             let reply = dispatch::run(&mut session, cmd, args).await;
+            returns.borrow_mut().push((r, session, reply));
+        });
+    }
+
+    /// Runs a command of a slot being moved in a task: the cluster's verdict on the keys its
+    /// shard has, then the command (`cluster::redirect::run_open`).
+    fn suspend_open(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+        asking: bool,
+    ) {
+        if conn.remote_in_flight > 0 {
+            if let Some(s) = conn.session.as_deref_mut() {
+                s.open_slot = Some(asking);
+            }
+            return hold(conn, cmd, args);
+        }
+        let Some(mut session) = conn.session.take() else {
+            return;
+        };
+        conn.muted_task = conn.mute;
+        conn.expect_task();
+        let args = std::mem::take(args);
+        let returns = self.returns.clone();
+        spawn::spawn(async move {
+            let reply = crate::cluster::redirect::run_open(&mut session, cmd, args, asking).await;
             returns.borrow_mut().push((r, session, reply));
         });
     }

@@ -20,7 +20,7 @@ pub mod msg;
 pub mod state;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -55,6 +55,7 @@ pub enum Op {
     BumpEpoch,
     SaveConfig,
     Reset { hard: bool },
+    SetSlot(u16, state::SetSlot),
 }
 
 type Done = Box<dyn FnOnce(Reply) + Send>;
@@ -516,6 +517,7 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
             st.reset(hard);
             Ok(())
         }
+        Op::SetSlot(slot, action) => st.set_slot(slot, action, now),
     };
     match result {
         Ok(()) => Reply::Ok,
@@ -570,5 +572,14 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
         sent: st.sent,
         received: st.received,
         local: st.nodes.keys().map(|n| locals.contains(n)).collect(),
+        migrating: open_slots(&st.migrating, &index),
+        importing: open_slots(&st.importing, &index),
     }
+}
+
+/// Slots being moved, with the other node's index in the view.
+fn open_slots(open: &BTreeMap<u16, msg::Name>, index: &HashMap<msg::Name, u16>) -> Vec<(u16, u16)> {
+    open.iter()
+        .filter_map(|(&slot, n)| index.get(n).map(|&i| (slot, i)))
+        .collect()
 }

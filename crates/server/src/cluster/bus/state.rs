@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::msg::{self, flags, Body, Gossip, Header, Message, Name, Slots, NAME_LEN};
 
+mod setslot;
+pub use setslot::SetSlot;
+
 pub const SLOTS: usize = 16384;
 /// A forgotten node is not re-added from gossip for this long (`CLUSTER_BLACKLIST_TTL`).
 const BLACKLIST_MS: u64 = 60_000;
@@ -107,6 +110,9 @@ pub struct State {
     pub slots: Vec<Option<Name>>,
     /// Slots whose owner stopped claiming them (Redis's `owner_not_claiming_slot`).
     not_claiming: Vec<bool>,
+    /// Slots this node moves to another node, and those it takes from one (`setslot`).
+    pub migrating: BTreeMap<u16, Name>,
+    pub importing: BTreeMap<u16, Name>,
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
     pub ok: bool,
@@ -153,6 +159,8 @@ impl State {
             nodes,
             slots: vec![None; SLOTS],
             not_claiming: vec![false; SLOTS],
+            migrating: BTreeMap::new(),
+            importing: BTreeMap::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
             ok: false,
@@ -742,6 +750,10 @@ impl State {
         }
         let mut changed = false;
         for j in 0..SLOTS {
+            // A slot being imported changes only by SETSLOT (Redis's rule).
+            if self.importing.contains_key(&(j as u16)) {
+                continue;
+            }
             if msg::has_slot(slots, j) {
                 if self.slots[j] == Some(sender) {
                     self.not_claiming[j] = false;
@@ -900,6 +912,7 @@ impl State {
         for n in self.nodes.values_mut() {
             n.fail_reports.retain(|(r, _)| *r != name);
         }
+        self.close_slots_of(&name);
         if let Some(n) = self.nodes.remove(&name) {
             for l in [n.link, n.inbound].into_iter().flatten() {
                 self.links.remove(&l);
@@ -1167,6 +1180,8 @@ impl State {
         for s in self.slots.iter_mut() {
             *s = None;
         }
+        self.migrating.clear();
+        self.importing.clear();
         let others: Vec<Name> = self
             .nodes
             .keys()
@@ -1194,13 +1209,13 @@ mod tests {
     use super::*;
 
     /// Nodes wired by hand: every Io::Send is delivered to the other end of its link.
-    struct Net {
-        nodes: Vec<State>,
+    pub(super) struct Net {
+        pub(super) nodes: Vec<State>,
         /// (node, link) -> (node, link) of the other end.
         ends: HashMap<(usize, LinkId), (usize, LinkId)>,
         /// Nodes reachable (a killed node drops everything).
         up: Vec<bool>,
-        now: u64,
+        pub(super) now: u64,
     }
 
     impl Net {
@@ -1228,7 +1243,7 @@ mod tests {
         }
 
         /// Delivers everything pending until quiet.
-        fn settle(&mut self) {
+        pub(super) fn settle(&mut self) {
             loop {
                 let mut any = false;
                 for i in 0..self.nodes.len() {
@@ -1280,7 +1295,7 @@ mod tests {
             }
         }
 
-        fn tick(&mut self, ms: u64) {
+        pub(super) fn tick(&mut self, ms: u64) {
             for _ in 0..ms / 100 {
                 self.now += 100;
                 for i in 0..self.nodes.len() {
@@ -1294,7 +1309,7 @@ mod tests {
         }
     }
 
-    fn create(n: usize) -> Net {
+    pub(super) fn create(n: usize) -> Net {
         let mut net = Net::new(n);
         for i in 0..n {
             let (a, b) = (i * SLOTS / n, (i + 1) * SLOTS / n);
