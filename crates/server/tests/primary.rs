@@ -13,24 +13,14 @@ use std::time::{Duration, Instant};
 use common::real_redis::redis_server_with;
 use common::replication::{
     assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
-    info_of, number, wait_in_sync, write_load, LIBRARY,
+    info_of, kill_type, number, primary_with, temp_dir, wait_in_sync, wait_online, wait_replicas,
+    write_load, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
 
 fn primary() -> Server {
     primary_with(&[])
-}
-
-fn primary_with(extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--enable-debug-command",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(2, &args)
 }
 
 /// Runs rounds `rounds` of the write load from another connection while `during` runs.
@@ -45,30 +35,6 @@ fn under_load<T>(server: &Server, rounds: std::ops::Range<usize>, during: impl F
     let out = during();
     load.join().expect("write load");
     out
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("shardis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
-/// Waits until the primary lists `n` replicas online.
-fn wait_online(p: &mut Connection, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let online = (0..n)
-            .filter(|i| {
-                info_of(p, &format!("slave{i}")).is_some_and(|l| l.contains("state=online"))
-            })
-            .count();
-        if online == n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "replicas not online");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -150,11 +116,7 @@ fn a_redis_replica_follows_a_shardis_primary() {
 
     // WAIT counts the replicas that acknowledged the client's own last write.
     write_load(&mut p, 4);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10000)
-        .query(&mut p)
-        .expect("WAIT");
+    let acked: i64 = wait_replicas(&mut p, 1, 10000);
     assert_eq!(acked, 1);
     let target = number(&mut p, "master_repl_offset");
     assert!(number(&mut r, "slave_repl_offset") >= target - 64);
@@ -168,28 +130,18 @@ fn a_redis_replica_follows_a_shardis_primary() {
         .arg(1)
         .query(&mut other)
         .expect("SET");
-    let wait =
-        |c: &mut Connection| -> i64 { redis::cmd("WAIT").arg(1).arg(200).query(c).expect("WAIT") };
+    let wait = |c: &mut Connection| wait_replicas(c, 1, 200);
     let (mine, fresh, writer) = (wait(&mut p), wait(&mut shardis.conn()), wait(&mut other));
     unsafe { libc::kill(_redis.pid() as i32, libc::SIGCONT) };
     assert_eq!((mine, fresh, writer), (1, 1, 0));
-    let none: i64 = redis::cmd("WAIT")
-        .arg(2)
-        .arg(100)
-        .query(&mut p)
-        .expect("WAIT");
+    let none: i64 = wait_replicas(&mut p, 2, 100);
     assert_eq!(none, 1);
     wait_in_sync(&mut p, &mut r);
 
     // A killed link resumes with a partial resync.
     let full = number(&mut p, "sync_full");
     let partial = number(&mut p, "sync_partial_ok");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut p)
-        .expect("CLIENT KILL");
+    let killed: i64 = kill_type(&mut p, "replica");
     assert_eq!(killed, 1);
     write_load(&mut p, 7);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -333,11 +285,7 @@ fn replicas_sync_through_a_file_and_shardis_follows_shardis() {
         assert_same(&mut p, &mut r);
         assert_same(&mut p, &mut f);
         wait_online(&mut p, 2);
-        let acked: i64 = redis::cmd("WAIT")
-            .arg(2)
-            .arg(10000)
-            .query(&mut p)
-            .expect("WAIT");
+        let acked: i64 = wait_replicas(&mut p, 2, 10000);
         assert_eq!(acked, 2);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -400,12 +348,7 @@ fn shardis_replicas_of_2_and_1_shards_under_load_resume_and_survive_sigkill() {
     // Both links dropped under load: partial resyncs, no full one.
     let full = number(&mut p, "sync_full");
     let partial = number(&mut p, "sync_partial_ok");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut p)
-        .expect("CLIENT KILL");
+    let killed: i64 = kill_type(&mut p, "replica");
     assert_eq!(killed, 2);
     under_load(&shardis, 3..5, || {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -439,11 +382,7 @@ fn shardis_replicas_of_2_and_1_shards_under_load_resume_and_survive_sigkill() {
     assert_eq!(call_rf(&mut r2).expect("FCALL_RO after the full sync"), 7);
     assert_eq!(number(&mut p, "sync_full"), full + 1);
     wait_online(&mut p, 2);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(2)
-        .arg(30000)
-        .query(&mut p)
-        .expect("WAIT");
+    let acked: i64 = wait_replicas(&mut p, 2, 30000);
     assert_eq!(acked, 2);
 }
 

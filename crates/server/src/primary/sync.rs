@@ -20,15 +20,13 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use shardis_persist::crc::Crc64;
-use shardis_persist::rdb::{opcodes, Writer};
 use tracing::{info, warn};
 
 use super::link::Plan;
 use super::{feed, send, Msg, Replica};
 use crate::coord::txn;
-use crate::core::{spawn, wall_ms, Answer, Core};
+use crate::core::{spawn, Answer, Core};
 use crate::persist::{save, IN_PROGRESS};
 
 /// Chunks a shard may have queued for the writer.
@@ -74,7 +72,8 @@ pub async fn run(core: Rc<Core>, sync: u64, alone: Option<Member>) {
         );
     }
     let compress = core.config.borrow().get("rdbcompression") == "yes";
-    let header = header(&core);
+    // The header and aux fields, and the function libraries (every core holds the same).
+    let header = save::rdb_header(&core, false, false, true);
     let held = txn::lock(&core, txn::plan_all(core.shards)).await;
     let tx = held.tx;
     let mut bodies = Vec::with_capacity(core.shards);
@@ -200,27 +199,4 @@ fn begin(
         drop(to);
         core.answer(answer, ok);
     });
-}
-
-/// The RDB's header and aux fields, and the function libraries (every core holds the same).
-fn header(core: &Core) -> Vec<u8> {
-    let compress = core.config.borrow().get("rdbcompression") == "yes";
-    let mut out = Vec::new();
-    let mut w = Writer::new(&mut out, compress);
-    w.header();
-    w.aux(b"redis-ver", crate::REDIS_VERSION.as_bytes());
-    w.aux(b"redis-bits", b"64");
-    w.aux(b"ctime", (wall_ms() / 1000).to_string().as_bytes());
-    w.aux(
-        b"used-mem",
-        crate::alloc::allocated_here().max(0).to_string().as_bytes(),
-    );
-    w.aux(b"aof-base", b"0");
-    let functions: Vec<Bytes> =
-        crate::script::state::with(|s| s.libraries.iter().map(|l| l.code.clone()).collect());
-    for code in &functions {
-        w.byte(opcodes::FUNCTION2);
-        w.string(code);
-    }
-    out
 }

@@ -7,12 +7,15 @@
 //!   chunks; it sends `REPLCONF ACK` every second and reconnects with backoff;
 //! - `apply`: a task on core 0 loads a full sync into every shard (the RDB loader, each core
 //!   keeping its keys) and runs the stream's commands through the ordinary routing, as a
-//!   client whose replies go nowhere, counting the offset as Redis does.
+//!   client whose replies go nowhere, counting the offset as Redis does;
+//! - [`handshake`]: the primary's replies the link parses (PSYNC's answer, the payload's
+//!   header), pure so they can be fuzzed.
 //!
 //! The primary's side (PSYNC served by Shardis, the backlog) is `crate::primary`; the
 //! replication id and offset here are both sides' (a primary's offset counts its stream).
 
 mod apply;
+pub mod handshake;
 mod link;
 
 pub use apply::listed as master_listed;

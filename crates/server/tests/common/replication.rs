@@ -1,10 +1,68 @@
-//! Replication tests' shared parts: INFO fields,
-//! waiting for a replica to catch up, comparing data sets, and a fill and write load of
-//! every data type.
+//! Replication tests' shared parts: a primary as the tests start it, INFO fields, waiting
+//! for a replica to be online and to catch up, WAIT and killing links, comparing data sets,
+//! and a fill and write load of every data type.
 
 use std::time::{Duration, Instant};
 
 use redis::Connection;
+
+use super::Server;
+
+/// A Shardis primary of 2 shards for replication tests: DEBUG enabled (DIGEST compares data
+/// sets) and full syncs starting at once; `extra` arguments after those.
+pub fn primary_with(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(2, &args)
+}
+
+/// A fresh directory for a test's files (a replica's RDB, a Redis server's dir).
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shardis-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// INFO's `field`, waiting until `ok` holds it (30 s).
+pub fn wait_info(c: &mut Connection, field: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = info_of(c, field).unwrap_or_default();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "INFO {field}: {v:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the primary lists `n` replicas online.
+pub fn wait_online(p: &mut Connection, n: usize) {
+    for i in 0..n {
+        wait_info(p, &format!("slave{i}"), |l| l.contains("state=online"));
+    }
+}
+
+/// WAIT for `n` replicas, up to `ms` milliseconds: how many acknowledged.
+pub fn wait_replicas(c: &mut Connection, n: i64, ms: i64) -> i64 {
+    redis::cmd("WAIT").arg(n).arg(ms).query(c).expect("WAIT")
+}
+
+/// CLIENT KILL TYPE `kind` (`replica`, `master`): how many connections it closed.
+pub fn kill_type(c: &mut Connection, kind: &str) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg(kind)
+        .query(c)
+        .expect("CLIENT KILL")
+}
 
 pub fn info_of(c: &mut Connection, field: &str) -> Option<String> {
     let info: String = redis::cmd("INFO").arg("all").query(c).ok()?;

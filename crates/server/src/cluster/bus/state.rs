@@ -782,7 +782,8 @@ impl State {
         if sender <= self.myself {
             return;
         }
-        self.current_epoch += 1;
+        // Saturating: a peer can announce the last epoch u64 holds.
+        self.current_epoch = self.current_epoch.saturating_add(1);
         let e = self.current_epoch;
         self.me_mut().config_epoch = e;
         self.touch();
@@ -1164,7 +1165,8 @@ impl State {
             .max(self.current_epoch);
         let mine = self.me().config_epoch;
         if mine == 0 || mine != max {
-            self.current_epoch += 1;
+            // Saturating: a peer can announce the last epoch u64 holds.
+            self.current_epoch = self.current_epoch.saturating_add(1);
             let e = self.current_epoch;
             self.me_mut().config_epoch = e;
             self.touch();
@@ -1307,6 +1309,32 @@ mod tests {
                 self.settle();
             }
         }
+    }
+
+    #[test]
+    fn a_peer_announcing_the_last_epoch_overflows_nothing() {
+        // A known master's PING with currentEpoch u64::MAX and our config epoch made the
+        // collision handling add 1 to u64::MAX (a panic with overflow checks, a wrap to 0
+        // without).
+        let mut net = create(2);
+        let (lo, hi) = if net.nodes[0].myself < net.nodes[1].myself {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        let now = net.now;
+        let sender = net.nodes[hi].myself;
+        let victim = &mut net.nodes[lo];
+        let mut h = victim.header(msg::PING);
+        h.sender = sender;
+        h.current_epoch = u64::MAX;
+        h.slots = victim.slots_of(&sender);
+        h.flags = flags::MASTER;
+        let link = victim.accepted(now, "127.0.0.1".into(), "127.0.0.1".into());
+        victim.received(link, &msg::encode(&h, &Body::Ping(Vec::new())), now);
+        assert_eq!(victim.current_epoch, u64::MAX);
+        assert_eq!(victim.me().config_epoch, u64::MAX);
+        assert_eq!(victim.bump_epoch(), (false, u64::MAX));
     }
 
     pub(super) fn create(n: usize) -> Net {
