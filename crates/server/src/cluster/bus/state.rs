@@ -453,7 +453,10 @@ impl State {
         let sender = match link_node {
             Some(n) if !self.in_handshake(&n) => Some(n),
             _ => {
-                let found = self.nodes.contains_key(&h.sender).then_some(h.sender);
+                // A message signed with our own name is no known node's: taking it as ours
+                // would let any peer move this node's address (or rename a node over it).
+                let found = (h.sender != self.myself && self.nodes.contains_key(&h.sender))
+                    .then_some(h.sender);
                 if let (Some(s), None) = (found, link_node) {
                     self.attach_inbound(s, link);
                 }
@@ -511,6 +514,11 @@ impl State {
                     if self.in_handshake(&ln) {
                         if let Some(s) = sender {
                             self.update_address(s, link, h);
+                            self.del_node(ln);
+                            return;
+                        }
+                        if h.sender == self.myself {
+                            // We met ourselves (our own address): forget the handshake.
                             self.del_node(ln);
                             return;
                         }
@@ -1335,6 +1343,46 @@ mod tests {
         assert_eq!(victim.current_epoch, u64::MAX);
         assert_eq!(victim.me().config_epoch, u64::MAX);
         assert_eq!(victim.bump_epoch(), (false, u64::MAX));
+    }
+
+    #[test]
+    fn a_peer_signing_with_our_name_changes_nothing_of_ours() {
+        // Found by fuzz/fuzz_targets/cluster_bus.rs: a PING whose sender is this node's own
+        // name, announcing port 0, moved this node to port 0 (CLUSTER NODES, the PINGs it
+        // sends); a handshake PONG with our name renamed the handshake node over ours.
+        let mut net = create(2);
+        let now = net.now;
+        let st = &mut net.nodes[0];
+        let (port, cport) = (st.me().port, st.me().cport);
+        let mut h = st.header(msg::PING);
+        h.port = 0;
+        h.cport = 0;
+        h.myip = "10.9.9.9".into();
+        let link = st.accepted(now, "10.9.9.9".into(), "127.0.0.1".into());
+        st.received(link, &msg::encode(&h, &Body::Ping(Vec::new())), now);
+        assert_eq!((st.me().port, st.me().cport), (port, cport));
+        assert_ne!(st.me().ip, "10.9.9.9");
+
+        // A MEET to an address that turns out to be ours.
+        assert!(st.meet("127.0.0.1", 7999, 17999, now));
+        st.cron(now);
+        let out = std::mem::take(&mut st.io);
+        let out_link = out
+            .iter()
+            .find_map(|io| match io {
+                Io::Connect {
+                    link, port: 17999, ..
+                } => Some(*link),
+                _ => None,
+            })
+            .expect("a connection to the met address");
+        st.connected(out_link, now, "127.0.0.1".into(), "127.0.0.1".into());
+        let mut pong = st.header(msg::PONG);
+        pong.port = 0;
+        st.received(out_link, &msg::encode(&pong, &Body::Ping(Vec::new())), now);
+        assert_eq!(st.nodes.len(), 2, "the handshake node is forgotten");
+        assert_ne!(st.me().flags & flags::MYSELF, 0);
+        assert_eq!((st.me().port, st.me().cport), (port, cport));
     }
 
     pub(super) fn create(n: usize) -> Net {
