@@ -298,12 +298,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(REPLICATION, "replica-ignore-disk-write-errors", BOOL, "no"),
     p("repl-diskless-sync", BOOL, "yes"),
     p("repl-diskless-sync-delay", c_int(0), "5"),
-    absent(
-        REPLICATION,
-        "repl-diskless-sync-max-replicas",
-        c_int(0),
-        "0",
-    ),
+    p("repl-diskless-sync-max-replicas", c_int(0), "0"),
     absent(
         REPLICATION,
         "repl-diskless-load",
