@@ -33,36 +33,9 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
-[ -x "$shardis" ] || { echo "no shardis-server at $shardis" >&2; exit 1; }
-[ -n "$redis" ] || { echo "redis-server not found" >&2; exit 1; }
-for t in redis-cli python3; do
-  command -v "$t" >/dev/null || { echo "$t not found" >&2; exit 1; }
-done
-
-work="$(mktemp -d)"
-primary_port=$base_port
-replica_port=$((base_port + 1))
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do
-    kill -9 "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-
-wait_ping() {
-  for _ in $(seq 1 400); do
-    # PONG, not -LOADING: the server has loaded and serves.
-    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on port $1" >&2
-  exit 1
-}
-
-field() { redis-cli -p "$1" info replication | tr -d '\r' | sed -n "s/^$2://p"; }
+# shellcheck source=benches/lib/replication.sh
+source "$here/benches/lib/replication.sh"
+repl_init
 # Memory of the primary and its children (Redis forks for a sync): proportional set sizes, so
 # pages a fork child shares with its parent count once.
 rss_kb() {
@@ -105,16 +78,13 @@ run_once() {
     --replicaof 127.0.0.1 "$primary_port" >/dev/null 2>&1) &
   local rpid=$!
   pids+=("$rpid")
-  while true; do
+  # shellcheck disable=SC2317 # called by wait_synced
+  sample_rss() {
     local now
     now=$(rss_kb "$ppid")
-    [ "$now" -gt "$peak" ] && peak=$now
-    if [ "$(field "$replica_port" master_link_status 2>/dev/null)" = up ] &&
-       [ "$(field "$replica_port" slave_repl_offset 2>/dev/null)" -ge "$target" ]; then
-      break
-    fi
-    sleep 0.02
-  done
+    if [ "$now" -gt "$peak" ]; then peak=$now; fi
+  }
+  wait_synced "$replica_port" "$target" sample_rss
   end=$(date +%s.%N)
   local loaded
   loaded="$(redis-cli -p "$replica_port" dbsize)"

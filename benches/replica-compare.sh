@@ -29,35 +29,9 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
-[ -x "$shardis" ] || { echo "no shardis-server at $shardis" >&2; exit 1; }
-[ -n "$redis" ] || { echo "redis-server not found" >&2; exit 1; }
-for t in redis-cli python3; do
-  command -v "$t" >/dev/null || { echo "$t not found" >&2; exit 1; }
-done
-
-work="$(mktemp -d)"
-primary_port=$base_port
-replica_port=$((base_port + 1))
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do
-    kill -9 "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-
-wait_ping() {
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on port $1" >&2
-  exit 1
-}
-
-field() { redis-cli -p "$1" info replication | tr -d '\r' | sed -n "s/^$2://p"; }
+# shellcheck source=benches/lib/replication.sh
+source "$here/benches/lib/replication.sh"
+repl_init
 
 mkdir -p "$work/primary"
 "$redis" --port "$primary_port" --save "" --appendonly no --dir "$work/primary" \
@@ -81,13 +55,7 @@ time_sync() {
   local start
   start=$(date +%s.%N)
   redis-cli -p "$replica_port" replicaof 127.0.0.1 "$primary_port" >/dev/null
-  while true; do
-    if [ "$(field "$replica_port" master_link_status)" = up ] &&
-       [ "$(field "$replica_port" slave_repl_offset)" -ge "$target" ]; then
-      break
-    fi
-    sleep 0.02
-  done
+  wait_synced "$replica_port" "$target"
   local end
   end=$(date +%s.%N)
   local loaded

@@ -16,26 +16,9 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
-use common::{arguments, populated, run, COMMANDS};
+use common::{populated, run_lines};
 
 fuzz_target!(|data: &[u8]| {
     let mut shard = populated();
-    for line in data.split(|&b| b == b'\n').take(16) {
-        let Some((&pick, rest)) = line.split_first() else {
-            continue;
-        };
-        let Some(&cmd) = COMMANDS.get(usize::from(pick) % COMMANDS.len()) else {
-            continue;
-        };
-        let args = arguments(cmd, rest);
-        if let Some(reply) = run(&mut shard, &args) {
-            let mut wire = Vec::new();
-            shardis_resp::encode(&reply, false, &mut wire);
-            assert!(
-                wire.len() < 1 << 22,
-                "{} reply bytes for {args:?}",
-                wire.len()
-            );
-        }
-    }
+    run_lines(&mut shard, data);
 });

@@ -13,6 +13,8 @@ use crate::{error, num, rdb};
 pub static COMMANDS: &[Registration] = &[
     Registration::shard("dump", dump),
     Registration::shard("restore", restore),
+    // MIGRATE's form of RESTORE: its `asking` flag lets it into a slot being imported.
+    Registration::shard("restore-asking", restore),
 ];
 
 /// DUMP key
@@ -20,6 +22,54 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     match ctx.lookup_read(&args[1]) {
         None => Reply::Nil,
         Some(v) => Reply::Bulk(Bytes::from(dump::seal(rdb::serialize(v, true)))),
+    }
+}
+
+/// What MIGRATE sends of `key`: its DUMP payload and its time to live in ms (0: none, at
+/// least 1 otherwise), None when the key does not exist (as Redis's `lookupKeyRead`).
+pub fn migrate_payload(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<(Bytes, u64)> {
+    let now = ctx.now_ms;
+    let payload = Bytes::from(dump::seal(rdb::serialize(ctx.lookup_read(key)?, true)));
+    let ttl = ctx
+        .db()
+        .expire_at(key)
+        .map_or(0, |at| at.saturating_sub(now).max(1));
+    Some((payload, ttl))
+}
+
+/// MIGRATE's keys (Redis's `migrateGetKeys`): the key argument, or everything after KEYS
+/// (nothing when KEYS comes with a non-empty key argument: the command refuses it).
+pub fn migrate_keys(args: &[Bytes], out: &mut Vec<usize>) {
+    let keys_at = args
+        .iter()
+        .enumerate()
+        .skip(6)
+        .find(|(_, a)| a.eq_ignore_ascii_case(b"keys"))
+        .map(|(i, _)| i);
+    match keys_at {
+        Some(_) if args.get(3).is_some_and(|k| !k.is_empty()) => {}
+        Some(i) => out.extend(i + 1..args.len()),
+        None if args.len() > 3 => out.push(3),
+        None => {}
+    }
+}
+
+/// MIGRATE: the passwords of AUTH and AUTH2 (and AUTH2's user name), which the slow log hides.
+pub fn redact_migrate(args: &[Bytes], out: &mut Vec<usize>) {
+    let mut j = 6;
+    while j < args.len() {
+        let a = &args[j];
+        if a.eq_ignore_ascii_case(b"keys") {
+            return;
+        }
+        if a.eq_ignore_ascii_case(b"auth") {
+            out.extend((j + 1..j + 2).filter(|&i| i < args.len()));
+            j += 1;
+        } else if a.eq_ignore_ascii_case(b"auth2") {
+            out.extend((j + 1..j + 3).filter(|&i| i < args.len()));
+            j += 2;
+        }
+        j += 1;
     }
 }
 
@@ -326,5 +376,45 @@ mod tests {
             );
             assert_eq!(dumped(&mut t, &copy), payload, "{key}");
         }
+    }
+
+    #[test]
+    fn migrate_finds_its_keys_and_hides_its_passwords_as_redis() {
+        let args = |v: &[&str]| {
+            v.iter()
+                .map(|a| bytes::Bytes::copy_from_slice(a.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let keys = |v: &[&str]| {
+            let mut out = Vec::new();
+            super::migrate_keys(&args(v), &mut out);
+            out
+        };
+        assert_eq!(keys(&["migrate", "h", "1", "k", "0", "0"]), [3]);
+        assert_eq!(
+            keys(&["migrate", "h", "1", "", "0", "0", "copy", "keys", "a", "b"]),
+            [8, 9]
+        );
+        assert!(keys(&["migrate", "h", "1", "k", "0", "0", "keys", "a"]).is_empty());
+        let mut hidden = Vec::new();
+        super::redact_migrate(
+            &args(&[
+                "migrate", "h", "1", "", "0", "0", "auth", "p", "auth2", "u", "q", "keys", "auth",
+            ]),
+            &mut hidden,
+        );
+        assert_eq!(hidden, [7, 9, 10]);
+    }
+
+    #[test]
+    fn a_migrate_payload_restores_with_its_ttl() {
+        let mut t = TestShard::new();
+        t.run(&["SET", "k", "v"]);
+        t.run(&["PEXPIRE", "k", "5000"]);
+        let mut ctx = crate::shard::Ctx::new(&mut t.shard, 0, t.now_ms, false);
+        let (payload, ttl) = super::migrate_payload(&mut ctx, b"k").expect("the key exists");
+        assert!(super::migrate_payload(&mut ctx, b"nokey").is_none());
+        assert_eq!(ttl, 5000);
+        assert_eq!(payload, dumped(&mut t, "k"));
     }
 }

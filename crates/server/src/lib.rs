@@ -29,6 +29,7 @@ pub mod core;
 pub mod io;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod net;
 pub mod persist;
 pub mod primary;

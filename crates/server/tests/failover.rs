@@ -13,27 +13,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::real_redis::{redis_server, redis_server_with};
-use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
+use common::replication::{
+    assert_same, fill, info_of, number, primary_with, temp_dir, wait_in_sync, wait_online,
+    write_load,
+};
 use common::Server;
 use redis::{Connection, Value};
-
-fn shardis(extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--enable-debug-command",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(2, &args)
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("shardis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
 
 fn role(c: &mut Connection) -> Vec<Value> {
     redis::cmd("ROLE").query(c).expect("ROLE")
@@ -71,15 +56,6 @@ fn wait_failover_state(c: &mut Connection, want: &str) {
     while failover_state(c) != want {
         assert!(Instant::now() < deadline, "failover state not {want}");
         thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits until the primary lists a replica online.
-fn wait_online(p: &mut Connection) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !info_of(p, "slave0").is_some_and(|l| l.contains("state=online")) {
-        assert!(Instant::now() < deadline, "replica not online");
-        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -147,7 +123,7 @@ fn assert_old_follows_new(old: &mut Connection, new: &mut Connection) {
 #[test]
 fn a_shardis_primary_fails_over_to_a_redis_replica() {
     let dir = temp_dir("failover-redis");
-    let s = shardis(&[]);
+    let s = primary_with(&[]);
     let mut p = s.conn();
     assert_eq!(
         err_text(failover(&mut p, &[])),
@@ -161,7 +137,7 @@ fn a_shardis_primary_fails_over_to_a_redis_replica() {
     };
     let mut r = common::connect(redis_port);
     wait_in_sync(&mut p, &mut r);
-    wait_online(&mut p);
+    wait_online(&mut p, 1);
     let port = redis_port.to_string();
 
     // Redis's argument checks.
@@ -215,10 +191,10 @@ fn a_shardis_primary_fails_over_to_a_redis_replica() {
 
 #[test]
 fn a_shardis_primary_fails_over_to_a_shardis_replica() {
-    let s = shardis(&[]);
+    let s = primary_with(&[]);
     let mut p = s.conn();
     fill(&mut p);
-    let t = shardis(&[]);
+    let t = primary_with(&[]);
     let mut r = t.conn();
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
@@ -227,7 +203,7 @@ fn a_shardis_primary_fails_over_to_a_shardis_replica() {
         .expect("REPLICAOF");
     write_load(&mut p, 0);
     wait_in_sync(&mut p, &mut r);
-    wait_online(&mut p);
+    wait_online(&mut p, 1);
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = confirmed_writer(s.port, stop.clone());
@@ -275,7 +251,7 @@ fn a_shardis_primary_fails_over_to_a_shardis_replica() {
 /// A Shardis primary with a Redis replica that sleeps (DEBUG SLEEP), so it cannot catch up.
 fn with_sleeping_replica(f: impl FnOnce(&Server, &mut Connection, &mut Connection, &str)) {
     let dir = temp_dir(&format!("failover-abort-{:?}", thread::current().id()));
-    let s = shardis(&[]);
+    let s = primary_with(&[]);
     let mut p = s.conn();
     let Some((_redis, redis_port)) =
         redis_server_with(&dir, &["--replicaof", "127.0.0.1", &s.port.to_string()])
@@ -284,7 +260,7 @@ fn with_sleeping_replica(f: impl FnOnce(&Server, &mut Connection, &mut Connectio
     };
     let mut r = common::connect(redis_port);
     wait_in_sync(&mut p, &mut r);
-    wait_online(&mut p);
+    wait_online(&mut p, 1);
     let sleeper = thread::spawn(move || {
         let mut c = common::connect(redis_port);
         let _: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SLEEP").arg(3).query(&mut c);
@@ -390,7 +366,7 @@ fn a_redis_primary_fails_over_to_a_shardis_replica() {
     };
     let mut p = common::connect(redis_port);
     fill(&mut p);
-    let t = shardis(&[]);
+    let t = primary_with(&[]);
     let mut r = t.conn();
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
@@ -399,7 +375,7 @@ fn a_redis_primary_fails_over_to_a_shardis_replica() {
         .expect("REPLICAOF");
     write_load(&mut p, 0);
     wait_in_sync(&mut p, &mut r);
-    wait_online(&mut p);
+    wait_online(&mut p, 1);
     failover(&mut p, &["TO", "127.0.0.1", &t.port.to_string()]).expect("FAILOVER");
     wait_role(&mut r, "master");
     wait_role(&mut p, "slave");

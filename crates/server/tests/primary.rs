@@ -12,25 +12,15 @@ use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
 use common::replication::{
-    assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears, info_of, number,
-    wait_in_sync, write_load, LIBRARY,
+    assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
+    info_of, kill_type, number, primary_with, temp_dir, wait_in_sync, wait_online, wait_replicas,
+    write_load, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
 
 fn primary() -> Server {
     primary_with(&[])
-}
-
-fn primary_with(extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--enable-debug-command",
-        "yes",
-        "--repl-diskless-sync-delay",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    Server::start(2, &args)
 }
 
 /// Runs rounds `rounds` of the write load from another connection while `during` runs.
@@ -45,30 +35,6 @@ fn under_load<T>(server: &Server, rounds: std::ops::Range<usize>, during: impl F
     let out = during();
     load.join().expect("write load");
     out
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("shardis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
-/// Waits until the primary lists `n` replicas online.
-fn wait_online(p: &mut Connection, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let online = (0..n)
-            .filter(|i| {
-                info_of(p, &format!("slave{i}")).is_some_and(|l| l.contains("state=online"))
-            })
-            .count();
-        if online == n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "replicas not online");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -98,6 +64,8 @@ fn a_redis_replica_follows_a_shardis_primary() {
         "{line}"
     );
     assert_eq!(number(&mut p, "sync_full"), 1);
+    // The link is in CLIENT LIST with flags S, as Redis lists it (Redis: M, on its side).
+    assert_links_listed(&mut p, &mut r);
     assert_eq!(info_of(&mut p, "repl_backlog_active").as_deref(), Some("1"));
     assert_eq!(
         info_of(&mut r, "master_replid"),
@@ -148,11 +116,7 @@ fn a_redis_replica_follows_a_shardis_primary() {
 
     // WAIT counts the replicas that acknowledged the client's own last write.
     write_load(&mut p, 4);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10000)
-        .query(&mut p)
-        .expect("WAIT");
+    let acked: i64 = wait_replicas(&mut p, 1, 10000);
     assert_eq!(acked, 1);
     let target = number(&mut p, "master_repl_offset");
     assert!(number(&mut r, "slave_repl_offset") >= target - 64);
@@ -166,28 +130,18 @@ fn a_redis_replica_follows_a_shardis_primary() {
         .arg(1)
         .query(&mut other)
         .expect("SET");
-    let wait =
-        |c: &mut Connection| -> i64 { redis::cmd("WAIT").arg(1).arg(200).query(c).expect("WAIT") };
+    let wait = |c: &mut Connection| wait_replicas(c, 1, 200);
     let (mine, fresh, writer) = (wait(&mut p), wait(&mut shardis.conn()), wait(&mut other));
     unsafe { libc::kill(_redis.pid() as i32, libc::SIGCONT) };
     assert_eq!((mine, fresh, writer), (1, 1, 0));
-    let none: i64 = redis::cmd("WAIT")
-        .arg(2)
-        .arg(100)
-        .query(&mut p)
-        .expect("WAIT");
+    let none: i64 = wait_replicas(&mut p, 2, 100);
     assert_eq!(none, 1);
     wait_in_sync(&mut p, &mut r);
 
     // A killed link resumes with a partial resync.
     let full = number(&mut p, "sync_full");
     let partial = number(&mut p, "sync_partial_ok");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut p)
-        .expect("CLIENT KILL");
+    let killed: i64 = kill_type(&mut p, "replica");
     assert_eq!(killed, 1);
     write_load(&mut p, 7);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -331,11 +285,7 @@ fn replicas_sync_through_a_file_and_shardis_follows_shardis() {
         assert_same(&mut p, &mut r);
         assert_same(&mut p, &mut f);
         wait_online(&mut p, 2);
-        let acked: i64 = redis::cmd("WAIT")
-            .arg(2)
-            .arg(10000)
-            .query(&mut p)
-            .expect("WAIT");
+        let acked: i64 = wait_replicas(&mut p, 2, 10000);
         assert_eq!(acked, 2);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -398,12 +348,7 @@ fn shardis_replicas_of_2_and_1_shards_under_load_resume_and_survive_sigkill() {
     // Both links dropped under load: partial resyncs, no full one.
     let full = number(&mut p, "sync_full");
     let partial = number(&mut p, "sync_partial_ok");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut p)
-        .expect("CLIENT KILL");
+    let killed: i64 = kill_type(&mut p, "replica");
     assert_eq!(killed, 2);
     under_load(&shardis, 3..5, || {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -437,10 +382,135 @@ fn shardis_replicas_of_2_and_1_shards_under_load_resume_and_survive_sigkill() {
     assert_eq!(call_rf(&mut r2).expect("FCALL_RO after the full sync"), 7);
     assert_eq!(number(&mut p, "sync_full"), full + 1);
     wait_online(&mut p, 2);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(2)
-        .arg(30000)
-        .query(&mut p)
-        .expect("WAIT");
+    let acked: i64 = wait_replicas(&mut p, 2, 30000);
     assert_eq!(acked, 2);
+}
+
+/// WAIT targets the end of the calling client's own last write, as Redis's `woff`: with a
+/// replica stopped after it acknowledged a client's writes (one ran on the client's core,
+/// one was forwarded to the other shard's), another client's later write does not make the
+/// first client's WAIT count the stopped replica out; a new write of its own does. With a
+/// Redis 7.0 replica and a Shardis one, each stopped in turn.
+#[test]
+fn wait_targets_the_clients_own_last_write() {
+    let dir = temp_dir("woff");
+    let shardis = primary();
+    let port = shardis.port.to_string();
+    let Some((redis, _)) = redis_server_with(&dir, &["--replicaof", "127.0.0.1", &port]) else {
+        return;
+    };
+    let shardis_replica = Server::start(2, &["--replicaof", "127.0.0.1", &port]);
+    let mut p = shardis.conn();
+    wait_online(&mut p, 2);
+    let set = |c: &mut Connection, key: &str| {
+        let _: () = redis::cmd("SET").arg(key).arg(1).query(c).expect("SET");
+    };
+    let wait = |c: &mut Connection, timeout: u64| -> i64 {
+        redis::cmd("WAIT")
+            .arg(2)
+            .arg(timeout)
+            .query(c)
+            .expect("WAIT")
+    };
+    for pid in [redis.pid(), shardis_replica.pid()] {
+        let (mut a, mut b, mut c) = (shardis.conn(), shardis.conn(), shardis.conn());
+        for shard in 0..2 {
+            set(&mut a, &common::key_on("a", shard, 2));
+        }
+        // Another client's write after a's, acknowledged by both: a's are too.
+        set(&mut c, "sync");
+        assert_eq!(wait(&mut c, 10_000), 2);
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        for shard in 0..2 {
+            set(&mut b, &common::key_on("b", shard, 2));
+        }
+        // The running replica acknowledges on GETACK; a busy machine may take a while.
+        let (mine, theirs) = (wait(&mut a, 1000), wait(&mut b, 1000));
+        set(&mut a, &common::key_on("a2", 1, 2));
+        let again = wait(&mut a, 1000);
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        assert_eq!((mine, theirs, again), (2, 1, 1), "replica pid {pid}");
+        assert_eq!(wait(&mut a, 10_000), 2);
+        assert_eq!(wait(&mut b, 10_000), 2);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Replicas that arrive during `repl-diskless-sync-delay` share one diskless sync, as in
+/// Redis: with a delay of 60 s and `repl-diskless-sync-max-replicas 2`, a Redis 7.0 replica
+/// and a Shardis one arriving under a write load are served at once by one sync (two
+/// separate syncs would each wait the delay out), and both end equal to the primary. A
+/// replica arriving later gets a sync of its own after the delay (set to 1 s by CONFIG SET).
+#[test]
+fn replicas_arriving_during_the_delay_share_one_diskless_sync() {
+    let dir = temp_dir("shared");
+    let shardis = primary_with(&[
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ]);
+    let mut p = shardis.conn();
+    fill(&mut p);
+    let port = shardis.port.to_string();
+    let started = Instant::now();
+    let (redis, shardis_replica) = under_load(&shardis, 0..2, || {
+        let redis = redis_server_with(&dir, &["--replicaof", "127.0.0.1", &port]);
+        let replica = Server::start(
+            2,
+            &[
+                "--enable-debug-command",
+                "yes",
+                "--replicaof",
+                "127.0.0.1",
+                &port,
+            ],
+        );
+        (redis, replica)
+    });
+    let Some((_redis, redis_port)) = redis else {
+        return;
+    };
+    let (mut r, mut s) = (common::connect(redis_port), shardis_replica.conn());
+    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut s);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "the sync waited its delay out: not shared"
+    );
+    assert_eq!(number(&mut p, "sync_full"), 2);
+    assert_same(&mut p, &mut r);
+    assert_same(&mut p, &mut s);
+    let max: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("repl-diskless-sync-max-replicas")
+        .query(&mut p)
+        .expect("CONFIG GET");
+    assert_eq!(max[1], "2");
+
+    // A latecomer: a sync of its own.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg(1)
+        .query(&mut p)
+        .expect("CONFIG SET");
+    let late = Server::start(
+        1,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    let mut l = late.conn();
+    write_load(&mut p, 3);
+    wait_in_sync(&mut p, &mut l);
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(number(&mut p, "sync_full"), 3);
+    assert_same(&mut p, &mut l);
+    assert_same(&mut p, &mut r);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -79,6 +79,8 @@ fn a_shardis_replica_follows_a_redis_primary() {
         .query(&mut r)
         .expect("CONFIG GET");
     assert_eq!(config[1], format!("127.0.0.1 {redis_port}"));
+    // The master client is in CLIENT LIST with flags M, as Redis lists it (Redis: S).
+    common::replication::assert_links_listed(&mut primary, &mut r);
 
     // A client cannot write; reads work.
     let err = redis::cmd("SET")

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::real_redis::redis_server_with;
-use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
+use common::replication::{
+    assert_same, fill, info_of, kill_type, number, wait_in_sync, wait_info, wait_replicas,
+    write_load,
+};
 use common::{free_port, Server};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -1002,19 +1005,6 @@ fn replica_tls_args(pki: &Pki) -> Vec<String> {
     .collect()
 }
 
-/// A plain connection's `field` of INFO, waiting until `ok` holds it (30 s).
-fn wait_info(c: &mut redis::Connection, field: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = info_of(c, field).unwrap_or_default();
-        if ok(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "INFO {field}: {v:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_redis_replica_follows_a_shardis_primary_over_tls() {
     let dir = Dir::new("repl-redis-replica");
@@ -1052,20 +1042,11 @@ fn a_redis_replica_follows_a_shardis_primary_over_tls() {
     write_load(&mut p, 0);
     wait_in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10000)
-        .query(&mut p)
-        .expect("WAIT");
+    let acked: i64 = wait_replicas(&mut p, 1, 10000);
     assert_eq!(acked, 1, "REPLCONF ACK over TLS");
 
     // A killed link comes back over TLS with a partial resync.
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut p)
-        .expect("CLIENT KILL");
+    let killed: i64 = kill_type(&mut p, "replica");
     assert_eq!(killed, 1);
     write_load(&mut p, 1);
     wait_info(&mut p, "sync_partial_ok", |v| v == "1");
@@ -1102,11 +1083,7 @@ fn shardis_follows_a_redis_primary_over_tls_and_client_kill_type_master() {
     write_load(&mut p, 0);
     wait_in_sync(&mut p, &mut r);
     assert_same(&mut p, &mut r);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10000)
-        .query(&mut p)
-        .expect("WAIT");
+    let acked: i64 = wait_replicas(&mut p, 1, 10000);
     assert_eq!(acked, 1, "REPLCONF ACK over TLS");
 
     // CLIENT KILL TYPE master ends the link; it comes back with a partial resync.
@@ -1119,12 +1096,7 @@ fn shardis_follows_a_redis_primary_over_tls_and_client_kill_type_master() {
         .query(&mut r)
         .expect("CLIENT KILL");
     assert_eq!(none, 0, "the master client has no user");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("master")
-        .query(&mut r)
-        .expect("CLIENT KILL");
+    let killed: i64 = kill_type(&mut r, "master");
     assert_eq!(killed, 1);
     write_load(&mut p, 1);
     wait_info(&mut p, "sync_partial_ok", |v| v == "1");

@@ -179,6 +179,8 @@ impl Flags {
     pub const MAY_REPLICATE: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     pub const MOVABLE_KEYS: u32 = 1 << 17;
+    /// Served in a slot being imported without ASKING first (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 18;
 
     fn from_names(names: &[&str]) -> Flags {
         let mut bits = 0;
@@ -201,6 +203,7 @@ impl Flags {
                 "skip_slowlog" => Self::SKIP_SLOWLOG,
                 "may_replicate" => Self::MAY_REPLICATE,
                 "no_mandatory_keys" => Self::NO_MANDATORY_KEYS,
+                "asking" => Self::ASKING,
                 _ => 0,
             };
         }

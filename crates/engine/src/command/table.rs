@@ -283,8 +283,14 @@ pub enum ServerCmd {
     ClusterBumpEpoch,
     ClusterSaveConfig,
     ClusterReset,
+    ClusterReplicate,
+    ClusterReplicas,
+    ClusterFailover,
+    ClusterSetSlot,
     Asking,
     ReadOnly,
+    // Moving keys to another server (crates/server/src/migrate).
+    Migrate,
     ReadWrite,
     // Replication, the primary's side (crates/server/src/primary).
     ReplConf,
@@ -440,9 +446,17 @@ pub static TABLE: &[Registration] = &[
     Registration::server("cluster|bumpepoch", ServerCmd::ClusterBumpEpoch),
     Registration::server("cluster|saveconfig", ServerCmd::ClusterSaveConfig),
     Registration::server("cluster|reset", ServerCmd::ClusterReset),
+    Registration::server("cluster|replicate", ServerCmd::ClusterReplicate),
+    Registration::server("cluster|replicas", ServerCmd::ClusterReplicas),
+    Registration::server("cluster|slaves", ServerCmd::ClusterReplicas),
+    Registration::server("cluster|failover", ServerCmd::ClusterFailover),
+    Registration::server("cluster|setslot", ServerCmd::ClusterSetSlot),
     Registration::server("asking", ServerCmd::Asking),
     Registration::server("readonly", ServerCmd::ReadOnly),
     Registration::server("readwrite", ServerCmd::ReadWrite),
+    Registration::server("migrate", ServerCmd::Migrate)
+        .with_getkeys(crate::t_dump::migrate_keys)
+        .redacting(crate::t_dump::redact_migrate),
 ];
 
 /// AUTH: the password, and the user name given with it.

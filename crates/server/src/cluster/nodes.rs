@@ -88,7 +88,7 @@ pub fn load_or_create(config: &Config, shards: usize) -> Result<Vec<String>, Str
 }
 
 /// Each node line's id and the first slot it serves, if any.
-fn parse(text: &str) -> Result<Vec<(String, Option<u16>)>, String> {
+pub fn parse(text: &str) -> Result<Vec<(String, Option<u16>)>, String> {
     let mut out = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let words: Vec<&str> = raw.split_whitespace().collect();

@@ -2,8 +2,17 @@
 //! that node alone. As Redis's `getNodeByQuery`, a command whose keys hash to several slots
 //! is refused with -CROSSSLOT, and one whose slot another node owns gets -MOVED to that node;
 //! nothing is forwarded. (Connections on the shared port keep the forwarding.)
+//!
+//! On the bus a slot can be open (being moved, CLUSTER SETSLOT): the verdict then depends
+//! on which of the request's keys this node still has (-ASK to the node taking the slot,
+//! -TRYAGAIN for keys partly moved, or served after ASKING on the importing node). Such a
+//! request runs in a task (`run_open`) that takes the lock of its keys, weighs them on
+//! their shard and runs the command under that lock: a MIGRATE (which holds the same lock
+//! while it moves them) cannot slip in between, so a write never lands on a key that has
+//! just left, as none can while Redis weighs and runs a command in one step.
 
 use bytes::Bytes;
+use shardis_engine::command::Flags;
 use shardis_engine::{Command, Exec, ServerCmd};
 use shardis_resp::Reply;
 
@@ -12,7 +21,7 @@ use super::NodeAddr;
 use crate::config::Config;
 use crate::conn::multi;
 use crate::conn::session::Session;
-use crate::coord::route;
+use crate::coord::{route, txn};
 
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -35,11 +44,40 @@ pub enum Redirect {
     Unbound,
     /// On the bus: the cluster state is fail (-CLUSTERDOWN The cluster is down).
     Down,
+    /// On the bus: the slot is being moved and the keys are not here: -ASK to its new node.
+    Ask {
+        slot: u16,
+        ip: String,
+        port: u16,
+    },
+    /// On the bus: keys of an open slot partly here (-TRYAGAIN).
+    TryAgain,
+}
+
+/// A request in an open slot, as Redis's `getNodeByQuery` weighs it: how many of its keys
+/// this node has, whether they are several different keys, and how the client asks.
+#[derive(Default, Clone, Copy)]
+pub struct Open {
+    pub missing: usize,
+    pub existing: usize,
+    pub multiple: bool,
+    /// The client sent ASKING, or the command is flagged `asking` (RESTORE-ASKING).
+    pub asking: bool,
+    /// MIGRATE: served by the node whatever state the slot is in.
+    pub migrate: bool,
 }
 
 /// Whether node `view` serves `slot` (for a client of its own port, `node`, or of the
-/// shared port, which serves every local node's slots), as Redis's `getNodeByQuery`.
-fn on_bus(view: &Snapshot, slot: u16, node: bool) -> Result<(), Redirect> {
+/// shared port, which serves every local node's slots), as Redis's `getNodeByQuery`; `open`
+/// describes the request when the slot is open (see [`is_open`]). A replica serves its
+/// master's slots to a READONLY client's reads (`replica_read`).
+fn on_bus(
+    view: &Snapshot,
+    slot: u16,
+    node: bool,
+    open: Option<Open>,
+    replica_read: bool,
+) -> Result<(), Redirect> {
     let Some(&owner) = view.owner.get(slot as usize).filter(|&&o| o != UNOWNED) else {
         return Err(Redirect::Unbound);
     };
@@ -47,7 +85,42 @@ fn on_bus(view: &Snapshot, slot: u16, node: bool) -> Result<(), Redirect> {
         return Err(Redirect::Down);
     }
     let owner = owner as usize;
-    let served = owner == view.me || (!node && view.local.get(owner).copied().unwrap_or(false));
+    let migrating = if owner == view.me {
+        view.migrating_to(slot)
+    } else {
+        None
+    };
+    let importing = view.importing(slot);
+    if let Some(o) = open.filter(|_| migrating.is_some() || importing) {
+        if o.migrate {
+            return Ok(());
+        }
+        if let (Some(to), true) = (migrating, o.missing > 0) {
+            if o.existing > 0 {
+                return Err(Redirect::TryAgain);
+            }
+            return Err(Redirect::Ask {
+                slot,
+                ip: to.ip.clone(),
+                port: to.port,
+            });
+        }
+        if importing && o.asking {
+            if o.multiple && o.missing > 0 {
+                return Err(Redirect::TryAgain);
+            }
+            return Ok(());
+        }
+    }
+    let my_master = view.myself().master.as_ref();
+    let replica_of_owner = view.myself().flags & super::bus::msg::flags::SLAVE != 0
+        && view
+            .nodes
+            .get(owner)
+            .is_some_and(|o| Some(&o.id) == my_master);
+    let served = owner == view.me
+        || (replica_read && replica_of_owner)
+        || (!node && view.local.get(owner).copied().unwrap_or(false));
     if served {
         return Ok(());
     }
@@ -104,9 +177,82 @@ pub fn check<'a>(
     }
 }
 
+/// Whether "myself" of `view` is moving `slot` out or in.
+fn is_open(view: &Snapshot, slot: u16) -> bool {
+    view.importing(slot)
+        || view.owner.get(slot as usize) == Some(&(view.me as u16))
+            && view.migrating_to(slot).is_some()
+}
+
+/// The keys of a request (one command, or EXEC's queued ones) in the order Redis meets
+/// them, for the weighing of an open slot.
+fn keys_of(s: &Session, cmd: &Command, args: &[Bytes], idx: &mut Vec<usize>) -> Vec<Bytes> {
+    let mut keys = Vec::new();
+    let mut add = |c: &Command, a: &[Bytes], idx: &mut Vec<usize>| {
+        idx.clear();
+        if c.key_indexes(a, idx) {
+            keys.extend(idx.iter().filter_map(|&i| a.get(i)).cloned());
+        }
+    };
+    if matches!(cmd.exec, Exec::Server(ServerCmd::Exec)) {
+        for (c, a) in s.multi.iter().flat_map(|m| m.queued.iter()) {
+            add(c, a, idx);
+        }
+    } else {
+        add(cmd, args, idx);
+    }
+    keys
+}
+
+/// How `keys` stand on this shard (database 0, expired keys missing, nothing touched).
+fn weigh(core: &crate::core::Core, keys: &[Bytes], open: &mut Open) {
+    let now = core.now_ms();
+    let shard = core.shard.borrow();
+    let Some(db) = shard.dbs.first() else { return };
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 && *k != keys[0] {
+            open.multiple = true;
+        }
+        if db.peek(k).is_some_and(|e| !db.is_expired(e, now)) {
+            open.existing += 1;
+        } else {
+            open.missing += 1;
+        }
+    }
+}
+
+/// Takes the client's ASKING for this command: it lasts one command, or a whole MULTI
+/// up to its EXEC (Redis clears it after each command but ASKING, outside MULTI).
+fn take_asking(s: &Session, cmd: &Command) -> bool {
+    let mut c = s.client.borrow_mut();
+    let asking = c.asking;
+    let keep = matches!(cmd.exec, Exec::Server(ServerCmd::Asking))
+        || s.multi.is_some()
+            && !matches!(
+                cmd.exec,
+                Exec::Server(ServerCmd::Exec) | Exec::Server(ServerCmd::Discard)
+            );
+    if !keep {
+        c.asking = false;
+    }
+    asking || cmd.flags.has(Flags::ASKING)
+}
+
+fn open_for(cmd: &Command, asking: bool) -> Open {
+    Open {
+        asking,
+        migrate: matches!(cmd.exec, Exec::Server(ServerCmd::Migrate)),
+        ..Open::default()
+    }
+}
+
 /// The refusal of a command a client of a node's own port sends, if the node does not serve
 /// it (None for clients of the shared port). EXEC is judged on its queued commands together
 /// and a refused EXEC drops the transaction; a command refused inside MULTI fails it.
+///
+/// A request in an open slot whose keys are another core's is not judged here: it is left
+/// in `s.open_slot` for [`refuse_open`], which the event loop runs in a task before the
+/// command.
 pub fn refuse(
     s: &mut Session,
     cmd: &Command,
@@ -123,17 +269,30 @@ pub fn refuse(
         // On the bus the slot map is the node's view; the shared port serves the slots of
         // every node of the process.
         let view = super::bus::snapshot(here)?;
-        let node = s.client.borrow().node;
-        let slot = if exec {
-            let queued = s.multi.as_ref()?.queued.iter();
-            slot_of(queued.map(|(c, a)| (*c, &a[..])), idx)
-        } else {
-            slot_of([(cmd, args)], idx)
+        let (node, readonly) = {
+            let c = s.client.borrow();
+            (c.node, c.readonly)
         };
-        slot.and_then(|slot| match slot {
-            Some(slot) => on_bus(&view, slot, node),
-            None => Ok(()),
-        })
+        let asking = take_asking(s, cmd);
+        let (slot, writes) = if exec {
+            let queued = &s.multi.as_ref()?.queued;
+            let writes = queued.iter().any(|(c, _)| c.is_write());
+            (
+                slot_of(queued.iter().map(|(c, a)| (*c, &a[..])), idx),
+                writes,
+            )
+        } else {
+            (slot_of([(cmd, args)], idx), cmd.is_write())
+        };
+        match slot {
+            Ok(Some(slot)) if is_open(&view, slot) => {
+                s.open_slot = Some(asking);
+                return None;
+            }
+            Ok(Some(slot)) => on_bus(&view, slot, node, None, readonly && !writes),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        }
     } else if exec {
         let queued = s.multi.as_ref()?.queued.iter();
         check(queued.map(|(c, a)| (*c, &a[..])), here, shards, idx)
@@ -141,13 +300,75 @@ pub fn refuse(
         check([(cmd, args)], here, shards, idx)
     };
     let redirect = verdict.err()?;
+    Some(refused(s, exec, redirect))
+}
+
+/// The reply of a refused request; a refused EXEC drops the transaction and a command
+/// refused inside MULTI fails it.
+fn refused(s: &mut Session, exec: bool, redirect: Redirect) -> Reply {
     if exec {
         multi::discard(s);
     } else {
         multi::flag_error(s);
     }
     let local = s.client.borrow().laddr.clone();
-    Some(redirect.reply(&s.core.config.borrow(), super::ip_of(&local)))
+    redirect.reply(&s.core.config.borrow(), super::ip_of(&local))
+}
+
+/// Runs a request of an open slot (left by [`refuse`] in `s.open_slot`): judged on the
+/// keys its shard has, with the node's view of now, and run if served. A command over shard
+/// data runs under the lock of its keys, taken before they are weighed; MIGRATE, EXEC and
+/// blocking commands, which take locks or wait themselves, are weighed without it.
+pub async fn run_open(
+    s: &mut Session,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+    asking: bool,
+) -> Option<Reply> {
+    let core = s.core.clone();
+    let mut idx = Vec::new();
+    let exec = matches!(cmd.exec, Exec::Server(ServerCmd::Exec));
+    let keys = keys_of(s, cmd, &args, &mut idx);
+    let Some(first) = keys.first() else {
+        return crate::conn::dispatch::run(s, cmd, args).await;
+    };
+    let slot = route::key_slot(first);
+    let shard = route::shard_of_slot(slot, core.shards);
+    let atomic = matches!(cmd.exec, Exec::Shard(_))
+        && !(cmd.flags.has(Flags::BLOCKING) && cmd.may_block(&args))
+        && s.tx.is_none();
+    let held = if atomic {
+        let plan = txn::plan_keys(core.shards, keys.iter().map(|k| (0, &k[..])));
+        let held = txn::lock(&core, plan).await;
+        s.tx = Some(held.tx);
+        Some(held)
+    } else {
+        None
+    };
+    let mut open = core
+        .run_on(shard, move |c| {
+            let mut open = Open::default();
+            weigh(c, &keys, &mut open);
+            open
+        })
+        .await
+        .unwrap_or_default();
+    let fresh = open_for(cmd, asking);
+    (open.asking, open.migrate) = (fresh.asking, fresh.migrate);
+    let node = s.client.borrow().node;
+    let verdict = match super::bus::snapshot(core.id) {
+        Some(view) => on_bus(&view, slot, node, Some(open), false),
+        None => Ok(()),
+    };
+    let reply = match verdict {
+        Ok(()) => crate::conn::dispatch::run(s, cmd, args).await,
+        Err(redirect) => Some(refused(s, exec, redirect)),
+    };
+    if let Some(held) = held {
+        s.tx = None;
+        txn::unlock(&core, held).await;
+    }
+    reply
 }
 
 impl Redirect {
@@ -165,6 +386,10 @@ impl Redirect {
             }
             Redirect::Unbound => Reply::err("CLUSTERDOWN Hash slot not served"),
             Redirect::Down => Reply::err("CLUSTERDOWN The cluster is down"),
+            Redirect::Ask { slot, ref ip, port } => Reply::error(format!("ASK {slot} {ip}:{port}")),
+            Redirect::TryAgain => {
+                Reply::err("TRYAGAIN Multiple keys request during rehashing of slot")
+            }
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct Snapshot {
     pub received: [u64; super::bus::msg::TYPES],
     /// Which nodes are this process's (the shared port serves their slots).
     pub local: Vec<bool>,
+    /// Slots "myself" is moving to another node, and those it is taking from one: (slot,
+    /// node index), by slot (CLUSTER SETSLOT MIGRATING / IMPORTING).
+    pub migrating: Vec<(u16, u16)>,
+    pub importing: Vec<(u16, u16)>,
 }
 
 /// Contiguous runs of the slots owned by `who`.
@@ -107,6 +111,22 @@ impl Snapshot {
         &self.nodes[self.me]
     }
 
+    /// The node `slot` is being moved to by "myself", if it is.
+    pub fn migrating_to(&self, slot: u16) -> Option<&NodeInfo> {
+        Self::open(&self.migrating, slot).and_then(|n| self.nodes.get(n as usize))
+    }
+
+    /// Whether "myself" is importing `slot`.
+    pub fn importing(&self, slot: u16) -> bool {
+        Self::open(&self.importing, slot).is_some()
+    }
+
+    fn open(list: &[(u16, u16)], slot: u16) -> Option<u16> {
+        list.binary_search_by_key(&slot, |&(s, _)| s)
+            .ok()
+            .map(|i| list[i].1)
+    }
+
     /// The node owning `slot`, if any.
     pub fn owner_of(&self, slot: u16) -> Option<&NodeInfo> {
         let o = *self.owner.get(slot as usize)?;
@@ -150,6 +170,26 @@ impl Snapshot {
                 line.push_str(&format!(" {a}"));
             } else {
                 line.push_str(&format!(" {a}-{b}"));
+            }
+        }
+        if i == self.me {
+            // Only myself's line shows the slots it moves, in slot order (Redis's layout).
+            let mut open: Vec<(u16, &str, u16)> = self
+                .migrating
+                .iter()
+                .map(|&(s, n)| (s, "->-", n))
+                .chain(
+                    self.importing
+                        .iter()
+                        .filter(|(s, _)| Self::open(&self.migrating, *s).is_none())
+                        .map(|&(s, n)| (s, "-<-", n)),
+                )
+                .collect();
+            open.sort_unstable_by_key(|&(s, _, _)| s);
+            for (slot, arrow, node) in open {
+                if let Some(other) = self.nodes.get(node as usize) {
+                    line.push_str(&format!(" [{slot}{arrow}{}]", other.id));
+                }
             }
         }
         line

@@ -48,6 +48,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             c.resp3 = false;
             c.name = None;
             c.readonly = false;
+            c.asking = false;
             c.resume_replies();
             Reply::simple("RESET")
         }
@@ -275,15 +276,15 @@ fn client_setinfo(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// A client's type, as CLIENT LIST and CLIENT KILL filter by it: there are no replication
-/// links here, so a client is `pubsub` while it subscribes to something and `normal`
-/// otherwise (a MONITOR client too, as in Redis).
+/// A client's type, as CLIENT LIST and CLIENT KILL filter by it: a client of an event loop
+/// is `pubsub` while it subscribes to something and `normal` otherwise (a MONITOR client too,
+/// as in Redis); the replication links are listed by their modules.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientType {
     Normal,
-    /// The link to our primary (`crate::replica`, not in the client list).
+    /// The client applying our primary's stream (`crate::replica::master_listed`).
     Master,
-    /// replica or slave: the links of our replicas (`crate::primary`, not in the client list).
+    /// replica or slave: the links of our replicas (`crate::primary::client_lines`).
     Replica,
     PubSub,
 }
@@ -303,7 +304,9 @@ impl ClientType {
     }
 
     fn of(c: &client::Client) -> ClientType {
-        if c.subs.active() {
+        if c.master {
+            ClientType::Master
+        } else if c.subs.active() {
             ClientType::PubSub
         } else {
             ClientType::Normal
@@ -339,7 +342,7 @@ async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
         .broadcast(move |core| {
             let now = core.now_ms();
             let clients = core.clients.borrow();
-            match &wanted {
+            let mut lines = match &wanted {
                 Some(ids) => ids
                     .iter()
                     .filter_map(|id| clients.get(id).map(|c| (*id, c.borrow().info_line(now))))
@@ -349,10 +352,19 @@ async fn client_list(s: &mut Session, args: &[Bytes]) -> Reply {
                     .filter(|(_, c)| kind.is_none_or(|k| ClientType::of(&c.borrow()) == k))
                     .map(|(id, c)| (*id, c.borrow().info_line(now)))
                     .collect(),
+            };
+            // The master client lives on the core applying the stream, outside its table.
+            if kind.is_none_or(|k| k == ClientType::Master) {
+                lines.extend(crate::replica::master_listed(now));
             }
+            lines
         })
         .await;
     let mut found: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+    // Our replicas' links (flags S), whose sockets left the event loops.
+    if kind.is_none_or(|k| k == ClientType::Replica) {
+        found.extend(crate::primary::client_lines());
+    }
     let mut out = String::new();
     match ids {
         // As Redis: in the order asked, once per time asked.

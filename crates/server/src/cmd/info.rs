@@ -31,6 +31,8 @@ struct CoreReport {
     clients: usize,
     blocked: usize,
     stats: CoreStats,
+    /// Messages this core sent to other cores.
+    messages_sent: u64,
     keyspace_hits: u64,
     keyspace_misses: u64,
     expired_keys: u64,
@@ -80,6 +82,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                     .filter(|c| c.borrow().is_blocked())
                     .count(),
                 stats: core.stats.get(),
+                messages_sent: core.mesh.sent(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,
                 expired_keys: shard.expired_keys(),
@@ -186,7 +189,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:0\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:{}\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),
@@ -206,6 +209,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             reports.first().map_or(0, |r| r.tracking.3),
             sum(&|r| r.stats.client_qbuf_limit_disconnections),
             sum(&|r| r.stats.client_outbuf_limit_disconnections),
+            crate::migrate::cached_sockets(),
             sum(&|r| r.lazyfreed),
             sum(&|r| r.calls.total_errors),
         ),
@@ -237,8 +241,15 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         let keys: usize = r.dbs.iter().map(|d| d.0).sum();
         let _ = write!(
             shards,
-            "shard{i}:keys={keys},clients={},commands={},used_memory={},allocator_allocated={},maxmemory_share={}\r\n",
-            r.clients, r.stats.commands_processed, r.memory.used, r.heap, r.memory.share
+            "shard{i}:keys={keys},clients={},commands={},used_memory={},allocator_allocated={},maxmemory_share={},messages_sent={},wakeups_sent={},sleeps={}\r\n",
+            r.clients,
+            r.stats.commands_processed,
+            r.memory.used,
+            r.heap,
+            r.memory.share,
+            r.messages_sent,
+            r.stats.wakeups_sent,
+            r.stats.sleeps
         );
     }
     section("shards", shards);

@@ -79,6 +79,7 @@ pub fn must_wait(which: ServerCmd) -> bool {
             | ServerCmd::MemoryPurge
             | ServerCmd::ClusterCountKeysInSlot
             | ServerCmd::ClusterGetKeysInSlot
+            | ServerCmd::Migrate
     ) || cluster::is_bus_change(which)
         || crate::script::commands::is_scripting(which)
 }
@@ -162,6 +163,9 @@ pub async fn run_async(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Opt
     }
     if which == ServerCmd::Wait {
         return Some(crate::primary::wait(s, args).await);
+    }
+    if which == ServerCmd::Migrate {
+        return Some(crate::migrate::migrate(s, args).await);
     }
     if which == ServerCmd::Failover {
         return Some(crate::primary::failover::failover(s, args).await);

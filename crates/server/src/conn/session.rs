@@ -49,9 +49,9 @@ pub struct Session {
     /// The reply just made is a script's error already counted in the error statistics where
     /// it arose (the command's call records it without counting the error again).
     pub error_counted: bool,
-    /// WAIT's target (Redis's `woff`): the replication stream's position after this client's
-    /// last write, or None when it wrote since the last WAIT (`primary::wait` resolves it).
-    pub woff: Option<i64>,
+    /// The command being admitted is in a slot being moved: it is judged and run in a task
+    /// (`cluster::redirect::run_open`), with the client's ASKING.
+    pub open_slot: Option<bool>,
 }
 
 impl Session {
@@ -67,7 +67,7 @@ impl Session {
             in_exec: false,
             from_script: false,
             error_counted: false,
-            woff: Some(0),
+            open_slot: None,
         }
     }
 

@@ -85,6 +85,12 @@ pub struct Client {
     /// READONLY (cluster mode; flag `r`): reads may be served by a replica of the slot's
     /// primary. Every node here is a primary, so it changes no routing.
     pub readonly: bool,
+    /// ASKING (cluster bus): the next command may be served in a slot this node imports.
+    pub asking: bool,
+    /// WAIT's target (Redis's `woff`, see `crate::primary::Woff`).
+    pub woff: crate::primary::Woff,
+    /// The client applying our primary's stream (`crate::replica`; flag `M`, type master).
+    pub master: bool,
     /// What a replica said of itself with REPLCONF before PSYNC.
     pub replica_hello: ReplicaHello,
     /// Set by PSYNC/SYNC: the connection leaves the event loop once its replies are written,
@@ -285,6 +291,9 @@ impl Client {
             authenticated,
             node: false,
             readonly: false,
+            asking: false,
+            woff: crate::primary::Woff::default(),
+            master: false,
             replica_hello: ReplicaHello::default(),
             handoff: None,
         }
@@ -319,7 +328,6 @@ impl Client {
     /// reply list (`omem`), whose entries (`oll`) are also the replies still awaited from
     /// other cores or a task.
     pub fn info_line(&self, now_ms: u64) -> String {
-        const FIXED_REPLY_BUFFER: usize = 16 * 1024;
         let text = |b: &Option<Bytes>| {
             b.as_ref()
                 .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -327,44 +335,53 @@ impl Client {
         };
         let obl = self.omem.min(FIXED_REPLY_BUFFER);
         let omem = self.omem - obl;
-        let oll = self.oll + usize::from(omem > 0);
         let (multi, multi_mem) = match self.multi {
             Some((n, mem)) => (n as i64, mem + self.watch_mem),
             None => (-1, self.watch_mem),
         };
-        let tot_mem = self.tot_mem();
         let events = match (self.closing, self.writing) {
             (true, false) => "",
             (true, true) => "w",
             (false, false) => "r",
             (false, true) => "rw",
         };
-        format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={multi} qbuf={} qbuf-free={} argv-mem={} multi-mem={multi_mem} rbs={} rbp={} obl={obl} oll={oll} omem={omem} tot-mem={tot_mem} events={events} cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
-            self.id,
-            self.addr,
-            self.laddr,
-            self.fd,
-            text(&self.name),
-            self.created.elapsed().as_secs(),
-            self.idle_secs(now_ms),
-            self.flags(),
-            self.db,
-            self.subs.channels.len(),
-            self.subs.patterns.len(),
-            self.subs.shard_channels.len(),
-            self.qbuf,
-            self.qbuf_free,
-            self.argv_mem,
-            FIXED_REPLY_BUFFER,
+        ListLine {
+            id: self.id,
+            addr: &self.addr,
+            laddr: &self.laddr,
+            fd: self.fd,
+            name: &text(&self.name),
+            age: self.created.elapsed().as_secs(),
+            idle: self.idle_secs(now_ms),
+            flags: &self.flags(),
+            db: self.db,
+            sub: self.subs.channels.len(),
+            psub: self.subs.patterns.len(),
+            ssub: self.subs.shard_channels.len(),
+            multi,
+            qbuf: self.qbuf,
+            qbuf_free: self.qbuf_free,
+            argv_mem: self.argv_mem,
+            multi_mem,
+            rbp: obl,
             obl,
-            self.last_cmd.unwrap_or("NULL"),
-            String::from_utf8_lossy(&self.user.borrow().name),
-            self.tracking.redirect_id(),
-            if self.resp3 { 3 } else { 2 },
-            text(&self.lib_name),
-            text(&self.lib_ver),
-        )
+            oll: self.oll + usize::from(omem > 0),
+            omem,
+            tot_mem: self.tot_mem(),
+            events,
+            cmd: self.last_cmd.unwrap_or("NULL"),
+            // Redis's master client runs as no user: it may do everything.
+            user: &if self.master {
+                "(superuser)".to_string()
+            } else {
+                String::from_utf8_lossy(&self.user.borrow().name).into_owned()
+            },
+            redir: self.tracking.redirect_id(),
+            resp: if self.resp3 { 3 } else { 2 },
+            lib_name: &text(&self.lib_name),
+            lib_ver: &text(&self.lib_ver),
+        }
+        .to_string()
     }
 
     /// The memory the client takes (CLIENT LIST's `tot-mem`, what client eviction counts):
@@ -383,6 +400,9 @@ impl Client {
     /// CLIENT LIST's flags, letters in Redis's order (N: none).
     fn flags(&self) -> String {
         let mut out = String::new();
+        if self.master {
+            out.push('M');
+        }
         if self.monitor {
             out.push('O');
         }
@@ -425,6 +445,83 @@ impl Client {
         unsafe {
             libc::shutdown(self.fd, libc::SHUT_RDWR);
         }
+    }
+}
+
+/// The fixed reply buffer Redis shows apart (`rbs`, `obl`).
+const FIXED_REPLY_BUFFER: usize = 16 * 1024;
+
+/// The fields of one CLIENT LIST line, in Redis's order: what a client of an event loop
+/// shows, and what the replication links, whose sockets left the event loops, show.
+pub struct ListLine<'a> {
+    pub id: u64,
+    pub addr: &'a str,
+    pub laddr: &'a str,
+    pub fd: RawFd,
+    pub name: &'a str,
+    pub age: u64,
+    pub idle: u64,
+    pub flags: &'a str,
+    pub db: usize,
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
+    /// Commands queued since MULTI, -1 outside MULTI.
+    pub multi: i64,
+    pub qbuf: usize,
+    pub qbuf_free: usize,
+    pub argv_mem: usize,
+    pub multi_mem: usize,
+    /// Bytes used of the fixed reply buffer (`rbp`, its peak; `obl`, now).
+    pub rbp: usize,
+    pub obl: usize,
+    pub oll: usize,
+    pub omem: usize,
+    pub tot_mem: usize,
+    pub events: &'a str,
+    pub cmd: &'a str,
+    pub user: &'a str,
+    pub redir: i64,
+    pub resp: u8,
+    pub lib_name: &'a str,
+    pub lib_ver: &'a str,
+}
+
+impl std::fmt::Display for ListLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={FIXED_REPLY_BUFFER} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name,
+            self.age,
+            self.idle,
+            self.flags,
+            self.db,
+            self.sub,
+            self.psub,
+            self.ssub,
+            self.multi,
+            self.qbuf,
+            self.qbuf_free,
+            self.argv_mem,
+            self.multi_mem,
+            self.rbp,
+            self.obl,
+            self.oll,
+            self.omem,
+            self.tot_mem,
+            self.events,
+            self.cmd,
+            self.user,
+            self.redir,
+            self.resp,
+            self.lib_name,
+            self.lib_ver,
+        )
     }
 }
 

@@ -126,6 +126,14 @@ impl<M: Send> Mesh<M> {
         self.id
     }
 
+    /// A sender for a helper thread this core starts (MIGRATE's connection).
+    pub fn outside(&self) -> Outside<M> {
+        Outside {
+            senders: self.senders.clone(),
+            signals: self.signals.clone(),
+        }
+    }
+
     pub fn cores(&self) -> usize {
         self.senders.len()
     }

@@ -98,6 +98,9 @@ pub enum BatchReply {
         ends: Vec<usize>,
         /// When the batch left its core (for the round trip `counters::Forwarding` records).
         sent: Option<Instant>,
+        /// The shard's next delivery to the replication hub when the batch finished: the
+        /// records its commands logged go out with it or an earlier one (WAIT's target).
+        fed: u64,
     },
     /// To a task of core `origin`, as values; None when a watched key changed (nothing ran).
     Task {
@@ -142,6 +145,7 @@ impl Batch {
                 out: Vec::new(),
                 ends: Vec::new(),
                 sent: None,
+                fed: 0,
             },
         )
     }
@@ -230,8 +234,10 @@ impl Batch {
                 out,
                 ends,
                 sent,
+                fed,
             } => {
                 *to = shard;
+                *fed = 0;
                 conns.clear();
                 ends.clear();
                 out.clear();
@@ -311,6 +317,10 @@ pub struct CoreStats {
     pub client_outbuf_limit_disconnections: u64,
     /// Clients closed by client eviction (`maxmemory-clients`).
     pub evicted_clients: u64,
+    /// `MSG_RING` wake-ups this core sent to sleeping cores, and the times it went to sleep
+    /// itself (INFO shards: what cross-core work costs in kernel wake-ups).
+    pub wakeups_sent: u64,
+    pub sleeps: u64,
 }
 
 /// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it with its clock and stops.
@@ -797,7 +807,10 @@ impl Core {
     }
 
     /// Hands a finished batch's replies to where they go.
-    fn finish_batch(self: &Rc<Self>, batch: Box<Batch>) {
+    fn finish_batch(self: &Rc<Self>, mut batch: Box<Batch>) {
+        if let BatchReply::Conns { fed, .. } = &mut batch.reply {
+            *fed = crate::primary::feed_seq(self.id);
+        }
         match batch.reply {
             BatchReply::Conns { .. } => self.send(batch.origin, Msg::Replies(batch)),
             BatchReply::Task { replies, answer } => self.answer(answer, Some(replies)),

@@ -105,6 +105,9 @@ pub struct Conn {
     pub pending: VecDeque<Slot>,
     /// Commands sent to other cores whose replies have not come back.
     pub remote_in_flight: usize,
+    /// The command being dispatched writes, and where it runs is not yet noted for WAIT
+    /// (`primary::Woff`).
+    pub write_pending: bool,
     /// A command that waits for those replies before it runs.
     pub held: Option<Held>,
     /// A multishot receive is armed.
@@ -156,6 +159,7 @@ impl Conn {
             send_inflight: false,
             pending: VecDeque::new(),
             remote_in_flight: 0,
+            write_pending: false,
             held: None,
             recv_armed: false,
             read_closed: false,
@@ -265,6 +269,11 @@ impl Conn {
         self.pending
             .iter()
             .position(|s| matches!(s, Slot::Remote(sh) | Slot::Muted(sh) if *sh == shard))
+    }
+
+    /// Whether a reply from `shard` is still awaited.
+    pub fn awaits_remote(&self, shard: usize) -> bool {
+        self.remote_slot(shard).is_some()
     }
 
     /// Whether the next reply from `shard` will wait behind another one (so it is kept, not

@@ -365,6 +365,7 @@ impl EventLoop {
             .timers
             .next_deadline()
             .map(|at| at.saturating_duration_since(Instant::now()));
+        self.core.bump(|s| s.sleeps += 1);
         let result = self.ring.enter(true, timeout);
         self.core.mesh.awake();
         result
@@ -421,6 +422,10 @@ impl EventLoop {
         self.to_send = to_send;
         self.bufs.publish();
         self.core.mesh.take_wakes(&mut self.wakes);
+        if !self.wakes.is_empty() {
+            let n = self.wakes.len() as u64;
+            self.core.bump(|s| s.wakeups_sent += n);
+        }
         for fd in self.wakes.drain(..) {
             let sqe =
                 opcode::MsgRingData::new(types::Fd(fd), 0, user_data(Kind::Wake, ConnRef(0)), None)
@@ -838,11 +843,12 @@ impl EventLoop {
             out,
             ends,
             sent,
+            fed,
         } = &mut batch.reply
         else {
             return;
         };
-        let from = *to;
+        let (from, fed) = (*to, *fed);
         if let Some(sent) = sent {
             self.core.forwarding.returned(sent.elapsed());
         }
@@ -866,6 +872,11 @@ impl EventLoop {
                 None => Encoded::Borrowed(out.get(range).unwrap_or_default()),
             };
             conn.fill_remote(from, encoded);
+            // A write forwarded there is carried by that shard's delivery `fed` or earlier.
+            if conn.client.borrow().woff.awaits(from) {
+                let last = !conn.awaits_remote(from);
+                conn.client.borrow_mut().woff.replied(from, fed, last);
+            }
             if !conn.scheduled {
                 conn.scheduled = true;
                 self.ready.push(i);
@@ -1267,9 +1278,10 @@ impl EventLoop {
                 core.record_rejected(Some(cmd), &refused);
                 return conn.reply(refused);
             }
-            // WAIT's target moves past this client's writes (see `primary::wait`).
-            session.woff = None;
+            // WAIT's target moves past this client's writes (see `primary::Woff`).
+            conn.client.borrow_mut().woff.wrote();
         }
+        let writes = cmd.is_write() || cmd.flags.has(Flags::MAY_REPLICATE);
         {
             let c = conn.client.borrow();
             let which = match cmd.exec {
@@ -1297,7 +1309,13 @@ impl EventLoop {
             core.record_rejected(Some(cmd), &reply);
             return conn.reply(reply);
         }
+        // Where the write runs tells WAIT which delivery carries it (`dispatch_shard`);
+        // anywhere else (a task, MULTI, a held command), WAIT takes the stream's position.
+        conn.write_pending = writes;
         self.admit(r, conn, cmd, args);
+        if std::mem::take(&mut conn.write_pending) {
+            conn.client.borrow_mut().woff.anywhere();
+        }
     }
 
     /// Whether CLIENT PAUSE holds connection `conn`'s command now.
@@ -1329,6 +1347,8 @@ impl EventLoop {
             return;
         };
         if session.multi.is_some() && !multi::runs_inside_multi(cmd) {
+            // Queued unweighed: EXEC is judged on the whole transaction.
+            session.open_slot = None;
             let reply = multi::queue(session, cmd, std::mem::take(args));
             return conn.reply(reply);
         }
@@ -1371,6 +1391,9 @@ impl EventLoop {
         args: &mut Vec<Bytes>,
     ) {
         conn.caching_ends = tracking::caching_ends_after(cmd);
+        if let Some(asking) = conn.session.as_deref_mut().and_then(|s| s.open_slot.take()) {
+            return self.suspend_open(r, conn, cmd, args, asking);
+        }
         match cmd.exec {
             Exec::Server(which) if !cmd::must_wait(which) => {
                 if conn.remote_in_flight > 0 {
@@ -1445,6 +1468,10 @@ impl EventLoop {
                     return self.suspend(r, conn, cmd, args);
                 }
                 let reply = core.execute(cmd, args, db, resp3, track, client);
+                if std::mem::take(&mut conn.write_pending) {
+                    let seq = crate::primary::feed_seq(core.id);
+                    conn.client.borrow_mut().woff.ran_on(core.id, seq);
+                }
                 conn.reply(reply);
             }
             Target::Shard(_) if conn.remote_in_flight >= MAX_REMOTE_IN_FLIGHT => {
@@ -1467,6 +1494,9 @@ impl EventLoop {
                         conns.push(r);
                     }
                     conn.expect_remote(shard);
+                    if std::mem::take(&mut conn.write_pending) {
+                        conn.client.borrow_mut().woff.forwarded(shard);
+                    }
                 }
             }
             Target::Several => self.suspend(r, conn, cmd, args),
@@ -1493,6 +1523,35 @@ impl EventLoop {
         let returns = self.returns.clone();
         spawn::spawn(async move {
             let reply = dispatch::run(&mut session, cmd, args).await;
+            returns.borrow_mut().push((r, session, reply));
+        });
+    }
+
+    /// Runs a command of a slot being moved in a task: the cluster's verdict on the keys its
+    /// shard has, then the command (`cluster::redirect::run_open`).
+    fn suspend_open(
+        &mut self,
+        r: ConnRef,
+        conn: &mut Conn,
+        cmd: &'static Command,
+        args: &mut Vec<Bytes>,
+        asking: bool,
+    ) {
+        if conn.remote_in_flight > 0 {
+            if let Some(s) = conn.session.as_deref_mut() {
+                s.open_slot = Some(asking);
+            }
+            return hold(conn, cmd, args);
+        }
+        let Some(mut session) = conn.session.take() else {
+            return;
+        };
+        conn.muted_task = conn.mute;
+        conn.expect_task();
+        let args = std::mem::take(args);
+        let returns = self.returns.clone();
+        spawn::spawn(async move {
+            let reply = crate::cluster::redirect::run_open(&mut session, cmd, args, asking).await;
             returns.borrow_mut().push((r, session, reply));
         });
     }

@@ -203,6 +203,18 @@ fn begin(c: &Rc<Core>, generation: u64, target: Target, answer: Answer<Result<()
 /// libraries' code, where Redis 7.0 writes them (before the databases). Every core holds the
 /// same libraries (decided on core 0), so one copy is written.
 fn header(core: &Core, target: &Target) -> Vec<u8> {
+    rdb_header(
+        core,
+        matches!(target, Target::AofBase(..)),
+        true,
+        core.id == 0,
+    )
+}
+
+/// An RDB's header and Redis's aux fields (`aof-base` as said); `shard_fields`: also which
+/// shard of how many the file holds (Shardis's own aux fields, which Redis skips);
+/// `functions`: then the function libraries' code.
+pub fn rdb_header(core: &Core, aof_base: bool, shard_fields: bool, functions: bool) -> Vec<u8> {
     let compress = core.config.borrow().get("rdbcompression") == "yes";
     let mut out = Vec::new();
     let mut w = Writer::new(&mut out, compress);
@@ -214,17 +226,12 @@ fn header(core: &Core, target: &Target) -> Vec<u8> {
         b"used-mem",
         crate::alloc::allocated_here().max(0).to_string().as_bytes(),
     );
-    w.aux(
-        b"aof-base",
-        if matches!(target, Target::AofBase(..)) {
-            b"1"
-        } else {
-            b"0"
-        },
-    );
-    w.aux(b"shardis-shard", core.id.to_string().as_bytes());
-    w.aux(b"shardis-shards", core.shards.to_string().as_bytes());
-    if core.id == 0 {
+    w.aux(b"aof-base", if aof_base { b"1" } else { b"0" });
+    if shard_fields {
+        w.aux(b"shardis-shard", core.id.to_string().as_bytes());
+        w.aux(b"shardis-shards", core.shards.to_string().as_bytes());
+    }
+    if functions {
         let functions: Vec<Bytes> =
             script::state::with(|s| s.libraries.iter().map(|l| l.code.clone()).collect());
         for code in &functions {

@@ -22,6 +22,9 @@
 //! - A `Token` (WAIT) resolves once everything its shards reported before it went out, at
 //!   the end of the last command out (PINGs and GETACKs after it are not writes to wait
 //!   for). A token carrying a command (PUBLISH, see `attach`) sends it out there instead.
+//! - `Fed` closes one of a shard's deliveries (what it copied in one go): it resolves the
+//!   same way, for that shard alone, so a client's write is known to be out by the position
+//!   of the delivery that carried it (WAIT's target, see `crate::primary::Woff`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -37,11 +40,22 @@ pub struct Cmd {
 /// What a shard reports.
 #[derive(Debug)]
 pub enum Input {
-    Cmd { tx: u64, cmd: Cmd },
-    End { tx: u64, participants: Vec<u32> },
+    Cmd {
+        tx: u64,
+        cmd: Cmd,
+    },
+    End {
+        tx: u64,
+        participants: Vec<u32>,
+    },
     Begin(u64),
-    Mark { tx: u64, sync: u64 },
+    Mark {
+        tx: u64,
+        sync: u64,
+    },
     Token(u64),
+    /// The end of the shard's delivery of this sequence number.
+    Fed(u64),
 }
 
 /// Something that happened at a point of the output.
@@ -52,6 +66,9 @@ pub enum Resolved {
     /// A WAIT token: every write reported before it is before this point, less the given
     /// count of bytes that are not commands of a shard (PING, GETACK).
     Token(u64, usize),
+    /// A shard's delivery (shard, sequence number) is out by this point, less the count of
+    /// bytes that are not commands of a shard.
+    Fed(u32, u64, usize),
 }
 
 #[derive(Default)]
@@ -68,6 +85,7 @@ struct Tx {
 enum Waiting {
     Cmd(Cmd),
     Token(u64),
+    Fed(u64),
 }
 
 #[derive(Default)]
@@ -221,14 +239,7 @@ impl Merger {
             }
             Input::Token(token) => {
                 let shards = self.shards.len();
-                // Transactions with commands of this shard not yet out come before it too.
-                let mut wait = self.open_of(shard);
-                wait.extend(
-                    self.txs
-                        .iter()
-                        .filter(|(_, t)| t.parts.iter().any(|(s, _)| *s == id))
-                        .map(|(tx, _)| *tx),
-                );
+                let wait = self.before_token(shard);
                 if wait.is_empty() && self.shards[shard].held.is_empty() {
                     self.pass(token);
                 } else {
@@ -238,8 +249,37 @@ impl Merger {
                         .push_back((Waiting::Token(token), wait));
                 }
             }
+            Input::Fed(seq) => {
+                let wait = self.before_token(shard);
+                if wait.is_empty() && self.shards[shard].held.is_empty() {
+                    self.fed(id, seq);
+                } else {
+                    self.shards[shard].held.push_back((Waiting::Fed(seq), wait));
+                }
+            }
         }
         self.progress();
+    }
+
+    /// What a token of `shard` waits for: the transactions this shard ended that are not
+    /// out, and those with commands of this shard not yet out.
+    fn before_token(&mut self, shard: usize) -> Vec<u64> {
+        let id = shard as u32;
+        let mut wait = self.open_of(shard);
+        wait.extend(
+            self.txs
+                .iter()
+                .filter(|(_, t)| t.parts.iter().any(|(s, _)| *s == id))
+                .map(|(tx, _)| *tx),
+        );
+        wait
+    }
+
+    fn fed(&mut self, shard: u32, seq: u64) {
+        self.resolved.push((
+            self.out.len(),
+            Resolved::Fed(shard, seq, self.raw_since_cmd),
+        ));
     }
 
     fn open(&mut self, shard: usize, tx: u64) {
@@ -271,6 +311,7 @@ impl Merger {
                     match w {
                         Waiting::Cmd(cmd) => self.emit(&cmd),
                         Waiting::Token(token) => self.pass(token),
+                        Waiting::Fed(seq) => self.fed(shard as u32, seq),
                     }
                 }
             }
@@ -662,5 +703,50 @@ mod tests {
         m.push(0, end(4, &[0, 1]));
         assert_eq!(text(&mut m), "MULTI; SET c 1; SET b 1; EXEC; PUBLISH ch hi");
         assert_eq!(m.resolved.len(), 1);
+    }
+
+    #[test]
+    fn a_delivery_resolves_for_its_shard_alone_behind_what_it_waits_for() {
+        let mut m = Merger::new(2);
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 0,
+                cmd: cmd("SET a 1"),
+            },
+        );
+        m.push(0, Input::Fed(0));
+        let first = cmd("SET a 1").resp.len() + resp(&[b"SELECT", b"0"]).len();
+        assert_eq!(m.resolved, vec![(first, Resolved::Fed(0, 0, 0))]);
+        // Shard 1 ended a transaction that waits for shard 0: its delivery waits too, and
+        // resolves where the transaction went out, not where shard 0's later one did.
+        m.push(1, Input::Begin(4));
+        m.push(
+            1,
+            Input::Cmd {
+                tx: 4,
+                cmd: cmd("SET b 1"),
+            },
+        );
+        m.push(1, end(4, &[0, 1]));
+        m.push(1, Input::Fed(0));
+        assert_eq!(m.resolved.len(), 1);
+        m.push(
+            0,
+            Input::Cmd {
+                tx: 4,
+                cmd: cmd("SET c 1"),
+            },
+        );
+        m.push(0, end(4, &[0, 1]));
+        let out = m.out.len();
+        assert_eq!(m.resolved.last(), Some(&(out, Resolved::Fed(1, 0, 0))));
+        m.raw(&resp(&[b"PING"]));
+        m.push(0, Input::Fed(1));
+        let ping = resp(&[b"PING"]).len();
+        assert_eq!(
+            m.resolved.last(),
+            Some(&(out + ping, Resolved::Fed(0, 1, ping)))
+        );
     }
 }

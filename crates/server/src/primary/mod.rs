@@ -52,6 +52,8 @@ struct Settings {
     max_lag: u64,
     diskless: bool,
     delay: u64,
+    /// Replicas a diskless sync starts with at once (0: no limit, the delay decides).
+    max_replicas: usize,
     nodelay: bool,
 }
 
@@ -68,6 +70,7 @@ fn settings() -> Settings {
         max_lag: 10,
         diskless: true,
         delay: 5,
+        max_replicas: 0,
         nodelay: true,
     })
 }
@@ -88,6 +91,7 @@ pub fn configure(config: &crate::config::Config) {
         max_lag: config.get_i64("min-replicas-max-lag").max(0) as u64,
         diskless: config.get_bool("repl-diskless-sync"),
         delay: config.get_i64("repl-diskless-sync-delay").max(0) as u64,
+        max_replicas: config.get_i64("repl-diskless-sync-max-replicas").max(0) as usize,
         nodelay: !config.get_bool("repl-disable-tcp-nodelay"),
     };
     MIN_TO_WRITE.store(
@@ -119,6 +123,46 @@ pub struct Replica {
     wake: Condvar,
     /// A handle on the socket to shut it down from elsewhere (kill, limits, timeout).
     sock: Mutex<Option<TcpStream>>,
+    /// What CLIENT LIST shows of the client it was.
+    listed: Listed,
+}
+
+/// A replica's client as CLIENT LIST shows it: its record leaves the event loop with the
+/// socket, so what does not change is kept here.
+pub struct Listed {
+    pub laddr: String,
+    pub fd: i32,
+    pub name: String,
+    pub created: Instant,
+    pub db: usize,
+    pub user: String,
+    pub resp: u8,
+    pub lib_name: String,
+    pub lib_ver: String,
+    /// PSYNC or SYNC: its last command until its first REPLCONF ACK.
+    pub cmd: &'static str,
+}
+
+impl Listed {
+    fn of(c: &crate::core::client::Client, cmd: &'static str) -> Listed {
+        let text = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        Listed {
+            laddr: c.laddr.clone(),
+            fd: c.fd,
+            name: text(&c.name),
+            created: c.created,
+            db: c.db,
+            user: String::from_utf8_lossy(&c.user.borrow().name).into_owned(),
+            resp: if c.resp3 { 3 } else { 2 },
+            lib_name: text(&c.lib_name),
+            lib_ver: text(&c.lib_ver),
+            cmd,
+        }
+    }
 }
 
 struct LinkState {
@@ -138,7 +182,12 @@ struct LinkState {
 }
 
 impl Replica {
-    fn new(id: u64, addr: String, hello: &crate::core::client::ReplicaHello) -> Arc<Replica> {
+    fn new(
+        id: u64,
+        addr: String,
+        hello: &crate::core::client::ReplicaHello,
+        listed: Listed,
+    ) -> Arc<Replica> {
         let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
         Arc::new(Replica {
             id,
@@ -157,6 +206,7 @@ impl Replica {
             }),
             wake: Condvar::new(),
             sock: Mutex::new(None),
+            listed,
         })
     }
 
@@ -191,10 +241,16 @@ struct Backlog {
 struct Hub {
     backlog: Backlog,
     replicas: Vec<Arc<Replica>>,
-    /// Replicas waiting for the cut of their full sync, by sync id.
-    waiting: BTreeMap<u64, Arc<Replica>>,
+    /// Replicas waiting for the cut of their full sync, by sync id and client id.
+    waiting: BTreeMap<(u64, u64), Arc<Replica>>,
+    /// Diskless syncs in their `repl-diskless-sync-delay`: replicas arriving meanwhile
+    /// join one and share its RDB (`sync`).
+    forming: Vec<sync::Group>,
     /// WAIT tokens resolved to offsets.
     tokens: BTreeMap<u64, i64>,
+    /// Per shard, the offsets by which its last deliveries were out: (sequence number,
+    /// offset), oldest first, at most `FED_KEPT`.
+    fed: Vec<VecDeque<(u64, i64)>>,
     /// A WAIT asked the replicas for their offsets.
     getack: bool,
     /// When the last replica went (the backlog is freed `repl-backlog-ttl` later).
@@ -209,7 +265,9 @@ static HUB: Mutex<Hub> = Mutex::new(Hub {
     },
     replicas: Vec::new(),
     waiting: BTreeMap::new(),
+    forming: Vec::new(),
     tokens: BTreeMap::new(),
+    fed: Vec::new(),
     getack: false,
     alone_since: None,
 });
@@ -228,9 +286,26 @@ static MIN_TO_WRITE: AtomicU64 = AtomicU64::new(0);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static ACTIVATING: AtomicBool = AtomicBool::new(false);
 
+/// Deliveries of a shard whose offsets the hub keeps for WAIT: an older one counts as out by
+/// the oldest kept (a later point, so WAIT may wait longer, never less).
+const FED_KEPT: usize = 1024;
+
+/// Each shard's next delivery's sequence number (`feed`), once replication is active.
+static FEEDS: OnceLock<Box<[AtomicU64]>> = OnceLock::new();
+
+/// The sequence number of shard `shard`'s next delivery to the hub: a record its journal
+/// holds now goes out with it or with an earlier one.
+pub fn feed_seq(shard: usize) -> u64 {
+    FEEDS
+        .get()
+        .and_then(|f| f.get(shard))
+        .map_or(0, |s| s.load(Ordering::SeqCst))
+}
+
 /// What cores tell the hub.
 enum Msg {
-    Records(usize, Vec<u8>),
+    /// A delivery of a shard's records, with its sequence number.
+    Records(usize, Vec<u8>, u64),
     Begin(usize, TxId),
     Mark(usize, TxId, u64),
     Token(usize, u64),
@@ -255,6 +330,12 @@ pub fn init(config: &crate::config::Config) {
 /// Copies what this core's journal collected to the hub (every event-loop pass, and before
 /// anything the hub must see after those records).
 pub fn feed(core: &Core) {
+    deliver(core, false);
+}
+
+/// [`feed`]; with `always`, a delivery is sent even with nothing collected, so its sequence
+/// number passes.
+fn deliver(core: &Core, always: bool) {
     let bytes = {
         let mut shard = core.shard.borrow_mut();
         if shard.journal.as_ref().is_none_or(|j| j.feed.is_none()) {
@@ -263,10 +344,25 @@ pub fn feed(core: &Core) {
         shard.journal_reaped();
         match shard.journal.as_mut().and_then(|j| j.feed.as_mut()) {
             Some(f) if !f.is_empty() => std::mem::take(f),
+            _ if always => Vec::new(),
             _ => return,
         }
     };
-    send(Msg::Records(core.id, bytes));
+    let Some(seq) = FEEDS.get().and_then(|f| f.get(core.id)) else {
+        return;
+    };
+    send(Msg::Records(
+        core.id,
+        bytes,
+        seq.fetch_add(1, Ordering::SeqCst),
+    ));
+}
+
+/// Sends this core's delivery `seq` unless it went already (a WAIT needs it out).
+fn deliver_through(core: &Core, seq: u64) {
+    if feed_seq(core.id) <= seq {
+        deliver(core, true);
+    }
 }
 
 fn feeding(core: &Core) -> bool {
@@ -297,6 +393,7 @@ async fn activate(core: &Rc<Core>) {
             continue;
         }
         let shards = core.shards;
+        FEEDS.get_or_init(|| (0..shards).map(|_| AtomicU64::new(0)).collect());
         HUB_TX.get_or_init(|| {
             let (tx, rx) = mpsc::channel();
             let spawned = std::thread::Builder::new()
@@ -357,7 +454,7 @@ fn run_hub(shards: usize, rx: mpsc::Receiver<Msg>) {
 /// Turns a core's message into the merger's inputs.
 fn take(merger: &mut Merger, msg: Msg) {
     match msg {
-        Msg::Records(shard, bytes) => {
+        Msg::Records(shard, bytes, seq) => {
             let mut at = 0;
             while at < bytes.len() {
                 match aof::decode(&bytes[at..]) {
@@ -373,6 +470,7 @@ fn take(merger: &mut Merger, msg: Msg) {
                     }
                 }
             }
+            merger.push(shard, Input::Fed(seq));
         }
         Msg::Begin(shard, tx) => merger.push(shard, Input::Begin(tx)),
         Msg::Mark(shard, tx, sync) => merger.push(shard, Input::Mark { tx, sync }),
@@ -458,7 +556,7 @@ fn distribute(merger: &mut Merger, s: &Settings) {
         let offset = replica::offset();
         match what {
             Resolved::Sync(id) => {
-                if let Some(r) = h.waiting.remove(&id) {
+                for r in take_waiting(&mut h, id) {
                     let mut st = lock(&r.st);
                     st.phase = Phase::SendRdb;
                     st.start = offset;
@@ -470,9 +568,30 @@ fn distribute(merger: &mut Merger, s: &Settings) {
             Resolved::Token(id, back) => {
                 h.tokens.insert(id, offset - back as i64);
             }
+            Resolved::Fed(shard, seq, back) => {
+                let shard = shard as usize;
+                if h.fed.len() <= shard {
+                    h.fed.resize_with(shard + 1, VecDeque::new);
+                }
+                let ring = &mut h.fed[shard];
+                if ring.len() >= FED_KEPT {
+                    ring.pop_front();
+                }
+                ring.push_back((seq, offset - back as i64));
+            }
         }
     }
     append(&mut h, &out[at..], s);
+}
+
+/// The replicas waiting for the cut of sync `sync`, no longer waiting.
+fn take_waiting(h: &mut Hub, sync: u64) -> Vec<Arc<Replica>> {
+    let keys: Vec<(u64, u64)> = h
+        .waiting
+        .range((sync, 0)..=(sync, u64::MAX))
+        .map(|(k, _)| *k)
+        .collect();
+    keys.iter().filter_map(|k| h.waiting.remove(k)).collect()
 }
 
 fn ensure_backlog(h: &mut Hub) {
@@ -638,11 +757,17 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     }
     activate(&s.core).await;
     let old_sync = args.len() == 1;
-    let (hello, id, addr) = {
+    let (hello, id, addr, listed) = {
         let c = s.client.borrow();
-        (c.replica_hello.clone(), c.id, c.addr.clone())
+        let cmd = if old_sync { "sync" } else { "psync" };
+        (
+            c.replica_hello.clone(),
+            c.id,
+            c.addr.clone(),
+            Listed::of(&c, cmd),
+        )
     };
-    let r = Replica::new(id, addr, &hello);
+    let r = Replica::new(id, addr, &hello, listed);
     let wanted = if old_sync {
         None
     } else {
@@ -704,27 +829,54 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
             psync2: hello.psync2,
         }
     } else {
-        let sync = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        hub().waiting.insert(sync, r.clone());
         let s2 = settings();
         let diskless = s2.diskless && hello.eof && !old_sync;
-        info!(
-            "Replica {} asks for synchronization; starting a full sync ({})",
-            r.addr,
-            if diskless {
-                "diskless"
-            } else {
-                "through a file"
-            }
-        );
         let (plan_tx, plan_rx) = mpsc::channel();
-        crate::core::spawn::spawn(sync::run(
-            s.core.clone(),
-            r.clone(),
-            sync,
-            plan_tx,
-            diskless,
-        ));
+        let member = (r.clone(), plan_tx);
+        let mut h = hub();
+        // A diskless sync still in its delay takes this replica too, while it has room.
+        let room = |g: &&mut sync::Group| s2.max_replicas == 0 || g.members.len() < s2.max_replicas;
+        let joined = diskless
+            .then(|| h.forming.iter_mut().find(|g| room(g)))
+            .flatten()
+            .map(|g| {
+                g.members.push(member.clone());
+                g.sync
+            });
+        match joined {
+            Some(sync) => {
+                h.waiting.insert((sync, r.id), r.clone());
+                info!(
+                    "Replica {} asks for synchronization; it joins the diskless sync waiting to start",
+                    r.addr
+                );
+            }
+            None => {
+                let sync = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                h.waiting.insert((sync, r.id), r.clone());
+                let alone = if diskless {
+                    h.forming.push(sync::Group {
+                        sync,
+                        members: vec![member],
+                    });
+                    None
+                } else {
+                    Some(member)
+                };
+                info!(
+                    "Replica {} asks for synchronization; starting a full sync ({})",
+                    r.addr,
+                    if diskless {
+                        "diskless"
+                    } else {
+                        "through a file"
+                    }
+                );
+                // The task may start at once and look at the hub: not under its lock.
+                drop(h);
+                crate::core::spawn::spawn(sync::run(s.core.clone(), sync, alone));
+            }
+        }
         link::Start::Full {
             announce: !old_sync,
             diskless,
@@ -797,33 +949,156 @@ pub async fn wait(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// WAIT's target, Redis's `woff`: the stream's position after this client's last write. Once
-/// the client wrote, it is resolved at its next WAIT: a token every core sends the hub after
-/// what its shard logged, which resolves at the end of the last command out before it (so
-/// it covers every write the client saw acknowledged). Without writes since, the position
-/// found then still holds: no fresh acknowledgement is needed.
-async fn write_offset(s: &mut Session) -> i64 {
-    if let Some(known) = s.woff {
-        return known;
+/// WAIT's target for one client, Redis's `woff`: where the stream holds its last write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Woff {
+    /// The offset after its last write (0: none yet).
+    Known(i64),
+    /// It wrote since the target `base` was known: for each shard that ran its writes, the
+    /// delivery to the hub that carries them (`feeds`, see [`feed_seq`]); shards whose reply
+    /// to a forwarded write has not come back (`awaiting`); and whether a write ran where
+    /// neither is known (a transaction, a script, a command over several shards), so that
+    /// WAIT takes the stream's position when it runs.
+    Wrote {
+        base: i64,
+        feeds: Vec<(usize, u64)>,
+        awaiting: Vec<usize>,
+        anywhere: bool,
+    },
+}
+
+impl Default for Woff {
+    fn default() -> Woff {
+        Woff::Known(0)
     }
+}
+
+impl Woff {
+    /// The client is about to write.
+    pub fn wrote(&mut self) {
+        if let Woff::Known(base) = *self {
+            *self = Woff::Wrote {
+                base,
+                feeds: Vec::new(),
+                awaiting: Vec::new(),
+                anywhere: false,
+            };
+        }
+    }
+
+    /// Its write ran on `shard`, whose delivery `seq` (or an earlier one) carries it.
+    pub fn ran_on(&mut self, shard: usize, seq: u64) {
+        if let Woff::Wrote { feeds, .. } = self {
+            match feeds.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, known)) => *known = (*known).max(seq),
+                None => feeds.push((shard, seq)),
+            }
+        }
+    }
+
+    /// Its write went to `shard`'s core, which will say which delivery carries it.
+    pub fn forwarded(&mut self, shard: usize) {
+        if let Woff::Wrote { awaiting, .. } = self {
+            if !awaiting.contains(&shard) {
+                awaiting.push(shard);
+            }
+        }
+    }
+
+    /// Its write ran where no single delivery is known.
+    pub fn anywhere(&mut self) {
+        if let Woff::Wrote { anywhere, .. } = self {
+            *anywhere = true;
+        }
+    }
+
+    /// Whether a reply from `shard` may be its write's.
+    pub fn awaits(&self, shard: usize) -> bool {
+        matches!(self, Woff::Wrote { awaiting, .. } if awaiting.contains(&shard))
+    }
+
+    /// A reply came back from `shard`, which had delivered up to `seq` when it ran; `last`:
+    /// nothing more is awaited from that shard, so every write sent there ran.
+    pub fn replied(&mut self, shard: usize, seq: u64, last: bool) {
+        self.ran_on(shard, seq);
+        if let (Woff::Wrote { awaiting, .. }, true) = (&mut *self, last) {
+            awaiting.retain(|s| *s != shard);
+        }
+    }
+}
+
+/// WAIT's target: the stream's position after this client's last write. Once it wrote, the
+/// target is resolved at its next WAIT: where each delivery that carried its writes was out
+/// (each shard sends the one it still holds), or, for writes whose delivery is not known,
+/// where a token every core sends the hub resolves (the end of the last command out before
+/// it, so it covers every write the client saw acknowledged). Without writes since, the
+/// position found then still holds: no fresh acknowledgement is needed.
+async fn write_offset(s: &mut Session) -> i64 {
+    let woff = s.client.borrow().woff.clone();
+    let target = match woff {
+        Woff::Known(known) => return known,
+        _ if !ACTIVE.load(Ordering::SeqCst) => 0,
+        Woff::Wrote {
+            base,
+            feeds,
+            awaiting,
+            anywhere: false,
+        } if awaiting.is_empty() => base.max(delivered(s, feeds).await),
+        Woff::Wrote { .. } => stream_position(&s.core).await,
+    };
+    s.client.borrow_mut().woff = Woff::Known(target);
+    target
+}
+
+/// Where the last of `feeds` (shard, delivery) went out.
+async fn delivered(s: &Session, feeds: Vec<(usize, u64)>) -> i64 {
+    for &(shard, seq) in &feeds {
+        s.core
+            .post(shard, Box::new(move |c| deliver_through(c, seq)));
+    }
+    loop {
+        {
+            let h = hub();
+            let out: Option<Vec<i64>> = feeds
+                .iter()
+                .map(|&(shard, seq)| {
+                    let ring = h.fed.get(shard)?;
+                    // Not yet out while the newest out is older.
+                    ring.back().filter(|(newest, _)| *newest >= seq)?;
+                    ring.iter().find(|(n, _)| *n >= seq).map(|(_, off)| *off)
+                })
+                .collect();
+            if let Some(out) = out {
+                return out.into_iter().max().unwrap_or(0);
+            }
+        }
+        // Became a replica meanwhile (the hub then resolves nothing of ours): WAIT counts.
+        if replica::is_replica() {
+            return 0;
+        }
+        s.core.sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The stream's position after everything every shard logged before this call (0 before
+/// the hub runs): WAIT's target, and where a master paused for a cluster manual failover
+/// stopped.
+pub async fn stream_position(core: &Rc<Core>) -> i64 {
     if !ACTIVE.load(Ordering::SeqCst) {
         return 0;
     }
     let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    s.core
-        .broadcast(move |c| {
-            feed(c);
-            send(Msg::Token(c.id, token));
-        })
-        .await;
-    let target = loop {
+    core.broadcast(move |c| {
+        feed(c);
+        send(Msg::Token(c.id, token));
+    })
+    .await;
+    loop {
         if let Some(off) = hub().tokens.remove(&token) {
-            break off;
+            return off;
         }
-        s.core.sleep(Duration::from_millis(1)).await;
-    };
-    s.woff = Some(target);
-    target
+        core.sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// PUBLISH and SPUBLISH reach the replicas (not the append-only log), as Redis 7.0
@@ -893,6 +1168,57 @@ pub fn kill(matches: impl Fn(u64, &str) -> bool) -> usize {
         }
     }
     n
+}
+
+/// CLIENT LIST's lines of the replicas' links, by client id: flags `S`, as Redis shows them.
+/// The link's threads own the socket, so the input fields are 0 and the unsent stream is
+/// the reply list (`omem`).
+pub fn client_lines() -> Vec<(u64, String)> {
+    let h = hub();
+    h.replicas
+        .iter()
+        .chain(h.waiting.values())
+        .filter_map(|r| {
+            let st = lock(&r.st);
+            if st.closed {
+                return None;
+            }
+            let l = &r.listed;
+            let omem = st.buf.len();
+            let line = crate::core::client::ListLine {
+                id: r.id,
+                addr: &r.addr,
+                laddr: &l.laddr,
+                fd: l.fd,
+                name: &l.name,
+                age: l.created.elapsed().as_secs(),
+                idle: st.ack_at.elapsed().as_secs(),
+                flags: "S",
+                db: l.db,
+                sub: 0,
+                psub: 0,
+                ssub: 0,
+                multi: -1,
+                qbuf: 0,
+                qbuf_free: 0,
+                argv_mem: 0,
+                multi_mem: 0,
+                rbp: 0,
+                obl: 0,
+                oll: usize::from(omem > 0),
+                omem,
+                tot_mem: std::mem::size_of::<Replica>() + st.buf.capacity(),
+                events: if omem > 0 { "rw" } else { "r" },
+                cmd: if st.acked { "replconf" } else { l.cmd },
+                user: &l.user,
+                redir: -1,
+                resp: l.resp,
+                lib_name: &l.lib_name,
+                lib_ver: &l.lib_ver,
+            };
+            Some((r.id, line.to_string()))
+        })
+        .collect()
 }
 
 /// Disconnects every replica and forgets the backlog (this server starts following a

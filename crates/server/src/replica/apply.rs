@@ -34,6 +34,42 @@ const MAX_GROUP: usize = 1024;
 /// The longest pause between two looks at the link's queue when it is idle.
 const MAX_IDLE: Duration = Duration::from_millis(8);
 
+thread_local! {
+    /// The master client's record (on core 0), as CLIENT LIST shows it.
+    static MASTER: RefCell<Option<Rc<RefCell<Client>>>> = const { RefCell::new(None) };
+}
+
+/// CLIENT LIST's line of the master client (flags `M`) while the link is up, as Redis lists
+/// its master client: on core 0, which applies the stream; nothing elsewhere.
+pub fn listed(now_ms: u64) -> Option<(u64, String)> {
+    if !LINK_UP.load(Ordering::SeqCst) {
+        return None;
+    }
+    MASTER.with_borrow(|m| {
+        let c = m.as_ref()?.borrow();
+        Some((c.id, c.info_line(now_ms)))
+    })
+}
+
+/// The link is up: the master client takes the socket's addresses and starts its age, as
+/// Redis makes a new master client for each connection.
+fn link_up(client: &RefCell<Client>, now_ms: u64) {
+    let mut c = client.borrow_mut();
+    if let Some(sock) = super::LINK_SOCKET
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        let addr =
+            |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        c.addr = addr(sock.peer_addr());
+        c.laddr = addr(sock.local_addr());
+        c.fd = std::os::fd::AsRawFd::as_raw_fd(sock);
+    }
+    c.created = std::time::Instant::now();
+    c.last_active_ms = now_ms;
+}
+
 /// The stream being applied.
 struct Applier {
     session: Session,
@@ -104,6 +140,7 @@ impl Applier {
                     continue;
                 }
             };
+            self.session.client.borrow_mut().last_cmd = Some(cmd.name.as_str());
             let core = &self.session.core;
             let lone = self
                 .session
@@ -181,6 +218,8 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
         user,
         true,
     )));
+    client.borrow_mut().master = true;
+    MASTER.set(Some(client.clone()));
     let mut applier = Applier {
         session: Session::new(core.clone(), MASTER_CONN, client),
         parser: RequestParser::new(),
@@ -208,6 +247,7 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
         idle = Duration::ZERO;
         match event {
             Event::Data(bytes) => {
+                applier.session.client.borrow_mut().last_active_ms = core.now_ms();
                 if applier.broken {
                     continue;
                 }
@@ -238,6 +278,7 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
                         st.replid2 = "0".repeat(40);
                         st.second_offset = -1;
                         connected(&mut st);
+                        link_up(&applier.session.client, core.now_ms());
                         info!("MASTER <-> REPLICA sync: Finished with success");
                     }
                     Err(e) => {
@@ -257,6 +298,7 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
                     st.second_offset = OFFSET.load(Ordering::SeqCst) + 1;
                 }
                 connected(&mut st);
+                link_up(&applier.session.client, core.now_ms());
             }
             Event::Lost => {
                 applier.reset();

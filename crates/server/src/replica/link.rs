@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::handshake::{self, Payload, Psync};
 use super::{state, LinkState, GENERATION, LAST_IO, LINK_SOCKET, OFFSET, READ_OFFSET};
 use crate::config::Config;
 use crate::core::wall_ms;
@@ -317,10 +318,7 @@ fn session(
     let port = settings.listening_port.to_string();
     conn.call(&[b"REPLCONF", b"listening-port", port.as_bytes()])?;
     conn.call(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])?;
-    let (id, from) = match resume {
-        Some((id, offset)) => (id.clone(), (*offset + 1).to_string()),
-        None => ("?".to_string(), "-1".to_string()),
-    };
+    let (id, from) = handshake::resume_args(resume.as_ref());
     // A FAILOVER's old primary asks the target to take over (Redis's `PSYNC ... FAILOVER`).
     let failover = crate::primary::failover::in_progress();
     let reply = if failover {
@@ -332,33 +330,27 @@ fn session(
         let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
         crate::primary::failover::psync_answered(accepted);
     }
-    if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
-        let mut words = rest.split_whitespace();
-        let replid = words.next().unwrap_or_default().to_string();
-        let offset: i64 = words
-            .next()
-            .and_then(|o| o.parse().ok())
-            .ok_or_else(|| format!("bad FULLRESYNC reply: '{reply}'"))?;
-        info!("Full resync from master: {replid}:{offset}");
-        set_link(LinkState::Sync);
-        let path = receive_rdb(&mut conn)?;
-        READ_OFFSET.store(offset, Ordering::SeqCst);
-        *resume = Some((replid.clone(), offset));
-        events
-            .send(Event::FullSync {
-                path,
-                replid,
-                offset,
-            })
-            .map_err(|_| "core 0 stopped".to_string())?;
-    } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
-        let replid = rest.split_whitespace().next().map(str::to_string);
-        info!("Successful partial resynchronization with master.");
-        events
-            .send(Event::Continue { replid })
-            .map_err(|_| "core 0 stopped".to_string())?;
-    } else {
-        return Err(format!("unexpected reply to PSYNC: '{reply}'"));
+    match handshake::psync_reply(&reply)? {
+        Psync::Full { replid, offset } => {
+            info!("Full resync from master: {replid}:{offset}");
+            set_link(LinkState::Sync);
+            let path = receive_rdb(&mut conn)?;
+            READ_OFFSET.store(offset, Ordering::SeqCst);
+            *resume = Some((replid.clone(), offset));
+            events
+                .send(Event::FullSync {
+                    path,
+                    replid,
+                    offset,
+                })
+                .map_err(|_| "core 0 stopped".to_string())?;
+        }
+        Psync::Continue { replid } => {
+            info!("Successful partial resynchronization with master.");
+            events
+                .send(Event::Continue { replid })
+                .map_err(|_| "core 0 stopped".to_string())?;
+        }
     }
     stream_commands(conn, events, back)
 }
@@ -366,20 +358,10 @@ fn session(
 /// Reads the full sync's payload into a file of `dir`; returns its path.
 fn receive_rdb(conn: &mut Conn) -> LinkResult<PathBuf> {
     let header = conn.line()?;
-    let spec = header.strip_prefix('$').ok_or_else(|| {
-        format!("bad protocol from MASTER, the first byte is not '$': '{header}'")
-    })?;
     // The diskless form ends with the 40 bytes announced; the other announces its length.
-    let (total, mark) = match spec.strip_prefix("EOF:") {
-        Some(mark) if mark.len() == 40 => (None, Some(mark.as_bytes().to_vec())),
-        Some(_) => return Err("bad EOF mark from the primary".into()),
-        None => (
-            Some(
-                spec.parse::<u64>()
-                    .map_err(|_| format!("bad RDB length from the primary: '{header}'"))?,
-            ),
-            None,
-        ),
+    let (total, mark) = match handshake::payload_header(&header)? {
+        Payload::Length(n) => (Some(n), None),
+        Payload::Mark(mark) => (None, Some(mark)),
     };
     {
         let mut st = state();

@@ -7,13 +7,18 @@
 //!   chunks; it sends `REPLCONF ACK` every second and reconnects with backoff;
 //! - `apply`: a task on core 0 loads a full sync into every shard (the RDB loader, each core
 //!   keeping its keys) and runs the stream's commands through the ordinary routing, as a
-//!   client whose replies go nowhere, counting the offset as Redis does.
+//!   client whose replies go nowhere, counting the offset as Redis does;
+//! - [`handshake`]: the primary's replies the link parses (PSYNC's answer, the payload's
+//!   header), pure so they can be fuzzed.
 //!
 //! The primary's side (PSYNC served by Shardis, the backlog) is `crate::primary`; the
 //! replication id and offset here are both sides' (a primary's offset counts its stream).
 
 mod apply;
+pub mod handshake;
 mod link;
+
+pub use apply::listed as master_listed;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -183,6 +188,18 @@ pub fn ids() -> (String, String, i64) {
     (st.replid.clone(), st.replid2.clone(), st.second_offset)
 }
 
+/// How long a replica has had nothing from its primary, in ms: since the last byte while the
+/// link is up, else since it went down (Redis's `data_age` of a cluster failover; a link
+/// never up counts from the epoch, as Redis's `repl_down_since` of 0 does).
+pub fn data_age_ms(now_ms: u64) -> u64 {
+    let since = if LINK_UP.load(Ordering::SeqCst) {
+        LAST_IO.load(Ordering::Relaxed)
+    } else {
+        state().down_since
+    };
+    now_ms.saturating_sub(since.saturating_mul(1000))
+}
+
 /// Whether this server follows a primary.
 pub fn is_replica() -> bool {
     IS_REPLICA.load(Ordering::Relaxed)
@@ -282,7 +299,7 @@ fn unfollow() {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
-    // A cluster node follows a primary through CLUSTER REPLICATE (not built).
+    // A cluster node follows a primary through CLUSTER REPLICATE.
     if crate::cluster::enabled() {
         return Reply::err("ERR REPLICAOF not allowed in cluster mode.");
     }

@@ -50,9 +50,9 @@ use crate::conn::session::Session;
 use crate::coord::route;
 use crate::core::calls::SCRIPT;
 use crate::core::client::Client;
-use crate::core::shard_lock::{Intents, TxId};
+use crate::core::shard_lock::{Intents, LockStep, TxId};
 use crate::core::tracking::Caller;
-use crate::core::{memory, ConnRef, Core};
+use crate::core::{memory, ConnRef, Core, Request};
 
 /// What a script is.
 #[derive(Clone)]
@@ -120,6 +120,9 @@ enum Suspend {
     Slice,
     /// A command to carry out asynchronously.
     Call {
+        /// The one other shard a plain command runs on (it goes there as a one-request
+        /// batch under the run's lock); None: through the runtime's dispatch, as a client's.
+        lone: Option<usize>,
         cmd: &'static Command,
         args: Vec<Bytes>,
         db: usize,
@@ -414,7 +417,10 @@ impl RunCtx {
     /// A command the driver carries out (another shard, several shards, or a runtime
     /// command that waits), under this run's lock.
     fn remote(&mut self, cmd: &'static Command, args: Vec<Bytes>) -> Reply {
+        let core = &self.shared.core;
+        let lone = route::lone_shard(cmd, &args, core.shards, core.id).filter(|&s| s != core.id);
         match self.suspend(Suspend::Call {
+            lone,
             cmd,
             args,
             db: self.db,
@@ -832,11 +838,17 @@ async fn drive(
                         Resume::Go
                     }
                     Suspend::Call {
+                        lone,
                         cmd,
                         args,
                         db,
                         resp3,
-                    } => Resume::Reply(perform(core, shared.tx.get(), cmd, args, db, resp3).await),
+                    } => Resume::Reply(match lone {
+                        Some(shard) => {
+                            hop(core, shared.tx.get(), shard, cmd, args, db, resp3).await
+                        }
+                        None => perform(core, shared.tx.get(), cmd, args, db, resp3).await,
+                    }),
                 };
             }
             CoroutineResult::Return(reply) => break reply,
@@ -866,6 +878,33 @@ fn hold_shard(core: &Rc<Core>, shared: &Rc<Shared>) {
     }
     let events = std::mem::take(&mut core.shard.borrow_mut().events);
     shared.held.borrow_mut().events.extend(events);
+}
+
+/// Runs a plain command on the one other shard its keys are on, under the run's lock: a
+/// one-request batch, flagged as a script's, with none of a client's session around it (the
+/// part of a cross-shard script's time that is not the round trip itself).
+async fn hop(
+    core: &Rc<Core>,
+    tx: Option<TxId>,
+    shard: usize,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+) -> Reply {
+    let request = Request {
+        cmd,
+        args,
+        db,
+        resp3,
+        track: None,
+        client: 0,
+    };
+    core.send_batch_as(shard, vec![request], tx, LockStep::None, true)
+        .replies()
+        .await
+        .and_then(|mut r| r.pop())
+        .unwrap_or_else(|| Reply::err("ERR shard did not answer"))
 }
 
 /// Carries out a command for the script as its client would, under the run's lock.
@@ -901,7 +940,12 @@ async fn perform(
     session.in_exec = true;
     session.from_script = true;
     // WAIT inside a script counts acknowledgements of the stream's position now.
-    session.woff = None;
+    session.client.borrow_mut().woff = crate::primary::Woff::Wrote {
+        base: 0,
+        feeds: Vec::new(),
+        awaiting: Vec::new(),
+        anywhere: true,
+    };
     dispatch::run(&mut session, cmd, args)
         .await
         .unwrap_or(Reply::Nil)

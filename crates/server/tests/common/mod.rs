@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod real_redis;
 pub mod replication;
 pub mod resp;

@@ -1,10 +1,68 @@
-//! Replication tests' shared parts: INFO fields,
-//! waiting for a replica to catch up, comparing data sets, and a fill and write load of
-//! every data type.
+//! Replication tests' shared parts: a primary as the tests start it, INFO fields, waiting
+//! for a replica to be online and to catch up, WAIT and killing links, comparing data sets,
+//! and a fill and write load of every data type.
 
 use std::time::{Duration, Instant};
 
 use redis::Connection;
+
+use super::Server;
+
+/// A Shardis primary of 2 shards for replication tests: DEBUG enabled (DIGEST compares data
+/// sets) and full syncs starting at once; `extra` arguments after those.
+pub fn primary_with(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(2, &args)
+}
+
+/// A fresh directory for a test's files (a replica's RDB, a Redis server's dir).
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shardis-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// INFO's `field`, waiting until `ok` holds it (30 s).
+pub fn wait_info(c: &mut Connection, field: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = info_of(c, field).unwrap_or_default();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "INFO {field}: {v:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the primary lists `n` replicas online.
+pub fn wait_online(p: &mut Connection, n: usize) {
+    for i in 0..n {
+        wait_info(p, &format!("slave{i}"), |l| l.contains("state=online"));
+    }
+}
+
+/// WAIT for `n` replicas, up to `ms` milliseconds: how many acknowledged.
+pub fn wait_replicas(c: &mut Connection, n: i64, ms: i64) -> i64 {
+    redis::cmd("WAIT").arg(n).arg(ms).query(c).expect("WAIT")
+}
+
+/// CLIENT KILL TYPE `kind` (`replica`, `master`): how many connections it closed.
+pub fn kill_type(c: &mut Connection, kind: &str) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg(kind)
+        .query(c)
+        .expect("CLIENT KILL")
+}
 
 pub fn info_of(c: &mut Connection, field: &str) -> Option<String> {
     let info: String = redis::cmd("INFO").arg("all").query(c).ok()?;
@@ -269,4 +327,79 @@ pub fn hears(port: u16, msg: &str, publish: impl FnOnce()) {
     let m = ps.get_message().expect("a published message");
     assert_eq!(m.get_channel_name(), "ch");
     assert_eq!(m.get_payload::<String>().expect("payload"), msg);
+}
+
+/// The replication link CLIENT LIST shows under `TYPE kind` (master, replica): exactly one
+/// line, as (field, value) pairs in order.
+pub fn listed_link(c: &mut Connection, kind: &str) -> Vec<(String, String)> {
+    let listed: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg(kind)
+        .query(c)
+        .expect("CLIENT LIST TYPE");
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "CLIENT LIST TYPE {kind}: {listed}"
+    );
+    listed
+        .trim_end()
+        .split(' ')
+        .map(|f| {
+            let (k, v) = f.split_once('=').unwrap_or((f, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// A field of a [`listed_link`] line.
+pub fn field<'a>(line: &'a [(String, String)], name: &str) -> &'a str {
+    line.iter()
+        .find(|(k, _)| k == name)
+        .map_or_else(|| panic!("no {name} in {line:?}"), |(_, v)| v.as_str())
+}
+
+/// The link between a primary and its replica as both list it (one of them Redis 7.0),
+/// checked against each other: the primary lists flags S, the replica flags M with the
+/// primary's address, both with Redis's fields in Redis's order; each is listed without TYPE
+/// and by ID, never as a normal client.
+pub fn assert_links_listed(primary: &mut Connection, replica: &mut Connection) {
+    let s = listed_link(primary, "replica");
+    let m = listed_link(replica, "master");
+    assert_eq!(field(&s, "flags"), "S", "{s:?}");
+    assert_eq!(field(&m, "flags"), "M", "{m:?}");
+    assert_eq!(field(&m, "user"), "(superuser)", "{m:?}");
+    assert_eq!(field(&s, "addr"), field(&m, "laddr"));
+    assert_eq!(field(&s, "laddr"), field(&m, "addr"));
+    // Shardis lists CLIENT SETINFO's two fields after Redis 7.0's (as Redis 7.2 does).
+    let names = |l: &[(String, String)]| {
+        l.iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k != "lib-name" && k != "lib-ver")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&s), names(&m), "the fields Redis lists");
+    for (c, line) in [(primary, &s), (replica, &m)] {
+        let id = field(line, "id");
+        let all: String = redis::cmd("CLIENT").arg("LIST").query(c).expect("LIST");
+        assert!(
+            all.lines().any(|l| l.starts_with(&format!("id={id} "))),
+            "{all}"
+        );
+        let by_id: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(id)
+            .query(c)
+            .expect("LIST ID");
+        assert!(by_id.starts_with(&format!("id={id} ")), "{by_id}");
+        let normal: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("normal")
+            .query(c)
+            .expect("LIST TYPE normal");
+        assert!(!normal.contains(&format!("id={id} ")), "{normal}");
+    }
 }

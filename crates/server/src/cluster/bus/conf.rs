@@ -78,6 +78,8 @@ pub fn load(text: &str, announce: Announce, timeout: u64, now: u64) -> Result<St
         master: Option<Name>,
         epoch: u64,
         slots: Vec<(u16, u16)>,
+        /// `[slot->-id]` / `[slot-<-id]`: a slot being moved (importing: true).
+        open: Vec<(u16, bool, Name)>,
     }
     let mut lines = Vec::new();
     let (mut current, mut last_vote) = (0u64, 0u64);
@@ -115,6 +117,24 @@ pub fn load(text: &str, announce: Announce, timeout: u64, now: u64) -> Result<St
                         }
                     })
                     .collect::<Result<_, _>>()?;
+                let open = w[8..]
+                    .iter()
+                    .filter_map(|s| s.strip_prefix('[')?.strip_suffix(']'))
+                    .map(|s| {
+                        let (slot, importing, id) = match (s.split_once("->-"), s.split_once("-<-"))
+                        {
+                            (Some((a, b)), _) => (a, false, b),
+                            (_, Some((a, b))) => (a, true, b),
+                            _ => return Err(at(format!("bad open slot [{s}]"))),
+                        };
+                        match slot.parse::<u16>() {
+                            Ok(j) if (j as usize) < SLOTS => {
+                                Ok((j, importing, name(id).map_err(at)?))
+                            }
+                            _ => Err(at(format!("bad open slot [{s}]"))),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
                 lines.push(Line {
                     name: id,
                     ip,
@@ -124,6 +144,7 @@ pub fn load(text: &str, announce: Announce, timeout: u64, now: u64) -> Result<St
                     master: name(w[3]).ok(),
                     epoch: w[6].parse().map_err(|_| at("bad config epoch".into()))?,
                     slots,
+                    open,
                 });
             }
         }
@@ -161,6 +182,16 @@ pub fn load(text: &str, announce: Announce, timeout: u64, now: u64) -> Result<St
                 st.slots[s as usize] = Some(l.name);
             }
         }
+        if l.name == st.myself {
+            for &(slot, importing, other) in &l.open {
+                let map = if importing {
+                    &mut st.importing
+                } else {
+                    &mut st.migrating
+                };
+                map.insert(slot, other);
+            }
+        }
     }
     st.current_epoch = current.max(st.nodes.values().map(|n| n.config_epoch).max().unwrap_or(0));
     st.last_vote_epoch = last_vote;
@@ -192,5 +223,29 @@ mod tests {
         assert_eq!(back.nodes.len(), 1, "a node in handshake is not saved");
         assert!(load("garbage line\n", st.announce.clone(), 1000, 5).is_err());
         assert!(load("vars currentEpoch 1\n", st.announce.clone(), 1000, 5).is_err());
+    }
+
+    #[test]
+    fn slots_being_moved_are_saved_and_read_back() {
+        let a = Announce {
+            port: 7001,
+            cport: 17001,
+            ip: String::new(),
+        };
+        let (me, other) = ("a".repeat(40), "b".repeat(40));
+        let text = format!(
+            "{me} 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-10 [5->-{other}] [12-<-{other}]\n\
+             {other} 127.0.0.1:7002@17002 master - 0 0 2 connected 11-20\n\
+             vars currentEpoch 2 lastVoteEpoch 0\n"
+        );
+        let st = load(&text, a.clone(), 1000, 5).unwrap();
+        assert_eq!(st.migrating.keys().copied().collect::<Vec<_>>(), [5]);
+        assert_eq!(st.importing.keys().copied().collect::<Vec<_>>(), [12]);
+        let saved = snapshot_of(&st, &[]).config_text(0);
+        assert!(
+            saved.contains(&format!(" 0-10 [5->-{other}] [12-<-{other}]\n")),
+            "{saved}"
+        );
+        assert!(load(&text.replace("[5->-", "[x->-"), a, 1000, 5).is_err());
     }
 }
