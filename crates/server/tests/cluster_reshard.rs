@@ -6,10 +6,18 @@
 
 mod common;
 
-use common::cluster::{bus_server, cli, info_field, redis_cli, run, wait_for, HEAVY, NODE_TIMEOUT};
+use common::cluster::{
+    bus_server_timeout, cli, info_field, redis_cli, run, wait_for, HEAVY, RESHARD_NODE_TIMEOUT_MS,
+};
 use common::{connect, key_slot};
 
 /// A node's id.
+/// A bus node for these tests: moving slots keeps a debug build's bus thread busy, so the
+/// node timeout is long enough that no node looks failed meanwhile.
+fn reshard_node(shards: u16) -> common::Server {
+    bus_server_timeout(shards, RESHARD_NODE_TIMEOUT_MS)
+}
+
 fn myid(port: u16) -> String {
     run(&mut connect(port), &["CLUSTER", "MYID"])
 }
@@ -25,7 +33,7 @@ fn a_slot_moves_by_hand_with_ask_and_tryagain_as_redis() {
     }
     // P: two nodes, each owning the range whose keys live on the other core. Q: one node,
     // with no slot yet.
-    let (p, q) = (bus_server(2), bus_server(1));
+    let (p, q) = (reshard_node(2), reshard_node(1));
     let (p0, p1, q0) = (p.port + 1, p.port + 2, q.port + 1);
     let (id_p1, id_q0) = (myid(p1), myid(q0));
     for (port, range, epoch) in [(p0, ["8192", "16383"], "1"), (p1, ["0", "8191"], "2")] {
@@ -243,7 +251,7 @@ fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
         return;
     }
     let _one_at_a_time = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let (a, b, c) = (bus_server(1), bus_server(2), bus_server(1));
+    let (a, b, c) = (reshard_node(1), reshard_node(2), reshard_node(1));
     let ports = node_ports(&[(&a, 1), (&b, 2), (&c, 1)]);
     let mut create = vec!["--cluster".to_string(), "create".to_string()];
     create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
@@ -277,7 +285,7 @@ fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
     assert_eq!(slots_of(ports[3]), before + 200);
     check_clean(ports[1]);
     // A new node joins and takes a small share (its weight keeps the slots moved few).
-    let d = bus_server(1);
+    let d = reshard_node(1);
     let dp = d.port + 1;
     cli_ok(&[
         "--cluster",
@@ -352,12 +360,12 @@ fn slots_move_to_a_real_redis_node_and_back() {
             "--cluster-enabled",
             "yes",
             "--cluster-node-timeout",
-            NODE_TIMEOUT,
+            &RESHARD_NODE_TIMEOUT_MS.to_string(),
         ],
     ) else {
         return;
     };
-    let (a, b) = (bus_server(2), bus_server(1));
+    let (a, b) = (reshard_node(2), reshard_node(1));
     let ports = node_ports(&[(&a, 2), (&b, 1)]);
     let mut create = vec!["--cluster".to_string(), "create".to_string()];
     create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));

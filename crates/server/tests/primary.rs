@@ -435,3 +435,82 @@ fn wait_targets_the_clients_own_last_write() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replicas that arrive during `repl-diskless-sync-delay` share one diskless sync, as in
+/// Redis: with a delay of 60 s and `repl-diskless-sync-max-replicas 2`, a Redis 7.0 replica
+/// and a Shardis one arriving under a write load are served at once by one sync (two
+/// separate syncs would each wait the delay out), and both end equal to the primary. A
+/// replica arriving later gets a sync of its own after the delay (set to 1 s by CONFIG SET).
+#[test]
+fn replicas_arriving_during_the_delay_share_one_diskless_sync() {
+    let dir = temp_dir("shared");
+    let shardis = primary_with(&[
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ]);
+    let mut p = shardis.conn();
+    fill(&mut p);
+    let port = shardis.port.to_string();
+    let started = Instant::now();
+    let (redis, shardis_replica) = under_load(&shardis, 0..2, || {
+        let redis = redis_server_with(&dir, &["--replicaof", "127.0.0.1", &port]);
+        let replica = Server::start(
+            2,
+            &[
+                "--enable-debug-command",
+                "yes",
+                "--replicaof",
+                "127.0.0.1",
+                &port,
+            ],
+        );
+        (redis, replica)
+    });
+    let Some((_redis, redis_port)) = redis else {
+        return;
+    };
+    let (mut r, mut s) = (common::connect(redis_port), shardis_replica.conn());
+    wait_in_sync(&mut p, &mut r);
+    wait_in_sync(&mut p, &mut s);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "the sync waited its delay out: not shared"
+    );
+    assert_eq!(number(&mut p, "sync_full"), 2);
+    assert_same(&mut p, &mut r);
+    assert_same(&mut p, &mut s);
+    let max: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("repl-diskless-sync-max-replicas")
+        .query(&mut p)
+        .expect("CONFIG GET");
+    assert_eq!(max[1], "2");
+
+    // A latecomer: a sync of its own.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg(1)
+        .query(&mut p)
+        .expect("CONFIG SET");
+    let late = Server::start(
+        1,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    let mut l = late.conn();
+    write_load(&mut p, 3);
+    wait_in_sync(&mut p, &mut l);
+    wait_in_sync(&mut p, &mut r);
+    assert_eq!(number(&mut p, "sync_full"), 3);
+    assert_same(&mut p, &mut l);
+    assert_same(&mut p, &mut r);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,6 +115,77 @@ fn declared_keys_on_two_shards_and_plain_clients_see_all_or_nothing() {
     writer.join().expect("writer");
 }
 
+/// Increments every declared key, then reads them all back with one MGET (over both shards):
+/// returns what each INCR answered followed by what MGET read.
+const INCR_ALL: &str = r#"
+local seen = {}
+for i, k in ipairs(KEYS) do seen[i] = redis.call('INCR', k) end
+for _, v in ipairs(redis.call('MGET', unpack(KEYS))) do seen[#seen + 1] = tonumber(v) end
+return seen
+"#;
+
+#[test]
+fn a_locked_script_runs_where_most_of_its_keys_are_and_stays_atomic() {
+    let s = Server::start(2, &[]);
+    let port = s.port;
+    // With 2 shards d:1 and u:2 are on shard 1 and d:2 on shard 0: every run goes to core 1's
+    // queue, whichever core the connection landed on (half of them forward their runs).
+    let keys = ["d:1", "u:2", "d:2"];
+    const CLIENTS: usize = 6;
+    const RUNS: usize = 200;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = connect(port);
+                let script = redis::Script::new(INCR_ALL);
+                for _ in 0..RUNS {
+                    let mut inv = script.prepare_invoke();
+                    for k in keys {
+                        inv.key(k);
+                    }
+                    let seen: Vec<i64> = inv.invoke(&mut c).expect("incr all");
+                    assert_eq!(seen.len(), 6, "{seen:?}");
+                    assert!(
+                        seen.iter().all(|v| *v == seen[0]),
+                        "a run saw another one half done: {seen:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let mut c = s.conn();
+    let v: Vec<i64> = redis::cmd("MGET").arg(&keys).query(&mut c).expect("mget");
+    assert_eq!(v, vec![(CLIENTS * RUNS) as i64; 3]);
+    // What the cross-core work cost is visible per shard.
+    let shards: String = redis::cmd("INFO")
+        .arg("shards")
+        .query(&mut c)
+        .expect("info");
+    let lines: Vec<&str> = shards
+        .lines()
+        .filter(|l| l.starts_with("shard") && l.contains("keys="))
+        .collect();
+    assert_eq!(lines.len(), 2, "{shards}");
+    for l in lines {
+        for field in ["messages_sent=", "wakeups_sent=", "sleeps="] {
+            let n: Option<u64> = l
+                .split([':', ','])
+                .find_map(|kv| kv.strip_prefix(field))
+                .and_then(|v| v.trim().parse().ok());
+            assert!(n.is_some(), "no {field} in {l}");
+        }
+        let sent: u64 = l
+            .split([':', ','])
+            .find_map(|kv| kv.strip_prefix("messages_sent="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(sent > 0, "a locked run over two shards sends messages: {l}");
+    }
+}
+
 #[test]
 fn a_looping_script_gets_others_busy_and_script_kill_stops_it() {
     let s = Server::start(2, &["--busy-reply-threshold", "100"]);

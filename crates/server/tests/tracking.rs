@@ -324,3 +324,38 @@ fn the_table_limit_forgets_keys_and_tells_their_readers() {
     assert_eq!(invalidated_keys(&mut t, &rx, 10).len(), 10);
     assert!(server.info_number("tracking_total_keys") <= 2);
 }
+
+#[test]
+fn scripts_invalidate_what_they_write_and_track_their_declared_keys_once_they_read() {
+    let server = Server::start(SHARDS, &[]);
+    let (mut t, _, rx) = tracker_on(&server, 0);
+    let (mut w, _) = conn_on(&server, 1, false);
+    let k0 = key_on("s", 0, SHARDS);
+    let k1 = key_on("s", 1, SHARDS);
+    ok(&mut t, &["CLIENT", "TRACKING", "ON"]);
+
+    // A script's write, local to its shard or not, tells the key's readers.
+    for key in [&k0, &k1] {
+        run(&mut t, &["GET", key]);
+        run(
+            &mut w,
+            &["EVAL", "redis.call('set', KEYS[1], 'x')", "1", key],
+        );
+        assert_eq!(invalidated_keys(&mut t, &rx, 1), std::slice::from_ref(key));
+    }
+
+    // A script that reads nothing tracks nothing, whatever it declares.
+    run(
+        &mut t,
+        &["EVAL", "redis.call('set', 'other', 'x')", "2", &k0, &k1],
+    );
+    ok(&mut w, &["MSET", &k0, "1", &k1, "1"]);
+    pushes(&mut t, &rx, 0);
+
+    // One that reads tracks its declared keys (on both shards), not the key it read.
+    for eval in ["EVAL", "EVAL_RO"] {
+        run(&mut t, &[eval, "redis.call('get', 'other')", "2", &k0, &k1]);
+        ok(&mut w, &["MSET", &k0, "2", &k1, "2", "other", "2"]);
+        assert_eq!(invalidated_keys(&mut t, &rx, 2), sorted(&[&k0, &k1]));
+    }
+}

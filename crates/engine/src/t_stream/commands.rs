@@ -7,6 +7,7 @@ use super::id::{self, is_word, NewId, StreamId};
 use super::stream::{AppendError, NodeLimits, StreamValue, Trim, TrimSpec};
 use super::{entries_reply, parse_int, read_stream, tri, write_stream};
 use crate::error;
+use crate::notify::STREAM;
 use crate::shard::Ctx;
 use crate::value::Value;
 
@@ -184,15 +185,17 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(AppendError::IdTooSmall) => return Reply::err(ID_TOO_SMALL),
         Err(AppendError::TooLarge) => return Reply::err(TOO_LARGE),
     };
-    if let Some(spec) = parsed.trim {
-        stream.trim(spec);
-    }
+    let trimmed = parsed.trim.map_or(0, |spec| stream.trim(spec));
     let exact = exact_trim(stream, parsed.trim);
     // Storing a new key counted the command's one write.
     if !created {
         ctx.dirty(1);
     }
     ctx.signal_ready(key);
+    ctx.notify(STREAM, "xadd", key);
+    if trimmed > 0 {
+        ctx.notify(STREAM, "xtrim", key);
+    }
     // The journal logs the ID given and the trim as it turned out.
     ctx.propagate_as(|| {
         let mut argv = vec![args[0].clone(), key.clone()];
@@ -275,6 +278,9 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     let deleted = stream.delete_ids(&ids);
     ctx.dirty(deleted);
+    if deleted > 0 {
+        ctx.notify(STREAM, "xdel", &args[1]);
+    }
     Reply::Int(deleted as i64)
 }
 
@@ -289,6 +295,9 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let deleted = parsed.trim.map_or(0, |spec| stream.trim(spec));
     let exact = exact_trim(stream, parsed.trim);
     ctx.dirty(deleted);
+    if deleted > 0 {
+        ctx.notify(STREAM, "xtrim", &args[1]);
+    }
     ctx.propagate_as(|| {
         let mut argv = vec![args[0].clone(), args[1].clone()];
         argv.extend(exact);
@@ -363,6 +372,7 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     stream.set_counters(last, entries_added, max_deleted);
     ctx.dirty(1);
+    ctx.notify(STREAM, "xsetid", &args[1]);
     Reply::Ok
 }
 

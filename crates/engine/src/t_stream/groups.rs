@@ -9,9 +9,10 @@ use super::commands::{empty_stream, parse_ids};
 use super::id::{self, c_str, is_word, StreamId};
 use super::{
     c_text, no_such_key_or_group, now, parse_int, parse_int_or, read_stream, read_stream_mut, tri,
-    write_stream,
+    write_stream, CONSUMER_CREATED,
 };
 use crate::error;
+use crate::notify::STREAM;
 use crate::shard::Ctx;
 use crate::t_keys::help_reply;
 
@@ -104,6 +105,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             if exists.is_some() {
                 ctx.dirty(1);
             }
+            ctx.notify(STREAM, "xgroup-create", key);
             Reply::Ok
         }
         b"setid" if args.len() == 5 || args.len() == 7 => {
@@ -120,6 +122,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 g.entries_read = entries_read;
             }
             ctx.dirty(1);
+            ctx.notify(STREAM, "xgroup-setid", key);
             Reply::Ok
         }
         b"destroy" => {
@@ -131,6 +134,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 return Reply::Int(0);
             }
             ctx.dirty(1);
+            ctx.notify(STREAM, "xgroup-destroy", key);
             // Clients blocked in XREADGROUP on this group get -NOGROUP.
             ctx.signal_ready(key);
             Reply::Int(1)
@@ -145,6 +149,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             };
             if created {
                 ctx.dirty(1);
+                ctx.notify(STREAM, CONSUMER_CREATED, key);
             }
             Reply::Int(i64::from(created))
         }
@@ -158,6 +163,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             };
             if pending.is_some() {
                 ctx.dirty(1);
+                ctx.notify(STREAM, "xgroup-delconsumer", key);
             }
             Reply::Int(pending.unwrap_or(0) as i64)
         }
@@ -365,6 +371,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut writes = 0;
     let mut out = Vec::new();
     let mut consumer_ready = false;
+    let mut consumer_created = false;
     for id in ids {
         let entry = stream.entry(id);
         let Some(group) = stream.groups.get_mut(&group_name[..]) else {
@@ -384,7 +391,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             _ => {}
         }
         if !consumer_ready {
-            group.touch_consumer(consumer, now);
+            consumer_created = group.touch_consumer(consumer, now);
             consumer_ready = true;
         }
         group.claim(id, consumer, delivery_time, count);
@@ -394,6 +401,9 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     // Moving the group's last ID is one more write, unless a claim already carried it.
     if raised_last_id && writes == 0 {
         writes = 1;
+    }
+    if consumer_created {
+        ctx.notify(STREAM, CONSUMER_CREATED, key);
     }
     ctx.dirty(writes);
     Reply::Array(out)
@@ -434,6 +444,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
     let mut consumer_ready = false;
+    let mut consumer_created = false;
     let mut writes = 0u64;
     // The last pending entry looked at: the walk resumes after it.
     let mut last_seen: Option<StreamId> = None;
@@ -477,7 +488,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             continue;
         }
         if !consumer_ready {
-            group.touch_consumer(consumer, now);
+            consumer_created = group.touch_consumer(consumer, now);
             consumer_ready = true;
         }
         group.claim(id, consumer, now, delivery);
@@ -497,6 +508,9 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                 .next(),
         })
         .map_or(StreamId::MIN, |(id, _)| *id);
+    if consumer_created {
+        ctx.notify(STREAM, CONSUMER_CREATED, key);
+    }
     ctx.dirty(writes);
     Reply::Array(vec![
         cursor.reply(),

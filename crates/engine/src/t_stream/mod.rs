@@ -31,6 +31,10 @@ use crate::num;
 use crate::shard::Ctx;
 use crate::value::Value;
 
+/// The keyspace event of a consumer created by any command (XGROUP CREATECONSUMER, or a read
+/// or claim naming a consumer the group does not know yet).
+const CONSUMER_CREATED: &str = "xgroup-createconsumer";
+
 pub use read::{block_timeout, blocked_ready, resolve_block_ids, serve_blocked};
 pub use stream::StreamValue;
 

@@ -18,9 +18,10 @@ use shardis_resp::Reply;
 
 use super::id::{self, c_str, is_word, StreamId};
 use super::stream::StreamValue;
-use super::{entries_reply, no_such_key_or_group, now, parse_int, tri};
+use super::{entries_reply, no_such_key_or_group, now, parse_int, tri, CONSUMER_CREATED};
 use crate::command::{Blocking, ShardPart, SplitRule, TimeoutReply, Wait};
 use crate::error;
+use crate::notify::STREAM;
 use crate::shard::Ctx;
 use crate::value::Value;
 
@@ -192,15 +193,15 @@ fn entries_after(stream: &StreamValue, after: StreamId, count: usize) -> Vec<(St
 
 /// Serves `entries` to a group reader (Redis's `streamReplyWithRange` with a group): the
 /// consumer is looked up (created if needed), the group moves past the entries and, unless
-/// NOACK, they become pending for the consumer.
+/// NOACK, they become pending for the consumer. Also says whether the consumer was created.
 fn deliver(
     stream: &mut StreamValue,
     entries: Vec<(StreamId, Reply)>,
     reader: &GroupReader<'_>,
     now: i64,
-) -> Reply {
+) -> (Reply, bool) {
     let Some(group) = stream.groups.get(reader.group) else {
-        return entries_reply(entries);
+        return (entries_reply(entries), false);
     };
     let (mut last, mut read) = (group.last_id, group.entries_read);
     for &(id, _) in &entries {
@@ -214,8 +215,9 @@ fn deliver(
         }
         last = id;
     }
+    let mut created = false;
     if let Some(group) = stream.groups.get_mut(reader.group) {
-        group.touch_consumer(reader.consumer, now);
+        created = group.touch_consumer(reader.consumer, now);
         group.last_id = last;
         group.entries_read = read;
         if !reader.noack {
@@ -224,7 +226,7 @@ fn deliver(
             }
         }
     }
-    entries_reply(entries)
+    (entries_reply(entries), created)
 }
 
 /// A consumer's own pending entries after `after` (XREADGROUP with an ID): each is delivered
@@ -318,10 +320,11 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_cmd: bool) -> Reply {
             consumer,
             noack: read.noack,
         });
+        let mut created = false;
         let entries = match &reader {
             // A group reader with an ID reads its own history, whatever the stream holds.
             Some(reader) if after != NEW_FOR_GROUP => {
-                touch_consumer(stream, reader, now);
+                created = touch_consumer(stream, reader, now);
                 serve_history(stream, reader, after, read.count, now)
             }
             // Otherwise a stream is served when it has live entries after the ID (for a
@@ -335,7 +338,9 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_cmd: bool) -> Reply {
                 if entries.is_empty() {
                     continue;
                 }
-                deliver(stream, entries, reader, now)
+                let (reply, new_consumer) = deliver(stream, entries, reader, now);
+                created = new_consumer;
+                reply
             }
             None => {
                 let entries = entries_after(stream, after, read.count);
@@ -348,16 +353,21 @@ fn read_generic(ctx: &mut Ctx<'_>, args: &[Bytes], group_cmd: bool) -> Reply {
         if reader.is_some() {
             ctx.dirty(1);
         }
+        if created {
+            ctx.notify(STREAM, CONSUMER_CREATED, key);
+        }
         served.push(stream_reply(key, entries));
     }
     read_reply(ctx, served)
 }
 
-/// Looks the reading consumer up (refreshing its seen time), creating it if needed.
-fn touch_consumer(stream: &mut StreamValue, reader: &GroupReader<'_>, now: i64) {
-    if let Some(group) = stream.groups.get_mut(reader.group) {
-        group.touch_consumer(reader.consumer, now);
-    }
+/// Looks the reading consumer up (refreshing its seen time), creating it if needed; true if
+/// it was created.
+fn touch_consumer(stream: &mut StreamValue, reader: &GroupReader<'_>, now: i64) -> bool {
+    stream
+        .groups
+        .get_mut(reader.group)
+        .is_some_and(|group| group.touch_consumer(reader.consumer, now))
 }
 
 fn is_group_cmd(args: &[Bytes]) -> bool {
@@ -513,8 +523,11 @@ pub fn serve_blocked(ctx: &mut Ctx<'_>, args: &[Bytes], key: &[u8]) -> Reply {
                 consumer,
                 noack: read.noack,
             };
-            let reply = deliver(stream, entries, &reader, now);
+            let (reply, created) = deliver(stream, entries, &reader, now);
             ctx.dirty(1);
+            if created {
+                ctx.notify(STREAM, CONSUMER_CREATED, key);
+            }
             reply
         }
         None => entries_reply(entries),

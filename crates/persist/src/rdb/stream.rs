@@ -369,16 +369,27 @@ pub fn read<S: Source>(r: &mut Reader<S>, v2: bool) -> Result<StreamData> {
     Ok(s)
 }
 
-/// A group's read counter for streams saved before Redis 7.0 (which kept none): known only
-/// when the group is at an end of the stream.
+/// A group's read counter for streams saved before Redis 7.0 (which kept none), estimated
+/// as Redis 7.0 estimates it on load: known when the group is at the stream's end, or before
+/// or at its first entry while no deletion left a gap ahead of that entry.
 fn estimate_entries_read(s: &StreamData, last_id: StreamId) -> Option<u64> {
-    if s.entries_added == 0 {
+    let added = s.entries_added;
+    if added == 0 {
         return Some(0);
     }
-    if last_id == s.last_id {
-        return Some(s.entries_added);
+    if (s.length == 0 && last_id <= s.last_id) || last_id == s.last_id {
+        return Some(added);
     }
-    None
+    if last_id > s.last_id {
+        return None;
+    }
+    let no_gap_ahead = s.max_deleted_id == StreamId::default() || s.max_deleted_id < s.first_id;
+    let before_first = added.checked_sub(s.length)?;
+    match last_id.cmp(&s.first_id) {
+        std::cmp::Ordering::Less if no_gap_ahead => Some(before_first),
+        std::cmp::Ordering::Equal if no_gap_ahead => before_first.checked_add(1),
+        _ => None,
+    }
 }
 
 /// Writes a stream (RDB_TYPE_STREAM_LISTPACKS_2).
@@ -499,6 +510,35 @@ mod tests {
         let mut r = Reader::new(&out[..]);
         assert_eq!(read(&mut r, true).expect("valid"), s);
         assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn legacy_read_counters_are_estimated_as_redis_7_0_does() {
+        // A pre-7.0 stream: 5-0 and 6-0 left of 1..6 (3 deleted, then trimmed to 2).
+        let s = StreamData {
+            length: 2,
+            last_id: id(6, 0),
+            first_id: id(5, 0),
+            max_deleted_id: StreamId::default(),
+            entries_added: 2,
+            ..sample()
+        };
+        assert_eq!(
+            estimate_entries_read(&s, id(5, 0)),
+            Some(1),
+            "at the first entry"
+        );
+        assert_eq!(estimate_entries_read(&s, id(0, 0)), Some(0), "before it");
+        assert_eq!(estimate_entries_read(&s, id(6, 0)), Some(2), "at the end");
+        assert_eq!(estimate_entries_read(&s, id(5, 5)), None, "in the middle");
+        assert_eq!(estimate_entries_read(&s, id(7, 0)), None, "past the end");
+        let gap = StreamData {
+            max_deleted_id: id(5, 1),
+            ..s.clone()
+        };
+        assert_eq!(estimate_entries_read(&gap, id(5, 0)), None);
+        let empty = StreamData { length: 0, ..s };
+        assert_eq!(estimate_entries_read(&empty, id(3, 0)), Some(2));
     }
 
     #[test]

@@ -69,8 +69,15 @@ pub struct Open {
 
 /// Whether node `view` serves `slot` (for a client of its own port, `node`, or of the
 /// shared port, which serves every local node's slots), as Redis's `getNodeByQuery`; `open`
-/// describes the request when the slot is open (see [`is_open`]).
-fn on_bus(view: &Snapshot, slot: u16, node: bool, open: Option<Open>) -> Result<(), Redirect> {
+/// describes the request when the slot is open (see [`is_open`]). A replica serves its
+/// master's slots to a READONLY client's reads (`replica_read`).
+fn on_bus(
+    view: &Snapshot,
+    slot: u16,
+    node: bool,
+    open: Option<Open>,
+    replica_read: bool,
+) -> Result<(), Redirect> {
     let Some(&owner) = view.owner.get(slot as usize).filter(|&&o| o != UNOWNED) else {
         return Err(Redirect::Unbound);
     };
@@ -105,7 +112,15 @@ fn on_bus(view: &Snapshot, slot: u16, node: bool, open: Option<Open>) -> Result<
             return Ok(());
         }
     }
-    let served = owner == view.me || (!node && view.local.get(owner).copied().unwrap_or(false));
+    let my_master = view.myself().master.as_ref();
+    let replica_of_owner = view.myself().flags & super::bus::msg::flags::SLAVE != 0
+        && view
+            .nodes
+            .get(owner)
+            .is_some_and(|o| Some(&o.id) == my_master);
+    let served = owner == view.me
+        || (replica_read && replica_of_owner)
+        || (!node && view.local.get(owner).copied().unwrap_or(false));
     if served {
         return Ok(());
     }
@@ -254,20 +269,27 @@ pub fn refuse(
         // On the bus the slot map is the node's view; the shared port serves the slots of
         // every node of the process.
         let view = super::bus::snapshot(here)?;
-        let node = s.client.borrow().node;
+        let (node, readonly) = {
+            let c = s.client.borrow();
+            (c.node, c.readonly)
+        };
         let asking = take_asking(s, cmd);
-        let slot = if exec {
-            let queued = s.multi.as_ref()?.queued.iter();
-            slot_of(queued.map(|(c, a)| (*c, &a[..])), idx)
+        let (slot, writes) = if exec {
+            let queued = &s.multi.as_ref()?.queued;
+            let writes = queued.iter().any(|(c, _)| c.is_write());
+            (
+                slot_of(queued.iter().map(|(c, a)| (*c, &a[..])), idx),
+                writes,
+            )
         } else {
-            slot_of([(cmd, args)], idx)
+            (slot_of([(cmd, args)], idx), cmd.is_write())
         };
         match slot {
             Ok(Some(slot)) if is_open(&view, slot) => {
                 s.open_slot = Some(asking);
                 return None;
             }
-            Ok(Some(slot)) => on_bus(&view, slot, node, None),
+            Ok(Some(slot)) => on_bus(&view, slot, node, None, readonly && !writes),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         }
@@ -335,7 +357,7 @@ pub async fn run_open(
     (open.asking, open.migrate) = (fresh.asking, fresh.migrate);
     let node = s.client.borrow().node;
     let verdict = match super::bus::snapshot(core.id) {
-        Some(view) => on_bus(&view, slot, node, Some(open)),
+        Some(view) => on_bus(&view, slot, node, Some(open), false),
         None => Ok(()),
     };
     let reply = match verdict {

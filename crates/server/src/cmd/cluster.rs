@@ -35,6 +35,8 @@ pub fn is_bus_change(which: ServerCmd) -> bool {
             | ServerCmd::ClusterBumpEpoch
             | ServerCmd::ClusterSaveConfig
             | ServerCmd::ClusterReset
+            | ServerCmd::ClusterReplicate
+            | ServerCmd::ClusterFailover
             | ServerCmd::ClusterSetSlot
     )
 }
@@ -50,6 +52,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
             | ServerCmd::ClusterShards
             | ServerCmd::ClusterKeySlot
             | ServerCmd::ClusterLinks
+            | ServerCmd::ClusterReplicas
             | ServerCmd::ClusterHelp
             | ServerCmd::Asking
             | ServerCmd::ReadOnly
@@ -73,6 +76,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         ServerCmd::ClusterLinks => {
             Reply::err("ERR CLUSTER LINKS is not built for the cluster bus yet")
         }
+        ServerCmd::ClusterReplicas => replicas(&view, &args[2]),
         ServerCmd::ClusterHelp => help(),
         // The next command may be served in a slot this node imports (`redirect`).
         ServerCmd::Asking => {
@@ -240,6 +244,28 @@ async fn bus_op(s: &Session, which: ServerCmd, args: &[Bytes]) -> Result<Op, Rep
         ServerCmd::ClusterForget => Op::Forget(rest[0].clone()),
         ServerCmd::ClusterBumpEpoch => Op::BumpEpoch,
         ServerCmd::ClusterSaveConfig => Op::SaveConfig,
+        ServerCmd::ClusterReplicate => {
+            // The replication code copies the whole process: its one node.
+            if s.core.shards != 1 {
+                return Err(Reply::err(
+                    "ERR CLUSTER REPLICATE needs a process running one node (shards 1): replication copies the whole process",
+                ));
+            }
+            Op::Replicate {
+                id: rest[0].clone(),
+                has_keys: process_holds_keys(s).await,
+            }
+        }
+        ServerCmd::ClusterFailover => {
+            let (force, takeover) = match rest {
+                [] => (false, false),
+                [w] if w.eq_ignore_ascii_case(b"force") => (true, false),
+                [w] if w.eq_ignore_ascii_case(b"takeover") => (true, true),
+                [_] => return Err(error::syntax()),
+                _ => return Err(wrong_arity("failover")),
+            };
+            Op::Failover { force, takeover }
+        }
         ServerCmd::ClusterReset => {
             let hard = match rest {
                 [] => false,
@@ -277,6 +303,44 @@ async fn bus_op(s: &Session, which: ServerCmd, args: &[Bytes]) -> Result<Op, Rep
         }
         _ => return Err(Reply::err("ERR internal: not a cluster bus command")),
     })
+}
+
+/// Whether the process holds keys in database 0 (Redis's check before a master replicates).
+async fn process_holds_keys(s: &Session) -> bool {
+    for shard in 0..s.core.shards {
+        let held = s
+            .core
+            .run_on(shard, |core| {
+                core.shard
+                    .borrow()
+                    .dbs
+                    .first()
+                    .is_some_and(|db| !db.is_empty())
+            })
+            .await;
+        if held.unwrap_or(false) {
+            return true;
+        }
+    }
+    false
+}
+
+/// CLUSTER REPLICAS (SLAVES) `id`: the CLUSTER NODES lines of its replicas.
+fn replicas(view: &Snapshot, id: &Bytes) -> Reply {
+    let Some(node) = view.nodes.iter().find(|n| n.id.as_bytes() == &id[..]) else {
+        return Reply::error(format!("ERR Unknown node {}", String::from_utf8_lossy(id)));
+    };
+    if node.flags & flags::SLAVE != 0 {
+        return Reply::err("ERR The specified node is not a master");
+    }
+    let lines = view
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.flags & flags::SLAVE != 0 && r.master.as_ref() == Some(&node.id))
+        .map(|(i, _)| Reply::bulk(view.line(i, true).as_bytes()))
+        .collect();
+    Reply::Array(lines)
 }
 
 /// How many keys of `slot` the process holds (in the shard of its static range).
@@ -394,6 +458,8 @@ fn help() -> Reply {
             "    Unassign slots from this node (cluster bus).",
             "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
             "    Unassign slot ranges from this node (cluster bus).",
+            "FAILOVER [FORCE|TAKEOVER]",
+            "    Promote this replica to master of its shard (cluster bus).",
             "FORGET <node-id>",
             "    Remove a node from the cluster (cluster bus).",
             "GETKEYSINSLOT <slot> <count>",
@@ -411,6 +477,10 @@ fn help() -> Reply {
             "NODES",
             "    Every node, one per line: <id> <ip:port@bus-port> <flags> <primary> <ping-sent>",
             "    <pong-received> <config-epoch> <link-state> <slot-range> ...",
+            "REPLICAS <node-id>",
+            "    The replicas of a master, as NODES lines (also SLAVES).",
+            "REPLICATE <node-id>",
+            "    Make this node a replica of a master (cluster bus, a process of one node).",
             "RESET [HARD|SOFT]",
             "    Forget every node and slot; HARD also takes a new id and zeroes the epochs.",
             "SAVECONFIG",

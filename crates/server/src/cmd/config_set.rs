@@ -118,6 +118,7 @@ pub async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     crate::persist::aof::configure(&s.core.config.borrow());
     crate::persist::loading::configure(&s.core.config.borrow());
     crate::primary::configure(&s.core.config.borrow());
+    crate::cluster::bus::configure(&s.core.config.borrow());
     if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
         crate::persist::aof::set_enabled(&s.core, on == "yes").await;
     }

@@ -31,6 +31,8 @@ struct CoreReport {
     clients: usize,
     blocked: usize,
     stats: CoreStats,
+    /// Messages this core sent to other cores.
+    messages_sent: u64,
     keyspace_hits: u64,
     keyspace_misses: u64,
     expired_keys: u64,
@@ -80,6 +82,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                     .filter(|c| c.borrow().is_blocked())
                     .count(),
                 stats: core.stats.get(),
+                messages_sent: core.mesh.sent(),
                 keyspace_hits: shard.stats.keyspace_hits,
                 keyspace_misses: shard.stats.keyspace_misses,
                 expired_keys: shard.expired_keys(),
@@ -238,8 +241,15 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         let keys: usize = r.dbs.iter().map(|d| d.0).sum();
         let _ = write!(
             shards,
-            "shard{i}:keys={keys},clients={},commands={},used_memory={},allocator_allocated={},maxmemory_share={}\r\n",
-            r.clients, r.stats.commands_processed, r.memory.used, r.heap, r.memory.share
+            "shard{i}:keys={keys},clients={},commands={},used_memory={},allocator_allocated={},maxmemory_share={},messages_sent={},wakeups_sent={},sleeps={}\r\n",
+            r.clients,
+            r.stats.commands_processed,
+            r.memory.used,
+            r.heap,
+            r.memory.share,
+            r.messages_sent,
+            r.stats.wakeups_sent,
+            r.stats.sleeps
         );
     }
     section("shards", shards);

@@ -298,12 +298,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
     absent(REPLICATION, "replica-ignore-disk-write-errors", BOOL, "no"),
     p("repl-diskless-sync", BOOL, "yes"),
     p("repl-diskless-sync-delay", c_int(0), "5"),
-    absent(
-        REPLICATION,
-        "repl-diskless-sync-max-replicas",
-        c_int(0),
-        "0",
-    ),
+    p("repl-diskless-sync-max-replicas", c_int(0), "0"),
     absent(
         REPLICATION,
         "repl-diskless-load",
@@ -344,8 +339,8 @@ pub(super) static DIRECTIVES: &[Param] = &[
     fixed("cluster-config-file", STR, "nodes.conf"),
     fixed("cluster-port", PORT, "0"),
     p("cluster-node-timeout", INT, "15000"),
-    absent_alias(
-        CLUSTER,
+    // Replicas and failover on the bus (cluster/bus/state/failover.rs).
+    alias(
         "cluster-replica-validity-factor",
         &["cluster-slave-validity-factor"],
         c_int(0),
@@ -353,8 +348,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
     ),
     absent(CLUSTER, "cluster-migration-barrier", c_int(0), "1"),
     absent(CLUSTER, "cluster-require-full-coverage", BOOL, "yes"),
-    absent_alias(
-        CLUSTER,
+    alias(
         "cluster-replica-no-failover",
         &["cluster-slave-no-failover"],
         BOOL,
@@ -362,7 +356,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
     ),
     absent(CLUSTER, "cluster-allow-reads-when-down", BOOL, "no"),
     absent(CLUSTER, "cluster-allow-pubsubshard-when-down", BOOL, "yes"),
-    absent(CLUSTER, "cluster-allow-replica-migration", BOOL, "yes"),
+    p("cluster-allow-replica-migration", BOOL, "yes"),
     p("cluster-announce-ip", STR, ""),
     absent(CLUSTER, "cluster-announce-hostname", STR, ""),
     p("cluster-announce-port", PORT, "0"),

@@ -317,6 +317,10 @@ pub struct CoreStats {
     pub client_outbuf_limit_disconnections: u64,
     /// Clients closed by client eviction (`maxmemory-clients`).
     pub evicted_clients: u64,
+    /// `MSG_RING` wake-ups this core sent to sleeping cores, and the times it went to sleep
+    /// itself (INFO shards: what cross-core work costs in kernel wake-ups).
+    pub wakeups_sent: u64,
+    pub sleeps: u64,
 }
 
 /// Set by SIGTERM/SIGINT or SHUTDOWN; every core polls it with its clock and stops.

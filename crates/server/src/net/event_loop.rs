@@ -365,6 +365,7 @@ impl EventLoop {
             .timers
             .next_deadline()
             .map(|at| at.saturating_duration_since(Instant::now()));
+        self.core.bump(|s| s.sleeps += 1);
         let result = self.ring.enter(true, timeout);
         self.core.mesh.awake();
         result
@@ -421,6 +422,10 @@ impl EventLoop {
         self.to_send = to_send;
         self.bufs.publish();
         self.core.mesh.take_wakes(&mut self.wakes);
+        if !self.wakes.is_empty() {
+            let n = self.wakes.len() as u64;
+            self.core.bump(|s| s.wakeups_sent += n);
+        }
         for fd in self.wakes.drain(..) {
             let sqe =
                 opcode::MsgRingData::new(types::Fd(fd), 0, user_data(Kind::Wake, ConnRef(0)), None)

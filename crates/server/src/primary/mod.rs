@@ -52,6 +52,8 @@ struct Settings {
     max_lag: u64,
     diskless: bool,
     delay: u64,
+    /// Replicas a diskless sync starts with at once (0: no limit, the delay decides).
+    max_replicas: usize,
     nodelay: bool,
 }
 
@@ -68,6 +70,7 @@ fn settings() -> Settings {
         max_lag: 10,
         diskless: true,
         delay: 5,
+        max_replicas: 0,
         nodelay: true,
     })
 }
@@ -88,6 +91,7 @@ pub fn configure(config: &crate::config::Config) {
         max_lag: config.get_i64("min-replicas-max-lag").max(0) as u64,
         diskless: config.get_bool("repl-diskless-sync"),
         delay: config.get_i64("repl-diskless-sync-delay").max(0) as u64,
+        max_replicas: config.get_i64("repl-diskless-sync-max-replicas").max(0) as usize,
         nodelay: !config.get_bool("repl-disable-tcp-nodelay"),
     };
     MIN_TO_WRITE.store(
@@ -237,8 +241,11 @@ struct Backlog {
 struct Hub {
     backlog: Backlog,
     replicas: Vec<Arc<Replica>>,
-    /// Replicas waiting for the cut of their full sync, by sync id.
-    waiting: BTreeMap<u64, Arc<Replica>>,
+    /// Replicas waiting for the cut of their full sync, by sync id and client id.
+    waiting: BTreeMap<(u64, u64), Arc<Replica>>,
+    /// Diskless syncs in their `repl-diskless-sync-delay`: replicas arriving meanwhile
+    /// join one and share its RDB (`sync`).
+    forming: Vec<sync::Group>,
     /// WAIT tokens resolved to offsets.
     tokens: BTreeMap<u64, i64>,
     /// Per shard, the offsets by which its last deliveries were out: (sequence number,
@@ -258,6 +265,7 @@ static HUB: Mutex<Hub> = Mutex::new(Hub {
     },
     replicas: Vec::new(),
     waiting: BTreeMap::new(),
+    forming: Vec::new(),
     tokens: BTreeMap::new(),
     fed: Vec::new(),
     getack: false,
@@ -548,7 +556,7 @@ fn distribute(merger: &mut Merger, s: &Settings) {
         let offset = replica::offset();
         match what {
             Resolved::Sync(id) => {
-                if let Some(r) = h.waiting.remove(&id) {
+                for r in take_waiting(&mut h, id) {
                     let mut st = lock(&r.st);
                     st.phase = Phase::SendRdb;
                     st.start = offset;
@@ -574,6 +582,16 @@ fn distribute(merger: &mut Merger, s: &Settings) {
         }
     }
     append(&mut h, &out[at..], s);
+}
+
+/// The replicas waiting for the cut of sync `sync`, no longer waiting.
+fn take_waiting(h: &mut Hub, sync: u64) -> Vec<Arc<Replica>> {
+    let keys: Vec<(u64, u64)> = h
+        .waiting
+        .range((sync, 0)..=(sync, u64::MAX))
+        .map(|(k, _)| *k)
+        .collect();
+    keys.iter().filter_map(|k| h.waiting.remove(k)).collect()
 }
 
 fn ensure_backlog(h: &mut Hub) {
@@ -811,27 +829,54 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
             psync2: hello.psync2,
         }
     } else {
-        let sync = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        hub().waiting.insert(sync, r.clone());
         let s2 = settings();
         let diskless = s2.diskless && hello.eof && !old_sync;
-        info!(
-            "Replica {} asks for synchronization; starting a full sync ({})",
-            r.addr,
-            if diskless {
-                "diskless"
-            } else {
-                "through a file"
-            }
-        );
         let (plan_tx, plan_rx) = mpsc::channel();
-        crate::core::spawn::spawn(sync::run(
-            s.core.clone(),
-            r.clone(),
-            sync,
-            plan_tx,
-            diskless,
-        ));
+        let member = (r.clone(), plan_tx);
+        let mut h = hub();
+        // A diskless sync still in its delay takes this replica too, while it has room.
+        let room = |g: &&mut sync::Group| s2.max_replicas == 0 || g.members.len() < s2.max_replicas;
+        let joined = diskless
+            .then(|| h.forming.iter_mut().find(|g| room(g)))
+            .flatten()
+            .map(|g| {
+                g.members.push(member.clone());
+                g.sync
+            });
+        match joined {
+            Some(sync) => {
+                h.waiting.insert((sync, r.id), r.clone());
+                info!(
+                    "Replica {} asks for synchronization; it joins the diskless sync waiting to start",
+                    r.addr
+                );
+            }
+            None => {
+                let sync = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                h.waiting.insert((sync, r.id), r.clone());
+                let alone = if diskless {
+                    h.forming.push(sync::Group {
+                        sync,
+                        members: vec![member],
+                    });
+                    None
+                } else {
+                    Some(member)
+                };
+                info!(
+                    "Replica {} asks for synchronization; starting a full sync ({})",
+                    r.addr,
+                    if diskless {
+                        "diskless"
+                    } else {
+                        "through a file"
+                    }
+                );
+                // The task may start at once and look at the hub: not under its lock.
+                drop(h);
+                crate::core::spawn::spawn(sync::run(s.core.clone(), sync, alone));
+            }
+        }
         link::Start::Full {
             announce: !old_sync,
             diskless,
@@ -999,7 +1044,7 @@ async fn write_offset(s: &mut Session) -> i64 {
             awaiting,
             anywhere: false,
         } if awaiting.is_empty() => base.max(delivered(s, feeds).await),
-        Woff::Wrote { .. } => stream_position(s).await,
+        Woff::Wrote { .. } => stream_position(&s.core).await,
     };
     s.client.borrow_mut().woff = Woff::Known(target);
     target
@@ -1035,20 +1080,24 @@ async fn delivered(s: &Session, feeds: Vec<(usize, u64)>) -> i64 {
     }
 }
 
-/// The stream's position now: a token every core sends after what its shard logged.
-async fn stream_position(s: &Session) -> i64 {
+/// The stream's position after everything every shard logged before this call (0 before
+/// the hub runs): WAIT's target, and where a master paused for a cluster manual failover
+/// stopped.
+pub async fn stream_position(core: &Rc<Core>) -> i64 {
+    if !ACTIVE.load(Ordering::SeqCst) {
+        return 0;
+    }
     let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    s.core
-        .broadcast(move |c| {
-            feed(c);
-            send(Msg::Token(c.id, token));
-        })
-        .await;
+    core.broadcast(move |c| {
+        feed(c);
+        send(Msg::Token(c.id, token));
+    })
+    .await;
     loop {
         if let Some(off) = hub().tokens.remove(&token) {
             return off;
         }
-        s.core.sleep(Duration::from_millis(1)).await;
+        core.sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -9,15 +9,19 @@
 //! snapshot in chunks into a small bounded queue that the replica's writer drains, shard
 //! after shard: memory grows by the queues and by the entries written to during the sync
 //! (saved before they change), never by a copy of the data set.
+//!
+//! A diskless sync waits `repl-diskless-sync-delay` first; replicas arriving meanwhile (up to
+//! `repl-diskless-sync-max-replicas`, which starts it at once when reached) share its cut and
+//! its RDB, copied chunk by chunk to each one's writer.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shardis_persist::crc::Crc64;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::link::Plan;
 use super::{feed, send, Msg, Replica};
@@ -28,17 +32,29 @@ use crate::persist::{save, IN_PROGRESS};
 /// Chunks a shard may have queued for the writer.
 const QUEUED_CHUNKS: usize = 8;
 
-/// Runs replica `r`'s full sync `sync` (a task on the core that served PSYNC).
-pub async fn run(core: Rc<Core>, r: Arc<Replica>, sync: u64, plan: Sender<Plan>, diskless: bool) {
-    let delay = super::settings().delay;
-    if diskless && delay > 0 {
-        // Redis's `repl-diskless-sync-delay`: more replicas may arrive to share the transfer.
-        core.sleep(Duration::from_secs(delay)).await;
-    }
+/// A replica of a full sync, and where its link's writer takes the sync's parts from.
+pub type Member = (Arc<Replica>, Sender<Plan>);
+
+/// A diskless sync in its `repl-diskless-sync-delay`, which replicas arriving meanwhile join
+/// (up to `repl-diskless-sync-max-replicas`), as Redis shares one transfer among them.
+pub struct Group {
+    pub sync: u64,
+    pub members: Vec<Member>,
+}
+
+/// Runs full sync `sync`: of the replica `alone` (through a file), or of the group `sync` in
+/// the hub's forming list (diskless), once its delay passed or it is full. A task on the core
+/// that served the PSYNC that started it.
+pub async fn run(core: Rc<Core>, sync: u64, alone: Option<Member>) {
+    let mut members = match alone {
+        Some(member) => vec![member],
+        None => gather(&core, sync).await,
+    };
     // One snapshot at a time per shard: wait for a running save or another sync.
     loop {
-        if r.closed() {
-            super::hub().waiting.remove(&sync);
+        members.retain(|(r, _)| !r.closed());
+        if members.is_empty() {
+            super::take_waiting(&mut super::hub(), sync);
             return;
         }
         if IN_PROGRESS
@@ -48,6 +64,12 @@ pub async fn run(core: Rc<Core>, r: Arc<Replica>, sync: u64, plan: Sender<Plan>,
             break;
         }
         core.sleep(Duration::from_millis(100)).await;
+    }
+    if members.len() > 1 {
+        info!(
+            "Starting a diskless full sync shared by {} replicas",
+            members.len()
+        );
     }
     let compress = core.config.borrow().get("rdbcompression") == "yes";
     // The header and aux fields, and the function libraries (every core holds the same).
@@ -65,19 +87,94 @@ pub async fn run(core: Rc<Core>, r: Arc<Replica>, sync: u64, plan: Sender<Plan>,
         pending.push(done);
     }
     txn::unlock(&core, held).await;
-    let _ = plan.send(Plan::Parts {
-        header,
-        shards: bodies,
-    });
+    share(&members, header, bodies);
     let mut ok = true;
     for done in pending {
         ok &= done.await.unwrap_or(false);
     }
     IN_PROGRESS.store(false, Ordering::SeqCst);
-    if !ok && !r.closed() {
-        warn!("The full sync of replica {} failed", r.addr);
+    for (r, plan) in &members {
+        if !ok && !r.closed() {
+            warn!("The full sync of replica {} failed", r.addr);
+        }
+        let _ = plan.send(Plan::Verdict(ok));
     }
-    let _ = plan.send(Plan::Verdict(ok));
+}
+
+/// Waits out `repl-diskless-sync-delay` (less once `repl-diskless-sync-max-replicas` joined),
+/// then closes group `sync` to newcomers: its members.
+async fn gather(core: &Core, sync: u64) -> Vec<Member> {
+    let s = super::settings();
+    let until = Instant::now() + Duration::from_secs(s.delay);
+    while Instant::now() < until {
+        let full = s.max_replicas > 0
+            && super::hub()
+                .forming
+                .iter()
+                .any(|g| g.sync == sync && g.members.len() >= s.max_replicas);
+        if full {
+            break;
+        }
+        core.sleep(Duration::from_millis(50)).await;
+    }
+    let mut h = super::hub();
+    let at = h.forming.iter().position(|g| g.sync == sync);
+    at.map(|i| h.forming.remove(i).members).unwrap_or_default()
+}
+
+/// Hands the RDB's parts to every member's writer: a lone replica's writer reads the shards'
+/// queues; several get each chunk from a thread copying it to a queue of each, so the
+/// transfer goes at the pace of the slowest (as Redis's shared transfer) and a replica that
+/// leaves stops getting chunks without stopping the others.
+fn share(members: &[Member], header: Vec<u8>, bodies: Vec<Receiver<Vec<u8>>>) {
+    if let [(_, plan)] = members {
+        let _ = plan.send(Plan::Parts {
+            header,
+            shards: bodies,
+        });
+        return;
+    }
+    let mut copies: Vec<Vec<SyncSender<Vec<u8>>>> = Vec::with_capacity(bodies.len());
+    for _ in &bodies {
+        copies.push(Vec::with_capacity(members.len()));
+    }
+    for (_, plan) in members {
+        let mut shards = Vec::with_capacity(bodies.len());
+        for copy in &mut copies {
+            let (to, from) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+            copy.push(to);
+            shards.push(from);
+        }
+        let _ = plan.send(Plan::Parts {
+            header: header.clone(),
+            shards,
+        });
+    }
+    let spawned = std::thread::Builder::new()
+        .name("repl-sync-copy".into())
+        .spawn(move || {
+            for (body, copy) in bodies.into_iter().zip(copies) {
+                let mut to: Vec<Option<SyncSender<Vec<u8>>>> = copy.into_iter().map(Some).collect();
+                for chunk in body {
+                    // Every replica left: the shards' serialisation stops.
+                    if to.iter().all(Option::is_none) {
+                        return;
+                    }
+                    for slot in &mut to {
+                        if slot
+                            .as_ref()
+                            .is_some_and(|t| t.send(chunk.clone()).is_err())
+                        {
+                            *slot = None;
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // The members' writers see their queues closed and give up; the shards stop.
+        warn!("cannot start the full sync's copying thread: {e}");
+    }
 }
 
 /// On each shard, under the lock of all: the cut, and the task that serialises the snapshot.

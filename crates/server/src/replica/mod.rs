@@ -188,6 +188,18 @@ pub fn ids() -> (String, String, i64) {
     (st.replid.clone(), st.replid2.clone(), st.second_offset)
 }
 
+/// How long a replica has had nothing from its primary, in ms: since the last byte while the
+/// link is up, else since it went down (Redis's `data_age` of a cluster failover; a link
+/// never up counts from the epoch, as Redis's `repl_down_since` of 0 does).
+pub fn data_age_ms(now_ms: u64) -> u64 {
+    let since = if LINK_UP.load(Ordering::SeqCst) {
+        LAST_IO.load(Ordering::Relaxed)
+    } else {
+        state().down_since
+    };
+    now_ms.saturating_sub(since.saturating_mul(1000))
+}
+
 /// Whether this server follows a primary.
 pub fn is_replica() -> bool {
     IS_REPLICA.load(Ordering::Relaxed)
@@ -287,7 +299,7 @@ fn unfollow() {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF).
 pub async fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
-    // A cluster node follows a primary through CLUSTER REPLICATE (not built).
+    // A cluster node follows a primary through CLUSTER REPLICATE.
     if crate::cluster::enabled() {
         return Reply::err("ERR REPLICAOF not allowed in cluster mode.");
     }

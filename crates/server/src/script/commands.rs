@@ -368,6 +368,7 @@ fn job(
         caller_argv: args.to_vec(),
         shard: None,
         caller: crate::cmd::acl::script_caller(s),
+        tracker: s.tracker(),
     }
 }
 
@@ -423,8 +424,30 @@ async fn execute(s: &mut Session, mut job: Job) -> Reply {
         }
     }
     job.shard = None;
-    let outcome = roaming::run(&core, job).await;
+    // Under the lock, each call for another shard is a round trip to it: the run goes to the
+    // core whose shard holds most of the declared keys.
+    let runner = busiest_shard(&job.keys, shards, core.id);
+    let outcome = if runner == core.id {
+        roaming::run(&core, job).await
+    } else {
+        roaming::run_on(&core, runner, job).await
+    };
     finish(s, outcome)
+}
+
+/// The shard holding most of `keys` (`here` among those tied, else the lowest of them).
+fn busiest_shard(keys: &[Bytes], shards: usize, here: usize) -> usize {
+    let mut count = vec![0usize; shards];
+    for k in keys {
+        if let Some(c) = count.get_mut(route::shard_of(k, shards)) {
+            *c += 1;
+        }
+    }
+    let most = count.iter().copied().max().unwrap_or(0);
+    if count.get(here) == Some(&most) {
+        return here;
+    }
+    count.iter().position(|&c| c == most).unwrap_or(here)
 }
 
 /// The script's reply; the session learns whether the error statistics already count it.
@@ -774,4 +797,26 @@ async fn function_stats(core: &Rc<Core>) -> Reply {
             )]),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_run_goes_to_the_shard_with_most_declared_keys() {
+        let keys = |names: &[&str]| -> Vec<Bytes> {
+            names.iter().map(|n| Bytes::from(n.to_string())).collect()
+        };
+        // With 2 shards, d:2 and u:1 are on shard 0, d:1 and u:2 on shard 1.
+        assert_eq!(route::shard_of(b"d:2", 2), 0);
+        assert_eq!(route::shard_of(b"d:1", 2), 1);
+        assert_eq!(route::shard_of(b"u:2", 2), 1);
+        assert_eq!(busiest_shard(&keys(&["d:1", "u:2", "d:2"]), 2, 0), 1);
+        assert_eq!(busiest_shard(&keys(&["d:1", "d:2", "u:1"]), 2, 1), 0);
+        // A tie stays where the caller is; no keys too.
+        assert_eq!(busiest_shard(&keys(&["d:1", "d:2"]), 2, 1), 1);
+        assert_eq!(busiest_shard(&keys(&["d:1", "d:2"]), 2, 0), 0);
+        assert_eq!(busiest_shard(&[], 2, 1), 1);
+    }
 }

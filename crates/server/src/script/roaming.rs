@@ -52,6 +52,23 @@ pub async fn run(core: &Rc<Core>, job: Job) -> Outcome {
         .unwrap_or(Outcome::Done(Reply::err("ERR shard did not answer"), false))
 }
 
+/// Runs `job` under the lock of every shard on core `at` (with that core's waiting jobs).
+pub async fn run_on(core: &Rc<Core>, at: usize, job: Job) -> Outcome {
+    let (answer, rx) = core.answer_channel();
+    core.post(
+        at,
+        Box::new(move |c| {
+            let c = c.clone();
+            spawn::spawn(async move {
+                let outcome = run(&c, job).await;
+                c.answer(answer, outcome);
+            });
+        }),
+    );
+    rx.await
+        .unwrap_or(Outcome::Done(Reply::err("ERR shard did not answer"), false))
+}
+
 /// Takes the lock for each batch of the queue until it is empty.
 async fn runner(core: &Rc<Core>) {
     loop {

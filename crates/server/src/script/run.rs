@@ -50,8 +50,9 @@ use crate::conn::session::Session;
 use crate::coord::route;
 use crate::core::calls::SCRIPT;
 use crate::core::client::Client;
-use crate::core::shard_lock::{Intents, TxId};
-use crate::core::{memory, ConnRef, Core};
+use crate::core::shard_lock::{Intents, LockStep, TxId};
+use crate::core::tracking::Caller;
+use crate::core::{memory, ConnRef, Core, Request};
 
 /// What a script is.
 #[derive(Clone)]
@@ -79,6 +80,8 @@ pub struct Job {
     pub shard: Option<usize>,
     /// Whose ACL rules the script's commands pass (None: a user allowed everything).
     pub caller: Option<Arc<ScriptCaller>>,
+    /// The caller's client-side caching (CLIENT TRACKING), when it tracks keys.
+    pub tracker: Option<Caller>,
 }
 
 impl Job {
@@ -117,6 +120,9 @@ enum Suspend {
     Slice,
     /// A command to carry out asynchronously.
     Call {
+        /// The one other shard a plain command runs on (it goes there as a one-request
+        /// batch under the run's lock); None: through the runtime's dispatch, as a client's.
+        lone: Option<usize>,
         cmd: &'static Command,
         args: Vec<Bytes>,
         db: usize,
@@ -177,6 +183,11 @@ struct Shared {
     threshold_ms: u64,
     busy_shard: Option<usize>,
     caller: Option<Arc<ScriptCaller>>,
+    /// The caller's tracking, and the script's declared keys it is to remember once the
+    /// script reads something (`remembered` then).
+    tracker: Option<Caller>,
+    declared: Vec<Bytes>,
+    remembered: Cell<bool>,
     /// Over `maxmemory` when the run began (and not `allow-oom`): a command that may use
     /// memory is refused until the script has written something (after that it cannot be
     /// stopped halfway), as Redis's `scriptVerifyOOM`.
@@ -189,6 +200,35 @@ impl Shared {
     /// Optimistic runs with several shards hold their effects back (they may be undone).
     fn holding_back(&self) -> bool {
         self.optimistic && self.core.shards > 1
+    }
+
+    /// Client-side caching of a script's reads, as Redis: once the script calls a read-only
+    /// command, a tracking caller tracks the keys the script declared (not the keys the
+    /// command read), each on the shard that owns it.
+    fn remember_declared_keys(&self) {
+        let Some(who) = self.tracker.filter(|t| t.remember).map(|t| t.who) else {
+            return;
+        };
+        if self.remembered.replace(true) || self.declared.is_empty() {
+            return;
+        }
+        let core = &self.core;
+        for shard in 0..core.shards {
+            let keys: Vec<Bytes> = self
+                .declared
+                .iter()
+                .filter(|k| route::shard_of(k, core.shards) == shard)
+                .cloned()
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            if shard == core.id {
+                core.track_read(&keys, who);
+            } else {
+                core.post(shard, Box::new(move |c| c.track_read(&keys, who)));
+            }
+        }
     }
 }
 
@@ -253,12 +293,13 @@ impl RunCtx {
         }
         let mut shard = core.shard.borrow_mut();
         shard.stats.commands_processed += 1;
-        let dirty = shard.dirty;
+        let (dirty, flushes) = (shard.dirty, shard.flushes);
         let mut ctx = Ctx::new(&mut shard, self.db, self.start_ms, self.resp3);
         ctx.from_script = true;
         // Logged by its effects, as every command (when a journal is kept).
         let reply = shardis_engine::journal::execute(&mut ctx, f, args);
         let changed = shard.dirty != dirty;
+        let flushed = shard.flushes != flushes;
         let db = self.db;
         if changed && !holding && !shard.watched.is_empty() {
             for key in written.iter().filter_map(|&i| args.get(i)) {
@@ -280,6 +321,15 @@ impl RunCtx {
         }
         if !events.is_empty() {
             core.publish_events(events, flags);
+        }
+        // Keys the script wrote are invalid in their readers' caches (not the caller's own
+        // with NOLOOP), as after any command.
+        if flushed || changed && core.tracking.borrow().in_use() {
+            let writer = self.shared.tracker.map(|t| Caller {
+                who: t.who,
+                remember: false,
+            });
+            core.track_command(cmd, args, writer, changed, flushed);
         }
         reply
     }
@@ -367,7 +417,10 @@ impl RunCtx {
     /// A command the driver carries out (another shard, several shards, or a runtime
     /// command that waits), under this run's lock.
     fn remote(&mut self, cmd: &'static Command, args: Vec<Bytes>) -> Reply {
+        let core = &self.shared.core;
+        let lone = route::lone_shard(cmd, &args, core.shards, core.id).filter(|&s| s != core.id);
         match self.suspend(Suspend::Call {
+            lone,
             cmd,
             args,
             db: self.db,
@@ -379,6 +432,9 @@ impl RunCtx {
     }
 
     fn run_command(&mut self, cmd: &'static Command, args: Vec<Bytes>) -> Result<Reply, String> {
+        if cmd.flags.has(Flags::READONLY) {
+            self.shared.remember_declared_keys();
+        }
         match cmd.exec {
             Exec::Server(which) => self.server(which, cmd, args),
             Exec::Shard(f) => {
@@ -687,6 +743,9 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
         threshold_ms,
         busy_shard: job.shard,
         caller: job.caller.clone(),
+        tracker: job.tracker,
+        declared: job.keys.clone(),
+        remembered: Cell::new(false),
         out_of_memory,
         error_counted: Cell::new(false),
     });
@@ -779,11 +838,17 @@ async fn drive(
                         Resume::Go
                     }
                     Suspend::Call {
+                        lone,
                         cmd,
                         args,
                         db,
                         resp3,
-                    } => Resume::Reply(perform(core, shared.tx.get(), cmd, args, db, resp3).await),
+                    } => Resume::Reply(match lone {
+                        Some(shard) => {
+                            hop(core, shared.tx.get(), shard, cmd, args, db, resp3).await
+                        }
+                        None => perform(core, shared.tx.get(), cmd, args, db, resp3).await,
+                    }),
                 };
             }
             CoroutineResult::Return(reply) => break reply,
@@ -813,6 +878,33 @@ fn hold_shard(core: &Rc<Core>, shared: &Rc<Shared>) {
     }
     let events = std::mem::take(&mut core.shard.borrow_mut().events);
     shared.held.borrow_mut().events.extend(events);
+}
+
+/// Runs a plain command on the one other shard its keys are on, under the run's lock: a
+/// one-request batch, flagged as a script's, with none of a client's session around it (the
+/// part of a cross-shard script's time that is not the round trip itself).
+async fn hop(
+    core: &Rc<Core>,
+    tx: Option<TxId>,
+    shard: usize,
+    cmd: &'static Command,
+    args: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+) -> Reply {
+    let request = Request {
+        cmd,
+        args,
+        db,
+        resp3,
+        track: None,
+        client: 0,
+    };
+    core.send_batch_as(shard, vec![request], tx, LockStep::None, true)
+        .replies()
+        .await
+        .and_then(|mut r| r.pop())
+        .unwrap_or_else(|| Reply::err("ERR shard did not answer"))
 }
 
 /// Carries out a command for the script as its client would, under the run's lock.

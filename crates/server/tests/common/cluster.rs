@@ -1,5 +1,5 @@
-//! Clusters across processes for the tests of resharding: bus nodes on free ports,
-//! redis-cli, waits and Redis's error texts.
+//! Clusters across processes for the tests: bus nodes on free ports, redis-cli
+//! (`--cluster create`, `check`), waits, CLUSTER INFO fields and Redis's error texts.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::Server;
 
-/// `cluster-node-timeout` of the test nodes: generous, as a debug build's bus thread is slow
-/// while slots move and the machine is shared.
-pub const NODE_TIMEOUT: &str = "15000";
+/// `cluster-node-timeout` of the resharding tests' nodes: generous, as a debug build's bus
+/// thread is slow while slots move and the machine is shared.
+pub const RESHARD_NODE_TIMEOUT_MS: u64 = 15000;
 
 /// One resharding test at a time: each keeps every core of the machine busy.
 pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -32,8 +32,14 @@ pub fn base_port(shards: u16) -> u16 {
     }
 }
 
-/// A bus node process with `shards` shards (nodes).
+/// A bus node process with `shards` shards (nodes), a node timeout of one second.
 pub fn bus_server(shards: u16) -> Server {
+    bus_server_timeout(shards, 1000)
+}
+
+/// A bus node process with `shards` shards (nodes) and `cluster-node-timeout` `ms`.
+pub fn bus_server_timeout(shards: u16, ms: u64) -> Server {
+    let ms = ms.to_string();
     for _ in 0..5 {
         let port = base_port(shards);
         if let Ok(s) = Server::try_start_on(
@@ -45,7 +51,7 @@ pub fn bus_server(shards: u16) -> Server {
                 "--cluster-bus",
                 "yes",
                 "--cluster-node-timeout",
-                NODE_TIMEOUT,
+                &ms,
             ],
         ) {
             return s;
@@ -72,6 +78,28 @@ pub fn cli(args: &[String]) -> (bool, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
+}
+
+pub fn node_addrs(servers: &[(&Server, u16)]) -> Vec<String> {
+    servers
+        .iter()
+        .flat_map(|(s, shards)| (1..=*shards).map(move |i| format!("127.0.0.1:{}", s.port + i)))
+        .collect()
+}
+
+pub fn create(addrs: &[String]) {
+    let mut args = vec!["--cluster".to_string(), "create".to_string()];
+    args.extend(addrs.iter().cloned());
+    args.push("--cluster-yes".into());
+    let (ok, out) = cli(&args);
+    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+}
+
+pub fn check(addr: &str) -> String {
+    let (ok, out) = cli(&["--cluster".into(), "check".into(), addr.into()]);
+    assert!(ok, "redis-cli --cluster check failed:\n{out}");
+    out
 }
 
 /// A field of CLUSTER INFO on `port`.

@@ -1031,3 +1031,59 @@ fn group_read_counter_and_lag() {
     assert_eq!(group(&mut t, 0), (int(5), int(1)));
     assert_eq!(group(&mut t, 1), (Reply::Nil, int(2)));
 }
+
+#[test]
+fn stream_commands_report_their_keyspace_events_as_redis() {
+    let mut t = TestShard::new();
+    t.notify_all();
+    let events = |t: &mut TestShard, args: &[&str]| t.events_of(args);
+    assert_eq!(
+        events(&mut t, &["xgroup", "create", "s", "g", "$", "mkstream"]),
+        ["n new 0:s", "t xgroup-create 0:s"]
+    );
+    assert_eq!(
+        events(&mut t, &["xgroup", "createconsumer", "s", "g", "bob"]),
+        ["t xgroup-createconsumer 0:s"]
+    );
+    assert!(events(&mut t, &["xgroup", "createconsumer", "s", "g", "bob"]).is_empty());
+    assert_eq!(
+        events(&mut t, &["xadd", "s", "1", "f", "v"]),
+        ["t xadd 0:s"]
+    );
+    // A reader or claimer the group does not know is created, and says so once.
+    assert_eq!(
+        events(
+            &mut t,
+            &["xreadgroup", "group", "g", "alice", "streams", "s", ">"]
+        ),
+        ["t xgroup-createconsumer 0:s"]
+    );
+    assert_eq!(
+        events(&mut t, &["xclaim", "s", "g", "mike", "0", "1", "force"]),
+        ["t xgroup-createconsumer 0:s"]
+    );
+    assert!(events(&mut t, &["xautoclaim", "s", "g", "bob", "0", "1"]).is_empty());
+    assert!(events(&mut t, &["xgroup", "delconsumer", "s", "g", "lee"]).is_empty());
+    assert_eq!(
+        events(&mut t, &["xgroup", "delconsumer", "s", "g", "bob"]),
+        ["t xgroup-delconsumer 0:s"]
+    );
+    assert_eq!(
+        events(&mut t, &["xgroup", "setid", "s", "g", "0"]),
+        ["t xgroup-setid 0:s"]
+    );
+    assert_eq!(
+        events(&mut t, &["xgroup", "destroy", "s", "g"]),
+        ["t xgroup-destroy 0:s"]
+    );
+    assert!(events(&mut t, &["xgroup", "destroy", "s", "g"]).is_empty());
+    t.run(&["xadd", "s", "2", "f", "v"]);
+    assert_eq!(
+        events(&mut t, &["xadd", "s", "maxlen", "1", "3", "f", "v"]),
+        ["t xadd 0:s", "t xtrim 0:s"]
+    );
+    assert!(events(&mut t, &["xtrim", "s", "maxlen", "1"]).is_empty());
+    assert_eq!(events(&mut t, &["xdel", "s", "3"]), ["t xdel 0:s"]);
+    assert!(events(&mut t, &["xdel", "s", "3"]).is_empty());
+    assert_eq!(events(&mut t, &["xsetid", "s", "5"]), ["t xsetid 0:s"]);
+}

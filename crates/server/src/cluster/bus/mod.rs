@@ -11,6 +11,11 @@
 //! sends the node's core a new immutable snapshot of its view (`view::Snapshot`), which the
 //! core's routing (-MOVED, -CLUSTERDOWN) and its CLUSTER NODES/SLOTS/SHARDS/INFO read.
 //!
+//! A node's role drives the process's replication (`run_role_work`): a replica follows its
+//! master's address with the replication code, a promoted one stops following, a master
+//! asked for a manual failover holds writes. The replication code serves the whole process,
+//! so a process whose node replicates runs that one node (`shards 1`).
+//!
 //! Where keys live does not change with the slot map: a process keeps slot `s`'s keys in
 //! the shard of its static range (`route::shard_of_slot`), whichever of its nodes owns the
 //! slot, and a node's client is forwarded there like any other.
@@ -24,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,7 +38,7 @@ use bytes::Bytes;
 use shardis_resp::Reply;
 use tracing::{info, warn};
 
-use self::state::{Announce, Io, LinkId, State};
+use self::state::{Announce, Io, LinkId, Runtime, State};
 use super::view::{NodeInfo, Snapshot, UNOWNED};
 use crate::config::Config;
 use crate::core::mesh::Outside;
@@ -50,11 +56,29 @@ pub enum Op {
     AddSlots(Vec<u16>),
     DelSlots(Vec<u16>),
     SetConfigEpoch(i64),
-    Meet { ip: String, port: i64, cport: i64 },
+    Meet {
+        ip: String,
+        port: i64,
+        cport: i64,
+    },
     Forget(Bytes),
     BumpEpoch,
     SaveConfig,
-    Reset { hard: bool },
+    Reset {
+        hard: bool,
+    },
+    /// CLUSTER REPLICATE; `has_keys`: the process holds keys.
+    Replicate {
+        id: Bytes,
+        has_keys: bool,
+    },
+    /// CLUSTER FAILOVER [FORCE|TAKEOVER].
+    Failover {
+        force: bool,
+        takeover: bool,
+    },
+    /// The runtime holds writes for a manual failover since the stream reached this offset.
+    MfPaused(u64),
     SetSlot(u16, state::SetSlot),
 }
 
@@ -89,6 +113,50 @@ static INITIAL: OnceLock<Vec<Arc<Snapshot>>> = OnceLock::new();
 thread_local! {
     /// This core's node's latest snapshot.
     static SNAPSHOT: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
+}
+
+/// The settings the nodes read on every tick (CONFIG SET changes them).
+static NODE_TIMEOUT: AtomicU64 = AtomicU64::new(15_000);
+static VALIDITY_FACTOR: AtomicU64 = AtomicU64::new(10);
+static PING_PERIOD_MS: AtomicU64 = AtomicU64::new(10_000);
+static REPLICA_MIGRATION: AtomicBool = AtomicBool::new(true);
+static NO_FAILOVER: AtomicBool = AtomicBool::new(false);
+
+/// Reads the cluster settings the nodes follow (at start-up and after CONFIG SET).
+pub fn configure(config: &Config) {
+    NODE_TIMEOUT.store(
+        config.get_u64("cluster-node-timeout").max(1),
+        Ordering::Relaxed,
+    );
+    VALIDITY_FACTOR.store(
+        config.get_u64("cluster-replica-validity-factor"),
+        Ordering::Relaxed,
+    );
+    PING_PERIOD_MS.store(
+        config
+            .get_u64("repl-ping-replica-period")
+            .saturating_mul(1000),
+        Ordering::Relaxed,
+    );
+    REPLICA_MIGRATION.store(
+        config.get_bool("cluster-allow-replica-migration"),
+        Ordering::Relaxed,
+    );
+    NO_FAILOVER.store(
+        config.get_bool("cluster-replica-no-failover"),
+        Ordering::Relaxed,
+    );
+}
+
+/// Brings node `st` up to date with the settings and the process's replication.
+fn refresh(st: &mut State, now: u64) {
+    st.node_timeout = NODE_TIMEOUT.load(Ordering::Relaxed);
+    st.ha.validity_factor = VALIDITY_FACTOR.load(Ordering::Relaxed);
+    st.ha.ping_period = PING_PERIOD_MS.load(Ordering::Relaxed);
+    st.ha.allow_replica_migration = REPLICA_MIGRATION.load(Ordering::Relaxed);
+    st.ha.no_failover = NO_FAILOVER.load(Ordering::Relaxed);
+    st.ha.repl_offset = crate::replica::offset().max(0) as u64;
+    st.ha.data_age = crate::replica::data_age_ms(now);
 }
 
 /// Whether the cluster bus runs (`cluster-enabled yes` and `cluster-bus yes`).
@@ -127,6 +195,7 @@ fn announce(config: &Config, shard: usize) -> Announce {
 /// At start-up, before the cores: loads or creates every node's configuration file (locked
 /// for the life of the process) and binds the bus ports.
 pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
+    configure(config);
     let now = wall_ms();
     let timeout = config.get_u64("cluster-node-timeout");
     let mut nodes = Vec::with_capacity(shards);
@@ -290,6 +359,7 @@ impl Bus {
                 ticks += 1;
                 let now = wall_ms();
                 for n in &mut self.nodes {
+                    refresh(&mut n.state, now);
                     n.state.cron(now);
                 }
                 // Ping and pong times move without a change of state: once a second.
@@ -341,7 +411,10 @@ impl Bus {
             }
             Event::Request(i, op, d) => {
                 let reply = match self.nodes.get_mut(i) {
-                    Some(n) => apply(n, op, now),
+                    Some(n) => {
+                        refresh(&mut n.state, now);
+                        apply(n, op, now)
+                    }
                     None => Reply::err("ERR no such cluster node"),
                 };
                 done.push((i, reply, d));
@@ -418,6 +491,13 @@ impl Bus {
                 }
             }
             let locals: Vec<msg::Name> = self.nodes.iter().map(|n| n.state.myself).collect();
+            let work = std::mem::take(&mut self.nodes[i].state.ha.runtime);
+            if !work.is_empty() {
+                let task: crate::core::Task = Box::new(move |core| queue_role_work(core, i, work));
+                if let Some(ring) = self.cores.send(i, Msg::Run(task)) {
+                    self.waker.wake(ring);
+                }
+            }
             let node = &mut self.nodes[i];
             if node.state.save {
                 if let Err(e) = save(node) {
@@ -455,6 +535,66 @@ impl Bus {
         let task: crate::core::Task = Box::new(move |_| f());
         if let Some(ring) = self.cores.send(core, Msg::Run(task)) {
             self.waker.wake(ring);
+        }
+    }
+}
+
+thread_local! {
+    /// The core's queue of role work from the bus, carried out in order by one task.
+    static ROLE_WORK: RefCell<(std::collections::VecDeque<Runtime>, bool)> =
+        const { RefCell::new((std::collections::VecDeque::new(), false)) };
+}
+
+/// Queues node `node`'s role work on its core (see [`Runtime`]), starting the task that
+/// carries it out unless it runs: a follow and the release of held writes after it never
+/// overlap, so no held write runs on a node that has become a replica.
+fn queue_role_work(core: &std::rc::Rc<crate::core::Core>, node: usize, work: Vec<Runtime>) {
+    let start = ROLE_WORK.with(|q| {
+        let mut q = q.borrow_mut();
+        q.0.extend(work);
+        !std::mem::replace(&mut q.1, true)
+    });
+    if start {
+        crate::core::spawn::spawn(run_role_work(core.clone(), node));
+    }
+}
+
+async fn run_role_work(core: std::rc::Rc<crate::core::Core>, node: usize) {
+    loop {
+        let next = ROLE_WORK.with(|q| {
+            let mut q = q.borrow_mut();
+            let next = q.0.pop_front();
+            if next.is_none() {
+                q.1 = false;
+            }
+            next
+        });
+        let Some(work) = next else { return };
+        match work {
+            Runtime::Follow { ip, port } => {
+                info!("cluster: replicating {ip}:{port}");
+                crate::replica::set_master(&core, Some((ip, port)), None).await;
+            }
+            Runtime::Promote => {
+                info!("cluster: this node is a master now");
+                crate::replica::set_master(&core, None, None).await;
+            }
+            Runtime::PauseWrites { until } => {
+                core.broadcast(|c| c.pause_for_failover(true)).await;
+                // The deadline holds even if the bus never releases the writes.
+                let waiter = core.clone();
+                crate::core::spawn::spawn(async move {
+                    let wait = until.saturating_sub(wall_ms());
+                    waiter.sleep(Duration::from_millis(wait)).await;
+                    waiter.broadcast(|c| c.pause_for_failover(false)).await;
+                });
+                let offset = crate::primary::stream_position(&core).await;
+                let offset = u64::try_from(offset).unwrap_or(0);
+                let _ = request(node, Op::MfPaused(offset)).await;
+            }
+            Runtime::Unpause => {
+                core.broadcast(|c| c.pause_for_failover(false)).await;
+            }
         }
     }
 }
@@ -519,6 +659,12 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
         }
         Op::Reset { hard } => {
             st.reset(hard);
+            Ok(())
+        }
+        Op::Replicate { id, has_keys } => st.replicate(&id, has_keys),
+        Op::Failover { force, takeover } => st.manual_failover(force, takeover, now),
+        Op::MfPaused(offset) => {
+            st.mf_paused(offset, now);
             Ok(())
         }
         Op::SetSlot(slot, action) => st.set_slot(slot, action, now),

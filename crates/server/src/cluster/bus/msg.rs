@@ -25,7 +25,12 @@ pub const PING: u16 = 0;
 pub const PONG: u16 = 1;
 pub const MEET: u16 = 2;
 pub const FAIL: u16 = 3;
+/// A replica asks the masters for their vote, and a master grants it (header only).
+pub const FAILOVER_AUTH_REQUEST: u16 = 5;
+pub const FAILOVER_AUTH_ACK: u16 = 6;
 pub const UPDATE: u16 = 7;
+/// A replica asks its master to pause for a manual failover (header only).
+pub const MFSTART: u16 = 8;
 /// Message types counted in the statistics (`CLUSTERMSG_TYPE_COUNT`).
 pub const TYPES: usize = 11;
 
@@ -42,6 +47,10 @@ pub mod flags {
     pub const NOFAILOVER: u16 = 512;
 }
 
+/// `mflags[0]`: the sending master paused its clients for a manual failover.
+pub const FLAG0_PAUSED: u8 = 1;
+/// `mflags[0]`: a manual failover's vote request, granted even while the master is up.
+pub const FLAG0_FORCEACK: u8 = 1 << 1;
 /// `mflags[0]`: the message carries ping extensions.
 const FLAG0_EXT_DATA: u8 = 1 << 2;
 
@@ -67,6 +76,8 @@ pub struct Header {
     pub flags: u16,
     /// 0: the sender's cluster is ok.
     pub state: u8,
+    /// `mflags[0]`'s manual failover bits ([`FLAG0_PAUSED`], [`FLAG0_FORCEACK`]).
+    pub mflags: u8,
 }
 
 /// One gossip entry: what the sender knows of another node.
@@ -170,6 +181,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, &'static str> {
         cport: u16_at(buf, 2248),
         flags: u16_at(buf, 2250),
         state: buf[2252],
+        mflags: buf[2253] & (FLAG0_PAUSED | FLAG0_FORCEACK),
     };
     let data = &buf[HEADER_LEN..];
     let body = match kind {
@@ -270,6 +282,7 @@ pub fn encode(h: &Header, body: &Body) -> Vec<u8> {
     b[2248..2250].copy_from_slice(&h.cport.to_be_bytes());
     b[2250..2252].copy_from_slice(&h.flags.to_be_bytes());
     b[2252] = h.state;
+    b[2253] = h.mflags & (FLAG0_PAUSED | FLAG0_FORCEACK);
     let data = &mut b[HEADER_LEN..];
     match body {
         Body::Ping(gossip) => {
@@ -330,6 +343,7 @@ mod tests {
             cport: 17001,
             flags: flags::MASTER | flags::MYSELF,
             state: 0,
+            mflags: FLAG0_PAUSED,
         }
     }
 

@@ -11,7 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::msg::{self, flags, Body, Gossip, Header, Message, Name, Slots, NAME_LEN};
 
+mod failover;
 mod setslot;
+
+pub use failover::{Ha, Runtime};
 pub use setslot::SetSlot;
 
 pub const SLOTS: usize = 16384;
@@ -41,6 +44,10 @@ pub struct Node {
     pub inbound: Option<LinkId>,
     /// Masters that reported it PFAIL/FAIL, with when.
     pub fail_reports: Vec<(Name, u64)>,
+    /// The replication offset its last message announced.
+    pub repl_offset: u64,
+    /// When this node (a master) last had our vote for one of its replicas.
+    pub voted_time: u64,
 }
 
 impl Node {
@@ -62,6 +69,8 @@ impl Node {
             link: None,
             inbound: None,
             fail_reports: Vec::new(),
+            repl_offset: 0,
+            voted_time: 0,
         }
     }
 
@@ -131,6 +140,8 @@ pub struct State {
     pub save: bool,
     /// Something a client sees changed: publish a new snapshot.
     pub changed: bool,
+    /// Replicas, elections and manual failovers (`failover`).
+    pub ha: Ha,
 }
 
 /// A new random node name.
@@ -176,6 +187,7 @@ impl State {
             io: Vec::new(),
             save: true,
             changed: true,
+            ha: Ha::default(),
         }
     }
 
@@ -184,14 +196,36 @@ impl State {
         self.changed = true;
     }
 
-    fn me(&self) -> &Node {
-        &self.nodes[&self.myself]
+    /// This node's entry. Always present: `del_node` and `rename` refuse to remove it and
+    /// a message naming it as its sender is treated as from an unknown node; the Option
+    /// keeps even a broken invariant from panicking.
+    fn me(&self) -> Option<&Node> {
+        self.nodes.get(&self.myself)
     }
 
-    fn me_mut(&mut self) -> &mut Node {
-        self.nodes
-            .get_mut(&self.myself)
-            .expect("myself is always known")
+    fn me_mut(&mut self) -> Option<&mut Node> {
+        self.nodes.get_mut(&self.myself)
+    }
+
+    fn me_is(&self, f: u16) -> bool {
+        self.me().is_some_and(|n| n.is(f))
+    }
+
+    fn my_config_epoch(&self) -> u64 {
+        self.me().map_or(0, |n| n.config_epoch)
+    }
+
+    fn set_my_config_epoch(&mut self, epoch: u64) {
+        if let Some(me) = self.me_mut() {
+            me.config_epoch = epoch;
+        }
+    }
+
+    /// The master this node replicates, if it is a replica.
+    pub fn my_master(&self) -> Option<Name> {
+        self.me()
+            .filter(|n| n.is(flags::SLAVE))
+            .and_then(|n| n.slaveof)
     }
 
     pub fn slots_of(&self, name: &Name) -> Box<Slots> {
@@ -317,22 +351,28 @@ impl State {
 
     // ---- sending ----
 
+    /// A message's header. A replica announces its master's slots and config epoch, as
+    /// Redis's `clusterBuildMessageHdr` (what its election claims).
     fn header(&self, kind: u16) -> Header {
-        let me = self.me();
+        let master = self
+            .my_master()
+            .filter(|m| self.nodes.contains_key(m))
+            .unwrap_or(self.myself);
         Header {
             kind,
             port: self.announce.port,
             current_epoch: self.current_epoch,
-            config_epoch: me.config_epoch,
-            offset: 0,
+            config_epoch: self.nodes.get(&master).map_or(0, |n| n.config_epoch),
+            offset: self.ha.announced_offset(),
             sender: self.myself,
-            slots: self.slots_of(&self.myself),
-            slaveof: [0; NAME_LEN],
+            slots: self.slots_of(&master),
+            slaveof: self.my_master().unwrap_or([0; NAME_LEN]),
             myip: self.announce.ip.clone(),
             pport: 0,
             cport: self.announce.cport,
-            flags: me.flags,
+            flags: self.me().map_or(0, |n| n.flags),
             state: if self.ok { 0 } else { 1 },
+            mflags: self.ha.mflags(self.me_is(flags::MASTER)),
         }
     }
 
@@ -453,7 +493,10 @@ impl State {
         let sender = match link_node {
             Some(n) if !self.in_handshake(&n) => Some(n),
             _ => {
-                let found = self.nodes.contains_key(&h.sender).then_some(h.sender);
+                // A message signed with our own name is no known node's: taking it as ours
+                // would let any peer move this node's address (or rename a node over it).
+                let found = (h.sender != self.myself && self.nodes.contains_key(&h.sender))
+                    .then_some(h.sender);
                 if let (Some(s), None) = (found, link_node) {
                     self.attach_inbound(s, link);
                 }
@@ -479,14 +522,18 @@ impl State {
                         self.changed = true;
                     }
                 }
+                self.offset_seen(s, h);
             }
         }
         let kind = h.kind;
         if kind == msg::PING || kind == msg::MEET {
             let local_ip = self.links.get(&link).map(|l| l.local_ip.clone());
-            if (kind == msg::MEET || self.me().ip.is_empty()) && self.announce.ip.is_empty() {
-                if let Some(ip) = local_ip.filter(|ip| !ip.is_empty() && *ip != self.me().ip) {
-                    self.me_mut().ip = ip;
+            let my_ip = self.me().map(|n| n.ip.clone()).unwrap_or_default();
+            if (kind == msg::MEET || my_ip.is_empty()) && self.announce.ip.is_empty() {
+                if let Some(ip) = local_ip.filter(|ip| !ip.is_empty() && *ip != my_ip) {
+                    if let Some(me) = self.me_mut() {
+                        me.ip = ip;
+                    }
                     self.touch();
                 }
             }
@@ -511,6 +558,11 @@ impl State {
                     if self.in_handshake(&ln) {
                         if let Some(s) = sender {
                             self.update_address(s, link, h);
+                            self.del_node(ln);
+                            return;
+                        }
+                        if h.sender == self.myself {
+                            // We met ourselves (our own address): forget the handshake.
                             self.del_node(ln);
                             return;
                         }
@@ -584,10 +636,9 @@ impl State {
                         }
                     }
                 }
-                let me = self.me();
-                if me.is(flags::MASTER)
+                if self.me_is(flags::MASTER)
                     && sender_is_master
-                    && sender_config_epoch == me.config_epoch
+                    && sender_config_epoch == self.my_config_epoch()
                 {
                     self.config_epoch_collision(s);
                 }
@@ -604,6 +655,11 @@ impl State {
                         self.touch();
                         self.update_state();
                     }
+                }
+            }
+            (Body::Other, msg::FAILOVER_AUTH_REQUEST | msg::FAILOVER_AUTH_ACK | msg::MFSTART) => {
+                if let Some(s) = sender {
+                    self.failover_message(s, link, h, now);
                 }
             }
             (
@@ -748,6 +804,13 @@ impl State {
         if sender == self.myself {
             return;
         }
+        // The master of our shard: ourselves, or the one we replicate.
+        let ours = if self.me_is(flags::MASTER) {
+            Some(self.myself)
+        } else {
+            self.my_master()
+        };
+        let (mut claimed, mut taken_from_ours) = (0usize, 0usize);
         let mut changed = false;
         for j in 0..SLOTS {
             // A slot being imported changes only by SETSLOT (Redis's rule).
@@ -755,6 +818,7 @@ impl State {
                 continue;
             }
             if msg::has_slot(slots, j) {
+                claimed += 1;
                 if self.slots[j] == Some(sender) {
                     self.not_claiming[j] = false;
                     continue;
@@ -764,6 +828,9 @@ impl State {
                     .and_then(|o| self.nodes.get(&o))
                     .is_some_and(|o| o.config_epoch < epoch);
                 if unclaimed || older {
+                    if ours.is_some() && self.slots[j] == ours {
+                        taken_from_ours += 1;
+                    }
                     self.slots[j] = Some(sender);
                     self.not_claiming[j] = false;
                     changed = true;
@@ -776,6 +843,7 @@ impl State {
             self.touch();
             self.update_state();
         }
+        self.follow_new_owner(sender, ours, claimed, taken_from_ours);
     }
 
     fn config_epoch_collision(&mut self, sender: Name) {
@@ -784,8 +852,7 @@ impl State {
         }
         // Saturating: a peer can announce the last epoch u64 holds.
         self.current_epoch = self.current_epoch.saturating_add(1);
-        let e = self.current_epoch;
-        self.me_mut().config_epoch = e;
+        self.set_my_config_epoch(self.current_epoch);
         self.touch();
     }
 
@@ -862,7 +929,7 @@ impl State {
     fn mark_failing_if_needed(&mut self, name: Name, now: u64) {
         let quorum = self.size() / 2 + 1;
         let timeout = self.node_timeout;
-        let me_master = self.me().is(flags::MASTER);
+        let me_master = self.me_is(flags::MASTER);
         let Some(n) = self.nodes.get_mut(&name) else {
             return;
         };
@@ -892,6 +959,10 @@ impl State {
     }
 
     fn rename(&mut self, from: Name, to: Name) {
+        // Never onto a known node (ourselves included), never leaving us unknown.
+        if self.nodes.contains_key(&to) {
+            return;
+        }
         let Some(mut n) = self.nodes.remove(&from) else {
             return;
         };
@@ -905,6 +976,9 @@ impl State {
     }
 
     fn del_node(&mut self, name: Name) {
+        if name == self.myself {
+            return;
+        }
         for s in self.slots.iter_mut() {
             if *s == Some(name) {
                 *s = None;
@@ -1030,6 +1104,7 @@ impl State {
         if update || !self.ok {
             self.update_state();
         }
+        self.failover_cron(now);
     }
 
     /// Whether the cluster is ok from here: every slot served by a node not FAIL (Redis's
@@ -1095,11 +1170,11 @@ impl State {
         if self.nodes.len() > 1 {
             return Err("ERR The user can assign a config epoch only when the node does not know any other node.".into());
         }
-        if self.me().config_epoch != 0 {
+        if self.my_config_epoch() != 0 {
             return Err("ERR Node config epoch is already non-zero".into());
         }
         let epoch = epoch as u64;
-        self.me_mut().config_epoch = epoch;
+        self.set_my_config_epoch(epoch);
         self.current_epoch = self.current_epoch.max(epoch);
         self.touch();
         self.update_state();
@@ -1145,7 +1220,7 @@ impl State {
         if name == self.myself {
             return Err("ERR I tried hard but I can't forget myself...".into());
         }
-        if self.me().slaveof == Some(name) {
+        if self.my_master() == Some(name) {
             return Err("ERR Can't forget my master!".into());
         }
         self.blacklist.retain(|_, until| *until >= now);
@@ -1163,12 +1238,12 @@ impl State {
             .max()
             .unwrap_or(0)
             .max(self.current_epoch);
-        let mine = self.me().config_epoch;
+        let mine = self.my_config_epoch();
         if mine == 0 || mine != max {
             // Saturating: a peer can announce the last epoch u64 holds.
             self.current_epoch = self.current_epoch.saturating_add(1);
             let e = self.current_epoch;
-            self.me_mut().config_epoch = e;
+            self.set_my_config_epoch(e);
             self.touch();
             (true, e)
         } else {
@@ -1196,7 +1271,7 @@ impl State {
         if hard {
             self.current_epoch = 0;
             self.last_vote_epoch = 0;
-            self.me_mut().config_epoch = 0;
+            self.set_my_config_epoch(0);
             let new = random_name();
             self.rename(self.myself, new);
             self.myself = new;
@@ -1216,12 +1291,12 @@ mod tests {
         /// (node, link) -> (node, link) of the other end.
         ends: HashMap<(usize, LinkId), (usize, LinkId)>,
         /// Nodes reachable (a killed node drops everything).
-        up: Vec<bool>,
+        pub(super) up: Vec<bool>,
         pub(super) now: u64,
     }
 
     impl Net {
-        fn new(n: usize) -> Net {
+        pub(super) fn new(n: usize) -> Net {
             let nodes = (0..n)
                 .map(|i| {
                     let a = Announce {
@@ -1333,8 +1408,54 @@ mod tests {
         let link = victim.accepted(now, "127.0.0.1".into(), "127.0.0.1".into());
         victim.received(link, &msg::encode(&h, &Body::Ping(Vec::new())), now);
         assert_eq!(victim.current_epoch, u64::MAX);
-        assert_eq!(victim.me().config_epoch, u64::MAX);
+        assert_eq!(victim.my_config_epoch(), u64::MAX);
         assert_eq!(victim.bump_epoch(), (false, u64::MAX));
+    }
+
+    #[test]
+    fn a_peer_signing_with_our_name_changes_nothing_of_ours() {
+        // Found by fuzz/fuzz_targets/cluster_bus.rs: a PING whose sender is this node's own
+        // name, announcing port 0, moved this node to port 0 (CLUSTER NODES, the PINGs it
+        // sends); a handshake PONG with our name renamed the handshake node over ours.
+        let mut net = create(2);
+        let now = net.now;
+        let st = &mut net.nodes[0];
+        let (port, cport) = (st.me().unwrap().port, st.me().unwrap().cport);
+        let mut h = st.header(msg::PING);
+        h.port = 0;
+        h.cport = 0;
+        h.myip = "10.9.9.9".into();
+        let link = st.accepted(now, "10.9.9.9".into(), "127.0.0.1".into());
+        st.received(link, &msg::encode(&h, &Body::Ping(Vec::new())), now);
+        assert_eq!(
+            (st.me().unwrap().port, st.me().unwrap().cport),
+            (port, cport)
+        );
+        assert_ne!(st.me().unwrap().ip, "10.9.9.9");
+
+        // A MEET to an address that turns out to be ours.
+        assert!(st.meet("127.0.0.1", 7999, 17999, now));
+        st.cron(now);
+        let out = std::mem::take(&mut st.io);
+        let out_link = out
+            .iter()
+            .find_map(|io| match io {
+                Io::Connect {
+                    link, port: 17999, ..
+                } => Some(*link),
+                _ => None,
+            })
+            .expect("a connection to the met address");
+        st.connected(out_link, now, "127.0.0.1".into(), "127.0.0.1".into());
+        let mut pong = st.header(msg::PONG);
+        pong.port = 0;
+        st.received(out_link, &msg::encode(&pong, &Body::Ping(Vec::new())), now);
+        assert_eq!(st.nodes.len(), 2, "the handshake node is forgotten");
+        assert_ne!(st.me().unwrap().flags & flags::MYSELF, 0);
+        assert_eq!(
+            (st.me().unwrap().port, st.me().unwrap().cport),
+            (port, cport)
+        );
     }
 
     pub(super) fn create(n: usize) -> Net {
@@ -1366,7 +1487,7 @@ mod tests {
         assert_eq!(net.nodes[0].slots[0], Some(net.nodes[0].myself));
         assert_eq!(net.nodes[0].slots[16383], Some(net.nodes[3].myself));
         // Myself's address was learned from the MEET.
-        assert_eq!(net.nodes[0].me().ip, "127.0.0.1");
+        assert_eq!(net.nodes[0].me().map(|n| n.ip.as_str()), Some("127.0.0.1"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl State {
 
     /// CLUSTER SETSLOT.
     pub fn set_slot(&mut self, slot: u16, action: SetSlot, now: u64) -> Result<(), String> {
-        if self.me().is(flags::SLAVE) {
+        if self.me_is(flags::SLAVE) {
             return Err("ERR Please use SETSLOT only with masters.".into());
         }
         let j = slot as usize;
@@ -85,26 +85,13 @@ impl State {
                     if bumped {
                         tracing::warn!("configEpoch updated after importing slot {slot}");
                     }
-                    self.broadcast_pong(now);
+                    self.broadcast_pong(None, now);
                 }
             }
         }
         self.touch();
         self.update_state();
         Ok(())
-    }
-
-    /// A PONG to every node with a link, so the cluster learns a change at once.
-    fn broadcast_pong(&mut self, now: u64) {
-        let links: Vec<LinkId> = self
-            .nodes
-            .values()
-            .filter(|n| n.name != self.myself && !n.is(flags::HANDSHAKE))
-            .filter_map(|n| n.link)
-            .collect();
-        for l in links {
-            self.send_ping(l, msg::PONG, now);
-        }
     }
 
     /// Forgets every slot's migration or import from or to `name` (a node removed).
