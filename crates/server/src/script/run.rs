@@ -298,11 +298,18 @@ impl RunCtx {
         ctx.from_script = true;
         // Logged by its effects, as every command (when a journal is kept).
         let reply = shardis_engine::journal::execute(&mut ctx, f, args);
+        let unchanged = ctx.unchanged_key;
         let changed = shard.dirty != dirty;
         let flushed = shard.flushes != flushes;
+        let modified = || {
+            written
+                .iter()
+                .filter(move |&&i| Some(i) != unchanged)
+                .filter_map(|&i| args.get(i))
+        };
         let db = self.db;
         if changed && !holding && !shard.watched.is_empty() {
-            for key in written.iter().filter_map(|&i| args.get(i)) {
+            for key in modified() {
                 shard.watched.touch(db, key);
             }
         }
@@ -315,7 +322,7 @@ impl RunCtx {
         drop(shard);
         if changed && holding {
             let mut held = self.shared.held.borrow_mut();
-            for key in written.iter().filter_map(|&i| args.get(i)) {
+            for key in modified() {
                 held.touched.push((db, key.clone()));
             }
         }
@@ -329,7 +336,7 @@ impl RunCtx {
                 who: t.who,
                 remember: false,
             });
-            core.track_command(cmd, args, writer, changed, flushed);
+            core.track_command(cmd, args, writer, changed, unchanged, flushed);
         }
         reply
     }
