@@ -98,6 +98,15 @@ struct Link {
     up: bool,
 }
 
+/// A link attached to a node, as CLUSTER LINKS describes it.
+pub struct LinkDescription {
+    pub id: LinkId,
+    pub node: Name,
+    pub outbound: bool,
+    pub ctime: u64,
+    pub up: bool,
+}
+
 /// What the bus thread must do on the sockets.
 #[derive(Debug, PartialEq)]
 pub enum Io {
@@ -282,6 +291,27 @@ impl State {
         let id = self.next_link;
         self.next_link += 1;
         id
+    }
+
+    /// The links of every other node, its outbound one first (Redis lists only links
+    /// attached to a node).
+    pub fn described_links(&self) -> Vec<LinkDescription> {
+        let mut out = Vec::new();
+        for n in self.nodes.values().filter(|n| n.name != self.myself) {
+            for (id, outbound) in [(n.link, true), (n.inbound, false)] {
+                let Some((id, l)) = id.and_then(|id| Some((id, self.links.get(&id)?))) else {
+                    continue;
+                };
+                out.push(LinkDescription {
+                    id,
+                    node: n.name,
+                    outbound,
+                    ctime: l.ctime,
+                    up: l.up,
+                });
+            }
+        }
+        out
     }
 
     /// How many links this node accepted and has not closed.
@@ -620,7 +650,9 @@ impl State {
                         if !msg::has_slot(&h.slots, j) {
                             continue;
                         }
-                        let Some(owner) = self.slots.get(j) else { continue };
+                        let Some(owner) = self.slots.get(j) else {
+                            continue;
+                        };
                         if owner == s || self.not_claiming[j] {
                             continue;
                         }
@@ -1102,11 +1134,10 @@ impl State {
     pub fn update_state(&mut self) {
         // O(masters with slots), not a walk over the slots: the table knows its owners.
         let mut ok = self.slots.all_assigned()
-            && self.slots.owners().all(|o| {
-                self.nodes
-                    .get(o)
-                    .is_some_and(|n| !n.is(flags::FAIL))
-            });
+            && self
+                .slots
+                .owners()
+                .all(|o| self.nodes.get(o).is_some_and(|n| !n.is(flags::FAIL)));
         let reachable = self
             .slots
             .owners()
@@ -1473,12 +1504,14 @@ mod tests {
             flags,
             pport: 0,
         };
-        let failing: Vec<Gossip> = (0..u16::MAX)
-            .map(|_| entry(other, flags::PFAIL))
-            .collect();
+        let failing: Vec<Gossip> = (0..u16::MAX).map(|_| entry(other, flags::PFAIL)).collect();
         let link = victim.accepted(now, "127.0.0.1".into(), "127.0.0.1".into());
         victim.received(link, &msg::encode(&h, &Body::Ping(failing)), now);
-        assert_eq!(victim.nodes[&other].fail_reports.len(), 1, "one reporter, once");
+        assert_eq!(
+            victim.nodes[&other].fail_reports.len(),
+            1,
+            "one reporter, once"
+        );
         let made_up: Vec<Gossip> = (0..u16::MAX as usize)
             .map(|i| {
                 let mut name = [b'0'; NAME_LEN];

@@ -222,7 +222,9 @@ impl State {
             if !msg::has_slot(&h.slots, j) || self.not_claiming[j] {
                 continue;
             }
-            let newer = self.slots.get(j)
+            let newer = self
+                .slots
+                .get(j)
                 .and_then(|o| self.nodes.get(&o))
                 .is_some_and(|o| o.config_epoch > h.config_epoch);
             if newer {
