@@ -630,14 +630,19 @@ impl Bus {
                 }
             }
             let node = &mut self.nodes[i];
+            let publish = node.state.changed || publish_all;
+            if !node.state.save && !publish {
+                continue;
+            }
+            // One snapshot for the file and the core: a walk over the slots each.
+            let mut snap = snapshot_of(&node.state, &locals);
             if node.state.save {
-                if let Err(e) = save(node) {
+                if let Err(e) = save_as(node, &snap) {
                     warn!("{e}");
                 }
             }
-            if node.state.changed || publish_all {
+            if publish {
                 node.state.changed = false;
-                let mut snap = snapshot_of(&node.state, &locals);
                 snap.links = self.links_of(i);
                 let snap = Arc::new(snap);
                 self.run_on_core(i, move || SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap)));
@@ -845,6 +850,11 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
 /// write per slot and node while resharding) are only written.
 fn save(n: &mut LocalNode) -> Result<(), String> {
     let snap = snapshot_of(&n.state, &[]);
+    save_as(n, &snap)
+}
+
+/// [`save`] with `snap`, node `n`'s view as it is now.
+fn save_as(n: &mut LocalNode, snap: &Snapshot) -> Result<(), String> {
     let text = snap.config_text(n.state.last_vote_epoch);
     n.state.save = false;
     let epochs = (n.state.current_epoch, snap.myself().config_epoch);
