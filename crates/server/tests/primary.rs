@@ -533,7 +533,7 @@ fn publish_takes_its_place_in_transactions_and_scripts() {
     let other = 1 - here;
     // Each step ends with a write to a shard of the step: the stream keeps each shard's
     // order, not the order of writes to different shards.
-    let mut closing = |c: &mut common::resp::Conn, shard: usize| {
+    let closing = |c: &mut common::resp::Conn, shard: usize| {
         let end = common::key_on("end", shard, 2);
         call(c, &["SET", &end, "1"]);
         format!("SET {end} 1")
