@@ -4,8 +4,10 @@
 //!
 //! Maintained by hand, in the project's own words (never Redis's documentation text): a
 //! command or subcommand added to the table needs an entry here, which a unit test enforces.
-//! Complexity, deprecation, replacement, doc flags and history versions are Redis 7.0's facts.
-//! Entries are sorted by full name (`client|list`), so lookups can bisect.
+//! The table was first typed as a plain list and turned into Rust by a throwaway script; edit
+//! it directly. Complexities are Redis 7.0's facts in our phrasing; deprecation, replacement,
+//! doc flags and history versions are its facts as they are. Entries are sorted by full name
+//! (`client|list`), so lookups can bisect.
 
 /// Documentation of one command or subcommand.
 #[derive(Debug)]
