@@ -403,3 +403,74 @@ pub fn assert_links_listed(primary: &mut Connection, replica: &mut Connection) {
         assert!(!normal.contains(&format!("id={id} ")), "{normal}");
     }
 }
+
+/// A raw replica: PSYNC with a full sync through a file (it says no `capa eof`), then the
+/// stream's commands one at a time, for tests of what the stream carries and in what order.
+pub struct RawReplica(std::io::BufReader<std::net::TcpStream>);
+
+impl RawReplica {
+    pub fn connect(port: u16) -> RawReplica {
+        use std::io::{BufRead, Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream.write_all(b"PSYNC ? -1\r\n").expect("PSYNC");
+        let mut r = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("PSYNC reply");
+        assert!(line.starts_with("+FULLRESYNC "), "{line:?}");
+        // Newlines keep the link alive while the RDB is made; then its length and bytes.
+        let len = loop {
+            line.clear();
+            r.read_line(&mut line).expect("RDB length");
+            if let Some(len) = line.trim_end().strip_prefix('$') {
+                break len.parse::<usize>().expect("RDB length");
+            }
+            assert_eq!(line, "\n", "before the RDB");
+        };
+        let mut rdb = vec![0; len];
+        r.read_exact(&mut rdb).expect("RDB");
+        RawReplica(r)
+    }
+
+    /// The next command of the stream, its words joined by spaces.
+    pub fn next_command(&mut self) -> String {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        let mut header = |r: &mut std::io::BufReader<_>, kind: char| -> usize {
+            line.clear();
+            r.read_line(&mut line).expect("stream");
+            line.trim_end()
+                .strip_prefix(kind)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("expected {kind} in the stream: {line:?}"))
+        };
+        let n = header(&mut self.0, '*');
+        let mut words = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = header(&mut self.0, '$');
+            let mut word = vec![0; len + 2];
+            self.0.read_exact(&mut word).expect("stream");
+            word.truncate(len);
+            words.push(String::from_utf8_lossy(&word).into_owned());
+        }
+        words.join(" ")
+    }
+
+    /// The stream's commands up to `last` (included), without SELECT, PING and REPLCONF.
+    pub fn commands_until(&mut self, last: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let c = self.next_command();
+            if c.starts_with("SELECT ") || c == "PING" || c.starts_with("REPLCONF ") {
+                continue;
+            }
+            let done = c == last;
+            out.push(c);
+            if done {
+                return out;
+            }
+        }
+    }
+}
