@@ -591,8 +591,7 @@ impl Db {
     fn note_ttls(&mut self, cycle: &ExpireCycle) {
         if self.expires.is_empty() {
             self.avg_ttl = 0;
-        } else if cycle.ttl_samples > 0 {
-            let mean = cycle.ttl_sum / cycle.ttl_samples;
+        } else if let Some(mean) = cycle.ttl_sum.checked_div(cycle.ttl_samples) {
             if self.avg_ttl == 0 {
                 self.avg_ttl = mean;
             }
