@@ -308,6 +308,7 @@ impl RunCtx {
         ctx.from_script = true;
         // Logged by its effects, as every command (when a journal is kept).
         let reply = shardis_engine::journal::execute(&mut ctx, f, args);
+        let unchanged = ctx.unchanged_key;
         if let (Some(j), Some(outer)) = (shard.journal.as_mut(), outer_tx) {
             j.tx = outer;
         }
@@ -316,9 +317,15 @@ impl RunCtx {
             self.shared.logged.set(true);
         }
         let flushed = shard.flushes != flushes;
+        let modified = || {
+            written
+                .iter()
+                .filter(move |&&i| Some(i) != unchanged)
+                .filter_map(|&i| args.get(i))
+        };
         let db = self.db;
         if changed && !holding && !shard.watched.is_empty() {
-            for key in written.iter().filter_map(|&i| args.get(i)) {
+            for key in modified() {
                 shard.watched.touch(db, key);
             }
         }
@@ -331,7 +338,7 @@ impl RunCtx {
         drop(shard);
         if changed && holding {
             let mut held = self.shared.held.borrow_mut();
-            for key in written.iter().filter_map(|&i| args.get(i)) {
+            for key in modified() {
                 held.touched.push((db, key.clone()));
             }
         }
@@ -345,7 +352,7 @@ impl RunCtx {
                 who: t.who,
                 remember: false,
             });
-            core.track_command(cmd, args, writer, changed, flushed);
+            core.track_command(cmd, args, writer, changed, unchanged, flushed);
         }
         reply
     }
