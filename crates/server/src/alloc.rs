@@ -393,23 +393,35 @@ mod tests {
 
     #[test]
     fn a_block_resized_in_place_by_another_core_stays_its_owners() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
         let layout = Layout::from_size_align(4000, 8).expect("layout");
-        let (to_other, block) = std::sync::mpsc::channel::<usize>();
-        let (to_owner, done) = std::sync::mpsc::channel::<()>();
+        // The threads meet through atomics, not channels: a thread's first blocking receive
+        // allocates its waiting context, which would count against the owner while the
+        // other thread compares the owner's count.
+        let block = std::sync::Arc::new(AtomicUsize::new(0));
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let (block_out, done_in) = (block.clone(), done.clone());
         // The owner stays alive (its heap registered) until the other core is done.
         let owner = std::thread::spawn(move || {
             register_core(903);
             let start = core_used(903);
             // SAFETY: a valid layout; the other thread frees the block.
             let p = unsafe { Counting.alloc(layout) };
-            let _ = to_other.send(p as usize);
-            let _ = done.recv();
-            start
+            block_out.store(p as usize, Relaxed);
+            while !done_in.load(Relaxed) {
+                std::thread::yield_now();
+            }
+            (start, core_used(903))
         });
         let other = std::thread::spawn(move || {
             register_core(904);
             let start = core_used(904);
-            let p = block.recv().expect("block") as *mut u8;
+            let p = loop {
+                match block.load(Relaxed) {
+                    0 => std::thread::yield_now(),
+                    p => break p as *mut u8,
+                }
+            };
             let owner_before = core_used(903);
             // SAFETY: the live block of `layout`; shrinking by a quarter stays in place.
             let q = unsafe { Counting.realloc(p, layout, 3000) };
@@ -422,15 +434,11 @@ mod tests {
             assert_eq!(core_used(903), owner_before - usable(p) + usable(q));
             // SAFETY: freed with its final size.
             unsafe { Counting.dealloc(q, Layout::from_size_align(3000, 8).expect("layout")) };
-            let _ = to_owner.send(());
+            done.store(true, Relaxed);
         });
         other.join().expect("other core");
-        let start = owner.join().expect("owner");
-        assert_eq!(
-            core_used(903),
-            start,
-            "the owner's count is back where it started"
-        );
+        let (start, end) = owner.join().expect("owner");
+        assert_eq!(end, start, "the owner's count is back where it started");
     }
 
     #[test]

@@ -1552,7 +1552,8 @@ mod tests {
         )
         .expect("Redis's defaults load");
         let refused = |line: &str| c.clone().load_text(line).expect_err(line);
-        assert!(refused("repl-diskless-load swapdb").contains("\nreplication is not available"));
+        assert!(refused("repl-diskless-load swapdb")
+            .contains("\nthis replication setting is not available"));
         // The primary's side is built.
         assert!(c.clone().load_text("repl-backlog-size 2mb").is_ok());
         // The replica's side is built.

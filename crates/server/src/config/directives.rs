@@ -101,8 +101,8 @@ const MEM: Kind = Kind::Memory { min: 0 };
 /// The features whose directives are absent, as refusals name them.
 pub(super) const AOF: &str = "this append-only file setting";
 const RDB_TUNING: &str = "this snapshot setting";
-const REPLICATION: &str = "replication";
-const CLUSTER: &str = "cluster mode";
+const REPLICATION: &str = "this replication setting";
+const CLUSTER: &str = "this cluster setting";
 const LOGO: &str = "the start-up logo";
 const SYSLOG: &str = "logging to syslog";
 const CRASH: &str = "Redis's crash report and watchdog";
@@ -113,7 +113,7 @@ const SOCKET_MARK: &str = "socket marks";
 const MODULES: &str = "modules";
 const EXPIRE_TUNING: &str = "tuning of active expiry and of hz";
 const REHASHING: &str = "incremental rehashing";
-const LAZYFREE: &str = "lazy freeing";
+const LAZYFREE: &str = "this lazy freeing setting";
 const WARNINGS: &str = "Redis's start-up warnings";
 
 const JEMALLOC: &str = "Shardis allocates with mimalloc, not jemalloc";
