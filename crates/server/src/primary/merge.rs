@@ -410,8 +410,13 @@ impl Merger {
         if wrap {
             self.out.extend(resp(&[b"EXEC"]));
         }
-        for sync in t.syncs {
-            self.resolved.push((self.out.len(), Resolved::Sync(sync)));
+        for sync in &t.syncs {
+            self.resolved.push((self.out.len(), Resolved::Sync(*sync)));
+        }
+        if !t.syncs.is_empty() {
+            // A replica synced here has no database selected yet (Redis forgets the stream's
+            // SELECT at every full sync too; the others get a harmless repeat).
+            self.forget_db();
         }
     }
 }
@@ -658,7 +663,7 @@ mod tests {
         m.push(0, Input::Token(5));
         let at = cmd("SET a 2").resp.len();
         assert_eq!(m.resolved.last(), Some(&(at, Resolved::Token(5, 0))));
-        assert_eq!(text(&mut m), "SET a 2");
+        assert_eq!(text(&mut m), "SELECT 0; SET a 2");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Replication tests' shared parts: a primary as the tests start it, INFO fields, waiting
 //! for a replica to be online and to catch up, WAIT and killing links, comparing data sets,
-//! and a fill and write load of every data type.
+//! a fill and write load of every data type, and a fake replica reading the raw stream.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use redis::Connection;
@@ -401,5 +403,63 @@ pub fn assert_links_listed(primary: &mut Connection, replica: &mut Connection) {
             .query(c)
             .expect("LIST TYPE normal");
         assert!(!normal.contains(&format!("id={id} ")), "{normal}");
+    }
+}
+
+/// A replica as Redis's own tests fake one (`attach_to_replication_stream`): SYNC, the RDB
+/// skipped, then the primary's command stream read command by command.
+pub struct FakeReplica(BufReader<TcpStream>);
+
+impl FakeReplica {
+    pub fn attach(port: u16) -> FakeReplica {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream.write_all(b"SYNC\r\n").expect("SYNC");
+        let mut r = FakeReplica(BufReader::new(stream));
+        let len = r.line();
+        let len: usize = len
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("SYNC answered {len:?}"));
+        let mut rdb = vec![0; len];
+        r.0.read_exact(&mut rdb).expect("RDB");
+        r
+    }
+
+    /// The next line that is not empty (empty lines keep the link alive).
+    fn line(&mut self) -> String {
+        loop {
+            let mut line = String::new();
+            let n = self.0.read_line(&mut line).expect("stream");
+            assert!(n > 0, "the primary closed the stream");
+            let line = line.trim_end_matches(['\r', '\n']);
+            if !line.is_empty() {
+                return line.to_string();
+            }
+        }
+    }
+
+    /// The stream's next command, its words as text.
+    pub fn next_command(&mut self) -> Vec<String> {
+        let head = self.line();
+        let argc: usize = head
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a command: {head:?}"));
+        (0..argc)
+            .map(|_| {
+                let len = self.line();
+                let len: usize = len
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("not a bulk: {len:?}"));
+                let mut word = vec![0; len + 2];
+                self.0.read_exact(&mut word).expect("argument");
+                word.truncate(len);
+                String::from_utf8_lossy(&word).into_owned()
+            })
+            .collect()
     }
 }
