@@ -70,6 +70,22 @@ impl Journal {
         });
     }
 
+    /// A command for replicas only, not the log (PUBLISH, as Redis 7.0 propagates it), as
+    /// part of transaction `tx` (0: none): it takes its place among the shard's records.
+    pub fn to_replicas(&mut self, tx: u64, db: usize, args: &[Bytes]) {
+        let Some(feed) = &mut self.feed else { return };
+        let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        let record = Record::Command {
+            tx,
+            db: db as u32,
+            now_ms: 0,
+            args,
+        };
+        if !aof::encode(&record, feed) {
+            self.oversized += 1;
+        }
+    }
+
     /// A key's whole new state (None: it is gone).
     pub fn state(&mut self, db: usize, key: &[u8], entry: Option<&crate::db::Record>) {
         match entry {

@@ -572,6 +572,10 @@ pub struct Ctx<'a> {
     /// `rewriteClientCommandVector`): set by commands whose effect their arguments do not
     /// determine (SPOP's random choice, approximate trimming).
     pub propagate: Option<Vec<Vec<Bytes>>>,
+    /// The argument index of a key among the command's written keys that this call left as
+    /// it was (SMOVE's destination that already held the member). Redis does not signal
+    /// such a key as modified, so WATCH and client-side caching must not see it change.
+    pub unchanged_key: Option<usize>,
 }
 
 impl<'a> Ctx<'a> {
@@ -583,6 +587,7 @@ impl<'a> Ctx<'a> {
             resp3,
             from_script: false,
             propagate: None,
+            unchanged_key: None,
         }
     }
 

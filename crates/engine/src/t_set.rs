@@ -934,6 +934,8 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if added {
         ctx.dirty(1);
         ctx.notify(SET, "sadd", dst);
+    } else {
+        ctx.unchanged_key = Some(2);
     }
     Reply::Int(1)
 }

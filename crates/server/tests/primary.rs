@@ -14,7 +14,7 @@ use common::real_redis::redis_server_with;
 use common::replication::{
     assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
     info_of, kill_type, number, primary_with, temp_dir, wait_in_sync, wait_online, wait_replicas,
-    write_load, FakeReplica, LIBRARY,
+    write_load, RawReplica, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
@@ -515,6 +515,165 @@ fn replicas_arriving_during_the_delay_share_one_diskless_sync() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `words` as one command on `c`, answered without error.
+fn call(c: &mut common::resp::Conn, words: &[&str]) {
+    let reply = c.call(words).expect("reply");
+    assert!(
+        !matches!(reply, common::resp::Value::Error(_)),
+        "{words:?}: {reply:?}"
+    );
+}
+
+#[test]
+fn publish_takes_its_place_in_transactions_and_scripts() {
+    let shardis = primary();
+    let mut stream = RawReplica::connect(shardis.port);
+    let mut c = shardis.resp();
+    let here = common::core_of(&mut c, 2);
+    let other = 1 - here;
+    // Each step ends with a write to a shard of the step: the stream keeps each shard's
+    // order, not the order of writes to different shards.
+    let closing = |c: &mut common::resp::Conn, shard: usize| {
+        let end = common::key_on("end", shard, 2);
+        call(c, &["SET", &end, "1"]);
+        format!("SET {end} 1")
+    };
+    // A transaction whose keys are on the other core's shard.
+    let (a1, a2) = (
+        common::key_on("a1", other, 2),
+        common::key_on("a2", other, 2),
+    );
+    for words in [
+        vec!["MULTI"],
+        vec!["SET", &a1, "1"],
+        vec!["PUBLISH", "ch", "m1"],
+        vec!["SET", &a2, "2"],
+        vec!["EXEC"],
+    ] {
+        call(&mut c, &words);
+    }
+    let end = closing(&mut c, other);
+    assert_eq!(
+        stream.commands_until(&end),
+        [
+            "MULTI".to_string(),
+            format!("SET {a1} 1"),
+            "PUBLISH ch m1".into(),
+            format!("SET {a2} 2"),
+            "EXEC".into(),
+            end.clone(),
+        ]
+    );
+    // PUBLISHes alone stay together (logged on this core's shard); one alone needs no MULTI
+    // (as Redis 7.0).
+    for words in [
+        vec!["MULTI"],
+        vec!["PUBLISH", "ch", "m2"],
+        vec!["SPUBLISH", "ch", "m3"],
+        vec!["EXEC"],
+        vec!["MULTI"],
+        vec!["PUBLISH", "ch", "m4"],
+        vec!["EXEC"],
+    ] {
+        call(&mut c, &words);
+    }
+    let end = closing(&mut c, here);
+    assert_eq!(
+        stream.commands_until(&end),
+        [
+            "MULTI",
+            "PUBLISH ch m2",
+            "SPUBLISH ch m3",
+            "EXEC",
+            "PUBLISH ch m4",
+            &end
+        ]
+    );
+    // Over both shards: each shard's commands in order, the PUBLISH after its writes.
+    let (b0, b1) = (common::key_on("b", 0, 2), common::key_on("b", 1, 2));
+    for words in [
+        vec!["MULTI"],
+        vec!["SET", &b1, "1"],
+        vec!["SET", &b0, "1"],
+        vec!["PUBLISH", "ch", "m5"],
+        vec!["EXEC"],
+    ] {
+        call(&mut c, &words);
+    }
+    let end = closing(&mut c, 0);
+    assert_eq!(
+        stream.commands_until(&end),
+        [
+            "MULTI".to_string(),
+            format!("SET {b0} 1"),
+            format!("SET {b1} 1"),
+            "PUBLISH ch m5".into(),
+            "EXEC".into(),
+            end.clone(),
+        ]
+    );
+    // A script's effects, in call order, between MULTI and EXEC; with and without PUBLISH
+    // (which makes a script of 2 shards run under the lock of both).
+    let script = "redis.call('SET', KEYS[1], 'x') \
+                  if ARGV[1] == 'publish' then redis.call('PUBLISH', 'ch', 'm6') end \
+                  redis.call('SET', KEYS[2], 'y')";
+    // The first run of the publishing script starts optimistically and is abandoned at
+    // PUBLISH (its write and the write's undoing reach the replicas as one no-op
+    // transaction); from then on it runs locked from the start.
+    call(&mut c, &["EVAL", script, "2", "{w}1", "{w}2", "publish"]);
+    let end = closing(&mut c, common::shard_of(b"w", 2));
+    stream.commands_until(&end);
+    for (shard, publish) in [(here, false), (other, false), (here, true), (other, true)] {
+        let (t1, t2) = (
+            format!("{{{}}}1", common::key_on("t", shard, 2)),
+            format!("{{{}}}2", common::key_on("t", shard, 2)),
+        );
+        let flag = if publish { "publish" } else { "no" };
+        call(&mut c, &["EVAL", script, "2", &t1, &t2, flag]);
+        let end = closing(&mut c, shard);
+        let mut expected = vec!["MULTI".to_string(), format!("SET {t1} x")];
+        if publish {
+            expected.push("PUBLISH ch m6".into());
+        }
+        expected.extend([format!("SET {t2} y"), "EXEC".into(), end.clone()]);
+        assert_eq!(
+            stream.commands_until(&end),
+            expected,
+            "script on shard {shard}, publish {publish}"
+        );
+    }
+}
+
+#[test]
+fn a_redis_replica_hears_a_publish_made_in_a_transaction() {
+    let dir = temp_dir("publish-multi");
+    let shardis = primary();
+    let mut p = shardis.conn();
+    let Some((_redis, redis_port)) = redis_server_with(
+        &dir,
+        &["--replicaof", "127.0.0.1", &shardis.port.to_string()],
+    ) else {
+        return;
+    };
+    let mut r = common::connect(redis_port);
+    wait_in_sync(&mut p, &mut r);
+    hears(redis_port, "in-multi", || {
+        let (_, published): ((), i64) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("k")
+            .arg("v")
+            .cmd("PUBLISH")
+            .arg("ch")
+            .arg("in-multi")
+            .query(&mut p)
+            .expect("MULTI/EXEC");
+        assert_eq!(published, 0);
+    });
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+}
+
 /// As in Redis, the stream a full sync hands a replica selects its database before the first
 /// command, even when the stream already had that database selected for an earlier replica
 /// (Redis's tests attach fake replicas one after another and expect a SELECT first each time).
@@ -530,23 +689,23 @@ fn every_full_sync_starts_its_stream_with_a_select() {
         .query(&mut c)
         .expect("CONFIG SET");
     let _: () = redis::cmd("SELECT").arg(9).query(&mut c).expect("SELECT");
-    let mut first = FakeReplica::attach(shardis.port);
+    let mut first = RawReplica::connect(shardis.port);
     let _: () = redis::cmd("SET")
         .arg("a")
         .arg(1)
         .query(&mut c)
         .expect("SET");
-    assert_eq!(first.next_command(), ["SELECT", "9"]);
-    assert_eq!(first.next_command(), ["SET", "a", "1"]);
-    let mut second = FakeReplica::attach(shardis.port);
+    assert_eq!(first.next_command(), "SELECT 9");
+    assert_eq!(first.next_command(), "SET a 1");
+    let mut second = RawReplica::connect(shardis.port);
     let _: () = redis::cmd("SET")
         .arg("b")
         .arg(2)
         .query(&mut c)
         .expect("SET");
-    assert_eq!(second.next_command(), ["SELECT", "9"]);
-    assert_eq!(second.next_command(), ["SET", "b", "2"]);
+    assert_eq!(second.next_command(), "SELECT 9");
+    assert_eq!(second.next_command(), "SET b 2");
     // The first replica reads the same stream: the repeated SELECT changes nothing for it.
-    assert_eq!(first.next_command(), ["SELECT", "9"]);
-    assert_eq!(first.next_command(), ["SET", "b", "2"]);
+    assert_eq!(first.next_command(), "SELECT 9");
+    assert_eq!(first.next_command(), "SET b 2");
 }

@@ -202,6 +202,19 @@ fn patterns_and_sharded_channels() {
     );
     assert_eq!(p.cmd(&["PUBLISH", "news", "c"]), V::Int(2));
     assert_eq!(r3.read().text(), "message news c");
+    // INFO counts each channel, pattern and shard channel once, whatever core its
+    // subscribers are on.
+    let mut sub2 = Resp::connect(server.port);
+    sub2.cmd(&["SUBSCRIBE", "news", "weather"]);
+    sub2.read();
+    let info = p.cmd(&["INFO", "stats"]).text();
+    for field in [
+        "pubsub_channels:2\r\n",
+        "pubsub_patterns:1\r\n",
+        "pubsubshard_channels:1\r\n",
+    ] {
+        assert!(info.contains(field), "{field} in {info}");
+    }
 }
 
 #[test]

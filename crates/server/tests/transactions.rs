@@ -125,12 +125,39 @@ fn watch_fails_exec_when_a_key_changes_expires_or_is_flushed() {
         Value::Array(vec![Value::Int(2)])
     );
     // Expiry of a watched key fails EXEC.
-    cmd(&mut c, &["SET", "e", "1", "PX", "50"]).expect("set");
+    // (Long enough that WATCH, on a busy machine, still finds the key alive.)
+    cmd(&mut c, &["SET", "e", "1", "PX", "300"]).expect("set");
     cmd(&mut c, &["WATCH", "e"]).expect("watch");
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(400));
     cmd(&mut c, &["MULTI"]).expect("multi");
     cmd(&mut c, &["PING"]).expect("queued");
     assert_eq!(cmd(&mut c, &["EXEC"]).expect("exec"), Value::Nil);
+}
+
+#[test]
+fn smove_touches_its_destination_only_when_it_adds_the_member() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let mut other = s.conn();
+    for (already_there, exec_runs) in [(true, true), (false, false)] {
+        cmd(&mut c, &["DEL", "src{t}", "dst{t}"]).expect("del");
+        cmd(&mut c, &["SADD", "src{t}", "a", "b"]).expect("sadd");
+        let dst_member = if already_there { "a" } else { "z" };
+        cmd(&mut c, &["SADD", "dst{t}", dst_member]).expect("sadd");
+        cmd(&mut c, &["WATCH", "dst{t}"]).expect("watch");
+        cmd(&mut c, &["MULTI"]).expect("multi");
+        cmd(&mut c, &["SADD", "dst{t}", "c"]).expect("queued");
+        assert_eq!(
+            cmd(&mut other, &["SMOVE", "src{t}", "dst{t}", "a"]).expect("smove"),
+            Value::Int(1)
+        );
+        let exec = cmd(&mut c, &["EXEC"]).expect("exec");
+        assert_eq!(
+            exec != Value::Nil,
+            exec_runs,
+            "member already there: {already_there}"
+        );
+    }
 }
 
 #[test]

@@ -327,6 +327,33 @@ fn the_replication_feed_gets_every_record_with_or_without_the_log() {
     assert!(t.shard.journal.is_none());
 }
 
+#[test]
+fn a_command_for_replicas_only_is_fed_in_place_and_not_logged() {
+    let mut t = TestShard::new();
+    t.shard.set_journal(true);
+    let j = t.shard.journal.as_mut().expect("journal");
+    j.to_replicas(7, 0, &[Bytes::from_static(b"PUBLISH")]);
+    assert!(j.buf.is_empty() && j.feed.is_none(), "nobody to feed");
+    t.shard.set_journal_feed(true);
+    t.run(&["SET", "a", "1"]);
+    let j = t.shard.journal.as_mut().expect("journal");
+    j.to_replicas(
+        7,
+        1,
+        &[Bytes::from_static(b"PUBLISH"), Bytes::from_static(b"ch")],
+    );
+    let logged = j.buf.clone();
+    let fed = j.feed.take().expect("feed");
+    let Frame::Record(_, first) = aof::decode(&fed) else {
+        panic!("a record first")
+    };
+    assert_eq!(&fed[..first], &logged[..], "the log has the SET alone");
+    assert!(matches!(
+        aof::decode(&fed[first..]),
+        Frame::Record(Record::Command { tx: 7, db: 1, args, .. }, _) if args == [&b"PUBLISH"[..], b"ch"]
+    ));
+}
+
 /// The commands logged since the last call, as text.
 fn logged(t: &mut TestShard) -> Vec<String> {
     let buf = t.shard.journal.as_mut().expect("journal").take();

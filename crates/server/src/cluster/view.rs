@@ -3,6 +3,9 @@
 //! a node of a cluster across processes and sent to the node's core as an immutable
 //! snapshot; built on demand for the cluster of one process.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use shardis_resp::Reply;
 
@@ -28,6 +31,19 @@ pub struct NodeInfo {
     pub ranges: Vec<(u16, u16)>,
 }
 
+/// One cluster bus link, as CLUSTER LINKS shows it.
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    /// The link this node opened to `node` ("to"), or the one it accepted from it ("from").
+    pub outbound: bool,
+    pub node: String,
+    pub create_time: u64,
+    /// Connected (an outbound link is not while it connects).
+    pub connected: bool,
+    /// Its send buffer: bytes queued and not yet written, read when asked.
+    pub send_buffer: Arc<AtomicU64>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     /// Index of "myself" in `nodes`.
@@ -46,6 +62,8 @@ pub struct Snapshot {
     /// node index), by slot (CLUSTER SETSLOT MIGRATING / IMPORTING).
     pub migrating: Vec<(u16, u16)>,
     pub importing: Vec<(u16, u16)>,
+    /// The node's links to and from the others (none for the nodes of one process).
+    pub links: Vec<LinkInfo>,
 }
 
 /// Redis's flag words for a node (`representClusterNodeFlags`).
@@ -243,8 +261,41 @@ impl Snapshot {
                 counts.iter().sum::<u64>()
             ));
         }
-        text.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
+        text.push_str(&format!(
+            "total_cluster_links_buffer_limit_exceeded:{}\r\n",
+            super::bus::links_freed_for_buffer_limit()
+        ));
         Reply::Verbatim(Bytes::from(text))
+    }
+
+    /// CLUSTER LINKS: every link, its send buffer as it is now. The buffer is queued
+    /// messages, allocated as they are, so what is allocated is what is used.
+    pub fn links(&self) -> Reply {
+        let field = |name: &str, value: Reply| (Reply::bulk(name.as_bytes()), value);
+        let links = self.links.iter().map(|l| {
+            let used = l.send_buffer.load(Ordering::Relaxed);
+            let events = match (l.connected, used > 0) {
+                (false, _) => "w",
+                (true, false) => "r",
+                (true, true) => "rw",
+            };
+            let used = Reply::Int(i64::try_from(used).unwrap_or(i64::MAX));
+            Reply::Map(vec![
+                field(
+                    "direction",
+                    Reply::bulk(if l.outbound { b"to" } else { b"from" }),
+                ),
+                field("node", Reply::bulk(l.node.as_bytes())),
+                field(
+                    "create-time",
+                    Reply::Int(i64::try_from(l.create_time).unwrap_or(i64::MAX)),
+                ),
+                field("events", Reply::bulk(events.as_bytes())),
+                field("send-buffer-allocated", used.clone()),
+                field("send-buffer-used", used),
+            ])
+        });
+        Reply::Array(links.collect())
     }
 
     fn endpoint(n: &NodeInfo) -> Reply {

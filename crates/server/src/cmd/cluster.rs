@@ -72,10 +72,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         ServerCmd::ClusterShards => view.shards(),
         ServerCmd::ClusterKeySlot => Reply::Int(i64::from(route::key_slot(&args[2]))),
         // Links are those of the cluster bus: the nodes of one process have none.
-        ServerCmd::ClusterLinks if !bus::enabled() => Reply::Array(Vec::new()),
-        ServerCmd::ClusterLinks => {
-            Reply::err("ERR CLUSTER LINKS is not built for the cluster bus yet")
-        }
+        ServerCmd::ClusterLinks => view.links(),
         ServerCmd::ClusterReplicas => replicas(&view, &args[2]),
         ServerCmd::ClusterHelp => help(),
         // The next command may be served in a slot this node imports (`redirect`).
@@ -439,6 +436,7 @@ fn one_process(s: &Session, topology: &Topology) -> Snapshot {
         local: vec![true; shards],
         migrating: Vec::new(),
         importing: Vec::new(),
+        links: Vec::new(),
     }
 }
 
@@ -469,7 +467,7 @@ fn help() -> Reply {
             "KEYSLOT <key>",
             "    The hash slot of <key>.",
             "LINKS",
-            "    The cluster bus links of this node (none: the nodes are cores of one process).",
+            "    The cluster bus links of this node and their send buffers (none between the nodes of one process).",
             "MEET <ip> <port> [<bus-port>]",
             "    Connect this node to another one (cluster bus).",
             "MYID",

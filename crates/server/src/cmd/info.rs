@@ -186,10 +186,11 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     );
     section("persistence", crate::persist::info(sum(&|r| r.dirty)));
     let sync = crate::primary::sync_stats();
+    let pubsub = s.core.pubsub.borrow();
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:{}\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:{}\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
             sum(&|r| r.stats.net_input_bytes),
@@ -203,6 +204,10 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
             sum(&|r| r.stats.evicted_clients),
             sum(&|r| r.keyspace_hits),
             sum(&|r| r.keyspace_misses),
+            // Every core has a copy of the whole registry.
+            pubsub.numchannels(false),
+            pubsub.numpat(),
+            pubsub.numchannels(true),
             reports.iter().map(|r| r.tracking.1).sum::<usize>(),
             reports.iter().map(|r| r.tracking.2).sum::<usize>(),
             // Every core has the same copy of the prefixes.

@@ -134,12 +134,16 @@ fn stats(o: &Overview) -> Reply {
         (name("peak.allocated"), int(o.peak)),
         (name("total.allocated"), int(o.total)),
         (name("startup.allocated"), int(o.startup)),
-        // Features that hold nothing here (no replication, cluster bus or append-only
-        // buffer): 0, as in a Redis without them.
+        // Features that hold nothing here (no replication or append-only buffer): 0, as in
+        // a Redis without them.
         (name("replication.backlog"), int(0)),
         (name("clients.slaves"), int(0)),
         (name("clients.normal"), int(o.clients)),
-        (name("cluster.links"), int(0)),
+        // The cluster bus links' send buffers (0 without the bus).
+        (
+            name("cluster.links"),
+            int(crate::cluster::bus::links_memory()),
+        ),
         (name("aof.buffer"), int(0)),
         (name("lua.caches"), int(o.scripts)),
         (name("functions.caches"), int(0)),

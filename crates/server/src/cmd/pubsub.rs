@@ -65,7 +65,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 .borrow_mut()
                 .publish(core.shards, &args[1], &args[2], shard);
             let db = s.client.borrow().db;
-            crate::primary::propagate_publish(core, db, args);
+            crate::primary::propagate_publish(core, db, args, s.publish_within);
             Reply::Int(n as i64)
         }
         ServerCmd::PubsubChannels | ServerCmd::PubsubShardChannels => {

@@ -368,7 +368,7 @@ pub(super) static DIRECTIVES: &[Param] = &[
         Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
         "ip",
     ),
-    absent(CLUSTER, "cluster-link-sendbuf-limit", MEM, "0"),
+    p("cluster-link-sendbuf-limit", MEM, "0"),
 ];
 
 /// `replicaof <host> <port>`, or `replicaof no one` (the default: not a replica).

@@ -367,6 +367,7 @@ async fn exec_locked(
         return Reply::NilArray;
     }
     s.tx = Some(held.tx);
+    s.publish_within = held.publish_within();
     s.in_exec = true;
     let mut replies: Vec<Reply> = Vec::with_capacity(queued.len());
     // Commands waiting to be sent together: (position, shard, request).
@@ -396,6 +397,7 @@ async fn exec_locked(
     }
     flush_group(s, &mut group, &mut at, &mut replies).await;
     s.tx = None;
+    s.publish_within = None;
     s.in_exec = false;
     txn::unlock(&core, held).await;
     Reply::Array(replies)

@@ -155,6 +155,7 @@ pub fn plan(
     let mut db = s.client.borrow().db;
     let mut plan = Vec::new();
     let mut simple = true;
+    let mut publishes = false;
     for (cmd, args) in queued {
         match cmd.exec {
             Exec::Server(ServerCmd::Select) => {
@@ -169,6 +170,7 @@ pub fn plan(
             Exec::Server(ServerCmd::Ping | ServerCmd::Echo | ServerCmd::Time) => {}
             Exec::Server(which) => {
                 simple = false;
+                publishes |= matches!(which, ServerCmd::Publish | ServerCmd::SPublish);
                 // A script may touch any key: the transaction holds every shard for it.
                 if crate::script::commands::runs_script(which) {
                     txn::merge_plan(&mut plan, txn::plan_all(shards));
@@ -197,6 +199,11 @@ pub fn plan(
         &mut plan,
         txn::plan_keys(shards, s.watched.iter().map(|w| (w.db, &w.key[..]))),
     );
+    // PUBLISHes alone: they still reach the replicas as one transaction, logged on this
+    // core's shard, which the transaction holds without keys for it.
+    if publishes && plan.is_empty() {
+        plan.push((s.core.id, Intents::keys()));
+    }
     (plan, simple)
 }
 

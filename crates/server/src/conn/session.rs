@@ -38,6 +38,9 @@ pub struct Session {
     /// The transaction this connection is running (EXEC, or a multi-shard command): its
     /// requests pass the locks it holds.
     pub tx: Option<TxId>,
+    /// Inside EXEC or a script: its transaction's id, as its records carry it, and the shard
+    /// (one it holds) whose journal takes its PUBLISHes in their place for the replicas.
+    pub publish_within: Option<(TxId, usize)>,
     /// Between MULTI and EXEC.
     pub multi: Option<MultiState>,
     /// Keys under WATCH.
@@ -62,6 +65,7 @@ impl Session {
             client,
             hangup: Rc::new(Hangup::default()),
             tx: None,
+            publish_within: None,
             multi: None,
             watched: Vec::new(),
             in_exec: false,

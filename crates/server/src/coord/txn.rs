@@ -29,6 +29,15 @@ pub struct Held {
     shards: Vec<usize>,
 }
 
+impl Held {
+    /// Where the transaction's PUBLISHes are logged for the replicas (see
+    /// `Session::publish_within`): the highest shard it holds, whose part of the
+    /// transaction the stream gives last, so a PUBLISH after its writes follows them all.
+    pub fn publish_within(&self) -> Option<(TxId, usize)> {
+        self.shards.iter().max().map(|&shard| (self.tx, shard))
+    }
+}
+
 /// Takes the lock of `shard` for `tx`; completes once it is held.
 async fn acquire(core: &Rc<Core>, shard: usize, tx: TxId, intents: Intents, parts: Vec<u32>) {
     let (granted, rx) = core.answer_channel();

@@ -622,7 +622,7 @@ impl Core {
             return refused;
         }
         let started = Instant::now();
-        let (reply, wrote, flushed) = self.with_ctx(db, resp3, |ctx| {
+        let (reply, wrote, unchanged, flushed) = self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
             let (dirty, flushes) = (ctx.shard.dirty, ctx.shard.flushes);
             // The engine's write hook: logs the change when an append-only log is kept.
@@ -631,13 +631,18 @@ impl Core {
             if wrote && !ctx.shard.watched.is_empty() {
                 let mut idx = Vec::new();
                 cmd.written_key_indexes(args, &mut idx);
-                for i in idx {
+                for i in idx.into_iter().filter(|&i| Some(i) != ctx.unchanged_key) {
                     if let Some(key) = args.get(i) {
                         ctx.shard.watched.touch(db, key);
                     }
                 }
             }
-            (reply, wrote, ctx.shard.flushes != flushes)
+            (
+                reply,
+                wrote,
+                ctx.unchanged_key,
+                ctx.shard.flushes != flushes,
+            )
         });
         // A blocking command that found nothing is recorded once it is served.
         if !(cmd.flags.has(shardis_engine::command::Flags::BLOCKING) && waiters::is_null(&reply)) {
@@ -646,7 +651,7 @@ impl Core {
         memory::after_command(self);
         // Client-side caching: keys read by a tracking client, keys written, flushes.
         if track.is_some() || wrote && self.tracking.borrow().in_use() || flushed {
-            self.track_command(cmd, args, track, wrote, flushed);
+            self.track_command(cmd, args, track, wrote, unchanged, flushed);
         }
         reply
     }

@@ -245,6 +245,15 @@ impl PubSub {
     pub fn numpat(&self) -> usize {
         self.patterns.len()
     }
+
+    /// Channels (shard channels with `shard`) with subscribers, as INFO counts them.
+    pub fn numchannels(&self, shard: bool) -> usize {
+        if shard {
+            self.shard_channels.len()
+        } else {
+            self.channels.len()
+        }
+    }
 }
 
 /// Queues one delivery of `what` per core that has someone in `list`; returns how many.

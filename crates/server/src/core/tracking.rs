@@ -604,6 +604,7 @@ impl Core {
         args: &[Bytes],
         caller: Option<Caller>,
         wrote: bool,
+        unchanged: Option<usize>,
         flushed: bool,
     ) {
         let mut keys = Vec::new();
@@ -617,7 +618,7 @@ impl Core {
             keys.clear();
             cmd.written_key_indexes(args, &mut keys);
             let writer = caller.map(|c| c.who);
-            for &i in &keys {
+            for &i in keys.iter().filter(|&&i| Some(i) != unchanged) {
                 if let Some(key) = args.get(i) {
                     table.changed(key, writer, &mut |to, msg| self.send_tracking(to, msg));
                 }

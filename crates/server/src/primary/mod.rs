@@ -523,12 +523,13 @@ fn input_of(r: Record<'_>) -> Option<Input> {
 fn is_keyless(args: &[&[u8]]) -> bool {
     let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
     match shardis_engine::command::lookup(&args) {
-        Ok(cmd) => {
+        // A runtime command (PUBLISH) is logged on one shard only, however many took part.
+        Ok(cmd) if matches!(cmd.exec, shardis_engine::Exec::Shard(_)) => {
             let mut keys = Vec::new();
             cmd.key_indexes(&args, &mut keys);
             keys.is_empty()
         }
-        Err(_) => false,
+        _ => false,
     }
 }
 
@@ -1103,9 +1104,31 @@ pub async fn stream_position(core: &Rc<Core>) -> i64 {
 
 /// PUBLISH and SPUBLISH reach the replicas (not the append-only log), as Redis 7.0
 /// propagates them outside cluster mode: after every write the shards logged before them,
-/// so a subscriber of a replica hears of a change once the replica has it.
-pub fn propagate_publish(core: &Rc<Core>, db: usize, args: &[Bytes]) {
+/// so a subscriber of a replica hears of a change once the replica has it. Inside a
+/// transaction or a script (`within`: its id and the shard whose journal carries its
+/// PUBLISHes, see `Session::publish_within`) it takes its place in that shard's part, so it
+/// reaches the replicas between MULTI and EXEC, after that shard's commands before it.
+pub fn propagate_publish(
+    core: &Rc<Core>,
+    db: usize,
+    args: &[Bytes],
+    within: Option<(TxId, usize)>,
+) {
     if !ACTIVE.load(Ordering::Relaxed) || replica::is_replica() || crate::cluster::enabled() {
+        return;
+    }
+    if let Some((tx, shard)) = within {
+        // The transaction's earlier commands on `shard` have run; its later ones and the
+        // release of its lock there follow this on the same queue.
+        let args = args.to_vec();
+        core.post(
+            shard,
+            Box::new(move |c| {
+                if let Some(j) = &mut c.shard.borrow_mut().journal {
+                    j.to_replicas(tx, db, &args);
+                }
+            }),
+        );
         return;
     }
     let token = NEXT_ID.fetch_add(1, Ordering::Relaxed);

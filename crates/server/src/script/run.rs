@@ -177,6 +177,12 @@ struct Shared {
     optimistic: bool,
     /// The transaction holding this run's locks, once there is one.
     tx: Cell<Option<TxId>>,
+    /// The transaction the run's records carry (the lock's, or the one an optimistic run
+    /// takes its shard's lock for), so its effects reach the log and the replicas whole,
+    /// between MULTI and EXEC, as Redis wraps a script's.
+    journal_tx: TxId,
+    /// An optimistic run logged records of its own: its end must be logged too.
+    logged: Cell<bool>,
     escaped: Cell<bool>,
     held: RefCell<Held>,
     dirty_at_start: u64,
@@ -294,15 +300,32 @@ impl RunCtx {
         let mut shard = core.shard.borrow_mut();
         shard.stats.commands_processed += 1;
         let (dirty, flushes) = (shard.dirty, shard.flushes);
+        let outer_tx = shard
+            .journal
+            .as_mut()
+            .map(|j| std::mem::replace(&mut j.tx, self.shared.journal_tx));
         let mut ctx = Ctx::new(&mut shard, self.db, self.start_ms, self.resp3);
         ctx.from_script = true;
         // Logged by its effects, as every command (when a journal is kept).
         let reply = shardis_engine::journal::execute(&mut ctx, f, args);
+        let unchanged = ctx.unchanged_key;
+        if let (Some(j), Some(outer)) = (shard.journal.as_mut(), outer_tx) {
+            j.tx = outer;
+        }
         let changed = shard.dirty != dirty;
+        if changed && outer_tx.is_some() {
+            self.shared.logged.set(true);
+        }
         let flushed = shard.flushes != flushes;
+        let modified = || {
+            written
+                .iter()
+                .filter(move |&&i| Some(i) != unchanged)
+                .filter_map(|&i| args.get(i))
+        };
         let db = self.db;
         if changed && !holding && !shard.watched.is_empty() {
-            for key in written.iter().filter_map(|&i| args.get(i)) {
+            for key in modified() {
                 shard.watched.touch(db, key);
             }
         }
@@ -315,7 +338,7 @@ impl RunCtx {
         drop(shard);
         if changed && holding {
             let mut held = self.shared.held.borrow_mut();
-            for key in written.iter().filter_map(|&i| args.get(i)) {
+            for key in modified() {
                 held.touched.push((db, key.clone()));
             }
         }
@@ -329,7 +352,7 @@ impl RunCtx {
                 who: t.who,
                 remember: false,
             });
-            core.track_command(cmd, args, writer, changed, flushed);
+            core.track_command(cmd, args, writer, changed, unchanged, flushed);
         }
         reply
     }
@@ -737,6 +760,11 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
             Mode::Locked(tx) => Some(tx),
             Mode::Optimistic => owned_tx,
         }),
+        journal_tx: match mode {
+            Mode::Locked(tx) => tx,
+            Mode::Optimistic => owned_tx.unwrap_or_else(|| core.next_tx()),
+        },
+        logged: Cell::new(false),
         escaped: Cell::new(false),
         held: RefCell::new(Held::default()),
         dirty_at_start: core.shard.borrow().dirty,
@@ -776,15 +804,23 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
     }
     let held = std::mem::take(&mut *shared.held.borrow_mut());
     let taken = if optimistic { shared.tx.get() } else { None };
-    if shared.escaped.get() {
-        undo(core, held, shared.dirty_at_start);
-        release(taken);
-        return Outcome::Escaped;
-    }
-    if optimistic {
+    let escaped = shared.escaped.get();
+    if escaped {
+        undo(core, held, shared.dirty_at_start, shared.journal_tx);
+    } else if optimistic {
         commit(core, held);
     }
+    // The end of the run's records: logged by the release of its lock, or here when an
+    // optimistic run never took it.
+    if optimistic && taken.is_none() && shared.logged.get() {
+        if let Some(j) = &mut core.shard.borrow_mut().journal {
+            j.tx_end(shared.journal_tx, vec![core.id as u32]);
+        }
+    }
     release(taken);
+    if escaped {
+        return Outcome::Escaped;
+    }
     Outcome::Done(reply, shared.error_counted.get())
 }
 
@@ -854,7 +890,7 @@ async fn drive(
                         Some(shard) => {
                             hop(core, shared.tx.get(), shard, cmd, args, db, resp3).await
                         }
-                        None => perform(core, shared.tx.get(), cmd, args, db, resp3).await,
+                        None => perform(core, shared, cmd, args, db, resp3).await,
                     }),
                 };
             }
@@ -878,7 +914,7 @@ fn hold_shard(core: &Rc<Core>, shared: &Rc<Shared>) {
         return;
     }
     if shared.tx.get().is_none() {
-        let tx = core.next_tx();
+        let tx = shared.journal_tx;
         let (granted, _rx) = core.answer_channel();
         core.acquire(tx, Intents::All, vec![core.id as u32], granted);
         shared.tx.set(Some(tx));
@@ -917,7 +953,7 @@ async fn hop(
 /// Carries out a command for the script as its client would, under the run's lock.
 async fn perform(
     core: &Rc<Core>,
-    tx: Option<TxId>,
+    shared: &Shared,
     cmd: &'static Command,
     args: Vec<Bytes>,
     db: usize,
@@ -942,7 +978,10 @@ async fn perform(
         ConnRef(u64::MAX),
         Rc::new(RefCell::new(client)),
     );
-    session.tx = tx;
+    session.tx = shared.tx.get();
+    // Its PUBLISHes go with its records on its own shard, which it holds (a locked run
+    // holds every shard and runs where most of its declared keys are).
+    session.publish_within = Some((shared.journal_tx, core.id));
     // Blocking commands run as their non-blocking form, as inside EXEC.
     session.in_exec = true;
     session.from_script = true;
@@ -980,13 +1019,15 @@ fn commit(core: &Rc<Core>, held: Held) {
 
 /// An optimistic run is abandoned: every key it wrote gets its copy back. Only expirations
 /// it caused are still reported (those keys are gone whatever happens).
-fn undo(core: &Rc<Core>, held: Held, dirty_at_start: u64) {
+fn undo(core: &Rc<Core>, held: Held, dirty_at_start: u64, tx: TxId) {
     let (events, flags) = {
         let mut shard = core.shard.borrow_mut();
         for ((db, key), entry) in held.undo {
-            // The run's writes were logged: so is their undoing.
+            // The run's writes were logged: so is their undoing, in the same transaction.
             if let Some(j) = &mut shard.journal {
+                let outer = std::mem::replace(&mut j.tx, tx);
                 j.state(db, &key, entry.as_ref());
+                j.tx = outer;
             }
             if let Some(d) = shard.dbs.get_mut(db) {
                 match entry {

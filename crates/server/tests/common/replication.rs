@@ -1,9 +1,7 @@
 //! Replication tests' shared parts: a primary as the tests start it, INFO fields, waiting
 //! for a replica to be online and to catch up, WAIT and killing links, comparing data sets,
-//! a fill and write load of every data type, and a fake replica reading the raw stream.
+//! and a fill and write load of every data type.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use redis::Connection;
@@ -406,60 +404,73 @@ pub fn assert_links_listed(primary: &mut Connection, replica: &mut Connection) {
     }
 }
 
-/// A replica as Redis's own tests fake one (`attach_to_replication_stream`): SYNC, the RDB
-/// skipped, then the primary's command stream read command by command.
-pub struct FakeReplica(BufReader<TcpStream>);
+/// A raw replica: PSYNC with a full sync through a file (it says no `capa eof`), then the
+/// stream's commands one at a time, for tests of what the stream carries and in what order.
+pub struct RawReplica(std::io::BufReader<std::net::TcpStream>);
 
-impl FakeReplica {
-    pub fn attach(port: u16) -> FakeReplica {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+impl RawReplica {
+    pub fn connect(port: u16) -> RawReplica {
+        use std::io::{BufRead, Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        stream.write_all(b"SYNC\r\n").expect("SYNC");
-        let mut r = FakeReplica(BufReader::new(stream));
-        let len = r.line();
-        let len: usize = len
-            .strip_prefix('$')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("SYNC answered {len:?}"));
+        stream.write_all(b"PSYNC ? -1\r\n").expect("PSYNC");
+        let mut r = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("PSYNC reply");
+        assert!(line.starts_with("+FULLRESYNC "), "{line:?}");
+        // Newlines keep the link alive while the RDB is made; then its length and bytes.
+        let len = loop {
+            line.clear();
+            r.read_line(&mut line).expect("RDB length");
+            if let Some(len) = line.trim_end().strip_prefix('$') {
+                break len.parse::<usize>().expect("RDB length");
+            }
+            assert_eq!(line, "\n", "before the RDB");
+        };
         let mut rdb = vec![0; len];
-        r.0.read_exact(&mut rdb).expect("RDB");
-        r
+        r.read_exact(&mut rdb).expect("RDB");
+        RawReplica(r)
     }
 
-    /// The next line that is not empty (empty lines keep the link alive).
-    fn line(&mut self) -> String {
+    /// The next command of the stream, its words joined by spaces.
+    pub fn next_command(&mut self) -> String {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        let mut header = |r: &mut std::io::BufReader<_>, kind: char| -> usize {
+            line.clear();
+            r.read_line(&mut line).expect("stream");
+            line.trim_end()
+                .strip_prefix(kind)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("expected {kind} in the stream: {line:?}"))
+        };
+        let n = header(&mut self.0, '*');
+        let mut words = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = header(&mut self.0, '$');
+            let mut word = vec![0; len + 2];
+            self.0.read_exact(&mut word).expect("stream");
+            word.truncate(len);
+            words.push(String::from_utf8_lossy(&word).into_owned());
+        }
+        words.join(" ")
+    }
+
+    /// The stream's commands up to `last` (included), without SELECT, PING and REPLCONF.
+    pub fn commands_until(&mut self, last: &str) -> Vec<String> {
+        let mut out = Vec::new();
         loop {
-            let mut line = String::new();
-            let n = self.0.read_line(&mut line).expect("stream");
-            assert!(n > 0, "the primary closed the stream");
-            let line = line.trim_end_matches(['\r', '\n']);
-            if !line.is_empty() {
-                return line.to_string();
+            let c = self.next_command();
+            if c.starts_with("SELECT ") || c == "PING" || c.starts_with("REPLCONF ") {
+                continue;
+            }
+            let done = c == last;
+            out.push(c);
+            if done {
+                return out;
             }
         }
-    }
-
-    /// The stream's next command, its words as text.
-    pub fn next_command(&mut self) -> Vec<String> {
-        let head = self.line();
-        let argc: usize = head
-            .strip_prefix('*')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("not a command: {head:?}"));
-        (0..argc)
-            .map(|_| {
-                let len = self.line();
-                let len: usize = len
-                    .strip_prefix('$')
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("not a bulk: {len:?}"));
-                let mut word = vec![0; len + 2];
-                self.0.read_exact(&mut word).expect("argument");
-                word.truncate(len);
-                String::from_utf8_lossy(&word).into_owned()
-            })
-            .collect()
     }
 }

@@ -182,7 +182,7 @@ pub fn load(text: &str, announce: Announce, timeout: u64, now: u64) -> Result<St
         }
         for &(a, b) in &l.slots {
             for s in a..=b {
-                st.slots[s as usize] = Some(l.name);
+                st.slots.set(s as usize, Some(l.name));
             }
         }
         if l.name == st.myself {

@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ use shardis_resp::Reply;
 use tracing::{info, warn};
 
 use self::state::{Announce, Io, LinkId, Runtime, State};
-use super::view::{NodeInfo, Snapshot, UNOWNED};
+use super::view::{LinkInfo, NodeInfo, Snapshot, UNOWNED};
 use crate::config::Config;
 use crate::core::mesh::Outside;
 use crate::core::{shutdown_requested, wall_ms, Msg};
@@ -49,6 +49,10 @@ use crate::io::listen;
 const TICK: Duration = Duration::from_millis(100);
 /// A write to a link that does not drain in this long closes the link.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A link's send buffer past this many bytes frees the link when `cluster-link-sendbuf-limit`
+/// is 0 (Redis's "no limit"): a peer that sends PINGs and never reads the PONGs must not
+/// grow this process without end. Thousands of an honest link's messages fit.
+const SENDBUF_CEILING: u64 = 16 << 20;
 const BACKLOG: i32 = 511;
 
 /// A configuration change asked by a client of node `node`.
@@ -87,9 +91,22 @@ type Done = Box<dyn FnOnce(Reply) + Send>;
 enum Event {
     Accepted(usize, TcpStream),
     Connected(usize, LinkId, TcpStream),
-    Frame(usize, LinkId, Vec<u8>),
+    Frame(usize, LinkId, Vec<u8>, Handled),
     Closed(usize, LinkId),
     Request(usize, Op, Done),
+}
+
+/// Goes with a received frame to the bus thread and tells the link's reader, when dropped
+/// (the frame handled, or dropped with the thread's queue), that it may read the next one:
+/// a link has at most one frame waiting for the bus thread, as Redis reads a link's next
+/// message only after processing the last, so a peer sending faster than the node handles
+/// fills its socket's buffers, not this process's memory.
+struct Handled(SyncSender<()>);
+
+impl Drop for Handled {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+    }
 }
 
 /// What start-up prepared before the cores run: the nodes, their files, their listeners.
@@ -121,6 +138,22 @@ static VALIDITY_FACTOR: AtomicU64 = AtomicU64::new(10);
 static PING_PERIOD_MS: AtomicU64 = AtomicU64::new(10_000);
 static REPLICA_MIGRATION: AtomicBool = AtomicBool::new(true);
 static NO_FAILOVER: AtomicBool = AtomicBool::new(false);
+/// `cluster-link-sendbuf-limit` in bytes (0: [`SENDBUF_CEILING`]).
+static SENDBUF_LIMIT: AtomicU64 = AtomicU64::new(0);
+/// Links freed for their send buffer (CLUSTER INFO's `total_cluster_links_buffer_limit_exceeded`).
+static BUFFER_LIMIT_EXCEEDED: AtomicU64 = AtomicU64::new(0);
+/// Bytes held by every link's send buffer (MEMORY STATS' `cluster.links`).
+static LINKS_MEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// How many links were freed because their send buffer passed the limit.
+pub fn links_freed_for_buffer_limit() -> u64 {
+    BUFFER_LIMIT_EXCEEDED.load(Ordering::Relaxed)
+}
+
+/// The bytes the links' send buffers hold now.
+pub fn links_memory() -> u64 {
+    LINKS_MEMORY.load(Ordering::Relaxed)
+}
 
 /// Reads the cluster settings the nodes follow (at start-up and after CONFIG SET).
 pub fn configure(config: &Config) {
@@ -144,6 +177,10 @@ pub fn configure(config: &Config) {
     );
     NO_FAILOVER.store(
         config.get_bool("cluster-replica-no-failover"),
+        Ordering::Relaxed,
+    );
+    SENDBUF_LIMIT.store(
+        config.get_u64("cluster-link-sendbuf-limit"),
         Ordering::Relaxed,
     );
 }
@@ -319,8 +356,60 @@ pub async fn request(node: usize, op: Op) -> Reply {
 
 /// A link's socket: connecting (what to send once connected) or open.
 enum Sock {
-    Connecting(Vec<Vec<u8>>),
-    Open(TcpStream),
+    Connecting(SendBuffer, Vec<Vec<u8>>),
+    Open(TcpStream, SendBuffer, Sender<Vec<u8>>),
+}
+
+impl Sock {
+    fn buffer(&self) -> &SendBuffer {
+        match self {
+            Sock::Connecting(b, _) | Sock::Open(_, b, _) => b,
+        }
+    }
+}
+
+/// The bytes queued on a link and not yet written (Redis's send buffer): added by the bus
+/// thread, taken off by the link's writer as they reach the socket.
+#[derive(Clone, Default)]
+struct SendBuffer(Arc<AtomicU64>);
+
+impl SendBuffer {
+    /// Adds `n` bytes; the bytes now held.
+    fn add(&self, n: u64) -> u64 {
+        LINKS_MEMORY.fetch_add(n, Ordering::Relaxed);
+        self.0.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// Takes off up to `n` bytes: never more than were added, whichever thread gets there
+    /// first (the writer's last [`clear`](Self::clear) or the bus thread's failed send).
+    fn take(&self, n: u64) {
+        let before = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        LINKS_MEMORY.fetch_sub(before.min(n), Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.take(u64::MAX);
+    }
+}
+
+/// A link's writer: writes what the bus thread queues, in order, until the link goes
+/// (its queue's sender dropped) or a write fails, which ends the reader too.
+fn write_frames(mut s: TcpStream, queue: Receiver<Vec<u8>>, buffer: SendBuffer) {
+    for bytes in &queue {
+        if s.write_all(&bytes).is_err() {
+            let _ = s.shutdown(Shutdown::Both);
+            break;
+        }
+        buffer.take(bytes.len() as u64);
+    }
+    // Sends fail from here on, and the bus thread takes back what it adds then.
+    drop(queue);
+    buffer.clear();
 }
 
 struct Bus {
@@ -380,31 +469,40 @@ impl Bus {
                 let Some(n) = self.nodes.get_mut(i) else {
                     return;
                 };
+                if n.state.inbound_links() >= state::MAX_NODES {
+                    // One inbound link per node at most is all a cluster needs; each costs
+                    // a thread.
+                    let _ = s.shutdown(Shutdown::Both);
+                    return;
+                }
                 let link = n.state.accepted(now, peer, local);
-                self.open(i, link, s);
+                self.open(i, link, s, SendBuffer::default());
             }
             Event::Connected(i, link, s) => {
-                let Some(Sock::Connecting(queued)) = self.socks.remove(&(i, link)) else {
+                let Some(Sock::Connecting(buffer, queued)) = self.socks.remove(&(i, link)) else {
                     // The link was closed while connecting.
                     let _ = s.shutdown(Shutdown::Both);
                     return;
                 };
                 let (peer, local) = addrs(&s);
-                self.open(i, link, s);
-                for bytes in queued {
-                    self.write(i, link, &bytes);
+                self.open(i, link, s, buffer);
+                // Already counted in the buffer, which the open link keeps.
+                if let Some(Sock::Open(_, _, queue)) = self.socks.get(&(i, link)) {
+                    for bytes in queued {
+                        let _ = queue.send(bytes);
+                    }
                 }
                 if let Some(n) = self.nodes.get_mut(i) {
                     n.state.connected(link, now, peer, local);
                 }
             }
-            Event::Frame(i, link, bytes) => {
+            Event::Frame(i, link, bytes, _handled) => {
                 if let Some(n) = self.nodes.get_mut(i) {
                     n.state.received(link, &bytes, now);
                 }
             }
             Event::Closed(i, link) => {
-                self.socks.remove(&(i, link));
+                self.drop_link(i, link);
                 if let Some(n) = self.nodes.get_mut(i) {
                     n.state.closed(link);
                 }
@@ -422,53 +520,86 @@ impl Bus {
         }
     }
 
-    /// Registers an open socket for link `link` of node `i` and starts its reader.
-    fn open(&mut self, i: usize, link: LinkId, s: TcpStream) {
+    /// Registers an open socket for link `link` of node `i` with its send buffer, and starts
+    /// its reader and writer.
+    fn open(&mut self, i: usize, link: LinkId, s: TcpStream, buffer: SendBuffer) {
         let _ = s.set_nodelay(true);
         let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-        let reader = match s.try_clone() {
-            Ok(r) => r,
-            Err(_) => {
-                if let Some(n) = self.nodes.get_mut(i) {
-                    n.state.closed(link);
-                }
-                return;
+        let (queue, queued) = channel();
+        let started = match (s.try_clone(), s.try_clone()) {
+            (Ok(reader), Ok(writer)) => {
+                let tx = self.events.clone();
+                let read = spawn_named(format!("bus-link-{i}"), move || {
+                    read_frames(reader, i, link, tx)
+                });
+                let sent = buffer.clone();
+                read.is_ok()
+                    && spawn_named(format!("bus-write-{i}"), move || {
+                        write_frames(writer, queued, sent)
+                    })
+                    .is_ok()
             }
+            _ => false,
         };
-        let tx = self.events.clone();
-        let spawned = spawn_named(format!("bus-link-{i}"), move || {
-            read_frames(reader, i, link, tx)
-        });
-        if spawned.is_err() {
+        if !started {
+            // A reader alone ends with the socket.
+            let _ = s.shutdown(Shutdown::Both);
+            buffer.clear();
             if let Some(n) = self.nodes.get_mut(i) {
                 n.state.closed(link);
             }
             return;
         }
-        self.socks.insert((i, link), Sock::Open(s));
+        self.socks.insert((i, link), Sock::Open(s, buffer, queue));
     }
 
-    fn write(&mut self, i: usize, link: LinkId, bytes: &[u8]) {
-        let failed = match self.socks.get_mut(&(i, link)) {
-            Some(Sock::Open(s)) => s.write_all(bytes).is_err(),
-            Some(Sock::Connecting(q)) => {
-                q.push(bytes.to_vec());
-                false
-            }
-            None => false,
+    /// Queues `bytes` on link `link` of node `i`. A link whose send buffer would pass
+    /// `cluster-link-sendbuf-limit` is freed instead, as Redis frees it (the node connects
+    /// again, or the peer does).
+    fn write(&mut self, i: usize, link: LinkId, bytes: Vec<u8>) {
+        let limit = match SENDBUF_LIMIT.load(Ordering::Relaxed) {
+            0 => SENDBUF_CEILING,
+            l => l,
         };
-        if failed {
-            self.drop_link(i, link);
-            if let Some(n) = self.nodes.get_mut(i) {
-                n.state.closed(link);
-            }
+        let len = bytes.len() as u64;
+        let Some(sock) = self.socks.get_mut(&(i, link)) else {
+            return;
+        };
+        let buffer = sock.buffer().clone();
+        let held = buffer.add(len);
+        let queued = held <= limit
+            && match sock {
+                Sock::Open(_, _, queue) => queue.send(bytes).is_ok(),
+                Sock::Connecting(_, q) => {
+                    q.push(bytes);
+                    true
+                }
+            };
+        if queued {
+            return;
+        }
+        buffer.take(len);
+        if held > limit {
+            BUFFER_LIMIT_EXCEEDED.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                "cluster bus: freeing a link of node {i} (send buffer {} bytes) for exceeding the send buffer limit",
+                held - len
+            );
+        }
+        self.drop_link(i, link);
+        if let Some(n) = self.nodes.get_mut(i) {
+            n.state.closed(link);
         }
     }
 
     fn drop_link(&mut self, i: usize, link: LinkId) {
-        if let Some(Sock::Open(s)) = self.socks.remove(&(i, link)) {
-            // Ends the reader too.
-            let _ = s.shutdown(Shutdown::Both);
+        match self.socks.remove(&(i, link)) {
+            // Ends the reader, and the writer, which empties the buffer.
+            Some(Sock::Open(s, ..)) => {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            Some(Sock::Connecting(buffer, _)) => buffer.clear(),
+            None => {}
         }
     }
 
@@ -484,7 +615,7 @@ impl Bus {
                 }
                 for op in io {
                     match op {
-                        Io::Send(link, bytes) => self.write(i, link, &bytes),
+                        Io::Send(link, bytes) => self.write(i, link, bytes),
                         Io::Close(link) => self.drop_link(i, link),
                         Io::Connect { link, ip, port } => self.connect(i, link, ip, port),
                     }
@@ -499,21 +630,53 @@ impl Bus {
                 }
             }
             let node = &mut self.nodes[i];
+            let publish = node.state.changed || publish_all;
+            if !node.state.save && !publish {
+                continue;
+            }
+            // One snapshot for the file and the core: a walk over the slots each.
+            let mut snap = snapshot_of(&node.state, &locals);
             if node.state.save {
-                if let Err(e) = save(node) {
+                if let Err(e) = save_as(node, &snap) {
                     warn!("{e}");
                 }
             }
-            if node.state.changed || publish_all {
+            if publish {
                 node.state.changed = false;
-                let snap = Arc::new(snapshot_of(&node.state, &locals));
+                snap.links = self.links_of(i);
+                let snap = Arc::new(snap);
                 self.run_on_core(i, move || SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap)));
             }
         }
     }
 
+    /// Node `i`'s links as CLUSTER LINKS shows them, each with its send buffer.
+    fn links_of(&self, i: usize) -> Vec<LinkInfo> {
+        let Some(n) = self.nodes.get(i) else {
+            return Vec::new();
+        };
+        n.state
+            .described_links()
+            .into_iter()
+            .map(|l| LinkInfo {
+                outbound: l.outbound,
+                node: state::name_str(&l.node),
+                create_time: l.ctime,
+                connected: l.up,
+                send_buffer: self
+                    .socks
+                    .get(&(i, l.id))
+                    .map(|s| s.buffer().0.clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
     fn connect(&mut self, i: usize, link: LinkId, ip: String, port: u16) {
-        self.socks.insert((i, link), Sock::Connecting(Vec::new()));
+        self.socks.insert(
+            (i, link),
+            Sock::Connecting(SendBuffer::default(), Vec::new()),
+        );
         let tx = self.events.clone();
         let spawned = spawn_named(format!("bus-connect-{i}"), move || {
             let addr = ip
@@ -605,8 +768,11 @@ fn addrs(s: &TcpStream) -> (String, String) {
     (ip(s.peer_addr()), ip(s.local_addr()))
 }
 
-/// A link's reader: whole messages to the bus thread until the socket ends.
+/// A link's reader: whole messages to the bus thread, one at a time (see [`Handled`]),
+/// until the socket ends. A message is at most [`msg::MAX_LEN`] bytes: a longer one, or
+/// bytes that are no message, close the link.
 fn read_frames(mut s: TcpStream, i: usize, link: LinkId, tx: Sender<Event>) {
+    let (handled, next) = sync_channel(1);
     loop {
         let mut head = [0u8; 8];
         if s.read_exact(&mut head).is_err() {
@@ -622,7 +788,11 @@ fn read_frames(mut s: TcpStream, i: usize, link: LinkId, tx: Sender<Event>) {
             Ok(n) if n as u64 == rest => {}
             _ => break,
         }
-        if tx.send(Event::Frame(i, link, buf)).is_err() {
+        if tx
+            .send(Event::Frame(i, link, buf, Handled(handled.clone())))
+            .is_err()
+            || next.recv().is_err()
+        {
             return;
         }
     }
@@ -680,6 +850,11 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
 /// write per slot and node while resharding) are only written.
 fn save(n: &mut LocalNode) -> Result<(), String> {
     let snap = snapshot_of(&n.state, &[]);
+    save_as(n, &snap)
+}
+
+/// [`save`] with `snap`, node `n`'s view as it is now.
+fn save_as(n: &mut LocalNode, snap: &Snapshot) -> Result<(), String> {
     let text = snap.config_text(n.state.last_vote_epoch);
     n.state.save = false;
     let epochs = (n.state.current_epoch, snap.myself().config_epoch);
@@ -754,6 +929,8 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
         local: st.nodes.keys().map(|n| locals.contains(n)).collect(),
         migrating: open_slots(&st.migrating, &index),
         importing: open_slots(&st.importing, &index),
+        // The sockets' side: filled by the bus thread (`Bus::links_of`).
+        links: Vec::new(),
     }
 }
 

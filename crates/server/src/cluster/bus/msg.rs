@@ -15,6 +15,10 @@ pub const HEADER_LEN: usize = 2256;
 const GOSSIP_LEN: usize = 104;
 /// FAIL's data: the failing node's name.
 const FAIL_LEN: usize = NAME_LEN;
+/// PUBLISH's data before its channel and message: their lengths.
+const PUBLISH_LEN: usize = 8;
+/// A module message's data before its payload: module id, payload length, type.
+const MODULE_LEN: usize = 13;
 /// UPDATE's data: config epoch, name, slots.
 const UPDATE_LEN: usize = 8 + NAME_LEN + SLOT_BYTES;
 /// The largest message accepted: a PING gossiping about 65535 nodes fits. A link announcing
@@ -25,12 +29,17 @@ pub const PING: u16 = 0;
 pub const PONG: u16 = 1;
 pub const MEET: u16 = 2;
 pub const FAIL: u16 = 3;
+/// Pub/Sub messages carried to every node (sharded ones to the shard): validated, not used.
+const PUBLISH: u16 = 4;
 /// A replica asks the masters for their vote, and a master grants it (header only).
 pub const FAILOVER_AUTH_REQUEST: u16 = 5;
 pub const FAILOVER_AUTH_ACK: u16 = 6;
 pub const UPDATE: u16 = 7;
 /// A replica asks its master to pause for a manual failover (header only).
 pub const MFSTART: u16 = 8;
+/// A module's message: validated, not used.
+const MODULE: u16 = 9;
+const PUBLISHSHARD: u16 = 10;
 /// Message types counted in the statistics (`CLUSTERMSG_TYPE_COUNT`).
 pub const TYPES: usize = 11;
 
@@ -154,7 +163,9 @@ fn text_at(b: &[u8], at: usize, len: usize) -> String {
 }
 
 /// Decodes one whole message (`buf` is exactly its announced length). Err for a message
-/// Redis would drop (wrong version, a length that does not match its type).
+/// Redis would drop (its `clusterIsValidPacket`: wrong version, a length that does not
+/// match its type and the counts it declares); the caller ignores it and keeps the link.
+/// The work is linear in the message's length: a count can only announce what is there.
 pub fn decode(buf: &[u8]) -> Result<Message, &'static str> {
     let total = frame_len(buf)?;
     if total != buf.len() {
@@ -240,6 +251,33 @@ pub fn decode(buf: &[u8]) -> Result<Message, &'static str> {
                 slots,
             }
         }
+        FAILOVER_AUTH_REQUEST | FAILOVER_AUTH_ACK | MFSTART => {
+            if !data.is_empty() {
+                return Err("header-only message with data");
+            }
+            Body::Other
+        }
+        PUBLISH | PUBLISHSHARD => {
+            if data.len() < PUBLISH_LEN {
+                return Err("PUBLISH message too short");
+            }
+            // In u64: two u32 lengths cannot overflow it.
+            let declared = u64::from(u32_at(data, 0)) + u64::from(u32_at(data, 4));
+            if declared != (data.len() - PUBLISH_LEN) as u64 {
+                return Err("PUBLISH message length does not match its contents");
+            }
+            Body::Other
+        }
+        MODULE => {
+            if data.len() < MODULE_LEN {
+                return Err("module message too short");
+            }
+            if u64::from(u32_at(data, 8)) != (data.len() - MODULE_LEN) as u64 {
+                return Err("module message length does not match its payload");
+            }
+            Body::Other
+        }
+        // A type this version does not know is taken as well formed, as Redis does.
         _ => Body::Other,
     };
     Ok(Message { header, body })
@@ -399,8 +437,75 @@ mod tests {
         fail[4..8].copy_from_slice(&n.to_be_bytes());
         assert!(decode(&fail).is_err());
         // An unknown type is skipped whole.
-        let other = encode(&header(4), &Body::Other);
+        let other = encode(&header(42), &Body::Other);
         assert_eq!(decode(&other).map(|m| m.body), Ok(Body::Other));
+    }
+
+    /// `msg` with `extra` bytes of data appended and its length fixed.
+    fn with_data(mut msg: Vec<u8>, extra: &[u8]) -> Vec<u8> {
+        msg.extend_from_slice(extra);
+        let n = msg.len() as u32;
+        msg[4..8].copy_from_slice(&n.to_be_bytes());
+        msg
+    }
+
+    #[test]
+    fn every_type_is_held_to_its_length_as_redis_does() {
+        // Header-only types carry nothing more.
+        for kind in [FAILOVER_AUTH_REQUEST, FAILOVER_AUTH_ACK, MFSTART] {
+            let bare = encode(&header(kind), &Body::Other);
+            assert_eq!(decode(&bare).map(|m| m.body), Ok(Body::Other));
+            assert!(decode(&with_data(bare, &[0; 8])).is_err(), "type {kind}");
+        }
+        // PUBLISH: channel and message lengths, then exactly those bytes.
+        for kind in [PUBLISH, PUBLISHSHARD] {
+            let bare = encode(&header(kind), &Body::Other);
+            assert!(decode(&bare).is_err(), "no lengths");
+            let mut data = vec![0, 0, 0, 2, 0, 0, 0, 3];
+            data.extend_from_slice(b"chmsg");
+            assert!(decode(&with_data(bare.clone(), &data)).is_ok());
+            data.push(0);
+            assert!(decode(&with_data(bare.clone(), &data)).is_err());
+            // Lengths summing past u32 are not a wrap-around.
+            let huge = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 9];
+            assert!(decode(&with_data(bare, &huge)).is_err());
+        }
+        // A module message: id, payload length, type, payload.
+        let bare = encode(&header(MODULE), &Body::Other);
+        let mut data = vec![0; 8];
+        data.extend_from_slice(&2u32.to_be_bytes());
+        data.push(1);
+        data.extend_from_slice(b"hi");
+        assert!(decode(&with_data(bare.clone(), &data)).is_ok());
+        data.pop();
+        assert!(decode(&with_data(bare, &data)).is_err());
+    }
+
+    #[test]
+    fn a_gossip_count_must_match_the_length_exactly() {
+        let g = Gossip {
+            name: [b'b'; NAME_LEN],
+            ping_sent: 0,
+            pong_received: 0,
+            ip: String::new(),
+            port: 1,
+            cport: 2,
+            flags: flags::PFAIL,
+            pport: 0,
+        };
+        let ping = encode(&header(PING), &Body::Ping(vec![g.clone(); 3]));
+        for count in [0u16, 2, 4, u16::MAX] {
+            let mut bad = ping.clone();
+            bad[14..16].copy_from_slice(&count.to_be_bytes());
+            assert!(decode(&bad).is_err(), "count {count}");
+        }
+        // One byte more than three entries is not a message either.
+        assert!(decode(&with_data(ping.clone(), &[0])).is_err());
+        assert!(matches!(decode(&ping).map(|m| m.body), Ok(Body::Ping(g)) if g.len() == 3));
+        // The largest count there is fits the largest message.
+        let most = encode(&header(PONG), &Body::Ping(vec![g; 65535]));
+        assert!(most.len() <= MAX_LEN);
+        assert_eq!(frame_len(&most[..8]), Ok(most.len()));
     }
 
     #[test]

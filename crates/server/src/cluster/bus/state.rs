@@ -13,13 +13,21 @@ use super::msg::{self, flags, Body, Gossip, Header, Message, Name, Slots, NAME_L
 
 mod failover;
 mod setslot;
+mod slots;
 
 pub use failover::{Ha, Runtime};
 pub use setslot::SetSlot;
+pub use slots::SlotTable;
 
 pub const SLOTS: usize = 16384;
 /// A forgotten node is not re-added from gossip for this long (`CLUSTER_BLACKLIST_TTL`).
 const BLACKLIST_MS: u64 = 60_000;
+/// The most nodes one node knows. Redis has no such limit, but every node known costs a
+/// link, its threads and a connection attempt per tick while unreachable: without it one
+/// PING gossiping 65535 made-up names (or a flood of MEETs) would make this node try to
+/// reach them all. Four times Redis's advised largest cluster (1000 nodes); a node learns
+/// no new node past it (CLUSTER MEET still may).
+pub const MAX_NODES: usize = 4096;
 
 pub type LinkId = u64;
 
@@ -90,6 +98,15 @@ struct Link {
     up: bool,
 }
 
+/// A link attached to a node, as CLUSTER LINKS describes it.
+pub struct LinkDescription {
+    pub id: LinkId,
+    pub node: Name,
+    pub outbound: bool,
+    pub ctime: u64,
+    pub up: bool,
+}
+
 /// What the bus thread must do on the sockets.
 #[derive(Debug, PartialEq)]
 pub enum Io {
@@ -116,7 +133,7 @@ pub struct State {
     pub myself: Name,
     pub nodes: BTreeMap<Name, Node>,
     /// The owner of every slot.
-    pub slots: Vec<Option<Name>>,
+    pub slots: SlotTable,
     /// Slots whose owner stopped claiming them (Redis's `owner_not_claiming_slot`).
     not_claiming: Vec<bool>,
     /// Slots this node moves to another node, and those it takes from one (`setslot`).
@@ -168,7 +185,7 @@ impl State {
         State {
             myself,
             nodes,
-            slots: vec![None; SLOTS],
+            slots: SlotTable::default(),
             not_claiming: vec![false; SLOTS],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
@@ -229,28 +246,16 @@ impl State {
     }
 
     pub fn slots_of(&self, name: &Name) -> Box<Slots> {
-        let mut bits = Box::new([0u8; msg::SLOT_BYTES]);
-        for (j, o) in self.slots.iter().enumerate() {
-            if o.as_ref() == Some(name) {
-                msg::set_slot(&mut bits, j);
-            }
-        }
-        bits
+        self.slots.bitmap(name)
     }
 
     pub fn numslots(&self, name: &Name) -> usize {
-        self.slots
-            .iter()
-            .filter(|o| o.as_ref() == Some(name))
-            .count()
+        self.slots.count(name)
     }
 
     /// Masters serving at least one slot (Redis's `cluster->size`).
     pub fn size(&self) -> usize {
-        let mut owners: Vec<&Name> = self.slots.iter().flatten().collect();
-        owners.sort_unstable();
-        owners.dedup();
-        owners.len()
+        self.slots.owner_count()
     }
 
     fn random(&mut self) -> u64 {
@@ -286,6 +291,32 @@ impl State {
         let id = self.next_link;
         self.next_link += 1;
         id
+    }
+
+    /// The links of every other node, its outbound one first (Redis lists only links
+    /// attached to a node).
+    pub fn described_links(&self) -> Vec<LinkDescription> {
+        let mut out = Vec::new();
+        for n in self.nodes.values().filter(|n| n.name != self.myself) {
+            for (id, outbound) in [(n.link, true), (n.inbound, false)] {
+                let Some((id, l)) = id.and_then(|id| Some((id, self.links.get(&id)?))) else {
+                    continue;
+                };
+                out.push(LinkDescription {
+                    id,
+                    node: n.name,
+                    outbound,
+                    ctime: l.ctime,
+                    up: l.up,
+                });
+            }
+        }
+        out
+    }
+
+    /// How many links this node accepted and has not closed.
+    pub fn inbound_links(&self) -> usize {
+        self.links.values().filter(|l| l.inbound).count()
     }
 
     /// Outbound link `link` is connected: it starts with a MEET or a PING.
@@ -408,10 +439,6 @@ impl State {
                 n.ping_sent = now;
             }
         }
-        let mut owners: HashMap<Name, usize> = HashMap::new();
-        for o in self.slots.iter().flatten() {
-            *owners.entry(*o).or_default() += 1;
-        }
         let fresh = self.nodes.len().saturating_sub(2);
         let wanted = (self.nodes.len() / 10).max(3).min(fresh);
         let mut candidates: Vec<&Node> = self
@@ -420,7 +447,7 @@ impl State {
             .filter(|n| {
                 n.name != self.myself
                     && !n.is(flags::PFAIL | flags::HANDSHAKE | flags::NOADDR)
-                    && (n.link.is_some() || owners.contains_key(&n.name))
+                    && (n.link.is_some() || self.slots.count(&n.name) > 0)
             })
             .collect();
         let mut picked = Vec::with_capacity(wanted);
@@ -537,7 +564,7 @@ impl State {
                     self.touch();
                 }
             }
-            if sender.is_none() && kind == msg::MEET {
+            if sender.is_none() && kind == msg::MEET && self.nodes.len() < MAX_NODES {
                 let mut node = Node::new(random_name(), flags::HANDSHAKE, now);
                 node.ip = self.ip_of(link, h);
                 node.port = h.port;
@@ -613,7 +640,7 @@ impl State {
                 } else {
                     sn.slaveof
                 };
-                let dirty = master.is_some_and(|m| *self.slots_of(&m) != *h.slots);
+                let dirty = master.is_some_and(|m| !self.slots.same_as(&m, &h.slots));
                 if sender_is_master && dirty {
                     self.update_slots_with(s, sender_config_epoch, &h.slots);
                 }
@@ -623,7 +650,9 @@ impl State {
                         if !msg::has_slot(&h.slots, j) {
                             continue;
                         }
-                        let Some(owner) = self.slots[j] else { continue };
+                        let Some(owner) = self.slots.get(j) else {
+                            continue;
+                        };
                         if owner == s || self.not_claiming[j] {
                             continue;
                         }
@@ -779,11 +808,7 @@ impl State {
         }
         let was_master = self.nodes.get(&name).is_some_and(|n| n.is(flags::MASTER));
         if was_master {
-            for s in self.slots.iter_mut() {
-                if *s == Some(name) {
-                    *s = None;
-                }
-            }
+            self.slots.clear(&name);
         }
         let known = self.nodes.contains_key(slaveof);
         if let Some(n) = self.nodes.get_mut(&name) {
@@ -819,23 +844,24 @@ impl State {
             }
             if msg::has_slot(slots, j) {
                 claimed += 1;
-                if self.slots[j] == Some(sender) {
+                let owner = self.slots.get(j);
+                if owner == Some(sender) {
                     self.not_claiming[j] = false;
                     continue;
                 }
-                let unclaimed = self.slots[j].is_none() || self.not_claiming[j];
-                let older = self.slots[j]
+                let unclaimed = owner.is_none() || self.not_claiming[j];
+                let older = owner
                     .and_then(|o| self.nodes.get(&o))
                     .is_some_and(|o| o.config_epoch < epoch);
                 if unclaimed || older {
-                    if ours.is_some() && self.slots[j] == ours {
+                    if ours.is_some() && owner == ours {
                         taken_from_ours += 1;
                     }
-                    self.slots[j] = Some(sender);
+                    self.slots.set(j, Some(sender));
                     self.not_claiming[j] = false;
                     changed = true;
                 }
-            } else if self.slots[j] == Some(sender) {
+            } else if self.slots.get(j) == Some(sender) {
                 self.not_claiming[j] = true;
             }
         }
@@ -860,6 +886,9 @@ impl State {
         let sender_master = sender
             .and_then(|s| self.nodes.get(&s))
             .is_some_and(|n| n.is(flags::MASTER));
+        // Every entry costs a few lookups, never a walk over the slots or the nodes: a
+        // message may carry 65535 of them.
+        self.blacklist.retain(|_, until| *until >= now);
         for g in gossip {
             if self.nodes.contains_key(&g.name) {
                 let failing = g.flags & (flags::FAIL | flags::PFAIL) != 0;
@@ -903,7 +932,8 @@ impl State {
                 }
             } else if sender.is_some()
                 && g.flags & flags::NOADDR == 0
-                && !self.blacklisted(&g.name, now)
+                && self.nodes.len() < MAX_NODES
+                && !self.blacklist.contains_key(&g.name)
                 && g.name.iter().all(u8::is_ascii_hexdigit)
             {
                 let mut n = Node::new(g.name, g.flags & !flags::MYSELF, now);
@@ -953,11 +983,6 @@ impl State {
         self.update_state();
     }
 
-    fn blacklisted(&mut self, name: &Name, now: u64) -> bool {
-        self.blacklist.retain(|_, until| *until >= now);
-        self.blacklist.contains_key(name)
-    }
-
     fn rename(&mut self, from: Name, to: Name) {
         // Never onto a known node (ourselves included), never leaving us unknown.
         if self.nodes.contains_key(&to) {
@@ -979,11 +1004,7 @@ impl State {
         if name == self.myself {
             return;
         }
-        for s in self.slots.iter_mut() {
-            if *s == Some(name) {
-                *s = None;
-            }
-        }
+        self.slots.clear(&name);
         for n in self.nodes.values_mut() {
             n.fail_reports.retain(|(r, _)| *r != name);
         }
@@ -1111,22 +1132,22 @@ impl State {
     /// default `cluster-require-full-coverage yes`) and a majority of the masters with slots
     /// reachable.
     pub fn update_state(&mut self) {
-        let mut ok = self.slots.iter().all(|o| {
-            o.and_then(|o| self.nodes.get(&o))
-                .is_some_and(|n| !n.is(flags::FAIL))
-        });
-        let mut owners: Vec<Name> = self.slots.iter().flatten().copied().collect();
-        owners.sort_unstable();
-        owners.dedup();
-        let reachable = owners
-            .iter()
+        // O(masters with slots), not a walk over the slots: the table knows its owners.
+        let mut ok = self.slots.all_assigned()
+            && self
+                .slots
+                .owners()
+                .all(|o| self.nodes.get(o).is_some_and(|n| !n.is(flags::FAIL)));
+        let reachable = self
+            .slots
+            .owners()
             .filter(|o| {
                 self.nodes
                     .get(*o)
                     .is_some_and(|n| !n.is(flags::PFAIL | flags::FAIL))
             })
             .count();
-        if reachable < owners.len() / 2 + 1 {
+        if reachable < self.size() / 2 + 1 {
             ok = false;
         }
         if ok != self.ok {
@@ -1143,10 +1164,12 @@ impl State {
         let mut seen = vec![false; SLOTS];
         for &s in slots {
             let j = s as usize;
+            if j >= SLOTS {
+                return Err("ERR Invalid or out of range slot".into());
+            }
             match (del, self.slots.get(j)) {
-                (true, Some(None)) => return Err(format!("ERR Slot {s} is already unassigned")),
-                (false, Some(Some(_))) => return Err(format!("ERR Slot {s} is already busy")),
-                (_, None) => return Err("ERR Invalid or out of range slot".into()),
+                (true, None) => return Err(format!("ERR Slot {s} is already unassigned")),
+                (false, Some(_)) => return Err(format!("ERR Slot {s} is already busy")),
                 _ => {}
             }
             if std::mem::replace(&mut seen[j], true) {
@@ -1154,7 +1177,8 @@ impl State {
             }
         }
         for &s in slots {
-            self.slots[s as usize] = if del { None } else { Some(self.myself) };
+            let owner = if del { None } else { Some(self.myself) };
+            self.slots.set(s as usize, owner);
             self.not_claiming[s as usize] = false;
         }
         self.touch();
@@ -1254,9 +1278,7 @@ impl State {
     /// CLUSTER RESET: forgets every other node and every slot; HARD also zeroes the epochs
     /// and takes a new name.
     pub fn reset(&mut self, hard: bool) {
-        for s in self.slots.iter_mut() {
-            *s = None;
-        }
+        self.slots = SlotTable::default();
         self.migrating.clear();
         self.importing.clear();
         let others: Vec<Name> = self
@@ -1458,6 +1480,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_gossip_flood_from_a_known_master_costs_lookups_and_learns_a_bounded_number_of_nodes() {
+        // A PING claiming to come from a known master, gossiping the most entries a message
+        // can carry: about known nodes, failing (each took a walk over the 16384 slots to
+        // count the masters), and about made-up ones (each became a node to connect to).
+        let mut net = create(3);
+        let now = net.now;
+        let (sender, other) = (net.nodes[1].myself, net.nodes[2].myself);
+        let victim = &mut net.nodes[0];
+        let mut h = victim.header(msg::PING);
+        h.sender = sender;
+        h.slots = victim.slots_of(&sender);
+        h.config_epoch = victim.nodes[&sender].config_epoch;
+        h.flags = flags::MASTER;
+        let entry = |name: Name, flags: u16| Gossip {
+            name,
+            ping_sent: 0,
+            pong_received: 0,
+            ip: "10.0.0.1".into(),
+            port: 1,
+            cport: 2,
+            flags,
+            pport: 0,
+        };
+        let failing: Vec<Gossip> = (0..u16::MAX).map(|_| entry(other, flags::PFAIL)).collect();
+        let link = victim.accepted(now, "127.0.0.1".into(), "127.0.0.1".into());
+        victim.received(link, &msg::encode(&h, &Body::Ping(failing)), now);
+        assert_eq!(
+            victim.nodes[&other].fail_reports.len(),
+            1,
+            "one reporter, once"
+        );
+        let made_up: Vec<Gossip> = (0..u16::MAX as usize)
+            .map(|i| {
+                let mut name = [b'0'; NAME_LEN];
+                name[..8].copy_from_slice(format!("{i:08x}").as_bytes());
+                entry(name, flags::MASTER)
+            })
+            .collect();
+        victim.received(link, &msg::encode(&h, &Body::Ping(made_up)), now);
+        assert_eq!(victim.nodes.len(), MAX_NODES);
+        assert!(victim.ok, "the slot map is untouched");
+    }
+
     pub(super) fn create(n: usize) -> Net {
         let mut net = Net::new(n);
         for i in 0..n {
@@ -1517,7 +1583,7 @@ mod tests {
         let mut net = create(3);
         let (a, b) = (net.nodes[0].myself, net.nodes[1].myself);
         // Node 1 takes slot 0 with a newer epoch, without node 0 giving it up.
-        net.nodes[1].slots[0] = Some(b);
+        net.nodes[1].slots.set(0, Some(b));
         net.nodes[1].bump_epoch();
         net.tick(3000);
         for s in &net.nodes {

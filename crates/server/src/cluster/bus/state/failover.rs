@@ -222,7 +222,9 @@ impl State {
             if !msg::has_slot(&h.slots, j) || self.not_claiming[j] {
                 continue;
             }
-            let newer = self.slots[j]
+            let newer = self
+                .slots
+                .get(j)
                 .and_then(|o| self.nodes.get(&o))
                 .is_some_and(|o| o.config_epoch > h.config_epoch);
             if newer {
@@ -394,8 +396,8 @@ impl State {
             me.slaveof = None;
         }
         for j in 0..SLOTS {
-            if self.slots[j] == Some(old) {
-                self.slots[j] = Some(self.myself);
+            if self.slots.get(j) == Some(old) {
+                self.slots.set(j, Some(self.myself));
                 self.not_claiming[j] = false;
             }
         }

@@ -33,7 +33,7 @@ impl State {
             return Err("ERR Please use SETSLOT only with masters.".into());
         }
         let j = slot as usize;
-        let mine = self.slots.get(j).copied().flatten() == Some(self.myself);
+        let mine = self.slots.get(j) == Some(self.myself);
         let shown = |id: &[u8]| String::from_utf8_lossy(id).into_owned();
         match action {
             SetSlot::Migrating(id) => {
@@ -77,7 +77,7 @@ impl State {
                 if keys == 0 {
                     self.migrating.remove(&slot);
                 }
-                self.slots[j] = Some(n);
+                self.slots.set(j, Some(n));
                 self.not_claiming[j] = false;
                 if n == self.myself && self.importing.remove(&slot).is_some() {
                     // A slot moved by hand: a new epoch makes this node's claim win.
