@@ -661,7 +661,8 @@ mod tests {
         m.push(1, end(9, &[0, 1]));
         assert_eq!(m.resolved, vec![(0, Resolved::Sync(1))]);
         m.push(0, Input::Token(5));
-        let at = cmd("SET a 2").resp.len();
+        // The replica synced at the cut has no database selected: SELECT first.
+        let at = resp(&[b"SELECT", b"0"]).len() + cmd("SET a 2").resp.len();
         assert_eq!(m.resolved.last(), Some(&(at, Resolved::Token(5, 0))));
         assert_eq!(text(&mut m), "SELECT 0; SET a 2");
     }
