@@ -118,6 +118,7 @@ fn message(inp: &mut Input<'_>) -> Vec<u8> {
         cport: inp.u16(),
         flags: inp.u16(),
         state: inp.u8() % 2,
+        mflags: inp.u8(),
     };
     let body = match kind {
         msg::PING | msg::PONG | msg::MEET => Body::Ping(

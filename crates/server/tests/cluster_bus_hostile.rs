@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use common::cluster::*;
@@ -53,6 +54,23 @@ fn bus(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port + 10000)).expect("bus port");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
+}
+
+/// Shrinks `s`'s receive buffer to the least the kernel allows, so that what the node sends
+/// and `s` does not read piles up in the node (loopback receive buffers grow to 32 MB).
+fn small_receive_buffer(s: &TcpStream) {
+    let size: libc::c_int = 4096;
+    // SAFETY: a valid socket and an int option of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
 }
 
 /// Whether the node closed `s` (it reads to the end, dropping PONGs).
@@ -159,6 +177,7 @@ fn crafted_bus_frames_leave_the_node_serving_and_its_peer_well() {
         "OK"
     );
     let flood = bus(p0);
+    small_receive_buffer(&flood);
     let ping = frame(PING, (&[b'f'; 40], 7999), 0, &[]);
     let mut writer = flood.try_clone().unwrap();
     for _ in 0..20_000 {
@@ -202,6 +221,22 @@ fn crafted_bus_frames_leave_the_node_serving_and_its_peer_well() {
             .count()
             == 2
     });
+    // Each link as Redis describes it.
+    let links: Vec<Vec<(String, redis::Value)>> =
+        redis::cmd("CLUSTER").arg("LINKS").query(&mut n0).unwrap();
+    let fields: Vec<&str> = links[0].iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "direction",
+            "node",
+            "create-time",
+            "events",
+            "send-buffer-allocated",
+            "send-buffer-used"
+        ]
+    );
+    assert!(matches!(links[0][4].1, redis::Value::Int(n) if n >= 0));
     // What the links hold now is what their buffers hold: little.
     assert!(memory_stat(p0, "cluster.links") < 1 << 20);
 }

@@ -1,5 +1,6 @@
 //! SLOWLOG, LATENCY, INFO commandstats / errorstats / latencystats over two shards: each core
-//! records what runs on it, and the commands merge every core's records.
+//! records what runs on it, and the commands merge every core's records. COMMAND DOCS in both
+//! protocols, in Redis 7.0's shape.
 
 mod common;
 
@@ -39,7 +40,7 @@ fn bulk(v: &Value) -> String {
 
 fn items(v: Value) -> Vec<Value> {
     match v {
-        Value::Array(a) => a,
+        Value::Array(a) | Value::Set(a) => a,
         Value::Map(m) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
         other => panic!("not an array: {other:?}"),
     }
@@ -322,4 +323,133 @@ fn memory_stats_doctor_malloc_stats_and_purge_cover_every_shard() {
         .parse()
         .expect("n");
     assert!(peak >= used / 2 && peak > 0, "peak {peak} used {used}");
+}
+
+/// A COMMAND DOCS map as (field, value) pairs, whether RESP2 flattened it or RESP3 kept it.
+fn fields(v: Value) -> Vec<(String, Value)> {
+    let flat = items(v);
+    flat.chunks(2)
+        .map(|pair| (bulk(&pair[0]), pair[1].clone()))
+        .collect()
+}
+
+fn names(fields: &[(String, Value)]) -> Vec<&str> {
+    fields.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+fn value<'a>(fields: &'a [(String, Value)], name: &str) -> &'a Value {
+    &fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", names(fields)))
+        .1
+}
+
+#[test]
+fn command_docs_has_summaries_complexity_deprecation_and_history_in_both_protocols() {
+    let s = Server::start(1, &[]);
+    let mut resp2 = s.conn();
+    let mut resp3 = redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port))
+        .and_then(|c| c.get_connection())
+        .expect("RESP3 connection");
+    for (c, resp3) in [(&mut resp2, false), (&mut resp3, true)] {
+        let docs = fields(ok(
+            c,
+            &["COMMAND", "DOCS", "get", "getset", "client", "nosuch"],
+        ));
+        assert_eq!(names(&docs), ["get", "getset", "client"]);
+
+        let get = fields(value(&docs, "get").clone());
+        assert_eq!(
+            names(&get),
+            ["summary", "since", "group", "complexity", "arguments"]
+        );
+        assert!(!bulk(value(&get, "summary")).is_empty());
+        assert_eq!(bulk(value(&get, "complexity")), "O(1)");
+
+        let getset = fields(value(&docs, "getset").clone());
+        assert_eq!(
+            names(&getset),
+            [
+                "summary",
+                "since",
+                "group",
+                "complexity",
+                "doc_flags",
+                "deprecated_since",
+                "replaced_by",
+                "arguments"
+            ]
+        );
+        // RESP3 replies doc flags and history as sets, as Redis does.
+        assert_eq!(matches!(value(&getset, "doc_flags"), Value::Set(_)), resp3);
+        let flags: Vec<String> = items(value(&getset, "doc_flags").clone())
+            .iter()
+            .map(bulk)
+            .collect();
+        assert_eq!(flags, ["deprecated"]);
+        assert_eq!(bulk(value(&getset, "deprecated_since")), "6.2.0");
+        assert_eq!(
+            bulk(value(&getset, "replaced_by")),
+            "`SET` with the `!GET` argument"
+        );
+
+        let client = fields(value(&docs, "client").clone());
+        assert_eq!(
+            names(&client),
+            ["summary", "since", "group", "complexity", "subcommands"]
+        );
+        let subs = fields(value(&client, "subcommands").clone());
+        let list = fields(value(&subs, "client|list").clone());
+        assert_eq!(
+            names(&list),
+            [
+                "summary",
+                "since",
+                "group",
+                "complexity",
+                "history",
+                "arguments"
+            ]
+        );
+        assert_eq!(matches!(value(&list, "history"), Value::Set(_)), resp3);
+        let history = items(value(&list, "history").clone());
+        let versions: Vec<String> = history
+            .into_iter()
+            .map(|entry| {
+                let entry = items(entry);
+                assert_eq!(entry.len(), 2, "a history entry is (version, change)");
+                bulk(&entry[0])
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            ["2.8.12", "5.0.0", "6.0.0", "6.2.0", "7.0.0", "7.0.3"]
+        );
+    }
+}
+
+#[test]
+fn every_command_in_command_docs_has_a_summary() {
+    let s = Server::start(1, &[]);
+    let mut c = s.conn();
+    let all = fields(ok(&mut c, &["COMMAND", "DOCS"]));
+    assert_eq!(
+        all.len() as i64,
+        redis::cmd("COMMAND")
+            .arg("COUNT")
+            .query::<i64>(&mut c)
+            .expect("count")
+    );
+    for (name, doc) in all {
+        let doc = fields(doc);
+        assert!(!bulk(value(&doc, "summary")).is_empty(), "{name}");
+        // Redis 7.0 states no complexity for the replication streams.
+        let has_complexity = names(&doc).contains(&"complexity");
+        assert_eq!(
+            has_complexity,
+            !["monitor", "psync", "sync"].contains(&name.as_str()),
+            "{name}"
+        );
+    }
 }

@@ -674,6 +674,139 @@ fn a_redis_replica_hears_a_publish_made_in_a_transaction() {
     assert_same(&mut p, &mut r);
 }
 
+#[test]
+fn a_replica_serves_replicas_of_its_own_with_its_primarys_history() {
+    let dir = temp_dir("chain");
+    let top = primary();
+    let mut p = top.conn();
+    fill(&mut p);
+    let middle = Server::start(
+        2,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            &top.port.to_string(),
+        ],
+    );
+    let mut m = middle.conn();
+    // A replica serves replicas only while its own link is up, as Redis.
+    let unlinked = Server::start(
+        1,
+        &["--replicaof", "127.0.0.1", &common::free_port().to_string()],
+    );
+    let err = redis::cmd("PSYNC")
+        .arg("?")
+        .arg(-1)
+        .query::<()>(&mut unlinked.conn())
+        .expect_err("no link");
+    assert_eq!(err.code(), Some("NOMASTERLINK"));
+    assert_eq!(
+        err.detail(),
+        Some("Can't SYNC while not connected with my master")
+    );
+    wait_in_sync(&mut p, &mut m);
+    // A Shardis replica of the replica, synced while the top primary is written to.
+    let sub = Server::start(1, &["--enable-debug-command", "yes"]);
+    let mut s = sub.conn();
+    under_load(&top, 0..3, || {
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(middle.port)
+            .query(&mut sub.conn())
+            .expect("REPLICAOF");
+        wait_in_sync(&mut m, &mut s);
+    });
+    wait_in_sync(&mut p, &mut m);
+    wait_in_sync(&mut p, &mut s);
+    assert_same(&mut p, &mut m);
+    assert_same(&mut p, &mut s);
+    // One history down the chain: the top primary's id and offsets.
+    assert_eq!(
+        info_of(&mut s, "master_replid"),
+        info_of(&mut p, "master_replid")
+    );
+    wait_online(&mut m, 1);
+    assert_eq!(info_of(&mut m, "connected_slaves").as_deref(), Some("1"));
+    assert_eq!(info_of(&mut m, "role").as_deref(), Some("slave"));
+    // The replica in the middle still refuses clients' writes.
+    let err = redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut m)
+        .expect_err("read-only");
+    assert_eq!(err.code(), Some("READONLY"));
+    let mut partial_expected = 0;
+    if let Some((_redis, redis_port)) = redis_server_with(
+        &dir,
+        &["--replicaof", "127.0.0.1", &middle.port.to_string()],
+    ) {
+        let mut r = common::connect(redis_port);
+        write_load(&mut p, 3);
+        wait_in_sync(&mut p, &mut r);
+        assert_same(&mut p, &mut r);
+        assert_eq!(
+            info_of(&mut r, "master_replid"),
+            info_of(&mut p, "master_replid")
+        );
+        wait_online(&mut m, 2);
+        partial_expected = 1;
+        // A dropped link of the Redis replica resumes from the middle's backlog too.
+        assert_eq!(number(&mut m, "sync_partial_ok"), 0);
+        under_load(&top, 4..5, || {
+            let killed: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("master")
+                .query(&mut r)
+                .expect("CLIENT KILL");
+            assert_eq!(killed, 1);
+        });
+        wait_in_sync(&mut p, &mut r);
+        assert_same(&mut p, &mut r);
+        assert_eq!(number(&mut m, "sync_partial_ok"), 1);
+    }
+    // A dropped link of the Shardis sub-replica resumes with +CONTINUE.
+    under_load(&top, 5..7, || {
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("master")
+            .query(&mut sub.conn())
+            .expect("CLIENT KILL");
+        assert_eq!(killed, 1);
+    });
+    wait_in_sync(&mut p, &mut m);
+    wait_in_sync(&mut p, &mut s);
+    assert_same(&mut p, &mut s);
+    assert_eq!(number(&mut m, "sync_partial_ok"), partial_expected + 1);
+    assert_eq!(number(&mut m, "sync_full"), partial_expected + 1);
+    // The middle becomes a primary: its replica reconnects and continues with the new id
+    // (psync2, no full sync), then follows the middle's own writes.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut m)
+        .expect("REPLICAOF NO ONE");
+    write_load(&mut m, 8);
+    wait_in_sync(&mut m, &mut s);
+    assert_same(&mut m, &mut s);
+    assert_eq!(
+        info_of(&mut s, "master_replid"),
+        info_of(&mut m, "master_replid")
+    );
+    assert_ne!(
+        info_of(&mut m, "master_replid"),
+        info_of(&mut p, "master_replid")
+    );
+    assert_eq!(number(&mut m, "sync_partial_ok"), partial_expected + 2);
+    assert_eq!(number(&mut m, "sync_full"), partial_expected + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// As in Redis, the stream a full sync hands a replica selects its database before the first
 /// command, even when the stream already had that database selected for an earlier replica
 /// (Redis's tests attach fake replicas one after another and expect a SELECT first each time).

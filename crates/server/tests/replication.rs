@@ -1,14 +1,17 @@
 //! Replication: a Shardis replica (2 shards) following Debian's redis-server 7.0 as its
 //! primary (skipped, saying so, without it): full sync, the command stream under a write
 //! load of every type (multi-key commands over both shards, MULTI/EXEC, scripts, db 1),
-//! a dropped link resumed with a partial resync, -READONLY, REPLICAOF NO ONE.
+//! a dropped link resumed with a partial resync, -READONLY, REPLICAOF NO ONE; and a Redis
+//! replica of the Shardis replica (chaining).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::real_redis::redis_server;
-use common::replication::{assert_same, fill, info_of, number, wait_in_sync, write_load};
+use common::real_redis::{redis_server, redis_server_with};
+use common::replication::{
+    assert_same, fill, info_of, number, temp_dir, wait_in_sync, wait_online, write_load,
+};
 use common::Server;
 
 #[test]
@@ -247,5 +250,65 @@ fn the_replica_settings_are_read_from_the_file_and_checked() {
         .expect_err("stale");
     assert_eq!(err.code(), Some("MASTERDOWN"), "{err}");
     assert!(info_of(&mut r, "master_link_down_since_seconds").is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_shardis_replica_of_redis_serves_a_redis_replica_of_its_own() {
+    let dir = temp_dir("chain-redis");
+    let (top_dir, sub_dir) = (dir.join("top"), dir.join("sub"));
+    for d in [&top_dir, &sub_dir] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let Some((_top, top_port)) = redis_server(&top_dir) else {
+        return;
+    };
+    let mut p = common::connect(top_port);
+    fill(&mut p);
+    let middle = Server::start(
+        2,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            &top_port.to_string(),
+        ],
+    );
+    let mut m = middle.conn();
+    wait_in_sync(&mut p, &mut m);
+    let Some((_sub, sub_port)) = redis_server_with(
+        &sub_dir,
+        &["--replicaof", "127.0.0.1", &middle.port.to_string()],
+    ) else {
+        return;
+    };
+    let mut r = common::connect(sub_port);
+    for round in 0..2 {
+        write_load(&mut p, round);
+    }
+    // The Redis replica has the Redis primary's history, forwarded as it came.
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    assert_eq!(
+        info_of(&mut r, "master_replid"),
+        info_of(&mut p, "master_replid")
+    );
+    wait_online(&mut m, 1);
+    // Its dropped link continues from the middle's backlog.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .query(&mut r)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    write_load(&mut p, 2);
+    wait_in_sync(&mut p, &mut r);
+    assert_same(&mut p, &mut r);
+    assert_eq!(number(&mut m, "sync_partial_ok"), 1);
+    assert_eq!(number(&mut m, "sync_full"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use shardis_resp::Reply;
 
+use super::docs as doc_texts;
 use super::{Arg, BeginSearch, Command, FindKeys, Flags, KeySpec};
 
 fn bulk(s: &str) -> Reply {
@@ -145,14 +146,38 @@ fn typed(kind: &str, spec: Vec<(Reply, Reply)>) -> Reply {
     ])
 }
 
-/// One command's COMMAND DOCS entry (the facts carry no summaries or complexity texts).
+/// One command's COMMAND DOCS entry, its fields in Redis 7.0's order.
 pub fn docs(cmd: &Command) -> Reply {
     // The facts spell groups with `_`; Redis replies `sorted-set`.
     let group = cmd.facts.group.replace('_', "-");
-    let mut map = vec![
-        (bulk("since"), bulk(cmd.facts.since)),
-        (bulk("group"), bulk(&group)),
-    ];
+    let text = doc_texts::lookup(&cmd.name);
+    let mut map = Vec::new();
+    if let Some(text) = text {
+        map.push((bulk("summary"), bulk(text.summary)));
+    }
+    map.push((bulk("since"), bulk(cmd.facts.since)));
+    map.push((bulk("group"), bulk(&group)));
+    if let Some(text) = text {
+        if let Some(complexity) = text.complexity {
+            map.push((bulk("complexity"), bulk(complexity)));
+        }
+        if !text.doc_flags.is_empty() {
+            let flags = text.doc_flags.iter().map(|f| status(f)).collect();
+            map.push((bulk("doc_flags"), Reply::Set(flags)));
+        }
+        if let Some((since, replaced_by)) = text.deprecated {
+            map.push((bulk("deprecated_since"), bulk(since)));
+            map.push((bulk("replaced_by"), bulk(replaced_by)));
+        }
+        if !text.history.is_empty() {
+            let history = text
+                .history
+                .iter()
+                .map(|(version, change)| Reply::Array(vec![bulk(version), bulk(change)]))
+                .collect();
+            map.push((bulk("history"), Reply::Set(history)));
+        }
+    }
     if !cmd.facts.arguments.is_empty() {
         map.push((bulk("arguments"), args(cmd.facts.arguments)));
     }
@@ -203,4 +228,124 @@ fn args(list: &[Arg]) -> Reply {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::REGISTRY;
+
+    fn docs_of(name: &str) -> Vec<(Reply, Reply)> {
+        let cmd = REGISTRY.get(name.as_bytes()).expect("command");
+        match docs(cmd) {
+            Reply::Map(fields) => fields,
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    fn field_names(fields: &[(Reply, Reply)]) -> Vec<String> {
+        fields
+            .iter()
+            .map(|(k, _)| match k {
+                Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("not a bulk: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn field<'a>(fields: &'a [(Reply, Reply)], name: &str) -> &'a Reply {
+        let i = field_names(fields)
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        &fields[i].1
+    }
+
+    #[test]
+    fn a_deprecated_command_has_every_field_in_redis_order() {
+        assert_eq!(
+            field_names(&docs_of("getset")),
+            [
+                "summary",
+                "since",
+                "group",
+                "complexity",
+                "doc_flags",
+                "deprecated_since",
+                "replaced_by",
+                "arguments"
+            ]
+        );
+        let fields = docs_of("zrevrangebyscore");
+        assert_eq!(
+            field_names(&fields)[4..],
+            [
+                "doc_flags",
+                "deprecated_since",
+                "replaced_by",
+                "history",
+                "arguments"
+            ]
+        );
+        assert_eq!(
+            field(&fields, "doc_flags"),
+            &Reply::Set(vec![status("deprecated")])
+        );
+        assert_eq!(
+            field(&fields, "replaced_by"),
+            &bulk("`ZRANGE` with the `REV` and `BYSCORE` arguments")
+        );
+        match field(&fields, "history") {
+            Reply::Set(entries) => {
+                assert_eq!(entries.len(), 1);
+                assert!(matches!(&entries[0], Reply::Array(pair) if pair[0] == bulk("2.1.6")));
+            }
+            other => panic!("history is not a set: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_command_has_summary_and_complexity_but_no_doc_flags() {
+        let fields = docs_of("get");
+        assert_eq!(
+            field_names(&fields),
+            ["summary", "since", "group", "complexity", "arguments"]
+        );
+        assert_eq!(field(&fields, "complexity"), &bulk("O(1)"));
+        assert_eq!(
+            field_names(&docs_of("monitor")),
+            ["summary", "since", "group"]
+        );
+    }
+
+    #[test]
+    fn a_container_documents_its_subcommands_in_full() {
+        let fields = docs_of("client");
+        assert_eq!(
+            field_names(&fields),
+            ["summary", "since", "group", "complexity", "subcommands"]
+        );
+        let Reply::Map(subs) = field(&fields, "subcommands") else {
+            panic!("subcommands is not a map");
+        };
+        let kill = subs
+            .iter()
+            .find(|(k, _)| *k == bulk("client|kill"))
+            .map(|(_, v)| v)
+            .expect("client|kill");
+        let Reply::Map(kill) = kill else {
+            panic!("client|kill is not a map");
+        };
+        assert_eq!(
+            field_names(kill),
+            [
+                "summary",
+                "since",
+                "group",
+                "complexity",
+                "history",
+                "arguments"
+            ]
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! (see `facts.rs`), which drives arity checks, key extraction for routing, the split of
 //! multi-shard commands, COMMAND output and ACL categories.
 
+mod docs;
 mod facts;
 pub mod introspect;
 #[cfg(test)]

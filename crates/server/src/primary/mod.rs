@@ -13,6 +13,9 @@
 //!
 //! - `failover`: FAILOVER, handing the primary's role to a replica.
 //!
+//! A replica serves replicas of its own the same way, with its primary's stream as it applies
+//! it (`applied`) in place of the merge of its journals.
+//!
 //! Here: the shared state (replicas, backlog, ids, counters), PSYNC/SYNC/REPLCONF, WAIT,
 //! `min-replicas-*`, CLIENT KILL TYPE replica, and the lines INFO and ROLE show.
 
@@ -255,6 +258,8 @@ struct Hub {
     getack: bool,
     /// When the last replica went (the backlog is freed `repl-backlog-ttl` later).
     alone_since: Option<Instant>,
+    /// The merged output is a primary's stream applied here, not ours.
+    following: bool,
 }
 
 static HUB: Mutex<Hub> = Mutex::new(Hub {
@@ -270,6 +275,7 @@ static HUB: Mutex<Hub> = Mutex::new(Hub {
     fed: Vec::new(),
     getack: false,
     alone_since: None,
+    following: false,
 });
 
 fn hub() -> MutexGuard<'static, Hub> {
@@ -311,6 +317,8 @@ enum Msg {
     Token(usize, u64),
     /// A token that carries a command to send out (PUBLISH) once every shard passed it.
     Publish(usize, u64, Cmd),
+    /// Everything before came from applying a primary's stream (see `promoted`).
+    Promoted,
 }
 
 static HUB_TX: OnceLock<Sender<Msg>> = OnceLock::new();
@@ -475,6 +483,12 @@ fn take(merger: &mut Merger, msg: Msg) {
         Msg::Begin(shard, tx) => merger.push(shard, Input::Begin(tx)),
         Msg::Mark(shard, tx, sync) => merger.push(shard, Input::Mark { tx, sync }),
         Msg::Token(shard, token) => merger.push(shard, Input::Token(token)),
+        Msg::Promoted => {
+            merger.out.clear();
+            merger.resolved.clear();
+            merger.forget_db();
+            hub().following = false;
+        }
         Msg::Publish(shard, token, cmd) => {
             merger.attach(token, cmd);
             merger.push(shard, Input::Token(token));
@@ -542,11 +556,11 @@ fn distribute(merger: &mut Merger, s: &Settings) {
     let out = std::mem::take(&mut merger.out);
     let resolved = std::mem::take(&mut merger.resolved);
     let mut h = hub();
-    // A replica keeps its own offset: what merges here while it follows a primary is
-    // not a stream of ours.
-    if replica::is_replica() {
-        h.backlog.active = false;
-        h.backlog.buf.clear();
+    // What merges here while this server follows a primary (until the hub knows it no
+    // longer does, see `promoted`) is not a stream of ours: its replicas get the primary's
+    // (`applied`).
+    if replica::is_replica() || h.following {
+        h.following = true;
         return;
     }
     let mut at = 0;
@@ -609,6 +623,46 @@ fn append(h: &mut Hub, bytes: &[u8], s: &Settings) {
     }
     ensure_backlog(h);
     replica::advance_offset(bytes.len() as i64);
+    append_stream(h, bytes, s);
+}
+
+/// A replica applied `bytes` of its primary's stream: its offset grows by them and, while
+/// it serves replicas of its own, they go to the backlog and to those replicas as they
+/// came, as Redis 7.0 forwards what it applied (so every replica down the chain has the
+/// same history and offsets). Under the hub's lock, so a PSYNC sees the backlog and the
+/// offset agree.
+pub fn applied(bytes: &[u8]) {
+    let mut h = hub();
+    replica::advance_offset(bytes.len() as i64);
+    if !ACTIVE.load(Ordering::SeqCst) || bytes.is_empty() {
+        return;
+    }
+    let start = replica::offset() - bytes.len() as i64 + 1;
+    let b = &mut h.backlog;
+    if !b.active || b.first + b.buf.len() as i64 != start {
+        b.active = true;
+        b.buf.clear();
+        b.first = start;
+    }
+    append_stream(&mut h, bytes, &settings());
+}
+
+/// A full sync of this replica's own replicas was cut where its stream stood at `offset`:
+/// what it applies from now on is theirs (see `sync::run`).
+fn start_from(sync: u64, offset: i64) {
+    let mut h = hub();
+    for r in take_waiting(&mut h, sync) {
+        let mut st = lock(&r.st);
+        st.phase = Phase::SendRdb;
+        st.start = offset;
+        drop(st);
+        r.wake.notify_all();
+        h.replicas.push(r);
+    }
+}
+
+/// Adds stream bytes (already counted in the offset) to the backlog and every replica.
+fn append_stream(h: &mut Hub, bytes: &[u8], s: &Settings) {
     let b = &mut h.backlog;
     b.buf.extend(bytes);
     let over = b.buf.len().saturating_sub(s.backlog_size);
@@ -751,9 +805,10 @@ pub async fn psync(s: &mut Session, args: &[Bytes]) -> Option<Reply> {
     if failover::active() {
         return Some(Reply::err("NOMASTERLINK Can't SYNC while failing over"));
     }
-    if replica::is_replica() {
+    // A replica serves its own replicas its primary's stream (see `applied`), once synced.
+    if replica::is_replica() && !replica::link_up() {
         return Some(Reply::err(
-            "ERR Replica chaining is not built here: this server follows a primary",
+            "NOMASTERLINK Can't SYNC while not connected with my master",
         ));
     }
     activate(&s.core).await;
@@ -1248,10 +1303,26 @@ pub fn client_lines() -> Vec<(u64, String)> {
 /// primary: the stream it gets is not ours, and the backlog would not match our offsets if
 /// we became a primary again).
 pub fn disconnect_all() {
-    kill(|_, _| true);
+    disconnect_replicas();
     let mut h = hub();
     h.backlog.active = false;
     h.backlog.buf = VecDeque::new();
+}
+
+/// Closes every replica's link, keeping the backlog: they reconnect and continue with psync2
+/// (Redis 7.0 tells its replicas of a new replication id this way).
+pub fn disconnect_replicas() {
+    kill(|_, _| true);
+}
+
+/// This replica became a primary: what its shards logged while it followed is its old
+/// primary's stream, which its replicas have already; its own starts with a SELECT.
+pub async fn promoted(core: &Rc<Core>) {
+    if !ACTIVE.load(Ordering::SeqCst) {
+        return;
+    }
+    core.broadcast(|c| feed(c)).await;
+    send(Msg::Promoted);
 }
 
 /// A replica's listening address, as FAILOVER TO names it and the target's link states it.

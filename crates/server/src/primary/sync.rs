@@ -74,6 +74,23 @@ pub async fn run(core: Rc<Core>, sync: u64, alone: Option<Member>) {
     let compress = core.config.borrow().get("rdbcompression") == "yes";
     // The header and aux fields, and the function libraries (every core holds the same).
     let header = save::rdb_header(&core, false, false, true);
+    // A replica's replicas start where its primary's stream stands: it stops being applied
+    // (at a point where the data is exactly that stream) while the cut is taken.
+    let paused = if crate::replica::is_replica() {
+        match crate::replica::pause(&core).await {
+            Some(paused) => Some(paused),
+            None => {
+                IN_PROGRESS.store(false, Ordering::SeqCst);
+                for (r, _) in &members {
+                    r.close("the link to our primary went down");
+                }
+                super::take_waiting(&mut super::hub(), sync);
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let held = txn::lock(&core, txn::plan_all(core.shards)).await;
     let tx = held.tx;
     let mut bodies = Vec::with_capacity(core.shards);
@@ -87,6 +104,9 @@ pub async fn run(core: Rc<Core>, sync: u64, alone: Option<Member>) {
         pending.push(done);
     }
     txn::unlock(&core, held).await;
+    if let Some(paused) = paused {
+        super::start_from(sync, paused.offset);
+    }
     share(&members, header, bodies);
     let mut ok = true;
     for done in pending {

@@ -6,12 +6,16 @@
 //! a command over several shards, and MULTI/EXEC, keep their atomicity through the same
 //! two-phase lock. The offset counts the bytes of every whole command applied, as Redis's
 //! `reploff`; a command cut by a lost link does not count, so `PSYNC` resumes at its start.
+//! The bytes counted go on, as they came, to replicas of our own (`crate::primary::applied`),
+//! and a full sync of one pauses the application where the data matches an offset
+//! ([`pause`]).
 
 use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -37,6 +41,88 @@ const MAX_IDLE: Duration = Duration::from_millis(8);
 thread_local! {
     /// The master client's record (on core 0), as CLIENT LIST shows it.
     static MASTER: RefCell<Option<Rc<RefCell<Client>>>> = const { RefCell::new(None) };
+    /// Full syncs of our own replicas waiting for the stream to pause (core 0), and whether
+    /// a stream is being applied to pause.
+    static PAUSES: RefCell<Vec<Arc<PauseSlot>>> = const { RefCell::new(Vec::new()) };
+    static APPLYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A pause of the stream's application asked for by a full sync of our own replicas.
+#[derive(Default)]
+struct PauseSlot {
+    /// The offset the data stands at once paused; `WAITING` before, `NO_STREAM` if none.
+    offset: AtomicI64,
+    resumed: AtomicBool,
+}
+
+const WAITING: i64 = -1;
+const NO_STREAM: i64 = -2;
+
+/// The stream's application, paused at a point where the data is exactly the primary's
+/// stream up to `offset` (no command half applied, no MULTI open); it resumes when this is
+/// dropped. Polled on both sides: the applier and the full sync run on different cores, and
+/// the pause is rare.
+pub struct Paused {
+    pub offset: i64,
+    slot: Arc<PauseSlot>,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        self.slot.resumed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Pauses the stream's application (see [`Paused`]); None when no stream is applied.
+pub async fn pause(core: &Rc<Core>) -> Option<Paused> {
+    let slot = Arc::new(PauseSlot {
+        offset: AtomicI64::new(WAITING),
+        resumed: AtomicBool::new(false),
+    });
+    let asked = slot.clone();
+    core.post(
+        0,
+        Box::new(move |_| {
+            if APPLYING.get() {
+                PAUSES.with_borrow_mut(|p| p.push(asked));
+            } else {
+                asked.offset.store(NO_STREAM, Ordering::SeqCst);
+            }
+        }),
+    );
+    loop {
+        match slot.offset.load(Ordering::SeqCst) {
+            WAITING => core.sleep(Duration::from_millis(1)).await,
+            NO_STREAM => {
+                slot.resumed.store(true, Ordering::SeqCst);
+                return None;
+            }
+            offset => return Some(Paused { offset, slot }),
+        }
+    }
+}
+
+/// Grants the pauses asked for, one after another: called where nothing is in flight.
+async fn serve_pauses(core: &Core) {
+    while let Some(slot) = PAUSES.with_borrow_mut(|p| p.pop()) {
+        slot.offset
+            .store(OFFSET.load(Ordering::SeqCst), Ordering::SeqCst);
+        while !slot.resumed.load(Ordering::SeqCst) {
+            core.sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// The applier is gone: no pause will be granted.
+struct StopsApplying;
+
+impl Drop for StopsApplying {
+    fn drop(&mut self) {
+        APPLYING.set(false);
+        for slot in PAUSES.take() {
+            slot.offset.store(NO_STREAM, Ordering::SeqCst);
+        }
+    }
 }
 
 /// CLIENT LIST's line of the master client (flags `M`) while the link is up, as Redis lists
@@ -76,8 +162,10 @@ struct Applier {
     parser: RequestParser,
     buf: BytesMut,
     args: Vec<Bytes>,
-    /// Bytes received that no whole command applied has counted yet.
+    /// Bytes received that no whole command applied has counted yet, and those bytes (our
+    /// own replicas get them as they came once applied).
     pending: i64,
+    unapplied: BytesMut,
     /// A protocol error: the rest is ignored until the link reconnects.
     broken: bool,
     back: SyncSender<Back>,
@@ -96,6 +184,7 @@ impl Applier {
         self.parser = RequestParser::new();
         self.buf.clear();
         self.pending = 0;
+        self.unapplied.clear();
         self.broken = false;
         self.session.multi = None;
         self.session.client.borrow_mut().db = 0;
@@ -129,7 +218,7 @@ impl Applier {
                 let _ = self
                     .back
                     .try_send(Back::AckNow(OFFSET.load(Ordering::SeqCst)));
-                OFFSET.fetch_add(size, Ordering::SeqCst);
+                self.count(size);
                 continue;
             }
             let cmd = match shardis_engine::lookup(&args) {
@@ -170,9 +259,17 @@ impl Applier {
             }
             self.flush().await;
             self.execute(cmd, args).await;
-            OFFSET.fetch_add(size, Ordering::SeqCst);
+            self.count(size);
         }
         self.flush().await;
+    }
+
+    /// The next `n` bytes received are applied: they count in the offset and go on to our
+    /// own replicas.
+    fn count(&mut self, n: i64) {
+        let n = usize::try_from(n).unwrap_or(0).min(self.unapplied.len());
+        let bytes = self.unapplied.split_to(n);
+        crate::primary::applied(&bytes);
     }
 
     /// Runs the grouped commands and counts them.
@@ -184,7 +281,8 @@ impl Applier {
                 warn!("a command from the primary failed here: {e:?}");
             }
         }
-        OFFSET.fetch_add(std::mem::take(&mut self.group_bytes), Ordering::SeqCst);
+        let counted = std::mem::take(&mut self.group_bytes);
+        self.count(counted);
     }
 
     /// Runs a command the way a client's runs (over several shards, transactions, runtime
@@ -226,13 +324,19 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
         buf: BytesMut::new(),
         args: Vec::new(),
         pending: 0,
+        unapplied: BytesMut::new(),
         broken: false,
         back,
         group: Vec::new(),
         group_bytes: 0,
     };
+    APPLYING.set(true);
+    let _stops = StopsApplying;
     let mut idle = Duration::ZERO;
     while GENERATION.load(Ordering::SeqCst) == generation {
+        if applier.session.multi.is_none() {
+            serve_pauses(&core).await;
+        }
         let event = match events.try_recv() {
             Ok(event) => event,
             Err(TryRecvError::Empty) => {
@@ -253,6 +357,7 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
                 }
                 applier.pending += bytes.len() as i64;
                 applier.buf.extend_from_slice(&bytes);
+                applier.unapplied.extend_from_slice(&bytes);
                 applier.apply(generation).await;
                 // Let the core's clients in between chunks.
                 futures_lite::future::yield_now().await;
@@ -263,6 +368,9 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
                 offset,
             } => {
                 applier.reset();
+                // Our own replicas sync again with the new history (Redis 7.0 drops them and
+                // frees the backlog here).
+                crate::primary::disconnect_all();
                 // Emptied as FLUSHALL empties (WATCH, client-side caching, blocked clients
                 // learn of it), then loaded.
                 if let Ok(flushall) = shardis_engine::lookup(&[Bytes::from_static(b"FLUSHALL")]) {
@@ -296,6 +404,8 @@ pub async fn run(core: Rc<Core>, generation: u64, events: Receiver<Event>, back:
                     // The primary's history changed (a failover): ours stays valid up to here.
                     st.replid2 = std::mem::replace(&mut st.replid, id);
                     st.second_offset = OFFSET.load(Ordering::SeqCst) + 1;
+                    // Our replicas learn of the new id by reconnecting (psync2 continues).
+                    crate::primary::disconnect_replicas();
                 }
                 connected(&mut st);
                 link_up(&applier.session.client, core.now_ms());

@@ -18,7 +18,7 @@ mod apply;
 pub mod handshake;
 mod link;
 
-pub use apply::listed as master_listed;
+pub use apply::{listed as master_listed, pause, Paused};
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -200,6 +200,11 @@ pub fn data_age_ms(now_ms: u64) -> u64 {
     now_ms.saturating_sub(since.saturating_mul(1000))
 }
 
+/// Whether the link to our primary is up (`master_link_status:up`).
+pub fn link_up() -> bool {
+    LINK_UP.load(Ordering::SeqCst)
+}
+
 /// Whether this server follows a primary.
 pub fn is_replica() -> bool {
     IS_REPLICA.load(Ordering::Relaxed)
@@ -277,8 +282,9 @@ fn follow(core: &std::rc::Rc<Core>, host: String, port: u16, resume: Option<(Str
     }
     LINK_UP.store(false, Ordering::SeqCst);
     IS_REPLICA.store(true, Ordering::SeqCst);
-    // Our own replicas resync with us once we have synced (no chaining while we follow).
-    crate::primary::disconnect_all();
+    // Our own replicas learn of the change by reconnecting, as Redis 7.0 drops them here; the
+    // backlog stays, for them to continue if the new primary continues our history.
+    crate::primary::disconnect_replicas();
     let settings = link::Settings::from_config(&core.config.borrow(), host, port, resume);
     let (events, acks) = link::start(settings, generation);
     crate::core::spawn::spawn(apply::run(core.clone(), generation, events, acks));
@@ -361,7 +367,12 @@ pub async fn set_master(
             tracing::info!("Connecting to MASTER {host}:{port}");
             let _ = core.run_on(0, move |c| follow(c, host, port, resume)).await;
         }
-        None => unfollow(),
+        None => {
+            unfollow();
+            crate::primary::promoted(core).await;
+            // Our replicas learn of our new id by reconnecting (psync2 continues).
+            crate::primary::disconnect_replicas();
+        }
     }
 }
 

@@ -97,15 +97,20 @@ enum Event {
 }
 
 /// Goes with a received frame to the bus thread and tells the link's reader, when dropped
-/// (the frame handled, or dropped with the thread's queue), that it may read the next one:
+/// (the frame handled, or dropped with the thread's queue), whether to read the next one:
 /// a link has at most one frame waiting for the bus thread, as Redis reads a link's next
 /// message only after processing the last, so a peer sending faster than the node handles
 /// fills its socket's buffers, not this process's memory.
-struct Handled(SyncSender<()>);
+struct Handled {
+    reader: SyncSender<bool>,
+    /// The link is still the bus thread's (a freed link's reader stops, closing the socket
+    /// even while the peer keeps writing).
+    open: bool,
+}
 
 impl Drop for Handled {
     fn drop(&mut self) {
-        let _ = self.0.try_send(());
+        let _ = self.reader.try_send(self.open);
     }
 }
 
@@ -496,7 +501,8 @@ impl Bus {
                     n.state.connected(link, now, peer, local);
                 }
             }
-            Event::Frame(i, link, bytes, _handled) => {
+            Event::Frame(i, link, bytes, mut handled) => {
+                handled.open = self.socks.contains_key(&(i, link));
                 if let Some(n) = self.nodes.get_mut(i) {
                     n.state.received(link, &bytes, now);
                 }
@@ -772,7 +778,7 @@ fn addrs(s: &TcpStream) -> (String, String) {
 /// until the socket ends. A message is at most [`msg::MAX_LEN`] bytes: a longer one, or
 /// bytes that are no message, close the link.
 fn read_frames(mut s: TcpStream, i: usize, link: LinkId, tx: Sender<Event>) {
-    let (handled, next) = sync_channel(1);
+    let (answer, next) = sync_channel(1);
     loop {
         let mut head = [0u8; 8];
         if s.read_exact(&mut head).is_err() {
@@ -788,12 +794,12 @@ fn read_frames(mut s: TcpStream, i: usize, link: LinkId, tx: Sender<Event>) {
             Ok(n) if n as u64 == rest => {}
             _ => break,
         }
-        if tx
-            .send(Event::Frame(i, link, buf, Handled(handled.clone())))
-            .is_err()
-            || next.recv().is_err()
-        {
-            return;
+        let handled = Handled {
+            reader: answer.clone(),
+            open: true,
+        };
+        if tx.send(Event::Frame(i, link, buf, handled)).is_err() || next.recv() != Ok(true) {
+            break;
         }
     }
     let _ = s.shutdown(Shutdown::Both);
@@ -939,4 +945,24 @@ fn open_slots(open: &BTreeMap<u16, msg::Name>, index: &HashMap<msg::Name, u16>) 
     open.iter()
         .filter_map(|(&slot, n)| index.get(n).map(|&i| (slot, i)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_buffer_never_takes_back_more_than_it_added() {
+        // The writer's last clear and the bus thread's failed send may both take the same
+        // bytes back: the process-wide sum must not wrap.
+        let before = links_memory();
+        let b = SendBuffer::default();
+        assert_eq!(b.add(10), 10);
+        b.take(4);
+        assert_eq!(b.0.load(Ordering::Relaxed), 6);
+        b.clear();
+        b.take(6);
+        assert_eq!(b.0.load(Ordering::Relaxed), 0);
+        assert_eq!(links_memory(), before);
+    }
 }

@@ -28,6 +28,10 @@ const BLACKLIST_MS: u64 = 60_000;
 /// reach them all. Four times Redis's advised largest cluster (1000 nodes); a node learns
 /// no new node past it (CLUSTER MEET still may).
 pub const MAX_NODES: usize = 4096;
+/// Connections a node starts per tick at most: each is a thread while it connects, and
+/// nodes that refuse at once are tried again every tick (64 is every node of a cluster of
+/// Redis's advised largest size within two seconds).
+const CONNECTS_PER_TICK: usize = 64;
 
 pub type LinkId = u64;
 
@@ -149,6 +153,9 @@ pub struct State {
     blacklist: HashMap<Name, u64>,
     links: HashMap<LinkId, Link>,
     next_link: LinkId,
+    /// Where the next tick's connections start: the first node the last tick's limit left
+    /// waiting, so that every node gets its turn.
+    connect_from: Name,
     iteration: u64,
     rng: u64,
     /// Output for the sockets, taken by the bus thread.
@@ -199,6 +206,7 @@ impl State {
             blacklist: HashMap::new(),
             links: HashMap::new(),
             next_link: 1,
+            connect_from: [0; NAME_LEN],
             iteration: 0,
             rng: now ^ 0x9e37_79b9_7f4a_7c15,
             io: Vec::new(),
@@ -1026,7 +1034,13 @@ impl State {
         self.iteration += 1;
         let timeout = self.node_timeout;
         let handshake_timeout = timeout.max(1000);
-        let names: Vec<Name> = self.nodes.keys().copied().collect();
+        let names: Vec<Name> = self
+            .nodes
+            .range(self.connect_from..)
+            .chain(self.nodes.range(..self.connect_from))
+            .map(|(name, _)| *name)
+            .collect();
+        let (mut connects, mut waiting) = (0, None);
         for name in &names {
             let Some(n) = self.nodes.get(name) else {
                 continue;
@@ -1039,6 +1053,11 @@ impl State {
                 continue;
             }
             if n.link.is_none() {
+                if connects == CONNECTS_PER_TICK {
+                    waiting.get_or_insert(*name);
+                    continue;
+                }
+                connects += 1;
                 let (ip, port) = (n.ip.clone(), n.cport);
                 let id = self.new_link_id();
                 self.links.insert(
@@ -1062,6 +1081,7 @@ impl State {
                 self.io.push(Io::Connect { link: id, ip, port });
             }
         }
+        self.connect_from = waiting.unwrap_or([0; NAME_LEN]);
         if self.iteration.is_multiple_of(10) {
             // Once a second: the node heard from longest ago among a few random ones.
             let eligible: Vec<(u64, LinkId)> = self
@@ -1522,6 +1542,57 @@ mod tests {
         victim.received(link, &msg::encode(&h, &Body::Ping(made_up)), now);
         assert_eq!(victim.nodes.len(), MAX_NODES);
         assert!(victim.ok, "the slot map is untouched");
+    }
+
+    #[test]
+    fn unreachable_nodes_are_connected_to_a_few_per_tick_each_in_turn() {
+        // 200 gossiped nodes that refuse every connection: each tick starts at most
+        // CONNECTS_PER_TICK connections, and the next tick starts where the last stopped.
+        let mut net = create(2);
+        let now = net.now;
+        let sender = net.nodes[1].myself;
+        let st = &mut net.nodes[0];
+        let mut h = st.header(msg::PING);
+        h.sender = sender;
+        h.slots = st.slots_of(&sender);
+        h.config_epoch = st.nodes[&sender].config_epoch;
+        h.flags = flags::MASTER;
+        let gossip = (0..200u32)
+            .map(|i| {
+                let mut name = [b'0'; NAME_LEN];
+                name[..8].copy_from_slice(format!("{i:08x}").as_bytes());
+                Gossip {
+                    name,
+                    ping_sent: 0,
+                    pong_received: 0,
+                    ip: "127.0.0.1".into(),
+                    port: 1,
+                    cport: 2,
+                    flags: flags::MASTER,
+                    pport: 0,
+                }
+            })
+            .collect();
+        let link = st.accepted(now, "127.0.0.1".into(), "127.0.0.1".into());
+        st.received(link, &msg::encode(&h, &Body::Ping(gossip)), now);
+        st.io.clear();
+        let mut tried = std::collections::HashSet::new();
+        for tick in 0..4 {
+            st.cron(now + 100 * (tick + 1));
+            let connects: Vec<LinkId> = std::mem::take(&mut st.io)
+                .into_iter()
+                .filter_map(|io| match io {
+                    Io::Connect { link, port: 2, .. } => Some(link),
+                    _ => None,
+                })
+                .collect();
+            assert!(connects.len() <= CONNECTS_PER_TICK);
+            for l in connects {
+                tried.insert(st.links[&l].node);
+                st.closed(l); // refused
+            }
+        }
+        assert_eq!(tried.len(), 200, "every node had its turn");
     }
 
     pub(super) fn create(n: usize) -> Net {
