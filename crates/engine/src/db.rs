@@ -127,6 +127,9 @@ pub struct Db {
     pub(crate) snap: Option<Box<crate::snapshot::DbSnapshot>>,
     /// Its keys by hash slot, in cluster mode (see `crate::slots`).
     slots: Option<Box<SlotIndex>>,
+    /// INFO keyspace's `avg_ttl`: a running estimate (ms) of the time left to the keys with a
+    /// TTL, which active expiry updates from the keys it samples, as Redis's does.
+    pub avg_ttl: u64,
 }
 
 /// What the active expiry cycle did in one call.
@@ -134,6 +137,9 @@ pub struct Db {
 pub struct ExpireCycle {
     pub sampled: usize,
     pub expired: usize,
+    /// Time left (ms) to the sampled keys that had not expired, and how many they were.
+    pub ttl_sum: u64,
+    pub ttl_samples: u64,
 }
 
 impl Db {
@@ -555,9 +561,14 @@ impl Db {
             }
             let slot = (rand() % slots as u64) as usize;
             cycle.sampled += 1;
-            let expired = self.expires.get(slot).is_some_and(|&(_, at)| at <= now_ms);
-            if !expired {
-                continue;
+            match self.expires.get(slot) {
+                Some(&(_, at)) if at <= now_ms => {}
+                Some(&(_, at)) => {
+                    cycle.ttl_sum = cycle.ttl_sum.saturating_add(at - now_ms);
+                    cycle.ttl_samples += 1;
+                    continue;
+                }
+                None => continue,
             }
             let Some(key) = self.expiry_owner(slot).map(|(k, _)| k.clone()) else {
                 continue;
@@ -569,7 +580,24 @@ impl Db {
                 on_expired(&key);
             }
         }
+        self.note_ttls(&cycle);
         cycle
+    }
+
+    /// Folds the TTLs a sample saw into `avg_ttl`: the new sample's mean weighs 2%, the
+    /// estimate so far 98% (Redis's running average, computed here without Redis's rounding
+    /// of each term, which keeps its estimate about a second low); no key with a TTL left
+    /// resets it.
+    fn note_ttls(&mut self, cycle: &ExpireCycle) {
+        if self.expires.is_empty() {
+            self.avg_ttl = 0;
+        } else if let Some(mean) = cycle.ttl_sum.checked_div(cycle.ttl_samples) {
+            if self.avg_ttl == 0 {
+                self.avg_ttl = mean;
+            }
+            let blended = (u128::from(self.avg_ttl) * 49 + u128::from(mean)) / 50;
+            self.avg_ttl = u64::try_from(blended).unwrap_or(u64::MAX);
+        }
     }
 
     /// Moves every entry out (FLUSHALL ASYNC): this database is left empty, with its
@@ -755,6 +783,32 @@ mod tests {
         // Still there, for the primary's DEL.
         assert!(db.peek(b"k").is_some());
         assert!(db.remove(b"k").is_some());
+    }
+
+    #[test]
+    fn active_expiry_estimates_the_mean_ttl_left() {
+        let mut db = Db::new();
+        for i in 0..100u64 {
+            let key = format!("k{i}");
+            db.set(key.as_bytes(), s("v"), 0, false);
+            // TTLs left at time 0: 10,000 to 19,900 ms, a mean of 14,950.
+            db.set_expire(key.as_bytes(), 10_000 + i * 100);
+        }
+        let mut state = 7u64;
+        let mut rand = || crate::shard::xorshift64star(&mut state);
+        db.expire_sample(20, &mut rand, 0, &mut |_| {});
+        let first = db.avg_ttl;
+        assert!((10_000..20_000).contains(&first), "{first}");
+        for _ in 0..500 {
+            db.expire_sample(20, &mut rand, 0, &mut |_| {});
+        }
+        assert!((14_000..16_000).contains(&db.avg_ttl), "{}", db.avg_ttl);
+        // No key with a TTL left: no estimate.
+        for i in 0..100u64 {
+            db.remove(format!("k{i}").as_bytes());
+        }
+        db.expire_sample(20, &mut rand, 0, &mut |_| {});
+        assert_eq!(db.avg_ttl, 0);
     }
 
     #[test]

@@ -325,6 +325,40 @@ fn memory_stats_doctor_malloc_stats_and_purge_cover_every_shard() {
     assert!(peak >= used / 2 && peak > 0, "peak {peak} used {used}");
 }
 
+#[test]
+fn keyspace_avg_ttl_estimates_the_time_left_over_both_shards() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    // 50 keys with about 100 s left on each shard, and some without a TTL.
+    for i in 0..100 {
+        ok(&mut c, &["SET", &format!("ttl:{i}"), "v", "EX", "100"]);
+        ok(&mut c, &["SET", &format!("plain:{i}"), "v"]);
+    }
+    // Active expiry samples the keys ten times a second (hz 10).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db0 = loop {
+        let keyspace = info(&mut c, "keyspace");
+        let db0 = field(&keyspace, "db0").unwrap_or_default().to_string();
+        if !db0.ends_with("avg_ttl=0") || std::time::Instant::now() > deadline {
+            break db0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let avg: u64 = db0
+        .rsplit("avg_ttl=")
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(db0.starts_with("keys=200,expires=100,"), "{db0}");
+    assert!((90_000..=100_000).contains(&avg), "{db0}");
+    // With no key left to expire, no estimate.
+    ok(&mut c, &["FLUSHALL"]);
+    ok(&mut c, &["SET", "plain", "v"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let keyspace = info(&mut c, "keyspace");
+    assert_eq!(field(&keyspace, "db0"), Some("keys=1,expires=0,avg_ttl=0"));
+}
+
 /// A COMMAND DOCS map as (field, value) pairs, whether RESP2 flattened it or RESP3 kept it.
 fn fields(v: Value) -> Vec<(String, Value)> {
     let flat = items(v);

@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub importing: Vec<(u16, u16)>,
     /// The node's links to and from the others (none for the nodes of one process).
     pub links: Vec<LinkInfo>,
+    /// Links freed for their send buffer (`total_cluster_links_buffer_limit_exceeded`).
+    pub links_freed_for_buffer: u64,
 }
 
 /// Redis's flag words for a node (`representClusterNodeFlags`).
@@ -263,7 +265,7 @@ impl Snapshot {
         }
         text.push_str(&format!(
             "total_cluster_links_buffer_limit_exceeded:{}\r\n",
-            super::bus::links_freed_for_buffer_limit()
+            self.links_freed_for_buffer
         ));
         Reply::Verbatim(Bytes::from(text))
     }

@@ -437,6 +437,7 @@ fn one_process(s: &Session, topology: &Topology) -> Snapshot {
         migrating: Vec::new(),
         importing: Vec::new(),
         links: Vec::new(),
+        links_freed_for_buffer: 0,
     }
 }
 

@@ -37,8 +37,8 @@ struct CoreReport {
     keyspace_misses: u64,
     expired_keys: u64,
     dirty: u64,
-    /// (keys, volatile keys) per database.
-    dbs: Vec<(usize, usize)>,
+    /// (keys, volatile keys, estimated mean TTL left in ms) per database.
+    dbs: Vec<(usize, usize, u64)>,
     evicted_keys: u64,
     lazyfree_pending: usize,
     lazyfreed: u64,
@@ -90,7 +90,7 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                 dbs: shard
                     .dbs
                     .iter()
-                    .map(|d| (d.len(), d.volatile_len()))
+                    .map(|d| (d.len(), d.volatile_len(), d.avg_ttl))
                     .collect(),
                 evicted_keys: shard.stats.evicted_keys,
                 lazyfree_pending: shard.lazyfree.pending_objects(),
@@ -231,12 +231,16 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     let mut keyspace = String::new();
     let ndbs = reports.first().map_or(0, |r| r.dbs.len());
     for db in 0..ndbs {
-        let keys: usize = reports.iter().map(|r| r.dbs[db].0).sum();
-        let expires: usize = reports.iter().map(|r| r.dbs[db].1).sum();
+        let of_db = || reports.iter().filter_map(|r| r.dbs.get(db));
+        let keys: usize = of_db().map(|d| d.0).sum();
+        let expires: usize = of_db().map(|d| d.1).sum();
+        // Each shard's estimate weighs as much as its keys with a TTL.
+        let weighted: u128 = of_db().map(|d| d.1 as u128 * u128::from(d.2)).sum();
+        let avg_ttl = weighted.checked_div(expires as u128).unwrap_or(0);
         if keys > 0 {
             let _ = write!(
                 keyspace,
-                "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n"
+                "db{db}:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n"
             );
         }
     }

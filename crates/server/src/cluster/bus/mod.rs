@@ -145,15 +145,8 @@ static REPLICA_MIGRATION: AtomicBool = AtomicBool::new(true);
 static NO_FAILOVER: AtomicBool = AtomicBool::new(false);
 /// `cluster-link-sendbuf-limit` in bytes (0: [`SENDBUF_CEILING`]).
 static SENDBUF_LIMIT: AtomicU64 = AtomicU64::new(0);
-/// Links freed for their send buffer (CLUSTER INFO's `total_cluster_links_buffer_limit_exceeded`).
-static BUFFER_LIMIT_EXCEEDED: AtomicU64 = AtomicU64::new(0);
 /// Bytes held by every link's send buffer (MEMORY STATS' `cluster.links`).
 static LINKS_MEMORY: AtomicU64 = AtomicU64::new(0);
-
-/// How many links were freed because their send buffer passed the limit.
-pub fn links_freed_for_buffer_limit() -> u64 {
-    BUFFER_LIMIT_EXCEEDED.load(Ordering::Relaxed)
-}
 
 /// The bytes the links' send buffers hold now.
 pub fn links_memory() -> u64 {
@@ -586,7 +579,10 @@ impl Bus {
         }
         buffer.take(len);
         if held > limit {
-            BUFFER_LIMIT_EXCEEDED.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.state.links_freed_for_buffer += 1;
+                n.state.changed = true;
+            }
             warn!(
                 "cluster bus: freeing a link of node {i} (send buffer {} bytes) for exceeding the send buffer limit",
                 held - len
@@ -937,6 +933,7 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
         importing: open_slots(&st.importing, &index),
         // The sockets' side: filled by the bus thread (`Bus::links_of`).
         links: Vec::new(),
+        links_freed_for_buffer: st.links_freed_for_buffer,
     }
 }
 

@@ -150,6 +150,8 @@ pub struct State {
     pub announce: Announce,
     pub sent: [u64; msg::TYPES],
     pub received: [u64; msg::TYPES],
+    /// Links the bus thread freed for their send buffer (`cluster-link-sendbuf-limit`).
+    pub links_freed_for_buffer: u64,
     blacklist: HashMap<Name, u64>,
     links: HashMap<LinkId, Link>,
     next_link: LinkId,
@@ -203,6 +205,7 @@ impl State {
             announce,
             sent: [0; msg::TYPES],
             received: [0; msg::TYPES],
+            links_freed_for_buffer: 0,
             blacklist: HashMap::new(),
             links: HashMap::new(),
             next_link: 1,
