@@ -266,7 +266,8 @@ async fn clock(core: Rc<Core>) {
         }
         if !core.debug.no_active_expire.get() {
             let started = std::time::Instant::now();
-            core.shard.borrow_mut().active_expire(now, 16);
+            let expiry_now = core.expiry_clock();
+            core.shard.borrow_mut().active_expire(expiry_now, 16);
             core.latency_sample("expire-cycle", started.elapsed());
         }
         core.publish_reported();

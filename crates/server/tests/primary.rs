@@ -806,3 +806,39 @@ fn a_replica_serves_replicas_of_its_own_with_its_primarys_history() {
     assert_eq!(number(&mut m, "sync_full"), partial_expected + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// As in Redis, the stream a full sync hands a replica selects its database before the first
+/// command, even when the stream already had that database selected for an earlier replica
+/// (Redis's tests attach fake replicas one after another and expect a SELECT first each time).
+#[test]
+fn every_full_sync_starts_its_stream_with_a_select() {
+    let shardis = primary();
+    let mut c = shardis.conn();
+    // No PING in the stream meanwhile.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-ping-replica-period")
+        .arg(3600)
+        .query(&mut c)
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("SELECT").arg(9).query(&mut c).expect("SELECT");
+    let mut first = RawReplica::connect(shardis.port);
+    let _: () = redis::cmd("SET")
+        .arg("a")
+        .arg(1)
+        .query(&mut c)
+        .expect("SET");
+    assert_eq!(first.next_command(), "SELECT 9");
+    assert_eq!(first.next_command(), "SET a 1");
+    let mut second = RawReplica::connect(shardis.port);
+    let _: () = redis::cmd("SET")
+        .arg("b")
+        .arg(2)
+        .query(&mut c)
+        .expect("SET");
+    assert_eq!(second.next_command(), "SELECT 9");
+    assert_eq!(second.next_command(), "SET b 2");
+    // The first replica reads the same stream: the repeated SELECT changes nothing for it.
+    assert_eq!(first.next_command(), "SELECT 9");
+    assert_eq!(first.next_command(), "SET b 2");
+}

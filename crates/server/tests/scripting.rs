@@ -605,3 +605,41 @@ fn scripts_over_maxmemory_are_refused_as_redis_refuses_them() {
     let got = eval(&mut c, "redis.call('set', KEYS[1], 1) return 1", &["x"]).expect("write");
     assert_eq!(got, Value::Int(1));
 }
+
+/// Sets a key on each shard to expire a millisecond later, sleeps 10 ms, and reports whether
+/// each key (and both, with one command over the two shards) is still there.
+const FROZEN_CLOCK: &str = r#"
+redis.call('SET', ARGV[1], 'v', 'PX', 1)
+redis.call('SET', ARGV[2], 'v', 'PX', 1)
+redis.call('DEBUG', 'SLEEP', 0.01)
+return {redis.call('EXISTS', ARGV[1]), redis.call('EXISTS', ARGV[2]),
+        redis.call('EXISTS', ARGV[1], ARGV[2])}
+"#;
+
+/// As in Redis ("Script block the time during execution"), a script's clock stands still
+/// while it runs: a key it set to expire in a millisecond is still there after it slept, on
+/// the shard it runs on and on the other one, and gone once it returned.
+#[test]
+fn a_script_judges_expiry_at_its_start_on_every_shard() {
+    let s = Server::start(2, &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    // DEBUG SLEEP from a script, as Redis's test lets it.
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-DISABLE-DENY-SCRIPTS")
+        .arg(1)
+        .query(&mut c)
+        .expect("DEBUG");
+    let keys = [common::key_on("clock", 0, 2), common::key_on("clock", 1, 2)];
+    let seen: Vec<i64> = redis::cmd("EVAL")
+        .arg(FROZEN_CLOCK)
+        .arg(0)
+        .arg(&keys)
+        .query(&mut c)
+        .expect("EVAL");
+    assert_eq!(seen, [1, 1, 2]);
+    let after: i64 = redis::cmd("EXISTS")
+        .arg(&keys)
+        .query(&mut c)
+        .expect("EXISTS");
+    assert_eq!(after, 0);
+}

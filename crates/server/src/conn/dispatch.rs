@@ -102,9 +102,10 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         // Keys only the data can name (SORT BY/GET patterns): ask the first key's shard.
         let home = route::shard_of(&args[first], shards);
         let probe = args.clone();
+        let clock = core.frozen_clock(s.tx);
         let extra = core
             .run_on(home, move |c| {
-                let now = c.now_ms();
+                let now = clock.unwrap_or_else(|| c.now_ms());
                 let mut shard = c.shard.borrow_mut();
                 finder(
                     &mut shardis_engine::Ctx::new(&mut shard, db, now, resp3),
@@ -134,9 +135,10 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         }
     }
     Some(match target {
-        Target::Shard(shard) if shard == core.id && s.tx.is_some() => {
-            core.execute_as(cmd, &args, db, resp3, track, client, s.from_script)
-        }
+        Target::Shard(shard) if shard == core.id && s.tx.is_some() => core
+            .at_clock(core.frozen_clock(s.tx), || {
+                core.execute_as(cmd, &args, db, resp3, track, client, s.from_script)
+            }),
         Target::Shard(shard) if shard == core.id => {
             // Outside a transaction, wait while a lock holder claims these keys; a script
             // holding them that turns busy meanwhile makes this -BUSY (scripting).

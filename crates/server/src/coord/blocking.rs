@@ -380,7 +380,7 @@ async fn attempt_shards(core: &Rc<Core>, call: &Call, register: Option<&Template
         })
         .collect();
     if let Some(rule) = cmd.split_rule {
-        if let Some(e) = fanout::check_split(core, rule, &per_shard, db, resp3).await {
+        if let Some(e) = fanout::check_split(core, rule, &per_shard, db, resp3, None).await {
             return Attempt {
                 reply: e,
                 registered: Vec::new(),

@@ -127,12 +127,14 @@ async fn split_by_rule(
         })
         .collect();
     let plan = txn::plan_keys(core.shards, keys.iter().map(|&i| (db, &args[i][..])));
+    // A script's call checks its parts at the script's clock, as they will run.
+    let clock = core.frozen_clock(tx);
     locked(
         core,
         tx,
         || plan,
         |tx| async move {
-            if let Some(e) = check_split(core, rule, &per_shard, db, resp3).await {
+            if let Some(e) = check_split(core, rule, &per_shard, db, resp3, clock).await {
                 return e;
             }
             let jobs = per_shard
@@ -163,21 +165,24 @@ async fn split_by_rule(
     .await
 }
 
-/// Checks every shard's part of a split call; the error of the earliest key in the request,
-/// if any.
+/// Checks every shard's part of a split call (at `clock`, a script's, when set); the error
+/// of the earliest key in the request, if any.
 pub async fn check_split(
     core: &Rc<Core>,
     rule: SplitRule,
     per_shard: &[(usize, Vec<usize>, Vec<Bytes>)],
     db: usize,
     resp3: bool,
+    clock: Option<u64>,
 ) -> Option<Reply> {
     let mut first: Option<(usize, Reply)> = None;
     for (shard, keep, sub) in per_shard {
         let sub = sub.clone();
         let failed = core
             .run_on(*shard, move |c| {
-                c.with_ctx(db, resp3, |ctx| (rule.check)(ctx, &sub))
+                c.at_clock(clock, || {
+                    c.with_ctx(db, resp3, |ctx| (rule.check)(ctx, &sub))
+                })
             })
             .await
             .and_then(|r| r.err());
@@ -290,6 +295,7 @@ pub async fn gather(
         writer: track.map(|c| c.who),
         remembered,
         from_script,
+        clock: core.frozen_clock(tx),
     };
     locked(core, tx, plan, |_| {
         gather_locked(core, cmd, &args, &key_names, step)
@@ -323,6 +329,8 @@ struct GatherStep {
     /// Keys a tracking client reads, remembered as their shards copy them.
     remembered: Vec<Bytes>,
     from_script: bool,
+    /// A script's clock, for its calls (see [`Core::freeze_clock`]).
+    clock: Option<u64>,
 }
 
 async fn gather_locked(
@@ -338,6 +346,7 @@ async fn gather_locked(
         writer,
         remembered,
         from_script,
+        clock,
     } = step;
     let config = core.shard.borrow().config.clone();
     let mut scratch = Shard::new(core.id, config);
@@ -358,8 +367,10 @@ async fn gather_locked(
             .collect();
         let entries = core
             .run_on(shard, move |c| {
-                let now = c.now_ms();
-                let entries = c.with_ctx(db, resp3, |ctx| ctx.shard.export(db, &mine, now));
+                let entries = c.at_clock(clock, || {
+                    let now = c.now_ms();
+                    c.with_ctx(db, resp3, |ctx| ctx.shard.export(db, &mine, now))
+                });
                 if let Some(who) = writer.filter(|_| !remember.is_empty()) {
                     c.track_read(&remember, who);
                 }
@@ -381,7 +392,8 @@ async fn gather_locked(
         }) else {
             return Reply::err("ERR internal: not a shard command");
         };
-        let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, core.now_ms(), resp3);
+        let now = clock.unwrap_or_else(|| core.now_ms());
+        let mut ctx = shardis_engine::Ctx::new(&mut scratch, db, now, resp3);
         ctx.from_script = from_script;
         f(&mut ctx, args)
     };

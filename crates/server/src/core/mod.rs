@@ -131,6 +131,10 @@ pub struct Batch {
     /// Calls of a script: they run as a script's (a reply whose order would depend on a set's
     /// layout is sorted, as for the script's own shard).
     pub from_script: bool,
+    /// The clock the batch's commands judge time by (expiry, TTLs), when they are a
+    /// script's calls: the script's, which stands still while it runs (see
+    /// [`Core::freeze_clock`]).
+    pub clock: Option<u64>,
 }
 
 impl Batch {
@@ -182,6 +186,7 @@ impl Batch {
             watch: Vec::new(),
             lock: LockStep::None,
             from_script: false,
+            clock: None,
         }
     }
 
@@ -227,6 +232,7 @@ impl Batch {
         self.watch.clear();
         self.lock = LockStep::None;
         self.from_script = false;
+        self.clock = None;
         match &mut self.reply {
             BatchReply::Conns {
                 to,
@@ -424,6 +430,12 @@ pub struct Core {
     pub new_listeners: Cell<Option<Vec<crate::io::listen::Listener>>>,
     /// The clock every command of a loop iteration sees (read once per iteration).
     now_ms: Cell<u64>,
+    /// The clocks of the scripts running here, by their transaction.
+    frozen_clocks: RefCell<Vec<(TxId, u64)>>,
+    /// The clock of the script whose calls last ran here, with its transaction: while that
+    /// transaction holds this shard, active expiry judges by it (see
+    /// [`Core::expiry_clock`]).
+    script_holder: Cell<Option<(TxId, u64)>>,
     next_client: Cell<u64>,
     /// A script's call is running (see [`Batch::from_script`]).
     script_call: Cell<bool>,
@@ -439,6 +451,21 @@ pub struct DebugSwitches {
     pub no_active_expire: Cell<bool>,
     /// Scripts may run commands flagged `noscript`.
     pub scripts_unrestricted: Cell<bool>,
+}
+
+/// A script's clock in force for its transaction's calls (see [`Core::freeze_clock`]).
+pub struct FrozenClock<'a> {
+    core: &'a Core,
+    tx: TxId,
+}
+
+impl Drop for FrozenClock<'_> {
+    fn drop(&mut self) {
+        let mut clocks = self.core.frozen_clocks.borrow_mut();
+        if let Some(i) = clocks.iter().position(|(t, _)| *t == self.tx) {
+            clocks.swap_remove(i);
+        }
+    }
 }
 
 impl Core {
@@ -473,6 +500,8 @@ impl Core {
             client_memory: Default::default(),
             new_listeners: Cell::new(None),
             now_ms: Cell::new(wall_ms()),
+            frozen_clocks: RefCell::new(Vec::new()),
+            script_holder: Cell::new(None),
             next_client: Cell::new(0),
             script_call: Cell::new(false),
             debug: DebugSwitches::default(),
@@ -487,6 +516,34 @@ impl Core {
     /// Reads the clock (once per loop iteration).
     pub fn tick_clock(&self) {
         self.now_ms.set(wall_ms());
+    }
+
+    /// Until the guard drops, what transaction `tx` sends to other shards judges time at
+    /// `ms`: a script's calls there see the clock its own shard's calls see, which stands
+    /// still while it runs (a key does not expire between two of its commands, as in Redis).
+    /// Active expiry here does not pass it either.
+    pub fn freeze_clock(&self, tx: TxId, ms: u64) -> FrozenClock<'_> {
+        self.frozen_clocks.borrow_mut().push((tx, ms));
+        FrozenClock { core: self, tx }
+    }
+
+    /// The clock transaction `tx` runs at, if it is a script's (see [`Core::freeze_clock`]).
+    pub fn frozen_clock(&self, tx: Option<TxId>) -> Option<u64> {
+        let tx = tx?;
+        let clocks = self.frozen_clocks.borrow();
+        clocks.iter().find(|(t, _)| *t == tx).map(|&(_, ms)| ms)
+    }
+
+    /// Runs `f` with this core's clock at `clock` (a script's, when set): everything `f`
+    /// runs judges time by it.
+    pub fn at_clock<R>(&self, clock: Option<u64>, f: impl FnOnce() -> R) -> R {
+        let Some(ms) = clock else {
+            return f();
+        };
+        let now = self.now_ms.replace(ms);
+        let result = f();
+        self.now_ms.set(now);
+        result
     }
 
     /// A future completing after `d`.
@@ -797,6 +854,7 @@ impl Core {
         batch.tx = tx;
         batch.lock = lock;
         batch.from_script = from_script;
+        batch.clock = self.frozen_clock(tx);
         self.submit_batch(shard, batch);
         BatchAnswer(rx)
     }

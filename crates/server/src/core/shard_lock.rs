@@ -218,6 +218,30 @@ impl Core {
         lock.holders.is_empty() && lock.waiting.is_empty()
     }
 
+    /// The time active expiry judges by: not past the clock of a script running here or
+    /// holding this shard for its calls, so that nothing the script may still read expires
+    /// under it (Redis expires nothing while a script runs).
+    pub fn expiry_clock(&self) -> u64 {
+        let mut now = self.now_ms();
+        if let Some(&(_, ms)) = self.frozen_clocks.borrow().iter().min_by_key(|(_, ms)| ms) {
+            now = now.min(ms);
+        }
+        if let Some((tx, ms)) = self.script_holder.get() {
+            if self
+                .lock
+                .borrow()
+                .holders
+                .iter()
+                .any(|(held, _)| *held == tx)
+            {
+                now = now.min(ms);
+            } else {
+                self.script_holder.set(None);
+            }
+        }
+        now
+    }
+
     /// Resolves when a lock is released (for a connection of this core that must wait).
     pub fn lock_released(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
@@ -280,6 +304,9 @@ impl Core {
         } else {
             // A lock holder's records carry its id.
             self.journal_tx(batch.tx);
+            if let (Some(tx), Some(ms)) = (batch.tx, batch.clock) {
+                self.script_holder.set(Some((tx, ms)));
+            }
             // A lock holder's parts were admitted as a whole by its coordinator.
             let parked = self.memory.admitted(batch.tx.is_some(), || {
                 while let Some((req, args)) = batch.peek() {
@@ -292,15 +319,17 @@ impl Core {
                             None => return true,
                         }
                     }
-                    let reply = self.execute_as(
-                        req.cmd,
-                        args,
-                        req.db,
-                        req.resp3,
-                        req.track,
-                        req.client,
-                        batch.from_script,
-                    );
+                    let reply = self.at_clock(batch.clock, || {
+                        self.execute_as(
+                            req.cmd,
+                            args,
+                            req.db,
+                            req.resp3,
+                            req.track,
+                            req.client,
+                            batch.from_script,
+                        )
+                    });
                     batch.record(reply);
                 }
                 false

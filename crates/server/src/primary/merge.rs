@@ -410,8 +410,13 @@ impl Merger {
         if wrap {
             self.out.extend(resp(&[b"EXEC"]));
         }
-        for sync in t.syncs {
-            self.resolved.push((self.out.len(), Resolved::Sync(sync)));
+        for sync in &t.syncs {
+            self.resolved.push((self.out.len(), Resolved::Sync(*sync)));
+        }
+        if !t.syncs.is_empty() {
+            // A replica synced here has no database selected yet (Redis forgets the stream's
+            // SELECT at every full sync too; the others get a harmless repeat).
+            self.forget_db();
         }
     }
 }
@@ -656,9 +661,10 @@ mod tests {
         m.push(1, end(9, &[0, 1]));
         assert_eq!(m.resolved, vec![(0, Resolved::Sync(1))]);
         m.push(0, Input::Token(5));
-        let at = cmd("SET a 2").resp.len();
+        // The replica synced at the cut has no database selected: SELECT first.
+        let at = resp(&[b"SELECT", b"0"]).len() + cmd("SET a 2").resp.len();
         assert_eq!(m.resolved.last(), Some(&(at, Resolved::Token(5, 0))));
-        assert_eq!(text(&mut m), "SET a 2");
+        assert_eq!(text(&mut m), "SELECT 0; SET a 2");
     }
 
     #[test]

@@ -835,13 +835,14 @@ async fn drive(
     let Some(stack) = take_stack() else {
         return Reply::err("ERR Failed to allocate the script's stack");
     };
+    let start_ms = core.now_ms();
     let mut ctx = RunCtx {
         shared: shared.clone(),
         yielder: std::ptr::null(),
         db: job.db,
         resp3: false,
         read_only: job.read_only,
-        start_ms: core.now_ms(),
+        start_ms,
     };
     let kind = job.kind.clone();
     let keys = job.keys.clone();
@@ -861,6 +862,9 @@ async fn drive(
     );
     let mut co = Guarded(Some(co));
     let mut input = Resume::Go;
+    // The script's clock, for its calls on other shards and this core's active expiry, from
+    // when it holds a transaction (its first switch back, or from the start when locked).
+    let mut frozen = None;
     let reply = loop {
         let Some(coroutine) = co.0.as_mut() else {
             break Reply::err("ERR script stopped");
@@ -868,6 +872,9 @@ async fn drive(
         match coroutine.resume(input) {
             CoroutineResult::Yield(what) => {
                 hold_shard(core, shared);
+                if frozen.is_none() {
+                    frozen = shared.tx.get().map(|tx| core.freeze_clock(tx, start_ms));
+                }
                 input = match what {
                     Suspend::Slice => {
                         futures_lite::future::yield_now().await;
