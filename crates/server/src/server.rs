@@ -246,7 +246,8 @@ async fn load(
     }
 }
 
-/// The core's clock, `hz` times a second: active expiry, idle clients, the memory limit (see
+/// The core's clock, `hz` times a second: active expiry, the `instantaneous_*` rates, idle
+/// clients, the memory limit (see
 /// `core::memory::tick`), returning freed memory to the system, and the shutdown check (the
 /// tick also wakes a sleeping event loop, which then sees the request).
 async fn clock(core: Rc<Core>) {
@@ -271,6 +272,15 @@ async fn clock(core: Rc<Core>) {
             core.latency_sample("expire-cycle", started.elapsed());
         }
         core.publish_reported();
+        let stats = core.stats.get();
+        core.rates.borrow_mut().sample(
+            now,
+            [
+                stats.commands_processed,
+                stats.net_input_bytes,
+                stats.net_output_bytes,
+            ],
+        );
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
         close_idle_clients(&core, now);

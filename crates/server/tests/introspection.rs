@@ -487,3 +487,30 @@ fn every_command_in_command_docs_has_a_summary() {
         );
     }
 }
+
+#[test]
+fn instantaneous_rates_follow_the_load_of_every_core() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let rate = |c: &mut redis::Connection, name: &str| -> f64 {
+        field(&info(c, "stats"), name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    // Half a second of pipelined commands, over keys of both shards.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while std::time::Instant::now() < until {
+        let mut p = redis::pipe();
+        for i in 0..100 {
+            p.cmd("SET").arg(format!("k{i}")).arg("v").ignore();
+        }
+        p.query::<()>(&mut c).expect("pipeline");
+    }
+    assert!(rate(&mut c, "instantaneous_ops_per_sec") > 0.0);
+    assert!(rate(&mut c, "instantaneous_input_kbps") > 0.0);
+    assert!(rate(&mut c, "instantaneous_output_kbps") > 0.0);
+    // Idle for longer than the 16 samples of 100 ms: the INFO calls themselves are all
+    // that is left.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    assert!(rate(&mut c, "instantaneous_ops_per_sec") < 10.0);
+}

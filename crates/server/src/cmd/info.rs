@@ -49,6 +49,8 @@ struct CoreReport {
     tracking: (usize, usize, usize, usize),
     scripting: script::state::Usage,
     calls: calls::Report,
+    /// Commands, input bytes and output bytes per second (`instantaneous_*`).
+    rates: [f64; 3],
 }
 
 pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
@@ -112,10 +114,16 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
                 },
                 scripting: script::state::with(|st| st.usage()),
                 calls: calls::Report::of(&core.records.borrow(), histograms),
+                rates: {
+                    use crate::core::rates::Figure;
+                    let r = core.rates.borrow();
+                    [Figure::Commands, Figure::InputBytes, Figure::OutputBytes].map(|f| r.rate(f))
+                },
             }
         })
         .await;
     let sum = |f: &dyn Fn(&CoreReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let rate = |i: usize| reports.iter().map(|r| r.rates[i]).sum::<f64>();
     let config = s.core.config.borrow().clone();
     let mut out = String::new();
     let mut section = |name: &str, body: String| {
@@ -190,11 +198,14 @@ pub async fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     section(
         "stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:{}\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nmigrate_cached_sockets:{}\r\nlazyfreed_objects:{}\r\ntotal_error_replies:{}\r\n",
             sum(&|r| r.stats.connections_received),
             sum(&|r| r.stats.commands_processed),
+            rate(0) as u64,
             sum(&|r| r.stats.net_input_bytes),
             sum(&|r| r.stats.net_output_bytes),
+            rate(1) / 1024.0,
+            rate(2) / 1024.0,
             sum(&|r| r.stats.rejected_connections),
             sync.0,
             sync.1,

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod mesh;
 pub mod pause;
 pub mod pubsub;
+pub mod rates;
 pub mod shard_lock;
 pub mod spawn;
 pub mod timer;
@@ -403,6 +404,8 @@ pub struct Core {
     /// This shard's lock (see `shard_lock`).
     pub lock: RefCell<LockTable>,
     pub stats: Cell<CoreStats>,
+    /// INFO's `instantaneous_*` rates of this core (see `rates`).
+    pub rates: RefCell<rates::Rates>,
     /// Requests forwarded to other cores and their batches' round trips.
     pub forwarding: counters::Forwarding,
     pub started: Instant,
@@ -486,6 +489,7 @@ impl Core {
             waiters: RefCell::new(Waiters::default()),
             lock: RefCell::new(LockTable::default()),
             stats: Cell::new(CoreStats::default()),
+            rates: RefCell::default(),
             forwarding: counters::Forwarding::default(),
             started: Instant::now(),
             timers: Rc::new(Timers::default()),
