@@ -842,3 +842,39 @@ fn every_full_sync_starts_its_stream_with_a_select() {
     assert_eq!(first.next_command(), "SELECT 9");
     assert_eq!(first.next_command(), "SET b 2");
 }
+
+#[test]
+fn a_transaction_selects_its_database_before_multi() {
+    let shardis = primary();
+    let mut c = shardis.conn();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-ping-replica-period")
+        .arg(3600)
+        .query(&mut c)
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("SELECT").arg(9).query(&mut c).expect("SELECT");
+    let mut stream = RawReplica::connect(shardis.port);
+    // One shard's keys ({t}), then keys of both shards.
+    for keys in [["x{t}", "y{t}"], ["x", "y"]] {
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(keys[0])
+            .arg(1)
+            .ignore()
+            .cmd("SET")
+            .arg(keys[1])
+            .arg(2)
+            .ignore()
+            .query(&mut c)
+            .expect("MULTI/EXEC");
+    }
+    assert_eq!(stream.next_command(), "SELECT 9");
+    assert_eq!(stream.next_command(), "MULTI");
+    for _ in 0..3 {
+        let next = stream.next_command();
+        assert!(next.starts_with("SET ") || next == "EXEC", "{next}");
+    }
+    assert_eq!(stream.next_command(), "MULTI", "no SELECT again");
+}

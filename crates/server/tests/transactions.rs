@@ -365,3 +365,37 @@ fn overlapping_transactions_neither_stall_nor_lose_updates() {
     let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("dbsize");
     assert!(n > 0);
 }
+
+#[test]
+fn exec_is_refused_whole_when_the_server_became_a_stale_or_read_only_replica() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    let mut admin = s.conn();
+    cmd(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]).expect("config");
+    // (queued, the refusal EXEC gets once the server follows a primary it cannot reach)
+    for (queued, refusal) in [
+        (&["GET", "x"][..], "MASTERDOWN Link with MASTER is down"),
+        (
+            &["SET", "x", "1"],
+            "READONLY You can't write against a read only replica.",
+        ),
+    ] {
+        cmd(&mut c, &["MULTI"]).expect("multi");
+        cmd(&mut c, queued).expect("queued");
+        cmd(&mut admin, &["REPLICAOF", "127.0.0.1", "1"]).expect("replicaof");
+        let err = cmd(&mut c, &["EXEC"]).expect_err("refused");
+        let text = format!("{err}");
+        assert!(
+            text.contains("Transaction discarded because of: ") && text.contains(refusal),
+            "{queued:?}: {text}"
+        );
+        cmd(&mut admin, &["REPLICAOF", "NO", "ONE"]).expect("replicaof no one");
+    }
+    // A primary again: the same transaction runs.
+    cmd(&mut c, &["MULTI"]).expect("multi");
+    cmd(&mut c, &["SET", "x", "1"]).expect("queued");
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]).expect("exec"),
+        Value::Array(vec![Value::Okay])
+    );
+}

@@ -197,6 +197,9 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
 
 /// EXEC.
 async fn exec(s: &mut Session) -> Reply {
+    // The server may have become a replica, or lost its primary, since the commands were
+    // queued: refused as a whole, as Redis judges EXEC by the flags of what it queued.
+    let refused = crate::replica::refuse_exec(s);
     let Some(state) = s.multi.take() else {
         return Reply::err("ERR EXEC without MULTI");
     };
@@ -210,6 +213,13 @@ async fn exec(s: &mut Session) -> Reply {
         return Reply::error(format!(
             "EXECABORT Transaction discarded because of: {}",
             crate::primary::NOREPLICAS
+        ));
+    }
+    if let Some(refused) = refused {
+        multi::unwatch_all(s);
+        feed_monitors(s, &exec_args);
+        return Reply::error(format!(
+            "EXECABORT Transaction discarded because of: {refused}"
         ));
     }
     // ACL rules may have changed since the commands were queued: denied ones answer an

@@ -179,13 +179,18 @@ impl Merger {
     }
 
     fn emit(&mut self, cmd: &Cmd) {
-        if self.db != Some(cmd.db) {
-            let db = cmd.db.to_string();
-            self.out.extend(resp(&[b"SELECT", db.as_bytes()]));
-            self.db = Some(cmd.db);
-        }
+        self.select(cmd.db);
         self.out.extend_from_slice(&cmd.resp);
         self.raw_since_cmd = 0;
+    }
+
+    /// Selects `db` for the commands that follow, unless it is selected already.
+    fn select(&mut self, db: u32) {
+        if self.db != Some(db) {
+            let name = db.to_string();
+            self.out.extend(resp(&[b"SELECT", name.as_bytes()]));
+            self.db = Some(db);
+        }
     }
 
     fn is_open(&self, tx: u64) -> bool {
@@ -402,6 +407,11 @@ impl Merger {
         }
         let wrap = cmds.len() > 1;
         if wrap {
+            // The SELECT goes before the MULTI, as in Redis's stream (MULTI is propagated in
+            // the database of the transaction's first command).
+            if let Some(first) = cmds.first() {
+                self.select(first.db);
+            }
             self.out.extend(resp(&[b"MULTI"]));
         }
         for c in &cmds {
@@ -630,7 +640,7 @@ mod tests {
         m.push(1, end(3, &[0, 1]));
         assert_eq!(
             text(&mut m),
-            "MULTI; SELECT 0; SET b 1; FLUSHALL; SET a 1; EXEC"
+            "SELECT 0; MULTI; SET b 1; FLUSHALL; SET a 1; EXEC"
         );
     }
 

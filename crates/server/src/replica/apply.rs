@@ -32,7 +32,7 @@ use crate::core::{ConnRef, Core, Request};
 use shardis_engine::Command;
 
 /// How the master client is named to deliveries (it subscribes to nothing).
-const MASTER_CONN: ConnRef = ConnRef(u64::MAX);
+pub(crate) const MASTER_CONN: ConnRef = ConnRef(u64::MAX);
 /// Commands sent to the shards together at most.
 const MAX_GROUP: usize = 1024;
 /// The longest pause between two looks at the link's queue when it is idle.

@@ -230,26 +230,46 @@ pub fn refuse(cmd: &Command) -> Option<Reply> {
     None
 }
 
+/// The refusal of EXEC on a replica, judged as Redis's `processCommand` judges it: by the
+/// commands it queued, since the server may have become a replica (or lost its primary)
+/// after they were queued. -READONLY when one writes under `replica-read-only`, -MASTERDOWN
+/// when one is not flagged `stale` while the link is down under `replica-serve-stale-data
+/// no`.
+/// The primary's own transactions (the master link's session) are never refused.
+pub fn refuse_exec(s: &Session) -> Option<&'static str> {
+    if !IS_REPLICA.load(Ordering::Relaxed) || s.conn == apply::MASTER_CONN {
+        return None;
+    }
+    let queued = s
+        .multi
+        .iter()
+        .flat_map(|m| m.queued.iter().map(|(cmd, _)| *cmd));
+    let stale = !LINK_UP.load(Ordering::Relaxed) && !SERVE_STALE.load(Ordering::Relaxed);
+    let (mut writes, mut needs_link) = (false, false);
+    for cmd in queued {
+        writes |= cmd.is_write();
+        needs_link |= !cmd.flags.has(Flags::STALE);
+    }
+    if writes && refuses_writes() {
+        Some(READONLY_ERR)
+    } else if stale && needs_link {
+        Some(MASTERDOWN_ERR)
+    } else {
+        None
+    }
+}
+
 /// The refusal of a command a pause held (CLIENT PAUSE, FAILOVER), once it is released:
 /// Redis processes a held command again from the start, and the server may have become a
-/// replica meanwhile (a FAILOVER's old primary). EXEC of a transaction that writes is then
-/// refused whole, as Redis's EXEC on a read-only replica.
+/// replica meanwhile (a FAILOVER's old primary). EXEC is judged by what it queued
+/// ([`refuse_exec`], in EXEC itself).
 pub fn refuse_held(s: &mut Session, cmd: &Command) -> Option<Reply> {
     let exec = matches!(
         cmd.exec,
         shardis_engine::command::Exec::Server(shardis_engine::command::ServerCmd::Exec)
     );
-    if exec
-        && refuses_writes()
-        && s.multi
-            .as_ref()
-            .is_some_and(|m| m.queued.iter().any(|(c, _)| c.is_write()))
-    {
-        s.multi = None;
-        crate::conn::multi::unwatch_all(s);
-        return Some(Reply::error(format!(
-            "EXECABORT Transaction discarded because of: {READONLY_ERR}"
-        )));
+    if exec {
+        return None;
     }
     let refused = refuse(cmd)?;
     crate::conn::multi::flag_error(s);
