@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::real_redis::redis_server_with;
 use common::replication::{
     assert_links_listed, assert_same, assert_same_expiry, call_rf, expiry_load, fill, hears,
-    info_of, kill_type, number, primary_with, temp_dir, wait_in_sync, wait_online, wait_replicas,
-    write_load, RawReplica, LIBRARY,
+    info_of, kill_type, middle_replica_of, number, primary_with, temp_dir, wait_in_sync,
+    wait_online, wait_replicas, write_load, RawReplica, LIBRARY,
 };
 use common::Server;
 use redis::Connection;
@@ -680,18 +680,7 @@ fn a_replica_serves_replicas_of_its_own_with_its_primarys_history() {
     let top = primary();
     let mut p = top.conn();
     fill(&mut p);
-    let middle = Server::start(
-        2,
-        &[
-            "--enable-debug-command",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--replicaof",
-            "127.0.0.1",
-            &top.port.to_string(),
-        ],
-    );
+    let middle = middle_replica_of(top.port);
     let mut m = middle.conn();
     // A replica serves replicas only while its own link is up, as Redis.
     let unlinked = Server::start(
@@ -810,11 +799,11 @@ fn a_replica_serves_replicas_of_its_own_with_its_primarys_history() {
 /// As in Redis, the stream a full sync hands a replica selects its database before the first
 /// command, even when the stream already had that database selected for an earlier replica
 /// (Redis's tests attach fake replicas one after another and expect a SELECT first each time).
-#[test]
-fn every_full_sync_starts_its_stream_with_a_select() {
+/// A primary whose stream has no PINGs (a long `repl-ping-replica-period`), and a client of it
+/// that selected database 9.
+fn quiet_primary_in_db9() -> (Server, Connection) {
     let shardis = primary();
     let mut c = shardis.conn();
-    // No PING in the stream meanwhile.
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("repl-ping-replica-period")
@@ -822,6 +811,12 @@ fn every_full_sync_starts_its_stream_with_a_select() {
         .query(&mut c)
         .expect("CONFIG SET");
     let _: () = redis::cmd("SELECT").arg(9).query(&mut c).expect("SELECT");
+    (shardis, c)
+}
+
+#[test]
+fn every_full_sync_starts_its_stream_with_a_select() {
+    let (shardis, mut c) = quiet_primary_in_db9();
     let mut first = RawReplica::connect(shardis.port);
     let _: () = redis::cmd("SET")
         .arg("a")
@@ -845,15 +840,7 @@ fn every_full_sync_starts_its_stream_with_a_select() {
 
 #[test]
 fn a_transaction_selects_its_database_before_multi() {
-    let shardis = primary();
-    let mut c = shardis.conn();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-ping-replica-period")
-        .arg(3600)
-        .query(&mut c)
-        .expect("CONFIG SET");
-    let _: () = redis::cmd("SELECT").arg(9).query(&mut c).expect("SELECT");
+    let (shardis, mut c) = quiet_primary_in_db9();
     let mut stream = RawReplica::connect(shardis.port);
     // One shard's keys ({t}), then keys of both shards.
     for keys in [["x{t}", "y{t}"], ["x", "y"]] {

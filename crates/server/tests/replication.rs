@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::real_redis::{redis_server, redis_server_with};
 use common::replication::{
-    assert_same, fill, info_of, number, temp_dir, wait_in_sync, wait_online, write_load,
+    assert_same, fill, info_of, middle_replica_of, number, temp_dir, wait_in_sync, wait_online,
+    write_load,
 };
 use common::Server;
 
@@ -265,18 +266,7 @@ fn a_shardis_replica_of_redis_serves_a_redis_replica_of_its_own() {
     };
     let mut p = common::connect(top_port);
     fill(&mut p);
-    let middle = Server::start(
-        2,
-        &[
-            "--enable-debug-command",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--replicaof",
-            "127.0.0.1",
-            &top_port.to_string(),
-        ],
-    );
+    let middle = middle_replica_of(top_port);
     let mut m = middle.conn();
     wait_in_sync(&mut p, &mut m);
     let Some((_sub, sub_port)) = redis_server_with(

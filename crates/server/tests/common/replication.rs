@@ -22,6 +22,23 @@ pub fn primary_with(extra: &[&str]) -> Server {
 }
 
 /// A fresh directory for a test's files (a replica's RDB, a Redis server's dir).
+/// A Shardis replica (2 shards) of the server on `port` that serves replicas of its own at
+/// once (DEBUG enabled, no diskless-sync delay): the middle of a chain.
+pub fn middle_replica_of(port: u16) -> Server {
+    Server::start(
+        2,
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            &port.to_string(),
+        ],
+    )
+}
+
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("shardis-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
