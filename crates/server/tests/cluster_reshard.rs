@@ -266,7 +266,7 @@ fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = writer(ports[0], stop.clone());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // 200 slots from the first node to the last, keys and all.
+    // 500 slots from the first node to the last, keys and all.
     let (from, to) = (myid(ports[0]), myid(ports[3]));
     let before = slots_of(ports[3]);
     let out = cli_ok(&[
@@ -278,11 +278,11 @@ fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
         "--cluster-to",
         &to,
         "--cluster-slots",
-        "200",
+        "500",
         "--cluster-yes",
     ]);
     assert!(!out.contains("ERR"), "{out}");
-    assert_eq!(slots_of(ports[3]), before + 200);
+    assert_eq!(slots_of(ports[3]), before + 500);
     check_clean(ports[1]);
     // A new node joins and takes a small share (its weight keeps the slots moved few).
     let d = reshard_node(1);
