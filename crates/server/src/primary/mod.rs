@@ -570,16 +570,7 @@ fn distribute(merger: &mut Merger, s: &Settings) {
         at = pos;
         let offset = replica::offset();
         match what {
-            Resolved::Sync(id) => {
-                for r in take_waiting(&mut h, id) {
-                    let mut st = lock(&r.st);
-                    st.phase = Phase::SendRdb;
-                    st.start = offset;
-                    drop(st);
-                    r.wake.notify_all();
-                    h.replicas.push(r);
-                }
-            }
+            Resolved::Sync(id) => send_rdb_from(&mut h, id, offset),
             Resolved::Token(id, back) => {
                 h.tokens.insert(id, offset - back as i64);
             }
@@ -650,8 +641,13 @@ pub fn applied(bytes: &[u8]) {
 /// A full sync of this replica's own replicas was cut where its stream stood at `offset`:
 /// what it applies from now on is theirs (see `sync::run`).
 fn start_from(sync: u64, offset: i64) {
-    let mut h = hub();
-    for r in take_waiting(&mut h, sync) {
+    send_rdb_from(&mut hub(), sync, offset);
+}
+
+/// The replicas waiting for full sync `sync` start receiving its snapshot; the stream they
+/// follow afterwards starts at `offset`.
+fn send_rdb_from(h: &mut Hub, sync: u64, offset: i64) {
+    for r in take_waiting(h, sync) {
         let mut st = lock(&r.st);
         st.phase = Phase::SendRdb;
         st.start = offset;
