@@ -313,6 +313,10 @@ static PARAMS: &[Param] = &[
     // Cluster mode across processes (`cluster::bus`): each shard a node on Redis's cluster
     // bus, starting alone, instead of the one-process cluster.
     shardis_fixed("cluster-bus", Kind::Bool, "no"),
+    // On the bus: `no` makes the whole process one node on `port` (its shards behind it,
+    // forwarding as outside cluster mode), so that a process of several shards can be a
+    // replica (replication copies a whole process).
+    shardis_fixed("cluster-node-per-shard", Kind::Bool, "yes"),
     p("tls-cert-file", Kind::Str, ""),
     p("tls-key-file", Kind::Str, ""),
     p("tls-key-file-pass", Kind::Str, ""),

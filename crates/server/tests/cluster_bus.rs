@@ -41,60 +41,9 @@ fn three_processes_form_one_cluster_with_redis_cli() {
     // A cluster client reads and writes keys of every type across every node: 24,000 keys.
     let client = ClusterClient::new(vec![format!("redis://{}/", addrs[0])]).expect("client");
     let mut conn = client.get_connection().expect("cluster connection");
-    for i in 0..4000 {
-        let _: () = conn.set(format!("key:{i}"), i).expect("set");
-        let _: () = conn.rpush(format!("list:{i}"), i).expect("rpush");
-        let _: () = conn.hset(format!("hash:{i}"), "f", i).expect("hset");
-        let _: () = conn.sadd(format!("set:{i}"), i).expect("sadd");
-        let _: () = conn.zadd(format!("zset:{i}"), "m", i).expect("zadd");
-        let _: String = redis::cmd("XADD")
-            .arg(format!("stream:{i}"))
-            .arg("*")
-            .arg("f")
-            .arg(i)
-            .query(&mut conn)
-            .expect("xadd");
-    }
-    for i in 0..4000 {
-        let v: i64 = conn.get(format!("key:{i}")).expect("get");
-        assert_eq!(v, i);
-        let l: Vec<i64> = conn.lrange(format!("list:{i}"), 0, -1).expect("lrange");
-        assert_eq!(l, vec![i]);
-        let h: i64 = conn.hget(format!("hash:{i}"), "f").expect("hget");
-        assert_eq!(h, i);
-        let m: Vec<i64> = conn.smembers(format!("set:{i}")).expect("smembers");
-        assert_eq!(m, vec![i]);
-        let z: Option<i64> = conn.zscore(format!("zset:{i}"), "m").expect("zscore");
-        assert_eq!(z, Some(i));
-        let n: i64 = conn.xlen(format!("stream:{i}")).expect("xlen");
-        assert_eq!(n, 1);
-    }
+    every_type_through(&mut conn, 4000);
     // redis-benchmark in cluster mode runs without errors against the nodes.
-    let (host, port) = addrs[0].rsplit_once(':').expect("addr");
-    let bench = std::process::Command::new("redis-benchmark")
-        .args([
-            "-h",
-            host,
-            "-p",
-            port,
-            "--cluster",
-            "-n",
-            "20000",
-            "-c",
-            "20",
-        ])
-        .args(["-t", "set,get,lpush,incr", "-q"])
-        .output();
-    if let Ok(out) = bench {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{text}");
-        assert!(!text.to_lowercase().contains("error"), "{text}");
-        assert_eq!(text.matches("requests per second").count(), 4, "{text}");
-    }
+    benchmark_cluster(&addrs[0]);
     // Each key on the node that owns its slot; -MOVED from the others to it.
     let mut moved = 0;
     for addr in &addrs {

@@ -1,8 +1,9 @@
-//! Replicas and failover on the cluster bus: six Shardis processes (one node each) formed by
-//! `redis-cli --cluster create … --cluster-replicas 1`; replicas serve READONLY reads; a
-//! manual CLUSTER FAILOVER swaps a master and its replica without losing a write WAIT
-//! confirmed; a master killed with SIGKILL is replaced by its replica while a cluster client
-//! goes on. Tests skip, saying so, when redis-cli is absent.
+//! Replicas and failover on the cluster bus: six Shardis processes (one node each: one
+//! shard, or two behind one node) formed by `redis-cli --cluster create … --cluster-replicas
+//! 1`; replicas serve READONLY reads; a manual CLUSTER FAILOVER swaps a master and its
+//! replica without losing a write WAIT confirmed; a master killed with SIGKILL is replaced by
+//! its replica while a cluster client goes on. Tests skip, saying so, when redis-cli is
+//! absent.
 
 mod common;
 
@@ -46,12 +47,76 @@ fn role(port: u16) -> String {
     }
 }
 
-/// Six one-node processes formed into 3 masters with a replica each; every node agrees.
-fn six_node_cluster() -> (Vec<Server>, Vec<u16>) {
+/// CLUSTER SHARDS on `port`: every node's port, replication offset and health.
+fn shard_offsets(port: u16) -> Vec<(u16, i64, String)> {
+    let mut c = common::connect(port);
+    let shards: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SHARDS").query(&mut c).unwrap();
+    let field = |m: &[(redis::Value, redis::Value)], name: &str| {
+        m.iter()
+            .find(|(k, _)| matches!(k, redis::Value::BulkString(b) if b == name.as_bytes()))
+            .map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for shard in shards {
+        let map = as_pairs(shard);
+        let Some(redis::Value::Array(nodes)) = field(&map, "nodes") else {
+            continue;
+        };
+        for node in nodes {
+            let n = as_pairs(node);
+            let (Some(redis::Value::Int(port)), Some(redis::Value::Int(offset))) =
+                (field(&n, "port"), field(&n, "replication-offset"))
+            else {
+                continue;
+            };
+            let health = match field(&n, "health") {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+                other => format!("{other:?}"),
+            };
+            out.push((port as u16, offset, health));
+        }
+    }
+    out
+}
+
+/// A map reply (RESP3) or a flat array of pairs (RESP2) as pairs.
+fn as_pairs(v: redis::Value) -> Vec<(redis::Value, redis::Value)> {
+    match v {
+        redis::Value::Map(m) => m,
+        redis::Value::Array(a) => {
+            let mut it = a.into_iter();
+            let mut out = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((k, v));
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Six one-node processes of `shards` shards formed into 3 masters with a replica each;
+/// every node agrees. One shard is a node on its own port; more are one node on the
+/// process's port (`cluster-node-per-shard no`), as replication copies a whole process.
+fn six_node_cluster(shards: u16) -> (Vec<Server>, Vec<u16>) {
     // A node timeout that a busy machine's pauses do not trip.
-    let servers: Vec<Server> = (0..6).map(|_| bus_server_timeout(1, 4000)).collect();
-    let ports: Vec<u16> = servers.iter().map(|s| s.port + 1).collect();
-    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    let per_shard = shards == 1;
+    let servers: Vec<Server> = (0..6)
+        .map(|_| {
+            if per_shard {
+                bus_server_timeout(shards, 4000)
+            } else {
+                process_node_server(shards, 4000)
+            }
+        })
+        .collect();
+    let ports = node_ports(
+        &servers
+            .iter()
+            .map(|s| (s, shards, per_shard))
+            .collect::<Vec<_>>(),
+    );
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let mut args = vec!["--cluster".to_string(), "create".to_string()];
     args.extend(addrs.iter().cloned());
     args.extend([
@@ -80,10 +145,20 @@ fn six_node_cluster() -> (Vec<Server>, Vec<u16>) {
 
 #[test]
 fn replicas_failover_by_hand_and_on_failure() {
+    failover_by_hand_and_on_failure(1);
+}
+
+/// The same with processes of two shards each, every process one node.
+#[test]
+fn two_shard_processes_replicate_and_fail_over() {
+    failover_by_hand_and_on_failure(2);
+}
+
+fn failover_by_hand_and_on_failure(shards: u16) {
     if !redis_cli() {
         return;
     }
-    let (mut servers, ports) = six_node_cluster();
+    let (mut servers, ports) = six_node_cluster(shards);
     let replicas: Vec<u16> = ports
         .iter()
         .copied()
@@ -126,6 +201,32 @@ fn replicas_failover_by_hand_and_on_failure() {
     let mut conn = client.get_connection().unwrap();
     for i in 0..2000 {
         let _: () = conn.set(format!("k:{i}"), i).unwrap();
+    }
+    if shards > 1 {
+        // Tens of thousands of keys of every type, and redis-benchmark, through the masters.
+        every_type_through(&mut conn, 4000);
+        benchmark_cluster(&format!("127.0.0.1:{}", ports[0]));
+    }
+    // CLUSTER SHARDS: each replica's offset as its pings announce it, once it caught up.
+    for &r in &replicas {
+        let master = master_of(r).unwrap();
+        wait_for(
+            20,
+            "the replica's announced offset to reach its master's",
+            || {
+                let offsets = shard_offsets(ports[0]);
+                let of = |p: u16| {
+                    offsets
+                        .iter()
+                        .find(|o| o.0 == p)
+                        .map(|o| (o.1, o.2.clone()))
+                };
+                match (of(master), of(r)) {
+                    (Some((m, _)), Some((o, health))) => m > 0 && o == m && health == "online",
+                    _ => false,
+                }
+            },
+        );
     }
     // A replica redirects to its master unless a READONLY client reads.
     let r = replicas[0];

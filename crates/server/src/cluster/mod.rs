@@ -2,6 +2,8 @@
 //! node of its own, owning one contiguous range of the 16384 hash slots and listening on a
 //! port of its own, so a cluster-aware client sends each key straight to the core that owns
 //! it. The shared port stays for clients that are not cluster-aware (forwarding as always).
+//! On the bus, `cluster-node-per-shard no` makes the whole process one node instead,
+//! announced at the shared port (see [`node_per_shard`]).
 //!
 //! What is here is fixed for the life of the process: the node ids (kept in
 //! `cluster-config-file`, `nodes.rs`) and the slot ranges. The addresses are announced from
@@ -35,13 +37,40 @@ pub fn topology() -> Option<&'static Topology> {
     TOPOLOGY.get()
 }
 
+/// Whether every shard is a node of its own (the default), or the process is one node
+/// (`cluster-bus yes` with `cluster-node-per-shard no`): announced at `port` and bus port
+/// `cluster-port` (or `port` + 10000) as a Redis node is, its shards behind it as outside
+/// cluster mode. Replication copies a whole process, so only a process that is one node can
+/// be a replica: this is how a process of several shards serves as one.
+pub fn node_per_shard(config: &Config) -> bool {
+    !config.get_bool("cluster-bus") || config.get_bool("cluster-node-per-shard")
+}
+
 /// At start-up, before anything binds, with `cluster-enabled yes`: whether the nodes' ports
 /// (and the bus ports announced) fit below 65536.
 pub fn check_ports(config: &Config, shards: usize) -> Result<(), String> {
+    let bus = config.get_bool("cluster-bus") && config.get_bool("cluster-enabled");
+    if !config.get_bool("cluster-node-per-shard") && !bus {
+        return Err(
+            "cluster-node-per-shard no needs the cluster bus (cluster-bus yes and cluster-enabled yes)"
+                .into(),
+        );
+    }
     if !config.get_bool("cluster-enabled") {
         return Ok(());
     }
     let port = config.get_i64("port");
+    if !node_per_shard(config) {
+        if port == 0 {
+            return Err("cluster mode needs a TCP port (port 0 given)".into());
+        }
+        if config.get_i64("cluster-port") == 0 && port + 10000 > 65535 {
+            return Err(format!(
+                "cluster mode: the bus port (port + 10000) goes past 65535 with port {port}; lower `port` or set `cluster-port`"
+            ));
+        }
+        return Ok(());
+    }
     if port == 0 {
         return Err("cluster mode needs a TCP port (port 0 given): each shard listens on port + 1 + its index".into());
     }
@@ -90,7 +119,8 @@ pub fn slot_range(shard: usize, shards: usize) -> (u16, u16) {
     (first(shard), end - 1)
 }
 
-/// Where node `shard` is announced: its IP, client port and bus port.
+/// Where node `shard` (the process's node, when it is one: [`node_per_shard`]) is
+/// announced: its IP, client port and bus port.
 pub struct NodeAddr {
     pub ip: String,
     pub port: u32,
@@ -116,7 +146,12 @@ impl NodeAddr {
             0 => config.get_u64("port") + 10000,
             p => p,
         };
-        let offset = 1 + shard as u32;
+        // A node per shard sits beside the shared port; the process's one node is on it.
+        let offset = if node_per_shard(config) {
+            1 + shard as u32
+        } else {
+            0
+        };
         NodeAddr {
             ip: ip.to_string(),
             port: base as u32 + offset,

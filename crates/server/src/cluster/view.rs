@@ -29,6 +29,8 @@ pub struct NodeInfo {
     pub connected: bool,
     /// Slot ranges served (masters).
     pub ranges: Vec<(u16, u16)>,
+    /// The replication offset it last announced (myself: when the view was taken).
+    pub repl_offset: u64,
 }
 
 /// One cluster bus link, as CLUSTER LINKS shows it.
@@ -340,16 +342,23 @@ impl Snapshot {
         Reply::Array(out)
     }
 
-    pub fn shards(&self) -> Reply {
+    /// CLUSTER SHARDS; `my_offset` is this process's replication offset now (the others'
+    /// are those their last messages announced).
+    pub fn shards(&self, my_offset: u64) -> Reply {
         let text = |s: &str| Reply::bulk(s.as_bytes());
         let node = |n: &NodeInfo| {
-            let role = if n.flags & flags::SLAVE != 0 {
-                "replica"
+            let replica = n.flags & flags::SLAVE != 0;
+            let role = if replica { "replica" } else { "master" };
+            let offset = if n.flags & flags::MYSELF != 0 {
+                my_offset
             } else {
-                "master"
+                n.repl_offset
             };
+            // A replica that announces no offset yet has not loaded its master's data.
             let health = if n.flags & flags::FAIL != 0 {
                 "fail"
+            } else if replica && offset == 0 {
+                "loading"
             } else {
                 "online"
             };
@@ -362,8 +371,10 @@ impl Snapshot {
                     text(if n.ip.is_empty() { "?" } else { &n.ip }),
                 ),
                 (text("role"), text(role)),
-                // Replication offsets are not carried on the bus here.
-                (text("replication-offset"), Reply::Int(0)),
+                (
+                    text("replication-offset"),
+                    Reply::Int(i64::try_from(offset).unwrap_or(i64::MAX)),
+                ),
                 (text("health"), text(health)),
             ])
         };

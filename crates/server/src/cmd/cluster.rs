@@ -69,7 +69,7 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
         ServerCmd::ClusterMyId => Reply::bulk(view.myself().id.as_bytes()),
         ServerCmd::ClusterNodes => Reply::Verbatim(Bytes::from(view.nodes_text())),
         ServerCmd::ClusterSlots => view.slots(),
-        ServerCmd::ClusterShards => view.shards(),
+        ServerCmd::ClusterShards => view.shards(crate::replica::offset().max(0) as u64),
         ServerCmd::ClusterKeySlot => Reply::Int(i64::from(route::key_slot(&args[2]))),
         // Links are those of the cluster bus: the nodes of one process have none.
         ServerCmd::ClusterLinks => view.links(),
@@ -243,9 +243,9 @@ async fn bus_op(s: &Session, which: ServerCmd, args: &[Bytes]) -> Result<Op, Rep
         ServerCmd::ClusterSaveConfig => Op::SaveConfig,
         ServerCmd::ClusterReplicate => {
             // The replication code copies the whole process: its one node.
-            if s.core.shards != 1 {
+            if !bus::one_node() {
                 return Err(Reply::err(
-                    "ERR CLUSTER REPLICATE needs a process running one node (shards 1): replication copies the whole process",
+                    "ERR CLUSTER REPLICATE needs a process running one node (shards 1, or cluster-node-per-shard no): replication copies the whole process",
                 ));
             }
             Op::Replicate {
@@ -422,6 +422,8 @@ fn one_process(s: &Session, topology: &Topology) -> Snapshot {
                 config_epoch: nodes::config_epoch(shard),
                 connected: true,
                 ranges: vec![(first, last)],
+                // One process, one replication stream.
+                repl_offset: crate::replica::offset().max(0) as u64,
             }
         })
         .collect();

@@ -72,7 +72,7 @@ pub fn server_addrs(
         }
     }
     // Cluster mode: every shard's node listens on a port of its own too.
-    if config.get_bool("cluster-enabled") && port != 0 {
+    if config.get_bool("cluster-enabled") && crate::cluster::node_per_shard(config) && port != 0 {
         for shard in 0..shards {
             let node_port = crate::cluster::listen_port(port, shard);
             for mut a in bind_addrs(bind, node_port)? {

@@ -17,16 +17,26 @@ pub static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A base port whose node ports (base + 1 + shard) and bus ports (base + 10001 + shard) are
 /// free at the moment.
 pub fn base_port(shards: u16) -> u16 {
+    port_with_free(|base| {
+        (1..=shards)
+            .flat_map(|i| [base + i, base + 10000 + i])
+            .collect()
+    })
+}
+
+/// A free port whose `others` ports are free at the moment too.
+fn port_with_free(others: impl Fn(u16) -> Vec<u16>) -> u16 {
     loop {
         let base = super::free_port();
         if base > 50000 {
             continue;
         }
-        let ports = (1..=shards).flat_map(|i| [base + i, base + 10000 + i]);
+        let ports = others(base);
         let held: Vec<TcpListener> = ports
-            .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .iter()
+            .filter_map(|&p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
-        if held.len() == 2 * shards as usize {
+        if held.len() == ports.len() {
             return base;
         }
     }
@@ -39,9 +49,40 @@ pub fn bus_server(shards: u16) -> Server {
 
 /// A bus node process with `shards` shards (nodes) and `cluster-node-timeout` `ms`.
 pub fn bus_server_timeout(shards: u16, ms: u64) -> Server {
+    start_bus_server(shards, ms, true)
+}
+
+/// A bus process of `shards` shards that is one node (`cluster-node-per-shard no`) on its
+/// port, with its bus port at port + 10000, and `cluster-node-timeout` `ms`.
+pub fn process_node_server(shards: u16, ms: u64) -> Server {
+    start_bus_server(shards, ms, false)
+}
+
+/// The client port of every node of `servers`, each given with its shard count and
+/// whether every shard is a node (else the process is one, on its port).
+pub fn node_ports(servers: &[(&Server, u16, bool)]) -> Vec<u16> {
+    servers
+        .iter()
+        .flat_map(|&(s, shards, per_shard)| {
+            let nodes: Vec<u16> = if per_shard {
+                (1..=shards).map(|i| s.port + i).collect()
+            } else {
+                vec![s.port]
+            };
+            nodes
+        })
+        .collect()
+}
+
+fn start_bus_server(shards: u16, ms: u64, per_shard: bool) -> Server {
     let ms = ms.to_string();
+    let per_shard_arg = if per_shard { "yes" } else { "no" };
     for _ in 0..5 {
-        let port = base_port(shards);
+        let port = if per_shard {
+            base_port(shards)
+        } else {
+            port_with_free(|base| vec![base + 10000])
+        };
         if let Ok(s) = Server::try_start_on(
             port,
             shards.into(),
@@ -50,6 +91,8 @@ pub fn bus_server_timeout(shards: u16, ms: u64) -> Server {
                 "yes",
                 "--cluster-bus",
                 "yes",
+                "--cluster-node-per-shard",
+                per_shard_arg,
                 "--cluster-node-timeout",
                 &ms,
             ],
@@ -81,9 +124,13 @@ pub fn cli(args: &[String]) -> (bool, String) {
 }
 
 pub fn node_addrs(servers: &[(&Server, u16)]) -> Vec<String> {
-    servers
+    let nodes: Vec<_> = servers
         .iter()
-        .flat_map(|(s, shards)| (1..=*shards).map(move |i| format!("127.0.0.1:{}", s.port + i)))
+        .map(|&(s, shards)| (s, shards, true))
+        .collect();
+    node_ports(&nodes)
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"))
         .collect()
 }
 
@@ -155,4 +202,69 @@ pub fn run(c: &mut redis::Connection, words: &[&str]) -> String {
         cmd.arg(*w);
     }
     text(cmd.query(c))
+}
+
+/// Writes and reads back `n` keys of each of the six types through a cluster client.
+pub fn every_type_through(conn: &mut redis::cluster::ClusterConnection, n: i64) {
+    use redis::Commands;
+    for i in 0..n {
+        let _: () = conn.set(format!("key:{i}"), i).expect("set");
+        let _: () = conn.rpush(format!("list:{i}"), i).expect("rpush");
+        let _: () = conn.hset(format!("hash:{i}"), "f", i).expect("hset");
+        let _: () = conn.sadd(format!("set:{i}"), i).expect("sadd");
+        let _: () = conn.zadd(format!("zset:{i}"), "m", i).expect("zadd");
+        let _: String = redis::cmd("XADD")
+            .arg(format!("stream:{i}"))
+            .arg("*")
+            .arg("f")
+            .arg(i)
+            .query(conn)
+            .expect("xadd");
+    }
+    for i in 0..n {
+        let v: i64 = conn.get(format!("key:{i}")).expect("get");
+        assert_eq!(v, i);
+        let l: Vec<i64> = conn.lrange(format!("list:{i}"), 0, -1).expect("lrange");
+        assert_eq!(l, vec![i]);
+        let h: i64 = conn.hget(format!("hash:{i}"), "f").expect("hget");
+        assert_eq!(h, i);
+        let m: Vec<i64> = conn.smembers(format!("set:{i}")).expect("smembers");
+        assert_eq!(m, vec![i]);
+        let z: Option<i64> = conn.zscore(format!("zset:{i}"), "m").expect("zscore");
+        assert_eq!(z, Some(i));
+        let len: i64 = conn.xlen(format!("stream:{i}")).expect("xlen");
+        assert_eq!(len, 1);
+    }
+}
+
+/// Runs `redis-benchmark --cluster` against the cluster of node `addr` (`ip:port`) and
+/// asserts it reports every test without an error; skipped when redis-benchmark is absent.
+pub fn benchmark_cluster(addr: &str) {
+    let (host, port) = addr.rsplit_once(':').expect("addr");
+    let bench = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "--cluster",
+            "-n",
+            "20000",
+            "-c",
+            "20",
+        ])
+        .args(["-t", "set,get,lpush,incr", "-q"])
+        .output();
+    let Ok(out) = bench else {
+        eprintln!("redis-benchmark not installed: skipping it");
+        return;
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.to_lowercase().contains("error"), "{text}");
+    assert_eq!(text.matches("requests per second").count(), 4, "{text}");
 }

@@ -14,7 +14,8 @@
 //! A node's role drives the process's replication (`run_role_work`): a replica follows its
 //! master's address with the replication code, a promoted one stops following, a master
 //! asked for a manual failover holds writes. The replication code serves the whole process,
-//! so a process whose node replicates runs that one node (`shards 1`).
+//! so a process whose node replicates runs that one node: `shards 1`, or any number of
+//! shards behind one node (`cluster-node-per-shard no`, whose view every core reads).
 //!
 //! Where keys live does not change with the slot map: a process keeps slot `s`'s keys in
 //! the shard of its static range (`route::shard_of_slot`), whichever of its nodes owns the
@@ -93,7 +94,8 @@ enum Event {
     Connected(usize, LinkId, TcpStream),
     Frame(usize, LinkId, Vec<u8>, Handled),
     Closed(usize, LinkId),
-    Request(usize, Op, Done),
+    /// A change asked of node `.0` by a client of core `.1` (where the reply goes).
+    Request(usize, usize, Op, Done),
 }
 
 /// Goes with a received frame to the bus thread and tells the link's reader, when dropped
@@ -117,6 +119,8 @@ impl Drop for Handled {
 /// What start-up prepared before the cores run: the nodes, their files, their listeners.
 struct Prepared {
     nodes: Vec<LocalNode>,
+    /// The process's cores (one node each, or all behind the one node).
+    cores: usize,
 }
 
 struct LocalNode {
@@ -199,11 +203,27 @@ pub fn enabled() -> bool {
     INITIAL.get().is_some()
 }
 
-/// The view of core `id`'s node.
-pub fn snapshot(id: usize) -> Option<Arc<Snapshot>> {
+/// The node whose clients core `core` serves: its own, or the process's one node
+/// (`cluster-node-per-shard no`, or one shard).
+pub fn node_of(core: usize) -> usize {
+    if one_node() {
+        0
+    } else {
+        core
+    }
+}
+
+/// Whether the process is one node (its only shard's, or all of them behind one:
+/// `cluster-node-per-shard no`).
+pub fn one_node() -> bool {
+    INITIAL.get().is_some_and(|nodes| nodes.len() == 1)
+}
+
+/// The view of core `core`'s node.
+pub fn snapshot(core: usize) -> Option<Arc<Snapshot>> {
     SNAPSHOT
         .with(|s| s.borrow().clone())
-        .or_else(|| INITIAL.get()?.get(id).cloned())
+        .or_else(|| INITIAL.get()?.get(node_of(core)).cloned())
 }
 
 /// The configuration file of node `shard`: `cluster-config-file` for the first, with
@@ -233,8 +253,13 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
     configure(config);
     let now = wall_ms();
     let timeout = config.get_u64("cluster-node-timeout");
-    let mut nodes = Vec::with_capacity(shards);
-    for shard in 0..shards {
+    let count = if super::node_per_shard(config) {
+        shards
+    } else {
+        1
+    };
+    let mut nodes = Vec::with_capacity(count);
+    for shard in 0..count {
         let path = file_name(config, shard);
         let (file, text) = conf::open_locked(&path)?;
         let a = announce(config, shard);
@@ -280,7 +305,10 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
         .set(initial)
         .map_err(|_| "cluster bus prepared twice".to_string())?;
     if let Ok(mut p) = PREPARED.lock() {
-        *p = Some(Prepared { nodes });
+        *p = Some(Prepared {
+            nodes,
+            cores: shards,
+        });
     }
     Ok(())
 }
@@ -317,6 +345,7 @@ pub fn start(cores: Outside<Msg>) -> Result<(), String> {
     let _ = REQUESTS.set(tx.clone());
     let bus = Bus {
         nodes: prepared.nodes,
+        core_count: prepared.cores,
         socks: HashMap::new(),
         events: tx,
         cores,
@@ -335,16 +364,17 @@ fn spawn_named(
         .map_err(|e| format!("cannot start a cluster bus thread: {e}"))
 }
 
-/// Sends `op` from a client of node `node` to the bus thread; the reply comes back on that
-/// node's core.
-pub async fn request(node: usize, op: Op) -> Reply {
+/// Sends `op` from a client of core `core` to the bus thread, for the core's node; the reply
+/// comes back on that core.
+pub async fn request(core: usize, op: Op) -> Reply {
     let (tx, rx) = futures_channel::oneshot::channel();
     let done: Done = Box::new(move |reply| {
         let _ = tx.send(reply);
     });
-    let sent = REQUESTS
-        .get()
-        .is_some_and(|s| s.send(Event::Request(node, op, done)).is_ok());
+    let sent = REQUESTS.get().is_some_and(|s| {
+        s.send(Event::Request(node_of(core), core, op, done))
+            .is_ok()
+    });
     if !sent {
         return Reply::err("ERR the cluster bus is not running");
     }
@@ -412,6 +442,7 @@ fn write_frames(mut s: TcpStream, queue: Receiver<Vec<u8>>, buffer: SendBuffer) 
 
 struct Bus {
     nodes: Vec<LocalNode>,
+    core_count: usize,
     socks: HashMap<(usize, LinkId), Sock>,
     events: Sender<Event>,
     cores: Outside<Msg>,
@@ -453,12 +484,13 @@ impl Bus {
                 publish_all = ticks.is_multiple_of(10);
             }
             self.flush(publish_all);
-            for (node, reply, d) in done {
-                self.run_on_core(node, move || d(reply));
+            for (core, reply, d) in done {
+                self.run_on_core(core, move || d(reply));
             }
         }
     }
 
+    /// Handles `ev`; a request's reply joins `done` with the core it goes to.
     fn handle(&mut self, ev: Event, done: &mut Vec<(usize, Reply, Done)>) {
         let now = wall_ms();
         match ev {
@@ -506,7 +538,7 @@ impl Bus {
                     n.state.closed(link);
                 }
             }
-            Event::Request(i, op, d) => {
+            Event::Request(i, core, op, d) => {
                 let reply = match self.nodes.get_mut(i) {
                     Some(n) => {
                         refresh(&mut n.state, now);
@@ -514,7 +546,7 @@ impl Bus {
                     }
                     None => Reply::err("ERR no such cluster node"),
                 };
-                done.push((i, reply, d));
+                done.push((core, reply, d));
             }
         }
     }
@@ -626,7 +658,7 @@ impl Bus {
             let locals: Vec<msg::Name> = self.nodes.iter().map(|n| n.state.myself).collect();
             let work = std::mem::take(&mut self.nodes[i].state.ha.runtime);
             if !work.is_empty() {
-                let task: crate::core::Task = Box::new(move |core| queue_role_work(core, i, work));
+                let task: crate::core::Task = Box::new(move |core| queue_role_work(core, work));
                 if let Some(ring) = self.cores.send(i, Msg::Run(task)) {
                     self.waker.wake(ring);
                 }
@@ -647,8 +679,23 @@ impl Bus {
                 node.state.changed = false;
                 snap.links = self.links_of(i);
                 let snap = Arc::new(snap);
-                self.run_on_core(i, move || SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap)));
+                for core in self.cores_of(i) {
+                    let snap = snap.clone();
+                    self.run_on_core(core, move || {
+                        SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap))
+                    });
+                }
             }
+        }
+    }
+
+    /// The cores serving node `i`'s clients: its own, or every core for the process's one
+    /// node.
+    fn cores_of(&self, i: usize) -> std::ops::Range<usize> {
+        if self.nodes.len() == 1 {
+            0..self.core_count
+        } else {
+            i..i + 1
         }
     }
 
@@ -713,18 +760,18 @@ thread_local! {
 /// Queues node `node`'s role work on its core (see [`Runtime`]), starting the task that
 /// carries it out unless it runs: a follow and the release of held writes after it never
 /// overlap, so no held write runs on a node that has become a replica.
-fn queue_role_work(core: &std::rc::Rc<crate::core::Core>, node: usize, work: Vec<Runtime>) {
+fn queue_role_work(core: &std::rc::Rc<crate::core::Core>, work: Vec<Runtime>) {
     let start = ROLE_WORK.with(|q| {
         let mut q = q.borrow_mut();
         q.0.extend(work);
         !std::mem::replace(&mut q.1, true)
     });
     if start {
-        crate::core::spawn::spawn(run_role_work(core.clone(), node));
+        crate::core::spawn::spawn(run_role_work(core.clone()));
     }
 }
 
-async fn run_role_work(core: std::rc::Rc<crate::core::Core>, node: usize) {
+async fn run_role_work(core: std::rc::Rc<crate::core::Core>) {
     loop {
         let next = ROLE_WORK.with(|q| {
             let mut q = q.borrow_mut();
@@ -755,7 +802,7 @@ async fn run_role_work(core: std::rc::Rc<crate::core::Core>, node: usize) {
                 });
                 let offset = crate::primary::stream_position(&core).await;
                 let offset = u64::try_from(offset).unwrap_or(0);
-                let _ = request(node, Op::MfPaused(offset)).await;
+                let _ = request(core.id, Op::MfPaused(offset)).await;
             }
             Runtime::Unpause => {
                 core.broadcast(|c| c.pause_for_failover(false)).await;
@@ -918,6 +965,11 @@ pub fn snapshot_of(st: &State, locals: &[msg::Name]) -> Snapshot {
             config_epoch: n.config_epoch,
             connected: st.link_up(&n.name) || n.name == st.myself,
             ranges: ranges.get_mut(i).map(std::mem::take).unwrap_or_default(),
+            repl_offset: if n.name == st.myself {
+                st.ha.repl_offset
+            } else {
+                n.repl_offset
+            },
         })
         .collect();
     Snapshot {
