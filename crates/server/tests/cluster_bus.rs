@@ -217,3 +217,66 @@ fn without_the_bus_configuration_changes_are_refused() {
         "ERR This instance has cluster support disabled"
     );
 }
+
+/// A write held by a pause is judged again when it runs, as Redis processes a postponed
+/// command anew: a slot given to another node meanwhile sends it there with -MOVED.
+#[test]
+fn a_held_write_follows_its_slot_to_the_new_owner() {
+    if !redis_cli() {
+        return;
+    }
+    let servers: Vec<Server> = (0..3).map(|_| bus_server_timeout(1, 4000)).collect();
+    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    create(&addrs);
+    let key = "held";
+    let slot = key_slot(key.as_bytes());
+    let port_of = |a: &String| a.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let owner = *addrs
+        .iter()
+        .map(port_of)
+        .collect::<Vec<_>>()
+        .iter()
+        .find(|&&p| {
+            let got: redis::RedisResult<Option<String>> = common::connect(p).get(key);
+            got.is_ok()
+        })
+        .unwrap();
+    let heir = addrs.iter().map(port_of).find(|&p| p != owner).unwrap();
+    let heir_id: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut common::connect(heir))
+        .unwrap();
+    let mut admin = common::connect(owner);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(20000)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut c = common::connect(owner);
+        let r: redis::RedisResult<()> = c.set(key, "v");
+        r.map_err(error_text)
+    });
+    wait_for(10, "the write to be held", || {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+        list.lines().any(|l| l.contains("cmd=set"))
+    });
+    for p in [heir, owner] {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&heir_id)
+            .query(&mut common::connect(p))
+            .unwrap();
+    }
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(
+        writer.join().unwrap(),
+        Err(format!("MOVED {slot} 127.0.0.1:{heir}"))
+    );
+}

@@ -1094,11 +1094,19 @@ impl EventLoop {
                         break;
                     }
                     conn.client.borrow_mut().paused = false;
-                    // Checked again as it runs: a FAILOVER may have made us a replica.
-                    let refused = conn
-                        .session
-                        .as_deref_mut()
-                        .and_then(|s| crate::replica::refuse_held(s, cmd));
+                    // Checked again as it runs, as Redis processes a postponed command anew:
+                    // a FAILOVER may have made us a replica, and in cluster mode given the
+                    // slot to another node (-MOVED there). A request of an open slot is
+                    // judged when it runs.
+                    let keys = &mut self.keys;
+                    let refused = conn.session.as_deref_mut().and_then(|s| {
+                        let moved = if s.open_slot.is_none() {
+                            crate::cluster::redirect::refuse(s, cmd, &args, keys)
+                        } else {
+                            None
+                        };
+                        moved.or_else(|| crate::replica::refuse_held(s, cmd))
+                    });
                     match refused {
                         Some(reply) => conn.reply(reply),
                         None => self.admit(r, &mut conn, cmd, &mut args),
