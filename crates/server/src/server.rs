@@ -75,6 +75,11 @@ pub fn run(mut config: Config) -> Result<(), String> {
         config.acl_all_channels(),
     )?;
     info!("{}", probe::check_memlock(shards)?);
+    // Commands are timed with the CPU's counter where it ticks at a constant rate.
+    match crate::core::stopwatch::calibrate() {
+        Some(rate) => info!("command timing: time-stamp counter, {rate:.0} ticks/µs"),
+        None => info!("command timing: monotonic clock"),
+    }
     crate::persist::init();
     crate::persist::aof::load::prepare(&config, shards)?;
     crate::persist::loading::begin(shards);

@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
 
 use bytes::Bytes;
 use shardis_engine::command::Flags;
@@ -22,6 +21,7 @@ use crate::coord::route::{self, Target};
 use crate::coord::{fanout, txn};
 use crate::core::memory;
 use crate::core::shard_lock::LockStep;
+use crate::core::stopwatch::Stopwatch;
 use crate::core::{Batch, Request};
 
 /// Runs one command (already looked up; MULTI's queuing is the caller's). None: no reply (the
@@ -32,7 +32,7 @@ pub fn run<'a>(
     args: Vec<Bytes>,
 ) -> Pin<Box<dyn Future<Output = Option<Reply>> + 'a>> {
     Box::pin(async move {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         // A runtime command that may use memory (FUNCTION LOAD, FUNCTION RESTORE) writes on
         // every shard: refused, as Redis refuses it, when this one cannot make room or
         // another is full. Inside EXEC the transaction was admitted as a whole.
@@ -71,7 +71,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
     let shards = core.shards;
     if let Fanout::AllShards(merge) = cmd.fanout {
         if shards > 1 {
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let recorded = args.clone();
             let reply = fanout::all_shards(&core, cmd, args, db, resp3, merge, s.tx).await;
             core.record_call(cmd, &recorded, client, started.elapsed(), &reply);
@@ -115,7 +115,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
             .await
             .unwrap_or_default();
         if extra.iter().any(|k| route::shard_of(k, shards) != home) {
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let recorded = args.clone();
             let reply = fanout::gather(
                 &core,
@@ -167,7 +167,7 @@ async fn shard_command(s: &mut Session, cmd: &'static Command, args: Vec<Bytes>)
         }
         Target::Several => {
             // Recorded here as one call, with the time it took over every shard.
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let recorded = args.clone();
             let reply = match cmd.fanout {
                 Fanout::Split(merge) => {

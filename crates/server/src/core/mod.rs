@@ -18,6 +18,7 @@ pub mod pubsub;
 pub mod rates;
 pub mod shard_lock;
 pub mod spawn;
+pub mod stopwatch;
 pub mod timer;
 pub mod tracking;
 pub mod waiters;
@@ -625,7 +626,7 @@ impl Core {
             }
             return refused;
         }
-        let started = Instant::now();
+        let started = stopwatch::Stopwatch::start();
         let (reply, wrote, unchanged, flushed) = self.with_ctx(db, resp3, |ctx| {
             ctx.shard.stats.commands_processed += 1;
             let (dirty, flushes) = (ctx.shard.dirty, ctx.shard.flushes);
