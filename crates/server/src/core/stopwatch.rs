@@ -60,7 +60,7 @@ pub fn calibrate() -> Option<f64> {
     let (c0, t0) = (ticks()?, Instant::now());
     std::thread::sleep(CALIBRATION);
     let (c1, t1) = (ticks()?, Instant::now());
-    let nanos = u128::try_from(t1.duration_since(t0).as_nanos()).ok()?;
+    let nanos = t1.duration_since(t0).as_nanos();
     let elapsed_ticks = u128::from(c1.checked_sub(c0)?);
     if elapsed_ticks == 0 {
         return None;
