@@ -147,6 +147,11 @@ impl Db {
         Db::default()
     }
 
+    /// A hint that `key` is about to be looked up (see [`Dict::prefetch`]).
+    pub fn prefetch(&self, key: &[u8], stage: crate::dict::Prefetch) {
+        self.entries.prefetch(key, stage);
+    }
+
     /// Number of keys, counting expired ones not yet reclaimed (as Redis's DBSIZE does).
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -135,6 +135,21 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// Starts loading the table entries of the keys `keys` yields (database, key) into the
+    /// CPU's cache before the commands naming them run, all in one go: in a keyspace larger
+    /// than the caches every lookup misses twice (its bucket, then its node), and misses
+    /// issued together overlap. A pure hint: nothing changes.
+    pub fn prefetch<'a>(&self, keys: impl Iterator<Item = (usize, &'a [u8])> + Clone) {
+        use crate::dict::Prefetch;
+        for stage in [Prefetch::Bucket, Prefetch::Node] {
+            for (db, key) in keys.clone() {
+                if let Some(d) = self.dbs.get(db) {
+                    d.prefetch(key, stage);
+                }
+            }
+        }
+    }
+
     pub fn new(id: usize, config: EngineConfig) -> Self {
         let dbs = (0..config.databases.max(1))
             .map(|i| {

@@ -294,6 +294,20 @@ impl Command {
         }
     }
 
+    /// The key at a fixed place that most commands name first (GET's, SET's, HGET's…), or
+    /// None: a cheap guess for prefetching, not the command's key list ([`Self::key_indexes`]).
+    pub fn leading_key<'a>(&self, args: &'a [Bytes]) -> Option<&'a [u8]> {
+        let spec = self.facts.key_specs.first()?;
+        match (spec.begin_search, spec.find_keys) {
+            (spec::BeginSearch::Index(i), spec::FindKeys::Range { .. })
+                if i > 0 && !spec.flags.contains(&"not_key") =>
+            {
+                args.get(i as usize).map(|k| &k[..])
+            }
+            _ => None,
+        }
+    }
+
     /// Appends the indexes of the key arguments of `args`. Returns false when the arguments
     /// contradict the key specs (such as a key count larger than the arguments).
     pub fn key_indexes(&self, args: &[Bytes], out: &mut Vec<usize>) -> bool {
@@ -776,5 +790,20 @@ mod tests {
         assert!(cmd.key_indexes(&args(&["mset", "a", "1", "b", "2"]), &mut out));
         assert_eq!(out, vec![1, 3]);
         assert_eq!(cmd.key_step(), 2);
+    }
+
+    #[test]
+    fn the_leading_key_is_a_fixed_place_guess() {
+        let lead = |words: &[&str]| {
+            let a = args(words);
+            let cmd = lookup(&a).expect("command");
+            cmd.leading_key(&a).map(<[u8]>::to_vec)
+        };
+        assert_eq!(lead(&["get", "k"]), Some(b"k".to_vec()));
+        assert_eq!(lead(&["hget", "h", "f"]), Some(b"h".to_vec()));
+        assert_eq!(lead(&["mset", "a", "1", "b", "2"]), Some(b"a".to_vec()));
+        // A key count first: no fixed place.
+        assert_eq!(lead(&["eval", "return 1", "1", "k"]), None);
+        assert_eq!(lead(&["ping"]), None);
     }
 }

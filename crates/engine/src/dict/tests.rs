@@ -75,6 +75,23 @@ fn full_scan<K: Clone + Eq + Hash, V>(d: &Dict<K, V>) -> Vec<K> {
 }
 
 #[test]
+fn prefetch_is_a_pure_hint_in_every_table_state() {
+    let empty: Dict<u64, u64> = Dict::new();
+    empty.prefetch(&1, Prefetch::Bucket);
+    empty.prefetch(&1, Prefetch::Node);
+    for mut d in [filled(100), rehashing(1000)] {
+        let before = full_scan(&d).len();
+        for k in [0u64, 7, 99, 5000] {
+            d.prefetch(&k, Prefetch::Bucket);
+            d.prefetch(&k, Prefetch::Node);
+        }
+        assert_eq!(full_scan(&d).len(), before);
+        assert_eq!(d.get_mut(&7).copied(), Some(70));
+        d.check();
+    }
+}
+
+#[test]
 fn empty_dict() {
     let mut d: Dict<u64, u64> = Dict::new();
     assert!(d.is_empty());

@@ -283,7 +283,7 @@ impl Batch {
     }
 
     /// Every request of the batch, in order (for the checks an atomic batch makes up front).
-    pub fn remaining(&self) -> impl Iterator<Item = (&Req, &[Bytes])> {
+    pub fn remaining(&self) -> impl Iterator<Item = (&Req, &[Bytes])> + Clone {
         let mut at = self.next_arg;
         self.reqs[self.next.min(self.reqs.len())..]
             .iter()

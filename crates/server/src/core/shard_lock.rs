@@ -19,6 +19,10 @@ use shardis_resp::Reply;
 
 use super::{waiters, Answer, Batch, Core};
 
+/// The most keys of a batch prefetched before it runs: enough for a pipeline's worth, few
+/// enough that the first lines are still cached when their commands run.
+const PREFETCHED: usize = 64;
+
 /// A transaction: unique across cores.
 pub type TxId = u64;
 
@@ -278,6 +282,7 @@ impl Core {
             }
             batch.watch.clear();
         }
+        self.prefetch_batch(&batch);
         if batch.atomic {
             if self.batch_blocked(&batch) {
                 return self.park(batch);
@@ -340,6 +345,21 @@ impl Core {
             }
         }
         self.finish_batch(batch);
+    }
+
+    /// Before a batch runs, starts loading its first [`PREFETCHED`] keys' table entries into
+    /// the cache together (`Shard::prefetch`): a batch from another core is a run of requests
+    /// known in advance, and each lookup in a keyspace larger than the caches otherwise stalls
+    /// on two misses in turn (~25% of a core's CPU at pipeline 16, perf).
+    fn prefetch_batch(&self, batch: &Batch) {
+        if batch.remaining().nth(1).is_none() {
+            return;
+        }
+        let keys = batch
+            .remaining()
+            .take(PREFETCHED)
+            .filter_map(|(r, args)| Some((r.db, r.cmd.leading_key(args)?)));
+        self.shard.borrow().prefetch(keys);
     }
 
     /// Runs a batch of a lock holder, then releases its lock.
