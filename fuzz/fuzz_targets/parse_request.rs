@@ -1,7 +1,8 @@
 //! Feeds arbitrary bytes, split at arbitrary points, to the request parser: it must never
 //! panic, must consume input only by whole commands, every command must have arguments, and
 //! what it holds for a command in progress never exceeds what was fed (plus one argument slot
-//! per argument received).
+//! per argument received). The read-ahead `peek_keys` reads the same bytes: it must never
+//! panic and only report keys inside them.
 //!
 //! Input layout: the first byte seeds the chunk sizes, the rest is the byte stream.
 
@@ -9,7 +10,7 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use shardis_resp::{Limits, RequestParser};
+use shardis_resp::{peek_keys, Limits, RequestParser};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&seed, stream)) = data.split_first() else {
@@ -37,6 +38,9 @@ fuzz_target!(|data: &[u8]| {
         pos = end;
         // Vary the chunk size so splits fall everywhere.
         step = step % 61 + 1;
+        if parser.pending_bytes() == 0 {
+            peek_keys(&buf, 64, |k| assert!(k.len() <= buf.len()));
+        }
         loop {
             let result = parser.next_into(&mut buf, &limits, &mut args);
             // Each argument received took at least 6 bytes of input (`$0\r\n\r\n`).

@@ -7,5 +7,5 @@ mod parse;
 mod reply;
 
 pub use encode::{encode, encode_request, format_double};
-pub use parse::{split_line, Limits, ProtocolError, RequestParser};
+pub use parse::{peek_keys, split_line, Limits, ProtocolError, RequestParser};
 pub use reply::Reply;

@@ -508,9 +508,68 @@ fn hex_pair(s: &[u8], i: usize) -> Option<u8> {
     u8::try_from(hi * 16 + lo).ok()
 }
 
+/// Calls `f` with the second argument (the first key of most commands) of each complete
+/// multibulk request at the front of `buf`, for up to `max` requests, without consuming or
+/// copying anything: a read-ahead hint for prefetching the keys of a pipeline before its
+/// commands run. Stops at the first request that is incomplete, inline or malformed (the
+/// parser proper judges it). Returns how many requests it looked at.
+pub fn peek_keys<'a>(buf: &'a [u8], max: usize, mut f: impl FnMut(&'a [u8])) -> usize {
+    /// The number of a `*`/`$` header starting at `at` (after its type byte), and where
+    /// the line after it starts; None unless the whole line is there and is a number.
+    fn header(buf: &[u8], at: usize, kind: u8) -> Option<(usize, usize)> {
+        if *buf.get(at)? != kind {
+            return None;
+        }
+        let mut n: usize = 0;
+        let mut p = at + 1;
+        // Up to 19 digits: no overflow, and a bigger number is no real request.
+        while let Some(&d) = buf.get(p).filter(|d| d.is_ascii_digit()) {
+            if p - at > 19 {
+                return None;
+            }
+            n = n * 10 + usize::from(d - b'0');
+            p += 1;
+        }
+        if p == at + 1 || buf.get(p..p + 2)? != b"\r\n" {
+            return None;
+        }
+        Some((n, p + 2))
+    }
+    let mut at = 0;
+    let mut seen = 0;
+    while seen < max {
+        let Some((argc, mut p)) = header(buf, at, b'*') else {
+            break;
+        };
+        let mut key = None;
+        for i in 0..argc {
+            let Some((len, data)) = header(buf, p, b'$') else {
+                return seen;
+            };
+            let Some(end) = data.checked_add(len).filter(|&e| e <= buf.len()) else {
+                return seen;
+            };
+            if buf.get(end..end + 2) != Some(b"\r\n") {
+                return seen;
+            }
+            if i == 1 {
+                key = buf.get(data..end);
+            }
+            p = end + 2;
+        }
+        if let Some(k) = key {
+            f(k);
+        }
+        seen += 1;
+        at = p;
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// Feeds `input` in one piece and collects commands until more input is needed or an
     /// error; returns the commands, the error message if any, and the unconsumed bytes.
@@ -991,5 +1050,75 @@ mod tests {
         }
         assert_eq!(parser.next_into(&mut buf, &limits, &mut args), Ok(false));
         assert_eq!(parser.pending_bytes(), 1000 * slot);
+    }
+
+    #[test]
+    fn peek_keys_sees_complete_requests_only() {
+        let mut keys = Vec::new();
+        let buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$3\r\nSET\r\n$2\r\nbb\r\n$1\r\nv\r\n*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$3\r\nccc";
+        let seen = peek_keys(buf, 10, |k| keys.push(k.to_vec()));
+        assert_eq!(seen, 3);
+        assert_eq!(keys, vec![b"a".to_vec(), b"bb".to_vec()]);
+        keys.clear();
+        assert_eq!(peek_keys(buf, 1, |k| keys.push(k.to_vec())), 1);
+        assert_eq!(keys, vec![b"a".to_vec()]);
+        // Inline, malformed, empty: nothing.
+        for bad in [
+            &b"GET a\r\n"[..],
+            b"*x\r\n",
+            b"*2\r\n$9\r\nab\r\n",
+            b"",
+            b"*",
+        ] {
+            assert_eq!(peek_keys(bad, 10, |_| panic!("no key in {bad:?}")), 0);
+        }
+        let huge = b"*99999999999999999999999\r\n";
+        assert_eq!(peek_keys(huge, 10, |_| {}), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn peek_keys_never_panics_and_agrees_with_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut peeked = Vec::new();
+            peek_keys(&bytes, 64, |k| peeked.push(k.to_vec()));
+            // Every key it reports is the second argument of a request the parser returns.
+            let mut parser = RequestParser::new();
+            let mut buf = BytesMut::from(&bytes[..]);
+            let mut parsed = Vec::new();
+            let mut args = Vec::new();
+            while let Ok(true) = parser.next_into(&mut buf, &Limits::default(), &mut args) {
+                if let Some(k) = args.get(1) {
+                    parsed.push(k.to_vec());
+                }
+                args.clear();
+            }
+            prop_assert!(parsed.starts_with(&peeked), "{:?} vs {:?}", peeked, parsed);
+        }
+
+        #[test]
+        fn peek_keys_finds_the_keys_of_whole_pipelines(
+            reqs in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 1..4), 0..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut wire = Vec::new();
+            for r in &reqs {
+                let args: Vec<&[u8]> = r.iter().map(|a| &a[..]).collect();
+                crate::encode_request(&args, &mut wire);
+            }
+            let cut = cut.index(wire.len() + 1);
+            let wire = &wire[..cut];
+            let mut peeked = Vec::new();
+            peek_keys(wire, 64, |k| peeked.push(k.to_vec()));
+            let mut parser = RequestParser::new();
+            let mut buf = BytesMut::from(wire);
+            let mut parsed = Vec::new();
+            let mut args = Vec::new();
+            while let Ok(true) = parser.next_into(&mut buf, &Limits::default(), &mut args) {
+                if let Some(k) = args.get(1) {
+                    parsed.push(k.to_vec());
+                }
+            }
+            prop_assert_eq!(peeked, parsed);
+        }
     }
 }

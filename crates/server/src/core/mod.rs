@@ -53,6 +53,11 @@ pub struct Request {
     pub client: u64,
 }
 
+/// The most keys of a batch, or of a connection's buffered pipeline, whose table entries
+/// are prefetched before they run (`Shard::prefetch`): a pipeline's worth, few enough that
+/// the first lines are still cached when their commands run.
+pub const PREFETCHED: usize = 64;
+
 /// Work sent to another core, run there with that core's state.
 pub type Task = Box<dyn FnOnce(&Rc<Core>) + Send>;
 

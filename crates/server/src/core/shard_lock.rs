@@ -19,10 +19,6 @@ use shardis_resp::Reply;
 
 use super::{waiters, Answer, Batch, Core};
 
-/// The most keys of a batch prefetched before it runs: enough for a pipeline's worth, few
-/// enough that the first lines are still cached when their commands run.
-const PREFETCHED: usize = 64;
-
 /// A transaction: unique across cores.
 pub type TxId = u64;
 
@@ -347,7 +343,7 @@ impl Core {
         self.finish_batch(batch);
     }
 
-    /// Before a batch runs, starts loading its first [`PREFETCHED`] keys' table entries into
+    /// Before a batch runs, starts loading its first [`super::PREFETCHED`] keys' table entries into
     /// the cache together (`Shard::prefetch`): a batch from another core is a run of requests
     /// known in advance, and each lookup in a keyspace larger than the caches otherwise stalls
     /// on two misses in turn (~25% of a core's CPU at pipeline 16, perf).
@@ -357,7 +353,7 @@ impl Core {
         }
         let keys = batch
             .remaining()
-            .take(PREFETCHED)
+            .take(super::PREFETCHED)
             .filter_map(|(r, args)| Some((r.db, r.cmd.leading_key(args)?)));
         self.shard.borrow().prefetch(keys);
     }

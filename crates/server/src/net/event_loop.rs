@@ -27,7 +27,7 @@ use io_uring::{cqueue, opcode, squeue, types};
 use shardis_engine::command::lookup_call;
 use shardis_engine::command::Flags;
 use shardis_engine::{Command, Exec, Fanout, ServerCmd};
-use shardis_resp::{Limits, Reply};
+use shardis_resp::{peek_keys, Limits, Reply};
 use tracing::{debug, warn};
 
 use super::conn::{Conn, Encoded, Held, ENCODE_AHEAD};
@@ -1072,6 +1072,7 @@ impl EventLoop {
             return;
         };
         conn.scheduled = false;
+        self.prefetch_pipeline(&conn);
         loop {
             if conn.closing || conn.session.is_none() || conn.paused {
                 break;
@@ -1242,6 +1243,35 @@ impl EventLoop {
         if let Some(place) = self.places.get_mut(i as usize) {
             place.conn = Some(conn);
         }
+    }
+
+    /// Before a connection's buffered pipeline runs: starts loading the table entries of its
+    /// keys that this core's shard holds into the cache together (`Shard::prefetch`), as a
+    /// batch from another core does, so that their lookups do not each stall on memory in
+    /// turn. Reads ahead in the buffer without parsing it (`peek_keys`); a single request
+    /// gains nothing and is left alone.
+    fn prefetch_pipeline(&self, conn: &Conn) {
+        if conn.parser.pending_bytes() != 0 {
+            return;
+        }
+        let mut keys: [&[u8]; crate::core::PREFETCHED] = [&[]; crate::core::PREFETCHED];
+        let mut n = 0;
+        peek_keys(&conn.rbuf, keys.len(), |k| {
+            if let Some(slot) = keys.get_mut(n) {
+                *slot = k;
+                n += 1;
+            }
+        });
+        let Some(keys) = keys.get(..n).filter(|k| k.len() >= 2) else {
+            return;
+        };
+        let db = conn.client.borrow().db;
+        let (here, shards) = (self.core.id, self.core.shards);
+        let local = keys
+            .iter()
+            .filter(|k| route::shard_of(k, shards) == here)
+            .map(|k| (db, *k));
+        self.core.shard.borrow().prefetch(local);
     }
 
     /// Runs one command of connection `r`, inline when it can.
