@@ -289,6 +289,7 @@ async fn clock(core: Rc<Core>) {
         // Client-side caching: a lowered `tracking-table-max-keys` applies even when idle.
         core.track_limit();
         close_idle_clients(&core, now);
+        crate::cluster::redirect::redirect_blocked(&core);
         crate::core::client_eviction::tick(&core);
         crate::core::memory::tick(&core);
         crate::alloc::peak_used();

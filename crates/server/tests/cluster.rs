@@ -462,3 +462,53 @@ fn cluster_commands_need_cluster_mode() {
         );
     }
 }
+
+/// Scripts follow Redis's cluster rules on a node's port: a key another node serves is
+/// refused; a script with a shebang line (or a function) keeps to one slot unless it allows
+/// crossing them, and to its declared keys' slot; `no-cluster` scripts do not run.
+#[test]
+fn scripts_keep_to_the_node_and_to_one_slot() {
+    let server = cluster_server();
+    let (a, b) = two_keys_of_one_node_in_two_slots(0);
+    let mut n0 = conn_to(server.port + 1);
+    let foreign = (0..)
+        .map(|i| format!("f{i}"))
+        .find(|k| key_slot(k.as_bytes()) >= 8192)
+        .unwrap();
+    let run = |c: &mut redis::Connection, script: &str, keys: &[&str]| -> String {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(keys.len());
+        for k in keys {
+            cmd.arg(*k);
+        }
+        match cmd.query::<Value>(c) {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => error_text(e),
+        }
+    };
+    let two = format!("redis.call('set', '{a}', 1); redis.call('set', '{b}', 2); return 'OK'");
+    // Without a shebang line: several slots of the node are allowed.
+    assert!(run(&mut n0, &two, &[]).contains("OK"));
+    let shebang = format!("#!lua\n{two}");
+    assert!(run(&mut n0, &shebang, &[])
+        .starts_with("ERR Script attempted to access keys that do not hash to the same slot"));
+    let crossing = format!("#!lua flags=allow-cross-slot-keys\n{two}");
+    assert!(run(&mut n0, &crossing, &[]).contains("OK"));
+    // A declared key fixes the slot.
+    let one = format!("#!lua\nredis.call('set', '{a}', 1); return 'OK'");
+    assert!(run(&mut n0, &one, &[&b])
+        .starts_with("ERR Script attempted to access keys that do not hash to the same slot"));
+    assert!(run(&mut n0, &one, &[&a]).contains("OK"));
+    // A key of the other node, even without a shebang line.
+    let away = format!("redis.call('get', '{foreign}'); return 'OK'");
+    assert!(run(&mut n0, &away, &[])
+        .starts_with("ERR Script attempted to access a non local key in a cluster node"));
+    let no_cluster = "#!lua flags=no-cluster\nreturn 1";
+    assert_eq!(
+        run(&mut n0, no_cluster, &[]),
+        "ERR Can not run script on cluster, 'no-cluster' flag is set."
+    );
+    // The shared port is no node: forwarding serves every key.
+    let mut shared = server.conn();
+    assert!(run(&mut shared, &away, &[]).contains("OK"));
+}

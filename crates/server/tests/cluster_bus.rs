@@ -280,3 +280,59 @@ fn a_held_write_follows_its_slot_to_the_new_owner() {
         Err(format!("MOVED {slot} 127.0.0.1:{heir}"))
     );
 }
+
+/// A client blocked on a key whose slot moves to another node is answered -MOVED there, as
+/// Redis's `clusterRedirectBlockedClientIfNeeded` answers it, instead of waiting for ever.
+#[test]
+fn a_blocked_client_follows_its_slot_to_the_new_owner() {
+    if !redis_cli() {
+        return;
+    }
+    let servers: Vec<Server> = (0..3).map(|_| bus_server_timeout(1, 4000)).collect();
+    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    create(&addrs);
+    let key = "waited";
+    let slot = key_slot(key.as_bytes());
+    let ports: Vec<u16> = servers.iter().map(|s| s.port + 1).collect();
+    let owner = *ports
+        .iter()
+        .find(|&&p| common::connect(p).get::<_, Option<String>>(key).is_ok())
+        .unwrap();
+    let heir = *ports.iter().find(|&&p| p != owner).unwrap();
+    let heir_id: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut common::connect(heir))
+        .unwrap();
+    let waiter = std::thread::spawn(move || {
+        let mut c = common::connect(owner);
+        let r: redis::RedisResult<Option<(String, String)>> = c.blpop(key, 0.0);
+        r.map_err(error_text)
+    });
+    let mut admin = common::connect(owner);
+    wait_for(10, "the client to block", || {
+        info_field_of(&mut admin, "blocked_clients") == "1"
+    });
+    for p in [heir, owner] {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&heir_id)
+            .query(&mut common::connect(p))
+            .unwrap();
+    }
+    assert_eq!(
+        waiter.join().unwrap(),
+        Err(format!("MOVED {slot} 127.0.0.1:{heir}"))
+    );
+}
+
+/// A field of INFO on `c`.
+fn info_field_of(c: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}

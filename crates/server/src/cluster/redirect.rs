@@ -246,6 +246,116 @@ fn open_for(cmd: &Command, asking: bool) -> Open {
     }
 }
 
+/// How a script's calls are judged in cluster mode (Redis's `scriptVerifyClusterState`),
+/// taken from its caller when it starts: a script runs atomically, so the view it starts
+/// with is the one it runs under.
+#[derive(Clone)]
+pub struct ScriptCluster {
+    /// On the bus: the caller's node's view.
+    pub view: Option<std::sync::Arc<Snapshot>>,
+    /// The caller is a client of a node's own port (else of the shared port).
+    pub node: bool,
+    pub readonly: bool,
+    /// The caller's core, among `shards`.
+    pub home: usize,
+    pub shards: usize,
+    /// The slot of the keys the script declared, if any.
+    pub slot: Option<u16>,
+    /// Calls may use keys of several slots: an EVAL without a shebang line, or the
+    /// `allow-cross-slot-keys` flag.
+    pub cross_slot: bool,
+}
+
+impl ScriptCluster {
+    /// What a script called by the client of `s` is held to, if the client is held to the
+    /// cluster's rules at all (as [`refuse`] holds its commands).
+    pub fn of(s: &Session, declared: &[Bytes], cross_slot: bool) -> Option<ScriptCluster> {
+        let bus = super::bus::enabled();
+        let (node, readonly) = {
+            let c = s.client.borrow();
+            (c.node, c.readonly)
+        };
+        if !bus && !node {
+            return None;
+        }
+        Some(ScriptCluster {
+            view: if bus {
+                super::bus::snapshot(s.core.id)
+            } else {
+                None
+            },
+            node,
+            readonly,
+            home: s.core.id,
+            shards: s.core.shards,
+            slot: declared.first().map(|k| route::key_slot(k)),
+            cross_slot,
+        })
+    }
+
+    /// Whether the script may run `cmd`: the slot of its keys (None: it has none), or
+    /// Redis's error for a key this node does not serve.
+    pub fn admit(
+        &self,
+        cmd: &Command,
+        args: &[Bytes],
+        idx: &mut Vec<usize>,
+    ) -> Result<Option<u16>, &'static str> {
+        const NON_LOCAL: &str = "Script attempted to access a non local key in a cluster node";
+        let Some(slot) = slot_of([(cmd, args)], idx).map_err(|_| NON_LOCAL)? else {
+            return Ok(None);
+        };
+        let verdict = match &self.view {
+            Some(view) => on_bus(
+                view,
+                slot,
+                self.node,
+                None,
+                self.readonly && !cmd.is_write(),
+            ),
+            None => check([(cmd, args)], self.home, self.shards, idx),
+        };
+        match verdict {
+            Ok(()) => Ok(Some(slot)),
+            Err(Redirect::Down) => {
+                Err("Script attempted to execute a command while the cluster is down")
+            }
+            Err(_) => Err(NON_LOCAL),
+        }
+    }
+}
+
+/// On the bus, every tick of the core's clock: a client blocked on keys of a slot its node
+/// no longer serves (moved by a reshard or a failover) is answered -MOVED to the slot's
+/// owner and unblocked, as Redis's `clusterRedirectBlockedClientIfNeeded` does, rather than
+/// left waiting for a write that will never come here; -CLUSTERDOWN when the cluster is down
+/// or the slot unassigned. A slot this node imports keeps its clients waiting.
+pub fn redirect_blocked(core: &crate::core::Core) {
+    if !super::bus::enabled() {
+        return;
+    }
+    let Some(view) = super::bus::snapshot(core.id) else {
+        return;
+    };
+    let config = core.config.borrow();
+    for client in core.clients.borrow().values() {
+        let c = client.borrow();
+        let Some(u) = c.unblock.as_ref() else {
+            continue;
+        };
+        let verdict = if !view.ok {
+            Err(Redirect::Down)
+        } else if view.importing(u.slot) {
+            Ok(())
+        } else {
+            on_bus(&view, u.slot, c.node, None, c.readonly && !u.write)
+        };
+        if let Err(redirect) = verdict {
+            u.unblock_with(redirect.reply(&config, super::ip_of(&c.laddr)));
+        }
+    }
+}
+
 /// The refusal of a command a client of a node's own port sends, if the node does not serve
 /// it (None for clients of the shared port). EXEC is judged on its queued commands together
 /// and a refused EXEC drops the transaction; a command refused inside MULTI fails it.

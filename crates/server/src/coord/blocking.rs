@@ -160,10 +160,17 @@ pub async fn block(
             return Some(first.reply);
         }
         let registered = first.registered;
+        let slot = call
+            .waited
+            .first()
+            .and_then(|&i| call.args.get(i))
+            .map_or(0, |k| route::key_slot(k));
         who.client.borrow_mut().unblock = Some(Unblock {
             reply: tx,
             claim: claim.clone(),
             timeout_reply: timeout_reply.clone(),
+            slot,
+            write: cmd.is_write(),
         });
         let outcome = wait_for(core, who.hangup, &mut rx, deadline).await;
         {

@@ -218,11 +218,25 @@ pub struct Unblock {
     pub claim: Arc<AtomicBool>,
     /// What a timeout answers for this command.
     pub timeout_reply: Reply,
+    /// The hash slot of the first key it waits on, and whether the command writes: in
+    /// cluster mode a client blocked on a slot this node no longer serves is redirected.
+    pub slot: u16,
+    pub write: bool,
 }
 
 impl Unblock {
     /// Ends the wait with the timeout reply or an error, unless a shard already served it.
     pub fn unblock(&self, with_error: bool) -> bool {
+        let reply = if with_error {
+            Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            self.timeout_reply.clone()
+        };
+        self.unblock_with(reply)
+    }
+
+    /// Ends the wait with `reply`, unless a shard already served it.
+    pub fn unblock_with(&self, reply: Reply) -> bool {
         if self
             .claim
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -230,11 +244,6 @@ impl Unblock {
         {
             return false;
         }
-        let reply = if with_error {
-            Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
-        } else {
-            self.timeout_reply.clone()
-        };
         self.reply.unbounded_send(reply).is_ok()
     }
 }

@@ -254,6 +254,11 @@ fn prepare(s: &Session, script_flags: u32, ro: bool) -> Result<bool, Reply> {
             ),
         });
     }
+    if !compat && script_flags & flags::NO_CLUSTER != 0 && crate::cluster::enabled() {
+        return Err(Reply::err(
+            "ERR Can not run script on cluster, 'no-cluster' flag is set.",
+        ));
+    }
     if !compat && script_flags & flags::NO_WRITES == 0 && crate::replica::refuses_writes() {
         return Err(Reply::err(
             "READONLY Can not run script with write flag on readonly replica",
@@ -303,13 +308,13 @@ async fn eval(s: &mut Session, args: &[Bytes], by_sha: bool, ro: bool) -> Reply 
         Err(e) => return e,
     };
     let allow_oom = allows_oom(script.flags);
+    let cross_slot = crosses_slots(script.flags);
     let job = job(
         s,
         Kind::Eval { sha, script },
         args,
         nkeys,
-        read_only,
-        allow_oom,
+        (read_only, allow_oom, cross_slot),
     );
     execute(s, job).await
 }
@@ -336,8 +341,7 @@ async fn fcall(s: &mut Session, args: &[Bytes], ro: bool) -> Reply {
         Kind::Function { name },
         args,
         nkeys,
-        read_only,
-        allows_oom(flags),
+        (read_only, allows_oom(flags), crosses_slots(flags)),
     );
     execute(s, job).await
 }
@@ -348,18 +352,27 @@ fn allows_oom(script_flags: u32) -> bool {
     script_flags & flags::EVAL_COMPAT == 0 && script_flags & flags::ALLOW_OOM != 0
 }
 
+/// Whether a script's calls may use keys of several slots in cluster mode: an EVAL without a
+/// shebang line (Redis's backwards compatible mode), or `allow-cross-slot-keys`.
+fn crosses_slots(script_flags: u32) -> bool {
+    script_flags & (flags::EVAL_COMPAT | flags::ALLOW_CROSS_SLOT) != 0
+}
+
+/// The job of a script call; `(read_only, allow_oom, cross_slot)` from its flags.
 fn job(
     s: &Session,
     kind: Kind,
     args: &[Bytes],
     nkeys: usize,
-    read_only: bool,
-    allow_oom: bool,
+    (read_only, allow_oom, cross_slot): (bool, bool, bool),
 ) -> Job {
+    let keys = args[3..3 + nkeys].to_vec();
+    let cluster = crate::cluster::redirect::ScriptCluster::of(s, &keys, cross_slot);
     let c = s.client.borrow();
     Job {
         kind,
-        keys: args[3..3 + nkeys].to_vec(),
+        keys,
+        cluster,
         args: args[3 + nkeys..].to_vec(),
         db: c.db,
         read_only,

@@ -44,6 +44,7 @@ use super::cache::Script;
 use super::state::{self, BusyScript, RunInfo};
 use super::vm::{Flavor, Host};
 use super::{busy, functions};
+use crate::cluster::redirect::ScriptCluster;
 use crate::cmd::acl::{self, ScriptCaller};
 use crate::conn::dispatch;
 use crate::conn::session::Session;
@@ -82,6 +83,9 @@ pub struct Job {
     pub caller: Option<Arc<ScriptCaller>>,
     /// The caller's client-side caching (CLIENT TRACKING), when it tracks keys.
     pub tracker: Option<Caller>,
+    /// In cluster mode, the rules its calls follow (None: no cluster, or a caller of the
+    /// shared port of a cluster of one process).
+    pub cluster: Option<ScriptCluster>,
 }
 
 impl Job {
@@ -194,6 +198,7 @@ struct Shared {
     tracker: Option<Caller>,
     declared: Vec<Bytes>,
     remembered: Cell<bool>,
+    cluster: Option<ScriptCluster>,
     /// Over `maxmemory` when the run began (and not `allow-oom`): a command that may use
     /// memory is refused until the script has written something (after that it cannot be
     /// stopped halfway), as Redis's `scriptVerifyOOM`.
@@ -246,6 +251,9 @@ struct RunCtx {
     resp3: bool,
     read_only: bool,
     start_ms: u64,
+    /// In cluster mode, the one slot its calls have used so far (or its declared keys').
+    slot: Option<u16>,
+    keys: Vec<usize>,
 }
 
 const ESCAPED: &str = "ERR script reached another shard";
@@ -519,6 +527,29 @@ impl RunCtx {
         Ok(())
     }
 
+    /// In cluster mode, whether the node serves the keys of `cmd` and, unless the script
+    /// may cross slots, whether they are in the slot its calls (or declared keys) used.
+    fn admit_in_cluster(&mut self, cmd: &Command, args: &[Bytes]) -> Result<(), &'static str> {
+        let Some(rules) = self.shared.cluster.as_ref() else {
+            return Ok(());
+        };
+        let Some(slot) = rules.admit(cmd, args, &mut self.keys)? else {
+            return Ok(());
+        };
+        if rules.cross_slot {
+            return Ok(());
+        }
+        match self.slot {
+            Some(s) if s != slot => {
+                Err("Script attempted to access keys that do not hash to the same slot")
+            }
+            _ => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+        }
+    }
+
     /// A command refused to the script: counted as the command's rejection and as an error
     /// reply, as Redis counts it (the script's error reply made of it is not counted again).
     fn refuse(&self, cmd: Option<&Command>, err: String) -> Result<Reply, String> {
@@ -568,6 +599,9 @@ impl Host for RunCtx {
         };
         if let Err(e) = self.admit(cmd, &args) {
             return self.refuse(Some(cmd), e);
+        }
+        if let Err(e) = self.admit_in_cluster(cmd, &args) {
+            return self.refuse(Some(cmd), e.into());
         }
         if cmd.flags.has(Flags::WRITE) {
             self.shared.info.dirty.set(true);
@@ -773,6 +807,7 @@ async fn run_with(core: &Rc<Core>, job: &Job, mode: Mode, owned_tx: Option<TxId>
         caller: job.caller.clone(),
         tracker: job.tracker,
         declared: job.keys.clone(),
+        cluster: job.cluster.clone(),
         remembered: Cell::new(false),
         out_of_memory,
         error_counted: Cell::new(false),
@@ -843,6 +878,8 @@ async fn drive(
         resp3: false,
         read_only: job.read_only,
         start_ms,
+        slot: job.cluster.as_ref().and_then(|c| c.slot),
+        keys: Vec::new(),
     };
     let kind = job.kind.clone();
     let keys = job.keys.clone();
