@@ -141,6 +141,10 @@ fn message(inp: &mut Input<'_>) -> Vec<u8> {
             name: name(inp.u8()),
             slots: slots(inp),
         },
+        msg::PUBLISH | msg::PUBLISHSHARD => Body::Publish {
+            channel: (0..inp.u8() % 8).map(|_| inp.u8()).collect(),
+            message: (0..inp.u8() % 16).map(|_| inp.u8()).collect(),
+        },
         _ => Body::Other,
     };
     let mut bytes = msg::encode(&header, &body);

@@ -163,6 +163,27 @@ fn a_redis_node_joins_over_the_bus_and_takes_a_slot() {
     let mut conn = client.get_connection().expect("cluster connection");
     let v: String = conn.get("{06S}x").unwrap();
     assert_eq!(v, "on redis");
+    // PUBLISH crosses the bus both ways between Redis and Shardis nodes.
+    let on_redis = listen(rport, "mixed");
+    let on_shardis = listen(servers[1].port + 1, "mixed");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("mixed")
+        .arg("from shardis")
+        .query(&mut common::connect(servers[0].port + 1))
+        .unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("mixed")
+        .arg("from redis")
+        .query(&mut r)
+        .unwrap();
+    // Each over its own path (the bus, or the node's own subscribers): either order.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let both = vec!["from redis".to_string(), "from shardis".to_string()];
+    assert_eq!(sorted(on_redis.join().unwrap()), both);
+    assert_eq!(sorted(on_shardis.join().unwrap()), both);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -335,4 +356,59 @@ fn info_field_of(c: &mut redis::Connection, field: &str) -> String {
         .unwrap_or("")
         .trim()
         .to_string()
+}
+
+/// Subscribes to `channel` on `port` and collects the messages until none comes for 3 s.
+fn listen(port: u16, channel: &str) -> std::thread::JoinHandle<Vec<String>> {
+    let channel = channel.to_string();
+    let (ready, subscribed) = std::sync::mpsc::channel();
+    let listener = std::thread::spawn(move || {
+        let mut c = common::connect(port);
+        let mut ps = c.as_pubsub();
+        ps.subscribe(&channel).expect("subscribe");
+        ps.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .expect("timeout");
+        ready.send(()).expect("ready");
+        let mut got = Vec::new();
+        while let Ok(m) = ps.get_message() {
+            got.push(m.get_payload::<String>().expect("payload"));
+        }
+        got
+    });
+    subscribed.recv().expect("subscribed");
+    listener
+}
+
+/// PUBLISH reaches the subscribers of every node over the bus, once per process whatever
+/// its number of nodes, and counts only the publishing node's own receivers, as Redis.
+#[test]
+fn publish_reaches_every_node_once() {
+    if !redis_cli() {
+        return;
+    }
+    let (a, b, c) = (bus_server(2), bus_server(1), bus_server(1));
+    let addrs = node_addrs(&[(&a, 2), (&b, 1), (&c, 1)]);
+    create(&addrs);
+    for addr in &addrs {
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        wait_for(15, "cluster_state:ok everywhere", || {
+            info_field(port, "cluster_state") == "ok"
+        });
+    }
+    let listeners = [
+        listen(a.port, "news"),
+        listen(a.port + 2, "news"),
+        listen(b.port + 1, "news"),
+        listen(c.port + 1, "news"),
+    ];
+    let mut publisher = common::connect(b.port + 1);
+    let local: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(local, 1, "only the publishing process's subscriber counts");
+    for l in listeners {
+        assert_eq!(l.join().unwrap(), vec!["hello".to_string()]);
+    }
 }

@@ -66,6 +66,9 @@ pub fn run_sync(s: &mut Session, which: ServerCmd, args: &[Bytes]) -> Option<Rep
                 .publish(core.shards, &args[1], &args[2], shard);
             let db = s.client.borrow().db;
             crate::primary::propagate_publish(core, db, args, s.publish_within);
+            if crate::cluster::bus::enabled() {
+                crate::cluster::bus::publish(core.id, shard, &args[1], &args[2]);
+            }
             Reply::Int(n as i64)
         }
         ServerCmd::PubsubChannels | ServerCmd::PubsubShardChannels => {

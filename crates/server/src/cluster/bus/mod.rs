@@ -96,6 +96,8 @@ enum Event {
     Closed(usize, LinkId),
     /// A change asked of node `.0` by a client of core `.1` (where the reply goes).
     Request(usize, usize, Op, Done),
+    /// A client of node `.0` published (sharded: `.1`) message `.3` to channel `.2`.
+    Publish(usize, bool, Bytes, Bytes),
 }
 
 /// Goes with a received frame to the bus thread and tells the link's reader, when dropped
@@ -382,6 +384,20 @@ pub async fn request(core: usize, op: Op) -> Reply {
         .unwrap_or_else(|_| Reply::err("ERR the cluster bus did not answer"))
 }
 
+/// Carries a PUBLISH (SPUBLISH: `shard`) of a client of core `core` to the other nodes of
+/// the cluster, after the process's own subscribers got it. Answers nothing: PUBLISH counts
+/// only the receivers of the node it ran on, as in Redis.
+pub fn publish(core: usize, shard: bool, channel: &Bytes, message: &Bytes) {
+    if let Some(s) = REQUESTS.get() {
+        let _ = s.send(Event::Publish(
+            node_of(core),
+            shard,
+            channel.clone(),
+            message.clone(),
+        ));
+    }
+}
+
 /// A link's socket: connecting (what to send once connected) or open.
 enum Sock {
     Connecting(SendBuffer, Vec<Vec<u8>>),
@@ -538,6 +554,12 @@ impl Bus {
                     n.state.closed(link);
                 }
             }
+            Event::Publish(i, shard, channel, message) => {
+                let locals: Vec<msg::Name> = self.nodes.iter().map(|n| n.state.myself).collect();
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.state.publish(shard, &channel, &message, &locals);
+                }
+            }
             Event::Request(i, core, op, d) => {
                 let reply = match self.nodes.get_mut(i) {
                     Some(n) => {
@@ -656,6 +678,7 @@ impl Bus {
                 }
             }
             let locals: Vec<msg::Name> = self.nodes.iter().map(|n| n.state.myself).collect();
+            self.deliver_published(i);
             let work = std::mem::take(&mut self.nodes[i].state.ha.runtime);
             if !work.is_empty() {
                 let task: crate::core::Task = Box::new(move |core| queue_role_work(core, work));
@@ -685,6 +708,29 @@ impl Bus {
                         SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap))
                     });
                 }
+            }
+        }
+    }
+
+    /// Hands what node `i` received by PUBLISH and PUBLISHSHARD to the process's
+    /// subscribers (every core's, through core 0's copy of the subscriptions). A node
+    /// broadcasting a PUBLISH reaches every node of a process of several nodes: only the
+    /// first one's copy is delivered. A PUBLISHSHARD reaches one node of the process (the
+    /// one in the publisher's shard).
+    fn deliver_published(&mut self, i: usize) {
+        let published = std::mem::take(&mut self.nodes[i].state.published);
+        for (shard, channel, message) in published {
+            if !shard && i != 0 {
+                continue;
+            }
+            let task: crate::core::Task = Box::new(move |core| {
+                let (channel, message) = (Bytes::from(channel), Bytes::from(message));
+                core.pubsub
+                    .borrow_mut()
+                    .publish(core.shards, &channel, &message, shard);
+            });
+            if let Some(ring) = self.cores.send(0, Msg::Run(task)) {
+                self.waker.wake(ring);
             }
         }
     }

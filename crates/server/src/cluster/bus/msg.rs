@@ -29,8 +29,9 @@ pub const PING: u16 = 0;
 pub const PONG: u16 = 1;
 pub const MEET: u16 = 2;
 pub const FAIL: u16 = 3;
-/// Pub/Sub messages carried to every node (sharded ones to the shard): validated, not used.
-const PUBLISH: u16 = 4;
+/// A PUBLISH carried to every node (a sharded one, PUBLISHSHARD, to the nodes of the
+/// publishing node's shard).
+pub const PUBLISH: u16 = 4;
 /// A replica asks the masters for their vote, and a master grants it (header only).
 pub const FAILOVER_AUTH_REQUEST: u16 = 5;
 pub const FAILOVER_AUTH_ACK: u16 = 6;
@@ -39,7 +40,7 @@ pub const UPDATE: u16 = 7;
 pub const MFSTART: u16 = 8;
 /// A module's message: validated, not used.
 const MODULE: u16 = 9;
-const PUBLISHSHARD: u16 = 10;
+pub const PUBLISHSHARD: u16 = 10;
 /// Message types counted in the statistics (`CLUSTERMSG_TYPE_COUNT`).
 pub const TYPES: usize = 11;
 
@@ -112,7 +113,12 @@ pub enum Body {
         name: Name,
         slots: Box<Slots>,
     },
-    /// A type the bus does not act on (PUBLISH, failover, module messages).
+    /// PUBLISH or PUBLISHSHARD (the header's type says which).
+    Publish {
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
+    /// A type the bus does not act on (failover, module messages).
     Other,
 }
 
@@ -266,7 +272,13 @@ pub fn decode(buf: &[u8]) -> Result<Message, &'static str> {
             if declared != (data.len() - PUBLISH_LEN) as u64 {
                 return Err("PUBLISH message length does not match its contents");
             }
-            Body::Other
+            // Both lengths fit in what is there (checked just above).
+            let channel_len = u32_at(data, 0) as usize;
+            let (channel, message) = data[PUBLISH_LEN..].split_at(channel_len);
+            Body::Publish {
+                channel: channel.to_vec(),
+                message: message.to_vec(),
+            }
         }
         MODULE => {
             if data.len() < MODULE_LEN {
@@ -295,6 +307,7 @@ pub fn encode(h: &Header, body: &Body) -> Vec<u8> {
         Body::Ping(g) => GOSSIP_LEN * g.len(),
         Body::Fail(_) => FAIL_LEN,
         Body::Update { .. } => UPDATE_LEN,
+        Body::Publish { channel, message } => PUBLISH_LEN + channel.len() + message.len(),
         Body::Other => 0,
     };
     let total = HEADER_LEN + data_len;
@@ -344,6 +357,12 @@ pub fn encode(h: &Header, body: &Body) -> Vec<u8> {
             data[..8].copy_from_slice(&config_epoch.to_be_bytes());
             data[8..48].copy_from_slice(name);
             data[48..].copy_from_slice(&slots[..]);
+        }
+        Body::Publish { channel, message } => {
+            data[..4].copy_from_slice(&(channel.len() as u32).to_be_bytes());
+            data[4..8].copy_from_slice(&(message.len() as u32).to_be_bytes());
+            data[8..8 + channel.len()].copy_from_slice(channel);
+            data[8 + channel.len()..].copy_from_slice(message);
         }
         Body::Other => {}
     }
@@ -409,12 +428,36 @@ mod tests {
                     slots: Box::new([0xff; SLOT_BYTES]),
                 },
             ),
+            (
+                PUBLISH,
+                Body::Publish {
+                    channel: b"news".to_vec(),
+                    message: b"hello".to_vec(),
+                },
+            ),
+            (
+                PUBLISHSHARD,
+                Body::Publish {
+                    channel: Vec::new(),
+                    message: b"m".to_vec(),
+                },
+            ),
         ] {
             let h = header(kind);
             let bytes = encode(&h, &body);
             assert_eq!(frame_len(&bytes[..8]), Ok(bytes.len()));
             assert_eq!(decode(&bytes), Ok(Message { header: h, body }));
         }
+        // PUBLISH's data as Redis lays it out: two lengths, then the channel and message.
+        let publish = encode(
+            &header(PUBLISH),
+            &Body::Publish {
+                channel: b"ch".to_vec(),
+                message: b"msg".to_vec(),
+            },
+        );
+        assert_eq!(publish.len(), HEADER_LEN + 8 + 5);
+        assert_eq!(&publish[HEADER_LEN..], b"\0\0\0\x02\0\0\0\x03chmsg");
         let ping = encode(&header(PING), &Body::Ping(Vec::new()));
         assert_eq!(ping.len(), HEADER_LEN);
         // Fields where cluster.h's static asserts put them.

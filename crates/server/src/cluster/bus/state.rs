@@ -168,6 +168,9 @@ pub struct State {
     pub changed: bool,
     /// Replicas, elections and manual failovers (`failover`).
     pub ha: Ha,
+    /// PUBLISH (false) and PUBLISHSHARD (true) messages received, channel and message, for
+    /// the bus thread to hand to the process's subscribers.
+    pub published: Vec<(bool, Vec<u8>, Vec<u8>)>,
 }
 
 /// A new random node name.
@@ -206,6 +209,7 @@ impl State {
             sent: [0; msg::TYPES],
             received: [0; msg::TYPES],
             links_freed_for_buffer: 0,
+            published: Vec::new(),
             blacklist: HashMap::new(),
             links: HashMap::new(),
             next_link: 1,
@@ -480,6 +484,44 @@ impl State {
         self.push(link, kind, Body::Ping(picked));
     }
 
+    /// Carries a client's PUBLISH to every node with a link (a sharded one, `shard`, to the
+    /// nodes of this node's shard: its master and that master's replicas, or its own
+    /// replicas), as Redis's `clusterPropagatePublish` does; never to the nodes in `skip`
+    /// (the other nodes of this process, whose clients the publishing core reached already).
+    pub fn publish(&mut self, shard: bool, channel: &[u8], message: &[u8], skip: &[Name]) {
+        // A Shardis node closes a link that announces more than this; Redis's nodes would
+        // take it, but a message this size cannot reach every node alike.
+        if msg::HEADER_LEN + 8 + channel.len() + message.len() > msg::MAX_LEN {
+            tracing::warn!(
+                "cluster bus: a PUBLISH of {} bytes is not carried to the other nodes",
+                message.len()
+            );
+            return;
+        }
+        let master = self.my_master().unwrap_or(self.myself);
+        let links: Vec<LinkId> = self
+            .nodes
+            .values()
+            .filter(|n| n.name != self.myself && !n.is(flags::HANDSHAKE) && !skip.contains(&n.name))
+            .filter(|n| !shard || n.name == master || n.slaveof == Some(master))
+            .filter_map(|n| n.link)
+            .collect();
+        let (kind, body) = (
+            if shard {
+                msg::PUBLISHSHARD
+            } else {
+                msg::PUBLISH
+            },
+            Body::Publish {
+                channel: channel.to_vec(),
+                message: message.to_vec(),
+            },
+        );
+        for l in links {
+            self.push(l, kind, body.clone());
+        }
+    }
+
     /// FAIL about `about` to every node with a link.
     fn broadcast_fail(&mut self, about: Name) {
         let links: Vec<LinkId> = self
@@ -696,6 +738,12 @@ impl State {
                         self.update_state();
                     }
                 }
+            }
+            // As Redis, only from a node it knows.
+            (Body::Publish { channel, message }, kind) if sender.is_some() => {
+                let shard = kind == msg::PUBLISHSHARD;
+                self.published
+                    .push((shard, channel.clone(), message.clone()));
             }
             (Body::Other, msg::FAILOVER_AUTH_REQUEST | msg::FAILOVER_AUTH_ACK | msg::MFSTART) => {
                 if let Some(s) = sender {
