@@ -512,3 +512,30 @@ fn scripts_keep_to_the_node_and_to_one_slot() {
     let mut shared = server.conn();
     assert!(run(&mut shared, &away, &[]).contains("OK"));
 }
+
+/// Shard channels go by slot on a node's port, as keys do: SPUBLISH and SSUBSCRIBE of a
+/// channel another node serves get -MOVED, channels of two slots -CROSSSLOT.
+#[test]
+fn shard_channels_are_routed_by_slot() {
+    let server = cluster_server();
+    let (a, b) = two_keys_of_one_node_in_two_slots(0);
+    let mut n0 = conn_to(server.port + 1);
+    let n: i64 = redis::cmd("SPUBLISH")
+        .arg(&a)
+        .arg("m")
+        .query(&mut n0)
+        .unwrap();
+    assert_eq!(n, 0);
+    let mut n1 = conn_to(server.port + 2);
+    let moved: redis::RedisResult<i64> = redis::cmd("SPUBLISH").arg(&a).arg("m").query(&mut n1);
+    assert_eq!(
+        error_text(moved.unwrap_err()),
+        format!(
+            "MOVED {} 127.0.0.1:{}",
+            key_slot(a.as_bytes()),
+            server.port + 1
+        )
+    );
+    let cross: redis::RedisResult<Value> = redis::cmd("SSUBSCRIBE").arg(&a).arg(&b).query(&mut n0);
+    assert!(error_text(cross.unwrap_err()).starts_with("CROSSSLOT"));
+}

@@ -255,6 +255,31 @@ fn failover_by_hand_and_on_failure(shards: u16) {
     let _: () = redis::cmd("READWRITE").query(&mut on_replica).unwrap();
     let moved: redis::RedisResult<i64> = on_replica.get(&key);
     assert!(error_text(moved.unwrap_err()).starts_with("MOVED "));
+    // Shard channels go by slot: SSUBSCRIBE on the replica (which serves its master's shard
+    // channels), SPUBLISH on the master reaches it over the bus (PUBLISHSHARD).
+    let mut sub = common::connect(r);
+    sub.send_packed_command(&redis::cmd("SSUBSCRIBE").arg(&key).get_packed_command())
+        .unwrap();
+    let _subscribed = sub.recv_response().unwrap();
+    let away = ports
+        .iter()
+        .copied()
+        .find(|&p| p != r && p != master)
+        .unwrap();
+    let moved: redis::RedisResult<i64> = redis::cmd("SPUBLISH")
+        .arg(&key)
+        .arg("x")
+        .query(&mut common::connect(away));
+    assert!(error_text(moved.unwrap_err()).starts_with("MOVED "));
+    let _: i64 = redis::cmd("SPUBLISH")
+        .arg(&key)
+        .arg("to the shard")
+        .query(&mut on_master)
+        .unwrap();
+    sub.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let message = format!("{:?}", sub.recv_response().unwrap());
+    assert!(message.contains("to the shard"), "{message}");
 
     // Manual failover: writes WAIT-confirmed by the replica survive the swap.
     let mut direct = common::connect(master);

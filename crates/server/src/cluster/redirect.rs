@@ -141,8 +141,11 @@ pub fn slot_of<'a>(
     let mut slot = None;
     for (cmd, args) in commands {
         idx.clear();
-        // Arguments that contradict the key specs: the command itself answers the error.
-        if !cmd.key_indexes(args, idx) {
+        if let Some(last) = shard_channels(cmd, args.len()) {
+            // Shard channels are routed by slot as keys are, though their specs say not_key.
+            idx.extend(1..last);
+        } else if !cmd.key_indexes(args, idx) {
+            // Arguments that contradict the key specs: the command itself answers the error.
             continue;
         }
         for key in idx.iter().filter_map(|&i| args.get(i)) {
@@ -155,6 +158,17 @@ pub fn slot_of<'a>(
         }
     }
     Ok(slot)
+}
+
+/// Where the shard channels of a command of `argc` arguments end (they start at 1), for
+/// SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH: Redis Cluster routes them by slot (its
+/// `getNodeByQuery`), the other Pub/Sub commands reach any node.
+fn shard_channels(cmd: &Command, argc: usize) -> Option<usize> {
+    match cmd.exec {
+        Exec::Server(ServerCmd::SPublish) => Some(2.min(argc)),
+        Exec::Server(ServerCmd::SSubscribe | ServerCmd::SUnsubscribe) => Some(argc),
+        _ => None,
+    }
 }
 
 /// Whether node `here` (of `shards`) serves a request made of `commands`.
@@ -399,7 +413,17 @@ pub fn refuse(
                 s.open_slot = Some(asking);
                 return None;
             }
-            Ok(Some(slot)) => on_bus(&view, slot, node, None, readonly && !writes),
+            // A replica serves its master's shard channels to any client, as Redis does.
+            Ok(Some(slot)) => {
+                let shard_pubsub = shard_channels(cmd, args.len()).is_some();
+                on_bus(
+                    &view,
+                    slot,
+                    node,
+                    None,
+                    (readonly || shard_pubsub) && !writes,
+                )
+            }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         }
