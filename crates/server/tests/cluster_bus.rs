@@ -412,3 +412,39 @@ fn publish_reaches_every_node_once() {
         assert_eq!(l.join().unwrap(), vec!["hello".to_string()]);
     }
 }
+
+/// DEBUG CLUSTERLINK KILL frees a node's links with another; they come back.
+#[test]
+fn debug_clusterlink_kill_frees_links_that_come_back() {
+    if !redis_cli() {
+        return;
+    }
+    let servers: Vec<Server> = (0..3).map(|_| bus_server_with_debug()).collect();
+    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    create(&addrs);
+    let port = servers[0].port + 1;
+    let mut c = common::connect(port);
+    let links = |c: &mut redis::Connection| {
+        let l: Vec<redis::Value> = redis::cmd("CLUSTER").arg("LINKS").query(c).unwrap();
+        l.len()
+    };
+    wait_for(15, "a link each way with both peers", || links(&mut c) == 4);
+    let peer: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut common::connect(servers[1].port + 1))
+        .unwrap();
+    assert_eq!(
+        run(&mut c, &["DEBUG", "CLUSTERLINK", "KILL", "ALL", &peer]),
+        "OK"
+    );
+    assert!(links(&mut c) < 4, "the links went");
+    wait_for(15, "the links to come back", || links(&mut c) == 4);
+    assert_eq!(
+        run(&mut c, &["DEBUG", "CLUSTERLINK", "KILL", "SOME", &peer]),
+        "ERR Invalid link type"
+    );
+    assert_eq!(
+        run(&mut c, &["DEBUG", "CLUSTERLINK", "KILL", "TO", "nosuch"]),
+        "ERR Unknown node nosuch"
+    );
+}

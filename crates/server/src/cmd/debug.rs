@@ -53,6 +53,9 @@ pub async fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 .await;
             Reply::Ok
         }
+        b"clusterlink" if args.len() == 5 && args[2].eq_ignore_ascii_case(b"kill") => {
+            kill_cluster_links(s, &args[3], &args[4]).await
+        }
         b"help" if args.len() == 2 => help(),
         _ => Reply::error(shardis_engine::error::sanitize(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
@@ -61,11 +64,44 @@ pub async fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
+/// DEBUG CLUSTERLINK KILL TO|FROM|ALL <node-id>: frees this node's cluster bus links with
+/// a node (they are connected again, as after a lost link). Without the bus the nodes of
+/// the one process have no links: a known node is answered OK.
+async fn kill_cluster_links(s: &Session, kind: &[u8], id: &Bytes) -> Reply {
+    use crate::cluster::bus;
+    if !crate::cluster::enabled() {
+        return Reply::err("ERR Debug option only available for cluster mode enabled setup!");
+    }
+    let (to, from) = match kind.to_ascii_lowercase().as_slice() {
+        b"to" => (true, false),
+        b"from" => (false, true),
+        b"all" => (true, true),
+        _ => return Reply::err("ERR Invalid link type"),
+    };
+    if !bus::enabled() {
+        let known = crate::cluster::topology()
+            .is_some_and(|t| t.ids.iter().any(|n| n.as_bytes() == &id[..]));
+        return if known {
+            Reply::Ok
+        } else {
+            Reply::error(format!("ERR Unknown node {}", String::from_utf8_lossy(id)))
+        };
+    }
+    let op = bus::Op::KillLinks {
+        id: id.clone(),
+        to,
+        from,
+    };
+    bus::request(s.core.id, op).await
+}
+
 /// DEBUG HELP: the subcommands this server has.
 fn help() -> Reply {
     super::help(
         "DEBUG",
         &[
+            "CLUSTERLINK KILL <to|from|all> <node-id>",
+            "    Kills the cluster bus links of this node with the given node.",
             "DIGEST",
             "    Output a hex signature representing the current DB content.",
             "DIGEST-VALUE <key> [<key> ...]",

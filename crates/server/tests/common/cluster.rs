@@ -49,13 +49,18 @@ pub fn bus_server(shards: u16) -> Server {
 
 /// A bus node process with `shards` shards (nodes) and `cluster-node-timeout` `ms`.
 pub fn bus_server_timeout(shards: u16, ms: u64) -> Server {
-    start_bus_server(shards, ms, true)
+    start_bus_server(shards, ms, true, &[])
+}
+
+/// A bus node process of one shard with DEBUG enabled.
+pub fn bus_server_with_debug() -> Server {
+    start_bus_server(1, 1000, true, &["--enable-debug-command", "yes"])
 }
 
 /// A bus process of `shards` shards that is one node (`cluster-node-per-shard no`) on its
 /// port, with its bus port at port + 10000, and `cluster-node-timeout` `ms`.
 pub fn process_node_server(shards: u16, ms: u64) -> Server {
-    start_bus_server(shards, ms, false)
+    start_bus_server(shards, ms, false, &[])
 }
 
 /// The client port of every node of `servers`, each given with its shard count and
@@ -74,7 +79,7 @@ pub fn node_ports(servers: &[(&Server, u16, bool)]) -> Vec<u16> {
         .collect()
 }
 
-fn start_bus_server(shards: u16, ms: u64, per_shard: bool) -> Server {
+fn start_bus_server(shards: u16, ms: u64, per_shard: bool, extra: &[&str]) -> Server {
     let ms = ms.to_string();
     let per_shard_arg = if per_shard { "yes" } else { "no" };
     for _ in 0..5 {
@@ -83,20 +88,18 @@ fn start_bus_server(shards: u16, ms: u64, per_shard: bool) -> Server {
         } else {
             port_with_free(|base| vec![base + 10000])
         };
-        if let Ok(s) = Server::try_start_on(
-            port,
-            shards.into(),
-            &[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-bus",
-                "yes",
-                "--cluster-node-per-shard",
-                per_shard_arg,
-                "--cluster-node-timeout",
-                &ms,
-            ],
-        ) {
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-bus",
+            "yes",
+            "--cluster-node-per-shard",
+            per_shard_arg,
+            "--cluster-node-timeout",
+            &ms,
+        ];
+        args.extend_from_slice(extra);
+        if let Ok(s) = Server::try_start_on(port, shards.into(), &args) {
             return s;
         }
     }

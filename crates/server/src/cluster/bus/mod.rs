@@ -85,6 +85,12 @@ pub enum Op {
     /// The runtime holds writes for a manual failover since the stream reached this offset.
     MfPaused(u64),
     SetSlot(u16, state::SetSlot),
+    /// DEBUG CLUSTERLINK KILL: the links to and/or from a node.
+    KillLinks {
+        id: Bytes,
+        to: bool,
+        from: bool,
+    },
 }
 
 type Done = Box<dyn FnOnce(Reply) + Send>;
@@ -933,6 +939,7 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
             Ok(())
         }
         Op::SetSlot(slot, action) => st.set_slot(slot, action, now),
+        Op::KillLinks { id, to, from } => st.kill_links(&id, to, from, now),
     };
     match result {
         Ok(()) => Reply::Ok,

@@ -32,6 +32,8 @@ pub const MAX_NODES: usize = 4096;
 /// nodes that refuse at once are tried again every tick (64 is every node of a cluster of
 /// Redis's advised largest size within two seconds).
 const CONNECTS_PER_TICK: usize = 64;
+/// How often the bus thread runs a node's cron (`bus::TICK`), in milliseconds.
+const CRON_MS: u64 = 100;
 
 pub type LinkId = u64;
 
@@ -171,6 +173,9 @@ pub struct State {
     /// PUBLISH (false) and PUBLISHSHARD (true) messages received, channel and message, for
     /// the bus thread to hand to the process's subscribers.
     pub published: Vec<(bool, Vec<u8>, Vec<u8>)>,
+    /// Nodes whose link DEBUG CLUSTERLINK KILL freed, with when: the cron connects again
+    /// from the next tick on, as Redis's does (what is sent meanwhile is lost, as there).
+    relink_after: HashMap<Name, u64>,
 }
 
 /// A new random node name.
@@ -210,6 +215,7 @@ impl State {
             received: [0; msg::TYPES],
             links_freed_for_buffer: 0,
             published: Vec::new(),
+            relink_after: HashMap::new(),
             blacklist: HashMap::new(),
             links: HashMap::new(),
             next_link: 1,
@@ -342,6 +348,7 @@ impl State {
         l.peer_ip = peer_ip;
         l.local_ip = local_ip;
         l.up = true;
+        self.changed = true;
         let Some(name) = l.node else { return };
         let Some(node) = self.nodes.get(&name) else {
             return;
@@ -366,6 +373,10 @@ impl State {
         let Some(l) = self.links.remove(&link) else {
             return;
         };
+        // CLUSTER LINKS (and NODES' link state) reads the view: publish it without waiting
+        // for the once-a-second refresh, so a client waiting for the links to come back sees
+        // them come back, not a copy from before they went.
+        self.changed = true;
         if let Some(node) = l.node.and_then(|n| self.nodes.get_mut(&n)) {
             if node.link == Some(link) {
                 node.link = None;
@@ -791,6 +802,7 @@ impl State {
         }
         if let Some(l) = self.links.get_mut(&link) {
             l.node = Some(name);
+            self.changed = true;
         }
     }
 
@@ -1103,7 +1115,9 @@ impl State {
                 self.del_node(*name);
                 continue;
             }
-            if n.link.is_none() {
+            let killed = self.relink_after.get(name).is_some_and(|&t| now < t);
+            if n.link.is_none() && !killed {
+                self.relink_after.remove(name);
                 if connects == CONNECTS_PER_TICK {
                     waiting.get_or_insert(*name);
                     continue;
@@ -1130,6 +1144,7 @@ impl State {
                     }
                 }
                 self.io.push(Io::Connect { link: id, ip, port });
+                self.changed = true;
             }
         }
         self.connect_from = waiting.unwrap_or([0; NAME_LEN]);
@@ -1304,6 +1319,24 @@ impl State {
     }
 
     /// CLUSTER FORGET.
+    /// DEBUG CLUSTERLINK KILL: frees this node's link to node `id` (`to`) and the one it
+    /// accepted from it (`from`); the cron connects again, as after any lost link.
+    pub fn kill_links(&mut self, id: &[u8], to: bool, from: bool, now: u64) -> Result<(), String> {
+        let Some(node) = <Name>::try_from(id).ok().and_then(|n| self.nodes.get(&n)) else {
+            return Err(format!("ERR Unknown node {}", String::from_utf8_lossy(id)));
+        };
+        let links = [(to, node.link), (from, node.inbound)];
+        if to {
+            self.relink_after.insert(node.name, now + CRON_MS);
+        }
+        for (wanted, link) in links {
+            if let (true, Some(l)) = (wanted, link) {
+                self.close(l);
+            }
+        }
+        Ok(())
+    }
+
     pub fn forget(&mut self, id: &[u8], now: u64) -> Result<(), String> {
         let shown = String::from_utf8_lossy(id);
         let Some(name) = <Name>::try_from(id)
