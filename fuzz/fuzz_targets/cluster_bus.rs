@@ -189,6 +189,7 @@ fuzz_target!(|data: &[u8]| {
     let announce = Announce {
         port: 7000,
         cport: 17000,
+        pport: 0,
         ip: String::new(),
     };
     let mut st = State::new(ME, announce, 15_000, now);

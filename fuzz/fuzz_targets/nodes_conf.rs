@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let announce = Announce {
         port: 7000,
         cport: 17000,
+        pport: 0,
         ip: String::new(),
     };
     let now = 1_000_000;

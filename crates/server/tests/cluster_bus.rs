@@ -448,3 +448,69 @@ fn debug_clusterlink_kill_frees_links_that_come_back() {
         "ERR Unknown node nosuch"
     );
 }
+
+/// CONFIG SET cluster-announce-port / -bus-port / -tls-port take effect at once on the node
+/// and reach the others by gossip, as Redis's; 0 goes back to the ports listened on. (Each
+/// shard's node is announced at the base given + 1 + its index, as its ports are.)
+#[test]
+fn announced_ports_change_at_run_time() {
+    if !redis_cli() {
+        return;
+    }
+    let servers: Vec<Server> = (0..3).map(|_| bus_server(1)).collect();
+    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+    create(&addrs);
+    let port = servers[0].port + 1;
+    let nodes = |p: u16| -> String {
+        redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut common::connect(p))
+            .unwrap()
+    };
+    let mut c = common::connect(port);
+    assert_eq!(
+        run(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "cluster-announce-tls-port",
+                "40001",
+                "cluster-announce-port",
+                "40002"
+            ]
+        ),
+        "OK"
+    );
+    assert!(nodes(port).contains(":40003@"), "{}", nodes(port));
+    wait_for(15, "the others to learn the announced port", || {
+        nodes(servers[1].port + 1).contains(":40003@")
+    });
+    assert_eq!(
+        run(
+            &mut c,
+            &["CONFIG", "SET", "cluster-announce-bus-port", "40003"]
+        ),
+        "OK"
+    );
+    assert!(nodes(port).contains("@40004 "), "{}", nodes(port));
+    wait_for(15, "the others to learn the announced bus port", || {
+        nodes(servers[2].port + 1).contains("@40004 ")
+    });
+    assert_eq!(
+        run(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "cluster-announce-port",
+                "0",
+                "cluster-announce-bus-port",
+                "0"
+            ]
+        ),
+        "OK"
+    );
+    let back = format!(":{port}@{} ", servers[0].port + 10001);
+    assert!(nodes(port).contains(&back), "{}", nodes(port));
+}

@@ -120,11 +120,16 @@ pub fn slot_range(shard: usize, shards: usize) -> (u16, u16) {
 }
 
 /// Where node `shard` (the process's node, when it is one: [`node_per_shard`]) is
-/// announced: its IP, client port and bus port.
+/// announced: its IP, client port, bus port, and the TLS port clients may use instead
+/// (Redis's `pport` with `tls-cluster no`; 0: none).
 pub struct NodeAddr {
     pub ip: String,
     pub port: u32,
+    /// The bus port announced (`cluster-announce-bus-port`, else the one listened on).
     pub bus_port: u32,
+    /// The bus port listened on (`cluster-port`, else `port` + 10000).
+    pub bus_listen: u32,
+    pub tls_port: u32,
 }
 
 impl NodeAddr {
@@ -142,8 +147,12 @@ impl NodeAddr {
             0 => config.get_u64("port"),
             p => p,
         };
-        let bus_base = match config.get_u64("cluster-port") {
+        let listen_base = match config.get_u64("cluster-port") {
             0 => config.get_u64("port") + 10000,
+            p => p,
+        };
+        let bus_base = match config.get_u64("cluster-announce-bus-port") {
+            0 => listen_base,
             p => p,
         };
         // A node per shard sits beside the shared port; the process's one node is on it.
@@ -152,10 +161,19 @@ impl NodeAddr {
         } else {
             0
         };
+        // Only the process's one node answers on `tls-port`; an announced one is the
+        // operator's to give.
+        let tls_port = match config.get_u64("cluster-announce-tls-port") {
+            0 if offset == 0 => config.get_u64("tls-port") as u32,
+            0 => 0,
+            p => p as u32 + offset,
+        };
         NodeAddr {
             ip: ip.to_string(),
             port: base as u32 + offset,
             bus_port: bus_base as u32 + offset,
+            bus_listen: listen_base as u32 + offset,
+            tls_port,
         }
     }
 }

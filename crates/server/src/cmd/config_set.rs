@@ -119,6 +119,15 @@ pub async fn config_set(s: &mut Session, args: &[Bytes]) -> Reply {
     crate::persist::loading::configure(&s.core.config.borrow());
     crate::primary::configure(&s.core.config.borrow());
     crate::cluster::bus::configure(&s.core.config.borrow());
+    // The announced addresses take effect at once, as Redis's
+    // `clusterUpdateMyselfAnnouncedPorts`.
+    let announced = applied
+        .iter()
+        .any(|(name, _)| name.starts_with("cluster-announce-") || *name == "tls-port");
+    let announcements = crate::cluster::bus::announcements(&s.core.config.borrow());
+    if let (true, Some(all)) = (announced, announcements) {
+        crate::cluster::bus::reannounce(s.core.id, all).await;
+    }
     if let Some((_, on)) = applied.iter().find(|(name, _)| *name == "appendonly") {
         crate::persist::aof::set_enabled(&s.core, on == "yes").await;
     }

@@ -360,8 +360,8 @@ pub(super) static DIRECTIVES: &[Param] = &[
     p("cluster-announce-ip", STR, ""),
     absent(CLUSTER, "cluster-announce-hostname", STR, ""),
     p("cluster-announce-port", PORT, "0"),
-    absent(CLUSTER, "cluster-announce-bus-port", PORT, "0"),
-    absent(CLUSTER, "cluster-announce-tls-port", PORT, "0"),
+    p("cluster-announce-bus-port", PORT, "0"),
+    p("cluster-announce-tls-port", PORT, "0"),
     absent(
         CLUSTER,
         "cluster-preferred-endpoint-type",

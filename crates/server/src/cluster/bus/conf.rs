@@ -212,6 +212,7 @@ mod tests {
         let a = Announce {
             port: 7001,
             cport: 17001,
+            pport: 0,
             ip: String::new(),
         };
         let mut st = State::new(super::super::state::random_name(), a.clone(), 1000, 5);
@@ -233,6 +234,7 @@ mod tests {
         let a = Announce {
             port: 7001,
             cport: 17001,
+            pport: 0,
             ip: String::new(),
         };
         let (me, other) = ("a".repeat(40), "b".repeat(40));

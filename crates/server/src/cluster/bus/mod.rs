@@ -85,6 +85,8 @@ pub enum Op {
     /// The runtime holds writes for a manual failover since the stream reached this offset.
     MfPaused(u64),
     SetSlot(u16, state::SetSlot),
+    /// CONFIG SET changed the announced addresses: each local node's, by node.
+    Reannounce(Vec<Announce>),
     /// DEBUG CLUSTERLINK KILL: the links to and/or from a node.
     KillLinks {
         id: Bytes,
@@ -245,14 +247,27 @@ pub fn file_name(config: &Config, shard: usize) -> String {
     }
 }
 
-/// Where node `shard` is announced, and its bus port.
+/// Where node `shard` is announced.
 fn announce(config: &Config, shard: usize) -> Announce {
     let addr = super::NodeAddr::of(config, shard, "");
     Announce {
         port: addr.port as u16,
         cport: addr.bus_port as u16,
+        pport: addr.tls_port as u16,
         ip: config.get("cluster-announce-ip").to_string(),
     }
+}
+
+/// Where every local node is announced under `config` (None without the bus).
+pub fn announcements(config: &Config) -> Option<Vec<Announce>> {
+    let count = INITIAL.get()?.len();
+    Some((0..count).map(|i| announce(config, i)).collect())
+}
+
+/// After CONFIG SET: every local node takes the addresses in `all` ([`announcements`]).
+/// Answered once the views of the asking core's node show them.
+pub async fn reannounce(core: usize, all: Vec<Announce>) {
+    let _ = request(core, Op::Reannounce(all)).await;
 }
 
 /// At start-up, before the cores: loads or creates every node's configuration file (locked
@@ -279,7 +294,8 @@ pub fn prepare(config: &Config, shards: usize) -> Result<(), String> {
             })?
         };
         let mut listeners = Vec::new();
-        for b in listen::bind_addrs(config.get("bind"), a.cport)? {
+        let listen_port = super::NodeAddr::of(config, shard, "").bus_listen as u16;
+        for b in listen::bind_addrs(config.get("bind"), listen_port)? {
             match listen::listen_alone(&b.addr, BACKLOG) {
                 Ok(fd) => listeners.push(TcpListener::from(fd)),
                 Err(e) if b.optional => warn!("cluster bus: could not bind {}: {e}", b.addr),
@@ -565,6 +581,12 @@ impl Bus {
                 if let Some(n) = self.nodes.get_mut(i) {
                     n.state.publish(shard, &channel, &message, &locals);
                 }
+            }
+            Event::Request(_, core, Op::Reannounce(all), d) => {
+                for (n, a) in self.nodes.iter_mut().zip(all) {
+                    n.state.reannounce(a);
+                }
+                done.push((core, Reply::Ok, d));
             }
             Event::Request(i, core, op, d) => {
                 let reply = match self.nodes.get_mut(i) {
@@ -940,6 +962,8 @@ fn apply(n: &mut LocalNode, op: Op, now: u64) -> Reply {
         }
         Op::SetSlot(slot, action) => st.set_slot(slot, action, now),
         Op::KillLinks { id, to, from } => st.kill_links(&id, to, from, now),
+        // Carried out for every node at once (`Bus::handle`).
+        Op::Reannounce(_) => Ok(()),
     };
     match result {
         Ok(()) => Reply::Ok,

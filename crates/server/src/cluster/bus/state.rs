@@ -131,6 +131,8 @@ pub enum Io {
 pub struct Announce {
     pub port: u16,
     pub cport: u16,
+    /// The TLS port for clients (`pport`), 0 for none.
+    pub pport: u16,
     /// `cluster-announce-ip`; empty: learned from the first MEET received.
     pub ip: String,
 }
@@ -197,6 +199,7 @@ impl State {
         me.ip = announce.ip.clone();
         me.port = announce.port;
         me.cport = announce.cport;
+        me.pport = announce.pport;
         let mut nodes = BTreeMap::new();
         nodes.insert(myself, me);
         State {
@@ -425,7 +428,7 @@ impl State {
             slots: self.slots_of(&master),
             slaveof: self.my_master().unwrap_or([0; NAME_LEN]),
             myip: self.announce.ip.clone(),
-            pport: 0,
+            pport: self.announce.pport,
             cport: self.announce.cport,
             flags: self.me().map_or(0, |n| n.flags),
             state: if self.ok { 0 } else { 1 },
@@ -1319,6 +1322,23 @@ impl State {
     }
 
     /// CLUSTER FORGET.
+    /// The announced address changed (CONFIG SET cluster-announce-*): myself takes it at
+    /// once (CLUSTER NODES), and the other nodes from the next messages' headers, as after
+    /// Redis's `clusterUpdateMyselfAnnouncedPorts`.
+    pub fn reannounce(&mut self, announce: Announce) {
+        if let Some(me) = self.nodes.get_mut(&self.myself) {
+            me.port = announce.port;
+            me.cport = announce.cport;
+            me.pport = announce.pport;
+            if !announce.ip.is_empty() {
+                me.ip = announce.ip.clone();
+            }
+        }
+        self.announce = announce;
+        self.changed = true;
+        self.save = true;
+    }
+
     /// DEBUG CLUSTERLINK KILL: frees this node's link to node `id` (`to`) and the one it
     /// accepted from it (`from`); the cron connects again, as after any lost link.
     pub fn kill_links(&mut self, id: &[u8], to: bool, from: bool, now: u64) -> Result<(), String> {
@@ -1428,6 +1448,7 @@ mod tests {
                     let a = Announce {
                         port: 7000 + i as u16,
                         cport: 17000 + i as u16,
+                        pport: 0,
                         ip: String::new(),
                     };
                     State::new(random_name(), a, 1000, 1_000_000)
