@@ -239,6 +239,56 @@ fn without_the_bus_configuration_changes_are_refused() {
     );
 }
 
+/// Three one-node processes in a cluster, with the node port owning `key` and another's.
+struct SlotMove {
+    _servers: Vec<Server>,
+    slot: u16,
+    owner: u16,
+    heir: u16,
+}
+
+impl SlotMove {
+    fn of(key: &str) -> SlotMove {
+        let servers: Vec<Server> = (0..3).map(|_| bus_server_timeout(1, 4000)).collect();
+        let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
+        create(&addrs);
+        let ports: Vec<u16> = servers.iter().map(|s| s.port + 1).collect();
+        let owner = *ports
+            .iter()
+            .find(|&&p| common::connect(p).get::<_, Option<String>>(key).is_ok())
+            .unwrap();
+        let heir = *ports.iter().find(|&&p| p != owner).unwrap();
+        SlotMove {
+            _servers: servers,
+            slot: key_slot(key.as_bytes()),
+            owner,
+            heir,
+        }
+    }
+
+    /// Gives the slot to the heir (CLUSTER SETSLOT NODE on both nodes).
+    fn give(&self) {
+        let heir_id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut common::connect(self.heir))
+            .unwrap();
+        for p in [self.heir, self.owner] {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(self.slot)
+                .arg("NODE")
+                .arg(&heir_id)
+                .query(&mut common::connect(p))
+                .unwrap();
+        }
+    }
+
+    /// The redirection to the heir.
+    fn moved(&self) -> String {
+        format!("MOVED {} 127.0.0.1:{}", self.slot, self.heir)
+    }
+}
+
 /// A write held by a pause is judged again when it runs, as Redis processes a postponed
 /// command anew: a slot given to another node meanwhile sends it there with -MOVED.
 #[test]
@@ -246,27 +296,9 @@ fn a_held_write_follows_its_slot_to_the_new_owner() {
     if !redis_cli() {
         return;
     }
-    let servers: Vec<Server> = (0..3).map(|_| bus_server_timeout(1, 4000)).collect();
-    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
-    create(&addrs);
     let key = "held";
-    let slot = key_slot(key.as_bytes());
-    let port_of = |a: &String| a.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-    let owner = *addrs
-        .iter()
-        .map(port_of)
-        .collect::<Vec<_>>()
-        .iter()
-        .find(|&&p| {
-            let got: redis::RedisResult<Option<String>> = common::connect(p).get(key);
-            got.is_ok()
-        })
-        .unwrap();
-    let heir = addrs.iter().map(port_of).find(|&p| p != owner).unwrap();
-    let heir_id: String = redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut common::connect(heir))
-        .unwrap();
+    let moving = SlotMove::of(key);
+    let owner = moving.owner;
     let mut admin = common::connect(owner);
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
@@ -283,23 +315,12 @@ fn a_held_write_follows_its_slot_to_the_new_owner() {
         let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
         list.lines().any(|l| l.contains("cmd=set"))
     });
-    for p in [heir, owner] {
-        let _: () = redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg("NODE")
-            .arg(&heir_id)
-            .query(&mut common::connect(p))
-            .unwrap();
-    }
+    moving.give();
     let _: () = redis::cmd("CLIENT")
         .arg("UNPAUSE")
         .query(&mut admin)
         .unwrap();
-    assert_eq!(
-        writer.join().unwrap(),
-        Err(format!("MOVED {slot} 127.0.0.1:{heir}"))
-    );
+    assert_eq!(writer.join().unwrap(), Err(moving.moved()));
 }
 
 /// A client blocked on a key whose slot moves to another node is answered -MOVED there, as
@@ -309,21 +330,9 @@ fn a_blocked_client_follows_its_slot_to_the_new_owner() {
     if !redis_cli() {
         return;
     }
-    let servers: Vec<Server> = (0..3).map(|_| bus_server_timeout(1, 4000)).collect();
-    let addrs = node_addrs(&servers.iter().map(|s| (s, 1)).collect::<Vec<_>>());
-    create(&addrs);
     let key = "waited";
-    let slot = key_slot(key.as_bytes());
-    let ports: Vec<u16> = servers.iter().map(|s| s.port + 1).collect();
-    let owner = *ports
-        .iter()
-        .find(|&&p| common::connect(p).get::<_, Option<String>>(key).is_ok())
-        .unwrap();
-    let heir = *ports.iter().find(|&&p| p != owner).unwrap();
-    let heir_id: String = redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut common::connect(heir))
-        .unwrap();
+    let moving = SlotMove::of(key);
+    let owner = moving.owner;
     let waiter = std::thread::spawn(move || {
         let mut c = common::connect(owner);
         let r: redis::RedisResult<Option<(String, String)>> = c.blpop(key, 0.0);
@@ -333,19 +342,8 @@ fn a_blocked_client_follows_its_slot_to_the_new_owner() {
     wait_for(10, "the client to block", || {
         info_field_of(&mut admin, "blocked_clients") == "1"
     });
-    for p in [heir, owner] {
-        let _: () = redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg("NODE")
-            .arg(&heir_id)
-            .query(&mut common::connect(p))
-            .unwrap();
-    }
-    assert_eq!(
-        waiter.join().unwrap(),
-        Err(format!("MOVED {slot} 127.0.0.1:{heir}"))
-    );
+    moving.give();
+    assert_eq!(waiter.join().unwrap(), Err(moving.moved()));
 }
 
 /// A field of INFO on `c`.
@@ -468,49 +466,32 @@ fn announced_ports_change_at_run_time() {
             .unwrap()
     };
     let mut c = common::connect(port);
-    assert_eq!(
-        run(
-            &mut c,
-            &[
-                "CONFIG",
-                "SET",
-                "cluster-announce-tls-port",
-                "40001",
-                "cluster-announce-port",
-                "40002"
-            ]
-        ),
-        "OK"
-    );
-    assert!(nodes(port).contains(":40003@"), "{}", nodes(port));
-    wait_for(15, "the others to learn the announced port", || {
-        nodes(servers[1].port + 1).contains(":40003@")
-    });
-    assert_eq!(
-        run(
-            &mut c,
-            &["CONFIG", "SET", "cluster-announce-bus-port", "40003"]
-        ),
-        "OK"
-    );
-    assert!(nodes(port).contains("@40004 "), "{}", nodes(port));
-    wait_for(15, "the others to learn the announced bus port", || {
-        nodes(servers[2].port + 1).contains("@40004 ")
-    });
-    assert_eq!(
-        run(
-            &mut c,
-            &[
-                "CONFIG",
-                "SET",
-                "cluster-announce-port",
-                "0",
-                "cluster-announce-bus-port",
-                "0"
-            ]
-        ),
-        "OK"
-    );
+    let mut set = |words: &[&str]| {
+        let cmd: Vec<&str> = ["CONFIG", "SET"].iter().chain(words).copied().collect();
+        assert_eq!(run(&mut c, &cmd), "OK");
+    };
+    // Seen at once by the node itself, then by another through gossip.
+    let seen = |text: &str, other: u16| {
+        assert!(nodes(port).contains(text), "{}", nodes(port));
+        wait_for(15, "the others to learn the announced address", || {
+            nodes(other).contains(text)
+        });
+    };
+    set(&[
+        "cluster-announce-tls-port",
+        "40001",
+        "cluster-announce-port",
+        "40002",
+    ]);
+    seen(":40003@", servers[1].port + 1);
+    set(&["cluster-announce-bus-port", "40003"]);
+    seen("@40004 ", servers[2].port + 1);
+    set(&[
+        "cluster-announce-port",
+        "0",
+        "cluster-announce-bus-port",
+        "0",
+    ]);
     let back = format!(":{port}@{} ", servers[0].port + 10001);
     assert!(nodes(port).contains(&back), "{}", nodes(port));
 }
