@@ -7,7 +7,8 @@
 mod common;
 
 use common::cluster::{
-    bus_server_timeout, cli, info_field, redis_cli, run, wait_for, HEAVY, RESHARD_NODE_TIMEOUT_MS,
+    bus_server_timeout, cli, info_field, node_ports, redis_cli, run, wait_for, HEAVY,
+    RESHARD_NODE_TIMEOUT_MS,
 };
 use common::{connect, key_slot};
 
@@ -160,14 +161,6 @@ fn a_slot_moves_by_hand_with_ask_and_tryagain_as_redis() {
     );
 }
 
-/// Node ports of the given processes (each with its shard count).
-fn node_ports(servers: &[(&common::Server, u16)]) -> Vec<u16> {
-    servers
-        .iter()
-        .flat_map(|(s, shards)| (1..=*shards).map(move |i| s.port + i))
-        .collect()
-}
-
 fn cli_ok(args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let (ok, out) = cli(&args);
@@ -252,7 +245,7 @@ fn redis_cli_reshards_rebalances_adds_and_deletes_nodes_under_load() {
     }
     let _one_at_a_time = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (a, b, c) = (reshard_node(1), reshard_node(2), reshard_node(1));
-    let ports = node_ports(&[(&a, 1), (&b, 2), (&c, 1)]);
+    let ports = node_ports(&[(&a, 1, true), (&b, 2, true), (&c, 1, true)]);
     let mut create = vec!["--cluster".to_string(), "create".to_string()];
     create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
     create.push("--cluster-yes".into());
@@ -366,7 +359,7 @@ fn slots_move_to_a_real_redis_node_and_back() {
         return;
     };
     let (a, b) = (reshard_node(2), reshard_node(1));
-    let ports = node_ports(&[(&a, 2), (&b, 1)]);
+    let ports = node_ports(&[(&a, 2, true), (&b, 1, true)]);
     let mut create = vec!["--cluster".to_string(), "create".to_string()];
     create.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
     create.push("--cluster-yes".into());
