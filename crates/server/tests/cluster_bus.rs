@@ -495,3 +495,34 @@ fn announced_ports_change_at_run_time() {
     let back = format!(":{port}@{} ", servers[0].port + 10001);
     assert!(nodes(port).contains(&back), "{}", nodes(port));
 }
+
+/// A master that loses a slot to a newer configuration while it still holds keys there (and
+/// stays a master) deletes them, as Redis deletes its dirty slots' keys.
+#[test]
+fn keys_of_a_slot_lost_to_a_newer_configuration_are_deleted() {
+    if !redis_cli() {
+        return;
+    }
+    let key = "{06S}x";
+    let moving = SlotMove::of(key);
+    assert_eq!(moving.slot, 0);
+    let mut owner = common::connect(moving.owner);
+    let _: () = owner.set(key, "v").unwrap();
+    let _: () = owner.set("{06S}y", "w").unwrap();
+    // The heir takes the slot on its own and wins it with a newer config epoch.
+    let heir_id: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut common::connect(moving.heir))
+        .unwrap();
+    let mut heir = common::connect(moving.heir);
+    assert_eq!(
+        run(&mut heir, &["CLUSTER", "SETSLOT", "0", "NODE", &heir_id]),
+        "OK"
+    );
+    assert!(run(&mut heir, &["CLUSTER", "BUMPEPOCH"]).starts_with("BUMPED"));
+    wait_for(20, "the old owner to let its keys go", || {
+        run(&mut owner, &["CLUSTER", "COUNTKEYSINSLOT", "0"]) == "0"
+    });
+    assert_eq!(run(&mut owner, &["GET", key]), moving.moved());
+    assert!(run(&mut owner, &["ROLE"]).contains("master"));
+}

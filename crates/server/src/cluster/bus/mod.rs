@@ -881,6 +881,34 @@ async fn run_role_work(core: std::rc::Rc<crate::core::Core>) {
             Runtime::Unpause => {
                 core.broadcast(|c| c.pause_for_failover(false)).await;
             }
+            Runtime::DropSlots(slots) => {
+                warn!(
+                    "cluster: {} slot(s) this node served belong to another node now: deleting their keys",
+                    slots.len()
+                );
+                for slot in slots {
+                    let shard = crate::coord::route::shard_of_slot(slot, core.shards);
+                    core.run_on(shard, move |c| drop_slot_keys(c, slot)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the keys of `slot` on core `c`'s shard (database 0, the only one in cluster
+/// mode), each by a DEL the log and the replicas see, as Redis's `delKeysInSlot`.
+fn drop_slot_keys(c: &std::rc::Rc<crate::core::Core>, slot: u16) {
+    let keys = c
+        .shard
+        .borrow()
+        .dbs
+        .first()
+        .map(|db| db.keys_in_slot(slot, usize::MAX))
+        .unwrap_or_default();
+    for key in keys {
+        let args = [Bytes::from_static(b"DEL"), key];
+        if let Ok(del) = shardis_engine::lookup(&args) {
+            c.execute_unserved(del, &args, 0, false, None, 0);
         }
     }
 }

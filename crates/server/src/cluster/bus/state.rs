@@ -911,6 +911,8 @@ impl State {
         };
         let (mut claimed, mut taken_from_ours) = (0usize, 0usize);
         let mut changed = false;
+        // Slots this node served and loses: their keys go unless it becomes a replica.
+        let mut lost = Vec::new();
         for j in 0..SLOTS {
             // A slot being imported changes only by SETSLOT (Redis's rule).
             if self.importing.contains_key(&(j as u16)) {
@@ -931,6 +933,9 @@ impl State {
                     if ours.is_some() && owner == ours {
                         taken_from_ours += 1;
                     }
+                    if owner == Some(self.myself) {
+                        lost.push(j as u16);
+                    }
                     self.slots.set(j, Some(sender));
                     self.not_claiming[j] = false;
                     changed = true;
@@ -943,7 +948,10 @@ impl State {
             self.touch();
             self.update_state();
         }
-        self.follow_new_owner(sender, ours, claimed, taken_from_ours);
+        let replicating = self.follow_new_owner(sender, ours, claimed, taken_from_ours);
+        if !replicating && !lost.is_empty() {
+            self.ha.runtime.push(Runtime::DropSlots(lost));
+        }
     }
 
     fn config_epoch_collision(&mut self, sender: Name) {

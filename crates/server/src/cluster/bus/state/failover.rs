@@ -36,6 +36,9 @@ pub enum Runtime {
     PauseWrites { until: u64 },
     /// Release the writes held for a manual failover (after any `Follow` before it).
     Unpause,
+    /// Delete the keys of these slots: a newer configuration gave them to another node while
+    /// this one, still a master, held them (Redis's dirty slots).
+    DropSlots(Vec<u16>),
 }
 
 /// The node's replication and failover state.
@@ -308,13 +311,15 @@ impl State {
     /// After `sender` took slots with a newer config (Redis's end of
     /// `clusterUpdateSlotsConfigWith`): a master left without slots, or a replica whose
     /// master was, replicates `sender`; a replica of a replica replicates its grandmaster.
+    /// Whether this node changed whom it replicates (Redis's end of
+    /// `clusterUpdateSlotsConfigWith`).
     pub(super) fn follow_new_owner(
         &mut self,
         sender: Name,
         ours: Option<Name>,
         claimed: usize,
         taken_from_ours: usize,
-    ) {
+    ) -> bool {
         let ours_empty = ours.is_some_and(|o| self.numslots(&o) == 0);
         if taken_from_ours > 0
             && ours_empty
@@ -326,7 +331,7 @@ impl State {
             );
             self.set_my_master(sender);
             self.update_state();
-            return;
+            return true;
         }
         let grand = self
             .my_master()
@@ -339,7 +344,9 @@ impl State {
                 name_str(&g)
             );
             self.set_my_master(g);
+            return true;
         }
+        false
     }
 
     /// Redis's `resetManualFailover`: a master releases the writes it held.
