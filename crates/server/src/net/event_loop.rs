@@ -656,11 +656,15 @@ impl EventLoop {
                 conn.report_input(input as usize, core.now_ms());
                 crate::core::client_eviction::served(&core, &conn.client);
                 if conn.rbuf.len() + conn.parser.pending_bytes() > qbuf_limit {
-                    warn!(
-                        client = conn.client.borrow().id,
-                        "Closing client that reached max query buffer length"
-                    );
-                    core.bump(|s| s.client_qbuf_limit_disconnections += 1);
+                    // Counted once: the multishot receive may complete again before the
+                    // close is done (seen under load: one client counted twice).
+                    if !conn.closing {
+                        warn!(
+                            client = conn.client.borrow().id,
+                            "Closing client that reached max query buffer length"
+                        );
+                        core.bump(|s| s.client_qbuf_limit_disconnections += 1);
+                    }
                     close = true;
                 }
                 rearm = !more;
