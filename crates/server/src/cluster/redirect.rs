@@ -179,15 +179,18 @@ pub fn check<'a>(
     idx: &mut Vec<usize>,
 ) -> Result<(), Redirect> {
     match slot_of(commands, idx)? {
-        Some(slot) => {
-            let shard = route::shard_of_slot(slot, shards);
-            if shard == here {
-                Ok(())
-            } else {
-                Err(Redirect::Moved { slot, shard })
-            }
-        }
+        Some(slot) => check_slot(slot, here, shards),
         None => Ok(()),
+    }
+}
+
+/// Whether node `here` (of `shards`) serves `slot`.
+fn check_slot(slot: u16, here: usize, shards: usize) -> Result<(), Redirect> {
+    let shard = route::shard_of_slot(slot, shards);
+    if shard == here {
+        Ok(())
+    } else {
+        Err(Redirect::Moved { slot, shard })
     }
 }
 
@@ -327,7 +330,7 @@ impl ScriptCluster {
                 None,
                 self.readonly && !cmd.is_write(),
             ),
-            None => check([(cmd, args)], self.home, self.shards, idx),
+            None => check_slot(slot, self.home, self.shards),
         };
         match verdict {
             Ok(()) => Ok(Some(slot)),
