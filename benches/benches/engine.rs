@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shardis_engine::{lookup, Ctx, EngineConfig, Exec, Shard, REGISTRY};
+use shardis_engine::{lookup, slots, Ctx, EngineConfig, Exec, Shard, REGISTRY};
 use shardis_resp::Reply;
 
 /// Keys populated before each bench (redis-benchmark's `-r`).
@@ -164,6 +164,27 @@ fn table_lookup(c: &mut Criterion) {
     });
 }
 
+/// A key's hash slot, which a sharded server computes for every request it routes: keys as
+/// redis-benchmark (`key:` and 12 digits) and memtier (`memtier-` and a number) send them.
+fn key_slot(c: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..1024u64)
+        .flat_map(|i| {
+            [
+                format!("key:{:012}", scatter(i) % 1_000_000).into_bytes(),
+                format!("memtier-{}", scatter(i) % 1_000_000).into_bytes(),
+            ]
+        })
+        .collect();
+    let mut next = keys.iter().cycle();
+    c.bench_function("engine/key_slot", |b| {
+        b.iter(|| {
+            black_box(slots::key_slot(black_box(
+                next.next().map_or(&[][..], |k| k),
+            )))
+        })
+    });
+}
+
 fn mixed_pipeline(c: &mut Criterion) {
     let batch: Vec<&Case> = MIXED
         .iter()
@@ -191,5 +212,5 @@ fn mixed_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commands, table_lookup, mixed_pipeline);
+criterion_group!(benches, commands, table_lookup, key_slot, mixed_pipeline);
 criterion_main!(benches);
