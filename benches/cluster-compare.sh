@@ -18,7 +18,6 @@
 # with 2 shards it shares a CPU with one of them; CPU per request is the server's own
 # (utime + stime of its process from /proc over the run), which that does not change.
 #
-#
 # With --memtier-rate OPS the runs use memtier_benchmark instead (benches/build-memtier.sh
 # builds it; 1:10 set:get, --key-pattern R:R, one thread) offering the same OPS requests per
 # second in all to every server, for --time seconds: at the same offered load the three
@@ -54,7 +53,7 @@ while [ $# -gt 0 ]; do
         --memtier-rate) rate="$2"; shift 2 ;;
         --time) seconds="$2"; shift 2 ;;
         --memtier) memtier="$2"; shift 2 ;;
-        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -162,30 +161,30 @@ if [ -n "$rate" ]; then
             done
         done
     done
-fi
-[ -n "$rate" ] || printf 'test\tpipeline\tserver\trun\tops_per_s\tcpu_us_per_req\n' | tee "$rows"
-[ -n "$rate" ] && repeat_rb=0 || repeat_rb=$repeat
-for run in $(seq "$repeat_rb"); do
-    for test in set get; do
-        for p in $pipelines; do
-            for s in $servers; do
-                IFS=: read -r label pid port mode <<<"$s"
-                flag=""
-                [ "$mode" = cluster ] && flag="--cluster"
-                before=$(cpu_ticks "$pid")
-                out=$(taskset -c 1 redis-benchmark $flag -h 127.0.0.1 -p "$port" -t "$test" \
-                    -n "$requests" -c "$clients" -P "$p" -r "$keyspace" -q 2>&1 | tr '\r' '\n' |
-                    grep -E 'requests per second' | tail -1)
-                after=$(cpu_ticks "$pid")
-                ops=$(echo "$out" | grep -oE '[0-9.]+ requests per second' | awk '{print $1}')
-                cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
-                    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$p" "$label" "$run" "${ops:-?}" "$cpu" |
-                    tee -a "$rows"
+else
+    printf 'test\tpipeline\tserver\trun\tops_per_s\tcpu_us_per_req\n' | tee "$rows"
+    for run in $(seq "$repeat"); do
+        for test in set get; do
+            for p in $pipelines; do
+                for s in $servers; do
+                    IFS=: read -r label pid port mode <<<"$s"
+                    flag=""
+                    [ "$mode" = cluster ] && flag="--cluster"
+                    before=$(cpu_ticks "$pid")
+                    out=$(taskset -c 1 redis-benchmark $flag -h 127.0.0.1 -p "$port" -t "$test" \
+                        -n "$requests" -c "$clients" -P "$p" -r "$keyspace" -q 2>&1 | tr '\r' '\n' |
+                        grep -E 'requests per second' | tail -1)
+                    after=$(cpu_ticks "$pid")
+                    ops=$(echo "$out" | grep -oE '[0-9.]+ requests per second' | awk '{print $1}')
+                    cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
+                        'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$p" "$label" "$run" "${ops:-?}" "$cpu" |
+                        tee -a "$rows"
+                done
             done
         done
     done
-done
+fi
 echo
 echo "medians (min-max) over $repeat runs:"
 printf 'test\tpipeline\tserver\tops/s\tcpu µs/req\n'
