@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
         --memtier-rate) rate="$2"; shift 2 ;;
         --time) seconds="$2"; shift 2 ;;
         --memtier) memtier="$2"; shift 2 ;;
-        -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
